@@ -1,0 +1,3 @@
+from kernel_app.cli.main import main
+
+main()

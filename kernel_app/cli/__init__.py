@@ -1,0 +1,1 @@
+"""Command-line interface (an interface layer: it only calls the core)."""

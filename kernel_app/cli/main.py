@@ -1,0 +1,143 @@
+"""The ``kernel-app`` command line.
+
+Only click and our own light modules are imported at start-up; semantic-kernel and the model load
+inside the commands that need them, so ``kernel-app --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from kernel_app import __version__
+from kernel_app.cli.context import AppContext
+from kernel_app.config import SERVICES
+from kernel_app.errors import KernelAppError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.option(
+    "--service",
+    type=click.Choice(SERVICES),
+    default=None,
+    help="Model service [env KERNEL_APP_SERVICE; default: local, the embedded offline model].",
+)
+@click.option(
+    "--model",
+    default=None,
+    metavar="NAME",
+    help="Model name (openai), deployment (azure) or GGUF path (local) [env KERNEL_APP_MODEL].",
+)
+@click.option(
+    "--plugins-dir",
+    "plugins_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Extra plugin directory; repeatable [env KERNEL_APP_PLUGINS, os.pathsep-separated].",
+)
+@click.option(
+    "--trust",
+    "trusted_dirs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Allow Python (native) plugins from DIR to run; repeatable [env KERNEL_APP_TRUSTED].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Config file [env KERNEL_APP_CONFIG; default ~/.config/kernel-app/config.toml].",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and raw model output on errors.")
+@click.version_option(__version__, prog_name="kernel-app")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    service: str | None,
+    model: str | None,
+    plugins_dirs: tuple[Path, ...],
+    trusted_dirs: tuple[Path, ...],
+    config_file: Path | None,
+    debug: bool,
+) -> None:
+    """Kernel App: run Semantic Kernel plugins on a local or hosted model.
+
+    \b
+    Examples:
+      kernel-app run BusinessThinking.SWOT --input "a pizza shop in a college town"
+      kernel-app plugins list
+      kernel-app plugins lint ./my-plugins
+      echo "long text" | kernel-app run Writer.Summarize Text.upper
+    """
+    _configure_logging(debug)
+    ctx.obj = AppContext(
+        overrides={
+            "service": service,
+            "model": model,
+            "plugins_dirs": list(plugins_dirs) or None,
+            "trusted_dirs": list(trusted_dirs) or None,
+        },
+        config_file=config_file,
+        debug=debug,
+    )
+
+
+def _configure_logging(debug: bool) -> None:
+    # semantic-kernel logs every failure at ERROR before raising it; we report each failure once, on
+    # one line, so its logs are shown only with --debug.
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("semantic_kernel").setLevel(logging.DEBUG if debug else logging.CRITICAL)
+    for noisy in ("httpx", "httpcore", "openai", "azure"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _register_commands() -> None:
+    from kernel_app.cli.plugins_cmd import plugins
+    from kernel_app.cli.run_cmd import run
+
+    cli.add_command(plugins)
+    cli.add_command(run)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: one-line errors with meaningful exit codes; tracebacks only with --debug."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("KERNEL_APP_DEBUG") == "1"
+    try:
+        cli.main(args=args, prog_name="kernel-app", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KernelAppError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        raw = getattr(exc, "raw_output", None)
+        if raw and debug:
+            click.echo(raw, err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        click.echo(f"error: {type(exc).__name__}: {first} (run with --debug for the traceback)", err=True)
+        sys.exit(1)

@@ -1,0 +1,76 @@
+"""``kernel-app plugins list|lint``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from kernel_app.cli.context import AppContext, report_problems
+
+
+@click.group()
+def plugins() -> None:
+    """List and check plugins."""
+
+
+@plugins.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array with parameters.")
+@click.pass_obj
+def list_plugins(app: AppContext, as_json: bool) -> None:
+    """List every function as Plugin.Function with its description."""
+    built = app.build_kernel(with_service=False)
+    metadata = sorted(built.kernel.get_full_list_of_function_metadata(), key=lambda m: (m.plugin_name, m.name))
+    if as_json:
+        click.echo(json.dumps([_describe(m) for m in metadata], indent=2))
+    else:
+        width = max((len(f"{m.plugin_name}.{m.name}") for m in metadata), default=0)
+        for m in metadata:
+            click.echo(f"{m.plugin_name}.{m.name}".ljust(width + 2) + (m.description or "").strip())
+    report_problems(built.report.problems, quiet_warnings=True)
+
+
+def _describe(metadata: object) -> dict[str, object]:
+    return {
+        "plugin": metadata.plugin_name,  # type: ignore[attr-defined]
+        "function": metadata.name,  # type: ignore[attr-defined]
+        "description": metadata.description or "",  # type: ignore[attr-defined]
+        "parameters": [
+            {
+                "name": p.name,
+                "description": p.description or "",
+                "default": p.default_value if p.default_value not in (None, "") else None,
+                "required": bool(p.is_required) and p.default_value in (None, ""),
+            }
+            for p in metadata.parameters  # type: ignore[attr-defined]
+            if p.include_in_function_choices
+        ],
+    }
+
+
+@plugins.command("lint")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--trust", is_flag=True, help="Treat PATHS as trusted: import their Python files too.")
+@click.option("--strict", is_flag=True, help="Fail on warnings as well as errors.")
+@click.pass_obj
+def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) -> None:
+    """Check plugin directories: exit 0 when everything loads, 1 with one line per problem.
+
+    PATH may be a directory of plugin folders or a single plugin folder. Python files are only
+    imported from trusted directories (--trust, or trusted_dirs in the config).
+    """
+    from kernel_app.plugin_loader import PluginDirectory, load_plugin_directories
+
+    settings = app.settings
+    directories = [PluginDirectory(p, trusted=trust or settings.is_trusted(p)) for p in paths]
+    report = load_plugin_directories(directories)
+    for problem in report.problems:
+        click.echo(str(problem))
+    count = sum(len(f) for f in report.plugins.values())
+    errors = len(report.errors)
+    warnings = len(report.problems) - errors
+    summary = f"{count} function(s) loaded, {errors} error(s), {warnings} warning(s)"
+    click.echo(summary, err=True)
+    if errors or (strict and warnings):
+        raise SystemExit(1)

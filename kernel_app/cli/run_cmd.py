@@ -1,0 +1,84 @@
+"""``kernel-app run PLUGIN.FUNCTION [PLUGIN.FUNCTION ...]``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import click
+
+from kernel_app.cli.context import AppContext, report_problems
+from kernel_app.errors import UsageError
+
+
+def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    variables: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--var {pair!r}: expected NAME=VALUE, e.g. --var language=French")
+        variables[name.strip()] = value
+    return variables
+
+
+def read_input(given: str | None) -> str | None:
+    """``--input`` wins; otherwise piped stdin (not a terminal) is the input."""
+    if given is not None:
+        return given
+    if sys.stdin is None or sys.stdin.isatty():
+        return None
+    text = sys.stdin.read()
+    return text if text.strip() else None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("functions", nargs=-1, required=True, metavar="PLUGIN.FUNCTION...")
+@click.option("--input", "-i", "input_text", default=None, help="The `input` variable (default: stdin when piped).")
+@click.option("--var", "-v", "var_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable; repeatable.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"result", "usage", "steps"} as JSON.')
+@click.option("--stream", is_flag=True, help="Print the answer as it is generated.")
+@click.pass_obj
+def run(
+    app: AppContext,
+    functions: tuple[str, ...],
+    input_text: str | None,
+    var_pairs: tuple[str, ...],
+    as_json: bool,
+    stream: bool,
+) -> None:
+    """Run a function, or a chain: each output becomes the next function's input.
+
+    \b
+    Examples:
+      kernel-app run BusinessThinking.SWOT --input "a pizza shop"
+      kernel-app run BusinessThinking.ShiftDomain BusinessThinking.ChangeAudience \\
+          --var domain="cleaning services" --var level=child < swot.md
+      kernel-app run Math.add --var a=110 --var b=990
+    """
+    from kernel_app.runner import resolve_function, run_chain
+
+    variables = parse_vars(var_pairs)
+    text = read_input(input_text)
+    built = app.build_kernel(with_service=False)
+    report_problems(built.report.problems, quiet_warnings=True)
+    resolved = [resolve_function(built.kernel, name, built.report) for name in functions]
+    if any(f.is_prompt for f in resolved):  # native-only chains need no model at all
+        from kernel_app.services import create_chat_service
+
+        built.kernel.add_service(create_chat_service(app.settings))
+
+    on_chunk = None
+    if stream and not as_json:
+
+        def on_chunk(piece: str) -> None:
+            click.echo(piece, nl=False)
+            sys.stdout.flush()
+
+    result = asyncio.run(run_chain(built.kernel, resolved, input=text, variables=variables, on_chunk=on_chunk))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    elif stream:
+        click.echo()
+    else:
+        click.echo(result.result)

@@ -1,0 +1,52 @@
+"""Build a semantic-kernel ``Kernel`` from settings: plugins (strictly loaded), filters, model service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kernel_app.config import Settings
+from kernel_app.filters import require_variables
+from kernel_app.paths import builtin_plugins_dir
+from kernel_app.plugin_loader import LoadReport, PluginDirectory, load_plugin_directories
+
+if TYPE_CHECKING:
+    from semantic_kernel import Kernel
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+
+@dataclass
+class BuiltKernel:
+    kernel: Kernel
+    report: LoadReport
+
+
+def plugin_directories(settings: Settings) -> list[PluginDirectory]:
+    """The built-in plugins (trusted: they ship with us) followed by the user's directories."""
+    directories = [PluginDirectory(builtin_plugins_dir(), trusted=True)]
+    directories += [PluginDirectory(path, trusted=settings.is_trusted(path)) for path in settings.plugins_dirs]
+    return directories
+
+
+def build_kernel(
+    settings: Settings,
+    *,
+    chat_service: ChatCompletionClientBase | None = None,
+    with_service: bool = True,
+) -> BuiltKernel:
+    """A kernel with every plugin that loaded; ``report`` keeps the problems of those that did not."""
+    from semantic_kernel import Kernel
+    from semantic_kernel.functions import KernelPlugin
+
+    report = load_plugin_directories(plugin_directories(settings))
+    kernel = Kernel()
+    for name, functions in report.plugins.items():
+        kernel.add_plugin(KernelPlugin(name=name, functions=functions))
+    kernel.add_filter("function_invocation", require_variables)
+    if chat_service is None and with_service:
+        from kernel_app.services import create_chat_service
+
+        chat_service = create_chat_service(settings)
+    if chat_service is not None:
+        kernel.add_service(chat_service)
+    return BuiltKernel(kernel, report)

@@ -1,0 +1,53 @@
+"""Token usage, summed across calls; semantic-kernel reports it only in response metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.calls + other.calls,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "calls": self.calls,
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Any) -> Usage:
+        """Read ``usage`` from a completion's metadata (semantic-kernel's or OpenAI's CompletionUsage)."""
+        usage = metadata.get("usage") if isinstance(metadata, dict) else None
+        if usage is None:
+            return cls()
+        return cls(
+            int(getattr(usage, "prompt_tokens", 0) or 0),
+            int(getattr(usage, "completion_tokens", 0) or 0),
+            1,
+        )
+
+    @classmethod
+    def from_function_result(cls, result: Any) -> Usage:
+        """Sum the usage of every completion behind a ``FunctionResult`` (none for native functions)."""
+        total = cls()
+        metadata = getattr(result, "metadata", None) or {}
+        for item in metadata.get("metadata", []) or []:
+            total = total + cls.from_metadata(item)
+        return total

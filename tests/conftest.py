@@ -1,0 +1,67 @@
+"""Shared fixtures. Network outside loopback is a failure, here and in every subprocess we start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+NETGUARD = Path(__file__).parent / "netguard"
+sys.path.insert(0, str(NETGUARD))
+import sitecustomize as netguard  # noqa: E402  (tests/netguard/sitecustomize.py)
+
+netguard.install()
+
+ROOT = Path(__file__).resolve().parent.parent
+ISOLATED_PREFIXES = ("KERNEL_APP_", "OPENAI_", "AZURE_OPENAI_")
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No user config, no real keys: every test starts from a fresh machine's environment."""
+    for name in list(os.environ):
+        if name.startswith(ISOLATED_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(NETGUARD), str(ROOT), env.get("PYTHONPATH", "")) if p)
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, input: str | None = None, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``kernel-app`` as a user would, in a subprocess guarded against non-loopback network."""
+    return subprocess.run(
+        [sys.executable, "-m", "kernel_app", *args],
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(**env),
+        cwd=ROOT,
+    )
+
+
+@pytest.fixture
+def openai_server() -> Iterator[object]:
+    from tests.support.openai_stub import OpenAIStubServer
+
+    server = OpenAIStubServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def settings():
+    from kernel_app.config import load_settings
+
+    return load_settings()
