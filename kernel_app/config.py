@@ -26,10 +26,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from kernel_app.constants import SERVICES
 from kernel_app.errors import ConfigError
 
 ServiceName = Literal["local", "openai", "azure"]
-SERVICES: tuple[str, ...] = ("local", "openai", "azure")
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 

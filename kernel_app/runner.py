@@ -99,6 +99,8 @@ async def run_chain(
             else:
                 result = await kernel.invoke(function, arguments)
                 output, usage = ("" if result is None else str(result)), Usage.from_function_result(result)
+                if on_chunk is not None:  # a native step in a streamed chain still shows its output
+                    on_chunk(output)
         except KernelAppError:
             raise
         except Exception as exc:

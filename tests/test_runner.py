@@ -81,3 +81,11 @@ def test_unknown_function_suggests_close_names() -> None:
         resolve_function(built.kernel, "BusinessThinking.SWOTT")
     with pytest.raises(FunctionNotFoundError, match=r"not of the form Plugin\.Function"):
         resolve_function(built.kernel, "SWOT")
+
+
+async def test_streamed_chain_shows_native_step_output() -> None:
+    built, _ = kernel_with("short text")
+    chunks: list[str] = []
+    chain = [resolve_function(built.kernel, n) for n in ("Writer.Summarize", "Text.upper")]
+    result = await run_chain(built.kernel, chain, input="long text", on_chunk=chunks.append)
+    assert "".join(chunks) == "short text\nSHORT TEXT" and result.result == "SHORT TEXT"

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from kernel_app.config import Settings, load_settings
-
 if TYPE_CHECKING:
+    from kernel_app.config import Settings
     from kernel_app.kernel_builder import BuiltKernel
 
 
@@ -24,6 +23,8 @@ class AppContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from kernel_app.config import load_settings  # pydantic-settings costs ~0.3 s: not for --help
+
             self._settings = load_settings(self.config_file, **self.overrides)
         return self._settings
 

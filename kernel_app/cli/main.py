@@ -15,7 +15,7 @@ import click
 
 from kernel_app import __version__
 from kernel_app.cli.context import AppContext
-from kernel_app.config import SERVICES
+from kernel_app.constants import SERVICES
 from kernel_app.errors import KernelAppError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
