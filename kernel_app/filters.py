@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from kernel_app.errors import MissingVariableError
+from kernel_app.function_info import is_required, user_parameters
 
 if TYPE_CHECKING:
     from semantic_kernel.filters.functions.function_invocation_context import FunctionInvocationContext
@@ -23,16 +24,14 @@ async def require_variables(
     """
     function = context.function
     given = _lower_keys(context.arguments)
-    for parameter in function.metadata.parameters:
+    for parameter in user_parameters(function.metadata):
         if parameter.name in context.arguments or parameter.name.lower() in given:
             continue
-        if not parameter.is_required or parameter.default_value not in (None, ""):
+        if not is_required(parameter):
             if function.is_prompt:
                 # Give optional prompt variables their (possibly empty) default explicitly: semantic-kernel
                 # skips empty defaults and then logs a "variable not found" warning for each one.
                 context.arguments[parameter.name] = parameter.default_value or ""
-            continue
-        if parameter.name == "kernel" or parameter.type_ in ("Kernel", "KernelArguments"):
             continue
         raise MissingVariableError(
             function.fully_qualified_name.replace("-", "."), parameter.name, parameter.description or ""

@@ -9,6 +9,7 @@ from kernel_app.config import Settings
 from kernel_app.filters import require_variables
 from kernel_app.paths import builtin_plugins_dir
 from kernel_app.plugin_loader import LoadReport, PluginDirectory, load_plugin_directories
+from kernel_app.usage import record_usage
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
@@ -43,6 +44,7 @@ def build_kernel(
     for name, functions in report.plugins.items():
         kernel.add_plugin(KernelPlugin(name=name, functions=functions))
     kernel.add_filter("function_invocation", require_variables)
+    kernel.add_filter("function_invocation", record_usage)
     if chat_service is None and with_service:
         from kernel_app.services import create_chat_service
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.errors import FunctionInvocationError, FunctionNotFoundError, KernelAppError
-from kernel_app.usage import Usage
+from kernel_app.usage import Usage, collect_usage
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
@@ -94,13 +94,15 @@ async def run_chain(
             arguments["input"] = current
         name = f"{function.plugin_name}.{function.name}"
         try:
-            if on_chunk is not None and function.is_prompt:
-                output, usage = await _stream(kernel, function, arguments, on_chunk)
-            else:
-                result = await kernel.invoke(function, arguments)
-                output, usage = ("" if result is None else str(result)), Usage.from_function_result(result)
-                if on_chunk is not None:  # a native step in a streamed chain still shows its output
-                    on_chunk(output)
+            with collect_usage() as collected:  # nested prompt calls (a native SWOT, a planner) count too
+                if on_chunk is not None and function.is_prompt:
+                    output, streamed = await _stream(kernel, function, arguments, on_chunk)
+                else:
+                    result = await kernel.invoke(function, arguments)
+                    output, streamed = ("" if result is None else str(result)), Usage()
+                    if on_chunk is not None:  # a native step in a streamed chain still shows its output
+                        on_chunk(output)
+            usage = collected.total + streamed
         except KernelAppError:
             raise
         except Exception as exc:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,3 +54,38 @@ class Usage:
         for item in metadata.get("metadata", []) or []:
             total = total + cls.from_metadata(item)
         return total
+
+
+class UsageCollector:
+    """Sums the usage of every prompt-function call made while it is active, nested calls included."""
+
+    def __init__(self) -> None:
+        self.total = Usage()
+
+    def add(self, usage: Usage) -> None:
+        self.total = self.total + usage
+
+
+_active: ContextVar[UsageCollector | None] = ContextVar("kernel_app_usage", default=None)
+
+
+@contextmanager
+def collect_usage() -> Iterator[UsageCollector]:
+    collector = UsageCollector()
+    token = _active.set(collector)
+    try:
+        yield collector
+    finally:
+        _active.reset(token)
+
+
+async def record_usage(context: Any, next: Callable[[Any], Awaitable[None]]) -> None:
+    """Kernel filter: report each prompt function's usage to the active collector.
+
+    A native function that calls prompt functions (BusinessThinking.SWOT, planners) returns a plain
+    value, so usage read from the outer result alone would be lost; the filter sees every call.
+    """
+    await next(context)
+    collector = _active.get()
+    if collector is not None and context.function.is_prompt and context.result is not None:
+        collector.add(Usage.from_function_result(context.result))

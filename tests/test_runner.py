@@ -18,20 +18,18 @@ def kernel_with(*answers: str):
 
 
 async def test_chain_passes_each_output_as_next_input() -> None:
-    built, service = kernel_with("| Strengths | ... |", "| Forces (cleaning) |")
-    functions = [
-        resolve_function(built.kernel, n)
-        for n in ("BusinessThinking.SWOT", "BusinessThinking.ShiftDomain", "Text.upper")
-    ]
+    built, service = kernel_with("A short summary.", "| Forces (cleaning) |")
+    names = ("Writer.Summarize", "BusinessThinking.ShiftDomain", "Text.upper")
+    functions = [resolve_function(built.kernel, n) for n in names]
     result = await run_chain(built.kernel, functions, input="a pizza shop", variables={"domain": "cleaning services"})
-    assert [s.function for s in result.steps] == ["BusinessThinking.SWOT", "BusinessThinking.ShiftDomain", "Text.upper"]
+    assert [s.function for s in result.steps] == list(names)
     assert "a pizza shop" in service.requests[0].prompt
     second = service.requests[1].prompt
-    assert "| Strengths | ... |" in second and "cleaning services" in second
+    assert "A short summary." in second and "cleaning services" in second
     assert result.result == "| FORCES (CLEANING) |"
     # Usage: the scripted service counts words; the native step adds nothing.
     assert result.usage.calls == 2
-    assert result.usage.completion_tokens == 5 + 4  # words of the two answers
+    assert result.usage.completion_tokens == 3 + 4  # words of the two answers
 
 
 async def test_missing_required_variable_is_a_clear_error_not_an_empty_prompt() -> None:

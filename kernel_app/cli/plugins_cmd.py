@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from kernel_app.cli.context import AppContext, report_problems
+from kernel_app.function_info import is_required, user_parameters
 
 
 @click.group()
@@ -41,10 +42,9 @@ def _describe(metadata: object) -> dict[str, object]:
                 "name": p.name,
                 "description": p.description or "",
                 "default": p.default_value if p.default_value not in (None, "") else None,
-                "required": bool(p.is_required) and p.default_value in (None, ""),
+                "required": is_required(p),
             }
-            for p in metadata.parameters  # type: ignore[attr-defined]
-            if p.include_in_function_choices
+            for p in user_parameters(metadata)
         ],
     }
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from typing import Any
 
 import click
 
 from kernel_app.cli.context import AppContext, report_problems
-from kernel_app.errors import UsageError
+from kernel_app.errors import FunctionInvocationError, KernelAppError, UsageError
 
 
 def parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -30,6 +31,20 @@ def read_input(given: str | None) -> str | None:
         return None
     text = sys.stdin.read()
     return text if text.strip() else None
+
+
+def _add_chat_service(kernel: Any, app: AppContext, *, needed: bool) -> KernelAppError | None:
+    """Add the configured model service. A chain of native functions may run without one (Math.add needs
+    no key), so then a configuration problem is kept and raised only if a function asks for a model."""
+    from kernel_app.services import create_chat_service
+
+    try:
+        kernel.add_service(create_chat_service(app.settings))
+    except KernelAppError as exc:
+        if needed:
+            raise
+        return exc
+    return None
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,10 +78,7 @@ def run(
     built = app.build_kernel(with_service=False)
     report_problems(built.report.problems, quiet_warnings=True)
     resolved = [resolve_function(built.kernel, name, built.report) for name in functions]
-    if any(f.is_prompt for f in resolved):  # native-only chains need no model at all
-        from kernel_app.services import create_chat_service
-
-        built.kernel.add_service(create_chat_service(app.settings))
+    service_error = _add_chat_service(built.kernel, app, needed=any(f.is_prompt for f in resolved))
 
     on_chunk = None
     if stream and not as_json:
@@ -75,7 +87,12 @@ def run(
             click.echo(piece, nl=False)
             sys.stdout.flush()
 
-    result = asyncio.run(run_chain(built.kernel, resolved, input=text, variables=variables, on_chunk=on_chunk))
+    try:
+        result = asyncio.run(run_chain(built.kernel, resolved, input=text, variables=variables, on_chunk=on_chunk))
+    except FunctionInvocationError as exc:
+        if service_error is not None and "No service found" in str(exc):
+            raise service_error from exc  # a native function needed the model after all: say why there is none
+        raise
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     elif stream:
