@@ -87,6 +87,9 @@ def run(
             click.echo(piece, nl=False)
             sys.stdout.flush()
 
+    if sys.stderr.isatty() and service_error is None:
+        # Progress for a human at a terminal: a small local model can take tens of seconds.
+        click.echo(f"running {' -> '.join(functions)} on {app.settings.service}...", err=True)
     try:
         result = asyncio.run(run_chain(built.kernel, resolved, input=text, variables=variables, on_chunk=on_chunk))
     except FunctionInvocationError as exc:
