@@ -1,7 +1,76 @@
-"""Planners: from a natural-language goal to a validated plan of plugin calls.
+"""Planners: from a natural-language goal to a validated plan of plugin calls, and running it.
 
-Reserved public names (filled by the planner work): ``Plan``, ``PlanStep``, ``SequentialPlanner``,
-``ActionPlanner``, ``FunctionCallingPlanner``, ``PlanExecutor``, ``PlanningError``.
+Importing this package does not import semantic-kernel; the planners import it when they run.
+See docs/planner.md.
 """
 
-__all__: list[str] = []
+from planners.action import ActionPlanner
+from planners.catalogue import FunctionCatalogue, FunctionInfo, ParameterInfo
+from planners.errors import (
+    Attempt,
+    CatalogueFilterError,
+    DuplicateOutputError,
+    EmptyPlanError,
+    ExcludedFunctionError,
+    InvalidOutputNameError,
+    MissingArgumentError,
+    NoFunctionFits,
+    PlanError,
+    PlanExecutionError,
+    PlanFormatError,
+    PlannerServiceError,
+    PlanningError,
+    PlanParseError,
+    PlanRejectedError,
+    PlanValidationError,
+    StepTimeoutError,
+    TooManyStepsError,
+    UndefinedReferenceError,
+    UnknownArgumentError,
+    UnknownFunctionError,
+)
+from planners.executor import PlanExecutor, PlanResult, StepResult
+from planners.function_calling import Call, FunctionCallingPlanner, FunctionCallingResult
+from planners.parsing import parse_plan_answer
+from planners.plan import Plan, PlanStep
+from planners.sequential import SequentialPlanner
+from planners.validation import validate_plan
+
+__all__ = [
+    "ActionPlanner",
+    "Attempt",
+    "Call",
+    "CatalogueFilterError",
+    "DuplicateOutputError",
+    "EmptyPlanError",
+    "ExcludedFunctionError",
+    "FunctionCallingPlanner",
+    "FunctionCallingResult",
+    "FunctionCatalogue",
+    "FunctionInfo",
+    "InvalidOutputNameError",
+    "MissingArgumentError",
+    "NoFunctionFits",
+    "ParameterInfo",
+    "Plan",
+    "PlanError",
+    "PlanExecutionError",
+    "PlanExecutor",
+    "PlanFormatError",
+    "PlanParseError",
+    "PlanRejectedError",
+    "PlanResult",
+    "PlanStep",
+    "PlanValidationError",
+    "PlannerServiceError",
+    "PlanningError",
+    "SequentialPlanner",
+    "StepResult",
+    "StepTimeoutError",
+    "TooManyStepsError",
+    "UndefinedReferenceError",
+    "UnknownArgumentError",
+    "UnknownFunctionError",
+    "parse_plan_answer",
+    "validate_plan",
+]

@@ -22,7 +22,8 @@ class SWOTPlugin:
     )
     async def swot(
         self,
-        kernel: Kernel,
+        # Injected by semantic-kernel; kept out of tool schemas (a Kernel is not JSON-serialisable).
+        kernel: Annotated[Kernel, {"include_in_function_choices": False}],
         input: Annotated[str, "A description of the business, e.g. 'a family-run pizza shop in a small town'"],
         answers: Annotated[str, "Optional answers the owner gave to the SWOT interview questions"] = "",
     ) -> Annotated[str, "Four markdown tables: Strengths, Weaknesses, Opportunities, Threats"]:

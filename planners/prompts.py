@@ -1,0 +1,88 @@
+"""The planners' prompts. Plain chat messages (no template engine), so a goal containing ``{{`` is just text."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from planners.catalogue import FunctionCatalogue
+
+MAX_ECHOED_ANSWER = 4000  # characters of a bad answer quoted back in a repair turn
+
+_FORMAT = """\
+Answer with one JSON object and nothing else, in this form:
+{"steps": [{"function": "Plugin.Function", "args": {"parameter": "value"}, "output": "name"}]}
+
+Rules:
+- "function" is exactly one of the function names listed above; never invent one.
+- "args" holds only that function's parameters, and every parameter marked required.
+- An argument value is either literal text (or a number), or "$name" to use the output of an EARLIER
+  step or an input variable. Nothing is passed on by itself: to feed one step's result into the next,
+  write it explicitly, e.g. "input": "$poem".
+- "output" is a short, unique name for the step's result (letters, digits, _).
+- The last step's output is the final result."""
+
+SEQUENTIAL_SYSTEM = """\
+You are a planner. You turn a user's goal into a short plan: a sequence of calls to the functions
+listed below, where later calls may use the results of earlier ones. Use as few steps as the goal
+needs, at most {max_steps}.
+
+Functions:
+{functions}
+
+{inputs}{format}
+- If none of the functions can help with the goal, answer {{"steps": [], "reason": "why"}}."""
+
+ACTION_SYSTEM = """\
+You pick the ONE function, from the list below, that best achieves the user's goal, and its arguments.
+
+Functions:
+{functions}
+
+{inputs}{format}
+- The plan has exactly one step.
+- If no function fits the goal, answer {{"steps": [], "reason": "why"}}."""
+
+REPAIR = """\
+Your previous answer could not be used:
+{errors}
+
+Answer again with the corrected JSON plan only, following the rules and using only the listed functions."""
+
+
+def _inputs_text(inputs: Sequence[str]) -> str:
+    if not inputs:
+        return "There are no input variables: put the values the goal gives you into the arguments as text.\n\n"
+    names = ", ".join(f"${name}" for name in inputs)
+    return f"Input variables available at execution: {names}.\n\n"
+
+
+def system_prompt(
+    catalogue: FunctionCatalogue,
+    names: Sequence[str],
+    *,
+    inputs: Sequence[str] = (),
+    max_steps: int = 10,
+    single_step: bool = False,
+) -> str:
+    template = ACTION_SYSTEM if single_step else SEQUENTIAL_SYSTEM
+    return template.format(
+        functions=catalogue.describe(names),
+        inputs=_inputs_text(inputs),
+        format=_FORMAT,
+        max_steps=max_steps,
+    )
+
+
+def user_prompt(goal: str) -> str:
+    return f"Goal: {goal}"
+
+
+def repair_prompt(errors: Sequence[str]) -> str:
+    return REPAIR.format(errors="\n".join(f"- {error}" for error in errors))
+
+
+def echoed_answer(answer: str) -> str:
+    """The previous answer as it is replayed to the model (bounded: a runaway answer is not resent whole)."""
+    if len(answer) <= MAX_ECHOED_ANSWER:
+        return answer
+    return answer[:MAX_ECHOED_ANSWER] + "\n[... answer cut here ...]"

@@ -1,0 +1,85 @@
+"""Choosing the functions most relevant to a goal, for catalogues too large to put in one prompt.
+
+The default is TF-IDF over each function's name, description and parameter descriptions, scored by
+cosine similarity with the goal: no model, no network, microseconds. A ``Relevance`` hook (sync or
+async, e.g. one backed by an embedding model) can replace it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+
+from planners.catalogue import FunctionCatalogue, FunctionInfo
+
+# (goal, functions) -> one score per function, higher is more relevant.
+Relevance = Callable[[str, Sequence[FunctionInfo]], "Sequence[float] | Awaitable[Sequence[float]]"]
+
+_STOP = frozenset(
+    re.findall(
+        r"\w+",
+        "a an and are as at be by for from how i in into is it its me my of on or so that the then this to "
+        "was we what when which will with you your e g",
+    )
+)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-case words, camelCase split (``ShortPoem`` → short, poem), stop words dropped, crude stemming."""
+    words = _WORD.findall(_CAMEL.sub(" ", text).lower())
+    return [_stem(w) for w in words if w not in _STOP]
+
+
+def _stem(word: str) -> str:
+    # Enough to match "poems"/"poem", "translates"/"translate"; not a real stemmer.
+    for suffix in ("ing", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def function_text(info: FunctionInfo) -> str:
+    parts = [info.plugin, info.function, info.description]
+    parts += [f"{p.name} {p.description}" for p in info.parameters]
+    return " ".join(parts)
+
+
+def tfidf_scores(goal: str, functions: Sequence[FunctionInfo]) -> list[float]:
+    documents = [Counter(tokens(function_text(f))) for f in functions]
+    count = len(documents)
+    frequency: Counter[str] = Counter()
+    for document in documents:
+        frequency.update(document.keys())
+    idf = {term: math.log((1 + count) / (1 + df)) + 1.0 for term, df in frequency.items()}
+
+    def vector(counts: Counter[str]) -> dict[str, float]:
+        return {term: n * idf.get(term, 0.0) for term, n in counts.items()}
+
+    query = vector(Counter(tokens(goal)))
+    query_norm = math.sqrt(sum(v * v for v in query.values())) or 1.0
+    scores = []
+    for document in documents:
+        weights = vector(document)
+        norm = math.sqrt(sum(v * v for v in weights.values())) or 1.0
+        scores.append(sum(weight * weights.get(term, 0.0) for term, weight in query.items()) / (norm * query_norm))
+    return scores
+
+
+async def most_relevant(
+    goal: str, catalogue: FunctionCatalogue, limit: int, relevance: Relevance | None = None
+) -> list[str]:
+    """All names when the catalogue fits in ``limit``; else the ``limit`` best, in catalogue order."""
+    functions = list(catalogue)
+    if len(functions) <= limit:
+        return [f.name for f in functions]
+    scored = (relevance or tfidf_scores)(goal, functions)
+    scores = list(await scored) if inspect.isawaitable(scored) else list(scored)
+    ranked = sorted(range(len(functions)), key=lambda i: (-scores[i], functions[i].name))
+    keep = set(ranked[:limit])
+    # Catalogue order keeps plugins together in the prompt, which reads better than score order.
+    return [f.name for i, f in enumerate(functions) if i in keep]

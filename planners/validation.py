@@ -1,0 +1,154 @@
+"""One validation for every plan: from a planner, from a saved file, or edited at approval time.
+
+Rules (each failure a typed :class:`PlanValidationError` that names the step and function):
+
+- the plan has at least one step and at most ``max_steps``;
+- each function is in the catalogue (an excluded one is reported as excluded, an unknown one with the
+  closest names);
+- each argument is a parameter of the function; each required parameter is given (explicitly: there is
+  no implicit chaining of the previous output into ``input``);
+- each ``$name`` is the output of an EARLIER step or an input variable given at execution;
+- output names are identifiers, unique, and distinct from the input variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from planners.catalogue import FunctionCatalogue
+from planners.errors import (
+    DuplicateOutputError,
+    EmptyPlanError,
+    ExcludedFunctionError,
+    InvalidOutputNameError,
+    MissingArgumentError,
+    PlanValidationError,
+    TooManyStepsError,
+    UndefinedReferenceError,
+    UnknownArgumentError,
+    UnknownFunctionError,
+)
+from planners.plan import OUTPUT_NAME, Plan
+
+DEFAULT_MAX_STEPS = 10
+
+
+def validate_plan(
+    plan: Plan,
+    catalogue: FunctionCatalogue,
+    *,
+    inputs: Iterable[str] = (),
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> None:
+    """Raise the first problem (with every problem in ``.problems``), or return None for a valid plan."""
+    problems = find_problems(plan, catalogue, inputs=inputs, max_steps=max_steps)
+    if problems:
+        first = problems[0]
+        first.problems = problems
+        raise first
+
+
+def find_problems(
+    plan: Plan,
+    catalogue: FunctionCatalogue,
+    *,
+    inputs: Iterable[str] = (),
+    max_steps: int = DEFAULT_MAX_STEPS,
+) -> list[PlanValidationError]:
+    inputs = list(dict.fromkeys(inputs))
+    if not plan.steps:
+        return [EmptyPlanError("the plan has no steps: give at least one step")]
+    problems: list[PlanValidationError] = []
+    if len(plan.steps) > max_steps:
+        # Checking each step of a runaway list would only bury this one useful message.
+        return [TooManyStepsError(f"the plan has {len(plan.steps)} steps; at most {max_steps} are allowed")]
+    producers = {step.output: number for number, step in enumerate(plan.steps, 1)}
+    defined: dict[str, int] = {}
+    for number, step in enumerate(plan.steps, 1):
+        name = step.function
+        problems += _function_problems(number, name, step.args, catalogue)
+        for reference in step.references():
+            if reference in defined or reference in inputs:
+                continue
+            problems.append(_undefined(number, name, reference, producers, defined, inputs))
+        output = step.output
+        if not OUTPUT_NAME.match(output):
+            problems.append(
+                InvalidOutputNameError(
+                    f"output name {output!r} is not a name: use letters, digits and _ (e.g. 'poem')",
+                    step=number,
+                    function=name,
+                )
+            )
+        elif output in defined:
+            problems.append(
+                DuplicateOutputError(
+                    f"output '{output}' is already the output of step {defined[output]}: give each step its own name",
+                    step=number,
+                    function=name,
+                )
+            )
+        elif output in inputs:
+            problems.append(
+                DuplicateOutputError(
+                    f"output '{output}' is the name of an input variable: choose another name",
+                    step=number,
+                    function=name,
+                )
+            )
+        defined.setdefault(output, number)
+    return problems
+
+
+def _function_problems(
+    number: int, name: str, args: dict[str, object], catalogue: FunctionCatalogue
+) -> list[PlanValidationError]:
+    info = catalogue.get(name)
+    if info is None:
+        if name in catalogue.excluded:
+            return [ExcludedFunctionError(f"{name} is excluded from this plan: use another function", step=number)]
+        close = catalogue.close_matches(name)
+        hint = f"did you mean {' or '.join(close)}?" if close else "use only the functions listed"
+        return [UnknownFunctionError(f"unknown function {name!r}: {hint}", step=number)]
+    problems: list[PlanValidationError] = []
+    parameters = info.parameter_names
+    listed = ", ".join(parameters) if parameters else "none"
+    for argument in args:
+        if argument not in parameters:
+            problems.append(
+                UnknownArgumentError(
+                    f"unknown argument '{argument}'; parameters are {listed}", step=number, function=name
+                )
+            )
+    for parameter in info.parameters:
+        if parameter.required and parameter.name not in args:
+            about = f" ({parameter.description})" if parameter.description else ""
+            problems.append(
+                MissingArgumentError(f"missing required argument '{parameter.name}'{about}", step=number, function=name)
+            )
+    return problems
+
+
+def _undefined(
+    number: int,
+    function: str,
+    reference: str,
+    producers: dict[str, int],
+    defined: dict[str, int],
+    inputs: list[str],
+) -> UndefinedReferenceError:
+    later = producers.get(reference)
+    if later is not None and later >= number:
+        when = "this step" if later == number else f"step {later}, which runs later"
+        return UndefinedReferenceError(
+            f"'${reference}' is the output of {when}: a step can only use earlier outputs",
+            step=number,
+            function=function,
+        )
+    known = [f"${n}" for n in [*defined, *inputs]]
+    available = f"available are {', '.join(known)}" if known else "no earlier outputs or input variables exist"
+    return UndefinedReferenceError(
+        f"'${reference}' is not defined: {available} (a literal text is written without $)",
+        step=number,
+        function=function,
+    )

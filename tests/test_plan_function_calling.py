@@ -1,0 +1,218 @@
+"""The function-calling planner, over a loopback server that answers with OpenAI tool calls.
+
+The shared stub (tests/support/openai_stub.py) answers only text, so this file has its own small
+OpenAI-compatible server whose answers may be tool calls; semantic-kernel's real OpenAI connector and
+the real ``openai`` client drive it, so the tools sent, the calls made and the results returned are
+all the real wire format.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from semantic_kernel import Kernel
+from semantic_kernel.functions import kernel_function
+
+from kernel_app.config import Settings
+from kernel_app.kernel_builder import build_kernel
+from kernel_app.services.scripted import ScriptedChatCompletion
+from planners import FunctionCallingPlanner, PlanningError
+
+ToolCalls = list[tuple[str, dict[str, Any] | str]]
+
+
+class ToolCallServer:
+    """Answers from a queue: a string is a text answer, a list of (tool name, arguments) is a tool-call answer."""
+
+    def __init__(self) -> None:
+        self.answers: deque[str | ToolCalls] = deque()
+        self.default: str | ToolCalls | None = None
+        self.bodies: list[dict[str, Any]] = []
+        self._calls = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                server.bodies.append(body)
+                answer = server.answers.popleft() if server.answers else server.default
+                if isinstance(answer, list):
+                    calls = []
+                    for name, arguments in answer:
+                        server._calls += 1
+                        text = arguments if isinstance(arguments, str) else json.dumps(arguments)
+                        calls.append(
+                            {
+                                "id": f"call_{server._calls}",
+                                "type": "function",
+                                "function": {"name": name, "arguments": text},
+                            }
+                        )
+                    message = {"role": "assistant", "content": None, "tool_calls": calls}
+                    finish = "tool_calls"
+                else:
+                    message, finish = {"role": "assistant", "content": answer or ""}, "stop"
+                payload = {
+                    "id": "chatcmpl-tools",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "stub"),
+                    "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }
+                data = json.dumps(payload).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def tool_names(self, index: int) -> list[str]:
+        return [tool["function"]["name"] for tool in self.bodies[index].get("tools") or []]
+
+    def tool_messages(self, index: int) -> list[str]:
+        return [str(m.get("content")) for m in self.bodies[index]["messages"] if m["role"] == "tool"]
+
+
+@pytest.fixture
+def tool_server() -> Iterator[ToolCallServer]:
+    server = ToolCallServer()
+    server._thread.start()
+    try:
+        yield server
+    finally:
+        server._httpd.shutdown()
+        server._httpd.server_close()
+
+
+@pytest.fixture
+def kernel(monkeypatch: pytest.MonkeyPatch, tool_server: ToolCallServer):
+    from kernel_app.config import load_settings
+
+    monkeypatch.setenv("OPENAI_BASE_URL", tool_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    return build_kernel(load_settings(service="openai", model="tool-model")).kernel
+
+
+def count_invocations(kernel) -> list[str]:
+    invoked: list[str] = []
+
+    async def counter(context, next) -> None:
+        invoked.append(context.function.fully_qualified_name.replace("-", "."))
+        await next(context)
+
+    kernel.add_filter("function_invocation", counter)
+    return invoked
+
+
+async def test_calls_are_made_and_returned_as_a_trace(kernel, tool_server: ToolCallServer) -> None:
+    invoked = count_invocations(kernel)
+    tool_server.answers.extend(
+        [
+            [("Math-add", {"a": 110, "b": 990})],
+            [("Text-upper", {"input": "the sum is 1100"})],
+            "The sum is 1100 (THE SUM IS 1100).",
+        ]
+    )
+    planner = FunctionCallingPlanner(kernel, max_rounds=5, excluded=["Time"])
+    answer, trace = await planner.run("What is the sum of 110 and 990? Shout it.")
+    assert answer == "The sum is 1100 (THE SUM IS 1100)."
+    assert [(s.function, s.args, s.output) for s in trace.steps] == [
+        ("Math.add", {"a": 110, "b": 990}, "call1"),
+        ("Text.upper", {"input": "the sum is 1100"}, "call2"),
+    ]
+    assert invoked == ["Math.add", "Text.upper"]
+    # The allow-list went out as the tools, excluded functions left out.
+    tools = tool_server.tool_names(0)
+    assert "Math-add" in tools and "Writer-Translate" in tools and not any(t.startswith("Time-") for t in tools)
+    assert tool_server.tool_messages(1) == ["1100"]  # the result went back to the model
+
+
+async def test_full_result_has_outputs_and_usage(kernel, tool_server: ToolCallServer) -> None:
+    tool_server.answers.extend([[("Math-multiply", {"a": 6, "b": 7})], "42"])
+    result = await FunctionCallingPlanner(kernel).run("six times seven")
+    assert [(c.function, c.output, c.round) for c in result.calls] == [("Math.multiply", "42", 0)]
+    assert result.usage.calls == 2 and result.usage.completion_tokens == 10
+    assert result.trace.goal == "six times seven"
+
+
+async def test_functions_outside_the_allow_list_never_run(kernel, tool_server: ToolCallServer) -> None:
+    invoked = count_invocations(kernel)
+    tool_server.answers.extend(
+        [
+            [("Time-today", {}), ("Shell-run", {"command": "rm -rf /"}), ("Math-add", {"a": 1, "b": 2})],
+            "done",
+        ]
+    )
+    answer, trace = await FunctionCallingPlanner(kernel, included=["Math"]).run("add one and two")
+    assert invoked == ["Math.add"] and trace.functions == ["Math.add"] and answer == "done"
+    assert sorted(tool_server.tool_names(0)) == ["Math-add", "Math-divide", "Math-multiply", "Math-subtract"]
+    refusals = tool_server.tool_messages(1)
+    assert len(refusals) == 3 and sum("not part of the provided tools" in r for r in refusals) == 2
+
+
+async def test_bad_arguments_are_sent_back_not_run(kernel, tool_server: ToolCallServer) -> None:
+    invoked = count_invocations(kernel)
+    tool_server.answers.extend([[("Math-add", "{not json"), ("Math-add", {"a": 1})], "gave up"])
+    answer, trace = await FunctionCallingPlanner(kernel).run("add")
+    assert invoked == [] and trace.steps == [] and answer == "gave up"
+    assert len(tool_server.tool_messages(1)) == 2
+
+
+async def test_rounds_are_bounded(kernel, tool_server: ToolCallServer) -> None:
+    tool_server.default = [("Math-add", {"a": 1, "b": 1})]
+    tool_server.answers.extend([[("Math-add", {"a": 1, "b": 1})]] * 2 + ["final answer"])
+    answer, trace = await FunctionCallingPlanner(kernel, max_rounds=2).run("keep adding forever")
+    assert len(trace.steps) == 2 and answer == "final answer"
+    assert len(tool_server.bodies) == 3  # two rounds with tools, then one without
+    assert tool_server.tool_names(0) and not tool_server.tool_names(2)
+
+
+async def test_needs_a_service_that_calls_functions() -> None:
+    kernel = build_kernel(Settings(), chat_service=ScriptedChatCompletion()).kernel
+    with pytest.raises(PlanningError, match="cannot call functions"):
+        await FunctionCallingPlanner(kernel).run("anything")
+    with pytest.raises(PlanningError, match="no functions"):
+        await FunctionCallingPlanner(kernel, included=[]).run("anything")
+
+
+async def test_the_callers_kernel_is_left_as_it_was(kernel, tool_server: ToolCallServer) -> None:
+    before = len(kernel.auto_function_invocation_filters)
+    tool_server.answers.append("no calls needed")
+    await FunctionCallingPlanner(kernel).run("hello")
+    assert len(kernel.auto_function_invocation_filters) == before
+
+
+class KernelTakingPlugin:
+    @kernel_function(name="inner", description="A native function that calls the kernel itself.")
+    async def inner(self, kernel: Kernel, input: str) -> str:
+        return input
+
+
+async def test_functions_taking_the_kernel_are_left_off_the_tools(kernel, tool_server: ToolCallServer) -> None:
+    # Their tool schema would describe the Kernel object (and cannot be serialised): semantic-kernel
+    # needs {"include_in_function_choices": False} on such a parameter. The planner skips them.
+    kernel.add_plugin(KernelTakingPlugin(), plugin_name="Inner")
+    tool_server.answers.append("fine")
+    answer, _ = await FunctionCallingPlanner(kernel).run("anything")
+    assert answer == "fine" and "Inner-inner" not in tool_server.tool_names(0)
+    assert "Math-add" in tool_server.tool_names(0)
