@@ -8,6 +8,7 @@ loaded once per process (lazily, on the first request) and shared by every servi
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib.util
 import os
 import threading
@@ -121,6 +122,10 @@ def load_model(model_path: str, n_ctx: int, n_threads: int) -> LoadedModel:
                 n_threads_batch=n_threads,
                 verbose=False,
             )
+            # llama-cpp-python frees the model in __del__, which at interpreter shutdown runs after its C
+            # bindings are torn down and prints "TypeError: 'NoneType' object is not callable"; free it
+            # while everything is still alive.
+            atexit.register(llama.close)
             loaded = LoadedModel(llama=llama, load_seconds=time.perf_counter() - started)
             _MODELS[key] = loaded
     return loaded
