@@ -102,11 +102,14 @@ def _configure_logging(debug: bool) -> None:
 
 
 def _register_commands() -> None:
+    from kernel_app.cli.plan_cmd import execute, plan
     from kernel_app.cli.plugins_cmd import plugins
     from kernel_app.cli.run_cmd import run
 
     cli.add_command(plugins)
     cli.add_command(run)
+    cli.add_command(plan)
+    cli.add_command(execute)
 
 
 _register_commands()
@@ -125,12 +128,12 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except KernelAppError as exc:
-        if debug:
+        report = getattr(exc, "debug_report", None)
+        if debug and report is None:
             raise
         click.echo(f"error: {exc}", err=True)
-        raw = getattr(exc, "raw_output", None)
-        if raw and debug:
-            click.echo(raw, err=True)
+        if debug:  # a planning failure: every raw model answer and its error, not a traceback
+            click.echo(report(), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
