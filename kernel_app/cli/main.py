@@ -58,6 +58,13 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
     metavar="FILE",
     help="Config file [env KERNEL_APP_CONFIG; default ~/.config/kernel-app/config.toml].",
 )
+@click.option(
+    "--memory-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Memory store [env KERNEL_APP_MEMORY_DIR; default ~/.local/share/kernel-app/memory].",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and raw model output on errors.")
 @click.version_option(__version__, prog_name="kernel-app")
 @click.pass_context
@@ -68,6 +75,7 @@ def cli(
     plugins_dirs: tuple[Path, ...],
     trusted_dirs: tuple[Path, ...],
     config_file: Path | None,
+    memory_dir: Path | None,
     debug: bool,
 ) -> None:
     """Kernel App: run Semantic Kernel plugins on a local or hosted model.
@@ -86,6 +94,7 @@ def cli(
             "model": model,
             "plugins_dirs": list(plugins_dirs) or None,
             "trusted_dirs": list(trusted_dirs) or None,
+            "memory_dir": memory_dir,
         },
         config_file=config_file,
         debug=debug,
@@ -97,11 +106,12 @@ def _configure_logging(debug: bool) -> None:
     # one line, so its logs are shown only with --debug.
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("semantic_kernel").setLevel(logging.DEBUG if debug else logging.CRITICAL)
-    for noisy in ("httpx", "httpcore", "openai", "azure"):
-        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.WARNING)
+    for noisy in ("httpx", "httpcore", "openai", "azure", "pypdf"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
 
 
 def _register_commands() -> None:
+    from kernel_app.cli.memory_cmd import memory
     from kernel_app.cli.plan_cmd import execute, plan
     from kernel_app.cli.plugins_cmd import plugins
     from kernel_app.cli.run_cmd import run
@@ -110,6 +120,7 @@ def _register_commands() -> None:
     cli.add_command(run)
     cli.add_command(plan)
     cli.add_command(execute)
+    cli.add_command(memory)
 
 
 _register_commands()

@@ -1,0 +1,41 @@
+"""`kernel-app memory ...` as a user runs it: separate processes, one persistent store, the real embedder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import run_cli
+
+
+def test_save_search_filter_persist_and_delete(tmp_path: Path) -> None:
+    env = {"KERNEL_APP_MEMORY_DIR": str(tmp_path / "store")}
+    assert run_cli("memory", "save", "SWOT", "Late-night delivery could bring in more money", "--id", "opportunity-0",
+                   "--meta", "category=opportunity", "--meta", "rank=1", **env).stdout.strip() == "opportunity-0"
+    run_cli("memory", "save", "SWOT", "-", "--id", "weakness-0", "--meta", "category=weakness",
+            input="The kitchen is too small for rush hour", **env)
+    proc = run_cli("memory", "search", "SWOT", "ways to earn more money", "--json", **env)
+    assert proc.returncode == 0, proc.stderr
+    hits = json.loads(proc.stdout)
+    assert hits[0]["id"] == "opportunity-0" and hits[0]["metadata"] == {"category": "opportunity", "rank": 1}
+    assert [h["relevance"] for h in hits] == sorted((h["relevance"] for h in hits), reverse=True)
+    filtered = json.loads(run_cli("memory", "search", "SWOT", "ways to earn more money", "--where",
+                                  "category=weakness", "--json", **env).stdout)
+    assert [h["id"] for h in filtered] == ["weakness-0"]
+    assert "1 record(s) deleted" in run_cli("memory", "delete", "SWOT", "weakness-0", **env).stdout
+    assert "SWOT  1 record(s)" in run_cli("memory", "list", **env).stdout
+
+
+def test_ingest_reports_a_bad_file_and_keeps_the_rest(tmp_path: Path) -> None:
+    env = {"KERNEL_APP_MEMORY_DIR": str(tmp_path / "store")}
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "menu.md").write_text("# Menu\n\nMargherita and calzone.\n\n## Hours\n\nOpen until 2 am on Fridays.\n")
+    (docs / "broken.pdf").write_bytes(b"not a pdf")
+    proc = run_cli("memory", "ingest", "notes", str(docs), **env)
+    assert proc.returncode == 1
+    assert "broken.pdf: not ingested" in proc.stderr and "1 file(s) stored" in proc.stdout
+    again = run_cli("memory", "ingest", "notes", str(docs / "menu.md"), **env)
+    assert again.returncode == 0 and "1 unchanged" in again.stdout
+    hits = json.loads(run_cli("memory", "search", "notes", "When do you close on Friday?", "--json", **env).stdout)
+    assert "2 am" in hits[0]["text"]
