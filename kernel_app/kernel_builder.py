@@ -39,10 +39,13 @@ def build_kernel(
     from semantic_kernel import Kernel
     from semantic_kernel.functions import KernelPlugin
 
+    from kernel_app.memory_plugin import MemoryPlugin
+
     report = load_plugin_directories(plugin_directories(settings))
     kernel = Kernel()
     for name, functions in report.plugins.items():
         kernel.add_plugin(KernelPlugin(name=name, functions=functions))
+    kernel.add_plugin(MemoryPlugin(lambda: _open_memory(settings)), plugin_name="memory")
     kernel.add_filter("function_invocation", require_variables)
     kernel.add_filter("function_invocation", record_usage)
     if chat_service is None and with_service:
@@ -52,3 +55,10 @@ def build_kernel(
     if chat_service is not None:
         kernel.add_service(chat_service)
     return BuiltKernel(kernel, report)
+
+
+def _open_memory(settings: Settings) -> object:
+    from memories import MemoryStore
+    from memories.store import default_store_dir
+
+    return MemoryStore(settings.memory_dir or default_store_dir())

@@ -1,0 +1,52 @@
+"""The `memory` plugin every kernel gets: recall from and save to the persistent store.
+
+Usable from templates (``{{memory.recall $input}}``), from `kernel-app run memory.recall`, and by planners.
+The store opens on first use, so kernels that never touch memory pay nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from semantic_kernel.functions import kernel_function
+
+
+class MemoryPlugin:
+    """Recall relevant saved texts, or save a text, in a memory collection."""
+
+    def __init__(self, open_store: Callable[[], Any]) -> None:
+        self._open_store = open_store
+        self._store: Any = None
+
+    def _get_store(self) -> Any:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    @kernel_function(
+        name="recall",
+        description="Find saved texts relevant to a question in a memory collection; returns them one per line "
+        "as '[id] text', or an empty string when nothing passes the relevance floor.",
+    )
+    def recall(
+        self,
+        input: Annotated[str, "The question or topic to look up"],
+        collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
+        limit: Annotated[int, "How many texts at most"] = 3,
+        min_relevance: Annotated[float, "Relevance floor between 0 and 1"] = 0.2,
+    ) -> Annotated[str, "The matching texts, best first"]:
+        store = self._get_store()
+        if collection not in {c.name for c in store.collections()}:
+            return ""
+        hits = store.search(collection, input, limit=int(limit), min_relevance=float(min_relevance))
+        return "\n".join(f"[{hit.record.id}] {hit.record.text}" for hit in hits)
+
+    @kernel_function(name="save", description="Save a text into a memory collection; returns its id.")
+    def save(
+        self,
+        input: Annotated[str, "The text to remember"],
+        collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
+        id: Annotated[str, "Record id; empty for a generated one, an existing id is replaced"] = "",
+    ) -> Annotated[str, "The record id"]:
+        return self._get_store().save(collection, input, id=id or None)
