@@ -110,3 +110,12 @@ def _one_line(error: BaseException) -> str:
     text = str(error) or type(error).__name__
     # Chained semantic-kernel errors repeat themselves over several lines; the first line says it.
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def innermost_message(error: BaseException) -> str:
+    """The first line of the innermost cause: semantic-kernel wraps a client's error two or three times."""
+    seen = error
+    while seen.__cause__ is not None and seen.__cause__ is not seen:
+        seen = seen.__cause__
+    text = str(seen).strip() or str(error).strip() or type(error).__name__
+    return text.splitlines()[0]

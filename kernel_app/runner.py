@@ -37,10 +37,7 @@ class RunResult:
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for step in self.steps:
-            total = total + step.usage
-        return total
+        return Usage.total(step.usage for step in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         return {"result": self.result, "usage": self.usage.to_dict(), "steps": [s.to_dict() for s in self.steps]}

@@ -35,6 +35,14 @@ class Usage:
         }
 
     @classmethod
+    def total(cls, usages: Any) -> Usage:
+        """The sum of an iterable of Usage (e.g. the steps of a run or a plan)."""
+        result = cls()
+        for usage in usages:
+            result = result + usage
+        return result
+
+    @classmethod
     def from_metadata(cls, metadata: Any) -> Usage:
         """Read ``usage`` from a completion's metadata (semantic-kernel's or OpenAI's CompletionUsage)."""
         usage = metadata.get("usage") if isinstance(metadata, dict) else None

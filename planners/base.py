@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from kernel_app.errors import KernelAppError
+from kernel_app.errors import KernelAppError, innermost_message
 from kernel_app.usage import Usage
 from planners.catalogue import FunctionCatalogue
 from planners.errors import (
@@ -175,19 +175,10 @@ class JsonPlanner:
         except KernelAppError as error:
             raise PlannerServiceError(f"planning failed: {error}", attempts) from error
         except Exception as error:
-            raise PlannerServiceError(f"planning failed: the chat service failed: {_one_line(error)}", attempts) from (
-                error
-            )
+            raise PlannerServiceError(
+                f"planning failed: the chat service failed: {innermost_message(error)}", attempts
+            ) from (error)
         if message is None:
             return ""
         self.last_usage = self.last_usage + Usage.from_metadata(getattr(message, "metadata", None))
         return message.content or ""
-
-
-def _one_line(error: BaseException) -> str:
-    # semantic-kernel wraps the client's error; the innermost one says what happened.
-    seen = error
-    while seen.__cause__ is not None and seen.__cause__ is not seen:
-        seen = seen.__cause__
-    text = str(seen).strip() or str(error).strip() or type(error).__name__
-    return text.splitlines()[0]

@@ -70,10 +70,7 @@ class PlanResult:
 
     @property
     def usage(self) -> Usage:
-        total = Usage()
-        for step in self.steps:
-            total = total + step.usage
-        return total
+        return Usage.total(step.usage for step in self.steps)
 
     def to_dict(self) -> dict[str, Any]:
         return {

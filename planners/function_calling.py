@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.errors import KernelAppError
+from kernel_app.errors import KernelAppError, innermost_message
 from kernel_app.usage import Usage
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlannerServiceError, PlanningError
@@ -142,7 +142,9 @@ class FunctionCallingPlanner:
         except KernelAppError as error:
             raise PlannerServiceError(f"planning failed: {error}") from error
         except Exception as error:
-            raise PlannerServiceError(f"planning failed: the chat service failed: {_one_line(error)}") from error
+            raise PlannerServiceError(
+                f"planning failed: the chat service failed: {innermost_message(error)}"
+            ) from error
         usage = Usage()
         for item in [*history.messages, message]:
             if item is not None and getattr(item, "role", None) is not None and item.role.value == "assistant":
@@ -196,11 +198,3 @@ def _not_callable_as_tools(kernel: Kernel) -> set[str]:
             if injected and parameter.include_in_function_choices:
                 unusable.add(f"{metadata.plugin_name}.{metadata.name}")
     return unusable
-
-
-def _one_line(error: BaseException) -> str:
-    seen = error
-    while seen.__cause__ is not None and seen.__cause__ is not seen:
-        seen = seen.__cause__
-    text = str(seen).strip() or str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
