@@ -87,7 +87,10 @@ class Database:
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
             if tables:
                 raise StoreCorruptError(self.path, "not a Kernel App memory store (a database of something else)")
-            conn.execute("PRAGMA journal_mode = WAL")  # persistent; must be set outside a transaction
+            # Persistent; set outside a transaction. Switching needs an exclusive lock, so only switch when
+            # another process has not already done it (two first opens at once otherwise fail "locked").
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
             with self.write():
                 if conn.execute("PRAGMA application_id").fetchone()[0] == 0:  # no other process won the race
                     # Statement by statement: executescript() would COMMIT the open transaction first.
