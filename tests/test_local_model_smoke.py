@@ -132,6 +132,29 @@ async def test_structured_output_from_config_json_settings(
 
 @local_model
 @needs_llama
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
+async def test_a_schema_llama_cpp_cannot_compile_is_an_error_not_a_crash(
+    service: LocalLlamaChatCompletion, streaming: bool
+) -> None:
+    # llama-cpp-python 0.3.x passes the NULL sampler of a rejected grammar on and the process dies
+    # (SIGSEGV); kernel_app.services.local_llama.check_grammar turns it into this error.
+    too_long = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 1500}}, "required": ["a"]}
+    settings = LocalLlamaPromptExecutionSettings(
+        **SHORT, response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": too_long}}
+    )
+    with pytest.raises(ServiceInvalidExecutionSettingsError, match="cannot compile this JSON schema"):
+        if streaming:
+            async for _ in service.get_streaming_chat_message_content(_history("hi"), settings):
+                pass
+        else:
+            await service.get_chat_message_content(_history("hi"), settings)
+    # The model is still usable afterwards.
+    answer = await service.get_chat_message_content(_history("Say hello."), LocalLlamaPromptExecutionSettings(**SHORT))
+    assert answer is not None and answer.content
+
+
+@local_model
+@needs_llama
 def test_the_model_loads_once_per_process() -> None:
     # A fresh cache key (n_ctx), then several services at once: one Llama instance for all.
     with ThreadPoolExecutor(4) as pool:

@@ -66,6 +66,7 @@ class LoadedModel:
     load_seconds: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     _count_prompt: Callable[[Messages], int | None] | None = None
+    _grammars_checked: set[str] = field(default_factory=set)
 
     def count_prompt_tokens(self, messages: Messages) -> int | None:
         if self._count_prompt is None:
@@ -155,6 +156,44 @@ def _prompt_token_counter(llama: Any) -> Callable[[Messages], int | None]:
         return len(tokens)
 
     return count
+
+
+def check_grammar(model: LoadedModel, request: dict[str, Any]) -> None:
+    """Raise, instead of crashing, when llama.cpp cannot parse the grammar of the request's JSON schema.
+
+    Works around a llama-cpp-python 0.3.x bug: ``LlamaSampler.add_grammar`` adds the sampler that
+    ``llama_sampler_init_grammar`` returns without checking it, and that is NULL when llama.cpp rejects
+    the grammar (e.g. a schema with ``maxLength: 1500``, whose expansion exceeds llama.cpp's repetition
+    limit), so the process dies with SIGSEGV. We compile the same grammar first (as llama-cpp-python
+    does: ``LlamaGrammar.from_json_schema``) and free it. Call with ``model.lock`` held. Tested in
+    tests/test_local_model_smoke.py.
+    """
+    schema = (request.get("response_format") or {}).get("schema")
+    if not isinstance(schema, dict):
+        return
+    import json
+
+    text = json.dumps(schema, sort_keys=True)
+    if text in model._grammars_checked:
+        return
+    from llama_cpp import llama_cpp as bindings
+    from llama_cpp._utils import suppress_stdout_stderr
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    # llama.cpp prints a rejected grammar whole (thousands of lines) straight to stderr; this silences
+    # the process's stdout/stderr for the few milliseconds of the check, once per distinct schema.
+    with suppress_stdout_stderr(disable=False):
+        sampler = bindings.llama_sampler_init_grammar(
+            model.llama._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+        )
+    if not sampler:
+        raise ServiceInvalidExecutionSettingsError(
+            "response_format: llama.cpp cannot compile this JSON schema into a grammar (too many repetitions: "
+            "large maxLength, maxItems or minItems values): simplify the schema"
+        )
+    bindings.llama_sampler_free(sampler)
+    model._grammars_checked.add(text)
 
 
 # endregion
@@ -287,6 +326,7 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
     def _complete(self, messages: Messages, request: dict[str, Any]) -> dict[str, Any]:
         model = self.model()
         with model.lock:
+            check_grammar(model, request)
             return model.llama.create_chat_completion(messages=messages, **request)
 
     async def _inner_get_chat_message_contents(
@@ -371,6 +411,7 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
             try:
                 model = self.model()
                 with model.lock:
+                    check_grammar(model, request)
                     chunks = model.llama.create_chat_completion(messages=messages, stream=True, **request)
                     try:
                         for chunk in chunks:
