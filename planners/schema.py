@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.services.execution_settings import execution_settings, json_schema_format, supports_response_format
 from planners.catalogue import FunctionCatalogue, ParameterInfo
 
 if TYPE_CHECKING:
     from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
     from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
+
+__all__ = ["planner_settings", "response_format", "response_schema", "supports_response_format"]
 
 SCHEMA_NAME = "plan"
 OUTPUT_PATTERN = "^[A-Za-z_][A-Za-z0-9_]{0,31}$"  # planners.plan.OUTPUT_NAME, kept short
@@ -80,17 +83,8 @@ def function_names_in(schema: dict[str, Any]) -> list[str]:
 
 
 def response_format(schema: dict[str, Any]) -> dict[str, Any]:
-    """OpenAI's structured-output shape, which the local service also understands."""
-    return {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "strict": False, "schema": schema}}
-
-
-def supports_response_format(service: ChatCompletionClientBase) -> bool:
-    """Whether the service's own settings class has a ``response_format`` field (OpenAI, Azure, local llama).
-
-    Detected from the settings class rather than a list of service classes, so a new connector with
-    structured output is used without changes here.
-    """
-    return "response_format" in service.get_prompt_execution_settings_class().model_fields
+    """The plan schema as an OpenAI ``response_format`` (the local service compiles it into a grammar)."""
+    return json_schema_format(schema, SCHEMA_NAME)
 
 
 def planner_settings(
@@ -99,21 +93,7 @@ def planner_settings(
     schema: dict[str, Any] | None,
     options: dict[str, Any],
 ) -> PromptExecutionSettings:
-    """Execution settings in the service's own class, carrying ``response_format`` when there is a schema.
-
-    A service without the field still gets it in ``extension_data``: unknown keys there are not sent by
-    semantic-kernel's connectors, and the scripted test service records them, so tests can see that
-    structured output was requested.
-    """
-    settings_class = service.get_prompt_execution_settings_class()
-    fields = settings_class.model_fields
-    known = {key: value for key, value in options.items() if key in fields}
-    extra = {key: value for key, value in options.items() if key not in fields}
-    if schema is not None:
-        if "response_format" in fields:
-            known["response_format"] = response_format(schema)
-        else:
-            extra["response_format"] = response_format(schema)
-    settings = settings_class(service_id=service.service_id, **known)
-    settings.extension_data.update(extra)
-    return settings
+    """Execution settings in the service's own class, carrying ``response_format`` when there is a schema."""
+    if schema is None:
+        return execution_settings(service, options)
+    return execution_settings(service, {**options, "response_format": response_format(schema)})
