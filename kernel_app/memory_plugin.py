@@ -1,4 +1,4 @@
-"""The `memory` plugin every kernel gets: recall from and save to the persistent store.
+"""The `memory` plugin every kernel gets: recall from, answer from (with sources) and save to the store.
 
 Usable from templates (``{{memory.recall $input}}``), from `kernel-app run memory.recall`, and by planners.
 The store opens on first use, so kernels that never touch memory pay nothing.
@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
+from semantic_kernel import Kernel  # resolved at run time: semantic-kernel injects the kernel by this annotation
 from semantic_kernel.functions import kernel_function
 
 
 class MemoryPlugin:
-    """Recall relevant saved texts, or save a text, in a memory collection."""
+    """Recall relevant saved texts, answer from them with sources, or save a text, in a memory collection."""
 
     def __init__(self, open_store: Callable[[], Any]) -> None:
         self._open_store = open_store
@@ -41,6 +42,26 @@ class MemoryPlugin:
             return ""
         hits = store.search(collection, input, limit=int(limit), min_relevance=float(min_relevance))
         return "\n".join(f"[{hit.record.id}] {hit.record.text}" for hit in hits)
+
+    @kernel_function(
+        name="ask",
+        description="Answer a question only from the texts saved in a memory collection, citing their ids; "
+        "says so instead of guessing when nothing saved is relevant.",
+    )
+    async def ask(
+        self,
+        kernel: Kernel,
+        input: Annotated[str, "The question"],
+        collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
+        limit: Annotated[int, "How many saved texts to answer from, at most"] = 5,
+        min_relevance: Annotated[float, "Relevance floor between 0 and 1"] = 0.2,
+    ) -> Annotated[str, "The answer, then 'Sources: [id], ...'"]:
+        from kernel_app.sourced_answer import answer_with_sources
+
+        result = await answer_with_sources(
+            kernel, self._get_store(), collection, input, limit=int(limit), min_relevance=float(min_relevance)
+        )
+        return result.with_sources_line()
 
     @kernel_function(name="save", description="Save a text into a memory collection; returns its id.")
     def save(

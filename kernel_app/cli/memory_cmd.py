@@ -201,3 +201,84 @@ def reembed(app: AppContext, collection: str) -> None:
     """Re-embed COLLECTION with the current embedder."""
     with _store(app) as store:
         click.echo(f"{store.reembed(collection)} record(s) re-embedded")
+
+
+@memory.command("ask")
+@click.argument("collection")
+@click.argument("question")
+@click.option("--limit", type=click.IntRange(1, 50), default=5, show_default=True, help="Records to answer from.")
+@click.option(
+    "--min-relevance",
+    type=click.FloatRange(-1, 1),
+    default=0.2,
+    show_default=True,
+    help="Records below this relevance are not used; if none pass, no answer is made up.",
+)
+@click.option("--where", multiple=True, metavar="KEY=VALUE", help="Metadata equality filter; repeatable.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"answer", "grounded", "sources": [{"id", "text", "relevance", "metadata", "cited"}], ...}.',
+)
+@click.pass_obj
+def ask(
+    app: AppContext,
+    collection: str,
+    question: str,
+    limit: int,
+    min_relevance: float,
+    where: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Answer QUESTION only from what COLLECTION holds, citing the record ids.
+
+    When no record passes --min-relevance it says so and does not ask the model.
+
+    \b
+    Example:
+      kernel-app memory ask SWOT "What are the easiest ways to make more money?"
+    """
+    import asyncio
+
+    from semantic_kernel import Kernel
+
+    from kernel_app.services import create_chat_service
+    from kernel_app.sourced_answer import answer_with_sources
+
+    kernel = Kernel()
+    kernel.add_service(create_chat_service(app.settings))  # a bad key or endpoint fails here, before the search
+    if sys.stderr.isatty() and not as_json:
+        click.echo(f"searching '{collection}' and answering on {app.settings.service}...", err=True)
+    with _store(app) as store:
+        result = asyncio.run(
+            answer_with_sources(
+                kernel,
+                store,
+                collection,
+                question,
+                limit=limit,
+                min_relevance=min_relevance,
+                where=_pairs(where, "--where") or None,
+            )
+        )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    click.echo(result.answer)
+    if not result.grounded:
+        return
+    click.echo("\nSources:")
+    for hit in result.sources:
+        mark = "*" if hit.record.id in result.cited else " "
+        click.echo(f" {mark}[{hit.record.id}] {hit.relevance:.2f}  {hit.record.text[:90].replace(chr(10), ' ')}")
+    if result.cited:
+        click.echo("(* cited in the answer)")
+    else:
+        click.echo("(the answer cites none of them by id; these are the records it was given)")
+    if result.unknown_citations:
+        click.echo(
+            f"warning: the answer cites {', '.join(result.unknown_citations)}, which are not among the "
+            "sources: treat those parts as unsupported",
+            err=True,
+        )
