@@ -11,7 +11,14 @@ tombstones that searches skip (an ``IDSelectorNot``) until they pass ``compact_r
 is rebuilt. ``efSearch`` is calibrated at each (re)build: the smallest value whose recall@10 against
 exact search, for a held-out sample of the collection's own vectors used as queries, reaches
 ``target_recall``. If none up to ``max_ef_search`` does (uniformly random vectors, for one, have no
-neighbourhood structure), the collection stays exact and HNSW is not tried again before it doubles.
+neighbourhood structure), HNSW is not tried again before the collection doubles.
+
+Then (``pq_fallback``) the exact index gets a companion: an ``IndexPQFastScan`` of 4-bit product
+quantisation codes (``d / 2`` sub-quantisers: 96 bytes per 384-d vector, 1/16 of the floats) that
+proposes ``max(k, 10) * k_factor`` candidates, re-ranked exactly from the flat index's vectors. It is
+calibrated like efSearch (the smallest ``k_factor`` reaching the target on held-out records, then one
+step more); if none does, the collection stays exact. The flat index stays the source of vectors and
+of truth: a PQ candidate it no longer holds (a deleted record) is dropped by the re-rank.
 """
 
 from __future__ import annotations
@@ -34,6 +41,9 @@ from memories.files import atomic_write, atomic_write_bytes, remove_stale_temps
 log = logging.getLogger("memories")
 
 STAMP_FORMAT = 1
+# Format 2: a "pq" index, whose file is the flat index followed by the PQ index (at "pq_offset").
+# Only PQ-backed collections use it, so a process of the previous version rebuilds those alone.
+STAMP_FORMAT_PQ = 2
 CHUNK = 50_000  # rows per batch when streaming vectors (bounded memory)
 CALIBRATION_QUERIES = 150
 # efSearch values tried, from a floor of 64: below it the saving is small and queries unlike the
@@ -43,6 +53,10 @@ EF_STEPS = (64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 # plus 0.01 makes a true recall below the target unlikely (~5 %) without demanding the impossible of
 # graphs whose recall levels off just under 0.98 (1M clustered vectors, docs/memory.md).
 CALIBRATION_MARGIN = 0.01
+# Candidates per wanted hit tried for a PQ-backed collection (10 * k_factor candidates for a top 10).
+K_FACTOR_STEPS = (4, 6, 8, 12, 16, 24, 32, 48, 64)
+PQ_TRAINING_SAMPLE = 10_000  # vectors the quantiser is trained on: 10k generalises to 1M (docs/memory.md)
+PQ_BLOCK = 64  # FastScan block size (bbs); see _remove for why it matters
 
 
 @dataclass(frozen=True)
@@ -58,7 +72,10 @@ class IndexSettings:
     # HNSW search stops being at least twice as fast as an exact scan of n vectors.
     max_ef_search: int | None = None
     exact_filter_limit: int = 20_000  # filtered searches over at most this many records are exact
-    compact_ratio: float = 0.2  # rebuild an HNSW graph when this share of it is deleted
+    compact_ratio: float = 0.2  # rebuild an HNSW graph (re-encode PQ codes) when this share of it is deleted
+    # When HNSW misses the target (uniform-like data), scan 4-bit PQ codes and re-rank exactly, if
+    # that reaches the target; else stay exact.
+    pq_fallback: bool = True
     persist_every: int = 2_000  # save the index file after this many unsaved changes
 
 
@@ -140,6 +157,28 @@ def _new_hnsw(dimensions: int, settings: IndexSettings) -> Any:
     return faiss.IndexIDMap2(graph)
 
 
+def pq_subquantizers(dimensions: int) -> int:
+    """Sub-quantisers for 4-bit codes: 2 dimensions each (d / 2), or the nearest coarser divisor of d."""
+    return max(m for m in range(1, max(1, dimensions // 2) + 1) if dimensions % m == 0)
+
+
+def _new_pq(dimensions: int) -> Any:
+    fast_scan = faiss.IndexPQFastScan(dimensions, pq_subquantizers(dimensions), 4, faiss.METRIC_INNER_PRODUCT, PQ_BLOCK)
+    return faiss.IndexIDMap2(fast_scan)
+
+
+def _kth_best(queries: np.ndarray, matrix: np.ndarray, excluded: np.ndarray, k: int) -> np.ndarray:
+    """Each query's k-th best inner product over the rows of ``matrix`` not ``excluded``."""
+    best = np.full((len(queries), 0), -np.inf, dtype=np.float32)
+    for start in range(0, len(matrix), CHUNK):
+        scores = queries @ matrix[start : start + CHUNK].T
+        scores[:, excluded[start : start + CHUNK]] = -np.inf
+        best = np.concatenate([best, scores], axis=1)
+        if best.shape[1] > k:
+            best = -np.partition(-best, k - 1, axis=1)[:, :k]
+    return best.min(axis=1)
+
+
 class CollectionIndex:
     """A collection's FAISS index plus what is needed to keep it in step with SQLite."""
 
@@ -151,6 +190,10 @@ class CollectionIndex:
         self.ef_search = settings.ef_search or 64
         self.calibrated_at = 0  # live count when ef_search was calibrated
         self.hnsw_blocked_below = 0  # HNSW was found no better than exact below this size
+        self.pq_blocked_below = 0  # likewise the PQ scan
+        self.coarse: Any | None = None  # kind "pq": the IndexIDMap2(IndexPQFastScan) beside the flat index
+        self.k_factor = 0  # kind "pq": candidates per wanted hit (calibrated)
+        self.coarse_dead = 0  # kind "pq": codes of deleted records still in self.coarse
         self.tombstones: set[int] = set()
         self.version = -1  # the collection version this index reflects
         self.max_rid = 0  # the highest rid ever indexed (rids are never reused)
@@ -221,7 +264,10 @@ class CollectionIndex:
     def _add(self, rids: np.ndarray, vectors: np.ndarray) -> None:
         if len(rids):
             self._flat_cache = None  # the storage may move: drop the view before it dangles
-            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), rids.astype(np.int64))
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            self.index.add_with_ids(vectors, rids.astype(np.int64))
+            if self.coarse is not None:
+                self.coarse.add_with_ids(vectors, rids.astype(np.int64))
             self.max_rid = max(self.max_rid, int(rids.max()))
             self.unsaved += len(rids)
 
@@ -234,27 +280,54 @@ class CollectionIndex:
             self._not_deleted = None
         else:
             self.index.remove_ids(rids.astype(np.int64))
+            # FAISS 1.15.1 bug: IndexPQFastScan.remove_ids corrupts the codes it keeps when bbs != 32
+            # (the surviving vectors then score as other vectors; bbs 32 is fine). So the PQ codes of
+            # deleted records stay as tombstones: the exact re-rank drops every candidate the flat
+            # index no longer holds, and past compact_ratio the codes are re-encoded without them.
+            # Tested by test_pq_collection_never_returns_deleted_records.
+            if self.coarse is not None:
+                self.coarse_dead += len(rids)
         self.unsaved += len(rids)
 
     def _adapt(self) -> None:
-        """Switch between exact and HNSW, or rebuild the graph, as the size asks."""
+        """Switch between exact, HNSW and PQ-backed exact, or rebuild, as the size asks."""
         live, settings = self.live_count, self.settings
-        if self.kind == "flat":
-            if live > settings.hnsw_threshold and live >= self.hnsw_blocked_below:
-                self._to_hnsw()
-        elif live < settings.hnsw_threshold // 2:
+        if self.kind == "hnsw":
+            if live < settings.hnsw_threshold // 2:
+                self._to_flat()
+            elif len(self.tombstones) > settings.compact_ratio * self.index.ntotal:
+                self._reindex()  # compaction
+            elif settings.ef_search is None and live >= 2 * self.calibrated_at:
+                self._reindex()  # doubled since efSearch was calibrated: rebuild and calibrate again
+        elif self.kind == "pq":
+            if live < settings.hnsw_threshold // 2 or not settings.pq_fallback:
+                self._drop_coarse()
+            elif live >= 2 * self.calibrated_at:
+                self._reindex()  # doubled since k_factor was calibrated: HNSW may work now, else retrain
+            elif self.coarse_dead > settings.compact_ratio * self.coarse.ntotal:
+                self._compact_coarse()
+        elif live > settings.hnsw_threshold and (
+            live >= self.hnsw_blocked_below or (settings.pq_fallback and live >= self.pq_blocked_below)
+        ):
+            self._reindex()
+
+    def _reindex(self) -> None:
+        """HNSW if it reaches the recall target, else PQ-backed exact if that does, else exact."""
+        live = self.live_count
+        if live >= self.hnsw_blocked_below and self._to_hnsw():
+            return
+        if self.kind == "hnsw":
             self._to_flat()
-        elif len(self.tombstones) > settings.compact_ratio * self.index.ntotal:
-            self._to_hnsw()  # compaction
-        elif settings.ef_search is None and live >= 2 * self.calibrated_at:
-            self._to_hnsw()  # doubled since efSearch was calibrated: rebuild and calibrate again
+        if self.settings.pq_fallback and live >= self.pq_blocked_below and self._to_pq():
+            return
+        self._drop_coarse()
 
     def _live_chunks(self, rids: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for start in range(0, len(rids), CHUNK):
             chunk = rids[start : start + CHUNK]
             yield chunk, self.index.reconstruct_batch(chunk)
 
-    def _to_hnsw(self) -> None:
+    def _to_hnsw(self) -> bool:
         """Build the graph; calibrate efSearch on held-out records (inserted last) as queries.
 
         Held-out records are fresh draws from the collection itself, unseen by the graph while it
@@ -274,18 +347,73 @@ class CollectionIndex:
         ceiling = self.settings.max_ef_search or min(4096, max(64, len(rids) // (6 * self.settings.hnsw_m)))
         ef = self.settings.ef_search or calibrate(graph, queries, *truth.ranked(), self.settings.target_recall, ceiling)
         if ef is None:
-            log.info("HNSW misses recall %.2f at %d records: searching exactly", self.settings.target_recall, len(rids))
-            self.hnsw_blocked_below = 2 * len(rids)
-            self.rebuilt = True  # the stamp must remember not to try again
-            if self.kind == "hnsw":
-                self._to_flat()
-            return
+            return self._hnsw_rejected(len(rids))
         if held.any():
             graph.add_with_ids(queries, rids[held])
         self._flat_cache = None
         self.index, self.kind, self.ef_search = graph, "hnsw", ef
         self.calibrated_at, self.tombstones, self._not_deleted = len(rids), set(), None
+        self.coarse, self.coarse_dead, self.hnsw_blocked_below = None, 0, 0
         self.rebuilt = True
+        return True
+
+    def _hnsw_rejected(self, count: int) -> bool:
+        log.info("HNSW misses recall %.2f at %d records", self.settings.target_recall, count)
+        self.hnsw_blocked_below = 2 * count
+        self.rebuilt = True  # the stamp must remember not to try again
+        return False
+
+    def _to_pq(self) -> bool:
+        """Give the exact index a PQ FastScan companion if its calibrated k_factor reaches the target.
+
+        The same protocol as efSearch: held-out records (added last) are the queries, the truth is
+        their exact top 10 among the others. The smallest k_factor reaching target + margin is
+        taken one step further: on uniform data at 100k the held-out recall ran ~0.01 above that
+        of fresh queries once, and a step costs ~0.1-0.3 ms.
+        """
+        matrix, rids = self._flat_view()  # kind "flat" here
+        count, dimensions = len(rids), self.identity.dimensions
+        rng = np.random.default_rng(count)
+        held = np.zeros(count, dtype=bool)
+        held[rng.choice(count, size=min(CALIBRATION_QUERIES, count // 10), replace=False)] = True
+        if not held.any():
+            return False
+        queries = matrix[held]
+        floors = _kth_best(queries, matrix, held, 10) - 1e-5
+        coarse = _new_pq(dimensions)
+        others = np.flatnonzero(~held)
+        training = np.sort(rng.choice(others, size=min(PQ_TRAINING_SAMPLE, len(others)), replace=False))
+        # One thread: the quantiser's 192 small k-means runs each fork OpenMP workers; with a second
+        # busy core that took 50-60 s for 10k vectors instead of 2-3 s.
+        with faiss_threads(1):
+            coarse.train(matrix[training])
+        for start in range(0, count, CHUNK):
+            keep = ~held[start : start + CHUNK]
+            coarse.add_with_ids(matrix[start : start + CHUNK][keep], rids[start : start + CHUNK][keep])
+        k_factor = calibrate_k_factor(coarse, queries, floors, self._vectors_of, self.settings.target_recall)
+        if k_factor is None:
+            log.info("PQ misses recall %.2f at %d records: searching exactly", self.settings.target_recall, count)
+            self.pq_blocked_below = 2 * count
+            self.rebuilt = True
+            return False
+        coarse.add_with_ids(queries, rids[held])
+        self.coarse, self.kind, self.k_factor, self.coarse_dead = coarse, "pq", k_factor, 0
+        self.calibrated_at, self.pq_blocked_below, self.rebuilt = count, 0, True
+        return True
+
+    def _compact_coarse(self) -> None:
+        """Re-encode the live rows with the trained quantiser (no retraining): tombstones gone."""
+        assert self.coarse is not None
+        fresh = faiss.clone_index(self.coarse)
+        fresh.reset()  # keeps the training
+        matrix, rids = self._flat_view()
+        for start in range(0, len(rids), CHUNK):
+            fresh.add_with_ids(matrix[start : start + CHUNK], rids[start : start + CHUNK])
+        self.coarse, self.coarse_dead, self.rebuilt = fresh, 0, True
+
+    def _drop_coarse(self) -> None:
+        if self.coarse is not None:
+            self.coarse, self.kind, self.coarse_dead, self.rebuilt = None, "flat", 0, True
 
     def _to_flat(self) -> None:
         flat = _new_flat(self.identity.dimensions)
@@ -293,6 +421,7 @@ class CollectionIndex:
             flat.add_with_ids(vectors, chunk)
         self._flat_cache = None
         self.index, self.kind, self.tombstones, self._not_deleted = flat, "flat", set(), None
+        self.coarse, self.coarse_dead = None, 0
         self.rebuilt = True
 
     # --- searching --------------------------------------------------------------------------
@@ -316,6 +445,8 @@ class CollectionIndex:
         if self.kind == "hnsw":
             params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k), sel=self._selector())
             return self._hnsw_search(query, k, params)
+        if self.coarse is not None:
+            return self._pq_search(query, k)
         matrix, rids = self._flat_view()
         return top_k(matrix @ query, rids, k)
 
@@ -335,6 +466,17 @@ class CollectionIndex:
             rids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
             self._flat_cache = (matrix, rids, np.argsort(rids, kind="stable"))
         return self._flat_cache[0], self._flat_cache[1]
+
+    def _pq_search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """PQ codes propose candidates, the flat index's vectors rank them exactly."""
+        assert self.coarse is not None
+        codes = int(self.coarse.ntotal)
+        # Tombstones take candidate slots: ask for proportionally more while they are there.
+        wanted = max(k, 10) * self.k_factor * codes / max(1, self.live_count)
+        with faiss_threads(1):
+            _, found = self.coarse.search(query.reshape(1, -1), min(codes, int(np.ceil(wanted))))
+        rids, vectors = self._vectors_of(found[0][found[0] >= 0])  # drops deleted records
+        return top_k(vectors @ query, rids, k)
 
     def _hnsw_search(self, query: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
         with faiss_threads(1):
@@ -362,7 +504,7 @@ class CollectionIndex:
 
     def _vectors_of(self, rids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(rids that are indexed, their vectors): a record whose stored vector is damaged is not."""
-        if self.kind == "flat":
+        if self.kind != "hnsw":
             matrix, indexed = self._flat_view()
             order = self._flat_cache[2]  # type: ignore[index]
             at = np.minimum(np.searchsorted(indexed, rids, sorter=order), len(order) - 1)
@@ -378,11 +520,23 @@ class CollectionIndex:
     def vectors(self, rids: np.ndarray) -> np.ndarray:
         return self._vectors_of(np.asarray(rids, dtype=np.int64))[1]
 
+    def describe(self) -> dict[str, Any]:
+        """The index state for ``stats()``: JSON-friendly."""
+        return {
+            "kind": self.kind,
+            "vectors": int(self.index.ntotal),
+            "deleted_pending_compaction": len(self.tombstones),
+            "ef_search": self.ef_search if self.kind == "hnsw" else None,
+            "k_factor": self.k_factor if self.kind == "pq" else None,
+            "pq_codes": int(self.coarse.ntotal) if self.coarse is not None else None,
+            "pq_deleted_pending_compaction": self.coarse_dead if self.coarse is not None else None,
+        }
+
     # --- files ------------------------------------------------------------------------------
 
     def _stamp(self) -> dict[str, Any]:
         return {
-            "format": STAMP_FORMAT,
+            "format": STAMP_FORMAT_PQ if self.coarse is not None else STAMP_FORMAT,
             **asdict(self.identity),
             "kind": self.kind,
             "version": self.version,
@@ -390,14 +544,29 @@ class CollectionIndex:
             "ef_search": self.ef_search,
             "calibrated_at": self.calibrated_at,
             "hnsw_blocked_below": self.hnsw_blocked_below,
+            "pq_blocked_below": self.pq_blocked_below,
+            "k_factor": self.k_factor,
+            "pq_dead": self.coarse_dead,
             "tombstones": sorted(self.tombstones),
         }
 
     def save(self, index_file: Path) -> None:
         """Write ``<name>.faiss`` then its stamp ``<name>.json`` (call under the collection's file lock)."""
         remove_stale_temps(index_file.parent, index_file.stem + ".")
-        atomic_write(index_file, lambda temp: faiss.write_index(self.index, temp))
+        pq_offset = 0
+
+        def write(temp: str) -> None:
+            nonlocal pq_offset
+            faiss.write_index(self.index, temp)
+            if self.coarse is not None:  # one file, one checksum: the two can never be out of step
+                pq_offset = os.path.getsize(temp)
+                with open(temp, "ab") as handle:
+                    handle.write(faiss.serialize_index(self.coarse).tobytes())
+
+        atomic_write(index_file, write)
         stamp = self._stamp() | {"size": index_file.stat().st_size, "crc32": file_crc32(index_file)}
+        if self.coarse is not None:
+            stamp["pq_offset"] = pq_offset
         atomic_write_bytes(stamp_file(index_file), json.dumps(stamp).encode())
         self.unsaved, self.rebuilt = 0, False
 
@@ -407,7 +576,7 @@ class CollectionIndex:
         try:
             stamp = json.loads(stamp_file(index_file).read_text())
             if (
-                stamp.get("format") != STAMP_FORMAT
+                stamp.get("format") not in (STAMP_FORMAT, STAMP_FORMAT_PQ)
                 or Identity(stamp["uid"], stamp["embedder"], stamp["dimensions"]) != identity
             ):
                 return None
@@ -422,6 +591,14 @@ class CollectionIndex:
             loaded.ef_search = settings.ef_search or int(stamp["ef_search"])
             loaded.calibrated_at = int(stamp["calibrated_at"])
             loaded.hnsw_blocked_below = int(stamp["hnsw_blocked_below"])
+            loaded.pq_blocked_below = int(stamp.get("pq_blocked_below", 0))
+            if stamp["kind"] == "pq":
+                with open(index_file, "rb") as handle:  # faiss.read_index stopped where the flat index ends
+                    handle.seek(int(stamp["pq_offset"]))
+                    loaded.coarse = faiss.deserialize_index(np.frombuffer(handle.read(), dtype=np.uint8))
+                loaded.k_factor, loaded.coarse_dead = int(stamp["k_factor"]), int(stamp["pq_dead"])
+                if loaded.coarse.d != identity.dimensions:
+                    return None
             loaded.tombstones = {int(r) for r in stamp["tombstones"]}
             return loaded
         except FileNotFoundError:
@@ -461,6 +638,30 @@ def calibrate(
         hits = int(((ids >= 0) & (scores >= floors)).sum())
         if hits / total >= target:
             return ef
+    return None
+
+
+def calibrate_k_factor(
+    coarse: Any, queries: np.ndarray, floors: np.ndarray, vectors_of: Any, recall: float
+) -> int | None:
+    """k_factor for a PQ coarse scan + exact re-rank: one step above the smallest reaching the target.
+
+    ``floors``: each query's exact 10th best score (minus a tolerance); a re-ranked hit counts if it
+    reaches it. The coarse ranking of ``10 * step`` candidates is a prefix of the largest one, so
+    one search serves every step.
+    """
+    target = min(1.0, recall + CALIBRATION_MARGIN)
+    widest = min(int(coarse.ntotal), 10 * K_FACTOR_STEPS[-1])
+    _, found = coarse.search(queries, widest)
+    reached = np.zeros((len(queries), widest), dtype=bool)  # candidate j of query i reaches its floor
+    for i, query in enumerate(queries):
+        valid = np.flatnonzero(found[i] >= 0)
+        rids, vectors = vectors_of(found[i][valid])
+        reached[i, valid] = np.isin(found[i][valid], rids[vectors @ query >= floors[i]])
+    for position, step in enumerate(K_FACTOR_STEPS):
+        hits = np.minimum(reached[:, : 10 * step].sum(axis=1), 10).sum()
+        if hits / (10 * len(queries)) >= target:
+            return K_FACTOR_STEPS[min(position + 1, len(K_FACTOR_STEPS) - 1)]
     return None
 
 

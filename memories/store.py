@@ -504,13 +504,7 @@ class MemoryStore:
                     "dimensions": info.dimensions,
                     "records": info.count,
                     "created_at": info.created_at.isoformat(),
-                    "index": {
-                        "kind": index.kind,
-                        "vectors": int(index.index.ntotal),
-                        "deleted_pending_compaction": len(index.tombstones),
-                        "ef_search": index.ef_search if index.kind == "hnsw" else None,
-                        "file_bytes": size(file),
-                    },
+                    "index": index.describe() | {"file_bytes": size(file)},
                 }
             )
         db = self.db.path
@@ -535,7 +529,7 @@ class MemoryStore:
                 self.db = Database(self.path / DB_NAME, synchronous=self._synchronous, busy_timeout=self._busy_timeout)
 
     def rebuild_index(self, collection: str) -> str:
-        """Rebuild one collection's index from its records now; returns its kind (flat or hnsw)."""
+        """Rebuild one collection's index from its records now; returns its kind (flat, hnsw or pq)."""
         with self.db.read() as conn:
             current = self._require(collection, conn)
             with file_lock(self._lock_path(collection)):

@@ -165,3 +165,107 @@ def test_writes_of_another_process_are_seen_by_an_open_store(tmp_path: Path) -> 
         hits = store.search("notes", "the freshly written record about espresso", limit=5)
         assert hits[0].record.id == "fresh" and "old" not in [h.record.id for h in hits]
         assert store.count("notes") == 2
+
+
+# --- PQ-backed exact search: uniform data, where HNSW misses the recall target ------------------
+
+# A small, cheap graph: on uniform vectors it misses the target at efSearch 64 (the only step below
+# the automatic ceiling at this size) whatever its parameters, so the collection falls back to PQ.
+PQ_SETTINGS = IndexSettings(hnsw_threshold=1000, hnsw_m=8, ef_construction=16)
+
+
+def uniform_pq_store(path: Path, count: int, seed: int) -> tuple[MemoryStore, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vectors = normalize_rows(rng.standard_normal((count, 384)))
+    ids = np.array([f"r{i}" for i in range(count)])
+    store = MemoryStore(path, VectorsOnly(), index_settings=PQ_SETTINGS)
+    store.save_many("random", [{"id": i, "text": i, "embedding": v} for i, v in zip(ids, vectors, strict=True)])
+    return store, vectors, ids
+
+
+def returned_ids(store: MemoryStore, queries: np.ndarray, limit: int = 50) -> set[str]:
+    return {h.record.id for q in queries for h in store.search("random", q, limit=limit, min_relevance=-1)}
+
+
+def test_uniform_collection_gets_pq_candidates_reranked_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queries = normalize_rows(np.random.default_rng(11).standard_normal((60, 384)))
+    store, vectors, ids = uniform_pq_store(tmp_path / "mem", 4000, seed=7)
+    with store:
+        assert recall_at_10(store, vectors, ids, queries) >= 0.95
+        index = index_of(store)
+        assert index["kind"] == "pq" and index["vectors"] == index["pq_codes"] == 4000
+        assert index["k_factor"] in (4, 6, 8, 12, 16, 24, 32, 48, 64)
+        # Relevance is the exact cosine (the re-rank), not the PQ estimate.
+        hit = store.search("random", vectors[17], limit=1, min_relevance=-1)[0]
+        assert hit.record.id == "r17" and hit.relevance == pytest.approx(1.0, abs=1e-5)
+
+        # A re-upsert gets a new rid: found under its new vector, no longer under its old one.
+        fresh = normalize_rows(np.random.default_rng(12).standard_normal((1, 384)))[0]
+        store.save("random", "moved", id="r17", embedding=fresh)
+        hit = store.search("random", fresh, limit=1, min_relevance=-1)[0]
+        assert hit.record.id == "r17" and hit.relevance == pytest.approx(1.0, abs=1e-5)
+        assert store.search("random", vectors[17], limit=1, min_relevance=-1)[0].relevance < 0.5
+        vectors[17] = fresh
+        assert index_of(store)["pq_deleted_pending_compaction"] == 1  # the old rid's code
+
+    def no_build(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the saved index (flat + PQ in one file) should have been loaded")
+
+    monkeypatch.setattr(CollectionIndex, "build", classmethod(no_build))
+    with MemoryStore(tmp_path / "mem", VectorsOnly(), index_settings=PQ_SETTINGS) as store:
+        reloaded = index_of(store)
+        assert (reloaded["kind"], reloaded["k_factor"], reloaded["vectors"]) == ("pq", index["k_factor"], 4000)
+        assert (reloaded["pq_codes"], reloaded["pq_deleted_pending_compaction"]) == (4001, 1)
+        assert recall_at_10(store, vectors, ids, queries) >= 0.95
+        assert store.search("random", fresh, limit=1, min_relevance=-1)[0].record.id == "r17"
+        # Filtered searches stay exact over the matching records.
+        hits = store.search("random", queries[0], limit=5, min_relevance=-1, where={"missing": {"exists": False}})
+        assert [h.record.id for h in hits] == ids[np.argsort(-(vectors @ queries[0]))[:5]].tolist()
+    assert json.loads((tmp_path / "mem" / "index" / "random.json").read_text())["kind"] == "pq"
+
+    # Without the fallback the same collection is searched exactly.
+    settings = IndexSettings(hnsw_threshold=1000, hnsw_m=8, ef_construction=16, pq_fallback=False)
+    monkeypatch.undo()
+    with MemoryStore(tmp_path / "mem", VectorsOnly(), index_settings=settings) as store:
+        assert index_of(store)["kind"] == "flat"
+        assert recall_at_10(store, vectors, ids, queries[:10]) == 1.0
+
+
+def test_pq_collection_never_returns_deleted_records(tmp_path: Path) -> None:
+    # FAISS 1.15.1's IndexPQFastScan.remove_ids corrupts codes (bbs 64): deleted records' codes
+    # stay as tombstones, dropped by the exact re-rank, and are re-encoded away past compact_ratio.
+    queries = normalize_rows(np.random.default_rng(13).standard_normal((40, 384)))
+    store, vectors, ids = uniform_pq_store(tmp_path / "mem", 4000, seed=8)
+    rng = np.random.default_rng(9)
+    with store:
+        assert index_of(store)["kind"] == "pq"
+        gone = rng.choice(len(ids), size=500, replace=False)
+        assert store.delete("random", ids[gone].tolist()) == 500
+        keep = np.setdiff1d(np.arange(len(ids)), gone)
+        index = index_of(store)
+        assert index["vectors"] == 3500 and index["pq_codes"] == 4000 and index["pq_deleted_pending_compaction"] == 500
+        # A deleted record's own vector is the surest way to meet its code: still never returned.
+        assert not returned_ids(store, vectors[gone[:40]]) & set(ids[gone].tolist())
+        assert not returned_ids(store, queries) & set(ids[gone].tolist())
+        assert recall_at_10(store, vectors[keep], ids[keep], queries) >= 0.95
+
+    with MemoryStore(tmp_path / "mem", VectorsOnly(), index_settings=PQ_SETTINGS) as store:
+        assert index_of(store)["pq_deleted_pending_compaction"] == 500  # tombstones persist
+        assert not returned_ids(store, vectors[gone[:20]]) & set(ids[gone].tolist())
+        # Past 20 % of the codes deleted, they are re-encoded from the live vectors (no retraining).
+        more = keep[:400]
+        store.delete("random", ids[more].tolist())
+        gone, keep = np.concatenate([gone, more]), np.setdiff1d(keep, more)
+        index = index_of(store)
+        assert index["kind"] == "pq" and index["pq_deleted_pending_compaction"] == 0
+        assert index["vectors"] == index["pq_codes"] == len(keep) == 3100
+        assert not returned_ids(store, vectors[gone[-40:]]) & set(ids[gone].tolist())
+        assert recall_at_10(store, vectors[keep], ids[keep], queries) >= 0.95
+
+        # Below half the threshold the codes are dropped: exact search.
+        store.delete("random", ids[keep[:2700]].tolist())
+        keep = keep[2700:]
+        assert index_of(store)["kind"] == "flat"
+        assert recall_at_10(store, vectors[keep], ids[keep], queries[:10]) == 1.0
