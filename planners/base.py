@@ -54,7 +54,7 @@ class JsonPlanner:
         excluded: Iterable[str] | None = None,
         catalogue: FunctionCatalogue | None = None,
         inputs: Sequence[str] = (),
-        max_functions: int = DEFAULT_MAX_FUNCTIONS,
+        max_functions: int | None = None,
         relevance: Relevance | None = None,
         service_id: str | None = None,
         structured_output: bool = True,
@@ -92,6 +92,16 @@ class JsonPlanner:
         except Exception as error:  # KernelServiceNotFoundError and friends
             raise PlannerServiceError(f"planning needs a chat service: {error}") from None
 
+    def function_limit(self, service: ChatCompletionClientBase) -> int:
+        """How many functions to offer: ``max_functions`` if given, else the service's own hint.
+
+        A service may declare ``planner_max_functions`` (the embedded 135M model does: it plans far
+        better from a few functions than from the whole catalogue); otherwise 30.
+        """
+        if self.max_functions is not None:
+            return self.max_functions
+        return int(getattr(service, "planner_max_functions", None) or DEFAULT_MAX_FUNCTIONS)
+
     @property
     def uses_structured_output(self) -> bool:
         """True when the service will constrain its answer to the plan schema (OpenAI, Azure, local)."""
@@ -104,7 +114,7 @@ class JsonPlanner:
         if not len(self.catalogue):
             raise PlanningError("no functions are left to plan with: check --exclude")
         service = self.service()
-        names = await most_relevant(goal, self.catalogue, self.max_functions, self.relevance)
+        names = await most_relevant(goal, self.catalogue, self.function_limit(service), self.relevance)
         self.last_offered = names
         schema = (
             response_schema(self.catalogue, names, max_steps=self.max_steps, single_step=self.single_step)

@@ -73,13 +73,16 @@ def tfidf_scores(goal: str, functions: Sequence[FunctionInfo]) -> list[float]:
 async def most_relevant(
     goal: str, catalogue: FunctionCatalogue, limit: int, relevance: Relevance | None = None
 ) -> list[str]:
-    """All names when the catalogue fits in ``limit``; else the ``limit`` best, in catalogue order."""
+    """All names, in catalogue order, when the catalogue fits in ``limit``; else the ``limit`` best, best first.
+
+    Best first, because a small model leans on the order: SmolLM2-135M chose the expected function for
+    3 of 10 goals from 13 functions in catalogue order, and for 10 of 11 from the 5 best in this order
+    (docs/planner.md).
+    """
     functions = list(catalogue)
     if len(functions) <= limit:
         return [f.name for f in functions]
     scored = (relevance or tfidf_scores)(goal, functions)
     scores = list(await scored) if inspect.isawaitable(scored) else list(scored)
     ranked = sorted(range(len(functions)), key=lambda i: (-scores[i], functions[i].name))
-    keep = set(ranked[:limit])
-    # Catalogue order keeps plugins together in the prompt, which reads better than score order.
-    return [f.name for i, f in enumerate(functions) if i in keep]
+    return [functions[i].name for i in ranked[:limit]]

@@ -317,6 +317,23 @@ async def test_large_catalogue_offers_only_the_most_relevant(kernel, scripted: S
     assert "DesignThinking.Ideate" not in scripted.requests[0].prompt
 
 
+async def test_a_service_can_ask_for_a_smaller_catalogue(kernel) -> None:
+    from typing import ClassVar
+
+    class SmallModel(ScriptedChatCompletion):
+        planner_max_functions: ClassVar[int] = 3  # as the embedded model declares 5
+
+    small = SmallModel([VALID, VALID], service_id="small")
+    kernel.remove_all_services()
+    kernel.add_service(small)
+    planner = SequentialPlanner(kernel)
+    await planner.create_plan(VALENTINE_GOAL)
+    assert len(planner.last_offered) == 3 and planner.last_offered[0].startswith("Writer.")
+    explicit = SequentialPlanner(kernel, max_functions=7)
+    await explicit.create_plan(VALENTINE_GOAL)
+    assert len(explicit.last_offered) == 7  # an explicit limit (--max-functions) wins
+
+
 async def test_structured_output_can_be_turned_off(kernel, scripted: ScriptedChatCompletion) -> None:
     scripted.queue(VALID)
     planner = SequentialPlanner(kernel, structured_output=False)

@@ -77,6 +77,12 @@ def _print_result(plan: Any, result: Any, as_json: bool) -> None:
     show_default=True,
     help="Repair turns when the model's plan does not parse or validate.",
 )
+@click.option(
+    "--max-functions",
+    type=click.IntRange(1, 500),
+    default=None,
+    help="Offer the model only the N functions most relevant to the goal [default: 5 on the embedded model, else 30].",
+)
 @click.option("--save", "save_to", type=click.Path(path_type=Path), default=None, help="Save the plan (JSON or .yaml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (and result) as JSON.")
 @click.option("--execute", "run_it", is_flag=True, help="Run the plan after showing it.")
@@ -88,6 +94,7 @@ def plan(
     planner: str,
     exclude: tuple[str, ...],
     max_repairs: int,
+    max_functions: int | None,
     save_to: Path | None,
     as_json: bool,
     run_it: bool,
@@ -108,10 +115,13 @@ def plan(
         if planner == "function-calling":
             # The model calls the functions itself (allow-listed), so there is nothing left to approve:
             # the trace shows what ran and the answer is the result.
-            outcome = await FunctionCallingPlanner(kernel, excluded=list(exclude) or None).run(goal)
+            limit = {"max_functions": max_functions} if max_functions else {}
+            outcome = await FunctionCallingPlanner(kernel, excluded=list(exclude) or None, **limit).run(goal)
             return outcome.trace, _Answered(outcome.answer)
         kind = ActionPlanner if planner == "action" else SequentialPlanner
-        made = await kind(kernel, max_repairs=max_repairs, excluded=list(exclude) or None).create_plan(goal)
+        made = await kind(
+            kernel, max_repairs=max_repairs, max_functions=max_functions, excluded=list(exclude) or None
+        ).create_plan(goal)
         if save_to is not None:
             made.save(save_to)
         result = await _execute(kernel, made, yes, show=not as_json) if run_it else None

