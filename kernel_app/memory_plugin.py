@@ -50,7 +50,8 @@ class MemoryPlugin:
     )
     async def ask(
         self,
-        kernel: Kernel,
+        # Injected by semantic-kernel; kept out of tool schemas so function calling can use memory.ask.
+        kernel: Annotated[Kernel, {"include_in_function_choices": False}],
         input: Annotated[str, "The question"],
         collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
         limit: Annotated[int, "How many saved texts to answer from, at most"] = 5,

@@ -35,6 +35,8 @@ class ToolCallServer:
         self.answers: deque[str | ToolCalls] = deque()
         self.default: str | ToolCalls | None = None
         self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self._calls = 0
         server = self
 
@@ -47,6 +49,8 @@ class ToolCallServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 server.bodies.append(body)
+                server.paths.append(self.path)
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
                 answer = server.answers.popleft() if server.answers else server.default
                 if isinstance(answer, list):
                     calls = []
@@ -83,8 +87,12 @@ class ToolCallServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+        return f"{self.root_url}/v1"
 
     def tool_names(self, index: int) -> list[str]:
         return [tool["function"]["name"] for tool in self.bodies[index].get("tools") or []]
@@ -216,3 +224,49 @@ async def test_functions_taking_the_kernel_are_left_off_the_tools(kernel, tool_s
     answer, _ = await FunctionCallingPlanner(kernel).run("anything")
     assert answer == "fine" and "Inner-inner" not in tool_server.tool_names(0)
     assert "Math-add" in tool_server.tool_names(0)
+
+
+async def test_function_calling_over_azure_with_an_api_key(monkeypatch: pytest.MonkeyPatch, tool_server) -> None:
+    from kernel_app.config import load_settings
+
+    monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", tool_server.root_url)
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key")
+    monkeypatch.setenv("AZURE_OPENAI_API_VERSION", "2024-10-21")
+    kernel = build_kernel(load_settings(service="azure", model="planner-deployment")).kernel
+    invoked = count_invocations(kernel)
+    tool_server.answers.extend([[("Math-add", {"a": 110, "b": 990})], "The sum is 1100."])
+    answer, trace = await FunctionCallingPlanner(kernel, included=["Math"]).run("What is the sum of 110 and 990?")
+    assert answer == "The sum is 1100." and trace.functions == ["Math.add"] and invoked == ["Math.add"]
+    assert all(p.startswith("/openai/deployments/planner-deployment/chat/completions?") for p in tool_server.paths)
+    assert all("api-version=2024-10-21" in p for p in tool_server.paths)
+    assert tool_server.headers[0]["api-key"] == "azure-key"
+    assert sorted(tool_server.tool_names(0)) == ["Math-add", "Math-divide", "Math-multiply", "Math-subtract"]
+    assert tool_server.tool_messages(1) == ["1100"]
+
+
+async def test_the_model_can_answer_from_memory(monkeypatch: pytest.MonkeyPatch, tool_server, tmp_path) -> None:
+    pytest.importorskip("kernel_app.services.local_embedder")
+    from kernel_app.config import load_settings
+
+    monkeypatch.setenv("OPENAI_BASE_URL", tool_server.base_url)
+    monkeypatch.setenv("KERNEL_APP_MEMORY_DIR", str(tmp_path / "store"))
+    kernel = build_kernel(load_settings(service="openai", model="tool-model")).kernel
+    await kernel.invoke(
+        kernel.get_function("memory", "save"),
+        input="Catering for office lunches would bring extra sales on quiet weekdays.",
+        collection="SWOT",
+        id="opportunity-0",
+    )
+    invoked = count_invocations(kernel)
+    tool_server.answers.extend(
+        [
+            [("memory-ask", {"input": "How can we sell more on weekdays?", "collection": "SWOT"})],
+            json.dumps({"answer": "Cater office lunches.", "sources": ["opportunity-0"]}),  # memory.ask's own call
+            "Cater office lunches, say your notes.",
+        ]
+    )
+    answer, trace = await FunctionCallingPlanner(kernel, included=["memory"]).run("How can we sell more on weekdays?")
+    assert invoked == ["memory.ask"] and trace.functions == ["memory.ask"]
+    assert answer == "Cater office lunches, say your notes."
+    assert "memory-ask" in tool_server.tool_names(0)  # its injected kernel parameter is not in the schema
+    assert tool_server.tool_messages(2) == ["Cater office lunches.\n\nSources: [opportunity-0]"]
