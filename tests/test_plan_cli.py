@@ -17,8 +17,16 @@ def openai_env(server) -> dict[str, str]:
 def test_plan_repairs_a_malformed_answer_and_executes(openai_server, tmp_path: Path) -> None:
     openai_server.queue('Sure! {"steps": [{"function": "Math.add", "args": {"a": 110', VALID)
     saved = tmp_path / "plan.json"
-    proc = run_cli("plan", "What is the sum of 110 and 990?", "--json", "--execute", "--yes", "--save", str(saved),
-                   **openai_env(openai_server))
+    proc = run_cli(
+        "plan",
+        "What is the sum of 110 and 990?",
+        "--json",
+        "--execute",
+        "--yes",
+        "--save",
+        str(saved),
+        **openai_env(openai_server),
+    )
     assert proc.returncode == 0, proc.stderr
     payload = json.loads(proc.stdout)
     assert payload["steps"][0]["function"] == "Math.add" and payload["result"] == "1100"
@@ -51,3 +59,29 @@ def test_execute_refuses_without_confirmation_and_rejects_made_up_functions(open
     made_up = run_cli("execute", str(plan_file), "--yes", **openai_env(openai_server))
     assert made_up.returncode == 3 and "Shell.run" in made_up.stderr
     assert openai_server.requests == []
+
+
+def test_the_bakery_goal_runs_swot_then_shift_domain(openai_server) -> None:
+    """The issue's own goal, end to end: plan, execute (SWOT's draft and the shift are real prompt calls)."""
+    plan = {
+        "steps": [
+            {"function": "BusinessThinking.SWOT", "args": {"input": "a bakery"}, "output": "swot"},
+            {
+                "function": "BusinessThinking.ShiftDomain",
+                "args": {"input": "$swot", "domain": "cleaning services"},
+                "output": "shifted",
+            },
+        ]
+    }
+    draft = (
+        "Strengths:\n- Fresh bread every morning\nWeaknesses:\n- Small shop\n"
+        "Opportunities:\n- Catering\nThreats:\n- Supermarkets"
+    )
+    openai_server.queue(json.dumps(plan), draft, "| Strengths | Reliable early-morning cleaning crews |")
+    goal = "Make a SWOT for a bakery, then shift it to the domain of cleaning services"
+    proc = run_cli("plan", goal, "--execute", "--yes", **openai_env(openai_server))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("| Strengths | Reliable early-morning cleaning crews |")
+    shift_prompt = json.dumps(openai_server.requests[2].body["messages"])
+    assert "Fresh bread every morning" in shift_prompt and "cleaning services" in shift_prompt  # $swot was passed on
+    assert len(openai_server.requests) == 3
