@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from semantic_kernel.connectors.ai.embedding_generator_base import EmbeddingGeneratorBase
 
 from kernel_app.errors import ConfigError, DependencyMissingError
+from kernel_app.services.load_once import LoadOnce
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,38 +81,32 @@ class _Encoder:
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
 
 
-_ENCODERS: dict[tuple[str, str, int], _Encoder] = {}
-_ENCODERS_LOCK = threading.Lock()
+_ENCODERS: LoadOnce[tuple[str, str, int], _Encoder] = LoadOnce()
 
 
 def load_encoder(model_path: str, tokenizer_path: str, threads: int) -> _Encoder:
     """The shared encoder for these parameters, loaded on first use (thread-safe)."""
-    key = (model_path, tokenizer_path, threads)
-    encoder = _ENCODERS.get(key)
-    if encoder is not None:
-        return encoder
-    with _ENCODERS_LOCK:
-        encoder = _ENCODERS.get(key)
-        if encoder is None:
-            try:
-                import onnxruntime as ort
-                from tokenizers import Tokenizer
-            except ImportError as error:
-                raise DependencyMissingError(INSTALL_HINT) from error
-            tokenizer = Tokenizer.from_file(tokenizer_path)
-            # The shipped tokenizer.json pads every text to 128 and truncates at 128: pad per batch to
-            # the longest text instead, and truncate at the model's 256.
-            tokenizer.enable_truncation(max_length=MAX_TOKENS)
-            tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3  # errors only
-            session = ort.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
-            names = frozenset(i.name for i in session.get_inputs())
-            encoder = _Encoder(session=session, tokenizer=tokenizer, input_names=names)
-            _ENCODERS[key] = encoder
-    return encoder
+    return _ENCODERS.get((model_path, tokenizer_path, threads), lambda: _load(model_path, tokenizer_path, threads))
+
+
+def _load(model_path: str, tokenizer_path: str, threads: int) -> _Encoder:
+    try:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+    except ImportError as error:
+        raise DependencyMissingError(INSTALL_HINT) from error
+    tokenizer = Tokenizer.from_file(tokenizer_path)
+    # The shipped tokenizer.json pads every text to 128 and truncates at 128: pad per batch to
+    # the longest text instead, and truncate at the model's 256.
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    session = ort.InferenceSession(model_path, sess_options=options, providers=["CPUExecutionProvider"])
+    names = frozenset(i.name for i in session.get_inputs())
+    return _Encoder(session=session, tokenizer=tokenizer, input_names=names)
 
 
 class MiniLMEmbedder(EmbeddingGeneratorBase):

