@@ -23,6 +23,7 @@ from planners import (
     StepTimeoutError,
     UnknownFunctionError,
 )
+from tests.support.spies import count_invocations
 
 
 class SlowPlugin:
@@ -63,17 +64,6 @@ def kernel(scripted: ScriptedChatCompletion, slow: SlowPlugin):
 
 def plan_of(*steps: tuple[str, dict, str]) -> Plan:
     return Plan(goal="test", steps=[PlanStep(function=f, args=a, output=o) for f, a, o in steps])
-
-
-def count_invocations(kernel) -> list[str]:
-    invoked: list[str] = []
-
-    async def counter(context, next) -> None:
-        invoked.append(context.function.fully_qualified_name.replace("-", "."))
-        await next(context)
-
-    kernel.add_filter("function_invocation", counter)
-    return invoked
 
 
 async def test_three_independent_steps_run_concurrently(kernel) -> None:

@@ -24,6 +24,7 @@ from kernel_app.config import Settings
 from kernel_app.kernel_builder import build_kernel
 from kernel_app.services.scripted import ScriptedChatCompletion
 from planners import FunctionCallingPlanner, PlanningError
+from tests.support.spies import count_invocations
 
 ToolCalls = list[tuple[str, dict[str, Any] | str]]
 
@@ -119,17 +120,6 @@ def kernel(monkeypatch: pytest.MonkeyPatch, tool_server: ToolCallServer):
     monkeypatch.setenv("OPENAI_BASE_URL", tool_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     return build_kernel(load_settings(service="openai", model="tool-model")).kernel
-
-
-def count_invocations(kernel) -> list[str]:
-    invoked: list[str] = []
-
-    async def counter(context, next) -> None:
-        invoked.append(context.function.fully_qualified_name.replace("-", "."))
-        await next(context)
-
-    kernel.add_filter("function_invocation", counter)
-    return invoked
 
 
 async def test_calls_are_made_and_returned_as_a_trace(kernel, tool_server: ToolCallServer) -> None:

@@ -34,6 +34,7 @@ from planners import (
 )
 from planners.errors import EmptyPlanError, InvalidOutputNameError, PlanFormatError
 from planners.schema import function_names_in
+from tests.support.spies import count_invocations
 
 VALENTINE_GOAL = "Tomorrow is Valentine's day. I need to come up with a poem. Translate the poem to French."
 SUM_GOAL = "What is the sum of 110 and 990?"
@@ -111,18 +112,6 @@ def scripted() -> ScriptedChatCompletion:
 @pytest.fixture
 def kernel(scripted: ScriptedChatCompletion):
     return build_kernel(Settings(), chat_service=scripted).kernel
-
-
-def count_invocations(kernel) -> list[str]:
-    """Every function the kernel actually invokes, as Plugin.Function."""
-    invoked: list[str] = []
-
-    async def counter(context, next) -> None:
-        invoked.append(context.function.fully_qualified_name.replace("-", "."))
-        await next(context)
-
-    kernel.add_filter("function_invocation", counter)
-    return invoked
 
 
 def test_the_corpus_is_big_enough() -> None:
