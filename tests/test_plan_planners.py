@@ -342,3 +342,38 @@ async def test_usage_of_planning_is_counted(kernel, scripted: ScriptedChatComple
 def test_catalogue_is_shared_with_the_planner(kernel) -> None:
     catalogue = FunctionCatalogue.from_kernel(kernel, included=["Math"])
     assert SequentialPlanner(kernel, catalogue=catalogue).catalogue is catalogue
+
+
+async def test_a_plan_can_recall_from_memory_and_use_it(tmp_path, scripted: ScriptedChatCompletion) -> None:
+    """The planner uses memory through the memory plugin: recall feeds a prompt function."""
+    kernel = build_kernel(Settings(memory_dir=tmp_path / "store"), chat_service=scripted).kernel
+    await kernel.invoke(
+        kernel.get_function("memory", "save"),
+        input="Late-night delivery could bring in more money",
+        collection="SWOT",
+        id="opportunity-0",
+    )
+    goal = "Summarize what my saved SWOT notes say about making more money"
+    scripted.queue(
+        json.dumps(
+            {
+                "steps": [
+                    {
+                        "function": "memory.recall",
+                        "args": {"input": "making more money", "collection": "SWOT", "min_relevance": 0.1},
+                        "output": "notes",
+                    },
+                    {"function": "Writer.Summarize", "args": {"input": "$notes"}, "output": "summary"},
+                ]
+            }
+        )
+    )
+    planner = SequentialPlanner(kernel)
+    plan = await planner.create_plan(goal)
+    assert "memory.recall" in planner.last_offered  # the memory plugin is in the catalogue
+    invoked = count_invocations(kernel)
+    result = await PlanExecutor(kernel, catalogue=planner.catalogue).execute(plan)
+    assert invoked == ["memory.recall", "Writer.Summarize"]
+    assert result.outputs["notes"] == "[opportunity-0] Late-night delivery could bring in more money"
+    assert "[opportunity-0] Late-night delivery" in scripted.requests[-1].prompt
+    assert result.result == "scripted function output"
