@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 # Called with the (validated) plan before anything runs: True approves it, a Plan replaces it (and is
 # validated again), False or None rejects it. May be async.
 Approve = Callable[[Plan], "bool | Plan | Awaitable[bool | Plan | None] | None"]
+# (event "started" | "finished", step number from 1, the step, its result when finished)
+StepCallback = Callable[[str, int, PlanStep, "StepResult | None"], None]
+
+log = logging.getLogger("planners")
 
 DEFAULT_STEP_TIMEOUT = 300.0
 
@@ -105,8 +110,11 @@ class PlanExecutor:
         step_timeout: float | None = DEFAULT_STEP_TIMEOUT,
         max_steps: int = DEFAULT_MAX_STEPS,
         max_concurrency: int | None = None,
+        on_step: StepCallback | None = None,
     ) -> None:
         self.kernel = kernel
+        # Progress: on_step("started", number, step, None) and on_step("finished", number, step, result).
+        self.on_step = on_step
         self.catalogue = (
             catalogue
             if catalogue is not None
@@ -188,6 +196,7 @@ class PlanExecutor:
         if limit is not None:
             await limit.acquire()
         try:
+            self._notify("started", number, step, None)
             began = time.perf_counter()
             try:
                 result = await asyncio.wait_for(self.kernel.invoke(function, arguments), self.step_timeout)
@@ -204,6 +213,14 @@ class PlanExecutor:
         results[number] = StepResult(
             number, step.function, step.output, output, seconds, Usage.from_function_result(result)
         )
+        self._notify("finished", number, step, results[number])
+
+    def _notify(self, event: str, number: int, step: PlanStep, result: StepResult | None) -> None:
+        if self.on_step is not None:
+            try:
+                self.on_step(event, number, step, result)
+            except Exception:  # a broken progress display must not fail the plan
+                log.debug("on_step callback failed", exc_info=True)
 
     def _error(self, failure: _StepFailed, results: dict[int, StepResult]) -> PlanExecutionError:
         completed = {r.output_name: r for _, r in sorted(results.items())}

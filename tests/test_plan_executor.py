@@ -82,6 +82,27 @@ async def test_three_independent_steps_run_concurrently(kernel) -> None:
     assert elapsed < 0.2, f"three 100 ms steps took {elapsed:.3f} s: not concurrent"
 
 
+async def test_progress_is_reported_per_step_and_cannot_break_the_plan(kernel) -> None:
+    plan = plan_of(
+        ("Slow.wait", {"label": "a", "seconds": 0.01}, "a"),
+        ("Slow.join", {"a": "$a", "b": "z"}, "joined"),
+    )
+    events: list[tuple[str, int, str, str | None]] = []
+
+    def on_step(event, number, step, result) -> None:
+        events.append((event, number, step.function, result.output if result else None))
+        raise RuntimeError("a broken progress display")
+
+    result = await PlanExecutor(kernel, on_step=on_step).execute(plan)
+    assert result.result == "a+z"
+    assert events == [
+        ("started", 1, "Slow.wait", None),
+        ("finished", 1, "Slow.wait", "a"),
+        ("started", 2, "Slow.join", None),
+        ("finished", 2, "Slow.join", "a+z"),
+    ]
+
+
 async def test_concurrency_can_be_limited(kernel) -> None:
     plan = plan_of(*[("Slow.wait", {"label": x, "seconds": 0.05}, x) for x in "abc"])
     started = time.perf_counter()

@@ -37,12 +37,27 @@ def _approve_on_terminal(yes: bool) -> Any:
     return approve
 
 
+def _progress_on_terminal(total: int) -> Any:
+    """Step-by-step progress on stderr for a person at a terminal (a small local model takes seconds a step)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def on_step(event: str, number: int, step: Any, result: Any) -> None:
+        if event == "started":
+            click.echo(f"  step {number}/{total} {step.function}...", err=True)
+        elif result is not None:
+            click.echo(f"  step {number}/{total} {step.function} done in {result.seconds:.1f} s", err=True)
+
+    return on_step
+
+
 async def _execute(kernel: Any, plan: Any, yes: bool, show: bool) -> Any:
     from planners import PlanExecutor
 
     if show:
         click.echo(str(plan), err=True)
-    return await PlanExecutor(kernel).execute(plan, approve=_approve_on_terminal(yes))
+    executor = PlanExecutor(kernel, on_step=_progress_on_terminal(len(plan.steps)))
+    return await executor.execute(plan, approve=_approve_on_terminal(yes))
 
 
 class _Answered:
@@ -119,6 +134,8 @@ def plan(
             outcome = await FunctionCallingPlanner(kernel, excluded=list(exclude) or None, **limit).run(goal)
             return outcome.trace, _Answered(outcome.answer)
         kind = ActionPlanner if planner == "action" else SequentialPlanner
+        if sys.stderr.isatty():
+            click.echo(f"planning on {app.settings.service}...", err=True)
         made = await kind(
             kernel, max_repairs=max_repairs, max_functions=max_functions, excluded=list(exclude) or None
         ).create_plan(goal)
