@@ -152,10 +152,17 @@ def _env(server, tmp_path: Path) -> dict[str, str]:
     }
 
 
+def _save_notes(tmp_path: Path, notes: dict[str, str]) -> None:
+    """Saved in-process with the CLI's embedder (a CLI call per record would cost seconds each)."""
+    from memories.embedders import default_embedder
+
+    with MemoryStore(tmp_path / "store", default_embedder()) as real:
+        real.save_many("SWOT", [{"id": key, "text": text} for key, text in notes.items()])
+
+
 def test_memory_ask_cli_uses_structured_output_and_cites(openai_server, tmp_path: Path) -> None:
     env = _env(openai_server, tmp_path)
-    for key, text in NOTES.items():
-        assert run_cli("memory", "save", "SWOT", text, "--id", key, **env).returncode == 0
+    _save_notes(tmp_path, NOTES)
     answer = json.dumps({"answer": "Cater office lunches on quiet weekdays.", "sources": ["opportunity-0"]})
     openai_server.queue(answer, answer)
     proc = run_cli("memory", "ask", "SWOT", "How can we get more sales on quiet weekdays?", "--json", **env)
@@ -176,7 +183,7 @@ def test_memory_ask_cli_uses_structured_output_and_cites(openai_server, tmp_path
 
 def test_memory_ask_cli_without_relevant_notes_does_not_call_the_model(openai_server, tmp_path: Path) -> None:
     env = _env(openai_server, tmp_path)
-    run_cli("memory", "save", "SWOT", NOTES["weakness-0"], "--id", "weakness-0", **env)
+    _save_notes(tmp_path, {"weakness-0": NOTES["weakness-0"]})
     proc = run_cli("memory", "ask", "SWOT", "What is the boiling point of mercury?", "--min-relevance", "0.6", **env)
     assert proc.returncode == 0, proc.stderr
     assert "relevant enough to answer this" in proc.stdout and proc.stderr == ""
