@@ -244,3 +244,65 @@ def test_a_record_with_a_damaged_vector_is_skipped_and_reported(tmp_path: Path) 
         assert report.damaged_vectors == 1 and "reembed" in str(report)
         store.reembed("notes")
         assert store.search("notes", "pizza note b", limit=1)[0].record.id == "b"
+
+
+INGESTER = """
+import sys
+from memories import HashingEmbedder, MemoryStore
+from memories.ingest import ingest
+
+def acknowledge(path, done, total):
+    print(path.name, flush=True)  # printed only after the file's chunks were committed
+
+with MemoryStore(sys.argv[1], HashingEmbedder(64)) as store:
+    print("ready", flush=True)
+    ingest(store, "notes", [sys.argv[2]], chunk_size=200, overlap=20, progress=acknowledge)
+"""
+
+
+FILES = 1000  # ~2 s of ingest here: a kill 0.1-0.4 s in lands mid-way on a machine several times faster
+
+
+def _write_notes(docs: Path, version: int) -> None:
+    for n in range(FILES):
+        sections = "\n\n".join(
+            f"## Part {p}\n\n" + f"Note {n} v{version} part {p} is about dough. " * 6 for p in range(3)
+        )
+        (docs / f"note-{n:04d}.md").write_text(f"# Note {n}\n\n{sections}\n")
+
+
+def test_kill_9_mid_ingest_loses_no_acknowledged_file_and_leaves_no_half_file(tmp_path: Path) -> None:
+    """Each trial rewrites every file, so each ingest replaces chunks, and is killed part-way."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    path, rng = tmp_path / "mem", random.Random(7)
+    acknowledged_in_all = 0
+    for trial in range(3):
+        _write_notes(docs, trial)
+        child = subprocess.Popen(
+            [sys.executable, "-c", INGESTER, str(path), str(docs)], stdout=subprocess.PIPE, env=cli_env()
+        )
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0.1, 0.4))
+        os.kill(child.pid, signal.SIGKILL)
+        out, _ = child.communicate(timeout=30)
+        acknowledged = set(out.decode().split("\n")[:-1])
+        assert len(acknowledged) < FILES, f"trial {trial}: the kill should land mid-ingest: adjust the sleep"
+        acknowledged_in_all += len(acknowledged)
+        with MemoryStore(path, HashingEmbedder(64)) as store:
+            chunks: dict[str, list[str]] = {}
+            for record in store.list("notes", limit=100_000):
+                chunks.setdefault(Path(str(record.metadata["source"])).name, []).append(record.text)
+        for name, texts in chunks.items():
+            versions = {f"v{v} " for v in range(trial + 1) if any(f"v{v} " in t for t in texts)}
+            assert len(versions) == 1 and len(texts) == 6, f"{name}: a half-replaced file ({versions}, {len(texts)})"
+            if name in acknowledged:
+                assert versions == {f"v{trial} "}, f"trial {trial}: acknowledged {name} lost its new content"
+    assert acknowledged_in_all > 0, "no kill landed after a file was acknowledged: adjust the sleep"
+    with MemoryStore(path, HashingEmbedder(64)) as store:  # the next run finishes the job
+        from memories.ingest import ingest
+
+        report = ingest(store, "notes", [docs], chunk_size=200, overlap=20)
+        assert report.failed == [] and report.added + report.skipped_unchanged == FILES
+        assert store.count("notes") == FILES * 6
+    assert integrity(path) == "ok"
