@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,12 +74,31 @@ class Database:
         self._writing = False
         self.conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         try:
-            with self.translate():
-                self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-                self._open(synchronous.upper())
+            self._open_retrying(synchronous.upper())
         except BaseException:
             self.conn.close()
             raise
+
+    def _open_retrying(self, synchronous: str) -> None:
+        """``_open``, retried while another process holds the lock it needs, up to the busy timeout.
+
+        Switching a new file to WAL needs an exclusive lock, and when another process is creating the
+        same store at that moment SQLite answers "database is locked" at once instead of waiting (its
+        busy handler is not used there, to avoid a deadlock). ``_open`` is idempotent, so try again.
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.01
+        while True:
+            try:
+                with self.translate():
+                    self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                    self._open(synchronous)
+                return
+            except StoreBusyError:
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
 
     def _open(self, synchronous: str) -> None:
         conn = self.conn

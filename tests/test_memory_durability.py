@@ -306,3 +306,33 @@ def test_kill_9_mid_ingest_loses_no_acknowledged_file_and_leaves_no_half_file(tm
         assert report.failed == [] and report.added + report.skipped_unchanged == FILES
         assert store.count("notes") == FILES * 6
     assert integrity(path) == "ok"
+
+
+def test_a_store_being_created_by_another_process_is_waited_for(tmp_path: Path, monkeypatch) -> None:
+    """SQLite can answer "locked" at once (no busy wait) while another process switches a new file to WAL."""
+    from memories import db
+
+    real_open, calls = db.Database._open, []
+
+    def locked() -> sqlite3.OperationalError:
+        error = sqlite3.OperationalError("database is locked")
+        error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+        return error
+
+    def locked_twice(self, synchronous: str) -> None:
+        calls.append(synchronous)
+        if len(calls) <= 2:
+            raise locked()
+        real_open(self, synchronous)
+
+    def always_locked(self, synchronous: str) -> None:
+        raise locked()
+
+    monkeypatch.setattr(db.Database, "_open", locked_twice)
+    with MemoryStore(tmp_path / "mem", HashingEmbedder(64)) as store:
+        store.save("c", "opened after two refusals", id="a")
+    assert len(calls) == 3
+
+    monkeypatch.setattr(db.Database, "_open", always_locked)  # not forever: the busy timeout still holds
+    with pytest.raises(db.StoreBusyError, match="kept the store locked"):
+        db.Database(tmp_path / "mem" / "memory.sqlite3", busy_timeout=0.2)
