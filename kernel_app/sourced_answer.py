@@ -48,6 +48,8 @@ SCHEMA_NAME = "sourced_answer"
 
 _TRUNCATED_ANSWER = re.compile(r'^\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)')
 _SENTENCE = re.compile(r"[^.!?]*(?:[.!?]+|$)\s*")
+_CLAUSE = re.compile(r"(?<=[,;])\s+")
+_CONJUNCTION = re.compile(r"^(?:and|or|but|then|so) ")
 _CITATION = re.compile(r"\[([^\[\]\n]{1,200})\]")
 
 
@@ -248,24 +250,53 @@ def read_answer(raw: str) -> tuple[str, list[str]]:
 
 
 def without_repeats(text: str) -> str:
-    """The text without sentences it already said, word for word.
+    """The text without sentences, or clauses of three words or more, that it already said word for word.
 
-    Small models at temperature 0 loop ("a loyal customer base, a loyal customer base..."); a good
-    model never repeats a whole sentence verbatim, so for it this changes nothing.
+    Small models at temperature 0 loop ("a loyal customer base, a loyal customer base..." or "create
+    your own food, and create your own food, and ..." until max_tokens cuts a last clause in half); a
+    good model does not repeat itself verbatim, so for it this changes nothing.
     """
-    seen: set[str] = set()
+    seen_sentences: set[str] = set()
+    seen_clauses: set[str] = set()
     paragraphs = []
     for paragraph in text.split("\n"):
         kept = []
         for sentence in _SENTENCE.findall(paragraph):
-            key = " ".join(sentence.lower().split()).rstrip(".!?")
-            if key and key in seen:
+            key = _words(sentence)
+            if key and key in seen_sentences:
                 continue
-            seen.add(key)
-            kept.append(sentence)
+            seen_sentences.add(key)
+            sentence = _without_repeated_clauses(sentence, seen_clauses)
+            if sentence.strip():
+                kept.append(sentence)
         if "".join(kept).strip() or not paragraph.strip():
             paragraphs.append("".join(kept).rstrip())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(paragraphs)).strip()
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"[\w'-]+", text.lower()))
+
+
+def _without_repeated_clauses(sentence: str, seen: set[str]) -> str:
+    clauses = _CLAUSE.split(sentence)
+    cut_off = not sentence.rstrip().endswith((".", "!", "?"))
+    kept = []
+    for number, clause in enumerate(clauses, 1):
+        key = _CONJUNCTION.sub("", _words(clause))
+        # Said before, as a clause or as the end of one ("... are to sell sauce, sell sauce, ...").
+        repeated = len(key.split()) >= 3 and any(key == e or e.endswith(" " + key) for e in seen)
+        # The loop's last turn, cut off by max_tokens ("..., and sell your").
+        truncated = cut_off and number == len(clauses) and any(f" {key} " in f" {e} " for e in seen)
+        if repeated or (key and truncated):
+            continue
+        if len(key.split()) >= 3:
+            seen.add(key)
+        kept.append(clause)
+    if len(kept) == len(clauses):
+        return sentence
+    text = " ".join(kept).rstrip().rstrip(",;")
+    return text + ("" if text.endswith((".", "!", "?")) else ".") + " "
 
 
 def _history(question: str, sources: list[SearchHit], structured: bool) -> Any:

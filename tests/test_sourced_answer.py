@@ -124,6 +124,11 @@ def test_citations_and_repeats() -> None:
     looping = "A loyal base. A loyal base. Fresh dough!\n\nA loyal base.\nFresh dough"
     assert without_repeats(looping) == "A loyal base. Fresh dough!"
     assert without_repeats("One. Two.") == "One. Two."
+    # a loop inside one sentence, cut off by max_tokens (as SmolLM2 answered in a real run)
+    cut = "Ways to earn: sell your own sauce, and sell your own sauce, and sell your own sauce, and sell your"
+    assert without_repeats(cut) == "Ways to earn: sell your own sauce."
+    plain = "We sell pizza, pasta, and salad. Prices rose, so we cut costs."
+    assert without_repeats(plain) == plain
 
 
 async def test_memory_ask_is_a_kernel_function(tmp_path: Path) -> None:
