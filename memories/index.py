@@ -56,6 +56,7 @@ CALIBRATION_MARGIN = 0.01
 # Candidates per wanted hit tried for a PQ-backed collection (10 * k_factor candidates for a top 10).
 K_FACTOR_STEPS = (4, 6, 8, 12, 16, 24, 32, 48, 64)
 PQ_TRAINING_SAMPLE = 10_000  # vectors the quantiser is trained on: 10k generalises to 1M (docs/memory.md)
+PQ_MIN_TRAINING = 256  # 4-bit codes have 16 centroids per sub-quantiser; FAISS refuses fewer than 16 points
 PQ_BLOCK = 64  # FastScan block size (bbs); see _remove for why it matters
 
 
@@ -380,8 +381,11 @@ class CollectionIndex:
             return False
         queries = matrix[held]
         floors = _kth_best(queries, matrix, held, 10) - 1e-5
-        coarse = _new_pq(dimensions)
         others = np.flatnonzero(~held)
+        if len(others) < PQ_MIN_TRAINING:  # too few to train 16 centroids per sub-quantiser: stay exact
+            self.pq_blocked_below = 2 * count
+            return False
+        coarse = _new_pq(dimensions)
         training = np.sort(rng.choice(others, size=min(PQ_TRAINING_SAMPLE, len(others)), replace=False))
         # One thread: the quantiser's 192 small k-means runs each fork OpenMP workers; with a second
         # busy core that took 50-60 s for 10k vectors instead of 2-3 s.
@@ -471,12 +475,18 @@ class CollectionIndex:
         """PQ codes propose candidates, the flat index's vectors rank them exactly."""
         assert self.coarse is not None
         codes = int(self.coarse.ntotal)
+        enough = max(k, 10) * self.k_factor
         # Tombstones take candidate slots: ask for proportionally more while they are there.
-        wanted = max(k, 10) * self.k_factor * codes / max(1, self.live_count)
-        with faiss_threads(1):
-            _, found = self.coarse.search(query.reshape(1, -1), min(codes, int(np.ceil(wanted))))
-        rids, vectors = self._vectors_of(found[0][found[0] >= 0])  # drops deleted records
-        return top_k(vectors @ query, rids, k)
+        wanted = min(codes, int(np.ceil(enough * codes / max(1, self.live_count))))
+        while True:
+            with faiss_threads(1):
+                _, found = self.coarse.search(query.reshape(1, -1), wanted)
+            rids, vectors = self._vectors_of(found[0][found[0] >= 0])  # drops deleted records
+            # Tombstones are not spread evenly: a document saved again and again leaves copies of its
+            # own codes right where its queries look. Widen until enough live candidates are left.
+            if len(rids) >= min(enough, self.live_count) or wanted >= codes:
+                return top_k(vectors @ query, rids, k)
+            wanted = min(codes, 2 * wanted)
 
     def _hnsw_search(self, query: np.ndarray, k: int, params: Any) -> tuple[np.ndarray, np.ndarray]:
         with faiss_threads(1):

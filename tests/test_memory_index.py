@@ -269,3 +269,34 @@ def test_pq_collection_never_returns_deleted_records(tmp_path: Path) -> None:
         keep = keep[2700:]
         assert index_of(store)["kind"] == "flat"
         assert recall_at_10(store, vectors[keep], ids[keep], queries[:10]) == 1.0
+
+
+def test_a_document_saved_again_and_again_stays_findable_on_pq(tmp_path: Path) -> None:
+    """Re-saving a document's chunks leaves copies of its codes as tombstones right where its queries look."""
+    rng = np.random.default_rng(5)
+    center = normalize_rows(rng.standard_normal((1, 384)))[0]
+    document = normalize_rows(center + 0.12 * rng.standard_normal((30, 384)))
+    queries = normalize_rows(center + 0.12 * rng.standard_normal((10, 384)))
+    store, vectors, ids = uniform_pq_store(tmp_path / "mem", 4000, seed=5)
+    with store:
+        doc_ids = [f"doc#{i}" for i in range(30)]
+        for version in range(12):  # each save replaces all 30 rows; a search between saves syncs the index
+            store.save_many(
+                "random",
+                [{"id": d, "text": f"v{version}", "embedding": v} for d, v in zip(doc_ids, document, strict=True)],
+            )
+            store.search("random", queries[0], limit=1)
+        index = index_of(store)
+        assert index["kind"] == "pq" and index["pq_deleted_pending_compaction"] >= 300  # not compacted yet
+        all_ids, all_vectors = np.concatenate([ids, doc_ids]), np.vstack([vectors, document])
+        assert recall_at_10(store, all_vectors, all_ids, queries) >= 0.95
+
+
+def test_too_few_records_to_train_pq_stay_exact(tmp_path: Path) -> None:
+    # max_ef_search below the first step rejects HNSW at once, so a tiny collection reaches the PQ stage.
+    settings = IndexSettings(hnsw_threshold=10, max_ef_search=48)
+    vectors = normalize_rows(np.random.default_rng(3).standard_normal((12, 384)))
+    with MemoryStore(tmp_path / "mem", VectorsOnly(), index_settings=settings) as store:
+        store.save_many("random", [{"id": f"r{i}", "text": "x", "embedding": v} for i, v in enumerate(vectors)])
+        assert store.search("random", vectors[3], limit=1)[0].record.id == "r3"
+        assert index_of(store)["kind"] == "flat"
