@@ -47,10 +47,11 @@ TEXT_FORM = "After each sentence, cite the id(s) of the note(s) it comes from in
 SCHEMA_NAME = "sourced_answer"
 
 _TRUNCATED_ANSWER = re.compile(r'^\{\s*"answer"\s*:\s*"((?:[^"\\]|\\.)*)')
-_SENTENCE = re.compile(r"[^.!?]*(?:[.!?]+|$)\s*")
+# A sentence ends at . ! or ? followed by a space or the end: "$1.50", "e.g. rye" and "1." stay whole.
+_SENTENCE = re.compile(r".*?(?:[.!?]+(?=\s|$)|$)\s*")
 _CLAUSE = re.compile(r"(?<=[,;])\s+")
 _CONJUNCTION = re.compile(r"^(?:and|or|but|then|so) ")
-_CITATION = re.compile(r"\[([^\[\]\n]{1,200})\]")
+_CITATION = re.compile(r"\[([^\[\]\n]{1,1200})\](?!\()")  # not a markdown link [text](url)
 
 
 class AnswerServiceError(KernelAppError):
@@ -134,16 +135,22 @@ def find_citations(answer: str, source_ids: list[str]) -> tuple[list[str], list[
     cited: list[str] = []
     unknown: list[str] = []
     for group in _CITATION.findall(answer):
-        for part in (p.strip() for p in group.split(",")):
+        # The whole group first: an ingested id is a path, which may contain ", ".
+        parts = [group.strip()] if _known(group.strip(), known, lowered) else group.split(",")
+        for part in (p.strip() for p in parts):
             if not part:
                 continue
-            match = part if part in known else lowered.get(part.lower())
+            match = _known(part, known, lowered)
             if match is not None:
                 if match not in cited:
                     cited.append(match)
             elif " " not in part and part not in unknown:
                 unknown.append(part)
     return cited, unknown
+
+
+def _known(part: str, known: set[str], lowered: dict[str, str]) -> str | None:
+    return part if part in known else lowered.get(part.lower())
 
 
 def sources_text(hits: list[SearchHit]) -> str:
@@ -234,7 +241,7 @@ def read_answer(raw: str) -> tuple[str, list[str]]:
     try:
         # strict=False: llama.cpp's JSON grammar lets raw newlines into strings.
         data = json.loads(text, strict=False)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past Python's limit
         cut = _TRUNCATED_ANSWER.match(text)  # max_tokens ran out inside the JSON: keep the answer's text
         if cut:
             try:
@@ -263,7 +270,7 @@ def without_repeats(text: str) -> str:
         kept = []
         for sentence in _SENTENCE.findall(paragraph):
             key = _words(sentence)
-            if key and key in seen_sentences:
+            if len(key.split()) >= 3 and key in seen_sentences:  # "Yes." may well be said twice
                 continue
             seen_sentences.add(key)
             sentence = _without_repeated_clauses(sentence, seen_clauses)
@@ -295,6 +302,8 @@ def _without_repeated_clauses(sentence: str, seen: set[str]) -> str:
         kept.append(clause)
     if len(kept) == len(clauses):
         return sentence
+    if not kept:
+        return ""
     text = " ".join(kept).rstrip().rstrip(",;")
     return text + ("" if text.endswith((".", "!", "?")) else ".") + " "
 

@@ -113,22 +113,35 @@ def test_reading_structured_plain_and_cut_off_answers() -> None:
     # max_tokens ran out inside the JSON, with a raw newline (llama.cpp's grammar allows one)
     assert read_answer('{ "answer": "Cater\nlunches, and \\"more') == ('Cater\nlunches, and "more', [])
     assert read_answer('{"answer": 3}') == ('{"answer": 3}', [])
+    assert read_answer("[" * 100_000) == ("[" * 100_000, [])  # nesting past the recursion limit
 
 
 def test_citations_and_repeats() -> None:
     ids = ["strength-0", "Threat-1"]
+    path_id = "/home/me/notes/swot, 2024.md#1"  # ingested ids are paths, which may hold ", "
+    assert find_citations(f"As noted [{path_id}]; see [the docs](https://example.org).", [path_id]) == ([path_id], [])
     assert find_citations("Good [strength-0][threat-1], see [Note 3] and [x-1, strength-0].", ids) == (
         ["strength-0", "Threat-1"],
         ["x-1"],
     )
-    looping = "A loyal base. A loyal base. Fresh dough!\n\nA loyal base.\nFresh dough"
-    assert without_repeats(looping) == "A loyal base. Fresh dough!"
+    looping = "A loyal base. A loyal base. Fresh dough daily!\n\nA loyal base.\nFresh dough daily"
+    assert without_repeats(looping) == "A loyal base. Fresh dough daily!"
     assert without_repeats("One. Two.") == "One. Two."
     # a loop inside one sentence, cut off by max_tokens (as SmolLM2 answered in a real run)
     cut = "Ways to earn: sell your own sauce, and sell your own sauce, and sell your own sauce, and sell your"
     assert without_repeats(cut) == "Ways to earn: sell your own sauce."
-    plain = "We sell pizza, pasta, and salad. Prices rose, so we cut costs."
-    assert without_repeats(plain) == plain
+    for plain in (
+        "We sell pizza, pasta, and salad. Prices rose, so we cut costs.",
+        "Bread costs $1.50. Cake costs $2.50.",  # a full stop inside a number is not a sentence end
+        "Use e.g. rye, e.g. spelt.",
+        "Strengths:\n1. Location\n2. Staff\nWeaknesses:\n1. Rent\n2. Parking",
+        "Yes.\nNo.\nYes.",  # short sentences may repeat
+    ):
+        assert without_repeats(plain) == plain
+    assert (
+        without_repeats("Open on Sundays, and sell cakes online. Sell cakes")
+        == "Open on Sundays, and sell cakes online."
+    )
 
 
 async def test_memory_ask_is_a_kernel_function(tmp_path: Path) -> None:
