@@ -103,10 +103,14 @@ class Database:
     def _open(self, synchronous: str) -> None:
         conn = self.conn
         application_id = conn.execute("PRAGMA application_id").fetchone()[0]  # fails on a non-database
-        if application_id == 0:
-            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            if tables:
+        if application_id == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            # Tables but no mark: someone else's database, unless another process created the store
+            # (schema and mark commit together) between the two reads above. Nothing is changed in a
+            # foreign file, not even its journal mode.
+            application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            if application_id == 0:
                 raise StoreCorruptError(self.path, "not a Kernel App memory store (a database of something else)")
+        if application_id == 0:
             # Persistent; set outside a transaction. Switching needs an exclusive lock, so only switch when
             # another process has not already done it (two first opens at once otherwise fail "locked").
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":

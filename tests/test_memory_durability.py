@@ -336,3 +336,29 @@ def test_a_store_being_created_by_another_process_is_waited_for(tmp_path: Path, 
     monkeypatch.setattr(db.Database, "_open", always_locked)  # not forever: the busy timeout still holds
     with pytest.raises(db.StoreBusyError, match="kept the store locked"):
         db.Database(tmp_path / "mem" / "memory.sqlite3", busy_timeout=0.2)
+
+
+def test_a_store_created_between_two_reads_is_not_taken_for_a_foreign_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process finishes creating the store just after this one read "no mark" on the file."""
+    from memories import db
+
+    MemoryStore(tmp_path / "mem", HashingEmbedder(64)).close()  # the other process's work, done already
+    real_connect = sqlite3.connect
+
+    class FirstMarkReadsZero:  # the first PRAGMA application_id sees the file as it was a moment earlier
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn, self.first = conn, True
+
+        def execute(self, sql: str, *args: object) -> object:
+            if self.first and sql.strip() == "PRAGMA application_id":
+                self.first = False
+                return self.conn.execute("SELECT 0")
+            return self.conn.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.conn, name)
+
+    monkeypatch.setattr(db.sqlite3, "connect", lambda *a, **k: FirstMarkReadsZero(real_connect(*a, **k)))
+    db.Database(tmp_path / "mem" / "memory.sqlite3").close()  # opens; no StoreCorruptError
