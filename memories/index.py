@@ -532,14 +532,15 @@ class CollectionIndex:
 
     def describe(self) -> dict[str, Any]:
         """The index state for ``stats()``: JSON-friendly."""
+        coarse = self.coarse  # read once: another thread may drop it meanwhile
         return {
             "kind": self.kind,
             "vectors": int(self.index.ntotal),
             "deleted_pending_compaction": len(self.tombstones),
             "ef_search": self.ef_search if self.kind == "hnsw" else None,
             "k_factor": self.k_factor if self.kind == "pq" else None,
-            "pq_codes": int(self.coarse.ntotal) if self.coarse is not None else None,
-            "pq_deleted_pending_compaction": self.coarse_dead if self.coarse is not None else None,
+            "pq_codes": int(coarse.ntotal) if coarse is not None else None,
+            "pq_deleted_pending_compaction": self.coarse_dead if coarse is not None else None,
         }
 
     # --- files ------------------------------------------------------------------------------

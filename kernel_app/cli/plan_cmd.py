@@ -96,7 +96,8 @@ def _print_result(plan: Any, result: Any, as_json: bool) -> None:
     "--max-functions",
     type=click.IntRange(1, 500),
     default=None,
-    help="Offer the model only the N functions most relevant to the goal [default: 5 on the embedded model, else 30].",
+    help="Offer the model only the N functions most relevant to the goal "
+    "[default: 5 on the embedded model, else 30; 64 for --planner function-calling].",
 )
 @click.option("--save", "save_to", type=click.Path(path_type=Path), default=None, help="Save the plan (JSON or .yaml).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (and result) as JSON.")
