@@ -56,7 +56,7 @@ class MemoryPlugin:
         collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
         limit: Annotated[int, "How many saved texts to answer from, at most"] = 5,
         min_relevance: Annotated[float, "Relevance floor between 0 and 1"] = 0.2,
-    ) -> Annotated[str, "The answer, then 'Sources: [id], ...'"]:
+    ) -> Annotated[str, "The answer, then 'Sources: [id], ...' naming the saved texts it cites"]:
         from kernel_app.sourced_answer import answer_with_sources
 
         result = await answer_with_sources(

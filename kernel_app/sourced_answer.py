@@ -104,11 +104,18 @@ class SourcedAnswer:
         }
 
     def with_sources_line(self) -> str:
-        """The answer followed by ``Sources: [id], ...`` (cited ones, else every record it was given)."""
+        """The answer, then ``Sources: [id], ...`` for the cited records.
+
+        When the answer cites none, the line says ``Records given: ...`` instead: they were what the model
+        saw, but nothing shows the answer came from them (it may say the notes do not answer at all).
+        """
         if not self.grounded:
             return self.answer
-        ids = self.cited or [hit.record.id for hit in self.sources]
-        text = f"{self.answer}\n\nSources: {', '.join(f'[{i}]' for i in ids)}"
+        if self.cited:
+            text = f"{self.answer}\n\nSources: {', '.join(f'[{i}]' for i in self.cited)}"
+        else:
+            given = ", ".join(f"[{hit.record.id}]" for hit in self.sources)
+            text = f"{self.answer}\n\nRecords given (none cited): {given}"
         if self.unknown_citations:
             text += f"\n(The answer also cites {', '.join(self.unknown_citations)}: no such source was given.)"
         return text

@@ -155,8 +155,8 @@ async def test_memory_ask_is_a_kernel_function(tmp_path: Path) -> None:
         input="Who would buy late-night slices?",
         variables={"collection": "SWOT", "min_relevance": "0.1"},
     )
-    # The model cited nothing by id, so the sources line names every record it was given.
-    assert result.result == "Sell slices to students.\n\nSources: [o1]"
+    # The model cited nothing by id: the line names the records it was given, and says so.
+    assert result.result == "Sell slices to students.\n\nRecords given (none cited): [o1]"
 
 
 # region the CLI, over the loopback OpenAI-compatible server
