@@ -111,11 +111,13 @@ def _configure_logging(debug: bool) -> None:
 
 
 def _register_commands() -> None:
+    from kernel_app.cli.chat_cmd import chat
     from kernel_app.cli.memory_cmd import memory
     from kernel_app.cli.plan_cmd import execute, plan
     from kernel_app.cli.plugins_cmd import plugins
     from kernel_app.cli.run_cmd import run
 
+    cli.add_command(chat)
     cli.add_command(plugins)
     cli.add_command(run)
     cli.add_command(plan)

@@ -1,0 +1,87 @@
+"""``kernel-app chat``: the REPL over :class:`kernel_app.chat_session.ChatSession`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+
+from kernel_app.cli.context import AppContext, report_problems
+
+PROMPT = "you> "
+
+
+def _read_line(prompt: str, interactive: bool) -> str | None:
+    """One line from the user; None at end of input (Ctrl-D, or the end of piped input)."""
+    try:
+        if interactive:
+            return input(prompt)
+        line = sys.stdin.readline()
+        return line.rstrip("\n") if line else None
+    except EOFError:
+        return None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--no-stream", is_flag=True, help="Print each answer whole instead of as it is generated.")
+@click.pass_obj
+def chat(app: AppContext, no_stream: bool) -> None:
+    """Talk to the model, and run functions, plans and memory questions, in one conversation.
+
+    \b
+    Type /help inside for the commands. Lines can also be piped in:
+      printf '/run Math.add 2\\nWhat did I just add?\\n' | kernel-app chat
+    """
+    from kernel_app.chat_session import ChatSession
+    from kernel_app.services import create_chat_service
+
+    interactive = sys.stdin.isatty()
+    if interactive:
+        import readline  # noqa: F401  (line editing and history for input())
+    built = app.build_kernel(with_service=False)
+    report_problems(built.report.problems, quiet_warnings=True)
+    built.kernel.add_service(create_chat_service(app.settings))  # a bad key fails now, not at the first line
+    session = ChatSession(built.kernel)
+    if interactive:
+        click.echo(f"Kernel App chat on {app.settings.service}. /help for commands, /exit or Ctrl-D to leave.")
+
+    def confirm(plan_text: str) -> bool:
+        click.echo(plan_text)
+        answer = _read_line("Run this plan? [y/N] ", interactive)
+        if not interactive and answer is not None:
+            click.echo(f"Run this plan? [y/N] {answer}")
+        return (answer or "").strip().lower() in ("y", "yes")
+
+    def on_chunk(piece: str) -> None:
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
+
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            line = _read_line(PROMPT, interactive)
+            if line is None:
+                break
+            if not interactive:
+                click.echo(f"{PROMPT}{line}")
+            try:
+                reply: Any = loop.run_until_complete(
+                    session.handle(line, on_chunk=None if no_stream else on_chunk, confirm=confirm)
+                )
+            except KeyboardInterrupt:  # Ctrl-C stops this answer, not the session
+                click.echo("\n(interrupted)", err=True)
+                continue
+            if reply.kind == "exit":
+                break
+            if reply.is_error:
+                click.echo(f"error: {reply.text}", err=True)
+            elif reply.streamed:
+                click.echo()
+            elif reply.text:
+                click.echo(reply.text)
+    finally:
+        loop.close()
+    if interactive:
+        click.echo(f"Bye. {session.usage.total_tokens} tokens in {session.usage.calls} model call(s).")
