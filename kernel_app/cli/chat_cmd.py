@@ -24,6 +24,16 @@ def _read_line(prompt: str, interactive: bool) -> str | None:
         return None
 
 
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what Ctrl-C left half-run, so the model stops generating (and is free for the next line)
+    and the unanswered question leaves the conversation."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--no-stream", is_flag=True, help="Print each answer whole instead of as it is generated.")
 @click.pass_obj
@@ -71,6 +81,7 @@ def chat(app: AppContext, no_stream: bool) -> None:
                     session.handle(line, on_chunk=None if no_stream else on_chunk, confirm=confirm)
                 )
             except KeyboardInterrupt:  # Ctrl-C stops this answer, not the session
+                _cancel_pending(loop)
                 click.echo("\n(interrupted)", err=True)
                 continue
             if reply.kind == "exit":
