@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,9 +122,9 @@ def _starts_like_json(source: str, start: int) -> bool:
 _TRUNCATED, _MISMATCHED = -1, -2
 
 
-def _balanced_end(source: str, start: int) -> int:
-    """The index after the bracket closing the one at ``start`` (string-aware), else _TRUNCATED/_MISMATCHED."""
-    stack: list[str] = []
+def _json_chars(source: str, start: int = 0) -> Iterator[tuple[int, str, bool]]:
+    """``(index, char, quoted)`` from ``start``: ``quoted`` for a string's characters and its quotes,
+    tracking backslash escapes the way JSON does."""
     in_string = escaped = False
     for index in range(start, len(source)):
         char = source[index]
@@ -134,9 +135,19 @@ def _balanced_end(source: str, start: int) -> int:
                 escaped = True
             elif char == '"':
                 in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "{[":
+            yield index, char, True
+        else:
+            in_string = char == '"'
+            yield index, char, in_string
+
+
+def _balanced_end(source: str, start: int) -> int:
+    """The index after the bracket closing the one at ``start`` (string-aware), else _TRUNCATED/_MISMATCHED."""
+    stack: list[str] = []
+    for index, char, quoted in _json_chars(source, start):
+        if quoted:
+            continue
+        if char in "{[":
             stack.append("}" if char == "{" else "]")
         elif char in "}]":
             if not stack or char != stack[-1]:
@@ -161,26 +172,11 @@ def _loads(chunk: str) -> tuple[Any, str | None]:
 
 def _drop_trailing_commas(chunk: str) -> str:
     """Remove a comma before ``}`` or ``]`` (outside strings): the commonest hand-written JSON mistake."""
-    out: list[str] = []
-    in_string = escaped = False
-    for index, char in enumerate(chunk):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            out.append(char)
-            continue
-        if char == '"':
-            in_string = True
-        elif char == ",":
-            rest = chunk[index + 1 :].lstrip()
-            if rest[:1] in ("}", "]"):
-                continue
-        out.append(char)
-    return "".join(out)
+    return "".join(
+        char
+        for index, char, quoted in _json_chars(chunk)
+        if quoted or char != "," or chunk[index + 1 :].lstrip()[:1] not in ("}", "]")
+    )
 
 
 def _looks_like_plan(value: Any) -> bool:
