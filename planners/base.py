@@ -67,11 +67,7 @@ class JsonPlanner:
         self.max_repairs = max_repairs
         self.max_steps = 1 if self.single_step else max_steps
         # Built now, so that a bad --exclude name fails before any model call.
-        self.catalogue = (
-            catalogue
-            if catalogue is not None
-            else FunctionCatalogue.from_kernel(kernel, included=included, excluded=excluded)
-        )
+        self.catalogue = FunctionCatalogue.given_or_from_kernel(catalogue, kernel, included=included, excluded=excluded)
         self.inputs = list(inputs)
         self.max_functions = max_functions
         self.relevance = relevance

@@ -117,6 +117,20 @@ class FunctionCatalogue:
         return cls.from_functions(infos, included=included, excluded=excluded)
 
     @classmethod
+    def given_or_from_kernel(
+        cls,
+        catalogue: FunctionCatalogue | None,
+        kernel: Kernel,
+        *,
+        included: Iterable[str] | None = None,
+        excluded: Iterable[str] | None = None,
+    ) -> FunctionCatalogue:
+        """``catalogue`` when one is given (planner and executor then share it), else the kernel's."""
+        if catalogue is not None:
+            return catalogue
+        return cls.from_kernel(kernel, included=included, excluded=excluded)
+
+    @classmethod
     def from_functions(
         cls,
         infos: Iterable[FunctionInfo],

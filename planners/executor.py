@@ -115,11 +115,7 @@ class PlanExecutor:
         self.kernel = kernel
         # Progress: on_step("started", number, step, None) and on_step("finished", number, step, result).
         self.on_step = on_step
-        self.catalogue = (
-            catalogue
-            if catalogue is not None
-            else FunctionCatalogue.from_kernel(kernel, included=included, excluded=excluded)
-        )
+        self.catalogue = FunctionCatalogue.given_or_from_kernel(catalogue, kernel, included=included, excluded=excluded)
         self.step_timeout = step_timeout
         self.max_steps = max_steps
         self.max_concurrency = max_concurrency

@@ -83,11 +83,7 @@ class FunctionCallingPlanner:
             raise ValueError("max_rounds must be at least 1")
         self.kernel = kernel
         self.max_rounds = max_rounds
-        self.catalogue = (
-            catalogue
-            if catalogue is not None
-            else FunctionCatalogue.from_kernel(kernel, included=included, excluded=excluded)
-        )
+        self.catalogue = FunctionCatalogue.given_or_from_kernel(catalogue, kernel, included=included, excluded=excluded)
         self.max_functions = max_functions
         self.relevance = relevance
         self.service_id = service_id
