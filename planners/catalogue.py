@@ -187,6 +187,8 @@ class FunctionCatalogue:
         return name
 
     def close_matches(self, name: str, n: int = 3) -> list[str]:
+        if len(name) > 200:  # no catalogue name is that long; difflib on 100 KB would only cost time
+            return []
         return difflib.get_close_matches(name, self.names, n=n, cutoff=0.6)
 
     def subset(self, names: Iterable[str]) -> FunctionCatalogue:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kernel_app.errors import KernelAppError, UsageError
+from planners.quoting import clean_text, escaped
 
 if TYPE_CHECKING:
     from planners.executor import StepResult
@@ -92,6 +93,10 @@ class MissingArgumentError(PlanValidationError):
     """A step does not pass a required argument."""
 
 
+class InvalidArgumentValueError(PlanValidationError):
+    """An argument value a plan may not hold: too deep, not a finite number, or not valid text."""
+
+
 class UndefinedReferenceError(PlanValidationError):
     """A ``$name`` argument names neither an earlier step's output nor an input variable."""
 
@@ -128,7 +133,7 @@ class PlanningError(PlanError):
         lines: list[str] = []
         for number, (answer, error) in enumerate(self.attempts, 1):
             lines.append(f"--- answer {number} ---")
-            lines.append(answer)
+            lines.append(clean_text(answer))  # a lone surrogate would make printing it fail
             lines.append(f"--- error {number}: {error if error is not None else 'none'}")
         return "\n".join(lines)
 
@@ -138,7 +143,21 @@ class NoFunctionFits(PlanningError):
 
     def __init__(self, reason: str, attempts: Sequence[Attempt] = ()) -> None:
         self.reason = reason
-        super().__init__(f"no function fits the goal: {reason or 'the model gave no reason'}", attempts)
+        # The reason is model prose: escaped and cut, so the error stays one bounded line.
+        super().__init__(
+            f"no function fits the goal: {escaped(reason) if reason else 'the model gave no reason'}", attempts
+        )
+
+
+class RoundLimitError(PlanningError):
+    """The function-calling model was still calling functions when its ``max_rounds`` ran out."""
+
+    def __init__(self, max_rounds: int) -> None:
+        self.max_rounds = max_rounds
+        super().__init__(
+            f"the model was still calling functions after the limit of {max_rounds} round(s) "
+            "and gave no answer: simplify the goal or allow more rounds"
+        )
 
 
 class PlannerServiceError(PlanningError):

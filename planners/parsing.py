@@ -5,7 +5,9 @@ around the plan, a single step object, ``"function": "Plugin-Function"`` (the to
 another case, ``"arguments"`` for ``"args"``, ``{{$x}}``/``${x}`` for ``$x``, a missing ``output``
 (named ``stepN``), a step repeated verbatim right after itself (dropped), an output name reused by a
 later step (renamed ``name_2``, references following it). Not tolerated (a repair turn asks again):
-no JSON at all, JSON cut off (its first steps are NOT taken as a plan), an XML plan.
+no JSON at all, JSON cut off (its first steps are NOT taken as a plan), JSON with comments, more than
+one plan or step object side by side (``1) {...} 2) {...}``), an answer over ``MAX_ANSWER_CHARS``, an
+XML plan: whatever cannot be read WHOLE is a repair, never a shorter plan.
 Only the shape is checked here; whether the plan fits the catalogue is ``validation``'s job.
 """
 
@@ -21,9 +23,10 @@ from typing import Any
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlanFormatError, PlanParseError
 from planners.plan import Plan, PlanStep, reference_name
+from planners.quoting import quoted, shortened
 
 MAX_ANSWER_CHARS = 200_000
-MAX_CANDIDATES = 64  # JSON start positions tried: bounds the work on pathological answers
+MAX_JSON_DEPTH = 64  # brackets nested in one JSON value: a plan needs about 4 plus its argument values
 
 _FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_-]*[ \t]*\n?(.*?)(?:```|\Z)", re.S)
 _XML_PLAN = re.compile(r"<\s*plan\b|<\s*function\.", re.I)
@@ -50,76 +53,82 @@ def parse_plan_answer(text: str | None, *, goal: str = "", catalogue: FunctionCa
 
 
 def extract_json(text: str | None) -> Any:
-    """The first JSON object or array in ``text`` that looks like a plan (or else the first JSON value)."""
+    """The one JSON plan in ``text`` (or else its first JSON value); a PlanParseError when the answer
+    cannot be read WHOLE.
+
+    Fenced blocks are read first; the whole text when they hold no JSON. Within what is read, a broken
+    JSON value anywhere, or more than one value shaped like a plan or a step (``1) {...} 2) {...}``), is
+    an error: taking the readable part would run a shorter plan than the model wrote.
+    """
     if text is None or not text.strip():
         raise PlanParseError("the answer is empty: answer with the JSON plan")
-    text = text[:MAX_ANSWER_CHARS]
-    sources = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    first_value: Any = None
-    found_value = False
-    problem: str | None = None
-    for source in sources:
-        for value, error in _json_values(source):
-            if error is not None:
-                problem = problem or error
-                continue
-            if _looks_like_plan(value):
-                return value
-            if not found_value:
-                first_value, found_value = value, True
-    if found_value:
-        return first_value
+    if len(text) > MAX_ANSWER_CHARS:
+        # Reading only a prefix could drop later steps; an answer this long is no plan anyway.
+        raise PlanParseError(
+            f"the answer is {len(text)} characters long; at most {MAX_ANSWER_CHARS} are read: "
+            "answer with the JSON plan only"
+        )
+    fenced = [result for m in _FENCE.finditer(text) for result in _json_values(m.group(1))]
+    results = fenced or _json_values(text)
+    errors = [error for _, error in results if error is not None]
+    if errors:
+        raise PlanParseError(errors[0])
+    values = [value for value, _ in results]
+    plans: list[Any] = []
+    for value in values:
+        if _looks_like_plan(value) and value not in plans:  # the same plan twice (fenced and not) is one plan
+            plans.append(value)
+    if len(plans) > 1:
+        raise PlanParseError(
+            f"the answer holds {len(plans)} separate JSON plans or steps: answer with ONE "
+            '{"steps": [...]} object that holds every step'
+        )
+    if plans:
+        return plans[0]
+    if values:
+        return values[0]
     if _XML_PLAN.search(text):
         raise PlanParseError(
             "the answer is an XML plan (Semantic Kernel's old format): answer with the JSON plan format instead"
         )
-    if problem:
-        raise PlanParseError(problem)
-    start = " ".join(text.split())[:80]
-    raise PlanParseError(f"the answer contains no JSON plan (it starts: {start!r}): answer with the JSON plan only")
+    start = " ".join(text[:400].split())
+    raise PlanParseError(
+        f"the answer contains no JSON plan (it starts: {quoted(start)}): answer with the JSON plan only"
+    )
+
+
+# Where JSON (or an attempt at it) starts: "{" before a key ("...", 'single', bare: or a comment) or "}";
+# "[" before an object, text, "]" or a comment. Any other bracket is prose (a markdown link, "{this}"):
+# skipped at the cost of one regex step, so no number of them can exhaust the scan.
+_JSON_START = re.compile(r"""\{\s*(?:["'}]|//|/\*|[A-Za-z_$][\w$]*\s*:)|\[\s*(?:[{"\]]|//|/\*)""")
 
 
 def _json_values(source: str) -> list[tuple[Any, str | None]]:
-    """(value, None) for each balanced JSON object/array in ``source``; (None, why) for broken ones.
+    """(value, None) for each top-level JSON value in ``source``; (None, why) for a broken one.
 
-    Inside a broken JSON value nothing is accepted: its inner objects are pieces of a plan (a cut-off
-    answer's first step is not a one-step plan).
+    Linear time: each JSON-like start is scanned once to its closing bracket and the scan goes on after
+    it; inside a value nothing more is looked for (its inner objects are pieces of it, not plans).
+    A value that never closes, or closes with the wrong bracket, ends the scan.
     """
     results: list[tuple[Any, str | None]] = []
     position = 0
-    tried = 0
-    while tried < MAX_CANDIDATES:
-        starts = [i for i in (source.find("{", position), source.find("[", position)) if i >= 0]
-        if not starts:
-            break
-        start = min(starts)
-        tried += 1
+    while (match := _JSON_START.search(source, position)) is not None:
+        start = match.start()
         end = _balanced_end(source, start)
-        json_like = _starts_like_json(source, start)
         if end < 0:
-            if not json_like:  # a stray bracket in prose
-                position = start + 1
-                continue
-            why = "ends before its closing bracket (cut off?)" if end == _TRUNCATED else "has mismatched brackets"
-            results.append((None, f"the JSON plan is incomplete: it {why}"))
+            results.append((None, _BROKEN[end]))
             break
-        value, error = _loads(source[start:end])
-        if error is not None and not json_like:
-            position = start + 1
-            continue
-        results.append((value, error))
+        results.append(_loads(source[start:end]))
         position = end
     return results
 
 
-def _starts_like_json(source: str, start: int) -> bool:
-    """``{"`` or ``[{`` / ``["`` / ``[]`` (spaces allowed): the start of JSON rather than of a bracket in prose."""
-    rest = source[start + 1 :].lstrip()
-    follows = ('"', "}") if source[start] == "{" else ("{", '"', "]")
-    return rest[:1] in follows
-
-
-_TRUNCATED, _MISMATCHED = -1, -2
+_TRUNCATED, _MISMATCHED, _TOO_DEEP = -1, -2, -3
+_BROKEN = {
+    _TRUNCATED: "the JSON plan is incomplete: it ends before its closing bracket (cut off?)",
+    _MISMATCHED: "the JSON plan is incomplete: it has mismatched brackets",
+    _TOO_DEEP: f"the JSON is nested more than {MAX_JSON_DEPTH} brackets deep: a plan is far flatter",
+}
 
 
 def _json_chars(source: str, start: int = 0) -> Iterator[tuple[int, str, bool]]:
@@ -142,13 +151,16 @@ def _json_chars(source: str, start: int = 0) -> Iterator[tuple[int, str, bool]]:
 
 
 def _balanced_end(source: str, start: int) -> int:
-    """The index after the bracket closing the one at ``start`` (string-aware), else _TRUNCATED/_MISMATCHED."""
+    """The index after the bracket closing the one at ``start`` (string-aware), else _TRUNCATED,
+    _MISMATCHED or _TOO_DEEP (deeper than any plan; json.loads would hit the recursion limit)."""
     stack: list[str] = []
-    for index, char, quoted in _json_chars(source, start):
-        if quoted:
+    for index, char, quoted_char in _json_chars(source, start):
+        if quoted_char:
             continue
         if char in "{[":
             stack.append("}" if char == "{" else "]")
+            if len(stack) > MAX_JSON_DEPTH:
+                return _TOO_DEEP
         elif char in "}]":
             if not stack or char != stack[-1]:
                 return _MISMATCHED
@@ -162,20 +174,37 @@ def _loads(chunk: str) -> tuple[Any, str | None]:
     try:
         return json.loads(chunk), None
     except json.JSONDecodeError as error:
+        first: ValueError = error
+    except ValueError as error:  # e.g. an integer of more than 4300 digits (Python's int limit)
         first = error
     try:
         return json.loads(_drop_trailing_commas(chunk)), None
-    except json.JSONDecodeError:
+    except ValueError:
         pass
-    return None, f"the JSON plan is not valid JSON: {first.msg} at line {first.lineno} column {first.colno}"
+    if _has_comment(chunk):
+        return None, "the JSON plan has comments (// or /* */), which JSON does not allow: answer with plain JSON"
+    if isinstance(first, json.JSONDecodeError):
+        return None, f"the JSON plan is not valid JSON: {first.msg} at line {first.lineno} column {first.colno}"
+    return None, f"the JSON plan is not valid JSON: {shortened(str(first), 80)}"
+
+
+_CLOSER_AHEAD = re.compile(r"\s*[}\]]")
 
 
 def _drop_trailing_commas(chunk: str) -> str:
     """Remove a comma before ``}`` or ``]`` (outside strings): the commonest hand-written JSON mistake."""
     return "".join(
         char
-        for index, char, quoted in _json_chars(chunk)
-        if quoted or char != "," or chunk[index + 1 :].lstrip()[:1] not in ("}", "]")
+        for index, char, quoted_char in _json_chars(chunk)
+        if quoted_char or char != "," or not _CLOSER_AHEAD.match(chunk, index + 1)
+    )
+
+
+def _has_comment(chunk: str) -> bool:
+    return any(
+        char == "/" and chunk[index + 1 : index + 2] in ("/", "*")
+        for index, char, quoted_char in _json_chars(chunk)
+        if not quoted_char
     )
 
 
@@ -209,7 +238,7 @@ def _plan_from_value(value: Any, goal: str) -> tuple[Plan, str | None]:
         elif "function" in value:
             raw_steps = [value]
         else:
-            keys = ", ".join(list(value)[:6]) or "none"
+            keys = ", ".join(quoted(key, 30) for key in list(value)[:6]) or "none"
             raise PlanFormatError(f"the JSON object has no 'steps' (its keys: {keys}): use {{\"steps\": [...]}}")
     else:
         raise PlanFormatError(f"the JSON is a {type(value).__name__}, not a plan object with 'steps'")
@@ -242,17 +271,18 @@ def _step(number: int, raw: Any) -> PlanStep:
         raise PlanFormatError(f"step {number} has no 'function': name one as \"Plugin.Function\"")
     args = next((raw[key] for key in ("args", "arguments", "parameters") if key in raw), {})
     if isinstance(args, str):  # tool calls carry arguments as a JSON string
-        with contextlib.suppress(json.JSONDecodeError):
+        # ValueError covers JSONDecodeError and over-long integers; RecursionError a string nested too deep.
+        with contextlib.suppress(ValueError, RecursionError):
             args = json.loads(args) if args.strip() else {}
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        raise PlanFormatError(f"step {number} ({function.strip()}): 'args' must be an object of name: value")
+        raise PlanFormatError(f"step {number} ({quoted(function.strip())}): 'args' must be an object of name: value")
     output = raw.get("output")
     if output is None or (isinstance(output, str) and not output.strip()):
         output = f"step{number}"
     if not isinstance(output, str):
-        raise PlanFormatError(f"step {number} ({function.strip()}): 'output' must be a name (a string)")
+        raise PlanFormatError(f"step {number} ({quoted(function.strip())}): 'output' must be a name (a string)")
     output = output.strip()
     output = output[1:] if output.startswith("$") and not output.startswith("$$") else output
     return PlanStep(function=function.strip(), args={str(k): _reference(v) for k, v in args.items()}, output=output)

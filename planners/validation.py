@@ -8,18 +8,24 @@ Rules (each failure a typed :class:`PlanValidationError` that names the step and
 - each argument is a parameter of the function; each required parameter is given (explicitly: there is
   no implicit chaining of the previous output into ``input``);
 - each ``$name`` is the output of an EARLIER step or an input variable given at execution;
-- output names are identifiers, unique, and distinct from the input variables.
+- output names are identifiers, unique, and distinct from the input variables;
+- each argument value is one a plan may hold (``planners.values``: bounded depth, finite numbers,
+  valid text), and ``null`` for a required parameter counts as missing (the executor applies the same
+  rule right before invoking).
+
+Model text in the messages (names, keys) is quoted escaped and shortened (``planners.quoting``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from planners.catalogue import FunctionCatalogue
+from planners.catalogue import FunctionCatalogue, FunctionInfo
 from planners.errors import (
     DuplicateOutputError,
     EmptyPlanError,
     ExcludedFunctionError,
+    InvalidArgumentValueError,
     InvalidOutputNameError,
     MissingArgumentError,
     PlanValidationError,
@@ -29,6 +35,8 @@ from planners.errors import (
     UnknownFunctionError,
 )
 from planners.plan import OUTPUT_NAME, Plan
+from planners.quoting import quoted, shortened
+from planners.values import value_problem
 
 DEFAULT_MAX_STEPS = 10
 
@@ -75,7 +83,7 @@ def find_problems(
         if not OUTPUT_NAME.match(output):
             problems.append(
                 InvalidOutputNameError(
-                    f"output name {output!r} is not a name: use letters, digits and _ (e.g. 'poem')",
+                    f"output name {quoted(output)} is not a name: use letters, digits and _ (e.g. 'poem')",
                     step=number,
                     function=name,
                 )
@@ -83,7 +91,8 @@ def find_problems(
         elif output in defined:
             problems.append(
                 DuplicateOutputError(
-                    f"output '{output}' is already the output of step {defined[output]}: give each step its own name",
+                    f"output {quoted(output)} is already the output of step {defined[output]}: "
+                    "give each step its own name",
                     step=number,
                     function=name,
                 )
@@ -91,7 +100,7 @@ def find_problems(
         elif output in inputs:
             problems.append(
                 DuplicateOutputError(
-                    f"output '{output}' is the name of an input variable: choose another name",
+                    f"output {quoted(output)} is the name of an input variable: choose another name",
                     step=number,
                     function=name,
                 )
@@ -109,24 +118,41 @@ def _function_problems(
             return [ExcludedFunctionError(f"{name} is excluded from this plan: use another function", step=number)]
         close = catalogue.close_matches(name)
         hint = f"did you mean {' or '.join(close)}?" if close else "use only the functions listed"
-        return [UnknownFunctionError(f"unknown function {name!r}: {hint}", step=number)]
+        return [UnknownFunctionError(f"unknown function {quoted(name)}: {hint}", step=number)]
     problems: list[PlanValidationError] = []
     parameters = info.parameter_names
     listed = ", ".join(parameters) if parameters else "none"
-    for argument in args:
+    for argument, value in args.items():
         if argument not in parameters:
             problems.append(
                 UnknownArgumentError(
-                    f"unknown argument '{argument}'; parameters are {listed}", step=number, function=name
+                    f"unknown argument {quoted(argument)}; parameters are {listed}", step=number, function=name
                 )
             )
+            continue
+        problem = value_problem(value)
+        if problem is not None:
+            problems.append(InvalidArgumentValueError(f"argument '{argument}': {problem}", step=number, function=name))
     for parameter in info.parameters:
-        if parameter.required and parameter.name not in args:
-            about = f" ({parameter.description})" if parameter.description else ""
+        if not parameter.required:
+            continue
+        about = f" ({parameter.description})" if parameter.description else ""
+        if parameter.name not in args:
             problems.append(
                 MissingArgumentError(f"missing required argument '{parameter.name}'{about}", step=number, function=name)
             )
+        elif args[parameter.name] is None:
+            problems.append(
+                MissingArgumentError(
+                    f"required argument '{parameter.name}'{about} is null: give it a value", step=number, function=name
+                )
+            )
     return problems
+
+
+def null_required(info: FunctionInfo, args: Mapping[str, object]) -> str | None:
+    """The first required parameter of ``info`` given as null (None), else None: the rule at invocation."""
+    return next((p.name for p in info.parameters if p.required and p.name in args and args[p.name] is None), None)
 
 
 def _undefined(
@@ -141,14 +167,14 @@ def _undefined(
     if later is not None and later >= number:
         when = "this step" if later == number else f"step {later}, which runs later"
         return UndefinedReferenceError(
-            f"'${reference}' is the output of {when}: a step can only use earlier outputs",
+            f"{quoted('$' + reference)} is the output of {when}: a step can only use earlier outputs",
             step=number,
             function=function,
         )
-    known = [f"${n}" for n in [*defined, *inputs]]
+    known = [shortened(f"${n}", 40) for n in [*defined, *inputs]][:10]
     available = f"available are {', '.join(known)}" if known else "no earlier outputs or input variables exist"
     return UndefinedReferenceError(
-        f"'${reference}' is not defined: {available} (a literal text is written without $)",
+        f"{quoted('$' + reference)} is not defined: {available} (a literal text is written without $)",
         step=number,
         function=function,
     )
