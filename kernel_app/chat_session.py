@@ -1,8 +1,10 @@
 """A chat session for the REPL: free text talks to the model, slash commands run functions, plans and memory.
 
-The core of `kernel-app chat`, kept free of terminal code so it can be driven by tests (or another
-interface) line by line. Every command's outcome goes into the conversation, so "now shift that to
-cleaning services" can follow a `/run BusinessThinking.SWOT a bakery`.
+The REPL's command layer over the conversation engine (:mod:`kernel_app.conversation`), kept free of
+terminal code so it can be driven by tests (or another interface) line by line. Free text is one
+engine turn (with function calling where the service supports it); every command's outcome also
+goes into the stored conversation, so "now shift that to cleaning services" can follow a
+`/run BusinessThinking.SWOT a bakery`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kernel_app.conversation.engine import SYSTEM, Approve, ConversationEngine
+from kernel_app.conversation.events import Done, ErrorEvent, Event, TextDelta
 from kernel_app.errors import KernelAppError, innermost_message
 from kernel_app.usage import Usage
 
@@ -20,12 +24,8 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
     from semantic_kernel.contents import ChatHistory
 
-SYSTEM = (
-    "You are Kernel App, a concise assistant for business analysts. Answer in a few sentences, "
-    "using the conversation so far (it includes the results of functions the user ran)."
-)
-MAX_TURNS = 8  # user+assistant pairs kept: the embedded model has a 4k-token context
-MAX_RESULT_CHARS = 3000  # of a function result kept in the conversation
+    from kernel_app.conversation.store import ConversationStore
+
 _VARIABLE = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|\S*)(?:\s|$)""")
 
 HELP = """\
@@ -36,7 +36,7 @@ Type a message to talk to the model. Commands:
   /plan GOAL                     plan the goal with the plugins, show the plan, ask, then run it
   /ask COLLECTION QUESTION       answer from saved memory, citing record ids
   /functions                     list the functions you can run
-  /reset                         forget the conversation
+  /reset                         start a new conversation (the old one stays in the store)
   /help                          this text
   /exit                          leave (or Ctrl-D)"""
 
@@ -58,21 +58,33 @@ class Reply:
 
 
 class ChatSession:
-    """``reply = await session.handle(line, on_chunk=print_piece, confirm=ask_user)``; never raises for bad input."""
+    """``reply = await session.handle(line, on_chunk=print_piece, confirm=ask_user)``; never raises for bad input.
 
-    def __init__(self, kernel: Kernel, *, max_turns: int = MAX_TURNS, system: str = SYSTEM) -> None:
+    ``store``: where conversations live (None: in memory only); ``conversation_id`` resumes one.
+    """
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        *,
+        max_turns: int | None = None,
+        system: str = SYSTEM,
+        store: ConversationStore | None = None,
+        conversation_id: str | None = None,
+        engine: ConversationEngine | None = None,
+    ) -> None:
         self.kernel = kernel
-        self.max_turns = max_turns
         self.system = system
-        self.history = self._new_history()
+        self.engine = engine or ConversationEngine(kernel, store, system=system, max_turns=max_turns)
+        if conversation_id is not None:
+            self.engine.store.get(conversation_id)  # ConversationNotFoundError names the list command
+        self.conversation_id = conversation_id or self.engine.create().id
         self.usage = Usage()
 
-    def _new_history(self) -> ChatHistory:
-        from semantic_kernel.contents import ChatHistory
-
-        history = ChatHistory()
-        history.add_system_message(self.system)
-        return history
+    @property
+    def history(self) -> ChatHistory:
+        """What the model is shown next: the system message and the stored messages that fit."""
+        return self.engine.chat_history(self.engine.prompt_messages(self.conversation_id))
 
     async def handle(
         self,
@@ -80,14 +92,18 @@ class ChatSession:
         *,
         on_chunk: Callable[[str], None] | None = None,
         confirm: Confirm | None = None,
+        approve: Approve | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ) -> Reply:
+        """``confirm`` approves a /plan; ``approve`` a function with an effect the model wants to call
+        (None: refused); ``on_event`` sees every engine event (function calls, approvals) of free text."""
         line = line.strip()
         if not line:
             return Reply("", "help")
         try:
             if line.startswith("/"):
                 return await self._command(line, on_chunk, confirm)
-            return await self._chat(line, on_chunk)
+            return await self._chat(line, on_chunk, approve, on_event)
         except KernelAppError as error:  # PlanningError, FunctionNotFoundError, store errors...
             return Reply(str(error), "error")
         except Exception as error:  # a model or plugin failure must not end the session
@@ -103,8 +119,8 @@ class ChatSession:
         if name == "/help":
             return Reply(HELP, "help")
         if name == "/reset":
-            self.history = self._new_history()
-            return Reply("The conversation is forgotten.", "help")
+            self.conversation_id = self.engine.create().id
+            return Reply("A new conversation: the model no longer sees the old one.", "help")
         if name == "/functions":
             return Reply(self._functions(), "help")
         if name == "/run":
@@ -177,50 +193,31 @@ class ChatSession:
 
     # endregion
 
-    async def _chat(self, text: str, on_chunk: Callable[[str], None] | None) -> Reply:
-        from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-        from kernel_app.services.execution_settings import execution_settings
-
-        service = self.kernel.get_service(type=ChatCompletionClientBase)
-        self.history.add_user_message(text)
-        settings = execution_settings(service, {"max_tokens": 500})
-        try:
-            if on_chunk is None:
-                message = await service.get_chat_message_content(self.history, settings)
-                answer = "" if message is None else message.content or ""
-                usage = Usage.from_metadata(getattr(message, "metadata", None))
-            else:
-                parts: list[str] = []
-                usage = Usage()
-                async for chunk in service.get_streaming_chat_message_content(self.history, settings):
-                    if chunk is None:
-                        continue
-                    if chunk.content:
-                        parts.append(str(chunk.content))
-                        on_chunk(str(chunk.content))
-                    usage = usage + Usage.from_metadata(getattr(chunk, "metadata", None))
-                answer = "".join(parts)
-        except BaseException:
-            self.history.messages.pop()  # the question stays unanswered: do not keep it half-asked
-            raise
-        self.history.add_assistant_message(answer)
-        self._trim()
+    async def _chat(
+        self,
+        text: str,
+        on_chunk: Callable[[str], None] | None,
+        approve: Approve | None,
+        on_event: Callable[[Event], None] | None,
+    ) -> Reply:
+        answer, usage, error = "", Usage(), None
+        async for event in self.engine.stream(self.conversation_id, text, approve=approve, stream=on_chunk is not None):
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, TextDelta) and on_chunk is not None:
+                on_chunk(event.text)
+            elif isinstance(event, Done):
+                answer, usage = event.text, event.usage
+                if event.finish_reason == "length":
+                    answer += "\n(cut: the answer reached its length limit)"
+            elif isinstance(event, ErrorEvent):
+                error = event.message
+        if error is not None:
+            return Reply(error, "error")
         return self._counted(Reply(answer, "answer", usage, streamed=on_chunk is not None))
 
     def _remember(self, said: str, result: str) -> None:
-        if len(result) > MAX_RESULT_CHARS:
-            result = result[:MAX_RESULT_CHARS] + " [...]"
-        self.history.add_user_message(said)
-        self.history.add_assistant_message(result)
-        self._trim()
-
-    def _trim(self) -> None:
-        """Keep the system message and the last ``max_turns`` exchanges."""
-        messages = self.history.messages
-        keep = 2 * self.max_turns
-        if len(messages) > keep + 1:
-            del messages[1 : len(messages) - keep]
+        self.engine.remember(self.conversation_id, said, result)
 
     def _counted(self, reply: Reply) -> Reply:
         if reply.usage is not None:

@@ -95,10 +95,16 @@ async def test_the_conversation_is_trimmed_to_the_last_turns() -> None:
     assert contents[0] == session.system and contents[1:] == ["message 3", "ok", "message 4", "ok"]
 
 
-def test_chat_cli_over_the_loopback_server(openai_server) -> None:
+def test_chat_cli_over_the_loopback_server(openai_server, tmp_path: Path) -> None:
     openai_server.queue("Hello! Ask me about your business.", "You added 2 and 3: 5.", SUM_PLAN)
     lines = "Hi\n/run Math.add a=2 b=3\nWhat did I add?\n/plan What is the sum of 110 and 990?\ny\n/nope\n"
-    proc = run_cli("chat", input=lines, KERNEL_APP_SERVICE="openai", OPENAI_BASE_URL=openai_server.base_url)
+    proc = run_cli(
+        "chat",
+        input=lines,
+        KERNEL_APP_SERVICE="openai",
+        OPENAI_BASE_URL=openai_server.base_url,
+        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "you> Hi\nHello! Ask me about your business.\n" in out

@@ -36,15 +36,39 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--no-stream", is_flag=True, help="Print each answer whole instead of as it is generated.")
+@click.option(
+    "--resume",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ID]",
+    help="Continue a stored conversation (the latest without an ID).",
+)
+@click.option("--list", "list_conversations", is_flag=True, help="List the stored conversations and exit.")
 @click.pass_obj
-def chat(app: AppContext, no_stream: bool) -> None:
+def chat(app: AppContext, no_stream: bool, resume: str | None, list_conversations: bool) -> None:
     """Talk to the model, and run functions, plans and memory questions, in one conversation.
 
     \b
     Type /help inside for the commands. Lines can also be piped in:
       printf '/run Math.add 2\\nWhat did I just add?\\n' | kernel-app chat
+    Conversations are stored beside the memory store: `--list` shows them, `--resume [ID]` continues one.
     """
     from kernel_app.chat_session import ChatSession
+    from kernel_app.conversation.store import ConversationStore, default_store_path
+
+    store = ConversationStore(default_store_path(app.settings.memory_dir))
+    if list_conversations:
+        _list(store)
+        return
+    conversation_id = None
+    if resume is not None:
+        latest = store.latest()
+        if not resume and latest is None:
+            raise click.UsageError("no stored conversation to resume: start one with `kernel-app chat`")
+        conversation_id = resume or (latest.id if latest else None)
+        store.get(conversation_id or "")  # an unknown id fails before the model loads
+
     from kernel_app.services import create_chat_service
 
     interactive = sys.stdin.isatty()
@@ -53,9 +77,11 @@ def chat(app: AppContext, no_stream: bool) -> None:
     built = app.build_kernel(with_service=False)
     report_problems(built.report.problems, quiet_warnings=True)
     built.kernel.add_service(create_chat_service(app.settings))  # a bad key fails now, not at the first line
-    session = ChatSession(built.kernel)
+    session = ChatSession(built.kernel, store=store, conversation_id=conversation_id)
     if interactive:
         click.echo(f"Kernel App chat on {app.settings.service}. /help for commands, /exit or Ctrl-D to leave.")
+    if conversation_id is not None:
+        click.echo(f"(continuing conversation {conversation_id}: {store.get(conversation_id).message_count} messages)")
 
     def confirm(plan_text: str) -> bool:
         click.echo(plan_text)
@@ -63,6 +89,20 @@ def chat(app: AppContext, no_stream: bool) -> None:
         if not interactive and answer is not None:
             click.echo(f"Run this plan? [y/N] {answer}")
         return (answer or "").strip().lower() in ("y", "yes")
+
+    def approve(request: Any) -> bool:
+        answer = _read_line(f"Allow {request.describe()} ({request.effect})? [y/N] ", interactive)
+        if not interactive and answer is not None:
+            click.echo(f"Allow {request.describe()} ({request.effect})? [y/N] {answer}")
+        return (answer or "").strip().lower() in ("y", "yes")
+
+    def on_event(event: Any) -> None:
+        from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted
+
+        if isinstance(event, FunctionCallStarted):
+            click.echo(f"[running {event.function}]", err=True)
+        elif isinstance(event, FunctionCallFinished) and not event.ok:
+            click.echo(f"[{event.function}: {event.result}]", err=True)
 
     def on_chunk(piece: str) -> None:
         click.echo(piece, nl=False)
@@ -78,7 +118,13 @@ def chat(app: AppContext, no_stream: bool) -> None:
                 click.echo(f"{PROMPT}{line}")
             try:
                 reply: Any = loop.run_until_complete(
-                    session.handle(line, on_chunk=None if no_stream else on_chunk, confirm=confirm)
+                    session.handle(
+                        line,
+                        on_chunk=None if no_stream else on_chunk,
+                        confirm=confirm,
+                        approve=approve,
+                        on_event=on_event,
+                    )
                 )
             except KeyboardInterrupt:  # Ctrl-C stops this answer, not the session
                 _cancel_pending(loop)
@@ -94,5 +140,18 @@ def chat(app: AppContext, no_stream: bool) -> None:
                 click.echo(reply.text)
     finally:
         loop.close()
+        store.close()
     if interactive:
         click.echo(f"Bye. {session.usage.total_tokens} tokens in {session.usage.calls} model call(s).")
+
+
+def _list(store: Any) -> None:
+    import datetime
+
+    conversations = store.list(limit=100)
+    if not conversations:
+        click.echo("no stored conversations yet: start one with `kernel-app chat`")
+    for conversation in conversations:
+        when = datetime.datetime.fromtimestamp(conversation.updated_at).strftime("%Y-%m-%d %H:%M")
+        title = conversation.title or "(untitled)"
+        click.echo(f"{conversation.id}  {when}  {conversation.message_count:>4} msgs  {title}")

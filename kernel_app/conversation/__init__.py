@@ -1,0 +1,42 @@
+"""The conversation engine and its store: the core every surface (REPL, HTTP, OpenAI-compatible) drives."""
+
+from kernel_app.conversation.engine import ConversationEngine, TurnResult, collect, result_text
+from kernel_app.conversation.events import (
+    ApprovalNeeded,
+    Done,
+    ErrorEvent,
+    Event,
+    FunctionCallFinished,
+    FunctionCallStarted,
+    PlanProposed,
+    TextDelta,
+)
+from kernel_app.conversation.store import (
+    Conversation,
+    ConversationNotFoundError,
+    ConversationStore,
+    Message,
+    ToolCall,
+    default_store_path,
+)
+
+__all__ = [
+    "ApprovalNeeded",
+    "Conversation",
+    "ConversationEngine",
+    "ConversationNotFoundError",
+    "ConversationStore",
+    "Done",
+    "ErrorEvent",
+    "Event",
+    "FunctionCallFinished",
+    "FunctionCallStarted",
+    "Message",
+    "PlanProposed",
+    "TextDelta",
+    "ToolCall",
+    "TurnResult",
+    "collect",
+    "default_store_path",
+    "result_text",
+]

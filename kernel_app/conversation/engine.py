@@ -1,0 +1,475 @@
+"""The conversation engine: one loop that every surface (REPL, HTTP, OpenAI-compatible, later Teams) drives.
+
+``async for event in engine.stream(conversation_id, text, approve=ask): render(event)``
+
+A turn: the user's message, then rounds of model calls. When the service can call functions the
+model is offered the kernel's functions on an allow-list (never an empty one: semantic-kernel would
+then offer everything) and asks for calls; the engine runs them itself, one by one, so that each
+call is an event and each one with an effect waits for the surface's approval
+(:func:`kernel_app.effects.needs_approval`: only READ functions run unasked; no callback = deny).
+After ``max_rounds`` rounds the model answers without tools. The turn is stored when it is done (one
+transaction: question, calls, results, answer); a call with an effect that was approved and ran is
+stored at once, so the record of what was done survives a failure later in the turn. A turn that
+fails or is cancelled otherwise leaves nothing, so the unanswered question does not come back.
+
+The prompt is the system message plus the newest stored messages that fit the model's context
+(:mod:`kernel_app.conversation.history`); older messages stay in the store.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kernel_app.conversation.events import (
+    ApprovalNeeded,
+    Done,
+    ErrorEvent,
+    Event,
+    FunctionCallFinished,
+    FunctionCallStarted,
+    TextDelta,
+)
+from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit
+from kernel_app.conversation.store import Conversation, ConversationStore, Message, ToolCall
+from kernel_app.errors import KernelAppError, innermost_message
+from kernel_app.usage import Usage, collect_usage
+
+if TYPE_CHECKING:
+    from semantic_kernel import Kernel
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+    from semantic_kernel.contents import ChatHistory
+
+SYSTEM = (
+    "You are Kernel App, a concise assistant for business analysts. Answer in a few sentences, "
+    "using the conversation so far (it includes the results of functions the user ran)."
+)
+DEFAULT_MAX_TOKENS = 500  # of one answer
+DEFAULT_MAX_ROUNDS = 5  # model round trips that may call functions, per turn
+SUMMARY_CHARS = 200  # of a function result, in FunctionCallFinished
+TITLE_CHARS = 60
+TOOL_SCHEMA_TOKENS = 60  # estimated per offered function, reserved from the context
+
+Approve = Callable[[ApprovalNeeded], "bool | Awaitable[bool]"]
+ApprovalRule = Callable[[Any], bool]
+
+
+@dataclass
+class TurnResult:
+    """What :meth:`ConversationEngine.send` collects from a turn's events."""
+
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    events: list[Event] = field(default_factory=list)
+    error: str | None = None
+    finish_reason: str = "stop"
+
+    @property
+    def calls(self) -> list[FunctionCallFinished]:
+        return [e for e in self.events if isinstance(e, FunctionCallFinished)]
+
+
+def _default_rule(function: Any) -> bool:
+    from kernel_app.effects import needs_approval
+
+    return needs_approval(function)
+
+
+class ConversationEngine:
+    """Conversations over one kernel and store. Safe to share between concurrent conversations."""
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        store: ConversationStore | None = None,
+        *,
+        functions: Iterable[str] | None = None,
+        system: str = SYSTEM,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        context_tokens: int | None = None,
+        max_turns: int | None = None,
+        max_rounds: int = DEFAULT_MAX_ROUNDS,
+        service_id: str | None = None,
+        approval_rule: ApprovalRule = _default_rule,
+    ) -> None:
+        """``functions``: the allow-list as ``Plugin.Function`` names (None: every function the kernel can
+        offer as a tool; empty: none). ``context_tokens``: the model's context window (None: known from the
+        model's name, else 8192). ``max_turns`` also caps the user turns kept in the prompt."""
+        self.kernel = kernel
+        self.store = store if store is not None else ConversationStore(":memory:")
+        self.system = system
+        self.max_tokens = max_tokens
+        self.max_turns = max_turns
+        self.max_rounds = max_rounds
+        self.service_id = service_id
+        self.approval_rule = approval_rule
+        self._functions = None if functions is None else [f.replace("-", ".", 1) for f in functions]
+        self._context_tokens = context_tokens
+
+    # region conversations
+
+    @property
+    def service(self) -> ChatCompletionClientBase:
+        from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+        return self.kernel.get_service(self.service_id, type=ChatCompletionClientBase)
+
+    @property
+    def model(self) -> str:
+        return str(getattr(self.service, "ai_model_id", "") or "")
+
+    @property
+    def context_tokens(self) -> int:
+        return context_tokens_for(self.model, self._context_tokens)
+
+    def create(self, *, title: str = "", id: str | None = None) -> Conversation:
+        service = self.service
+        return self.store.create(
+            title=title, service=str(service.service_id or ""), model=str(service.ai_model_id or ""), id=id
+        )
+
+    def remember(self, conversation_id: str, said: str, result: str) -> None:
+        """Put a command's outcome into the conversation (``/run`` and ``/plan`` results in the REPL)."""
+        self.store.append_many(conversation_id, [Message("user", said), Message("assistant", result)])
+
+    def prompt_messages(self, conversation_id: str, *, pending: Sequence[Message] = ()) -> list[Message]:
+        """The stored messages (and this turn's ``pending`` ones) that fit the model's context, oldest first."""
+        messages = [*self.store.messages(conversation_id), *pending]
+        return fit(messages, self._history_budget(), max_turns=self.max_turns)
+
+    def chat_history(self, messages: Sequence[Message]) -> ChatHistory:
+        """A semantic-kernel ChatHistory: the system message, then ``messages``."""
+        from semantic_kernel.contents import (
+            ChatHistory,
+            ChatMessageContent,
+            FunctionCallContent,
+            FunctionResultContent,
+            TextContent,
+        )
+        from semantic_kernel.contents.utils.author_role import AuthorRole
+
+        history = ChatHistory()
+        history.add_system_message(self.system)
+        limit = max(200, int(self._history_budget() / 4 * 3.5))  # one function result gets a quarter at most
+        for message in messages:
+            if message.role == "tool":
+                plugin, _, name = (message.name or "").partition(".")
+                content = message.content if len(message.content) <= limit else message.content[:limit] + " [...]"
+                result = FunctionResultContent(
+                    id=message.call_id, plugin_name=plugin or None, function_name=name or plugin, result=content
+                )
+                history.add_message(ChatMessageContent(role=AuthorRole.TOOL, items=[result]))
+            elif message.role == "assistant" and message.tool_calls:
+                items: list[Any] = [TextContent(text=message.content)] if message.content else []
+                for call in message.tool_calls:
+                    plugin, _, name = call.function.partition(".")
+                    items.append(
+                        FunctionCallContent(
+                            id=call.id, plugin_name=plugin, function_name=name, arguments=json.dumps(call.arguments)
+                        )
+                    )
+                history.add_message(ChatMessageContent(role=AuthorRole.ASSISTANT, items=items))
+            elif message.role == "assistant":
+                history.add_assistant_message(message.content)
+            elif message.role == "system":
+                history.add_system_message(message.content)
+            else:
+                history.add_user_message(message.content)
+        return history
+
+    def _history_budget(self) -> int:
+        tools = len(self.allowed_functions()) * TOOL_SCHEMA_TOKENS if self._offers_tools() else 0
+        budget = int(self.context_tokens * 0.9) - self.max_tokens - estimate_tokens(self.system) - tools
+        return max(budget, 256)
+
+    # endregion
+
+    # region functions
+
+    def allowed_functions(self) -> list[str]:
+        """``Plugin.Function`` names the model may call: the allow-list, less what cannot be a tool."""
+        available = {}
+        for metadata in self.kernel.get_full_list_of_function_metadata():
+            name = f"{metadata.plugin_name}.{metadata.name}"
+            injected = any(
+                (p.name == "kernel" or p.type_ in ("Kernel", "KernelArguments")) and p.include_in_function_choices
+                for p in metadata.parameters
+            )
+            if not injected:  # a tool schema cannot ask the model for the kernel itself
+                available[name] = metadata
+        if self._functions is None:
+            return sorted(available)
+        return [name for name in self._functions if name in available]
+
+    def _offers_tools(self) -> bool:
+        try:
+            supports = bool(self.service.SUPPORTS_FUNCTION_CALLING)
+        except Exception:
+            return False
+        return supports and bool(self.allowed_functions())
+
+    # endregion
+
+    # region turns
+
+    async def send(self, conversation_id: str, text: str, *, approve: Approve | None = None) -> TurnResult:
+        """One turn, not streamed; collects the events."""
+        return await collect(self.stream(conversation_id, text, approve=approve, stream=False))
+
+    async def stream(
+        self, conversation_id: str, text: str, *, approve: Approve | None = None, stream: bool = True
+    ) -> AsyncIterator[Event]:
+        """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``."""
+        conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
+        pending = [Message("user", text)]
+        committed = 0
+
+        def commit() -> None:
+            nonlocal committed
+            self.store.append_many(conversation_id, pending[committed:])
+            committed = len(pending)
+
+        async for event in self._turn(
+            lambda: self.prompt_messages(conversation_id, pending=pending[committed:]),
+            pending,
+            commit,
+            approve=approve,
+            stream=stream,
+        ):
+            if isinstance(event, Done):
+                commit()
+                if not conversation.title:
+                    self.store.update(conversation_id, title=_title(text))
+                event = Done(conversation_id, event.text, event.usage, event.finish_reason)
+            yield event
+
+    async def complete(
+        self, messages: Sequence[Message], *, approve: Approve | None = None, stream: bool = True
+    ) -> AsyncIterator[Event]:
+        """One turn over messages the caller holds (OpenAI-compatible requests): nothing is stored."""
+        given = list(messages)
+        pending: list[Message] = []
+        budget = self._history_budget()
+        async for event in self._turn(
+            lambda: fit([*given, *pending], budget, max_turns=self.max_turns),
+            pending,
+            lambda: None,
+            approve=approve,
+            stream=stream,
+        ):
+            yield event
+
+    async def _turn(
+        self,
+        prompt: Callable[[], list[Message]],
+        pending: list[Message],
+        commit: Callable[[], None],
+        *,
+        approve: Approve | None,
+        stream: bool,
+    ) -> AsyncIterator[Event]:
+        usage = Usage()
+        try:
+            service = self.service
+            tools = self._offers_tools()
+            for round_index in range(self.max_rounds + 1):
+                offer = tools and round_index < self.max_rounds
+                history = self.chat_history(prompt())
+                settings = self._settings(service, offer)
+                kwargs: dict[str, Any] = {}
+                if offer:
+                    from semantic_kernel.functions import KernelArguments
+
+                    kwargs = {"kernel": self.kernel, "arguments": KernelArguments()}
+                text_parts: list[str] = []
+                calls: list[Any] = []
+                finish = "stop"
+                if stream:
+                    merged = None
+                    async for chunk in service.get_streaming_chat_message_content(history, settings, **kwargs):
+                        if chunk is None:
+                            continue
+                        usage = usage + Usage.from_metadata(getattr(chunk, "metadata", None))
+                        merged = chunk if merged is None else merged + chunk
+                        if chunk.content:
+                            text_parts.append(str(chunk.content))
+                            yield TextDelta(str(chunk.content))
+                    if merged is not None:
+                        calls = _function_calls(merged)
+                        finish = _finish(merged)
+                else:
+                    message = await service.get_chat_message_content(history, settings, **kwargs)
+                    if message is not None:
+                        usage = usage + Usage.from_metadata(getattr(message, "metadata", None))
+                        calls = _function_calls(message)
+                        finish = _finish(message)
+                        if message.content:
+                            text_parts.append(str(message.content))
+                            yield TextDelta(str(message.content))
+                text = "".join(text_parts)
+                if not calls:
+                    pending.append(Message("assistant", text, tokens=usage.completion_tokens or None))
+                    yield Done("", text, usage, finish)
+                    return
+                tool_calls = tuple(
+                    ToolCall(c.id or f"call_{uuid.uuid4().hex[:8]}", _dotted(c), _arguments(c)) for c in calls
+                )
+                pending.append(Message("assistant", text, tool_calls=tool_calls))
+                for call in tool_calls:
+                    async for event in self._call(call, approve, pending, commit):
+                        if isinstance(event, _Usage):
+                            usage = usage + event.usage
+                        else:
+                            yield event
+            yield Done("", "", usage, "length")  # unreachable: the last round offers no tools
+        except KernelAppError as error:
+            yield ErrorEvent(str(error))
+        except Exception as error:  # a model or plugin failure ends the turn, not the conversation
+            yield ErrorEvent(f"failed: {innermost_message(error)}")
+
+    async def _call(
+        self, call: ToolCall, approve: Approve | None, pending: list[Message], commit: Callable[[], None]
+    ) -> AsyncIterator[Event | _Usage]:
+        from semantic_kernel.functions import KernelArguments
+
+        yield FunctionCallStarted(call.id, call.function, call.arguments)
+        began = time.perf_counter()
+        ok, ran_with_effect = False, False
+        plugin, _, name = call.function.partition(".")
+        if call.function not in self.allowed_functions():
+            output = f"{call.function} is not a function you may call"
+        else:
+            function = self.kernel.get_function(plugin, name)
+            allowed = True
+            if self.approval_rule(function):
+                from kernel_app.effects import effect_of
+
+                request = ApprovalNeeded(
+                    f"approval_{uuid.uuid4().hex[:12]}",
+                    call.id,
+                    call.function,
+                    call.arguments,
+                    effect_of(function).value,
+                )
+                yield request
+                allowed = await _ask(approve, request)
+                ran_with_effect = allowed
+            if not allowed:
+                output = f"The user did not approve running {call.function}; do not retry it, answer without it."
+            else:
+                try:
+                    with collect_usage() as collector:
+                        result = await self.kernel.invoke(function, KernelArguments(**call.arguments))
+                    yield _Usage(collector.total)
+                    output, ok = result_text(result), True
+                except Exception as error:
+                    output = f"error: {error if isinstance(error, KernelAppError) else innermost_message(error)}"
+        pending.append(Message("tool", output, name=call.function, call_id=call.id))
+        if ran_with_effect:
+            commit()  # what was done to the world is on record even if the turn fails later
+        yield FunctionCallFinished(
+            call.id, call.function, call.arguments, _summary(output), ok, round(time.perf_counter() - began, 3)
+        )
+
+    def _settings(self, service: ChatCompletionClientBase, offer_tools: bool) -> Any:
+        from kernel_app.services.execution_settings import execution_settings
+
+        settings = execution_settings(service, {"max_tokens": self.max_tokens})
+        if offer_tools:
+            from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
+
+            allowed = [name.replace(".", "-", 1) for name in self.allowed_functions()]
+            settings.function_choice_behavior = FunctionChoiceBehavior.Auto(
+                auto_invoke=False, filters={"included_functions": allowed}
+            )
+        return settings
+
+    # endregion
+
+
+@dataclass(frozen=True)
+class _Usage:
+    """Internal: the usage of prompt functions a call ran."""
+
+    usage: Usage
+
+
+async def collect(events: AsyncIterator[Event]) -> TurnResult:
+    """Gather a turn's events into a :class:`TurnResult`."""
+    result = TurnResult()
+    async for event in events:
+        result.events.append(event)
+        if isinstance(event, Done):
+            result.text, result.usage, result.finish_reason = event.text, event.usage, event.finish_reason
+        elif isinstance(event, ErrorEvent):
+            result.error = event.message
+    return result
+
+
+async def _ask(approve: Approve | None, request: ApprovalNeeded) -> bool:
+    if approve is None:
+        return False
+    answer = approve(request)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return bool(answer)
+
+
+def result_text(result: Any) -> str:
+    """A function result as text: the text of chat messages, JSON for data, never a repr."""
+    value = getattr(result, "value", result)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(hasattr(v, "content") for v in value):
+        return "\n".join(str(v.content or "") for v in value)
+    if hasattr(value, "content") and hasattr(value, "role"):
+        return str(value.content or "")
+    if isinstance(value, bool | int | float):
+        return str(value)
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _function_calls(message: Any) -> list[Any]:
+    from semantic_kernel.contents import FunctionCallContent
+
+    return [item for item in getattr(message, "items", []) or [] if isinstance(item, FunctionCallContent)]
+
+
+def _finish(message: Any) -> str:
+    reason = getattr(message, "finish_reason", None)
+    value = str(getattr(reason, "value", reason) or "stop")
+    return "length" if value == "length" else "stop"
+
+
+def _dotted(call: Any) -> str:
+    if call.plugin_name:
+        return f"{call.plugin_name}.{call.function_name}"
+    return str(call.name or call.function_name).replace("-", ".", 1)
+
+
+def _arguments(call: Any) -> dict[str, Any]:
+    try:
+        parsed = call.parse_arguments() or {}
+    except Exception:
+        return {"_unparsed": str(call.arguments)}
+    return {str(k): v for k, v in dict(parsed).items()}
+
+
+def _summary(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1] + "…"
+
+
+def _title(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"

@@ -1,0 +1,97 @@
+"""The engine's typed events: what every surface (REPL, HTTP, OpenAI-compatible, MCP, Teams...) renders.
+
+Each event has a ``type`` (its wire name) and ``to_dict()`` (what the HTTP API sends as an SSE
+frame). Surfaces render them; none runs the loop itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from kernel_app.usage import Usage
+
+
+@dataclass(frozen=True)
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type}
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            data[item.name] = value.to_dict() if isinstance(value, Usage) else value
+        return data
+
+
+@dataclass(frozen=True)
+class TextDelta(Event):
+    """A piece of the answer as the model generates it."""
+
+    type: ClassVar[str] = "text_delta"
+    text: str
+
+
+@dataclass(frozen=True)
+class FunctionCallStarted(Event):
+    type: ClassVar[str] = "function_call_started"
+    call_id: str
+    function: str  # Plugin.Function
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FunctionCallFinished(Event):
+    """``ok`` is False when the function failed, was refused or was not approved; ``result`` says why."""
+
+    type: ClassVar[str] = "function_call_finished"
+    call_id: str
+    function: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    result: str = ""  # a summary: at most SUMMARY_CHARS characters
+    ok: bool = True
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ApprovalNeeded(Event):
+    """The model wants to run a function with an effect; the engine waits for the surface's answer."""
+
+    type: ClassVar[str] = "approval_needed"
+    approval_id: str
+    call_id: str
+    function: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    effect: str = "write"  # kernel_app.effects.Effect value
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.arguments.items())
+        return f"{self.function}({args})"
+
+
+@dataclass(frozen=True)
+class PlanProposed(Event):
+    type: ClassVar[str] = "plan_proposed"
+    plan_id: str
+    text: str
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ErrorEvent(Event):
+    """The turn failed (a model or plugin failure); one line, never a traceback. ``Done`` does not follow."""
+
+    type: ClassVar[str] = "error"
+    message: str
+
+
+@dataclass(frozen=True)
+class Done(Event):
+    """The turn is over and stored: ``text`` is the whole answer."""
+
+    type: ClassVar[str] = "done"
+    conversation_id: str
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str = "stop"  # stop, length (cut at max_tokens), cancelled

@@ -1,0 +1,38 @@
+"""`kernel-app chat --list` and `--resume [ID]` over the stored conversations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kernel_app.conversation import ConversationStore, default_store_path
+from tests.conftest import run_cli
+
+
+def test_resume_continues_the_stored_conversation(openai_server, tmp_path: Path) -> None:
+    env = {
+        "KERNEL_APP_SERVICE": "openai",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "KERNEL_APP_MEMORY_DIR": str(tmp_path / "memory"),
+    }
+    assert "no stored conversations yet" in run_cli("chat", "--list", **env).stdout
+    openai_server.queue("Noted: a bakery in Lyon.", "Your bakery is in Lyon.")
+    first = run_cli("chat", input="My business is a bakery in Lyon\n", **env)
+    assert first.returncode == 0, first.stderr
+    listed = run_cli("chat", "--list", **env)
+    assert "2 msgs  My business is a bakery in Lyon" in listed.stdout
+    with ConversationStore(default_store_path(tmp_path / "memory")) as store:
+        conversation_id = store.latest().id
+    resumed = run_cli("chat", "--resume", input="Where is my business?\n", **env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"continuing conversation {conversation_id}" in resumed.stdout
+    assert "Your bakery is in Lyon." in resumed.stdout
+    sent = openai_server.requests[-1].body["messages"]
+    assert [m["content"] for m in sent[1:]] == [
+        "My business is a bakery in Lyon",
+        "Noted: a bakery in Lyon.",
+        "Where is my business?",
+    ]
+    by_id = run_cli("chat", "--resume", conversation_id, "--list", **env)
+    assert "4 msgs" in by_id.stdout
+    unknown = run_cli("chat", "--resume", "nope", **env)
+    assert unknown.returncode == 2 and "no conversation 'nope'" in unknown.stderr
