@@ -30,8 +30,9 @@ class Effect(enum.Enum):
     WRITE = "write"
 
 
-# Functions of plugins we do not write ourselves (semantic-kernel's core plugins, our memory plugin),
-# keyed "plugin.function" in lower case; "plugin.*" covers the whole plugin.
+# Functions of semantic-kernel's core plugins and of our memory plugin, keyed "plugin.function" in lower
+# case; "plugin.*" covers the whole plugin. Applied only to code from _KNOWN_SOURCES: a plugin folder that
+# happens to be called "Text" or "memory" is someone else's Python and must declare itself.
 KNOWN_EFFECTS: dict[str, Effect] = {
     "memory.recall": Effect.READ,
     "memory.ask": Effect.MODEL,
@@ -45,6 +46,9 @@ KNOWN_EFFECTS: dict[str, Effect] = {
 }
 
 
+_KNOWN_SOURCES = ("semantic_kernel.core_plugins.", "kernel_app.")
+
+
 def read_only(function: F) -> F:
     """Mark a native ``@kernel_function`` as reading or computing only (put it above ``@kernel_function``)."""
     setattr(function, READ_ONLY_ATTRIBUTE, True)
@@ -54,16 +58,17 @@ def read_only(function: F) -> F:
 def effect_of(function: Any) -> Effect:
     """The effect of a semantic-kernel ``KernelFunction`` (prompt or native)."""
     metadata = function.metadata
-    known = _known(metadata.plugin_name or "", metadata.name)
-    if known is not None:
-        return known
-    if not metadata.is_prompt:
-        declared = (metadata.additional_properties or {}).get("read_only")
-        method = getattr(function, "method", None)
-        if declared is True or getattr(method, READ_ONLY_ATTRIBUTE, False):
-            return Effect.READ
-        return Effect.WRITE
-    return Effect.MODEL
+    if metadata.is_prompt:
+        return Effect.MODEL
+    method = getattr(function, "method", None)
+    if (getattr(method, "__module__", None) or "").startswith(_KNOWN_SOURCES):
+        known = _known(metadata.plugin_name or "", metadata.name)
+        if known is not None:
+            return known
+    declared = (metadata.additional_properties or {}).get("read_only")
+    if declared is True or getattr(method, READ_ONLY_ATTRIBUTE, False):
+        return Effect.READ
+    return Effect.WRITE
 
 
 def needs_approval(function: Any) -> bool:

@@ -5,6 +5,8 @@ See docs/planner.md.
 """
 
 from planners.action import ActionPlanner
+from planners.approval import NOT_APPROVED, ApproveCall, CallRequest
+from planners.call_filter import Call
 from planners.catalogue import FunctionCatalogue, FunctionInfo, ParameterInfo
 from planners.errors import (
     Attempt,
@@ -12,6 +14,7 @@ from planners.errors import (
     DuplicateOutputError,
     EmptyPlanError,
     ExcludedFunctionError,
+    InvalidArgumentValueError,
     InvalidOutputNameError,
     MissingArgumentError,
     NoFunctionFits,
@@ -23,6 +26,7 @@ from planners.errors import (
     PlanParseError,
     PlanRejectedError,
     PlanValidationError,
+    RoundLimitError,
     StepTimeoutError,
     TooManyStepsError,
     UndefinedReferenceError,
@@ -30,16 +34,19 @@ from planners.errors import (
     UnknownFunctionError,
 )
 from planners.executor import PlanExecutor, PlanResult, StepResult
-from planners.function_calling import Call, FunctionCallingPlanner, FunctionCallingResult
+from planners.function_calling import FunctionCallingPlanner, FunctionCallingResult
 from planners.parsing import parse_plan_answer
 from planners.plan import Plan, PlanStep
 from planners.sequential import SequentialPlanner
 from planners.validation import validate_plan
 
 __all__ = [
+    "NOT_APPROVED",
     "ActionPlanner",
+    "ApproveCall",
     "Attempt",
     "Call",
+    "CallRequest",
     "CatalogueFilterError",
     "DuplicateOutputError",
     "EmptyPlanError",
@@ -48,6 +55,7 @@ __all__ = [
     "FunctionCallingResult",
     "FunctionCatalogue",
     "FunctionInfo",
+    "InvalidArgumentValueError",
     "InvalidOutputNameError",
     "MissingArgumentError",
     "NoFunctionFits",
@@ -64,6 +72,7 @@ __all__ = [
     "PlanValidationError",
     "PlannerServiceError",
     "PlanningError",
+    "RoundLimitError",
     "SequentialPlanner",
     "StepResult",
     "StepTimeoutError",

@@ -19,6 +19,7 @@ from planners.errors import (
 from planners.parsing import parse_plan_answer
 from planners.plan import Plan
 from planners.prompts import echoed_answer, repair_prompt, system_prompt, user_prompt
+from planners.quoting import shortened
 from planners.relevance import Relevance, most_relevant
 from planners.schema import planner_settings, response_schema, supports_response_format
 from planners.validation import DEFAULT_MAX_STEPS, validate_plan
@@ -153,7 +154,8 @@ class JsonPlanner:
         except PlanError:
             raise
         except Exception as error:  # a parser bug must still end in a typed error, never a crash
-            raise PlanParseError(f"the answer could not be read ({type(error).__name__}: {error})") from error
+            detail = shortened(" ".join(str(error).split()), 120)
+            raise PlanParseError(f"the answer could not be read ({type(error).__name__}: {detail})") from error
 
     @staticmethod
     def _history(system: str, goal: str, previous: Attempt | None) -> ChatHistory:

@@ -6,28 +6,33 @@ model round trips that may call functions is bounded by ``max_rounds``; after th
 asks once more without tools, for the answer. The calls made are captured by an auto-function-
 invocation filter (which also refuses, a second time, anything outside the allow-list) and returned
 as a plan-shaped trace: arguments are the literal values the model sent.
+
+Nothing with an effect runs without approval (``planners.approval``): ``READ`` functions run, the
+others only when ``approve_call`` says yes; a refused call is answered "not run: needs approval".
+A model still calling functions when the rounds run out is a :class:`RoundLimitError`, and a run
+that ends without any answer a :class:`PlanningError`: never an empty success.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.errors import KernelAppError, innermost_message
 from kernel_app.usage import Usage
+from planners.approval import ApproveCall
+from planners.call_filter import Call, CallState, capture_calls
 from planners.catalogue import FunctionCatalogue
-from planners.errors import PlannerServiceError, PlanningError
+from planners.errors import PlannerServiceError, PlanningError, RoundLimitError
 from planners.plan import Plan, PlanStep
+from planners.quoting import clean_text
 from planners.relevance import Relevance, most_relevant
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
     from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-    from semantic_kernel.filters.auto_function_invocation.auto_function_invocation_context import (
-        AutoFunctionInvocationContext,
-    )
+    from semantic_kernel.contents import ChatMessageContent
 
 DEFAULT_MAX_ROUNDS = 5
 
@@ -38,20 +43,9 @@ it directly. Use only the tools provided."""
 
 
 @dataclass
-class Call:
-    """One function call the model made, in the order semantic-kernel ran them."""
-
-    function: str  # Plugin.Function
-    args: dict[str, Any]
-    output: str
-    seconds: float
-    round: int  # 0-based model round trip
-    refused: bool = False  # outside the allow-list: not run
-
-
-@dataclass
 class FunctionCallingResult:
-    """The model's final answer and the trace of calls. Unpacks as ``answer, trace = result``."""
+    """The model's final answer and the trace of calls that RAN (``calls`` also holds the refused
+    ones, with why). Unpacks as ``answer, trace = result``."""
 
     answer: str
     trace: Plan
@@ -64,7 +58,11 @@ class FunctionCallingResult:
 
 
 class FunctionCallingPlanner:
-    """``answer, trace = await FunctionCallingPlanner(kernel, max_rounds=5).run(goal)``."""
+    """``answer, trace = await FunctionCallingPlanner(kernel, max_rounds=5, approve_call=ask).run(goal)``.
+
+    ``approve_call(request)`` (sync or async) decides each call to a MODEL or WRITE function; without
+    it, only READ functions run.
+    """
 
     def __init__(
         self,
@@ -78,6 +76,7 @@ class FunctionCallingPlanner:
         relevance: Relevance | None = None,
         service_id: str | None = None,
         options: dict[str, Any] | None = None,
+        approve_call: ApproveCall | None = None,
     ) -> None:
         if max_rounds < 1:
             raise ValueError("max_rounds must be at least 1")
@@ -88,6 +87,7 @@ class FunctionCallingPlanner:
         self.relevance = relevance
         self.service_id = service_id
         self.options = {"max_tokens": 1000, "temperature": 0.0, **(options or {})}
+        self.approve_call = approve_call
 
     def _service(self) -> ChatCompletionClientBase:
         from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
@@ -118,10 +118,13 @@ class FunctionCallingPlanner:
             # Never call Auto() with an empty allow-list: semantic-kernel would offer every function.
             raise PlanningError("no functions are left to call: check --exclude")
         service = self._service()
-        calls: list[Call] = []
+        state = CallState(calls=[])
+        calls = state.calls
         # A clone: the capturing filter must see only this run's calls and must not stay on the caller's kernel.
         kernel = self.kernel.clone()
-        kernel.add_filter("auto_function_invocation", _capture(set(allowed), calls))
+        kernel.add_filter(
+            "auto_function_invocation", capture_calls(set(allowed), callable_catalogue, state, self.approve_call)
+        )
         settings_class = service.get_prompt_execution_settings_class()
         behavior = FunctionChoiceBehavior.Auto(
             filters={"included_functions": allowed}, maximum_auto_invoke_attempts=self.max_rounds
@@ -135,17 +138,25 @@ class FunctionCallingPlanner:
             message = await service.get_chat_message_content(
                 history, settings, kernel=kernel, arguments=KernelArguments()
             )
-        except KernelAppError as error:
-            raise PlannerServiceError(f"planning failed: {error}") from error
         except Exception as error:
+            if state.approval_error is not None:  # the approval callback failed: not the service's fault
+                raise state.approval_error from None
+            if isinstance(error, KernelAppError):
+                raise PlannerServiceError(f"planning failed: {error}") from error
             raise PlannerServiceError(
                 f"planning failed: the chat service failed: {innermost_message(error)}"
             ) from error
+        if _still_calling(message):
+            # semantic-kernel's last request after the rounds has no tools, but a model may call anyway.
+            raise RoundLimitError(self.max_rounds)
         usage = Usage()
         for item in [*history.messages, message]:
             if item is not None and getattr(item, "role", None) is not None and item.role.value == "assistant":
                 usage = usage + Usage.from_metadata(getattr(item, "metadata", None))
-        answer = (message.content if message is not None else "") or ""
+        answer = clean_text((message.content if message is not None else "") or "")
+        if not answer.strip():
+            ran = sum(1 for c in calls if not c.refused)
+            raise PlanningError(f"the model ended without an answer (after {ran} function call(s))")
         trace = Plan(
             goal=goal,
             steps=[
@@ -156,28 +167,10 @@ class FunctionCallingPlanner:
         return FunctionCallingResult(answer=answer, trace=trace, calls=calls, usage=usage)
 
 
-def _capture(
-    allowed: set[str], calls: list[Call]
-) -> Callable[[AutoFunctionInvocationContext, Callable[[Any], Awaitable[None]]], Awaitable[None]]:
-    async def capture(context: AutoFunctionInvocationContext, next: Callable[[Any], Awaitable[None]]) -> None:
-        from semantic_kernel.functions import FunctionResult
+def _still_calling(message: ChatMessageContent | None) -> bool:
+    from semantic_kernel.contents import FunctionCallContent
 
-        function = context.function
-        qualified = function.fully_qualified_name
-        args = {str(k): v for k, v in (context.arguments or {}).items()}
-        name = qualified.replace("-", ".", 1)
-        if qualified not in allowed:
-            # semantic-kernel already refuses these; this is the belt to its braces.
-            context.function_result = FunctionResult(function=function.metadata, value=f"{name} is not allowed")
-            calls.append(Call(name, args, "", 0.0, context.request_sequence_index, refused=True))
-            return
-        began = time.perf_counter()
-        await next(context)
-        result = context.function_result
-        output = "" if result is None or result.value is None else str(result)
-        calls.append(Call(name, args, output, time.perf_counter() - began, context.request_sequence_index))
-
-    return capture
+    return message is not None and any(isinstance(item, FunctionCallContent) for item in message.items)
 
 
 def _not_callable_as_tools(kernel: Kernel) -> set[str]:

@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from planners.catalogue import FunctionCatalogue
+from planners.quoting import clean_text, shortened
 
 MAX_ECHOED_ANSWER = 4000  # characters of a bad answer quoted back in a repair turn
+# A repair turn lists at most this many problems, each cut at MAX_PROBLEM_CHARS: every quoted piece is
+# bounded, so a 100 KB function name cannot make every repair request 100 KB.
+MAX_PROBLEMS = 20
+MAX_PROBLEM_CHARS = 400
 
 _FORMAT = """\
 Answer with one JSON object and nothing else, in this form:
@@ -74,15 +79,21 @@ def system_prompt(
 
 
 def user_prompt(goal: str) -> str:
-    return f"Goal: {goal}"
+    return f"Goal: {clean_text(goal)}"
 
 
 def repair_prompt(errors: Sequence[str]) -> str:
-    return REPAIR.format(errors="\n".join(f"- {error}" for error in errors))
+    lines = [
+        f"- {shortened(clean_text(' '.join(error.split())), MAX_PROBLEM_CHARS)}" for error in errors[:MAX_PROBLEMS]
+    ]
+    if len(errors) > MAX_PROBLEMS:
+        lines.append(f"- (and {len(errors) - MAX_PROBLEMS} more problems)")
+    return REPAIR.format(errors="\n".join(lines))
 
 
 def echoed_answer(answer: str) -> str:
     """The previous answer as it is replayed to the model (bounded: a runaway answer is not resent whole)."""
+    # clean_text: a lone surrogate in the answer would make the repair request itself fail to encode.
     if len(answer) <= MAX_ECHOED_ANSWER:
-        return answer
-    return answer[:MAX_ECHOED_ANSWER] + "\n[... answer cut here ...]"
+        return clean_text(answer)
+    return clean_text(answer[:MAX_ECHOED_ANSWER]) + "\n[... answer cut here ...]"

@@ -255,7 +255,12 @@ async def test_the_model_can_answer_from_memory(monkeypatch: pytest.MonkeyPatch,
             "Cater office lunches, say your notes.",
         ]
     )
-    answer, trace = await FunctionCallingPlanner(kernel, included=["memory"]).run("How can we sell more on weekdays?")
+    asked: list[str] = []
+    planner = FunctionCallingPlanner(
+        kernel, included=["memory"], approve_call=lambda request: asked.append(request.call_text()) or True
+    )
+    answer, trace = await planner.run("How can we sell more on weekdays?")
+    assert asked == ['memory.ask(input="How can we sell more on weekdays?", collection="SWOT")']  # MODEL: asked
     assert invoked == ["memory.ask"] and trace.functions == ["memory.ask"]
     assert answer == "Cater office lunches, say your notes."
     assert "memory-ask" in tool_server.tool_names(0)  # its injected kernel parameter is not in the schema

@@ -4,6 +4,8 @@ from typing import Annotated
 
 from semantic_kernel.functions import kernel_function
 
+from kernel_app.effects import read_only
+
 
 def _format(value: float) -> str:
     """Whole numbers without a trailing ".0" ("1100"); others to 15 significant digits ("0.3")."""
@@ -15,6 +17,7 @@ def _format(value: float) -> str:
 class MathPlugin:
     """Arithmetic on two numbers: add, subtract, multiply and divide."""
 
+    @read_only  # computes only: runs in function calling without approval
     @kernel_function(name="add", description="Add two numbers and return the sum, e.g. 110 plus 990.")
     def add(
         self,
@@ -23,6 +26,7 @@ class MathPlugin:
     ) -> Annotated[str, "The sum a + b"]:
         return _format(float(a) + float(b))
 
+    @read_only
     @kernel_function(
         name="subtract", description="Subtract the second number from the first and return the difference."
     )
@@ -33,6 +37,7 @@ class MathPlugin:
     ) -> Annotated[str, "The difference a - b"]:
         return _format(float(a) - float(b))
 
+    @read_only
     @kernel_function(name="multiply", description="Multiply two numbers and return the product.")
     def multiply(
         self,
@@ -41,6 +46,7 @@ class MathPlugin:
     ) -> Annotated[str, "The product a * b"]:
         return _format(float(a) * float(b))
 
+    @read_only
     @kernel_function(name="divide", description="Divide the first number by the second; return the quotient.")
     def divide(
         self,
