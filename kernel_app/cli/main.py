@@ -32,7 +32,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
     "--model",
     default=None,
     metavar="NAME",
-    help="Model name (openai), deployment (azure) or GGUF path (local) [env KERNEL_APP_MODEL].",
+    help="Model name (openai), deployment (azure), or tier name or GGUF path (local; see `kernel-app models`) "
+    "[env KERNEL_APP_MODEL].",
 )
 @click.option(
     "--plugins-dir",
@@ -113,6 +114,7 @@ def _configure_logging(debug: bool) -> None:
 def _register_commands() -> None:
     from kernel_app.cli.chat_cmd import chat
     from kernel_app.cli.memory_cmd import memory
+    from kernel_app.cli.models_cmd import models
     from kernel_app.cli.plan_cmd import execute, plan
     from kernel_app.cli.plugins_cmd import plugins
     from kernel_app.cli.run_cmd import run
@@ -123,6 +125,7 @@ def _register_commands() -> None:
     cli.add_command(plan)
     cli.add_command(execute)
     cli.add_command(memory)
+    cli.add_command(models)
 
 
 _register_commands()
