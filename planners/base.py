@@ -19,7 +19,7 @@ from planners.errors import (
 from planners.parsing import parse_plan_answer
 from planners.plan import Plan
 from planners.prompts import echoed_answer, repair_prompt, system_prompt, user_prompt
-from planners.quoting import shortened
+from planners.quoting import clean_text, shortened
 from planners.relevance import Relevance, most_relevant
 from planners.schema import planner_settings, response_schema, supports_response_format
 from planners.validation import DEFAULT_MAX_STEPS, validate_plan
@@ -105,7 +105,7 @@ class JsonPlanner:
         return self.structured_output and supports_response_format(self.service())
 
     async def create_plan(self, goal: str) -> Plan:
-        goal = goal.strip()
+        goal = clean_text(goal.strip())  # a lone surrogate (from a terminal's bad bytes) could not be printed
         if not goal:
             raise PlanningError("the goal is empty: say what you want done")
         if not len(self.catalogue):

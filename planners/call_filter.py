@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.effects import effect_of
-from planners.approval import NOT_APPROVED, ApproveCall, CallRequest, is_approved
+from planners.approval import NOT_APPROVED, ApproveCall, CallRequest, format_args, is_approved
 from planners.catalogue import FunctionCatalogue
 from planners.quoting import clean_text
 from planners.validation import null_required
@@ -40,15 +40,18 @@ class Call:
     refused: bool = False  # not run; ``note`` says why
     note: str = ""
 
+    def call_text(self, limit: int = 60) -> str:
+        """``Math.add(a=1, b=2)`` on one line, values escaped and shortened."""
+        return f"{self.function}({format_args(self.args, limit)})"
+
     def to_dict(self) -> dict[str, Any]:
+        # A refused call's arguments may be what got it refused (NaN, 1000 levels deep): only its text.
         return {
             "function": self.function,
-            "args": self.args,
-            "output": self.output,
+            "call": self.call_text(),
+            **({"args": self.args, "output": self.output} if not self.refused else {"not_run": self.note}),
             "seconds": round(self.seconds, 3),
             "round": self.round,
-            "ran": not self.refused,
-            **({"not_run": self.note} if self.refused else {}),
         }
 
 

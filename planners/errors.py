@@ -20,6 +20,11 @@ class PlanError(KernelAppError):
     """Base of every planner error. A planning failure is exit code 3."""
 
     exit_code = 3
+    more_problems: tuple[str, ...] = ()  # further problems after the first (a saved plan's), one line each
+
+    def details(self) -> list[str]:
+        """The problems after the first, one line each: what a person fixing a saved plan needs."""
+        return list(self.more_problems)
 
 
 # region parsing: the text is not a plan
@@ -62,6 +67,9 @@ class PlanValidationError(PlanError):
         text = super().__str__()
         more = len(self.problems) - 1
         return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
+
+    def details(self) -> list[str]:
+        return [problem.message for problem in self.problems[1:]]
 
     @property
     def message(self) -> str:
@@ -127,14 +135,19 @@ class PlanningError(PlanError):
     def __init__(self, message: str, attempts: Sequence[Attempt] = ()) -> None:
         super().__init__(message)
         self.attempts: list[Attempt] = list(attempts)
+        # Log lines of the planning run, set by the CLI with --debug: reported AFTER the model answers.
+        self.debug_log: list[str] = []
 
     def debug_report(self) -> str:
-        """Every raw answer and its error: what ``--debug`` prints."""
+        """Every raw answer and its error, then the log of the run: what ``--debug`` prints."""
         lines: list[str] = []
         for number, (answer, error) in enumerate(self.attempts, 1):
             lines.append(f"--- answer {number} ---")
             lines.append(clean_text(answer))  # a lone surrogate would make printing it fail
             lines.append(f"--- error {number}: {error if error is not None else 'none'}")
+        if self.debug_log:
+            lines.append(f"--- log of the run ({len(self.debug_log)} lines) ---")
+            lines.extend(self.debug_log)
         return "\n".join(lines)
 
 

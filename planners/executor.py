@@ -23,7 +23,8 @@ from kernel_app.usage import Usage
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlanExecutionError, PlanRejectedError, StepTimeoutError
 from planners.plan import Plan, PlanStep, literal_value, reference_name
-from planners.validation import DEFAULT_MAX_STEPS, validate_plan
+from planners.quoting import shortened
+from planners.validation import DEFAULT_MAX_STEPS, null_required, validate_plan
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
@@ -187,7 +188,13 @@ class PlanExecutor:
         arguments = KernelArguments()
         for key, value in step.args.items():
             reference = reference_name(value)
+            if reference is None and value is None:
+                continue  # null for an optional argument means "not given": its default applies
             arguments[key] = values[reference] if reference is not None else literal_value(value)
+        info = self.catalogue.get(step.function)
+        missing = null_required(info, step.args) if info is not None else None
+        if missing is not None:  # validation's rule again at invocation (a plan mutated after validation)
+            raise _StepFailed(number, step, ValueError(f"required argument '{missing}' is null"))
         function = self.kernel.get_function(plugin, name)
         if limit is not None:
             await limit.acquire()
@@ -229,7 +236,7 @@ class PlanExecutor:
                 completed=completed,
             )
         cause = _root_cause(failure.cause)
-        text = (str(cause).strip() or type(cause).__name__).splitlines()[0]
+        text = shortened((str(cause).strip() or type(cause).__name__).splitlines()[0], 300)
         return PlanExecutionError(
             f"failed: {text}", step=failure.number, function=failure.step.function, cause=cause, completed=completed
         )

@@ -107,7 +107,7 @@ class FunctionCallingPlanner:
         from semantic_kernel.contents import ChatHistory
         from semantic_kernel.functions import KernelArguments
 
-        goal = goal.strip()
+        goal = clean_text(goal.strip())  # a lone surrogate (from a terminal's bad bytes) could not be printed
         if not goal:
             raise PlanningError("the goal is empty: say what you want done")
         unusable = _not_callable_as_tools(self.kernel)

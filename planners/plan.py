@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from planners.errors import PlanFormatError, PlanParseError
+from planners.quoting import escaped
 
 REFERENCE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 OUTPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -107,7 +108,9 @@ class Plan(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            raise PlanFormatError(_explain(error)) from None
+            failure = PlanFormatError(_explain(error))
+            failure.more_problems = tuple(_explain_one(e) for e in error.errors()[1:])
+            raise failure from None
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
@@ -138,7 +141,9 @@ class Plan(BaseModel):
         try:
             return cls.from_yaml(text) if path.suffix.lower() in (".yaml", ".yml") else cls.from_json(text)
         except PlanParseError as error:
-            raise type(error)(f"{path}: {error}") from None
+            located = type(error)(f"{path}: {error}")
+            located.more_problems = error.more_problems
+            raise located from None
 
     def save(self, path: str | Path) -> None:
         """Write the plan as YAML for ``.yaml``/``.yml``, JSON otherwise."""
@@ -171,9 +176,15 @@ def _show(value: Any) -> str:
 
 
 def _explain(error: ValidationError) -> str:
-    """Pydantic's first error as one line: where (``step 2: args``) and what."""
-    first = error.errors()[0]
-    loc = list(first["loc"])
+    """Pydantic's first error as one line, counting the others (listed by ``details()``)."""
+    count = error.error_count()
+    more = f" (and {count - 1} more)" if count > 1 else ""
+    return f"not a valid plan: {_explain_one(error.errors()[0])}{more}"
+
+
+def _explain_one(first: Any) -> str:
+    """One pydantic error as one line: where (``step 2: args``) and what."""
+    loc = [part if isinstance(part, int) else escaped(str(part), 40) for part in first["loc"]]  # keys: file text
     if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
         where = f"step {loc[1] + 1}" + "".join(f": {part}" for part in loc[2:])
     else:
@@ -185,7 +196,5 @@ def _explain(error: ValidationError) -> str:
     elif kind == "missing":
         what = "missing"
     else:
-        what = first["msg"]
-    count = error.error_count()
-    more = f" (and {count - 1} more)" if count > 1 else ""
-    return f"not a valid plan: {where}: {what}{more}"
+        what = " ".join(str(first["msg"]).split())
+    return f"{where}: {what}"

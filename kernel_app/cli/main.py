@@ -134,6 +134,9 @@ _register_commands()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: one-line errors with meaningful exit codes; tracebacks only with --debug."""
     args = sys.argv[1:] if argv is None else argv
+    if "--debug" in args:
+        # Accepted anywhere (`kernel-app plan GOAL --debug`): click only knows it before the subcommand.
+        args = ["--debug", *(arg for arg in args if arg != "--debug")]
     debug = "--debug" in args or os.environ.get("KERNEL_APP_DEBUG") == "1"
     try:
         cli.main(args=args, prog_name="kernel-app", standalone_mode=False)
