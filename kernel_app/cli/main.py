@@ -118,6 +118,7 @@ def _register_commands() -> None:
     from kernel_app.cli.plan_cmd import execute, plan
     from kernel_app.cli.plugins_cmd import plugins
     from kernel_app.cli.run_cmd import run
+    from kernel_app.cli.serve_cmd import serve
 
     cli.add_command(chat)
     cli.add_command(plugins)
@@ -125,6 +126,7 @@ def _register_commands() -> None:
     cli.add_command(plan)
     cli.add_command(execute)
     cli.add_command(memory)
+    cli.add_command(serve)
     cli.add_command(models)
 
 

@@ -35,7 +35,7 @@ from kernel_app.conversation.events import (
     FunctionCallStarted,
     TextDelta,
 )
-from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit
+from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit, message_tokens
 from kernel_app.conversation.store import Conversation, ConversationStore, Message, ToolCall
 from kernel_app.errors import KernelAppError, innermost_message
 from kernel_app.usage import Usage, collect_usage
@@ -154,7 +154,8 @@ class ConversationEngine:
         from semantic_kernel.contents.utils.author_role import AuthorRole
 
         history = ChatHistory()
-        history.add_system_message(self.system)
+        if self.system:
+            history.add_system_message(self.system)
         limit = max(200, int(self._history_budget() / 4 * 3.5))  # one function result gets a quarter at most
         for message in messages:
             if message.role == "tool":
@@ -249,18 +250,30 @@ class ConversationEngine:
             yield event
 
     async def complete(
-        self, messages: Sequence[Message], *, approve: Approve | None = None, stream: bool = True
+        self,
+        messages: Sequence[Message],
+        *,
+        approve: Approve | None = None,
+        stream: bool = True,
+        options: dict[str, Any] | None = None,
     ) -> AsyncIterator[Event]:
-        """One turn over messages the caller holds (OpenAI-compatible requests): nothing is stored."""
+        """One turn over messages the caller holds (OpenAI-compatible requests): nothing is stored.
+
+        ``options``: execution settings for this turn (``max_tokens``, ``temperature``...)."""
         given = list(messages)
+        lead = 0  # the caller's leading system messages are its instructions: always kept
+        while lead < len(given) and given[lead].role == "system":
+            lead += 1
+        preamble, given = given[:lead], given[lead:]
         pending: list[Message] = []
-        budget = self._history_budget()
+        budget = self._history_budget() - sum(message_tokens(m) for m in preamble)
         async for event in self._turn(
-            lambda: fit([*given, *pending], budget, max_turns=self.max_turns),
+            lambda: [*preamble, *fit([*given, *pending], budget, max_turns=self.max_turns)],
             pending,
             lambda: None,
             approve=approve,
             stream=stream,
+            options=options,
         ):
             yield event
 
@@ -272,6 +285,7 @@ class ConversationEngine:
         *,
         approve: Approve | None,
         stream: bool,
+        options: dict[str, Any] | None = None,
     ) -> AsyncIterator[Event]:
         usage = Usage()
         try:
@@ -280,7 +294,7 @@ class ConversationEngine:
             for round_index in range(self.max_rounds + 1):
                 offer = tools and round_index < self.max_rounds
                 history = self.chat_history(prompt())
-                settings = self._settings(service, offer)
+                settings = self._settings(service, offer, options)
                 kwargs: dict[str, Any] = {}
                 if offer:
                     from semantic_kernel.functions import KernelArguments
@@ -376,10 +390,12 @@ class ConversationEngine:
             call.id, call.function, call.arguments, _summary(output), ok, round(time.perf_counter() - began, 3)
         )
 
-    def _settings(self, service: ChatCompletionClientBase, offer_tools: bool) -> Any:
+    def _settings(
+        self, service: ChatCompletionClientBase, offer_tools: bool, options: dict[str, Any] | None = None
+    ) -> Any:
         from kernel_app.services.execution_settings import execution_settings
 
-        settings = execution_settings(service, {"max_tokens": self.max_tokens})
+        settings = execution_settings(service, {"max_tokens": self.max_tokens, **(options or {})})
         if offer_tools:
             from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
 

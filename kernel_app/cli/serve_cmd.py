@@ -1,0 +1,70 @@
+"""``kernel-app serve``: the REST API, the OpenAI-compatible endpoint and MCP over HTTP, on uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from kernel_app.cli.context import AppContext, report_problems
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; beyond loopback needs API keys.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="URL",
+    help="Allow browser calls from this origin; repeatable (none by default).",
+)
+@click.option(
+    "--approve-model-functions",
+    is_flag=True,
+    help="Let OpenAI-compatible requests run prompt functions (they cost tokens, change nothing) unasked.",
+)
+@click.option(
+    "--queue", default=8, show_default=True, type=click.IntRange(0), help="Requests that may wait for the model."
+)
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Seconds per generation.")
+@click.pass_obj
+def serve(
+    app: AppContext,
+    host: str,
+    port: int,
+    cors_origins: tuple[str, ...],
+    approve_model_functions: bool,
+    queue: int,
+    timeout: float,
+) -> None:
+    """Serve the kernel over HTTP: REST under /v1 and the OpenAI-compatible /v1/chat/completions.
+
+    \b
+    Binds 127.0.0.1 unless --host says otherwise; any other address needs API keys:
+      KERNEL_APP_API_KEYS=KEY1,KEY2 kernel-app serve --host 0.0.0.0
+    Clients then send 'Authorization: Bearer KEY'. The API reference is the server's own /docs.
+    """
+    from kernel_app.server.security import api_keys_from_env, check_bind
+
+    keys = api_keys_from_env()
+    check_bind(host, keys)  # before anything loads
+    import uvicorn
+
+    from kernel_app.server import create_app
+
+    asgi = create_app(
+        app.settings,
+        api_keys=keys,
+        cors_origins=cors_origins,
+        queue=queue,
+        request_timeout=timeout,
+        approve_model_functions=approve_model_functions,
+    )
+    report_problems(asgi.state.kernel_app.load_report.problems, quiet_warnings=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; docs at /docs, OpenAI base URL /v1"
+        + (", API keys required" if keys else "")
+        + ")",
+        err=True,
+    )
+    uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")

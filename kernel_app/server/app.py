@@ -1,0 +1,109 @@
+"""The server's app factory: ``create_app(settings)`` builds the kernel once and mounts every protocol.
+
+Each protocol is one module: :mod:`kernel_app.server.openai_compat` (OpenAI-compatible),
+:mod:`kernel_app.server.api` (our REST API, one router per concern). They all drive the same
+conversation engine and store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from kernel_app import __version__
+from kernel_app.conversation.engine import ConversationEngine
+from kernel_app.conversation.store import ConversationStore, default_store_path
+from kernel_app.server import errors
+from kernel_app.server.limits import GenerationGate
+from kernel_app.server.security import BearerAuth, BodyLimit
+from kernel_app.server.state import ServerState
+
+if TYPE_CHECKING:
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+    from kernel_app.config import Settings
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024  # bytes: documents for memory go through this too
+DEFAULT_TIMEOUT = 300.0  # seconds per generation
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    chat_service: ChatCompletionClientBase | None = None,
+    store: ConversationStore | None = None,
+    embedder: Any = None,
+    api_keys: Iterable[str] = (),
+    cors_origins: Iterable[str] = (),
+    concurrency: int | None = None,
+    queue: int = 8,
+    request_timeout: float | None = DEFAULT_TIMEOUT,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    approve_model_functions: bool = False,
+) -> FastAPI:
+    """The ASGI app. ``settings``: None loads them as the CLI does; ``chat_service`` replaces the
+    configured one (tests, benchmarks); ``concurrency``: generations at once (default 1 for the
+    embedded model, 8 for a hosted one), ``queue`` more may wait, then 429."""
+    from kernel_app.config import load_settings
+    from kernel_app.kernel_builder import build_kernel
+
+    settings = settings or load_settings()
+    built = build_kernel(settings, chat_service=chat_service)
+    kernel = built.kernel
+    store = store or ConversationStore(default_store_path(settings.memory_dir))
+    context = settings.local_context_tokens if settings.service == "local" and chat_service is None else None
+    engine = ConversationEngine(kernel, store, context_tokens=context)
+    plain = ConversationEngine(kernel, store, functions=[], system="", context_tokens=context)
+    if concurrency is None:
+        concurrency = 1 if settings.service == "local" and chat_service is None else 8
+    state = ServerState(
+        settings=settings,
+        kernel=kernel,
+        engine=engine,
+        plain=plain,
+        store=store,
+        gate=GenerationGate(concurrency, queue),
+        request_timeout=request_timeout,
+        approve_model_functions=approve_model_functions,
+        embedder=embedder,
+    )
+    state.load_report = built.report  # type: ignore[attr-defined]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+
+    app = FastAPI(
+        title="Kernel App",
+        version=__version__,
+        summary="Semantic Kernel plugins, plans, memory and conversations over HTTP, OpenAI-compatible and MCP.",
+        lifespan=lifespan,
+    )
+    app.state.kernel_app = state
+    errors.install(app)
+
+    from kernel_app.server import openai_compat
+    from kernel_app.server.api import health
+
+    app.include_router(health.router)
+    app.include_router(openai_compat.router)
+
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BearerAuth, api_keys=list(api_keys))  # nothing below runs unauthenticated
+    origins = list(cors_origins)
+    if origins:  # outermost: a browser's preflight carries no key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["*"],
+        )
+    return app

@@ -1,0 +1,86 @@
+"""Generation limits: a bounded queue in front of the model, and a deadline per request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from kernel_app.conversation.events import ErrorEvent, Event
+
+
+class Busy(Exception):
+    """The queue in front of the model is full: answer 429 with ``Retry-After``."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the model is busy: {retry_after} s, then try again")
+        self.retry_after = retry_after
+
+
+class GenerationGate:
+    """At most ``concurrency`` generations at once, at most ``queue`` waiting (first come, first served).
+
+    The embedded model answers one request at a time (concurrency 1); a hosted service takes more.
+    """
+
+    def __init__(self, concurrency: int = 1, queue: int = 8, retry_after: int = 5) -> None:
+        self.concurrency = max(1, concurrency)
+        self.queue = max(0, queue)
+        self.retry_after = retry_after
+        self._semaphore = asyncio.Semaphore(self.concurrency)
+        self.waiting = 0
+        self.running = 0
+
+    def check(self) -> None:
+        """Raise :class:`Busy` now if a new request would not even get a place in the queue."""
+        if self.running >= self.concurrency and self.waiting >= self.queue:
+            raise Busy(self.retry_after)
+
+    async def acquire(self) -> None:
+        self.check()
+        self.waiting += 1
+        try:
+            await self._semaphore.acquire()
+        finally:
+            self.waiting -= 1
+        self.running += 1
+
+    def release(self) -> None:
+        self.running -= 1
+        self._semaphore.release()
+
+
+async def gated(gate: GenerationGate, events: AsyncIterator[Event], timeout: float | None) -> AsyncIterator[Event]:
+    """The events of one turn, holding a place at the gate, ended by an error event at the deadline.
+
+    The deadline cancels the task that runs the turn (as ``asyncio.timeout`` does; the model client's
+    streams must stay in one task). A client that disconnects closes this generator: the turn is
+    cancelled and its place is freed.
+    """
+    await gate.acquire()
+    task = asyncio.current_task()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        if task is not None:
+            task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(timeout, expire) if timeout else None
+    try:
+        async for event in events:
+            yield event
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        uncancel = getattr(task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+        yield ErrorEvent(f"the request took longer than {timeout:g} s and was stopped")
+    finally:
+        if timer is not None:
+            timer.cancel()
+        gate.release()
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()

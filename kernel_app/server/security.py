@@ -1,0 +1,150 @@
+"""Who may call the server: loopback by default; any other address only with API keys."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from kernel_app.errors import ConfigError
+
+API_KEYS_VARIABLE = "KERNEL_APP_API_KEYS"
+OPEN_PATHS = frozenset({"/healthz"})  # everything else needs the bearer key when keys are set
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+def api_keys_from_env(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """``KERNEL_APP_API_KEYS``: comma-separated keys."""
+    value = (environ if environ is not None else os.environ).get(API_KEYS_VARIABLE, "")
+    return [key.strip() for key in value.split(",") if key.strip()]
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, api_keys: Iterable[str]) -> None:
+    """Refuse to serve beyond this machine without keys (and with a key too short to be one)."""
+    keys = list(api_keys)
+    if is_loopback(host):
+        return
+    if not keys:
+        raise ConfigError(
+            f"refusing to listen on {host} without API keys: set {API_KEYS_VARIABLE}=KEY[,KEY...] "
+            "(clients then send 'Authorization: Bearer KEY') or bind 127.0.0.1"
+        )
+    if any(len(key) < 16 for key in keys):
+        raise ConfigError(f"{API_KEYS_VARIABLE}: every key needs at least 16 characters")
+
+
+class BearerAuth:
+    """ASGI middleware: with keys, every HTTP request but OPEN_PATHS needs ``Authorization: Bearer KEY``."""
+
+    def __init__(self, app: ASGIApp, api_keys: Iterable[str]) -> None:
+        self.app = app
+        self.keys = [key.encode() for key in api_keys]
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not self.keys or scope.get("path") in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"authorization", b"")
+        scheme, _, token = header.partition(b" ")
+        if scheme.lower() == b"bearer" and any(hmac.compare_digest(token.strip(), key) for key in self.keys):
+            await self.app(scope, receive, send)
+            return
+        body = json.dumps(
+            {
+                "error": {
+                    "message": "missing or wrong API key: send 'Authorization: Bearer KEY'",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is refused with 413, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await _too_large(send, self.max_bytes)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Any, max_bytes: int) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "message": f"request body over {max_bytes} bytes",
+                "type": "invalid_request_error",
+                "code": "request_too_large",
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
