@@ -8,7 +8,7 @@ Rules (each failure a typed :class:`PlanValidationError` that names the step and
 - each argument is a parameter of the function; each required parameter is given (explicitly: there is
   no implicit chaining of the previous output into ``input``);
 - each ``$name`` is the output of an EARLIER step or an input variable given at execution;
-- output names are identifiers, unique, and distinct from the input variables;
+- output names are identifiers of at most 64 characters, unique, and distinct from the input variables;
 - each argument value is one a plan may hold (``planners.values``: bounded depth, finite numbers,
   valid text), and ``null`` for a required parameter counts as missing (the executor applies the same
   rule right before invoking).
@@ -39,6 +39,7 @@ from planners.quoting import quoted, shortened
 from planners.values import value_problem
 
 DEFAULT_MAX_STEPS = 10
+MAX_OUTPUT_NAME = 64  # a name to refer to, not a place for text
 
 
 def validate_plan(
@@ -80,10 +81,11 @@ def find_problems(
                 continue
             problems.append(_undefined(number, name, reference, producers, defined, inputs))
         output = step.output
-        if not OUTPUT_NAME.match(output):
+        if not OUTPUT_NAME.match(output) or len(output) > MAX_OUTPUT_NAME:
             problems.append(
                 InvalidOutputNameError(
-                    f"output name {quoted(output)} is not a name: use letters, digits and _ (e.g. 'poem')",
+                    f"output name {quoted(output)} is not a name: use up to {MAX_OUTPUT_NAME} letters, digits and _ "
+                    "(e.g. 'poem')",
                     step=number,
                     function=name,
                 )
