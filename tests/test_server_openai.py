@@ -48,9 +48,9 @@ def running(app: Any) -> Iterator[str]:
 
 def make_app(tmp_path: Path, service: ToolScripted, **options: Any) -> Any:
     settings = Settings(memory_dir=tmp_path / "memory")
-    store = ConversationStore(tmp_path / "memory" / "conversations.sqlite3")
+    options.setdefault("store", ConversationStore(tmp_path / "memory" / "conversations.sqlite3"))
     options.setdefault("embedder", HashingEmbedder(64))
-    return create_app(settings, chat_service=service, store=store, **options)
+    return create_app(settings, chat_service=service, **options)
 
 
 @pytest.fixture

@@ -91,10 +91,14 @@ def create_app(
     errors.install(app)
 
     from kernel_app.server import openai_compat
-    from kernel_app.server.api import health
+    from kernel_app.server.api import conversations, functions, health, memory, plans
 
     app.include_router(health.router)
     app.include_router(openai_compat.router)
+    app.include_router(functions.router)
+    app.include_router(conversations.router)
+    app.include_router(plans.router)
+    app.include_router(memory.router)
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(BearerAuth, api_keys=list(api_keys))  # nothing below runs unauthenticated

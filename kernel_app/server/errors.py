@@ -33,9 +33,12 @@ def error_response(status: int, message: str, code: str | None = None, **headers
 
 def status_of(error: KernelAppError) -> int:
     from kernel_app.conversation.store import ConversationNotFoundError
+    from memories.errors import CollectionNotFoundError, StoreBusyError
 
-    if isinstance(error, ConversationNotFoundError | FunctionNotFoundError):
+    if isinstance(error, ConversationNotFoundError | FunctionNotFoundError | CollectionNotFoundError):
         return 404
+    if isinstance(error, StoreBusyError):
+        return 503
     if isinstance(error, UsageError):
         return 400
     return 422

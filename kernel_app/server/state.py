@@ -38,11 +38,23 @@ class ServerState:
     approvals: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
     approval_owner: dict[str, str] = field(default_factory=dict)  # approval id -> conversation id
     ready: bool = False
+    memory_store: Any = None
     started: float = field(default_factory=time.time)
 
     @property
     def model_name(self) -> str:
         return self.engine.model
+
+    def memory(self) -> Any:
+        """The memory store the REST API uses (opened on first use, with the server's embedder)."""
+        if self.memory_store is None:
+            from memories import MemoryStore
+            from memories.store import default_store_dir
+
+            self.memory_store = MemoryStore(
+                self.settings.memory_dir or default_store_dir(), embedder=self.get_embedder()
+            )
+        return self.memory_store
 
     def get_embedder(self) -> Any:
         if self.embedder is None:

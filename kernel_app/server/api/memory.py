@@ -1,0 +1,120 @@
+"""Memory: collections, save, search (with metadata filters), ask (an answer with sources), delete."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from kernel_app.server.errors import ApiError
+from kernel_app.server.state import State
+
+router = APIRouter(prefix="/v1/memory", tags=["memory"])
+
+
+class Record(BaseModel):
+    text: str = Field(min_length=1)
+    id: str | None = Field(default=None, description="Empty for a generated id; an existing id is replaced")
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Search(BaseModel):
+    query: str = Field(min_length=1)
+    limit: int = Field(default=5, ge=1, le=100)
+    min_relevance: float = Field(default=0.0, ge=-1, le=1)
+    where: dict[str, Any] | None = Field(default=None, description="Metadata filter (see docs/memory.md)")
+
+
+class Question(BaseModel):
+    question: str = Field(min_length=1)
+    limit: int = Field(default=5, ge=1, le=50)
+    min_relevance: float = Field(default=0.2, ge=-1, le=1)
+    where: dict[str, Any] | None = None
+
+
+@router.get("", summary="Memory collections")
+async def collections(state: State) -> dict[str, Any]:
+    store = state.memory()
+    found = await asyncio.to_thread(store.collections)
+    return {
+        "data": [{"name": c.name, "count": c.count, "embedder": c.embedder, "dimensions": c.dimensions} for c in found]
+    }
+
+
+@router.post("/{collection}/records", status_code=201, summary="Save a text")
+async def save(collection: str, body: Record, state: State) -> dict[str, Any]:
+    store = state.memory()
+    record_id = await asyncio.to_thread(
+        store.save, collection, body.text, body.id, body.description, body.metadata or None
+    )
+    return {"collection": collection, "id": record_id}
+
+
+@router.post("/{collection}/search", summary="The saved texts most similar to a query")
+async def search(collection: str, body: Search, state: State) -> dict[str, Any]:
+    store = state.memory()
+    hits = await asyncio.to_thread(store.search, collection, body.query, body.limit, body.min_relevance, body.where)
+    return {
+        "data": [
+            {
+                "id": hit.record.id,
+                "text": hit.record.text,
+                "description": hit.record.description,
+                "metadata": hit.record.metadata,
+                "relevance": round(float(hit.relevance), 4),
+            }
+            for hit in hits
+        ]
+    }
+
+
+@router.post("/{collection}/ask", summary="Answer only from the collection, citing record ids")
+async def ask(collection: str, body: Question, state: State) -> dict[str, Any]:
+    from kernel_app.sourced_answer import answer_with_sources
+
+    store = state.memory()
+    state.gate.check()
+    await state.gate.acquire()
+    try:
+        answer = await answer_with_sources(
+            state.kernel,
+            store,
+            collection,
+            body.question,
+            limit=body.limit,
+            min_relevance=body.min_relevance,
+            where=body.where,
+        )
+    finally:
+        state.gate.release()
+    return {
+        "answer": answer.answer,
+        "grounded": answer.grounded,
+        "cited": answer.cited,
+        "sources": [
+            {"id": hit.record.id, "text": hit.record.text, "relevance": round(float(hit.relevance), 4)}
+            for hit in answer.sources
+        ],
+        "text": answer.with_sources_line(),
+    }
+
+
+@router.delete("/{collection}/records/{record_id}", status_code=204, summary="Delete a saved text")
+async def delete(collection: str, record_id: str, state: State) -> Response:
+    store = state.memory()
+    if not await asyncio.to_thread(store.delete, collection, record_id):
+        raise ApiError(404, f"no record {record_id!r} in {collection!r}", "record_not_found")
+    return Response(status_code=204)
+
+
+@router.get("/{collection}/records", summary="Saved texts, a page at a time")
+async def records(
+    collection: str, state: State, limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0)
+) -> dict[str, Any]:
+    store = state.memory()
+    found = await asyncio.to_thread(store.list, collection, limit, offset)
+    return {"data": [{"id": r.id, "text": r.text, "metadata": r.metadata} for r in found]}
