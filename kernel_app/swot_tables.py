@@ -1,14 +1,16 @@
-"""Turn a model's SWOT draft into four markdown tables, whatever layout the model chose.
+"""Turn a model's SWOT answer into four markdown tables, whatever shape the model answered in.
 
-Large models follow "answer as four tables" reliably; the embedded 135M model writes the right
-content under the right headings but as bullets, numbered lists or half-finished tables. Rather than
-trust the layout, BusinessThinking.SWOT parses the draft (headings, table rows, bullets, sentences)
-and renders the tables itself, so every service gives the same shape. Nothing is invented: a
-category the model left empty says so.
+A service with structured output (local, OpenAI, Azure) is asked for the four quadrants as JSON
+(:data:`SWOT_SCHEMA`), read by :func:`parse_swot_json` even when cut off mid-answer. Any other service
+is asked for tables; small models write the right content under the right headings but as bullets,
+numbered lists or half-finished tables, so :func:`parse_swot` reads headings, table rows, bullets and
+sentences. Either way the tables are rendered here, so every service gives the same shape, with
+repeated points dropped. Nothing is invented: a category the model left empty says so.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -23,6 +25,26 @@ _BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
 _SEPARATOR_ROW = re.compile(r"^\|?\s*:?-{2,}")
 _EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
 
+# JSON keys, in the order the schema (and so the grammar) makes the model write them.
+JSON_KEYS = {category: category.lower() for category in CATEGORIES}
+_POINT = {
+    "type": "object",
+    "properties": {
+        # maxLength keeps a small model from looping inside one string until max_tokens runs out.
+        "point": {"type": "string", "minLength": 3, "maxLength": 80},
+        "why": {"type": "string", "minLength": 3, "maxLength": 120},
+    },
+    "required": ["point", "why"],
+}
+SWOT_SCHEMA: dict = {
+    "type": "object",
+    "properties": {key: {"type": "array", "items": _POINT, "minItems": 3, "maxItems": 4} for key in JSON_KEYS.values()},
+    "required": list(JSON_KEYS.values()),
+}
+# One {"point": "...", "why": "..."} object, complete, in a possibly truncated JSON text.
+_JSON_STRING = r'"((?:[^"\\]|\\.)*)"'
+_JSON_POINT = re.compile(r'\{\s*"point"\s*:\s*' + _JSON_STRING + r'\s*,\s*"why"\s*:\s*' + _JSON_STRING + r"\s*\}")
+
 
 @dataclass
 class SwotDraft:
@@ -31,6 +53,46 @@ class SwotDraft:
     @property
     def found_any(self) -> bool:
         return any(self.items.values())
+
+
+def parse_swot_json(text: str) -> SwotDraft:
+    """The quadrants of a JSON answer; complete points are kept even if the text was cut off."""
+    draft = SwotDraft()
+    starts = sorted((text.find(f'"{key}"'), category) for category, key in JSON_KEYS.items() if f'"{key}"' in text)
+    for index, (start, category) in enumerate(starts):
+        end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
+        for match in _JSON_POINT.finditer(text, start, end):
+            point, why = (json.loads(f'"{group}"').strip() for group in match.groups())
+            if point:
+                draft.items[category].append((point, why))
+    return deduplicated(draft)
+
+
+def count_json_points(text: str) -> dict[str, int]:
+    """How many complete points each quadrant has so far in a streaming JSON answer (for progress)."""
+    draft = parse_swot_json(text)
+    return {category: len(draft.items[category]) for category in CATEGORIES if f'"{JSON_KEYS[category]}"' in text}
+
+
+def deduplicated(draft: SwotDraft, keep: int = 3) -> SwotDraft:
+    """Each point once per table (same words, any case or punctuation), and once across tables while a
+    table keeps ``keep`` points: a point a model put in two quadrants is misplaced in one of them, but a
+    table left with two rows would be worse than the repeat."""
+    seen: set[str] = set()
+    result = SwotDraft()
+    for category in CATEGORIES:
+        unique: dict[str, tuple[str, str]] = {}
+        for point, why in draft.items[category]:
+            unique.setdefault(_point_key(point), (point, why))
+        unique.pop("", None)
+        fresh = [item for key, item in unique.items() if key not in seen]
+        result.items[category] = fresh if len(fresh) >= min(keep, len(unique)) else list(unique.values())
+        seen.update(unique)
+    return result
+
+
+def _point_key(point: str) -> str:
+    return " ".join(re.findall(r"\w+", point.lower()))
 
 
 def parse_swot(text: str) -> SwotDraft:
@@ -47,9 +109,9 @@ def parse_swot(text: str) -> SwotDraft:
         if current is None:
             continue
         item = _item(line)
-        if item and item not in draft.items[current]:
+        if item:
             draft.items[current].append(item)
-    return draft
+    return deduplicated(draft)
 
 
 def render_swot(draft: SwotDraft) -> str:

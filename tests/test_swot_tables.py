@@ -1,12 +1,38 @@
-"""BusinessThinking.SWOT renders four tables from whatever layout the model drafted."""
+"""BusinessThinking.SWOT renders four tables: from JSON where the service has structured output, else from
+whatever layout the model drafted."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+
 from kernel_app.config import Settings
 from kernel_app.kernel_builder import build_kernel
+from kernel_app.paths import builtin_plugins_dir
 from kernel_app.runner import resolve_function, run_chain
 from kernel_app.services.scripted import ScriptedChatCompletion
-from kernel_app.swot_tables import parse_swot, to_swot_tables
+from kernel_app.swot_tables import (
+    SWOT_SCHEMA,
+    SwotDraft,
+    count_json_points,
+    deduplicated,
+    parse_swot,
+    parse_swot_json,
+    to_swot_tables,
+)
+
+
+def _load_swot_plugin_class() -> type:
+    # The plugin folder is not a Python package; load its module as the plugin loader does, from its file.
+    path = builtin_plugins_dir() / "BusinessThinking" / "swot_plugin.py"
+    spec = importlib.util.spec_from_file_location("swot_plugin_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SWOTPlugin
+
+
+SWOTPlugin = _load_swot_plugin_class()
 
 BULLETS = """Here is the analysis.
 
@@ -70,3 +96,104 @@ async def test_swot_function_drafts_then_renders() -> None:
     assert result.result.count("| Point | Why it matters |") == 4
     assert "| Small kitchen | only a few orders at once. |" in result.result
     assert result.usage.calls == 1 and result.usage.completion_tokens > 0  # the nested prompt call is counted
+
+
+# region structured output (services with response_format)
+
+JSON_ANSWER = json.dumps(
+    {
+        "strengths": [
+            {"point": "Fresh dough daily", "why": "Students taste the difference"},
+            {"point": "fresh dough, daily!", "why": "a repeat in other words"},
+            {"point": "Late opening hours", "why": "Open when students study"},
+            {"point": "Family recipes", "why": "A story chains cannot copy"},
+        ],
+        "weaknesses": [
+            {"point": "Small kitchen", "why": "Few orders at once"},
+            {"point": "No delivery app", "why": "Students order on their phones"},
+            {"point": "Cash only", "why": "Cards are what students carry"},
+        ],
+        "opportunities": [
+            {"point": "Campus events", "why": "Bulk orders for clubs"},
+            {"point": "Late opening hours", "why": "misplaced repeat of a strength"},
+            {"point": "Student discounts", "why": "Loyalty in a price-sensitive market"},
+            {"point": "Catering for dorms", "why": "Large regular orders"},
+        ],
+        "threats": [
+            {"point": "Chain competitors", "why": "They undercut prices"},
+            {"point": "Summer break", "why": "Half the customers leave"},
+            {"point": "Rising cheese prices", "why": "Margins shrink"},
+        ],
+    }
+)
+
+
+class StructuredScripted(ScriptedChatCompletion):
+    """The scripted service with OpenAI's settings class, so SWOT sees a service with structured output."""
+
+    def get_prompt_execution_settings_class(self) -> type:
+        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
+
+        return OpenAIChatPromptExecutionSettings
+
+
+def test_json_points_are_read_and_repeats_dropped() -> None:
+    draft = parse_swot_json(JSON_ANSWER)
+    points = {category: [point for point, _ in rows] for category, rows in draft.items.items()}
+    assert points["Strengths"] == ["Fresh dough daily", "Late opening hours", "Family recipes"]
+    # The strength repeated under opportunities goes: opportunities still has three points.
+    assert points["Opportunities"] == ["Campus events", "Student discounts", "Catering for dorms"]
+    assert draft.items["Threats"][0] == ("Chain competitors", "They undercut prices")
+
+
+def test_a_repeat_across_tables_stays_when_dropping_it_would_leave_two_rows() -> None:
+    draft = SwotDraft()
+    draft.items["Strengths"] = [("Good pizza", ""), ("Cheap", ""), ("Central", "")]
+    draft.items["Threats"] = [("Cheap", "competitors are cheaper"), ("Rent", ""), ("Chains", "")]
+    assert [p for p, _ in deduplicated(draft).items["Threats"]] == ["Cheap", "Rent", "Chains"]
+
+
+def test_a_json_answer_cut_off_mid_point_keeps_the_complete_points() -> None:
+    cut = JSON_ANSWER[: JSON_ANSWER.index("Summer break")]
+    draft = parse_swot_json(cut)
+    assert [point for point, _ in draft.items["Threats"]] == ["Chain competitors"]
+    assert count_json_points(cut) == {"Strengths": 3, "Weaknesses": 3, "Opportunities": 3, "Threats": 1}
+    assert count_json_points('{"strengths": [{"point": "A') == {"Strengths": 0}
+
+
+def test_escaped_quotes_in_json_points_are_decoded() -> None:
+    text = json.dumps({"strengths": [{"point": 'The "best" crust', "why": "a|b"}]})
+    assert parse_swot_json(text).items["Strengths"] == [('The "best" crust', "a|b")]
+
+
+async def test_swot_asks_a_structured_service_for_json_and_renders_tables_from_it() -> None:
+    service = StructuredScripted([JSON_ANSWER])
+    built = build_kernel(Settings(), chat_service=service)
+    progress: list[str] = []
+    plugin = SWOTPlugin(progress=progress.append)
+    built.kernel.add_plugin(plugin, "SwotUnderTest")
+    result = await run_chain(built.kernel, [built.kernel.get_function("SwotUnderTest", "SWOT")], input="a pizza shop")
+    request = service.requests[0]
+    assert request.streaming and "a pizza shop" in request.prompt
+    assert request.settings["response_format"]["json_schema"]["schema"] == SWOT_SCHEMA
+    tables = result.result
+    assert tables.count("| Point | Why it matters |") == 4
+    assert "| Fresh dough daily | Students taste the difference |" in tables
+    assert "fresh dough, daily!" not in tables and "misplaced repeat" not in tables
+    assert "(none given)" not in tables
+    # Progress named each quadrant as it arrived, then was cleared.
+    assert any(line.startswith("SWOT: Strengths") for line in progress)
+    assert any("Threats 3" in line for line in progress)
+    assert progress[-1] == ""
+    assert result.usage.calls == 1 and result.usage.completion_tokens > 0  # the streamed call is counted
+
+
+async def test_swot_falls_back_to_the_draft_when_the_json_answer_has_no_points() -> None:
+    service = StructuredScripted(["not json at all", BULLETS])
+    built = build_kernel(Settings(), chat_service=service)
+    result = await run_chain(built.kernel, [resolve_function(built.kernel, "BusinessThinking.SWOT")], input="a shop")
+    assert len(service.requests) == 2
+    assert "| Small kitchen | only a few orders at once. |" in result.result
+
+
+# endregion

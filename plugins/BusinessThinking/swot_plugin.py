@@ -1,19 +1,67 @@
 """Built-in native plugin: BusinessThinking.SWOT, four markdown tables on any model.
 
-The prompt (BusinessThinking.SWOTDraft) asks for tables; small models answer with headed lists
-instead, so the draft is parsed and the tables rendered here (see kernel_app.swot_tables).
+Where the service has structured output (local, OpenAI, Azure) the model is asked for the four
+quadrants as JSON, constrained by a schema, and the tables are rendered from it; the answer streams,
+so a person at a terminal sees each quadrant arrive on stderr instead of nothing for many seconds.
+Other services get the BusinessThinking.SWOTDraft prompt, whose free-form draft is parsed instead
+(see kernel_app.swot_tables).
 """
 
-from typing import Annotated
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from semantic_kernel import Kernel
 from semantic_kernel.functions import KernelArguments, kernel_function
 
-from kernel_app.swot_tables import to_swot_tables
+from kernel_app.swot_tables import (
+    CATEGORIES,
+    SWOT_SCHEMA,
+    count_json_points,
+    parse_swot_json,
+    render_swot,
+    to_swot_tables,
+)
+
+STRUCTURED_PROMPT = """You are a business consultant. Write a SWOT analysis of this business:
+---
+{{$input}}
+---
+
+Owner's interview answers (may be empty):
+---
+{{$answers}}
+---
+
+Base the analysis on the answers when there are any; otherwise use what is typical for this kind of business.
+Give 3 points in each of strengths, weaknesses, opportunities and threats. Each point is a short phrase
+about this business (not the business's name or description), different from every other point, with a
+reason of at most 15 words why it matters. Strengths and weaknesses are inside the business; opportunities and
+threats come from outside it (customers, competitors, the market, the town).
+Answer with JSON only:
+{"strengths": [{"point": "...", "why": "..."}], "weaknesses": [...], "opportunities": [...], "threats": [...]}
+"""
+# Sampling for the JSON answer: some variety in wording, little in structure. 12 points of ~35 tokens;
+# max_tokens leaves room for a fourth point per quadrant (the schema allows 3 or 4).
+STRUCTURED_SETTINGS: dict[str, Any] = {"max_tokens": 800, "temperature": 0.4, "top_p": 0.9}
+
+Progress = Callable[[str], None]
+
+
+def _terminal_progress(line: str) -> None:
+    """Progress on stderr, redrawn in place, only for a person at a terminal (not logs or pipes)."""
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r\033[K{line}" if line else "\r\033[K")
+        sys.stderr.flush()
 
 
 class SWOTPlugin:
     """A SWOT analysis as four markdown tables."""
+
+    def __init__(self, progress: Progress | None = None) -> None:
+        self._progress = progress or _terminal_progress
 
     @kernel_function(
         name="SWOT",
@@ -27,9 +75,76 @@ class SWOTPlugin:
         input: Annotated[str, "A description of the business, e.g. 'a family-run pizza shop in a small town'"],
         answers: Annotated[str, "Optional answers the owner gave to the SWOT interview questions"] = "",
     ) -> Annotated[str, "Four markdown tables: Strengths, Weaknesses, Opportunities, Threats"]:
-        draft = await kernel.invoke(
+        service = _chat_service(kernel)
+        if service is not None:
+            from kernel_app.services.execution_settings import supports_response_format
+
+            if supports_response_format(service):
+                draft = parse_swot_json(await self._structured_answer(kernel, service, input, answers))
+                if draft.found_any:
+                    return render_swot(draft)
+        draft_text = await kernel.invoke(
             plugin_name="BusinessThinking",
             function_name="SWOTDraft",
             arguments=KernelArguments(input=input, answers=answers),
         )
-        return to_swot_tables(str(draft))
+        return to_swot_tables(str(draft_text))
+
+    async def _structured_answer(self, kernel: Kernel, service: Any, input: str, answers: str) -> str:
+        """The JSON answer, streamed; each quadrant's progress is reported as its points complete."""
+        from semantic_kernel.functions import KernelFunctionFromPrompt
+
+        from kernel_app.services.execution_settings import execution_settings, json_schema_format
+        from kernel_app.usage import Usage
+
+        function = KernelFunctionFromPrompt(
+            function_name="SWOTStructured", plugin_name="BusinessThinking", prompt=STRUCTURED_PROMPT
+        )
+        settings = execution_settings(
+            service, {**STRUCTURED_SETTINGS, "response_format": json_schema_format(SWOT_SCHEMA, "swot")}
+        )
+        arguments = KernelArguments(settings=settings, input=input, answers=answers)
+        parts: list[str] = []
+        usage = Usage()
+        shown = ""
+        try:
+            async for chunk in kernel.invoke_stream(function, arguments):
+                for message in chunk if isinstance(chunk, list) else [chunk]:
+                    text = str(message) if message is not None else ""
+                    parts.append(text)
+                    usage = usage + Usage.from_metadata(getattr(message, "metadata", None))
+                line = _progress_line(count_json_points("".join(parts)))
+                if line != shown:
+                    self._progress(line)
+                    shown = line
+        finally:
+            self._progress("")
+            _report_usage(usage)
+        return "".join(parts)
+
+
+def _progress_line(counts: dict[str, int]) -> str:
+    if not counts:
+        return "SWOT: thinking..."
+    done = [f"{category} {counts[category]}" for category in CATEGORIES if category in counts]
+    return "SWOT: " + ", ".join(done) + "..."
+
+
+def _report_usage(usage: Any) -> None:
+    """Add a streamed call's usage to the active collector: it is only in the chunks, and the usage
+    filter (kernel_app.usage.record_usage) sees a stream before it has run. kernel_app.usage has no
+    public hook for this yet, hence its private ContextVar."""
+    from kernel_app import usage as usage_module
+
+    collector = usage_module._active.get()
+    if collector is not None:
+        collector.add(usage)
+
+
+def _chat_service(kernel: Kernel) -> Any:
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+    try:
+        return kernel.get_service(type=ChatCompletionClientBase)
+    except Exception:  # no chat service: SWOTDraft will say so, as it did before
+        return None
