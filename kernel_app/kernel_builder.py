@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernel_app.config import Settings
-from kernel_app.filters import require_variables
+from kernel_app.filters import fit_execution_settings, refuse_empty_prompt, require_variables
 from kernel_app.paths import builtin_plugins_dir
 from kernel_app.plugin_loader import LoadReport, PluginDirectory, load_plugin_directories
 from kernel_app.usage import record_usage
@@ -22,9 +22,17 @@ class BuiltKernel:
     report: LoadReport
 
 
+# Functions every kernel has besides plugin folders (added in build_kernel), so lint can check templates
+# that call them before any kernel exists.
+OTHER_FUNCTIONS: dict[str, list[str]] = {
+    "memory": ["recall", "ask", "save"],
+    "ConversationSummaryPlugin": ["SummarizeConversation"],
+}
+
+
 def plugin_directories(settings: Settings) -> list[PluginDirectory]:
-    """The built-in plugins (trusted: they ship with us) followed by the user's directories."""
-    directories = [PluginDirectory(builtin_plugins_dir(), trusted=True)]
+    """The built-in plugins (trusted: they ship with us) and the user's directories, which override them."""
+    directories = [PluginDirectory(builtin_plugins_dir(), trusted=True, builtin=True)]
     directories += [PluginDirectory(path, trusted=settings.is_trusted(path)) for path in settings.plugins_dirs]
     return directories
 
@@ -36,18 +44,21 @@ def build_kernel(
     with_service: bool = True,
 ) -> BuiltKernel:
     """A kernel with every plugin that loaded; ``report`` keeps the problems of those that did not."""
-    from semantic_kernel import Kernel
     from semantic_kernel.functions import KernelPlugin
 
+    from kernel_app.app_kernel import AppKernel
     from kernel_app.memory_plugin import MemoryPlugin
 
-    report = load_plugin_directories(plugin_directories(settings))
-    kernel = Kernel()
+    report = load_plugin_directories(plugin_directories(settings), other_functions=OTHER_FUNCTIONS)
+    kernel = AppKernel()
     for name, functions in report.plugins.items():
         kernel.add_plugin(KernelPlugin(name=name, functions=functions))
     kernel.add_plugin(MemoryPlugin(lambda: _open_memory(settings)), plugin_name="memory")
+    kernel.add_plugin(_conversation_summary_plugin(), plugin_name="ConversationSummaryPlugin")
     kernel.add_filter("function_invocation", require_variables)
+    kernel.add_filter("function_invocation", fit_execution_settings)
     kernel.add_filter("function_invocation", record_usage)
+    kernel.add_filter("prompt_rendering", refuse_empty_prompt)
     if chat_service is None and with_service:
         from kernel_app.services import create_chat_service
 
@@ -55,6 +66,14 @@ def build_kernel(
     if chat_service is not None:
         kernel.add_service(chat_service)
     return BuiltKernel(kernel, report)
+
+
+def _conversation_summary_plugin() -> object:
+    """semantic-kernel's core ConversationSummaryPlugin, which samples call from their templates."""
+    from semantic_kernel.core_plugins import ConversationSummaryPlugin
+    from semantic_kernel.prompt_template import PromptTemplateConfig
+
+    return ConversationSummaryPlugin(PromptTemplateConfig(description="Summarize a conversation."))
 
 
 def _open_memory(settings: Settings) -> object:

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.errors import Problem
+from kernel_app.filters import TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
+from kernel_app.function_lookup import closest_functions, find_function
 from kernel_app.prompt_config import NAME_PATTERN, normalise
-from kernel_app.template_lint import template_problems
+from kernel_app.template_lint import TemplateCall, TemplateInfo, TemplateSyntaxProblem, analyse, undeclared_problems
 
 if TYPE_CHECKING:
     from semantic_kernel.functions import KernelFunction
@@ -36,6 +38,18 @@ YAML_SUFFIXES = (".yaml", ".yml")
 class PluginDirectory:
     path: Path
     trusted: bool = False
+    builtin: bool = False  # ours: a user's plugin of the same name replaces it
+
+
+@dataclass
+class _Calls:
+    """The functions one loaded prompt function's template calls, checked once everything is loaded."""
+
+    plugin: str
+    function: str
+    path: str
+    line_offset: int
+    calls: list[TemplateCall]
 
 
 @dataclass
@@ -47,6 +61,9 @@ class LoadReport:
     # "Plugin.Function" -> the error that kept it from loading, so `run` can say why.
     failed: dict[str, Problem] = field(default_factory=dict)
     origins: dict[str, Path] = field(default_factory=dict)
+    builtin: set[str] = field(default_factory=set)  # plugins that are ours
+    overridden: dict[str, Path] = field(default_factory=dict)  # plugin -> the built-in folder it replaced
+    _calls: list[_Calls] = field(default_factory=list)
 
     @property
     def errors(self) -> list[Problem]:
@@ -70,12 +87,43 @@ class LoadReport:
         self.failed.setdefault(f"{plugin}.{function}", problem)
 
 
-def load_plugin_directories(directories: Iterable[PluginDirectory]) -> LoadReport:
-    """Load every plugin folder of every directory; later directories cannot shadow earlier plugins."""
+def load_plugin_directories(
+    directories: Iterable[PluginDirectory], *, other_functions: dict[str, list[str]] | None = None
+) -> LoadReport:
+    """Load every plugin folder of every directory, then check the functions templates call.
+
+    A user's directory loads before the built-ins, so a folder the user points at explicitly wins over
+    a built-in plugin of the same name (lint says which); between two user directories the first wins.
+    ``other_functions`` are the functions the kernel will have besides plugin folders (memory, core).
+    """
+    directories = list(directories)
     report = LoadReport()
-    for directory in directories:
+    for directory in [d for d in directories if not d.builtin] + [d for d in directories if d.builtin]:
         _load_directory(directory, report)
+    _check_calls(report, other_functions or {})
     return report
+
+
+def _check_calls(report: LoadReport, other_functions: dict[str, list[str]]) -> None:
+    """Every ``{{Plugin.function}}`` a template calls must exist, or the prompt fails on every run."""
+    catalogue = {name: [f.name for f in functions] for name, functions in report.plugins.items()}
+    for plugin, names in other_functions.items():
+        catalogue.setdefault(plugin, []).extend(names)
+    for entry in report._calls:
+        for call in entry.calls:
+            if find_function(catalogue, call.plugin, call.function, joined=call.joined) is not None:
+                continue
+            close = closest_functions(catalogue, call.name)
+            hint = f"did you mean {', '.join(close)}?" if close else "check the plugin and function name"
+            problem = Problem(
+                entry.path,
+                f"calls {call.name}, which does not exist",
+                hint + " (see kernel-app plugins list)",
+                line=call.line + entry.line_offset,
+            )
+            functions = report.plugins.get(entry.plugin, [])
+            report.plugins[entry.plugin] = [f for f in functions if f.name != entry.function]
+            report.fail(entry.plugin, entry.function, problem)
 
 
 def _load_directory(directory: PluginDirectory, report: LoadReport) -> None:
@@ -90,13 +138,13 @@ def _load_directory(directory: PluginDirectory, report: LoadReport) -> None:
         return
     if _looks_like_plugin_folder(root):
         # Someone pointed at a plugin folder rather than the directory that holds plugin folders: load it as one.
-        _load_plugin_folder(root, directory.trusted, report)
+        _load_plugin_folder(root, directory, report)
         return
     for entry in sorted(root.iterdir()):
         if _ignored(entry):
             continue
         if entry.is_dir():
-            _load_plugin_folder(entry, directory.trusted, report)
+            _load_plugin_folder(entry, directory, report)
         elif entry.suffix in YAML_SUFFIXES or entry.name in (PROMPT_FILE, CONFIG_FILE):
             report.problems.append(
                 Problem(
@@ -118,14 +166,25 @@ def _looks_like_plugin_folder(folder: Path) -> bool:
     )
 
 
-def _load_plugin_folder(folder: Path, trusted: bool, report: LoadReport) -> None:
-    plugin = folder.name
+def _load_plugin_folder(folder: Path, directory: PluginDirectory, report: LoadReport) -> None:
+    plugin, trusted = folder.name, directory.trusted
     if not NAME_PATTERN.match(plugin):
         report.problems.append(
             Problem(
                 str(folder),
                 f"invalid plugin name {plugin!r}",
                 "rename the folder using letters, digits and underscores only",
+            )
+        )
+        return
+    if directory.builtin and plugin in report.origins:
+        report.overridden[plugin] = folder
+        report.problems.append(
+            Problem(
+                str(report.origins[plugin]),
+                f"plugin {plugin} replaces the built-in {plugin} ({folder})",
+                f"rename the folder to keep the built-in {plugin} too",
+                "warning",
             )
         )
         return
@@ -139,6 +198,8 @@ def _load_plugin_folder(folder: Path, trusted: bool, report: LoadReport) -> None
         )
         return
     report.origins[plugin] = folder
+    if directory.builtin:
+        report.builtin.add(plugin)
     before = len(report.plugins.get(plugin, [])) + sum(1 for k in report.failed if k.startswith(plugin + "."))
     for entry in sorted(folder.iterdir()):
         if _ignored(entry):
@@ -280,11 +341,33 @@ def _load_yaml(plugin: str, path: Path, report: LoadReport) -> None:
         report.fail(plugin, name, Problem(str(path), "missing template", "add `template: |` with the prompt text"))
         return
     body = {k: v for k, v in raw.items() if k not in ("name", "template")}
-    _build_prompt_function(plugin, name, body, template, str(path), path, report)
+    _build_prompt_function(plugin, name, body, template, str(path), path, report, _template_line_offset(text))
+
+
+def _template_line_offset(text: str) -> int:
+    """How many lines of the YAML file come before the template's first line (findings name file lines)."""
+    import yaml
+
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return 0
+    for key, value in getattr(node, "value", []):
+        if getattr(key, "value", None) == "template":
+            block = getattr(value, "style", None) in ("|", ">")
+            return value.start_mark.line + (1 if block else 0)
+    return 0
 
 
 def _build_prompt_function(
-    plugin: str, name: str, raw: Any, template: str, config_where: str, origin: Path, report: LoadReport
+    plugin: str,
+    name: str,
+    raw: Any,
+    template: str,
+    config_where: str,
+    origin: Path,
+    report: LoadReport,
+    line_offset: int = 0,
 ) -> None:
     config = normalise(raw, config_where)
     report.problems.extend(p for p in config.problems if p.severity == "warning")
@@ -294,20 +377,16 @@ def _build_prompt_function(
             report.fail(plugin, name, problem)
         return
     data = dict(config.data, name=name, template=template)
-    lint = template_problems(
-        template,
-        data.get("template_format", "semantic-kernel"),
-        data["input_variables"],
-        str(origin / PROMPT_FILE) if origin.is_dir() else str(origin),
-    )
-    template_errors = [p for p in lint if p.severity == "error"]
-    report.problems.extend(p for p in lint if p.severity == "warning")
-    if template_errors:
-        for problem in template_errors:
-            report.fail(plugin, name, problem)
-        return
+    template_path = str(origin / PROMPT_FILE) if origin.is_dir() else str(origin)
     try:
-        function = _prompt_function(plugin, name, data)
+        info = analyse(template, data.get("template_format", "semantic-kernel"))
+    except TemplateSyntaxProblem as exc:
+        line = exc.line + line_offset if exc.line else None
+        report.fail(plugin, name, Problem(template_path, f"template syntax error: {exc.message}", exc.hint, line=line))
+        return
+    report.problems.extend(undeclared_problems(info, data["input_variables"], template_path, line_offset))
+    try:
+        function = _prompt_function(plugin, name, data, info)
     except Exception as exc:  # semantic-kernel's own validation: keep its words, say where
         report.fail(
             plugin,
@@ -320,20 +399,30 @@ def _build_prompt_function(
         )
         return
     report.add_function(plugin, function, origin)
+    if info.calls:
+        report._calls.append(_Calls(plugin, name, template_path, line_offset, info.calls))
 
 
-def _prompt_function(plugin: str, name: str, data: dict[str, Any]) -> KernelFunction:
+def _prompt_function(plugin: str, name: str, data: dict[str, Any], info: TemplateInfo) -> KernelFunction:
     from semantic_kernel.functions import KernelFunctionFromPrompt
     from semantic_kernel.prompt_template import PromptTemplateConfig
 
     config = PromptTemplateConfig.model_validate(data)
-    return KernelFunctionFromPrompt(
+    function = KernelFunctionFromPrompt(
         function_name=name,
         plugin_name=plugin,
         description=config.description,
         prompt_template_config=config,
         template_format=config.template_format,
     )
+    # What the template reads, for the filters that resolve names and check structured values.
+    function.metadata.additional_properties = {
+        **(function.metadata.additional_properties or {}),
+        TEMPLATE_VARIABLES: list(info.variables),
+        TEMPLATE_FIELDS: {k: sorted(v) for k, v in info.fields.items()},
+        TEMPLATE_ITERATED: sorted(info.iterated),
+    }
+    return function
 
 
 def _load_python(plugin: str, path: Path, trusted: bool, report: LoadReport) -> None:
@@ -369,7 +458,7 @@ def _load_python(plugin: str, path: Path, trusted: bool, report: LoadReport) -> 
 
 def _read_text(path: Path, plugin: str, name: str, report: LoadReport) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # editors on Windows write a byte-order mark
     except UnicodeDecodeError as exc:
         report.fail(plugin, name, Problem(str(path), f"not UTF-8 text (byte {exc.start})", "save the file as UTF-8"))
     except OSError as exc:

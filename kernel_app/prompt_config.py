@@ -1,10 +1,19 @@
 """Normalise both Semantic Kernel prompt-config schemas into the current one, checking as we go.
 
 semantic-kernel 1.45 validates ``config.json`` as a ``PromptTemplateConfig`` and silently ignores keys it
-does not know — including the whole of the old schema (``"schema": 1``, ``"type"``, ``"completion"``,
-``"input": {"parameters": [...]}``), so an old plugin loses its settings and parameters without a word.
-We map the old keys onto the new ones *before* semantic-kernel sees the config, and report every
-problem as a :class:`~kernel_app.errors.Problem` instead of one bare ``ValueError``.
+does not know — including the whole of the old schema (``"completion"``, ``"input": {"parameters": [...]}``),
+so an old plugin loses its settings and parameters without a word. We map the old keys onto the new ones
+*before* semantic-kernel sees the config, and report every problem as a :class:`~kernel_app.errors.Problem`
+instead of one bare ``ValueError``.
+
+Which schema a file uses is decided by the keys that carry meaning, never by ``"schema": 1``: semantic-
+kernel's own current-schema samples all carry ``"schema": 1`` next to ``execution_settings``. A file that
+mixes old keys with current ones is read as current, the old sections are used only where the current
+schema says nothing, and a warning names both.
+
+When a variable is required (one rule for both schemas, lint and ``plugins list``): unless the author
+says ``"is_required": false``, a variable without a non-empty default must be given. semantic-kernel's
+``is_required`` defaults to true, and the old schema's empty ``defaultValue`` meant the same.
 """
 
 from __future__ import annotations
@@ -31,6 +40,23 @@ NEW_KEYS = {
     "output_variable",
 }
 OLD_KEYS = {"schema", "type", "description", "completion", "input", "default_services", "default_backends"}
+# Keys that say which schema a file is written in ("schema", "type", "description" appear in both).
+CURRENT_MARKERS = {"execution_settings", "input_variables", "template_format"}
+OLD_MARKERS = {"completion", "input", "default_services", "default_backends"}
+# For a mixed file: the old section -> the current key that carries the same meaning.
+OLD_TO_CURRENT = {"completion": "execution_settings", "input": "input_variables"}
+
+VARIABLE_KEYS = {"name", "description", "default", "is_required", "json_schema", "allow_dangerously_set_content"}
+# Spellings seen in real plugin folders (.NET, the old schema, typos) -> the key semantic-kernel reads.
+VARIABLE_KEY_SPELLINGS = {
+    "required": "is_required",
+    "isrequired": "is_required",
+    "defaultvalue": "default",
+    "default_value": "default",
+    "jsonschema": "json_schema",
+    "type": "json_schema",
+    "allowdangerouslysetcontent": "allow_dangerously_set_content",
+}
 
 # The old schema's parameter key -> the key semantic-kernel's execution settings understand.
 SETTING_RENAMES = {"stop_sequences": "stop", "max_completion_tokens": "max_tokens"}
@@ -110,13 +136,39 @@ def normalise(raw: Any, path: str) -> NormalisedConfig:
         return NormalisedConfig(
             {}, [Problem(path, f"the config must be a JSON object, found a {kind}", 'wrap it in {"description": ...}')]
         )
-    if _is_old_schema(raw):
+    keys = set(raw)
+    if keys & OLD_MARKERS and not keys & CURRENT_MARKERS:
         return _normalise_old(raw, path)
+    if keys & OLD_MARKERS:
+        return _normalise_mixed(raw, path)
     return _normalise_new(raw, path)
 
 
-def _is_old_schema(raw: dict[str, Any]) -> bool:
-    return "schema" in raw or "completion" in raw or ("input" in raw and "input_variables" not in raw)
+def _normalise_mixed(raw: dict[str, Any], path: str) -> NormalisedConfig:
+    """Current keys win; an old section is used only where its current counterpart is missing."""
+    current = {k: v for k, v in raw.items() if k not in OLD_MARKERS}
+    config = _normalise_new(current, path)
+    old_markers = sorted(set(raw) & OLD_MARKERS)
+    present = sorted(set(raw) & CURRENT_MARKERS)
+    old = _normalise_old({k: raw[k] for k in (*old_markers, "description") if k in raw}, path)
+    for key in old_markers:
+        counterpart = OLD_TO_CURRENT.get(key)
+        if counterpart is not None and counterpart not in raw and old.data.get(counterpart):
+            config.data[counterpart] = old.data[counterpart]
+            config.problems.extend(p for p in old.problems if p.severity == "error")
+            outcome = f"its {key!r} was used as {counterpart}"
+        else:
+            outcome = f"{key!r} was ignored" + (f" ({counterpart!r} is used)" if counterpart else "")
+        config.problems.append(
+            Problem(
+                path,
+                f"mixes the old schema's {key!r} with the current schema's {', '.join(map(repr, present))}: {outcome}",
+                f"move it into {counterpart or 'the current schema'} (see plugins/README.md)",
+                "warning",
+            )
+        )
+    config.schema = "current (with old-schema keys)"
+    return config
 
 
 def _normalise_old(raw: dict[str, Any], path: str) -> NormalisedConfig:
@@ -181,8 +233,12 @@ def _old_parameters(section: Any, path: str, problems: list[Problem]) -> list[di
 
 def _normalise_new(raw: dict[str, Any], path: str) -> NormalisedConfig:
     problems: list[Problem] = []
-    for key in sorted(set(raw) - NEW_KEYS):
+    for key in sorted(set(raw) - NEW_KEYS - {"schema", "type"}):
         problems.append(_unknown_key(path, key, NEW_KEYS))
+    if raw.get("type", "completion") != "completion":
+        problems.append(
+            Problem(path, f'"type": {raw["type"]!r} is not supported', 'only "completion" prompt functions load')
+        )
     data: dict[str, Any] = {"description": _description(raw, path, problems)}
     for key in ("name", "template"):
         if key in raw:
@@ -227,16 +283,39 @@ def _normalise_new(raw: dict[str, Any], path: str) -> NormalisedConfig:
             if not isinstance(item, dict):
                 problems.append(Problem(path, f"{where} must be an object", 'write {"name": ..., "description": ...}'))
                 continue
-            variable = dict(item)
-            # A declared default means the variable is optional unless the author says otherwise;
-            # semantic-kernel would otherwise mark it required (its is_required defaults to True).
-            if "default" in item and "is_required" not in item:
+            variable = _known_variable_keys(item, where, path, problems)
+            # A non-empty default makes the variable optional unless the author says otherwise
+            # (semantic-kernel's is_required defaults to True); an empty default is no default.
+            if variable.get("default") not in (None, "") and "is_required" not in variable:
                 variable["is_required"] = False
             if _check_variable(variable, where, path, problems):
                 variables.append(variable)
         _check_duplicate_variables(variables, path, problems)
     data["input_variables"] = variables
     return NormalisedConfig(data, problems)
+
+
+def _known_variable_keys(item: dict[str, Any], where: str, path: str, problems: list[Problem]) -> dict[str, Any]:
+    """The variable with only the keys semantic-kernel reads; a misspelt key is a warning with the right one."""
+    variable: dict[str, Any] = {}
+    for key, value in item.items():
+        if key in VARIABLE_KEYS:
+            variable[key] = value
+            continue
+        spelling = VARIABLE_KEY_SPELLINGS.get(str(key).lower().replace("-", "_")) or _closest(str(key), VARIABLE_KEYS)
+        known = ", ".join(sorted(VARIABLE_KEYS))
+        hint = f'did you mean "{spelling}"? rename it' if spelling else f"known keys: {known}"
+        problems.append(
+            Problem(path, f"{where} ({item.get('name', '?')}): unknown key {key!r} (ignored)", hint, "warning")
+        )
+    return variable
+
+
+def _closest(word: str, candidates: set[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word.lower(), sorted(candidates), n=1, cutoff=0.75)
+    return found[0] if found else None
 
 
 def _description(raw: dict[str, Any], path: str, problems: list[Problem]) -> str:

@@ -23,20 +23,32 @@ def list_plugins(app: AppContext, as_json: bool) -> None:
     """List every function as Plugin.Function with its description."""
     built = app.build_kernel(with_service=False)
     metadata = sorted(built.kernel.get_full_list_of_function_metadata(), key=lambda m: (m.plugin_name, m.name))
+    report = built.report
     if as_json:
-        click.echo(json.dumps([_describe(m) for m in metadata], indent=2))
+        click.echo(json.dumps([_describe(m, _source(report, m.plugin_name)) for m in metadata], indent=2))
     else:
         width = max((len(f"{m.plugin_name}.{m.name}") for m in metadata), default=0)
         for m in metadata:
-            click.echo(f"{m.plugin_name}.{m.name}".ljust(width + 2) + (m.description or "").strip())
+            source = _source(report, m.plugin_name)
+            where = "" if source in ("built-in", "kernel") else f"  [{source}]"
+            click.echo(f"{m.plugin_name}.{m.name}".ljust(width + 2) + (m.description or "").strip() + where)
     report_problems(built.report.problems, quiet_warnings=True)
 
 
-def _describe(metadata: object) -> dict[str, object]:
+def _source(report: object, plugin: str) -> str:
+    """Where a plugin comes from: 'built-in', 'kernel' (memory, semantic-kernel's core) or its folder."""
+    origin = report.origins.get(plugin)  # type: ignore[attr-defined]
+    if origin is None:
+        return "kernel"
+    return "built-in" if plugin in report.builtin else str(origin)  # type: ignore[attr-defined]
+
+
+def _describe(metadata: object, source: str) -> dict[str, object]:
     return {
         "plugin": metadata.plugin_name,  # type: ignore[attr-defined]
         "function": metadata.name,  # type: ignore[attr-defined]
         "description": metadata.description or "",  # type: ignore[attr-defined]
+        "source": source,
         "parameters": [
             {
                 "name": p.name,
@@ -60,16 +72,22 @@ def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) ->
     PATH may be a directory of plugin folders or a single plugin folder. Python files are only
     imported from trusted directories (--trust, or trusted_dirs in the config).
     """
+    from kernel_app.kernel_builder import OTHER_FUNCTIONS
+    from kernel_app.paths import builtin_plugins_dir
     from kernel_app.plugin_loader import PluginDirectory, load_plugin_directories
 
     settings = app.settings
     directories = [PluginDirectory(p, trusted=trust or settings.is_trusted(p)) for p in paths]
-    report = load_plugin_directories(directories)
-    for problem in report.problems:
+    # The built-ins load too (reported only where a folder replaces one), so calls to them resolve.
+    builtin = PluginDirectory(builtin_plugins_dir(), trusted=True, builtin=True)
+    report = load_plugin_directories([*directories, builtin], other_functions=OTHER_FUNCTIONS)
+    linted = [str(p) for p in paths]
+    problems = [p for p in report.problems if any(p.path.startswith(root) for root in linted)]
+    for problem in problems:
         click.echo(str(problem))
-    count = sum(len(f) for f in report.plugins.values())
-    errors = len(report.errors)
-    warnings = len(report.problems) - errors
+    count = sum(len(f) for name, f in report.plugins.items() if name not in report.builtin)
+    errors = sum(1 for p in problems if p.severity == "error")
+    warnings = len(problems) - errors
     summary = f"{count} function(s) loaded, {errors} error(s), {warnings} warning(s)"
     click.echo(summary, err=True)
     if errors or (strict and warnings):

@@ -1,15 +1,21 @@
-"""Built-in native plugin: today's date and the current time (local time)."""
+"""Built-in native plugin: today's date and the current time (local time).
+
+It extends semantic-kernel's core ``TimePlugin``, so templates written for Semantic Kernel
+(``{{time.Date}}``, ``{{year}}``, ``{{time.dayOfWeek}}``) find every function they expect; ``today`` and
+``now`` are ours, in ISO format, which planners and chained functions read more reliably.
+"""
 
 import datetime
 from typing import Annotated
 
+from semantic_kernel.core_plugins import TimePlugin as CoreTimePlugin
 from semantic_kernel.functions import kernel_function
 
 from kernel_app.effects import read_only
 
 
-class TimePlugin:
-    """Today's date and the current local date and time."""
+class TimePlugin(CoreTimePlugin):
+    """Today's date and the current local date and time, and semantic-kernel's other time functions."""
 
     @read_only  # computes only: runs in function calling without approval
     @kernel_function(name="today", description="Get today's date (local time) in ISO format, YYYY-MM-DD.")
