@@ -113,6 +113,7 @@ def _configure_logging(debug: bool) -> None:
 
 def _register_commands() -> None:
     from kernel_app.cli.chat_cmd import chat
+    from kernel_app.cli.mcp_cmd import mcp
     from kernel_app.cli.memory_cmd import memory
     from kernel_app.cli.models_cmd import models
     from kernel_app.cli.plan_cmd import execute, plan
@@ -127,6 +128,7 @@ def _register_commands() -> None:
     cli.add_command(execute)
     cli.add_command(memory)
     cli.add_command(serve)
+    cli.add_command(mcp)
     cli.add_command(models)
 
 

@@ -26,6 +26,7 @@ from kernel_app.cli.context import AppContext, report_problems
     "--queue", default=8, show_default=True, type=click.IntRange(0), help="Requests that may wait for the model."
 )
 @click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Seconds per generation.")
+@click.option("--no-mcp", is_flag=True, help="Do not serve MCP at /mcp.")
 @click.pass_obj
 def serve(
     app: AppContext,
@@ -35,8 +36,9 @@ def serve(
     approve_model_functions: bool,
     queue: int,
     timeout: float,
+    no_mcp: bool,
 ) -> None:
-    """Serve the kernel over HTTP: REST under /v1 and the OpenAI-compatible /v1/chat/completions.
+    """Serve the kernel over HTTP: REST under /v1, OpenAI-compatible /v1/chat/completions, MCP at /mcp.
 
     \b
     Binds 127.0.0.1 unless --host says otherwise; any other address needs API keys:
@@ -58,11 +60,13 @@ def serve(
         queue=queue,
         request_timeout=timeout,
         approve_model_functions=approve_model_functions,
+        mcp=not no_mcp,
     )
     report_problems(asgi.state.kernel_app.load_report.problems, quiet_warnings=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; docs at /docs, OpenAI base URL /v1"
+        + ("" if no_mcp else ", MCP at /mcp")
         + (", API keys required" if keys else "")
         + ")",
         err=True,

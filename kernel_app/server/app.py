@@ -1,8 +1,8 @@
 """The server's app factory: ``create_app(settings)`` builds the kernel once and mounts every protocol.
 
 Each protocol is one module: :mod:`kernel_app.server.openai_compat` (OpenAI-compatible),
-:mod:`kernel_app.server.api` (our REST API, one router per concern). They all drive the same
-conversation engine and store.
+:mod:`kernel_app.server.api` (our REST API, one router per concern), :mod:`kernel_app.server.mcp_server`
+(MCP over streamable HTTP at ``/mcp``). They all drive the same kernel, engine and store.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def create_app(
     request_timeout: float | None = DEFAULT_TIMEOUT,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     approve_model_functions: bool = False,
+    mcp: bool = True,
 ) -> FastAPI:
     """The ASGI app. ``settings``: None loads them as the CLI does; ``chat_service`` replaces the
     configured one (tests, benchmarks); ``concurrency``: generations at once (default 1 for the
@@ -72,14 +73,22 @@ def create_app(
         embedder=embedder,
     )
     state.load_report = built.report  # type: ignore[attr-defined]
+    mcp_http = None
+    if mcp:
+        from kernel_app.server.mcp_server import McpHttp
+
+        mcp_http = McpHttp(kernel)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state.ready = True
-        try:
-            yield
-        finally:
-            state.ready = False
+        async with contextlib.AsyncExitStack() as stack:
+            if mcp_http is not None:
+                await stack.enter_async_context(mcp_http.lifespan())
+            state.ready = True
+            try:
+                yield
+            finally:
+                state.ready = False
 
     app = FastAPI(
         title="Kernel App",
@@ -99,6 +108,11 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(plans.router)
     app.include_router(memory.router)
+    if mcp_http is not None:
+        from starlette.routing import Route
+
+        # A Route, not a Mount: "/mcp" itself is the endpoint (a Mount would redirect it to "/mcp/").
+        app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(BearerAuth, api_keys=list(api_keys))  # nothing below runs unauthenticated
