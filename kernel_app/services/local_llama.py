@@ -226,7 +226,7 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
 
     def __init__(
         self,
-        model_path: str,
+        model_path: str | None = None,
         n_ctx: int = 4096,
         n_threads: int | None = None,
         ai_model_id: str | None = None,
@@ -236,7 +236,12 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         # Fail when the service is created, not at the first prompt: both checks are cheap.
         if importlib.util.find_spec("xllamacpp") is None:
             raise DependencyMissingError(INSTALL_HINT)
-        path = Path(model_path).expanduser()
+        if model_path is None:  # the default tier, joined and verified on first use
+            from kernel_app.services.local_provider import resolve_local_model
+
+            path = resolve_local_model(None)[0]
+        else:
+            path = Path(model_path).expanduser()
         check_gguf(path)
         super().__init__(
             ai_model_id=ai_model_id or path.stem,
