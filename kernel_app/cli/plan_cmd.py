@@ -61,9 +61,10 @@ def _progress_on_terminal(total: int) -> Any:
 async def _execute(kernel: Any, plan: Any, yes: bool, show: bool) -> Any:
     from planners import PlanExecutor
 
+    executor = PlanExecutor(kernel, on_step=_progress_on_terminal(len(plan.steps)))
+    executor.validate(plan)  # a broken (saved) plan: its problems, not the plan, are what to show
     if show:
         click.echo(str(plan), err=True)
-    executor = PlanExecutor(kernel, on_step=_progress_on_terminal(len(plan.steps)))
     return await executor.execute(plan, approve=_approve_on_terminal(yes))
 
 
@@ -170,9 +171,9 @@ def _listing_problems() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _model_answers_first(debug: bool) -> Iterator[None]:
-    """With --debug, hold the log records of planning back: on a planning failure its report lists the
-    raw model answers first and these logs after them (hundreds of lines of HTTP and semantic-kernel
-    debug output used to bury the answers); on success they are printed at the end."""
+    """With --debug, hold the log records of the command back: on a planning failure its report lists
+    the raw model answers first and these logs after them (hundreds of lines of HTTP and semantic-kernel
+    debug output used to bury the answers); otherwise they are printed when the command ends."""
     root = logging.getLogger()
     if not debug:
         yield
@@ -238,11 +239,11 @@ def plan(
     """
     if planner == "function-calling" and run_it and not yes and not sys.stdin.isatty():
         raise click.UsageError("refusing to run functions without confirmation: pass --yes or run on a terminal")
-    kernel = _kernel(app)
 
     async def go() -> tuple[Any, Any]:
         from planners import ActionPlanner, FunctionCallingPlanner, SequentialPlanner
 
+        kernel = _kernel(app)
         if planner == "function-calling":
             # The model calls the functions itself: READ functions run; MODEL and WRITE ones only with
             # --execute, each asked on the terminal (or --yes). Without --execute they are answered
@@ -259,16 +260,15 @@ def plan(
         kind = ActionPlanner if planner == "action" else SequentialPlanner
         if sys.stderr.isatty():
             click.echo(f"planning on {app.settings.service}...", err=True)
-        with _model_answers_first(app.debug):
-            made = await kind(
-                kernel, max_repairs=max_repairs, max_functions=max_functions, excluded=list(exclude) or None
-            ).create_plan(goal)
+        made = await kind(
+            kernel, max_repairs=max_repairs, max_functions=max_functions, excluded=list(exclude) or None
+        ).create_plan(goal)
         if save_to is not None:
             made.save(save_to)
         result = await _execute(kernel, made, yes, show=not as_json) if run_it else None
         return made, result
 
-    with _listing_problems():
+    with _model_answers_first(app.debug), _listing_problems():
         made, result = _run_interruptible(go())
     _print_result(made, result, as_json)
 
