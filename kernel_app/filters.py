@@ -128,7 +128,7 @@ def _escape_leaves(value: Any) -> Any:
 
 
 async def fit_execution_settings(
-    context: FunctionInvocationContext, call_next: Callable[[FunctionInvocationContext], Awaitable[None]]
+    context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
 ) -> None:
     """Use a prompt's settings when they are keyed by a service id nobody registered.
 
@@ -147,10 +147,10 @@ async def fit_execution_settings(
                 f"{function.fully_qualified_name.replace('-', '.')}: execution_settings are keyed by {ids}, but the "
                 f"service configured is {', '.join(services)}: add a \"default\" set, or rename one to {services[0]}"
             )
-        only = next(iter(settings.values()))
+        (only,) = settings.values()  # semantic-kernel passes the chain as `next`: no builtin next() here
         only.service_id = None
         function.prompt_execution_settings = {"default": only}
-    await call_next(context)
+    await next(context)
 
 
 async def refuse_empty_prompt(
