@@ -78,3 +78,18 @@ async def test_http_error_is_a_one_line_planning_error(monkeypatch: pytest.Monke
         await SequentialPlanner(kernel).create_plan(GOAL)
     assert "model not loaded" in str(caught.value) and "\n" not in str(caught.value)
     assert caught.value.exit_code == 3 and len(openai_server.requests) == 1  # no repair for a service failure
+
+
+async def test_lone_surrogates_do_not_break_the_repair_request(monkeypatch: pytest.MonkeyPatch, openai_server) -> None:
+    # The stub sends JSON escapes; the openai client reads "\ud83d" back as a lone surrogate, in the
+    # answer's text and in a key. The repair request quoting them must still encode and go out.
+    bad = VALID.replace('"French"', '"French \ud83d"').replace('"language"', '"lang\udc00"', 1)
+    openai_server.queue(bad, VALID)
+    kernel = openai_kernel(monkeypatch, openai_server)
+    planner = SequentialPlanner(kernel, excluded=["Time"])
+    plan = await planner.create_plan(GOAL)
+    assert plan.functions == ["Writer.ShortPoem", "Writer.Translate"] and len(openai_server.requests) == 2
+    first = str(planner.last_attempts[0].error)
+    assert "\\udc00" in first and "\n" not in first  # the key is quoted escaped
+    repair = openai_server.requests[1].body["messages"]
+    assert "\ufffd" in repair[2]["content"] and "unknown argument" in repair[3]["content"]
