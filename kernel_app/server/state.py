@@ -84,7 +84,8 @@ class ServerState:
         return True
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    """Async on purpose: FastAPI runs a sync dependency in a worker thread (a thread hop per request)."""
     return request.app.state.kernel_app
 
 
