@@ -107,7 +107,8 @@ def capture_calls(
         # FunctionResultContent.from_function_call_content_and_result puts that list itself in the tool
         # message, which becomes its str(): ~1 KB of "[ChatMessageContent(inner_content=...". Hand it
         # the text instead (str(FunctionResult) is the first message's text), keeping the metadata.
-        if result is not None and not isinstance(result.value, str):
+        # The same for a text with a lone surrogate, which would make the next request fail to encode.
+        if result is not None and (not isinstance(result.value, str) or result.value != output):
             context.function_result = FunctionResult(
                 function=function.metadata, value=output, metadata=dict(result.metadata or {})
             )

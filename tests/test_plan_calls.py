@@ -219,3 +219,18 @@ async def test_a_lone_surrogate_in_the_answer_is_printable(kernel, tool_server) 
     tool_server.answers.append("The answer \ud83d is 42")  # sent as the JSON escape, read back as a lone surrogate
     result = await FunctionCallingPlanner(kernel).run("what is it?")
     assert result.answer == "The answer \ufffd is 42"
+
+
+async def test_a_lone_surrogate_in_a_function_result_does_not_break_the_next_request(kernel, tool_server) -> None:
+    # A function may return text with a lone surrogate; the next request to the model must still encode.
+    from semantic_kernel.functions import kernel_function
+
+    class Odd:
+        @kernel_function(name="odd", description="Returns broken text.")
+        def odd(self) -> str:
+            return "broken \ud83d text"
+
+    kernel.add_plugin(Odd(), plugin_name="Odd")
+    tool_server.answers.extend([[("Odd-odd", {})], "ok"])
+    result = await FunctionCallingPlanner(kernel, approve_call=lambda request: True).run("odd")
+    assert result.answer == "ok" and tool_server.tool_messages(1) == ["broken \ufffd text"]
