@@ -232,3 +232,19 @@ async def test_streaming_and_not_give_the_same_turn() -> None:
     assert [r.streaming for r in service.requests] == [True, False]
     assert len([e for e in streamed.events if isinstance(e, TextDelta)]) == 4
     assert streamed.usage.completion_tokens == 4
+
+
+async def test_the_repl_session_renders_engine_events_and_asks_for_approval() -> None:
+    from kernel_app.chat_session import ChatSession
+
+    service = ToolScripted([tools(("memory-save", {"input": "x", "collection": "Notes"})), "Not saved."])
+    session = ChatSession(build_kernel(Settings(), chat_service=service).kernel)
+    seen: list[str] = []
+    asked: list[str] = []
+    reply = await session.handle(
+        "Save x",
+        approve=lambda request: asked.append(request.describe()) or False,
+        on_event=lambda event: seen.append(event.type),
+    )
+    assert reply.text == "Not saved." and asked == ["memory.save(input='x', collection='Notes')"]
+    assert seen[:3] == ["function_call_started", "approval_needed", "function_call_finished"] and seen[-1] == "done"

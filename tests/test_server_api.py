@@ -237,3 +237,26 @@ def test_a_client_that_disconnects_cancels_its_turn(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert state.approvals == {} and state.gate.running == 0
         assert httpx.get(f"{url}/v1/conversations/{cid}").json()["messages"] == []  # nothing half-stored
+
+
+def test_limits_cors_body_size_and_the_deadline(tmp_path: Path) -> None:
+    service = SlowScripted(default="late")
+    app = make_app(tmp_path, service, cors_origins=["http://localhost:3000"], max_body_bytes=2000, request_timeout=0.2)
+    with running(app) as url:
+        preflight = httpx.options(
+            f"{url}/v1/models",
+            headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "GET"},
+        )
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
+        other = httpx.get(f"{url}/v1/models", headers={"Origin": "http://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        big = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "kernel-app", "messages": [{"role": "user", "content": "x" * 5000}]},
+        )
+        assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
+        slow = httpx.post(
+            f"{url}/v1/chat/completions", json={"model": "kernel-app", "messages": [{"role": "user", "content": "Hi"}]}
+        )
+        assert slow.status_code == 502 and "longer than 0.2 s" in slow.json()["error"]["message"]
+        assert app.state.kernel_app.gate.running == 0

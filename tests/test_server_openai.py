@@ -189,3 +189,13 @@ def test_api_keys_guard_every_route_but_health(tmp_path: Path) -> None:
             model="kernel-app", messages=[{"role": "user", "content": "Hello"}]
         )
         assert reply.choices[0].message.content == "Hi there."
+
+
+def test_prompt_functions_run_only_when_the_server_allows_them(tmp_path: Path) -> None:
+    poem = tools(("Writer-ShortPoem", {"input": "bread"}))
+    for allowed, expected in ((False, "did not approve"), (True, "Warm bread at dawn")):
+        service = ToolScripted([poem, "Warm bread at dawn", "Here it is."])
+        with running(make_app(tmp_path / str(allowed), service, approve_model_functions=allowed)) as url:
+            client(url).chat.completions.create(model="kernel-app", messages=[{"role": "user", "content": "A poem"}])
+        results = [r for r in service.tool_results if r]
+        assert expected in results[0][0], (allowed, results)
