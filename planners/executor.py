@@ -23,7 +23,7 @@ from kernel_app.usage import Usage
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlanExecutionError, PlanRejectedError, StepTimeoutError
 from planners.plan import Plan, PlanStep, literal_value, reference_name
-from planners.quoting import shortened
+from planners.quoting import clean_text, shortened
 from planners.validation import DEFAULT_MAX_STEPS, null_required, validate_plan
 
 if TYPE_CHECKING:
@@ -211,7 +211,8 @@ class PlanExecutor:
         finally:
             if limit is not None:
                 limit.release()
-        output = "" if result is None or result.value is None else str(result)
+        # clean_text: a lone surrogate in one step's output would break the next step's request and printing.
+        output = clean_text("" if result is None or result.value is None else str(result))
         values[step.output] = output
         results[number] = StepResult(
             number, step.function, step.output, output, seconds, Usage.from_function_result(result)
