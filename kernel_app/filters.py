@@ -86,9 +86,10 @@ def _admit_structured(function: Any, arguments: Any) -> list[tuple[Any, bool]]:
     semantic-kernel refuses any non-string argument ("doesn't support automatic encoding") unless the
     variable is marked ``allow_dangerously_set_content``, its defence against prompt injection through
     values. The values we admit are encoded all the same: a ChatHistory renders as XML with its text
-    escaped (``str(history)``, ``message(item)``, ``{{#message}}``), and the string leaves of objects and
-    lists are HTML-escaped here as semantic-kernel escapes strings, except in handlebars, which escapes
-    ``{{field}}`` itself. The mark is lifted again after the call, so later string values are escaped.
+    escaped (``str(history)``, ``message(item)``, ``{{#message}}``; ``{{Content}}`` reads an escaped copy,
+    see structured_vars), and the string leaves of objects and lists are HTML-escaped here, as
+    semantic-kernel escapes strings (pybars does not escape ``{{field}}``). The mark is lifted again after
+    the call, so later string values are escaped by semantic-kernel as before.
     """
     from semantic_kernel.contents import ChatHistory
     from semantic_kernel.prompt_template.input_variable import InputVariable
@@ -108,7 +109,7 @@ def _admit_structured(function: Any, arguments: Any) -> list[tuple[Any, bool]]:
             config.input_variables.append(variable)
         if variable.allow_dangerously_set_content:
             continue
-        if not isinstance(value, ChatHistory) and config.template_format != "handlebars":
+        if not isinstance(value, ChatHistory):
             arguments[name] = _escape_leaves(value)
         admitted.append((variable, False))
         variable.allow_dangerously_set_content = True

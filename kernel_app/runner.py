@@ -77,7 +77,7 @@ async def run_chain(
     functions: list[KernelFunction],
     *,
     input: str | None = None,
-    variables: Mapping[str, str] | None = None,
+    variables: Mapping[str, Any] | None = None,
     on_chunk: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Invoke ``functions`` in order; with ``on_chunk``, prompt functions stream their text to it."""

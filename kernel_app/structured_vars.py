@@ -123,17 +123,20 @@ def _template_message_class() -> type:
     global _MESSAGE_CLASS
     if _MESSAGE_CLASS is None:
         from enum import Enum
+        from html import escape
 
         from semantic_kernel.contents import ChatMessageContent
 
         class TemplateMessage(ChatMessageContent):
             def __getitem__(self, key: str) -> Any:
-                # pybars reads fields with context[name] first: answer .NET's "Role"/"Content" too.
+                # pybars reads fields with context[name] first: answer .NET's "Role"/"Content" too, and
+                # escaped, as semantic-kernel escapes string values (pybars itself does not).
                 try:
                     value = getattr(self, str(key).lower())
                 except AttributeError:
                     raise KeyError(key) from None
-                return value.value if isinstance(value, Enum) else value
+                value = value.value if isinstance(value, Enum) else value
+                return escape(value) if isinstance(value, str) else value
 
         _MESSAGE_CLASS = TemplateMessage
     return _MESSAGE_CLASS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -51,6 +52,20 @@ def _add_chat_service(kernel: Any, app: AppContext, *, needed: bool) -> KernelAp
 @click.argument("functions", nargs=-1, required=True, metavar="PLUGIN.FUNCTION...")
 @click.option("--input", "-i", "input_text", default=None, help="The `input` variable (default: stdin when piped).")
 @click.option("--var", "-v", "var_pairs", multiple=True, metavar="NAME=VALUE", help="Set a variable; repeatable.")
+@click.option(
+    "--var-json",
+    "json_pairs",
+    multiple=True,
+    metavar="NAME=JSON",
+    help='Set a variable to a JSON value (a list of {"role", "content"} becomes a chat history); repeatable.',
+)
+@click.option(
+    "--vars",
+    "vars_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A JSON or YAML file of variable name -> value (--var and --var-json win over it).",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print {"result", "usage", "steps"} as JSON.')
 @click.option("--stream", is_flag=True, help="Print the answer as it is generated.")
 @click.pass_obj
@@ -59,6 +74,8 @@ def run(
     functions: tuple[str, ...],
     input_text: str | None,
     var_pairs: tuple[str, ...],
+    json_pairs: tuple[str, ...],
+    vars_file: Path | None,
     as_json: bool,
     stream: bool,
 ) -> None:
@@ -70,10 +87,15 @@ def run(
       kernel-app run BusinessThinking.ShiftDomain BusinessThinking.ChangeAudience \\
           --var domain="cleaning services" --var level=child < swot.md
       kernel-app run Math.add --var a=110 --var b=990
+      kernel-app run Chat.Reply --var-json history='[{"role": "user", "content": "Hi"}]'
     """
     from kernel_app.runner import resolve_function, run_chain
+    from kernel_app.structured_vars import load_vars_file, parse_json_vars, to_kernel_value
 
-    variables = parse_vars(var_pairs)
+    variables: dict[str, Any] = dict(load_vars_file(vars_file)) if vars_file else {}
+    variables.update(parse_json_vars(json_pairs))
+    variables.update(parse_vars(var_pairs))
+    variables = {name: to_kernel_value(value) for name, value in variables.items()}
     text = read_input(input_text)
     built = app.build_kernel(with_service=False)
     report_problems(built.report.problems, quiet_warnings=True)
