@@ -77,10 +77,15 @@ def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) ->
     from kernel_app.plugin_loader import PluginDirectory, load_plugin_directories
 
     settings = app.settings
-    directories = [PluginDirectory(p, trusted=trust or settings.is_trusted(p)) for p in paths]
+    builtin_dir = builtin_plugins_dir().resolve()
+    # Ours are trusted wherever they are linted from (they ship with us).
+    directories = [
+        PluginDirectory(p, trusted=trust or settings.is_trusted(p) or p.resolve() == builtin_dir) for p in paths
+    ]
     # The built-ins load too (reported only where a folder replaces one), so calls to them resolve.
-    builtin = PluginDirectory(builtin_plugins_dir(), trusted=True, builtin=True)
-    report = load_plugin_directories([*directories, builtin], other_functions=OTHER_FUNCTIONS)
+    if not any(p.resolve() == builtin_dir for p in paths):
+        directories.append(PluginDirectory(builtin_dir, trusted=True, builtin=True))
+    report = load_plugin_directories(directories, other_functions=OTHER_FUNCTIONS)
     linted = [str(p) for p in paths]
     problems = [p for p in report.problems if any(p.path.startswith(root) for root in linted)]
     for problem in problems:
