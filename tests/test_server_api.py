@@ -260,3 +260,32 @@ def test_limits_cors_body_size_and_the_deadline(tmp_path: Path) -> None:
         )
         assert slow.status_code == 502 and "longer than 0.2 s" in slow.json()["error"]["message"]
         assert app.state.kernel_app.gate.running == 0
+
+
+def test_documents_are_uploaded_and_ingested_with_progress(served: tuple[str, ToolScripted]) -> None:
+    url, _ = served
+    menu = b"# Menu\n\nSourdough loaves every morning.\n\n# Hours\n\nOpen from six until two.\n"
+    files = [
+        ("files", ("menu.md", menu, "text/markdown")),
+        ("files", ("notes.txt", b"Rent rises in May.", "text/plain")),
+    ]
+    response = httpx.post(f"{url}/v1/memory/Shop/documents", params={"stream": "true"}, files=files, timeout=60)
+    assert response.status_code == 200
+    events = events_of(response)
+    assert [e["type"] for e in events] == ["ingest_progress", "ingest_progress", "done"]
+    assert events[1]["done"] == events[1]["total"] == 2
+    assert events[-1]["added"] == 2 and events[-1]["chunks"] >= 2 and events[-1]["failed"] == []
+    again = httpx.post(f"{url}/v1/memory/Shop/documents", files=files[:1], timeout=60)
+    assert again.status_code == 201 and again.json()["skipped_unchanged"] == 1  # unchanged: not stored twice
+    hits = httpx.post(f"{url}/v1/memory/Shop/search", json={"query": "Sourdough loaves every morning"}).json()
+    assert "Sourdough" in hits["data"][0]["text"] and hits["data"][0]["metadata"]["heading"] == "Menu"
+    bad = httpx.post(f"{url}/v1/memory/Shop/documents", files=[("files", ("x.exe", b"MZ", "application/x"))])
+    assert bad.status_code == 400 and "upload .txt, .md or .pdf" in bad.json()["error"]["message"]
+    assert httpx.delete(f"{url}/v1/memory/Shop").status_code == 204
+    assert httpx.delete(f"{url}/v1/memory/Shop").status_code == 404
+
+
+def test_paging_bounds_are_validated(served: tuple[str, ToolScripted]) -> None:
+    url, _ = served  # found by the fuzzer: an offset past SQLite's integers was a 500
+    response = httpx.get(f"{url}/v1/conversations", params={"offset": 2**70})
+    assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"

@@ -42,7 +42,7 @@ async def create(body: NewConversation, state: State) -> dict[str, Any]:
 
 @router.get("", summary="Conversations, most recent first")
 async def list_conversations(
-    state: State, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+    state: State, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)
 ) -> dict[str, Any]:
     return {"data": [c.to_dict() for c in state.store.list(limit=limit, offset=offset)]}
 

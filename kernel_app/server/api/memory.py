@@ -1,15 +1,18 @@
-"""Memory: collections, save, search (with metadata filters), ask (an answer with sources), delete."""
+"""Memory: collections, save, search (with metadata filters), ask (an answer with sources), delete,
+and document upload (ingested into a collection, with progress events)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kernel_app.server.errors import ApiError
+from kernel_app.server.sse import HEADERS, frame
 from kernel_app.server.state import State
 
 router = APIRouter(prefix="/v1/memory", tags=["memory"])
@@ -113,8 +116,95 @@ async def delete(collection: str, record_id: str, state: State) -> Response:
 
 @router.get("/{collection}/records", summary="Saved texts, a page at a time")
 async def records(
-    collection: str, state: State, limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0)
+    collection: str, state: State, limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)
 ) -> dict[str, Any]:
     store = state.memory()
     found = await asyncio.to_thread(store.list, collection, limit, offset)
     return {"data": [{"id": r.id, "text": r.text, "metadata": r.metadata} for r in found]}
+
+
+@router.delete("/{collection}", status_code=204, summary="Drop a collection and every record in it")
+async def drop(collection: str, state: State) -> Response:
+    store = state.memory()
+    if collection not in {c.name for c in await asyncio.to_thread(store.collections)}:
+        raise ApiError(404, f"no memory collection {collection!r}", "collection_not_found")
+    await asyncio.to_thread(store.drop, collection)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{collection}/documents",
+    status_code=201,
+    summary="Upload documents (.txt, .md, .pdf) into a collection; stream=true: progress as events",
+    response_model=None,
+)
+async def upload(
+    collection: str,
+    state: State,
+    files: list[UploadFile] = File(..., description="The documents (multipart field 'files')"),  # noqa: B008
+    stream: bool = Query(False, description="Server-sent events: ingest_progress per file, then done"),
+) -> dict[str, Any] | StreamingResponse:
+    """Each file is kept under the data folder (``uploads/COLLECTION/NAME``) and ingested from there:
+    uploading a file of the same name again replaces its chunks, an unchanged one is skipped."""
+    from memories.ingest import SUPPORTED_SUFFIXES
+
+    store = state.memory()
+    folder = Path(store.path) / "uploads" / _safe(collection)
+    paths = []
+    for upload in files:
+        name = Path(upload.filename or "").name
+        if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise ApiError(400, f"{name or 'a file'}: upload .txt, .md or .pdf files", "unsupported_document")
+        data = await upload.read()
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        target = folder / _safe(name)
+        await asyncio.to_thread(target.write_bytes, data)
+        paths.append(target)
+    if stream:
+        return StreamingResponse(
+            _ingest_events(store, collection, paths), media_type="text/event-stream", headers=HEADERS
+        )
+    report = await asyncio.to_thread(_ingest, store, collection, paths, None)
+    return _report(collection, report)
+
+
+async def _ingest_events(store: Any, collection: str, paths: list[Path]) -> Any:
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def progress(path: Path, done: int, total: int) -> None:
+        event = {"type": "ingest_progress", "file": path.name, "done": done, "total": total}
+        loop.call_soon_threadsafe(events.put_nowait, event)
+
+    job = asyncio.ensure_future(asyncio.to_thread(_ingest, store, collection, paths, progress))
+    job.add_done_callback(lambda _: events.put_nowait(None))
+    while (event := await events.get()) is not None:
+        yield frame(event)
+    try:
+        report = await job
+    except Exception as error:
+        yield frame({"type": "error", "message": str(error).splitlines()[0] if str(error) else type(error).__name__})
+        return
+    yield frame({"type": "done", **_report(collection, report)})
+
+
+def _ingest(store: Any, collection: str, paths: list[Path], progress: Any) -> Any:
+    from memories.ingest import ingest
+
+    return ingest(store, collection, paths, progress=progress)
+
+
+def _report(collection: str, report: Any) -> dict[str, Any]:
+    return {
+        "collection": collection,
+        "added": report.added,
+        "chunks": report.chunks,
+        "skipped_unchanged": report.skipped_unchanged,
+        "failed": [{"file": Path(path).name, "reason": reason} for path, reason in report.failed],
+    }
+
+
+def _safe(name: str) -> str:
+    """A file or folder name that stays inside the uploads folder."""
+    cleaned = "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip(" .")
+    return cleaned or "_"
