@@ -73,9 +73,14 @@ def test_the_bakery_goal_runs_swot_then_shift_domain(openai_server) -> None:
             },
         ]
     }
-    draft = (
-        "Strengths:\n- Fresh bread every morning\nWeaknesses:\n- Small shop\n"
-        "Opportunities:\n- Catering\nThreats:\n- Supermarkets"
+    # SWOT asks a structured-output service (OpenAI here) for the quadrants as JSON.
+    draft = json.dumps(
+        {
+            "strengths": [{"point": "Fresh bread every morning", "why": "regulars come daily"}],
+            "weaknesses": [{"point": "Small shop", "why": "few seats"}],
+            "opportunities": [{"point": "Catering", "why": "offices nearby"}],
+            "threats": [{"point": "Supermarkets", "why": "cheaper bread"}],
+        }
     )
     openai_server.queue(json.dumps(plan), draft, "| Strengths | Reliable early-morning cleaning crews |")
     goal = "Make a SWOT for a bakery, then shift it to the domain of cleaning services"
