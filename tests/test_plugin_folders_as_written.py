@@ -381,3 +381,23 @@ def test_explicit_is_required_false_makes_an_empty_default_optional(tmp_path: Pa
     result = run_cli("--plugins-dir", str(plugins), "plugins", "list", "--json")
     (joke,) = [f for f in json.loads(result.stdout) if f["plugin"] == "Fun"]
     assert joke["parameters"] == [{"name": "style", "description": "hint", "default": None, "required": False}]
+
+
+async def test_repl_run_takes_var_json_and_vars_like_the_cli(tmp_path: Path) -> None:
+    import yaml
+
+    from kernel_app.chat_session import ChatSession
+
+    plugins = tmp_path / "plugins"
+    write(plugins, "Chat/reply.yaml", yaml.safe_dump(CHAT_LOOP))
+    vars_file = write(tmp_path, "chat.yaml", "messages:\n  - {role: user, content: from the file}\n")
+    built, service = kernel_with(plugins, tmp_path)
+    session = ChatSession(built.kernel)
+    reply = await session.handle('/run Chat.Reply --var-json messages=\'[{"role": "user", "content": "hi there"}]\'')
+    assert not reply.is_error, reply.text
+    assert service.requests[-1].messages == [{"role": "user", "content": "hi there"}]
+    reply = await session.handle(f"/run Chat.Reply --vars {vars_file}")
+    assert not reply.is_error, reply.text
+    assert service.requests[-1].messages == [{"role": "user", "content": "from the file"}]
+    reply = await session.handle("/run Chat.Reply --var-json messages=[oops")
+    assert reply.is_error and "--var-json messages: invalid JSON" in reply.text
