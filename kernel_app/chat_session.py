@@ -30,7 +30,7 @@ _VARIABLE = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|\S*)(?:\s|$
 
 HELP = """\
 Type a message to talk to the model. Commands:
-  /run Plugin.Function [name=value ...] [text]
+  /run Plugin.Function [name=value ...] [--var-json NAME='JSON'] [--vars FILE] [text]
                                  run a function (e.g. /run BusinessThinking.SWOT a bakery,
                                  /run Writer.Translate language=French Good morning)
   /plan GOAL                     plan the goal with the plugins, show the plan, ask, then run it
@@ -225,12 +225,26 @@ class ChatSession:
         return reply
 
 
-def _variables_and_text(arguments: str) -> tuple[dict[str, str], str]:
-    """Leading ``name=value`` words are variables (``language="Brazilian Portuguese"`` may be quoted);
-    the rest, as typed, is the input text."""
-    variables: dict[str, str] = {}
+def _variables_and_text(arguments: str) -> tuple[dict[str, object], str]:
+    """Leading ``name=value`` words are variables (``language="Brazilian Portuguese"`` may be quoted),
+    and so are ``--var-json NAME='JSON'`` and ``--vars FILE``, as on the command line; the rest, as typed,
+    is the input text."""
+    from pathlib import Path
+
+    from kernel_app.structured_vars import load_vars_file, parse_json_vars, to_kernel_value
+
+    variables: dict[str, object] = {}
     rest = arguments.strip()
     while rest:
+        flag = rest.split(None, 1)[0]
+        if flag in ("--var-json", "--vars"):
+            lexer = shlex.shlex(rest[len(flag) :], posix=True)
+            lexer.whitespace_split = True
+            value = lexer.get_token() or ""
+            found = parse_json_vars([value]) if flag == "--var-json" else load_vars_file(Path(value).expanduser())
+            variables.update({name: to_kernel_value(v) for name, v in found.items()})
+            rest = lexer.instream.read().lstrip()
+            continue
         match = _VARIABLE.match(rest)
         if match is None:
             break
