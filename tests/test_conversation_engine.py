@@ -248,3 +248,23 @@ async def test_the_repl_session_renders_engine_events_and_asks_for_approval() ->
     )
     assert reply.text == "Not saved." and asked == ["memory.save(input='x', collection='Notes')"]
     assert seen[:3] == ["function_call_started", "approval_needed", "function_call_finished"] and seen[-1] == "done"
+
+
+class SmallContext(ToolScripted):
+    """A service that says its context window, as the embedded model does (``n_ctx``)."""
+
+    n_ctx: int = 600
+
+
+async def test_the_context_follows_the_service_in_use() -> None:
+    service = SmallContext(default="ok", ai_model_id="gpt-4o")  # the name alone would say 128k
+    engine = ConversationEngine(build_kernel(Settings(), chat_service=service).kernel, functions=[], max_tokens=100)
+    assert engine.context_tokens == 600
+    conversation = engine.create()
+    for n in range(8):
+        await engine.send(conversation.id, f"message {n} " + "lorem ipsum " * 20)
+    sent = service.requests[-1].messages
+    assert len(sent) < 17 and sent[-1]["content"].startswith("message 7")  # 16 stored messages, fewer sent
+    assert sum(len(m["content"]) for m in sent) / 3.5 < 600 - 100
+    named = ConversationEngine(build_kernel(Settings(), chat_service=ToolScripted(ai_model_id="gpt-4o")).kernel)
+    assert named.context_tokens == 128_000

@@ -125,7 +125,14 @@ class ConversationEngine:
 
     @property
     def context_tokens(self) -> int:
-        return context_tokens_for(self.model, self._context_tokens)
+        """Given, else the service's own context (the embedded model's ``n_ctx``), else known by model name."""
+        if self._context_tokens:
+            return self._context_tokens
+        service = self.service
+        window = getattr(service, "n_ctx", None)
+        if isinstance(window, int) and window > 0:
+            return window
+        return context_tokens_for(str(getattr(service, "ai_model_id", "") or ""))
 
     def create(self, *, title: str = "", id: str | None = None) -> Conversation:
         service = self.service

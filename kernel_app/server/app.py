@@ -56,9 +56,8 @@ def create_app(
     built = build_kernel(settings, chat_service=chat_service)
     kernel = built.kernel
     store = store or ConversationStore(default_store_path(settings.memory_dir))
-    context = settings.local_context_tokens if settings.service == "local" and chat_service is None else None
-    engine = ConversationEngine(kernel, store, context_tokens=context)
-    plain = ConversationEngine(kernel, store, functions=[], system="", context_tokens=context)
+    engine = ConversationEngine(kernel, store)  # the context follows the service (n_ctx, or the model's name)
+    plain = ConversationEngine(kernel, store, functions=[], system="")
     if concurrency is None:
         concurrency = 1 if settings.service == "local" and chat_service is None else 8
     state = ServerState(
