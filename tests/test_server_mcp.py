@@ -50,8 +50,16 @@ async def test_mcp_over_streamable_http(tmp_path: Path) -> None:
             assert "bread" in prompt.messages[0].content.text
 
 
+def swot_answer() -> str:
+    quadrant = {
+        name: [{"point": f"{name} point {n}", "why": f"it matters {n}"} for n in range(1, 4)]
+        for name in ("strengths", "weaknesses", "opportunities", "threats")
+    }
+    return json.dumps(quadrant)
+
+
 async def test_mcp_over_stdio(openai_server, tmp_path: Path) -> None:
-    openai_server.queue("Loaves rise at night")
+    openai_server.queue("Loaves rise at night", swot_answer())
     env = cli_env(
         KERNEL_APP_SERVICE="openai",
         OPENAI_BASE_URL=openai_server.base_url,
@@ -63,6 +71,9 @@ async def test_mcp_over_stdio(openai_server, tmp_path: Path) -> None:
         await exercise(session)
         poem = await session.call_tool("Writer-ShortPoem", {"input": "bread"})
         assert poem.content[0].text == "Loaves rise at night"
+        swot = await session.call_tool("BusinessThinking-SWOT", {"input": "a bakery in a college town"})
+        assert not swot.isError and "strengths point 1" in swot.content[0].text
+        assert swot.content[0].text.count("|") > 20  # four markdown tables, as text
         saved = await session.call_tool("memory-save", {"input": "We bake at night", "collection": "Notes"})
         assert not saved.isError and json.dumps(saved.content[0].text)
-    assert "bread" in openai_server.requests[-1].prompt
+    assert "a bakery in a college town" in openai_server.requests[-1].prompt
