@@ -64,6 +64,8 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=AliasChoices("trusted_dirs", "KERNEL_APP_TRUSTED")
     )
     memory_dir: Path | None = None
+    # semantic-kernel's HttpPlugin (http.getAsync, postAsync...) reaches the network: off unless asked for.
+    http_plugin: bool = False
     # Embedded model tuning; the defaults fit the 135M model on a 2-core laptop.
     local_context_tokens: int = 4096
     local_threads: int | None = None

@@ -30,6 +30,13 @@ OTHER_FUNCTIONS: dict[str, list[str]] = {
 }
 
 
+def other_functions(settings: Settings) -> dict[str, list[str]]:
+    """OTHER_FUNCTIONS, plus semantic-kernel's HttpPlugin where the settings turn it on."""
+    if not settings.http_plugin:
+        return OTHER_FUNCTIONS
+    return {**OTHER_FUNCTIONS, "http": ["getAsync", "postAsync", "putAsync", "deleteAsync"]}
+
+
 def plugin_directories(settings: Settings) -> list[PluginDirectory]:
     """The built-in plugins (trusted: they ship with us) and the user's directories, which override them."""
     directories = [PluginDirectory(builtin_plugins_dir(), trusted=True, builtin=True)]
@@ -49,12 +56,16 @@ def build_kernel(
     from kernel_app.app_kernel import AppKernel
     from kernel_app.memory_plugin import MemoryPlugin
 
-    report = load_plugin_directories(plugin_directories(settings), other_functions=OTHER_FUNCTIONS)
+    report = load_plugin_directories(plugin_directories(settings), other_functions=other_functions(settings))
     kernel = AppKernel()
     for name, functions in report.plugins.items():
         kernel.add_plugin(KernelPlugin(name=name, functions=functions))
     kernel.add_plugin(MemoryPlugin(lambda: _open_memory(settings)), plugin_name="memory")
     kernel.add_plugin(_conversation_summary_plugin(), plugin_name="ConversationSummaryPlugin")
+    if settings.http_plugin:
+        from semantic_kernel.core_plugins import HttpPlugin
+
+        kernel.add_plugin(HttpPlugin(), plugin_name="http")
     kernel.add_filter("function_invocation", require_variables)
     kernel.add_filter("function_invocation", fit_execution_settings)
     kernel.add_filter("function_invocation", record_usage)

@@ -115,11 +115,12 @@ def _check_calls(report: LoadReport, other_functions: dict[str, list[str]]) -> N
                 continue
             close = closest_functions(catalogue, call.name)
             hint = f"did you mean {', '.join(close)}?" if close else "check the plugin and function name"
+            hint += " (see kernel-app plugins list)"
+            if (call.plugin or "").lower() == "http":
+                hint = "semantic-kernel's http plugin reaches the network, so it is off: set http_plugin = true"
+                hint += " in the config file (or KERNEL_APP_HTTP_PLUGIN=1) to turn it on"
             problem = Problem(
-                entry.path,
-                f"calls {call.name}, which does not exist",
-                hint + " (see kernel-app plugins list)",
-                line=call.line + entry.line_offset,
+                entry.path, f"calls {call.name}, which does not exist", hint, line=call.line + entry.line_offset
             )
             functions = report.plugins.get(entry.plugin, [])
             report.plugins[entry.plugin] = [f for f in functions if f.name != entry.function]

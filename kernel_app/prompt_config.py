@@ -270,6 +270,7 @@ def _normalise_new(raw: dict[str, Any], path: str) -> NormalisedConfig:
                 settings[service_id] = checked
         if settings:
             data["execution_settings"] = settings
+            _check_service_ids(settings, path, problems)
 
     raw_vars = raw.get("input_variables", [])
     variables: list[dict[str, Any]] = []
@@ -293,6 +294,24 @@ def _normalise_new(raw: dict[str, Any], path: str) -> NormalisedConfig:
         _check_duplicate_variables(variables, path, problems)
     data["input_variables"] = variables
     return NormalisedConfig(data, problems)
+
+
+# The service ids Kernel App registers (kernel_app.services); "default" applies to whichever runs.
+SERVICE_IDS = ("default", "local", "openai", "azure")
+
+
+def _check_service_ids(settings: dict[str, Any], path: str, problems: list[Problem]) -> None:
+    """Settings keyed by an id no service here has: say what running will do with them."""
+    if any(key in SERVICE_IDS for key in settings):
+        return
+    ids = ", ".join(repr(k) for k in settings)
+    if len(settings) == 1:
+        message = f"execution_settings are keyed by {ids}, which no service here is named: used for any service"
+        hint = 'rename the key to "default" to say so'
+    else:
+        message = f"execution_settings are keyed by {ids} and none is \"default\": running fails as ambiguous"
+        hint = f'rename the one to use to "default" (or to the service: {", ".join(SERVICE_IDS[1:])})'
+    problems.append(Problem(path, message, hint, "warning"))
 
 
 def _known_variable_keys(item: dict[str, Any], where: str, path: str, problems: list[Problem]) -> dict[str, Any]:

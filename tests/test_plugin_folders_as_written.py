@@ -401,3 +401,29 @@ async def test_repl_run_takes_var_json_and_vars_like_the_cli(tmp_path: Path) -> 
     assert service.requests[-1].messages == [{"role": "user", "content": "from the file"}]
     reply = await session.handle("/run Chat.Reply --var-json messages=[oops")
     assert reply.is_error and "--var-json messages: invalid JSON" in reply.text
+
+
+def test_lint_says_what_happens_to_settings_keyed_by_an_unknown_service(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    variables = [{"name": "input", "description": "t"}]
+    one = {"description": "d.", "input_variables": variables, "execution_settings": {"chat": {"max_tokens": 1}}}
+    two = {"description": "d.", "input_variables": variables, "execution_settings": {"a": {}, "b": {}}}
+    function_folder(plugins, "K", "One", "{{$input}}", one)
+    function_folder(plugins, "K", "Two", "{{$input}}", two)
+    problems = lint(plugins)
+    assert any("One/config.json: warning: execution_settings are keyed by 'chat'" in p for p in problems)
+    assert any("Two/config.json: warning: execution_settings are keyed by 'a', 'b'" in p for p in problems)
+
+
+def test_the_http_plugin_is_off_unless_configured(tmp_path: Path) -> None:
+    from kernel_app.config import load_settings
+    from kernel_app.kernel_builder import build_kernel
+
+    plugins = tmp_path / "plugins"
+    function_folder(plugins, "Web", "Fetch", "Page: {{http.getAsync $input}}", {"description": "d."})
+    (problem,) = [p for p in lint(plugins) if "calls" in p]
+    assert "calls http.getAsync, which does not exist: semantic-kernel's http plugin reaches the network" in problem
+    settings = load_settings(plugins_dirs=[plugins], memory_dir=tmp_path / "m", http_plugin=True)
+    built = build_kernel(settings, chat_service=ScriptedChatCompletion(default="ok"))
+    assert "Web.Fetch" not in built.report.failed
+    assert "getAsync" in built.kernel.plugins["http"].functions

@@ -72,7 +72,7 @@ def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) ->
     PATH may be a directory of plugin folders or a single plugin folder. Python files are only
     imported from trusted directories (--trust, or trusted_dirs in the config).
     """
-    from kernel_app.kernel_builder import OTHER_FUNCTIONS
+    from kernel_app.kernel_builder import other_functions
     from kernel_app.paths import builtin_plugins_dir
     from kernel_app.plugin_loader import PluginDirectory, load_plugin_directories
 
@@ -85,7 +85,7 @@ def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) ->
     # The built-ins load too (reported only where a folder replaces one), so calls to them resolve.
     if not any(p.resolve() == builtin_dir for p in paths):
         directories.append(PluginDirectory(builtin_dir, trusted=True, builtin=True))
-    report = load_plugin_directories(directories, other_functions=OTHER_FUNCTIONS)
+    report = load_plugin_directories(directories, other_functions=other_functions(settings))
     linted = [str(p) for p in paths]
     problems = [p for p in report.problems if any(p.path.startswith(root) for root in linted)]
     for problem in problems:
