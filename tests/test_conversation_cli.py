@@ -36,3 +36,26 @@ def test_resume_continues_the_stored_conversation(openai_server, tmp_path: Path)
     assert "4 msgs" in by_id.stdout
     unknown = run_cli("chat", "--resume", "nope", **env)
     assert unknown.returncode == 2 and "no conversation 'nope'" in unknown.stderr
+
+
+def test_a_conversation_held_over_http_continues_in_the_repl(openai_server, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.test_conversation_engine import ToolScripted
+    from tests.test_server_openai import make_app, running
+
+    service = ToolScripted(["Noted: the bakery opens at six."])
+    with running(make_app(tmp_path, service, mcp=False)) as url:
+        cid = httpx.post(f"{url}/v1/conversations", json={"title": "Hours"}).json()["id"]
+        httpx.post(f"{url}/v1/conversations/{cid}/messages", json={"content": "We open at six", "stream": False})
+    openai_server.queue("You open at six.")
+    env = {
+        "KERNEL_APP_SERVICE": "openai",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "KERNEL_APP_MEMORY_DIR": str(tmp_path / "memory"),  # make_app's store: memory/conversations.sqlite3
+    }
+    resumed = run_cli("chat", "--resume", cid, input="When do we open?\n", **env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "You open at six." in resumed.stdout
+    sent = [m["content"] for m in openai_server.requests[-1].body["messages"][1:]]
+    assert sent == ["We open at six", "Noted: the bakery opens at six.", "When do we open?"]
