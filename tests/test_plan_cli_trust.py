@@ -199,3 +199,18 @@ def test_ctrl_c_during_execute_stops_at_once(tmp_path: Path) -> None:
             process.kill()
     assert process.returncode == 130 and "interrupted" in stderr, stderr
     assert took < 10, f"Ctrl-C took {took:.1f} s (the step sleeps 60 s in a thread)"
+
+
+def test_each_call_is_shown_and_asked_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    from kernel_app.cli.plan_cmd import _approve_calls_on_terminal
+    from kernel_app.effects import Effect
+    from planners import CallRequest
+
+    asked: list[str] = []
+    monkeypatch.setattr(click, "confirm", lambda text, **kwargs: asked.append(text) or False)
+    request = CallRequest("memory.save", {"input": "line one\nline two", "collection": "notes"}, Effect.WRITE)
+    assert _approve_calls_on_terminal(yes=False)(request) is False
+    assert asked == ['Run memory.save(input="line one\\nline two", collection="notes") (write)?']
+    assert _approve_calls_on_terminal(yes=True)(request) is True and len(asked) == 1
