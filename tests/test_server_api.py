@@ -289,3 +289,36 @@ def test_paging_bounds_are_validated(served: tuple[str, ToolScripted]) -> None:
     url, _ = served  # found by the fuzzer: an offset past SQLite's integers was a 500
     response = httpx.get(f"{url}/v1/conversations", params={"offset": 2**70})
     assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_eight_clients_on_a_one_at_a_time_model_are_served_in_arrival_order(tmp_path: Path) -> None:
+    class Quick(SlowScripted):
+        delay: ClassVar[float] = 0.15
+
+    service = Quick(default="ok")
+    app = make_app(tmp_path, service, concurrency=1, queue=8)
+    arrived: list[str] = []
+
+    async def recording(scope: Any, receive: Any, send: Any) -> None:  # the order the server saw them in
+        if scope["type"] == "http" and scope["path"] == "/v1/chat/completions":
+            arrived.append(dict(scope["headers"])[b"x-client"].decode())
+        await app(scope, receive, send)
+
+    with running(recording) as url:
+        statuses: list[int] = []
+
+        def ask(number: int) -> None:
+            body = {"model": "kernel-app", "messages": [{"role": "user", "content": f"client {number}"}]}
+            response = httpx.post(
+                f"{url}/v1/chat/completions", json=body, headers={"X-Client": str(number)}, timeout=60
+            )
+            statuses.append(response.status_code)
+
+        threads = [threading.Thread(target=ask, args=(number,)) for number in range(8)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)  # all arrive while the first is still generating
+        for thread in threads:
+            thread.join()
+    assert statuses == [200] * 8  # every one answered: none refused, none failed
+    assert [r.messages[-1]["content"] for r in service.requests] == [f"client {n}" for n in arrived]
