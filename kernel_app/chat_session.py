@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernel_app.conversation.engine import SYSTEM, Approve, ConversationEngine
-from kernel_app.conversation.events import Done, ErrorEvent, Event, TextDelta
+from kernel_app.conversation.events import Done, ErrorEvent, Event, PlanProposed, TextDelta
 from kernel_app.errors import KernelAppError, innermost_message
 from kernel_app.usage import Usage
 
@@ -102,7 +102,7 @@ class ChatSession:
             return Reply("", "help")
         try:
             if line.startswith("/"):
-                return await self._command(line, on_chunk, confirm)
+                return await self._command(line, on_chunk, confirm, on_event)
             return await self._chat(line, on_chunk, approve, on_event)
         except KernelAppError as error:  # PlanningError, FunctionNotFoundError, store errors...
             return Reply(str(error), "error")
@@ -111,7 +111,13 @@ class ChatSession:
 
     # region commands
 
-    async def _command(self, line: str, on_chunk: Callable[[str], None] | None, confirm: Confirm | None) -> Reply:
+    async def _command(
+        self,
+        line: str,
+        on_chunk: Callable[[str], None] | None,
+        confirm: Confirm | None,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> Reply:
         name, _, rest = line.partition(" ")
         name, rest = name.lower(), rest.strip()
         if name in ("/exit", "/quit"):
@@ -126,7 +132,7 @@ class ChatSession:
         if name == "/run":
             return await self._run(rest)
         if name == "/plan":
-            return await self._plan(rest, confirm)
+            return await self._plan(rest, confirm, on_event)
         if name == "/ask":
             return await self._ask(rest)
         return Reply(f"unknown command {name}: type /help for the commands", "error")
@@ -157,7 +163,7 @@ class ChatSession:
         self._remember(f"(ran {name} on: {text or 'no input'})", result.result)
         return self._counted(Reply(result.result, "result", result.usage))
 
-    async def _plan(self, goal: str, confirm: Confirm | None) -> Reply:
+    async def _plan(self, goal: str, confirm: Confirm | None, on_event: Callable[[Event], None] | None = None) -> Reply:
         import inspect
 
         from planners import PlanExecutor, SequentialPlanner
@@ -167,6 +173,11 @@ class ChatSession:
         planner = SequentialPlanner(self.kernel)
         plan = await planner.create_plan(goal)
         shown = str(plan)
+        if on_event is not None:
+            import uuid
+
+            steps = [{"function": step.function, "args": step.args} for step in plan.steps]
+            on_event(PlanProposed(f"plan_{uuid.uuid4().hex[:12]}", shown, steps))
         if confirm is None:
             return Reply(f"{shown}\n(not run: nothing to ask for approval)", "plan")
         answer = confirm(shown)

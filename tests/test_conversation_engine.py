@@ -268,3 +268,14 @@ async def test_the_context_follows_the_service_in_use() -> None:
     assert sum(len(m["content"]) for m in sent) / 3.5 < 600 - 100
     named = ConversationEngine(build_kernel(Settings(), chat_service=ToolScripted(ai_model_id="gpt-4o")).kernel)
     assert named.context_tokens == 128_000
+
+
+async def test_a_repl_plan_is_a_plan_proposed_event() -> None:
+    from kernel_app.chat_session import ChatSession
+
+    plan = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 1, "b": 2}, "output": "sum"}]})
+    session = ChatSession(build_kernel(Settings(), chat_service=ToolScripted([plan])).kernel)
+    seen: list[Any] = []
+    reply = await session.handle("/plan Add 1 and 2", confirm=lambda text: True, on_event=seen.append)
+    assert reply.text == "3" and seen[0].type == "plan_proposed"
+    assert seen[0].steps == [{"function": "Math.add", "args": {"a": 1, "b": 2}}] and "Math.add" in seen[0].text
