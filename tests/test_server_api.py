@@ -322,3 +322,10 @@ def test_eight_clients_on_a_one_at_a_time_model_are_served_in_arrival_order(tmp_
             thread.join()
     assert statuses == [200] * 8  # every one answered: none refused, none failed
     assert [r.messages[-1]["content"] for r in service.requests] == [f"client {n}" for n in arrived]
+
+
+def test_a_keyless_server_answers_only_loopback_host_names(served: tuple[str, ToolScripted]) -> None:
+    url, _ = served
+    rebound = httpx.get(f"{url}/v1/models", headers={"Host": "attacker.example:8000"})
+    assert rebound.status_code == 421 and rebound.json()["error"]["code"] == "host_not_allowed"
+    assert httpx.get(f"{url}/v1/models", headers={"Host": "localhost:8000"}).status_code == 200

@@ -19,7 +19,7 @@ from kernel_app.conversation.engine import ConversationEngine
 from kernel_app.conversation.store import ConversationStore, default_store_path
 from kernel_app.server import errors
 from kernel_app.server.limits import GenerationGate
-from kernel_app.server.security import BearerAuth, BodyLimit
+from kernel_app.server.security import BearerAuth, BodyLimit, LoopbackHosts
 from kernel_app.server.state import ServerState
 
 if TYPE_CHECKING:
@@ -46,9 +46,14 @@ def create_app(
     approve_model_functions: bool = False,
     mcp: bool = True,
 ) -> FastAPI:
-    """The ASGI app. ``settings``: None loads them as the CLI does; ``chat_service`` replaces the
-    configured one (tests, benchmarks); ``concurrency``: generations at once (default 1 for the
-    embedded model, 8 for a hosted one), ``queue`` more may wait, then 429."""
+    """The ASGI app.
+
+    Without ``api_keys`` it answers only requests addressed to 127.0.0.1 or localhost (``Host``),
+    against DNS rebinding; with keys every route but ``/healthz`` needs one. ``settings``: None loads
+    them as the CLI does; ``chat_service`` replaces the configured one (tests, benchmarks);
+    ``concurrency``: generations at once (default 1 for the embedded model, 8 for a hosted one),
+    ``queue`` more may wait, then 429.
+    """
     from kernel_app.config import load_settings
     from kernel_app.kernel_builder import build_kernel
 
@@ -114,7 +119,10 @@ def create_app(
         app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(BearerAuth, api_keys=list(api_keys))  # nothing below runs unauthenticated
+    keys = list(api_keys)
+    app.add_middleware(BearerAuth, api_keys=keys)  # nothing below runs unauthenticated
+    if not keys:
+        app.add_middleware(LoopbackHosts)
     origins = list(cors_origins)
     if origins:  # outermost: a browser's preflight carries no key
         app.add_middleware(

@@ -148,3 +148,48 @@ async def _too_large(send: Any, max_bytes: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class LoopbackHosts:
+    """ASGI middleware for a server without keys: only requests addressed to a loopback name.
+
+    A web page the user visits cannot reach a keyless server on 127.0.0.1 through DNS rebinding
+    (its requests carry the attacker's host name in ``Host``); with keys the key is the guard.
+    """
+
+    NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+            if name.lower() not in self.NAMES:
+                body = json.dumps(
+                    {
+                        "error": {
+                            "message": f"host {host!r} is not this machine: a server without API keys answers "
+                            "only requests to 127.0.0.1 or localhost",
+                            "type": "invalid_request_error",
+                            "code": "host_not_allowed",
+                        }
+                    }
+                ).encode()
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 421,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
