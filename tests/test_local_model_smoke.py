@@ -271,6 +271,23 @@ async def test_cancelling_a_request_stops_generation_at_once(service: LocalLlama
         assert time.monotonic() - begun < 20
 
 
+@local_model
+@needs_tiny
+async def test_a_tier_is_joined_at_the_first_request_not_when_the_service_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not parts_installed(TINY):
+        pytest.skip("needs the tiny tier's package, not only its cached file")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    service = create_local(Settings(model=TINY.name))  # what `kernel-app run Math.add` does
+    assert not Path(service.model_path).exists()
+    answer = await service.get_chat_message_content(_history("Say hi."), LocalLlamaPromptExecutionSettings(**SHORT))
+    assert answer is not None and answer.content
+    assert Path(service.model_path).parent == tmp_path / "kernel-app" / "models" and is_verified(
+        TINY, tmp_path / "kernel-app" / "models"
+    )
+
+
 def test_a_file_that_is_not_gguf_is_refused_when_the_service_is_made(tmp_path: Path) -> None:
     if importlib.util.find_spec("xllamacpp") is None:
         pytest.skip("xllamacpp is not installed")

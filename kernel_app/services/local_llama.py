@@ -221,6 +221,9 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
     model_path: str
     n_ctx: int = Field(default=4096, gt=0)
     n_threads: int = Field(gt=0)
+    # A tier's file is joined and verified at the first request (model()), not when the service is made:
+    # a run of native functions only never pays for it.
+    tier: str | None = None
     # Read by planners (JsonPlanner.function_limit): how many of the most relevant functions to offer.
     planner_max_functions: int = Field(default=12, gt=0)
 
@@ -231,32 +234,45 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         n_threads: int | None = None,
         ai_model_id: str | None = None,
         service_id: str | None = None,
-        planner_max_functions: int = 12,
+        planner_max_functions: int | None = None,
+        tier: str | None = None,
     ) -> None:
-        # Fail when the service is created, not at the first prompt: both checks are cheap.
+        # Fail when the service is created, not at the first prompt: these checks are cheap (no hashing).
         if importlib.util.find_spec("xllamacpp") is None:
             raise DependencyMissingError(INSTALL_HINT)
-        if model_path is None:  # the default tier, joined and verified on first use
-            from kernel_app.services.local_provider import resolve_local_model
+        from kernel_app.services import model_cache
+        from kernel_app.services.model_tiers import DEFAULT_TIER, get_tier
 
-            path = resolve_local_model(None)[0]
+        if model_path is None:
+            chosen = get_tier(tier or DEFAULT_TIER)
+            if not model_cache.is_verified(chosen):
+                model_cache.part_files(chosen)  # a missing part is a one-line error now
+            path = model_cache.model_path(chosen)
+            tier, ai_model_id = chosen.name, ai_model_id or chosen.title
+            planner_max_functions = planner_max_functions or chosen.planner_max_functions
         else:
             path = Path(model_path).expanduser()
-        check_gguf(path)
+            check_gguf(path)
         super().__init__(
             ai_model_id=ai_model_id or path.stem,
             service_id=service_id or "",  # empty → ai_model_id (AIServiceClientBase.model_post_init)
             model_path=str(path.resolve()),
             n_ctx=n_ctx,
             n_threads=n_threads or default_threads(),
-            planner_max_functions=planner_max_functions,
+            planner_max_functions=planner_max_functions or 12,
+            tier=tier,
         )
 
     def get_prompt_execution_settings_class(self) -> type[PromptExecutionSettings]:
         return LocalLlamaPromptExecutionSettings
 
     def model(self) -> LoadedModel:
-        """The shared llama.cpp server (loads the model on first call; blocking)."""
+        """The shared llama.cpp server (prepares the tier's file and loads the model on first call; blocking)."""
+        if self.tier is not None:
+            from kernel_app.services.model_cache import ensure_model
+            from kernel_app.services.model_tiers import get_tier
+
+            ensure_model(get_tier(self.tier))  # a stat and a small read once the file is verified
         return load_model(self.model_path, self.n_ctx, self.n_threads)
 
     def _settings(self, settings: PromptExecutionSettings) -> LocalLlamaPromptExecutionSettings:

@@ -16,10 +16,9 @@ PATH_PLANNER_MAX_FUNCTIONS = 12
 
 
 def resolve_local_model(model: str | None) -> tuple[Path, ModelTier | None]:
-    """``--model`` → the GGUF file to load and its tier (None for a path given by the user).
-
-    A tier's file is joined from its parts and verified on first use (see model_cache).
-    """
+    """``--model`` → the GGUF file to load and its tier (None for a path given by the user), joining and
+    verifying a tier's file now if need be (see model_cache). The chat service defers that to its
+    first request instead."""
     from kernel_app.services.model_cache import ensure_model
 
     if model and looks_like_path(model):
@@ -31,12 +30,8 @@ def resolve_local_model(model: str | None) -> tuple[Path, ModelTier | None]:
 def create_local(settings: Settings) -> ChatCompletionClientBase:
     from kernel_app.services.local_llama import LocalLlamaChatCompletion
 
-    path, tier = resolve_local_model(settings.model)
-    return LocalLlamaChatCompletion(
-        model_path=str(path),
-        n_ctx=settings.local_context_tokens,
-        n_threads=settings.local_threads,
-        ai_model_id=tier.title if tier else None,
-        service_id="local",
-        planner_max_functions=tier.planner_max_functions if tier else PATH_PLANNER_MAX_FUNCTIONS,
-    )
+    model = settings.model
+    common = {"n_ctx": settings.local_context_tokens, "n_threads": settings.local_threads, "service_id": "local"}
+    if model and looks_like_path(model):
+        return LocalLlamaChatCompletion(model_path=model, planner_max_functions=PATH_PLANNER_MAX_FUNCTIONS, **common)
+    return LocalLlamaChatCompletion(tier=get_tier(model or DEFAULT_TIER).name, **common)
