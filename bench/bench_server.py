@@ -8,6 +8,9 @@ the clients are httpx in this process.
 * Overhead: sequential non-streamed ``/v1/chat/completions`` (model ``kernel-app``) against the same
   turn run in-process with ``ConversationEngine.complete`` on the same scripted service: the
   difference of the p50s is what HTTP, JSON and the server add per request. Goal: under 2 ms.
+  Printed twice: inside the server (its ``Server-Timing`` header: middleware, validation, the turn,
+  JSON) and end to end (plus the loopback round trip and the httpx client; ``GET /healthz`` shows
+  that floor).
 * Load: ``--clients`` concurrent clients share ``--requests`` requests, half of them streamed:
   throughput, p50/p99 latency, errors. Goal: 0 errors.
 """
@@ -97,18 +100,21 @@ async def one(client: Any, url: str, stream: bool) -> tuple[float, bool]:
     return time.perf_counter() - began, ok
 
 
-async def sequential(base: str, requests: int) -> list[float]:
+async def sequential(base: str, requests: int) -> tuple[list[float], list[float]]:
+    """Round trips, and the server's own time for each (its ``Server-Timing`` header)."""
     import httpx
 
     async with httpx.AsyncClient(timeout=60) as client:
         for _ in range(20):
-            await one(client, f"{base}/v1/chat/completions", False)
-        times = []
+            await client.post(f"{base}/v1/chat/completions", json=BODY)
+        times, server = [], []
         for _ in range(requests):
-            elapsed, ok = await one(client, f"{base}/v1/chat/completions", False)
-            assert ok, "a sequential request failed"
-            times.append(elapsed)
-        return times
+            began = time.perf_counter()
+            response = await client.post(f"{base}/v1/chat/completions", json=BODY)
+            times.append(time.perf_counter() - began)
+            assert response.status_code == 200, "a sequential request failed"
+            server.append(float(response.headers["server-timing"].split("dur=")[1]) / 1000)
+        return times, server
 
 
 async def floor(base: str, requests: int) -> list[float]:
@@ -183,7 +189,7 @@ def main() -> None:
                     raise SystemExit("the server did not start")
                 time.sleep(0.2)
             engine = asyncio.run(in_process(args.sequential, str(Path(data_dir) / "inproc")))
-            http = asyncio.run(sequential(base, args.sequential))
+            http, server_side = asyncio.run(sequential(base, args.sequential))
             empty = asyncio.run(floor(base, args.sequential))
             wall, plain, streamed, errors = asyncio.run(load(base, args.clients, args.requests))
         finally:
@@ -193,6 +199,11 @@ def main() -> None:
     engine_p50, http_p50 = statistics.median(engine), statistics.median(http)
     print(f"overhead ({args.sequential} sequential non-streamed requests, model kernel-app):")
     print(f"  in-process engine p50 {engine_p50 * 1000:.2f} ms; over HTTP p50 {http_p50 * 1000:.2f} ms")
+    server_p50 = statistics.median(server_side)
+    print(
+        f"  inside the server (Server-Timing) p50 {server_p50 * 1000:.2f} ms: "
+        f"{(server_p50 - engine_p50) * 1000:.2f} ms more than the in-process turn"
+    )
     print(f"  GET /healthz p50 {statistics.median(empty) * 1000:.2f} ms (client + uvicorn + FastAPI, no work)")
     print(
         f"  server overhead p50 {(http_p50 - engine_p50) * 1000:.2f} ms per request "

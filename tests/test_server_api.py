@@ -44,7 +44,8 @@ def events_of(response: httpx.Response) -> list[dict[str, Any]]:
 
 def test_health_readiness_and_the_api_reference(served: tuple[str, ToolScripted]) -> None:
     url, _ = served
-    assert httpx.get(f"{url}/healthz").json()["status"] == "ok"
+    health = httpx.get(f"{url}/healthz")
+    assert health.json()["status"] == "ok" and health.headers["server-timing"].startswith("app;dur=")
     ready = httpx.get(f"{url}/readyz").json()
     assert ready["status"] == "ready" and ready["model"] == "scripted" and ready["functions"] > 10
     paths = httpx.get(f"{url}/openapi.json").json()["paths"]

@@ -19,7 +19,7 @@ from kernel_app.conversation.engine import ConversationEngine
 from kernel_app.conversation.store import ConversationStore, default_store_path
 from kernel_app.server import errors
 from kernel_app.server.limits import GenerationGate
-from kernel_app.server.security import BearerAuth, BodyLimit, LoopbackHosts
+from kernel_app.server.security import BearerAuth, BodyLimit, LoopbackHosts, ServerTiming
 from kernel_app.server.state import ServerState
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ def create_app(
         # A Route, not a Mount: "/mcp" itself is the endpoint (a Mount would redirect it to "/mcp/").
         app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
 
+    app.add_middleware(ServerTiming)  # innermost of ours: what the app itself took
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     keys = list(api_keys)
     app.add_middleware(BearerAuth, api_keys=keys)  # nothing below runs unauthenticated
