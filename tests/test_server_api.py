@@ -330,3 +330,13 @@ def test_a_keyless_server_answers_only_loopback_host_names(served: tuple[str, To
     rebound = httpx.get(f"{url}/v1/models", headers={"Host": "attacker.example:8000"})
     assert rebound.status_code == 421 and rebound.json()["error"]["code"] == "host_not_allowed"
     assert httpx.get(f"{url}/v1/models", headers={"Host": "localhost:8000"}).status_code == 200
+
+
+def test_readiness_can_ask_the_model(served: tuple[str, ToolScripted]) -> None:
+    url, service = served
+    service.queue("OK")
+    probed = httpx.get(f"{url}/readyz", params={"probe": "true"}, timeout=30)
+    assert probed.status_code == 200 and probed.json()["model_answered"] is True
+    assert service.requests[-1].settings["max_tokens"] == 1
+    failing = httpx.get(f"{url}/readyz", params={"probe": "true"}, timeout=30)  # nothing queued: it fails
+    assert failing.status_code == 503 and "no scripted answer" in failing.json()["reason"]
