@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from planners.arguments import map_near_misses
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlanFormatError, PlanParseError
 from planners.plan import Plan, PlanStep, reference_name
@@ -327,19 +328,22 @@ def _reference(value: Any) -> Any:
 
 
 def canonical_names(plan: Plan, catalogue: FunctionCatalogue) -> Plan:
-    """Function names in the catalogue's spelling; argument names too when they differ only in case."""
+    """Function names in the catalogue's spelling; argument names too when they differ only in case,
+    and an unambiguous near-miss argument name as its parameter, noted on the step (planners.arguments)."""
     steps = []
     for step in plan.steps:
         name = catalogue.canonical(step.function)
         info = catalogue.get(name)
         args = step.args
+        notes: list[str] = []
         if info is not None:
             by_lower = {p.lower(): p for p in info.parameter_names}
             args = {
                 (key if key in info.parameter_names else by_lower.get(key.lower(), key)): value
                 for key, value in step.args.items()
             }
-        steps.append(PlanStep(function=name, args=args, output=step.output))
+            args, notes = map_near_misses(info, args)
+        steps.append(PlanStep(function=name, args=args, output=step.output, notes=notes))
     return Plan(goal=plan.goal, steps=steps)
 
 

@@ -56,6 +56,9 @@ class PlanStep(BaseModel):
         description="Arguments by parameter name: literal values, or $name for an earlier output or an input variable",
     )
     output: str = Field(description="The name of this step's result; later steps refer to it as $name")
+    # What the planner read differently from the model's answer (a near-miss argument name mapped, see
+    # planners.arguments): shown under the step and saved with it, so a person sees what was read.
+    notes: list[str] = Field(default_factory=list, description="How the planner read the model's answer")
 
     def references(self) -> list[str]:
         """The names this step reads, in argument order, without duplicates."""
@@ -90,7 +93,11 @@ class Plan(BaseModel):
     # region serialisation
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        for step in data["steps"]:
+            if not step["notes"]:  # a plan without notes keeps the plain format
+                del step["notes"]
+        return data
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
@@ -163,6 +170,7 @@ class Plan(BaseModel):
         width = len(str(len(self.steps)))
         for number, step in enumerate(self.steps, 1):
             lines.append(f"{number:>{width}}. {step.output} = {step.call_text()}")
+            lines += [f"{' ' * (width + 2)}(note: {note})" for note in step.notes]
         if self.result_name:
             lines.append(f"Result: ${self.result_name}")
         return "\n".join(lines) if lines else "(empty plan)"
@@ -191,7 +199,7 @@ def _explain_one(first: Any) -> str:
         where = ": ".join(str(part) for part in loc) or "plan"
     kind = first["type"]
     if kind == "extra_forbidden":
-        allowed = "goal, steps" if len(loc) == 1 else "function, args, output"
+        allowed = "goal, steps" if len(loc) == 1 else "function, args, output, notes"
         what = f"unknown key (allowed: {allowed})"
     elif kind == "missing":
         what = "missing"

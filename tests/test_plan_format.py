@@ -75,7 +75,9 @@ def test_json_schema_describes_the_file_format() -> None:
     schema = Plan.json_schema()
     assert set(schema["properties"]) == {"goal", "steps"}
     step = schema["$defs"]["PlanStep"]
-    assert set(step["properties"]) == {"function", "args", "output"} and set(step["required"]) == {"function", "output"}
+    # notes: how the planner read the model's answer (a mapped argument name); optional, saved only when any
+    assert set(step["properties"]) == {"function", "args", "output", "notes"}
+    assert set(step["required"]) == {"function", "output"}
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ CORPUS: list[tuple[str, str, type[Exception] | None]] = [
     ("made-up-plugin", steps_with(function="Email.Send"), UnknownFunctionError),
     ("excluded-plugin", steps_with(function="Time.today", args={}), ExcludedFunctionError),
     ("excluded-function", steps_with(function="Writer.Summarize", args={"input": "$poem"}), ExcludedFunctionError),
-    ("wrong-argument-name", steps_with(args={"input": "$poem", "lang": "French"}), UnknownArgumentError),
+    ("wrong-argument-name", steps_with(args={"input": "$poem", "to": "French"}), UnknownArgumentError),
     ("missing-required-argument", steps_with(args={"input": "$poem"}), MissingArgumentError),
     ("implicit-chaining", steps_with(args={"language": "French"}), MissingArgumentError),
     ("undefined-reference", steps_with(args={"input": "$draft", "language": "French"}), UndefinedReferenceError),

@@ -1,0 +1,186 @@
+"""Near-miss argument names (``topic`` → ``input``): mapped only when unambiguous, noted on the step, shown.
+
+Over the scripted chat service and the real built-in plugins: a mapped name needs no repair turn and
+the plan says what was read; an ambiguous or unknown name is never guessed (a repair turn asks again);
+a saved plan is never mapped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from kernel_app.config import Settings
+from kernel_app.kernel_builder import build_kernel
+from kernel_app.services.scripted import ScriptedChatCompletion
+from planners import FunctionCatalogue, Plan, PlanExecutor, SequentialPlanner, UnknownArgumentError, validate_plan
+from planners.arguments import map_near_misses
+from planners.prompts import system_prompt
+from planners.schema import function_names_in
+
+VALID = json.dumps(
+    {
+        "steps": [
+            {"function": "Writer.ShortPoem", "args": {"input": "the sea"}, "output": "poem"},
+            {"function": "Writer.Translate", "args": {"input": "$poem", "language": "French"}, "output": "french"},
+        ]
+    }
+)
+
+
+@pytest.fixture
+def scripted() -> ScriptedChatCompletion:
+    return ScriptedChatCompletion(default="scripted function output")
+
+
+@pytest.fixture
+def kernel(scripted: ScriptedChatCompletion):
+    return build_kernel(Settings(), chat_service=scripted).kernel
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> FunctionCatalogue:
+    return FunctionCatalogue.from_kernel(build_kernel(Settings(), with_service=False).kernel)
+
+
+def answer(*steps: tuple[str, dict, str]) -> str:
+    return json.dumps({"steps": [{"function": f, "args": a, "output": o} for f, a, o in steps]})
+
+
+@pytest.mark.parametrize(
+    ("function", "args", "expected", "read"),
+    [
+        # the word is in the parameter's description: "The topic or situation the poem is about"
+        ("Writer.ShortPoem", {"topic": "the sea"}, {"input": "the sea"}, {"topic": "input"}),
+        # "The text to translate"; one name the prefix or suffix of the other
+        ("Writer.Translate", {"text": "hi", "lang": "French"}, {"input": "hi", "language": "French"}, None),
+        ("Writer.Translate", {"input": "hi", "target_language": "French"}, {"input": "hi", "language": "French"}, None),
+        # the same name spelled differently
+        ("Time.date_matching_last_day_name", {"dayName": "Monday"}, {"day_name": "Monday"}, None),
+        ("BusinessThinking.ShiftDomain", {"input": "$swot", "new-domain": "x"}, {"input": "$swot", "domain": "x"}, None),
+        # "The first number" is a's description alone
+        ("Math.add", {"first_number": 1, "b": 2}, {"a": 1, "b": 2}, {"first_number": "a"}),
+    ],
+)
+def test_an_unambiguous_near_miss_is_mapped_and_noted(
+    catalogue: FunctionCatalogue, function: str, args: dict, expected: dict, read: dict | None
+) -> None:
+    mapped, notes = map_near_misses(catalogue.get(function), args)
+    assert mapped == expected
+    moved = {key: target for key, target in zip(args, expected, strict=True) if key != target}
+    assert notes == [f"argument '{key}' read as '{target}'" for key, target in moved.items()]
+    if read is not None:
+        assert moved == read
+
+
+@pytest.mark.parametrize(
+    ("function", "args"),
+    [
+        # "number" fits a ("The first number") and b ("The second number") alike
+        ("Math.add", {"number": 110, "other_number": 990}),
+        # every parameter of BasicStrategies speaks of "the business"
+        ("BusinessThinking.BasicStrategies", {"business": "a pizza shop"}),
+        # two names claim input: neither is guessed
+        ("Writer.Translate", {"text": "hi", "input_text": "hi", "language": "French"}),
+        # input is given already: 'text' is an extra argument, not a second input
+        ("Writer.Translate", {"input": "$poem", "text": "hi", "language": "French"}),
+        # no evidence at all
+        ("Writer.Translate", {"input": "hi", "to": "French"}),
+        ("Math.add", {"x": 1, "y": 2}),
+        ("Writer.ShortPoem", {"subject": "the sea"}),
+        # junk is shown to the model, not read: a key with a newline, one with a trailing newline
+        ("Writer.Translate", {"input": "hi", "lang\nuage": "French"}),
+        ("Math.add", {"a": 1, "b\n": 2}),
+    ],
+)
+def test_an_ambiguous_or_unknown_name_is_not_mapped(catalogue: FunctionCatalogue, function: str, args: dict) -> None:
+    mapped, notes = map_near_misses(catalogue.get(function), args)
+    assert (mapped, notes) == (args, [])
+
+
+async def test_a_mapped_plan_needs_no_repair_and_says_what_was_read(kernel, scripted) -> None:
+    scripted.queue(
+        answer(
+            ("Writer.ShortPoem", {"topic": "the sea"}, "poem"),
+            ("Writer.Translate", {"text": "$poem", "lang": "French"}, "french"),
+        )
+    )
+    planner = SequentialPlanner(kernel)
+    plan = await planner.create_plan("Write a poem about the sea and translate it to French.")
+    assert len(scripted.requests) == 1 and len(planner.last_attempts) == 1  # no repair turn
+    assert plan.steps[0].args == {"input": "the sea"}
+    assert plan.steps[0].notes == ["argument 'topic' read as 'input'"]
+    assert plan.steps[1].args == {"input": "$poem", "language": "French"}
+    assert plan.steps[1].notes == ["argument 'text' read as 'input'", "argument 'lang' read as 'language'"]
+    # What the CLI prints (str) and saves (JSON, YAML) carries the notes.
+    shown = str(plan).splitlines()
+    assert shown[1] == '1. poem = Writer.ShortPoem(input="the sea")'
+    assert shown[2] == "   (note: argument 'topic' read as 'input')"
+    saved = json.loads(plan.to_json())
+    assert saved["steps"][0]["notes"] == ["argument 'topic' read as 'input'"]
+    assert Plan.from_json(plan.to_json()) == plan and Plan.from_yaml(plan.to_yaml()) == plan
+    # It runs with the value under the real parameter name.
+    result = await PlanExecutor(kernel, catalogue=planner.catalogue).execute(plan)
+    assert result.result == "scripted function output"
+    assert "the sea" in scripted.requests[1].prompt
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"number": 110, "other_number": 990},  # ambiguous
+        {"x": 110, "y": 990},  # unknown
+    ],
+)
+async def test_an_unmapped_name_is_a_repair_turn(kernel, scripted, args: dict) -> None:
+    scripted.queue(
+        answer(("Math.add", args, "sum")),
+        answer(("Math.add", {"a": 110, "b": 990}, "sum")),
+    )
+    planner = SequentialPlanner(kernel)
+    plan = await planner.create_plan("What is the sum of 110 and 990?")
+    assert len(scripted.requests) == 2
+    first = planner.last_attempts[0].error
+    assert isinstance(first, UnknownArgumentError)
+    assert f"unknown argument '{next(iter(args))}'; parameters are a, b" in scripted.requests[1].prompt
+    assert plan.steps[0].args == {"a": 110, "b": 990} and plan.steps[0].notes == []
+
+
+def test_a_saved_plan_is_never_mapped(catalogue: FunctionCatalogue) -> None:
+    saved = Plan.from_dict({"steps": [{"function": "Writer.ShortPoem", "args": {"topic": "x"}, "output": "poem"}]})
+    with pytest.raises(UnknownArgumentError, match="unknown argument 'topic'"):
+        validate_plan(saved, catalogue)
+
+
+def test_a_plan_without_notes_keeps_the_plain_format() -> None:
+    plan = Plan.from_json(VALID)
+    assert all("notes" not in step for step in json.loads(plan.to_json())["steps"])
+    assert "note" not in str(plan)
+
+
+async def test_the_schema_sent_enumerates_the_functions_offered_for_this_goal(kernel, scripted) -> None:
+    scripted.queue(VALID)
+    planner = SequentialPlanner(kernel, max_functions=6)
+    await planner.create_plan("Write a poem about the sea and translate it to French.")
+    request = scripted.requests[0]
+    schema = request.settings["response_format"]["json_schema"]["schema"]
+    offered = planner.last_offered
+    assert len(offered) == 6 and set(offered[:2]) == {"Writer.ShortPoem", "Writer.Translate"}
+    assert function_names_in(schema) == offered  # the enum: exactly these names, best first
+    branches = schema["properties"]["steps"]["items"]["anyOf"]
+    assert all(branch["properties"]["function"]["enum"] == [name] for branch, name in zip(branches, offered))
+    # The prompt states each offered function's parameter names plainly, as a signature.
+    assert "- Writer.Translate(input, language): " in request.prompt
+    assert "DesignThinking.Ideate" not in request.prompt
+
+
+def test_the_prompt_shows_signatures_and_rules_before_the_functions(catalogue: FunctionCatalogue) -> None:
+    names = ["Writer.Translate", "Time.today", "Math.add"]
+    prompt = system_prompt(catalogue, names)
+    assert "- Time.today(): " in prompt and "- Math.add(a, b): " in prompt
+    assert "    a (required, number): The first number" in prompt
+    # The fixed text comes first, so llama.cpp can reuse its evaluated prefix from one goal to the next.
+    other = system_prompt(catalogue, ["Math.add"])
+    assert prompt.index("Functions:") < len(os.path.commonprefix([prompt, other]))
