@@ -3,7 +3,7 @@
 semantic-kernel 1.45 looks functions up by exact name, so ``{{time.Date}}`` (written for .NET, which
 ignores case) fails with "Function 'Date' not found in plugin 'time'" on every run. We wrap the lookup
 rather than edit templates: exact names still win, and only a name that semantic-kernel cannot find is
-retried with :func:`kernel_app.function_lookup.find_function` (case-insensitive, old plugin names).
+retried with :func:`kernel_app.plugin_folders.function_lookup.find_function` (case-insensitive, old plugin names).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from semantic_kernel import Kernel
 from semantic_kernel.exceptions import KernelFunctionNotFoundError, KernelPluginNotFoundError
 
-from kernel_app.function_lookup import find_function
+from kernel_app.plugin_folders.function_lookup import find_function
 
 
 class AppKernel(Kernel):

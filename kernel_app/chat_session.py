@@ -242,7 +242,7 @@ def _variables_and_text(arguments: str) -> tuple[dict[str, object], str]:
     is the input text."""
     from pathlib import Path
 
-    from kernel_app.structured_vars import load_vars_file, parse_json_vars, to_kernel_value
+    from kernel_app.plugin_folders.structured_vars import load_vars_file, parse_json_vars, to_kernel_value
 
     variables: dict[str, object] = {}
     rest = arguments.strip()

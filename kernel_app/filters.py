@@ -68,7 +68,7 @@ def _alias_template_names(arguments: Any, properties: dict[str, Any]) -> None:
 
 def _check_structured(function: Any, arguments: Any) -> None:
     """A template that loops over a variable or reads its fields cannot use a plain string."""
-    from kernel_app.structured_vars import check_shape
+    from kernel_app.plugin_folders.structured_vars import check_shape
 
     properties = function.metadata.additional_properties or {}
     name = function.fully_qualified_name.replace("-", ".")

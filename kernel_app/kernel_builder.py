@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from kernel_app.config import Settings
 from kernel_app.filters import fit_execution_settings, refuse_empty_prompt, require_variables
 from kernel_app.paths import builtin_plugins_dir
-from kernel_app.plugin_loader import LoadReport, PluginDirectory, load_plugin_directories
+from kernel_app.plugin_folders.loader import LoadReport, PluginDirectory, load_plugin_directories
 from kernel_app.usage import record_usage
 
 if TYPE_CHECKING:

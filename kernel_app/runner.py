@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
     from semantic_kernel.functions import KernelFunction
 
-    from kernel_app.plugin_loader import LoadReport
+    from kernel_app.plugin_folders.loader import LoadReport
 
 
 @dataclass

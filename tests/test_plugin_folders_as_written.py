@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from kernel_app.errors import KernelAppError, MissingVariableError, UsageError
-from kernel_app.plugin_loader import PluginDirectory, load_plugin_directories
+from kernel_app.plugin_folders.loader import PluginDirectory, load_plugin_directories
 from kernel_app.services.scripted import ScriptedChatCompletion
 from tests.conftest import run_cli
 
@@ -202,7 +202,7 @@ CHAT_LOOP = {
 
 
 async def test_var_json_chat_history_drives_a_handlebars_loop(tmp_path: Path) -> None:
-    from kernel_app.structured_vars import parse_json_vars, to_kernel_value
+    from kernel_app.plugin_folders.structured_vars import parse_json_vars, to_kernel_value
 
     plugins = tmp_path / "plugins"
     import yaml

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.plugin_loader import LoadReport, PluginDirectory, load_plugin_directories
+from kernel_app.plugin_folders.loader import LoadReport, PluginDirectory, load_plugin_directories
 from kernel_app.services.scripted import ScriptedChatCompletion
 
 OLD_SCHEMA = {

@@ -188,8 +188,8 @@ def _value_for(name: str, spec: dict[str, Any]) -> Any:
 async def test_run_sends_settings_and_intended_prompt(
     directory: Path, name: str, stub_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from kernel_app.plugin_folders.structured_vars import to_kernel_value
     from kernel_app.runner import resolve_function, run_chain
-    from kernel_app.structured_vars import to_kernel_value
 
     spec = declared_functions(directory)[name]
     built = _kernel_for(directory, stub_server, monkeypatch, tmp_path)

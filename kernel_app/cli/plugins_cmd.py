@@ -74,7 +74,7 @@ def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) ->
     """
     from kernel_app.kernel_builder import other_functions
     from kernel_app.paths import builtin_plugins_dir
-    from kernel_app.plugin_loader import PluginDirectory, load_plugin_directories
+    from kernel_app.plugin_folders.loader import PluginDirectory, load_plugin_directories
 
     settings = app.settings
     builtin_dir = builtin_plugins_dir().resolve()

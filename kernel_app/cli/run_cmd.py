@@ -89,8 +89,8 @@ def run(
       kernel-app run Math.add --var a=110 --var b=990
       kernel-app run Chat.Reply --var-json history='[{"role": "user", "content": "Hi"}]'
     """
+    from kernel_app.plugin_folders.structured_vars import load_vars_file, parse_json_vars, to_kernel_value
     from kernel_app.runner import resolve_function, run_chain
-    from kernel_app.structured_vars import load_vars_file, parse_json_vars, to_kernel_value
 
     variables: dict[str, Any] = dict(load_vars_file(vars_file)) if vars_file else {}
     variables.update(parse_json_vars(json_pairs))

@@ -22,9 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from kernel_app.errors import Problem
 from kernel_app.filters import TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
-from kernel_app.function_lookup import closest_functions, find_function
-from kernel_app.prompt_config import NAME_PATTERN, normalise
-from kernel_app.template_lint import TemplateCall, TemplateInfo, TemplateSyntaxProblem, analyse, undeclared_problems
+from kernel_app.plugin_folders.function_lookup import closest_functions, find_function
+from kernel_app.plugin_folders.prompt_config import NAME_PATTERN, normalise
+from kernel_app.plugin_folders.template_lint import (
+    TemplateCall,
+    TemplateInfo,
+    TemplateSyntaxProblem,
+    analyse,
+    undeclared_problems,
+)
 
 if TYPE_CHECKING:
     from semantic_kernel.functions import KernelFunction
