@@ -188,12 +188,21 @@ async def test_swot_asks_a_structured_service_for_json_and_renders_tables_from_i
     assert result.usage.calls == 1 and result.usage.completion_tokens > 0  # the streamed call is counted
 
 
-async def test_swot_falls_back_to_the_draft_when_the_json_answer_has_no_points() -> None:
-    service = StructuredScripted(["not json at all", BULLETS])
+async def test_an_answer_that_ignored_the_schema_is_read_as_a_draft_in_one_call() -> None:
+    service = StructuredScripted([BULLETS])
     built = build_kernel(Settings(), chat_service=service)
     result = await run_chain(built.kernel, [resolve_function(built.kernel, "BusinessThinking.SWOT")], input="a shop")
-    assert len(service.requests) == 2
+    assert len(service.requests) == 1
     assert "| Small kitchen | only a few orders at once. |" in result.result
+
+
+async def test_the_json_answer_samples_as_swot_drafts_config_json_says() -> None:
+    service = StructuredScripted([JSON_ANSWER])
+    built = build_kernel(Settings(), chat_service=service)
+    await run_chain(built.kernel, [resolve_function(built.kernel, "BusinessThinking.SWOT")], input="a shop")
+    config = json.loads((builtin_plugins_dir() / "BusinessThinking" / "SWOTDraft" / "config.json").read_text())
+    for name, value in config["execution_settings"]["default"].items():
+        assert service.requests[0].settings[name] == value
 
 
 # endregion

@@ -43,9 +43,9 @@ threats come from outside it (customers, competitors, the market, the town).
 Answer with JSON only:
 {"strengths": [{"point": "...", "why": "..."}], "weaknesses": [...], "opportunities": [...], "threats": [...]}
 """
-# Sampling for the JSON answer: some variety in wording, little in structure. 12 points of ~35 tokens;
-# max_tokens leaves room for a fourth point per quadrant (the schema allows 3 or 4).
-STRUCTURED_SETTINGS: dict[str, Any] = {"max_tokens": 800, "temperature": 0.4, "top_p": 0.9}
+# Sampling when BusinessThinking.SWOTDraft (whose config.json settings the JSON answer uses, so a plugin
+# author tunes one place) is missing. 12 points of ~35 tokens, room for a fourth point per quadrant.
+FALLBACK_SETTINGS: dict[str, Any] = {"max_tokens": 1000, "temperature": 0.4, "top_p": 0.9}
 
 Progress = Callable[[str], None]
 
@@ -80,9 +80,10 @@ class SWOTPlugin:
             from kernel_app.services.execution_settings import supports_response_format
 
             if supports_response_format(service):
-                draft = parse_swot_json(await self._structured_answer(kernel, service, input, answers))
-                if draft.found_any:
-                    return render_swot(draft)
+                answer = await self._structured_answer(kernel, service, input, answers)
+                draft = parse_swot_json(answer)
+                # A service that ignored the schema still gets its answer read as a draft, not a second call.
+                return render_swot(draft) if draft.found_any else to_swot_tables(answer)
         draft_text = await kernel.invoke(
             plugin_name="BusinessThinking",
             function_name="SWOTDraft",
@@ -100,9 +101,8 @@ class SWOTPlugin:
         function = KernelFunctionFromPrompt(
             function_name="SWOTStructured", plugin_name="BusinessThinking", prompt=STRUCTURED_PROMPT
         )
-        settings = execution_settings(
-            service, {**STRUCTURED_SETTINGS, "response_format": json_schema_format(SWOT_SCHEMA, "swot")}
-        )
+        options = {**_draft_sampling(kernel), "response_format": json_schema_format(SWOT_SCHEMA, "swot")}
+        settings = execution_settings(service, options)
         arguments = KernelArguments(settings=settings, input=input, answers=answers)
         parts: list[str] = []
         usage = Usage()
@@ -128,6 +128,24 @@ def _progress_line(counts: dict[str, int]) -> str:
         return "SWOT: thinking..."
     done = [f"{category} {counts[category]}" for category in CATEGORIES if category in counts]
     return "SWOT: " + ", ".join(done) + "..."
+
+
+def _draft_sampling(kernel: Kernel) -> dict[str, Any]:
+    """The sampling options of BusinessThinking.SWOTDraft's config.json ("default" service)."""
+    try:
+        configured = kernel.get_function("BusinessThinking", "SWOTDraft").prompt_execution_settings
+    except Exception:  # SWOTDraft removed or replaced by a native function
+        return dict(FALLBACK_SETTINGS)
+    chosen = configured.get("default") or next(iter(configured.values()), None)
+    if chosen is None:
+        return dict(FALLBACK_SETTINGS)
+    options = {
+        **chosen.extension_data,
+        **chosen.model_dump(exclude_none=True, exclude={"service_id", "extension_data"}),
+    }
+    return {k: v for k, v in options.items() if k in ("max_tokens", "temperature", "top_p", "seed")} or dict(
+        FALLBACK_SETTINGS
+    )
 
 
 def _report_usage(usage: Any) -> None:
