@@ -1,6 +1,55 @@
 """Kernel App: a plugin-orchestration engine on semantic-kernel.
 
-Kept import-light on purpose: ``kernel-app --help`` must not pay for semantic-kernel (~1.7 s).
+The Python API (docs/python-api.md) is importable from here: ``from kernel_app import build_kernel``.
+Names load on first use (PEP 562), so ``import kernel_app`` stays light: ``kernel-app --help`` must not
+pay for semantic-kernel (~1.7 s).
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
+
+# Public name -> the module that defines it.
+_API = {
+    "Settings": "kernel_app.config",
+    "load_settings": "kernel_app.config",
+    "build_kernel": "kernel_app.kernel_builder",
+    "BuiltKernel": "kernel_app.kernel_builder",
+    "resolve_function": "kernel_app.runner",
+    "run_chain": "kernel_app.runner",
+    "ScriptedChatCompletion": "kernel_app.services.scripted",
+    "ConversationEngine": "kernel_app.conversation",
+    "ConversationStore": "kernel_app.conversation",
+    "ApprovalNeeded": "kernel_app.conversation",
+    "Done": "kernel_app.conversation",
+    "ErrorEvent": "kernel_app.conversation",
+    "FunctionCallFinished": "kernel_app.conversation",
+    "FunctionCallStarted": "kernel_app.conversation",
+    "TextDelta": "kernel_app.conversation",
+    "create_app": "kernel_app.server",
+    "KernelAppError": "kernel_app.errors",
+    "SequentialPlanner": "planners",
+    "ActionPlanner": "planners",
+    "FunctionCallingPlanner": "planners",
+    "PlanExecutor": "planners",
+    "Plan": "planners",
+    "MemoryStore": "memories",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kernel_app' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
