@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 READ_ONLY_ATTRIBUTE = "__kernel_app_read_only__"
+USES_MODEL_ATTRIBUTE = "__kernel_app_uses_model__"
 
 
 class Effect(enum.Enum):
@@ -55,6 +56,13 @@ def read_only(function: F) -> F:
     return function
 
 
+def uses_model(function: F) -> F:
+    """Mark a native ``@kernel_function`` whose only effect is calling the model (it costs tokens, changes
+    nothing outside), like a prompt function (put it above ``@kernel_function``)."""
+    setattr(function, USES_MODEL_ATTRIBUTE, True)
+    return function
+
+
 def effect_of(function: Any) -> Effect:
     """The effect of a semantic-kernel ``KernelFunction`` (prompt or native)."""
     metadata = function.metadata
@@ -68,6 +76,8 @@ def effect_of(function: Any) -> Effect:
     declared = (metadata.additional_properties or {}).get("read_only")
     if declared is True or getattr(method, READ_ONLY_ATTRIBUTE, False):
         return Effect.READ
+    if getattr(method, USES_MODEL_ATTRIBUTE, False):
+        return Effect.MODEL
     return Effect.WRITE
 
 

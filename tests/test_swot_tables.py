@@ -11,7 +11,7 @@ from kernel_app.kernel_builder import build_kernel
 from kernel_app.paths import builtin_plugins_dir
 from kernel_app.runner import resolve_function, run_chain
 from kernel_app.services.scripted import ScriptedChatCompletion
-from kernel_app.swot_tables import (
+from plugins.BusinessThinking._swot_tables import (
     SWOT_SCHEMA,
     SwotDraft,
     count_json_points,

@@ -163,7 +163,8 @@ def _load_directory(directory: PluginDirectory, report: LoadReport) -> None:
 
 
 def _ignored(entry: Path) -> bool:
-    return entry.name.startswith((".", "__")) or entry.suffix in (".md", ".pyc") or entry.name == "__init__.py"
+    # "_helpers.py" beside a plugin's Python file is that plugin's own module (imported by it, not a plugin).
+    return entry.name.startswith((".", "_")) or entry.suffix in (".md", ".pyc")
 
 
 def _looks_like_plugin_folder(folder: Path) -> bool:

@@ -4,7 +4,7 @@ Where the service has structured output (local, OpenAI, Azure) the model is aske
 quadrants as JSON, constrained by a schema, and the tables are rendered from it; the answer streams,
 so a person at a terminal sees each quadrant arrive on stderr instead of nothing for many seconds.
 Other services get the BusinessThinking.SWOTDraft prompt, whose free-form draft is parsed instead
-(see kernel_app.swot_tables).
+(see plugins.BusinessThinking._swot_tables).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Annotated, Any
 from semantic_kernel import Kernel
 from semantic_kernel.functions import KernelArguments, kernel_function
 
-from kernel_app.swot_tables import (
+from kernel_app.effects import uses_model
+from plugins.BusinessThinking._swot_tables import (
     CATEGORIES,
     SWOT_SCHEMA,
     count_json_points,
@@ -63,6 +64,7 @@ class SWOTPlugin:
     def __init__(self, progress: Progress | None = None) -> None:
         self._progress = progress or _terminal_progress
 
+    @uses_model  # it drafts with the model and renders tables: no effect outside
     @kernel_function(
         name="SWOT",
         description="Write a SWOT analysis (strengths, weaknesses, opportunities, threats) of a business as four "
