@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     memory_dir: Path | None = None
     # semantic-kernel's HttpPlugin (http.getAsync, postAsync...) reaches the network: off unless asked for.
     http_plugin: bool = False
-    # Embedded model tuning; the defaults fit the 135M model on a 2-core laptop.
+    # Embedded model tuning (threads default to the physical cores minus one; see services/cpu_threads.py).
     local_context_tokens: int = 4096
     local_threads: int | None = None
 
