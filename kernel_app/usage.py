@@ -87,6 +87,14 @@ def collect_usage() -> Iterator[UsageCollector]:
         _active.reset(token)
 
 
+def report_usage(usage: Usage) -> None:
+    """Add usage a caller measured itself (a streamed nested call: its usage is only in the chunks, which
+    the record_usage filter does not see) to the active collector, if any."""
+    collector = _active.get()
+    if collector is not None:
+        collector.add(usage)
+
+
 async def record_usage(context: Any, next: Callable[[Any], Awaitable[None]]) -> None:
     """Kernel filter: report each prompt function's usage to the active collector.
 

@@ -98,7 +98,7 @@ class SWOTPlugin:
         from semantic_kernel.functions import KernelFunctionFromPrompt
 
         from kernel_app.services.execution_settings import execution_settings, json_schema_format
-        from kernel_app.usage import Usage
+        from kernel_app.usage import Usage, report_usage
 
         function = KernelFunctionFromPrompt(
             function_name="SWOTStructured", plugin_name="BusinessThinking", prompt=STRUCTURED_PROMPT
@@ -121,7 +121,7 @@ class SWOTPlugin:
                     shown = line
         finally:
             self._progress("")
-            _report_usage(usage)
+            report_usage(usage)  # streamed: record_usage never sees these chunks
         return "".join(parts)
 
 
@@ -148,17 +148,6 @@ def _draft_sampling(kernel: Kernel) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in ("max_tokens", "temperature", "top_p", "seed")} or dict(
         FALLBACK_SETTINGS
     )
-
-
-def _report_usage(usage: Any) -> None:
-    """Add a streamed call's usage to the active collector: it is only in the chunks, and the usage
-    filter (kernel_app.usage.record_usage) sees a stream before it has run. kernel_app.usage has no
-    public hook for this yet, hence its private ContextVar."""
-    from kernel_app import usage as usage_module
-
-    collector = usage_module._active.get()
-    if collector is not None:
-        collector.add(usage)
 
 
 def _chat_service(kernel: Kernel) -> Any:
