@@ -13,11 +13,11 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kernel_app.conversation.engine import SYSTEM, Approve, ConversationEngine
-from kernel_app.conversation.events import Done, ErrorEvent, Event, PlanProposed, TextDelta
-from kernel_app.errors import KernelAppError, innermost_message
+from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, PlanProposed, Progress, TextDelta
+from kernel_app.errors import KernelAppError, UsageError, innermost_message
 from kernel_app.usage import Usage
 
 if TYPE_CHECKING:
@@ -27,18 +27,34 @@ if TYPE_CHECKING:
     from kernel_app.conversation.store import ConversationStore
 
 _VARIABLE = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|\S*)(?:\s|$)""")
+_NAMED = re.compile(r"^(?P<command>.*?)\s+>\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$", re.DOTALL)
+_REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+PLANNERS = ("sequential", "action", "function-calling")
+SETTINGS_HELP = "max_tokens N (the longest answer, in tokens)"
 
 HELP = """\
 Type a message to talk to the model. Commands:
-  /run Plugin.Function [name=value ...] [--var-json NAME='JSON'] [--vars FILE] [text]
-                                 run a function (e.g. /run BusinessThinking.SWOT a bakery,
+  /run Plugin.Function [name=value ...] [--var-json NAME='JSON'] [--vars FILE] [text] [> NAME]
+                                 run a function (e.g. /run BusinessThinking.SWOT a bakery > swot,
                                  /run Writer.Translate language=French Good morning)
-  /plan GOAL                     plan the goal with the plugins, show the plan, ask, then run it
-  /ask COLLECTION QUESTION       answer from saved memory, citing record ids
+  /plan [--planner P] [--exclude PLUGIN[.FUNCTION],...] [--max-functions N] GOAL [> NAME]
+                                 plan the goal with the plugins, show the numbered plan, ask, then run it
+  /ask COLLECTION QUESTION [> NAME]
+                                 answer from saved memory, citing record ids
+  /save COLLECTION [text|$NAME]  keep a result (default: $last) in memory, for /ask later
+  /export FILE.md                write this conversation as markdown
+  /results                       the named results ($last and those named with > NAME)
+  /history                       the stored conversations
+  /resume [N|ID]                 continue a stored conversation (by its /history number or id)
+  /new                           start a new conversation (the old one stays in the store)
+  /set [NAME VALUE]              show or change a setting: max_tokens N
   /functions                     list the functions you can run
-  /reset                         start a new conversation (the old one stays in the store)
   /help                          this text
-  /exit                          leave (or Ctrl-D)"""
+  /exit                          leave (or Ctrl-D)
+Results flow: $last is the latest result; `> NAME` after a command keeps it as $NAME, and $NAME in
+/run's text or a name=$NAME value passes it on, e.g.
+  /run BusinessThinking.ShiftDomain domain="cleaning services" $swot > cleaning
+  /run BusinessThinking.ChangeAudience level=child $cleaning"""
 
 Confirm = Callable[[str], "bool | Awaitable[bool]"]
 
@@ -51,6 +67,7 @@ class Reply:
     kind: str = "answer"
     usage: Usage | None = None
     streamed: bool = False  # the text already went to on_chunk
+    cut: bool = False  # the answer reached its length limit (the REPL says so; the text does not)
 
     @property
     def is_error(self) -> bool:
@@ -75,11 +92,16 @@ class ChatSession:
     ) -> None:
         self.kernel = kernel
         self.system = system
-        self.engine = engine or ConversationEngine(kernel, store, system=system, max_turns=max_turns)
+        if engine is None:
+            engine = ConversationEngine(kernel, store, system=system, max_turns=max_turns)
+            # The answer's length follows the model's context (and /set max_tokens), not a fixed 500.
+            engine.max_tokens = answer_tokens(engine.context_tokens)
+        self.engine = engine
         if conversation_id is not None:
             self.engine.store.get(conversation_id)  # ConversationNotFoundError names the list command
         self.conversation_id = conversation_id or self.engine.create().id
         self.usage = Usage()
+        self.results: dict[str, str] = {}  # $last and the results named with `> NAME`
 
     @property
     def history(self) -> ChatHistory:
@@ -96,18 +118,24 @@ class ChatSession:
         on_event: Callable[[Event], None] | None = None,
     ) -> Reply:
         """``confirm`` approves a /plan; ``approve`` a function with an effect the model wants to call
-        (None: refused); ``on_event`` sees every engine event (function calls, approvals) of free text."""
+        (None: refused); ``on_event`` sees every engine event (function calls, approvals) of free text,
+        and the progress of slow commands (planning, plan steps, /ask)."""
         line = line.strip()
         if not line:
             return Reply("", "help")
+        emit = on_event or (lambda event: None)
         try:
             if line.startswith("/"):
-                return await self._command(line, on_chunk, confirm, on_event)
-            return await self._chat(line, on_chunk, approve, on_event)
+                reply = await self._command(line, on_chunk, confirm, emit, approve)
+            else:
+                reply = await self._chat(line, on_chunk, approve, emit)
         except KernelAppError as error:  # PlanningError, FunctionNotFoundError, store errors...
             return Reply(str(error), "error")
         except Exception as error:  # a model or plugin failure must not end the session
             return Reply(f"failed: {innermost_message(error)}", "error")
+        if reply.kind in ("result", "answer") and not reply.is_error:
+            self.results["last"] = reply.text
+        return reply
 
     # region commands
 
@@ -116,7 +144,8 @@ class ChatSession:
         line: str,
         on_chunk: Callable[[str], None] | None,
         confirm: Confirm | None,
-        on_event: Callable[[Event], None] | None = None,
+        emit: Callable[[Event], None],
+        approve: Approve | None = None,
     ) -> Reply:
         name, _, rest = line.partition(" ")
         name, rest = name.lower(), rest.strip()
@@ -124,17 +153,34 @@ class ChatSession:
             return Reply("", "exit")
         if name == "/help":
             return Reply(HELP, "help")
-        if name == "/reset":
+        if name in ("/reset", "/new"):
             self.conversation_id = self.engine.create().id
             return Reply("A new conversation: the model no longer sees the old one.", "help")
         if name == "/functions":
             return Reply(self._functions(), "help")
-        if name == "/run":
-            return await self._run(rest)
-        if name == "/plan":
-            return await self._plan(rest, confirm, on_event)
-        if name == "/ask":
-            return await self._ask(rest)
+        if name == "/history":
+            return Reply(self._history(), "help")
+        if name == "/resume":
+            return self._resume(rest)
+        if name == "/set":
+            return self._set(rest)
+        if name == "/results":
+            return Reply(self._results(), "help")
+        if name == "/save":
+            return await self._save(rest, emit)
+        if name == "/export":
+            return self._export(rest)
+        if name in ("/run", "/plan", "/ask"):
+            rest, result_name = _result_name(rest)
+            if name == "/run":
+                reply = await self._run(rest, on_chunk, emit)
+            elif name == "/plan":
+                reply = await self._plan(rest, confirm, emit, approve)
+            else:
+                reply = await self._ask(rest, emit)
+            if result_name and reply.kind in ("result", "answer"):
+                self.results[result_name] = reply.text
+            return reply
         return Reply(f"unknown command {name}: type /help for the commands", "error")
 
     def _functions(self) -> str:
@@ -146,7 +192,9 @@ class ChatSession:
             lines.append(f"  {metadata.plugin_name}.{metadata.name}  {about[0] if about else ''}".rstrip())
         return "\n".join(lines)
 
-    async def _run(self, rest: str) -> Reply:
+    async def _run(
+        self, rest: str, on_chunk: Callable[[str], None] | None = None, emit: Callable[[Event], None] | None = None
+    ) -> Reply:
         from kernel_app.errors import MissingVariableError
         from kernel_app.runner import resolve_function, run_chain
 
@@ -155,29 +203,82 @@ class ChatSession:
             return Reply("usage: /run Plugin.Function [name=value ...] [text], e.g. /run Math.add a=2 b=3", "error")
         function = resolve_function(self.kernel, name)
         variables, text = _variables_and_text(arguments)
+        variables = {key: self._resolve(value) if isinstance(value, str) else value for key, value in variables.items()}
+        text = self._resolve(text)
+        shown = f"{function.plugin_name}.{function.name}"
+        if emit is not None:
+            emit(Progress("run", f"running {shown}"))
+        streamed: list[str] = []
+
+        def chunk(piece: str) -> None:
+            streamed.append(piece)
+            if on_chunk is not None:
+                on_chunk(piece)
+
         try:
-            result = await run_chain(self.kernel, [function], input=text or None, variables=variables)
+            result = await run_chain(
+                self.kernel,
+                [function],
+                input=text or None,
+                variables=variables,
+                on_chunk=chunk if on_chunk is not None else None,
+            )
         except MissingVariableError as missing:  # its message names the CLI's --var; say it the REPL's way
             hint = "add the text after the name" if missing.variable == "input" else f"add {missing.variable}=VALUE"
             return Reply(f"{missing.function} needs '{missing.variable}': {hint}", "error")
-        self._remember(f"(ran {name} on: {text or 'no input'})", result.result)
-        return self._counted(Reply(result.result, "result", result.usage))
+        finally:
+            if emit is not None:
+                emit(Progress("run", f"ran {shown}", done=True))
+        self._remember(f"(ran {name} on: {_shorten(text) or 'no input'})", result.result, title=f"{shown} {arguments.strip()}")
+        return self._counted(Reply(result.result, "result", result.usage, streamed=bool(streamed)))
 
-    async def _plan(self, goal: str, confirm: Confirm | None, on_event: Callable[[Event], None] | None = None) -> Reply:
+    async def _plan(
+        self,
+        rest: str,
+        confirm: Confirm | None,
+        emit: Callable[[Event], None],
+        approve: Approve | None = None,
+    ) -> Reply:
         import inspect
 
-        from planners import PlanExecutor, SequentialPlanner
+        from planners import ActionPlanner, FunctionCallingPlanner, PlanExecutor, SequentialPlanner
 
+        options, goal = _plan_options(rest)
         if not goal:
-            return Reply("usage: /plan GOAL, e.g. /plan Write a poem about bread, then translate it to French", "error")
-        planner = SequentialPlanner(self.kernel)
-        plan = await planner.create_plan(goal)
-        shown = str(plan)
-        if on_event is not None:
-            import uuid
+            return Reply(
+                "usage: /plan [--planner P] [--exclude PLUGIN,...] [--max-functions N] GOAL, "
+                "e.g. /plan Write a poem about bread, then translate it to French",
+                "error",
+            )
+        kind, excluded, limit = options["planner"], options["exclude"] or None, options["max_functions"]
+        emit(Progress("planning", f"planning with the {kind} planner"))
+        if kind == "function-calling":
 
-            steps = [{"function": step.function, "args": step.args} for step in plan.steps]
-            on_event(PlanProposed(f"plan_{uuid.uuid4().hex[:12]}", shown, steps))
+            async def approve_call(request: Any) -> bool:  # a MODEL or WRITE call, asked like free text's
+                asked = ApprovalNeeded("", "", request.function, dict(request.args), request.effect.value)
+                emit(asked)
+                return await _decide(approve, asked)
+
+            extra = {"max_functions": limit} if limit else {}
+            try:
+                outcome = await FunctionCallingPlanner(
+                    self.kernel, excluded=excluded, approve_call=approve_call, **extra
+                ).run(goal)
+            finally:
+                emit(Progress("planning", "planned", done=True))
+            self._remember(f"(planned and ran: {goal})", outcome.answer, title=goal)
+            return self._counted(Reply(outcome.answer, "result", outcome.usage))
+        planner_class = ActionPlanner if kind == "action" else SequentialPlanner
+        planner = planner_class(self.kernel, max_functions=limit, excluded=excluded)
+        try:
+            plan = await planner.create_plan(goal)
+        finally:
+            emit(Progress("planning", "planned", done=True))
+        shown = str(plan)
+        import uuid
+
+        steps = [{"function": step.function, "args": step.args} for step in plan.steps]
+        emit(PlanProposed(f"plan_{uuid.uuid4().hex[:12]}", shown, steps))
         if confirm is None:
             return Reply(f"{shown}\n(not run: nothing to ask for approval)", "plan")
         answer = confirm(shown)
@@ -185,22 +286,128 @@ class ChatSession:
             answer = await answer
         if not answer:
             return Reply("Not run.", "plan")
-        result = await PlanExecutor(self.kernel, catalogue=planner.catalogue).execute(plan)
-        self._remember(f"(planned and ran: {goal})", result.result)
+        total = len(plan.steps)
+
+        def on_step(event: str, number: int, step: Any, result: Any) -> None:
+            if event == "started":
+                emit(Progress("step", f"step {number}/{total} {step.function}"))
+            else:
+                seconds = f" in {result.seconds:.1f} s" if result is not None else ""
+                emit(Progress("step", f"step {number}/{total} {step.function} done{seconds}", done=True))
+
+        executor = PlanExecutor(self.kernel, catalogue=planner.catalogue, on_step=on_step)
+        result = await executor.execute(plan)
+        self._remember(f"(planned and ran: {goal})", result.result, title=goal)
         return self._counted(Reply(result.result, "result", planner.last_usage + result.usage))
 
-    async def _ask(self, rest: str) -> Reply:
+    async def _ask(self, rest: str, emit: Callable[[Event], None] | None = None) -> Reply:
         try:
             collection, question = _split_first(rest)
         except ValueError:
             return Reply("usage: /ask COLLECTION QUESTION, e.g. /ask SWOT How can we earn more?", "error")
+        if emit is not None:
+            emit(Progress("ask", f"searching {collection} and answering"))
         # The memory plugin's own function: the same store, floor and answer form as in plans and templates.
-        result = await self.kernel.invoke(
-            self.kernel.get_function("memory", "ask"), input=question, collection=collection
-        )
+        try:
+            result = await self.kernel.invoke(
+                self.kernel.get_function("memory", "ask"), input=self._resolve(question), collection=collection
+            )
+        finally:
+            if emit is not None:
+                emit(Progress("ask", "answered", done=True))
         text = "" if result is None else str(result)
-        self._remember(question, text)
+        self._remember(question, text, title=question)
         return Reply(text, "answer")
+
+    async def _save(self, rest: str, emit: Callable[[Event], None]) -> Reply:
+        collection, _, what = rest.strip().partition(" ")
+        if not collection:
+            return Reply("usage: /save COLLECTION [text|$NAME], e.g. /save SWOT $swot (default: $last)", "error")
+        text = self._resolve(what.strip() or "$last")
+        if not text.strip():
+            return Reply("nothing to save: give a text or $NAME", "error")
+        emit(Progress("save", f"saving into {collection}"))
+        try:
+            saved = await self.kernel.invoke(
+                self.kernel.get_function("memory", "save"), input=text, collection=collection
+            )
+        finally:
+            emit(Progress("save", "saved", done=True))
+        return Reply(f"Saved into {collection} as [{saved}]: /ask {collection} QUESTION answers from it.", "help")
+
+    def _export(self, rest: str) -> Reply:
+        from pathlib import Path
+
+        if not rest.strip():
+            return Reply("usage: /export FILE.md", "error")
+        path = Path(shlex.split(rest)[0] if rest.strip()[:1] in "\"'" else rest.strip()).expanduser()
+        text = conversation_markdown(self.engine.store, self.conversation_id)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            return Reply(f"cannot write {path}: {error.strerror or error}", "error")
+        return Reply(f"Wrote {path} ({len(text.splitlines())} lines).", "help")
+
+    def _history(self) -> str:
+        import datetime
+
+        conversations = self.engine.store.list(limit=20)
+        if not conversations:
+            return "no stored conversations yet"
+        lines = []
+        for number, conversation in enumerate(conversations, 1):
+            when = datetime.datetime.fromtimestamp(conversation.updated_at).strftime("%Y-%m-%d %H:%M")
+            mark = "*" if conversation.id == self.conversation_id else " "
+            title = conversation.title or "(untitled)"
+            lines.append(
+                f"{mark}{number:>3}. {when}  {conversation.message_count:>4} msgs  {title}  [{conversation.id}]"
+            )
+        return "\n".join(lines) + "\n/resume N continues one; * is this one."
+
+    def _resume(self, rest: str) -> Reply:
+        wanted = rest.strip()
+        conversations = self.engine.store.list(limit=20)
+        if not wanted:
+            others = [c for c in conversations if c.id != self.conversation_id and c.message_count]
+            if not others:
+                return Reply("no other stored conversation to resume: /history lists them", "error")
+            chosen = others[0]
+        elif wanted.isdigit() and 1 <= int(wanted) <= len(conversations):
+            chosen = conversations[int(wanted) - 1]
+        else:
+            chosen = self.engine.store.get(wanted)  # ConversationNotFoundError: one line, naming the list
+        self.conversation_id = chosen.id
+        return Reply(f"Continuing {chosen.title or chosen.id} ({chosen.message_count} messages).", "help")
+
+    def _set(self, rest: str) -> Reply:
+        name, _, value = rest.strip().partition(" ")
+        if not name:
+            return Reply(f"max_tokens {self.engine.max_tokens}  (context {self.engine.context_tokens} tokens)", "help")
+        if name.lower() not in ("max_tokens", "max-tokens"):
+            return Reply(f"unknown setting {name}: one of {SETTINGS_HELP}", "error")
+        value = value.strip()
+        if not value.isdigit() or not 16 <= int(value) <= self.engine.context_tokens // 2:
+            limit = self.engine.context_tokens // 2
+            return Reply(f"max_tokens takes a number from 16 to {limit} (half the model's context)", "error")
+        self.engine.max_tokens = int(value)
+        return Reply(f"max_tokens {self.engine.max_tokens}", "help")
+
+    def _results(self) -> str:
+        if not self.results:
+            return "no results yet: `/run ... > NAME` names one; $last is the latest"
+        return "\n".join(f"  ${name}  {_shorten(text, 70)}" for name, text in self.results.items())
+
+    def _resolve(self, text: str) -> str:
+        """``$last`` and ``$NAME`` (named with ``> NAME``) replaced by the results they name."""
+
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.results:
+                known = ", ".join(f"${n}" for n in self.results) or "none yet"
+                raise UsageError(f"no result named ${name}: name one with `> {name}` after a command (known: {known})")
+            return self.results[name]
+
+        return _REFERENCE.sub(value, text)
 
     # endregion
 
@@ -209,31 +416,111 @@ class ChatSession:
         text: str,
         on_chunk: Callable[[str], None] | None,
         approve: Approve | None,
-        on_event: Callable[[Event], None] | None,
+        on_event: Callable[[Event], None],
     ) -> Reply:
-        answer, usage, error = "", Usage(), None
+        answer, usage, error, cut = "", Usage(), None, False
         async for event in self.engine.stream(self.conversation_id, text, approve=approve, stream=on_chunk is not None):
-            if on_event is not None:
-                on_event(event)
+            on_event(event)
             if isinstance(event, TextDelta) and on_chunk is not None:
                 on_chunk(event.text)
             elif isinstance(event, Done):
-                answer, usage = event.text, event.usage
-                if event.finish_reason == "length":
-                    answer += "\n(cut: the answer reached its length limit)"
+                answer, usage, cut = event.text, event.usage, event.finish_reason == "length"
             elif isinstance(event, ErrorEvent):
                 error = event.message
         if error is not None:
             return Reply(error, "error")
-        return self._counted(Reply(answer, "answer", usage, streamed=on_chunk is not None))
+        return self._counted(Reply(answer, "answer", usage, streamed=on_chunk is not None, cut=cut))
 
-    def _remember(self, said: str, result: str) -> None:
+    def _remember(self, said: str, result: str, *, title: str = "") -> None:
         self.engine.remember(self.conversation_id, said, result)
+        conversation = self.engine.store.get(self.conversation_id)
+        if not conversation.title and title.strip():  # the first exchange names the conversation
+            self.engine.store.update(self.conversation_id, title=_shorten(title, 60))
 
     def _counted(self, reply: Reply) -> Reply:
         if reply.usage is not None:
             self.usage = self.usage + reply.usage
         return reply
+
+
+CUT_NOTE = "(cut: the answer reached its length limit of {max_tokens} tokens; /set max_tokens N allows longer)"
+
+
+def answer_tokens(context_tokens: int) -> int:
+    """The default answer length for a model's context: a quarter of it, between 256 and 4096 tokens."""
+    return max(256, min(4096, context_tokens // 4))
+
+
+def conversation_markdown(store: ConversationStore, conversation_id: str) -> str:
+    """A stored conversation as markdown: what was said, and what each function returned."""
+    import datetime
+
+    conversation = store.get(conversation_id)
+    when = datetime.datetime.fromtimestamp(conversation.created_at).strftime("%Y-%m-%d %H:%M")
+    lines = [f"# {conversation.title or 'Conversation'}", "", f"_{when}, {conversation.model or conversation.service}_"]
+    for message in store.messages(conversation_id):
+        if message.role == "user":
+            lines += ["", "## You", "", message.content]
+        elif message.role == "tool":
+            lines += ["", f"### Result of {message.name}", "", message.content]
+        elif message.role == "assistant":
+            calls = [f"- called `{call.function}({_arguments_text(call.arguments)})`" for call in message.tool_calls]
+            if message.content or calls:
+                lines += ["", "## Kernel App", ""]
+            lines += [*calls, *([message.content] if message.content else [])]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _arguments_text(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in arguments.items())
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _result_name(rest: str) -> tuple[str, str | None]:
+    """``... > NAME`` at the end of a command keeps its result as ``$NAME``."""
+    match = _NAMED.match(rest)
+    if match is None:
+        return rest, None
+    return match.group("command"), match.group("name")
+
+
+def _plan_options(rest: str) -> tuple[dict[str, Any], str]:
+    """Leading ``--planner P``, ``--exclude A,B`` (repeatable) and ``--max-functions N``; the rest is the goal."""
+    options: dict[str, Any] = {"planner": "sequential", "exclude": [], "max_functions": None}
+    words = rest.split()
+    while words and words[0].startswith("--"):
+        flag, _, inline = words.pop(0).partition("=")
+        if flag not in ("--planner", "--exclude", "--max-functions"):
+            raise UsageError(f"unknown /plan option {flag}: use --planner, --exclude or --max-functions")
+        value = inline or (words.pop(0) if words else "")
+        if not value:
+            raise UsageError(f"/plan {flag} needs a value")
+        if flag == "--planner":
+            if value not in PLANNERS:
+                raise UsageError(f"unknown planner {value!r}: use one of {', '.join(PLANNERS)}")
+            options["planner"] = value
+        elif flag == "--exclude":
+            options["exclude"] += [part for part in value.split(",") if part]
+        elif not value.isdigit() or int(value) < 1:
+            raise UsageError(f"/plan --max-functions takes a positive number, not {value!r}")
+        else:
+            options["max_functions"] = int(value)
+    return options, " ".join(words)
+
+
+async def _decide(approve: Approve | None, request: ApprovalNeeded) -> bool:
+    import inspect
+
+    if approve is None:
+        return False
+    answer = approve(request)
+    if inspect.isawaitable(answer):
+        answer = await answer
+    return bool(answer)
 
 
 def _variables_and_text(arguments: str) -> tuple[dict[str, object], str]:

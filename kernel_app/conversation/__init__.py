@@ -9,6 +9,7 @@ from kernel_app.conversation.events import (
     FunctionCallFinished,
     FunctionCallStarted,
     PlanProposed,
+    Progress,
     TextDelta,
 )
 from kernel_app.conversation.store import (
@@ -33,6 +34,7 @@ __all__ = [
     "FunctionCallStarted",
     "Message",
     "PlanProposed",
+    "Progress",
     "TextDelta",
     "ToolCall",
     "TurnResult",

@@ -79,6 +79,18 @@ class PlanProposed(Event):
 
 
 @dataclass(frozen=True)
+class Progress(Event):
+    """Something slow began (``done`` False) or ended: planning, a plan step, a memory question, a function.
+
+    For a status line; ``text`` is one short line, e.g. "step 1/3 BusinessThinking.SWOT"."""
+
+    type: ClassVar[str] = "progress"
+    stage: str  # planning, step, ask, run, save
+    text: str
+    done: bool = False
+
+
+@dataclass(frozen=True)
 class ErrorEvent(Event):
     """The turn failed (a model or plugin failure); one line, never a traceback. ``Done`` does not follow."""
 

@@ -1,0 +1,169 @@
+"""The REPL's command layer on the scripted service: limits, results that flow, memory, export, conversations."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kernel_app.chat_session import ChatSession, answer_tokens
+from kernel_app.config import Settings
+from kernel_app.conversation.events import Event, PlanProposed, Progress
+from kernel_app.conversation.store import ConversationStore
+from kernel_app.kernel_builder import build_kernel
+from kernel_app.services.scripted import ScriptedChatCompletion
+from tests.conftest import run_cli
+
+SUM_PLAN = '{"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]}'
+
+
+class CutScripted(ScriptedChatCompletion):
+    """Every answer ends as a model's does when it reaches max_tokens."""
+
+    async def _inner_get_chat_message_contents(self, chat_history, settings):  # type: ignore[no-untyped-def]
+        from semantic_kernel.contents.utils.finish_reason import FinishReason
+
+        messages = await super()._inner_get_chat_message_contents(chat_history, settings)
+        for message in messages:
+            message.finish_reason = FinishReason.LENGTH
+        return messages
+
+
+def make(tmp_path: Path, service: ScriptedChatCompletion, **options: object) -> ChatSession:
+    kernel = build_kernel(Settings(memory_dir=tmp_path / "memory"), chat_service=service).kernel
+    store = ConversationStore(tmp_path / "conversations.sqlite3")
+    return ChatSession(kernel, store=store, **options)  # type: ignore[arg-type]
+
+
+async def test_the_answer_length_follows_the_model_and_set_max_tokens(tmp_path: Path) -> None:
+    service = ScriptedChatCompletion(default="ok")
+    session = make(tmp_path, service)
+    # The scripted model's context is the default 8192 tokens: a quarter of it, not a fixed 500.
+    assert session.engine.max_tokens == answer_tokens(8192) == 2048
+    await session.handle("Hi")
+    assert service.requests[-1].settings["max_tokens"] == 2048
+    assert (await session.handle("/set max_tokens 1500")).text == "max_tokens 1500"
+    await session.handle("Hi again")
+    assert service.requests[-1].settings["max_tokens"] == 1500
+    assert "max_tokens 1500" in (await session.handle("/set")).text
+    for bad in ("/set max_tokens lots", "/set max_tokens 9999999", "/set colour blue"):
+        assert (await session.handle(bad)).is_error, bad
+    assert answer_tokens(4096) == 1024 and answer_tokens(128_000) == 4096 and answer_tokens(512) == 256
+
+
+async def test_a_cut_answer_is_marked_cut(tmp_path: Path) -> None:
+    session = make(tmp_path, CutScripted(default="The first half of a long"))
+    reply = await session.handle("Tell me everything")
+    assert reply.cut and reply.text == "The first half of a long"
+    assert not (await make(tmp_path, ScriptedChatCompletion(default="Short.")).handle("Hi")).cut
+
+
+async def test_the_help_example_of_chat_runs(tmp_path: Path) -> None:
+    help_text = run_cli("chat", "--help").stdout
+    example = re.search(r"printf '(.*?)' \| kernel-app chat", help_text)
+    assert example is not None, help_text
+    lines = example.group(1).encode().decode("unicode_escape").splitlines()
+    session = make(tmp_path, ScriptedChatCompletion(default="You added 2 and 3."))
+    replies = [await session.handle(line) for line in lines]
+    assert [r.is_error for r in replies] == [False] * len(lines), [r.text for r in replies]
+    assert replies[0].text == "5"
+
+
+async def test_named_results_flow_into_the_next_function(tmp_path: Path) -> None:
+    service = ScriptedChatCompletion(
+        [
+            "| Strengths | Why |\n|---|---|\n| Fresh bread | daily |",
+            "| Strengths | Why |\n|---|---|\n| Spotless floors | weekly |",
+            "Cleaning shops is good work.",
+        ]
+    )
+    session = make(tmp_path, service)
+    swot = await session.handle("/run BusinessThinking.SWOTDraft a bakery > swot")
+    assert swot.kind == "result" and session.results["swot"] == swot.text == session.results["last"]
+    shifted = await session.handle('/run BusinessThinking.ShiftDomain domain="cleaning services" $swot > cleaning')
+    prompt = service.requests[1].prompt
+    assert "Fresh bread" in prompt and "New domain: cleaning services" in prompt and "$swot" not in prompt
+    assert session.results["cleaning"] == shifted.text
+    await session.handle("/run BusinessThinking.ChangeAudience level=child $last")
+    assert "Spotless floors" in service.requests[2].prompt
+    unknown = await session.handle("/run BusinessThinking.ChangeAudience level=child $nothing")
+    assert unknown.is_error and "no result named $nothing" in unknown.text and "$swot" in unknown.text
+    assert "$cleaning" in (await session.handle("/results")).text
+
+
+async def test_save_a_result_to_memory_and_ask_about_it(tmp_path: Path) -> None:
+    service = ScriptedChatCompletion(["Late-night delivery would earn more.", "Deliver late [saved] as noted."])
+    session = make(tmp_path, service)
+    await session.handle("What could a bakery do to earn more?")
+    saved = await session.handle("/save Ideas")  # $last by default
+    assert saved.kind == "help" and "Saved into Ideas" in saved.text, saved.text
+    record = re.search(r"\[(.+?)\]", saved.text).group(1)  # type: ignore[union-attr]
+    events: list[Event] = []
+    answer = await session.handle("/ask Ideas How can we earn more at night?", on_event=events.append)
+    assert f"[{record}] Late-night delivery would earn more." in service.requests[-1].prompt
+    assert answer.kind == "answer" and [e.done for e in events if isinstance(e, Progress)] == [False, True]
+    assert (await session.handle("/save Ideas a second, typed idea")).kind == "help"
+    assert (await session.handle("/save")).is_error
+
+
+async def test_export_writes_the_conversation_as_markdown(tmp_path: Path) -> None:
+    session = make(tmp_path, ScriptedChatCompletion(["Hello! Ask me about your bakery."]))
+    await session.handle("Hi, I run a bakery")
+    await session.handle("/run Math.add a=2 b=3")
+    target = tmp_path / "out" / "chat.md"
+    assert (await session.handle(f"/export {target}")).is_error  # no such folder: one line, no traceback
+    target = tmp_path / "chat.md"
+    done = await session.handle(f"/export {target}")
+    assert done.kind == "help" and str(target) in done.text
+    text = target.read_text()
+    assert text.startswith("# Hi, I run a bakery\n")
+    assert "## You\n\nHi, I run a bakery\n\n## Kernel App\n\nHello! Ask me about your bakery." in text
+    assert "## You\n\n(ran Math.add on: no input)\n\n## Kernel App\n\n5\n" in text
+
+
+async def test_history_resume_and_new_on_the_store(tmp_path: Path) -> None:
+    session = make(tmp_path, ScriptedChatCompletion(default="Noted."))
+    await session.handle("Our bakery opens at six")
+    first = session.conversation_id
+    assert (await session.handle("/new")).kind == "help" and session.conversation_id != first
+    await session.handle("/run Math.add a=1 b=1")
+    listed = (await session.handle("/history")).text
+    assert "Our bakery opens at six" in listed and "Math.add a=1 b=1" in listed  # titles from the first exchange
+    assert re.search(r"\*\s+1\. .*Math\.add", listed), listed  # the current one, newest first
+    resumed = await session.handle("/resume 2")
+    assert session.conversation_id == first and "Our bakery opens at six" in resumed.text
+    await session.handle("When do we open?")
+    service = session.engine.kernel.get_service("scripted")
+    assert "Our bakery opens at six" in service.requests[-1].prompt  # type: ignore[attr-defined]
+    assert (await session.handle("/resume nope")).is_error
+    await session.handle("/resume")  # the latest other one
+    assert session.conversation_id != first
+
+
+async def test_plan_takes_the_planner_options(tmp_path: Path) -> None:
+    service = ScriptedChatCompletion([SUM_PLAN])
+    session = make(tmp_path, service)
+    events: list[Event] = []
+
+    async def yes(plan_text: str) -> bool:
+        return True
+
+    reply = await session.handle(
+        "/plan --exclude Writer,Time --max-functions 3 What is 110 plus 990? > sum", confirm=yes, on_event=events.append
+    )
+    assert (reply.kind, reply.text, session.results["sum"]) == ("result", "1100", "1100")
+    offered = service.requests[0].prompt
+    assert "Writer.Translate" not in offered and "Math.add" in offered
+    plan = next(e for e in events if isinstance(e, PlanProposed))
+    assert plan.text.splitlines()[1].startswith("1. sum = Math.add(")
+    progress = [e.text for e in events if isinstance(e, Progress)]
+    assert progress[0].startswith("planning") and "step 1/1 Math.add" in progress
+    for bad in ("/plan --planner magic Do it", "/plan --max-functions none Do it", "/plan --colour red Do it"):
+        assert (await session.handle(bad)).is_error, bad
+
+
+@pytest.mark.parametrize("line", ["/run Math.add a=2 b=3 > five", "/ask", "/export"])
+async def test_command_errors_are_one_line(tmp_path: Path, line: str) -> None:
+    reply = await make(tmp_path, ScriptedChatCompletion(default="ok")).handle(line)
+    assert "\n" not in reply.text
