@@ -27,6 +27,12 @@ from kernel_app.cli.context import AppContext, report_problems
 )
 @click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Seconds per generation.")
 @click.option("--no-mcp", is_flag=True, help="Do not serve MCP at /mcp.")
+@click.option(
+    "--teams-anonymous",
+    is_flag=True,
+    help="Serve Teams at /api/messages WITHOUT authentication (local testing, loopback only).",
+)
+@click.option("--no-teams", is_flag=True, help="Do not serve Teams at /api/messages even when it is configured.")
 @click.pass_obj
 def serve(
     app: AppContext,
@@ -37,6 +43,8 @@ def serve(
     queue: int,
     timeout: float,
     no_mcp: bool,
+    teams_anonymous: bool,
+    no_teams: bool,
 ) -> None:
     """Serve the kernel over HTTP: REST under /v1, OpenAI-compatible /v1/chat/completions, MCP at /mcp.
 
@@ -44,11 +52,25 @@ def serve(
     Binds 127.0.0.1 unless --host says otherwise; any other address needs API keys:
       KERNEL_APP_API_KEYS=KEY1,KEY2 kernel-app serve --host 0.0.0.0
     Clients then send 'Authorization: Bearer KEY'. The API reference is the server's own /docs.
+    Teams (/api/messages) is served when the Agents SDK's CONNECTIONS__SERVICE_CONNECTION__SETTINGS__*
+    variables are set (README, "Teams"), or with --teams-anonymous for local testing.
     """
     from kernel_app.server.security import api_keys_from_env, check_bind
 
     keys = api_keys_from_env()
     check_bind(host, keys)  # before anything loads
+    teams = None
+    if not no_teams:
+        from kernel_app.server.teams import check_teams_bind, is_anonymous, teams_config
+
+        teams = teams_config(anonymous=teams_anonymous)
+        check_teams_bind(host, teams)
+        if teams is not None and is_anonymous(teams):
+            click.echo(
+                "WARNING: Teams at /api/messages accepts UNAUTHENTICATED requests (anonymous mode): "
+                "for local testing only",
+                err=True,
+            )
     import uvicorn
 
     from kernel_app.server import create_app
@@ -61,12 +83,14 @@ def serve(
         request_timeout=timeout,
         approve_model_functions=approve_model_functions,
         mcp=not no_mcp,
+        teams=teams,
     )
     report_problems(asgi.state.kernel_app.load_report.problems, quiet_warnings=True)
     shown = f"[{host}]" if ":" in host else host
     click.echo(
         f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; docs at /docs, OpenAI base URL /v1"
         + ("" if no_mcp else ", MCP at /mcp")
+        + ("" if teams is None else ", Teams at /api/messages")
         + (", API keys required" if keys else "")
         + ")",
         err=True,

@@ -45,6 +45,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     approve_model_functions: bool = False,
     mcp: bool = True,
+    teams: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The ASGI app.
 
@@ -52,7 +53,8 @@ def create_app(
     against DNS rebinding; with keys every route but ``/healthz`` needs one. ``settings``: None loads
     them as the CLI does; ``chat_service`` replaces the configured one (tests, benchmarks);
     ``concurrency``: generations at once (default 1 for the embedded model, 8 for a hosted one),
-    ``queue`` more may wait, then 429.
+    ``queue`` more may wait, then 429. ``teams``: the Agents SDK's configuration
+    (:func:`kernel_app.server.teams.teams_config`) to serve Teams at ``/api/messages``.
     """
     from kernel_app.config import load_settings
     from kernel_app.kernel_builder import build_kernel
@@ -124,6 +126,10 @@ def create_app(
     app.add_middleware(BearerAuth, api_keys=keys)  # nothing below runs unauthenticated
     if not keys:
         app.add_middleware(LoopbackHosts)
+    if teams is not None:  # outside the API-key check: the SDK checks the channel's JWT on that route
+        from kernel_app.server.teams import mount
+
+        mount(app, state, teams, max_body_bytes=max_body_bytes)
     origins = list(cors_origins)
     if origins:  # outermost: a browser's preflight carries no key
         app.add_middleware(

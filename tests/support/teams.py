@@ -1,0 +1,140 @@
+"""Teams on loopback: a fake Bot Framework connector that records what the agent sends, and activities.
+
+The connector is a real HTTP server on 127.0.0.1 given to the agent as ``serviceUrl``: replies arrive
+as ``POST v3/conversations/{id}/activities[/{replyToId}]``, card updates as ``PUT .../activities/{id}``,
+each answered ``{"id": ...}`` as the Bot Framework connector does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tests.test_server_openai import running
+
+
+@dataclass
+class Sent:
+    method: str
+    path: str
+    body: dict[str, Any]
+    authorization: str | None
+
+    @property
+    def type(self) -> str:
+        return str(self.body.get("type"))
+
+    @property
+    def text(self) -> str:
+        return str(self.body.get("text") or "")
+
+    @property
+    def stream(self) -> dict[str, Any] | None:
+        for entity in self.body.get("entities") or []:
+            if entity.get("type") == "streaminfo":
+                return entity
+        return None
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        for attachment in self.body.get("attachments") or []:
+            if attachment.get("contentType") == "application/vnd.microsoft.card.adaptive":
+                return attachment["content"]
+        return None
+
+
+@dataclass
+class FakeConnector:
+    url: str = ""
+    sent: list[Sent] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def take(self) -> list[Sent]:
+        with self.lock:
+            taken, self.sent[:] = list(self.sent), []
+        return taken
+
+    def app(self) -> Starlette:
+        async def record(request: Request) -> JSONResponse:
+            body = await request.json()
+            with self.lock:
+                self.sent.append(
+                    Sent(request.method, request.url.path, body, request.headers.get("authorization"))
+                )
+                number = next(self.ids)
+            return JSONResponse({"id": f"sent-{number}"})
+
+        return Starlette(routes=[Route("/v3/conversations/{rest:path}", record, methods=["POST", "PUT"])])
+
+
+@contextmanager
+def fake_connector() -> Iterator[FakeConnector]:
+    connector = FakeConnector()
+    with running(connector.app()) as url:
+        connector.url = url + "/"
+        yield connector
+
+
+def activity(
+    connector: FakeConnector,
+    text: str = "",
+    *,
+    conversation: str = "conv-1",
+    kind: str = "personal",
+    channel: str = "msteams",
+    user: str = "user-1",
+    name: str = "Ada",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A message activity as Teams posts it (``extra`` adds or replaces fields)."""
+    body: dict[str, Any] = {
+        "type": "message",
+        "id": f"msg-{uuid.uuid4().hex[:8]}",
+        "channelId": channel,
+        "serviceUrl": connector.url,
+        "from": {"id": f"29:{user}", "name": name, "aadObjectId": f"aad-{user}"},
+        "recipient": {"id": "28:kernel-app", "name": "Kernel App"},
+        "conversation": {"id": conversation, "conversationType": kind, "tenantId": "tenant-1"},
+        "locale": "en-US",
+        "text": text,
+    }
+    body.update(extra)
+    return body
+
+
+def card_click(
+    connector: FakeConnector,
+    verb: str,
+    plan_id: str,
+    card_id: str,
+    *,
+    conversation: str = "conv-1",
+    channel: str = "test",
+    user: str = "user-1",
+    name: str = "Ada",
+) -> dict[str, Any]:
+    """The invoke Teams posts when an ``Action.Execute`` button of the card ``card_id`` is clicked."""
+    body = activity(
+        connector,
+        conversation=conversation,
+        channel=channel,
+        user=user,
+        name=name,
+        type="invoke",
+        replyToId=card_id,
+        value={"action": {"type": "Action.Execute", "verb": verb, "data": {"planId": plan_id}}, "trigger": "manual"},
+    )
+    body.pop("text")
+    body["name"] = "adaptiveCard/action"
+    return body
