@@ -4,7 +4,8 @@ Small models write ``{"topic": "the sea"}`` for ``Writer.ShortPoem(input)``, or 
 ``language``. Repairing that costs a whole model turn (tens of seconds on the embedded model) for a
 name the catalogue already explains. The rule is deliberately narrow, so that no wrong plan can pass:
 
-- only a name-like name (letters, digits, ``_``, ``-``) that is NOT a parameter is mapped, and only onto a parameter the step does NOT give;
+- only a name-like name (letters, digits, ``_``, ``-``) that is NOT a parameter is mapped, and only
+  onto a parameter the step does NOT give;
 - the evidence is in the catalogue itself: the same name spelled differently (``day-name``,
   ``dayName`` → ``day_name``), one name a prefix or suffix of the other (``lang`` → ``language``,
   ``target_language`` → ``language``), or every word of the name in the parameter's name and

@@ -18,34 +18,39 @@ Answer with one JSON object and nothing else, in this form:
 {"steps": [{"function": "Plugin.Function", "args": {"parameter": "value"}, "output": "name"}]}
 
 Rules:
-- "function" is exactly one of the function names listed above; never invent one.
-- "args" holds only that function's parameters, and every parameter marked required.
+- "function" is exactly one of the function names listed below; never invent one.
+- "args" uses exactly the parameter names shown in parentheses after the function's name, e.g. "input";
+  give every required one, optional ones only when the goal needs them. A function shown with () takes
+  no arguments: "args": {}.
 - An argument value is either literal text (or a number), or "$name" to use the output of an EARLIER
   step or an input variable. Nothing is passed on by itself: to feed one step's result into the next,
   write it explicitly, e.g. "input": "$poem".
 - "output" is a short, unique name for the step's result (letters, digits, _).
 - The last step's output is the final result."""
 
+# The fixed text (role, format, rules) comes BEFORE the functions offered for this goal: llama.cpp
+# reuses the prompt prefix it has already evaluated, so on the embedded model only the function list
+# and the goal are read anew for each plan.
 SEQUENTIAL_SYSTEM = """\
 You are a planner. You turn a user's goal into a short plan: a sequence of calls to the functions
 listed below, where later calls may use the results of earlier ones. Use as few steps as the goal
-needs, at most {max_steps}.
+needs, at most {max_steps}: one step when one function does the whole job.
 
-Functions:
-{functions}
+{format}
+- If none of the functions can help with the goal, answer {{"steps": [], "reason": "why"}}.
 
-{inputs}{format}
-- If none of the functions can help with the goal, answer {{"steps": [], "reason": "why"}}."""
+{inputs}Functions:
+{functions}"""
 
 ACTION_SYSTEM = """\
 You pick the ONE function, from the list below, that best achieves the user's goal, and its arguments.
 
-Functions:
-{functions}
-
-{inputs}{format}
+{format}
 - The plan has exactly one step.
-- If no function fits the goal, answer {{"steps": [], "reason": "why"}}."""
+- If no function fits the goal, answer {{"steps": [], "reason": "why"}}.
+
+{inputs}Functions:
+{functions}"""
 
 REPAIR = """\
 Your previous answer could not be used:
@@ -71,11 +76,36 @@ def system_prompt(
 ) -> str:
     template = ACTION_SYSTEM if single_step else SEQUENTIAL_SYSTEM
     return template.format(
-        functions=catalogue.describe(names),
+        functions=describe_functions(catalogue, names),
         inputs=_inputs_text(inputs),
         format=_FORMAT,
         max_steps=max_steps,
     )
+
+
+def describe_functions(catalogue: FunctionCatalogue, names: Sequence[str]) -> str:
+    """The offered functions as the prompt lists them, each with its parameter names stated plainly in a
+    signature (``Writer.Translate(input, language)``), as a coder model reads them.
+
+    Each required parameter gets a line saying what it is; optional ones are named on one line, without
+    their descriptions: on the embedded model reading the prompt is most of a plan's time (about 10
+    tokens/s on a busy 2-core machine), and a goal rarely needs them.
+    """
+    blocks = []
+    for name in names:
+        info = catalogue.functions[name]
+        signature = f"{info.name}({', '.join(info.parameter_names)})"
+        lines = [f"- {signature}: {info.description or '(no description)'}"]
+        for p in info.parameters:
+            if p.required:
+                kind = "" if p.type == "string" else f", {p.type}"
+                about = f": {p.description}" if p.description else ""
+                lines.append(f"    {p.name} (required{kind}){about}")
+        optional = [p.name for p in info.parameters if not p.required]
+        if optional:
+            lines.append(f"    optional: {', '.join(optional)}")
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
 
 
 def user_prompt(goal: str) -> str:

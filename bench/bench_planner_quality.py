@@ -1,0 +1,215 @@
+"""Planning quality on an embedded model tier: valid plans, exact function sequences, outputs wired.
+
+Not a test: it plans each goal below once on the real model, as ``kernel-app plan GOAL`` does (every
+built-in plugin loaded, the tier's own ``planner_max_functions``, grammar on, temperature 0, up to 3
+repairs), and prints one line per goal and a summary with the markdown row for docs/planner.md.
+
+    python bench/bench_planner_quality.py [--model qwen2.5-coder-1.5b] [--only 1,2] [--deadline 1500]
+
+- **valid**: the planner returned a plan that passed validation (within its repair budget);
+- **exact**: its function sequence is the expected one (where two functions do the same job, e.g.
+  ``Time.today``/``Time.date``, either counts; nothing else does, no extra step);
+- **wired**: in an exact multi-step plan, every step that should use an earlier result names it
+  (``"input": "$poem"``), instead of repeating the goal's text;
+- **mapped**: arguments the planner read under a near-miss name (``topic`` → ``input``), per step note.
+
+Nothing is executed. ``--deadline`` (seconds) stops after the goal that passes it and reports what ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+@dataclass(frozen=True)
+class Goal:
+    text: str
+    # One entry per expected step: the function, or "A|B" where either does the job.
+    functions: tuple[str, ...]
+    # (step, earlier step): step (0-based) must take the earlier step's output as one of its arguments.
+    wires: tuple[tuple[int, int], ...] = ()
+
+
+def chain(*functions: str) -> tuple[tuple[int, int], ...]:
+    return tuple((index, index - 1) for index in range(1, len(functions)))
+
+
+def goal(text: str, *functions: str, wired: bool = True) -> Goal:
+    return Goal(text, functions, chain(*functions) if wired else ())
+
+
+GOALS: list[Goal] = [
+    goal("What is the sum of 110 and 990?", "Math.add"),
+    goal("Multiply 7 by 6.", "Math.multiply"),
+    goal("Divide 144 by 12.", "Math.divide"),
+    goal("Subtract 5 from 20.", "Math.subtract"),
+    goal("Add 12 and 30, then multiply the result by 2.", "Math.add", "Math.multiply"),
+    goal("What is today's date?", "Time.today|Time.date|Time.iso_date"),
+    goal("What year is it?", "Time.year"),
+    goal("Write a short poem about the sea.", "Writer.ShortPoem"),
+    goal("Translate 'good morning, my friend' into Spanish.", "Writer.Translate"),
+    goal(
+        "Summarize this text: the shop sells pizza and pasta every day of the week, and delivers at night.",
+        "Writer.Summarize",
+    ),
+    goal(
+        "Tomorrow is Valentine's day. I need to come up with a poem. Translate the poem to French.",
+        "Writer.ShortPoem",
+        "Writer.Translate",
+    ),
+    goal("Write a poem about autumn leaves and translate it into German.", "Writer.ShortPoem", "Writer.Translate"),
+    goal("Write a short poem about coffee and convert it to upper case.", "Writer.ShortPoem", "Text.upper"),
+    goal("Convert the text 'Hello World' to lower case.", "Text.lower"),
+    goal("How many characters are in the text 'semantic kernel'?", "Text.length"),
+    goal("Write a SWOT analysis of a family-run bakery in a small town.", "BusinessThinking.SWOT"),
+    goal(
+        "Make a SWOT analysis for a bakery, then shift it to the domain of cleaning services.",
+        "BusinessThinking.SWOT",
+        "BusinessThinking.ShiftDomain",
+    ),
+    goal(
+        "Write a SWOT analysis of a coffee shop and rewrite it so that a child can understand it.",
+        "BusinessThinking.SWOT",
+        "BusinessThinking.ChangeAudience",
+    ),
+    goal(
+        "Write the SWOT interview questions to ask the owner of a bike repair shop.", "BusinessThinking.SWOTInterview"
+    ),
+    goal("Find ways for a pizza shop to save money.", "BusinessThinking.SeekCostEfficiency"),
+    goal(
+        "Customer comments: 'The pizza was cold. Great staff! We waited 40 minutes.' Analyse the sentiment of "
+        "these comments, then turn the analysis into problem definitions.",
+        "DesignThinking.Empathize",
+        "DesignThinking.Define",
+    ),
+    goal(
+        "Summarize this text in a few words, then translate the summary into Italian: our bakery opens at six, "
+        "bakes sourdough bread every morning and closes on Mondays.",
+        "Writer.Summarize",
+        "Writer.Translate",
+    ),
+]
+
+
+@dataclass
+class Outcome:
+    goal: Goal
+    functions: list[str] = field(default_factory=list)
+    valid: bool = False
+    exact: bool = False
+    wired: bool = False
+    answers: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def judge(goal: Goal, plan) -> tuple[bool, bool]:
+    """(exact, wired) of a valid plan against the goal's expectation."""
+    from planners.plan import reference_name
+
+    functions = plan.functions
+    exact = len(functions) == len(goal.functions) and all(
+        name in expected.split("|") for name, expected in zip(functions, goal.functions, strict=True)
+    )
+    if not exact:
+        return False, False
+    for step, earlier in goal.wires:
+        wanted = plan.steps[earlier].output
+        if not any(reference_name(value) == wanted for value in plan.steps[step].args.values()):
+            return True, False
+    return True, True
+
+
+async def run(model: str, goals: list[Goal], deadline: float) -> tuple[list[Outcome], str, float]:
+    from kernel_app.config import Settings
+    from kernel_app.kernel_builder import build_kernel
+    from kernel_app.services.local_provider import create_local
+    from planners import PlanningError, SequentialPlanner
+
+    settings = Settings(model=model)
+    service = create_local(settings)
+    kernel = build_kernel(settings, chat_service=service).kernel
+    started = time.perf_counter()
+    await asyncio.to_thread(service.model)  # load time is not planning time
+    load = time.perf_counter() - started
+    outcomes = []
+    bench_started = time.perf_counter()
+    for number, item in enumerate(goals, 1):
+        planner = SequentialPlanner(kernel)
+        outcome = Outcome(item)
+        began = time.perf_counter()
+        try:
+            plan = await planner.create_plan(item.text)
+        except PlanningError as error:
+            outcome.error = str(error)
+        else:
+            outcome.valid = True
+            outcome.functions = plan.functions
+            outcome.exact, outcome.wired = judge(item, plan)
+            outcome.notes = [f"{step.function}: {note}" for step in plan.steps for note in step.notes]
+        outcome.seconds = time.perf_counter() - began
+        outcome.answers = len(planner.last_attempts)
+        outcomes.append(outcome)
+        mark = "exact" if outcome.exact else ("valid" if outcome.valid else "FAILED")
+        wiring = "" if len(item.functions) < 2 or not outcome.exact else (" wired" if outcome.wired else " NOT wired")
+        print(
+            f"{number:2}. {mark}{wiring} {outcome.seconds:5.1f} s {outcome.answers} answer(s) "
+            f"{' → '.join(outcome.functions) or outcome.error}  [{item.text[:60]}]",
+            flush=True,
+        )
+        for note in outcome.notes:
+            print(f"      note: {note}", flush=True)
+        if outcome.valid and not outcome.wired and (len(item.functions) > 1 or not outcome.exact):
+            for step in plan.steps:  # what a wrong plan looked like, for the docs
+                print(f"      {step.output} = {step.call_text()}", flush=True)
+        if time.perf_counter() - bench_started > deadline:
+            print(f"deadline of {deadline:g} s passed: stopping after {number} goal(s)", flush=True)
+            break
+    return outcomes, service.ai_model_id, load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="a tier name or a .gguf path")
+    parser.add_argument("--only", default="", help="comma-separated goal numbers (1-based) to run")
+    parser.add_argument("--deadline", type=float, default=1800.0, help="stop after this many seconds")
+    args = parser.parse_args()
+    goals = GOALS
+    if args.only:
+        goals = [GOALS[int(n) - 1] for n in args.only.split(",")]
+    outcomes, title, load = asyncio.run(run(args.model, goals, args.deadline))
+    count = len(outcomes)
+    valid = sum(o.valid for o in outcomes)
+    exact = sum(o.exact for o in outcomes)
+    multi = [o for o in outcomes if len(o.goal.functions) > 1]
+    wired = sum(o.wired for o in multi)
+    repairs = sum(max(o.answers - 1, 0) for o in outcomes)
+    mapped = sum(len(o.notes) for o in outcomes)
+    seconds = [o.seconds for o in outcomes]
+    print()
+    print(f"model: {title} (loaded in {load:.1f} s)")
+    print(f"valid plans     : {valid}/{count}")
+    print(f"exact sequences : {exact}/{count}")
+    print(f"wired (multi)   : {wired}/{len(multi)} multi-step goals exact and wired")
+    print(f"repair turns    : {repairs}; arguments mapped: {mapped}")
+    median = statistics.median(seconds)
+    print(f"seconds per plan: median {median:.1f}, max {max(seconds):.1f}, total {sum(seconds):.0f}")
+    print("markdown row:")
+    print(
+        f"| {args.model} | {count} | {valid} | {exact} | {wired}/{len(multi)} | {repairs} | "
+        f"{statistics.median(seconds):.0f} s |"
+    )
+
+
+if __name__ == "__main__":
+    main()
