@@ -18,14 +18,13 @@ Errors reach the user as one sentence; the details go to the log.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.conversation.events import FunctionCallStarted, PlanProposed
+from kernel_app.conversation.events import FunctionCallStarted, PlanProposed, Progress
 from kernel_app.server.teams import PATH, cards, is_anonymous
 from kernel_app.server.teams.links import TeamsLinks
 
@@ -43,23 +42,6 @@ MAX_JOBS = 500  # plans remembered (waiting ones are never dropped)
 GROUP_TYPES = ("groupChat", "channel")
 MAX_ERROR_CHARS = 300
 SORRY = "Sorry, something went wrong on my side; please try again."
-
-# The sink of "a kernel function starts" while a command runs (the filter below reads it): the
-# informative updates of /run and of an approved plan. Free text reports calls through engine events.
-_progress: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar(
-    "kernel_app_teams_progress", default=None
-)
-
-
-async def _progress_filter(context: Any, next: Callable[[Any], Any]) -> None:
-    sink = _progress.get()
-    if sink is not None:
-        try:
-            sink(str(context.function.fully_qualified_name).replace("-", ".", 1))
-        except Exception:  # a progress display must not fail the function
-            log.debug("progress sink failed", exc_info=True)
-    await next(context)
-
 
 @dataclass
 class PlanJob:
@@ -79,9 +61,9 @@ class PlanJob:
     progress: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     proposed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def report(self, function: str) -> None:
-        if self.state == "approved":
-            self.progress.put_nowait(function)
+    def report(self, event: Any) -> None:
+        if self.state == "approved" and isinstance(event, Progress) and event.stage == "step" and not event.done:
+            self.progress.put_nowait(_sentence(event.text))
 
 
 class _Renderer:
@@ -110,6 +92,31 @@ class _Renderer:
         await self.stream.end_stream()
 
 
+# The REPL's commands a Teams user may use. Not: /export (writes a file on the server), /history and
+# /resume (they reach every stored conversation, other users' too), /save, /exit.
+COMMANDS = frozenset({"/run", "/plan", "/ask", "/reset", "/new", "/help", "/functions", "/results", "/set"})
+
+
+def _sentence(text: str) -> str:
+    """A Progress line as an informative update: "running Math.add" -> "Running Math.add…"."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "…"
+
+
+def teams_help(help_text: str) -> str:
+    """The REPL's /help, less the commands Teams does not offer."""
+    lines, skipping = [], False
+    for line in help_text.splitlines():
+        if line.startswith("  /"):
+            skipping = line.split()[0] not in COMMANDS
+        elif not line.startswith("    "):
+            skipping = False
+        if not skipping:
+            lines.append(line)
+    text = "\n".join(lines).replace(" (or Ctrl-D)", "").replace(" [--vars FILE]", "")
+    return text.rstrip()
+
+
 def reply_text(reply: Reply) -> str:
     """What the user reads: the answer, or an error as one friendly sentence."""
     if reply.kind == "error":
@@ -119,7 +126,14 @@ def reply_text(reply: Reply) -> str:
         return f"Sorry, that did not work: {first}"
     if reply.kind == "exit":
         return "There is nothing to leave here: just stop writing, or /reset to start over."
-    return reply.text or "(no answer)"
+    text = reply.text or "(no answer)"
+    return text + "\n(cut: the answer reached its length limit)" if getattr(reply, "cut", False) else text
+
+
+def _function_calling(text: str) -> bool:
+    """``/plan --planner function-calling``: no plan to approve, it plans and runs in one go."""
+    words = text.replace("=", " ").split()
+    return any(a == "--planner" and b == "function-calling" for a, b in pairwise(words))
 
 
 def _user(activity: Activity) -> tuple[str, str]:
@@ -153,9 +167,9 @@ class TeamsAgent:
         )
         self.links = TeamsLinks.beside(state.store.path)
         self.jobs: dict[str, PlanJob] = {}
+        self._sessions: dict[str, ChatSession] = {}  # $last and named results live as long as the server
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        state.kernel.add_filter("function_invocation", _progress_filter)
 
         self.app.activity("message")(self._on_message)
         self.app.adaptive_card.action_execute(cards.APPROVE)(self._on_approve)
@@ -199,11 +213,16 @@ class TeamsAgent:
         from kernel_app.chat_session import ChatSession
 
         engine = self.state.engine
+        cached = self._sessions.get(teams_id)
+        if cached is not None and engine.store.exists(cached.conversation_id):
+            return cached
         conversation_id = self.links.get(teams_id)
         if conversation_id is None or not engine.store.exists(conversation_id):
-            conversation_id = engine.create(title="Teams").id
+            conversation_id = engine.create().id
             self.links.set(teams_id, conversation_id)
-        return ChatSession(self.state.kernel, engine=engine, conversation_id=conversation_id)
+        session = ChatSession(self.state.kernel, engine=engine, conversation_id=conversation_id)
+        self._sessions[teams_id] = session
+        return session
 
     def _keep(self, session: ChatSession, teams_id: str) -> None:
         if self.links.get(teams_id) != session.conversation_id:  # /reset
@@ -228,9 +247,20 @@ class TeamsAgent:
             return
         teams_id = str(activity.conversation.id)
         lock = self._locks.setdefault(teams_id, asyncio.Lock())
+        command = text.split(None, 1)[0].lower() if text.startswith("/") else ""
+        if command and command not in COMMANDS:
+            await context.send_activity(f"{command} is not available in Teams: type /help for the commands here.")
+            return
+        if command == "/run" and "--vars" in text.split():
+            await context.send_activity("--vars reads a file on the server: in Teams give name=value or --var-json.")
+            return
         async with lock:
             session = self.session(teams_id)
-            if text.split(None, 1)[0].lower() == "/plan":
+            if command == "/help":
+                from kernel_app.chat_session import HELP
+
+                await context.send_activity(teams_help(HELP))
+            elif command == "/plan" and not _function_calling(text):
                 await self._plan(context, session, text, group)
             else:
                 await self._turn(context, session, text, group)
@@ -248,6 +278,8 @@ class TeamsAgent:
         def on_event(event: Any) -> None:
             if isinstance(event, FunctionCallStarted):
                 render.info(f"Running {event.function}…")
+            elif isinstance(event, Progress) and not event.done:
+                render.info(_sentence(event.text))
 
         gate = self.state.gate
         try:
@@ -255,7 +287,6 @@ class TeamsAgent:
         except Busy as busy:
             await render.final(f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds.")
             return
-        token = _progress.set(lambda name: render.info(f"Running {name}…")) if text.startswith("/") else None
         try:
             reply = await asyncio.wait_for(
                 session.handle(
@@ -267,8 +298,6 @@ class TeamsAgent:
             await render.final(f"Sorry, that took longer than {self.state.request_timeout:g} seconds and was stopped.")
             return
         finally:
-            if token is not None:
-                _progress.reset(token)
             gate.release()
         await render.final(reply_text(reply))
 
@@ -297,8 +326,7 @@ class TeamsAgent:
                 return False
 
         async def run() -> Reply:
-            _progress.set(job.report)
-            return await session.handle(text, confirm=confirm, on_event=on_event)
+            return await session.handle(text, confirm=confirm, approve=self._approve_call, on_event=on_event)
 
         job.task = asyncio.create_task(run())
         waiter = asyncio.create_task(job.proposed.wait())
@@ -359,7 +387,7 @@ class TeamsAgent:
                 getter = asyncio.ensure_future(job.progress.get())
                 done, _ = await asyncio.wait({getter, job.task}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
-                    render.info(f"Running {getter.result()}…")
+                    render.info(getter.result())
                     continue
                 getter.cancel()
                 break

@@ -1,0 +1,99 @@
+"""The REPL's commands in Teams (/run, /ask, /reset, /help), through ChatSession, on loopback.
+
+Same setup as test_teams_messages: a real uvicorn server, real activities over HTTP, a fake connector
+as ``serviceUrl``, the scripted model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kernel_app.conversation import ConversationStore
+from kernel_app.server.teams.links import TeamsLinks
+from tests.support.teams import FakeConnector, activity, fake_connector
+from tests.test_conversation_engine import ToolScripted
+from tests.test_server_openai import running
+from tests.test_teams_messages import post, teams_app
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, ToolScripted, FakeConnector]]:
+    service = ToolScripted()
+    with fake_connector() as connector, running(teams_app(tmp_path, service)) as url:
+        yield url, service, connector
+
+
+def say(served: tuple[str, ToolScripted, FakeConnector], text: str, channel: str = "test") -> list[str]:
+    url, _, connector = served
+    assert post(url, activity(connector, text, channel=channel)).status_code == 202
+    return [s.text for s in connector.take() if s.type == "message"]
+
+
+def test_run_streams_its_progress_and_answers_with_the_result(
+    served: tuple[str, ToolScripted, FakeConnector],
+) -> None:
+    url, service, connector = served
+    assert post(url, activity(connector, "/run Math.add a=2 b=3")).status_code == 202
+    sent = connector.take()
+    assert (sent[0].type, sent[0].text, (sent[0].stream or {}).get("streamType")) == (
+        "typing",
+        "Running Math.add…",
+        "informative",
+    )
+    assert (sent[-1].type, sent[-1].text, (sent[-1].stream or {}).get("streamType")) == ("message", "5", "final")
+    assert service.requests == []  # a native function: no model call
+
+
+def test_help_lists_the_commands_teams_offers_and_only_those(served: tuple[str, ToolScripted, FakeConnector]) -> None:
+    (text,) = say(served, "/help")
+    for command in ("/run", "/plan", "/ask", "/new", "/help"):  # /reset is /new's other name
+        assert f"  {command}" in text
+    for command in ("/export", "/resume", "/history", "/exit", "--vars"):
+        assert command not in text
+
+
+def test_commands_that_reach_the_server_or_other_conversations_are_refused(
+    served: tuple[str, ToolScripted, FakeConnector], tmp_path: Path
+) -> None:
+    target = tmp_path / "leak.md"
+    assert say(served, f"/export {target}") == ["/export is not available in Teams: type /help for the commands here."]
+    assert not target.exists()
+    assert say(served, "/resume 1")[0].startswith("/resume is not available in Teams")
+    assert say(served, "/run Math.add --vars /etc/passwd")[0].startswith("--vars reads a file on the server")
+
+
+def test_reset_starts_a_new_conversation_and_the_old_one_stays_stored(
+    served: tuple[str, ToolScripted, FakeConnector], tmp_path: Path
+) -> None:
+    _, service, _ = served
+    service.queue("Noted.", "I do not know your city.")
+    links = TeamsLinks.beside(tmp_path / "memory" / "conversations.sqlite3")
+    assert say(served, "I live in Lyon.") == ["Noted."]
+    before = links.get("conv-1")
+    assert say(served, "/reset") == ["A new conversation: the model no longer sees the old one."]
+    after = links.get("conv-1")
+    assert after and after != before
+    assert say(served, "Where do I live?") == ["I do not know your city."]
+    assert "Lyon" not in service.requests[-1].prompt
+    store = ConversationStore(tmp_path / "memory" / "conversations.sqlite3")
+    assert [m.content for m in store.messages(before or "")] == ["I live in Lyon.", "Noted."]
+
+
+def test_ask_answers_from_memory_saved_with_run(served: tuple[str, ToolScripted, FakeConnector]) -> None:
+    _, service, _ = served
+    saved = say(served, '/run memory.save collection=SWOT id=opportunity-0 "Late-night delivery brings money"')
+    assert len(saved) == 1 and not saved[0].startswith("Sorry")
+    service.queue("Deliver late at night [opportunity-0].")
+    (answer,) = say(served, "/ask SWOT How could we bring in more money late at night?")
+    assert answer == "Deliver late at night [opportunity-0].\n\nSources: [opportunity-0]"
+    assert "Late-night delivery" in service.requests[-1].prompt
+
+
+def test_a_bad_command_is_one_friendly_sentence(served: tuple[str, ToolScripted, FakeConnector]) -> None:
+    assert say(served, "/run") == ["Sorry, that did not work: usage: /run Plugin.Function [name=value ...] [text], "
+                                   "e.g. /run Math.add a=2 b=3"]
+    (nowhere,) = say(served, "/run Nowhere.nothing")
+    assert nowhere.startswith("Sorry, that did not work: ") and "\n" not in nowhere
