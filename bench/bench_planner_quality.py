@@ -14,6 +14,9 @@ repairs), and prints one line per goal and a summary with the markdown row for d
 - **mapped**: arguments the planner read under a near-miss name (``topic`` → ``input``), per step note.
 
 Nothing is executed. ``--deadline`` (seconds) stops after the goal that passes it and reports what ran.
+``--processes N`` splits the goals over N processes, each loading its own copy of the model (llama.cpp
+serves one request at a time): the answers are the same (temperature 0), the seconds per plan are
+those of N models sharing the machine.
 """
 
 from __future__ import annotations
@@ -130,7 +133,9 @@ def judge(goal: Goal, plan) -> tuple[bool, bool]:
     return True, True
 
 
-async def run(model: str, goals: list[Goal], deadline: float) -> tuple[list[Outcome], str, float]:
+async def run(
+    model: str, goals: list[Goal], deadline: float, first_number: int = 1
+) -> tuple[list[Outcome], str, float]:
     from kernel_app.config import Settings
     from kernel_app.kernel_builder import build_kernel
     from kernel_app.services.local_provider import create_local
@@ -144,7 +149,7 @@ async def run(model: str, goals: list[Goal], deadline: float) -> tuple[list[Outc
     load = time.perf_counter() - started
     outcomes = []
     bench_started = time.perf_counter()
-    for number, item in enumerate(goals, 1):
+    for number, item in enumerate(goals, first_number):
         planner = SequentialPlanner(kernel)
         outcome = Outcome(item)
         began = time.perf_counter()
@@ -178,16 +183,38 @@ async def run(model: str, goals: list[Goal], deadline: float) -> tuple[list[Outc
     return outcomes, service.ai_model_id, load
 
 
+def run_slice(model: str, goals: list[Goal], deadline: float, first_number: int) -> tuple[list[Outcome], str, float]:
+    """One worker process: its own copy of the model (llama.cpp serves one request at a time)."""
+    return asyncio.run(run(model, goals, deadline, first_number))
+
+
+def run_all(model: str, goals: list[Goal], deadline: float, processes: int) -> tuple[list[Outcome], str, float]:
+    if processes <= 1:
+        return run_slice(model, goals, deadline, 1)
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Contiguous slices, so each worker's goal numbers read in order in the log.
+    size = -(-len(goals) // processes)
+    slices = [(goals[i : i + size], i + 1) for i in range(0, len(goals), size)]
+    with ProcessPoolExecutor(len(slices)) as pool:
+        parts = list(pool.map(run_slice, *zip(*[(model, g, deadline, n) for g, n in slices], strict=True)))
+    outcomes = [o for part, _, _ in parts for o in part]
+    return outcomes, parts[0][1], max(load for _, _, load in parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="a tier name or a .gguf path")
     parser.add_argument("--only", default="", help="comma-separated goal numbers (1-based) to run")
     parser.add_argument("--deadline", type=float, default=1800.0, help="stop after this many seconds")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="plan in N processes, each with its own model (one thread each)"
+    )
     args = parser.parse_args()
     goals = GOALS
     if args.only:
         goals = [GOALS[int(n) - 1] for n in args.only.split(",")]
-    outcomes, title, load = asyncio.run(run(args.model, goals, args.deadline))
+    outcomes, title, load = run_all(args.model, goals, args.deadline, args.processes)
     count = len(outcomes)
     valid = sum(o.valid for o in outcomes)
     exact = sum(o.exact for o in outcomes)
@@ -197,7 +224,7 @@ def main() -> None:
     mapped = sum(len(o.notes) for o in outcomes)
     seconds = [o.seconds for o in outcomes]
     print()
-    print(f"model: {title} (loaded in {load:.1f} s)")
+    print(f"model: {title} (loaded in {load:.1f} s; {args.processes} process(es), one thread each)")
     print(f"valid plans     : {valid}/{count}")
     print(f"exact sequences : {exact}/{count}")
     print(f"wired (multi)   : {wired}/{len(multi)} multi-step goals exact and wired")
