@@ -116,14 +116,21 @@ class ChatSession:
         confirm: Confirm | None = None,
         approve: Approve | None = None,
         on_event: Callable[[Event], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
     ) -> Reply:
         """``confirm`` approves a /plan; ``approve`` a function with an effect the model wants to call
-        (None: refused); ``on_event`` sees every engine event (function calls, approvals) of free text,
-        and the progress of slow commands (planning, plan steps, /ask)."""
+        (None: refused); ``on_event`` sees every engine event (function calls, approvals) of free text
+        and a /plan's proposal; ``on_progress`` what slow commands are doing (planning, each plan step,
+        /run, /ask, /save), for a status line."""
         line = line.strip()
         if not line:
             return Reply("", "help")
-        emit = on_event or (lambda event: None)
+
+        def emit(event: Event) -> None:
+            target = on_progress if isinstance(event, Progress) else on_event
+            if target is not None:
+                target(event)  # type: ignore[arg-type]
+
         try:
             if line.startswith("/"):
                 reply = await self._command(line, on_chunk, confirm, emit, approve)
@@ -229,7 +236,8 @@ class ChatSession:
         finally:
             if emit is not None:
                 emit(Progress("run", f"ran {shown}", done=True))
-        self._remember(f"(ran {name} on: {_shorten(text) or 'no input'})", result.result, title=f"{shown} {arguments.strip()}")
+        said = f"(ran {name} on: {text or 'no input'})"
+        self._remember(said, result.result, title=f"{shown} {arguments.strip()}")
         return self._counted(Reply(result.result, "result", result.usage, streamed=bool(streamed)))
 
     async def _plan(

@@ -105,11 +105,12 @@ def test_chat_cli_over_the_loopback_server(openai_server, tmp_path: Path) -> Non
         OPENAI_BASE_URL=openai_server.base_url,
         KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # a line failed: a script must be able to tell
     out = proc.stdout
     assert "you> Hi\nHello! Ask me about your business.\n" in out
     assert "you> /run Math.add a=2 b=3\n5\n" in out and "You added 2 and 3: 5." in out
     assert "Run this plan? [y/N] y\n1100\n" in out
-    assert "error: unknown command /nope" in proc.stderr
+    assert "error: line 6: unknown command /nope" in proc.stderr
+    assert proc.stderr.strip().endswith("error: 1 line(s) failed: line 6")
     third = openai_server.requests[1].body
     assert third["stream"] is True and any(m["content"] == "5" for m in third["messages"])

@@ -100,7 +100,7 @@ async def test_save_a_result_to_memory_and_ask_about_it(tmp_path: Path) -> None:
     assert saved.kind == "help" and "Saved into Ideas" in saved.text, saved.text
     record = re.search(r"\[(.+?)\]", saved.text).group(1)  # type: ignore[union-attr]
     events: list[Event] = []
-    answer = await session.handle("/ask Ideas How can we earn more at night?", on_event=events.append)
+    answer = await session.handle("/ask Ideas How can we earn more at night?", on_progress=events.append)
     assert f"[{record}] Late-night delivery would earn more." in service.requests[-1].prompt
     assert answer.kind == "answer" and [e.done for e in events if isinstance(e, Progress)] == [False, True]
     assert (await session.handle("/save Ideas a second, typed idea")).kind == "help"
@@ -150,7 +150,10 @@ async def test_plan_takes_the_planner_options(tmp_path: Path) -> None:
         return True
 
     reply = await session.handle(
-        "/plan --exclude Writer,Time --max-functions 3 What is 110 plus 990? > sum", confirm=yes, on_event=events.append
+        "/plan --exclude Writer,Time --max-functions 3 What is 110 plus 990? > sum",
+        confirm=yes,
+        on_event=events.append,
+        on_progress=events.append,
     )
     assert (reply.kind, reply.text, session.results["sum"]) == ("result", "1100", "1100")
     offered = service.requests[0].prompt

@@ -1,41 +1,25 @@
-"""``kernel-app chat``: the REPL over :class:`kernel_app.chat_session.ChatSession`."""
+"""``kernel-app chat``: the REPL (kernel_app.repl) over :class:`kernel_app.chat_session.ChatSession`."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from kernel_app.cli.context import AppContext, report_problems
 
-PROMPT = "you> "
-
-
-def _read_line(prompt: str, interactive: bool) -> str | None:
-    """One line from the user; None at end of input (Ctrl-D, or the end of piped input)."""
-    try:
-        if interactive:
-            return input(prompt)
-        line = sys.stdin.readline()
-        return line.rstrip("\n") if line else None
-    except EOFError:
-        return None
-
-
-def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
-    """Cancel what Ctrl-C left half-run, so the model stops generating (and is free for the next line)
-    and the unanswered question leaves the conversation."""
-    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
-    for task in pending:
-        task.cancel()
-    if pending:
-        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--no-stream", is_flag=True, help="Print each answer whole instead of as it is generated.")
+@click.option("--plain", is_flag=True, help="Plain text, no markdown rendering or status line (as when piped).")
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(16, 1_000_000),
+    default=None,
+    help="The longest answer, in tokens [default: a quarter of the model's context, 256 to 4096].",
+)
 @click.option(
     "--resume",
     is_flag=False,
@@ -46,18 +30,26 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
 )
 @click.option("--list", "list_conversations", is_flag=True, help="List the stored conversations and exit.")
 @click.pass_obj
-def chat(app: AppContext, no_stream: bool, resume: str | None, list_conversations: bool) -> None:
+def chat(
+    app: AppContext,
+    no_stream: bool,
+    plain: bool,
+    max_tokens: int | None,
+    resume: str | None,
+    list_conversations: bool,
+) -> None:
     """Talk to the model, and run functions, plans and memory questions, in one conversation.
 
     \b
-    Type /help inside for the commands. Lines can also be piped in:
-      printf '/run Math.add 2\\nWhat did I just add?\\n' | kernel-app chat
+    Type /help inside for the commands. Lines can also be piped in (the exit code is 1 when a line failed):
+      printf '/run Math.add a=2 b=3\\nWhat did I just add?\\n' | kernel-app chat
     Conversations are stored beside the memory store: `--list` shows them, `--resume [ID]` continues one.
     """
     from kernel_app.chat_session import ChatSession
     from kernel_app.conversation.store import ConversationStore, default_store_path
 
-    store = ConversationStore(default_store_path(app.settings.memory_dir))
+    store_path = default_store_path(app.settings.memory_dir)
+    store = ConversationStore(store_path)
     if list_conversations:
         _list(store)
         return
@@ -72,77 +64,71 @@ def chat(app: AppContext, no_stream: bool, resume: str | None, list_conversation
     from kernel_app.services import create_chat_service
 
     interactive = sys.stdin.isatty()
-    if interactive:
-        import readline  # noqa: F401  (line editing and history for input())
     built = app.build_kernel(with_service=False)
     report_problems(built.report.problems, quiet_warnings=True)
     built.kernel.add_service(create_chat_service(app.settings))  # a bad key fails now, not at the first line
     session = ChatSession(built.kernel, store=store, conversation_id=conversation_id)
+    if max_tokens is not None:
+        session.engine.max_tokens = max_tokens
+    reader = _reader(session, app, store_path.parent, interactive)
+    renderer = _renderer(plain or not sys.stdout.isatty())
     if interactive:
-        click.echo(f"Kernel App chat on {app.settings.service}. /help for commands, /exit or Ctrl-D to leave.")
+        renderer.info(f"Kernel App chat on {app.settings.service}. /help for commands, /exit or Ctrl-D to leave.")
     if conversation_id is not None:
         click.echo(f"(continuing conversation {conversation_id}: {store.get(conversation_id).message_count} messages)")
 
-    def confirm(plan_text: str) -> bool:
-        click.echo(plan_text)
-        answer = _read_line("Run this plan? [y/N] ", interactive)
-        if not interactive and answer is not None:
-            click.echo(f"Run this plan? [y/N] {answer}")
-        return (answer or "").strip().lower() in ("y", "yes")
+    from kernel_app.repl.loop import run_repl
 
-    def approve(request: Any) -> bool:
-        answer = _read_line(f"Allow {request.describe()} ({request.effect})? [y/N] ", interactive)
-        if not interactive and answer is not None:
-            click.echo(f"Allow {request.describe()} ({request.effect})? [y/N] {answer}")
-        return (answer or "").strip().lower() in ("y", "yes")
-
-    def on_event(event: Any) -> None:
-        from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted
-
-        if isinstance(event, FunctionCallStarted):
-            click.echo(f"[running {event.function}]", err=True)
-        elif isinstance(event, FunctionCallFinished) and not event.ok:
-            click.echo(f"[{event.function}: {event.result}]", err=True)
-
-    def on_chunk(piece: str) -> None:
-        click.echo(piece, nl=False)
-        sys.stdout.flush()
-
-    loop = asyncio.new_event_loop()
     try:
-        while True:
-            line = _read_line(PROMPT, interactive)
-            if line is None:
-                break
-            if not interactive:
-                click.echo(f"{PROMPT}{line}")
-            try:
-                reply: Any = loop.run_until_complete(
-                    session.handle(
-                        line,
-                        on_chunk=None if no_stream else on_chunk,
-                        confirm=confirm,
-                        approve=approve,
-                        on_event=on_event,
-                    )
-                )
-            except KeyboardInterrupt:  # Ctrl-C stops this answer, not the session
-                _cancel_pending(loop)
-                click.echo("\n(interrupted)", err=True)
-                continue
-            if reply.kind == "exit":
-                break
-            if reply.is_error:
-                click.echo(f"error: {reply.text}", err=True)
-            elif reply.streamed:
-                click.echo()
-            elif reply.text:
-                click.echo(reply.text)
+        outcome = run_repl(session, reader, renderer, interactive=interactive, stream=not no_stream)
     finally:
-        loop.close()
         store.close()
     if interactive:
-        click.echo(f"Bye. {session.usage.total_tokens} tokens in {session.usage.calls} model call(s).")
+        renderer.info(f"Bye. {session.usage.total_tokens} tokens in {session.usage.calls} model call(s).")
+    if outcome.failed and not interactive:  # a script must be able to tell; a person has seen each error
+        lines = ", ".join(str(number) for number, _ in outcome.failed)
+        click.echo(f"error: {len(outcome.failed)} line(s) failed: line {lines}", err=True)
+        sys.exit(outcome.exit_code)
+
+
+def _reader(session: Any, app: AppContext, data_dir: Path, interactive: bool) -> Any:
+    from kernel_app.repl.reader import PipeReader
+
+    if not interactive:
+        return PipeReader()
+    from kernel_app.repl.reader import ChatCompleter, TerminalReader, history_path
+
+    return TerminalReader(
+        history_path(data_dir),
+        ChatCompleter(lambda: _functions(session.kernel), lambda: _collections(app), lambda: session.results),
+    )
+
+
+def _renderer(plain: bool) -> Any:
+    from kernel_app.repl.render import PlainRenderer, RichRenderer
+
+    return PlainRenderer() if plain else RichRenderer()
+
+
+def _functions(kernel: Any) -> dict[str, list[str]]:
+    """``Plugin.Function`` → its parameter names (those a person gives: not the injected kernel)."""
+    return {
+        f"{m.plugin_name}.{m.name}": [p.name for p in m.parameters if p.include_in_function_choices and p.name]
+        for m in kernel.get_full_list_of_function_metadata()
+    }
+
+
+def _collections(app: AppContext) -> list[str]:
+    try:
+        from memories.store import MemoryStore, default_store_dir
+
+        store = MemoryStore(app.settings.memory_dir or default_store_dir())
+        try:
+            return [info.name for info in store.collections()]
+        finally:
+            store.close()
+    except Exception:  # completion must never break typing: no store yet, a busy store...
+        return []
 
 
 def _list(store: Any) -> None:

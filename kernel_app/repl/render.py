@@ -1,0 +1,228 @@
+"""Showing the session's events and replies: rich on a terminal, plain text when piped or ``--plain``.
+
+The rich renderer keeps one live area at the bottom of the screen: the tail of the answer as it
+streams, and under it a spinner with what is running (planning, "step 2/3 ...", /ask, the SWOT's
+quadrants). When the answer is complete the live area goes and the answer is printed once more as
+rendered markdown (tables, headings, lists, code); tables too wide for the screen wrap their cells.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Protocol, TextIO
+
+from kernel_app.conversation.events import (
+    ApprovalNeeded,
+    Event,
+    FunctionCallFinished,
+    FunctionCallStarted,
+    Progress,
+)
+
+QUICK = ("/exit", "/quit", "/help", "/functions", "/results", "/history", "/set", "/new", "/reset", "/resume")
+CUT = "(cut: the answer reached its length limit of {tokens} tokens; /set max_tokens N allows longer)"
+
+
+class Renderer(Protocol):
+    def begin(self, line: str) -> None: ...
+    def event(self, event: Event) -> None: ...
+    def chunk(self, text: str) -> None: ...
+    def pause(self) -> None: ...
+    def reply(self, reply: Any, *, max_tokens: int) -> None: ...
+    def error(self, text: str) -> None: ...
+    def info(self, text: str) -> None: ...
+
+
+class PlainRenderer:
+    """Text as it comes; progress on stderr only when stderr is a terminal (not in logs or pipes)."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._progress = self.err.isatty()
+
+    def begin(self, line: str) -> None:
+        pass
+
+    def event(self, event: Event) -> None:
+        if isinstance(event, FunctionCallStarted):
+            self._note(f"[running {event.function}]")
+        elif isinstance(event, FunctionCallFinished) and not event.ok:
+            self._note(f"[{event.function}: {event.result}]")
+        elif isinstance(event, Progress) and self._progress and not event.done:
+            self._note(f"[{event.text}...]")
+
+    def _note(self, text: str) -> None:
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def chunk(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def pause(self) -> None:
+        pass
+
+    def reply(self, reply: Any, *, max_tokens: int) -> None:
+        if reply.streamed:
+            self.out.write("\n")
+        elif reply.text:
+            self.out.write(reply.text + "\n")
+        if reply.cut:
+            self.out.write(CUT.format(tokens=max_tokens) + "\n")
+        self.out.flush()
+
+    def error(self, text: str) -> None:
+        self.err.write(f"error: {text}\n")
+        self.err.flush()
+
+    def info(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+class RichRenderer:
+    """Markdown and a status line on a terminal (``console``: a rich Console, given by tests)."""
+
+    def __init__(self, console: Any = None) -> None:
+        from rich.console import Console
+
+        self.console = console or Console(highlight=False)
+        self._live: Any = None
+        self._status = ""
+        self._text: list[str] = []
+        self._stderr: Any = None
+
+    # region the live area
+
+    def _renderable(self) -> Any:
+        from rich.console import Group
+        from rich.spinner import Spinner
+        from rich.text import Text
+
+        parts: list[Any] = []
+        if self._text:
+            # Only the tail fits: a live area taller than the screen cannot be redrawn in place.
+            height = max(3, self.console.size.height - 3)
+            lines = "".join(self._text).splitlines()[-height:]
+            parts.append(Text("\n".join(lines)))
+        if self._status:
+            parts.append(Spinner("dots", text=Text(self._status, style="dim")))
+        return Group(*parts)
+
+    def _show(self) -> None:
+        from rich.live import Live
+
+        if self._live is None:
+            self._live = Live(
+                self._renderable(),
+                console=self.console,
+                transient=True,  # the streamed text is replaced by the rendered answer
+                refresh_per_second=12,
+                redirect_stdout=False,
+                redirect_stderr=False,
+            )
+            self._live.start()
+        else:
+            self._live.update(self._renderable())
+
+    def _stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    # endregion
+
+    def begin(self, line: str) -> None:
+        self._text = []
+        if line.split()[0].lower() in QUICK:
+            return
+        self._status = "thinking..." if not line.startswith("/") else f"{line.split()[0][1:]}..."
+        self._capture_plugin_progress()
+        self._show()
+
+    def _capture_plugin_progress(self) -> None:
+        """BusinessThinking.SWOT redraws its progress ("SWOT: strengths 3...") on stderr at a terminal;
+        that would tear the live area, so while a command runs those lines feed the status line."""
+        if self._stderr is None:
+            self._stderr = sys.stderr
+            sys.stderr = _StatusStream(self._stderr, self._set_status)
+
+    def _release_plugin_progress(self) -> None:
+        if self._stderr is not None:
+            sys.stderr = self._stderr
+            self._stderr = None
+
+    def _set_status(self, text: str) -> None:
+        if text:
+            self._status = text
+            if self._live is not None:
+                self._show()
+
+    def event(self, event: Event) -> None:
+        if isinstance(event, Progress):
+            self._status = event.text + ("" if event.done else "...")
+        elif isinstance(event, FunctionCallStarted):
+            self._status = f"running {event.function}..."
+        elif isinstance(event, FunctionCallFinished):
+            mark = "done" if event.ok else f"failed: {event.result}"
+            self.console.print(f"[dim]{event.function} {mark} ({event.seconds:.1f} s)[/dim]", markup=True)
+            self._status = "thinking..."
+        elif isinstance(event, ApprovalNeeded):
+            return
+        if self._live is not None:
+            self._show()
+
+    def chunk(self, text: str) -> None:
+        self._text.append(text)
+        self._show()
+
+    def pause(self) -> None:
+        """Before a question: the live area goes, so the prompt is where the cursor is."""
+        self._stop()
+        self._release_plugin_progress()
+
+    def reply(self, reply: Any, *, max_tokens: int) -> None:
+        from rich.markdown import Markdown
+
+        self._stop()
+        self._release_plugin_progress()
+        if reply.text:
+            if reply.kind in ("help", "plan"):
+                self.console.print(reply.text, markup=False, highlight=False)
+            else:
+                self.console.print(Markdown(reply.text))
+        if reply.cut:
+            self.console.print(CUT.format(tokens=max_tokens), style="yellow", markup=False)
+        self._text = []
+
+    def error(self, text: str) -> None:
+        self._stop()
+        self._release_plugin_progress()
+        self.console.print(f"error: {text}", style="red", markup=False, highlight=False)
+
+    def info(self, text: str) -> None:
+        self.console.print(text, style="dim", markup=False, highlight=False)
+
+
+class _StatusStream:
+    """A stand-in for stderr: ``\\r``-redrawn progress lines go to the status line, the rest passes on."""
+
+    def __init__(self, real: TextIO, status: Any) -> None:
+        self._real = real
+        self._status = status
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if text.startswith("\r"):
+            self._status(text.replace("\r", "").replace("\033[K", "").strip())
+            return len(text)
+        return self._real.write(text)
+
+    def flush(self) -> None:
+        self._real.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
