@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ class Sent:
     path: str
     body: dict[str, Any]
     authorization: str | None
+    id: str = ""  # what the connector answered: the activity's id in the conversation
 
     @property
     def type(self) -> str:
@@ -60,6 +62,16 @@ class FakeConnector:
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Any = field(default_factory=lambda: itertools.count(1))
 
+    def wait_for(self, predicate: Any, timeout: float = 15.0) -> list[Sent]:
+        """Everything sent so far, once something matching ``predicate`` was (background work)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if any(predicate(s) for s in self.sent):
+                    return list(self.sent)
+            time.sleep(0.05)
+        raise AssertionError(f"nothing matching arrived in {timeout} s; sent: {[s.body for s in self.sent]}")
+
     def take(self) -> list[Sent]:
         with self.lock:
             taken, self.sent[:] = list(self.sent), []
@@ -69,11 +81,10 @@ class FakeConnector:
         async def record(request: Request) -> JSONResponse:
             body = await request.json()
             with self.lock:
-                self.sent.append(
-                    Sent(request.method, request.url.path, body, request.headers.get("authorization"))
-                )
-                number = next(self.ids)
-            return JSONResponse({"id": f"sent-{number}"})
+                sent = Sent(request.method, request.url.path, body, request.headers.get("authorization"))
+                sent.id = f"sent-{next(self.ids)}"
+                self.sent.append(sent)
+            return JSONResponse({"id": sent.id})
 
         return Starlette(routes=[Route("/v3/conversations/{rest:path}", record, methods=["POST", "PUT"])])
 

@@ -61,8 +61,8 @@ class PlanJob:
     progress: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     proposed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def report(self, event: Any) -> None:
-        if self.state == "approved" and isinstance(event, Progress) and event.stage == "step" and not event.done:
+    def report(self, event: Progress) -> None:
+        if self.state == "approved" and event.stage == "step" and not event.done:
             self.progress.put_nowait(_sentence(event.text))
 
 
@@ -278,8 +278,10 @@ class TeamsAgent:
         def on_event(event: Any) -> None:
             if isinstance(event, FunctionCallStarted):
                 render.info(f"Running {event.function}…")
-            elif isinstance(event, Progress) and not event.done:
-                render.info(_sentence(event.text))
+
+        def on_progress(progress: Progress) -> None:
+            if not progress.done:
+                render.info(_sentence(progress.text))
 
         gate = self.state.gate
         try:
@@ -290,7 +292,11 @@ class TeamsAgent:
         try:
             reply = await asyncio.wait_for(
                 session.handle(
-                    text, on_chunk=None if group else render.chunk, approve=self._approve_call, on_event=on_event
+                    text,
+                    on_chunk=None if group else render.chunk,
+                    approve=self._approve_call,
+                    on_event=on_event,
+                    on_progress=on_progress,
                 ),
                 self.state.request_timeout,
             )
@@ -315,7 +321,7 @@ class TeamsAgent:
         def on_event(event: Any) -> None:
             if isinstance(event, PlanProposed):
                 job.plan = event
-                self.jobs[event.plan_id] = job
+                self._remember_job(event.plan_id, job)
                 job.proposed.set()
 
         async def confirm(_shown: str) -> bool:
@@ -326,7 +332,9 @@ class TeamsAgent:
                 return False
 
         async def run() -> Reply:
-            return await session.handle(text, confirm=confirm, approve=self._approve_call, on_event=on_event)
+            return await session.handle(
+                text, confirm=confirm, approve=self._approve_call, on_event=on_event, on_progress=job.report
+            )
 
         job.task = asyncio.create_task(run())
         waiter = asyncio.create_task(job.proposed.wait())
@@ -384,13 +392,16 @@ class TeamsAgent:
             render = _Renderer(context, job.group)
             assert job.task is not None and job.plan is not None
             while True:
+                while not job.progress.empty():  # what happened before this turn began, too
+                    render.info(job.progress.get_nowait())
+                if job.task.done():
+                    break
                 getter = asyncio.ensure_future(job.progress.get())
                 done, _ = await asyncio.wait({getter, job.task}, return_when=asyncio.FIRST_COMPLETED)
                 if getter in done:
                     render.info(getter.result())
-                    continue
-                getter.cancel()
-                break
+                else:
+                    getter.cancel()
             reply = job.task.result()
             await render.final(reply_text(reply))
             job.outcome = "Done: the result is below." if reply.kind != "error" else "The plan failed: see below."
