@@ -103,6 +103,26 @@ class ChatSession:
         self.usage = Usage()
         self.results: dict[str, str] = {}  # $last and the results named with `> NAME`
 
+    def load_in_background(self) -> Callable[[], bool]:
+        """Start loading the embedded model now, so the prompt need not wait for it (the first answer
+        does, in the service's own once-only load); returns "is it still loading?". Other services
+        load nothing: always False."""
+        import threading
+
+        load = getattr(self.engine.service, "model", None)
+        if not callable(load):
+            return lambda: False
+
+        def run() -> None:
+            import contextlib
+
+            with contextlib.suppress(Exception):  # the first answer meets the same error and says it
+                load()
+
+        thread = threading.Thread(target=run, name="kernel-app-model-load", daemon=True)
+        thread.start()
+        return thread.is_alive
+
     @property
     def history(self) -> ChatHistory:
         """What the model is shown next: the system message and the stored messages that fit."""

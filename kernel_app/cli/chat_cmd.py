@@ -73,6 +73,8 @@ def chat(
     reader = _reader(session, app, store_path.parent, interactive)
     renderer = _renderer(plain or not sys.stdout.isatty())
     if interactive:
+        renderer.loading = session.load_in_background()  # the prompt now; the model meanwhile
+    if interactive:
         renderer.info(f"Kernel App chat on {app.settings.service}. /help for commands, /exit or Ctrl-D to leave.")
     if conversation_id is not None:
         click.echo(f"(continuing conversation {conversation_id}: {store.get(conversation_id).message_count} messages)")

@@ -40,6 +40,7 @@ class PlainRenderer:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self._progress = self.err.isatty()
+        self.loading: Any = lambda: False
 
     def begin(self, line: str) -> None:
         pass
@@ -88,6 +89,7 @@ class RichRenderer:
         from rich.console import Console
 
         self.console = console or Console(highlight=False)
+        self.loading: Any = lambda: False  # set by the REPL: is the model still loading?
         self._live: Any = None
         self._status = ""
         self._text: list[str] = []
@@ -106,8 +108,11 @@ class RichRenderer:
             height = max(3, self.console.size.height - 3)
             lines = "".join(self._text).splitlines()[-height:]
             parts.append(Text("\n".join(lines)))
-        if self._status:
-            parts.append(Spinner("dots", text=Text(self._status, style="dim")))
+        status = self._status
+        if status == "thinking..." and self.loading():
+            status = "loading the model (once per session)..."
+        if status:
+            parts.append(Spinner("dots", text=Text(status, style="dim")))
         return Group(*parts)
 
     def _show(self) -> None:
@@ -115,8 +120,8 @@ class RichRenderer:
 
         if self._live is None:
             self._live = Live(
-                self._renderable(),
                 console=self.console,
+                get_renderable=self._renderable,  # redrawn at each refresh: the loading note goes by itself
                 transient=True,  # the streamed text is replaced by the rendered answer
                 refresh_per_second=12,
                 redirect_stdout=False,
@@ -124,7 +129,7 @@ class RichRenderer:
             )
             self._live.start()
         else:
-            self._live.update(self._renderable())
+            self._live.refresh()
 
     def _stop(self) -> None:
         if self._live is not None:
