@@ -120,6 +120,7 @@ def _register_commands() -> None:
     from kernel_app.cli.plugins_cmd import plugins
     from kernel_app.cli.run_cmd import run
     from kernel_app.cli.serve_cmd import serve
+    from kernel_app.cli.teams_cmd import teams
 
     cli.add_command(chat)
     cli.add_command(plugins)
@@ -130,6 +131,7 @@ def _register_commands() -> None:
     cli.add_command(serve)
     cli.add_command(mcp)
     cli.add_command(models)
+    cli.add_command(teams)
 
 
 _register_commands()
