@@ -145,3 +145,36 @@ def test_chat_on_a_pseudo_terminal(openai_server, tmp_path: Path) -> None:
     child.expect(pexpect.EOF)
     sent = [m["content"] for m in openai_server.requests[-1].body["messages"]]
     assert sent[1] == "Write a SWOT of a bakery" and sent[-1] == "Explain it to a child"
+
+
+def test_rich_rendering_the_status_line_and_the_swot_progress() -> None:
+    import io
+    import time
+
+    from rich.console import Console
+
+    from kernel_app.chat_session import Reply
+    from kernel_app.conversation.events import Progress
+    from kernel_app.repl.render import PlainRenderer, RichRenderer
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=60, height=20, color_system=None)
+    renderer = RichRenderer(console)
+    renderer.begin("/plan Make a SWOT")
+    renderer.event(Progress("step", "step 1/2 BusinessThinking.SWOT"))
+    sys.stderr.write("\r\033[KSWOT: Strengths 3...")  # what the SWOT plugin writes at a terminal
+    time.sleep(0.3)  # a few refreshes: the spinner turns
+    renderer.chunk("| Strengths | Why |\n|---|---|\n| Fresh bread | daily |")
+    renderer.reply(Reply("| Strengths | Why |\n|---|---|\n| Fresh bread | daily |", "result", cut=True), max_tokens=9)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "step 1/2 BusinessThinking.SWOT..." in out and "SWOT: Strengths 3..." in out
+    assert len({c for c in out if c in "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"}) > 1
+    rendered = out.rsplit("\x1b[2K", 1)[-1]
+    assert "─" in rendered and "|---|" not in rendered and "limit of 9 tokens" in rendered
+    assert not isinstance(sys.stderr, type(renderer)) and "StatusStream" not in type(sys.stderr).__name__
+
+    plain_out, plain_err = io.StringIO(), io.StringIO()
+    plain = PlainRenderer(plain_out, plain_err)
+    plain.chunk("Half an ans")
+    plain.reply(Reply("Half an ans", "answer", streamed=True, cut=True), max_tokens=9)
+    assert plain_out.getvalue() == "Half an ans\n" + "(cut: the answer reached its length limit of 9 tokens; " \
+        "/set max_tokens N allows longer)\n"  # fmt: skip

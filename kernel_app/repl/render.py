@@ -91,6 +91,7 @@ class RichRenderer:
         self.console = console or Console(highlight=False)
         self.loading: Any = lambda: False  # set by the REPL: is the model still loading?
         self._live: Any = None
+        self._spinner: Any = None
         self._status = ""
         self._text: list[str] = []
         self._stderr: Any = None
@@ -112,7 +113,10 @@ class RichRenderer:
         if status == "thinking..." and self.loading():
             status = "loading the model (once per session)..."
         if status:
-            parts.append(Spinner("dots", text=Text(status, style="dim")))
+            if self._spinner is None:  # one spinner for the session: a new one each frame would not turn
+                self._spinner = Spinner("dots")
+            self._spinner.update(text=Text(status, style="dim"))
+            parts.append(self._spinner)
         return Group(*parts)
 
     def _show(self) -> None:
@@ -198,7 +202,7 @@ class RichRenderer:
             else:
                 self.console.print(Markdown(reply.text))
         if reply.cut:
-            self.console.print(CUT.format(tokens=max_tokens), style="yellow", markup=False)
+            self.console.print(CUT.format(tokens=max_tokens), style="yellow", markup=False, highlight=False)
         self._text = []
 
     def error(self, text: str) -> None:
