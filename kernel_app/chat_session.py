@@ -56,7 +56,8 @@ Results flow: $last is the latest result; `> NAME` after a command keeps it as $
   /run BusinessThinking.ShiftDomain domain="cleaning services" $swot > cleaning
   /run BusinessThinking.ChangeAudience level=child $cleaning"""
 
-Confirm = Callable[[str], "bool | Awaitable[bool]"]
+# True runs the plan, False does not; a text "STEP name=value ..." edits that step's arguments and asks again.
+Confirm = Callable[[str], "bool | str | Awaitable[bool | str]"]
 
 
 @dataclass
@@ -309,9 +310,14 @@ class ChatSession:
         emit(PlanProposed(f"plan_{uuid.uuid4().hex[:12]}", shown, steps))
         if confirm is None:
             return Reply(f"{shown}\n(not run: nothing to ask for approval)", "plan")
-        answer = confirm(shown)
-        if inspect.isawaitable(answer):
-            answer = await answer
+        while True:
+            answer = confirm(shown)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            if not isinstance(answer, str):
+                break
+            plan = _edited(plan, answer)
+            shown = str(plan)
         if not answer:
             return Reply("Not run.", "plan")
         total = len(plan.steps)
@@ -538,6 +544,28 @@ def _plan_options(rest: str) -> tuple[dict[str, Any], str]:
         else:
             options["max_functions"] = int(value)
     return options, " ".join(words)
+
+
+def _edited(plan: Any, edit: str) -> Any:
+    """``2 language=German`` sets step 2's argument; values are JSON where they parse (numbers, lists)."""
+    import json
+
+    number, _, assignments = edit.strip().partition(" ")
+    if not number.isdigit() or not 1 <= int(number) <= len(plan.steps):
+        raise UsageError(f"edit a step as STEP name=value, e.g. 1 a=5 (steps 1 to {len(plan.steps)})")
+    variables, rest = _variables_and_text(assignments)
+    if not variables or rest:
+        raise UsageError("edit a step as STEP name=value, e.g. 1 a=5")
+    step = plan.steps[int(number) - 1]
+    args = dict(step.args)
+    for name, value in variables.items():
+        try:
+            args[name] = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            args[name] = value
+    steps = list(plan.steps)
+    steps[int(number) - 1] = step.model_copy(update={"args": args})
+    return plan.model_copy(update={"steps": steps})
 
 
 async def _decide(approve: Approve | None, request: ApprovalNeeded) -> bool:

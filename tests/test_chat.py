@@ -109,7 +109,7 @@ def test_chat_cli_over_the_loopback_server(openai_server, tmp_path: Path) -> Non
     out = proc.stdout
     assert "you> Hi\nHello! Ask me about your business.\n" in out
     assert "you> /run Math.add a=2 b=3\n5\n" in out and "You added 2 and 3: 5." in out
-    assert "Run this plan? [y/N] y\n1100\n" in out
+    assert "Run this plan? [y/N, e to edit a step] y\n1100\n" in out
     assert "error: line 6: unknown command /nope" in proc.stderr
     assert proc.stderr.strip().endswith("error: 1 line(s) failed: line 6")
     third = openai_server.requests[1].body

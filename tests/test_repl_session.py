@@ -170,3 +170,18 @@ async def test_plan_takes_the_planner_options(tmp_path: Path) -> None:
 async def test_command_errors_are_one_line(tmp_path: Path, line: str) -> None:
     reply = await make(tmp_path, ScriptedChatCompletion(default="ok")).handle(line)
     assert "\n" not in reply.text
+
+
+async def test_an_argument_of_the_plan_is_edited_before_it_runs(tmp_path: Path) -> None:
+    session = make(tmp_path, ScriptedChatCompletion([SUM_PLAN, SUM_PLAN]))
+    shown: list[str] = []
+    answers = iter(["1 a=5", True])
+
+    def confirm(plan_text: str) -> bool | str:
+        shown.append(plan_text)
+        return next(answers)
+
+    reply = await session.handle("/plan What is 110 plus 990?", confirm=confirm)
+    assert reply.text == "995" and "Math.add(a=5, b=990)" in shown[1]
+    bad = await session.handle("/plan What is 110 plus 990?", confirm=lambda text: "7 a=1")
+    assert bad.is_error and "steps 1 to 1" in bad.text

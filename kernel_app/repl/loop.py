@@ -58,10 +58,19 @@ def run_repl(
             renderer.info(f"{question}{said}")
         return (said or "").strip().lower() in YES
 
-    async def confirm(plan_text: str) -> bool:
+    async def confirm(plan_text: str) -> bool | str:
         renderer.pause()
         renderer.info(plan_text)
-        return await answer("Run this plan? [y/N] ")
+        question = "Run this plan? [y/N, e to edit a step] "
+        said = (await reader.ask(question) or "").strip()
+        if not interactive:
+            renderer.info(f"{question}{said}")
+        if said.lower() in ("e", "edit"):
+            edit = await reader.ask("Edit (STEP name=value, e.g. 1 a=5): ")
+            if not interactive:
+                renderer.info(f"Edit (STEP name=value, e.g. 1 a=5): {edit or ''}")
+            return edit or False
+        return said.lower() in YES
 
     async def approve(request: Any) -> bool:
         return await answer(f"Allow {request.describe()} ({request.effect})? [y/N] ")
