@@ -51,7 +51,7 @@ def test_help_lists_the_commands_teams_offers_and_only_those(served: tuple[str, 
     (text,) = say(served, "/help")
     for command in ("/run", "/plan", "/ask", "/new", "/help"):  # /reset is /new's other name
         assert f"  {command}" in text
-    for command in ("/export", "/resume", "/history", "/exit", "--vars"):
+    for command in ("/export", "/resume", "/history", "/set", "/exit", "--vars"):
         assert command not in text
 
 
@@ -62,6 +62,7 @@ def test_commands_that_reach_the_server_or_other_conversations_are_refused(
     assert say(served, f"/export {target}") == ["/export is not available in Teams: type /help for the commands here."]
     assert not target.exists()
     assert say(served, "/resume 1")[0].startswith("/resume is not available in Teams")
+    assert say(served, "/set max_tokens 20")[0].startswith("/set is not available in Teams")
     assert say(served, "/run Math.add --vars /etc/passwd")[0].startswith("--vars reads a file on the server")
 
 

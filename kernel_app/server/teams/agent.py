@@ -93,8 +93,9 @@ class _Renderer:
 
 
 # The REPL's commands a Teams user may use. Not: /export (writes a file on the server), /history and
-# /resume (they reach every stored conversation, other users' too), /save, /exit.
-COMMANDS = frozenset({"/run", "/plan", "/ask", "/reset", "/new", "/help", "/functions", "/results", "/set"})
+# /resume (they reach every stored conversation, other users' too), /set (it changes the engine every
+# user shares), /save, /exit.
+COMMANDS = frozenset({"/run", "/plan", "/ask", "/reset", "/new", "/help", "/functions", "/results"})
 
 
 def _sentence(text: str) -> str:
