@@ -98,3 +98,16 @@ def test_a_bad_command_is_one_friendly_sentence(served: tuple[str, ToolScripted,
                                    "e.g. /run Math.add a=2 b=3"]
     (nowhere,) = say(served, "/run Nowhere.nothing")
     assert nowhere.startswith("Sorry, that did not work: ") and "\n" not in nowhere
+
+
+def test_the_bot_says_hello_when_it_joins_and_not_when_someone_else_does(
+    served: tuple[str, ToolScripted, FakeConnector],
+) -> None:
+    url, _, connector = served
+    joined = activity(connector, type="conversationUpdate", membersAdded=[{"id": "28:kernel-app"}])
+    assert post(url, joined).status_code == 202
+    (hello,) = connector.take()
+    assert hello.type == "message" and "/help" in hello.text
+    other = activity(connector, type="conversationUpdate", membersAdded=[{"id": "29:user-2"}])
+    assert post(url, other).status_code == 202
+    assert connector.take() == []

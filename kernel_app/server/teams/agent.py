@@ -41,6 +41,10 @@ APPROVAL_TIMEOUT = 3600.0  # seconds a proposed plan waits for its card to be cl
 MAX_JOBS = 500  # plans remembered (waiting ones are never dropped)
 GROUP_TYPES = ("groupChat", "channel")
 MAX_ERROR_CHARS = 300
+WELCOME = (
+    "Hi, I am Kernel App. Ask me something, or try /run BusinessThinking.SWOT a bakery in a college town, "
+    "/plan GOAL (you approve the plan before it runs) or /ask COLLECTION QUESTION. /help lists the commands."
+)
 SORRY = "Sorry, something went wrong on my side; please try again."
 
 @dataclass
@@ -173,6 +177,7 @@ class TeamsAgent:
         self._background: set[asyncio.Task[Any]] = set()
 
         self.app.activity("message")(self._on_message)
+        self.app.conversation_update("membersAdded")(self._on_members_added)
         self.app.adaptive_card.action_execute(cards.APPROVE)(self._on_approve)
         self.app.adaptive_card.action_execute(cards.REJECT)(self._on_reject)
         self.app.error(self._on_error)
@@ -237,6 +242,13 @@ class TeamsAgent:
     # endregion
 
     # region handlers
+
+    async def _on_members_added(self, context: TurnContext, _state: Any) -> None:
+        """Say hello once, when the bot itself joins a chat or a team."""
+        activity = context.activity
+        me = activity.recipient.id if activity.recipient else None
+        if any(member.id == me for member in activity.members_added or []):
+            await context.send_activity(WELCOME)
 
     async def _on_message(self, context: TurnContext, _state: Any) -> None:
         activity = context.activity
