@@ -213,17 +213,29 @@ def test_memory_ask_cli_without_relevant_notes_does_not_call_the_model(openai_se
 # endregion
 
 
+def _default_tier_runnable() -> bool:
+    """The llama.cpp runtime (xllamacpp) and the default tier's model, installed or already prepared."""
+    import importlib.util
+
+    from kernel_app.services.model_cache import is_verified, parts_installed
+    from kernel_app.services.model_tiers import DEFAULT_TIER, get_tier
+
+    tier = get_tier(DEFAULT_TIER)
+    return importlib.util.find_spec("xllamacpp") is not None and (parts_installed(tier) or is_verified(tier))
+
+
 @pytest.mark.local_model
+@pytest.mark.skipif(not _default_tier_runnable(), reason="the default tier is not installed: pip install -e '.[local]'")
 async def test_the_embedded_model_cites_only_records_it_was_given(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp")
     pytest.importorskip("kernel_app.services.local_embedder")
     from semantic_kernel import Kernel
 
     from kernel_app.services.local_llama import LocalLlamaChatCompletion
+    from kernel_app.services.model_tiers import DEFAULT_TIER
     from memories.embedders import default_embedder
 
     kernel = Kernel()
-    kernel.add_service(LocalLlamaChatCompletion(service_id="local"))
+    kernel.add_service(LocalLlamaChatCompletion(tier=DEFAULT_TIER, service_id="local"))
     with MemoryStore(tmp_path / "mem", default_embedder()) as real:
         real.save_many("SWOT", [{"id": key, "text": text} for key, text in NOTES.items()])
         result = await answer_with_sources(
