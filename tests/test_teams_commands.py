@@ -111,3 +111,20 @@ def test_the_bot_says_hello_when_it_joins_and_not_when_someone_else_does(
     other = activity(connector, type="conversationUpdate", membersAdded=[{"id": "29:user-2"}])
     assert post(url, other).status_code == 202
     assert connector.take() == []
+
+
+def test_run_of_a_prompt_function_streams_its_text_in_a_personal_chat(tmp_path: Path) -> None:
+    from tests.test_teams_messages import Typing
+
+    service = Typing()
+    poem = "Bonjour, le pain est chaud."
+    service.queue(poem)
+    with fake_connector() as connector, running(teams_app(tmp_path, service)) as url:
+        said = activity(connector, "/run Writer.Translate language=French Good morning, the bread is warm.")
+        assert post(url, said).status_code == 202
+        sent = connector.take()
+    kinds = [(s.type, (s.stream or {}).get("streamType")) for s in sent]
+    assert kinds[0] == ("typing", "informative") and sent[0].text == "Running Writer.Translate…"
+    assert ("typing", "streaming") in kinds and kinds[-1] == ("message", "final")
+    assert sent[-1].text == poem
+    assert "Good morning, the bread is warm." in service.requests[0].prompt
