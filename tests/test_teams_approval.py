@@ -117,3 +117,14 @@ def test_a_click_on_an_unknown_plan_says_so(served: tuple[str, ToolScripted, Fak
     response, seconds = click(url, card_click(connector, "approvePlan", "plan_gone", "sent-9"))
     assert seconds < 1.0 and "no longer waiting" in str(card_of(response)["body"])
     assert connector.take() == []
+
+
+def test_a_plan_the_planner_cannot_make_is_one_sentence_and_no_card(tmp_path: Path) -> None:
+    service = ToolScripted(default="I would rather not plan.")  # every planning turn, repairs included
+    with fake_connector() as connector, running(teams_app(tmp_path, service)) as url:
+        assert post(url, activity(connector, "/plan What is 110 plus 990?", channel="test")).status_code == 202
+        messages = [s for s in connector.take() if s.type == "message"]
+    assert len(messages) == 1 and messages[0].card is None
+    text = messages[0].text
+    assert text.startswith("Sorry, that did not work: no valid plan") and "\n" not in text
+    assert "no scripted answer" not in text
