@@ -251,17 +251,19 @@ async def test_an_object_without_the_field_the_template_reads(tmp_path: Path) ->
     assert service.requests[-1].prompt == "Dear Ann Lee"
 
 
-def test_cli_vars_file_and_var_json(tmp_path: Path) -> None:
+def test_cli_vars_file_and_var_json(tmp_path: Path, openai_server) -> None:
     import yaml
 
     plugins = tmp_path / "plugins"
     write(plugins, "Chat/reply.yaml", yaml.safe_dump(CHAT_LOOP))
-    vars_file = write(tmp_path, "vars.yaml", "messages:\n  - {role: user, content: hi}\n")
-    bad = run_cli("--plugins-dir", str(plugins), "run", "Chat.Reply", "--var-json", "messages=[oops")
+    vars_file = write(tmp_path, "vars.yaml", "messages:\n  - {role: user, content: from the file}\n")
+    env = {"KERNEL_APP_SERVICE": "openai", "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": openai_server.base_url}
+    bad = run_cli("--plugins-dir", str(plugins), "run", "Chat.Reply", "--var-json", "messages=[oops", **env)
     assert bad.returncode == 2 and "--var-json messages: invalid JSON at column 2" in bad.stderr
-    # The file is read and converted: the run then fails only for want of a model key, after the variables.
-    ok = run_cli("--plugins-dir", str(plugins), "run", "Chat.Reply", "--vars", str(vars_file))
-    assert "vars" not in ok.stderr and "messages" not in ok.stderr
+    openai_server.queue("an answer")
+    ok = run_cli("--plugins-dir", str(plugins), "run", "Chat.Reply", "--vars", str(vars_file), **env)
+    assert ok.returncode == 0 and ok.stdout.strip() == "an answer", ok.stderr
+    assert openai_server.requests[-1].body["messages"] == [{"role": "user", "content": "from the file"}]
 
 
 # 6. a user's plugin named like a built-in
