@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernel_app.conversation.engine import SYSTEM, Approve, ConversationEngine
 from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, PlanProposed, Progress, TextDelta
+from kernel_app.conversation.history import estimate_tokens
 from kernel_app.errors import KernelAppError, UsageError, innermost_message
 from kernel_app.usage import Usage
 
@@ -95,6 +96,10 @@ class ChatSession:
         self.system = system
         if engine is None:
             engine = ConversationEngine(kernel, store, system=system, max_turns=max_turns)
+            if not _tools_fit(engine):
+                # The schemas of every function would overflow a small context (46 of them are ~4,400
+                # tokens, more than the embedded model's 4,096): offer none; /run and /plan still call them.
+                engine = ConversationEngine(kernel, store, system=system, max_turns=max_turns, functions=())
             # The answer's length follows the model's context (and /set max_tokens), not a fixed 500.
             engine.max_tokens = answer_tokens(engine.context_tokens)
         self.engine = engine
@@ -478,6 +483,26 @@ class ChatSession:
 
 
 CUT_NOTE = "(cut: the answer reached its length limit of {max_tokens} tokens; /set max_tokens N allows longer)"
+
+
+def _tools_fit(engine: ConversationEngine) -> bool:
+    """Whether the tool schemas of the functions the engine would offer take at most a quarter of the context."""
+    import json
+
+    from semantic_kernel.connectors.ai.function_calling_utils import kernel_function_metadata_to_function_call_format
+
+    try:
+        if not engine.service.SUPPORTS_FUNCTION_CALLING:
+            return True  # nothing is offered anyway
+    except Exception:
+        return True
+    allowed = set(engine.allowed_functions())
+    size = sum(
+        len(json.dumps(kernel_function_metadata_to_function_call_format(m)))
+        for m in engine.kernel.get_full_list_of_function_metadata()
+        if f"{m.plugin_name}.{m.name}" in allowed
+    )
+    return estimate_tokens("x" * size) <= engine.context_tokens // 4
 
 
 def answer_tokens(context_tokens: int) -> int:

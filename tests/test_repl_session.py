@@ -185,3 +185,15 @@ async def test_an_argument_of_the_plan_is_edited_before_it_runs(tmp_path: Path) 
     assert reply.text == "995" and "Math.add(a=5, b=990)" in shown[1]
     bad = await session.handle("/plan What is 110 plus 990?", confirm=lambda text: "7 a=1")
     assert bad.is_error and "steps 1 to 1" in bad.text
+
+
+async def test_functions_are_offered_to_the_model_only_when_their_schemas_fit(tmp_path: Path) -> None:
+    from tests.test_conversation_engine import ToolScripted
+
+    small = make(tmp_path, ToolScripted(["Hello."], ai_model_id="gpt-4"))  # 8,192 tokens: the schemas would crowd it
+    assert small.engine.allowed_functions() == []
+    assert (await small.handle("Hi")).text == "Hello." and small.engine.service.offered == [None]
+    large = make(tmp_path, ToolScripted(["Hello."], ai_model_id="gpt-4o"))  # 128,000 tokens
+    assert "Math.add" in large.engine.allowed_functions()
+    await large.handle("Hi")
+    assert "Math-add" in (large.engine.service.offered[0] or [])

@@ -100,7 +100,7 @@ def run_repl(
             except KeyboardInterrupt:  # Ctrl-C stops this answer, not the session
                 _cancel_pending(loop)
                 renderer.pause()
-                renderer.error("interrupted")
+                renderer.info("(interrupted)")
                 continue
             if reply.kind == "exit":
                 renderer.pause()
