@@ -128,3 +128,14 @@ def test_a_plan_the_planner_cannot_make_is_one_sentence_and_no_card(tmp_path: Pa
     text = messages[0].text
     assert text.startswith("Sorry, that did not work: no valid plan") and "\n" not in text
     assert "no scripted answer" not in text
+
+
+def test_a_card_waiting_for_its_click_does_not_hold_the_model(tmp_path: Path) -> None:
+    service = ToolScripted()
+    with fake_connector() as connector, running(teams_app(tmp_path, service, concurrency=1, queue=0)) as url:
+        plan_id, message = propose((url, service, connector))
+        service.queue("Meanwhile, hello.")  # one generation at a time, none waiting: the gate must be free
+        assert post(url, activity(connector, "hello", channel="test", conversation="conv-2")).status_code == 202
+        assert [s.text for s in connector.take() if s.type == "message"] == ["Meanwhile, hello."]
+        click(url, card_click(connector, "approvePlan", plan_id, message.id))
+        assert any(s.text == "1100" for s in connector.wait_for(lambda s: s.text == "1100"))

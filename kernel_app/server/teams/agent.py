@@ -337,18 +337,43 @@ class TeamsAgent:
                 self._remember_job(event.plan_id, job)
                 job.proposed.set()
 
+        # The model's queue is held while planning and while the plan runs, not while the card waits.
+        gate, held = self.state.gate, False
+
         async def confirm(_shown: str) -> bool:
+            nonlocal held
+            gate.release()
+            held = False
             try:
-                return await asyncio.wait_for(asyncio.shield(job.decision), APPROVAL_TIMEOUT)
+                approved = await asyncio.wait_for(asyncio.shield(job.decision), APPROVAL_TIMEOUT)
             except asyncio.TimeoutError:
                 job.state, job.outcome = "expired", "Not approved in time: nothing ran."
                 return False
+            if approved:
+                await _acquire_waiting(gate)
+                held = True
+            return approved
 
         async def run() -> Reply:
-            return await session.handle(
-                text, confirm=confirm, approve=self._approve_call, on_event=on_event, on_progress=job.report
-            )
+            nonlocal held
+            try:
+                return await session.handle(
+                    text, confirm=confirm, approve=self._approve_call, on_event=on_event, on_progress=job.report
+                )
+            finally:
+                if held:
+                    gate.release()
 
+        from kernel_app.server.limits import Busy
+
+        try:
+            await gate.acquire()
+        except Busy as busy:
+            await context.send_activity(
+                f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds."
+            )
+            return
+        held = True
         job.task = asyncio.create_task(run())
         waiter = asyncio.create_task(job.proposed.wait())
         await asyncio.wait({job.task, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -447,6 +472,18 @@ class TeamsAgent:
             log.debug("Teams: could not say sorry", exc_info=True)
 
     # endregion
+
+
+async def _acquire_waiting(gate: Any) -> None:
+    """A place at the model's queue for an approved plan: it waits its turn rather than fail on a full queue."""
+    from kernel_app.server.limits import Busy
+
+    while True:
+        try:
+            await gate.acquire()
+            return
+        except Busy as busy:
+            await asyncio.sleep(min(busy.retry_after, 1))
 
 
 def _card_response(card: dict[str, Any]) -> Any:
