@@ -163,8 +163,9 @@ def test_streamed_tool_call_fragments_are_joined_by_index() -> None:
         '<tool_call>\n{"name": "Math-add", "arguments": {"a": 110, "b": 990}}\n</tool_call>',
         '{"name": "Math.add", "parameters": {"a": 110, "b": 990}}',
         '```json\n{"name": "Math-add", "arguments": "{\\"a\\": 110, \\"b\\": 990}"}',  # cut off before the fence ends
+        '{{"name": "Math-add", "arguments": {"a": 110, "b": 990}}}',  # as the 1.5B model answered the engine
     ],
-    ids=["fenced", "bare", "tagged", "dotted-parameters", "string-arguments-unclosed-fence"],
+    ids=["fenced", "bare", "tagged", "dotted-parameters", "string-arguments-unclosed-fence", "doubled-braces"],
 )
 def test_a_call_the_model_wrote_as_text_is_a_call(text: str) -> None:
     [call] = calls_in_text(text, OFFERED)

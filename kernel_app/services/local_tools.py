@@ -15,9 +15,9 @@ Two things llama.cpp and the models do that are handled here, each on purpose an
 * llama.cpp only recognises a call in the format of the model's template (Qwen2.5: ``<tool_call>{...}
   </tool_call>``). Qwen2.5-Coder does not write those tags: asked to use a tool it answers with the
   bare call object, often in a ```json fence, which llama.cpp returns as plain text. An answer that is
-  nothing but such objects (``{"name": ..., "arguments": {...}}``) is read as tool calls here; anything
-  else stays text. A call object whose JSON is broken but whose ``name`` is an offered tool becomes a
-  call with the broken arguments, so semantic-kernel sends the error back to the model.
+  nothing but such objects (``{"name": ..., "arguments": {...}}``, braces sometimes doubled) is read as
+  tool calls here; anything else stays text. A call object whose JSON is broken but whose ``name`` is
+  an offered tool becomes a call with the broken arguments, so semantic-kernel sends the error back.
 """
 
 from __future__ import annotations
@@ -176,8 +176,12 @@ def _tool_name(name: str, offered: set[str]) -> str:
 def _unwrapped(text: str) -> str:
     # A ```json fence around the answer, closed or not (max_tokens may cut it off).
     body = _OPENING_FENCE.sub("", text.strip(), count=1).strip()
-    body = body.removesuffix("```").strip()
-    return _TAGS.sub("\n", body).strip()
+    body = _TAGS.sub("\n", body.removesuffix("```")).strip()
+    if body.startswith("{{") and body.endswith("}}"):
+        # Qwen2.5-Coder-1.5B at times doubles the braces ({{"name": ...}}), as in a format string;
+        # "{{" never starts valid JSON, so one pair is dropped.
+        body = body[1:-1]
+    return body
 
 
 def calls_in_text(text: str, offered: set[str]) -> list[FunctionCallContent] | None:
