@@ -10,6 +10,7 @@ from planners.call_filter import Call
 from planners.catalogue import FunctionCatalogue, FunctionInfo, ParameterInfo
 from planners.errors import (
     Attempt,
+    BareReferenceError,
     CatalogueFilterError,
     DuplicateOutputError,
     EmptyPlanError,
@@ -45,6 +46,7 @@ __all__ = [
     "ActionPlanner",
     "ApproveCall",
     "Attempt",
+    "BareReferenceError",
     "Call",
     "CallRequest",
     "CatalogueFilterError",

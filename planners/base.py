@@ -22,7 +22,7 @@ from planners.prompts import echoed_answer, repair_prompt, system_prompt, user_p
 from planners.quoting import clean_text, shortened
 from planners.relevance import Relevance, most_relevant
 from planners.schema import planner_settings, response_schema, supports_response_format
-from planners.validation import DEFAULT_MAX_STEPS, validate_plan
+from planners.validation import DEFAULT_MAX_STEPS, bare_references, validate_plan
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
@@ -150,6 +150,10 @@ class JsonPlanner:
             if not parsed.plan.steps and parsed.reason:
                 raise NoFunctionFits(parsed.reason)
             validate_plan(parsed.plan, self.catalogue, inputs=self.inputs, max_steps=self.max_steps)
+            forgotten = bare_references(parsed.plan)
+            if forgotten:  # a plan that would run on the word "poem": never a success, a repair
+                forgotten[0].problems = forgotten
+                raise forgotten[0]
             return parsed.plan
         except PlanError:
             raise

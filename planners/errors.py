@@ -109,6 +109,10 @@ class UndefinedReferenceError(PlanValidationError):
     """A ``$name`` argument names neither an earlier step's output nor an input variable."""
 
 
+class BareReferenceError(UndefinedReferenceError):
+    """A model's argument is the bare name of an earlier output (``"input": "poem"``): a ``$`` forgotten."""
+
+
 class DuplicateOutputError(PlanValidationError):
     """Two steps (or a step and an input variable) use the same output name."""
 

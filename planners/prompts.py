@@ -40,7 +40,13 @@ needs, at most {max_steps}: one step when one function does the whole job.
 - If none of the functions can help with the goal, answer {{"steps": [], "reason": "why"}}.
 
 {inputs}Functions:
-{functions}"""
+{functions}
+
+{reminder}"""
+
+# Said again after the function list, right before the goal: with the rules above the list,
+# Qwen2.5-Coder-1.5B wrote "input": "poem" (the word) for "$poem" (the output).
+REMINDER = 'To use an earlier step\'s result, write "$" and its output name, e.g. "input": "$poem".'
 
 ACTION_SYSTEM = """\
 You pick the ONE function, from the list below, that best achieves the user's goal, and its arguments.
@@ -80,6 +86,7 @@ def system_prompt(
         inputs=_inputs_text(inputs),
         format=_FORMAT,
         max_steps=max_steps,
+        reminder="" if single_step else REMINDER,
     )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 
 from planners.catalogue import FunctionCatalogue, FunctionInfo
 from planners.errors import (
+    BareReferenceError,
     DuplicateOutputError,
     EmptyPlanError,
     ExcludedFunctionError,
@@ -180,3 +181,28 @@ def _undefined(
         step=number,
         function=function,
     )
+
+
+def bare_references(plan: Plan) -> list[PlanValidationError]:
+    """Arguments whose value is exactly the name of an EARLIER step's output, without ``$``.
+
+    Not a rule of the plan format (a saved plan may pass the word "poem" as text): the planners apply it
+    to model answers, where ``"input": "poem"`` after a step whose output is ``poem`` is a forgotten
+    ``$`` (seen on Qwen2.5-Coder-1.5B). Running it would translate the word "poem"; a repair turn asks.
+    """
+    problems: list[PlanValidationError] = []
+    earlier: dict[str, int] = {}
+    for number, step in enumerate(plan.steps, 1):
+        for argument, value in step.args.items():
+            if isinstance(value, str) and value.strip() in earlier:
+                name = value.strip()
+                problems.append(
+                    BareReferenceError(
+                        f"argument '{argument}' is the text {quoted(name)}, the name of step {earlier[name]}'s "
+                        f'output: write "${name}" to use that output',
+                        step=number,
+                        function=step.function,
+                    )
+                )
+        earlier.setdefault(step.output, number)
+    return problems

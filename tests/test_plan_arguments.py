@@ -14,7 +14,15 @@ import pytest
 from kernel_app.config import Settings
 from kernel_app.kernel_builder import build_kernel
 from kernel_app.services.scripted import ScriptedChatCompletion
-from planners import FunctionCatalogue, Plan, PlanExecutor, SequentialPlanner, UnknownArgumentError, validate_plan
+from planners import (
+    BareReferenceError,
+    FunctionCatalogue,
+    Plan,
+    PlanExecutor,
+    SequentialPlanner,
+    UnknownArgumentError,
+    validate_plan,
+)
 from planners.arguments import map_near_misses
 from planners.prompts import system_prompt
 from planners.schema import function_names_in
@@ -185,3 +193,32 @@ def test_the_prompt_shows_signatures_and_rules_before_the_functions(catalogue: F
     other = system_prompt(catalogue, ["Math.add"])
     shared = next(i for i, (a, b) in enumerate(zip(prompt, other, strict=False)) if a != b)
     assert prompt.index("Functions:") < shared
+    # ...and the one rule the 1.5B model forgot when it was far above is said again at the end.
+    assert prompt.endswith('write "$" and its output name, e.g. "input": "$poem".')
+
+
+async def test_a_bare_output_name_as_a_value_is_a_repair_not_a_plan(kernel, scripted) -> None:
+    # Qwen2.5-Coder-1.5B wrote "input": "poem" for "$poem" (bench_planner_quality, goal 12): that plan
+    # would translate the word "poem". A repair turn names the fix.
+    scripted.queue(
+        answer(
+            ("Writer.ShortPoem", {"input": "autumn leaves"}, "poem"),
+            ("Writer.Translate", {"input": "poem", "language": "German"}, "german"),
+        ),
+        answer(
+            ("Writer.ShortPoem", {"input": "autumn leaves"}, "poem"),
+            ("Writer.Translate", {"input": "$poem", "language": "German"}, "german"),
+        ),
+    )
+    planner = SequentialPlanner(kernel)
+    plan = await planner.create_plan("Write a poem about autumn leaves and translate it into German.")
+    first = planner.last_attempts[0].error
+    assert isinstance(first, BareReferenceError)
+    assert str(first) == (
+        "step 2 (Writer.Translate): argument 'input' is the text 'poem', the name of step 1's output: "
+        'write "$poem" to use that output'
+    )
+    assert str(first) in scripted.requests[1].prompt
+    assert plan.steps[1].args["input"] == "$poem"
+    # A saved plan may pass the word as text: that is no rule of the format.
+    validate_plan(Plan.from_json(planner.last_attempts[0].answer), planner.catalogue)
