@@ -397,3 +397,19 @@ async def test_without_function_calling_nothing_changes(scripted) -> None:
 
 
 # endregion
+
+
+async def test_too_many_tools_for_the_context_is_a_one_line_error(scripted) -> None:
+    from kernel_app.config import Settings
+    from kernel_app.kernel_builder import build_kernel
+    from kernel_app.services.local_tools import check_tools_fit
+
+    service, server = scripted([_chunks("unused")])
+    kernel = build_kernel(Settings(), chat_service=service).kernel
+    everything = LocalLlamaPromptExecutionSettings(max_tokens=8, function_choice_behavior=FunctionChoiceBehavior.Auto())
+    with pytest.raises(
+        ServiceInvalidExecutionSettingsError, match=r"functions offered to the local model take ~\d+ tokens"
+    ):
+        await service.get_chat_message_content(_history(), everything, kernel=kernel, arguments=KernelArguments())
+    assert server.requests == []  # refused before llama.cpp saw it
+    check_tools_fit([ADD_TOOL] * 10, 4096)  # ten small schemas fit

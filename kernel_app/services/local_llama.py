@@ -43,6 +43,7 @@ from kernel_app.services.local_tools import (
     HeldText,
     StreamedCalls,
     calls_in_text,
+    check_tools_fit,
     llama_messages,
     offered_names,
     tool_request,
@@ -318,6 +319,7 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
         converted = self._settings(settings)
+        check_tools_fit(converted.tools, self.n_ctx)
         messages = llama_messages(chat_history)
         request = llama_request(converted)
         end = _StreamEnd()
@@ -348,6 +350,7 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         function_invoke_attempt: int = 0,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
         converted = self._settings(settings)
+        check_tools_fit(converted.tools, self.n_ctx)
         messages = llama_messages(chat_history)
         request = llama_request(converted)
         offered = offered_names(converted.tools)

@@ -37,6 +37,7 @@ from semantic_kernel.contents import (
 )
 from semantic_kernel.contents.kernel_content import KernelContent
 from semantic_kernel.contents.utils.author_role import AuthorRole
+from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 
 Message = dict[str, Any]
 
@@ -61,6 +62,29 @@ def tool_request(tools: list[dict[str, Any]] | None, tool_choice: str | None) ->
     if not tools:
         return {}
     return {"tools": tools, "tool_choice": tool_choice or "auto", "parallel_tool_calls": True}
+
+
+# About this many characters of JSON schema per token (Qwen's tokenizer on semantic-kernel's tool schemas).
+SCHEMA_CHARS_PER_TOKEN = 4
+# The tool schemas may take at most half the context: the rest is for the messages and the answer.
+TOOLS_SHARE_OF_CONTEXT = 2
+
+
+def check_tools_fit(tools: list[dict[str, Any]] | None, n_ctx: int) -> None:
+    """A one-line error when the tool schemas alone would take over half the model's context.
+
+    The GGUF's template puts every schema in the prompt: 46 functions are ~3,800 tokens, which overflow
+    a 4,096-token context (llama.cpp then refuses the request) or, just under it, cost minutes of prompt
+    evaluation on a CPU before the first token.
+    """
+    if not tools:
+        return
+    tokens = len(json.dumps(tools, ensure_ascii=False)) // SCHEMA_CHARS_PER_TOKEN
+    if tokens > n_ctx // TOOLS_SHARE_OF_CONTEXT:
+        raise ServiceInvalidExecutionSettingsError(
+            f"{len(tools)} functions offered to the local model take ~{tokens} tokens of its {n_ctx}-token "
+            f"context (at most {n_ctx // TOOLS_SHARE_OF_CONTEXT}): offer fewer (an allow-list of the relevant ones)"
+        )
 
 
 def offered_names(tools: list[dict[str, Any]] | None) -> set[str]:
