@@ -54,6 +54,10 @@ DEFAULT_MAX_ROUNDS = 5  # model round trips that may call functions, per turn
 SUMMARY_CHARS = 200  # of a function result, in FunctionCallFinished
 TITLE_CHARS = 60
 TOOL_SCHEMA_TOKENS = 60  # estimated per offered function, reserved from the context
+# A small model says how many functions it handles (planner_max_functions: the embedded tiers do); then each
+# turn offers the ones most relevant to the user's message. Every schema of the kernel (~47 functions, ~4,000
+# tokens) would overflow its context. A service that says nothing (OpenAI, Azure) is offered all.
+NO_LIMIT = 10**6
 
 Approve = Callable[[ApprovalNeeded], "bool | Awaitable[bool]"]
 ApprovalRule = Callable[[Any], bool]
@@ -96,6 +100,7 @@ class ConversationEngine:
         max_rounds: int = DEFAULT_MAX_ROUNDS,
         service_id: str | None = None,
         approval_rule: ApprovalRule = _default_rule,
+        max_functions: int | None = None,
     ) -> None:
         """``functions``: the allow-list as ``Plugin.Function`` names (None: every function the kernel can
         offer as a tool; empty: none). ``context_tokens``: the model's context window (None: known from the
@@ -109,6 +114,7 @@ class ConversationEngine:
         self.service_id = service_id
         self.approval_rule = approval_rule
         self._functions = None if functions is None else [f.replace("-", ".", 1) for f in functions]
+        self.max_functions = max_functions  # per turn; None: the service's planner_max_functions, else all
         self._context_tokens = context_tokens
 
     # region conversations
@@ -191,7 +197,8 @@ class ConversationEngine:
         return history
 
     def _history_budget(self) -> int:
-        tools = len(self.allowed_functions()) * TOOL_SCHEMA_TOKENS if self._offers_tools() else 0
+        offered = min(len(self.allowed_functions()), self._offer_limit())
+        tools = offered * TOOL_SCHEMA_TOKENS if self._offers_tools() else 0
         budget = int(self.context_tokens * 0.9) - self.max_tokens - estimate_tokens(self.system) - tools
         return max(budget, 256)
 
@@ -213,6 +220,26 @@ class ConversationEngine:
         if self._functions is None:
             return sorted(available)
         return [name for name in self._functions if name in available]
+
+    def _offer_limit(self) -> int:
+        if self.max_functions:
+            return self.max_functions
+        try:
+            return int(getattr(self.service, "planner_max_functions", None) or NO_LIMIT)
+        except Exception:
+            return NO_LIMIT
+
+    async def offered_functions(self, text: str) -> list[str]:
+        """The allowed functions offered for a turn: all that fit the limit, else the most relevant to ``text``."""
+        names = self.allowed_functions()
+        limit = self._offer_limit()
+        if len(names) <= limit:
+            return names
+        from planners.catalogue import FunctionCatalogue
+        from planners.relevance import most_relevant
+
+        catalogue = FunctionCatalogue.from_kernel(self.kernel, included=names)
+        return await most_relevant(text, catalogue, limit)
 
     def _offers_tools(self) -> bool:
         try:
@@ -298,10 +325,14 @@ class ConversationEngine:
         try:
             service = self.service
             tools = self._offers_tools()
+            offered: list[str] = []
+            if tools:
+                asked = next((m.content for m in reversed(prompt()) if m.role == "user"), "") or ""
+                offered = await self.offered_functions(asked)
             for round_index in range(self.max_rounds + 1):
                 offer = tools and round_index < self.max_rounds
                 history = self.chat_history(prompt())
-                settings = self._settings(service, offer, options)
+                settings = self._settings(service, offer, options, offered)
                 kwargs: dict[str, Any] = {}
                 if offer:
                     from semantic_kernel.functions import KernelArguments
@@ -342,7 +373,7 @@ class ConversationEngine:
                 )
                 pending.append(Message("assistant", text, tool_calls=tool_calls))
                 for call in tool_calls:
-                    async for event in self._call(call, approve, pending, commit):
+                    async for event in self._call(call, approve, pending, commit, offered):
                         if isinstance(event, _Usage):
                             usage = usage + event.usage
                         else:
@@ -354,7 +385,12 @@ class ConversationEngine:
             yield ErrorEvent(f"failed: {innermost_message(error)}")
 
     async def _call(
-        self, call: ToolCall, approve: Approve | None, pending: list[Message], commit: Callable[[], None]
+        self,
+        call: ToolCall,
+        approve: Approve | None,
+        pending: list[Message],
+        commit: Callable[[], None],
+        offered: Sequence[str] | None = None,
     ) -> AsyncIterator[Event | _Usage]:
         from semantic_kernel.functions import KernelArguments
 
@@ -362,7 +398,7 @@ class ConversationEngine:
         began = time.perf_counter()
         ok, ran_with_effect = False, False
         plugin, _, name = call.function.partition(".")
-        if call.function not in self.allowed_functions():
+        if call.function not in (self.allowed_functions() if offered is None else offered):
             output = f"{call.function} is not a function you may call"
         else:
             function = self.kernel.get_function(plugin, name)
@@ -398,7 +434,11 @@ class ConversationEngine:
         )
 
     def _settings(
-        self, service: ChatCompletionClientBase, offer_tools: bool, options: dict[str, Any] | None = None
+        self,
+        service: ChatCompletionClientBase,
+        offer_tools: bool,
+        options: dict[str, Any] | None = None,
+        offered: Sequence[str] | None = None,
     ) -> Any:
         from kernel_app.services.execution_settings import execution_settings
 
@@ -406,7 +446,8 @@ class ConversationEngine:
         if offer_tools:
             from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
 
-            allowed = [name.replace(".", "-", 1) for name in self.allowed_functions()]
+            names = self.allowed_functions() if offered is None else offered
+            allowed = [name.replace(".", "-", 1) for name in names]
             settings.function_choice_behavior = FunctionChoiceBehavior.Auto(
                 auto_invoke=False, filters={"included_functions": allowed}
             )
