@@ -486,7 +486,7 @@ CUT_NOTE = "(cut: the answer reached its length limit of {max_tokens} tokens; /s
 
 
 def _tools_fit(engine: ConversationEngine) -> bool:
-    """Whether the tool schemas of the functions the engine would offer take at most a quarter of the context."""
+    """Whether the tool schemas of the functions the engine would offer leave room for a turn and its answer."""
     import json
 
     from semantic_kernel.connectors.ai.function_calling_utils import kernel_function_metadata_to_function_call_format
@@ -502,7 +502,9 @@ def _tools_fit(engine: ConversationEngine) -> bool:
         for m in engine.kernel.get_full_list_of_function_metadata()
         if f"{m.plugin_name}.{m.name}" in allowed
     )
-    return estimate_tokens("x" * size) <= engine.context_tokens // 4
+    context = engine.context_tokens
+    # Room left for the system message, the newest turn and the answer, in the 90% the engine plans with.
+    return estimate_tokens("x" * size) + answer_tokens(context) + 512 <= context * 0.9
 
 
 def answer_tokens(context_tokens: int) -> int:

@@ -190,10 +190,13 @@ async def test_an_argument_of_the_plan_is_edited_before_it_runs(tmp_path: Path) 
 async def test_functions_are_offered_to_the_model_only_when_their_schemas_fit(tmp_path: Path) -> None:
     from tests.test_conversation_engine import ToolScripted
 
-    small = make(tmp_path, ToolScripted(["Hello."], ai_model_id="gpt-4"))  # 8,192 tokens: the schemas would crowd it
+    class EmbeddedSized(ToolScripted):
+        n_ctx: int = 4096  # the embedded model's window, read as the local service's is
+
+    small = make(tmp_path, EmbeddedSized(["Hello."]))  # ~4,400 tokens of schemas would not fit
     assert small.engine.allowed_functions() == []
     assert (await small.handle("Hi")).text == "Hello." and small.engine.service.offered == [None]
-    large = make(tmp_path, ToolScripted(["Hello."], ai_model_id="gpt-4o"))  # 128,000 tokens
+    large = make(tmp_path, ToolScripted(["Hello."]))  # 8,192 tokens: room for them and a turn
     assert "Math.add" in large.engine.allowed_functions()
     await large.handle("Hi")
     assert "Math-add" in (large.engine.service.offered[0] or [])
