@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 SYSTEM = (
     "You are Kernel App, a concise assistant for business analysts. Answer in a few sentences, "
-    "using the conversation so far (it includes the results of functions the user ran)."
+    "using the conversation so far (it includes the results of functions the user ran). When one of "
+    "your tools does what is asked, call it, then answer from its result."
 )
 DEFAULT_MAX_TOKENS = 500  # of one answer
 DEFAULT_MAX_ROUNDS = 5  # model round trips that may call functions, per turn
