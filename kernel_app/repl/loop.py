@@ -110,6 +110,12 @@ def run_repl(
                 outcome.failed.append((reader.line_number, reply.text))
                 renderer.error(f"{where}{reply.text}")
             else:
+                if line.strip().lower() == "/help":
+                    from dataclasses import replace
+
+                    from kernel_app.repl.reader import TYPING_HELP
+
+                    reply = replace(reply, text=f"{reply.text}\n{TYPING_HELP}")
                 renderer.reply(reply, max_tokens=session.engine.max_tokens)
     finally:
         # An answer's stream left half-read (Ctrl-C, /exit) is closed here, not by the garbage collector.

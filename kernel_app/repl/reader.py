@@ -30,6 +30,14 @@ _SECRET = re.compile(
 )
 
 
+# What /help adds at a terminal or pipe: typing is this adapter's, not the session's (Teams has its own).
+TYPING_HELP = (
+    f"Several lines as one message: a line of {FENCE}, the lines, another line of {FENCE} (at a terminal\n"
+    "also Esc then Enter for a new line; a paste is one message). Tab completes commands, functions, their\n"
+    "parameters, memory collections and $results; Up recalls earlier lines (kept across sessions)."
+)
+
+
 def looks_secret(line: str) -> bool:
     return bool(_SECRET.search(line))
 
