@@ -112,7 +112,10 @@ class ChatSession:
     def load_in_background(self) -> Callable[[], bool]:
         """Start loading the embedded model now, so the prompt need not wait for it (the first answer
         does, in the service's own once-only load); returns "is it still loading?". Other services
-        load nothing: always False."""
+        load nothing: always False.
+
+        llama.cpp's load holds the GIL (~3 s for the default tier): keys typed meanwhile show when it
+        ends (the terminal keeps them), but a person usually types for longer than that."""
         import threading
 
         load = getattr(self.engine.service, "model", None)
