@@ -70,6 +70,7 @@ class Reply:
     usage: Usage | None = None
     streamed: bool = False  # the text already went to on_chunk
     cut: bool = False  # the answer reached its length limit (the REPL says so; the text does not)
+    limit: int | None = None  # that limit, when it is a function's own max_tokens (not the chat's)
 
     @property
     def is_error(self) -> bool:
@@ -267,7 +268,11 @@ class ChatSession:
                 emit(Progress("run", f"ran {shown}", done=True))
         said = f"(ran {name} on: {text or 'no input'})"
         self._remember(said, result.result, title=f"{shown} {arguments.strip()}")
-        return self._counted(Reply(result.result, "result", result.usage, streamed=bool(streamed)))
+        limit = _max_tokens(function)
+        # A prompt function's stream carries no finish reason here; all its max_tokens used means cut.
+        cut = limit is not None and result.usage.completion_tokens >= limit
+        reply = Reply(result.result, "result", result.usage, streamed=bool(streamed), cut=cut, limit=limit)
+        return self._counted(reply)
 
     async def _plan(
         self,
@@ -486,6 +491,17 @@ class ChatSession:
 
 
 CUT_NOTE = "(cut: the answer reached its length limit of {max_tokens} tokens; /set max_tokens N allows longer)"
+
+
+def _max_tokens(function: Any) -> int | None:
+    """A prompt function's max_tokens from its config.json (the first service's that sets one)."""
+    if not getattr(function, "is_prompt", False):
+        return None
+    for settings in (getattr(function, "prompt_execution_settings", None) or {}).values():
+        value = settings.extension_data.get("max_tokens") or getattr(settings, "max_tokens", None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def _tools_fit(engine: ConversationEngine) -> bool:

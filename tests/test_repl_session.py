@@ -200,3 +200,24 @@ async def test_functions_are_offered_to_the_model_only_when_their_schemas_fit(tm
     assert "Math.add" in large.engine.allowed_functions()
     await large.handle("Hi")
     assert "Math-add" in (large.engine.service.offered[0] or [])
+
+
+async def test_a_function_answer_that_used_all_its_max_tokens_is_marked_cut(tmp_path: Path) -> None:
+    import json
+
+    from kernel_app.config import load_settings
+    from kernel_app.repl.render import cut_note
+
+    folder = tmp_path / "plugins" / "Short" / "Say"
+    folder.mkdir(parents=True)
+    (folder / "skprompt.txt").write_text("Say {{$input}}")
+    config = {"description": "d.", "execution_settings": {"default": {"max_tokens": 4}}}
+    (folder / "config.json").write_text(json.dumps(config))
+    service = ScriptedChatCompletion(["one two three four", "one two"])  # usage counts words as tokens
+    settings = load_settings(plugins_dirs=[tmp_path / "plugins"], memory_dir=tmp_path / "memory")
+    session = ChatSession(build_kernel(settings, chat_service=service).kernel)
+    cut = await session.handle("/run Short.Say hello", on_chunk=lambda piece: None)
+    assert cut.cut and cut.limit == 4 and cut.streamed
+    assert cut_note(cut, 2048) == "(cut: the answer reached the function's max_tokens, 4, set in its config.json)"
+    whole = await session.handle("/run Short.Say hello")
+    assert not whole.cut and (await session.handle("/run Math.add a=1 b=2")).limit is None

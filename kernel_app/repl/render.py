@@ -20,7 +20,13 @@ from kernel_app.conversation.events import (
 )
 
 QUICK = ("/exit", "/quit", "/help", "/functions", "/results", "/history", "/set", "/new", "/reset", "/resume")
-CUT = "(cut: the answer reached its length limit of {tokens} tokens; /set max_tokens N allows longer)"
+
+
+def cut_note(reply: Any, max_tokens: int) -> str:
+    """What a cut answer says: which limit it reached, and how to raise it."""
+    if reply.limit:
+        return f"(cut: the answer reached the function's max_tokens, {reply.limit}, set in its config.json)"
+    return f"(cut: the answer reached its length limit of {max_tokens} tokens; /set max_tokens N allows longer)"
 
 
 class Renderer(Protocol):
@@ -70,7 +76,7 @@ class PlainRenderer:
         elif reply.text:
             self.out.write(reply.text + "\n")
         if reply.cut:
-            self.out.write(CUT.format(tokens=max_tokens) + "\n")
+            self.out.write(cut_note(reply, max_tokens) + "\n")
         self.out.flush()
 
     def error(self, text: str) -> None:
@@ -202,7 +208,7 @@ class RichRenderer:
             else:
                 self.console.print(Markdown(reply.text))
         if reply.cut:
-            self.console.print(CUT.format(tokens=max_tokens), style="yellow", markup=False, highlight=False)
+            self.console.print(cut_note(reply, max_tokens), style="yellow", markup=False, highlight=False)
         self._text = []
 
     def error(self, text: str) -> None:
