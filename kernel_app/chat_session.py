@@ -31,7 +31,7 @@ _VARIABLE = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|\S*)(?:\s|$
 _NAMED = re.compile(r"^(?P<command>.*?)\s+>\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$", re.DOTALL)
 _REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 PLANNERS = ("sequential", "action", "function-calling")
-SETTINGS_HELP = "max_tokens N (the longest answer, in tokens)"
+SETTINGS_HELP = "max_tokens N (the longest answer, in tokens), service NAME (local, openai, azure)"
 
 HELP = """\
 Type a message to talk to the model. Commands:
@@ -48,7 +48,7 @@ Type a message to talk to the model. Commands:
   /history                       the stored conversations
   /resume [N|ID]                 continue a stored conversation (by its /history number or id)
   /new                           start a new conversation (the old one stays in the store)
-  /set [NAME VALUE]              show or change a setting: max_tokens N
+  /set [NAME VALUE]              show or change a setting: max_tokens N, service local|openai|azure
   /functions                     list the functions you can run
   /help                          this text
   /exit                          leave (or Ctrl-D)
@@ -92,6 +92,7 @@ class ChatSession:
         store: ConversationStore | None = None,
         conversation_id: str | None = None,
         engine: ConversationEngine | None = None,
+        services: Callable[[str], Any] | None = None,
     ) -> None:
         self.kernel = kernel
         self.system = system
@@ -109,6 +110,8 @@ class ChatSession:
         self.conversation_id = conversation_id or self.engine.create().id
         self.usage = Usage()
         self.results: dict[str, str] = {}  # $last and the results named with `> NAME`
+        self._services = services  # /set service NAME: makes that chat service (None: not offered)
+        self._max_tokens_set = False
 
     def load_in_background(self) -> Callable[[], bool]:
         """Start loading the embedded model now, so the prompt need not wait for it (the first answer
@@ -429,15 +432,39 @@ class ChatSession:
     def _set(self, rest: str) -> Reply:
         name, _, value = rest.strip().partition(" ")
         if not name:
-            return Reply(f"max_tokens {self.engine.max_tokens}  (context {self.engine.context_tokens} tokens)", "help")
+            service = f"service {self.engine.service.service_id} ({self.engine.model})\n"
+            return Reply(
+                f"{service}max_tokens {self.engine.max_tokens}  (context {self.engine.context_tokens} tokens)", "help"
+            )
+        if name.lower() == "service" and self._services is not None:
+            return self._switch_service(value.strip())
         if name.lower() not in ("max_tokens", "max-tokens"):
             return Reply(f"unknown setting {name}: one of {SETTINGS_HELP}", "error")
         value = value.strip()
         if not value.isdigit() or not 16 <= int(value) <= self.engine.context_tokens // 2:
             limit = self.engine.context_tokens // 2
             return Reply(f"max_tokens takes a number from 16 to {limit} (half the model's context)", "error")
-        self.engine.max_tokens = int(value)
+        self.set_max_tokens(int(value))
         return Reply(f"max_tokens {self.engine.max_tokens}", "help")
+
+    def set_max_tokens(self, tokens: int) -> None:
+        """The longest answer, from now on; kept when /set service changes the model."""
+        self.engine.max_tokens = tokens
+        self._max_tokens_set = True
+
+    def _switch_service(self, name: str) -> Reply:
+        """The same conversation, answered from now on by another service (a bad key fails here, in one line)."""
+        from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+        if not name:
+            return Reply("usage: /set service local|openai|azure", "error")
+        service = self._services(name)  # type: ignore[misc]
+        for old in list(self.kernel.get_services_by_type(ChatCompletionClientBase).values()):
+            self.kernel.remove_service(old.service_id)
+        self.kernel.add_service(service)
+        if not self._max_tokens_set:  # the default follows the new model's context
+            self.engine.max_tokens = answer_tokens(self.engine.context_tokens)
+        return Reply(f"service {name} ({self.engine.model}), max_tokens {self.engine.max_tokens}", "help")
 
     def _results(self) -> str:
         if not self.results:

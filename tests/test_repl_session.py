@@ -221,3 +221,29 @@ async def test_a_function_answer_that_used_all_its_max_tokens_is_marked_cut(tmp_
     assert cut_note(cut, 2048) == "(cut: the answer reached the function's max_tokens, 4, set in its config.json)"
     whole = await session.handle("/run Short.Say hello")
     assert not whole.cut and (await session.handle("/run Math.add a=1 b=2")).limit is None
+
+
+async def test_set_service_switches_the_model_for_the_same_conversation(tmp_path: Path) -> None:
+    from kernel_app.errors import ConfigError
+
+    first, second = ScriptedChatCompletion(default="From the first."), ScriptedChatCompletion(
+        default="From the second.", ai_model_id="gpt-4o"
+    )
+
+    def services(name: str) -> ScriptedChatCompletion:
+        if name == "azure":
+            raise ConfigError("service 'azure' needs AZURE_OPENAI_ENDPOINT")
+        return second
+
+    kernel = build_kernel(Settings(memory_dir=tmp_path / "memory"), chat_service=first).kernel
+    session = ChatSession(kernel, store=ConversationStore(":memory:"), services=services)
+    await session.handle("Our bakery opens at six")
+    switched = await session.handle("/set service openai")
+    assert switched.text == "service openai (gpt-4o), max_tokens 4096"  # the new model's context: 128,000
+    assert (await session.handle("When do we open?")).text == "From the second."
+    assert "Our bakery opens at six" in second.requests[-1].prompt and len(first.requests) == 1
+    failed = await session.handle("/set service azure")
+    assert failed.is_error and "AZURE_OPENAI_ENDPOINT" in failed.text and session.engine.model == "gpt-4o"
+    session.set_max_tokens(700)
+    await session.handle("/set service openai")
+    assert session.engine.max_tokens == 700  # what the user set stays

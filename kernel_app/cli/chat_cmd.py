@@ -67,9 +67,19 @@ def chat(
     built = app.build_kernel(with_service=False)
     report_problems(built.report.problems, quiet_warnings=True)
     built.kernel.add_service(create_chat_service(app.settings))  # a bad key fails now, not at the first line
-    session = ChatSession(built.kernel, store=store, conversation_id=conversation_id)
+
+    def service_named(name: str) -> Any:
+        from kernel_app.constants import SERVICES
+        from kernel_app.errors import UsageError
+
+        if name not in SERVICES:
+            raise UsageError(f"unknown service {name!r}: use one of {', '.join(SERVICES)}")
+        # The model setting named the old service's model: the new one takes its own default.
+        return create_chat_service(app.settings.model_copy(update={"service": name, "model": None}))
+
+    session = ChatSession(built.kernel, store=store, conversation_id=conversation_id, services=service_named)
     if max_tokens is not None:
-        session.engine.max_tokens = max_tokens
+        session.set_max_tokens(max_tokens)
     reader = _reader(session, app, store_path.parent, interactive)
     renderer = _renderer(plain or not sys.stdout.isatty())
     if interactive:
