@@ -72,3 +72,22 @@ def map_near_misses(info: FunctionInfo, args: Mapping[str, Any]) -> tuple[dict[s
     mapped = {mapping.get(key, key): value for key, value in args.items()}
     notes = [f"argument {quoted(key)} read as '{target}'" for key, target in mapping.items()]
     return mapped, notes
+
+
+def read_bare_number_references(
+    info: FunctionInfo, args: Mapping[str, Any], earlier: Mapping[str, int]
+) -> tuple[dict[str, Any], list[str]]:
+    """A NUMBER (or integer, boolean) parameter given the bare name of an earlier output, ``"a": "sum"``,
+    read as ``"$sum"`` with a note: text there cannot be the literal it would be for a text parameter,
+    so the reference is the only reading. (For a text parameter, ``"input": "poem"`` may be the word:
+    the planner asks again instead, see ``validation.bare_references``.)"""
+    mapped = dict(args)
+    notes = []
+    for parameter in info.parameters:
+        value = args.get(parameter.name)
+        if parameter.type in ("number", "integer", "boolean") and isinstance(value, str) and value in earlier:
+            mapped[parameter.name] = f"${value}"
+            notes.append(
+                f"argument '{parameter.name}': {quoted(value)} read as ${value}, the output of step {earlier[value]}"
+            )
+    return mapped, notes

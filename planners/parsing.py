@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from planners.arguments import map_near_misses
+from planners.arguments import map_near_misses, read_bare_number_references
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlanFormatError, PlanParseError
 from planners.plan import Plan, PlanStep, reference_name
@@ -331,7 +331,8 @@ def canonical_names(plan: Plan, catalogue: FunctionCatalogue) -> Plan:
     """Function names in the catalogue's spelling; argument names too when they differ only in case,
     and an unambiguous near-miss argument name as its parameter, noted on the step (planners.arguments)."""
     steps = []
-    for step in plan.steps:
+    earlier: dict[str, int] = {}
+    for number, step in enumerate(plan.steps, 1):
         name = catalogue.canonical(step.function)
         info = catalogue.get(name)
         args = step.args
@@ -343,7 +344,10 @@ def canonical_names(plan: Plan, catalogue: FunctionCatalogue) -> Plan:
                 for key, value in step.args.items()
             }
             args, notes = map_near_misses(info, args)
+            args, more = read_bare_number_references(info, args, earlier)
+            notes += more
         steps.append(PlanStep(function=name, args=args, output=step.output, notes=notes))
+        earlier.setdefault(step.output, number)
     return Plan(goal=plan.goal, steps=steps)
 
 

@@ -21,6 +21,7 @@ from planners import (
     PlanExecutor,
     SequentialPlanner,
     UnknownArgumentError,
+    parse_plan_answer,
     validate_plan,
 )
 from planners.arguments import map_near_misses
@@ -222,3 +223,22 @@ async def test_a_bare_output_name_as_a_value_is_a_repair_not_a_plan(kernel, scri
     assert plan.steps[1].args["input"] == "$poem"
     # A saved plan may pass the word as text: that is no rule of the format.
     validate_plan(Plan.from_json(planner.last_attempts[0].answer), planner.catalogue)
+
+
+async def test_a_bare_output_name_for_a_number_is_read_as_the_reference(kernel, scripted) -> None:
+    # Qwen2.5-Coder-1.5B wrote "a": "sum" four times for "Add 12 and 30, then multiply the result by 2.":
+    # text in a number parameter has one reading, the output named so.
+    scripted.queue(
+        answer(("Math.add", {"a": 12, "b": 30}, "sum"), ("Math.multiply", {"a": "sum", "b": 2}, "product")),
+    )
+    planner = SequentialPlanner(kernel)
+    plan = await planner.create_plan("Add 12 and 30, then multiply the result by 2.")
+    assert len(scripted.requests) == 1
+    assert plan.steps[1].args == {"a": "$sum", "b": 2}
+    assert plan.steps[1].notes == ["argument 'a': 'sum' read as $sum, the output of step 1"]
+    result = await PlanExecutor(kernel, catalogue=planner.catalogue).execute(plan)
+    assert float(result.result) == 84.0
+    # The name of a LATER output is not read: left as written, with no note.
+    later = answer(("Math.multiply", {"a": "sum", "b": 2}, "product"), ("Math.add", {"a": 12, "b": 30}, "sum"))
+    parsed = parse_plan_answer(later, catalogue=planner.catalogue).plan
+    assert parsed.steps[0].args == {"a": "sum", "b": 2} and parsed.steps[0].notes == []
