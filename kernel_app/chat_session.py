@@ -543,11 +543,16 @@ def _tools_fit(engine: ConversationEngine) -> bool:
     except Exception:
         return True
     allowed = set(engine.allowed_functions())
-    size = sum(
-        len(json.dumps(kernel_function_metadata_to_function_call_format(m)))
-        for m in engine.kernel.get_full_list_of_function_metadata()
-        if f"{m.plugin_name}.{m.name}" in allowed
+    sizes = sorted(
+        (
+            len(json.dumps(kernel_function_metadata_to_function_call_format(m)))
+            for m in engine.kernel.get_full_list_of_function_metadata()
+            if f"{m.plugin_name}.{m.name}" in allowed
+        ),
+        reverse=True,
     )
+    # The engine offers at most its limit per turn (the most relevant): count the largest that many.
+    size = sum(sizes[: engine.offer_limit()])
     context = engine.context_tokens
     # Room left for the system message, the newest turn and the answer, in the 90% the engine plans with.
     return estimate_tokens("x" * size) + answer_tokens(context) + 512 <= context * 0.9

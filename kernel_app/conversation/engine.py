@@ -198,7 +198,7 @@ class ConversationEngine:
         return history
 
     def _history_budget(self) -> int:
-        offered = min(len(self.allowed_functions()), self._offer_limit())
+        offered = min(len(self.allowed_functions()), self.offer_limit())
         tools = offered * TOOL_SCHEMA_TOKENS if self._offers_tools() else 0
         budget = int(self.context_tokens * 0.9) - self.max_tokens - estimate_tokens(self.system) - tools
         return max(budget, 256)
@@ -222,7 +222,8 @@ class ConversationEngine:
             return sorted(available)
         return [name for name in self._functions if name in available]
 
-    def _offer_limit(self) -> int:
+    def offer_limit(self) -> int:
+        """How many functions a turn offers at most."""
         if self.max_functions:
             return self.max_functions
         try:
@@ -233,7 +234,7 @@ class ConversationEngine:
     async def offered_functions(self, text: str) -> list[str]:
         """The allowed functions offered for a turn: all that fit the limit, else the most relevant to ``text``."""
         names = self.allowed_functions()
-        limit = self._offer_limit()
+        limit = self.offer_limit()
         if len(names) <= limit:
             return names
         from planners.catalogue import FunctionCatalogue
