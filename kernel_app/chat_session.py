@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.conversation.engine import SYSTEM, Approve, ConversationEngine
+from kernel_app.conversation.engine import SYSTEM, Approve, ConversationEngine, ask_approval
 from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, PlanProposed, Progress, TextDelta
 from kernel_app.conversation.history import estimate_tokens
 from kernel_app.errors import KernelAppError, UsageError, innermost_message
@@ -302,7 +302,7 @@ class ChatSession:
             async def approve_call(request: Any) -> bool:  # a MODEL or WRITE call, asked like free text's
                 asked = ApprovalNeeded("", "", request.function, dict(request.args), request.effect.value)
                 emit(asked)
-                return await _decide(approve, asked)
+                return await ask_approval(approve, asked)
 
             extra = {"max_functions": limit} if limit else {}
             try:
@@ -644,17 +644,6 @@ def _edited(plan: Any, edit: str) -> Any:
     steps = list(plan.steps)
     steps[int(number) - 1] = step.model_copy(update={"args": args})
     return plan.model_copy(update={"steps": steps})
-
-
-async def _decide(approve: Approve | None, request: ApprovalNeeded) -> bool:
-    import inspect
-
-    if approve is None:
-        return False
-    answer = approve(request)
-    if inspect.isawaitable(answer):
-        answer = await answer
-    return bool(answer)
 
 
 def _variables_and_text(arguments: str) -> tuple[dict[str, object], str]:

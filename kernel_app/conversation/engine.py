@@ -416,7 +416,7 @@ class ConversationEngine:
                     effect_of(function).value,
                 )
                 yield request
-                allowed = await _ask(approve, request)
+                allowed = await ask_approval(approve, request)
                 ran_with_effect = allowed
             if not allowed:
                 output = f"The user did not approve running {call.function}; do not retry it, answer without it."
@@ -477,7 +477,8 @@ async def collect(events: AsyncIterator[Event]) -> TurnResult:
     return result
 
 
-async def _ask(approve: Approve | None, request: ApprovalNeeded) -> bool:
+async def ask_approval(approve: Approve | None, request: ApprovalNeeded) -> bool:
+    """The surface's answer to an approval request (sync or async); no callback means no."""
     if approve is None:
         return False
     answer = approve(request)
