@@ -61,6 +61,20 @@ def openai_server() -> Iterator[object]:
 
 
 @pytest.fixture
+def tool_server() -> Iterator[object]:
+    """The loopback OpenAI-compatible server that answers with scripted tool calls (function-calling tests)."""
+    from tests.test_plan_function_calling import ToolCallServer
+
+    server = ToolCallServer()
+    server._thread.start()
+    try:
+        yield server
+    finally:
+        server._httpd.shutdown()
+        server._httpd.server_close()
+
+
+@pytest.fixture
 def settings():
     from kernel_app.config import load_settings
 

@@ -11,7 +11,6 @@ PlanningError.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -87,17 +86,6 @@ NOTES = {
     "write-function-unapproved": NOT_APPROVED,
     "native-model-function-unapproved": NOT_APPROVED,
 }
-
-
-@pytest.fixture
-def tool_server() -> Iterator[ToolCallServer]:
-    server = ToolCallServer()
-    server._thread.start()
-    try:
-        yield server
-    finally:
-        server._httpd.shutdown()
-        server._httpd.server_close()
 
 
 @pytest.fixture

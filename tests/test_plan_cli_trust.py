@@ -9,24 +9,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, cli_env, run_cli
-from tests.test_plan_function_calling import ToolCallServer
-
-
-@pytest.fixture
-def tool_server() -> Iterator[ToolCallServer]:
-    server = ToolCallServer()
-    server._thread.start()
-    try:
-        yield server
-    finally:
-        server._httpd.shutdown()
-        server._httpd.server_close()
 
 
 def env_for(server, tmp_path: Path) -> dict[str, str]:

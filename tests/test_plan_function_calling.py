@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -100,17 +99,6 @@ class ToolCallServer:
 
     def tool_messages(self, index: int) -> list[str]:
         return [str(m.get("content")) for m in self.bodies[index]["messages"] if m["role"] == "tool"]
-
-
-@pytest.fixture
-def tool_server() -> Iterator[ToolCallServer]:
-    server = ToolCallServer()
-    server._thread.start()
-    try:
-        yield server
-    finally:
-        server._httpd.shutdown()
-        server._httpd.server_close()
 
 
 @pytest.fixture
