@@ -61,6 +61,24 @@ def openai_server() -> Iterator[object]:
 
 
 @pytest.fixture
+def scripted():
+    """The scripted chat service: functions run by an executor get the default answer; a test queues the
+    planner's answers. Modules that need another service define their own ``scripted``/``kernel``."""
+    from kernel_app.services.scripted import ScriptedChatCompletion
+
+    return ScriptedChatCompletion(default="scripted function output")
+
+
+@pytest.fixture
+def kernel(scripted):
+    """A kernel of the built-in plugins on the ``scripted`` service."""
+    from kernel_app.config import Settings
+    from kernel_app.kernel_builder import build_kernel
+
+    return build_kernel(Settings(), chat_service=scripted).kernel
+
+
+@pytest.fixture
 def tool_server() -> Iterator[object]:
     """The loopback OpenAI-compatible server that answers with scripted tool calls (function-calling tests)."""
     from tests.test_plan_function_calling import ToolCallServer

@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
 from kernel_app.services.scripted import ScriptedChatCompletion
 from planners import (
     ActionPlanner,
@@ -192,16 +190,6 @@ ACTION: list[tuple[str, str, type[Exception] | None]] = [
     ("step-object-alone", json.dumps(ADD), None),
     ("empty-steps-no-reason", '{"steps": []}', EmptyPlanError),
 ]
-
-
-@pytest.fixture
-def scripted() -> ScriptedChatCompletion:
-    return ScriptedChatCompletion(default="scripted function output")
-
-
-@pytest.fixture
-def kernel(scripted: ScriptedChatCompletion):
-    return build_kernel(Settings(), chat_service=scripted).kernel
 
 
 def test_the_corpus_is_big_enough() -> None:

@@ -13,7 +13,6 @@ import pytest
 
 from kernel_app.config import Settings
 from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
 from planners import (
     BareReferenceError,
     FunctionCatalogue,
@@ -36,16 +35,6 @@ VALID = json.dumps(
         ]
     }
 )
-
-
-@pytest.fixture
-def scripted() -> ScriptedChatCompletion:
-    return ScriptedChatCompletion(default="scripted function output")
-
-
-@pytest.fixture
-def kernel(scripted: ScriptedChatCompletion):
-    return build_kernel(Settings(), chat_service=scripted).kernel
 
 
 @pytest.fixture(scope="module")

@@ -103,17 +103,6 @@ CORPUS: list[tuple[str, str, type[Exception] | None]] = [
 ]
 
 
-@pytest.fixture
-def scripted() -> ScriptedChatCompletion:
-    # Functions run by the executor get the default answer; the planner's answers are queued per test.
-    return ScriptedChatCompletion(default="scripted function output")
-
-
-@pytest.fixture
-def kernel(scripted: ScriptedChatCompletion):
-    return build_kernel(Settings(), chat_service=scripted).kernel
-
-
 def test_the_corpus_is_big_enough() -> None:
     assert len(CORPUS) >= 25
     assert sum(1 for *_, error in CORPUS if error is not None) >= 25
