@@ -291,6 +291,10 @@ def test_kill_9_mid_ingest_loses_no_acknowledged_file_and_leaves_no_half_file(tm
         acknowledged_in_all += len(acknowledged)
         with MemoryStore(path, HashingEmbedder(64)) as store:
             chunks: dict[str, list[str]] = {}
+            if "notes" not in {c.name for c in store.collections()}:
+                # On a loaded machine the kill can land before the first commit creates the collection.
+                assert not acknowledged, f"trial {trial}: files acknowledged but no collection was kept"
+                continue
             for record in store.list("notes", limit=100_000):
                 chunks.setdefault(Path(str(record.metadata["source"])).name, []).append(record.text)
         for name, texts in chunks.items():
