@@ -46,6 +46,7 @@ def create_app(
     approve_model_functions: bool = False,
     mcp: bool = True,
     teams: dict[str, Any] | None = None,
+    copilot: dict[str, Any] | None = None,
 ) -> FastAPI:
     """The ASGI app.
 
@@ -54,7 +55,9 @@ def create_app(
     them as the CLI does; ``chat_service`` replaces the configured one (tests, benchmarks);
     ``concurrency``: generations at once (default 1 for the embedded model, 8 for a hosted one),
     ``queue`` more may wait, then 429. ``teams``: the Agents SDK's configuration
-    (:func:`kernel_app.server.teams.teams_config`) to serve Teams at ``/api/messages``.
+    (:func:`kernel_app.server.teams.teams_config`) to serve Teams at ``/api/messages``. ``copilot``: options
+    of chat-copilot's web app surface at ``/copilot`` (:func:`kernel_app.server.chat_copilot.mount`; served
+    only without API keys).
     """
     from kernel_app.config import load_settings
     from kernel_app.kernel_builder import build_kernel
@@ -138,4 +141,7 @@ def create_app(
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["*"],
         )
+    from kernel_app.server.chat_copilot import mount as mount_copilot
+
+    mount_copilot(app, state, api_keys=keys, max_body_bytes=max_body_bytes, **(copilot or {}))  # outermost: own CORS
     return app

@@ -1,0 +1,218 @@
+"""The SignalR hub ``/messageRelayHub`` in SignalR's JSON protocol over a plain WebSocket.
+
+chat-copilot's web app skips negotiation and opens the WebSocket directly (other clients negotiate
+first: ``POST .../negotiate`` is answered too). Every frame is JSON ending with ``\\x1e``. The client's
+handshake ``{"protocol": "json", "version": 1}`` is answered ``{}``; then messages: 1 invocation,
+3 completion, 6 ping, 7 close. The server pings every ``ping_interval`` seconds (the web app gives up
+after 60 s of silence).
+
+Client → server: ``AddClientToGroupAsync(chatId)``, ``SendMessageAsync(chatId, senderId, message)`` and
+``SendUserTypingStateAsync(chatId, userId, isTyping)`` (both relayed to the others in the chat's group).
+Server → group: :meth:`Hub.send` (``ReceiveMessage``, ``ReceiveMessageUpdate``, ``ReceiveBotResponseStatus``,
+``ChatEdited``, ``ChatDeleted``, ``UserJoined``...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.websockets import WebSocket
+
+log = logging.getLogger("kernel_app.copilot")
+
+SEPARATOR = "\x1e"
+INVOCATION, COMPLETION, PING, CLOSE = 1, 3, 6, 7
+DEFAULT_PING_INTERVAL = 15.0  # seconds; SignalR's own keep-alive default
+HANDSHAKE_TIMEOUT = 15.0
+
+
+class Connection:
+    """One client: its socket, its groups, and a lock so frames from several tasks never interleave."""
+
+    def __init__(self, socket: WebSocket) -> None:
+        self.id = uuid.uuid4().hex
+        self.socket = socket
+        self.groups: set[str] = set()
+        self.open = True
+        self._lock = asyncio.Lock()
+
+    async def write(self, message: dict[str, Any]) -> bool:
+        if not self.open:
+            return False
+        try:
+            async with self._lock:
+                await self.socket.send_text(json.dumps(message, ensure_ascii=False) + SEPARATOR)
+            return True
+        except Exception:  # a client gone mid-send: drop it, the others still get theirs
+            self.open = False
+            return False
+
+
+class Hub:
+    """Groups of connections by chat id; the HTTP side sends through :meth:`send`."""
+
+    def __init__(self, ping_interval: float = DEFAULT_PING_INTERVAL) -> None:
+        self.ping_interval = ping_interval
+        self.groups: dict[str, set[Connection]] = {}
+        self.connections: set[Connection] = set()
+
+    async def send(self, chat_id: str, target: str, *arguments: Any, exclude: Connection | None = None) -> int:
+        """Invoke ``target`` on every client in the chat's group (but ``exclude``); returns how many got it."""
+        message = {"type": INVOCATION, "target": target, "arguments": list(arguments)}
+        members = [c for c in self.groups.get(chat_id, set()) if c is not exclude]
+        sent = await asyncio.gather(*(c.write(message) for c in members))
+        return sum(sent)
+
+    def join(self, connection: Connection, chat_id: str) -> None:
+        connection.groups.add(chat_id)
+        self.groups.setdefault(chat_id, set()).add(connection)
+
+    def leave(self, connection: Connection) -> None:
+        connection.open = False
+        self.connections.discard(connection)
+        for chat_id in connection.groups:
+            members = self.groups.get(chat_id)
+            if members is not None:
+                members.discard(connection)
+                if not members:
+                    del self.groups[chat_id]
+
+    # region the socket
+
+    async def serve(self, socket: WebSocket) -> None:
+        """One WebSocket from accept to close."""
+        from starlette.websockets import WebSocketDisconnect
+
+        await socket.accept()
+        connection = Connection(socket)
+        pinger: asyncio.Task[None] | None = None
+        try:
+            buffer = ""
+            try:
+                handshake, buffer = await asyncio.wait_for(_next_frame(socket, buffer), HANDSHAKE_TIMEOUT)
+            except asyncio.TimeoutError:
+                await socket.close(code=1002)
+                return
+            error = _handshake_error(handshake)
+            if error:
+                await socket.send_text(json.dumps({"error": error}) + SEPARATOR)
+                await socket.close(code=1002)
+                return
+            await socket.send_text("{}" + SEPARATOR)
+            self.connections.add(connection)
+            pinger = asyncio.create_task(self._ping(connection))
+            while True:
+                frame, buffer = await _next_frame(socket, buffer)
+                if not await self._handle(connection, frame):
+                    break
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if pinger is not None:
+                pinger.cancel()
+            self.leave(connection)
+            with contextlib.suppress(Exception):
+                await socket.close()
+
+    async def _ping(self, connection: Connection) -> None:
+        while connection.open:
+            await asyncio.sleep(self.ping_interval)
+            await connection.write({"type": PING})
+
+    async def _handle(self, connection: Connection, frame: str) -> bool:
+        """One message from the client; False when the connection should end."""
+        try:
+            message = json.loads(frame)
+        except ValueError:
+            await connection.write({"type": CLOSE, "error": "a frame is not JSON", "allowReconnect": False})
+            return False
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind in (PING, COMPLETION):
+            return True
+        if kind == CLOSE:
+            return False
+        if kind != INVOCATION:
+            return True  # stream messages and the like: this hub has no streaming methods
+        invocation_id = message.get("invocationId")
+        try:
+            await self._invoke(connection, str(message.get("target", "")), list(message.get("arguments") or []))
+        except _HubError as error:
+            if invocation_id is not None:
+                await connection.write({"type": COMPLETION, "invocationId": invocation_id, "error": str(error)})
+            return True
+        if invocation_id is not None:
+            await connection.write({"type": COMPLETION, "invocationId": invocation_id, "result": None})
+        return True
+
+    async def _invoke(self, connection: Connection, target: str, arguments: list[Any]) -> None:
+        if target == "AddClientToGroupAsync":
+            _arity(target, arguments, 1)
+            self.join(connection, str(arguments[0]))
+        elif target == "SendMessageAsync":
+            _arity(target, arguments, 3)
+            chat_id = str(arguments[0])
+            await self.send(chat_id, "ReceiveMessage", chat_id, arguments[1], arguments[2], exclude=connection)
+        elif target == "SendUserTypingStateAsync":
+            _arity(target, arguments, 3)
+            chat_id = str(arguments[0])
+            await self.send(
+                chat_id, "ReceiveUserTypingState", chat_id, arguments[1], bool(arguments[2]), exclude=connection
+            )
+        else:
+            raise _HubError(f"Unknown hub method '{target}'")
+
+    # endregion
+
+
+class _HubError(Exception):
+    pass
+
+
+def _arity(target: str, arguments: list[Any], count: int) -> None:
+    if len(arguments) != count:
+        raise _HubError(f"{target} takes {count} arguments, not {len(arguments)}")
+
+
+def _handshake_error(frame: str) -> str | None:
+    try:
+        handshake = json.loads(frame)
+    except ValueError:
+        return "the handshake is not JSON"
+    if not isinstance(handshake, dict) or handshake.get("protocol") != "json":
+        return 'only the json protocol is supported: send {"protocol": "json", "version": 1}'
+    if handshake.get("version") != 1:
+        return "only version 1 of the json protocol is supported"
+    return None
+
+
+async def _next_frame(socket: WebSocket, buffer: str) -> tuple[str, str]:
+    """The next ``\\x1e``-terminated frame; a WebSocket message may carry several or part of one."""
+    while SEPARATOR not in buffer:
+        message = await socket.receive()
+        if message["type"] == "websocket.disconnect":
+            from starlette.websockets import WebSocketDisconnect
+
+            raise WebSocketDisconnect(message.get("code", 1000))
+        text = message.get("text")
+        if text is None and message.get("bytes") is not None:
+            text = message["bytes"].decode("utf-8", "replace")
+        buffer += text or ""
+    frame, _, rest = buffer.partition(SEPARATOR)
+    return frame, rest
+
+
+def negotiation() -> dict[str, Any]:
+    """``POST /messageRelayHub/negotiate``: WebSockets only; the id is not checked (any socket may connect)."""
+    connection_id = uuid.uuid4().hex
+    return {
+        "negotiateVersion": 1,
+        "connectionId": connection_id,
+        "connectionToken": connection_id,
+        "availableTransports": [{"transport": "WebSockets", "transferFormats": ["Text"]}],
+    }
