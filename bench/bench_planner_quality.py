@@ -4,7 +4,7 @@ Not a test: it plans each goal below once on the real model, as ``kernel-app pla
 built-in plugin loaded, the tier's own ``planner_max_functions``, grammar on, temperature 0, up to 3
 repairs), and prints one line per goal and a summary with the markdown row for docs/planner.md.
 
-    python bench/bench_planner_quality.py [--model qwen2.5-coder-1.5b] [--only 1,2] [--deadline 1500]
+    python bench/bench_planner_quality.py [--model qwen2.5-coder-1.5b] [--only 1,2] [--max-functions 8]
 
 - **valid**: the planner returned a plan that passed validation (within its repair budget);
 - **exact**: its function sequence is the expected one (where two functions do the same job, e.g.
@@ -134,7 +134,7 @@ def judge(goal: Goal, plan) -> tuple[bool, bool]:
 
 
 async def run(
-    model: str, goals: list[Goal], deadline: float, first_number: int = 1
+    model: str, goals: list[Goal], deadline: float, first_number: int = 1, max_functions: int | None = None
 ) -> tuple[list[Outcome], str, float]:
     from kernel_app.config import Settings
     from kernel_app.kernel_builder import build_kernel
@@ -150,7 +150,7 @@ async def run(
     outcomes = []
     bench_started = time.perf_counter()
     for number, item in enumerate(goals, first_number):
-        planner = SequentialPlanner(kernel)
+        planner = SequentialPlanner(kernel, max_functions=max_functions)  # None: the tier's own
         outcome = Outcome(item)
         began = time.perf_counter()
         try:
@@ -174,6 +174,9 @@ async def run(
         )
         for note in outcome.notes:
             print(f"      note: {note}", flush=True)
+        for attempt in planner.last_attempts:  # why an answer was repaired, for the docs
+            if attempt.error is not None:
+                print(f"      repaired: {str(attempt.error)[:160]}", flush=True)
         if outcome.valid and not outcome.wired and (len(item.functions) > 1 or not outcome.exact):
             for step in plan.steps:  # what a wrong plan looked like, for the docs
                 print(f"      {step.output} = {step.call_text()}", flush=True)
@@ -183,21 +186,26 @@ async def run(
     return outcomes, service.ai_model_id, load
 
 
-def run_slice(model: str, goals: list[Goal], deadline: float, first_number: int) -> tuple[list[Outcome], str, float]:
+def run_slice(
+    model: str, goals: list[Goal], deadline: float, first_number: int, max_functions: int | None = None
+) -> tuple[list[Outcome], str, float]:
     """One worker process: its own copy of the model (llama.cpp serves one request at a time)."""
-    return asyncio.run(run(model, goals, deadline, first_number))
+    return asyncio.run(run(model, goals, deadline, first_number, max_functions))
 
 
-def run_all(model: str, goals: list[Goal], deadline: float, processes: int) -> tuple[list[Outcome], str, float]:
+def run_all(
+    model: str, goals: list[Goal], deadline: float, processes: int, max_functions: int | None = None
+) -> tuple[list[Outcome], str, float]:
     if processes <= 1:
-        return run_slice(model, goals, deadline, 1)
+        return run_slice(model, goals, deadline, 1, max_functions)
     from concurrent.futures import ProcessPoolExecutor
 
     # Contiguous slices, so each worker's goal numbers read in order in the log.
     size = -(-len(goals) // processes)
     slices = [(goals[i : i + size], i + 1) for i in range(0, len(goals), size)]
     with ProcessPoolExecutor(len(slices)) as pool:
-        parts = list(pool.map(run_slice, *zip(*[(model, g, deadline, n) for g, n in slices], strict=True)))
+        jobs = [(model, g, deadline, n, max_functions) for g, n in slices]
+        parts = list(pool.map(run_slice, *zip(*jobs, strict=True)))
     outcomes = [o for part, _, _ in parts for o in part]
     return outcomes, parts[0][1], max(load for _, _, load in parts)
 
@@ -210,11 +218,14 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="plan in N processes, each with its own model (one thread each)"
     )
+    parser.add_argument(
+        "--max-functions", type=int, default=None, help="functions offered (default: the tier's planner_max_functions)"
+    )
     args = parser.parse_args()
     goals = GOALS
     if args.only:
         goals = [GOALS[int(n) - 1] for n in args.only.split(",")]
-    outcomes, title, load = run_all(args.model, goals, args.deadline, args.processes)
+    outcomes, title, load = run_all(args.model, goals, args.deadline, args.processes, args.max_functions)
     count = len(outcomes)
     valid = sum(o.valid for o in outcomes)
     exact = sum(o.exact for o in outcomes)
@@ -224,7 +235,9 @@ def main() -> None:
     mapped = sum(len(o.notes) for o in outcomes)
     seconds = [o.seconds for o in outcomes]
     print()
+    offered = args.max_functions or "the tier's"
     print(f"model: {title} (loaded in {load:.1f} s; {args.processes} process(es), one thread each)")
+    print(f"functions offered: {offered}")
     print(f"valid plans     : {valid}/{count}")
     print(f"exact sequences : {exact}/{count}")
     print(f"wired (multi)   : {wired}/{len(multi)} multi-step goals exact and wired")
