@@ -164,8 +164,21 @@ def test_streamed_tool_call_fragments_are_joined_by_index() -> None:
         '{"name": "Math.add", "parameters": {"a": 110, "b": 990}}',
         '```json\n{"name": "Math-add", "arguments": "{\\"a\\": 110, \\"b\\": 990}"}',  # cut off before the fence ends
         '{{"name": "Math-add", "arguments": {"a": 110, "b": 990}}}',  # as the 1.5B model answered the engine
+        '{{"name": "Math-add", "arguments": {"a": 110, "b": 990}}}}',  # its braces doubled unevenly (over HTTP)
+        '<tools/>\n{{"name": "Math-add", "arguments": {"a": 110, "b": 990}}}',  # and made-up tags (over HTTP)
+        '<tools></tools>\n<tools>\n{"name": "Math-add", "arguments": {"a": 110, "b": 990}}\n</tools>',
     ],
-    ids=["fenced", "bare", "tagged", "dotted-parameters", "string-arguments-unclosed-fence", "doubled-braces"],
+    ids=[
+        "fenced",
+        "bare",
+        "tagged",
+        "dotted-parameters",
+        "string-arguments-unclosed-fence",
+        "doubled-braces",
+        "uneven-doubled-braces",
+        "made-up-empty-tag",
+        "made-up-tags",
+    ],
 )
 def test_a_call_the_model_wrote_as_text_is_a_call(text: str) -> None:
     [call] = calls_in_text(text, OFFERED)
@@ -193,6 +206,7 @@ def test_several_calls_in_text_and_an_unknown_tool_is_left_to_semantic_kernel() 
         "```python\nprint(110 + 990)\n```",
         '{"name": "Math-add", "arguments": {"a": 1}} and then some words',
         '{"name": "Shell-run", "arguments": {"cmd": ',  # broken, and not a tool on offer
+        "}}",  # braces alone are no call
     ],
 )
 def test_an_answer_in_words_or_other_json_stays_text(text: str) -> None:
@@ -231,6 +245,9 @@ def test_streamed_text_is_held_only_while_it_may_be_a_call() -> None:
         ' {"na',
         "<tool",
         "<tool_call>\n{",
+        "<tools",  # the 1.5B model's made-up tags, seen over HTTP
+        "<tools/>\n{{",
+        "<tools></tools>\n<tools>\n{",
     ):
         assert could_be_call(maybe), maybe
     for words in ("The", "1100", "```python", "```\nprint", "<b>", "Sure: {"):

@@ -43,7 +43,10 @@ Message = dict[str, Any]
 
 _CALL_KEYS = {"name", "arguments", "parameters"}
 _OPENING_FENCE = re.compile(r"^```(?:json)?[ \t]*", re.I)
-_TAGS = re.compile(r"</?tool_call>")
+# <tool_call> is Qwen's own tag; the 1.5B model also makes up <tools/> and <tools></tools> around a call.
+_TAGS = re.compile(r"</?tool_call>|</?tools\s*/?>")
+_LEADING_TAG = re.compile(r"(?:</?tool_call>|</?tools\s*/?>)")
+_TAG_NAMES = ("<tool_call>", "<tools/>", "<tools>", "</tools>")
 # A call object whose JSON does not parse: the name, then whatever the model wrote as arguments.
 _BROKEN_CALL = re.compile(
     r'^\{\s*"name"\s*:\s*"(?P<name>[^"]+)"\s*,\s*"(?:arguments|parameters)"\s*:\s*(?P<args>.*)$', re.S
@@ -220,6 +223,10 @@ def calls_in_text(text: str, offered: set[str]) -> list[FunctionCallContent] | N
     position = 0
     try:
         while position < len(body):
+            if objects and not body[position:].strip("}"):
+                # Surplus closing braces: the 1.5B model also doubles braces unevenly
+                # ({{"name": ..., "arguments": {...}}}}), so "}" alone after a whole call is noise.
+                break
             value, position = decoder.raw_decode(body, position)
             objects.extend(value if isinstance(value, list) else [value])
             while position < len(body) and body[position] in " \t\r\n,;":
@@ -269,9 +276,9 @@ def could_be_call(text: str) -> bool:
         rest = rest.lstrip()
     elif "```".startswith(rest):
         return True
-    if rest.startswith("<tool_call>"):
-        rest = rest[len("<tool_call>") :].lstrip()
-    elif rest and "<tool_call>".startswith(rest):
+    while match := _LEADING_TAG.match(rest):  # <tool_call>, or the made-up <tools/> and <tools></tools>
+        rest = rest[match.end() :].lstrip()
+    if rest and any(tag.startswith(rest) for tag in _TAG_NAMES):  # a tag not complete yet
         return True
     return not rest or rest[0] in "{["
 
