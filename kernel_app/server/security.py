@@ -63,27 +63,13 @@ class BearerAuth:
         if scheme.lower() == b"bearer" and any(hmac.compare_digest(token.strip(), key) for key in self.keys):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(
-            {
-                "error": {
-                    "message": "missing or wrong API key: send 'Authorization: Bearer KEY'",
-                    "type": "invalid_request_error",
-                    "code": "invalid_api_key",
-                }
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
+        await send_error(
+            send,
+            401,
+            "missing or wrong API key: send 'Authorization: Bearer KEY'",
+            "invalid_api_key",
+            headers=[(b"www-authenticate", b"Bearer")],
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 class BodyLimit:
@@ -131,22 +117,16 @@ class _TooLarge(Exception):
 
 
 async def _too_large(send: Any, max_bytes: int) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "message": f"request body over {max_bytes} bytes",
-                "type": "invalid_request_error",
-                "code": "request_too_large",
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    await send_error(send, 413, f"request body over {max_bytes} bytes", "request_too_large")
+
+
+async def send_error(
+    send: Any, status: int, message: str, code: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """An OpenAI-style error JSON answered straight from a middleware (before any route runs)."""
+    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -167,30 +147,14 @@ class LoopbackHosts:
             host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
             name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
             if name.lower() not in self.NAMES:
-                body = json.dumps(
-                    {
-                        "error": {
-                            "message": f"host {host!r} is not this machine: a server without API keys answers "
-                            "only requests to 127.0.0.1 or localhost",
-                            "type": "invalid_request_error",
-                            "code": "host_not_allowed",
-                        }
-                    }
-                ).encode()
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 421,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
+                message = (
+                    f"host {host!r} is not this machine: a server without API keys answers "
+                    "only requests to 127.0.0.1 or localhost"
                 )
-                await send({"type": "http.response.body", "body": body})
+                await send_error(send, 421, message, "host_not_allowed")
                 return
         await self.app(scope, receive, send)
 
