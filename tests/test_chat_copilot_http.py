@@ -180,3 +180,18 @@ def test_with_api_keys_the_surface_is_off_and_hosts_are_checked(tmp_path: Path) 
     with running(make_app(tmp_path, ToolScripted())) as url:
         foreign = httpx.get(f"{url}/copilot/chats", headers={"Host": "evil.example"})
         assert foreign.status_code == 421
+
+
+def test_commands_that_reach_the_server_are_refused_and_help_lists_the_rest(
+    served: tuple[str, ToolScripted, Path],
+) -> None:
+    url, service, _ = served
+    base = f"{url}/copilot"
+    chat_id = httpx.post(f"{base}/chats", json={"title": "t"}).json()["chatSession"]["id"]
+    for line in ("/reset", "/export x.md", "/set max_tokens 99"):
+        refused = httpx.post(f"{base}/chats/{chat_id}/messages", json=ask(line, chat_id)).json()["value"]
+        assert refused == f"{line.split()[0]} is not available here: type /help for the commands."
+    shown = httpx.post(f"{base}/chats/{chat_id}/messages", json=ask("/help", chat_id)).json()["value"]
+    assert "/plan" in shown and "/run" in shown and "/export" not in shown and "/resume" not in shown
+    ran = httpx.post(f"{base}/chats/{chat_id}/messages", json=ask("/run Math.add a=2 b=3", chat_id), timeout=30)
+    assert ran.json()["value"] == "5" and service.requests == []  # a native function: no model call

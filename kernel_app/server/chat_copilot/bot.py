@@ -190,7 +190,7 @@ class CopilotBot:
 
             return _help(HELP), None
         session = self.session(turn.chat_id)
-        reply = await session.handle(
+        handled = session.handle(
             text,
             on_chunk=lambda piece: self._chunk(turn, piece),
             confirm=lambda shown: self._confirm(turn, shown),
@@ -198,6 +198,14 @@ class CopilotBot:
             on_event=lambda event: self._on_event(turn, event),
             on_progress=lambda progress: self._on_progress(turn, progress),
         )
+        timeout = self.state.request_timeout
+        if command == "/plan" or not timeout:  # a plan waits for a person as long as it takes (APPROVAL_TIMEOUT)
+            reply = await handled
+        else:  # as the REST API: the whole turn, an approval it waits for included
+            try:
+                reply = await asyncio.wait_for(handled, timeout)
+            except asyncio.TimeoutError:
+                return f"Sorry, that took longer than {timeout:g} seconds and was stopped.", None
         if reply.usage is not None:
             turn.usage = turn.usage + reply.usage
         return _reply_text(reply), None
