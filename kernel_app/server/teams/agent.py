@@ -8,9 +8,13 @@ Each Teams ``conversation.id`` is one stored engine conversation (:mod:`.links`)
   stream, the SDK sends only the final message);
 * group chats and channels (where Teams streaming is unreliable): one final message, and only when the
   bot is mentioned (the mention is stripped from the text);
-* ``/plan``: the plan as an Adaptive Card with Approve / Reject (``Action.Execute``). The invoke is
+* ``/plan``: the plan as an Adaptive Card with Approve / Reject (``Action.Execute``). The plan is kept in
+  ``teams.sqlite3`` (:mod:`.plan_store`), so a click after a restart still runs it. The invoke is
   answered at once with the card replaced by its outcome; the plan runs after it, in a proactive turn
   that streams its progress. Only the user who asked may decide, and a plan is decided once.
+* a function with an effect (MODEL or WRITE) the model wants to call in free text: an Adaptive Card
+  with Approve / Reject, by the same rules; the turn goes on after the click, in a proactive turn
+  (:mod:`.turns`). Such a card lasts while the server runs.
 
 Errors reach the user as one sentence; the details go to the log.
 """
@@ -18,94 +22,57 @@ Errors reach the user as one sentence; the details go to the log.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass, field
+import uuid
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.conversation.events import FunctionCallStarted, PlanProposed, Progress
+from kernel_app.conversation.events import FunctionCallStarted, Progress
 from kernel_app.server.teams import PATH, cards, is_anonymous
 from kernel_app.server.teams.links import TeamsLinks
+from kernel_app.server.teams.plan_store import PlanRecord, PlanStore
+from kernel_app.server.teams.turns import (
+    SORRY,
+    CallApproval,
+    LiveTurn,
+    Renderer,
+    adaptive,
+    relay,
+    reply_text,
+    sentence,
+)
 
 if TYPE_CHECKING:
     from microsoft_agents.activity import Activity
     from microsoft_agents.hosting.core import TurnContext
 
-    from kernel_app.chat_session import ChatSession, Reply
+    from kernel_app.chat_session import ChatSession
+    from kernel_app.conversation.events import ApprovalNeeded
     from kernel_app.server.state import ServerState
+
+__all__ = ["COMMANDS", "SORRY", "WELCOME", "TeamsAgent", "reply_text", "teams_help"]
 
 log = logging.getLogger("kernel_app.teams")
 
-APPROVAL_TIMEOUT = 3600.0  # seconds a proposed plan waits for its card to be clicked
-MAX_JOBS = 500  # plans remembered (waiting ones are never dropped)
+APPROVAL_TIMEOUT = 3600.0  # seconds a proposed plan waits for its card to be clicked (a restart included)
+CALL_APPROVAL_TIMEOUT = 600.0  # seconds a free-text turn waits for its function call's card (then: not run)
+MAX_CALLS = 500  # decided function-call cards remembered (a late click shows the outcome)
 GROUP_TYPES = ("groupChat", "channel")
-MAX_ERROR_CHARS = 300
 WELCOME = (
     "Hi, I am Kernel App. Ask me something, or try /run BusinessThinking.SWOT a bakery in a college town, "
     "/plan GOAL (you approve the plan before it runs) or /ask COLLECTION QUESTION. /help lists the commands."
 )
-SORRY = "Sorry, something went wrong on my side; please try again."
-
-@dataclass
-class PlanJob:
-    """A ``/plan`` waiting for its card: who asked, where, and the command still running."""
-
-    owner: str
-    owner_name: str
-    group: bool
-    activity: Activity  # the /plan message: the proactive turn after approval continues from it
-    decision: asyncio.Future[bool]
-    task: asyncio.Task[Reply] | None = None
-    plan: PlanProposed | None = None
-    goal: str = ""
-    state: str = "waiting"  # waiting, approved, rejected, expired
-    outcome: str = ""
-    card_id: str | None = None
-    progress: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
-    proposed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def report(self, event: Progress) -> None:
-        if self.state == "approved" and event.stage == "step" and not event.done:
-            self.progress.put_nowait(_sentence(event.text))
-
-
-class _Renderer:
-    """Engine output as Teams activities: streamed in personal chats, one message in groups."""
-
-    def __init__(self, context: TurnContext, group: bool) -> None:
-        self.context = context
-        self.stream = None if group else context.streaming_response
-        self.streamed = ""
-
-    def info(self, text: str) -> None:
-        if self.stream is not None:
-            self.stream.queue_informative_update(text)
-
-    def chunk(self, text: str) -> None:
-        self.streamed += text
-        if self.stream is not None:
-            self.stream.queue_text_chunk(text)
-
-    async def final(self, text: str) -> None:
-        if self.stream is None:
-            await self.context.send_activity(text)
-            return
-        if text and text != self.streamed:
-            self.stream.queue_text_chunk(("\n\n" if self.streamed else "") + text)
-        await self.stream.end_stream()
-
+PLAN_USAGE = (
+    "usage: /plan [--planner P] [--exclude PLUGIN,...] [--max-functions N] GOAL, "
+    "e.g. /plan Write a poem about bread, then translate it to French"
+)
 
 # The REPL's commands a Teams user may use. Not: /export (writes a file on the server), /history and
 # /resume (they reach every stored conversation, other users' too), /set (it changes the engine every
 # user shares), /save, /exit.
 COMMANDS = frozenset({"/run", "/plan", "/ask", "/reset", "/new", "/help", "/functions", "/results"})
-
-
-def _sentence(text: str) -> str:
-    """A Progress line as an informative update: "running Math.add" -> "Running Math.add…"."""
-    text = text.strip()
-    return (text[:1].upper() + text[1:]).rstrip(".") + "…"
 
 
 def teams_help(help_text: str) -> str:
@@ -120,19 +87,6 @@ def teams_help(help_text: str) -> str:
             lines.append(line)
     text = "\n".join(lines).replace(" (or Ctrl-D)", "").replace(" [--vars FILE]", "")
     return text.rstrip()
-
-
-def reply_text(reply: Reply) -> str:
-    """What the user reads: the answer, or an error as one friendly sentence."""
-    if reply.kind == "error":
-        first = (reply.text.strip().splitlines() or ["that did not work"])[0]
-        if len(first) > MAX_ERROR_CHARS:
-            first = first[: MAX_ERROR_CHARS - 1] + "…"
-        return f"Sorry, that did not work: {first}"
-    if reply.kind == "exit":
-        return "There is nothing to leave here: just stop writing, or /reset to start over."
-    text = reply.text or "(no answer)"
-    return text + "\n(cut: the answer reached its length limit)" if getattr(reply, "cut", False) else text
 
 
 def _function_calling(text: str) -> bool:
@@ -153,6 +107,20 @@ def _mentioned(activity: Activity) -> bool:
     return any(m.mentioned is not None and m.mentioned.id == me for m in activity.get_mentions())
 
 
+def _continuation(activity: Activity) -> Activity:
+    """The message a later proactive turn continues from: its replies go to the channel, not a response body."""
+    copy = activity.model_copy(deep=True)
+    copy.delivery_mode = None
+    return copy
+
+
+def _failure(error: BaseException) -> str:
+    """An error as the REPL's command layer words it (our errors as they are, others as "failed: ...")."""
+    from kernel_app.errors import KernelAppError, innermost_message
+
+    return str(error) if isinstance(error, KernelAppError) else f"failed: {innermost_message(error)}"
+
+
 class TeamsAgent:
     """The Agents SDK application and adapter, over the server's kernel, engine and store."""
 
@@ -171,7 +139,13 @@ class TeamsAgent:
             connection_manager=self.connections,
         )
         self.links = TeamsLinks.beside(state.store.path)
-        self.jobs: dict[str, PlanJob] = {}
+        self.plans = PlanStore.beside(state.store.path)
+        if interrupted := self.plans.interrupt_running():
+            log.warning(
+                "Teams: %d approved plan(s) were running when the server stopped; they did not finish", interrupted
+            )
+        self.calls: dict[str, CallApproval] = {}  # free-text function calls waiting for (or decided on) a card
+        self._live: dict[str, LiveTurn] = {}  # per Teams conversation: the turn that holds its lock
         self._sessions: dict[str, ChatSession] = {}  # $last and named results live as long as the server
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -180,6 +154,8 @@ class TeamsAgent:
         self.app.conversation_update("membersAdded")(self._on_members_added)
         self.app.adaptive_card.action_execute(cards.APPROVE)(self._on_approve)
         self.app.adaptive_card.action_execute(cards.REJECT)(self._on_reject)
+        self.app.adaptive_card.action_execute(cards.APPROVE_CALL)(self._on_approve_call)
+        self.app.adaptive_card.action_execute(cards.REJECT_CALL)(self._on_reject_call)
         self.app.error(self._on_error)
 
     # region HTTP
@@ -234,14 +210,25 @@ class TeamsAgent:
         if self.links.get(teams_id) != session.conversation_id:  # /reset
             self.links.set(teams_id, session.conversation_id)
 
-    async def _approve_call(self, request: Any) -> bool:
-        """Function calls the model makes in free text: the server's rule (prompt functions only with
-        ``--approve-model-functions``; anything that writes is refused and the model answers without it)."""
-        return bool(self.state.approve_model_functions and request.effect == "model")
+    def _lock(self, teams_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(teams_id, asyncio.Lock())
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _needs_approval(self, name: str) -> bool:
+        """Whether the engine asks before running ``Plugin.Function`` (its effect is MODEL or WRITE)."""
+        plugin, _, function = name.partition(".")
+        try:
+            return bool(self.state.engine.approval_rule(self.state.kernel.get_function(plugin, function)))
+        except Exception:
+            return False
 
     # endregion
 
-    # region handlers
+    # region messages
 
     async def _on_members_added(self, context: TurnContext, _state: Any) -> None:
         """Say hello once, when the bot itself joins a chat or a team."""
@@ -259,7 +246,6 @@ class TeamsAgent:
         if not text:
             return
         teams_id = str(activity.conversation.id)
-        lock = self._locks.setdefault(teams_id, asyncio.Lock())
         command = text.split(None, 1)[0].lower() if text.startswith("/") else ""
         if command and command not in COMMANDS:
             await context.send_activity(f"{command} is not available in Teams: type /help for the commands here.")
@@ -267,7 +253,18 @@ class TeamsAgent:
         if command == "/run" and "--vars" in text.split():
             await context.send_activity("--vars reads a file on the server: in Teams give name=value or --var-json.")
             return
-        async with lock:
+        live = self._live.get(teams_id)
+        if live is not None and live.waiting is not None:  # the conversation's turn is paused on a card
+            await context.send_activity(
+                f"I am waiting for {live.waiting.owner_name} to approve or reject {live.waiting.request.function} "
+                "on the card above before I go on."
+            )
+            return
+        lock = self._lock(teams_id)
+        await lock.acquire()
+        handed_over = False  # a free-text turn keeps the lock until it ends, approvals and all
+        session = None
+        try:
             session = self.session(teams_id)
             if command == "/help":
                 from kernel_app.chat_session import HELP
@@ -276,190 +273,302 @@ class TeamsAgent:
             elif command == "/plan" and not _function_calling(text):
                 await self._plan(context, session, text, group)
             else:
-                await self._turn(context, session, text, group)
-            self._keep(session, teams_id)
+                handed_over = await self._turn(context, session, text, group, lock)
+        finally:
+            if not handed_over:
+                if session is not None:
+                    self._keep(session, teams_id)
+                lock.release()
 
-    async def _turn(self, context: TurnContext, session: ChatSession, text: str, group: bool) -> None:
+    async def _turn(
+        self, context: TurnContext, session: ChatSession, text: str, group: bool, lock: asyncio.Lock
+    ) -> bool:
+        """One turn of the REPL's command layer, run in a task; True when the task took over ``lock``."""
         from microsoft_agents.activity import Activity
 
         from kernel_app.server.limits import Busy
 
-        render = _Renderer(context, group)
         if group:
             await context.send_activity(Activity(type="typing"))
-
-        def on_event(event: Any) -> None:
-            if isinstance(event, FunctionCallStarted):
-                render.info(f"Running {event.function}…")
-
-        def on_progress(progress: Progress) -> None:
-            if not progress.done:
-                render.info(_sentence(progress.text))
-
         gate = self.state.gate
         try:
             await gate.acquire()
         except Busy as busy:
-            await render.final(f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds.")
-            return
-        try:
-            reply = await asyncio.wait_for(
-                session.handle(
-                    text,
-                    on_chunk=None if group else render.chunk,
-                    approve=self._approve_call,
-                    on_event=on_event,
-                    on_progress=on_progress,
-                ),
-                self.state.request_timeout,
+            await Renderer(context, group).final(
+                f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds."
             )
-        except asyncio.TimeoutError:
-            await render.final(f"Sorry, that took longer than {self.state.request_timeout:g} seconds and was stopped.")
-            return
-        finally:
-            gate.release()
-        await render.final(reply_text(reply))
-
-    async def _plan(self, context: TurnContext, session: ChatSession, text: str, group: bool) -> None:
-        """Plan now, show the card; the command waits (in a task) for the card's answer and then runs."""
-        from microsoft_agents.activity import Activity, Attachment
-
-        await context.send_activity(Activity(type="typing"))
+            return False
+        teams_id = str(context.activity.conversation.id)
         owner, owner_name = _user(context.activity)
-        continuation = context.activity.model_copy(deep=True)
-        continuation.delivery_mode = None
-        job = PlanJob(owner, owner_name, group, continuation, asyncio.get_running_loop().create_future())
-        job.goal = text.split(None, 1)[1].strip() if len(text.split(None, 1)) > 1 else ""
+        live = LiveTurn(_continuation(context.activity), context.identity, group, self.state.request_timeout)
+        live.held = True
 
         def on_event(event: Any) -> None:
-            if isinstance(event, PlanProposed):
-                job.plan = event
-                self._remember_job(event.plan_id, job)
-                job.proposed.set()
+            # A call that needs approval says "Running" once approved, not before its card.
+            if isinstance(event, FunctionCallStarted) and not self._needs_approval(event.function):
+                live.say("info", f"Running {event.function}…")
 
-        # The model's queue is held while planning and while the plan runs, not while the card waits.
-        gate, held = self.state.gate, False
+        def on_progress(progress: Progress) -> None:
+            if not progress.done:
+                live.say("info", sentence(progress.text))
 
-        async def confirm(_shown: str) -> bool:
-            nonlocal held
-            gate.release()
-            held = False
-            try:
-                approved = await asyncio.wait_for(asyncio.shield(job.decision), APPROVAL_TIMEOUT)
-            except asyncio.TimeoutError:
-                job.state, job.outcome = "expired", "Not approved in time: nothing ran."
-                return False
-            if approved:
-                await _acquire_waiting(gate)
-                held = True
-            return approved
+        async def approve(request: ApprovalNeeded) -> bool:
+            return await self._ask_call(live, request, owner, owner_name)
 
-        async def run() -> Reply:
-            nonlocal held
+        async def run() -> Any:
             try:
                 return await session.handle(
-                    text, confirm=confirm, approve=self._approve_call, on_event=on_event, on_progress=job.report
+                    text,
+                    on_chunk=None if group else (lambda piece: live.say("chunk", piece)),
+                    approve=approve,
+                    on_event=on_event,
+                    on_progress=on_progress,
                 )
             finally:
-                if held:
+                if live.held:
                     gate.release()
+                    live.held = False
 
+        def ended(_task: Any) -> None:
+            if self._live.get(teams_id) is live:
+                del self._live[teams_id]
+            self._keep(session, teams_id)
+            lock.release()
+
+        live.task = asyncio.create_task(run())
+        self._live[teams_id] = live
+        live.task.add_done_callback(ended)
+        await relay(context, live)
+        return True
+
+    async def _ask_call(self, live: LiveTurn, request: ApprovalNeeded, owner: str, owner_name: str) -> bool:
+        """The engine wants to run a function with an effect: a card; the turn waits for the click."""
+        if not request.approval_id:  # the function-calling planner's requests carry none
+            request = dataclasses.replace(request, approval_id=f"approval_{uuid.uuid4().hex[:12]}")
+        job = CallApproval(request, owner, owner_name, asyncio.get_running_loop().create_future())
+        self._remember_call(request.approval_id, job)
+        gate = self.state.gate
+        if live.held:  # the model's queue is not held while the card waits
+            gate.release()
+            live.held = False
+        live.waiting = job
+        live.say("approval", job)
+        try:
+            approved = await asyncio.wait_for(asyncio.shield(job.decision), CALL_APPROVAL_TIMEOUT)
+        except asyncio.TimeoutError:
+            job.state, job.outcome = "expired", f"Not answered in time: {request.function} did not run."
+            approved = False
+        finally:
+            live.waiting = None
+        await _acquire_waiting(gate)
+        live.held = True
+        if approved:
+            live.say("info", f"Running {request.function}…")
+        self._spawn(self._continue(live))
+        return approved
+
+    async def _continue(self, live: LiveTurn) -> None:
+        """The rest of a turn after its card was decided, in a proactive turn of its conversation."""
+
+        async def turn(context: TurnContext) -> None:
+            await relay(context, live)
+
+        try:
+            await self.adapter.continue_conversation_with_claims(live.identity, live.activity, turn)
+        except Exception:
+            log.exception("Teams: the turn after an approval failed")
+
+    def _remember_call(self, approval_id: str, job: CallApproval) -> None:
+        self.calls[approval_id] = job
+        if len(self.calls) > MAX_CALLS:
+            decided = [k for k, j in self.calls.items() if j.state != "waiting"]
+            for old in decided[: len(self.calls) - MAX_CALLS]:
+                del self.calls[old]
+
+    # endregion
+
+    # region plans
+
+    async def _plan(self, context: TurnContext, session: ChatSession, text: str, group: bool) -> None:
+        """Plan now (holding the model's queue), keep the plan, show its card; it runs after the click."""
+        from microsoft_agents.activity import Activity
+
+        from kernel_app.chat_session import Reply, _plan_options, _result_name
         from kernel_app.server.limits import Busy
 
+        await context.send_activity(Activity(type="typing"))
+        say = Renderer(context, True).final
+        rest, result_name = _result_name(text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else "")
+        try:
+            options, goal = _plan_options(rest)
+        except Exception as error:
+            await say(reply_text(Reply(_failure(error), "error")))
+            return
+        if not goal:
+            await say(reply_text(Reply(PLAN_USAGE, "error")))
+            return
+        gate = self.state.gate
         try:
             await gate.acquire()
         except Busy as busy:
-            await context.send_activity(
-                f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds."
-            )
+            await say(f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds.")
             return
-        held = True
-        job.task = asyncio.create_task(run())
-        waiter = asyncio.create_task(job.proposed.wait())
-        await asyncio.wait({job.task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if job.plan is None:  # planning failed (or no goal): the command's answer is the reply
-            await _Renderer(context, True).final(reply_text(await job.task))
+        try:
+            plan = await asyncio.wait_for(self._make_plan(goal, options), self.state.request_timeout)
+        except asyncio.TimeoutError:
+            await say(f"Sorry, that took longer than {self.state.request_timeout:g} seconds and was stopped.")
             return
-        card = cards.plan_card(job.plan.plan_id, job.goal, job.plan.steps, owner_name)
-        await context.send_activity(
-            Activity(type="message", attachments=[Attachment(content_type=cards.CONTENT_TYPE, content=card)])
+        except Exception as error:
+            await say(reply_text(Reply(_failure(error), "error")))
+            return
+        finally:
+            gate.release()
+        owner, owner_name = _user(context.activity)
+        record = PlanRecord(
+            id=f"plan_{uuid.uuid4().hex[:12]}",
+            teams_id=str(context.activity.conversation.id),
+            conversation_id=session.conversation_id,
+            owner=owner,
+            owner_name=owner_name,
+            group=group,
+            goal=goal,
+            plan=plan.to_dict(),
+            activity=_continuation(context.activity).model_dump(mode="json", by_alias=True, exclude_none=True),
+            exclude=list(options["exclude"]),
+            result_name=result_name,
         )
+        self.plans.add(record)
+        card = cards.plan_card(record.id, goal, record.steps, owner_name)
+        await context.send_activity(Activity(type="message", attachments=[adaptive(card)]))
 
-    def _remember_job(self, plan_id: str, job: PlanJob) -> None:
-        """Decided plans stay known (a late click shows the outcome), the oldest dropped past MAX_JOBS."""
-        self.jobs[plan_id] = job
-        if len(self.jobs) > MAX_JOBS:
-            for old in [k for k, j in self.jobs.items() if j.state != "waiting"][: len(self.jobs) - MAX_JOBS]:
-                del self.jobs[old]
+    async def _make_plan(self, goal: str, options: dict[str, Any]) -> Any:
+        from planners import ActionPlanner, SequentialPlanner
+
+        planner_class = ActionPlanner if options["planner"] == "action" else SequentialPlanner
+        planner = planner_class(
+            self.state.kernel, max_functions=options["max_functions"], excluded=options["exclude"] or None
+        )
+        return await planner.create_plan(goal)
 
     async def _on_approve(self, context: TurnContext, _state: Any, data: Any) -> Any:
-        return self._decide(context, data, approved=True)
+        return self._decide_plan(context, data, approved=True)
 
     async def _on_reject(self, context: TurnContext, _state: Any, data: Any) -> Any:
-        return self._decide(context, data, approved=False)
+        return self._decide_plan(context, data, approved=False)
 
-    def _decide(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
+    def _decide_plan(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
         """Answer the card's invoke at once; an approved plan runs after it, in its own turn."""
-        plan_id = str((data or {}).get("planId", "")) if isinstance(data, dict) else ""
-        job = self.jobs.get(plan_id)
-        if job is None or job.plan is None:
+        plan_id = str(data.get("planId", "")) if isinstance(data, dict) else ""
+        record = self.plans.get(plan_id) if plan_id else None
+        if record is None:
             return _card_response(cards.gone_card())
         who, name = _user(context.activity)
-        if who != job.owner:
-            return _message_response(f"Only {job.owner_name}, who asked for this plan, can approve or reject it.")
-        if job.state != "waiting":  # a second click: the card shows what happened, nothing runs again
-            return _card_response(cards.outcome_card(job.goal, job.plan.steps, job.outcome))
-        job.card_id = context.activity.reply_to_id
-        if approved:
-            job.state, job.outcome = "approved", f"Approved by {name}: running…"
-            task = asyncio.create_task(self._run_approved(job, context.identity))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if who != record.owner:
+            return _message_response(f"Only {record.owner_name}, who asked for this plan, can approve or reject it.")
+        card_id = context.activity.reply_to_id
+        if record.state == "waiting" and time.time() - record.created_at > APPROVAL_TIMEOUT:
+            self.plans.decide(plan_id, "expired", "Not approved in time: nothing ran. Ask again with /plan.", card_id)
+        elif approved:
+            if self.plans.decide(plan_id, "approved", f"Approved by {name}: running…", card_id):
+                record.card_id = card_id or record.card_id
+                self._spawn(self._run_plan(record, context.identity))
         else:
-            job.state, job.outcome = "rejected", f"Rejected by {name}: nothing ran."
-        job.decision.set_result(approved)
-        return _card_response(cards.outcome_card(job.goal, job.plan.steps, job.outcome))
+            self.plans.decide(plan_id, "rejected", f"Rejected by {name}: nothing ran.", card_id)
+        decided = self.plans.get(plan_id) or record  # a second click: the outcome, nothing runs again
+        return _card_response(cards.outcome_card(decided.goal, decided.steps, decided.outcome))
 
-    async def _run_approved(self, job: PlanJob, identity: Any) -> None:
+    async def _run_plan(self, record: PlanRecord, identity: Any) -> None:
         """The approved plan's progress and result, in a proactive turn of the conversation it came from."""
+        from microsoft_agents.activity import Activity
 
-        async def relay(context: TurnContext) -> None:
-            from microsoft_agents.activity import Activity, Attachment
-
-            render = _Renderer(context, job.group)
-            assert job.task is not None and job.plan is not None
-            while True:
-                while not job.progress.empty():  # what happened before this turn began, too
-                    render.info(job.progress.get_nowait())
-                if job.task.done():
-                    break
-                getter = asyncio.ensure_future(job.progress.get())
-                done, _ = await asyncio.wait({getter, job.task}, return_when=asyncio.FIRST_COMPLETED)
-                if getter in done:
-                    render.info(getter.result())
-                else:
-                    getter.cancel()
-            reply = job.task.result()
-            await render.final(reply_text(reply))
-            job.outcome = "Done: the result is below." if reply.kind != "error" else "The plan failed: see below."
-            if job.card_id:
-                card = cards.outcome_card(job.goal, job.plan.steps, job.outcome)
-                await context.update_activity(
-                    Activity(
-                        type="message",
-                        id=job.card_id,
-                        attachments=[Attachment(content_type=cards.CONTENT_TYPE, content=card)],
-                    )
-                )
+        async def turn(context: TurnContext) -> None:
+            async with self._lock(record.teams_id):  # after the conversation's turn in progress, if any
+                await self._execute(context, record)
 
         began = time.perf_counter()
         try:
-            await self.adapter.continue_conversation_with_claims(identity, job.activity, relay)
+            await self.adapter.continue_conversation_with_claims(
+                identity, Activity.model_validate(record.activity), turn
+            )
         except Exception:
             log.exception("Teams: the approved plan's turn failed")
+            self.plans.finish(record.id, "failed", "The plan failed: please try again.")
         finally:
             log.debug("Teams: plan ran in %.2f s", time.perf_counter() - began)
+
+    async def _execute(self, context: TurnContext, record: PlanRecord) -> None:
+        from microsoft_agents.activity import Activity
+
+        from planners import Plan, PlanExecutor
+
+        render = Renderer(context, record.group)
+        total = len(record.steps)
+
+        def on_step(event: str, number: int, step: Any, _result: Any) -> None:
+            if event == "started":
+                render.info(sentence(f"step {number}/{total} {step.function}"))
+
+        ok = False
+        await _acquire_waiting(self.state.gate)
+        try:
+            executor = PlanExecutor(self.state.kernel, excluded=record.exclude or None, on_step=on_step)
+            result = await executor.execute(Plan.from_dict(record.plan))  # validated again: the kernel may differ
+            text, ok = result.result or "(no result)", True
+        except Exception as error:
+            text = f"Sorry, that did not work: {(_failure(error).splitlines() or ['it failed'])[0]}"
+        finally:
+            self.state.gate.release()
+        if ok:
+            self._remember_result(record, result.result)
+        await render.final(text)
+        state, outcome = ("done", "Done: the result is below.") if ok else ("failed", "The plan failed: see below.")
+        self.plans.finish(record.id, state, outcome)
+        if record.card_id:
+            card = cards.outcome_card(record.goal, record.steps, outcome)
+            await context.update_activity(Activity(type="message", id=record.card_id, attachments=[adaptive(card)]))
+
+    def _remember_result(self, record: PlanRecord, result: str) -> None:
+        """As the REPL's /plan does: the result joins the conversation and becomes $last (and $NAME)."""
+        engine = self.state.engine
+        if engine.store.exists(record.conversation_id):
+            engine.remember(record.conversation_id, f"(planned and ran: {record.goal})", result)
+            if not engine.store.get(record.conversation_id).title:
+                engine.store.update(record.conversation_id, title=record.goal[:60])
+        session = self._sessions.get(record.teams_id)
+        if session is not None:
+            session.results["last"] = result
+            if record.result_name:
+                session.results[record.result_name] = result
+
+    # endregion
+
+    # region function calls
+
+    async def _on_approve_call(self, context: TurnContext, _state: Any, data: Any) -> Any:
+        return self._decide_call(context, data, approved=True)
+
+    async def _on_reject_call(self, context: TurnContext, _state: Any, data: Any) -> Any:
+        return self._decide_call(context, data, approved=False)
+
+    def _decide_call(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
+        """Answer the invoke at once; the engine's turn goes on (it waits on the job's future)."""
+        approval_id = str(data.get("approvalId", "")) if isinstance(data, dict) else ""
+        job = self.calls.get(approval_id)
+        if job is None:
+            return _card_response(cards.call_gone_card())
+        request = job.request
+        who, name = _user(context.activity)
+        if who != job.owner:
+            return _message_response(f"Only {job.owner_name}, who asked, can approve or reject {request.function}.")
+        if job.state == "waiting" and not job.decision.done():
+            if approved:
+                job.state, job.outcome = "approved", f"Approved by {name}: {request.function} runs."
+            else:
+                job.state, job.outcome = "rejected", f"Rejected by {name}: {request.function} did not run."
+            job.decision.set_result(approved)
+        return _card_response(cards.call_outcome_card(request.function, request.arguments, job.outcome))
+
+    # endregion
 
     async def _on_error(self, context: TurnContext, error: Exception) -> None:
         log.error("Teams: the turn failed: %s", error, exc_info=error)
@@ -471,11 +580,9 @@ class TeamsAgent:
         except Exception:
             log.debug("Teams: could not say sorry", exc_info=True)
 
-    # endregion
-
 
 async def _acquire_waiting(gate: Any) -> None:
-    """A place at the model's queue for an approved plan: it waits its turn rather than fail on a full queue."""
+    """A place at the model's queue for approved work: it waits its turn rather than fail on a full queue."""
     from kernel_app.server.limits import Busy
 
     while True:

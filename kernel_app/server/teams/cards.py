@@ -8,6 +8,12 @@ from typing import Any
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 APPROVE = "approvePlan"
 REJECT = "rejectPlan"
+APPROVE_CALL = "approveCall"
+REJECT_CALL = "rejectCall"
+EFFECTS = {
+    "model": "It calls the model (it costs tokens, changes nothing outside this chat).",
+    "write": "It can change things outside this chat (saved memory, files, the web).",
+}
 MAX_ARG_CHARS = 80
 
 
@@ -15,9 +21,7 @@ def _steps(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     blocks = []
     for number, step in enumerate(steps, 1):
         args = ", ".join(f"{k}={_short(v)}" for k, v in (step.get("args") or {}).items())
-        blocks.append(
-            {"type": "TextBlock", "text": f"{number}. **{step.get('function', '?')}**({args})", "wrap": True}
-        )
+        blocks.append({"type": "TextBlock", "text": f"{number}. **{step.get('function', '?')}**({args})", "wrap": True})
     return blocks
 
 
@@ -70,4 +74,42 @@ def outcome_card(goal: str, steps: list[dict[str, Any]], outcome: str) -> dict[s
 
 def gone_card() -> dict[str, Any]:
     text = "This plan is no longer waiting for approval: ask again with /plan."
+    return _card([{"type": "TextBlock", "text": text, "wrap": True}])
+
+
+def _call(function: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    args = ", ".join(f"{k}={_short(v)}" for k, v in arguments.items())
+    return {"type": "TextBlock", "text": f"**{function}**({args})", "wrap": True}
+
+
+def call_card(approval_id: str, function: str, arguments: dict[str, Any], effect: str, asked_by: str) -> dict[str, Any]:
+    """A function the model wants to call in free text: what it is, what it does, Approve / Reject."""
+    data = {"approvalId": approval_id}
+    return _card(
+        [
+            {"type": "TextBlock", "text": "May I run this?", "weight": "Bolder", "size": "Medium"},
+            _call(function, arguments),
+            {"type": "TextBlock", "text": EFFECTS.get(effect, EFFECTS["write"]), "wrap": True, "isSubtle": True},
+            {"type": "TextBlock", "text": f"Nothing runs until {asked_by} approves.", "wrap": True, "size": "Small"},
+        ],
+        [
+            {"type": "Action.Execute", "title": "Approve", "verb": APPROVE_CALL, "data": data, "style": "positive"},
+            {"type": "Action.Execute", "title": "Reject", "verb": REJECT_CALL, "data": data, "style": "destructive"},
+        ],
+    )
+
+
+def call_outcome_card(function: str, arguments: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """The call's card once decided: no buttons, what happened."""
+    return _card(
+        [
+            {"type": "TextBlock", "text": "Function call", "weight": "Bolder", "size": "Medium"},
+            _call(function, arguments),
+            {"type": "TextBlock", "text": outcome, "wrap": True, "weight": "Bolder"},
+        ]
+    )
+
+
+def call_gone_card() -> dict[str, Any]:
+    text = "This request is no longer waiting for approval (it expired or the server restarted): ask again."
     return _card([{"type": "TextBlock", "text": text, "wrap": True}])

@@ -1,0 +1,183 @@
+"""A Teams turn that may outlive its HTTP request: engine output queued, rendered into whichever Teams
+turn is current.
+
+A free-text message runs :meth:`ChatSession.handle` in a task that puts what it says (informative
+updates, streamed text, approval requests) into :attr:`LiveTurn.outbox`. :func:`relay` renders the
+outbox into a Teams turn: the message's own turn first; when the engine asks to approve a function call
+that turn ends with the approval card, and after the click (or the timeout) a proactive turn relays
+the rest. So the user's HTTP request never waits for a click, and the model's queue is not held while
+a card waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kernel_app.server.teams import cards
+
+if TYPE_CHECKING:
+    from microsoft_agents.activity import Activity
+    from microsoft_agents.hosting.core import TurnContext
+
+    from kernel_app.chat_session import Reply
+    from kernel_app.conversation.events import ApprovalNeeded
+
+MAX_ERROR_CHARS = 300
+SORRY = "Sorry, something went wrong on my side; please try again."
+
+
+def sentence(text: str) -> str:
+    """A Progress line as an informative update: "running Math.add" -> "Running Math.add…"."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "…"
+
+
+def reply_text(reply: Reply) -> str:
+    """What the user reads: the answer, or an error as one friendly sentence."""
+    if reply.kind == "error":
+        first = (reply.text.strip().splitlines() or ["that did not work"])[0]
+        if len(first) > MAX_ERROR_CHARS:
+            first = first[: MAX_ERROR_CHARS - 1] + "…"
+        return f"Sorry, that did not work: {first}"
+    if reply.kind == "exit":
+        return "There is nothing to leave here: just stop writing, or /reset to start over."
+    text = reply.text or "(no answer)"
+    return text + "\n(cut: the answer reached its length limit)" if getattr(reply, "cut", False) else text
+
+
+def adaptive(card: dict[str, Any]) -> Any:
+    from microsoft_agents.activity import Attachment
+
+    return Attachment(content_type=cards.CONTENT_TYPE, content=card)
+
+
+class Renderer:
+    """Engine output as Teams activities: streamed in personal chats, one message in groups."""
+
+    def __init__(self, context: TurnContext, group: bool) -> None:
+        self.context = context
+        self.stream = None if group else context.streaming_response
+        self.streamed = ""
+        self.started = False  # something went into the stream
+
+    def info(self, text: str) -> None:
+        if self.stream is not None:
+            self.started = True
+            self.stream.queue_informative_update(text)
+
+    def chunk(self, text: str) -> None:
+        self.streamed += text
+        if self.stream is not None:
+            self.started = True
+            self.stream.queue_text_chunk(text)
+
+    async def final(self, text: str) -> None:
+        if self.stream is None:
+            await self.context.send_activity(text)
+            return
+        if text and text != self.streamed:
+            self.stream.queue_text_chunk(("\n\n" if self.streamed else "") + text)
+        await self.stream.end_stream()
+
+    async def card(self, card: dict[str, Any], text: str) -> None:
+        """End this turn's output with a card: the stream's final message carries it when a stream began."""
+        from microsoft_agents.activity import Activity
+
+        if self.stream is None or not self.started:
+            await self.context.send_activity(Activity(type="message", attachments=[adaptive(card)]))
+            return
+        if not self.streamed:
+            self.stream.queue_text_chunk(text)
+        self.stream.set_attachments([adaptive(card)])
+        await self.stream.end_stream()
+
+
+@dataclass
+class CallApproval:
+    """A function call of free text waiting for its card: who may decide, and the engine's future."""
+
+    request: ApprovalNeeded
+    owner: str
+    owner_name: str
+    decision: asyncio.Future[bool]
+    state: str = "waiting"  # waiting, approved, rejected, expired
+    outcome: str = ""
+
+
+@dataclass
+class LiveTurn:
+    """One message's turn: its task, what it has said and not yet rendered, the approval it waits for."""
+
+    activity: Activity  # the message: a proactive turn after a click continues from it
+    identity: Any  # the message's claims, for that proactive turn
+    group: bool
+    timeout: float | None
+    task: asyncio.Task[Reply] | None = None
+    outbox: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
+    relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: CallApproval | None = None
+    held: bool = False  # a place at the model's queue
+
+    def say(self, kind: str, value: Any) -> None:
+        """``info`` / ``chunk`` text, or ``approval`` with a :class:`CallApproval`."""
+        self.outbox.put_nowait((kind, value))
+
+
+async def relay(context: TurnContext, live: LiveTurn) -> None:
+    """Render the turn into ``context`` until it ends, or until it asks for an approval (the card ends it).
+
+    The timeout counts from this relay's start: time spent waiting for a click is not the model's."""
+    async with live.relaying:
+        render = Renderer(context, live.group)
+        loop = asyncio.get_running_loop()
+        deadline = None if live.timeout is None else loop.time() + live.timeout
+        assert live.task is not None
+        while True:
+            if not live.outbox.empty():
+                if await _render(render, live.outbox.get_nowait()):
+                    return
+                continue
+            if live.task.done():
+                break
+            getter = asyncio.ensure_future(live.outbox.get())
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            await asyncio.wait({getter, live.task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                if await _render(render, getter.result()):
+                    return
+                continue
+            getter.cancel()
+            if not live.task.done():  # the deadline passed
+                live.task.cancel()
+                await asyncio.gather(live.task, return_exceptions=True)
+                await render.final(f"Sorry, that took longer than {live.timeout:g} seconds and was stopped.")
+                return
+        try:
+            reply = live.task.result()
+        except asyncio.CancelledError:
+            await render.final("Sorry, that was stopped before it finished.")
+            return
+        except Exception:  # handle() answers errors itself; anything else is ours
+            await render.final(SORRY)
+            raise
+        await render.final(reply_text(reply))
+
+
+async def _render(render: Renderer, item: tuple[str, Any]) -> bool:
+    """One queued item; True when it was an approval card (this relay's part is over)."""
+    kind, value = item
+    if kind == "info":
+        render.info(value)
+    elif kind == "chunk":
+        render.chunk(value)
+    else:
+        approval: CallApproval = value
+        request = approval.request
+        card = cards.call_card(
+            request.approval_id, request.function, request.arguments, request.effect, approval.owner_name
+        )
+        await render.card(card, f"I would like to run {request.function}: approve or reject it on the card.")
+        return True
+    return False
