@@ -191,11 +191,25 @@ def test_api_keys_guard_every_route_but_health(tmp_path: Path) -> None:
         assert reply.choices[0].message.content == "Hi there."
 
 
-def test_prompt_functions_run_only_when_the_server_allows_them(tmp_path: Path) -> None:
+def test_prompt_functions_run_only_when_the_server_allows_them(tmp_path: Path, caplog: Any) -> None:
     poem = tools(("Writer-ShortPoem", {"input": "bread"}))
-    for allowed, expected in ((False, "did not approve"), (True, "Warm bread at dawn")):
+    # refused: the model is told (and the log says) which flag lets them run; nobody "did not approve"
+    for allowed, expected in ((False, "only when started with --approve-model-functions"), (True, "Warm bread")):
         service = ToolScripted([poem, "Warm bread at dawn", "Here it is."])
         with running(make_app(tmp_path / str(allowed), service, approve_model_functions=allowed)) as url:
             client(url).chat.completions.create(model="kernel-app", messages=[{"role": "user", "content": "A poem"}])
         results = [r for r in service.tool_results if r]
         assert expected in results[0][0], (allowed, results)
+    assert any("--approve-model-functions" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_a_function_with_an_effect_never_runs_over_the_openai_api(tmp_path: Path) -> None:
+    save = tools(("memory-save", {"collection": "notes", "input": "bread"}))
+    service = ToolScripted([save, "Not saved."])
+    with running(make_app(tmp_path, service, approve_model_functions=True)) as url:
+        answer = client(url).chat.completions.create(
+            model="kernel-app", messages=[{"role": "user", "content": "Save a note: bread"}]
+        )
+    assert answer.choices[0].message.content == "Not saved."
+    [result] = next(r for r in service.tool_results if r)
+    assert "no one can approve that" in result, result

@@ -61,7 +61,7 @@ TOOL_SCHEMA_TOKENS = 60  # estimated per offered function, reserved from the con
 NO_LIMIT = 10**6
 SMALL_MODEL_TEMPERATURE = 0.2  # unless the caller sets one (see _settings)
 
-Approve = Callable[[ApprovalNeeded], "bool | Awaitable[bool]"]
+Approve = Callable[[ApprovalNeeded], "bool | Refusal | Awaitable[bool | Refusal]"]
 ApprovalRule = Callable[[Any], bool]
 
 
@@ -421,7 +421,7 @@ class ConversationEngine:
             output = f"{call.function} is not a function you may call"
         else:
             function = self.kernel.get_function(plugin, name)
-            allowed = True
+            allowed, refusal = True, ""
             if self.approval_rule(function):
                 from kernel_app.effects import effect_of
 
@@ -433,10 +433,15 @@ class ConversationEngine:
                     effect_of(function).value,
                 )
                 yield request
-                allowed = await ask_approval(approve, request)
+                answer = await ask_approval(approve, request)
+                allowed = bool(answer)
                 ran_with_effect = allowed
+                if isinstance(answer, Refusal):
+                    refusal = answer.reason
             if not allowed:
-                output = f"The user did not approve running {call.function}; do not retry it, answer without it."
+                output = refusal or (
+                    f"The user did not approve running {call.function}; do not retry it, answer without it."
+                )
             else:
                 try:
                     with collect_usage() as collector:
@@ -500,14 +505,25 @@ async def collect(events: AsyncIterator[Event]) -> TurnResult:
     return result
 
 
-async def ask_approval(approve: Approve | None, request: ApprovalNeeded) -> bool:
+@dataclass(frozen=True)
+class Refusal:
+    """An approval answer that is a no with a reason the model is told (a surface that cannot ask
+    anyone, such as the OpenAI-compatible endpoint, says why). Falsy, as a no."""
+
+    reason: str
+
+    def __bool__(self) -> bool:
+        return False
+
+
+async def ask_approval(approve: Approve | None, request: ApprovalNeeded) -> bool | Refusal:
     """The surface's answer to an approval request (sync or async); no callback means no."""
     if approve is None:
         return False
     answer = approve(request)
     if inspect.isawaitable(answer):
         answer = await answer
-    return bool(answer)
+    return answer if isinstance(answer, Refusal) else bool(answer)
 
 
 def result_text(result: Any) -> str:

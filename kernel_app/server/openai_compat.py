@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernel_app.conversation.engine import Refusal
 from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, TextDelta
 from kernel_app.conversation.store import Message
 from kernel_app.server.errors import ApiError, error_body
@@ -28,6 +30,34 @@ from kernel_app.server.limits import gated
 from kernel_app.server.state import KERNEL_MODEL, State
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+log = logging.getLogger("kernel_app.server")
+APPROVE_FLAG = "--approve-model-functions"
+
+
+def model_function_rule(request: ApprovalNeeded, approve_model_functions: bool) -> bool | Refusal:
+    """An OpenAI client cannot answer an approval: prompt functions run only when the server was started
+    with ``--approve-model-functions``; functions with an effect never. A refusal names the way out, to
+    the model (which tells the client) and in the server's log."""
+    if request.effect == "model":
+        if approve_model_functions:
+            return True
+        log.warning(
+            "%s not run for model %s: it is a prompt function; start the server with %s to allow them",
+            request.function,
+            KERNEL_MODEL,
+            APPROVE_FLAG,
+        )
+        return Refusal(
+            f"{request.function} was not run: this server runs prompt functions for model {KERNEL_MODEL} only "
+            f"when started with {APPROVE_FLAG}. Say so, then answer without it."
+        )
+    log.warning(
+        "%s not run for model %s: it has an effect, which needs a person's approval", request.function, KERNEL_MODEL
+    )
+    return Refusal(
+        f"{request.function} was not run: it changes something, and over the OpenAI-compatible API no one can "
+        "approve that (use the REST conversations API, which asks). Answer without it."
+    )
 
 
 class ChatMessageIn(BaseModel):
@@ -111,8 +141,8 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> JSONRes
             options[key] = getattr(body, key)
     state.gate.check()  # a full queue answers 429 before anything starts
 
-    async def approve(request: ApprovalNeeded) -> bool:
-        return state.approve_model_functions and request.effect == "model"
+    async def approve(request: ApprovalNeeded) -> bool | Refusal:
+        return model_function_rule(request, state.approve_model_functions)
 
     events = gated(
         state.gate,
