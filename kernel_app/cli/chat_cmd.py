@@ -61,31 +61,45 @@ def chat(
         conversation_id = resume or (latest.id if latest else None)
         store.get(conversation_id or "")  # an unknown id fails before the model loads
 
-    from kernel_app.services import create_chat_service
-
     interactive = sys.stdin.isatty()
-    built = app.build_kernel(with_service=False)
-    report_problems(built.report.problems, quiet_warnings=True)
-    built.kernel.add_service(create_chat_service(app.settings))  # a bad key fails now, not at the first line
 
-    def service_named(name: str) -> Any:
-        from kernel_app.constants import SERVICES
-        from kernel_app.errors import UsageError
+    def build() -> ChatSession:
+        from kernel_app.services import create_chat_service
 
-        if name not in SERVICES:
-            raise UsageError(f"unknown service {name!r}: use one of {', '.join(SERVICES)}")
-        # The model setting named the old service's model: the new one takes its own default.
-        return create_chat_service(app.settings.model_copy(update={"service": name, "model": None}))
+        built = app.build_kernel(with_service=False)
+        report_problems(built.report.problems, quiet_warnings=True)
+        built.kernel.add_service(create_chat_service(app.settings))  # a bad key fails now, not at the first line
 
-    session = ChatSession(built.kernel, store=store, conversation_id=conversation_id, services=service_named)
-    if max_tokens is not None:
-        session.set_max_tokens(max_tokens)
-    reader = _reader(session, app, store_path.parent, interactive)
+        def service_named(name: str) -> Any:
+            from kernel_app.constants import SERVICES
+            from kernel_app.errors import UsageError
+
+            if name not in SERVICES:
+                raise UsageError(f"unknown service {name!r}: use one of {', '.join(SERVICES)}")
+            # The model setting named the old service's model: the new one takes its own default.
+            return create_chat_service(app.settings.model_copy(update={"service": name, "model": None}))
+
+        session = ChatSession(built.kernel, store=store, conversation_id=conversation_id, services=service_named)
+        if max_tokens is not None:
+            session.set_max_tokens(max_tokens)
+        return session
+
     renderer = _renderer(plain or not sys.stdout.isatty())
     if interactive:
-        renderer.loading = session.load_in_background()  # the prompt now; the model meanwhile
-    if interactive:
+        # The prompt first (within a second); semantic-kernel, the plugins and the model load meanwhile.
+        from kernel_app.repl.startup import StartingSession
+
+        reader: Any = None
+        starting = StartingSession(
+            build, idle=lambda seconds: reader is not None and reader.idle(seconds), warn=lambda line: click.echo(line)
+        )
+        session: Any = starting
+        reader = _reader(session, app, store_path.parent, interactive, status=starting.status)
+        renderer.loading = starting.loading
         renderer.info(f"Kernel App chat on {app.settings.service}. /help for commands, /exit or Ctrl-D to leave.")
+    else:
+        session = build()
+        reader = _reader(session, app, store_path.parent, interactive)
     if conversation_id is not None:
         click.echo(f"(continuing conversation {conversation_id}: {store.get(conversation_id).message_count} messages)")
 
@@ -103,7 +117,7 @@ def chat(
         sys.exit(outcome.exit_code)
 
 
-def _reader(session: Any, app: AppContext, data_dir: Path, interactive: bool) -> Any:
+def _reader(session: Any, app: AppContext, data_dir: Path, interactive: bool, status: Any = None) -> Any:
     from kernel_app.repl.reader import PipeReader
 
     if not interactive:
@@ -113,6 +127,7 @@ def _reader(session: Any, app: AppContext, data_dir: Path, interactive: bool) ->
     return TerminalReader(
         history_path(data_dir),
         ChatCompleter(lambda: _functions(session.kernel), lambda: _collections(app), lambda: session.results),
+        status=status,
     )
 
 
@@ -124,6 +139,8 @@ def _renderer(plain: bool) -> Any:
 
 def _functions(kernel: Any) -> dict[str, list[str]]:
     """``Plugin.Function`` → its parameter names (those a person gives: not the injected kernel)."""
+    if kernel is None:  # still starting: nothing to complete yet
+        return {}
     return {
         f"{m.plugin_name}.{m.name}": [p.name for p in m.parameters if p.include_in_function_choices and p.name]
         for m in kernel.get_full_list_of_function_metadata()

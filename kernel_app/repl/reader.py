@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
@@ -104,7 +105,8 @@ def _history(path: Path) -> Any:
 class TerminalReader:
     """prompt_toolkit line editing: history, completion, bracketed paste, multi-line blocks.
 
-    ``input``/``output``: prompt_toolkit's, for tests (``create_pipe_input``, ``DummyOutput``)."""
+    ``input``/``output``: prompt_toolkit's, for tests (``create_pipe_input``, ``DummyOutput``).
+    ``status``: what is starting in the background ("" when nothing), shown under the prompt."""
 
     def __init__(
         self,
@@ -113,12 +115,15 @@ class TerminalReader:
         *,
         input: Any = None,
         output: Any = None,
+        status: Callable[[], str] | None = None,
     ) -> None:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import InMemoryHistory
 
         history = _history(history_file) if history_file is not None else InMemoryHistory()
         self.line_number = 0
+        self._status = status
+        self._last_key = 0.0
         self._session: Any = PromptSession(
             history=history,
             completer=completer,
@@ -128,12 +133,36 @@ class TerminalReader:
             input=input,
             output=output,
         )
+        self._session.default_buffer.on_text_changed += self._typed
         # Confirmations get their own session: no history, so "y" never comes back with the Up key.
         self._asker: Any = PromptSession(input=input, output=output)
 
+    def _typed(self, _: Any) -> None:
+        self._last_key = time.monotonic()
+
+    def idle(self, seconds: float) -> bool:
+        """Nothing typed at the prompt for ``seconds`` (and the line is empty): a good time to hold the GIL."""
+        return not self._session.default_buffer.text and time.monotonic() - self._last_key >= seconds
+
+    def _toolbar(self) -> Any:
+        text = self._status() if self._status is not None else ""
+        return [("class:starting", f" {text}")] if text else ""
+
     def read(self, prompt: str) -> str | None:
+        from prompt_toolkit.patch_stdout import patch_stdout
+        from prompt_toolkit.styles import Style
+
+        starting = self._status is not None and bool(self._status())
         try:
-            text = self._session.prompt(prompt)
+            # While something starts in the background, a line under the prompt says what; what that
+            # thread prints (a plugin problem, a bad key) goes above the prompt instead of through it.
+            with patch_stdout(raw=True):
+                text = self._session.prompt(
+                    prompt,
+                    bottom_toolbar=self._toolbar if starting else None,
+                    refresh_interval=0.5 if starting else 0,
+                    style=Style.from_dict({"bottom-toolbar": "noreverse", "starting": "italic ansibrightblack"}),
+                )
         except EOFError:
             return None
         except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line, as in a shell

@@ -99,6 +99,7 @@ class RichRenderer:
         self._live: Any = None
         self._spinner: Any = None
         self._status = ""
+        self._first_status = "thinking..."  # the status a line starts with, until its first progress event
         self._text: list[str] = []
         self._stderr: Any = None
 
@@ -116,8 +117,9 @@ class RichRenderer:
             lines = "".join(self._text).splitlines()[-height:]
             parts.append(Text("\n".join(lines)))
         status = self._status
-        if status == "thinking..." and self.loading():
-            status = "loading the model (once per session)..."
+        loading = self.loading()  # what the first line waits for: the kernel still starting, the model loading
+        if loading and status == self._first_status:
+            status = loading if isinstance(loading, str) else "loading the model (once per session)..."
         if status:
             if self._spinner is None:  # one spinner for the session: a new one each frame would not turn
                 self._spinner = Spinner("dots")
@@ -150,9 +152,10 @@ class RichRenderer:
 
     def begin(self, line: str) -> None:
         self._text = []
-        if line.split()[0].lower() in QUICK:
+        if line.split()[0].lower() in QUICK and not self.loading():  # while starting, even these wait
             return
         self._status = "thinking..." if not line.startswith("/") else f"{line.split()[0][1:]}..."
+        self._first_status = self._status
         self._capture_plugin_progress()
         self._show()
 
