@@ -90,14 +90,14 @@ class MiniLMAdapter:
     dimensions = DEFAULT_EMBEDDER_DIMENSIONS
 
     def __init__(self, **options: Any) -> None:
-        self._options = options  # passed to MiniLMEmbedder (model_path, tokenizer_path, threads)
+        self._options = options  # passed to MiniLM (model_path, tokenizer_path, threads)
         self._model: Any = None
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if self._model is None:
-            from kernel_app.services.local_embedder import MiniLMEmbedder
+            from kernel_app.services.minilm import MiniLM
 
-            self._model = MiniLMEmbedder(**self._options)
+            self._model = MiniLM(**self._options)
         return self._model.embed(list(texts))
 
     def __repr__(self) -> str:

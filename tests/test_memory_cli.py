@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import cli_env, run_cli
 
 
 def test_save_search_filter_persist_and_delete(tmp_path: Path) -> None:
@@ -39,3 +41,22 @@ def test_ingest_reports_a_bad_file_and_keeps_the_rest(tmp_path: Path) -> None:
     assert again.returncode == 0 and "1 unchanged" in again.stdout
     hits = json.loads(run_cli("memory", "search", "notes", "When do you close on Friday?", "--json", **env).stdout)
     assert "2 am" in hits[0]["text"]
+
+
+LOADED_AFTER = """
+import sys
+from kernel_app.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("semantic_kernel loaded:", "semantic_kernel" in sys.modules, file=sys.stderr)
+"""
+
+
+def test_memory_save_and_search_do_not_import_semantic_kernel(tmp_path: Path) -> None:
+    """Its import costs ~2 s per command, more than embedding a few texts: the memory CLI needs none of it."""
+    env = cli_env(KERNEL_APP_MEMORY_DIR=str(tmp_path / "store"))
+    for args in (["memory", "save", "notes", "Open until 2 am on Fridays"], ["memory", "search", "notes", "closing"]):
+        proc = subprocess.run([sys.executable, "-c", LOADED_AFTER, *args], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0 and "semantic_kernel loaded: False" in proc.stderr, (args, proc.stderr)
