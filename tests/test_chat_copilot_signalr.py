@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
@@ -191,3 +194,43 @@ def test_the_negotiation_other_clients_do(served: tuple[str, ToolScripted, Path]
     url, _, _ = served
     negotiated = httpx.post(f"{url}/copilot/messageRelayHub/negotiate").json()
     assert negotiated["connectionId"] and negotiated["availableTransports"][0]["transport"] == "WebSockets"
+
+
+CLIENT_JS = Path(__file__).parent / "support" / "copilot_signalr_client.js"
+
+
+def _signalr_js() -> bool:
+    """Node with @microsoft/signalr installed (NODE_PATH or a node_modules above tests/support)."""
+    if shutil.which("node") is None:
+        return False
+    probe = subprocess.run(
+        ["node", "-e", "require.resolve('@microsoft/signalr')"], cwd=CLIENT_JS.parent, capture_output=True, timeout=30
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _signalr_js(), reason="needs node and npm's @microsoft/signalr@8.0.7 (NODE_PATH)")
+def test_the_web_apps_own_signalr_client(served: tuple[str, ToolScripted, Path]) -> None:
+    url, service, _ = served
+    base = f"{url}/copilot/"  # as REACT_APP_BACKEND_URI; the client resolves the hub at the server's root
+    chat_id = httpx.post(f"{base}chats", json={"title": "js"}).json()["chatSession"]["id"]
+    node = subprocess.Popen(
+        ["node", str(CLIENT_JS), base, chat_id],
+        cwd=CLIENT_JS.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        assert node.stderr is not None and "joined" in node.stderr.readline()
+        service.queue("Hello from the kernel")
+        answer = httpx.post(f"{base}chats/{chat_id}/messages", json=ask("hi", chat_id), timeout=30).json()
+        out, err = node.communicate(timeout=40)
+    finally:
+        node.kill()
+    assert node.returncode == 0, err
+    seen = json.loads(out)
+    updates = [args[0]["content"] for target, args in seen if target == "ReceiveMessageUpdate"]
+    assert updates[-1] == answer["value"] == "Hello from the kernel"
+    assert seen[-1] == ["ReceiveBotResponseStatus", [chat_id, None]]
