@@ -357,17 +357,20 @@ class ChatSession:
             return Reply("usage: /ask COLLECTION QUESTION, e.g. /ask SWOT How can we earn more?", "error")
         if emit is not None:
             emit(Progress("ask", f"searching {collection} and answering"))
+        from kernel_app.usage import collect_usage
+
         # The memory plugin's own function: the same store, floor and answer form as in plans and templates.
         try:
-            result = await self.kernel.invoke(
-                self.kernel.get_function("memory", "ask"), input=self._resolve(question), collection=collection
-            )
+            with collect_usage() as used:  # its model call, counted in the session's usage
+                result = await self.kernel.invoke(
+                    self.kernel.get_function("memory", "ask"), input=self._resolve(question), collection=collection
+                )
         finally:
             if emit is not None:
                 emit(Progress("ask", "answered", done=True))
         text = "" if result is None else str(result)
         self._remember(question, text, title=question)
-        return Reply(text, "answer")
+        return self._counted(Reply(text, "answer", used.total))
 
     async def _save(self, rest: str, emit: Callable[[Event], None]) -> Reply:
         collection, _, what = rest.strip().partition(" ")

@@ -58,10 +58,12 @@ class MemoryPlugin:
         min_relevance: Annotated[float, "Relevance floor between 0 and 1"] = 0.2,
     ) -> Annotated[str, "The answer, then 'Sources: [id], ...' naming the saved texts it cites"]:
         from kernel_app.sourced_answer import answer_with_sources
+        from kernel_app.usage import report_usage
 
         result = await answer_with_sources(
             kernel, self._get_store(), collection, input, limit=int(limit), min_relevance=float(min_relevance)
         )
+        report_usage(result.usage)  # its model call is no prompt function: record_usage never sees it
         return result.with_sources_line()
 
     @kernel_function(name="save", description="Save a text into a memory collection; returns its id.")

@@ -100,9 +100,15 @@ async def test_save_a_result_to_memory_and_ask_about_it(tmp_path: Path) -> None:
     assert saved.kind == "help" and "Saved into Ideas" in saved.text, saved.text
     record = re.search(r"\[(.+?)\]", saved.text).group(1)  # type: ignore[union-attr]
     events: list[Event] = []
+    before = session.usage
     answer = await session.handle("/ask Ideas How can we earn more at night?", on_progress=events.append)
     assert f"[{record}] Late-night delivery would earn more." in service.requests[-1].prompt
     assert answer.kind == "answer" and [e.done for e in events if isinstance(e, Progress)] == [False, True]
+    # /ask's model call counts in the session's usage (the scripted service counts words).
+    asked = service.requests[-1]
+    assert session.usage.calls == before.calls + 1 and answer.usage is not None
+    assert session.usage.completion_tokens - before.completion_tokens == 5  # "Deliver late [saved] as noted."
+    assert session.usage.prompt_tokens - before.prompt_tokens == len(asked.prompt.split())
     assert (await session.handle("/save Ideas a second, typed idea")).kind == "help"
     assert (await session.handle("/save")).is_error
 
@@ -226,8 +232,9 @@ async def test_a_function_answer_that_used_all_its_max_tokens_is_marked_cut(tmp_
 async def test_set_service_switches_the_model_for_the_same_conversation(tmp_path: Path) -> None:
     from kernel_app.errors import ConfigError
 
-    first, second = ScriptedChatCompletion(default="From the first."), ScriptedChatCompletion(
-        default="From the second.", ai_model_id="gpt-4o"
+    first, second = (
+        ScriptedChatCompletion(default="From the first."),
+        ScriptedChatCompletion(default="From the second.", ai_model_id="gpt-4o"),
     )
 
     def services(name: str) -> ScriptedChatCompletion:
