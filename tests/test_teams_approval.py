@@ -139,3 +139,48 @@ def test_a_card_waiting_for_its_click_does_not_hold_the_model(tmp_path: Path) ->
         assert [s.text for s in connector.take() if s.type == "message"] == ["Meanwhile, hello."]
         click(url, card_click(connector, "approvePlan", plan_id, message.id))
         assert any(s.text == "1100" for s in connector.wait_for(lambda s: s.text == "1100"))
+
+
+def test_a_plan_waiting_for_its_click_survives_a_restart_and_runs_once(tmp_path: Path) -> None:
+    with fake_connector() as connector:
+        first = ToolScripted()
+        with running(teams_app(tmp_path, first)) as url:
+            plan_id, message = propose((url, first, connector))
+        # A new server on the same data directory: its model is never asked, the kept plan runs.
+        second = ToolScripted(default="never asked")
+        with running(teams_app(tmp_path, second)) as url:
+            response, seconds = click(url, card_click(connector, "approvePlan", plan_id, message.id))
+            assert response.status_code == 200 and seconds < 1.0
+            assert "Approved by Ada: running…" in str(card_of(response)["body"])
+            sent = connector.wait_for(lambda s: s.method == "PUT")
+            assert [s.text for s in sent if s.type == "message" and s.method == "POST"] == ["1100"]
+            assert next(s for s in sent if s.method == "PUT").path.endswith(f"/activities/{message.id}")
+            again, _ = click(url, card_click(connector, "approvePlan", plan_id, message.id))
+            assert "Done: the result is below." in str(card_of(again)["body"])
+            # The result joined the Teams conversation: the model sees it next.
+            connector.take()
+            second.queue("It was 1100.")
+            assert post(url, activity(connector, "What was the sum?", channel="test")).status_code == 202
+            assert "1100" in second.requests[-1].prompt
+        with running(teams_app(tmp_path, ToolScripted())) as url:  # and after another restart, still once
+            late, _ = click(url, card_click(connector, "approvePlan", plan_id, message.id))
+            assert "Done: the result is below." in str(card_of(late)["body"])
+        time.sleep(0.3)
+        assert [s.text for s in connector.take() if s.type == "message"] == ["It was 1100."]
+
+
+def test_the_plan_store_decides_once_and_marks_interrupted_runs(tmp_path: Path) -> None:
+    from kernel_app.server.teams.plan_store import INTERRUPTED, PlanRecord, PlanStore
+
+    store = PlanStore(tmp_path / "teams.sqlite3")
+    plan = {"goal": "sum", "steps": [{"function": "Math.add", "args": {"a": 1, "b": 2}, "output": "sum"}]}
+    for plan_id in ("plan_a", "plan_b"):
+        store.add(PlanRecord(plan_id, "conv-1", "c1", "aad-user-1", "Ada", False, "sum", plan, {"type": "message"}))
+    assert store.decide("plan_a", "approved", "running", "sent-1")
+    assert not store.decide("plan_a", "approved", "running", "sent-1")  # a second click, or a second server
+    assert store.decide("plan_b", "rejected", "no", None)
+    reopened = PlanStore(tmp_path / "teams.sqlite3")
+    assert reopened.interrupt_running() == 1
+    a, b = reopened.get("plan_a"), reopened.get("plan_b")
+    assert a is not None and (a.state, a.outcome, a.card_id) == ("interrupted", INTERRUPTED, "sent-1")
+    assert b is not None and b.state == "rejected" and b.steps == [{"function": "Math.add", "args": {"a": 1, "b": 2}}]

@@ -22,6 +22,7 @@ Errors reach the user as one sentence; the details go to the log.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import logging
 import time
@@ -60,6 +61,9 @@ APPROVAL_TIMEOUT = 3600.0  # seconds a proposed plan waits for its card to be cl
 CALL_APPROVAL_TIMEOUT = 600.0  # seconds a free-text turn waits for its function call's card (then: not run)
 MAX_CALLS = 500  # decided function-call cards remembered (a late click shows the outcome)
 GROUP_TYPES = ("groupChat", "channel")
+# What a card's invoke starts runs once its answer is sent: a function that blocks the event loop (a
+# sync plugin) must not hold the answer back (Teams shows "Unable to reach app" after a few seconds).
+_AFTER_RESPONSE: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("teams_after", default=None)
 WELCOME = (
     "Hi, I am Kernel App. Ask me something, or try /run BusinessThinking.SWOT a bakery in a college town, "
     "/plan GOAL (you approve the plan before it runs) or /ask COLLECTION QUESTION. /help lists the commands."
@@ -176,8 +180,24 @@ class TeamsAgent:
                 Activity.model_validate(body)
             except (ValueError, ValidationError):
                 return JSONResponse({"error": "the body is not an activity (JSON object)"}, status_code=400)
-            response = await start_agent_process(request, self.app, self.adapter)
-            return response if response is not None else Response(status_code=202)
+            after: list[Any] = []
+            token = _AFTER_RESPONSE.set(after)
+            try:
+                response = await start_agent_process(request, self.app, self.adapter)
+            finally:
+                _AFTER_RESPONSE.reset(token)
+            response = response if response is not None else Response(status_code=202)
+            if after:
+                from starlette.background import BackgroundTasks
+
+                async def run_after() -> None:  # async: Starlette would run a plain function in a thread
+                    for work in after:
+                        work()
+
+                tasks = BackgroundTasks()
+                tasks.add_task(run_after)
+                response.background = tasks
+            return response
 
         messages.__annotations__ = {"request": Request, "return": Response}  # local names: FastAPI cannot resolve them
 
@@ -217,6 +237,14 @@ class TeamsAgent:
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def _after_response(self, work: Any) -> None:
+        """Call ``work()`` once this request's answer is sent (at once outside a request)."""
+        after = _AFTER_RESPONSE.get()
+        if after is None:
+            work()
+        else:
+            after.append(work)
 
     def _needs_approval(self, name: str) -> bool:
         """Whether the engine asks before running ``Plugin.Function`` (its effect is MODEL or WRITE)."""
@@ -471,7 +499,8 @@ class TeamsAgent:
         elif approved:
             if self.plans.decide(plan_id, "approved", f"Approved by {name}: running…", card_id):
                 record.card_id = card_id or record.card_id
-                self._spawn(self._run_plan(record, context.identity))
+                identity = context.identity
+                self._after_response(lambda: self._spawn(self._run_plan(record, identity)))
         else:
             self.plans.decide(plan_id, "rejected", f"Rejected by {name}: nothing ran.", card_id)
         decided = self.plans.get(plan_id) or record  # a second click: the outcome, nothing runs again
@@ -565,7 +594,7 @@ class TeamsAgent:
                 job.state, job.outcome = "approved", f"Approved by {name}: {request.function} runs."
             else:
                 job.state, job.outcome = "rejected", f"Rejected by {name}: {request.function} did not run."
-            job.decision.set_result(approved)
+            self._after_response(lambda: job.decision.done() or job.decision.set_result(approved))
         return _card_response(cards.call_outcome_card(request.function, request.arguments, job.outcome))
 
     # endregion

@@ -1,0 +1,171 @@
+"""A function with an effect the model wants to call in free text: an Adaptive Card in Teams.
+
+The turn shows the card and ends its HTTP request; Approve / Reject arrive as ``adaptiveCard/action``
+invokes, answered at once with the card replaced; the engine's turn then goes on in a proactive turn
+(the function runs, or the model answers without it). Real uvicorn server, real activities over
+HTTP, a fake connector as ``serviceUrl``, the scripted model; memory.save (WRITE) runs for real.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.teams import FakeConnector, Sent, activity, card_click, fake_connector
+from tests.test_conversation_engine import ToolScripted, tools
+from tests.test_server_openai import running
+from tests.test_teams_messages import post, teams_app
+
+SAVE = ("memory-save", {"collection": "notes", "input": "The Lyon bakery opens at 7."})
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, ToolScripted, FakeConnector]]:
+    service = ToolScripted()
+    with fake_connector() as connector, running(teams_app(tmp_path, service)) as url:
+        yield url, service, connector
+
+
+def call_click(connector: FakeConnector, verb: str, approval_id: str, card_id: str, **who: Any) -> dict[str, Any]:
+    body = card_click(connector, verb, "", card_id, **who)
+    body["value"]["action"]["data"] = {"approvalId": approval_id}
+    return body
+
+
+def ask(
+    served: tuple[str, ToolScripted, FakeConnector], *answers: str, channel: str = "msteams", **extra: Any
+) -> tuple[str, Sent, list[Sent]]:
+    """Say something the model answers with a call to memory.save; returns the card's id, its message, all sent."""
+    url, service, connector = served
+    service.queue(*answers)
+    began = time.perf_counter()
+    assert (
+        post(url, activity(connector, "Remember when the bakery opens.", channel=channel, **extra)).status_code == 202
+    )
+    assert time.perf_counter() - began < 10  # the request does not wait for the click
+    sent = connector.take()
+    (message,) = [s for s in sent if s.card is not None]
+    card = message.card
+    assert card is not None
+    actions = {a["verb"]: a for a in card["actions"]}
+    assert set(actions) == {"approveCall", "rejectCall"} and {a["type"] for a in actions.values()} == {"Action.Execute"}
+    assert "memory.save" in str(card["body"]) and "The Lyon bakery opens at 7." in str(card["body"])
+    approval_id = actions["approveCall"]["data"]["approvalId"]
+    assert actions["rejectCall"]["data"]["approvalId"] == approval_id
+    return approval_id, message, sent
+
+
+def card_of(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert body["statusCode"] == 200 and body["type"] == "application/vnd.microsoft.card.adaptive", body
+    return body["value"]
+
+
+def click(url: str, body: dict[str, Any]) -> tuple[httpx.Response, float]:
+    began = time.perf_counter()
+    response = post(url, body)
+    return response, time.perf_counter() - began
+
+
+def test_approve_answers_at_once_then_the_function_runs_and_the_answer_streams(
+    served: tuple[str, ToolScripted, FakeConnector],
+) -> None:
+    url, service, connector = served
+    # A read-only call runs unasked (its update starts the stream); the write waits for the card.
+    approval_id, message, sent = ask(served, tools(("Math-add", {"a": 6, "b": 1}), SAVE), "Saved: it opens at 7.")
+    assert [s.text for s in sent if (s.stream or {}).get("streamType") == "informative"] == ["Running Math.add…"]
+    assert (message.stream or {}).get("streamType") == "final"  # the card ends the stream
+    assert len(service.requests) == 1  # the model waits for the click
+    response, seconds = click(url, call_click(connector, "approveCall", approval_id, message.id, channel="msteams"))
+    assert response.status_code == 200 and seconds < 1.0
+    replaced = card_of(response)
+    assert "actions" not in replaced and "Approved by Ada: memory.save runs." in str(replaced["body"])
+    after = connector.wait_for(lambda s: s.text == "Saved: it opens at 7." and s.type == "message")
+    informative = [s.text for s in after if (s.stream or {}).get("streamType") == "informative"]
+    assert informative == ["Running memory.save…"]
+    final = [s for s in after if s.type == "message"]
+    assert [s.text for s in final] == ["Saved: it opens at 7."] and (final[0].stream or {}).get("streamType") == "final"
+    saved = service.tool_results[-1]
+    assert saved[0] == "7" and saved[1] and not saved[1].startswith(("The user did not approve", "error"))
+    # A double click shows the outcome; nothing runs again.
+    again, seconds = click(url, call_click(connector, "approveCall", approval_id, message.id, channel="msteams"))
+    assert seconds < 1.0 and "Approved by Ada" in str(card_of(again)["body"])
+    time.sleep(0.3)
+    assert [s for s in connector.take() if s.type == "message" and s not in after] == []
+    assert len(service.requests) == 2
+
+
+def test_reject_runs_nothing_and_the_model_answers_without_it(
+    served: tuple[str, ToolScripted, FakeConnector],
+) -> None:
+    url, service, connector = served
+    approval_id, message, _ = ask(served, tools(SAVE), "All right, I did not save it.", channel="test")
+    response, seconds = click(url, call_click(connector, "rejectCall", approval_id, message.id))
+    assert seconds < 1.0 and "Rejected by Ada: memory.save did not run." in str(card_of(response)["body"])
+    sent = connector.wait_for(lambda s: s.text == "All right, I did not save it.")
+    assert [s.text for s in sent if s.type == "message"] == ["All right, I did not save it."]
+    assert service.tool_results[-1][0].startswith("The user did not approve running memory.save")
+    late, _ = click(url, call_click(connector, "approveCall", approval_id, message.id))  # too late
+    assert "Rejected by Ada" in str(card_of(late)["body"])
+
+
+def test_only_the_asker_decides_and_the_conversation_waits_for_the_card(
+    served: tuple[str, ToolScripted, FakeConnector],
+) -> None:
+    url, service, connector = served
+    approval_id, message, _ = ask(served, tools(SAVE), "Saved.", channel="test")
+    other, seconds = click(
+        url, call_click(connector, "approveCall", approval_id, message.id, user="user-2", name="Bob")
+    )
+    assert seconds < 1.0 and other.json() == {
+        "statusCode": 200,
+        "type": "application/vnd.microsoft.activity.message",
+        "value": "Only Ada, who asked, can approve or reject memory.save.",
+    }
+    # Meanwhile the conversation's turn is paused on the card: a new message is told so, the model not asked.
+    assert post(url, activity(connector, "Hello?", channel="test")).status_code == 202
+    assert [s.text for s in connector.take() if s.type == "message"] == [
+        "I am waiting for Ada to approve or reject memory.save on the card above before I go on."
+    ]
+    assert len(service.requests) == 1
+    mine, _ = click(url, call_click(connector, "approveCall", approval_id, message.id))
+    assert "Approved by Ada" in str(card_of(mine)["body"])
+    connector.wait_for(lambda s: s.text == "Saved.")
+    service.queue("Hello again.")  # the turn is over: the conversation goes on
+    assert post(url, activity(connector, "Hello?", channel="test")).status_code == 202
+    assert "Hello again." in [s.text for s in connector.take() if s.type == "message"]
+
+
+def test_in_a_group_chat_the_card_and_the_answer_are_plain_messages(
+    served: tuple[str, ToolScripted, FakeConnector],
+) -> None:
+    url, _, connector = served
+    mention = {
+        "type": "mention",
+        "mentioned": {"id": "28:kernel-app", "name": "Kernel App"},
+        "text": "<at>Kernel App</at>",
+    }
+    group = {"conversation": "19:group@thread.v2", "kind": "groupChat", "entities": [mention]}
+    approval_id, message, sent = ask(served, tools(SAVE), "Saved for the team.", **group)
+    assert all(s.stream is None for s in sent)
+    body = call_click(connector, "approveCall", approval_id, message.id, conversation="19:group@thread.v2")
+    other = call_click(
+        connector, "approveCall", approval_id, message.id, conversation="19:group@thread.v2", user="user-2"
+    )
+    assert "Only Ada" in post(url, other).json()["value"]
+    assert "Approved by Ada" in str(card_of(post(url, body))["body"])
+    after = connector.wait_for(lambda s: s.text == "Saved for the team.")
+    assert [s.text for s in after if s.type == "message"] == ["Saved for the team."]
+    assert all(s.stream is None for s in after)
+
+
+def test_a_click_on_an_unknown_request_says_so(served: tuple[str, ToolScripted, FakeConnector]) -> None:
+    url, _, connector = served
+    response, seconds = click(url, call_click(connector, "approveCall", "approval_gone", "sent-9"))
+    assert seconds < 1.0 and "no longer waiting" in str(card_of(response)["body"])
+    assert connector.take() == []
