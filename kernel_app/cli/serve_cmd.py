@@ -91,6 +91,7 @@ def serve(
         f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; docs at /docs, OpenAI base URL /v1"
         + ("" if no_mcp else ", MCP at /mcp")
         + ("" if teams is None else ", Teams at /api/messages")
+        + ("" if keys else ", chat-copilot's web app at /copilot/")
         + (", API keys required" if keys else "")
         + ")",
         err=True,
