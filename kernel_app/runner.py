@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.errors import FunctionInvocationError, FunctionNotFoundError, KernelAppError
+from kernel_app.partial_output import parts_to
 from kernel_app.usage import Usage, collect_usage
 
 if TYPE_CHECKING:
@@ -95,9 +97,11 @@ async def run_chain(
                 if on_chunk is not None and function.is_prompt:
                     output, streamed = await _stream(kernel, function, arguments, on_chunk)
                 else:
-                    result = await kernel.invoke(function, arguments)
+                    # Streamed, a native function may send its answer in parts (the SWOT: a table per quadrant).
+                    with parts_to(on_chunk) if on_chunk is not None else nullcontext() as parts:
+                        result = await kernel.invoke(function, arguments)
                     output, streamed = ("" if result is None else str(result)), Usage()
-                    if on_chunk is not None:  # a native step in a streamed chain still shows its output
+                    if on_chunk is not None and not parts.sent:  # a native step in a streamed chain shows its output
                         on_chunk(output)
             usage = collected.total + streamed
         except KernelAppError:

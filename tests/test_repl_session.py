@@ -254,3 +254,95 @@ async def test_set_service_switches_the_model_for_the_same_conversation(tmp_path
     session.set_max_tokens(700)
     await session.handle("/set service openai")
     assert session.engine.max_tokens == 700  # what the user set stays
+
+
+class CountingStructured(ScriptedChatCompletion):
+    """Structured output (OpenAI's settings class), and how many pieces of the answer it has streamed."""
+
+    streamed: int = 0
+
+    def get_prompt_execution_settings_class(self) -> type:
+        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
+
+        return OpenAIChatPromptExecutionSettings
+
+    async def _inner_get_streaming_chat_message_contents(self, chat_history, settings, function_invoke_attempt=0):  # type: ignore[no-untyped-def]
+        async for chunk in super()._inner_get_streaming_chat_message_contents(chat_history, settings):
+            self.streamed += 1
+            yield chunk
+
+
+def swot_json() -> str:
+    import json
+
+    def points(*names: str) -> list[dict[str, str]]:
+        return [{"point": name, "why": f"because of {name.lower()}"} for name in names]
+
+    return json.dumps(
+        {
+            "strengths": points("Fresh bread", "Loyal regulars", "Central street"),
+            "weaknesses": points("Small oven", "Cash only", "No website"),
+            "opportunities": points("Office lunches", "Wedding cakes", "Farmers market"),
+            "threats": points("Supermarket bread", "Rising flour prices", "Road works"),
+        }
+    )
+
+
+async def test_run_swot_streams_each_quadrants_table_as_it_completes(tmp_path: Path) -> None:
+    answer = swot_json()
+    service = CountingStructured([answer])
+    session = make(tmp_path, service)
+    chunks: list[tuple[str, int]] = []
+    reply = await session.handle(
+        "/run BusinessThinking.SWOT a bakery > swot", on_chunk=lambda t: chunks.append((t, service.streamed))
+    )
+    assert reply.kind == "result" and reply.streamed and reply.text.count("| Point | Why it matters |") == 4
+    # One part per table, in order, and what streamed is the whole result, once.
+    assert [text.split("\n")[0 if i == 0 else 1] for i, (text, _) in enumerate(chunks)] == [
+        "### Strengths", "### Weaknesses", "### Opportunities", "### Threats",
+    ]  # fmt: skip
+    assert "".join(text for text, _ in chunks) == reply.text == session.results["swot"]
+    assert "| Fresh bread | because of fresh bread |" in chunks[0][0] and "Small oven" not in chunks[0][0]
+    # The first tables came while the model was still answering, not after it.
+    total = len(answer.split(" "))
+    assert chunks[0][1] < chunks[1][1] < chunks[2][1] < total
+    # Without a stream, the same tables in one piece.
+    again = await make(tmp_path, CountingStructured([answer])).handle("/run BusinessThinking.SWOT a bakery")
+    assert again.text == reply.text and not again.streamed
+
+
+def test_swot_tables_render_as_they_stream_in_the_terminal() -> None:
+    import io
+
+    from rich.console import Console
+
+    from kernel_app.chat_session import Reply
+    from kernel_app.repl.render import RichRenderer, finished_blocks
+
+    first = "### Strengths\n| Point | Why it matters |\n| --- | --- |\n| Fresh bread | daily |\n"
+    second = "\n### Weaknesses\n| Point | Why it matters |\n| --- | --- |\n| Small oven | slow |"
+    console = Console(file=io.StringIO(), force_terminal=True, width=60, height=20, color_system=None)
+    renderer = RichRenderer(console)
+    renderer.begin("/run BusinessThinking.SWOT a bakery")
+    renderer.chunk(first)
+    renderer.chunk(second[:1])  # the blank line that finishes the first table
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    rendered = re.compile(r"Fresh bread\s+daily\s")  # the cells of a rendered table, not "| Fresh bread |"
+    assert len(rendered.findall(shown)) == 1 and "─" in shown and "Small oven" not in shown
+    renderer.chunk(second[1:])
+    renderer.reply(Reply(first + second, "result", streamed=True), max_tokens=100)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert len(rendered.findall(out)) == 1  # not rendered again with the rest
+    assert re.search(r"Small oven\s+slow\s", out.rsplit("\x1b[2K", 1)[-1])
+    # Lists and code fences wait: a list's next item or a fence's next line may follow a blank line.
+    assert finished_blocks("1. a\n\n2. b\n\nDone.\n\nNext") == len("1. a\n\n2. b\n\nDone.\n\n")
+    assert finished_blocks("```\ncode\n\nmore\n") == 0 and finished_blocks("Half a sen") == 0
+
+
+def test_run_swot_stream_on_the_command_line_prints_each_table_once(openai_server, tmp_path: Path) -> None:
+    openai_server.queue(swot_json())
+    env = {"KERNEL_APP_SERVICE": "openai", "OPENAI_BASE_URL": openai_server.base_url}
+    streamed = run_cli("run", "BusinessThinking.SWOT", "--input", "a bakery", "--stream", **env)
+    assert streamed.returncode == 0, streamed.stderr
+    assert streamed.stdout.count("### Strengths") == 1 and streamed.stdout.count("| Point | Why it matters |") == 4
+    assert "| Road works | because of road works |" in streamed.stdout and "{" not in streamed.stdout

@@ -8,6 +8,7 @@ rendered markdown (tables, headings, lists, code); tables too wide for the scree
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any, Protocol, TextIO
 
@@ -101,6 +102,7 @@ class RichRenderer:
         self._status = ""
         self._first_status = "thinking..."  # the status a line starts with, until its first progress event
         self._text: list[str] = []
+        self._printed = ""  # the start of the streamed answer already rendered (its finished blocks)
         self._stderr: Any = None
 
     # region the live area
@@ -152,6 +154,7 @@ class RichRenderer:
 
     def begin(self, line: str) -> None:
         self._text = []
+        self._printed = ""
         if line.split()[0].lower() in QUICK and not self.loading():  # while starting, even these wait
             return
         self._status = "thinking..." if not line.startswith("/") else f"{line.split()[0][1:]}..."
@@ -193,6 +196,16 @@ class RichRenderer:
 
     def chunk(self, text: str) -> None:
         self._text.append(text)
+        # Blocks that are finished (a SWOT's table, a paragraph) are rendered now, above the live area;
+        # the live area keeps only the block being written.
+        pending = "".join(self._text)
+        done = finished_blocks(pending)
+        if done:
+            from rich.markdown import Markdown
+
+            self._printed += pending[:done]
+            self._text = [pending[done:]]
+            self.console.print(Markdown(pending[:done]))  # rich prints it above a running live area
         self._show()
 
     def pause(self) -> None:
@@ -205,11 +218,15 @@ class RichRenderer:
 
         self._stop()
         self._release_plugin_progress()
-        if reply.text:
+        text = reply.text
+        if self._printed and text.startswith(self._printed):  # what streamed and was rendered already
+            text = text[len(self._printed) :]
+        self._printed = ""
+        if text.strip():
             if reply.kind in ("help", "plan"):
-                self.console.print(reply.text, markup=False, highlight=False)
+                self.console.print(text, markup=False, highlight=False)
             else:
-                self.console.print(Markdown(reply.text))
+                self.console.print(Markdown(text))
         if reply.cut:
             self.console.print(cut_note(reply, max_tokens), style="yellow", markup=False, highlight=False)
         self._text = []
@@ -221,6 +238,34 @@ class RichRenderer:
 
     def info(self, text: str) -> None:
         self.console.print(text, style="dim", markup=False, highlight=False)
+
+
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
+
+
+def finished_blocks(text: str) -> int:
+    """How much of a streaming markdown text is finished blocks that render the same alone: up to the
+    last blank line outside a code fence, unless the block before it is a list (its next item may follow
+    the blank line, and a list cut in two would be numbered anew)."""
+    done, fenced, previous = 0, False, ""
+    position = 0
+    for line in text.splitlines(keepends=True):
+        position += len(line)
+        if not line.endswith("\n"):
+            break  # the line being written
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and not line.strip() and previous.strip() and not _in_list(text[:position]):
+            done = position
+        previous = line
+    return done
+
+
+def _in_list(text: str) -> bool:
+    """Whether the last block of ``text`` (before its trailing blank line) is a list."""
+    block = text.rstrip().rsplit("\n\n", 1)[-1]
+    return any(_LIST_ITEM.match(line) for line in block.splitlines())
 
 
 class _StatusStream:

@@ -115,13 +115,32 @@ def parse_swot(text: str) -> SwotDraft:
 
 
 def render_swot(draft: SwotDraft) -> str:
-    sections = []
+    return SECTION_SEPARATOR.join(render_quadrant(draft, category) for category in CATEGORIES)
+
+
+SECTION_SEPARATOR = "\n\n"
+
+
+def render_quadrant(draft: SwotDraft, category: str) -> str:
+    """One category's table, as :func:`render_swot` writes it."""
+    rows = draft.items[category] or [("(none given)", "the model named no points here")]
+    lines = [f"### {category}", "| Point | Why it matters |", "| --- | --- |"]
+    lines += [f"| {_cell(point)} | {_cell(why)} |" for point, why in rows]
+    return "\n".join(lines)
+
+
+def finished_quadrants(text: str) -> int:
+    """How many quadrants, in table order, a streaming JSON answer has finished: a quadrant is finished
+    once a key written after it has begun. Their tables will not change (a table's repeats are judged
+    against the tables before it only), so they can be shown while the rest is generated."""
+    starts = {category: text.find(f'"{key}"') for category, key in JSON_KEYS.items()}
+    latest = max(starts.values())
+    count = 0
     for category in CATEGORIES:
-        rows = draft.items[category] or [("(none given)", "the model named no points here")]
-        lines = [f"### {category}", "| Point | Why it matters |", "| --- | --- |"]
-        lines += [f"| {_cell(point)} | {_cell(why)} |" for point, why in rows]
-        sections.append("\n".join(lines))
-    return "\n\n".join(sections)
+        if not 0 <= starts[category] < latest:
+            break
+        count += 1
+    return count
 
 
 def to_swot_tables(text: str) -> str:

@@ -17,11 +17,15 @@ from semantic_kernel import Kernel
 from semantic_kernel.functions import KernelArguments, kernel_function
 
 from kernel_app.effects import uses_model
+from kernel_app.partial_output import send_part, streaming
 from plugins.BusinessThinking._swot_tables import (
     CATEGORIES,
+    SECTION_SEPARATOR,
     SWOT_SCHEMA,
     count_json_points,
+    finished_quadrants,
     parse_swot_json,
+    render_quadrant,
     render_swot,
     to_swot_tables,
 )
@@ -82,8 +86,11 @@ class SWOTPlugin:
             from kernel_app.services.execution_settings import supports_response_format
 
             if supports_response_format(service):
-                answer = await self._structured_answer(kernel, service, input, answers)
+                sent: list[str] = []
+                answer = await self._structured_answer(kernel, service, input, answers, sent)
                 draft = parse_swot_json(answer)
+                if sent:  # the finished tables were shown as they came: the answer is those and the rest
+                    return self._send_rest(render_swot(draft), sent)
                 # A service that ignored the schema still gets its answer read as a draft, not a second call.
                 return render_swot(draft) if draft.found_any else to_swot_tables(answer)
         draft_text = await kernel.invoke(
@@ -93,8 +100,19 @@ class SWOTPlugin:
         )
         return to_swot_tables(str(draft_text))
 
-    async def _structured_answer(self, kernel: Kernel, service: Any, input: str, answers: str) -> str:
-        """The JSON answer, streamed; each quadrant's progress is reported as its points complete."""
+    def _send_rest(self, tables: str, sent: list[str]) -> str:
+        shown = "".join(sent)
+        # Tables already shown never change (see finished_quadrants); should one have, all are shown again.
+        rest = tables[len(shown) :] if tables.startswith(shown) else SECTION_SEPARATOR + tables
+        send_part(rest)
+        return shown + rest
+
+    async def _structured_answer(
+        self, kernel: Kernel, service: Any, input: str, answers: str, sent: list[str] | None = None
+    ) -> str:
+        """The JSON answer, streamed; each quadrant's progress is reported as its points complete and,
+        when the caller streams (kernel_app.partial_output), each finished quadrant's table goes to it
+        (and into ``sent``)."""
         from semantic_kernel.functions import KernelFunctionFromPrompt
 
         from kernel_app.services.execution_settings import execution_settings, json_schema_format
@@ -115,7 +133,17 @@ class SWOTPlugin:
                     text = str(message) if message is not None else ""
                     parts.append(text)
                     usage = usage + Usage.from_metadata(getattr(message, "metadata", None))
-                line = _progress_line(count_json_points("".join(parts)))
+                text = "".join(parts)
+                if sent is not None and streaming():
+                    for category in CATEGORIES[len(sent) : finished_quadrants(text)]:
+                        self._progress("")  # the table goes where the progress line was
+                        shown = ""
+                        table = render_quadrant(parse_swot_json(text), category)
+                        # The blank line between tables is split so that each ends its line: the
+                        # progress line redrawn after it must not overwrite the last row.
+                        sent.append(("\n" if sent else "") + table + "\n")
+                        send_part(sent[-1])
+                line = _progress_line(count_json_points(text))
                 if line != shown:
                     self._progress(line)
                     shown = line
