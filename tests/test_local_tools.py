@@ -167,6 +167,7 @@ def test_streamed_tool_call_fragments_are_joined_by_index() -> None:
         '{{"name": "Math-add", "arguments": {"a": 110, "b": 990}}}}',  # its braces doubled unevenly (over HTTP)
         '<tools/>\n{{"name": "Math-add", "arguments": {"a": 110, "b": 990}}}',  # and made-up tags (over HTTP)
         '<tools></tools>\n<tools>\n{"name": "Math-add", "arguments": {"a": 110, "b": 990}}\n</tools>',
+        '<tool_response>\n{"name": "Math-add", "arguments": {"a": 110, "b": 990}}\n</tool_response>',
     ],
     ids=[
         "fenced",
@@ -178,6 +179,7 @@ def test_streamed_tool_call_fragments_are_joined_by_index() -> None:
         "uneven-doubled-braces",
         "made-up-empty-tag",
         "made-up-tags",
+        "result-tag",
     ],
 )
 def test_a_call_the_model_wrote_as_text_is_a_call(text: str) -> None:
@@ -248,6 +250,8 @@ def test_streamed_text_is_held_only_while_it_may_be_a_call() -> None:
         "<tools",  # the 1.5B model's made-up tags, seen over HTTP
         "<tools/>\n{{",
         "<tools></tools>\n<tools>\n{",
+        "<tool_resp",
+        "<tool_response>\n{",
     ):
         assert could_be_call(maybe), maybe
     for words in ("The", "1100", "```python", "```\nprint", "<b>", "Sure: {"):

@@ -43,10 +43,13 @@ Message = dict[str, Any]
 
 _CALL_KEYS = {"name", "arguments", "parameters"}
 _OPENING_FENCE = re.compile(r"^```(?:json)?[ \t]*", re.I)
-# <tool_call> is Qwen's own tag; the 1.5B model also makes up <tools/> and <tools></tools> around a call.
-_TAGS = re.compile(r"</?tool_call>|</?tools\s*/?>")
-_LEADING_TAG = re.compile(r"(?:</?tool_call>|</?tools\s*/?>)")
-_TAG_NAMES = ("<tool_call>", "<tools/>", "<tools>", "</tools>")
+# <tool_call> is Qwen's own tag. Its template also shows the model <tools></tools> (around the schemas) and
+# <tool_response> (around results), and the 1.5B model puts those around a call too: <tools/>, <tools>,
+# <tool_response>. Any <tool...> tag around a call object is noise.
+_TAG = r"</?tool[a-z_-]*\s*/?>"
+_TAGS = re.compile(_TAG)
+_LEADING_TAG = re.compile(_TAG)
+_TAG_NAMES = ("<tool_call>", "<tools/>", "<tools>", "</tools>", "<tool_response>")
 # A call object whose JSON does not parse: the name, then whatever the model wrote as arguments.
 _BROKEN_CALL = re.compile(
     r'^\{\s*"name"\s*:\s*"(?P<name>[^"]+)"\s*,\s*"(?:arguments|parameters)"\s*:\s*(?P<args>.*)$', re.S
