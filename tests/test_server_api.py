@@ -240,6 +240,48 @@ def test_a_client_that_disconnects_cancels_its_turn(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/v1/conversations/{cid}").json()["messages"] == []  # nothing half-stored
 
 
+class Stuck(SlowScripted):
+    """Would answer only after half a minute; records that its generation was cancelled."""
+
+    delay: ClassVar[float] = 30.0
+    cancelled: ClassVar[list[str]] = []
+
+    async def _inner_get_chat_message_contents(
+        self, chat_history: ChatHistory, settings: PromptExecutionSettings
+    ) -> list[ChatMessageContent]:
+        try:
+            return await super()._inner_get_chat_message_contents(chat_history, settings)
+        except asyncio.CancelledError:
+            self.cancelled.append(str(chat_history.messages[-1].content))
+            raise
+
+
+@pytest.mark.parametrize("route", ["openai", "conversation", "function"])
+def test_a_client_that_leaves_a_non_streamed_request_cancels_its_generation(tmp_path: Path, route: str) -> None:
+    service = Stuck(default="late")
+    app = make_app(tmp_path, service, concurrency=1, queue=0)
+    state = app.state.kernel_app
+    word = f"leaving-{route}-{tmp_path.name}"
+    with running(app) as url:
+        if route == "openai":
+            path, body = (
+                "/v1/chat/completions",
+                {"model": "kernel-app", "messages": [{"role": "user", "content": word}]},
+            )
+        elif route == "conversation":
+            cid = httpx.post(f"{url}/v1/conversations", json={}).json()["id"]
+            path, body = f"/v1/conversations/{cid}/messages", {"content": word, "stream": False}
+        else:
+            path, body = "/v1/functions/Writer.Summarize/invoke", {"input": word}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{url}{path}", json=body, timeout=0.5)  # gives up and closes the connection
+        deadline = time.monotonic() + 10  # far less than the 30 s the model would take
+        while state.gate.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert state.gate.running == 0  # the one place at the model is free again (queue 0: else a 429)
+        assert any(word in text for text in Stuck.cancelled)
+
+
 def test_limits_cors_body_size_and_the_deadline(tmp_path: Path) -> None:
     service = SlowScripted(default="late")
     app = make_app(tmp_path, service, cors_origins=["http://localhost:3000"], max_body_bytes=2000, request_timeout=0.2)

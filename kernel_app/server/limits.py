@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 from kernel_app.conversation.events import ErrorEvent, Event
+
+T = TypeVar("T")
+CLIENT_GONE = 499  # nginx's "client closed request": nobody reads it, but the access log says why
 
 
 class Busy(Exception):
@@ -84,3 +89,29 @@ async def gated(gate: GenerationGate, events: AsyncIterator[Event], timeout: flo
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+async def unless_disconnected(receive: Callable[[], Awaitable[Any]], work: Awaitable[T]) -> tuple[bool, T | None]:
+    """``(True, result)`` of ``work``, or ``(False, None)`` when the client disconnects first: ``work`` is then
+    cancelled, as a stream is when its client goes (the embedded model stops at the next token and frees
+    the queue). ``receive`` is the request's ASGI receive; its body is read already, so the next message
+    it gives is ``http.disconnect``, once the client has gone.
+    """
+
+    async def gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return True, task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False, None
+    finally:
+        watcher.cancel()
+        task.cancel()  # no-op when done; cancelled too if this request itself is cancelled

@@ -18,15 +18,15 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel_app.conversation.engine import Refusal
 from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, TextDelta
 from kernel_app.conversation.store import Message
 from kernel_app.server.errors import ApiError, error_body
-from kernel_app.server.limits import gated
+from kernel_app.server.limits import CLIENT_GONE, gated, unless_disconnected
 from kernel_app.server.state import KERNEL_MODEL, State
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -115,7 +115,9 @@ async def get_model(model_id: str, state: State) -> dict[str, Any]:
 
 
 @router.post("/chat/completions", summary="Chat completion (OpenAI wire format, JSON or SSE)", response_model=None)
-async def chat_completions(body: ChatCompletionRequest, state: State) -> JSONResponse | StreamingResponse:
+async def chat_completions(
+    body: ChatCompletionRequest, state: State, request: Request
+) -> JSONResponse | StreamingResponse | Response:
     if body.model == KERNEL_MODEL:
         engine = state.engine
     elif body.model == state.model_name:
@@ -158,14 +160,20 @@ async def chat_completions(body: ChatCompletionRequest, state: State) -> JSONRes
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    text, done, error = "", None, None
-    async for event in events:
-        if isinstance(event, TextDelta):
-            text += event.text
-        elif isinstance(event, Done):
-            done = event
-        elif isinstance(event, ErrorEvent):
-            error = event.message
+
+    async def answer() -> tuple[Done | None, str | None]:
+        done, error = None, None
+        async for event in events:
+            if isinstance(event, Done):
+                done = event
+            elif isinstance(event, ErrorEvent):
+                error = event.message
+        return done, error
+
+    finished, outcome = await unless_disconnected(request.receive, answer())
+    if not finished or outcome is None:
+        return Response(status_code=CLIENT_GONE)
+    done, error = outcome
     if error is not None or done is None:
         raise ApiError(502, error or "the model gave no answer", "model_error", type="server_error")
     return JSONResponse(

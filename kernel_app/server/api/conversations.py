@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kernel_app.conversation.engine import collect
 from kernel_app.conversation.events import ApprovalNeeded
 from kernel_app.server.errors import ApiError
-from kernel_app.server.limits import gated
+from kernel_app.server.limits import CLIENT_GONE, gated, unless_disconnected
 from kernel_app.server.sse import event_stream
 from kernel_app.server.state import State
 
@@ -61,7 +61,9 @@ async def delete(conversation_id: str, state: State) -> Response:
 
 
 @router.post("/{conversation_id}/messages", summary="Say something; the answer streams as events", response_model=None)
-async def post_message(conversation_id: str, body: UserMessage, state: State) -> StreamingResponse | dict[str, Any]:
+async def post_message(
+    conversation_id: str, body: UserMessage, state: State, request: Request
+) -> StreamingResponse | Response | dict[str, Any]:
     state.store.get(conversation_id)  # 404 before anything runs
     state.gate.check()
 
@@ -74,7 +76,9 @@ async def post_message(conversation_id: str, body: UserMessage, state: State) ->
     gated_events = gated(state.gate, events, state.request_timeout)
     if body.stream:
         return event_stream(gated_events)
-    result = await collect(gated_events)
+    finished, result = await unless_disconnected(request.receive, collect(gated_events))
+    if not finished or result is None:
+        return Response(status_code=CLIENT_GONE)
     if result.error is not None:
         raise ApiError(502, result.error, "model_error", type="server_error")
     return {

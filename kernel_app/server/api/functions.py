@@ -7,13 +7,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kernel_app.conversation.events import Done, ErrorEvent, Event, FunctionCallFinished, FunctionCallStarted, TextDelta
 from kernel_app.errors import KernelAppError, innermost_message
-from kernel_app.server.limits import gated
+from kernel_app.server.limits import CLIENT_GONE, gated, unless_disconnected
 from kernel_app.server.sse import event_stream
 from kernel_app.server.state import ServerState, State
 
@@ -71,7 +71,9 @@ async def get_function(name: str, state: State) -> dict[str, Any]:
 
 
 @router.post("/{name}/invoke", summary="Run a function (JSON, or SSE with stream=true)", response_model=None)
-async def invoke(name: str, body: Invocation, state: State) -> dict[str, Any] | StreamingResponse:
+async def invoke(
+    name: str, body: Invocation, state: State, request: Request
+) -> dict[str, Any] | StreamingResponse | Response:
     from kernel_app.runner import resolve_function
 
     function = resolve_function(state.kernel, name)  # 404 before anything waits
@@ -80,15 +82,20 @@ async def invoke(name: str, body: Invocation, state: State) -> dict[str, Any] | 
     events = gated(state.gate, _run(state, function, qualified, body), state.request_timeout)
     if body.stream:
         return event_stream(events)
-    result: dict[str, Any] = {"function": qualified}
-    async for event in events:
-        if isinstance(event, Done):
-            result.update(result=event.text, usage=event.usage.to_dict())
-        elif isinstance(event, ErrorEvent):
-            from kernel_app.server.errors import ApiError
 
-            raise ApiError(422, event.message, "function_failed")
-    return result
+    async def answer() -> dict[str, Any]:
+        result: dict[str, Any] = {"function": qualified}
+        async for event in events:
+            if isinstance(event, Done):
+                result.update(result=event.text, usage=event.usage.to_dict())
+            elif isinstance(event, ErrorEvent):
+                from kernel_app.server.errors import ApiError
+
+                raise ApiError(422, event.message, "function_failed")
+        return result
+
+    finished, result = await unless_disconnected(request.receive, answer())
+    return result if finished and result is not None else Response(status_code=CLIENT_GONE)
 
 
 async def _run(state: ServerState, function: Any, qualified: str, body: Invocation) -> AsyncIterator[Event]:
