@@ -18,7 +18,7 @@ import pytest
 from kernel_app.conversation import ConversationStore
 from kernel_app.server.teams import check_teams_bind, teams_config
 from kernel_app.server.teams.links import TeamsLinks
-from tests.support.teams import FakeConnector, activity, fake_connector
+from tests.support.teams import FakeConnector, activity, card_click, fake_connector
 from tests.test_conversation_engine import ToolScripted, tools
 from tests.test_server_openai import make_app, running
 
@@ -111,12 +111,23 @@ def test_expect_replies_answers_in_the_body_and_sends_nothing(
 
 
 def test_a_malformed_activity_is_a_400_and_stores_nothing(tmp_path: Path, connector: FakeConnector) -> None:
+    import json
+
     service = ToolScripted(default="never asked")
+    good = activity(connector, "hello")
+    unanswerable = [  # valid to the SDK, but a reply has nowhere to go or no one asked
+        {k: v for k, v in good.items() if k != "serviceUrl"},
+        {**good, "serviceUrl": "not a url"},
+        {k: v for k, v in good.items() if k != "from"},
+        {k: v for k, v in good.items() if k != "recipient"},
+    ]
     bodies = [
         b"{not json",
         b"[1, 2]",
         b'{"type": "message", "text": "no conversation"}',
         b'{"type": 5, "conversation": {"id": "conv-x"}}',
+        json.dumps({**good, "conversation": {"conversationType": "personal"}}).encode(),
+        *(json.dumps(body).encode() for body in unanswerable),
     ]
     with running(teams_app(tmp_path, service)) as url:
         for body in bodies:
@@ -124,6 +135,12 @@ def test_a_malformed_activity_is_a_400_and_stores_nothing(tmp_path: Path, connec
                 f"{url}/api/messages", content=body, headers={"content-type": "application/json"}, timeout=30
             )
             assert response.status_code == 400, body
+            error = response.json()["error"]
+            assert error.startswith(("the body is not an activity", "the activity")) and "\n" not in error
+        # A button of a card that is not ours (an old one, another app's): a short answer, not a 501.
+        foreign = card_click(connector, "orderPizza", "plan_x", "sent-1")
+        response = post(url, foreign)
+        assert response.status_code == 200 and "not one I know" in response.json()["value"]
     assert ConversationStore(tmp_path / "memory" / "conversations.sqlite3").list() == []
     assert service.requests == [] and connector.take() == []
 
@@ -196,3 +213,19 @@ def test_a_model_failure_is_one_friendly_sentence_and_the_conversation_goes_on(
     assert len(texts) == 2 and texts[1] == "Fine again."
     assert texts[0].startswith("Sorry, that did not work: ") and "upstream exploded" in texts[0]
     assert "\n" not in texts[0] and "Traceback" not in texts[0]
+
+
+def test_a_reply_that_cannot_be_delivered_does_not_stop_the_conversation(
+    served: tuple[str, ToolScripted], connector: FakeConnector
+) -> None:
+    import socket
+
+    url, service = served
+    with socket.socket() as closed:  # a port nothing listens on once closed
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/"
+    service.queue("Lost answer.", "Delivered answer.")
+    lost = post(url, activity(connector, "hello", channel="test", serviceUrl=dead))
+    assert lost.status_code in (202, 500)
+    assert post(url, activity(connector, "hello again", channel="test")).status_code == 202
+    assert [s.text for s in connector.take() if s.type == "message"] == ["Delivered answer."]

@@ -118,6 +118,34 @@ def _continuation(activity: Activity) -> Activity:
     return copy
 
 
+def _unanswerable(body: dict[str, Any]) -> str | None:
+    """Why an activity (valid JSON, valid to the SDK) cannot be answered, in one line; None when it can."""
+    from urllib.parse import urlsplit
+
+    if body.get("deliveryMode") != "expectReplies":
+        url = body.get("serviceUrl")
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            return "the activity's serviceUrl is missing or not an http(s) URL: replies have nowhere to go"
+    if not isinstance(body.get("recipient"), dict) or not body["recipient"].get("id"):
+        return "the activity has no recipient.id (the bot it is addressed to)"
+    if body.get("type") in ("message", "invoke") and not (
+        isinstance(body.get("from"), dict) and (body["from"].get("id") or body["from"].get("aadObjectId"))
+    ):
+        return "the activity has no from.id (who sent it)"
+    return None
+
+
+def _foreign_card_action(body: dict[str, Any]) -> bool:
+    """An ``adaptiveCard/action`` invoke whose verb is none of ours (the SDK would answer 501)."""
+    if body.get("type") != "invoke" or body.get("name") != "adaptiveCard/action":
+        return False
+    value = body.get("value")
+    action = value.get("action") if isinstance(value, dict) else None
+    verb = action.get("verb") if isinstance(action, dict) else None
+    return verb not in (cards.APPROVE, cards.REJECT, cards.APPROVE_CALL, cards.REJECT_CALL)
+
+
 def _failure(error: BaseException) -> str:
     """An error as the REPL's command layer words it (our errors as they are, others as "failed: ...")."""
     from kernel_app.errors import KernelAppError, innermost_message
@@ -178,8 +206,23 @@ class TeamsAgent:
                 if not isinstance(body, dict):
                     raise ValueError("not an object")
                 Activity.model_validate(body)
-            except (ValueError, ValidationError):
-                return JSONResponse({"error": "the body is not an activity (JSON object)"}, status_code=400)
+            except ValidationError as error:
+                where = ".".join(str(part) for part in error.errors()[0]["loc"] if part != "function-after")
+                message = f"the body is not an activity: {where or 'the body'} is missing or of the wrong type"
+                return JSONResponse({"error": message}, status_code=400)
+            except ValueError:
+                return JSONResponse({"error": "the body is not an activity (a JSON object)"}, status_code=400)
+            problem = _unanswerable(body)
+            if problem:
+                return JSONResponse({"error": problem}, status_code=400)
+            if _foreign_card_action(body):  # an old card, or another app's: say so rather than 501
+                return JSONResponse(
+                    {
+                        "statusCode": 200,
+                        "type": "application/vnd.microsoft.activity.message",
+                        "value": "This button is not one I know: ask again with a new message.",
+                    }
+                )
             after: list[Any] = []
             token = _AFTER_RESPONSE.set(after)
             try:
@@ -290,7 +333,7 @@ class TeamsAgent:
             return
         lock = self._lock(teams_id)
         await lock.acquire()
-        handed_over = False  # a free-text turn keeps the lock until it ends, approvals and all
+        handed_over: list[bool] = []  # a free-text turn's task keeps the lock until it ends, approvals and all
         session = None
         try:
             session = self.session(teams_id)
@@ -301,7 +344,7 @@ class TeamsAgent:
             elif command == "/plan" and not _function_calling(text):
                 await self._plan(context, session, text, group)
             else:
-                handed_over = await self._turn(context, session, text, group, lock)
+                await self._turn(context, session, text, group, lock, handed_over)
         finally:
             if not handed_over:
                 if session is not None:
@@ -309,9 +352,15 @@ class TeamsAgent:
                 lock.release()
 
     async def _turn(
-        self, context: TurnContext, session: ChatSession, text: str, group: bool, lock: asyncio.Lock
-    ) -> bool:
-        """One turn of the REPL's command layer, run in a task; True when the task took over ``lock``."""
+        self,
+        context: TurnContext,
+        session: ChatSession,
+        text: str,
+        group: bool,
+        lock: asyncio.Lock,
+        handed_over: list[bool],
+    ) -> None:
+        """One turn of the REPL's command layer, run in a task that takes over ``lock`` (noted in ``handed_over``)."""
         from microsoft_agents.activity import Activity
 
         from kernel_app.server.limits import Busy
@@ -325,7 +374,7 @@ class TeamsAgent:
             await Renderer(context, group).final(
                 f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds."
             )
-            return False
+            return
         teams_id = str(context.activity.conversation.id)
         owner, owner_name = _user(context.activity)
         live = LiveTurn(_continuation(context.activity), context.identity, group, self.state.request_timeout)
@@ -366,8 +415,12 @@ class TeamsAgent:
         live.task = asyncio.create_task(run())
         self._live[teams_id] = live
         live.task.add_done_callback(ended)
-        await relay(context, live)
-        return True
+        handed_over.append(True)
+        try:
+            await relay(context, live)
+        except BaseException:
+            live.task.cancel()  # no one left to tell: do not go on (its end releases the lock)
+            raise
 
     async def _ask_call(self, live: LiveTurn, request: ApprovalNeeded, owner: str, owner_name: str) -> bool:
         """The engine wants to run a function with an effect: a card; the turn waits for the click."""
