@@ -169,3 +169,18 @@ def test_a_click_on_an_unknown_request_says_so(served: tuple[str, ToolScripted, 
     response, seconds = click(url, call_click(connector, "approveCall", "approval_gone", "sent-9"))
     assert seconds < 1.0 and "no longer waiting" in str(card_of(response)["body"])
     assert connector.take() == []
+
+
+def test_the_function_calling_planner_asks_on_a_card_too(served: tuple[str, ToolScripted, FakeConnector]) -> None:
+    url, service, connector = served
+    service.queue(tools(SAVE), "Saved by the planner.")
+    said = activity(connector, "/plan --planner function-calling Remember when the bakery opens", channel="test")
+    assert post(url, said).status_code == 202
+    (message,) = [s for s in connector.take() if s.card is not None]
+    assert message.card is not None
+    approval_id = message.card["actions"][0]["data"]["approvalId"]
+    assert approval_id.startswith("approval_")  # the planner's request had none: one is made
+    response, seconds = click(url, call_click(connector, "approveCall", approval_id, message.id))
+    assert seconds < 1.0 and "Approved by Ada" in str(card_of(response)["body"])
+    sent = connector.wait_for(lambda s: s.text == "Saved by the planner.")
+    assert [s.text for s in sent if s.type == "message"] == ["Saved by the planner."]

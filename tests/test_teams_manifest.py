@@ -55,3 +55,21 @@ def test_a_bad_app_id_or_endpoint_is_one_line(tmp_path: Path) -> None:
     plain = run_cli("teams", "manifest", "--app-id", APP_ID, "--endpoint", "http://127.0.0.1:8000/api/messages")
     assert plain.returncode == 2 and "https" in plain.stderr and plain.stderr.strip().count("\n") == 0
     assert not (tmp_path / "kernel-app-teams.zip").exists()
+
+
+def test_the_manifest_keeps_the_teams_schema_limits() -> None:
+    import re
+
+    from kernel_app.server.teams.manifest import manifest
+
+    data = manifest(APP_ID, "https://bot.example.com/api/messages")
+    required = ("$schema", "manifestVersion", "version", "id", "developer", "name", "description", "icons")
+    assert all(key in data for key in (*required, "accentColor"))
+    assert re.fullmatch(r"\d+\.\d+\.\d+", data["version"])  # Teams takes a plain semantic version only
+    assert re.fullmatch(r"#[0-9A-F]{6}", data["accentColor"])
+    assert len(data["name"]["short"]) <= 30 and len(data["name"]["full"]) <= 100
+    assert len(data["description"]["short"]) <= 80 and len(data["description"]["full"]) <= 4000
+    (commands,) = data["bots"][0]["commandLists"]
+    assert len(commands["commands"]) <= 10
+    assert all(len(c["title"]) <= 32 and len(c["description"]) <= 128 for c in commands["commands"])
+    assert set(data["permissions"]) <= {"identity", "messageTeamMembers"}
