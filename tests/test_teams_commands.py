@@ -94,8 +94,9 @@ def test_ask_answers_from_memory_saved_with_run(served: tuple[str, ToolScripted,
 
 
 def test_a_bad_command_is_one_friendly_sentence(served: tuple[str, ToolScripted, FakeConnector]) -> None:
-    assert say(served, "/run") == ["Sorry, that did not work: usage: /run Plugin.Function [name=value ...] [text], "
-                                   "e.g. /run Math.add a=2 b=3"]
+    assert say(served, "/run") == [
+        "Sorry, that did not work: usage: /run Plugin.Function [name=value ...] [text], e.g. /run Math.add a=2 b=3"
+    ]
     (nowhere,) = say(served, "/run Nowhere.nothing")
     assert nowhere.startswith("Sorry, that did not work: ") and "\n" not in nowhere
 

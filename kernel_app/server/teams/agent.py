@@ -458,6 +458,8 @@ class TeamsAgent:
             await self.adapter.continue_conversation_with_claims(live.identity, live.activity, turn)
         except Exception:
             log.exception("Teams: the turn after an approval failed")
+            if live.task is not None:
+                live.task.cancel()  # no one left to tell: do not go on, nor ask for more cards
 
     def _remember_call(self, approval_id: str, job: CallApproval) -> None:
         self.calls[approval_id] = job
