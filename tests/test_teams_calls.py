@@ -184,3 +184,18 @@ def test_the_function_calling_planner_asks_on_a_card_too(served: tuple[str, Tool
     assert seconds < 1.0 and "Approved by Ada" in str(card_of(response)["body"])
     sent = connector.wait_for(lambda s: s.text == "Saved by the planner.")
     assert [s.text for s in sent if s.type == "message"] == ["Saved by the planner."]
+
+
+def test_an_unanswered_card_counts_as_reject_and_the_turn_ends(
+    served: tuple[str, ToolScripted, FakeConnector], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernel_app.server.teams import agent
+
+    url, service, connector = served
+    monkeypatch.setattr(agent, "CALL_APPROVAL_TIMEOUT", 0.5)
+    approval_id, message, _ = ask(served, tools(SAVE), "I could not save it.", channel="test")
+    sent = connector.wait_for(lambda s: s.text == "I could not save it.")
+    assert [s.text for s in sent if s.type == "message"] == ["I could not save it."]
+    assert service.tool_results[-1][0].startswith("The user did not approve running memory.save")
+    late, _ = click(url, call_click(connector, "approveCall", approval_id, message.id))
+    assert "Not answered in time: memory.save did not run." in str(card_of(late)["body"])
