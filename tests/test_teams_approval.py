@@ -189,11 +189,11 @@ def test_the_plan_store_decides_once_and_marks_interrupted_runs(tmp_path: Path) 
 def test_a_plan_clicked_too_late_says_so_and_runs_nothing(
     served: tuple[str, ToolScripted, FakeConnector], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kernel_app.server.teams import agent
+    from kernel_app.server.teams import plans
 
     url, _, connector = served
     plan_id, message = propose(served)
-    monkeypatch.setattr(agent, "APPROVAL_TIMEOUT", 0.0)
+    monkeypatch.setattr(plans, "APPROVAL_TIMEOUT", 0.0)
     response, _ = click(url, card_click(connector, "approvePlan", plan_id, message.id))
     assert "Not approved in time: nothing ran." in str(card_of(response)["body"])
     time.sleep(0.3)

@@ -53,6 +53,54 @@ def adaptive(card: dict[str, Any]) -> Any:
     return Attachment(content_type=cards.CONTENT_TYPE, content=card)
 
 
+def user_of(activity: Activity) -> tuple[str, str]:
+    """Who sent an activity: (their Entra object id, else channel id; their name)."""
+    sender = activity.from_property
+    if sender is None:
+        return "", "someone"
+    return str(sender.aad_object_id or sender.id or ""), str(sender.name or sender.id or "someone")
+
+
+def continuation(activity: Activity) -> Activity:
+    """The message a later proactive turn continues from: its replies go to the channel, not a response body."""
+    copy = activity.model_copy(deep=True)
+    copy.delivery_mode = None
+    return copy
+
+
+def failure(error: BaseException) -> str:
+    """An error as the REPL's command layer words it (our errors as they are, others as "failed: ...")."""
+    from kernel_app.errors import KernelAppError, innermost_message
+
+    return str(error) if isinstance(error, KernelAppError) else f"failed: {innermost_message(error)}"
+
+
+async def acquire_waiting(gate: Any) -> None:
+    """A place at the model's queue for approved work: it waits its turn rather than fail on a full queue."""
+    from kernel_app.server.limits import Busy
+
+    while True:
+        try:
+            await gate.acquire()
+            return
+        except Busy as busy:
+            await asyncio.sleep(min(busy.retry_after, 1))
+
+
+def card_response(card: dict[str, Any]) -> Any:
+    """A card invoke's answer that replaces the card."""
+    from microsoft_agents.activity import AdaptiveCardInvokeResponse
+
+    return AdaptiveCardInvokeResponse(status_code=200, type=cards.CONTENT_TYPE, value=card)
+
+
+def message_response(text: str) -> Any:
+    """A card invoke's answer that leaves the card and shows ``text`` to the one who clicked."""
+    from microsoft_agents.activity import AdaptiveCardInvokeResponse
+
+    return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message", value=text)
+
+
 class Renderer:
     """Engine output as Teams activities: streamed in personal chats, one message in groups."""
 
