@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kernel_app.cli.context import AppContext, report_problems
 from kernel_app.function_info import is_required, user_parameters
+
+if TYPE_CHECKING:
+    from kernel_app.plugin_folders.loader import LoadReport
+    from kernel_app.plugin_folders.specs import FunctionSpec
 
 
 @click.group()
@@ -21,9 +26,8 @@ def plugins() -> None:
 @click.pass_obj
 def list_plugins(app: AppContext, as_json: bool) -> None:
     """List every function as Plugin.Function with its description."""
-    built = app.build_kernel(with_service=False)
-    metadata = sorted(built.kernel.get_full_list_of_function_metadata(), key=lambda m: (m.plugin_name, m.name))
-    report = built.report
+    report, functions = list_functions(app)
+    metadata = sorted(functions, key=lambda m: (m.plugin_name, m.name))
     if as_json:
         click.echo(json.dumps([_describe(m, _source(report, m.plugin_name)) for m in metadata], indent=2))
     else:
@@ -32,7 +36,25 @@ def list_plugins(app: AppContext, as_json: bool) -> None:
             source = _source(report, m.plugin_name)
             where = "" if source in ("built-in", "kernel") else f"  [{source}]"
             click.echo(f"{m.plugin_name}.{m.name}".ljust(width + 2) + (m.description or "").strip() + where)
-    report_problems(built.report.problems, quiet_warnings=True)
+    report_problems(report.problems, quiet_warnings=True)
+
+
+def list_functions(app: AppContext) -> tuple[LoadReport, list[FunctionSpec]]:
+    """The functions a kernel of these settings has, as build_kernel would add them, without building one
+    (semantic-kernel's import alone takes seconds): the plugin folders', then the kernel's own plugins,
+    which replace a folder of the same name as kernel.add_plugin does."""
+    from kernel_app.kernel_builder import other_functions, plugin_directories
+    from kernel_app.plugin_folders.loader import load_plugin_directories
+    from kernel_app.plugin_folders.native_catalogue import kernel_natives
+
+    settings = app.settings
+    report = load_plugin_directories(
+        plugin_directories(settings), other_functions=other_functions(settings), specs_only=True
+    )
+    own = kernel_natives(settings.http_plugin)
+    names = {f.plugin_name for f in own}
+    functions = [f for plugin, found in report.plugins.items() if plugin not in names for f in found]
+    return report, [*functions, *own]  # type: ignore[list-item]
 
 
 def _source(report: object, plugin: str) -> str:
@@ -85,7 +107,7 @@ def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) ->
     # The built-ins load too (reported only where a folder replaces one), so calls to them resolve.
     if not any(p.resolve() == builtin_dir for p in paths):
         directories.append(PluginDirectory(builtin_dir, trusted=True, builtin=True))
-    report = load_plugin_directories(directories, other_functions=other_functions(settings))
+    report = load_plugin_directories(directories, other_functions=other_functions(settings), specs_only=True)
     linted = [str(p) for p in paths]
     problems = [p for p in report.problems if any(p.path.startswith(root) for root in linted)]
     for problem in problems:

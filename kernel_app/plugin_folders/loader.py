@@ -24,6 +24,7 @@ from kernel_app.errors import Problem
 from kernel_app.filters import TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
 from kernel_app.plugin_folders.function_lookup import closest_functions, find_function
 from kernel_app.plugin_folders.prompt_config import NAME_PATTERN, normalise
+from kernel_app.plugin_folders.specs import FunctionSpec, prompt_spec
 from kernel_app.plugin_folders.template_lint import (
     TemplateCall,
     TemplateInfo,
@@ -69,6 +70,8 @@ class LoadReport:
     origins: dict[str, Path] = field(default_factory=dict)
     builtin: set[str] = field(default_factory=set)  # plugins that are ours
     overridden: dict[str, Path] = field(default_factory=dict)  # plugin -> the built-in folder it replaced
+    # True: `plugins` holds FunctionSpecs (what list and lint read), made without semantic-kernel.
+    specs_only: bool = False
     _calls: list[_Calls] = field(default_factory=list)
 
     @property
@@ -94,16 +97,22 @@ class LoadReport:
 
 
 def load_plugin_directories(
-    directories: Iterable[PluginDirectory], *, other_functions: dict[str, list[str]] | None = None
+    directories: Iterable[PluginDirectory],
+    *,
+    other_functions: dict[str, list[str]] | None = None,
+    specs_only: bool = False,
 ) -> LoadReport:
     """Load every plugin folder of every directory, then check the functions templates call.
 
     A user's directory loads before the built-ins, so a folder the user points at explicitly wins over
     a built-in plugin of the same name (lint says which); between two user directories the first wins.
     ``other_functions`` are the functions the kernel will have besides plugin folders (memory, core).
+    ``specs_only``: the same checks and problems, but :class:`FunctionSpec`s instead of semantic-kernel
+    functions, so nothing imports semantic-kernel (``plugins list`` and ``lint``) unless a trusted
+    user directory holds Python, which only semantic-kernel can load.
     """
     directories = list(directories)
-    report = LoadReport()
+    report = LoadReport(specs_only=specs_only)
     for directory in [d for d in directories if not d.builtin] + [d for d in directories if d.builtin]:
         _load_directory(directory, report)
     _check_calls(report, other_functions or {})
@@ -394,7 +403,10 @@ def _build_prompt_function(
         return
     report.problems.extend(undeclared_problems(info, data["input_variables"], template_path, line_offset))
     try:
-        function = _prompt_function(plugin, name, data, info)
+        if report.specs_only:
+            function = prompt_spec(plugin, name, data, list(info.variables))
+        else:
+            function = _prompt_function(plugin, name, data, info)
     except Exception as exc:  # semantic-kernel's own validation: keep its words, say where
         report.fail(
             plugin,
@@ -445,6 +457,15 @@ def _load_python(plugin: str, path: Path, trusted: bool, report: LoadReport) -> 
             ),
         )
         return
+    if report.specs_only:
+        from kernel_app.paths import builtin_plugins_dir
+        from kernel_app.plugin_folders.native_catalogue import builtin_natives
+
+        recorded = builtin_natives(path, builtin_plugins_dir())
+        if recorded is not None:
+            for spec in recorded:
+                report.add_function(plugin, spec, path)  # type: ignore[arg-type]
+            return
     from semantic_kernel.functions import KernelPlugin
 
     try:
@@ -461,7 +482,8 @@ def _load_python(plugin: str, path: Path, trusted: bool, report: LoadReport) -> 
         )
         return
     for function in native.functions.values():
-        report.add_function(plugin, function, path)
+        spec = FunctionSpec.from_metadata(function.metadata) if report.specs_only else function
+        report.add_function(plugin, spec, path)  # type: ignore[arg-type]
 
 
 def _read_text(path: Path, plugin: str, name: str, report: LoadReport) -> str | None:

@@ -309,7 +309,7 @@ def _check_service_ids(settings: dict[str, Any], path: str, problems: list[Probl
         message = f"execution_settings are keyed by {ids}, which no service here is named: used for any service"
         hint = 'rename the key to "default" to say so'
     else:
-        message = f"execution_settings are keyed by {ids} and none is \"default\": running fails as ambiguous"
+        message = f'execution_settings are keyed by {ids} and none is "default": running fails as ambiguous'
         hint = f'rename the one to use to "default" (or to the service: {", ".join(SERVICE_IDS[1:])})'
     problems.append(Problem(path, message, hint, "warning"))
 

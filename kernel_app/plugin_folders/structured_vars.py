@@ -28,7 +28,7 @@ def parse_json_vars(pairs: Iterable[str]) -> dict[str, Any]:
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name.strip():
-            example = "--var-json customer='{\"name\": \"Ann\"}'"
+            example = '--var-json customer=\'{"name": "Ann"}\''
             raise UsageError(f"--var-json {pair[:60]!r}: expected NAME=JSON, e.g. {example}")
         try:
             values[name.strip()] = json.loads(text)
@@ -54,7 +54,7 @@ def load_vars_file(path: Path) -> dict[str, Any]:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UsageError(f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
-        raise UsageError(f"{path}: expected a mapping of variable name -> value, e.g. {{\"customer\": {{...}}}}")
+        raise UsageError(f'{path}: expected a mapping of variable name -> value, e.g. {{"customer": {{...}}}}')
     return data
 
 

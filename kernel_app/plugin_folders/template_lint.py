@@ -13,7 +13,6 @@ declared variable.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ JINJA2_HINT = "fix the jinja2 syntax ({{ var }}, {% if %}...{% endif %})"
 
 # Helpers semantic-kernel's handlebars and jinja2 engines register (utils/*_system_helpers.py), and the
 # handlebars keywords: neither is a variable.
+# fmt: off
 TEMPLATE_HELPERS = frozenset(
     {
         "set", "get", "array", "range", "concat", "or", "add", "subtract", "equals", "less_than", "lessThan",
@@ -35,6 +35,7 @@ TEMPLATE_HELPERS = frozenset(
         "messageToPrompt", "messages",
     }
 )
+# fmt: on
 _HANDLEBARS_BUILTIN_BLOCKS = frozenset({"each", "with", "if", "unless"})
 _HANDLEBARS_LITERALS = frozenset({"this", "else", "true", "false", "null", "undefined"})
 
@@ -115,26 +116,15 @@ def undeclared_problems(
 
 
 def _analyse_sk(template: str) -> TemplateInfo:
-    from semantic_kernel.exceptions import BlockSyntaxError
-    from semantic_kernel.template_engine.blocks.code_block import CodeBlock
-    from semantic_kernel.template_engine.blocks.function_id_block import FunctionIdBlock
-    from semantic_kernel.template_engine.blocks.named_arg_block import NamedArgBlock
-    from semantic_kernel.template_engine.blocks.text_block import TextBlock
-    from semantic_kernel.template_engine.blocks.var_block import VarBlock
-    from semantic_kernel.template_engine.template_tokenizer import TemplateTokenizer
+    from kernel_app.plugin_folders.sk_syntax import BlockSyntaxError, Code, FunctionId, NamedArg, Text, Var, tokenize
 
-    tokenizer_logger = logging.getLogger("semantic_kernel.template_engine")
-    level = tokenizer_logger.level
-    tokenizer_logger.setLevel(logging.CRITICAL)  # it logs each error before raising it: we report it once
     try:
-        blocks = TemplateTokenizer.tokenize(template)
+        blocks = tokenize(template)
     except BlockSyntaxError as exc:
         message = str(exc).strip().splitlines()[0]
         snippet = re.search(r"code block: (.+?)\. ", message)
         line = _line_of_text(template, snippet.group(1)) if snippet else None
         raise TemplateSyntaxProblem(message, SK_HINT, line) from None
-    finally:
-        tokenizer_logger.setLevel(level)
     info = TemplateInfo()
     offset = 0
     for block in blocks:
@@ -143,22 +133,20 @@ def _analyse_sk(template: str) -> TemplateInfo:
         if index >= 0:
             offset = index + len(block.content)
         line = template.count("\n", 0, max(index, 0)) + 1
-        if isinstance(block, TextBlock) and "{{" in block.content:
+        if isinstance(block, Text) and "{{" in block.content:
             # semantic-kernel sends an unclosed "{{" as text: the variable after it would never be filled.
             opening = template.find("{{", max(index, 0))
-            raise TemplateSyntaxProblem(
-                "'{{' is never closed with '}}'", SK_HINT, template.count("\n", 0, opening) + 1
-            )
-        if isinstance(block, VarBlock):
+            raise TemplateSyntaxProblem("'{{' is never closed with '}}'", SK_HINT, template.count("\n", 0, opening) + 1)
+        if isinstance(block, Var):
             if block.name:
                 info.use(block.name, line)
-        elif isinstance(block, CodeBlock):
+        elif isinstance(block, Code):
             for token in block.tokens:
-                if isinstance(token, FunctionIdBlock):
+                if isinstance(token, FunctionId):
                     info.calls.append(TemplateCall(token.plugin_name or None, token.function_name, line))
-                elif isinstance(token, VarBlock) and token.name:
+                elif isinstance(token, Var) and token.name:
                     info.use(token.name, line)
-                elif isinstance(token, NamedArgBlock) and token.variable and token.variable.name:
+                elif isinstance(token, NamedArg) and token.variable and token.variable.name:
                     info.use(token.variable.name, line)
     return info
 
