@@ -110,7 +110,9 @@ def test_expect_replies_answers_in_the_body_and_sends_nothing(
     assert connector.take() == []
 
 
-def test_a_malformed_activity_is_a_400_and_stores_nothing(tmp_path: Path, connector: FakeConnector) -> None:
+def test_a_malformed_activity_is_a_400_and_stores_nothing(
+    tmp_path: Path, connector: FakeConnector, caplog: pytest.LogCaptureFixture
+) -> None:
     import json
 
     service = ToolScripted(default="never asked")
@@ -141,6 +143,8 @@ def test_a_malformed_activity_is_a_400_and_stores_nothing(tmp_path: Path, connec
         foreign = card_click(connector, "orderPizza", "plan_x", "sent-1")
         response = post(url, foreign)
         assert response.status_code == 200 and "not one I know" in response.json()["value"]
+    # The client's mistake is its 400, not an error with a traceback in the server's log.
+    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info], caplog.text
     assert ConversationStore(tmp_path / "memory" / "conversations.sqlite3").list() == []
     assert service.requests == [] and connector.take() == []
 

@@ -9,11 +9,26 @@ app".
 from __future__ import annotations
 
 import contextvars
+import logging
 from typing import Any
 
 from kernel_app.server.teams import PATH, cards
 
 _AFTER_RESPONSE: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar("teams_after", default=None)
+
+
+class _QuietValidation(logging.Filter):
+    """The SDK logs a malformed activity as an ERROR with a traceback; it is the client's mistake, answered
+    with a one-line 400 here, so a client cannot fill the server's log with tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Validation error for Activity")
+
+
+def _quiet_sdk_validation() -> None:
+    logger = logging.getLogger("microsoft_agents.activity.activity")
+    if not any(isinstance(f, _QuietValidation) for f in logger.filters):
+        logger.addFilter(_QuietValidation())
 
 
 def after_response(work: Any) -> None:
@@ -61,6 +76,8 @@ def build_asgi(app: Any, adapter: Any, connections: Any) -> Any:
     from microsoft_agents.hosting.fastapi import jwt_authorization_decorator, start_agent_process
     from pydantic import ValidationError
 
+    _quiet_sdk_validation()
+
     async def messages(request: Request) -> Response:
         try:
             body = await request.json()
@@ -70,6 +87,7 @@ def build_asgi(app: Any, adapter: Any, connections: Any) -> Any:
         except ValidationError as error:
             where = ".".join(str(part) for part in error.errors()[0]["loc"] if part != "function-after")
             message = f"the body is not an activity: {where or 'the body'} is missing or of the wrong type"
+            logging.getLogger("kernel_app.teams").info("Teams: 400, %s", message)
             return JSONResponse({"error": message}, status_code=400)
         except ValueError:
             return JSONResponse({"error": "the body is not an activity (a JSON object)"}, status_code=400)
