@@ -211,15 +211,15 @@ class ChatSession:
         if name == "/export":
             return self._export(rest)
         if name in ("/run", "/plan", "/ask"):
-            rest, result_name = _result_name(rest)
+            rest, named = result_name(rest)
             if name == "/run":
                 reply = await self._run(rest, on_chunk, emit)
             elif name == "/plan":
                 reply = await self._plan(rest, confirm, emit, approve)
             else:
                 reply = await self._ask(rest, emit)
-            if result_name and reply.kind in ("result", "answer"):
-                self.results[result_name] = reply.text
+            if named and reply.kind in ("result", "answer"):
+                self.results[named] = reply.text
             return reply
         return Reply(f"unknown command {name}: type /help for the commands", "error")
 
@@ -288,7 +288,7 @@ class ChatSession:
 
         from planners import ActionPlanner, FunctionCallingPlanner, PlanExecutor, SequentialPlanner
 
-        options, goal = _plan_options(rest)
+        options, goal = plan_options(rest)
         if not goal:
             return Reply(
                 "usage: /plan [--planner P] [--exclude PLUGIN,...] [--max-functions N] GOAL, "
@@ -595,7 +595,7 @@ def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _result_name(rest: str) -> tuple[str, str | None]:
+def result_name(rest: str) -> tuple[str, str | None]:
     """``... > NAME`` at the end of a command keeps its result as ``$NAME``."""
     match = _NAMED.match(rest)
     if match is None:
@@ -603,7 +603,7 @@ def _result_name(rest: str) -> tuple[str, str | None]:
     return match.group("command"), match.group("name")
 
 
-def _plan_options(rest: str) -> tuple[dict[str, Any], str]:
+def plan_options(rest: str) -> tuple[dict[str, Any], str]:
     """Leading ``--planner P``, ``--exclude A,B`` (repeatable) and ``--max-functions N``; the rest is the goal."""
     options: dict[str, Any] = {"planner": "sequential", "exclude": [], "max_functions": None}
     words = rest.split()

@@ -63,14 +63,14 @@ class PlanHandlers:
         """Plan now (holding the model's queue), keep the plan, show its card; it runs after the click."""
         from microsoft_agents.activity import Activity
 
-        from kernel_app.chat_session import Reply, _plan_options, _result_name
+        from kernel_app.chat_session import Reply, plan_options, result_name
         from kernel_app.server.limits import Busy
 
         await context.send_activity(Activity(type="typing"))
         say = Renderer(context, True).final
-        rest, result_name = _result_name(text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else "")
+        rest, named = result_name(text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else "")
         try:
-            options, goal = _plan_options(rest)
+            options, goal = plan_options(rest)
         except Exception as error:
             await say(reply_text(Reply(failure(error), "error")))
             return
@@ -105,7 +105,7 @@ class PlanHandlers:
             plan=plan.to_dict(),
             activity=continuation(context.activity).model_dump(mode="json", by_alias=True, exclude_none=True),
             exclude=list(options["exclude"]),
-            result_name=result_name,
+            result_name=named,
         )
         self.plans.add(record)
         card = cards.plan_card(record.id, goal, record.steps, owner_name)
