@@ -1,8 +1,11 @@
-"""Start-up cost of the commands plugin authors run most: ``--help``, ``plugins list``, ``plugins lint``.
+"""Start-up cost of the commands run most: ``--help``, ``plugins list``, ``plugins lint``, ``run Math.add``,
+and the time until ``chat`` shows its prompt.
 
 Each command runs as a fresh process (as a user runs it), N times; the median is reported beside a bare
 ``python -c pass`` measured in the same run, and, with ``--before REV``, beside the same commands run
 from a git worktree of REV (e.g. the commit before a change), so the ratio says what the change cost.
+``chat`` runs on a pseudo-terminal (pexpect, as a person's terminal): the time is from the start of the
+process to the prompt ``you>``, on the tiny tier (the model is not what is measured), then it leaves.
 
     python bench/bench_cli_startup.py                 # this checkout only
     python bench/bench_cli_startup.py --before HEAD~5 # this checkout against HEAD~5
@@ -24,7 +27,10 @@ COMMANDS = {
     "--help": ["--help"],
     "plugins list": ["plugins", "list"],
     "plugins lint plugins/": ["plugins", "lint", "plugins"],
+    "run Math.add": ["run", "Math.add", "--var", "a=2", "--var", "b=3"],
 }
+CHAT = "chat: time to prompt"
+CHAT_ARGS = ["--model", "smollm2-135m", "chat"]
 
 
 def median_seconds(argv: list[str], cwd: Path, runs: int) -> float:
@@ -37,10 +43,32 @@ def median_seconds(argv: list[str], cwd: Path, runs: int) -> float:
     return statistics.median(times)
 
 
+def prompt_seconds(cwd: Path, runs: int) -> float:
+    """The median time from starting ``kernel-app chat`` on a pseudo-terminal to its prompt."""
+    import pexpect
+
+    times = []
+    with tempfile.TemporaryDirectory() as data:
+        env = dict(os.environ, PYTHONPATH=str(cwd), KERNEL_APP_MEMORY_DIR=data, TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
+        for _ in range(runs):
+            start = time.perf_counter()
+            child = pexpect.spawn(
+                sys.executable, ["-m", "kernel_app", *CHAT_ARGS], cwd=str(cwd), env=env, encoding="utf-8", timeout=120
+            )
+            child.expect("you>")
+            times.append(time.perf_counter() - start)
+            child.sendline("/exit")
+            child.expect(pexpect.EOF)
+            child.close()
+    return statistics.median(times)
+
+
 def measure(tree: Path, runs: int) -> dict[str, float]:
-    return {
+    found = {
         name: median_seconds([sys.executable, "-m", "kernel_app", *args], tree, runs) for name, args in COMMANDS.items()
     }
+    found[CHAT] = prompt_seconds(tree, runs)
+    return found
 
 
 def main() -> None:
@@ -66,10 +94,10 @@ def main() -> None:
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     print(f"bare python -c pass: {bare * 1000:.0f} ms (median of {args.runs})")
-    header = f"{'command':<24}{'now':>10}" + (f"{'before':>10}{'now/before':>12}" if before else "")
+    header = f"{'command':<26}{'now':>10}" + (f"{'before':>10}{'now/before':>12}" if before else "")
     print(header)
     for name, seconds in after.items():
-        line = f"{name:<24}{seconds * 1000:>8.0f}ms"
+        line = f"{name:<26}{seconds * 1000:>8.0f}ms"
         if before:
             line += f"{before[name] * 1000:>8.0f}ms{seconds / before[name]:>11.2f}x"
         print(line)
