@@ -124,14 +124,22 @@ class ConversationEngine:
         self._relevance = relevance
         self._allowed: list[str] = []
         self._allowed_key: tuple[tuple[str, int], ...] | None = None
+        self._service: Any = None
+        self._service_key: tuple[Any, ...] | None = None
 
     # region conversations
 
     @property
     def service(self) -> ChatCompletionClientBase:
-        from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+        # Asked several times a turn; semantic-kernel's lookup filters every service by type each time. Looked
+        # up again when the kernel's services change (the REPL's /set service replaces one).
+        key = (self.service_id, *map(id, self.kernel.services.values()))
+        if key != self._service_key:
+            from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
 
-        return self.kernel.get_service(self.service_id, type=ChatCompletionClientBase)
+            self._service = self.kernel.get_service(self.service_id, type=ChatCompletionClientBase)
+            self._service_key = key
+        return self._service
 
     @property
     def model(self) -> str:
