@@ -188,6 +188,17 @@ def test_a_call_the_model_wrote_as_text_is_a_call(text: str) -> None:
     assert call.id and call.id.startswith("call_")
 
 
+def test_a_call_repeated_until_max_tokens_is_one_call() -> None:
+    # as Qwen2.5-Coder-0.5B answered "What is 1234 times 5678?" over HTTP with max_tokens 60
+    call = '{"name": "Math-multiply", "arguments": {"a": 1234, "b": 5678}}'
+    for cut in ("{", '{"name', f"{call[:40]}"):
+        [only] = calls_in_text(f"{call}\n{call}\n{cut}", OFFERED)
+        assert only.name == "Math-multiply" and only.parse_arguments() == {"a": 1234, "b": 5678}
+    different = f'{call}\n{{"name": "Math-multiply", "arguments": {{"a": 2, "b": 3}}}}'
+    assert len(calls_in_text(different, OFFERED)) == 2  # other arguments: another call
+    assert calls_in_text(f"{call}\nThe product is 7006652.", OFFERED) is None
+
+
 def test_several_calls_in_text_and_an_unknown_tool_is_left_to_semantic_kernel() -> None:
     text = '[{"name": "Math-add", "arguments": {"a": 1, "b": 2}}, {"name": "Math-multiply", "arguments": {}}]'
     assert [c.name for c in calls_in_text(text, OFFERED)] == ["Math-add", "Math-multiply"]

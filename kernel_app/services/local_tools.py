@@ -49,6 +49,8 @@ _OPENING_FENCE = re.compile(r"^```(?:json)?[ \t]*", re.I)
 _TAG = r"</?tool[a-z_-]*\s*/?>"
 _TAGS = re.compile(_TAG)
 _LEADING_TAG = re.compile(_TAG)
+# The start of a call object that max_tokens cut off: '{', '{"na', '{"name": "Math-multiply", "argu'.
+_CUT_CALL = re.compile(r'\{\s*(?:"name"\s*:.*|"(?:n(?:a(?:m(?:e)?)?)?)?)?\Z', re.S)
 _TAG_NAMES = ("<tool_call>", "<tools/>", "<tools>", "</tools>", "<tool_response>")
 # A call object whose JSON does not parse: the name, then whatever the model wrote as arguments.
 _BROKEN_CALL = re.compile(
@@ -235,8 +237,14 @@ def calls_in_text(text: str, offered: set[str]) -> list[FunctionCallContent] | N
             while position < len(body) and body[position] in " \t\r\n,;":
                 position += 1
     except ValueError:
-        return _broken_call(body, offered) if not objects else None
+        if not objects:
+            return _broken_call(body, offered)
+        if not _CUT_CALL.match(body[position:]):
+            return None  # whole calls, then words: an answer
+        # Whole calls, then the start of another cut off by max_tokens: the 0.5B model repeats its call
+        # until the tokens run out. The whole ones are the calls.
     calls = []
+    seen: set[tuple[str, str]] = set()
     for value in objects:
         if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not set(value) <= _CALL_KEYS:
             return None
@@ -245,6 +253,10 @@ def calls_in_text(text: str, offered: set[str]) -> list[FunctionCallContent] | N
         if not has_arguments and name not in offered:
             return None  # {"name": "Bob"} is an answer in JSON, not a call
         arguments = value.get("arguments", value.get("parameters"))
+        once = (name, json.dumps(arguments, sort_keys=True, default=str))
+        if once in seen:
+            continue  # the same call again is the model repeating itself, not a second request
+        seen.add(once)
         calls.append(
             FunctionCallContent(
                 id=new_call_id(),
