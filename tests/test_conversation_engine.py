@@ -178,11 +178,20 @@ async def test_an_empty_allow_list_offers_no_tools() -> None:
 
 
 async def test_rounds_are_bounded_then_the_model_answers_without_tools() -> None:
-    again = tools(("Math-add", {"a": 1, "b": 1}))
-    engine, service = engine_with(again, again, "Done adding.", max_rounds=2)
+    first, second = tools(("Math-add", {"a": 1, "b": 1})), tools(("Math-add", {"a": 2, "b": 1}))
+    engine, service = engine_with(first, second, "Done adding.", max_rounds=2)
     result = await engine.send(engine.create().id, "Keep adding")
     assert len(result.calls) == 2 and result.text == "Done adding."
     assert service.offered[2] is None  # the last request offers no tools
+
+
+async def test_a_repeated_call_is_not_run_again_and_the_model_answers_from_the_result() -> None:
+    # Qwen2.5-Coder-0.5B called Math.multiply with the same numbers every round, then answered nothing.
+    again = tools(("Math-multiply", {"a": 1234, "b": 5678}))
+    engine, service = engine_with(again, again, "The product is 7006652.")
+    result = await engine.send(engine.create().id, "What is 1234 times 5678?")
+    assert [c.result for c in result.calls] == ["7006652"] and result.text == "The product is 7006652."
+    assert service.offered[1] and service.offered[2] is None  # after the repeat: no tools, an answer
 
 
 async def test_a_failing_turn_is_an_error_event_and_stores_nothing() -> None:

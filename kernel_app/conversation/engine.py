@@ -353,11 +353,13 @@ class ConversationEngine:
             service = self.service
             tools = self._offers_tools()
             offered: list[str] = []
+            made: set[str] = set()  # the calls run this turn, as function and arguments
+            answer_now = False
             if tools:
                 asked = next((m.content for m in reversed(prompt()) if m.role == "user"), "") or ""
                 offered = await self.offered_functions(asked)
             for round_index in range(self.max_rounds + 1):
-                offer = tools and round_index < self.max_rounds
+                offer = tools and round_index < self.max_rounds and not answer_now
                 history = self.chat_history(prompt())
                 settings = self._settings(service, offer, options, offered)
                 kwargs: dict[str, Any] = {}
@@ -395,9 +397,18 @@ class ConversationEngine:
                     pending.append(Message("assistant", text, tokens=usage.completion_tokens or None))
                     yield Done("", text, usage, finish)
                     return
-                tool_calls = tuple(
-                    ToolCall(c.id or f"call_{uuid.uuid4().hex[:8]}", _dotted(c), _arguments(c)) for c in calls
-                )
+                fresh: list[ToolCall] = []
+                for c in calls:  # a call it has the result of already is not run again
+                    call = ToolCall(c.id or f"call_{uuid.uuid4().hex[:8]}", _dotted(c), _arguments(c))
+                    if _call_key(call) not in made:
+                        made.add(_call_key(call))
+                        fresh.append(call)
+                if not fresh:
+                    # Only repeats: Qwen2.5-Coder-0.5B calls the same function every round, then answers
+                    # nothing. The next round offers no tools, so it answers from the result it has.
+                    answer_now = True
+                    continue
+                tool_calls = tuple(fresh)
                 pending.append(Message("assistant", text, tool_calls=tool_calls))
                 for call in tool_calls:
                     async for event in self._call(call, approve, pending, commit, offered):
@@ -563,6 +574,10 @@ def _finish(message: Any) -> str:
     reason = getattr(message, "finish_reason", None)
     value = str(getattr(reason, "value", reason) or "stop")
     return "length" if value == "length" else "stop"
+
+
+def _call_key(call: ToolCall) -> str:
+    return f"{call.function} {json.dumps(call.arguments, sort_keys=True, default=str)}"
 
 
 def _dotted(call: Any) -> str:
