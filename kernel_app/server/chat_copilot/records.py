@@ -10,13 +10,12 @@ are marked ``covered`` (the view already holds them, as the user typed them); an
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from kernel_app.server.side_store import SideStore
 
 DB_NAME = "copilot.sqlite3"
 
@@ -97,27 +96,12 @@ class DocumentRecord:
     created_at: float
 
 
-class CopilotRecords:
-    """``records = CopilotRecords.beside(store.path)``; thread-safe, one connection."""
+class CopilotRecords(SideStore):
+    """``records = CopilotRecords.beside(store.path)``; thread-safe, one connection, as durable as the
+    conversation store it annotates (:mod:`kernel_app.server.side_store`)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")  # as durable as the conversation store it annotates
-        with self._lock:
-            self._conn.executescript(SCHEMA)
-
-    @classmethod
-    def beside(cls, store_path: Path | str) -> CopilotRecords:
-        """Next to the conversation store (in memory when the store is)."""
-        if str(store_path) == ":memory:":
-            return cls(":memory:")
-        return cls(Path(store_path).parent / DB_NAME)
+    DB_NAME = DB_NAME
+    SCHEMA = SCHEMA
 
     def _run(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -246,10 +230,6 @@ class CopilotRecords:
         return [DocumentRecord(*row) for row in rows]
 
     # endregion
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 _COLUMNS = "id, chat_id, created_at, author_role, user_id, user_name, type, content, citations, token_usage"

@@ -1,41 +1,27 @@
 """Which engine conversation a Teams conversation is: ``teams.sqlite3`` beside the conversation store.
 
 One row per Teams ``conversation.id``; ``/reset`` points it at a new engine conversation (the old one
-stays in the store). WAL and ``synchronous=FULL`` as in the conversation store, so the link survives a
-restart (and a kill) like the messages it points at.
+stays in the store). Opened as every adapter's side store (:mod:`kernel_app.server.side_store`), so the
+link survives a restart (and a kill) like the messages it points at.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
-from pathlib import Path
+
+from kernel_app.server.side_store import SideStore
 
 DB_NAME = "teams.sqlite3"
 
 
-class TeamsLinks:
-    def __init__(self, path: Path | str) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS links (teams_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, "
-            "updated_at REAL NOT NULL)"
-        )
+class TeamsLinks(SideStore):
+    """The ``links`` table of ``teams.sqlite3``."""
 
-    @classmethod
-    def beside(cls, store_path: Path | str) -> TeamsLinks:
-        """Next to the conversation store (in memory when the store is)."""
-        if str(store_path) == ":memory:":
-            return cls(":memory:")
-        return cls(Path(store_path).parent / DB_NAME)
+    DB_NAME = DB_NAME
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS links (teams_id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, "
+        "updated_at REAL NOT NULL)"
+    )
 
     def get(self, teams_id: str) -> str | None:
         with self._lock:
@@ -50,7 +36,3 @@ class TeamsLinks:
                 "updated_at = excluded.updated_at",
                 (teams_id, conversation_id, time.time()),
             )
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()

@@ -13,13 +13,11 @@ States: ``waiting`` -> ``approved`` (running) -> ``done`` | ``failed``; ``waitin
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from kernel_app.server.side_store import SideStore
 from kernel_app.server.teams.links import DB_NAME
 
 KEEP_DECIDED = 500  # decided plans remembered (a late click shows their outcome)
@@ -56,32 +54,17 @@ _COLUMNS = (
 )
 
 
-class PlanStore:
-    """The ``plans`` table of ``teams.sqlite3`` (WAL, ``synchronous=FULL``, as the links beside it)."""
+class PlanStore(SideStore):
+    """The ``plans`` table of ``teams.sqlite3``, beside the links (:mod:`.links`)."""
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        if self.path != ":memory:":
-            self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS plans (id TEXT PRIMARY KEY, teams_id TEXT NOT NULL, "
-            "conversation_id TEXT NOT NULL, owner TEXT NOT NULL, owner_name TEXT NOT NULL, is_group INTEGER NOT NULL, "
-            "goal TEXT NOT NULL, plan TEXT NOT NULL, activity TEXT NOT NULL, exclude TEXT NOT NULL, "
-            "result_name TEXT, state TEXT NOT NULL, outcome TEXT NOT NULL, card_id TEXT, created_at REAL NOT NULL, "
-            "updated_at REAL NOT NULL)"
-        )
-
-    @classmethod
-    def beside(cls, store_path: Path | str) -> PlanStore:
-        """Next to the conversation store (in memory when the store is)."""
-        if str(store_path) == ":memory:":
-            return cls(":memory:")
-        return cls(Path(store_path).parent / DB_NAME)
+    DB_NAME = DB_NAME
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS plans (id TEXT PRIMARY KEY, teams_id TEXT NOT NULL, "
+        "conversation_id TEXT NOT NULL, owner TEXT NOT NULL, owner_name TEXT NOT NULL, is_group INTEGER NOT NULL, "
+        "goal TEXT NOT NULL, plan TEXT NOT NULL, activity TEXT NOT NULL, exclude TEXT NOT NULL, "
+        "result_name TEXT, state TEXT NOT NULL, outcome TEXT NOT NULL, card_id TEXT, created_at REAL NOT NULL, "
+        "updated_at REAL NOT NULL)"
+    )
 
     def add(self, record: PlanRecord) -> None:
         with self._lock:
@@ -167,7 +150,3 @@ class PlanStore:
         self._conn.execute(
             "DELETE FROM plans WHERE state = 'waiting' AND created_at < ?", (time.time() - FORGET_WAITING,)
         )
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
