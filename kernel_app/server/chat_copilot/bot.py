@@ -25,10 +25,20 @@ from typing import TYPE_CHECKING, Any
 from kernel_app.conversation.events import FunctionCallStarted, PlanProposed, Progress
 from kernel_app.server.chat_copilot import shapes
 from kernel_app.server.chat_copilot.records import ViewMessage
+from kernel_app.server.chat_surface import (
+    Offered,
+    acquire_waiting,
+    busy_text,
+    command_of,
+    reply_text,
+    sentence,
+    sorry,
+    too_long_text,
+)
 from kernel_app.usage import Usage
 
 if TYPE_CHECKING:
-    from kernel_app.chat_session import ChatSession, Reply
+    from kernel_app.chat_session import ChatSession
     from kernel_app.server.chat_copilot.hub import Hub
     from kernel_app.server.chat_copilot.records import CopilotRecords
     from kernel_app.server.state import ServerState
@@ -41,7 +51,11 @@ GENERATING = "Generating bot response"
 # /history and /resume (they reach every stored conversation), /set (the engine is shared), /export,
 # /save (files and memory of the server), /exit.
 COMMANDS = frozenset({"/run", "/plan", "/ask", "/help", "/functions", "/results"})
-MAX_ERROR_CHARS = 300
+OFFERED = Offered(
+    COMMANDS,
+    unavailable="{command} is not available here: type /help for the commands.",
+    no_vars="--vars reads a file on the server: give name=value or --var-json here.",
+)
 SNIPPET_CHARS = 400
 MIN_RELEVANCE = 0.2  # as `memory ask`: below it the documents do not answer, the engine does
 
@@ -153,7 +167,7 @@ class CopilotBot:
             text, citations = await self._answer(turn)
         except Exception as error:  # a failure of ours: the chat goes on
             log.exception("chat-copilot: the turn failed")
-            text, citations = _sorry(f"failed: {error}"), None
+            text, citations = sorry(f"failed: {error}"), None
         finally:
             if turn.holds_gate:
                 self.state.gate.release()
@@ -169,15 +183,14 @@ class CopilotBot:
         from kernel_app.server.limits import Busy
 
         text = turn.text.strip()
-        command = text.split(None, 1)[0].lower() if text.startswith("/") else ""
-        if command and command not in COMMANDS:
-            return f"{command} is not available here: type /help for the commands.", None
-        if command == "/run" and "--vars" in text.split():
-            return "--vars reads a file on the server: give name=value or --var-json here.", None
+        refused = OFFERED.refusal(text)
+        if refused:
+            return refused, None
+        command = command_of(text)
         try:
             await self.state.gate.acquire()
         except Busy as busy:
-            return f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds.", None
+            return busy_text(busy.retry_after), None
         turn.holds_gate = True
         await self._status(turn.chat_id, GENERATING)
         if not command:
@@ -188,7 +201,7 @@ class CopilotBot:
         if command == "/help":
             from kernel_app.chat_session import HELP
 
-            return _help(HELP), None
+            return OFFERED.help(HELP), None
         session = self.session(turn.chat_id)
         handled = session.handle(
             text,
@@ -205,10 +218,10 @@ class CopilotBot:
             try:
                 reply = await asyncio.wait_for(handled, timeout)
             except asyncio.TimeoutError:
-                return f"Sorry, that took longer than {timeout:g} seconds and was stopped.", None
+                return too_long_text(timeout), None
         if reply.usage is not None:
             turn.usage = turn.usage + reply.usage
-        return _reply_text(reply), None
+        return reply_text(reply), None
 
     # endregion
 
@@ -268,8 +281,7 @@ class CopilotBot:
 
     def _on_progress(self, turn: Turn, progress: Progress) -> None:
         if not progress.done:
-            text = progress.text.strip()
-            self._spawn(turn, self._status(turn.chat_id, (text[:1].upper() + text[1:]).rstrip(".") + "…"))
+            self._spawn(turn, self._status(turn.chat_id, sentence(progress.text)))
 
     # endregion
 
@@ -353,7 +365,7 @@ class CopilotBot:
         finally:
             self.pending.pop(message.id, None)
         if approved:
-            await _acquire_waiting(self.state.gate)
+            await acquire_waiting(self.state.gate)
             turn.holds_gate = True
             await self._status(turn.chat_id, "Running the plan…" if editable else f"Running {steps[0]['function']}…")
         return approved, edits
@@ -432,18 +444,6 @@ class CopilotBot:
     # endregion
 
 
-async def _acquire_waiting(gate: Any) -> None:
-    """A place at the model's queue for an approved plan: it waits its turn rather than fail on a full queue."""
-    from kernel_app.server.limits import Busy
-
-    while True:
-        try:
-            await gate.acquire()
-            return
-        except Busy as busy:
-            await asyncio.sleep(min(busy.retry_after, 1))
-
-
 def _citation(hit: Any) -> dict[str, Any]:
     source = str(hit.record.metadata.get("source") or hit.record.id)
     name = Path(source).name
@@ -455,32 +455,3 @@ def _citation(hit: Any) -> dict[str, Any]:
         "snippet": text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…",
         "relevanceScore": round(float(hit.relevance), 4),
     }
-
-
-def _sorry(text: str) -> str:
-    first = (text.strip().splitlines() or ["that did not work"])[0]
-    if len(first) > MAX_ERROR_CHARS:
-        first = first[: MAX_ERROR_CHARS - 1] + "…"
-    return f"Sorry, that did not work: {first}"
-
-
-def _reply_text(reply: Reply) -> str:
-    if reply.kind == "error":
-        return _sorry(reply.text)
-    if reply.kind == "plan" and reply.text == "Not run.":
-        return "Plan cancelled: nothing ran."
-    text = reply.text or "(no answer)"
-    return text + "\n(cut: the answer reached its length limit)" if reply.cut else text
-
-
-def _help(help_text: str) -> str:
-    """The REPL's /help, less the commands this chat does not offer."""
-    lines, skipping = [], False
-    for line in help_text.splitlines():
-        if line.startswith("  /"):
-            skipping = line.split()[0] not in COMMANDS
-        elif not line.startswith("    "):
-            skipping = False
-        if not skipping:
-            lines.append(line)
-    return "\n".join(lines).replace(" (or Ctrl-D)", "").replace(" [--vars FILE]", "").rstrip()

@@ -29,6 +29,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.conversation.events import FunctionCallStarted, Progress
+from kernel_app.server.chat_surface import Offered, acquire_waiting, busy_text, command_of, sentence
 from kernel_app.server.teams import cards, is_anonymous
 from kernel_app.server.teams.http import after_response
 from kernel_app.server.teams.links import TeamsLinks
@@ -39,13 +40,10 @@ from kernel_app.server.teams.turns import (
     CallApproval,
     LiveTurn,
     Renderer,
-    acquire_waiting,
     card_response,
     continuation,
     message_response,
     relay,
-    reply_text,
-    sentence,
     user_of,
 )
 
@@ -57,7 +55,7 @@ if TYPE_CHECKING:
     from kernel_app.conversation.events import ApprovalNeeded
     from kernel_app.server.state import ServerState
 
-__all__ = ["COMMANDS", "SORRY", "WELCOME", "TeamsAgent", "reply_text", "teams_help"]
+__all__ = ["COMMANDS", "OFFERED", "SORRY", "WELCOME", "TeamsAgent"]
 
 log = logging.getLogger("kernel_app.teams")
 
@@ -72,20 +70,11 @@ WELCOME = (
 # /resume (they reach every stored conversation, other users' too), /set (it changes the engine every
 # user shares), /save, /exit.
 COMMANDS = frozenset({"/run", "/plan", "/ask", "/reset", "/new", "/help", "/functions", "/results"})
-
-
-def teams_help(help_text: str) -> str:
-    """The REPL's /help, less the commands Teams does not offer."""
-    lines, skipping = [], False
-    for line in help_text.splitlines():
-        if line.startswith("  /"):
-            skipping = line.split()[0] not in COMMANDS
-        elif not line.startswith("    "):
-            skipping = False
-        if not skipping:
-            lines.append(line)
-    text = "\n".join(lines).replace(" (or Ctrl-D)", "").replace(" [--vars FILE]", "")
-    return text.rstrip()
+OFFERED = Offered(
+    COMMANDS,
+    unavailable="{command} is not available in Teams: type /help for the commands here.",
+    no_vars="--vars reads a file on the server: in Teams give name=value or --var-json.",
+)
 
 
 def _function_calling(text: str) -> bool:
@@ -200,13 +189,11 @@ class TeamsAgent(PlanHandlers):
         if not text:
             return
         teams_id = str(activity.conversation.id)
-        command = text.split(None, 1)[0].lower() if text.startswith("/") else ""
-        if command and command not in COMMANDS:
-            await context.send_activity(f"{command} is not available in Teams: type /help for the commands here.")
+        refused = OFFERED.refusal(text)
+        if refused:
+            await context.send_activity(refused)
             return
-        if command == "/run" and "--vars" in text.split():
-            await context.send_activity("--vars reads a file on the server: in Teams give name=value or --var-json.")
-            return
+        command = command_of(text)
         live = self._live.get(teams_id)
         if live is not None and live.waiting is not None:  # the conversation's turn is paused on a card
             await context.send_activity(
@@ -223,7 +210,7 @@ class TeamsAgent(PlanHandlers):
             if command == "/help":
                 from kernel_app.chat_session import HELP
 
-                await context.send_activity(teams_help(HELP))
+                await context.send_activity(OFFERED.help(HELP))
             elif command == "/plan" and not _function_calling(text):
                 await self._plan(context, session, text, group)
             else:
@@ -254,9 +241,7 @@ class TeamsAgent(PlanHandlers):
         try:
             await gate.acquire()
         except Busy as busy:
-            await Renderer(context, group).final(
-                f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds."
-            )
+            await Renderer(context, group).final(busy_text(busy.retry_after))
             return
         teams_id = str(context.activity.conversation.id)
         owner, owner_name = user_of(context.activity)

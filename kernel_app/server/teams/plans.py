@@ -14,19 +14,17 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.server.chat_surface import acquire_waiting, busy_text, reply_text, sentence, sorry, too_long_text
 from kernel_app.server.teams import cards
 from kernel_app.server.teams.http import after_response
 from kernel_app.server.teams.plan_store import PlanRecord, PlanStore
 from kernel_app.server.teams.turns import (
     Renderer,
-    acquire_waiting,
     adaptive,
     card_response,
     continuation,
     failure,
     message_response,
-    reply_text,
-    sentence,
     user_of,
 )
 
@@ -81,12 +79,12 @@ class PlanHandlers:
         try:
             await gate.acquire()
         except Busy as busy:
-            await say(f"Sorry, I am busy with other questions: try again in {busy.retry_after} seconds.")
+            await say(busy_text(busy.retry_after))
             return
         try:
             plan = await asyncio.wait_for(self._make_plan(goal, options), self.state.request_timeout)
         except asyncio.TimeoutError:
-            await say(f"Sorry, that took longer than {self.state.request_timeout:g} seconds and was stopped.")
+            await say(too_long_text(self.state.request_timeout))
             return
         except Exception as error:
             await say(reply_text(Reply(failure(error), "error")))
@@ -186,7 +184,7 @@ class PlanHandlers:
             result = await executor.execute(Plan.from_dict(record.plan))  # validated again: the kernel may differ
             text, ok = result.result or "(no result)", True
         except Exception as error:
-            text = f"Sorry, that did not work: {(failure(error).splitlines() or ['it failed'])[0]}"
+            text = sorry(failure(error))
         finally:
             self.state.gate.release()
         if ok:

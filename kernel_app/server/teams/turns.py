@@ -15,6 +15,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.server.chat_surface import reply_text, too_long_text
 from kernel_app.server.teams import cards
 
 if TYPE_CHECKING:
@@ -24,27 +25,7 @@ if TYPE_CHECKING:
     from kernel_app.chat_session import Reply
     from kernel_app.conversation.events import ApprovalNeeded
 
-MAX_ERROR_CHARS = 300
 SORRY = "Sorry, something went wrong on my side; please try again."
-
-
-def sentence(text: str) -> str:
-    """A Progress line as an informative update: "running Math.add" -> "Running Math.add…"."""
-    text = text.strip()
-    return (text[:1].upper() + text[1:]).rstrip(".") + "…"
-
-
-def reply_text(reply: Reply) -> str:
-    """What the user reads: the answer, or an error as one friendly sentence."""
-    if reply.kind == "error":
-        first = (reply.text.strip().splitlines() or ["that did not work"])[0]
-        if len(first) > MAX_ERROR_CHARS:
-            first = first[: MAX_ERROR_CHARS - 1] + "…"
-        return f"Sorry, that did not work: {first}"
-    if reply.kind == "exit":
-        return "There is nothing to leave here: just stop writing, or /reset to start over."
-    text = reply.text or "(no answer)"
-    return text + "\n(cut: the answer reached its length limit)" if getattr(reply, "cut", False) else text
 
 
 def adaptive(card: dict[str, Any]) -> Any:
@@ -73,18 +54,6 @@ def failure(error: BaseException) -> str:
     from kernel_app.errors import KernelAppError, innermost_message
 
     return str(error) if isinstance(error, KernelAppError) else f"failed: {innermost_message(error)}"
-
-
-async def acquire_waiting(gate: Any) -> None:
-    """A place at the model's queue for approved work: it waits its turn rather than fail on a full queue."""
-    from kernel_app.server.limits import Busy
-
-    while True:
-        try:
-            await gate.acquire()
-            return
-        except Busy as busy:
-            await asyncio.sleep(min(busy.retry_after, 1))
 
 
 def card_response(card: dict[str, Any]) -> Any:
@@ -200,7 +169,7 @@ async def relay(context: TurnContext, live: LiveTurn) -> None:
             if not live.task.done():  # the deadline passed
                 live.task.cancel()
                 await asyncio.gather(live.task, return_exceptions=True)
-                await render.final(f"Sorry, that took longer than {live.timeout:g} seconds and was stopped.")
+                await render.final(too_long_text(live.timeout))
                 return
         try:
             reply = live.task.result()

@@ -1,0 +1,107 @@
+"""What the chat adapters (Teams, chat-copilot's web app) share over the REPL's command layer.
+
+Which of the REPL's commands a surface offers and how it refuses the others, its ``/help``, and how an
+engine reply or a failure reads there: the answer, or one friendly sentence. Both adapters render the
+same :class:`kernel_app.chat_session.ChatSession` replies, so they word them the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kernel_app.chat_session import Reply
+
+MAX_ERROR_CHARS = 300
+CUT_NOTE = "\n(cut: the answer reached its length limit)"
+
+
+def command_of(text: str) -> str:
+    """The command a message starts with (``/run``, lower case), or "" for free text."""
+    text = text.strip()
+    return text.split(None, 1)[0].lower() if text.startswith("/") else ""
+
+
+def filtered_help(help_text: str, commands: frozenset[str]) -> str:
+    """The REPL's /help, less the commands not in ``commands`` (and the terminal's own notes)."""
+    lines, skipping = [], False
+    for line in help_text.splitlines():
+        if line.startswith("  /"):  # a command's line; its indented continuation lines go with it
+            skipping = line.split()[0] not in commands
+        elif not line.startswith("    "):
+            skipping = False
+        if not skipping:
+            lines.append(line)
+    return "\n".join(lines).replace(" (or Ctrl-D)", "").replace(" [--vars FILE]", "").rstrip()
+
+
+@dataclass(frozen=True)
+class Offered:
+    """The REPL's commands a surface offers, and what it says to the others.
+
+    ``unavailable`` is formatted with ``command``; ``no_vars`` answers ``/run --vars`` (it reads a file
+    on the server)."""
+
+    commands: frozenset[str]
+    unavailable: str
+    no_vars: str
+
+    def refusal(self, text: str) -> str | None:
+        """Why this surface does not run ``text``, in one sentence; None when it does."""
+        command = command_of(text)
+        if command and command not in self.commands:
+            return self.unavailable.format(command=command)
+        if command == "/run" and "--vars" in text.split():
+            return self.no_vars
+        return None
+
+    def help(self, help_text: str) -> str:
+        return filtered_help(help_text, self.commands)
+
+
+def sorry(text: str) -> str:
+    """An error as one friendly sentence: its first line, not too long."""
+    first = (text.strip().splitlines() or ["that did not work"])[0]
+    if len(first) > MAX_ERROR_CHARS:
+        first = first[: MAX_ERROR_CHARS - 1] + "…"
+    return f"Sorry, that did not work: {first}"
+
+
+def reply_text(reply: Reply) -> str:
+    """What the user reads of a ChatSession reply: the answer, or an error as one friendly sentence."""
+    if reply.kind == "error":
+        return sorry(reply.text)
+    if reply.kind == "exit":
+        return "There is nothing to leave here: just stop writing, or /reset to start over."
+    if reply.kind == "plan" and reply.text == "Not run.":  # a /plan the user rejected
+        return "Plan cancelled: nothing ran."
+    text = reply.text or "(no answer)"
+    return text + CUT_NOTE if reply.cut else text
+
+
+def sentence(text: str) -> str:
+    """A Progress line as a status: "running Math.add" -> "Running Math.add…"."""
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "…"
+
+
+def busy_text(retry_after: int) -> str:
+    return f"Sorry, I am busy with other questions: try again in {retry_after} seconds."
+
+
+def too_long_text(seconds: float) -> str:
+    return f"Sorry, that took longer than {seconds:g} seconds and was stopped."
+
+
+async def acquire_waiting(gate: Any) -> None:
+    """A place at the model's queue for approved work: it waits its turn rather than fail on a full queue."""
+    from kernel_app.server.limits import Busy
+
+    while True:
+        try:
+            await gate.acquire()
+            return
+        except Busy as busy:
+            await asyncio.sleep(min(busy.retry_after, 1))
