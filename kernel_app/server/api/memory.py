@@ -146,20 +146,10 @@ async def upload(
 ) -> dict[str, Any] | StreamingResponse:
     """Each file is kept under the data folder (``uploads/COLLECTION/NAME``) and ingested from there:
     uploading a file of the same name again replaces its chunks, an unchanged one is skipped."""
-    from memories.ingest import SUPPORTED_SUFFIXES
+    from kernel_app.server.uploads import keep_uploads
 
     store = state.memory()
-    folder = Path(store.path) / "uploads" / _safe(collection)
-    paths = []
-    for upload in files:
-        name = Path(upload.filename or "").name
-        if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-            raise ApiError(400, f"{name or 'a file'}: upload .txt, .md or .pdf files", "unsupported_document")
-        data = await upload.read()
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        target = folder / _safe(name)
-        await asyncio.to_thread(target.write_bytes, data)
-        paths.append(target)
+    paths = [path for path, _ in await keep_uploads(store, collection, files)]
     if stream:
         return StreamingResponse(
             _ingest_events(store, collection, paths), media_type="text/event-stream", headers=HEADERS
@@ -202,9 +192,3 @@ def _report(collection: str, report: Any) -> dict[str, Any]:
         "skipped_unchanged": report.skipped_unchanged,
         "failed": [{"file": Path(path).name, "reason": reason} for path, reason in report.failed],
     }
-
-
-def _safe(name: str) -> str:
-    """A file or folder name that stays inside the uploads folder."""
-    cleaned = "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip(" .")
-    return cleaned or "_"

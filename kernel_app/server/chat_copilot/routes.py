@@ -280,22 +280,13 @@ async def upload(
     formFiles: list[UploadFile] = File(...),  # noqa: B008  (the web app's field name)
 ) -> dict[str, Any]:
     """Each file goes into the chat's memory collection; questions in the chat are then answered from it."""
-    from memories.ingest import SUPPORTED_SUFFIXES, ingest
+    from kernel_app.server.uploads import keep_uploads
+    from memories.ingest import ingest
 
     ctx.chat(chat_id)
     memory = ctx.state.memory()
     collection = ctx.bot.collection(chat_id)
-    folder = Path(memory.path) / "uploads" / _safe(collection)
-    saved: list[tuple[Path, int]] = []
-    for upload_file in formFiles:
-        name = Path(upload_file.filename or "").name
-        if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
-            raise ApiError(400, f"{name or 'a file'}: upload .txt, .md or .pdf files", "unsupported_document")
-        data = await upload_file.read()
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        target = folder / _safe(name)
-        await asyncio.to_thread(target.write_bytes, data)
-        saved.append((target, len(data)))
+    saved = await keep_uploads(memory, collection, formFiles)
     report = await asyncio.to_thread(ingest, memory, collection, [path for path, _ in saved])
     failed = {Path(path).name: reason for path, reason in report.failed}
     stored = [(path, size) for path, size in saved if path.name not in failed]
@@ -344,12 +335,6 @@ async def memories(chat_id: str, ctx: Ctx, type: str = Query("")) -> list[str]:
 def _chunks_of(memory: Any, collection: str, path: Path) -> list[str]:
     source = str(path.resolve())
     return [rid for rid, meta in memory.metadata(collection).items() if meta.get("source") == source]
-
-
-def _safe(name: str) -> str:
-    """A file or folder name that stays inside the uploads folder."""
-    cleaned = "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip(" .")
-    return cleaned or "_"
 
 
 def install(app: FastAPI) -> None:
