@@ -1,0 +1,174 @@
+"""What the Teams and chat-copilot adapters share: their side stores' SQLite opening, the REPL commands
+they offer (and /help), how a reply reads, and where uploads are kept. The adapters' own tests cover
+them end to end; these pin the shared pieces down directly."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from kernel_app.chat_session import HELP, Reply
+from kernel_app.server.chat_surface import (
+    MAX_ERROR_CHARS,
+    Offered,
+    command_of,
+    filtered_help,
+    reply_text,
+    sentence,
+    sorry,
+)
+from kernel_app.server.side_store import SideStore
+
+
+class _Notes(SideStore):
+    DB_NAME = "notes.sqlite3"
+    SCHEMA = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)"
+
+
+class _Tags(SideStore):
+    DB_NAME = "notes.sqlite3"  # a second table in the same file, as Teams' links and plans
+    SCHEMA = "CREATE TABLE IF NOT EXISTS tags (note INTEGER NOT NULL, tag TEXT NOT NULL)"
+
+
+# region side stores
+
+
+def test_a_side_store_is_wal_and_fully_synchronous_beside_the_conversation_store(tmp_path: Path) -> None:
+    store_path = tmp_path / "not-yet" / "conversations.sqlite3"
+    notes = _Notes.beside(store_path)
+    tags = _Tags.beside(store_path)
+    try:
+        assert notes.path == tags.path == str(tmp_path / "not-yet" / "notes.sqlite3")  # the folder was made
+        assert notes._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert notes._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        notes._conn.execute("INSERT INTO notes (text) VALUES ('kept')")
+    finally:
+        notes.close()
+        tags.close()
+    with sqlite3.connect(tmp_path / "not-yet" / "notes.sqlite3") as reopened:
+        tables = {row[0] for row in reopened.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == {"notes", "tags"}
+        assert reopened.execute("SELECT text FROM notes").fetchall() == [("kept",)]
+
+
+def test_a_side_store_beside_an_in_memory_store_is_in_memory(tmp_path: Path) -> None:
+    notes = _Notes.beside(":memory:")
+    try:
+        assert notes.path == ":memory:"
+        notes._conn.execute("INSERT INTO notes (text) VALUES ('x')")
+        assert notes._conn.execute("SELECT count(*) FROM notes").fetchone()[0] == 1
+    finally:
+        notes.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_adapters_stores_are_side_stores_with_their_own_files() -> None:
+    from kernel_app.server.chat_copilot.records import CopilotRecords
+    from kernel_app.server.teams.links import TeamsLinks
+    from kernel_app.server.teams.plan_store import PlanStore
+
+    assert TeamsLinks.DB_NAME == PlanStore.DB_NAME == "teams.sqlite3"
+    assert CopilotRecords.DB_NAME == "copilot.sqlite3"
+    links = TeamsLinks.beside(":memory:")
+    links.set("conv-1", "c1")
+    links.set("conv-1", "c2")  # /reset points it elsewhere
+    assert links.get("conv-1") == "c2" and links.get("conv-2") is None
+    links.close()
+
+
+# endregion
+
+# region commands and /help
+
+TEAMS = Offered(frozenset({"/run", "/plan", "/help"}), "{command} is not in Teams.", "no --vars in Teams.")
+
+
+def test_help_keeps_the_offered_commands_with_their_continuation_lines() -> None:
+    shown = filtered_help(HELP, frozenset({"/run", "/plan", "/help"}))
+    lines = shown.splitlines()
+    assert lines[0] == HELP.splitlines()[0]
+    commands = {line.split()[0] for line in lines if line.startswith("  /")}
+    assert commands == {"/run", "/plan", "/help"}
+    assert "plan the goal with the plugins, show the numbered plan, ask, then run it" in shown  # /plan's next line
+    assert "answer from saved memory" not in shown  # /ask's next line goes with /ask
+    assert "[--vars FILE]" not in shown and "(or Ctrl-D)" not in shown  # the terminal's own notes
+    assert shown.startswith("Type a message") and shown == shown.rstrip()
+    assert "Results flow" in shown  # prose after the commands stays
+
+
+def test_a_surface_refuses_what_it_does_not_offer_in_its_own_words() -> None:
+    assert TEAMS.refusal("/Export notes.md") == "/export is not in Teams."
+    assert TEAMS.refusal("/run Math.add --vars /etc/passwd") == "no --vars in Teams."
+    assert TEAMS.refusal("/run Math.add a=1 b=2") is None
+    assert TEAMS.refusal("what is --vars?") is None  # free text is the model's
+    assert command_of("  /PLAN a goal") == "/plan" and command_of("hello /run") == ""
+    assert TEAMS.help(HELP) == filtered_help(HELP, TEAMS.commands)
+
+
+def test_teams_and_copilot_offer_what_their_comments_say() -> None:
+    from kernel_app.server.chat_copilot.bot import OFFERED as COPILOT
+    from kernel_app.server.teams.agent import OFFERED as IN_TEAMS
+
+    for name in ("/export", "/history", "/resume", "/set", "/save", "/exit"):
+        assert IN_TEAMS.refusal(name) and COPILOT.refusal(name)
+    assert IN_TEAMS.refusal("/reset") is None and COPILOT.refusal("/reset")  # a new chat is the web app's button
+    assert "/new" in IN_TEAMS.help(HELP) and "/new" not in COPILOT.help(HELP)
+
+
+# endregion
+
+# region replies
+
+
+def test_an_error_reply_is_one_short_friendly_sentence() -> None:
+    text = reply_text(Reply("upstream exploded\nTraceback (most recent call last): ...", "error"))
+    assert text == "Sorry, that did not work: upstream exploded"
+    long = reply_text(Reply("x" * 1000, "error"))
+    assert len(long) == len("Sorry, that did not work: ") + MAX_ERROR_CHARS and long.endswith("…")
+    assert sorry("   ") == "Sorry, that did not work: that did not work"
+
+
+def test_replies_read_the_same_in_both_adapters() -> None:
+    assert reply_text(Reply("", "answer")) == "(no answer)"
+    assert (
+        reply_text(Reply("half a poem", "answer", cut=True))
+        == "half a poem\n(cut: the answer reached its length limit)"
+    )
+    assert reply_text(Reply("Not run.", "plan")) == "Plan cancelled: nothing ran."
+    assert reply_text(Reply("", "exit")).startswith("There is nothing to leave here")
+    assert reply_text(Reply("42", "result")) == "42"
+    assert sentence(" running Math.add. ") == "Running Math.add…"
+
+
+# endregion
+
+# region uploads
+
+
+def test_uploads_are_kept_under_safe_names_and_a_wrong_kind_is_a_400(tmp_path: Path) -> None:
+    from fastapi import UploadFile
+
+    from kernel_app.server.errors import ApiError
+    from kernel_app.server.uploads import keep_uploads, safe_name
+
+    store = SimpleNamespace(path=tmp_path / "memory")
+    files = [
+        UploadFile(io.BytesIO(b"# Notes\nrye"), filename="../../evil notes.md"),
+        UploadFile(io.BytesIO(b"plain"), filename="a.txt"),
+    ]
+    kept = asyncio.run(keep_uploads(store, "copilot-../x", files))
+    folder = tmp_path / "memory" / "uploads" / safe_name("copilot-../x")
+    assert kept == [(folder / "evil notes.md", 11), (folder / "a.txt", 5)]
+    assert folder.parent == tmp_path / "memory" / "uploads"  # the collection cannot climb out
+    assert (folder / "evil notes.md").read_bytes() == b"# Notes\nrye"
+    with pytest.raises(ApiError) as refused:
+        asyncio.run(keep_uploads(store, "c", [UploadFile(io.BytesIO(b"MZ"), filename="tool.exe")]))
+    assert refused.value.status == 400 and str(refused.value) == "tool.exe: upload .txt, .md or .pdf files"
+
+
+# endregion
