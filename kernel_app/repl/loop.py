@@ -7,6 +7,8 @@ failed is reported with its number; the loop's return value is the exit code (1 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,32 @@ def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
         task.cancel()
     if pending:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+@contextmanager
+def _typeahead_unechoed(interactive: bool) -> Iterator[None]:
+    """While a line runs, what the person types next is not echoed into the status line and the streamed
+    answer (it tore them); the terminal keeps it, and the next prompt shows it. A question asked meanwhile
+    (a confirmation) is prompt_toolkit's, which sets the terminal up itself."""
+    import sys
+
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd) if interactive and sys.stdin.isatty() else None
+    except (ImportError, OSError, ValueError):  # not a POSIX terminal: echo stays as it is
+        saved = None
+    if saved is None:
+        yield
+        return
+    quiet = list(saved)
+    quiet[3] &= ~termios.ECHO
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)  # TCSANOW: the typed-ahead keys stay
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
 def run_repl(
@@ -87,16 +115,17 @@ def run_repl(
                 continue
             renderer.begin(line)
             try:
-                reply = loop.run_until_complete(
-                    session.handle(
-                        line,
-                        on_chunk=renderer.chunk if stream else None,
-                        confirm=confirm,
-                        approve=approve,
-                        on_event=renderer.event,
-                        on_progress=renderer.event,
+                with _typeahead_unechoed(interactive):
+                    reply = loop.run_until_complete(
+                        session.handle(
+                            line,
+                            on_chunk=renderer.chunk if stream else None,
+                            confirm=confirm,
+                            approve=approve,
+                            on_event=renderer.event,
+                            on_progress=renderer.event,
+                        )
                     )
-                )
             except KeyboardInterrupt:  # Ctrl-C stops this answer, not the session
                 _cancel_pending(loop)
                 renderer.pause()

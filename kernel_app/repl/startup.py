@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 # Lines that need no kernel: answered at once even while it is being built.
 _AT_ONCE = ("/exit", "/quit")
+_WAITING = "model to load (when you pause typing)"
 IDLE_SECONDS = 1.0  # no key for this long: the person reads or thinks, and a short freeze goes unseen
 
 
@@ -46,6 +47,7 @@ class StartingSession:
         self._ready = threading.Event()
         self._stage = "starting: loading plugins"
         self._model_loading: Callable[[], bool] = lambda: False
+        self._answered = False
         self._thread = threading.Thread(target=self._start, name="kernel-app-start", daemon=True)
         self._thread.start()
 
@@ -60,7 +62,7 @@ class StartingSession:
                 self._warn(f"error: {error}")
             return
         self._ready.set()
-        self._stage = "model to load (when you pause typing)"
+        self._stage = _WAITING
         while self._idle is not None and not self._idle(IDLE_SECONDS):
             time.sleep(0.1)
         self._stage = ""
@@ -68,6 +70,8 @@ class StartingSession:
 
     def status(self) -> str:
         """What is still starting, for the line under the prompt ("" once the model is loaded)."""
+        if self._stage == _WAITING and self._answered:  # a line got an answer: it loaded the model
+            return ""
         if self._stage:
             return self._stage + "..."
         return "loading the model (typing shows when it is done)..." if self._model_loading() else ""
@@ -101,7 +105,9 @@ class StartingSession:
             import asyncio
 
             await asyncio.to_thread(self._ready.wait)
-        return await self.session().handle(line, **options)
+        reply = await self.session().handle(line, **options)
+        self._answered = True
+        return reply
 
     # What the REPL and the completer read: the built session's, or nothing yet.
 
