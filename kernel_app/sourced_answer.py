@@ -35,9 +35,14 @@ DEFAULT_LIMIT = 5
 DEFAULT_MIN_RELEVANCE = 0.2
 MAX_SOURCE_CHARS = 1500  # per record: a long ingested chunk must not push the question out of a small context
 
+# Said plainly for a small model: asked only to "use the notes", Qwen2.5-Coder-1.5B cited the right
+# records but answered with their category labels ("opportunities to grow sales") instead of what they say.
 SYSTEM = """\
-Answer the question using only the notes. Each note starts with its id in square brackets. Use only \
-facts stated in the notes. If no note answers the question, say that the notes do not answer it.
+Answer the question using only the notes. Each note starts with its id in square brackets; after "A:" \
+is what the business owner said. Answer with the specific facts the notes give (the actions, products, \
+customers, places and numbers they name), not general advice, in two to four short sentences. Leave \
+out notes that do not help with the question. If no note answers the question, say that the notes do \
+not answer it.
 {form}"""
 
 # With structured output (OpenAI, Azure, the local grammar) the ids are an enum: a small model cannot
