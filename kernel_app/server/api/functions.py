@@ -102,24 +102,27 @@ async def _run(state: ServerState, function: Any, qualified: str, body: Invocati
     """An explicit request to run one function: the caller asked for it, so nothing needs approval."""
     from kernel_app.runner import run_chain
 
-    pieces: asyncio.Queue[str | None] = asyncio.Queue()
     arguments = {**body.arguments, **({"input": body.input} if body.input is not None else {})}
     yield FunctionCallStarted("invoke", qualified, arguments)
     began = time.perf_counter()
-    task = asyncio.ensure_future(
-        run_chain(
-            state.kernel,
-            [function],
-            input=body.input,
-            variables=body.arguments,
-            on_chunk=pieces.put_nowait if body.stream else None,
-        )
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    chain = run_chain(
+        state.kernel,
+        [function],
+        input=body.input,
+        variables=body.arguments,
+        on_chunk=pieces.put_nowait if body.stream else None,
     )
-    task.add_done_callback(lambda _: pieces.put_nowait(None))
+    task = None
     try:
-        while (piece := await pieces.get()) is not None:
-            yield TextDelta(piece)
-        run = await task
+        if body.stream:  # the chain in a task of its own, so its pieces can be yielded as they come
+            task = asyncio.ensure_future(chain)
+            task.add_done_callback(lambda _: pieces.put_nowait(None))
+            while (piece := await pieces.get()) is not None:
+                yield TextDelta(piece)
+            run = await task
+        else:  # nothing to stream: no task, no queue (a served request's overhead)
+            run = await chain
     except KernelAppError as error:
         yield ErrorEvent(str(error))
         return
@@ -127,7 +130,7 @@ async def _run(state: ServerState, function: Any, qualified: str, body: Invocati
         yield ErrorEvent(f"{qualified} failed: {innermost_message(error)}")
         return
     finally:
-        if not task.done():
+        if task is not None and not task.done():
             task.cancel()
     usage = run.steps[-1].usage if run.steps else None
     yield FunctionCallFinished("invoke", qualified, arguments, run.result[:200], True, time.perf_counter() - began)
