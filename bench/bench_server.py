@@ -3,7 +3,7 @@
 Not a test: prints figures. The server runs in a subprocess (uvicorn, as `kernel-app serve` does);
 the clients are httpx in this process.
 
-    python bench/bench_server.py [--clients 32] [--requests 2000]
+    python bench/bench_server.py [--clients 32] [--requests 2000] [--before REV]
 
 * Overhead: sequential non-streamed ``/v1/chat/completions`` (model ``kernel-app``) against the same
   turn run in-process with ``ConversationEngine.complete`` on the same scripted service: the
@@ -11,6 +11,11 @@ the clients are httpx in this process.
   Printed twice: inside the server (its ``Server-Timing`` header: middleware, validation, the turn,
   JSON) and end to end (plus the loopback round trip and the httpx client; ``GET /healthz`` shows
   that floor).
+  ``POST /v1/functions/Writer.Summarize/invoke`` (a prompt function on the same service) is timed the
+  same way, against ``run_chain`` in-process.
+* ``--before REV`` also serves a git worktree of REV (e.g. the commit before a change) and sends the
+  sequential requests to both servers in turn, so a loaded machine slows both alike: the ratio of the
+  two says what the change did.
 * Load: ``--clients`` concurrent clients share ``--requests`` requests, half of them streamed:
   throughput, p50/p99 latency, errors. Goal: 0 errors.
 """
@@ -100,21 +105,47 @@ async def one(client: Any, url: str, stream: bool) -> tuple[float, bool]:
     return time.perf_counter() - began, ok
 
 
-async def sequential(base: str, requests: int) -> tuple[list[float], list[float]]:
-    """Round trips, and the server's own time for each (its ``Server-Timing`` header)."""
+INVOKE = ("/v1/functions/Writer.Summarize/invoke", {"input": "Our bakery opens at six."})
+
+
+async def sequential(bases: list[str], requests: int) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+    """Per server and route: round trips, and the server's own time (its ``Server-Timing`` header).
+
+    The servers take turns request by request, so load from elsewhere on the machine hits them alike.
+    """
     import httpx
 
+    routes = {"chat": ("/v1/chat/completions", BODY), "invoke": INVOKE}
+    results = {base: {name: ([], []) for name in routes} for base in bases}
     async with httpx.AsyncClient(timeout=60) as client:
-        for _ in range(20):
-            await client.post(f"{base}/v1/chat/completions", json=BODY)
-        times, server = [], []
-        for _ in range(requests):
-            began = time.perf_counter()
-            response = await client.post(f"{base}/v1/chat/completions", json=BODY)
+        for index in range(requests + 20):
+            for name, (path, body) in routes.items():
+                for base in bases:
+                    began = time.perf_counter()
+                    response = await client.post(f"{base}{path}", json=body)
+                    elapsed = time.perf_counter() - began
+                    assert response.status_code == 200, f"a sequential request to {path} failed: {response.text}"
+                    if index >= 20:  # warm-up
+                        times, server = results[base][name]
+                        times.append(elapsed)
+                        server.append(float(response.headers["server-timing"].split("dur=")[1]) / 1000)
+    return results
+
+
+async def invoke_in_process(requests: int, data_dir: str) -> list[float]:
+    from kernel_app.runner import run_chain
+
+    app = _app(data_dir)
+    kernel = app.state.kernel_app.kernel
+    function = kernel.get_function("Writer", "Summarize")
+    times = []
+    for index in range(requests + 20):
+        began = time.perf_counter()
+        run = await run_chain(kernel, [function], input=INVOKE[1]["input"], variables={})
+        if index >= 20:
             times.append(time.perf_counter() - began)
-            assert response.status_code == 200, "a sequential request failed"
-            server.append(float(response.headers["server-timing"].split("dur=")[1]) / 1000)
-        return times, server
+        assert run.result == ANSWER
+    return times
 
 
 async def floor(base: str, requests: int) -> list[float]:
@@ -158,57 +189,91 @@ async def load(base: str, clients: int, requests: int) -> tuple[float, list[floa
     return wall, plain, streamed, errors
 
 
+def _start(root: Path, port: int, data_dir: str) -> subprocess.Popen[bytes]:
+    script = root / "bench" / "bench_server.py"
+    return subprocess.Popen([sys.executable, str(script), "--serve", str(port), "--data", data_dir], cwd=root)
+
+
+def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise SystemExit(f"the server at {base} did not start")
+        time.sleep(0.2)
+
+
+def _ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--sequential", type=int, default=300, help="requests for the overhead figure")
+    parser.add_argument("--before", metavar="REV", help="also serve a git worktree of REV, measured in turn")
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
         serve(args.serve, args.data)
         return
-    import httpx
 
     with tempfile.TemporaryDirectory() as data_dir:
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", str(port), "--data", str(Path(data_dir) / "server")], cwd=ROOT
-        )
+        servers: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
+        tree = Path(data_dir) / "before"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the server did not start")
-                time.sleep(0.2)
+            roots = {"now": ROOT}
+            if args.before:
+                subprocess.run(
+                    ["git", "worktree", "add", "--detach", "--quiet", str(tree), args.before], cwd=ROOT, check=True
+                )
+                roots["before"] = tree
+            for label, root in roots.items():
+                port = _free_port()
+                servers[label] = (f"http://127.0.0.1:{port}", _start(root, port, str(Path(data_dir) / label)))
+            for base, server in servers.values():
+                _wait_ready(base, server)
             engine = asyncio.run(in_process(args.sequential, str(Path(data_dir) / "inproc")))
-            http, server_side = asyncio.run(sequential(base, args.sequential))
+            chain = asyncio.run(invoke_in_process(args.sequential, str(Path(data_dir) / "inproc-invoke")))
+            measured = asyncio.run(sequential([base for base, _ in servers.values()], args.sequential))
+            base = servers["now"][0]
             empty = asyncio.run(floor(base, args.sequential))
             wall, plain, streamed, errors = asyncio.run(load(base, args.clients, args.requests))
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            for _, server in servers.values():
+                server.terminate()
+                server.wait(timeout=30)
+            if args.before:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
 
-    engine_p50, http_p50 = statistics.median(engine), statistics.median(http)
-    print(f"overhead ({args.sequential} sequential non-streamed requests, model kernel-app):")
-    print(f"  in-process engine p50 {engine_p50 * 1000:.2f} ms; over HTTP p50 {http_p50 * 1000:.2f} ms")
-    server_p50 = statistics.median(server_side)
-    print(
-        f"  inside the server (Server-Timing) p50 {server_p50 * 1000:.2f} ms: "
-        f"{(server_p50 - engine_p50) * 1000:.2f} ms more than the in-process turn"
-    )
-    print(f"  GET /healthz p50 {statistics.median(empty) * 1000:.2f} ms (client + uvicorn + FastAPI, no work)")
-    print(
-        f"  server overhead p50 {(http_p50 - engine_p50) * 1000:.2f} ms per request "
-        f"(ratio {http_p50 / engine_p50:.2f}x the in-process turn; goal < 2 ms)"
-    )
+    print(f"overhead ({args.sequential} sequential non-streamed requests per route and server):")
+    print(f"  GET /healthz p50 {_ms(empty):.2f} ms (client + uvicorn + FastAPI, no work)")
+    for name, title, inproc in (
+        ("chat", "POST /v1/chat/completions, model kernel-app", engine),
+        ("invoke", f"POST {INVOKE[0]}", chain),
+    ):
+        print(f"  {title}: in-process p50 {_ms(inproc):.2f} ms")
+        for label, (base, _) in servers.items():
+            http, server_side = measured[base][name]
+            print(
+                f"    {label:<7} over HTTP p50 {_ms(http):.2f} ms, inside the server {_ms(server_side):.2f} ms; "
+                f"overhead {_ms(http) - _ms(inproc):.2f} ms end to end ({_ms(http) / _ms(inproc):.2f}x in-process), "
+                f"{_ms(server_side) - _ms(inproc):.2f} ms inside (goal < 2 ms)"
+            )
+        if "before" in servers:
+            now, before = measured[servers["now"][0]][name], measured[servers["before"][0]][name]
+            print(
+                f"    now/before: {_ms(now[0]) / _ms(before[0]):.2f}x end to end, "
+                f"{_ms(now[1]) / _ms(before[1]):.2f}x inside the server"
+            )
     done = len(plain) + len(streamed)
     print(f"load ({args.clients} clients, {done} requests, half streamed): {done / wall:.0f} req/s, {errors} errors")
     for name, times in (("non-streamed", plain), ("streamed", streamed)):
