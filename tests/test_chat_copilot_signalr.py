@@ -177,6 +177,7 @@ async def test_a_function_with_an_effect_in_free_text_asks_first(served: tuple[s
             f"/chats/{chat_id}/plan", json=ask("Yes, proceed", chat_id, proposedPlan=approval(plan_message, 1))
         )
         assert approved.json()["value"] == "Saved it."
+        assert "Running memory.save…" in [args[1] for args in hub.of("ReceiveBotResponseStatus")]  # once approved
         edited_chat = await http.patch(f"/chats/{chat_id}", json={"title": "Hours"})
         await hub.wait(lambda c: bool(c.of("ChatEdited")))
         assert hub.of("ChatEdited")[0][0]["title"] == "Hours" and edited_chat.status_code == 200
@@ -188,6 +189,24 @@ async def test_a_function_with_an_effect_in_free_text_asks_first(served: tuple[s
 
     saved = MemoryStore(tmp_path / "memory", embedder=HashingEmbedder(64)).list("notes", 10, 0)
     assert [r.text for r in saved] == ["Opens at seven"]
+
+
+async def test_a_call_waiting_for_approval_is_not_said_to_be_running(served: tuple[str, ToolScripted, Path]) -> None:
+    url, service, _ = served
+    service.queue(tools(("memory-save", {"input": "Opens at seven", "collection": "notes"})), "I did not save it.")
+    async with web_app(url) as (http, hub, chat_id):
+        await http.post(f"/chats/{chat_id}/messages", json=ask("Remember that we open at seven", chat_id))
+        await hub.wait(lambda c: any(m[2]["type"] == 1 for m in c.of("ReceiveMessage")))
+        before = [args[1] for args in hub.of("ReceiveBotResponseStatus")]
+        [plan_message] = [m[2] for m in hub.of("ReceiveMessage") if m[2]["type"] == 1]
+        rejected = await http.post(
+            f"/chats/{chat_id}/plan", json=ask("No", chat_id, proposedPlan=approval(plan_message, 2))
+        )
+        assert rejected.json()["value"] == "I did not save it."
+        await hub.wait(lambda c: c.of("ReceiveBotResponseStatus")[-1][1] is None)
+    assert before[0] == "Generating bot response" and before[-1] is None  # cleared for the plan message
+    statuses = [args[1] for args in hub.of("ReceiveBotResponseStatus")]
+    assert not [s for s in statuses if s and s.startswith("Running memory")]  # rejected: it never ran
 
 
 def test_the_negotiation_other_clients_do(served: tuple[str, ToolScripted, Path]) -> None:

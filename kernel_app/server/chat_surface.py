@@ -61,6 +61,16 @@ class Offered:
         return filtered_help(help_text, self.commands)
 
 
+def needs_approval(engine: Any, kernel: Any, name: str) -> bool:
+    """Whether the engine asks before running ``Plugin.Function`` (its effect is MODEL or WRITE): its
+    FunctionCallStarted comes before the approval, so "Running" waits for the decision."""
+    plugin, _, function = name.partition(".")
+    try:
+        return bool(engine.approval_rule(kernel.get_function(plugin, function)))
+    except Exception:
+        return False
+
+
 def sorry(text: str) -> str:
     """An error as one friendly sentence: its first line, not too long."""
     first = (text.strip().splitlines() or ["that did not work"])[0]

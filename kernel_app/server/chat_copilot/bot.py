@@ -30,6 +30,7 @@ from kernel_app.server.chat_surface import (
     acquire_waiting,
     busy_text,
     command_of,
+    needs_approval,
     reply_text,
     sentence,
     sorry,
@@ -275,7 +276,9 @@ class CopilotBot:
 
     def _on_event(self, turn: Turn, event: Any) -> None:
         if isinstance(event, FunctionCallStarted):
-            self._spawn(turn, self._status(turn.chat_id, f"Running {event.function}…"))
+            # A call that needs approval is "Running" once approved (_approve_call, _propose), not before.
+            if not needs_approval(self.state.engine, self.state.kernel, event.function):
+                self._spawn(turn, self._status(turn.chat_id, f"Running {event.function}…"))
         elif isinstance(event, PlanProposed):
             turn.plan = event
 
@@ -325,6 +328,7 @@ class CopilotBot:
         """A function with an effect the model wants to call in free text: the server's rule for prompt
         functions (``--approve-model-functions``), else a one-step plan message for the user to decide."""
         if self.state.approve_model_functions and request.effect == "model":
+            self._spawn(turn, self._status(turn.chat_id, f"Running {request.function}…"))
             return True
         step = {"function": request.function, "args": dict(request.arguments)}
         approved, _ = await self._propose(turn, [step], {}, editable=False)

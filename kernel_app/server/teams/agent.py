@@ -29,7 +29,14 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.conversation.events import FunctionCallStarted, Progress
-from kernel_app.server.chat_surface import Offered, acquire_waiting, busy_text, command_of, sentence
+from kernel_app.server.chat_surface import (
+    Offered,
+    acquire_waiting,
+    busy_text,
+    command_of,
+    needs_approval,
+    sentence,
+)
 from kernel_app.server.teams import cards, is_anonymous
 from kernel_app.server.teams.http import after_response
 from kernel_app.server.teams.links import TeamsLinks
@@ -161,14 +168,6 @@ class TeamsAgent(PlanHandlers):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _needs_approval(self, name: str) -> bool:
-        """Whether the engine asks before running ``Plugin.Function`` (its effect is MODEL or WRITE)."""
-        plugin, _, function = name.partition(".")
-        try:
-            return bool(self.state.engine.approval_rule(self.state.kernel.get_function(plugin, function)))
-        except Exception:
-            return False
-
     # endregion
 
     # region messages
@@ -250,7 +249,9 @@ class TeamsAgent(PlanHandlers):
 
         def on_event(event: Any) -> None:
             # A call that needs approval says "Running" once approved, not before its card.
-            if isinstance(event, FunctionCallStarted) and not self._needs_approval(event.function):
+            if isinstance(event, FunctionCallStarted) and not needs_approval(
+                self.state.engine, self.state.kernel, event.function
+            ):
                 live.say("info", f"Running {event.function}…")
 
         def on_progress(progress: Progress) -> None:
