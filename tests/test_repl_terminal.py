@@ -181,3 +181,24 @@ def test_rich_rendering_the_status_line_and_the_swot_progress() -> None:
     plain.reply(Reply("Half an ans", "answer", streamed=True, cut=True), max_tokens=9)
     assert plain_out.getvalue() == "Half an ans\n" + "(cut: the answer reached its length limit of 9 tokens; " \
         "/set max_tokens N allows longer)\n"  # fmt: skip
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_keys_typed_while_a_line_runs_are_kept_but_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pty
+    import termios
+
+    from kernel_app.repl.loop import _typeahead_unechoed
+
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "r", closefd=True) as terminal:
+        monkeypatch.setattr(sys, "stdin", terminal)
+        assert termios.tcgetattr(follower)[3] & termios.ECHO
+        with _typeahead_unechoed(interactive=True):
+            assert not termios.tcgetattr(follower)[3] & termios.ECHO
+            os.write(leader, b"/help\n")  # typed while the line runs
+        assert termios.tcgetattr(follower)[3] & termios.ECHO
+        assert terminal.readline() == "/help\n"  # kept for the next prompt
+        with _typeahead_unechoed(interactive=False):  # piped input: the terminal is left alone
+            assert termios.tcgetattr(follower)[3] & termios.ECHO
+    os.close(leader)
