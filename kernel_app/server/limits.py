@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -96,22 +95,30 @@ async def unless_disconnected(receive: Callable[[], Awaitable[Any]], work: Await
     cancelled, as a stream is when its client goes (the embedded model stops at the next token and frees
     the queue). ``receive`` is the request's ASGI receive; its body is read already, so the next message
     it gives is ``http.disconnect``, once the client has gone.
-    """
 
-    async def gone() -> None:
+    ``work`` runs in the request's own task (as :func:`gated`'s deadline expects); one small task waits
+    for the disconnect and cancels it.
+    """
+    current = asyncio.current_task()
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
         while (await receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        if current is not None:
+            current.cancel()
 
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(gone())
+    watcher = asyncio.ensure_future(watch())
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            return True, task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        return True, await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        uncancel = getattr(current, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
         return False, None
     finally:
         watcher.cancel()
-        task.cancel()  # no-op when done; cancelled too if this request itself is cancelled
