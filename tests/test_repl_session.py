@@ -334,6 +334,15 @@ def test_swot_tables_render_as_they_stream_in_the_terminal() -> None:
     out = console.file.getvalue()  # type: ignore[attr-defined]
     assert len(rendered.findall(out)) == 1  # not rendered again with the rest
     assert re.search(r"Small oven\s+slow\s", out.rsplit("\x1b[2K", 1)[-1])
+    # A turn that streamed words before calling a function answers with the text after the call: what of
+    # it was rendered already is not printed again.
+    console.file = io.StringIO()
+    renderer.begin("What is 2 plus 3?")
+    for piece in ("Let me add them.\n\n", "The sum is five.\n\n", "Anything else?"):
+        renderer.chunk(piece)
+    renderer.reply(Reply("The sum is five.\n\nAnything else?", "answer", streamed=True), max_tokens=100)
+    out = console.file.getvalue()
+    assert out.count("The sum is five.") == 1 and "Anything else?" in out.rsplit("\x1b[2K", 1)[-1]
     # Lists and code fences wait: a list's next item or a fence's next line may follow a blank line.
     assert finished_blocks("1. a\n\n2. b\n\nDone.\n\nNext") == len("1. a\n\n2. b\n\nDone.\n\n")
     assert finished_blocks("```\ncode\n\nmore\n") == 0 and finished_blocks("Half a sen") == 0

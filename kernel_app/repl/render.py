@@ -219,8 +219,11 @@ class RichRenderer:
         self._stop()
         self._release_plugin_progress()
         text = reply.text
-        if self._printed and text.startswith(self._printed):  # what streamed and was rendered already
-            text = text[len(self._printed) :]
+        pending = "".join(self._text)
+        # The answer is the end of what streamed (a turn may stream words before it calls a function):
+        # what of it was rendered already is not printed again.
+        if self._printed and (self._printed + pending).rstrip().endswith(text.rstrip()):
+            text = pending if len(text) >= len(pending) else text
         self._printed = ""
         if text.strip():
             if reply.kind in ("help", "plan"):
