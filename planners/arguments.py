@@ -74,18 +74,39 @@ def map_near_misses(info: FunctionInfo, args: Mapping[str, Any]) -> tuple[dict[s
     return mapped, notes
 
 
-def read_bare_number_references(
+# An output name that no prose would be: snake_case, a digit, an inner capital, or one run of 20+ letters.
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_LONG_RUN = 20
+
+
+def names_not_words(value: str) -> bool:
+    """True for ``swot_bakery``, ``step1``, ``poemFrench``, ``Ourbakeryopensatsixbakesourdough``; False for
+    ``poem`` or ``Summary``, which may be the text meant."""
+    if not _NAME.fullmatch(value):
+        return False
+    return (
+        "_" in value
+        or any(c.isdigit() for c in value)
+        or any(c.isupper() for c in value[1:])
+        or len(value) >= _LONG_RUN
+    )
+
+
+def read_bare_references(
     info: FunctionInfo, args: Mapping[str, Any], earlier: Mapping[str, int]
 ) -> tuple[dict[str, Any], list[str]]:
-    """A NUMBER (or integer, boolean) parameter given the bare name of an earlier output, ``"a": "sum"``,
-    read as ``"$sum"`` with a note: text there cannot be the literal it would be for a text parameter,
-    so the reference is the only reading. (For a text parameter, ``"input": "poem"`` may be the word:
-    the planner asks again instead, see ``validation.bare_references``.)"""
+    """An argument given the bare name of an earlier output, read as ``"$name"`` with a note, where that
+    is its only reading: a NUMBER (or integer, boolean) parameter given text (``"a": "sum"``), or a text
+    parameter given a name no text would be (``"input": "swot_bakery"``). For a text parameter given a
+    word, ``"input": "poem"`` may be the word: the planner asks again instead (``validation.bare_references``).
+    """
     mapped = dict(args)
     notes = []
     for parameter in info.parameters:
         value = args.get(parameter.name)
-        if parameter.type in ("number", "integer", "boolean") and isinstance(value, str) and value in earlier:
+        if not isinstance(value, str) or value not in earlier:
+            continue
+        if parameter.type in ("number", "integer", "boolean") or names_not_words(value):
             mapped[parameter.name] = f"${value}"
             notes.append(
                 f"argument '{parameter.name}': {quoted(value)} read as ${value}, the output of step {earlier[value]}"

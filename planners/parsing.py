@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from planners.arguments import map_near_misses, read_bare_number_references
+from planners.arguments import map_near_misses, read_bare_references
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlanFormatError, PlanParseError
 from planners.plan import Plan, PlanStep, reference_name
@@ -344,7 +344,7 @@ def canonical_names(plan: Plan, catalogue: FunctionCatalogue) -> Plan:
                 for key, value in step.args.items()
             }
             args, notes = map_near_misses(info, args)
-            args, more = read_bare_number_references(info, args, earlier)
+            args, more = read_bare_references(info, args, earlier)
             notes += more
         steps.append(PlanStep(function=name, args=args, output=step.output, notes=notes))
         earlier.setdefault(step.output, number)

@@ -23,7 +23,7 @@ from planners import (
     parse_plan_answer,
     validate_plan,
 )
-from planners.arguments import map_near_misses
+from planners.arguments import map_near_misses, names_not_words
 from planners.prompts import system_prompt
 from planners.schema import function_names_in
 
@@ -231,3 +231,44 @@ async def test_a_bare_output_name_for_a_number_is_read_as_the_reference(kernel, 
     later = answer(("Math.multiply", {"a": "sum", "b": 2}, "product"), ("Math.add", {"a": 12, "b": 30}, "sum"))
     parsed = parse_plan_answer(later, catalogue=planner.catalogue).plan
     assert parsed.steps[0].args == {"a": "sum", "b": 2} and parsed.steps[0].notes == []
+
+
+@pytest.mark.parametrize(
+    ("value", "is_name"),
+    [
+        ("swot_bakery", True),
+        ("step1", True),
+        ("poemFrench", True),
+        ("Ourbakeryopensatsixbakesourdough", True),  # Qwen2.5-Coder-0.5B's output name, 32 letters
+        ("poem", False),
+        ("Summary", False),
+        ("the poem", False),
+        ("$poem", False),
+    ],
+)
+def test_which_output_names_no_text_would_be(value: str, is_name: bool) -> None:
+    assert names_not_words(value) is is_name
+
+
+async def test_a_bare_output_name_no_text_would_be_is_read_as_the_reference(kernel, scripted) -> None:
+    # Qwen2.5-Coder-0.5B wrote "input": "Ourbakeryopensatsixbakesourdough" four times in a row, each
+    # repair turn in vain; as literal text that name would be translated as a word. One answer suffices.
+    scripted.queue(
+        answer(
+            ("Writer.ShortPoem", {"input": "autumn leaves"}, "autumn_poem"),
+            ("Writer.Translate", {"input": "autumn_poem", "language": "German"}, "german"),
+        ),
+    )
+    planner = SequentialPlanner(kernel)
+    plan = await planner.create_plan("Write a poem about autumn leaves and translate it into German.")
+    assert len(scripted.requests) == 1
+    assert plan.steps[1].args == {"input": "$autumn_poem", "language": "German"}
+    assert plan.steps[1].notes == ["argument 'input': 'autumn_poem' read as $autumn_poem, the output of step 1"]
+    assert "note: argument 'input': 'autumn_poem' read as $autumn_poem" in str(plan)
+    # Not the name of an EARLIER output: left as written (here a later one), no note.
+    later = answer(
+        ("Writer.Translate", {"input": "autumn_poem", "language": "German"}, "german"),
+        ("Writer.ShortPoem", {"input": "autumn leaves"}, "autumn_poem"),
+    )
+    parsed = parse_plan_answer(later, catalogue=planner.catalogue).plan
+    assert parsed.steps[0].args["input"] == "autumn_poem" and parsed.steps[0].notes == []
