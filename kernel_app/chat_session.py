@@ -263,7 +263,7 @@ class ChatSession:
                 variables=variables,
                 on_chunk=chunk if on_chunk is not None else None,
             )
-        except MissingVariableError as missing:  # its message names the CLI's --var; say it the REPL's way
+        except MissingVariableError as missing:  # say how to pass it the REPL's way
             hint = "add the text after the name" if missing.variable == "input" else f"add {missing.variable}=VALUE"
             return Reply(f"{missing.function} needs '{missing.variable}': {hint}", "error")
         finally:

@@ -83,10 +83,14 @@ class MissingVariableError(UsageError):
         self.function = function
         self.variable = variable
         about = f" ({description})" if description else ""
-        super().__init__(
-            f"{function}: missing required variable '{variable}'{about}: "
-            f"pass it with --var {variable}=VALUE" + (" or --input / stdin" if variable == "input" else "")
-        )
+        # The message is the same on every surface (a model calling the function over HTTP reads it
+        # too); how to pass the variable is the interface's to say: see ``cli_hint``.
+        super().__init__(f"{function}: missing required variable '{variable}'{about}")
+
+    @property
+    def cli_hint(self) -> str:
+        """How to pass the variable on the command line."""
+        return f"pass it with --var {self.variable}=VALUE" + (" or --input / stdin" if self.variable == "input" else "")
 
 
 class ModelError(KernelAppError):

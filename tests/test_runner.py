@@ -38,7 +38,8 @@ async def test_missing_required_variable_is_a_clear_error_not_an_empty_prompt() 
     with pytest.raises(MissingVariableError) as caught:
         await run_chain(built.kernel, [function], input="a SWOT")
     assert caught.value.function == "BusinessThinking.ShiftDomain" and caught.value.variable == "domain"
-    assert "--var domain=VALUE" in str(caught.value)
+    assert "--var" not in str(caught.value)  # the same message on every surface; the CLI adds its hint
+    assert "--var domain=VALUE" in caught.value.cli_hint
     assert service.requests == []  # the model was never asked
 
 

@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         report = getattr(exc, "debug_report", None)
         if debug and report is None:
             raise
-        click.echo(f"error: {exc}", err=True)
+        hint = getattr(exc, "cli_hint", "")
+        click.echo(f"error: {exc}" + (f": {hint}" if hint else ""), err=True)
         if debug:  # a planning failure: every raw model answer and its error, not a traceback
             click.echo(report(), err=True)
         sys.exit(exc.exit_code)
