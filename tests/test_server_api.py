@@ -382,3 +382,23 @@ def test_readiness_can_ask_the_model(served: tuple[str, ToolScripted]) -> None:
     assert service.requests[-1].settings["max_tokens"] == 1
     failing = httpx.get(f"{url}/readyz", params={"probe": "true"}, timeout=30)  # nothing queued: it fails
     assert failing.status_code == 503 and "no scripted answer" in failing.json()["reason"]
+
+
+def test_readiness_waits_for_the_embedded_model_and_says_why_it_failed(tmp_path: Path) -> None:
+    """The embedded model loads at start-up on a thread; /readyz is 503 with the reason until it has."""
+    pytest.importorskip("xllamacpp")
+    from kernel_app.config import Settings
+    from kernel_app.server import create_app
+
+    bogus = tmp_path / "broken.gguf"
+    bogus.write_bytes(b"GGUF" + bytes(60))  # passes the magic check, fails in llama.cpp
+    settings = Settings(model=str(bogus), memory_dir=tmp_path / "memory")
+    app = create_app(settings, store=ConversationStore(tmp_path / "c.sqlite3"), mcp=False)
+    with running(app) as url:
+        deadline = time.monotonic() + 30
+        while (ready := httpx.get(f"{url}/readyz")).json()["reason"] == "loading the model":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert ready.status_code == 503 and ready.json()["reason"].startswith("the model did not load: ")
+        assert "broken.gguf" in ready.json()["reason"] and "\n" not in ready.json()["reason"]
+        assert httpx.get(f"{url}/healthz").status_code == 200  # alive, just not ready

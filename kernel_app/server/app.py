@@ -7,7 +7,9 @@ Each protocol is one module: :mod:`kernel_app.server.openai_compat` (OpenAI-comp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +95,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             if mcp_http is not None:
                 await stack.enter_async_context(mcp_http.lifespan())
+            state.model_loading = _start_loading_the_model(state)
             state.ready = True
             try:
                 yield
@@ -145,3 +148,16 @@ def create_app(
 
     mount_copilot(app, state, api_keys=keys, max_body_bytes=max_body_bytes, **(copilot or {}))  # outermost: own CORS
     return app
+
+
+def _start_loading_the_model(state: ServerState) -> asyncio.Future[Any] | None:
+    """The embedded model loads at start-up, on a thread, so /readyz can say when it is ready and the
+    first request does not pay for it. Hosted services have nothing to load (None)."""
+    local = sys.modules.get("kernel_app.services.local_llama")  # imported only when the service is local
+    try:
+        service = state.engine.service
+    except Exception:  # no chat service: /readyz says so
+        return None
+    if local is None or not isinstance(service, local.LocalLlamaChatCompletion):
+        return None
+    return asyncio.ensure_future(asyncio.to_thread(service.model))

@@ -38,6 +38,7 @@ class ServerState:
     approvals: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
     approval_owner: dict[str, str] = field(default_factory=dict)  # approval id -> conversation id
     ready: bool = False
+    model_loading: asyncio.Future[Any] | None = None  # the embedded model, loading since start-up
     memory_store: Any = None
     started: float = field(default_factory=time.time)
 

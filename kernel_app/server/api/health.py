@@ -1,5 +1,6 @@
-"""``/healthz`` (the process answers; no key needed) and ``/readyz`` (started: kernel, service and store ready;
-``?probe=true``: and the model answers a one-token request, through the generation queue)."""
+"""``/healthz`` (the process answers; no key needed) and ``/readyz`` (started: kernel, service and store ready,
+and the embedded model loaded; ``?probe=true``: and the model answers a one-token request, through the
+generation queue)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from kernel_app import __version__
+from kernel_app.errors import innermost_message
 from kernel_app.server.state import State
 
 router = APIRouter(tags=["health"])
@@ -31,6 +33,12 @@ async def readyz(
         return JSONResponse({"status": "not ready", "reason": f"no chat service: {error}"}, status_code=503)
     if not state.ready:
         return JSONResponse({"status": "not ready", "reason": "starting"}, status_code=503)
+    loading = state.model_loading
+    if loading is not None and not loading.done():
+        return JSONResponse({"status": "not ready", "reason": "loading the model"}, status_code=503)
+    if loading is not None and loading.exception() is not None:
+        reason = f"the model did not load: {innermost_message(loading.exception())}"
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
     answered = None
     if probe:
         answered = await _probe(state)
