@@ -21,7 +21,36 @@ from kernel_app.errors import KernelAppError
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT_SETTINGS)
+# Each command's module is imported only when that command runs (or --help lists them): `plugins list`
+# does not pay for the imports of chat, serve and plan (click's documented lazy-group pattern).
+COMMANDS = {
+    "chat": "kernel_app.cli.chat_cmd:chat",
+    "execute": "kernel_app.cli.plan_cmd:execute",
+    "mcp": "kernel_app.cli.mcp_cmd:mcp",
+    "memory": "kernel_app.cli.memory_cmd:memory",
+    "models": "kernel_app.cli.models_cmd:models",
+    "plan": "kernel_app.cli.plan_cmd:plan",
+    "plugins": "kernel_app.cli.plugins_cmd:plugins",
+    "run": "kernel_app.cli.run_cmd:run",
+    "serve": "kernel_app.cli.serve_cmd:serve",
+    "teams": "kernel_app.cli.teams_cmd:teams",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            import importlib
+
+            module, name = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--service",
     type=click.Choice(SERVICES),
@@ -109,32 +138,6 @@ def _configure_logging(debug: bool) -> None:
     logging.getLogger("semantic_kernel").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     for noisy in ("httpx", "httpcore", "openai", "azure", "pypdf"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if debug else logging.ERROR)
-
-
-def _register_commands() -> None:
-    from kernel_app.cli.chat_cmd import chat
-    from kernel_app.cli.mcp_cmd import mcp
-    from kernel_app.cli.memory_cmd import memory
-    from kernel_app.cli.models_cmd import models
-    from kernel_app.cli.plan_cmd import execute, plan
-    from kernel_app.cli.plugins_cmd import plugins
-    from kernel_app.cli.run_cmd import run
-    from kernel_app.cli.serve_cmd import serve
-    from kernel_app.cli.teams_cmd import teams
-
-    cli.add_command(chat)
-    cli.add_command(plugins)
-    cli.add_command(run)
-    cli.add_command(plan)
-    cli.add_command(execute)
-    cli.add_command(memory)
-    cli.add_command(serve)
-    cli.add_command(mcp)
-    cli.add_command(models)
-    cli.add_command(teams)
-
-
-_register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
