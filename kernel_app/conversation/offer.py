@@ -37,8 +37,7 @@ class SemanticRelevance:
 
     def scores(self, message: str, functions: Sequence[Any]) -> list[float]:
         """One score per function (in a worker thread: the embedder is CPU work)."""
-        import numpy as np
-
+        from memories.embedders import normalize_rows
         from planners.relevance import function_text
 
         texts = [function_text(f) for f in functions]
@@ -46,9 +45,9 @@ class SemanticRelevance:
             embedder = self._embedder_or_default()
             missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
             if missing:
-                vectors = _unit(np.asarray(embedder.embed(missing), dtype="float32"))
+                vectors = normalize_rows(embedder.embed(missing))
                 self._vectors.update(zip(missing, vectors, strict=True))
-            query = _unit(np.asarray(embedder.embed([message]), dtype="float32"))[0]
+            query = normalize_rows(embedder.embed([message]))[0]
         return [float(self._vectors[t] @ query) for t in texts]
 
     async def __call__(self, message: str, functions: Sequence[Any]) -> list[float]:
@@ -61,10 +60,3 @@ class SemanticRelevance:
                 self._failed = True
                 log.warning("function relevance falls back to word matching: %s", error)
         return tfidf_scores(message, functions)
-
-
-def _unit(vectors: Any) -> Any:
-    import numpy as np
-
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.where(norms == 0, 1, norms)
