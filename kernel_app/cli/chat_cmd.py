@@ -77,7 +77,7 @@ def chat(
             if name not in SERVICES:
                 raise UsageError(f"unknown service {name!r}: use one of {', '.join(SERVICES)}")
             # The model setting named the old service's model: the new one takes its own default.
-            return create_chat_service(app.settings.model_copy(update={"service": name, "model": None}))
+            return create_chat_service(app.settings.replace(service=name, model=None))
 
         session = ChatSession(built.kernel, store=store, conversation_id=conversation_id, services=service_named)
         if max_tokens is not None:

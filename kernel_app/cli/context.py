@@ -23,7 +23,7 @@ class AppContext:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            from kernel_app.config import load_settings  # pydantic-settings costs ~0.3 s: not for --help
+            from kernel_app.config import load_settings  # reads the config file: not for --help
 
             self._settings = load_settings(self.config_file, **self.overrides)
         return self._settings
