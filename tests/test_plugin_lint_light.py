@@ -72,6 +72,15 @@ def test_the_record_of_native_functions_is_what_semantic_kernel_makes_of_them() 
     assert json.loads(json.dumps(generate(), default=str)) == _data()
 
 
+def test_the_version_the_record_is_checked_against_is_semantic_kernels() -> None:
+    from importlib.metadata import version
+
+    from kernel_app.plugin_folders.native_catalogue import _sk_version
+
+    # Read from the dist-info folder's name (importlib.metadata costs list/lint ~0.05 s): the same answer.
+    assert _sk_version() == version("semantic-kernel")
+
+
 @pytest.mark.parametrize("directory", _directories(), ids=lambda p: p.name)
 def test_specs_and_problems_are_those_of_the_kernels_functions(directory: Path) -> None:
     builtin = directory == builtin_plugins_dir()
