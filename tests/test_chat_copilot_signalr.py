@@ -228,7 +228,7 @@ def _signalr_js() -> bool:
     return probe.returncode == 0
 
 
-@pytest.mark.skipif(not _signalr_js(), reason="needs node and npm's @microsoft/signalr@8.0.7 (NODE_PATH)")
+@pytest.mark.skipif(not _signalr_js(), reason="needs node and @microsoft/signalr@8.0.7 (.ci/run installs it)")
 def test_the_web_apps_own_signalr_client(served: tuple[str, ToolScripted, Path]) -> None:
     url, service, _ = served
     base = f"{url}/copilot/"  # as REACT_APP_BACKEND_URI; the client resolves the hub at the server's root
