@@ -12,6 +12,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+# semantic-kernel's import parses pybars' grammars (~0.9 s); use the recorded parse (see pybars_grammars.py).
+from kernel_app import pybars_grammars as _pybars_grammars
+
+_pybars_grammars.install()
+
 # Public name -> the module that defines it.
 _API = {
     "Settings": "kernel_app.config",
