@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,3 +196,36 @@ def test_commands_that_reach_the_server_are_refused_and_help_lists_the_rest(
     assert "/plan" in shown and "/run" in shown and "/export" not in shown and "/resume" not in shown
     ran = httpx.post(f"{base}/chats/{chat_id}/messages", json=ask("/run Math.add a=2 b=3", chat_id), timeout=30)
     assert ran.json()["value"] == "5" and service.requests == []  # a native function: no model call
+
+
+def test_with_the_models_queue_full_commands_that_do_not_use_it_still_answer(tmp_path: Path) -> None:
+    from tests.test_teams_commands import Blocking
+
+    service = Blocking()
+    service.queue("At last.")
+    with running(make_app(tmp_path, service, concurrency=1, queue=0)) as url:
+        base = f"{url}/copilot"
+        first, second = (httpx.post(f"{base}/chats", json={"title": t}).json()["chatSession"]["id"] for t in "ab")
+        answered: list[httpx.Response] = []
+        long = ask("A long question", first)
+        busy = threading.Thread(
+            target=lambda: answered.append(httpx.post(f"{base}/chats/{first}/messages", json=long, timeout=30))
+        )
+        busy.start()
+        try:
+            assert service.entered.wait(10)  # the model's one place is taken and none may wait
+
+            def answer(text: str) -> str:
+                response = httpx.post(f"{base}/chats/{second}/messages", json=ask(text, second), timeout=10)
+                return str(response.json()["value"])
+
+            shown = answer("/help")
+            assert "/plan" in shown and "busy" not in shown
+            assert "Math.add" in answer("/functions")
+            assert answer("/results").startswith("no results yet")
+            assert answer("What is new?") == "Sorry, I am busy with other questions: try again in 5 seconds."
+        finally:
+            service.release.set()
+            busy.join(30)
+    assert [r.json()["value"] for r in answered] == ["At last."]
+    assert len(service.requests) == 1  # only the long question reached the model

@@ -253,3 +253,33 @@ def test_the_web_apps_own_signalr_client(served: tuple[str, ToolScripted, Path])
     updates = [args[0]["content"] for target, args in seen if target == "ReceiveMessageUpdate"]
     assert updates[-1] == answer["value"] == "Hello from the kernel"
     assert seen[-1] == ["ReceiveBotResponseStatus", [chat_id, None]]
+
+
+TRANSLATE = ("Writer-Translate", {"input": "Good morning", "language": "French"})
+
+
+@pytest.mark.parametrize("approve_model_functions", [False, True])
+async def test_approve_model_functions_runs_prompt_functions_unasked_as_in_teams(
+    tmp_path: Path, approve_model_functions: bool
+) -> None:
+    service = ToolScripted()
+    service.queue(tools(TRANSLATE), "Bonjour", "In French: Bonjour.")
+    app = make_app(tmp_path, service, approve_model_functions=approve_model_functions)
+    with running(app) as url:
+        async with web_app(url) as (http, hub, chat_id):
+            answered = await http.post(f"/chats/{chat_id}/messages", json=ask("Good morning in French?", chat_id))
+            plans = [m[2] for m in hub.of("ReceiveMessage") if m[2]["type"] == 1]
+            if approve_model_functions:  # the server's flag approves it: no plan message
+                assert plans == []
+            else:  # a prompt function asks first, as a one-step plan message
+                await hub.wait(lambda c: any(m[2]["type"] == 1 for m in c.of("ReceiveMessage")))
+                [plan_message] = [m[2] for m in hub.of("ReceiveMessage") if m[2]["type"] == 1]
+                [step] = json.loads(plan_message["content"])["proposedPlan"]["steps"]
+                assert (step["skill_name"], step["name"]) == ("Writer", "Translate") and len(service.requests) == 1
+                answered = await http.post(
+                    f"/chats/{chat_id}/plan", json=ask("Yes", chat_id, proposedPlan=approval(plan_message, 1))
+                )
+            statuses = [args[1] for args in hub.of("ReceiveBotResponseStatus")]
+    assert answered.json()["value"] == "In French: Bonjour."
+    assert statuses.count("Running Writer.Translate…") == 1
+    assert service.tool_results[-1] == ["Bonjour"]

@@ -16,11 +16,14 @@ from kernel_app.chat_session import HELP, Reply
 from kernel_app.server.chat_surface import (
     MAX_ERROR_CHARS,
     Offered,
+    approver,
     command_of,
     filtered_help,
     reply_text,
+    runs_unasked,
     sentence,
     sorry,
+    uses_model,
 )
 from kernel_app.server.side_store import SideStore
 
@@ -118,6 +121,36 @@ def test_teams_and_copilot_offer_what_their_comments_say() -> None:
         assert IN_TEAMS.refusal(name) and COPILOT.refusal(name)
     assert IN_TEAMS.refusal("/reset") is None and COPILOT.refusal("/reset")  # a new chat is the web app's button
     assert "/new" in IN_TEAMS.help(HELP) and "/new" not in COPILOT.help(HELP)
+
+
+def test_only_messages_that_call_the_model_need_its_queue() -> None:
+    for text in ("What is new?", "/run Writer.Translate hi", "/PLAN a goal", "/ask notes why?", "/save notes x"):
+        assert uses_model(text), text
+    for text in ("/help", "/functions", "/results", "/reset", "/new", "/export x.md", "/nonsense"):
+        assert not uses_model(text), text
+
+
+# endregion
+
+# region approvals
+
+
+def test_both_surfaces_run_prompt_functions_unasked_only_with_the_servers_flag() -> None:
+    from kernel_app.conversation.events import ApprovalNeeded
+
+    asked: list[str] = []
+
+    async def ask(request: ApprovalNeeded) -> bool:
+        asked.append(request.function)
+        return False
+
+    prompt = ApprovalNeeded("approval_1", "call_1", "Writer.Translate", {}, "model")
+    write = ApprovalNeeded("approval_2", "call_2", "memory.save", {}, "write")
+    flagged, plain = SimpleNamespace(approve_model_functions=True), SimpleNamespace(approve_model_functions=False)
+    assert runs_unasked(flagged, "model") and not runs_unasked(flagged, "write") and not runs_unasked(plain, "model")
+    assert asyncio.run(approver(flagged, ask)(prompt)) is True and asked == []
+    assert asyncio.run(approver(flagged, ask)(write)) is False and asked == ["memory.save"]
+    assert asyncio.run(approver(plain, ask)(prompt)) is False and asked == ["memory.save", "Writer.Translate"]
 
 
 # endregion

@@ -1,21 +1,29 @@
 """What the chat adapters (Teams, chat-copilot's web app) share over the REPL's command layer.
 
-Which of the REPL's commands a surface offers and how it refuses the others, its ``/help``, and how an
-engine reply or a failure reads there: the answer, or one friendly sentence. Both adapters render the
-same :class:`kernel_app.chat_session.ChatSession` replies, so they word them the same way.
+Which of the REPL's commands a surface offers and how it refuses the others, its ``/help``, which
+messages need a place at the model's queue, whether a function call is asked about or runs unasked
+(``--approve-model-functions``), and how an engine reply or a failure reads there: the answer, or one
+friendly sentence. Both adapters render the same :class:`kernel_app.chat_session.ChatSession` replies,
+so they word them the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kernel_app.chat_session import Reply
+    from kernel_app.conversation.events import ApprovalNeeded
 
 MAX_ERROR_CHARS = 300
 CUT_NOTE = "\n(cut: the answer reached its length limit)"
+# The REPL's commands that call the model (or may: /run of a prompt function). Free text does too. Every
+# other command answers from what the server holds (/help, /functions, /results, /reset...), or is
+# refused, so it never waits for, nor takes, a place at the model's queue.
+MODEL_COMMANDS = frozenset({"/run", "/plan", "/ask", "/save"})
 
 
 def command_of(text: str) -> str:
@@ -61,14 +69,46 @@ class Offered:
         return filtered_help(help_text, self.commands)
 
 
-def needs_approval(engine: Any, kernel: Any, name: str) -> bool:
-    """Whether the engine asks before running ``Plugin.Function`` (its effect is MODEL or WRITE): its
-    FunctionCallStarted comes before the approval, so "Running" waits for the decision."""
-    plugin, _, function = name.partition(".")
+def uses_model(text: str) -> bool:
+    """Whether a message needs a place at the model's queue: free text and :data:`MODEL_COMMANDS` do."""
+    command = command_of(text)
+    return not command or command in MODEL_COMMANDS
+
+
+def runs_unasked(state: Any, effect: str) -> bool:
+    """Whether a call the engine would ask about runs without asking the user: a prompt function's (effect
+    ``model``: it costs tokens, changes nothing outside) when the server was started with
+    ``--approve-model-functions`` (``state.approve_model_functions``). A WRITE function is always asked."""
+    return bool(getattr(state, "approve_model_functions", False)) and effect == "model"
+
+
+def needs_approval(state: Any, name: str) -> bool:
+    """Whether the user is asked before ``Plugin.Function`` runs: the engine's rule (MODEL and WRITE ask),
+    less what :func:`runs_unasked`. The engine's FunctionCallStarted comes before the approval, so a
+    surface says "Running" at once when this is False, and only after the decision when it is True."""
+    from kernel_app.effects import effect_of
+
+    plugin, _, function_name = name.partition(".")
     try:
-        return bool(engine.approval_rule(kernel.get_function(plugin, function)))
+        function = state.kernel.get_function(plugin, function_name)
+        return bool(state.engine.approval_rule(function)) and not runs_unasked(state, effect_of(function).value)
     except Exception:
         return False
+
+
+AskUser = Callable[["ApprovalNeeded"], Awaitable[bool]]
+
+
+def approver(state: Any, ask: AskUser) -> AskUser:
+    """The engine's ``approve`` callback for a surface: the server's rule first (:func:`runs_unasked`), then
+    the surface's own way of asking its user (a card, a plan message) for the rest."""
+
+    async def approve(request: ApprovalNeeded) -> bool:
+        if runs_unasked(state, request.effect):
+            return True
+        return await ask(request)
+
+    return approve
 
 
 def sorry(text: str) -> str:

@@ -28,6 +28,7 @@ from kernel_app.server.chat_copilot.records import ViewMessage
 from kernel_app.server.chat_surface import (
     Offered,
     acquire_waiting,
+    approver,
     busy_text,
     command_of,
     needs_approval,
@@ -35,6 +36,7 @@ from kernel_app.server.chat_surface import (
     sentence,
     sorry,
     too_long_text,
+    uses_model,
 )
 from kernel_app.usage import Usage
 
@@ -188,27 +190,28 @@ class CopilotBot:
         if refused:
             return refused, None
         command = command_of(text)
-        try:
-            await self.state.gate.acquire()
-        except Busy as busy:
-            return busy_text(busy.retry_after), None
-        turn.holds_gate = True
-        await self._status(turn.chat_id, GENERATING)
+        if command == "/help":
+            from kernel_app.chat_session import HELP
+
+            return OFFERED.help(HELP), None
+        if uses_model(text):  # /functions, /results...: answered at once, even when the model's queue is full
+            try:
+                await self.state.gate.acquire()
+            except Busy as busy:
+                return busy_text(busy.retry_after), None
+            turn.holds_gate = True
+            await self._status(turn.chat_id, GENERATING)
         if not command:
             await self._open_reply(turn)
             sourced = await self._from_documents(turn)
             if sourced is not None:
                 return sourced
-        if command == "/help":
-            from kernel_app.chat_session import HELP
-
-            return OFFERED.help(HELP), None
         session = self.session(turn.chat_id)
         handled = session.handle(
             text,
             on_chunk=lambda piece: self._chunk(turn, piece),
             confirm=lambda shown: self._confirm(turn, shown),
-            approve=lambda request: self._approve_call(turn, request),
+            approve=approver(self.state, lambda request: self._approve_call(turn, request)),
             on_event=lambda event: self._on_event(turn, event),
             on_progress=lambda progress: self._on_progress(turn, progress),
         )
@@ -277,7 +280,7 @@ class CopilotBot:
     def _on_event(self, turn: Turn, event: Any) -> None:
         if isinstance(event, FunctionCallStarted):
             # A call that needs approval is "Running" once approved (_approve_call, _propose), not before.
-            if not needs_approval(self.state.engine, self.state.kernel, event.function):
+            if not needs_approval(self.state, event.function):
                 self._spawn(turn, self._status(turn.chat_id, f"Running {event.function}…"))
         elif isinstance(event, PlanProposed):
             turn.plan = event
@@ -325,11 +328,8 @@ class CopilotBot:
         return turn.edits.pop(0) if turn.edits else turn.approved
 
     async def _approve_call(self, turn: Turn, request: Any) -> bool:
-        """A function with an effect the model wants to call in free text: the server's rule for prompt
-        functions (``--approve-model-functions``), else a one-step plan message for the user to decide."""
-        if self.state.approve_model_functions and request.effect == "model":
-            self._spawn(turn, self._status(turn.chat_id, f"Running {request.function}…"))
-            return True
+        """A function with an effect the model wants to call in free text (and the server does not run
+        unasked: :func:`~kernel_app.server.chat_surface.approver`): a one-step plan message to decide."""
         step = {"function": request.function, "args": dict(request.arguments)}
         approved, _ = await self._propose(turn, [step], {}, editable=False)
         return approved
