@@ -189,13 +189,131 @@ def test_the_function_calling_planner_asks_on_a_card_too(served: tuple[str, Tool
 def test_an_unanswered_card_counts_as_reject_and_the_turn_ends(
     served: tuple[str, ToolScripted, FakeConnector], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kernel_app.server.teams import agent
+    from kernel_app.server.teams import calls
 
     url, service, connector = served
-    monkeypatch.setattr(agent, "CALL_APPROVAL_TIMEOUT", 0.5)
+    monkeypatch.setattr(calls, "CALL_APPROVAL_TIMEOUT", 0.5)
     approval_id, message, _ = ask(served, tools(SAVE), "I could not save it.", channel="test")
     sent = connector.wait_for(lambda s: s.text == "I could not save it.")
     assert [s.text for s in sent if s.type == "message"] == ["I could not save it."]
     assert service.tool_results[-1][0].startswith("The user did not approve running memory.save")
     late, _ = click(url, call_click(connector, "approveCall", approval_id, message.id))
     assert "Not answered in time: memory.save did not run." in str(card_of(late)["body"])
+
+
+TRANSLATE = ("Writer-Translate", {"input": "Good morning", "language": "French"})
+
+
+def test_with_approve_model_functions_a_prompt_function_runs_unasked_and_a_write_still_asks(tmp_path: Path) -> None:
+    service = ToolScripted()
+    with fake_connector() as connector, running(teams_app(tmp_path, service, approve_model_functions=True)) as url:
+        served = (url, service, connector)
+        service.queue(tools(TRANSLATE), "Bonjour", "In French: Bonjour.")
+        assert post(url, activity(connector, "Good morning in French?")).status_code == 202
+        sent = connector.take()
+        assert [s for s in sent if s.card is not None] == []  # no card: the server's flag approves it
+        assert [s.text for s in sent if (s.stream or {}).get("streamType") == "informative"] == [
+            "Running Writer.Translate…"
+        ]
+        assert [s.text for s in sent if s.type == "message"] == ["In French: Bonjour."]
+        assert "Good morning" in service.requests[1].prompt and service.tool_results[-1] == ["Bonjour"]
+        # The flag is about prompt functions only: memory.save (it changes something) still asks.
+        approval_id, message, _ = ask(served, tools(SAVE), "Saved.", channel="test")
+        response, _ = click(url, call_click(connector, "approveCall", approval_id, message.id))
+        assert "Approved by Ada" in str(card_of(response)["body"])
+        connector.wait_for(lambda s: s.text == "Saved.")
+
+
+def test_without_the_flag_a_prompt_function_asks_on_a_card(served: tuple[str, ToolScripted, FakeConnector]) -> None:
+    url, service, connector = served
+    service.queue(tools(TRANSLATE), "Bonjour", "In French: Bonjour.")
+    assert post(url, activity(connector, "Good morning in French?", channel="test")).status_code == 202
+    (message,) = [s for s in connector.take() if s.card is not None]
+    assert message.card is not None and "Writer.Translate" in str(message.card["body"])
+    assert "It calls the model" in str(message.card["body"]) and len(service.requests) == 1  # not run yet
+
+
+def saved_notes(tmp_path: Path) -> list[str]:
+    from memories import MemoryStore
+    from memories.embedders import HashingEmbedder
+
+    store = MemoryStore(tmp_path / "memory", embedder=HashingEmbedder(64))
+    if "notes" not in [c.name for c in store.collections()]:
+        return []
+    return [r.text for r in store.list("notes", 10, 0)]
+
+
+def test_a_call_waiting_for_its_click_survives_a_restart_and_runs_once(tmp_path: Path) -> None:
+    with fake_connector() as connector:
+        first = ToolScripted()
+        with running(teams_app(tmp_path, first)) as url:
+            approval_id, message, _ = ask((url, first, connector), tools(SAVE), "never said", channel="test")
+        assert saved_notes(tmp_path) == []
+        # A new server on the same data directory: the turn that asked is gone, the kept call is not.
+        second = ToolScripted(default="never asked")
+        with running(teams_app(tmp_path, second)) as url:
+            response, seconds = click(url, call_click(connector, "approveCall", approval_id, message.id))
+            assert response.status_code == 200 and seconds < 1.0
+            assert "Approved by Ada: memory.save runs now; its result follows." in str(card_of(response)["body"])
+            sent = connector.wait_for(lambda s: s.type == "message" and "memory.save" in s.text)
+            (answer,) = [s.text for s in sent if s.type == "message"]
+            assert answer.startswith("The server restarted while memory.save waited for your approval")
+            assert "I ran memory.save as you approved. Its result:" in answer
+            assert saved_notes(tmp_path) == ["The Lyon bakery opens at 7."]
+            assert second.requests == []  # the call ran; the model was not asked to go on
+            # A second click is refused: the outcome, nothing runs again.
+            again, seconds = click(url, call_click(connector, "approveCall", approval_id, message.id))
+            assert seconds < 1.0 and "memory.save ran after a restart" in str(card_of(again)["body"])
+            # The question, the call and its result joined the conversation: the model sees them next.
+            connector.take()
+            second.queue("It opens at 7.")
+            assert post(url, activity(connector, "When does it open?", channel="test")).status_code == 202
+            prompt = second.requests[-1].prompt
+            assert "Remember when the bakery opens." in prompt and "I ran memory.save as you approved" in prompt
+        with running(teams_app(tmp_path, ToolScripted())) as url:  # and after another restart, still once
+            late, _ = click(url, call_click(connector, "rejectCall", approval_id, message.id))
+            assert "memory.save ran after a restart" in str(card_of(late)["body"])
+        time.sleep(0.3)
+        assert [s.text for s in connector.take() if s.type == "message"] == ["It opens at 7."]
+    assert saved_notes(tmp_path) == ["The Lyon bakery opens at 7."]
+
+
+def test_after_a_restart_only_the_asker_decides_and_a_reject_runs_nothing(tmp_path: Path) -> None:
+    with fake_connector() as connector:
+        first = ToolScripted()
+        with running(teams_app(tmp_path, first)) as url:
+            approval_id, message, _ = ask((url, first, connector), tools(SAVE), "never said", channel="test")
+        with running(teams_app(tmp_path, ToolScripted(default="never asked"))) as url:
+            other, _ = click(
+                url, call_click(connector, "approveCall", approval_id, message.id, user="user-2", name="Bob")
+            )
+            assert other.json()["value"] == "Only Ada, who asked, can approve or reject memory.save."
+            response, _ = click(url, call_click(connector, "rejectCall", approval_id, message.id))
+            assert "Rejected by Ada: memory.save did not run." in str(card_of(response)["body"])
+            approve, _ = click(url, call_click(connector, "approveCall", approval_id, message.id))  # too late
+            assert "Rejected by Ada" in str(card_of(approve)["body"])
+            time.sleep(0.3)
+            assert connector.take() == []
+    assert saved_notes(tmp_path) == []
+
+
+def test_the_call_store_decides_once_and_marks_interrupted_runs(tmp_path: Path) -> None:
+    from kernel_app.server.teams.call_store import CallRecord, CallStore
+
+    store = CallStore(tmp_path / "teams.sqlite3")
+    for approval_id in ("approval_a", "approval_b"):
+        store.add(
+            CallRecord(
+                approval_id, "conv-1", "c1", "aad-user-1", "Ada", False, "memory.save", {"input": "x"},
+                "call_1", "write", "Remember x", {"type": "message"},
+            )
+        )  # fmt: skip
+    assert store.decide("approval_a", "approved", "runs", "sent-1")
+    assert not store.decide("approval_a", "rejected", "no", None)  # a second click, or a second server
+    assert store.decide("approval_b", "rejected", "no")
+    reopened = CallStore(tmp_path / "teams.sqlite3")
+    assert reopened.interrupt_running() == 1
+    a, b = reopened.get("approval_a"), reopened.get("approval_b")
+    assert a is not None and (a.state, a.card_id, a.arguments) == ("interrupted", "sent-1", {"input": "x"})
+    assert a.outcome.startswith("The server restarted while memory.save ran")
+    assert b is not None and b.state == "rejected" and b.said == "Remember x"

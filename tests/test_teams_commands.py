@@ -6,10 +6,14 @@ as ``serviceUrl``, the scripted model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import PrivateAttr
 
 from kernel_app.conversation import ConversationStore
 from kernel_app.server.teams.links import TeamsLinks
@@ -17,6 +21,35 @@ from tests.support.teams import FakeConnector, activity, fake_connector
 from tests.test_conversation_engine import ToolScripted
 from tests.test_server_openai import running
 from tests.test_teams_messages import post, teams_app
+
+
+class Blocking(ToolScripted):
+    """Holds every request until ``release`` is set: the model is busy (``entered`` says since when)."""
+
+    _entered: threading.Event = PrivateAttr(default_factory=threading.Event)
+    _release: threading.Event = PrivateAttr(default_factory=threading.Event)
+
+    @property
+    def entered(self) -> threading.Event:
+        return self._entered
+
+    @property
+    def release(self) -> threading.Event:
+        return self._release
+
+    async def _hold(self) -> None:
+        self._entered.set()
+        while not self._release.is_set():
+            await asyncio.sleep(0.02)
+
+    async def _inner_get_chat_message_contents(self, *args: Any, **kwargs: Any) -> Any:
+        await self._hold()
+        return await super()._inner_get_chat_message_contents(*args, **kwargs)
+
+    async def _inner_get_streaming_chat_message_contents(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        await self._hold()
+        async for chunk in super()._inner_get_streaming_chat_message_contents(*args, **kwargs):
+            yield chunk
 
 
 @pytest.fixture
@@ -129,3 +162,29 @@ def test_run_of_a_prompt_function_streams_its_text_in_a_personal_chat(tmp_path: 
     assert ("typing", "streaming") in kinds and kinds[-1] == ("message", "final")
     assert sent[-1].text == poem
     assert "Good morning, the bread is warm." in service.requests[0].prompt
+
+
+def test_with_the_models_queue_full_commands_that_do_not_use_it_still_answer(tmp_path: Path) -> None:
+    service = Blocking()
+    service.queue("At last.")
+    with fake_connector() as connector, running(teams_app(tmp_path, service, concurrency=1, queue=0)) as url:
+        busy = threading.Thread(target=post, args=(url, activity(connector, "A long question", channel="test")))
+        busy.start()
+        try:
+            assert service.entered.wait(10)  # the model's one place is taken and none may wait
+
+            def answer(text: str) -> str:
+                assert post(url, activity(connector, text, channel="test", conversation="conv-2")).status_code == 202
+                (said,) = [s.text for s in connector.take() if s.type == "message" and "/conv-2/" in s.path]
+                return said
+
+            assert "  /plan" in answer("/help")
+            assert "Math.add" in answer("/functions")
+            assert answer("/results").startswith("no results yet")
+            assert answer("/reset") == "A new conversation: the model no longer sees the old one."
+            assert answer("What is new?") == "Sorry, I am busy with other questions: try again in 5 seconds."
+        finally:
+            service.release.set()
+            busy.join(30)
+        assert "At last." in [s.text for s in connector.take() if s.type == "message"]
+    assert len(service.requests) == 1  # only the long question reached the model

@@ -12,9 +12,13 @@ Each Teams ``conversation.id`` is one stored engine conversation (:mod:`.links`)
   ``teams.sqlite3`` (:mod:`.plan_store`), so a click after a restart still runs it. The invoke is
   answered at once with the card replaced by its outcome; the plan runs after it, in a proactive turn
   that streams its progress. Only the user who asked may decide, and a plan is decided once.
-* a function with an effect (MODEL or WRITE) the model wants to call in free text: an Adaptive Card
-  with Approve / Reject, by the same rules; the turn goes on after the click, in a proactive turn
-  (:mod:`.turns`). Such a card lasts while the server runs.
+* a function with an effect (MODEL or WRITE) the model wants to call in free text, unless the server
+  runs it unasked (a prompt function with ``--approve-model-functions``, as in chat-copilot): an
+  Adaptive Card with Approve / Reject, by the same rules (:mod:`.calls`); the turn goes on after the
+  click, in a proactive turn (:mod:`.turns`). The call is kept in ``teams.sqlite3`` too: a click after a
+  restart runs it once and answers with its result.
+* commands that do not call the model (/help, /functions, /results, /reset) never take a place at the
+  model's queue: they answer even when it is full.
 
 Errors reach the user as one sentence; the details go to the log.
 """
@@ -22,37 +26,27 @@ Errors reach the user as one sentence; the details go to the log.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import uuid
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.conversation.events import FunctionCallStarted, Progress
+from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted, Progress
 from kernel_app.server.chat_surface import (
     Offered,
-    acquire_waiting,
+    approver,
     busy_text,
     command_of,
     needs_approval,
     sentence,
+    uses_model,
 )
 from kernel_app.server.teams import cards, is_anonymous
-from kernel_app.server.teams.http import after_response
+from kernel_app.server.teams.call_store import CallStore
+from kernel_app.server.teams.calls import CALL_APPROVAL_TIMEOUT, CallHandlers
 from kernel_app.server.teams.links import TeamsLinks
 from kernel_app.server.teams.plan_store import PlanStore
 from kernel_app.server.teams.plans import PlanHandlers
-from kernel_app.server.teams.turns import (
-    SORRY,
-    CallApproval,
-    LiveTurn,
-    Renderer,
-    card_response,
-    continuation,
-    message_response,
-    relay,
-    user_of,
-)
+from kernel_app.server.teams.turns import SORRY, CallApproval, LiveTurn, Renderer, continuation, relay, user_of
 
 if TYPE_CHECKING:
     from microsoft_agents.activity import Activity
@@ -62,12 +56,10 @@ if TYPE_CHECKING:
     from kernel_app.conversation.events import ApprovalNeeded
     from kernel_app.server.state import ServerState
 
-__all__ = ["COMMANDS", "OFFERED", "SORRY", "WELCOME", "TeamsAgent"]
+__all__ = ["CALL_APPROVAL_TIMEOUT", "COMMANDS", "OFFERED", "SORRY", "WELCOME", "TeamsAgent"]
 
 log = logging.getLogger("kernel_app.teams")
 
-CALL_APPROVAL_TIMEOUT = 600.0  # seconds a free-text turn waits for its function call's card (then: not run)
-MAX_CALLS = 500  # decided function-call cards remembered (a late click shows the outcome)
 GROUP_TYPES = ("groupChat", "channel")
 WELCOME = (
     "Hi, I am Kernel App. Ask me something, or try /run BusinessThinking.SWOT a bakery in a college town, "
@@ -95,7 +87,7 @@ def _mentioned(activity: Activity) -> bool:
     return any(m.mentioned is not None and m.mentioned.id == me for m in activity.get_mentions())
 
 
-class TeamsAgent(PlanHandlers):
+class TeamsAgent(PlanHandlers, CallHandlers):
     """The Agents SDK application and adapter, over the server's kernel, engine and store."""
 
     def __init__(self, state: ServerState, config: dict[str, Any]) -> None:
@@ -118,7 +110,10 @@ class TeamsAgent(PlanHandlers):
             log.warning(
                 "Teams: %d approved plan(s) were running when the server stopped; they did not finish", interrupted
             )
-        self.calls: dict[str, CallApproval] = {}  # free-text function calls waiting for (or decided on) a card
+        self.call_store = CallStore.beside(state.store.path)
+        if interrupted := self.call_store.interrupt_running():
+            log.warning("Teams: %d approved function call(s) were running when the server stopped", interrupted)
+        self.calls: dict[str, CallApproval] = {}  # free-text function calls whose turn waits for a card here
         self._live: dict[str, LiveTurn] = {}  # per Teams conversation: the turn that holds its lock
         self._sessions: dict[str, ChatSession] = {}  # $last and named results live as long as the server
         self._locks: dict[str, asyncio.Lock] = {}
@@ -237,36 +232,47 @@ class TeamsAgent(PlanHandlers):
         if group:
             await context.send_activity(Activity(type="typing"))
         gate = self.state.gate
-        try:
-            await gate.acquire()
-        except Busy as busy:
-            await Renderer(context, group).final(busy_text(busy.retry_after))
-            return
+        if uses_model(text):  # /functions, /results, /reset: answered at once, even when the queue is full
+            try:
+                await gate.acquire()
+            except Busy as busy:
+                await Renderer(context, group).final(busy_text(busy.retry_after))
+                return
         teams_id = str(context.activity.conversation.id)
         owner, owner_name = user_of(context.activity)
-        live = LiveTurn(continuation(context.activity), context.identity, group, self.state.request_timeout)
-        live.held = True
+        live = LiveTurn(
+            continuation(context.activity),
+            context.identity,
+            group,
+            self.state.request_timeout,
+            teams_id=teams_id,
+            conversation_id=session.conversation_id,
+            said=text,
+            owner=owner,
+            owner_name=owner_name,
+        )
+        live.held = uses_model(text)
 
         def on_event(event: Any) -> None:
             # A call that needs approval says "Running" once approved, not before its card.
-            if isinstance(event, FunctionCallStarted) and not needs_approval(
-                self.state.engine, self.state.kernel, event.function
-            ):
+            if isinstance(event, FunctionCallStarted) and not needs_approval(self.state, event.function):
                 live.say("info", f"Running {event.function}…")
+            elif isinstance(event, FunctionCallFinished):
+                self._call_finished(live, event.call_id, event.ok)
 
         def on_progress(progress: Progress) -> None:
             if not progress.done:
                 live.say("info", sentence(progress.text))
 
-        async def approve(request: ApprovalNeeded) -> bool:
-            return await self._ask_call(live, request, owner, owner_name)
+        async def ask(request: ApprovalNeeded) -> bool:
+            return await self._ask_call(live, request)
 
         async def run() -> Any:
             try:
                 return await session.handle(
                     text,
                     on_chunk=None if group else (lambda piece: live.say("chunk", piece)),
-                    approve=approve,
+                    approve=approver(self.state, ask),
                     on_event=on_event,
                     on_progress=on_progress,
                 )
@@ -290,82 +296,6 @@ class TeamsAgent(PlanHandlers):
         except BaseException:
             live.task.cancel()  # no one left to tell: do not go on (its end releases the lock)
             raise
-
-    async def _ask_call(self, live: LiveTurn, request: ApprovalNeeded, owner: str, owner_name: str) -> bool:
-        """The engine wants to run a function with an effect: a card; the turn waits for the click."""
-        if not request.approval_id:  # the function-calling planner's requests carry none
-            request = dataclasses.replace(request, approval_id=f"approval_{uuid.uuid4().hex[:12]}")
-        job = CallApproval(request, owner, owner_name, asyncio.get_running_loop().create_future())
-        self._remember_call(request.approval_id, job)
-        gate = self.state.gate
-        if live.held:  # the model's queue is not held while the card waits
-            gate.release()
-            live.held = False
-        live.waiting = job
-        live.say("approval", job)
-        try:
-            approved = await asyncio.wait_for(asyncio.shield(job.decision), CALL_APPROVAL_TIMEOUT)
-        except asyncio.TimeoutError:
-            job.state, job.outcome = "expired", f"Not answered in time: {request.function} did not run."
-            approved = False
-        finally:
-            live.waiting = None
-        await acquire_waiting(gate)
-        live.held = True
-        if approved:
-            live.say("info", f"Running {request.function}…")
-        self._spawn(self._continue(live))
-        return approved
-
-    async def _continue(self, live: LiveTurn) -> None:
-        """The rest of a turn after its card was decided, in a proactive turn of its conversation."""
-
-        async def turn(context: TurnContext) -> None:
-            await relay(context, live)
-
-        try:
-            await self.adapter.continue_conversation_with_claims(live.identity, live.activity, turn)
-        except Exception:
-            log.exception("Teams: the turn after an approval failed")
-            if live.task is not None:
-                live.task.cancel()  # no one left to tell: do not go on, nor ask for more cards
-
-    def _remember_call(self, approval_id: str, job: CallApproval) -> None:
-        self.calls[approval_id] = job
-        if len(self.calls) > MAX_CALLS:
-            decided = [k for k, j in self.calls.items() if j.state != "waiting"]
-            for old in decided[: len(self.calls) - MAX_CALLS]:
-                del self.calls[old]
-
-    # endregion
-
-    # region function calls
-
-    async def _on_approve_call(self, context: TurnContext, _state: Any, data: Any) -> Any:
-        return self._decide_call(context, data, approved=True)
-
-    async def _on_reject_call(self, context: TurnContext, _state: Any, data: Any) -> Any:
-        return self._decide_call(context, data, approved=False)
-
-    def _decide_call(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
-        """Answer the invoke at once; the engine's turn goes on (it waits on the job's future)."""
-        approval_id = str(data.get("approvalId", "")) if isinstance(data, dict) else ""
-        job = self.calls.get(approval_id)
-        if job is None:
-            return card_response(cards.call_gone_card())
-        request = job.request
-        who, name = user_of(context.activity)
-        if who != job.owner:
-            return message_response(f"Only {job.owner_name}, who asked, can approve or reject {request.function}.")
-        if job.state == "waiting" and not job.decision.done():
-            if approved:
-                job.state, job.outcome = "approved", f"Approved by {name}: {request.function} runs."
-            else:
-                job.state, job.outcome = "rejected", f"Rejected by {name}: {request.function} did not run."
-            after_response(lambda: job.decision.done() or job.decision.set_result(approved))
-        return card_response(cards.call_outcome_card(request.function, request.arguments, job.outcome))
-
-    # endregion
 
     async def _on_error(self, context: TurnContext, error: Exception) -> None:
         log.error("Teams: the turn failed: %s", error, exc_info=error)

@@ -113,14 +113,13 @@ class Renderer:
 
 @dataclass
 class CallApproval:
-    """A function call of free text waiting for its card: who may decide, and the engine's future."""
+    """A function call of free text waiting for its card: who may decide, and the engine's future (what
+    was decided is kept in ``teams.sqlite3``: :mod:`.call_store`)."""
 
     request: ApprovalNeeded
     owner: str
     owner_name: str
     decision: asyncio.Future[bool]
-    state: str = "waiting"  # waiting, approved, rejected, expired
-    outcome: str = ""
 
 
 @dataclass
@@ -131,6 +130,12 @@ class LiveTurn:
     identity: Any  # the message's claims, for that proactive turn
     group: bool
     timeout: float | None
+    teams_id: str = ""
+    conversation_id: str = ""  # the engine's
+    said: str = ""  # the message's text
+    owner: str = ""  # who sent it: only they decide its cards
+    owner_name: str = ""
+    approved: dict[str, str] = field(default_factory=dict)  # the model's call id -> its approval id, until it ran
     task: asyncio.Task[Reply] | None = None
     outbox: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
     relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
