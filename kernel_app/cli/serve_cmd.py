@@ -20,7 +20,8 @@ from kernel_app.cli.context import AppContext, report_problems
 @click.option(
     "--approve-model-functions",
     is_flag=True,
-    help="Let OpenAI-compatible requests run prompt functions (they cost tokens, change nothing) unasked.",
+    help="Run prompt functions (they cost tokens, change nothing) unasked: for OpenAI-compatible requests, "
+    "and in Teams and chat-copilot without an approval card.",
 )
 @click.option(
     "--queue", default=8, show_default=True, type=click.IntRange(0), help="Requests that may wait for the model."
