@@ -7,7 +7,10 @@ model is offered the kernel's functions on an allow-list (never an empty one: se
 then offer everything) and asks for calls; the engine runs them itself, one by one, so that each
 call is an event and each one with an effect waits for the surface's approval
 (:func:`kernel_app.effects.needs_approval`: only READ functions run unasked; no callback = deny).
-After ``max_rounds`` rounds the model answers without tools. The turn is stored when it is done (one
+After ``max_rounds`` rounds the model answers without tools. A call is checked before it runs
+(:mod:`kernel_app.conversation.calls`: a missing required argument is explained to the model, which
+retries in the next round), and the result of a function marked ``result_is_answer`` (the SWOT's tables)
+starts the answer as it is, the model adding a sentence or the next call. The turn is stored when it is done (one
 transaction: question, calls, results, answer); a call with an effect that was approved and ran is
 stored at once, so the record of what was done survives a failure later in the turn. A turn that
 fails or is cancelled otherwise leaves nothing, so the unanswered question does not come back.
@@ -355,12 +358,19 @@ class ConversationEngine:
             offered: list[str] = []
             made: set[str] = set()  # the calls run this turn, as function and arguments
             answer_now = False
+            shown: tuple[str, str] | None = None  # (function, result) the user already sees: calls.result_is_answer
             if tools:
                 asked = next((m.content for m in reversed(prompt()) if m.role == "user"), "") or ""
                 offered = await self.offered_functions(asked)
             for round_index in range(self.max_rounds + 1):
                 offer = tools and round_index < self.max_rounds and not answer_now
                 history = self.chat_history(prompt())
+                prefix = ""
+                if shown is not None:
+                    from kernel_app.conversation.calls import SHOWN_NOTE
+
+                    history.add_system_message(SHOWN_NOTE.format(function=shown[0].replace(".", "-", 1)))
+                    prefix = shown[1].rstrip() + "\n\n"
                 settings = self._settings(service, offer, options, offered)
                 kwargs: dict[str, Any] = {}
                 if offer:
@@ -378,6 +388,9 @@ class ConversationEngine:
                         usage = usage + Usage.from_metadata(getattr(chunk, "metadata", None))
                         merged = chunk if merged is None else merged + chunk
                         if chunk.content:
+                            if prefix and not text_parts:
+                                text_parts.append(prefix)
+                                yield TextDelta(prefix)
                             text_parts.append(str(chunk.content))
                             yield TextDelta(str(chunk.content))
                     if merged is not None:
@@ -390,10 +403,13 @@ class ConversationEngine:
                         calls = _function_calls(message)
                         finish = _finish(message)
                         if message.content:
-                            text_parts.append(str(message.content))
-                            yield TextDelta(str(message.content))
+                            text_parts.extend([prefix, str(message.content)])
+                            yield TextDelta(prefix + str(message.content))
                 text = "".join(text_parts)
                 if not calls:
+                    if prefix and not text_parts:  # the model added nothing: the result is the whole answer
+                        text = prefix.rstrip()
+                        yield TextDelta(text)
                     pending.append(Message("assistant", text, tokens=usage.completion_tokens or None))
                     yield Done("", text, usage, finish)
                     return
@@ -416,6 +432,8 @@ class ConversationEngine:
                             usage = usage + event.usage
                         else:
                             yield event
+                        if isinstance(event, FunctionCallFinished):
+                            shown = (call.function, pending[-1].content) if self._is_answer(event) else None
             yield Done("", "", usage, "length")  # unreachable: the last round offers no tools
         except KernelAppError as error:
             yield ErrorEvent(str(error))
@@ -436,10 +454,18 @@ class ConversationEngine:
         began = time.perf_counter()
         ok, ran_with_effect = False, False
         plugin, _, name = call.function.partition(".")
-        if call.function not in (self.allowed_functions() if offered is None else offered):
-            output = f"{call.function} is not a function you may call"
-        else:
+        may_call = call.function in (self.allowed_functions() if offered is None else offered)
+        arguments, problem = dict(call.arguments), ""
+        if may_call:
+            from kernel_app.conversation.calls import checked_arguments
+
             function = self.kernel.get_function(plugin, name)
+            arguments, problem = checked_arguments(function, call.function.replace(".", "-", 1), call.arguments)
+        if not may_call:
+            output = f"{call.function} is not a function you may call"
+        elif problem:
+            output = problem  # nothing can run, so nothing is approved; the next round is the model's retry
+        else:
             allowed, refusal = True, ""
             if self.approval_rule(function):
                 from kernel_app.effects import effect_of
@@ -448,7 +474,7 @@ class ConversationEngine:
                     f"approval_{uuid.uuid4().hex[:12]}",
                     call.id,
                     call.function,
-                    call.arguments,
+                    arguments,
                     effect_of(function).value,
                 )
                 yield request
@@ -464,7 +490,7 @@ class ConversationEngine:
             else:
                 try:
                     with collect_usage() as collector:
-                        result = await self.kernel.invoke(function, KernelArguments(**call.arguments))
+                        result = await self.kernel.invoke(function, KernelArguments(**arguments))
                     yield _Usage(collector.total)
                     output, ok = result_text(result), True
                 except Exception as error:
@@ -475,6 +501,15 @@ class ConversationEngine:
         yield FunctionCallFinished(
             call.id, call.function, call.arguments, _summary(output), ok, round(time.perf_counter() - began, 3)
         )
+
+    def _is_answer(self, finished: FunctionCallFinished) -> bool:
+        """Whether a call's result is shown to the user as it is (kernel_app.conversation.calls)."""
+        if not finished.ok:
+            return False
+        from kernel_app.conversation.calls import is_answer
+
+        plugin, _, name = finished.function.partition(".")
+        return is_answer(self.kernel.get_function(plugin, name))
 
     def _settings(
         self,

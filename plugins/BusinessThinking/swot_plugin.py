@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from semantic_kernel import Kernel
 from semantic_kernel.functions import KernelArguments, kernel_function
 
+from kernel_app.conversation.calls import result_is_answer
 from kernel_app.effects import uses_model
 from kernel_app.partial_output import send_part, streaming
 from plugins.BusinessThinking._swot_tables import (
@@ -68,6 +69,7 @@ class SWOTPlugin:
     def __init__(self, progress: Progress | None = None) -> None:
         self._progress = progress or _terminal_progress
 
+    @result_is_answer  # in a conversation the four tables are shown as they are, not retold by the model
     @uses_model  # it drafts with the model and renders tables: no effect outside
     @kernel_function(
         name="SWOT",
@@ -79,7 +81,10 @@ class SWOTPlugin:
         # Injected by semantic-kernel; kept out of tool schemas (a Kernel is not JSON-serialisable).
         kernel: Annotated[Kernel, {"include_in_function_choices": False}],
         input: Annotated[str, "A description of the business, e.g. 'a family-run pizza shop in a small town'"],
-        answers: Annotated[str, "Optional answers the owner gave to the SWOT interview questions"] = "",
+        # Qwen2.5-Coder-1.5B, told only "optional answers the owner gave", made an interview up and passed it.
+        answers: Annotated[
+            str, "Only if the user gave them: the owner's own answers to the SWOT interview questions; else leave out"
+        ] = "",
     ) -> Annotated[str, "Four markdown tables: Strengths, Weaknesses, Opportunities, Threats"]:
         service = _chat_service(kernel)
         if service is not None:

@@ -1,0 +1,165 @@
+"""A model's function call is checked before it runs; a result that is the answer is shown as it is.
+
+Qwen2.5-Coder-1.5B, asked in words for a SWOT over the OpenAI-compatible endpoint, called
+``BusinessThinking-SWOT`` without its ``input`` (and, another time, with an interview it made up as
+``answers``, then retold the four tables in a paragraph). The scripted service replays those answers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from kernel_app.conversation import Done, FunctionCallFinished, TextDelta
+from kernel_app.conversation.calls import checked_arguments, is_answer, result_is_answer
+from tests.test_conversation_engine import engine_with, tools
+
+DRAFT = (
+    "### Strengths\n- Fresh bread (baked at dawn)\n### Weaknesses\n- Small shop\n"
+    "### Opportunities\n- Tourists\n### Threats\n- Supermarkets"
+)
+ASK = "Do a SWOT analysis of a bakery in Lyon"
+
+
+def approve_all(_request: Any) -> bool:
+    return True
+
+
+def function(engine: Any, name: str) -> Any:
+    plugin, _, short = name.partition(".")
+    return engine.kernel.get_function(plugin, short)
+
+
+async def test_a_call_without_its_required_input_is_told_what_to_pass_and_the_retry_runs() -> None:
+    engine, service = engine_with(
+        tools(("BusinessThinking-SWOT", {})),
+        tools(("BusinessThinking-SWOT", {"input": "a bakery in Lyon"})),
+        DRAFT,
+        "Here is the SWOT of the bakery.",
+    )
+    asked: list[str] = []
+
+    def approve(request: Any) -> bool:
+        asked.append(request.function)
+        return True
+
+    result = await engine.send(engine.create().id, ASK, approve=approve)
+    first, second = result.calls
+    assert not first.ok and second.ok
+    told = service.tool_results[1][0]
+    # which argument, what it is, and the call to write: the model's second chance
+    assert "needs the argument 'input' (A description of the business" in told
+    assert '{"name": "BusinessThinking-SWOT", "arguments": {"input": "..."}}' in told
+    assert "Nothing ran" in told
+    assert asked == ["BusinessThinking.SWOT"]  # the call that could not run asked nobody
+    assert "a bakery in Lyon" in service.requests[2].prompt  # the draft was written for the retry's input
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({}, "needs the argument 'input'"),
+        ({"input": "   "}, "needs the argument 'input'"),  # blank is not given
+        ({"input": None}, "needs the argument 'input'"),
+        ({"_unparsed": '{"input": "a bakery'}, 'must be a JSON object, and "{\\"input\\": \\"a bakery" is not one'),
+    ],
+)
+async def test_odd_arguments_are_refused_with_the_call_to_write(arguments: dict[str, Any], expected: str) -> None:
+    engine, _ = engine_with()
+    checked, problem = checked_arguments(function(engine, "BusinessThinking.SWOT"), "BusinessThinking-SWOT", arguments)
+    assert expected in problem and problem.startswith("error: ")
+    assert problem.endswith('{"name": "BusinessThinking-SWOT", "arguments": {"input": "..."}}')
+    assert checked == arguments
+
+
+def test_the_example_keeps_what_the_model_gave_and_leaves_out_what_the_function_does_not_take() -> None:
+    engine, _ = engine_with()
+    translate = function(engine, "Writer.Translate")
+    _, problem = checked_arguments(translate, "Writer-Translate", {"language": "French", "colour": "red"})
+    example = json.loads(problem[problem.index("{") :])
+    assert example == {"name": "Writer-Translate", "arguments": {"language": "French", "input": "..."}}
+    _, problem = checked_arguments(function(engine, "Math.add"), "Math-add", {})
+    assert "needs the arguments 'a'" in problem and "'b'" in problem and "set from the user's request" in problem
+
+
+def test_a_near_miss_name_is_read_as_the_parameter_and_a_complete_call_passes() -> None:
+    engine, _ = engine_with()
+    swot = function(engine, "BusinessThinking.SWOT")
+    assert checked_arguments(swot, "BusinessThinking-SWOT", {"business": "a bakery"}) == ({"input": "a bakery"}, "")
+    assert checked_arguments(swot, "BusinessThinking-SWOT", {"input": "a bakery"}) == ({"input": "a bakery"}, "")
+    assert checked_arguments(function(engine, "Time.today"), "Time-today", {}) == ({}, "")
+
+
+async def test_a_repeated_bad_call_is_not_retried_forever() -> None:
+    engine, service = engine_with(tools(("BusinessThinking-SWOT", {})), tools(("BusinessThinking-SWOT", {})), "Sorry.")
+    result = await engine.send(engine.create().id, ASK, approve=approve_all)
+    assert [c.ok for c in result.calls] == [False] and result.text == "Sorry."
+    assert service.offered[-1] is None  # the repeat made the engine ask for an answer without tools
+
+
+async def test_the_swot_is_the_answer_whole_and_the_model_only_adds_a_sentence() -> None:
+    for stream in (False, True):
+        engine, service = engine_with(
+            tools(("BusinessThinking-SWOT", {"input": "a bakery in Lyon"})), DRAFT, "A SWOT of your Lyon bakery."
+        )
+        conversation = engine.create()
+        events = [e async for e in engine.stream(conversation.id, ASK, approve=approve_all, stream=stream)]
+        done = events[-1]
+        assert isinstance(done, Done)
+        [finished] = [e for e in events if isinstance(e, FunctionCallFinished)]
+        tables = service.tool_results[-1][0]
+        assert finished.ok and tables.startswith("### Strengths") and tables.count("|") > 20
+        assert done.text == tables.rstrip() + "\n\nA SWOT of your Lyon bakery.", stream
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.text
+        # the model was told the user sees the tables (a system note after the result), not to repeat them
+        last = service.requests[-1].messages[-1]
+        assert last["role"] == "system" and "BusinessThinking-SWOT above, in full" in last["content"]
+        assert engine.store.messages(conversation.id)[-1].content == done.text  # stored as shown
+
+
+async def test_an_empty_last_answer_leaves_the_result_alone_as_the_answer() -> None:
+    engine, _ = engine_with(tools(("BusinessThinking-SWOT", {"input": "a bakery"})), DRAFT, "")
+    result = await engine.send(engine.create().id, ASK, approve=approve_all)
+    assert result.text.startswith("### Strengths") and result.text.endswith("| Supermarkets |  |")
+
+
+async def test_after_the_swot_the_model_may_chain_the_next_function_whose_words_are_the_answer() -> None:
+    engine, service = engine_with(
+        tools(("BusinessThinking-SWOT", {"input": "a coffee shop"})),
+        DRAFT,
+        tools(("BusinessThinking-ChangeAudience", {"input": "the SWOT", "level": "child"})),
+        "The shop makes yummy coffee.",
+        "Here it is for a child: the shop makes yummy coffee.",
+    )
+    result = await engine.send(engine.create().id, "A SWOT of a coffee shop a child understands", approve=approve_all)
+    assert [c.function for c in result.calls] == ["BusinessThinking.SWOT", "BusinessThinking.ChangeAudience"]
+    assert result.text == "Here it is for a child: the shop makes yummy coffee."  # ChangeAudience is not shown as is
+    assert service.requests[-1].messages[-1]["role"] != "system"
+
+
+async def test_a_failed_swot_is_not_shown_and_functions_say_whether_their_result_is_the_answer() -> None:
+    engine, _ = engine_with(tools(("Math-divide", {"a": 1, "b": 0})), "You cannot divide by zero.")
+    result = await engine.send(engine.create().id, "1/0?")
+    assert result.text == "You cannot divide by zero."
+    assert is_answer(function(engine, "BusinessThinking.SWOT"))
+    assert not is_answer(function(engine, "Writer.Summarize")) and not is_answer(function(engine, "Math.add"))
+
+    @result_is_answer
+    def marked() -> None: ...
+
+    class Fake:
+        method = marked
+
+    assert is_answer(Fake())
+
+
+def test_the_swot_tells_the_model_to_leave_the_interview_answers_out_unless_given() -> None:
+    from semantic_kernel.connectors.ai.function_calling_utils import kernel_function_metadata_to_function_call_format
+
+    engine, _ = engine_with()
+    schema = kernel_function_metadata_to_function_call_format(function(engine, "BusinessThinking.SWOT").metadata)
+    parameters = schema["function"]["parameters"]
+    assert parameters["required"] == ["input"]
+    assert parameters["properties"]["answers"]["description"].startswith("Only if the user gave them")
