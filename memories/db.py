@@ -10,6 +10,7 @@ go through ``save_many`` (one transaction per call).
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 import time
@@ -21,6 +22,14 @@ from memories.errors import MemoryStoreError, StoreBusyError, StoreCorruptError
 DB_NAME = "memory.sqlite3"
 APPLICATION_ID = 0x4B414D53  # "KAMS": marks the file as a Kernel App memory store
 SCHEMA_VERSION = 1
+
+
+def default_store_dir() -> Path:
+    """The per-user default: ``$XDG_DATA_HOME/kernel-app/memory`` (``~/.local/share/kernel-app/memory``).
+    Here, not in ``memories.store``, so that finding the folder does not import numpy (chat's prompt)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "kernel-app" / "memory"
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS collections (

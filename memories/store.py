@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
-import os
 import re
 import time
 import uuid
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from memories.db import DB_NAME, Database
+from memories.db import DB_NAME, Database, default_store_dir  # noqa: F401 (callers import it from here)
 from memories.embedders import Embedder, default_embedder, normalize_rows
 from memories.errors import CollectionNotFoundError, EmbedderMismatchError, MemoryUsageError
 from memories.files import file_lock
@@ -39,12 +38,6 @@ COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 MAX_ID_LENGTH = 512
 MMR_POOL_FACTOR = 4
 RECORD_COLUMNS = "rid, id, text, description, metadata, created_at, updated_at"
-
-
-def default_store_dir() -> Path:
-    """The per-user default: ``$XDG_DATA_HOME/kernel-app/memory`` (``~/.local/share/kernel-app/memory``)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser() / "kernel-app" / "memory"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,6 +66,26 @@ async def test_the_model_loads_only_once_nobody_is_typing(tmp_path: Path) -> Non
     assert loads == ["model"] and starting.status() == ""
 
 
+async def test_a_session_made_not_to_start_waits_for_start_or_its_first_line(tmp_path: Path) -> None:
+    built: list[str] = []
+
+    def build() -> ChatSession:
+        built.append("kernel")
+        return _session(tmp_path, [])
+
+    starting = StartingSession(build, start=False)  # the REPL starts it once the prompt is drawn
+    await asyncio.sleep(0.2)
+    assert built == [] and not starting.ready
+    starting.start()
+    starting.start()  # a second call (the prompt redrawn) does nothing
+    await asyncio.to_thread(starting.session)
+    assert built == ["kernel"]
+
+    late = StartingSession(build, start=False)  # a line sent before the prompt was drawn starts it itself
+    reply = await asyncio.wait_for(late.handle("/run Math.add a=2 b=3"), 20)
+    assert reply.text == "5" and built == ["kernel", "kernel"]
+
+
 async def test_a_failed_start_is_said_at_once_and_ends_the_session() -> None:
     said: list[str] = []
 
@@ -109,3 +129,52 @@ def test_the_prompt_comes_before_the_kernel(openai_server, tmp_path: Path) -> No
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+# Runs `kernel-app chat` and writes down, when the first prompt is drawn, which heavy modules are loaded.
+_AT_THE_PROMPT = """
+import json, os, sys
+from kernel_app.repl import startup
+
+HEAVY = ("rich", "semantic_kernel", "numpy", "openai", "pydantic", "kernel_app.chat_session", "memories.store")
+REPORT = sys.argv[1]
+start = startup.StartingSession.start
+
+def start_and_report(self):
+    if not os.path.exists(REPORT):  # the first call, from the first prompt's drawing (a line calls it again)
+        with open(REPORT, "w") as file:
+            json.dump(sorted(name for name in HEAVY if name in sys.modules), file)
+    start(self)
+
+startup.StartingSession.start = start_and_report
+sys.argv = ["kernel-app", "chat"]
+from kernel_app.cli.main import main
+main()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_the_first_prompt_is_drawn_before_the_heavy_imports(openai_server, tmp_path: Path) -> None:
+    """What keeps the prompt within a second: rich, semantic-kernel, numpy and the engine are imported after
+    it is drawn (on the kernel's thread, which starts only then), not before. The default data folder
+    (no memory dir set) is what users have: finding it must not import the memory store."""
+    import json
+
+    pexpect = pytest.importorskip("pexpect")
+    report = tmp_path / "loaded.json"
+    env = cli_env(
+        KERNEL_APP_SERVICE="openai", OPENAI_BASE_URL=openai_server.base_url, XDG_DATA_HOME=str(tmp_path / "data"),
+        TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1",
+    )  # fmt: skip
+    child = pexpect.spawn(
+        sys.executable, ["-c", _AT_THE_PROMPT, str(report)], env=env, encoding="utf-8", timeout=60,
+        dimensions=(30, 100), cwd=os.getcwd(),
+    )  # fmt: skip
+    child.expect("you>")
+    child.sendline("/run Math.add a=2 b=3")  # and the session still works: the thread did start
+    child.expect("5")
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert json.loads(report.read_text()) == []
+    assert (tmp_path / "data" / "kernel-app" / "memory" / "chat_history").exists()

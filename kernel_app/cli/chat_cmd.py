@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from kernel_app.cli.context import AppContext, report_problems
+
+if TYPE_CHECKING:
+    from kernel_app.chat_session import ChatSession
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,13 +48,14 @@ def chat(
       printf '/run Math.add a=2 b=3\\nWhat did I just add?\\n' | kernel-app chat
     Conversations are stored beside the memory store: `--list` shows them, `--resume [ID]` continues one.
     """
-    from kernel_app.chat_session import ChatSession
-    from kernel_app.conversation.store import ConversationStore, default_store_path
-
-    store_path = default_store_path(app.settings.memory_dir)
-    store = ConversationStore(store_path)
+    # The conversation store is opened on the kernel's thread (its package imports the engine, ~0.1 s
+    # before the prompt), unless it is needed first: to list, or to check the id to resume.
+    store: Any = None
+    if list_conversations or resume is not None:
+        store = _open_store(app)
     if list_conversations:
         _list(store)
+        store.close()
         return
     conversation_id = None
     if resume is not None:
@@ -64,7 +68,12 @@ def chat(
     interactive = sys.stdin.isatty()
 
     def build() -> ChatSession:
+        nonlocal store
+        from kernel_app.chat_session import ChatSession
         from kernel_app.services import create_chat_service
+
+        if store is None:
+            store = _open_store(app)
 
         built = app.build_kernel(with_service=False)
         report_problems(built.report.problems, quiet_warnings=True)
@@ -86,20 +95,30 @@ def chat(
 
     renderer = _renderer(plain or not sys.stdout.isatty())
     if interactive:
-        # The prompt first (within a second); semantic-kernel, the plugins and the model load meanwhile.
+        # The prompt first (within a second); semantic-kernel, the plugins and the model load meanwhile,
+        # on a thread started once the prompt is drawn (before, it would halve the prompt's share of the
+        # GIL). The thread also imports rich, which the first answer renders with.
         from kernel_app.repl.startup import StartingSession
+
+        def build_and_warm() -> ChatSession:
+            built = build()
+            renderer.warm()
+            return built
 
         reader: Any = None
         starting = StartingSession(
-            build, idle=lambda seconds: reader is not None and reader.idle(seconds), warn=lambda line: click.echo(line)
+            build_and_warm,
+            idle=lambda seconds: reader is not None and reader.idle(seconds),
+            warn=lambda line: click.echo(line),
+            start=False,
         )
         session: Any = starting
-        reader = _reader(session, app, store_path.parent, interactive, status=starting.status)
+        reader = _reader(session, app, interactive, status=starting.status, on_drawn=starting.start)
         renderer.loading = starting.loading
         renderer.info(f"Kernel App chat on {app.settings.service}. /help for commands, /exit or Ctrl-D to leave.")
     else:
         session = build()
-        reader = _reader(session, app, store_path.parent, interactive)
+        reader = _reader(session, app, interactive)
     if conversation_id is not None:
         click.echo(f"(continuing conversation {conversation_id}: {store.get(conversation_id).message_count} messages)")
 
@@ -108,7 +127,8 @@ def chat(
     try:
         outcome = run_repl(session, reader, renderer, interactive=interactive, stream=not no_stream)
     finally:
-        store.close()
+        if store is not None:  # None: /exit came before the kernel's thread opened it
+            store.close()
     if interactive:
         renderer.info(f"Bye. {session.usage.total_tokens} tokens in {session.usage.calls} model call(s).")
     if outcome.failed and not interactive:  # a script must be able to tell; a person has seen each error
@@ -117,7 +137,20 @@ def chat(
         sys.exit(outcome.exit_code)
 
 
-def _reader(session: Any, app: AppContext, data_dir: Path, interactive: bool, status: Any = None) -> Any:
+def _open_store(app: AppContext) -> Any:
+    from kernel_app.conversation.store import ConversationStore, default_store_path
+
+    return ConversationStore(default_store_path(app.settings.memory_dir))
+
+
+def _data_dir(app: AppContext) -> Path:
+    """Where the conversation store and the input history live: the memory store's folder."""
+    from memories.db import default_store_dir  # not from memories.store, which imports numpy (~0.3 s)
+
+    return Path(app.settings.memory_dir or default_store_dir()).expanduser()
+
+
+def _reader(session: Any, app: AppContext, interactive: bool, status: Any = None, on_drawn: Any = None) -> Any:
     from kernel_app.repl.reader import PipeReader
 
     if not interactive:
@@ -125,9 +158,10 @@ def _reader(session: Any, app: AppContext, data_dir: Path, interactive: bool, st
     from kernel_app.repl.reader import ChatCompleter, TerminalReader, history_path
 
     return TerminalReader(
-        history_path(data_dir),
+        history_path(_data_dir(app)),
         ChatCompleter(lambda: _functions(session.kernel), lambda: _collections(app), lambda: session.results),
         status=status,
+        on_drawn=on_drawn,
     )
 
 

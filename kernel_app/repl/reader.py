@@ -106,7 +106,8 @@ class TerminalReader:
     """prompt_toolkit line editing: history, completion, bracketed paste, multi-line blocks.
 
     ``input``/``output``: prompt_toolkit's, for tests (``create_pipe_input``, ``DummyOutput``).
-    ``status``: what is starting in the background ("" when nothing), shown under the prompt."""
+    ``status``: what is starting in the background ("" when nothing), shown under the prompt.
+    ``on_drawn``: called once, when the first prompt is on the screen."""
 
     def __init__(
         self,
@@ -116,6 +117,7 @@ class TerminalReader:
         input: Any = None,
         output: Any = None,
         status: Callable[[], str] | None = None,
+        on_drawn: Callable[[], None] | None = None,
     ) -> None:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.history import InMemoryHistory
@@ -124,18 +126,28 @@ class TerminalReader:
         self.line_number = 0
         self._status = status
         self._last_key = 0.0
+        self._io = {"input": input, "output": output}
         self._session: Any = PromptSession(
             history=history,
             completer=completer,
             complete_while_typing=False,  # Tab completes; typing stays undisturbed
             key_bindings=_bindings(),
             multiline=False,
-            input=input,
-            output=output,
+            **self._io,
         )
         self._session.default_buffer.on_text_changed += self._typed
-        # Confirmations get their own session: no history, so "y" never comes back with the Up key.
-        self._asker: Any = PromptSession(input=input, output=output)
+        self._on_drawn = on_drawn
+        if on_drawn is not None:
+            self._session.app.after_render += self._drawn
+        # Confirmations get their own session (made at the first question: the prompt need not wait for
+        # it): no history, so "y" never comes back with the Up key.
+        self._asker: Any = None
+
+    def _drawn(self, _: Any) -> None:
+        # Left attached (removing a handler while the event fires would skip the next one): once is enough.
+        callback, self._on_drawn = self._on_drawn, None
+        if callback is not None:
+            callback()
 
     def _typed(self, _: Any) -> None:
         self._last_key = time.monotonic()
@@ -175,6 +187,10 @@ class TerminalReader:
 
     async def ask(self, question: str) -> str | None:
         # Asked from inside a running command (its event loop is running): the async prompt.
+        if self._asker is None:
+            from prompt_toolkit import PromptSession
+
+            self._asker = PromptSession(**self._io)
         try:
             return await self._asker.prompt_async(question)
         except EOFError:

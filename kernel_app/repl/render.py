@@ -8,6 +8,7 @@ rendered markdown (tables, headings, lists, code); tables too wide for the scree
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Any, Protocol, TextIO
@@ -38,6 +39,7 @@ class Renderer(Protocol):
     def reply(self, reply: Any, *, max_tokens: int) -> None: ...
     def error(self, text: str) -> None: ...
     def info(self, text: str) -> None: ...
+    def warm(self) -> None: ...
 
 
 class PlainRenderer:
@@ -48,6 +50,10 @@ class PlainRenderer:
         self.err = err or sys.stderr
         self._progress = self.err.isatty()
         self.loading: Any = lambda: False
+
+    @staticmethod
+    def warm() -> None:
+        pass  # nothing to import ahead
 
     def begin(self, line: str) -> None:
         pass
@@ -90,12 +96,13 @@ class PlainRenderer:
 
 
 class RichRenderer:
-    """Markdown and a status line on a terminal (``console``: a rich Console, given by tests)."""
+    """Markdown and a status line on a terminal (``console``: a rich Console, given by tests).
+
+    rich is imported at the first thing it renders, not before the prompt (~0.1 s); :meth:`warm`
+    imports it ahead, off the main thread."""
 
     def __init__(self, console: Any = None) -> None:
-        from rich.console import Console
-
-        self.console = console or Console(highlight=False)
+        self._console = console
         self.loading: Any = lambda: False  # set by the REPL: is the model still loading?
         self._live: Any = None
         self._spinner: Any = None
@@ -104,6 +111,22 @@ class RichRenderer:
         self._text: list[str] = []
         self._printed = ""  # the start of the streamed answer already rendered (its finished blocks)
         self._stderr: Any = None
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False)
+        return self._console
+
+    @staticmethod
+    def warm() -> None:
+        """Import what rendering uses, so that the first answer does not wait for it (call on a thread)."""
+        import rich.console
+        import rich.live
+        import rich.markdown
+        import rich.spinner  # noqa: F401
 
     # region the live area
 
@@ -240,6 +263,11 @@ class RichRenderer:
         self.console.print(f"error: {text}", style="red", markup=False, highlight=False)
 
     def info(self, text: str) -> None:
+        if self._console is None:  # the greeting, before the prompt: not worth importing rich for
+            dumb = os.environ.get("TERM", "") in ("dumb", "unknown")  # where rich would not style it either
+            sys.stdout.write(f"{text}\n" if dumb else f"\x1b[2m{text}\x1b[0m\n")
+            sys.stdout.flush()
+            return
         self.console.print(text, style="dim", markup=False, highlight=False)
 
 

@@ -5,7 +5,9 @@ and the embedded model's load more: :class:`StartingSession` does both on a thre
 already types, and the first line that needs them waits for them. llama.cpp's load holds the GIL for
 its whole length (measured: 1.4 s for the tiny tier, 3.4 s for the default, with the file in the page
 cache), which would freeze the prompt, so it starts only once nobody has typed for a moment; a line
-sent before that loads the model itself, as the first answer always did.
+sent before that loads the model itself, as the first answer always did. For the same reason the
+REPL starts the thread only once the prompt is drawn (``start=False``, then :meth:`start`): imports on
+two threads share one GIL, and the prompt's own imports would take twice as long.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class StartingSession:
     """A :class:`ChatSession` built on a thread; ``handle`` waits for it (and raises what building raised).
 
     ``build``: makes the session (imports, plugins, service); ``idle(seconds)``: whether the person has
-    not typed for that long (None: load the model at once); ``warn``: one line about a failed start."""
+    not typed for that long (None: load the model at once); ``warn``: one line about a failed start;
+    ``start``: begin at once (else at :meth:`start`, e.g. once the prompt is drawn)."""
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class StartingSession:
         *,
         idle: Callable[[float], bool] | None = None,
         warn: Callable[[str], None] | None = None,
+        start: bool = True,
     ) -> None:
         self._build = build
         self._idle = idle
@@ -49,7 +53,14 @@ class StartingSession:
         self._model_loading: Callable[[], bool] = lambda: False
         self._answered = False
         self._thread = threading.Thread(target=self._start, name="kernel-app-start", daemon=True)
-        self._thread.start()
+        self._started = threading.Lock()
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Begin building (once; later calls do nothing). A line that needs the session starts it too."""
+        if self._started.acquire(blocking=False):
+            self._thread.start()
 
     def _start(self) -> None:
         try:
@@ -90,6 +101,7 @@ class StartingSession:
 
     def session(self) -> ChatSession:
         """The built session (blocking until it is); raises what building raised."""
+        self.start()
         self._ready.wait()
         if self._error is not None:
             raise self._error
@@ -104,6 +116,7 @@ class StartingSession:
         if not self._ready.is_set():
             import asyncio
 
+            self.start()
             await asyncio.to_thread(self._ready.wait)
         reply = await self.session().handle(line, **options)
         self._answered = True
