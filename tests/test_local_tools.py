@@ -445,3 +445,22 @@ async def test_too_many_tools_for_the_context_is_a_one_line_error(scripted) -> N
         await service.get_chat_message_content(_history(), everything, kernel=kernel, arguments=KernelArguments())
     assert server.requests == []  # refused before llama.cpp saw it
     check_tools_fit([ADD_TOOL] * 10, 4096)  # ten small schemas fit
+
+
+async def test_a_prompt_functions_variables_are_offered_as_text_not_objects(scripted) -> None:
+    # semantic-kernel types an untyped prompt variable "object"; the model was shown "input": {"type": "object"}
+    from kernel_app.config import Settings
+    from kernel_app.kernel_builder import build_kernel
+
+    service, server = scripted([_chunks("Fine.")])
+    kernel = build_kernel(Settings(), chat_service=service).kernel
+    offered = ["BusinessThinking-ChangeAudience", "Math-add", "BusinessThinking-SWOT"]
+    settings = LocalLlamaPromptExecutionSettings(
+        max_tokens=8, function_choice_behavior=FunctionChoiceBehavior.Auto(filters={"included_functions": offered})
+    )
+    await service.get_chat_message_content(_history(), settings, kernel=kernel, arguments=KernelArguments())
+    tools = {t["function"]["name"]: t["function"]["parameters"]["properties"] for t in server.requests[0]["tools"]}
+    assert tools["BusinessThinking-ChangeAudience"]["input"] == {"type": "string", "description": "The text to rewrite"}
+    assert tools["BusinessThinking-ChangeAudience"]["level"]["type"] == "string"
+    assert tools["Math-add"]["a"]["type"] == "number"  # typed native parameters stay as they are
+    assert tools["BusinessThinking-SWOT"]["input"]["type"] == "string"

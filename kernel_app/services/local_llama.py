@@ -46,6 +46,7 @@ from kernel_app.services.local_tools import (
     check_tools_fit,
     llama_messages,
     offered_names,
+    text_parameters,
     tool_request,
 )
 
@@ -305,7 +306,13 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
             update_settings_from_function_call_configuration,
         )
 
-        return update_settings_from_function_call_configuration
+        def update(
+            configuration: FunctionCallChoiceConfiguration, settings: PromptExecutionSettings, kind: FunctionChoiceType
+        ) -> None:
+            update_settings_from_function_call_configuration(configuration, settings, kind)
+            text_parameters(getattr(settings, "tools", None), configuration.available_functions or ())
+
+        return update
 
     def _reset_function_choice_settings(self, settings: PromptExecutionSettings) -> None:
         if hasattr(settings, "tool_choice"):

@@ -95,6 +95,27 @@ def check_tools_fit(tools: list[dict[str, Any]] | None, n_ctx: int) -> None:
         )
 
 
+def text_parameters(tools: list[dict[str, Any]] | None, functions: Iterable[Any]) -> None:
+    """Type a prompt function's variables as text in its tool schema (in place).
+
+    semantic-kernel gives every prompt variable without a JSON schema the type "object", so the model was
+    shown ``"input": {"type": "object", "description": "The text to rewrite"}``: a small model then passes
+    an object where the function wants text. Only an untyped variable of a prompt function changes.
+    """
+    prompts = {f.fully_qualified_name: f for f in functions if getattr(f, "is_prompt", False)}  # "Plugin-Function"
+    for tool in tools or ():
+        function = tool.get("function") or {}
+        metadata = prompts.get(str(function.get("name")))
+        if metadata is None:
+            continue
+        properties = (function.get("parameters") or {}).get("properties") or {}
+        for parameter in metadata.parameters:
+            schema = properties.get(parameter.name)
+            untyped = isinstance(schema, dict) and schema.get("type") == "object" and "properties" not in schema
+            if untyped and not parameter.type_:
+                schema["type"] = "string"
+
+
 def offered_names(tools: list[dict[str, Any]] | None) -> set[str]:
     return {str((tool.get("function") or {}).get("name")) for tool in tools or () if isinstance(tool, Mapping)}
 
