@@ -131,6 +131,36 @@ def test_the_prompt_comes_before_the_kernel(openai_server, tmp_path: Path) -> No
     assert child.exitstatus == 0
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_the_status_shows_where_the_terminal_does_not_report_the_cursor(openai_server, tmp_path: Path) -> None:
+    """prompt_toolkit draws its bottom toolbar only once a cursor-position report says how many rows are under
+    the prompt; in a terminal that sends none the status goes on a line above the prompt instead."""
+    pexpect = pytest.importorskip("pexpect")
+    env = cli_env(
+        KERNEL_APP_SERVICE="openai",
+        OPENAI_BASE_URL=openai_server.base_url,
+        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
+        TERM="xterm",
+        PROMPT_TOOLKIT_NO_CPR="1",
+    )
+    child = pexpect.spawn(
+        sys.executable, ["-m", "kernel_app", "chat"], env=env, encoding="utf-8", timeout=60, dimensions=(30, 100),
+        cwd=os.getcwd(),
+    )  # fmt: skip
+    child.expect("/help for commands")
+    # Drawn with the first prompt, while the kernel is still being built: above the prompt, in the same frame.
+    child.expect("starting: loading plugins", timeout=20)
+    child.expect("you>")
+    child.sendline("/run Math.add a=2 b=3")
+    child.expect("5")
+    child.expect("you>")
+    child.sendline("/exit")
+    child.expect("Bye.")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 # Runs `kernel-app chat` and writes down, when the first prompt is drawn, which heavy modules are loaded.
 _AT_THE_PROMPT = """
 import json, os, sys

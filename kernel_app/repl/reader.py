@@ -106,7 +106,8 @@ class TerminalReader:
     """prompt_toolkit line editing: history, completion, bracketed paste, multi-line blocks.
 
     ``input``/``output``: prompt_toolkit's, for tests (``create_pipe_input``, ``DummyOutput``).
-    ``status``: what is starting in the background ("" when nothing), shown under the prompt.
+    ``status``: what is starting in the background ("" when nothing), shown under the prompt (above it
+    in a terminal that does not report the cursor's position).
     ``on_drawn``: called once, when the first prompt is on the screen."""
 
     def __init__(
@@ -160,6 +161,15 @@ class TerminalReader:
         text = self._status() if self._status is not None else ""
         return [("class:starting", f" {text}")] if text else ""
 
+    def _message(self, prompt: str) -> Callable[[], Any]:
+        """The prompt, with the status on a line above it where the toolbar cannot be shown."""
+
+        def message() -> Any:
+            text = self._status() if self._status is not None and _no_room_below() else ""
+            return [("class:starting", f" {text}\n"), ("", prompt)] if text else prompt
+
+        return message
+
     def read(self, prompt: str) -> str | None:
         from prompt_toolkit.patch_stdout import patch_stdout
         from prompt_toolkit.styles import Style
@@ -170,7 +180,7 @@ class TerminalReader:
             # thread prints (a plugin problem, a bad key) goes above the prompt instead of through it.
             with patch_stdout(raw=True):
                 text = self._session.prompt(
-                    prompt,
+                    self._message(prompt) if starting else prompt,
                     bottom_toolbar=self._toolbar if starting else None,
                     refresh_interval=0.5 if starting else 0,
                     style=Style.from_dict({"bottom-toolbar": "noreverse", "starting": "italic ansibrightblack"}),
@@ -195,6 +205,19 @@ class TerminalReader:
             return await self._asker.prompt_async(question)
         except EOFError:
             return None
+
+
+def _no_room_below() -> bool:
+    """Whether prompt_toolkit leaves out the bottom toolbar: it draws it only once it knows how many rows
+    are under the cursor, which a terminal that never answers the cursor-position request (CPR) never
+    tells it. While it still waits for the answer (2 s at most) the toolbar may yet come: not yet."""
+    from prompt_toolkit.application import get_app
+    from prompt_toolkit.renderer import CPR_Support
+
+    app = get_app()
+    if app.is_done:  # the line is sent: what stays on the screen is the prompt and the line alone
+        return False
+    return app.renderer.cpr_support == CPR_Support.NOT_SUPPORTED and not app.renderer.height_is_known
 
 
 def _bindings() -> Any:
