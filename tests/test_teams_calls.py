@@ -94,7 +94,7 @@ def test_approve_answers_at_once_then_the_function_runs_and_the_answer_streams(
     assert saved[0] == "7" and saved[1] and not saved[1].startswith(("The user did not approve", "error"))
     # A double click shows the outcome; nothing runs again.
     again, seconds = click(url, call_click(connector, "approveCall", approval_id, message.id, channel="msteams"))
-    assert seconds < 1.0 and "Approved by Ada" in str(card_of(again)["body"])
+    assert seconds < 1.0 and "Approved by Ada: memory.save ran." in str(card_of(again)["body"])
     time.sleep(0.3)
     assert [s for s in connector.take() if s.type == "message" and s not in after] == []
     assert len(service.requests) == 2
@@ -184,6 +184,8 @@ def test_the_function_calling_planner_asks_on_a_card_too(served: tuple[str, Tool
     assert seconds < 1.0 and "Approved by Ada" in str(card_of(response)["body"])
     sent = connector.wait_for(lambda s: s.text == "Saved by the planner.")
     assert [s.text for s in sent if s.type == "message"] == ["Saved by the planner."]
+    again, _ = click(url, call_click(connector, "approveCall", approval_id, message.id))
+    assert "Approved by Ada: memory.save ran." in str(card_of(again)["body"])  # kept as done, not as running
 
 
 def test_an_unanswered_card_counts_as_reject_and_the_turn_ends(

@@ -188,6 +188,11 @@ class TeamsAgent(PlanHandlers, CallHandlers):
             await context.send_activity(refused)
             return
         command = command_of(text)
+        if command == "/help":  # it reads nothing of the conversation: no waiting for its turn in progress
+            from kernel_app.chat_session import HELP
+
+            await context.send_activity(OFFERED.help(HELP))
+            return
         live = self._live.get(teams_id)
         if live is not None and live.waiting is not None:  # the conversation's turn is paused on a card
             await context.send_activity(
@@ -201,11 +206,7 @@ class TeamsAgent(PlanHandlers, CallHandlers):
         session = None
         try:
             session = self.session(teams_id)
-            if command == "/help":
-                from kernel_app.chat_session import HELP
-
-                await context.send_activity(OFFERED.help(HELP))
-            elif command == "/plan" and not _function_calling(text):
+            if command == "/plan" and not _function_calling(text):
                 await self._plan(context, session, text, group)
             else:
                 await self._turn(context, session, text, group, lock, handed_over)
@@ -281,7 +282,8 @@ class TeamsAgent(PlanHandlers, CallHandlers):
                     gate.release()
                     live.held = False
 
-        def ended(_task: Any) -> None:
+        def ended(task: asyncio.Task[Any]) -> None:
+            self._turn_ended(live, finished=not task.cancelled() and task.exception() is None)
             if self._live.get(teams_id) is live:
                 del self._live[teams_id]
             self._keep(session, teams_id)

@@ -82,8 +82,12 @@ class CallHandlers:
         """The engine wants to run a function with an effect: a card; the turn waits for the click."""
         from kernel_app.server.teams.turns import continuation
 
-        if not request.approval_id:  # the function-calling planner's requests carry none
-            request = dataclasses.replace(request, approval_id=f"approval_{uuid.uuid4().hex[:12]}")
+        if not request.approval_id:  # the function-calling planner's requests carry no ids
+            request = dataclasses.replace(
+                request,
+                approval_id=f"approval_{uuid.uuid4().hex[:12]}",
+                call_id=request.call_id or f"call_{uuid.uuid4().hex[:8]}",
+            )
         approval_id = request.approval_id
         job = CallApproval(request, live.owner, live.owner_name, asyncio.get_running_loop().create_future())
         self.call_store.add(
@@ -130,11 +134,22 @@ class CallHandlers:
         return record is not None and record.state == "approved"
 
     def _call_finished(self, live: LiveTurn, call_id: str, ok: bool) -> None:
+        """An approved call of the live turn ran (its FunctionCallFinished): its row is done."""
         approval_id = live.approved.pop(call_id, None)
         if approval_id is not None:
             record = self.call_store.get(approval_id)
             ran = record.outcome.replace(" runs.", " ran.") if record is not None else ""
             self.call_store.finish(approval_id, "done" if ok else "failed", ran)
+
+    def _turn_ended(self, live: LiveTurn, finished: bool) -> None:
+        """The turn is over: its approved calls ran if it ``finished`` (the function-calling planner sends
+        no FunctionCallFinished), else it stopped and they may not have; none is left as running."""
+        for call_id in list(live.approved):
+            if finished:
+                self._call_finished(live, call_id, True)
+            else:
+                approval_id = live.approved.pop(call_id)
+                self.call_store.finish(approval_id, "failed", "The turn stopped: this call may not have run.")
 
     async def _continue(self, live: LiveTurn) -> None:
         """The rest of a turn after its card was decided, in a proactive turn of its conversation."""
