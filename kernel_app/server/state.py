@@ -32,7 +32,7 @@ class ServerState:
     store: ConversationStore
     gate: GenerationGate
     request_timeout: float | None = 300.0
-    approve_model_functions: bool = False  # OpenAI-compatible turns may run prompt (MODEL) functions unasked
+    approve_model_functions: bool = False  # prompt (MODEL) functions run unasked (OpenAI API, Teams, chat-copilot)
     embedder: Any = None
     plans: dict[str, Any] = field(default_factory=dict)
     approvals: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
