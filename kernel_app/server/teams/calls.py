@@ -80,8 +80,6 @@ class CallHandlers:
 
     async def _ask_call(self, live: LiveTurn, request: ApprovalNeeded) -> bool:
         """The engine wants to run a function with an effect: a card; the turn waits for the click."""
-        from kernel_app.server.teams.turns import continuation
-
         if not request.approval_id:  # the function-calling planner's requests carry no ids
             request = dataclasses.replace(
                 request,
@@ -103,7 +101,7 @@ class CallHandlers:
                 call_id=request.call_id,
                 effect=request.effect,
                 said=live.said,
-                activity=continuation(live.activity).model_dump(mode="json", by_alias=True, exclude_none=True),
+                activity=live.activity.model_dump(mode="json", by_alias=True, exclude_none=True),
             )
         )
         self.calls[approval_id] = job
