@@ -37,7 +37,6 @@ async def test_a_call_without_its_required_input_is_told_what_to_pass_and_the_re
         tools(("BusinessThinking-SWOT", {})),
         tools(("BusinessThinking-SWOT", {"input": "a bakery in Lyon"})),
         DRAFT,
-        "Here is the SWOT of the bakery.",
     )
     asked: list[str] = []
 
@@ -55,6 +54,7 @@ async def test_a_call_without_its_required_input_is_told_what_to_pass_and_the_re
     assert "Nothing ran" in told
     assert asked == ["BusinessThinking.SWOT"]  # the call that could not run asked nobody
     assert "a bakery in Lyon" in service.requests[2].prompt  # the draft was written for the retry's input
+    assert result.text.startswith("### Strengths") and service.remaining == 0
 
 
 @pytest.mark.parametrize(
@@ -99,44 +99,43 @@ async def test_a_repeated_bad_call_is_not_retried_forever() -> None:
     assert service.offered[-1] is None  # the repeat made the engine ask for an answer without tools
 
 
-async def test_the_swot_is_the_answer_whole_and_the_model_only_adds_a_sentence() -> None:
+async def test_the_swot_is_the_answer_as_it_is_and_the_model_is_not_asked_to_retell_it() -> None:
     for stream in (False, True):
-        engine, service = engine_with(
-            tools(("BusinessThinking-SWOT", {"input": "a bakery in Lyon"})), DRAFT, "A SWOT of your Lyon bakery."
-        )
+        engine, service = engine_with(tools(("BusinessThinking-SWOT", {"input": "a bakery in Lyon"})), DRAFT)
         conversation = engine.create()
         events = [e async for e in engine.stream(conversation.id, ASK, approve=approve_all, stream=stream)]
         done = events[-1]
         assert isinstance(done, Done)
         [finished] = [e for e in events if isinstance(e, FunctionCallFinished)]
-        tables = service.tool_results[-1][0]
-        assert finished.ok and tables.startswith("### Strengths") and tables.count("|") > 20
-        assert done.text == tables.rstrip() + "\n\nA SWOT of your Lyon bakery.", stream
+        assert finished.ok and done.text.startswith("### Strengths") and done.text.count("|") > 20, stream
+        assert "| Fresh bread (baked at dawn) |" in done.text and "| Supermarkets |  |" in done.text
         assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.text
-        # the model was told the user sees the tables (a system note after the result), not to repeat them
-        last = service.requests[-1].messages[-1]
-        assert last["role"] == "system" and "BusinessThinking-SWOT above, in full" in last["content"]
-        assert engine.store.messages(conversation.id)[-1].content == done.text  # stored as shown
+        # the call, then the draft: no third request, where the model would get the tables back to retell
+        assert len(service.requests) == 2 and service.remaining == 0
+        stored = engine.store.messages(conversation.id)
+        assert [m.role for m in stored] == ["user", "assistant", "tool", "assistant"]
+        assert stored[-1].content == done.text == stored[-2].content
+        assert done.usage.completion_tokens > 0  # the draft's tokens are counted
 
 
-async def test_an_empty_last_answer_leaves_the_result_alone_as_the_answer() -> None:
-    engine, _ = engine_with(tools(("BusinessThinking-SWOT", {"input": "a bakery"})), DRAFT, "")
-    result = await engine.send(engine.create().id, ASK, approve=approve_all)
-    assert result.text.startswith("### Strengths") and result.text.endswith("| Supermarkets |  |")
-
-
-async def test_after_the_swot_the_model_may_chain_the_next_function_whose_words_are_the_answer() -> None:
+async def test_a_swot_that_is_not_the_last_call_of_its_round_leaves_the_answer_to_the_model() -> None:
     engine, service = engine_with(
-        tools(("BusinessThinking-SWOT", {"input": "a coffee shop"})),
+        tools(("BusinessThinking-SWOT", {"input": "a coffee shop"}), ("Text-upper", {"input": "coffee"})),
         DRAFT,
-        tools(("BusinessThinking-ChangeAudience", {"input": "the SWOT", "level": "child"})),
-        "The shop makes yummy coffee.",
-        "Here it is for a child: the shop makes yummy coffee.",
+        "Your SWOT, and COFFEE.",
     )
-    result = await engine.send(engine.create().id, "A SWOT of a coffee shop a child understands", approve=approve_all)
-    assert [c.function for c in result.calls] == ["BusinessThinking.SWOT", "BusinessThinking.ChangeAudience"]
-    assert result.text == "Here it is for a child: the shop makes yummy coffee."  # ChangeAudience is not shown as is
-    assert service.requests[-1].messages[-1]["role"] != "system"
+    result = await engine.send(
+        engine.create().id, "A SWOT of a coffee shop, and COFFEE in capitals", approve=approve_all
+    )
+    assert [c.function for c in result.calls] == ["BusinessThinking.SWOT", "Text.upper"]
+    assert result.text == "Your SWOT, and COFFEE."
+    assert service.tool_results[-1][1] == "COFFEE" and service.tool_results[-1][0].startswith("### Strengths")
+
+
+async def test_after_a_refused_or_failed_swot_the_model_answers() -> None:
+    engine, _ = engine_with(tools(("BusinessThinking-SWOT", {"input": "a bakery"})), "I may not run it.")
+    result = await engine.send(engine.create().id, ASK)  # no approval callback: refused
+    assert result.text == "I may not run it." and not result.calls[0].ok
 
 
 async def test_a_failed_swot_is_not_shown_and_functions_say_whether_their_result_is_the_answer() -> None:

@@ -12,11 +12,13 @@ call is checked against the function's parameters first (:func:`checked_argument
   is, and shown the call to write, and the engine's next round gives it that second chance.
 
 :func:`result_is_answer` marks a function whose result is what the user asked for, whole (the SWOT's
-four tables): a model that retells such a result in a paragraph loses it, and one that copies it spends
-a minute of tokens on the embedded model. The engine shows such a result to the user as the start of
-the answer and tells the model so (:data:`SHOWN_NOTE`): it adds a sentence, or calls the next function
-when the request asks for more. The idea is LangChain's ``return_direct`` and semantic-kernel's
-``terminate`` in an auto-invocation filter, without ending the turn.
+four tables). When such a call is the last of a round, its result is the turn's answer as it is and the
+model is not asked again: semantic-kernel's ``terminate`` in an auto-invocation filter, LangChain's
+``return_direct``. Qwen2.5-Coder-1.5B, given the tables back, retold them in a paragraph (and lost
+them); told they were shown and asked for one short sentence, it echoed the note, copied the tables or
+wrote "The user can now proceed to the next function.", 90-110 s of generation each on the 2-core
+machine. A request for more (the SWOT rewritten for a child) is the next message, with the tables in
+the conversation, or a plan (``kernel-app plan``, ``/plan``).
 """
 
 from __future__ import annotations
@@ -30,12 +32,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 RESULT_IS_ANSWER_ATTRIBUTE = "__kernel_app_result_is_answer__"
 UNPARSED = "_unparsed"  # the engine's key for arguments that were not JSON (engine._arguments)
 MAX_ECHO = 300  # characters of malformed arguments quoted back to the model
-
-SHOWN_NOTE = (
-    "The user now sees the result of {function} above, in full. If their request asks for more (for "
-    "example to rewrite, shorten or translate it), call the function that does that next; otherwise answer "
-    "with one short sentence and do not repeat the result."
-)
 
 
 def result_is_answer(function: F) -> F:

@@ -9,8 +9,8 @@ call is an event and each one with an effect waits for the surface's approval
 (:func:`kernel_app.effects.needs_approval`: only READ functions run unasked; no callback = deny).
 After ``max_rounds`` rounds the model answers without tools. A call is checked before it runs
 (:mod:`kernel_app.conversation.calls`: a missing required argument is explained to the model, which
-retries in the next round), and the result of a function marked ``result_is_answer`` (the SWOT's tables)
-starts the answer as it is, the model adding a sentence or the next call. The turn is stored when it is done (one
+retries in the next round), and the result of a function marked ``result_is_answer`` (the SWOT's tables),
+when it is the last call of a round, is the turn's answer as it is. The turn is stored when it is done (one
 transaction: question, calls, results, answer); a call with an effect that was approved and ran is
 stored at once, so the record of what was done survives a failure later in the turn. A turn that
 fails or is cancelled otherwise leaves nothing, so the unanswered question does not come back.
@@ -358,19 +358,12 @@ class ConversationEngine:
             offered: list[str] = []
             made: set[str] = set()  # the calls run this turn, as function and arguments
             answer_now = False
-            shown: tuple[str, str] | None = None  # (function, result) the user already sees: calls.result_is_answer
             if tools:
                 asked = next((m.content for m in reversed(prompt()) if m.role == "user"), "") or ""
                 offered = await self.offered_functions(asked)
             for round_index in range(self.max_rounds + 1):
                 offer = tools and round_index < self.max_rounds and not answer_now
                 history = self.chat_history(prompt())
-                prefix = ""
-                if shown is not None:
-                    from kernel_app.conversation.calls import SHOWN_NOTE
-
-                    history.add_system_message(SHOWN_NOTE.format(function=shown[0].replace(".", "-", 1)))
-                    prefix = shown[1].rstrip() + "\n\n"
                 settings = self._settings(service, offer, options, offered)
                 kwargs: dict[str, Any] = {}
                 if offer:
@@ -388,9 +381,6 @@ class ConversationEngine:
                         usage = usage + Usage.from_metadata(getattr(chunk, "metadata", None))
                         merged = chunk if merged is None else merged + chunk
                         if chunk.content:
-                            if prefix and not text_parts:
-                                text_parts.append(prefix)
-                                yield TextDelta(prefix)
                             text_parts.append(str(chunk.content))
                             yield TextDelta(str(chunk.content))
                     if merged is not None:
@@ -403,13 +393,10 @@ class ConversationEngine:
                         calls = _function_calls(message)
                         finish = _finish(message)
                         if message.content:
-                            text_parts.extend([prefix, str(message.content)])
-                            yield TextDelta(prefix + str(message.content))
+                            text_parts.append(str(message.content))
+                            yield TextDelta(str(message.content))
                 text = "".join(text_parts)
                 if not calls:
-                    if prefix and not text_parts:  # the model added nothing: the result is the whole answer
-                        text = prefix.rstrip()
-                        yield TextDelta(text)
                     pending.append(Message("assistant", text, tokens=usage.completion_tokens or None))
                     yield Done("", text, usage, finish)
                     return
@@ -426,6 +413,7 @@ class ConversationEngine:
                     continue
                 tool_calls = tuple(fresh)
                 pending.append(Message("assistant", text, tool_calls=tool_calls))
+                shown = ""  # the result of the round's last call, when it is the answer itself
                 for call in tool_calls:
                     async for event in self._call(call, approve, pending, commit, offered):
                         if isinstance(event, _Usage):
@@ -433,7 +421,14 @@ class ConversationEngine:
                         else:
                             yield event
                         if isinstance(event, FunctionCallFinished):
-                            shown = (call.function, pending[-1].content) if self._is_answer(event) else None
+                            shown = pending[-1].content if self._is_answer(event) else ""
+                if shown:
+                    # The turn ends with it (calls.result_is_answer): Qwen2.5-Coder-1.5B, asked for one more
+                    # sentence after the SWOT, echoed the request or the tables, a minute and a half each.
+                    pending.append(Message("assistant", shown))
+                    yield TextDelta(shown)
+                    yield Done("", shown, usage, "stop")
+                    return
             yield Done("", "", usage, "length")  # unreachable: the last round offers no tools
         except KernelAppError as error:
             yield ErrorEvent(str(error))
