@@ -3,17 +3,24 @@
 
 WAL and ``synchronous=FULL`` as in the conversation store, so what an adapter keeps about a conversation
 survives a restart (and a kill) like the messages it points at. One connection per store, shared by the
-event loop and worker threads under a lock (``check_same_thread=False``).
+event loop and worker threads under a lock (``check_same_thread=False``). :class:`DecisionStore` is such a
+table of records waiting for a person's decision (Teams' plans and calls, chat-copilot's plan messages).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
 import threading
+import time
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 MEMORY = ":memory:"
+R = TypeVar("R")
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -50,3 +57,151 @@ class SideStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class DecisionStore(SideStore, Generic[R]):
+    """Records that wait for a person's decision (a card's click, a plan message's Approve), one table each.
+
+    A subclass declares its table (``TABLE``), its record (``RECORD``, a dataclass whose first field is
+    ``id`` and which has ``state``, ``outcome`` and ``created_at``) and what a record found running at start
+    says (``INTERRUPTED``, formatted with the record's fields); the columns, the schema and the conversions
+    come from the record's fields: ``dict`` and ``list`` fields are JSON text, ``bool`` an integer.
+    :meth:`decide` moves a record out of ``waiting`` in one conditional UPDATE, so two clicks (or two
+    servers on one data directory) decide it once.
+
+    States: ``waiting`` -> ``approved`` (running) -> ``done`` | ``failed``; ``waiting`` -> ``rejected`` |
+    ``expired``; ``approved`` rows found at start are ``interrupted`` (the server stopped while they ran).
+    """
+
+    TABLE: ClassVar[str]
+    RECORD: ClassVar[type[Any]]
+    INTERRUPTED: ClassVar[str]
+    COLUMN_NAMES: ClassVar[dict[str, str]] = {"group": "is_group"}  # field -> column, where the name is an SQL word
+    KEEP_DECIDED: ClassVar[int] = 500  # decided records remembered (a late click shows their outcome)
+    FORGET_WAITING: ClassVar[float] = 7 * 24 * 3600.0  # seconds: a waiting record long expired goes
+    _COLUMNS: ClassVar[tuple[_Column, ...]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "RECORD" in cls.__dict__:
+            cls._COLUMNS = _columns(cls.RECORD, cls.COLUMN_NAMES)
+            body = ", ".join(f"{c.name} {c.sql}" for c in cls._COLUMNS)
+            cls.SCHEMA = f"CREATE TABLE IF NOT EXISTS {cls.TABLE} ({body}, updated_at REAL NOT NULL)"
+
+    def add(self, record: R) -> None:
+        names = ", ".join(c.name for c in self._COLUMNS)
+        values = [c.to_sql(getattr(record, c.field)) for c in self._COLUMNS]
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO {self.TABLE} ({names}, updated_at) VALUES ({', '.join('?' * (len(values) + 1))})",
+                (*values, time.time()),
+            )
+            self._prune()
+
+    def get(self, record_id: str) -> R | None:
+        rows = self._select("id = ?", (record_id,))
+        return rows[0] if rows else None
+
+    def decide(self, record_id: str, state: str, outcome: str, card_id: str | None = None) -> bool:
+        """Move a waiting record to ``state``; False when it was no longer waiting (it was decided already).
+        ``card_id`` (where the table has one) is kept when given."""
+        card = ", card_id = COALESCE(?, card_id)" if "card_id" in self._fields() else ""
+        parameters = (state, outcome, *((card_id,) if card else ()), time.time(), record_id)
+        with self._lock:
+            cursor = self._conn.execute(
+                f"UPDATE {self.TABLE} SET state = ?, outcome = ?{card}, updated_at = ? "
+                "WHERE id = ? AND state = 'waiting'",
+                parameters,
+            )
+        return cursor.rowcount == 1
+
+    def expire_if_late(self, record: Any, timeout: float, outcome: str, card_id: str | None = None) -> bool:
+        """A waiting record older than ``timeout`` seconds is ``expired`` (nothing runs); True when it was."""
+        if record.state != "waiting" or time.time() - record.created_at <= timeout:
+            return False
+        self.decide(record.id, "expired", outcome, card_id)
+        return True
+
+    def finish(self, record_id: str, state: str, outcome: str) -> None:
+        """What became of an approved record: ``done`` or ``failed`` (once: a later failure, e.g. of the
+        message after it, does not turn ``done`` into ``failed``)."""
+        with self._lock:
+            self._conn.execute(
+                f"UPDATE {self.TABLE} SET state = ?, outcome = ?, updated_at = ? WHERE id = ? AND state = 'approved'",
+                (state, outcome, time.time(), record_id),
+            )
+
+    def interrupt_running(self) -> int:
+        """At start: what was running when the server stopped may not have finished; say so when asked."""
+        running = self._select("state = 'approved'", ())
+        with self._lock:
+            for record in running:
+                self._conn.execute(
+                    f"UPDATE {self.TABLE} SET state = 'interrupted', outcome = ?, updated_at = ? WHERE id = ?",
+                    (self.INTERRUPTED.format_map(vars(record)), time.time(), record.id),
+                )
+        return len(running)
+
+    def _fields(self) -> set[str]:
+        return {c.field for c in self._COLUMNS}
+
+    def _select(self, where: str, parameters: tuple[Any, ...]) -> list[R]:
+        names = ", ".join(c.name for c in self._COLUMNS)
+        with self._lock:
+            rows = self._conn.execute(f"SELECT {names} FROM {self.TABLE} WHERE {where}", parameters).fetchall()
+        columns = self._COLUMNS
+        return [self.RECORD(**{c.field: c.from_sql(v) for c, v in zip(columns, row, strict=True)}) for row in rows]
+
+    def _prune(self) -> None:
+        table = self.TABLE
+        self._conn.execute(
+            f"DELETE FROM {table} WHERE state != 'waiting' AND id NOT IN (SELECT id FROM {table} "
+            "WHERE state != 'waiting' ORDER BY updated_at DESC LIMIT ?)",
+            (self.KEEP_DECIDED,),
+        )
+        self._conn.execute(
+            f"DELETE FROM {table} WHERE state = 'waiting' AND created_at < ?", (time.time() - self.FORGET_WAITING,)
+        )
+
+
+@dataclass(frozen=True)
+class _Column:
+    field: str
+    name: str
+    sql: str  # its type and constraint in the schema
+    kind: str  # "json", "bool" or "" (as it is)
+
+    def to_sql(self, value: Any) -> Any:
+        if self.kind == "json":
+            return json.dumps(value, ensure_ascii=False, default=str)
+        return int(value) if self.kind == "bool" else value
+
+    def from_sql(self, value: Any) -> Any:
+        if self.kind == "json":
+            return json.loads(value)
+        return bool(value) if self.kind == "bool" else value
+
+
+_SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER"}
+
+
+def _columns(record: type[Any], renamed: dict[str, str]) -> tuple[_Column, ...]:
+    """A record's columns from its dataclass fields and their types (the first field, ``id``, is the key)."""
+    hints = typing.get_type_hints(record)
+    columns = []
+    for number, item in enumerate(dataclasses.fields(record)):
+        hint = hints[item.name]
+        arguments = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(arguments) < len(typing.get_args(hint))
+        base = typing.get_origin(hint) or hint
+        if optional and len(arguments) == 1:  # X | None
+            base = typing.get_origin(arguments[0]) or arguments[0]
+        if base in (dict, list):
+            kind, sql = "json", "TEXT"
+        elif base in _SQL_TYPES:
+            kind, sql = ("bool" if base is bool else ""), _SQL_TYPES[base]
+        else:
+            raise TypeError(f"{record.__name__}.{item.name}: a side store keeps str, int, float, bool, dict or list")
+        constraint = " PRIMARY KEY" if number == 0 else ("" if optional else " NOT NULL")
+        columns.append(_Column(item.name, renamed.get(item.name, item.name), sql + constraint, kind))
+    return tuple(columns)

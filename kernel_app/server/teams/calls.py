@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +33,9 @@ from kernel_app.server.teams.turns import (
     LiveTurn,
     Renderer,
     card_response,
+    clicked,
     failure,
-    message_response,
+    in_its_conversation,
     relay,
     user_of,
 )
@@ -174,17 +174,15 @@ class CallHandlers:
 
     def _decide_call(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
         """Answer the invoke at once; the waiting turn goes on, or after a restart the call runs on its own."""
-        approval_id = str(data.get("approvalId", "")) if isinstance(data, dict) else ""
-        record = self.call_store.get(approval_id) if approval_id else None
-        if record is None:
-            return card_response(cards.call_gone_card())
-        who, name = user_of(context.activity)
-        if who != record.owner:
-            return message_response(f"Only {record.owner_name}, who asked, can approve or reject {record.function}.")
+        only = "Only {owner_name}, who asked, can approve or reject {function}."
+        record = clicked(context, data, "approvalId", self.call_store, cards.call_gone_card(), only)
+        if not isinstance(record, CallRecord):
+            return record
+        approval_id, name, card_id = record.id, user_of(context.activity)[1], context.activity.reply_to_id
         job = self.calls.get(approval_id)  # None: the turn that asked is gone (the server restarted)
-        card_id = context.activity.reply_to_id
-        if record.state == "waiting" and time.time() - record.created_at > CALL_APPROVAL_TIMEOUT:
-            self.call_store.decide(approval_id, "expired", f"Not answered in time: {record.function} did not run.")
+        late = f"Not answered in time: {record.function} did not run."
+        if self.call_store.expire_if_late(record, CALL_APPROVAL_TIMEOUT, late):
+            pass  # nothing runs: the card shows it came too late
         elif approved:
             ran = "runs." if job is not None else "runs now; its result follows."
             if self.call_store.decide(approval_id, "approved", f"Approved by {name}: {record.function} {ran}", card_id):
@@ -206,15 +204,10 @@ class CallHandlers:
 
     async def _run_after_restart(self, record: CallRecord, identity: Any) -> None:
         """The approved call and its result, in a proactive turn of the conversation it came from."""
-        from microsoft_agents.activity import Activity
-
-        async def turn(context: TurnContext) -> None:
-            async with self._lock(record.teams_id):  # after the conversation's turn in progress, if any
-                await self._run_call(context, record)
-
         try:
-            await self.adapter.continue_conversation_with_claims(
-                identity, Activity.model_validate(record.activity), turn
+            lock = self._lock(record.teams_id)
+            await in_its_conversation(
+                self.adapter, identity, record.activity, lock, lambda context: self._run_call(context, record)
             )
         except Exception:
             log.exception("Teams: the approved call's turn failed")

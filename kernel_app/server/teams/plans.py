@@ -22,9 +22,10 @@ from kernel_app.server.teams.turns import (
     Renderer,
     adaptive,
     card_response,
+    clicked,
     continuation,
     failure,
-    message_response,
+    in_its_conversation,
     user_of,
 )
 
@@ -126,16 +127,14 @@ class PlanHandlers:
 
     def _decide_plan(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
         """Answer the card's invoke at once; an approved plan runs after it, in its own turn."""
-        plan_id = str(data.get("planId", "")) if isinstance(data, dict) else ""
-        record = self.plans.get(plan_id) if plan_id else None
-        if record is None:
-            return card_response(cards.gone_card())
-        who, name = user_of(context.activity)
-        if who != record.owner:
-            return message_response(f"Only {record.owner_name}, who asked for this plan, can approve or reject it.")
-        card_id = context.activity.reply_to_id
-        if record.state == "waiting" and time.time() - record.created_at > APPROVAL_TIMEOUT:
-            self.plans.decide(plan_id, "expired", "Not approved in time: nothing ran. Ask again with /plan.", card_id)
+        only = "Only {owner_name}, who asked for this plan, can approve or reject it."
+        record = clicked(context, data, "planId", self.plans, cards.gone_card(), only)
+        if not isinstance(record, PlanRecord):
+            return record
+        plan_id, name, card_id = record.id, user_of(context.activity)[1], context.activity.reply_to_id
+        late = "Not approved in time: nothing ran. Ask again with /plan."
+        if self.plans.expire_if_late(record, APPROVAL_TIMEOUT, late, card_id):
+            pass  # nothing runs: the card shows it came too late
         elif approved:
             if self.plans.decide(plan_id, "approved", f"Approved by {name}: running…", card_id):
                 record.card_id = card_id or record.card_id
@@ -148,16 +147,11 @@ class PlanHandlers:
 
     async def _run_plan(self, record: PlanRecord, identity: Any) -> None:
         """The approved plan's progress and result, in a proactive turn of the conversation it came from."""
-        from microsoft_agents.activity import Activity
-
-        async def turn(context: TurnContext) -> None:
-            async with self._lock(record.teams_id):  # after the conversation's turn in progress, if any
-                await self._execute(context, record)
-
         began = time.perf_counter()
         try:
-            await self.adapter.continue_conversation_with_claims(
-                identity, Activity.model_validate(record.activity), turn
+            lock = self._lock(record.teams_id)
+            await in_its_conversation(
+                self.adapter, identity, record.activity, lock, lambda context: self._execute(context, record)
             )
         except Exception:
             log.exception("Teams: the approved plan's turn failed")

@@ -12,6 +12,7 @@ a card waits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from kernel_app.chat_session import Reply
     from kernel_app.conversation.events import ApprovalNeeded
+    from kernel_app.server.side_store import DecisionStore
 
 SORRY = "Sorry, something went wrong on my side; please try again."
 
@@ -61,6 +63,34 @@ def card_response(card: dict[str, Any]) -> Any:
     from microsoft_agents.activity import AdaptiveCardInvokeResponse
 
     return AdaptiveCardInvokeResponse(status_code=200, type=cards.CONTENT_TYPE, value=card)
+
+
+def clicked(
+    context: TurnContext, data: Any, key: str, store: DecisionStore[Any], gone: dict[str, Any], only: str
+) -> Any:
+    """The record a card's click names (``data[key]``) and that the clicker may decide; else the invoke's
+    answer: ``gone`` (no such record) as the card, or ``only`` (formatted with the record) to another user."""
+    record_id = str(data.get(key, "")) if isinstance(data, dict) else ""
+    record = store.get(record_id) if record_id else None
+    if record is None:
+        return card_response(gone)
+    if user_of(context.activity)[0] != record.owner:
+        return message_response(only.format_map(vars(record)))
+    return record
+
+
+async def in_its_conversation(
+    adapter: Any, identity: Any, activity: dict[str, Any], lock: asyncio.Lock, work: Callable[[TurnContext], Any]
+) -> None:
+    """``work(context)`` in a proactive turn of the conversation ``activity`` (a kept message) came from,
+    after that conversation's turn in progress, if any (``lock``)."""
+    from microsoft_agents.activity import Activity
+
+    async def turn(context: TurnContext) -> None:
+        async with lock:
+            await work(context)
+
+    await adapter.continue_conversation_with_claims(identity, Activity.model_validate(activity), turn)
 
 
 def message_response(text: str) -> Any:
