@@ -153,6 +153,22 @@ def test_both_surfaces_run_prompt_functions_unasked_only_with_the_servers_flag()
     assert asyncio.run(approver(plain, ask)(prompt)) is False and asked == ["memory.save", "Writer.Translate"]
 
 
+def test_the_openai_endpoint_follows_the_same_rule_and_refuses_what_the_others_ask() -> None:
+    from kernel_app.conversation.engine import Refusal
+    from kernel_app.conversation.events import ApprovalNeeded
+    from kernel_app.server.openai_compat import refusal
+
+    prompt = ApprovalNeeded("approval_1", "call_1", "Writer.Translate", {}, "model")
+    write = ApprovalNeeded("approval_2", "call_2", "memory.save", {}, "write")
+    flagged, plain = SimpleNamespace(approve_model_functions=True), SimpleNamespace(approve_model_functions=False)
+    assert asyncio.run(approver(flagged, refusal)(prompt)) is True
+    refused = asyncio.run(approver(plain, refusal)(prompt))
+    assert isinstance(refused, Refusal) and "when started with --approve-model-functions" in refused.reason
+    for state in (flagged, plain):  # a function with an effect: no one can be asked over that API
+        refused = asyncio.run(approver(state, refusal)(write))
+        assert isinstance(refused, Refusal) and "no one can approve that" in refused.reason
+
+
 # endregion
 
 # region replies

@@ -1,4 +1,5 @@
-"""What the chat adapters (Teams, chat-copilot's web app) share over the REPL's command layer.
+"""What the chat adapters (Teams, chat-copilot's web app) share over the REPL's command layer, and the
+OpenAI-compatible endpoint with them (which calls run unasked).
 
 Which of the REPL's commands a surface offers and how it refuses the others, its ``/help``, which
 messages need a place at the model's queue, whether a function call is asked about or runs unasked
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kernel_app.chat_session import Reply
+    from kernel_app.conversation.engine import Refusal
     from kernel_app.conversation.events import ApprovalNeeded
 
 MAX_ERROR_CHARS = 300
@@ -96,14 +98,15 @@ def needs_approval(state: Any, name: str) -> bool:
         return False
 
 
-AskUser = Callable[["ApprovalNeeded"], Awaitable[bool]]
+AskUser = Callable[["ApprovalNeeded"], Awaitable["bool | Refusal"]]
 
 
 def approver(state: Any, ask: AskUser) -> AskUser:
     """The engine's ``approve`` callback for a surface: the server's rule first (:func:`runs_unasked`), then
-    the surface's own way of asking its user (a card, a plan message) for the rest."""
+    the surface's own way of asking its user (a card, a plan message) for the rest, or of refusing it
+    where no one can be asked (the OpenAI-compatible endpoint)."""
 
-    async def approve(request: ApprovalNeeded) -> bool:
+    async def approve(request: ApprovalNeeded) -> bool | Refusal:
         if runs_unasked(state, request.effect):
             return True
         return await ask(request)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernel_app.conversation.engine import Refusal
 from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, TextDelta
 from kernel_app.conversation.store import Message
+from kernel_app.server.chat_surface import approver
 from kernel_app.server.errors import ApiError, error_body
 from kernel_app.server.limits import CLIENT_GONE, gated, unless_disconnected
 from kernel_app.server.state import KERNEL_MODEL, State
@@ -34,13 +35,12 @@ log = logging.getLogger("kernel_app.server")
 APPROVE_FLAG = "--approve-model-functions"
 
 
-def model_function_rule(request: ApprovalNeeded, approve_model_functions: bool) -> bool | Refusal:
-    """An OpenAI client cannot answer an approval: prompt functions run only when the server was started
-    with ``--approve-model-functions``; functions with an effect never. A refusal names the way out, to
-    the model (which tells the client) and in the server's log."""
+async def refusal(request: ApprovalNeeded) -> Refusal:
+    """An OpenAI client cannot answer an approval: what the chat surfaces would ask about is refused here
+    (:func:`kernel_app.server.chat_surface.approver` runs prompt functions first under
+    ``--approve-model-functions``, as on Teams and chat-copilot). A refusal names the way out, to the model
+    (which tells the client) and in the server's log."""
     if request.effect == "model":
-        if approve_model_functions:
-            return True
         log.warning(
             "%s not run for model %s: it is a prompt function; start the server with %s to allow them",
             request.function,
@@ -143,9 +143,7 @@ async def chat_completions(
             options[key] = getattr(body, key)
     state.gate.check()  # a full queue answers 429 before anything starts
 
-    async def approve(request: ApprovalNeeded) -> bool | Refusal:
-        return model_function_rule(request, state.approve_model_functions)
-
+    approve = approver(state, refusal)  # the chat surfaces' rule; the rest is refused, not asked
     events = gated(
         state.gate,
         engine.complete(messages, approve=approve, stream=body.stream, options=options),
