@@ -26,6 +26,17 @@ CUT_NOTE = "\n(cut: the answer reached its length limit)"
 # other command answers from what the server holds (/help, /functions, /results, /reset...), or is
 # refused, so it never waits for, nor takes, a place at the model's queue.
 MODEL_COMMANDS = frozenset({"/run", "/plan", "/ask", "/save"})
+# A call approved after a restart: the turn that asked is gone (the engine keeps a turn's messages in
+# memory until it ends), so the call runs on its own and its result is the answer.
+AFTER_RESTART = (
+    "The server restarted while {function} waited for your approval, so I could not go on with that answer. "
+    "I ran {function} as you approved. Its result:\n\n{result}\n\nAsk again or say how to go on: I will "
+    "continue from it."
+)
+FAILED_AFTER_RESTART = (
+    "The server restarted while {function} waited for your approval, so I could not go on with that answer. "
+    "I ran {function} as you approved, but it failed: {error}"
+)
 
 
 def command_of(text: str) -> str:
@@ -158,3 +169,71 @@ async def acquire_waiting(gate: Any) -> None:
             return
         except Busy as busy:
             await asyncio.sleep(min(busy.retry_after, 1))
+
+
+def failure(error: BaseException) -> str:
+    """An error as the REPL's command layer words it (our errors as they are, others as "failed: ...")."""
+    from kernel_app.errors import KernelAppError, innermost_message
+
+    return str(error) if isinstance(error, KernelAppError) else f"failed: {innermost_message(error)}"
+
+
+# region after a restart
+
+
+async def run_approved_call(state: Any, function: str, arguments: dict[str, Any]) -> tuple[str, str, bool]:
+    """A call approved after a restart, run once at its turn of the model's queue (a prompt function calls
+    the model): its output (or why it failed), the answer that says so (:data:`AFTER_RESTART`), and
+    whether it ran."""
+    from semantic_kernel.functions import KernelArguments
+
+    from kernel_app.conversation.engine import result_text
+
+    plugin, _, name = function.partition(".")
+    ok = False
+    await acquire_waiting(state.gate)
+    try:
+        result = await state.kernel.invoke(state.kernel.get_function(plugin, name), KernelArguments(**arguments))
+        output, ok = result_text(result), True
+    except Exception as error:
+        output = failure(error)
+    finally:
+        state.gate.release()
+    if ok:
+        return output, AFTER_RESTART.format(function=function, result=output or "(no result)"), True
+    error = sorry(output).removeprefix("Sorry, that did not work: ")  # its first line, not too long
+    return output, FAILED_AFTER_RESTART.format(function=function, error=error), False
+
+
+def remember_call(
+    state: Any, conversation_id: str, said: str, call: tuple[str, str, dict[str, Any]], output: str, text: str
+) -> None:
+    """The question, the call (its id, ``Plugin.Function``, arguments), its result and the answer join the
+    conversation as a turn of the engine's, so the next message continues from them."""
+    from kernel_app.conversation.store import Message, ToolCall
+
+    store = state.engine.store
+    if not store.exists(conversation_id):
+        return
+    call_id, function, arguments = call
+    store.append_many(
+        conversation_id,
+        [
+            Message("user", said),
+            Message("assistant", "", tool_calls=(ToolCall(call_id, function, dict(arguments)),)),
+            Message("tool", output, name=function, call_id=call_id),
+            Message("assistant", text),
+        ],
+    )
+
+
+def remember_plan(state: Any, conversation_id: str, goal: str, result: str) -> None:
+    """As the REPL's /plan does: a plan run after its approval joins the conversation (and names it)."""
+    engine = state.engine
+    if engine.store.exists(conversation_id):
+        engine.remember(conversation_id, f"(planned and ran: {goal})", result)
+        if not engine.store.get(conversation_id).title:
+            engine.store.update(conversation_id, title=goal[:60])
+
+
+# endregion

@@ -24,7 +24,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.server.chat_surface import acquire_waiting, sorry
+from kernel_app.server.chat_surface import acquire_waiting, remember_call, run_approved_call
 from kernel_app.server.teams import cards
 from kernel_app.server.teams.call_store import CallRecord, CallStore
 from kernel_app.server.teams.http import after_response
@@ -34,7 +34,6 @@ from kernel_app.server.teams.turns import (
     Renderer,
     card_response,
     clicked,
-    failure,
     in_its_conversation,
     relay,
     user_of,
@@ -50,15 +49,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("kernel_app.teams")
 
 CALL_APPROVAL_TIMEOUT = 600.0  # seconds a call waits for its card (then: not run), a restart included
-AFTER_RESTART = (
-    "The server restarted while {function} waited for your approval, so I could not go on with that answer. "
-    "I ran {function} as you approved. Its result:\n\n{result}\n\nAsk again or say how to go on: I will "
-    "continue from it."
-)
-FAILED_AFTER_RESTART = (
-    "The server restarted while {function} waited for your approval, so I could not go on with that answer. "
-    "I ran {function} as you approved, but it failed: {error}"
-)
 
 
 class CallHandlers:
@@ -214,56 +204,19 @@ class CallHandlers:
             self.call_store.finish(record.id, "failed", f"{record.function} failed: please ask again.")
 
     async def _run_call(self, context: TurnContext, record: CallRecord) -> None:
-        from semantic_kernel.functions import KernelArguments
-
-        from kernel_app.conversation.engine import result_text
-
         render = Renderer(context, record.group)
         render.info(f"Running {record.function}…")
-        plugin, _, name = record.function.partition(".")
-        ok = False
-        await acquire_waiting(self.state.gate)  # a prompt function calls the model
-        try:
-            result = await self.state.kernel.invoke(
-                self.state.kernel.get_function(plugin, name), KernelArguments(**record.arguments)
-            )
-            output, ok = result_text(result), True
-        except Exception as error:
-            output = failure(error)
-        finally:
-            self.state.gate.release()
-        if ok:
-            text = AFTER_RESTART.format(function=record.function, result=output or "(no result)")
-        else:
-            error = sorry(output).removeprefix("Sorry, that did not work: ")  # its first line, not too long
-            text = FAILED_AFTER_RESTART.format(function=record.function, error=error)
-        self._remember_call(record, output, text)
+        output, text, ok = await run_approved_call(self.state, record.function, record.arguments)
+        call = (record.call_id, record.function, record.arguments)
+        remember_call(self.state, record.conversation_id, record.said, call, output, text)
+        session = self._sessions.get(record.teams_id)
+        if session is not None and self.state.engine.store.exists(record.conversation_id):
+            session.results["last"] = output
         self.call_store.finish(
             record.id,
             "done" if ok else "failed",
             f"{record.function} ran after a restart: its result is below." if ok else f"{record.function} failed.",
         )
         await render.final(text)
-
-    def _remember_call(self, record: CallRecord, output: str, text: str) -> None:
-        """The question, the call, its result and the answer join the conversation, as a turn of the engine's."""
-        from kernel_app.conversation.store import Message, ToolCall
-
-        store = self.state.engine.store
-        if not store.exists(record.conversation_id):
-            return
-        call = ToolCall(record.call_id, record.function, dict(record.arguments))
-        store.append_many(
-            record.conversation_id,
-            [
-                Message("user", record.said),
-                Message("assistant", "", tool_calls=(call,)),
-                Message("tool", output, name=record.function, call_id=record.call_id),
-                Message("assistant", text),
-            ],
-        )
-        session = self._sessions.get(record.teams_id)
-        if session is not None:
-            session.results["last"] = output
 
     # endregion

@@ -14,7 +14,16 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.server.chat_surface import acquire_waiting, busy_text, reply_text, sentence, sorry, too_long_text
+from kernel_app.server.chat_surface import (
+    acquire_waiting,
+    busy_text,
+    failure,
+    remember_plan,
+    reply_text,
+    sentence,
+    sorry,
+    too_long_text,
+)
 from kernel_app.server.teams import cards
 from kernel_app.server.teams.http import after_response
 from kernel_app.server.teams.plan_store import PlanRecord, PlanStore
@@ -24,7 +33,6 @@ from kernel_app.server.teams.turns import (
     card_response,
     clicked,
     continuation,
-    failure,
     in_its_conversation,
     user_of,
 )
@@ -192,11 +200,7 @@ class PlanHandlers:
 
     def _remember_result(self, record: PlanRecord, result: str) -> None:
         """As the REPL's /plan does: the result joins the conversation and becomes $last (and $NAME)."""
-        engine = self.state.engine
-        if engine.store.exists(record.conversation_id):
-            engine.remember(record.conversation_id, f"(planned and ran: {record.goal})", result)
-            if not engine.store.get(record.conversation_id).title:
-                engine.store.update(record.conversation_id, title=record.goal[:60])
+        remember_plan(self.state, record.conversation_id, record.goal, result)
         session = self._sessions.get(record.teams_id)
         if session is not None:
             session.results["last"] = result

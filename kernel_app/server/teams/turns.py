@@ -51,13 +51,6 @@ def continuation(activity: Activity) -> Activity:
     return copy
 
 
-def failure(error: BaseException) -> str:
-    """An error as the REPL's command layer words it (our errors as they are, others as "failed: ...")."""
-    from kernel_app.errors import KernelAppError, innermost_message
-
-    return str(error) if isinstance(error, KernelAppError) else f"failed: {innermost_message(error)}"
-
-
 def card_response(card: dict[str, Any]) -> Any:
     """A card invoke's answer that replaces the card."""
     from microsoft_agents.activity import AdaptiveCardInvokeResponse
