@@ -1,14 +1,18 @@
-"""What the Teams and chat-copilot adapters share: their side stores' SQLite opening, the REPL commands
-they offer (and /help), how a reply reads, and where uploads are kept. The adapters' own tests cover
-them end to end; these pin the shared pieces down directly."""
+"""What the Teams and chat-copilot adapters share: their side stores' SQLite opening and records waiting
+for a decision, the REPL commands they offer (and /help), which calls run unasked (the OpenAI-compatible
+endpoint's too), how a reply reads, and where uploads are kept. The adapters' own tests cover them end
+to end; these pin the shared pieces down directly."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import sqlite3
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -25,7 +29,7 @@ from kernel_app.server.chat_surface import (
     sorry,
     uses_model,
 )
-from kernel_app.server.side_store import SideStore
+from kernel_app.server.side_store import DecisionStore, SideStore
 
 
 class _Notes(SideStore):
@@ -218,6 +222,52 @@ def test_uploads_are_kept_under_safe_names_and_a_wrong_kind_is_a_400(tmp_path: P
     with pytest.raises(ApiError) as refused:
         asyncio.run(keep_uploads(store, "c", [UploadFile(io.BytesIO(b"MZ"), filename="tool.exe")]))
     assert refused.value.status == 400 and str(refused.value) == "tool.exe: upload .txt, .md or .pdf files"
+
+
+# endregion
+
+
+# region decision stores
+
+
+@dataclass
+class _Ask:
+    id: str
+    owner: str
+    group: bool
+    steps: list[dict[str, Any]]
+    note: str | None = None
+    state: str = "waiting"
+    outcome: str = ""
+    created_at: float = field(default_factory=time.time)
+
+
+class _Asks(DecisionStore[_Ask]):
+    DB_NAME = "asks.sqlite3"
+    TABLE = "asks"
+    RECORD = _Ask
+    INTERRUPTED = "{owner}'s ask may not have finished"
+
+
+def test_a_decision_store_keeps_its_records_fields_decides_once_and_finishes_once(tmp_path: Path) -> None:
+    assert "is_group INTEGER NOT NULL" in _Asks.SCHEMA and "note TEXT," in _Asks.SCHEMA  # None allowed
+    store = _Asks(tmp_path / "asks.sqlite3")
+    steps = [{"function": "Math.add", "args": {"a": 1, "b": "ü"}}]
+    store.add(_Ask("a", "ada", True, steps))
+    store.add(_Ask("b", "bob", False, [], created_at=time.time() - 100))
+    got = store.get("a")  # JSON and bool columns come back as they went in
+    assert got is not None and (got.owner, got.group, got.steps, got.note) == ("ada", True, steps, None)
+    assert store.decide("a", "approved", "running") and not store.decide("a", "rejected", "no")
+    store.finish("a", "done", "ran")
+    store.finish("a", "failed", "the message after it failed")  # done stays done
+    assert (store.get("a").state, store.get("a").outcome) == ("done", "ran")  # type: ignore[union-attr]
+    late = store.get("b")
+    assert late is not None and store.expire_if_late(late, 10, "too late") and not store.decide("b", "approved", "")
+    store.add(_Ask("c", "cy", False, []))
+    store.decide("c", "approved", "running")
+    assert _Asks(tmp_path / "asks.sqlite3").interrupt_running() == 1
+    assert store.get("c").outcome == "cy's ask may not have finished"  # type: ignore[union-attr]
+    assert store.get("missing") is None
 
 
 # endregion

@@ -10,6 +10,9 @@ usage, the status cleared, then the HTTP answer.
 A plan to approve — ``/plan GOAL``, or a function with an effect the model wants to call in free text —
 is a plan message (``type`` 1). The HTTP answer to the message goes back at once; the turn waits, off the
 model's queue, until ``POST /chats/{id}/plan`` decides it (only the user who asked, once), then goes on.
+The plan message is kept in ``copilot.sqlite3`` too (:mod:`.plan_store`): after a restart the turn that
+asked is gone, and its approval runs the kept plan, or the model's call on its own (the model's next step
+depended on the lost turn), answering with its result and saying the server restarted.
 In a chat with documents, a question the documents answer is answered from them, with citations.
 """
 
@@ -18,12 +21,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.conversation.events import FunctionCallStarted, PlanProposed, Progress
 from kernel_app.server.chat_copilot import shapes
+from kernel_app.server.chat_copilot.kept import APPROVAL_TIMEOUT, LATE, Answer, DecisionError, KeptPlans
+from kernel_app.server.chat_copilot.plan_store import CopilotPlans, WaitingPlan
 from kernel_app.server.chat_copilot.records import ViewMessage
 from kernel_app.server.chat_surface import (
     Offered,
@@ -48,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kernel_app.copilot")
 
-APPROVAL_TIMEOUT = 3600.0  # seconds a plan message waits for its decision; then nothing runs
 GENERATING = "Generating bot response"
 # The REPL's commands offered here. Not: /reset and /new (a new chat is the web app's own button),
 # /history and /resume (they reach every stored conversation), /set (the engine is shared), /export,
@@ -61,14 +67,6 @@ OFFERED = Offered(
 )
 SNIPPET_CHARS = 400
 MIN_RELEVANCE = 0.2  # as `memory ask`: below it the documents do not answer, the engine does
-
-
-class DecisionError(Exception):
-    """A plan decision that cannot be taken: ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status, self.code = status, code
 
 
 @dataclass
@@ -106,12 +104,15 @@ class Pending:
     state: str = "waiting"  # waiting, approved, rejected, expired
 
 
-class CopilotBot:
+class CopilotBot(KeptPlans):
     def __init__(self, state: ServerState, hub: Hub, records: CopilotRecords) -> None:
         self.state = state
         self.hub = hub
         self.records = records
         self.pending: dict[str, Pending] = {}  # plan message id -> its pending decision
+        self.plans = CopilotPlans.beside(state.store.path)  # the same, kept for after a restart
+        if interrupted := self.plans.interrupt_running():
+            log.warning("chat-copilot: %d approved plan(s) were running when the server stopped", interrupted)
         self._sessions: dict[str, ChatSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -164,10 +165,11 @@ class CopilotBot:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _run(self, turn: Turn) -> tuple[str, Usage]:
-        """The turn, from the first status to the last update; never raises (the user reads one sentence)."""
+    async def _run(self, turn: Turn, work: Callable[[], Awaitable[Answer]] | None = None) -> tuple[str, Usage]:
+        """The turn (``work``, else the message's answer), from the first status to the last update; never
+        raises (the user reads one sentence)."""
         try:
-            text, citations = await self._answer(turn)
+            text, citations = await (work() if work is not None else self._answer(turn))
         except Exception as error:  # a failure of ours: the chat goes on
             log.exception("chat-copilot: the turn failed")
             text, citations = sorry(f"failed: {error}"), None
@@ -331,11 +333,12 @@ class CopilotBot:
         """A function with an effect the model wants to call in free text (and the server does not run
         unasked: :func:`~kernel_app.server.chat_surface.approver`): a one-step plan message to decide."""
         step = {"function": request.function, "args": dict(request.arguments)}
-        approved, _ = await self._propose(turn, [step], {}, editable=False)
+        call_id = request.call_id or f"call_{uuid.uuid4().hex[:8]}"  # the function-calling planner's have none
+        approved, _ = await self._propose(turn, [step], {}, editable=False, call_id=call_id)
         return approved
 
     async def _propose(
-        self, turn: Turn, steps: list[dict[str, Any]], outputs: dict[int, str], *, editable: bool
+        self, turn: Turn, steps: list[dict[str, Any]], outputs: dict[int, str], *, editable: bool, call_id: str = ""
     ) -> tuple[bool, list[str]]:
         message = ViewMessage(turn.chat_id, shapes.BOT_ROLE, shapes.BOT, "Kernel App", type=shapes.PLAN)
         goal = turn.text.split(None, 1)[1].strip() if editable and " " in turn.text.strip() else turn.text
@@ -349,6 +352,15 @@ class CopilotBot:
         )
         message.content = json.dumps(content)
         self.records.save(message)
+        planned = [
+            {"function": step["function"], "args": dict(step.get("args") or {}), "output": outputs.get(n, f"step{n}")}
+            for n, step in enumerate(steps, 1)
+        ]
+        kept = WaitingPlan(
+            message.id, turn.chat_id, turn.user_id, turn.user_name, goal, turn.text, {"goal": goal, "steps": planned},
+            editable, _excluded(turn.text) if editable else [], call_id,
+        )  # fmt: skip
+        self.plans.add(kept)
         future: asyncio.Future[tuple[bool, list[str]]] = asyncio.get_running_loop().create_future()
         pending = Pending(message, turn, turn.user_id, steps, content, editable, future)
         self.pending[message.id] = pending
@@ -364,6 +376,7 @@ class CopilotBot:
             approved, edits = await asyncio.wait_for(asyncio.shield(future), APPROVAL_TIMEOUT)
         except asyncio.TimeoutError:
             pending.state = "expired"
+            self.plans.decide(message.id, "expired", LATE)
             self._set_plan_state(pending, shapes.NO_OP)
             approved, edits = False, []
         finally:
@@ -393,54 +406,54 @@ class CopilotBot:
     async def decide(
         self, chat_id: str, posted: dict[str, Any], user_id: str, user_name: str, said: str
     ) -> dict[str, Any]:
-        """``POST /chats/{id}/plan``: approve (state 1) or reject (2) a waiting plan; answers when the turn is done."""
+        """``POST /chats/{id}/plan``: approve (state 1) or reject (2) a waiting plan; answers when the turn is
+        done: the waiting turn's, or after a restart the kept plan's (or call's) own."""
         message_id = str(posted.get("generatedPlanMessageId") or "")
         pending = self.pending.get(message_id)
-        if pending is None or pending.turn.chat_id != chat_id:
-            known = self.records.message(message_id)
-            if known is not None and known.chat_id == chat_id and known.type == shapes.PLAN:
-                raise DecisionError(409, f"plan {message_id} was already decided: nothing runs again", "plan_decided")
-            raise DecisionError(
-                404, f"proposedPlan.generatedPlanMessageId: no plan {message_id!r} waits in this chat", "plan_not_found"
-            )
-        if user_id != pending.owner:
-            raise DecisionError(403, "only the user who asked for this plan can approve or reject it", "not_plan_owner")
-        if pending.state != "waiting":
-            raise DecisionError(
-                409, f"plan {message_id} was already {pending.state}: nothing runs again", "plan_decided"
-            )
-        state = posted.get("state")
-        if state not in (shapes.APPROVED, shapes.REJECTED):
-            raise DecisionError(400, "proposedPlan.state: 1 approves the plan, 2 rejects it", "plan_state")
-        edits: list[str] = []
-        if state == shapes.APPROVED:
-            try:
-                edits = shapes.plan_edits(pending.steps, posted)
-            except shapes.PlanEditError as error:
-                raise DecisionError(400, str(error), "plan_edit") from None
-            if edits and not pending.editable:
-                raise DecisionError(
-                    400, "this step is the model's own call: approve or reject it as it is", "plan_edit"
-                )
-        pending.state = "approved" if state == shapes.APPROVED else "rejected"
-        self._set_plan_state(pending, state)
+        if pending is not None and pending.turn.chat_id == chat_id:
+            return await self._decide_waiting(pending, posted, user_id, user_name, said)
+        kept = self.plans.get(message_id) if message_id else None
+        if kept is not None and kept.chat_id == chat_id:
+            return await self._decide_kept(kept, posted, user_id, user_name, said)
+        known = self.records.message(message_id)
+        if known is not None and known.chat_id == chat_id and known.type == shapes.PLAN:
+            raise DecisionError(409, f"plan {message_id} was already decided: nothing runs again", "plan_decided")
+        raise DecisionError(
+            404, f"proposedPlan.generatedPlanMessageId: no plan {message_id!r} waits in this chat", "plan_not_found"
+        )
+
+    async def _decide_waiting(
+        self, pending: Pending, posted: dict[str, Any], user_id: str, user_name: str, said: str
+    ) -> dict[str, Any]:
+        """The turn that asked waits for this: it goes on."""
+        message_id, chat_id = pending.message.id, pending.turn.chat_id
+        approved, edits = self._checked(
+            message_id, pending.owner, pending.state, pending.steps, pending.editable, posted, user_id
+        )
+        self._decided(message_id, approved, user_name)
+        pending.state = "approved" if approved else "rejected"
+        self._set_plan_state(pending, shapes.APPROVED if approved else shapes.REJECTED)
         self.records.save(ViewMessage(chat_id, shapes.USER, user_id, user_name, said))
-        pending.decision.set_result((state == shapes.APPROVED, edits))
+        pending.decision.set_result((approved, edits))
         turn = pending.turn
         assert turn.task is not None
+        if approved:  # the turn ran it (its answer says how it went): not "interrupted" after a restart
+            turn.task.add_done_callback(lambda _: self.plans.finish(message_id, "done", "ran"))
         answer, usage = await asyncio.shield(turn.task)
         return shapes.ask_result(answer, chat_id, shapes.token_usage(usage))
 
     def plan_state(self, message: ViewMessage) -> ViewMessage:
-        """A stored plan message as it is now: one that waits shows Approve / Reject; one no longer held
-        (the server restarted) shows as stale (the web app asks for a fresh plan)."""
+        """A stored plan message as it is now: one that waits (in this server's memory, or kept from before a
+        restart) shows Approve / Reject; one that no longer does shows as stale (the web app asks for a
+        fresh plan)."""
         if message.type != shapes.PLAN:
             return message
         try:
             content = json.loads(message.content)
         except ValueError:
             return message
-        if content.get("state") == shapes.APPROVAL_REQUIRED and message.id not in self.pending:
+        waiting = message.id in self.pending or self._still_waiting(message.id)
+        if content.get("state") == shapes.APPROVAL_REQUIRED and not waiting:
             content["state"] = shapes.NO_OP
             return ViewMessage(**{**message.__dict__, "content": json.dumps(content)})
         return message
@@ -459,3 +472,14 @@ def _citation(hit: Any) -> dict[str, Any]:
         "snippet": text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…",
         "relevanceScore": round(float(hit.relevance), 4),
     }
+
+
+def _excluded(text: str) -> list[str]:
+    """A ``/plan``'s ``--exclude`` plugins, read as the REPL reads them (its turn already did, so it parses)."""
+    from kernel_app.chat_session import plan_options, result_name
+
+    try:
+        rest, _ = result_name(text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else "")
+        return list(plan_options(rest)[0]["exclude"] or [])
+    except Exception:
+        return []
