@@ -15,6 +15,7 @@ from kernel_app.conversation import ConversationStore
 from tests.support.copilot_client import approval, ask
 from tests.test_conversation_engine import ToolScripted, tools
 from tests.test_server_openai import make_app, running
+from tests.test_teams_calls import saved_notes
 
 SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})
 SAVE = ("memory-save", {"input": "Opens at seven", "collection": "notes"})
@@ -29,16 +30,6 @@ def propose(tmp_path: Path, service: ToolScripted, text: str) -> tuple[str, dict
         assert answered.status_code == 200, answered.text  # answered at once: the plan waits
         [plan_message] = [m for m in httpx.get(f"{base}/chats/{chat_id}/messages").json() if m["type"] == 1]
     return chat_id, plan_message
-
-
-def saved_notes(tmp_path: Path) -> list[str]:
-    from memories import MemoryStore
-    from memories.embedders import HashingEmbedder
-
-    store = MemoryStore(tmp_path / "memory", embedder=HashingEmbedder(64))
-    if "notes" not in [c.name for c in store.collections()]:
-        return []
-    return [r.text for r in store.list("notes", 10, 0)]
 
 
 def test_a_plan_waiting_at_a_restart_runs_once_with_its_edits(tmp_path: Path) -> None:
