@@ -166,7 +166,10 @@ _AT_THE_PROMPT = """
 import json, os, sys
 from kernel_app.repl import startup
 
-HEAVY = ("rich", "semantic_kernel", "numpy", "openai", "pydantic", "kernel_app.chat_session", "memories.store")
+HEAVY = (
+    "rich", "semantic_kernel", "numpy", "openai", "pydantic",
+    "kernel_app.chat_session", "kernel_app.conversation.engine", "memories.store",
+)
 REPORT = sys.argv[1]
 start = startup.StartingSession.start
 

@@ -11,15 +11,10 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from kernel_app.conversation.events import (
-    ApprovalNeeded,
-    Event,
-    FunctionCallFinished,
-    FunctionCallStarted,
-    Progress,
-)
+if TYPE_CHECKING:  # imported where events arrive: the package imports the engine (~0.06 s before the prompt)
+    from kernel_app.conversation.events import Event
 
 QUICK = ("/exit", "/quit", "/help", "/functions", "/results", "/history", "/set", "/new", "/reset", "/resume")
 
@@ -59,6 +54,8 @@ class PlainRenderer:
         pass
 
     def event(self, event: Event) -> None:
+        from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted, Progress
+
         if isinstance(event, FunctionCallStarted):
             self._note(f"[running {event.function}]")
         elif isinstance(event, FunctionCallFinished) and not event.ok:
@@ -204,6 +201,8 @@ class RichRenderer:
                 self._show()
 
     def event(self, event: Event) -> None:
+        from kernel_app.conversation.events import ApprovalNeeded, FunctionCallFinished, FunctionCallStarted, Progress
+
         if isinstance(event, Progress):
             self._status = event.text + ("" if event.done else "...")
         elif isinstance(event, FunctionCallStarted):
