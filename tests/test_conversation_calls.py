@@ -152,13 +152,3 @@ async def test_a_failed_swot_is_not_shown_and_functions_say_whether_their_result
         method = marked
 
     assert is_answer(Fake())
-
-
-def test_the_swot_tells_the_model_to_leave_the_interview_answers_out_unless_given() -> None:
-    from semantic_kernel.connectors.ai.function_calling_utils import kernel_function_metadata_to_function_call_format
-
-    engine, _ = engine_with()
-    schema = kernel_function_metadata_to_function_call_format(function(engine, "BusinessThinking.SWOT").metadata)
-    parameters = schema["function"]["parameters"]
-    assert parameters["required"] == ["input"]
-    assert parameters["properties"]["answers"]["description"].startswith("Only if the user gave them")

@@ -81,10 +81,7 @@ class SWOTPlugin:
         # Injected by semantic-kernel; kept out of tool schemas (a Kernel is not JSON-serialisable).
         kernel: Annotated[Kernel, {"include_in_function_choices": False}],
         input: Annotated[str, "A description of the business, e.g. 'a family-run pizza shop in a small town'"],
-        # Qwen2.5-Coder-1.5B, told only "optional answers the owner gave", made an interview up and passed it.
-        answers: Annotated[
-            str, "Only if the user gave them: the owner's own answers to the SWOT interview questions; else leave out"
-        ] = "",
+        answers: Annotated[str, "Optional answers the owner gave to the SWOT interview questions"] = "",
     ) -> Annotated[str, "Four markdown tables: Strengths, Weaknesses, Opportunities, Threats"]:
         service = _chat_service(kernel)
         if service is not None:
