@@ -39,6 +39,7 @@ from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 from kernel_app.errors import ConfigError, DependencyMissingError, ModelError
 from kernel_app.services.cpu_threads import default_threads
 from kernel_app.services.load_once import LoadOnce
+from kernel_app.services.local_script import same_script
 from kernel_app.services.local_tools import (
     HeldText,
     StreamedCalls,
@@ -328,7 +329,7 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         converted = self._settings(settings)
         check_tools_fit(converted.tools, self.n_ctx)
         messages = llama_messages(chat_history)
-        request = llama_request(converted)
+        request = same_script(llama_request(converted), messages)
         end = _StreamEnd()
         parts: list[str] = []
         async with aclosing(self._stream(messages, request, end)) as pieces:
@@ -359,7 +360,7 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         converted = self._settings(settings)
         check_tools_fit(converted.tools, self.n_ctx)
         messages = llama_messages(chat_history)
-        request = llama_request(converted)
+        request = same_script(llama_request(converted), messages)
         offered = offered_names(converted.tools)
         end = _StreamEnd()
         # With tools offered, an answer that starts like a call object is held until it ends: it may be a

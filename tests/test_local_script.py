@@ -1,0 +1,103 @@
+"""The embedded model's structured answers keep to the prompt's script (no stray CJK in an English SWOT).
+
+The request llama.cpp gets is checked through the real service on a stand-in for ``xllamacpp.Server``
+(tests/test_local_tools.py); the grammar engine's honouring of the pattern is checked on the tiny model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from typing import Any
+
+import pytest
+from semantic_kernel.contents import ChatHistory
+
+from kernel_app.services.execution_settings import json_schema_format
+from kernel_app.services.local_llama import LoadedModel, LocalLlamaChatCompletion, LocalLlamaPromptExecutionSettings
+from kernel_app.services.local_script import NO_CJK_PATTERN, has_cjk, same_script, without_cjk
+from plugins.BusinessThinking._swot_tables import SWOT_SCHEMA
+from tests.test_local_tools import ScriptedServer, _chunks
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "point": {"type": "string", "minLength": 3},
+        "kind": {"type": "string", "enum": ["a", "b"]},
+        "day": {"type": "string", "format": "date"},
+        "code": {"type": "string", "pattern": "^[A-Z]+$"},
+        "either": {"type": ["string", "null"]},
+        "items": {"type": "array", "items": {"type": "string"}},
+        "count": {"type": "integer"},
+    },
+    "anyOf": [{"type": "string"}],
+}
+
+
+def test_free_text_strings_get_the_pattern_and_constrained_ones_keep_theirs() -> None:
+    restricted = without_cjk(SCHEMA)
+    properties = restricted["properties"]
+    assert properties["point"] == {"type": "string", "minLength": 3, "pattern": NO_CJK_PATTERN}
+    assert properties["either"]["pattern"] == NO_CJK_PATTERN
+    assert properties["items"]["items"]["pattern"] == NO_CJK_PATTERN
+    assert restricted["anyOf"][0]["pattern"] == NO_CJK_PATTERN
+    assert "pattern" not in properties["kind"] and "pattern" not in properties["day"]
+    assert properties["code"]["pattern"] == "^[A-Z]+$" and "pattern" not in properties["count"]
+    assert "pattern" not in SCHEMA["properties"]["point"]  # a copy: the caller's schema is untouched
+
+
+@pytest.mark.parametrize(
+    ("text", "cjk"),
+    [
+        ("which can be a challenge for顾客", True),
+        ("ベーカリー", True),
+        ("빵집", True),
+        ("a comma，full width", True),
+        ("Crème brûlée in Zürich, São Paulo — naïve café", False),
+        ("Пекарня в Лионе", False),
+        ("", False),
+    ],
+)
+def test_what_counts_as_cjk(text: str, cjk: bool) -> None:
+    assert has_cjk([text]) is cjk
+    assert (re.fullmatch(NO_CJK_PATTERN, text) is None) is cjk
+
+
+def test_a_request_is_restricted_only_with_a_schema_and_no_cjk_in_its_messages() -> None:
+    english = [{"role": "user", "content": "A SWOT of a bakery in Lyon"}]
+    chinese = [{"role": "user", "content": [{"type": "text", "text": "里昂一家面包店的SWOT"}]}]
+    wrapped = {"max_tokens": 9, "response_format": {"type": "json_schema", "json_schema": {"schema": SCHEMA}}}
+    plain = {"response_format": {"type": "json_object", "schema": SCHEMA}}
+    restricted = same_script(wrapped, english)
+    assert restricted["response_format"]["json_schema"]["schema"]["properties"]["point"]["pattern"] == NO_CJK_PATTERN
+    assert restricted["max_tokens"] == 9 and "pattern" not in SCHEMA["properties"]["point"]
+    assert same_script(plain, english)["response_format"]["schema"]["anyOf"][0]["pattern"] == NO_CJK_PATTERN
+    assert same_script(wrapped, chinese) is wrapped  # a prompt in CJK may be answered in it
+    for untouched in ({"max_tokens": 9}, {"response_format": {"type": "json_object"}}, {"grammar": "root ::= x"}):
+        assert same_script(untouched, english) is untouched
+
+
+@pytest.fixture
+def scripted(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    if importlib.util.find_spec("xllamacpp") is None:
+        pytest.skip("xllamacpp is not installed")
+    model = tmp_path / "fake.gguf"
+    model.write_bytes(b"GGUF")
+    server = ScriptedServer([_chunks("{}"), _chunks("{}")])
+    monkeypatch.setattr(LocalLlamaChatCompletion, "model", lambda self: LoadedModel(server=server, load_seconds=0))
+    return LocalLlamaChatCompletion(str(model), service_id="local"), server
+
+
+async def test_the_swot_request_reaching_llama_cpp_excludes_cjk(scripted) -> None:
+    service, server = scripted
+    settings = LocalLlamaPromptExecutionSettings(max_tokens=9, response_format=json_schema_format(SWOT_SCHEMA, "swot"))
+    for prompt in ("A SWOT of a bakery in Lyon", "里昂一家面包店"):
+        history = ChatHistory()
+        history.add_user_message(prompt)
+        await service.get_chat_message_content(history, settings)
+    english, chinese = (json.dumps(r["response_format"], ensure_ascii=False) for r in server.requests)
+    point: dict[str, Any] = server.requests[0]["response_format"]["json_schema"]["schema"]
+    point = point["properties"]["strengths"]["items"]["properties"]["point"]
+    assert point["pattern"] == NO_CJK_PATTERN and point["maxLength"] == 80
+    assert english.count(NO_CJK_PATTERN) == 8 and NO_CJK_PATTERN not in chinese  # point and why, four quadrants
