@@ -20,7 +20,10 @@ from typing import Any
 # vocabulary and left out.
 CJK_RANGES = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
 _CJK = re.compile(f"[{CJK_RANGES}]")
-NO_CJK_PATTERN = f"^[^{CJK_RANGES}]*$"
+# The quote and control characters are left out too: llguidance matched the class against the string's
+# JSON text, so a class that admits '"' let no string end (a plan ran to its token limit). The backslash
+# stays, so that escapes (\n, \u00e9) can still be written.
+NO_CJK_PATTERN = r'^[^"\x00-\x1f' + CJK_RANGES + "]*$"  # the regex escape \x00, not the character
 # A string schema with any of these is constrained already (or a pattern would change what it means).
 _CONSTRAINED = ("pattern", "enum", "const", "format")
 
