@@ -92,6 +92,17 @@ def test_a_near_miss_name_is_read_as_the_parameter_and_a_complete_call_passes() 
     assert checked_arguments(function(engine, "Time.today"), "Time-today", {}) == ({}, "")
 
 
+@pytest.mark.parametrize("arguments", ["a bakery in Lyon", ["a bakery"], 5])
+async def test_arguments_that_are_json_but_not_an_object_are_told_and_retried(arguments: Any) -> None:
+    engine, service = engine_with(
+        tools(("BusinessThinking-SWOT", arguments)), tools(("BusinessThinking-SWOT", {"input": "a bakery"})), DRAFT
+    )
+    result = await engine.send(engine.create().id, ASK, approve=approve_all)
+    assert [c.ok for c in result.calls] == [False, True] and result.text.startswith("### Strengths")
+    told = service.tool_results[1][0]
+    assert "must be a JSON object" in told and told.endswith('"arguments": {"input": "..."}}')
+
+
 async def test_a_repeated_bad_call_is_not_retried_forever() -> None:
     engine, service = engine_with(tools(("BusinessThinking-SWOT", {})), tools(("BusinessThinking-SWOT", {})), "Sorry.")
     result = await engine.send(engine.create().id, ASK, approve=approve_all)

@@ -25,7 +25,7 @@ import inspect
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -621,7 +621,9 @@ def _arguments(call: Any) -> dict[str, Any]:
         parsed = call.parse_arguments() or {}
     except Exception:
         return {"_unparsed": str(call.arguments)}
-    return {str(k): v for k, v in dict(parsed).items()}
+    if not isinstance(parsed, Mapping):  # '"a bakery"' parses, to a string: the model is told (calls.py)
+        return {"_unparsed": str(call.arguments)}
+    return {str(k): v for k, v in parsed.items()}
 
 
 def _summary(text: str) -> str:
