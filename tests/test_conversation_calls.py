@@ -163,3 +163,16 @@ async def test_a_failed_swot_is_not_shown_and_functions_say_whether_their_result
         method = marked
 
     assert is_answer(Fake())
+
+
+async def test_an_empty_answer_after_calls_is_the_last_result_not_nothing() -> None:
+    for stream in (False, True):
+        engine, _ = engine_with(
+            tools(("Text-upper", {"input": "pizza every day"})), tools(("Math-divide", {"a": 1, "b": 0})), " "
+        )
+        events = [e async for e in engine.stream(engine.create().id, "Shout it", stream=stream)]
+        done = events[-1]
+        assert isinstance(done, Done) and done.text == "PIZZA EVERY DAY", stream  # the failed divide is not it
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)).strip() == "PIZZA EVERY DAY"
+    engine, _ = engine_with(" ")
+    assert (await engine.send(engine.create().id, "Hello")).text == " "  # no call ran: nothing to show

@@ -358,6 +358,7 @@ class ConversationEngine:
             offered: list[str] = []
             made: set[str] = set()  # the calls run this turn, as function and arguments
             answer_now = False
+            last_result = ""  # of the turn's last call that ran
             if tools:
                 asked = next((m.content for m in reversed(prompt()) if m.role == "user"), "") or ""
                 offered = await self.offered_functions(asked)
@@ -396,6 +397,11 @@ class ConversationEngine:
                             text_parts.append(str(message.content))
                             yield TextDelta(str(message.content))
                 text = "".join(text_parts)
+                if not calls and not text.strip() and last_result:
+                    # Qwen2.5-Coder-1.5B, after Writer.Summarize and two Text.lower calls, answered nothing:
+                    # the last result is the answer rather than an empty one.
+                    text = last_result
+                    yield TextDelta(text)
                 if not calls:
                     pending.append(Message("assistant", text, tokens=usage.completion_tokens or None))
                     yield Done("", text, usage, finish)
@@ -422,6 +428,7 @@ class ConversationEngine:
                             yield event
                         if isinstance(event, FunctionCallFinished):
                             shown = pending[-1].content if self._is_answer(event) else ""
+                            last_result = pending[-1].content if event.ok else last_result
                 if shown:
                     # The turn ends with it (calls.result_is_answer): Qwen2.5-Coder-1.5B, asked for one more
                     # sentence after the SWOT, echoed the request or the tables, a minute and a half each.
