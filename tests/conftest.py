@@ -29,6 +29,16 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
 
+@pytest.fixture(autouse=True)
+def no_tasks_left_on_a_shared_loop() -> Iterator[None]:
+    """semantic-kernel's nest_asyncio makes asyncio.run share one loop between tests: clean it after each
+    (see tests/support/nested_loop.py for the hang this prevents)."""
+    yield
+    from tests.support.nested_loop import cancel_leftover_tasks
+
+    cancel_leftover_tasks()
+
+
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(NETGUARD), str(ROOT), env.get("PYTHONPATH", "")) if p)
