@@ -113,6 +113,10 @@ class ChatSession:
         self._services = services  # /set service NAME: makes that chat service (None: not offered)
         self._max_tokens_set = False
 
+    def has_model_to_load(self) -> bool:
+        """Whether the chat service loads a model into this process (the embedded one); hosted ones do not."""
+        return callable(getattr(self.engine.service, "model", None))
+
     def load_in_background(self) -> Callable[[], bool]:
         """Start loading the embedded model now, so the prompt need not wait for it (the first answer
         does, in the service's own once-only load); returns "is it still loading?". Other services
@@ -122,9 +126,9 @@ class ChatSession:
         ends (the terminal keeps them), but a person usually types for longer than that."""
         import threading
 
-        load = getattr(self.engine.service, "model", None)
-        if not callable(load):
+        if not self.has_model_to_load():
             return lambda: False
+        load = self.engine.service.model
 
         def run() -> None:
             import contextlib

@@ -29,6 +29,7 @@ def _session(tmp_path: Path, loads: list[str]) -> ChatSession:
         return lambda: False
 
     session.load_in_background = load  # type: ignore[method-assign]
+    session.has_model_to_load = lambda: True  # type: ignore[method-assign]
     return session
 
 
@@ -64,6 +65,21 @@ async def test_the_model_loads_only_once_nobody_is_typing(tmp_path: Path) -> Non
             break
         await asyncio.sleep(0.1)
     assert loads == ["model"] and starting.status() == ""
+
+
+async def test_a_hosted_service_has_no_model_to_load_and_says_nothing(tmp_path: Path) -> None:
+    loads: list[str] = []
+
+    def build() -> ChatSession:
+        session = _session(tmp_path, loads)
+        session.has_model_to_load = lambda: False  # type: ignore[method-assign]
+        return session
+
+    starting = StartingSession(build, idle=lambda seconds: False)  # typing all the time
+    await asyncio.to_thread(starting.session)
+    await asyncio.sleep(0.3)
+    assert starting.status() == "" and starting.loading() == "" and loads == []
+    assert not ChatSession(starting.kernel).has_model_to_load()  # the scripted service, like a hosted one
 
 
 async def test_a_session_made_not_to_start_waits_for_start_or_its_first_line(tmp_path: Path) -> None:

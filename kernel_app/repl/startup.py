@@ -73,6 +73,9 @@ class StartingSession:
                 self._warn(f"error: {error}")
             return
         self._ready.set()
+        if not self._session.has_model_to_load():  # a hosted service: nothing to wait for, nothing to say
+            self._stage = ""
+            return
         self._stage = _WAITING
         while self._idle is not None and not self._idle(IDLE_SECONDS):
             time.sleep(0.1)
