@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import threading
 from pathlib import Path
@@ -17,7 +16,7 @@ from kernel_app.errors import ConfigError
 from kernel_app.kernel_builder import build_kernel
 from kernel_app.repl.startup import StartingSession
 from kernel_app.services.scripted import ScriptedChatCompletion
-from tests.conftest import cli_env
+from tests.support.pty_chat import spawn_chat
 
 
 def _session(tmp_path: Path, loads: list[str]) -> ChatSession:
@@ -124,16 +123,7 @@ def _expect(child: Any, pattern: str) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 def test_the_prompt_comes_before_the_kernel(openai_server, tmp_path: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
-    env = cli_env(
-        KERNEL_APP_SERVICE="openai",
-        OPENAI_BASE_URL=openai_server.base_url,
-        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
-        TERM="xterm",
-    )
-    child = pexpect.spawn(
-        sys.executable, ["-m", "kernel_app", "chat"], env=env, encoding="utf-8", timeout=60, dimensions=(30, 100),
-        cwd=os.getcwd(),
-    )  # fmt: skip
+    child = spawn_chat(openai_server.base_url, tmp_path)
     _expect(child, "you>")
     # Drawn while semantic-kernel and the plugins still load: the line under the prompt says so.
     _expect(child, "starting: loading plugins")
@@ -152,17 +142,7 @@ def test_the_status_shows_where_the_terminal_does_not_report_the_cursor(openai_s
     """prompt_toolkit draws its bottom toolbar only once a cursor-position report says how many rows are under
     the prompt; in a terminal that sends none the status goes on a line above the prompt instead."""
     pexpect = pytest.importorskip("pexpect")
-    env = cli_env(
-        KERNEL_APP_SERVICE="openai",
-        OPENAI_BASE_URL=openai_server.base_url,
-        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
-        TERM="xterm",
-        PROMPT_TOOLKIT_NO_CPR="1",
-    )
-    child = pexpect.spawn(
-        sys.executable, ["-m", "kernel_app", "chat"], env=env, encoding="utf-8", timeout=60, dimensions=(30, 100),
-        cwd=os.getcwd(),
-    )  # fmt: skip
+    child = spawn_chat(openai_server.base_url, tmp_path, PROMPT_TOOLKIT_NO_CPR="1")
     child.expect("/help for commands")
     # Drawn with the first prompt, while the kernel is still being built: above the prompt, in the same frame.
     child.expect("starting: loading plugins", timeout=20)
@@ -211,13 +191,9 @@ def test_the_first_prompt_is_drawn_before_the_heavy_imports(openai_server, tmp_p
 
     pexpect = pytest.importorskip("pexpect")
     report = tmp_path / "loaded.json"
-    env = cli_env(
-        KERNEL_APP_SERVICE="openai", OPENAI_BASE_URL=openai_server.base_url, XDG_DATA_HOME=str(tmp_path / "data"),
-        TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1",
-    )  # fmt: skip
-    child = pexpect.spawn(
-        sys.executable, ["-c", _AT_THE_PROMPT, str(report)], env=env, encoding="utf-8", timeout=60,
-        dimensions=(30, 100), cwd=os.getcwd(),
+    child = spawn_chat(
+        openai_server.base_url, tmp_path, argv=["-c", _AT_THE_PROMPT, str(report)],
+        XDG_DATA_HOME=str(tmp_path / "data"), PROMPT_TOOLKIT_NO_CPR="1",
     )  # fmt: skip
     child.expect("you>")
     child.sendline("/run Math.add a=2 b=3")  # and the session still works: the thread did start

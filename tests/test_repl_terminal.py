@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kernel_app.repl.reader import ChatCompleter, PipeReader, TerminalReader, looks_secret
-from tests.conftest import cli_env
+from tests.support.pty_chat import spawn_chat
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
 
@@ -94,22 +94,13 @@ SWOT = "## SWOT\n\n| Strengths | Why |\n|---|---|\n| Fresh bread | people come b
 @pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 def test_chat_on_a_pseudo_terminal(openai_server, tmp_path: Path) -> None:
     pexpect = pytest.importorskip("pexpect")
-    env = cli_env(
-        KERNEL_APP_SERVICE="openai",
-        OPENAI_BASE_URL=openai_server.base_url,
-        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
-        COLUMNS="100",
-        LINES="40",
-        TERM="xterm",
-        PROMPT_TOOLKIT_NO_CPR="1",  # pexpect does not answer cursor-position requests; a terminal would
-    )
     openai_server.queue(SWOT, "A child would say: the bakery is good.")
 
     def spawn(*args: str) -> object:
-        child = pexpect.spawn(
-            sys.executable, ["-m", "kernel_app", "chat", *args], env=env, encoding="utf-8", timeout=30,
-            dimensions=(40, 100), cwd=os.getcwd(),
-        )  # fmt: skip
+        # pexpect does not answer cursor-position requests (a terminal would): say so, as such a terminal does.
+        child = spawn_chat(
+            openai_server.base_url, tmp_path, *args, rows=40, COLUMNS="100", LINES="40", PROMPT_TOOLKIT_NO_CPR="1"
+        )
         child.expect("/help for commands")
         child.expect("you>")
         return child

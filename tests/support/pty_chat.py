@@ -1,0 +1,32 @@
+"""``kernel-app chat`` on a pseudo-terminal (pexpect), as a person's terminal runs it, on the test server."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import cli_env
+
+
+def spawn_chat(
+    base_url: str, tmp_path: Path, *args: str, argv: list[str] | None = None, rows: int = 30, **env: str
+) -> Any:
+    """A chat on the OpenAI-compatible test server at ``base_url`` with its memory under ``tmp_path``;
+    ``argv``: run that instead of ``-m kernel_app chat ARGS``; ``env``: more variables (e.g. TERM)."""
+    import pexpect
+
+    variables = {"KERNEL_APP_SERVICE": "openai", "OPENAI_BASE_URL": base_url, "TERM": "xterm"}
+    if "XDG_DATA_HOME" not in env:
+        variables["KERNEL_APP_MEMORY_DIR"] = str(tmp_path / "memory")
+    command = argv or ["-m", "kernel_app", "chat", *args]
+    return pexpect.spawn(
+        sys.executable,
+        command,
+        env=cli_env(**variables, **env),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(rows, 100),
+        cwd=os.getcwd(),
+    )
