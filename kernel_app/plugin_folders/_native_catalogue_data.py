@@ -39,7 +39,7 @@ DATA = r"""
      "plugin_name": "BusinessThinking"
     }
    ],
-   "sha256": "100ebcf0a2b10b392b5935fe03df2b4f36f98e0a27c8aa61bc31cbe8952b528f"
+   "sha256": "94d8e9b720316ad652a241a9adad677a2b1d83049a937ffdc4ca8eb88fe811d6"
   },
   "Math/math_plugin.py": {
    "functions": [
