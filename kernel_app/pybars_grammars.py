@@ -20,14 +20,14 @@ Rewrite the record with ``python -m kernel_app.pybars_grammars``.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.abc
-import importlib.machinery
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec, SourceFileLoader
 
 DATA_FILE = Path(__file__).with_name("_pybars_grammars_data.py")
 # How many grammars came from the record in this process (the tests read it).
@@ -35,6 +35,8 @@ hits: list[str] = []
 
 
 def record_key(parser: type, name: str, grammar: str) -> str:
+    import hashlib
+
     return f"{parser.__qualname__}:{name}:{hashlib.sha256(grammar.encode('utf-8')).hexdigest()}"
 
 
@@ -53,12 +55,16 @@ def recorded_tree(parser: type, name: str, grammar: str) -> Any | None:
     return TREES.get(record_key(parser, name, grammar))
 
 
-class _PyMetaGrammarFinder(importlib.abc.MetaPathFinder):
+# Plain classes with the finder and loader protocols' methods: importing importlib.abc for their bases would
+# cost every command, `--help` included, ~10 ms.
+class _PyMetaGrammarFinder:
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
+    ) -> ModuleSpec | None:
         if fullname != "pymeta.grammar":
             return None
+        import importlib.machinery
+
         sys.meta_path.remove(self)  # once is enough: the module is cached from now on
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader):
@@ -66,11 +72,11 @@ class _PyMetaGrammarFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-class _RecordedGrammarLoader(importlib.abc.Loader):
-    def __init__(self, loader: importlib.machinery.SourceFileLoader) -> None:
+class _RecordedGrammarLoader:
+    def __init__(self, loader: SourceFileLoader) -> None:
         self._loader = loader
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:

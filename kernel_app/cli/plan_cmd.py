@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Coroutine, Iterator
-from logging.handlers import BufferingHandler
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -134,6 +132,8 @@ def _run_interruptible(main: Coroutine[Any, Any, T]) -> T:
     running steps are cancelled (streaming generation stops at its next token) and the process leaves
     with exit code 130 without joining that thread.
     """
+    import asyncio  # here, not at the top: `kernel-app --help` imports this module for its summary
+
     loop = asyncio.new_event_loop()
     try:
         return loop.run_until_complete(main)
@@ -178,6 +178,8 @@ def _model_answers_first(debug: bool) -> Iterator[None]:
     if not debug:
         yield
         return
+    from logging.handlers import BufferingHandler
+
     buffer = BufferingHandler(capacity=1_000_000)
     buffer.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     saved = root.handlers[:]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -112,6 +111,8 @@ def run(
     if sys.stderr.isatty() and service_error is None:
         # Progress for a human at a terminal: a small local model can take tens of seconds.
         click.echo(f"running {' -> '.join(functions)} on {app.settings.service}...", err=True)
+    import asyncio  # here, not at the top: `kernel-app --help` imports this module for its summary
+
     try:
         result = asyncio.run(run_chain(built.kernel, resolved, input=text, variables=variables, on_chunk=on_chunk))
     except FunctionInvocationError as exc:
