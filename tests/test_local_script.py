@@ -16,7 +16,7 @@ from semantic_kernel.contents import ChatHistory
 
 from kernel_app.services.execution_settings import json_schema_format
 from kernel_app.services.local_llama import LoadedModel, LocalLlamaChatCompletion, LocalLlamaPromptExecutionSettings
-from kernel_app.services.local_script import NO_CJK_PATTERN, has_cjk, same_script, without_cjk
+from kernel_app.services.local_script import NO_CJK_CLASS, NO_CJK_PATTERN, has_cjk, same_script, without_cjk
 from plugins.BusinessThinking._swot_tables import SWOT_SCHEMA
 from tests.test_local_tools import ScriptedServer, _chunks
 
@@ -38,13 +38,43 @@ SCHEMA = {
 def test_free_text_strings_get_the_pattern_and_constrained_ones_keep_theirs() -> None:
     restricted = without_cjk(SCHEMA)
     properties = restricted["properties"]
-    assert properties["point"] == {"type": "string", "minLength": 3, "pattern": NO_CJK_PATTERN}
+    assert (
+        properties["point"]["pattern"] == NO_CJK_PATTERN.replace("*$", "{3,}$")
+        and properties["point"]["minLength"] == 3
+    )
     assert properties["either"]["pattern"] == NO_CJK_PATTERN
     assert properties["items"]["items"]["pattern"] == NO_CJK_PATTERN
     assert restricted["anyOf"][0]["pattern"] == NO_CJK_PATTERN
     assert "pattern" not in properties["kind"] and "pattern" not in properties["day"]
     assert properties["code"]["pattern"] == "^[A-Z]+$" and "pattern" not in properties["count"]
     assert "pattern" not in SCHEMA["properties"]["point"]  # a copy: the caller's schema is untouched
+
+
+def test_a_strings_length_bounds_go_into_its_pattern() -> None:
+    # llama.cpp reads a string's pattern alone and drops minLength/maxLength, which keep a small model from
+    # looping inside one SWOT cell (the tiny tier wrote one sentence 60 times): the pattern carries them.
+    cell = without_cjk(SWOT_SCHEMA)
+    strings = []
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "string" and "maxLength" in node:
+                strings.append(node)
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(cell)
+    assert strings, "the SWOT schema bounds its cells"
+    for node in strings:
+        pattern = node["pattern"]
+        assert pattern.endswith(f"{{{node['minLength']},{node['maxLength']}}}$")
+        assert re.fullmatch(pattern, "x" * node["maxLength"]) and not re.fullmatch(
+            pattern, "x" * (node["maxLength"] + 1)
+        )
+        assert not re.fullmatch(pattern, "x" * (node["minLength"] - 1)) and not re.fullmatch(pattern, "ab挑战cd")
 
 
 @pytest.mark.parametrize(
@@ -77,7 +107,8 @@ def test_a_request_is_restricted_only_with_a_schema_and_no_cjk_in_its_messages()
     wrapped = {"max_tokens": 9, "response_format": {"type": "json_schema", "json_schema": {"schema": SCHEMA}}}
     plain = {"response_format": {"type": "json_object", "schema": SCHEMA}}
     restricted = same_script(wrapped, english)
-    assert restricted["response_format"]["json_schema"]["schema"]["properties"]["point"]["pattern"] == NO_CJK_PATTERN
+    point = restricted["response_format"]["json_schema"]["schema"]["properties"]["point"]
+    assert point["pattern"] == f"^{NO_CJK_CLASS}{{3,}}$"
     assert restricted["max_tokens"] == 9 and "pattern" not in SCHEMA["properties"]["point"]
     assert same_script(plain, english)["response_format"]["schema"]["anyOf"][0]["pattern"] == NO_CJK_PATTERN
     assert same_script(wrapped, chinese) is wrapped  # a prompt in CJK may be answered in it
@@ -106,6 +137,6 @@ async def test_the_swot_request_reaching_llama_cpp_excludes_cjk(scripted) -> Non
     english, chinese = (json.dumps(r["response_format"], ensure_ascii=False) for r in server.requests)
     point: dict[str, Any] = server.requests[0]["response_format"]["json_schema"]["schema"]
     point = point["properties"]["strengths"]["items"]["properties"]["point"]
-    assert point["pattern"] == NO_CJK_PATTERN and point["maxLength"] == 80
-    pattern = json.dumps(NO_CJK_PATTERN, ensure_ascii=False)
+    assert point["pattern"] == f"^{NO_CJK_CLASS}{{3,80}}$" and point["maxLength"] == 80
+    pattern = json.dumps(NO_CJK_CLASS, ensure_ascii=False)[1:-1]
     assert english.count(pattern) == 8 and pattern not in chinese  # point and why, in four quadrants

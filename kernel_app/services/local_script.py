@@ -23,7 +23,8 @@ _CJK = re.compile(f"[{CJK_RANGES}]")
 # The quote and control characters are left out too: llguidance matched the class against the string's
 # JSON text, so a class that admits '"' let no string end (a plan ran to its token limit). The backslash
 # stays, so that escapes (\n, \u00e9) can still be written.
-NO_CJK_PATTERN = r'^[^"\x00-\x1f' + CJK_RANGES + "]*$"  # the regex escape \x00, not the character
+NO_CJK_CLASS = r'[^"\x00-\x1f' + CJK_RANGES + "]"  # the regex escape \x00, not the character
+NO_CJK_PATTERN = f"^{NO_CJK_CLASS}*$"
 # A string schema with any of these is constrained already (or a pattern would change what it means).
 _CONSTRAINED = ("pattern", "enum", "const", "format")
 
@@ -62,9 +63,20 @@ def _restrict(node: Any) -> None:
     if (kind == "string" or (isinstance(kind, list) and "string" in kind)) and not any(
         key in node for key in _CONSTRAINED
     ):
-        node["pattern"] = NO_CJK_PATTERN
+        node["pattern"] = _pattern(node.get("minLength"), node.get("maxLength"))
     for value in node.values():
         _restrict(value)
+
+
+def _pattern(least: Any, most: Any) -> str:
+    """The no-CJK pattern, with the string's length bounds in it: llama.cpp's schema-to-grammar reads a
+    string's ``pattern`` alone and drops its ``minLength``/``maxLength``, which keep a small model from
+    looping inside one string (the SWOT's cells); the tiny tier wrote one sentence 60 times without them."""
+    if not isinstance(least, int) and not isinstance(most, int):
+        return NO_CJK_PATTERN
+    low = least if isinstance(least, int) else 0
+    high = most if isinstance(most, int) else ""
+    return f"^{NO_CJK_CLASS}{{{low},{high}}}$"
 
 
 def same_script(request: dict[str, Any], messages: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
