@@ -6,7 +6,6 @@ The request llama.cpp gets is checked through the real service on a stand-in for
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from typing import Any
@@ -15,10 +14,10 @@ import pytest
 from semantic_kernel.contents import ChatHistory
 
 from kernel_app.services.execution_settings import json_schema_format
-from kernel_app.services.local_llama import LoadedModel, LocalLlamaChatCompletion, LocalLlamaPromptExecutionSettings
+from kernel_app.services.local_llama import LocalLlamaPromptExecutionSettings
 from kernel_app.services.local_script import NO_CJK_CLASS, NO_CJK_PATTERN, has_cjk, same_script, without_cjk
 from plugins.BusinessThinking._swot_tables import SWOT_SCHEMA
-from tests.test_local_tools import ScriptedServer, _chunks
+from tests.test_local_tools import _chunks, scripted  # noqa: F401 (scripted: the fake llama.cpp fixture)
 
 SCHEMA = {
     "type": "object",
@@ -116,19 +115,8 @@ def test_a_request_is_restricted_only_with_a_schema_and_no_cjk_in_its_messages()
         assert same_script(untouched, english) is untouched
 
 
-@pytest.fixture
-def scripted(tmp_path, monkeypatch: pytest.MonkeyPatch):
-    if importlib.util.find_spec("xllamacpp") is None:
-        pytest.skip("xllamacpp is not installed")
-    model = tmp_path / "fake.gguf"
-    model.write_bytes(b"GGUF")
-    server = ScriptedServer([_chunks("{}"), _chunks("{}")])
-    monkeypatch.setattr(LocalLlamaChatCompletion, "model", lambda self: LoadedModel(server=server, load_seconds=0))
-    return LocalLlamaChatCompletion(str(model), service_id="local"), server
-
-
-async def test_the_swot_request_reaching_llama_cpp_excludes_cjk(scripted) -> None:
-    service, server = scripted
+async def test_the_swot_request_reaching_llama_cpp_excludes_cjk(scripted) -> None:  # noqa: F811 (the fixture)
+    service, server = scripted([_chunks("{}"), _chunks("{}")])
     settings = LocalLlamaPromptExecutionSettings(max_tokens=9, response_format=json_schema_format(SWOT_SCHEMA, "swot"))
     for prompt in ("A SWOT of a bakery in Lyon", "里昂一家面包店"):
         history = ChatHistory()
