@@ -20,8 +20,9 @@ Rewrite the record with ``python -m kernel_app.pybars_grammars``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -80,24 +81,35 @@ class _RecordedGrammarLoader:
         return self._loader.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
-        # pymeta.grammar defines OMeta and then, in the same module body, builds three grammars with it:
-        # the only moment to swap OMeta.makeGrammar is when the class OMeta is created.
-        from pymeta.runtime import OMetaBase
-
-        had_hook = "__init_subclass__" in OMetaBase.__dict__
-        OMetaBase.__init_subclass__ = classmethod(_swap_make_grammar)  # type: ignore[assignment]
-        try:
+        with _make_grammar_replaced(_recorded_or_parsed):
             self._loader.exec_module(module)
-        finally:
-            if not had_hook:
-                del OMetaBase.__init_subclass__
 
 
-def _swap_make_grammar(cls: type, **kwargs: Any) -> None:
-    if cls.__name__ != "OMeta" or cls.__module__ != "pymeta.grammar":
-        return
-    parse_and_build: Callable[..., type] = cls.__dict__["makeGrammar"].__func__
+MakeGrammar = Callable[..., type]  # (OMeta subclass, grammar text, globals, name) -> grammar class
 
+
+@contextlib.contextmanager
+def _make_grammar_replaced(make: Callable[[MakeGrammar], MakeGrammar]) -> Iterator[None]:
+    """While pymeta.grammar is imported, ``OMeta.makeGrammar`` is ``make(PyMeta's own)``.
+
+    pymeta.grammar defines OMeta and then, in the same module body, builds three grammars with it: the only
+    moment to swap its makeGrammar is when the class OMeta is created (OMetaBase's ``__init_subclass__``)."""
+    from pymeta.runtime import OMetaBase
+
+    def swap(cls: type, **kwargs: Any) -> None:
+        if cls.__name__ == "OMeta" and cls.__module__ == "pymeta.grammar":
+            cls.makeGrammar = classmethod(make(cls.__dict__["makeGrammar"].__func__))  # type: ignore[attr-defined]
+
+    had_hook = "__init_subclass__" in OMetaBase.__dict__
+    OMetaBase.__init_subclass__ = classmethod(swap)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if not had_hook:
+            del OMetaBase.__init_subclass__
+
+
+def _recorded_or_parsed(parse_and_build: MakeGrammar) -> MakeGrammar:
     def make_grammar(klass: type, grammar: str, globals: dict[str, Any], name: str = "Grammar") -> type:
         tree = recorded_tree(klass.metagrammarClass, name, grammar)  # type: ignore[attr-defined]
         if tree is None:
@@ -107,7 +119,7 @@ def _swap_make_grammar(cls: type, **kwargs: Any) -> None:
         hits.append(name)
         return moduleFromGrammar(tree, name, klass, globals)
 
-    cls.makeGrammar = classmethod(make_grammar)  # type: ignore[attr-defined]
+    return make_grammar
 
 
 # region writing the record (run in a fresh interpreter: pybars must not be imported yet)
@@ -120,27 +132,20 @@ def parse_all() -> dict[str, Any]:
     # Parse, not look up (by name: under `python -m` this module is loaded twice, as __main__ too).
     sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != _PyMetaGrammarFinder.__name__]
     from pymeta.builder import TreeBuilder, moduleFromGrammar
-    from pymeta.runtime import OMetaBase
 
     trees: dict[str, Any] = {}
 
-    def record(cls: type, **kwargs: Any) -> None:
-        if cls.__name__ != "OMeta" or cls.__module__ != "pymeta.grammar":
-            return
-
+    def parse_and_record(_: MakeGrammar) -> MakeGrammar:
         def make_grammar(klass: type, grammar: str, globals: dict[str, Any], name: str = "Grammar") -> type:
             parser = klass.metagrammarClass  # type: ignore[attr-defined]
             tree = parser(grammar).parseGrammar(name, TreeBuilder)
             trees[record_key(parser, name, grammar)] = tree
             return moduleFromGrammar(tree, name, klass, globals)
 
-        cls.makeGrammar = classmethod(make_grammar)  # type: ignore[attr-defined]
+        return make_grammar
 
-    OMetaBase.__init_subclass__ = classmethod(record)  # type: ignore[assignment]
-    try:
+    with _make_grammar_replaced(parse_and_record):
         import pybars  # noqa: F401  (builds every grammar)
-    finally:
-        del OMetaBase.__init_subclass__
     return trees
 
 
