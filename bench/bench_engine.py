@@ -37,10 +37,10 @@ async def overhead(calls: int, rounds: int = 5) -> tuple[float, float]:
     from semantic_kernel import Kernel
     from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt
 
-    from kernel_app.config import Settings
-    from kernel_app.kernel_builder import build_kernel
-    from kernel_app.runner import resolve_function, run_chain
-    from kernel_app.services.scripted import ScriptedChatCompletion
+    from kernel_app.base.config import Settings
+    from kernel_app.kernel.builder import build_kernel
+    from kernel_app.kernel.runner import resolve_function, run_chain
+    from kernel_app.providers.scripted import ScriptedChatCompletion
 
     ours = build_kernel(Settings(), chat_service=ScriptedChatCompletion(default="ok"))
     function = resolve_function(ours.kernel, "Writer.Summarize")

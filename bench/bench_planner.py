@@ -37,8 +37,8 @@ def _sleeper_plugin():
 
 
 async def measure(steps: int, ms: float, rounds: int, chain: bool) -> list[float]:
-    from kernel_app.config import Settings
-    from kernel_app.kernel_builder import build_kernel
+    from kernel_app.base.config import Settings
+    from kernel_app.kernel.builder import build_kernel
     from planners import Plan, PlanExecutor, PlanStep
 
     kernel = build_kernel(Settings(), with_service=False).kernel

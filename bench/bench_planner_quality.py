@@ -136,9 +136,9 @@ def judge(goal: Goal, plan) -> tuple[bool, bool]:
 async def run(
     model: str, goals: list[Goal], deadline: float, first_number: int = 1, max_functions: int | None = None
 ) -> tuple[list[Outcome], str, float]:
-    from kernel_app.config import Settings
-    from kernel_app.kernel_builder import build_kernel
-    from kernel_app.services.local_provider import create_local
+    from kernel_app.base.config import Settings
+    from kernel_app.kernel.builder import build_kernel
+    from kernel_app.providers.llama.provider import create_local
     from planners import PlanningError, SequentialPlanner
 
     settings = Settings(model=model)

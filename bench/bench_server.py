@@ -42,9 +42,9 @@ BODY = {"model": "kernel-app", "messages": [{"role": "user", "content": "Why do 
 
 
 def _app(data_dir: str) -> Any:
-    from kernel_app.config import Settings
-    from kernel_app.server import create_app
-    from kernel_app.services.scripted import ScriptedChatCompletion
+    from kernel_app.base.config import Settings
+    from kernel_app.interfaces.server import create_app
+    from kernel_app.providers.scripted import ScriptedChatCompletion
 
     service = ScriptedChatCompletion(default=ANSWER)
     return create_app(Settings(memory_dir=Path(data_dir)), chat_service=service, queue=4096, mcp=False)
@@ -133,7 +133,7 @@ async def sequential(bases: list[str], requests: int) -> dict[str, dict[str, tup
 
 
 async def invoke_in_process(requests: int, data_dir: str) -> list[float]:
-    from kernel_app.runner import run_chain
+    from kernel_app.kernel.runner import run_chain
 
     app = _app(data_dir)
     kernel = app.state.kernel_app.kernel

@@ -2,7 +2,7 @@
 
 llama.cpp's threads wait for each other at every token, so a thread that loses its core stalls the
 rest; this measures where that starts on the machine at hand, to check the default thread count
-(kernel_app.services.cpu_threads.default_threads). Each run loads the model with N threads, then
+(kernel_app.providers.llama.threads.default_threads). Each run loads the model with N threads, then
 generates the same answer (temperature 0) several times and reports llama.cpp's own tokens/s.
 
     python bench/bench_threads.py                      # default tier, 1..logical CPUs threads
@@ -29,7 +29,7 @@ def _spin(stop_at: float) -> None:
 
 
 def measure(model_path: str, threads: int, runs: int, tokens: int) -> list[float]:
-    from kernel_app.services.local_llama import _load
+    from kernel_app.providers.llama.service import _load
 
     server = _load(model_path, 2048, threads).server
     body = {"messages": [{"role": "user", "content": PROMPT}], "max_tokens": tokens, "temperature": 0.0}
@@ -44,8 +44,8 @@ def measure(model_path: str, threads: int, runs: int, tokens: int) -> list[float
 def main() -> None:
     import os
 
-    from kernel_app.services.cpu_threads import default_threads, physical_cores
-    from kernel_app.services.local_provider import resolve_local_model
+    from kernel_app.providers.llama.provider import resolve_local_model
+    from kernel_app.providers.llama.threads import default_threads, physical_cores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="tier name or GGUF path (default: the default tier)")

@@ -13,19 +13,19 @@ from typing import Any
 __version__ = "0.1.0"
 
 # semantic-kernel's import parses pybars' grammars (~0.9 s); use the recorded parse (see pybars_grammars.py).
-from kernel_app import pybars_grammars as _pybars_grammars
+from kernel_app.kernel import pybars_grammars as _pybars_grammars
 
 _pybars_grammars.install()
 
 # Public name -> the module that defines it.
 _API = {
-    "Settings": "kernel_app.config",
-    "load_settings": "kernel_app.config",
-    "build_kernel": "kernel_app.kernel_builder",
-    "BuiltKernel": "kernel_app.kernel_builder",
-    "resolve_function": "kernel_app.runner",
-    "run_chain": "kernel_app.runner",
-    "ScriptedChatCompletion": "kernel_app.services.scripted",
+    "Settings": "kernel_app.base.config",
+    "load_settings": "kernel_app.base.config",
+    "build_kernel": "kernel_app.kernel.builder",
+    "BuiltKernel": "kernel_app.kernel.builder",
+    "resolve_function": "kernel_app.kernel.runner",
+    "run_chain": "kernel_app.kernel.runner",
+    "ScriptedChatCompletion": "kernel_app.providers.scripted",
     "ConversationEngine": "kernel_app.conversation",
     "ConversationStore": "kernel_app.conversation",
     "ApprovalNeeded": "kernel_app.conversation",
@@ -34,8 +34,8 @@ _API = {
     "FunctionCallFinished": "kernel_app.conversation",
     "FunctionCallStarted": "kernel_app.conversation",
     "TextDelta": "kernel_app.conversation",
-    "create_app": "kernel_app.server",
-    "KernelAppError": "kernel_app.errors",
+    "create_app": "kernel_app.interfaces.server",
+    "KernelAppError": "kernel_app.base.errors",
     "SequentialPlanner": "planners",
     "ActionPlanner": "planners",
     "FunctionCallingPlanner": "planners",

@@ -1,3 +1,3 @@
-from kernel_app.cli.main import main
+from kernel_app.interfaces.cli.main import main
 
 main()

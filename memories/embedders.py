@@ -95,7 +95,7 @@ class MiniLMAdapter:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if self._model is None:
-            from kernel_app.services.minilm import MiniLM
+            from kernel_app.providers.embedder.minilm import MiniLM
 
             self._model = MiniLM(**self._options)
         return self._model.embed(list(texts))

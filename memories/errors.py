@@ -1,4 +1,4 @@
-"""Typed errors of the memory store; every one is a :class:`~kernel_app.errors.KernelAppError`.
+"""Typed errors of the memory store; every one is a :class:`~kernel_app.base.errors.KernelAppError`.
 
 Names end in ``Error`` and never shadow builtins (``MemoryError`` is Python's out-of-memory error).
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kernel_app.errors import KernelAppError, UsageError
+from kernel_app.base.errors import KernelAppError, UsageError
 
 
 class MemoryStoreError(KernelAppError):

@@ -1,6 +1,6 @@
 """Approval of the function calls a model makes by itself (function calling), as a plain callback.
 
-The rule, from :mod:`kernel_app.effects`: a ``READ`` function (arithmetic, the clock, text helpers,
+The rule, from :mod:`kernel_app.base.effects`: a ``READ`` function (arithmetic, the clock, text helpers,
 memory recall) runs without asking; a ``MODEL`` function (a prompt function: it costs tokens) and a
 ``WRITE`` function (``memory.save``, any native function not declared read-only) run only when the
 ``approve_call`` callback says yes. Without a callback, nothing with an effect runs: the call is
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernel_app.effects import Effect
+from kernel_app.base.effects import Effect
 from planners.quoting import clean_text, quoted
 
 NOT_APPROVED = "not run: needs approval"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from kernel_app.errors import KernelAppError, innermost_message
-from kernel_app.usage import Usage
+from kernel_app.base.errors import KernelAppError, innermost_message
+from kernel_app.base.usage import Usage
 from planners.catalogue import FunctionCatalogue
 from planners.errors import (
     Attempt,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.effects import effect_of
+from kernel_app.base.effects import effect_of
 from planners.approval import NOT_APPROVED, ApproveCall, CallRequest, format_args, is_approved
 from planners.catalogue import FunctionCatalogue
 from planners.quoting import clean_text

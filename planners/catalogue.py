@@ -75,7 +75,7 @@ class FunctionInfo:
         for p in metadata.parameters:
             if not p.name or not p.include_in_function_choices or p.name == "kernel" or p.type_ in _INJECTED_TYPES:
                 continue
-            # The same rule as kernel_app.filters.require_variables: required unless a non-empty default
+            # The same rule as kernel_app.kernel.filters.require_variables: required unless a non-empty default
             # exists (prompt functions declare "" as the default of every variable).
             required = bool(p.is_required) and p.default_value in (None, "")
             schema_type = (p.schema_data or {}).get("type")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from kernel_app.errors import KernelAppError, UsageError
+from kernel_app.base.errors import KernelAppError, UsageError
 from planners.quoting import clean_text, escaped
 
 if TYPE_CHECKING:

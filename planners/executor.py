@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.errors import KernelAppError
-from kernel_app.usage import Usage
+from kernel_app.base.errors import KernelAppError
+from kernel_app.base.usage import Usage
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlanExecutionError, PlanRejectedError, StepTimeoutError
 from planners.plan import Plan, PlanStep, literal_value, reference_name

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.errors import KernelAppError, innermost_message
-from kernel_app.usage import Usage
+from kernel_app.base.errors import KernelAppError, innermost_message
+from kernel_app.base.usage import Usage
 from planners.approval import ApproveCall
 from planners.call_filter import Call, CallState, capture_calls
 from planners.catalogue import FunctionCatalogue

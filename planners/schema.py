@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.services.execution_settings import execution_settings, json_schema_format, supports_response_format
+from kernel_app.providers.execution_settings import execution_settings, json_schema_format, supports_response_format
 from planners.catalogue import FunctionCatalogue, ParameterInfo
 
 if TYPE_CHECKING:

@@ -1,1 +1,4 @@
-"""Built-in plugin folders (data, plus trusted native plugins); loaded by kernel_app.plugin_folders, not imported."""
+"""Built-in plugin folders (data, plus trusted native plugins).
+
+Loaded by kernel_app.kernel.plugin_folders, not imported.
+"""

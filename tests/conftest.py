@@ -74,7 +74,7 @@ def openai_server() -> Iterator[object]:
 def scripted():
     """The scripted chat service: functions run by an executor get the default answer; a test queues the
     planner's answers. Modules that need another service define their own ``scripted``/``kernel``."""
-    from kernel_app.services.scripted import ScriptedChatCompletion
+    from kernel_app.providers.scripted import ScriptedChatCompletion
 
     return ScriptedChatCompletion(default="scripted function output")
 
@@ -82,8 +82,8 @@ def scripted():
 @pytest.fixture
 def kernel(scripted):
     """A kernel of the built-in plugins on the ``scripted`` service."""
-    from kernel_app.config import Settings
-    from kernel_app.kernel_builder import build_kernel
+    from kernel_app.base.config import Settings
+    from kernel_app.kernel.builder import build_kernel
 
     return build_kernel(Settings(), chat_service=scripted).kernel
 
@@ -104,6 +104,6 @@ def tool_server() -> Iterator[object]:
 
 @pytest.fixture
 def settings():
-    from kernel_app.config import load_settings
+    from kernel_app.base.config import load_settings
 
     return load_settings()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kernel_app.chat_session import ChatSession
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.commands.session import ChatSession
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from tests.conftest import run_cli
 
 SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})

@@ -13,7 +13,7 @@ from tests.conftest import ROOT, cli_env, run_cli
 def test_help_does_not_import_semantic_kernel_or_load_a_model() -> None:
     code = (
         "import sys\n"
-        "from kernel_app.cli.main import main\n"
+        "from kernel_app.interfaces.cli.main import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('semantic_kernel', 'openai', 'llama_cpp', 'onnxruntime', 'numpy') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"

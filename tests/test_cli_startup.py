@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from kernel_app.chat_session import ChatSession
-from kernel_app.config import Settings
-from kernel_app.errors import ConfigError
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.repl.startup import StartingSession
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.base.errors import ConfigError
+from kernel_app.commands.session import ChatSession
+from kernel_app.interfaces.repl.startup import StartingSession
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from tests.support.pty_chat import spawn_chat
 
 
@@ -160,11 +160,11 @@ def test_the_status_shows_where_the_terminal_does_not_report_the_cursor(openai_s
 # Runs `kernel-app chat` and writes down, when the first prompt is drawn, which heavy modules are loaded.
 _AT_THE_PROMPT = """
 import json, os, sys
-from kernel_app.repl import startup
+from kernel_app.interfaces.repl import startup
 
 HEAVY = (
     "rich", "semantic_kernel", "numpy", "openai", "pydantic",
-    "kernel_app.chat_session", "kernel_app.conversation.engine", "memories.store",
+    "kernel_app.commands.session", "kernel_app.conversation.engine", "memories.store",
 )
 REPORT = sys.argv[1]
 start = startup.StartingSession.start
@@ -177,7 +177,7 @@ def start_and_report(self):
 
 startup.StartingSession.start = start_and_report
 sys.argv = ["kernel-app", "chat"]
-from kernel_app.cli.main import main
+from kernel_app.interfaces.cli.main import main
 main()
 """
 

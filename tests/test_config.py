@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.config import Settings, load_settings
-from kernel_app.errors import ConfigError
+from kernel_app.base.config import Settings, load_settings
+from kernel_app.base.errors import ConfigError
 
 ENV = (
     "KERNEL_APP_SERVICE",
@@ -125,6 +125,6 @@ def test_settings_built_in_code_are_checked_and_ignore_the_environment(monkeypat
 
 def test_reading_settings_does_not_import_pydantic() -> None:
     # `plugins list` has half a second; pydantic-settings alone cost ~0.2 s of it.
-    code = "import sys, kernel_app.config as c; c.load_settings(); print('pydantic' in sys.modules)"
+    code = "import sys, kernel_app.base.config as c; c.load_settings(); print('pydantic' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

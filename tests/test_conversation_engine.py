@@ -23,7 +23,7 @@ from semantic_kernel.contents import (
 )
 from semantic_kernel.contents.utils.author_role import AuthorRole
 
-from kernel_app.config import Settings
+from kernel_app.base.config import Settings
 from kernel_app.conversation import (
     ApprovalNeeded,
     ConversationEngine,
@@ -37,8 +37,8 @@ from kernel_app.conversation import (
     collect,
 )
 from kernel_app.conversation.history import fit, message_tokens
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 
 TOOLS = "\x00tools:"
 
@@ -244,7 +244,7 @@ async def test_streaming_and_not_give_the_same_turn() -> None:
 
 
 async def test_the_repl_session_renders_engine_events_and_asks_for_approval() -> None:
-    from kernel_app.chat_session import ChatSession
+    from kernel_app.commands.session import ChatSession
 
     service = ToolScripted([tools(("memory-save", {"input": "x", "collection": "Notes"})), "Not saved."])
     session = ChatSession(build_kernel(Settings(), chat_service=service).kernel)
@@ -280,7 +280,7 @@ async def test_the_context_follows_the_service_in_use() -> None:
 
 
 async def test_a_repl_plan_is_a_plan_proposed_event() -> None:
-    from kernel_app.chat_session import ChatSession
+    from kernel_app.commands.session import ChatSession
 
     plan = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 1, "b": 2}, "output": "sum"}]})
     session = ChatSession(build_kernel(Settings(), chat_service=ToolScripted([plan])).kernel)

@@ -7,9 +7,9 @@ service that declares none (OpenAI, Azure) is offered every function.
 
 from __future__ import annotations
 
-from kernel_app.config import Settings
+from kernel_app.base.config import Settings
 from kernel_app.conversation import ConversationEngine
-from kernel_app.kernel_builder import build_kernel
+from kernel_app.kernel.builder import build_kernel
 from tests.test_conversation_engine import ToolScripted, engine_with, tools
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.services.cpu_threads import default_threads, physical_cores
+from kernel_app.providers.llama.threads import default_threads, physical_cores
 
 
 def _sysfs(root: Path, cores: dict[int, tuple[int, int]]) -> Path:

@@ -1,13 +1,13 @@
-"""Which built-in functions may run without approval (kernel_app.effects), checked on the real kernel."""
+"""Which built-in functions may run without approval (kernel_app.base.effects), checked on the real kernel."""
 
 from __future__ import annotations
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.effects import Effect, effect_of
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.base.effects import Effect, effect_of
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 
 
 @pytest.fixture(scope="module")

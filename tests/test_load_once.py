@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from kernel_app.services.load_once import LoadOnce
+from kernel_app.providers.load_once import LoadOnce
 
 
 def test_concurrent_first_calls_load_once_per_key() -> None:

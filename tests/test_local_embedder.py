@@ -11,7 +11,7 @@ import pytest
 from semantic_kernel import Kernel
 from semantic_kernel.connectors.ai.embedding_generator_base import EmbeddingGeneratorBase
 
-from kernel_app.services.local_embedder import MiniLMEmbedder, load_encoder
+from kernel_app.providers.embedder.generator import MiniLMEmbedder, load_encoder
 
 PARAPHRASE = ("How can the shop make more money?", "What are ways to increase the store's revenue?")
 UNRELATED = "The cat sleeps on the warm windowsill."

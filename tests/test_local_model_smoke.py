@@ -24,18 +24,18 @@ from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 from semantic_kernel.functions import KernelArguments
 from semantic_kernel.prompt_template import PromptTemplateConfig
 
-from kernel_app.config import Settings
-from kernel_app.errors import ConfigError
-from kernel_app.services.local_llama import (
+from kernel_app.base.config import Settings
+from kernel_app.base.errors import ConfigError
+from kernel_app.base.usage import Usage
+from kernel_app.providers.llama.cache import is_verified, parts_installed
+from kernel_app.providers.llama.provider import create_local, resolve_local_model
+from kernel_app.providers.llama.service import (
     LocalLlamaChatCompletion,
     LocalLlamaPromptExecutionSettings,
     llama_request,
     llama_response_format,
 )
-from kernel_app.services.local_provider import create_local, resolve_local_model
-from kernel_app.services.model_cache import is_verified, parts_installed
-from kernel_app.services.model_tiers import get_tier
-from kernel_app.usage import Usage
+from kernel_app.providers.llama.tiers import get_tier
 
 TINY = get_tier("smollm2-135m")
 DEFAULT = get_tier("qwen2.5-coder-1.5b")

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from semantic_kernel.contents import ChatHistory
 
-from kernel_app.services.execution_settings import json_schema_format
-from kernel_app.services.local_llama import LocalLlamaPromptExecutionSettings
-from kernel_app.services.local_script import NO_CJK_CLASS, NO_CJK_PATTERN, has_cjk, same_script, without_cjk
+from kernel_app.providers.execution_settings import json_schema_format
+from kernel_app.providers.llama.script import NO_CJK_CLASS, NO_CJK_PATTERN, has_cjk, same_script, without_cjk
+from kernel_app.providers.llama.service import LocalLlamaPromptExecutionSettings
 from plugins.BusinessThinking._swot_tables import SWOT_SCHEMA
 from tests.test_local_tools import _chunks, scripted  # noqa: F401 (scripted: the fake llama.cpp fixture)
 

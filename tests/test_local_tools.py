@@ -1,4 +1,4 @@
-"""Function calling on the embedded model's service (kernel_app.services.local_tools), without the model.
+"""Function calling on the embedded model's service (kernel_app.providers.llama.tools), without the model.
 
 The request llama.cpp gets from a ChatHistory with tools, calls and results; the calls read back from
 its answer (streamed ``tool_calls`` fragments, or a call object the model wrote as text); and
@@ -27,13 +27,13 @@ from semantic_kernel.contents.utils.finish_reason import FinishReason
 from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 from semantic_kernel.functions import KernelArguments
 
-from kernel_app.services.local_llama import (
+from kernel_app.providers.llama.service import (
     LoadedModel,
     LocalLlamaChatCompletion,
     LocalLlamaPromptExecutionSettings,
     llama_request,
 )
-from kernel_app.services.local_tools import (
+from kernel_app.providers.llama.tools import (
     HeldText,
     StreamedCalls,
     call_arguments,
@@ -432,9 +432,9 @@ async def test_without_function_calling_nothing_changes(scripted) -> None:
 
 
 async def test_too_many_tools_for_the_context_is_a_one_line_error(scripted) -> None:
-    from kernel_app.config import Settings
-    from kernel_app.kernel_builder import build_kernel
-    from kernel_app.services.local_tools import check_tools_fit
+    from kernel_app.base.config import Settings
+    from kernel_app.kernel.builder import build_kernel
+    from kernel_app.providers.llama.tools import check_tools_fit
 
     service, server = scripted([_chunks("unused")])
     kernel = build_kernel(Settings(), chat_service=service).kernel
@@ -449,8 +449,8 @@ async def test_too_many_tools_for_the_context_is_a_one_line_error(scripted) -> N
 
 async def test_a_prompt_functions_variables_are_offered_as_text_not_objects(scripted) -> None:
     # semantic-kernel types an untyped prompt variable "object"; the model was shown "input": {"type": "object"}
-    from kernel_app.config import Settings
-    from kernel_app.kernel_builder import build_kernel
+    from kernel_app.base.config import Settings
+    from kernel_app.kernel.builder import build_kernel
 
     service, server = scripted([_chunks("Fine.")])
     kernel = build_kernel(Settings(), chat_service=service).kernel

@@ -45,7 +45,7 @@ def test_ingest_reports_a_bad_file_and_keeps_the_rest(tmp_path: Path) -> None:
 
 LOADED_AFTER = """
 import sys
-from kernel_app.cli.main import main
+from kernel_app.interfaces.cli.main import main
 try:
     main(sys.argv[1:])
 except SystemExit:

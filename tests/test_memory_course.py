@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("kernel_app.services.local_embedder")
+pytest.importorskip("kernel_app.providers.embedder.generator")
 
 from memories import MemoryStore
 from memories.embedders import default_embedder

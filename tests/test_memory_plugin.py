@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.runner import resolve_function, run_chain
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.kernel.runner import resolve_function, run_chain
+from kernel_app.providers.scripted import ScriptedChatCompletion
 
 
 async def test_recall_inside_a_prompt_template(tmp_path: Path) -> None:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.errors import ConfigError, DependencyMissingError, ModelError
-from kernel_app.services import model_cache
-from kernel_app.services.model_cache import ensure_model, is_verified, model_path, part_files, reinstall_command
-from kernel_app.services.model_tiers import ModelTier, PartPackage, get_tier, looks_like_path
+from kernel_app.base.errors import ConfigError, DependencyMissingError, ModelError
+from kernel_app.providers.llama import cache as model_cache
+from kernel_app.providers.llama.cache import ensure_model, is_verified, model_path, part_files, reinstall_command
+from kernel_app.providers.llama.tiers import ModelTier, PartPackage, get_tier, looks_like_path
 
 ROOT = Path(__file__).resolve().parent.parent
 PART_SIZES = (300_000, 300_000, 123_457)
@@ -160,8 +160,8 @@ def test_a_stale_half_written_file_is_cleaned_up(tier: ModelTier) -> None:
 def test_two_processes_starting_at_once_join_the_file_once(tier: ModelTier, tmp_path: Path) -> None:
     script = (
         "import json, sys\n"
-        "from kernel_app.services.model_cache import ensure_model\n"
-        "from kernel_app.services.model_tiers import ModelTier, PartPackage\n"
+        "from kernel_app.providers.llama.cache import ensure_model\n"
+        "from kernel_app.providers.llama.tiers import ModelTier, PartPackage\n"
         "spec = json.loads(sys.argv[1])\n"
         "spec['parts'] = tuple(PartPackage(*p) for p in spec['parts'])\n"
         "print(ensure_model(ModelTier(**spec)))\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kernel_app.services.model_cache import parts_installed
-from kernel_app.services.model_tiers import DEFAULT_TIER, TIERS
+from kernel_app.providers.llama.cache import parts_installed
+from kernel_app.providers.llama.tiers import DEFAULT_TIER, TIERS
 from tests.conftest import run_cli
 
 

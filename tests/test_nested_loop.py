@@ -15,7 +15,7 @@ import asyncio, io, sys
 import nest_asyncio
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
-from kernel_app.repl.reader import ChatCompleter, TerminalReader
+from kernel_app.interfaces.repl.reader import ChatCompleter, TerminalReader
 from tests.support.nested_loop import cancel_leftover_tasks
 
 nest_asyncio.apply()  # what semantic-kernel does at a template's first function call

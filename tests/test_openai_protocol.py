@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from kernel_app.config import load_settings
-from kernel_app.errors import ConfigError
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.runner import resolve_function, run_chain
-from kernel_app.services import create_chat_service
+from kernel_app.base.config import load_settings
+from kernel_app.base.errors import ConfigError
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.kernel.runner import resolve_function, run_chain
+from kernel_app.providers import create_chat_service
 from tests.conftest import run_cli
 from tests.support.openai_stub import Failure
 
@@ -162,7 +162,7 @@ class FakeAsyncCredential:
 async def test_azure_with_entra_id_sends_the_bearer_token(monkeypatch: pytest.MonkeyPatch, openai_server) -> None:
     from semantic_kernel import Kernel
 
-    from kernel_app.services.openai_provider import create_azure
+    from kernel_app.providers.openai_provider import create_azure
 
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", openai_server.root_url)
     credential = FakeAsyncCredential()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from planners import (
     ActionPlanner,
     EmptyPlanError,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from kernel_app.effects import Effect
-from kernel_app.kernel_builder import build_kernel
+from kernel_app.base.effects import Effect
+from kernel_app.kernel.builder import build_kernel
 from planners import NOT_APPROVED, CallRequest, FunctionCallingPlanner, PlanningError, RoundLimitError
 from tests.support.spies import count_invocations
 from tests.test_plan_function_calling import ToolCallServer
@@ -90,7 +90,7 @@ NOTES = {
 
 @pytest.fixture
 def kernel(monkeypatch: pytest.MonkeyPatch, tool_server: ToolCallServer, tmp_path):
-    from kernel_app.config import load_settings
+    from kernel_app.base.config import load_settings
 
     monkeypatch.setenv("OPENAI_BASE_URL", tool_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")

@@ -191,8 +191,8 @@ def test_ctrl_c_during_execute_stops_at_once(tmp_path: Path) -> None:
 def test_each_call_is_shown_and_asked_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     import click
 
-    from kernel_app.cli.plan_cmd import _approve_calls_on_terminal
-    from kernel_app.effects import Effect
+    from kernel_app.base.effects import Effect
+    from kernel_app.interfaces.cli.plan_cmd import _approve_calls_on_terminal
     from planners import CallRequest
 
     asked: list[str] = []

@@ -9,9 +9,9 @@ from typing import Annotated
 import pytest
 from semantic_kernel.functions import kernel_function
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from planners import (
     ExcludedFunctionError,
     FunctionCatalogue,

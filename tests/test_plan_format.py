@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
+from kernel_app.base.config import Settings
+from kernel_app.kernel.builder import build_kernel
 from planners import (
     CatalogueFilterError,
     DuplicateOutputError,

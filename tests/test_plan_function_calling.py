@@ -19,9 +19,9 @@ import pytest
 from semantic_kernel import Kernel
 from semantic_kernel.functions import kernel_function
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from planners import FunctionCallingPlanner, PlanningError
 from tests.support.spies import count_invocations
 
@@ -103,7 +103,7 @@ class ToolCallServer:
 
 @pytest.fixture
 def kernel(monkeypatch: pytest.MonkeyPatch, tool_server: ToolCallServer):
-    from kernel_app.config import load_settings
+    from kernel_app.base.config import load_settings
 
     monkeypatch.setenv("OPENAI_BASE_URL", tool_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -205,7 +205,7 @@ async def test_functions_taking_the_kernel_are_left_off_the_tools(kernel, tool_s
 
 
 async def test_function_calling_over_azure_with_an_api_key(monkeypatch: pytest.MonkeyPatch, tool_server) -> None:
-    from kernel_app.config import load_settings
+    from kernel_app.base.config import load_settings
 
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", tool_server.root_url)
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "azure-key")
@@ -223,8 +223,8 @@ async def test_function_calling_over_azure_with_an_api_key(monkeypatch: pytest.M
 
 
 async def test_the_model_can_answer_from_memory(monkeypatch: pytest.MonkeyPatch, tool_server, tmp_path) -> None:
-    pytest.importorskip("kernel_app.services.local_embedder")
-    from kernel_app.config import load_settings
+    pytest.importorskip("kernel_app.providers.embedder.generator")
+    from kernel_app.base.config import load_settings
 
     monkeypatch.setenv("OPENAI_BASE_URL", tool_server.base_url)
     monkeypatch.setenv("KERNEL_APP_MEMORY_DIR", str(tmp_path / "store"))

@@ -18,10 +18,10 @@ import time
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.model_cache import is_verified, parts_installed
-from kernel_app.services.model_tiers import get_tier
+from kernel_app.base.config import Settings
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.llama.cache import is_verified, parts_installed
+from kernel_app.providers.llama.tiers import get_tier
 from planners import PlanningError, SequentialPlanner, validate_plan
 
 
@@ -54,7 +54,7 @@ GOALS = [
 
 
 def _kernel(tier_name: str):
-    from kernel_app.services.local_provider import create_local
+    from kernel_app.providers.llama.provider import create_local
 
     settings = Settings(model=tier_name)
     return build_kernel(settings, chat_service=create_local(settings)).kernel

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from kernel_app.config import load_settings
-from kernel_app.kernel_builder import build_kernel
+from kernel_app.base.config import load_settings
+from kernel_app.kernel.builder import build_kernel
 from planners import ActionPlanner, PlanExecutor, PlannerServiceError, SequentialPlanner
 from planners.schema import function_names_in
 from tests.support.openai_stub import Failure

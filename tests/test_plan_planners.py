@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from planners import (
     ActionPlanner,
     ExcludedFunctionError,

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from planners import SequentialPlanner
 from planners.catalogue import FunctionCatalogue, FunctionInfo
 from planners.relevance import MATERIAL_WEIGHT, most_relevant, request_text

@@ -1,5 +1,5 @@
 """The rules behind issue 10 in isolation: what a value may be, how model text is quoted, bounded scanning,
-and which functions need approval (kernel_app.effects)."""
+and which functions need approval (kernel_app.base.effects)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from semantic_kernel import Kernel
 from semantic_kernel.functions import kernel_function
 
-from kernel_app.config import Settings
-from kernel_app.effects import Effect, effect_of, needs_approval, read_only
-from kernel_app.kernel_builder import build_kernel
+from kernel_app.base.config import Settings
+from kernel_app.base.effects import Effect, effect_of, needs_approval, read_only
+from kernel_app.kernel.builder import build_kernel
 from planners import PlanParseError, parse_plan_answer
 from planners.quoting import clean_text, escaped, is_valid_text, quoted
 from planners.values import MAX_VALUE_DEPTH, value_problem

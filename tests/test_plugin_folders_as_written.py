@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from kernel_app.errors import KernelAppError, MissingVariableError, UsageError
-from kernel_app.plugin_folders.loader import PluginDirectory, load_plugin_directories
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.errors import KernelAppError, MissingVariableError, UsageError
+from kernel_app.kernel.plugin_folders.loader import PluginDirectory, load_plugin_directories
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from tests.conftest import run_cli
 
 
@@ -32,8 +32,8 @@ def function_folder(root: Path, plugin: str, name: str, prompt: str, config: dic
 
 
 def lint(root: Path) -> list[str]:
-    from kernel_app.kernel_builder import OTHER_FUNCTIONS
-    from kernel_app.paths import builtin_plugins_dir
+    from kernel_app.base.paths import builtin_plugins_dir
+    from kernel_app.kernel.builder import OTHER_FUNCTIONS
 
     report = load_plugin_directories(
         [PluginDirectory(root), PluginDirectory(builtin_plugins_dir(), trusted=True, builtin=True)],
@@ -43,8 +43,8 @@ def lint(root: Path) -> list[str]:
 
 
 def kernel_with(root: Path, tmp_path: Path, *answers: str, service: ScriptedChatCompletion | None = None):
-    from kernel_app.config import load_settings
-    from kernel_app.kernel_builder import build_kernel
+    from kernel_app.base.config import load_settings
+    from kernel_app.kernel.builder import build_kernel
 
     service = service or ScriptedChatCompletion(list(answers), default="ok")
     settings = load_settings(plugins_dirs=[root], memory_dir=tmp_path / "memory")
@@ -52,7 +52,7 @@ def kernel_with(root: Path, tmp_path: Path, *answers: str, service: ScriptedChat
 
 
 async def invoke(built: Any, name: str, **variables: Any) -> str:
-    from kernel_app.runner import resolve_function, run_chain
+    from kernel_app.kernel.runner import resolve_function, run_chain
 
     function = resolve_function(built.kernel, name, built.report)
     return (await run_chain(built.kernel, [function], variables=variables)).result
@@ -202,7 +202,7 @@ CHAT_LOOP = {
 
 
 async def test_var_json_chat_history_drives_a_handlebars_loop(tmp_path: Path) -> None:
-    from kernel_app.plugin_folders.structured_vars import parse_json_vars, to_kernel_value
+    from kernel_app.kernel.plugin_folders.structured_vars import parse_json_vars, to_kernel_value
 
     plugins = tmp_path / "plugins"
     import yaml
@@ -388,7 +388,7 @@ def test_explicit_is_required_false_makes_an_empty_default_optional(tmp_path: Pa
 async def test_repl_run_takes_var_json_and_vars_like_the_cli(tmp_path: Path) -> None:
     import yaml
 
-    from kernel_app.chat_session import ChatSession
+    from kernel_app.commands.session import ChatSession
 
     plugins = tmp_path / "plugins"
     write(plugins, "Chat/reply.yaml", yaml.safe_dump(CHAT_LOOP))
@@ -418,8 +418,8 @@ def test_lint_says_what_happens_to_settings_keyed_by_an_unknown_service(tmp_path
 
 
 def test_the_http_plugin_is_off_unless_configured(tmp_path: Path) -> None:
-    from kernel_app.config import load_settings
-    from kernel_app.kernel_builder import build_kernel
+    from kernel_app.base.config import load_settings
+    from kernel_app.kernel.builder import build_kernel
 
     plugins = tmp_path / "plugins"
     function_folder(plugins, "Web", "Fetch", "Page: {{http.getAsync $input}}", {"description": "d."})

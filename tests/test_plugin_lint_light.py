@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel, other_functions, plugin_directories
-from kernel_app.paths import builtin_plugins_dir
-from kernel_app.plugin_folders import sk_syntax
-from kernel_app.plugin_folders.loader import PluginDirectory, load_plugin_directories
-from kernel_app.plugin_folders.specs import FunctionSpec
+from kernel_app.base.config import Settings
+from kernel_app.base.paths import builtin_plugins_dir
+from kernel_app.kernel.builder import build_kernel, other_functions, plugin_directories
+from kernel_app.kernel.plugin_folders import sk_syntax
+from kernel_app.kernel.plugin_folders.loader import PluginDirectory, load_plugin_directories
+from kernel_app.kernel.plugin_folders.specs import FunctionSpec
 from tests.conftest import ROOT, cli_env
 
 CORPUS = ROOT.parent / "shared" / "plugins-real"
@@ -34,7 +34,7 @@ def _directories() -> list[Path]:
 
 def _imports_semantic_kernel(*args: str, tmp_path: Path) -> tuple[bool, str]:
     code = (
-        "import sys\nfrom kernel_app.cli.main import cli\n"
+        "import sys\nfrom kernel_app.interfaces.cli.main import cli\n"
         f"cli.main(args={list(args)!r}, prog_name='kernel-app', standalone_mode=False)\n"
         "print('SK-IMPORTED' if any(m.split('.')[0] == 'semantic_kernel' for m in sys.modules) else 'SK-ABSENT')\n"
     )
@@ -65,17 +65,17 @@ def test_lint_of_a_corpus_directory_does_not_import_semantic_kernel(tmp_path: Pa
 
 
 def test_the_record_of_native_functions_is_what_semantic_kernel_makes_of_them() -> None:
-    from kernel_app.plugin_folders.native_catalogue import _data, generate
+    from kernel_app.kernel.plugin_folders.native_catalogue import _data, generate
 
     # Stale after a change to a built-in plugin's Python file or to semantic-kernel: rewrite it with
-    # `python -m kernel_app.plugin_folders.native_catalogue`.
+    # `python -m kernel_app.kernel.plugin_folders.native_catalogue`.
     assert json.loads(json.dumps(generate(), default=str)) == _data()
 
 
 def test_the_version_the_record_is_checked_against_is_semantic_kernels() -> None:
     from importlib.metadata import version
 
-    from kernel_app.plugin_folders.native_catalogue import _sk_version
+    from kernel_app.kernel.plugin_folders.native_catalogue import _sk_version
 
     # Read from the dist-info folder's name (importlib.metadata costs list/lint ~0.05 s): the same answer.
     assert _sk_version() == version("semantic-kernel")
@@ -97,8 +97,8 @@ def test_specs_and_problems_are_those_of_the_kernels_functions(directory: Path) 
 
 
 def test_plugins_list_says_what_the_kernel_has() -> None:
-    from kernel_app.cli.context import AppContext
-    from kernel_app.cli.plugins_cmd import list_functions
+    from kernel_app.interfaces.cli.context import AppContext
+    from kernel_app.interfaces.cli.plugins_cmd import list_functions
 
     for settings in (Settings(), Settings(http_plugin=True)):
         app = AppContext(_settings=settings)

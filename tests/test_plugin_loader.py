@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.plugin_folders.loader import LoadReport, PluginDirectory, load_plugin_directories
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.kernel.plugin_folders.loader import LoadReport, PluginDirectory, load_plugin_directories
+from kernel_app.providers.scripted import ScriptedChatCompletion
 
 OLD_SCHEMA = {
     "schema": 1,
@@ -152,7 +152,7 @@ def test_untrusted_python_is_never_executed(tmp_path: Path) -> None:
 
 
 def test_builtin_plugins_load_cleanly() -> None:
-    from kernel_app.paths import builtin_plugins_dir
+    from kernel_app.base.paths import builtin_plugins_dir
 
     report = load(builtin_plugins_dir(), trusted=True)
     assert report.problems == []

@@ -130,7 +130,21 @@ def all_functions() -> list[tuple[Path, str]]:
     return [(d, name) for d in corpus_directories() for name in declared_functions(d)]
 
 
-@pytest.mark.parametrize("directory", corpus_directories(), ids=lambda p: str(p.relative_to(CORPUS)))
+# .prompty files and Agent Skills (SKILL.md folders) are not read yet (issue 24): until they are, linting them
+# reports "no functions found" / invalid names. strict, so the day they load this xfail fails and is removed.
+NOT_READ_YET = {"prompty", "skills"}
+
+
+def lint_cases() -> list[Any]:
+    return [
+        pytest.param(d, marks=pytest.mark.xfail(strict=True, reason="issue 24: not read yet"))
+        if d.name in NOT_READ_YET
+        else d
+        for d in corpus_directories()
+    ]
+
+
+@pytest.mark.parametrize("directory", lint_cases(), ids=lambda p: str(p.relative_to(CORPUS)))
 def test_lint_reports_only_what_cannot_load(directory: Path) -> None:
     result = run_cli("plugins", "lint", str(directory))
     errors = [line for line in result.stdout.splitlines() if ": warning: " not in line]
@@ -168,8 +182,8 @@ def stub_server():
 
 
 def _kernel_for(directory: Path, stub_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from kernel_app.config import load_settings
-    from kernel_app.kernel_builder import build_kernel
+    from kernel_app.base.config import load_settings
+    from kernel_app.kernel.builder import build_kernel
 
     monkeypatch.setenv("OPENAI_BASE_URL", stub_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
@@ -188,8 +202,8 @@ def _value_for(name: str, spec: dict[str, Any]) -> Any:
 async def test_run_sends_settings_and_intended_prompt(
     directory: Path, name: str, stub_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from kernel_app.plugin_folders.structured_vars import to_kernel_value
-    from kernel_app.runner import resolve_function, run_chain
+    from kernel_app.kernel.plugin_folders.structured_vars import to_kernel_value
+    from kernel_app.kernel.runner import resolve_function, run_chain
 
     spec = declared_functions(directory)[name]
     built = _kernel_for(directory, stub_server, monkeypatch, tmp_path)

@@ -1,4 +1,4 @@
-"""The recorded parse of pybars' grammars (kernel_app/pybars_grammars.py) changes nothing but the time."""
+"""The recorded parse of pybars' grammars (kernel_app/kernel/pybars_grammars.py) changes nothing but the time."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ arguments = KernelArguments(
     items=[{{"name": "x", "ok": True}}, {{"name": "<y>", "ok": False}}], raw="<b>&</b>", who={{"first": "Ada"}}
 )
 text = asyncio.run(HandlebarsPromptTemplate(prompt_template_config=config).render(Kernel(), arguments))
-from kernel_app import pybars_grammars
+from kernel_app.kernel import pybars_grammars
 print(json.dumps({{"text": text, "hits": len(pybars_grammars.hits)}}))
 """
 
@@ -46,10 +46,10 @@ def test_a_template_renders_the_same_with_the_record_as_without() -> None:
 
 
 def test_the_record_is_what_pymeta_parses_today_and_writes_the_same_python() -> None:
-    # Stale after pybars or PyMeta change their grammars: rewrite it with `python -m kernel_app.pybars_grammars`.
+    # Stale after pybars or PyMeta change their grammars: rewrite it with `python -m kernel_app.kernel.pybars_grammars`.
     code = (
-        "from kernel_app.pybars_grammars import parse_all\n"
-        "from kernel_app._pybars_grammars_data import TREES\n"
+        "from kernel_app.kernel.pybars_grammars import parse_all\n"
+        "from kernel_app.kernel._pybars_grammars_data import TREES\n"
         "from pymeta.builder import writePython\n"
         "trees = parse_all()\n"
         "print(sorted(trees) == sorted(TREES))\n"
@@ -61,7 +61,7 @@ def test_the_record_is_what_pymeta_parses_today_and_writes_the_same_python() -> 
 def test_a_grammar_nobody_recorded_is_parsed_as_before() -> None:
     code = (
         "import kernel_app\n"
-        "from kernel_app import pybars_grammars\n"
+        "from kernel_app.kernel import pybars_grammars\n"
         "from pymeta.grammar import OMeta\n"
         "before = len(pybars_grammars.hits)\n"
         "Digits = OMeta.makeGrammar(\"digits ::= <digit>+:ds => ''.join(ds)\\n\", {}, 'Digits')\n"
@@ -71,5 +71,6 @@ def test_a_grammar_nobody_recorded_is_parsed_as_before() -> None:
 
 
 def test_nothing_is_imported_until_semantic_kernel_is() -> None:
-    code = "import sys, kernel_app; print('pymeta' in sys.modules, 'kernel_app._pybars_grammars_data' in sys.modules)"
+    data = "kernel_app.kernel._pybars_grammars_data"
+    code = f"import sys, kernel_app; print('pymeta' in sys.modules, '{data}' in sys.modules)"
     assert _python(code).split() == ["False", "False"]

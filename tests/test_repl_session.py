@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.chat_session import ChatSession, answer_tokens
-from kernel_app.config import Settings
+from kernel_app.base.config import Settings
+from kernel_app.commands.session import ChatSession, answer_tokens
 from kernel_app.conversation.events import Event, PlanProposed, Progress
 from kernel_app.conversation.store import ConversationStore
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from tests.conftest import run_cli
 
 SUM_PLAN = '{"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]}'
@@ -211,8 +211,8 @@ async def test_functions_are_offered_to_the_model_only_when_their_schemas_fit(tm
 async def test_a_function_answer_that_used_all_its_max_tokens_is_marked_cut(tmp_path: Path) -> None:
     import json
 
-    from kernel_app.config import load_settings
-    from kernel_app.repl.render import cut_note
+    from kernel_app.base.config import load_settings
+    from kernel_app.interfaces.repl.render import cut_note
 
     folder = tmp_path / "plugins" / "Short" / "Say"
     folder.mkdir(parents=True)
@@ -230,7 +230,7 @@ async def test_a_function_answer_that_used_all_its_max_tokens_is_marked_cut(tmp_
 
 
 async def test_set_service_switches_the_model_for_the_same_conversation(tmp_path: Path) -> None:
-    from kernel_app.errors import ConfigError
+    from kernel_app.base.errors import ConfigError
 
     first, second = (
         ScriptedChatCompletion(default="From the first."),
@@ -316,8 +316,8 @@ def test_swot_tables_render_as_they_stream_in_the_terminal() -> None:
 
     from rich.console import Console
 
-    from kernel_app.chat_session import Reply
-    from kernel_app.repl.render import RichRenderer, finished_blocks
+    from kernel_app.commands.session import Reply
+    from kernel_app.interfaces.repl.render import RichRenderer, finished_blocks
 
     first = "### Strengths\n| Point | Why it matters |\n| --- | --- |\n| Fresh bread | daily |\n"
     second = "\n### Weaknesses\n| Point | Why it matters |\n| --- | --- |\n| Small oven | slow |"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.repl.reader import ChatCompleter, PipeReader, TerminalReader, looks_secret
+from kernel_app.interfaces.repl.reader import ChatCompleter, PipeReader, TerminalReader, looks_secret
 from tests.support.pty_chat import spawn_chat
 
 PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
@@ -147,9 +147,9 @@ def test_rich_rendering_the_status_line_and_the_swot_progress() -> None:
 
     from rich.console import Console
 
-    from kernel_app.chat_session import Reply
+    from kernel_app.commands.session import Reply
     from kernel_app.conversation.events import Progress
-    from kernel_app.repl.render import PlainRenderer, RichRenderer
+    from kernel_app.interfaces.repl.render import PlainRenderer, RichRenderer
 
     console = Console(file=io.StringIO(), force_terminal=True, width=60, height=20, color_system=None)
     renderer = RichRenderer(console)
@@ -179,7 +179,7 @@ def test_keys_typed_while_a_line_runs_are_kept_but_not_echoed(monkeypatch: pytes
     import pty
     import termios
 
-    from kernel_app.repl.loop import _typeahead_unechoed
+    from kernel_app.interfaces.repl.loop import _typeahead_unechoed
 
     leader, follower = pty.openpty()
     with os.fdopen(follower, "r", closefd=True) as terminal:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.errors import FunctionInvocationError, FunctionNotFoundError, MissingVariableError
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.runner import resolve_function, run_chain
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.base.errors import FunctionInvocationError, FunctionNotFoundError, MissingVariableError
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.kernel.runner import resolve_function, run_chain
+from kernel_app.providers.scripted import ScriptedChatCompletion
 
 
 def kernel_with(*answers: str):

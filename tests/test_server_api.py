@@ -387,8 +387,8 @@ def test_readiness_can_ask_the_model(served: tuple[str, ToolScripted]) -> None:
 def test_readiness_waits_for_the_embedded_model_and_says_why_it_failed(tmp_path: Path) -> None:
     """The embedded model loads at start-up on a thread; /readyz is 503 with the reason until it has."""
     pytest.importorskip("xllamacpp")
-    from kernel_app.config import Settings
-    from kernel_app.server import create_app
+    from kernel_app.base.config import Settings
+    from kernel_app.interfaces.server import create_app
 
     bogus = tmp_path / "broken.gguf"
     bogus.write_bytes(b"GGUF" + bytes(60))  # passes the magic check, fails in llama.cpp

@@ -13,11 +13,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from kernel_app.config import Settings
+from kernel_app.base.config import Settings
 from kernel_app.conversation import ConversationStore
-from kernel_app.server import create_app
-from kernel_app.services.model_cache import is_verified, parts_installed
-from kernel_app.services.model_tiers import get_tier
+from kernel_app.interfaces.server import create_app
+from kernel_app.providers.llama.cache import is_verified, parts_installed
+from kernel_app.providers.llama.tiers import get_tier
 from memories.embedders import HashingEmbedder
 from tests.test_server_openai import running
 

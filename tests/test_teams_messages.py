@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from kernel_app.conversation import ConversationStore
-from kernel_app.server.teams import check_teams_bind, teams_config
-from kernel_app.server.teams.links import TeamsLinks
+from kernel_app.interfaces.server.teams import check_teams_bind, teams_config
+from kernel_app.interfaces.server.teams.links import TeamsLinks
 from tests.support.teams import FakeConnector, activity, card_click, fake_connector
 from tests.test_conversation_engine import ToolScripted, tools
 from tests.test_server_openai import make_app, running
@@ -172,7 +172,7 @@ def test_with_credentials_a_request_without_a_token_is_a_401_and_other_routes_ke
 
 
 def test_anonymous_mode_is_refused_beyond_loopback() -> None:
-    from kernel_app.errors import ConfigError
+    from kernel_app.base.errors import ConfigError
 
     anonymous = teams_config({}, anonymous=True)
     check_teams_bind("127.0.0.1", anonymous)

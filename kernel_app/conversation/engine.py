@@ -6,7 +6,7 @@ A turn: the user's message, then rounds of model calls. When the service can cal
 model is offered the kernel's functions on an allow-list (never an empty one: semantic-kernel would
 then offer everything) and asks for calls; the engine runs them itself, one by one, so that each
 call is an event and each one with an effect waits for the surface's approval
-(:func:`kernel_app.effects.needs_approval`: only READ functions run unasked; no callback = deny).
+(:func:`kernel_app.base.effects.needs_approval`: only READ functions run unasked; no callback = deny).
 After ``max_rounds`` rounds the model answers without tools. A call is checked before it runs
 (:mod:`kernel_app.conversation.calls`: a missing required argument is explained to the model, which
 retries in the next round), and the result of a function marked ``result_is_answer`` (the SWOT's tables),
@@ -29,6 +29,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.base.errors import KernelAppError, innermost_message
+from kernel_app.base.usage import Usage, collect_usage
 from kernel_app.conversation.events import (
     ApprovalNeeded,
     Done,
@@ -40,8 +42,6 @@ from kernel_app.conversation.events import (
 )
 from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit, message_tokens
 from kernel_app.conversation.store import Conversation, ConversationStore, Message, ToolCall
-from kernel_app.errors import KernelAppError, innermost_message
-from kernel_app.usage import Usage, collect_usage
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
@@ -84,7 +84,7 @@ class TurnResult:
 
 
 def _default_rule(function: Any) -> bool:
-    from kernel_app.effects import needs_approval
+    from kernel_app.base.effects import needs_approval
 
     return needs_approval(function)
 
@@ -470,7 +470,7 @@ class ConversationEngine:
         else:
             allowed, refusal = True, ""
             if self.approval_rule(function):
-                from kernel_app.effects import effect_of
+                from kernel_app.base.effects import effect_of
 
                 request = ApprovalNeeded(
                     f"approval_{uuid.uuid4().hex[:12]}",
@@ -520,7 +520,7 @@ class ConversationEngine:
         options: dict[str, Any] | None = None,
         offered: Sequence[str] | None = None,
     ) -> Any:
-        from kernel_app.services.execution_settings import execution_settings
+        from kernel_app.providers.execution_settings import execution_settings
 
         defaults: dict[str, Any] = {"max_tokens": self.max_tokens}
         if getattr(service, "planner_max_functions", None):

@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from kernel_app.usage import Usage
+from kernel_app.base.usage import Usage
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class ApprovalNeeded(Event):
     call_id: str
     function: str
     arguments: dict[str, Any] = field(default_factory=dict)
-    effect: str = "write"  # kernel_app.effects.Effect value
+    effect: str = "write"  # kernel_app.base.effects.Effect value
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.arguments.items())

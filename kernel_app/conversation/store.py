@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernel_app.errors import KernelAppError
+from kernel_app.base.errors import KernelAppError
 
 DB_NAME = "conversations.sqlite3"
 APPLICATION_ID = 0x4B414356  # "KACV": marks the file as a Kernel App conversation store

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from semantic_kernel import Kernel
 from semantic_kernel.functions import KernelArguments, kernel_function
 
+from kernel_app.base.effects import uses_model
+from kernel_app.base.partial_output import send_part, streaming
 from kernel_app.conversation.calls import result_is_answer
-from kernel_app.effects import uses_model
-from kernel_app.partial_output import send_part, streaming
 from plugins.BusinessThinking._swot_tables import (
     CATEGORIES,
     SECTION_SEPARATOR,
@@ -85,7 +85,7 @@ class SWOTPlugin:
     ) -> Annotated[str, "Four markdown tables: Strengths, Weaknesses, Opportunities, Threats"]:
         service = _chat_service(kernel)
         if service is not None:
-            from kernel_app.services.execution_settings import supports_response_format
+            from kernel_app.providers.execution_settings import supports_response_format
 
             if supports_response_format(service):
                 sent: list[str] = []
@@ -113,12 +113,12 @@ class SWOTPlugin:
         self, kernel: Kernel, service: Any, input: str, answers: str, sent: list[str] | None = None
     ) -> str:
         """The JSON answer, streamed; each quadrant's progress is reported as its points complete and,
-        when the caller streams (kernel_app.partial_output), each finished quadrant's table goes to it
+        when the caller streams (kernel_app.base.partial_output), each finished quadrant's table goes to it
         (and into ``sent``)."""
         from semantic_kernel.functions import KernelFunctionFromPrompt
 
-        from kernel_app.services.execution_settings import execution_settings, json_schema_format
-        from kernel_app.usage import Usage, report_usage
+        from kernel_app.base.usage import Usage, report_usage
+        from kernel_app.providers.execution_settings import execution_settings, json_schema_format
 
         function = KernelFunctionFromPrompt(
             function_name="SWOTStructured", plugin_name="BusinessThinking", prompt=STRUCTURED_PROMPT

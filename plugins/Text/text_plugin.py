@@ -4,7 +4,7 @@ from typing import Annotated
 
 from semantic_kernel.functions import kernel_function
 
-from kernel_app.effects import read_only
+from kernel_app.base.effects import read_only
 
 
 class TextPlugin:

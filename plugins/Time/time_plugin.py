@@ -11,7 +11,7 @@ from typing import Annotated
 from semantic_kernel.core_plugins import TimePlugin as CoreTimePlugin
 from semantic_kernel.functions import kernel_function
 
-from kernel_app.effects import read_only
+from kernel_app.base.effects import read_only
 
 
 class TimePlugin(CoreTimePlugin):

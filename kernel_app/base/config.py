@@ -1,0 +1,161 @@
+"""Settings: command-line flags > ``KERNEL_APP_*`` environment variables > config file > defaults.
+
+The config file is TOML, looked up at ``$KERNEL_APP_CONFIG`` or else
+``$XDG_CONFIG_HOME/kernel-app/config.toml`` (``~/.config/kernel-app/config.toml``). Its keys are the
+field names below, e.g.::
+
+    service = "openai"
+    model = "gpt-4o-mini"
+    plugins_dirs = ["~/my-plugins"]
+    trusted_dirs = ["~/my-plugins"]
+
+Every command reads these, `plugins list` included, whose whole budget is half a second: importing
+pydantic-settings and building its model cost ~0.2 s of that, so eight typed fields are read here with the
+standard library instead. Each error names where the bad value came from (the variable, the flag or the
+file and key) and what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kernel_app.base.constants import SERVICES
+from kernel_app.base.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the same parser, packaged for 3.10
+    import tomli as tomllib
+
+ServiceName = Literal["local", "openai", "azure"]
+
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+
+# The environment names of the two path lists are shorter than their keys (os.pathsep-separated, like PATH).
+_ENV_NAMES = {"plugins_dirs": "KERNEL_APP_PLUGINS", "trusted_dirs": "KERNEL_APP_TRUSTED"}
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def default_config_file() -> Path:
+    explicit = os.environ.get("KERNEL_APP_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "kernel-app" / "config.toml"
+
+
+@dataclass
+class Settings:
+    """What the kernel, its services and the memory store are built from (see the module's docstring)."""
+
+    service: ServiceName = "local"
+    model: str | None = None
+    plugins_dirs: list[Path] = field(default_factory=list)
+    trusted_dirs: list[Path] = field(default_factory=list)
+    memory_dir: Path | None = None
+    # semantic-kernel's HttpPlugin (http.getAsync, postAsync...) reaches the network: off unless asked for.
+    http_plugin: bool = False
+    # Embedded model tuning (threads default to the physical cores minus one; see services/cpu_threads.py).
+    local_context_tokens: int = 4096
+    local_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in field_names():
+            setattr(self, name, _coerce(name, getattr(self, name), f"setting '{name}'"))
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (and checked like any other value)."""
+        return dataclasses.replace(self, **changes)
+
+    def is_trusted(self, directory: Path) -> bool:
+        resolved = directory.expanduser().resolve()
+        return any(resolved == t.resolve() or t.resolve() in resolved.parents for t in self.trusted_dirs)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]
+
+
+def env_name(name: str) -> str:
+    return _ENV_NAMES.get(name, f"KERNEL_APP_{name.upper()}")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings; ``overrides`` are command-line values (None means "not given")."""
+    if config_file is not None and not config_file.is_file():
+        raise ConfigError(f"{config_file}: config file not found: check the path given to --config")
+    path = config_file or default_config_file()
+    values: dict[str, Any] = {}
+    for name, value in _read_file(path).items():
+        values[name] = _coerce(name, value, f"{path}: '{name}'")
+    for name in field_names():
+        raw = os.environ.get(env_name(name))
+        if raw is not None:
+            values[name] = _coerce(name, raw, env_name(name))
+    for name, value in overrides.items():
+        if value is None or value == [] or value == ():
+            continue
+        if name not in field_names():
+            raise ConfigError(f"unknown setting '{name}': valid keys are {', '.join(field_names())}")
+        values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
+    return Settings(**values)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # the TOML error names line and column
+        raise ConfigError(f"{path}: not valid TOML: {exc}: fix the file or point KERNEL_APP_CONFIG elsewhere") from None
+    unknown = [key for key in data if key not in field_names()]
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting '{unknown[0]}': valid keys are {', '.join(field_names())}")
+    return data
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    """``value`` as the type of field ``name``; a string (from the environment) is parsed."""
+    if name == "service":
+        if value not in SERVICES:
+            raise ConfigError(f"{where}: unknown service {value!r}: use one of {', '.join(SERVICES)}")
+        return value
+    if name == "model":
+        return _optional(value, str, where, "a model name")
+    if name in ("plugins_dirs", "trusted_dirs"):
+        if isinstance(value, str | Path):  # the environment's PATH-like form
+            value = [part for part in str(value).split(os.pathsep) if part.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(p, str | Path) for p in value):
+            raise ConfigError(f'{where}: expected a list of directories, e.g. ["~/my-plugins"], got {value!r}')
+        return [Path(p).expanduser() for p in value]
+    if name == "memory_dir":
+        if value is None or isinstance(value, Path):
+            return value
+        return Path(_optional(value, str, where, "a directory")).expanduser()
+    if name == "http_plugin":
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if name in ("local_context_tokens", "local_threads"):
+        if value is None and name == "local_threads":
+            return None
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{where}: expected a whole number of at least 1, got {value!r}")
+        return value
+    raise ConfigError(f"unknown setting '{name}': valid keys are {', '.join(field_names())}")
+
+
+def _optional(value: Any, kind: type, where: str, what: str) -> Any:
+    if value is None or isinstance(value, kind):
+        return value
+    raise ConfigError(f"{where}: expected {what} (text), got {value!r}")

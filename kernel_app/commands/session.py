@@ -1,0 +1,690 @@
+"""A chat session for the REPL: free text talks to the model, slash commands run functions, plans and memory.
+
+The REPL's command layer over the conversation engine (:mod:`kernel_app.conversation`), kept free of
+terminal code so it can be driven by tests (or another interface) line by line. Free text is one
+engine turn (with function calling where the service supports it); every command's outcome also
+goes into the stored conversation, so "now shift that to cleaning services" can follow a
+`/run BusinessThinking.SWOT a bakery`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kernel_app.base.errors import KernelAppError, UsageError, innermost_message
+from kernel_app.base.usage import Usage
+from kernel_app.conversation.engine import SYSTEM, Approve, ConversationEngine, ask_approval
+from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, PlanProposed, Progress, TextDelta
+from kernel_app.conversation.history import estimate_tokens
+
+if TYPE_CHECKING:
+    from semantic_kernel import Kernel
+    from semantic_kernel.contents import ChatHistory
+
+    from kernel_app.conversation.store import ConversationStore
+
+_VARIABLE = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|\S*)(?:\s|$)""")
+_NAMED = re.compile(r"^(?P<command>.*?)\s+>\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$", re.DOTALL)
+_REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+PLANNERS = ("sequential", "action", "function-calling")
+SETTINGS_HELP = "max_tokens N (the longest answer, in tokens), service NAME (local, openai, azure)"
+
+HELP = """\
+Type a message to talk to the model. Commands:
+  /run Plugin.Function [name=value ...] [--var-json NAME='JSON'] [--vars FILE] [text] [> NAME]
+                                 run a function (e.g. /run BusinessThinking.SWOT a bakery > swot,
+                                 /run Writer.Translate language=French Good morning)
+  /plan [--planner P] [--exclude PLUGIN[.FUNCTION],...] [--max-functions N] GOAL [> NAME]
+                                 plan the goal with the plugins, show the numbered plan, ask, then run it
+  /ask COLLECTION QUESTION [> NAME]
+                                 answer from saved memory, citing record ids
+  /save COLLECTION [text|$NAME]  keep a result (default: $last) in memory, for /ask later
+  /export FILE.md                write this conversation as markdown
+  /results                       the named results ($last and those named with > NAME)
+  /history                       the stored conversations
+  /resume [N|ID]                 continue a stored conversation (by its /history number or id)
+  /new                           start a new conversation (the old one stays in the store)
+  /set [NAME VALUE]              show or change a setting: max_tokens N, service local|openai|azure
+  /functions                     list the functions you can run
+  /help                          this text
+  /exit                          leave (or Ctrl-D)
+Results flow: $last is the latest result; `> NAME` after a command keeps it as $NAME, and $NAME in
+/run's text or a name=$NAME value passes it on, e.g.
+  /run BusinessThinking.ShiftDomain domain="cleaning services" $swot > cleaning
+  /run BusinessThinking.ChangeAudience level=child $cleaning"""
+
+# True runs the plan, False does not; a text "STEP name=value ..." edits that step's arguments and asks again.
+Confirm = Callable[[str], "bool | str | Awaitable[bool | str]"]
+
+
+@dataclass
+class Reply:
+    """What the session says back. ``kind``: answer, result, plan, help, error or exit."""
+
+    text: str
+    kind: str = "answer"
+    usage: Usage | None = None
+    streamed: bool = False  # the text already went to on_chunk
+    cut: bool = False  # the answer reached its length limit (the REPL says so; the text does not)
+    limit: int | None = None  # that limit, when it is a function's own max_tokens (not the chat's)
+
+    @property
+    def is_error(self) -> bool:
+        return self.kind == "error"
+
+
+class ChatSession:
+    """``reply = await session.handle(line, on_chunk=print_piece, confirm=ask_user)``; never raises for bad input.
+
+    ``store``: where conversations live (None: in memory only); ``conversation_id`` resumes one.
+    """
+
+    def __init__(
+        self,
+        kernel: Kernel,
+        *,
+        max_turns: int | None = None,
+        system: str = SYSTEM,
+        store: ConversationStore | None = None,
+        conversation_id: str | None = None,
+        engine: ConversationEngine | None = None,
+        services: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.kernel = kernel
+        self.system = system
+        if engine is None:
+            engine = ConversationEngine(kernel, store, system=system, max_turns=max_turns)
+            if not _tools_fit(engine):
+                # The schemas of every function would overflow a small context (46 of them are ~4,400
+                # tokens, more than the embedded model's 4,096): offer none; /run and /plan still call them.
+                engine = ConversationEngine(kernel, store, system=system, max_turns=max_turns, functions=())
+            # The answer's length follows the model's context (and /set max_tokens), not a fixed 500.
+            engine.max_tokens = answer_tokens(engine.context_tokens)
+        self.engine = engine
+        if conversation_id is not None:
+            self.engine.store.get(conversation_id)  # ConversationNotFoundError names the list command
+        self.conversation_id = conversation_id or self.engine.create().id
+        self.usage = Usage()
+        self.results: dict[str, str] = {}  # $last and the results named with `> NAME`
+        self._services = services  # /set service NAME: makes that chat service (None: not offered)
+        self._max_tokens_set = False
+
+    def has_model_to_load(self) -> bool:
+        """Whether the chat service loads a model into this process (the embedded one); hosted ones do not."""
+        return callable(getattr(self.engine.service, "model", None))
+
+    def load_in_background(self) -> Callable[[], bool]:
+        """Start loading the embedded model now, so the prompt need not wait for it (the first answer
+        does, in the service's own once-only load); returns "is it still loading?". Other services
+        load nothing: always False.
+
+        llama.cpp's load holds the GIL (~3 s for the default tier): keys typed meanwhile show when it
+        ends (the terminal keeps them), but a person usually types for longer than that."""
+        import threading
+
+        if not self.has_model_to_load():
+            return lambda: False
+        load = self.engine.service.model
+
+        def run() -> None:
+            import contextlib
+
+            with contextlib.suppress(Exception):  # the first answer meets the same error and says it
+                load()
+
+        thread = threading.Thread(target=run, name="kernel-app-model-load", daemon=True)
+        thread.start()
+        return thread.is_alive
+
+    @property
+    def history(self) -> ChatHistory:
+        """What the model is shown next: the system message and the stored messages that fit."""
+        return self.engine.chat_history(self.engine.prompt_messages(self.conversation_id))
+
+    async def handle(
+        self,
+        line: str,
+        *,
+        on_chunk: Callable[[str], None] | None = None,
+        confirm: Confirm | None = None,
+        approve: Approve | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> Reply:
+        """``confirm`` approves a /plan; ``approve`` a function with an effect the model wants to call
+        (None: refused); ``on_event`` sees every engine event (function calls, approvals) of free text
+        and a /plan's proposal; ``on_progress`` what slow commands are doing (planning, each plan step,
+        /run, /ask, /save), for a status line."""
+        line = line.strip()
+        if not line:
+            return Reply("", "help")
+
+        def emit(event: Event) -> None:
+            target = on_progress if isinstance(event, Progress) else on_event
+            if target is not None:
+                target(event)  # type: ignore[arg-type]
+
+        try:
+            if line.startswith("/"):
+                reply = await self._command(line, on_chunk, confirm, emit, approve)
+            else:
+                reply = await self._chat(line, on_chunk, approve, emit)
+        except KernelAppError as error:  # PlanningError, FunctionNotFoundError, store errors...
+            return Reply(str(error), "error")
+        except Exception as error:  # a model or plugin failure must not end the session
+            return Reply(f"failed: {innermost_message(error)}", "error")
+        if reply.kind in ("result", "answer") and not reply.is_error:
+            self.results["last"] = reply.text
+        return reply
+
+    # region commands
+
+    async def _command(
+        self,
+        line: str,
+        on_chunk: Callable[[str], None] | None,
+        confirm: Confirm | None,
+        emit: Callable[[Event], None],
+        approve: Approve | None = None,
+    ) -> Reply:
+        name, _, rest = line.partition(" ")
+        name, rest = name.lower(), rest.strip()
+        if name in ("/exit", "/quit"):
+            return Reply("", "exit")
+        if name == "/help":
+            return Reply(HELP, "help")
+        if name in ("/reset", "/new"):
+            self.conversation_id = self.engine.create().id
+            return Reply("A new conversation: the model no longer sees the old one.", "help")
+        if name == "/functions":
+            return Reply(self._functions(), "help")
+        if name == "/history":
+            return Reply(self._history(), "help")
+        if name == "/resume":
+            return self._resume(rest)
+        if name == "/set":
+            return self._set(rest)
+        if name == "/results":
+            return Reply(self._results(), "help")
+        if name == "/save":
+            return await self._save(rest, emit)
+        if name == "/export":
+            return self._export(rest)
+        if name in ("/run", "/plan", "/ask"):
+            rest, named = result_name(rest)
+            if name == "/run":
+                reply = await self._run(rest, on_chunk, emit)
+            elif name == "/plan":
+                reply = await self._plan(rest, confirm, emit, approve)
+            else:
+                reply = await self._ask(rest, emit)
+            if named and reply.kind in ("result", "answer"):
+                self.results[named] = reply.text
+            return reply
+        return Reply(f"unknown command {name}: type /help for the commands", "error")
+
+    def _functions(self) -> str:
+        lines = []
+        for metadata in sorted(
+            self.kernel.get_full_list_of_function_metadata(), key=lambda m: (m.plugin_name or "", m.name)
+        ):
+            about = (metadata.description or "").strip().splitlines()[0:1]
+            lines.append(f"  {metadata.plugin_name}.{metadata.name}  {about[0] if about else ''}".rstrip())
+        return "\n".join(lines)
+
+    async def _run(
+        self, rest: str, on_chunk: Callable[[str], None] | None = None, emit: Callable[[Event], None] | None = None
+    ) -> Reply:
+        from kernel_app.base.errors import MissingVariableError
+        from kernel_app.kernel.runner import resolve_function, run_chain
+
+        name, _, arguments = rest.partition(" ")
+        if not name:
+            return Reply("usage: /run Plugin.Function [name=value ...] [text], e.g. /run Math.add a=2 b=3", "error")
+        function = resolve_function(self.kernel, name)
+        variables, text = _variables_and_text(arguments)
+        variables = {key: self._resolve(value) if isinstance(value, str) else value for key, value in variables.items()}
+        text = self._resolve(text)
+        shown = f"{function.plugin_name}.{function.name}"
+        if emit is not None:
+            emit(Progress("run", f"running {shown}"))
+        streamed: list[str] = []
+
+        def chunk(piece: str) -> None:
+            streamed.append(piece)
+            if on_chunk is not None:
+                on_chunk(piece)
+
+        try:
+            result = await run_chain(
+                self.kernel,
+                [function],
+                input=text or None,
+                variables=variables,
+                on_chunk=chunk if on_chunk is not None else None,
+            )
+        except MissingVariableError as missing:  # say how to pass it the REPL's way
+            hint = "add the text after the name" if missing.variable == "input" else f"add {missing.variable}=VALUE"
+            return Reply(f"{missing.function} needs '{missing.variable}': {hint}", "error")
+        finally:
+            if emit is not None:
+                emit(Progress("run", f"ran {shown}", done=True))
+        said = f"(ran {name} on: {text or 'no input'})"
+        self._remember(said, result.result, title=f"{shown} {arguments.strip()}")
+        limit = _max_tokens(function)
+        # A prompt function's stream carries no finish reason here; all its max_tokens used means cut.
+        cut = limit is not None and result.usage.completion_tokens >= limit
+        reply = Reply(result.result, "result", result.usage, streamed=bool(streamed), cut=cut, limit=limit)
+        return self._counted(reply)
+
+    async def _plan(
+        self,
+        rest: str,
+        confirm: Confirm | None,
+        emit: Callable[[Event], None],
+        approve: Approve | None = None,
+    ) -> Reply:
+        import inspect
+
+        from planners import ActionPlanner, FunctionCallingPlanner, PlanExecutor, SequentialPlanner
+
+        options, goal = plan_options(rest)
+        if not goal:
+            return Reply(
+                "usage: /plan [--planner P] [--exclude PLUGIN,...] [--max-functions N] GOAL, "
+                "e.g. /plan Write a poem about bread, then translate it to French",
+                "error",
+            )
+        kind, excluded, limit = options["planner"], options["exclude"] or None, options["max_functions"]
+        emit(Progress("planning", f"planning with the {kind} planner"))
+        if kind == "function-calling":
+
+            async def approve_call(request: Any) -> bool:  # a MODEL or WRITE call, asked like free text's
+                asked = ApprovalNeeded("", "", request.function, dict(request.args), request.effect.value)
+                emit(asked)
+                return await ask_approval(approve, asked)
+
+            extra = {"max_functions": limit} if limit else {}
+            try:
+                outcome = await FunctionCallingPlanner(
+                    self.kernel, excluded=excluded, approve_call=approve_call, **extra
+                ).run(goal)
+            finally:
+                emit(Progress("planning", "planned", done=True))
+            self._remember(f"(planned and ran: {goal})", outcome.answer, title=goal)
+            return self._counted(Reply(outcome.answer, "result", outcome.usage))
+        planner_class = ActionPlanner if kind == "action" else SequentialPlanner
+        planner = planner_class(self.kernel, max_functions=limit, excluded=excluded)
+        try:
+            plan = await planner.create_plan(goal)
+        finally:
+            emit(Progress("planning", "planned", done=True))
+        shown = str(plan)
+        import uuid
+
+        steps = [{"function": step.function, "args": step.args} for step in plan.steps]
+        emit(PlanProposed(f"plan_{uuid.uuid4().hex[:12]}", shown, steps))
+        if confirm is None:
+            return Reply(f"{shown}\n(not run: nothing to ask for approval)", "plan")
+        while True:
+            answer = confirm(shown)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            if not isinstance(answer, str):
+                break
+            plan = _edited(plan, answer)
+            shown = str(plan)
+        if not answer:
+            return Reply("Not run.", "plan")
+        total = len(plan.steps)
+
+        def on_step(event: str, number: int, step: Any, result: Any) -> None:
+            if event == "started":
+                emit(Progress("step", f"step {number}/{total} {step.function}"))
+            else:
+                seconds = f" in {result.seconds:.1f} s" if result is not None else ""
+                emit(Progress("step", f"step {number}/{total} {step.function} done{seconds}", done=True))
+
+        executor = PlanExecutor(self.kernel, catalogue=planner.catalogue, on_step=on_step)
+        result = await executor.execute(plan)
+        self._remember(f"(planned and ran: {goal})", result.result, title=goal)
+        return self._counted(Reply(result.result, "result", planner.last_usage + result.usage))
+
+    async def _ask(self, rest: str, emit: Callable[[Event], None] | None = None) -> Reply:
+        try:
+            collection, question = _split_first(rest)
+        except ValueError:
+            return Reply("usage: /ask COLLECTION QUESTION, e.g. /ask SWOT How can we earn more?", "error")
+        if emit is not None:
+            emit(Progress("ask", f"searching {collection} and answering"))
+        from kernel_app.base.usage import collect_usage
+
+        # The memory plugin's own function: the same store, floor and answer form as in plans and templates.
+        try:
+            with collect_usage() as used:  # its model call, counted in the session's usage
+                result = await self.kernel.invoke(
+                    self.kernel.get_function("memory", "ask"), input=self._resolve(question), collection=collection
+                )
+        finally:
+            if emit is not None:
+                emit(Progress("ask", "answered", done=True))
+        text = "" if result is None else str(result)
+        self._remember(question, text, title=question)
+        return self._counted(Reply(text, "answer", used.total))
+
+    async def _save(self, rest: str, emit: Callable[[Event], None]) -> Reply:
+        collection, _, what = rest.strip().partition(" ")
+        if not collection:
+            return Reply("usage: /save COLLECTION [text|$NAME], e.g. /save SWOT $swot (default: $last)", "error")
+        text = self._resolve(what.strip() or "$last")
+        if not text.strip():
+            return Reply("nothing to save: give a text or $NAME", "error")
+        emit(Progress("save", f"saving into {collection}"))
+        try:
+            saved = await self.kernel.invoke(
+                self.kernel.get_function("memory", "save"), input=text, collection=collection
+            )
+        finally:
+            emit(Progress("save", "saved", done=True))
+        return Reply(f"Saved into {collection} as [{saved}]: /ask {collection} QUESTION answers from it.", "help")
+
+    def _export(self, rest: str) -> Reply:
+        from pathlib import Path
+
+        if not rest.strip():
+            return Reply("usage: /export FILE.md", "error")
+        path = Path(shlex.split(rest)[0] if rest.strip()[:1] in "\"'" else rest.strip()).expanduser()
+        text = conversation_markdown(self.engine.store, self.conversation_id)
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            return Reply(f"cannot write {path}: {error.strerror or error}", "error")
+        return Reply(f"Wrote {path} ({len(text.splitlines())} lines).", "help")
+
+    def _history(self) -> str:
+        import datetime
+
+        conversations = self.engine.store.list(limit=20)
+        if not conversations:
+            return "no stored conversations yet"
+        lines = []
+        for number, conversation in enumerate(conversations, 1):
+            when = datetime.datetime.fromtimestamp(conversation.updated_at).strftime("%Y-%m-%d %H:%M")
+            mark = "*" if conversation.id == self.conversation_id else " "
+            title = conversation.title or "(untitled)"
+            lines.append(
+                f"{mark}{number:>3}. {when}  {conversation.message_count:>4} msgs  {title}  [{conversation.id}]"
+            )
+        return "\n".join(lines) + "\n/resume N continues one; * is this one."
+
+    def _resume(self, rest: str) -> Reply:
+        wanted = rest.strip()
+        conversations = self.engine.store.list(limit=20)
+        if not wanted:
+            others = [c for c in conversations if c.id != self.conversation_id and c.message_count]
+            if not others:
+                return Reply("no other stored conversation to resume: /history lists them", "error")
+            chosen = others[0]
+        elif wanted.isdigit() and 1 <= int(wanted) <= len(conversations):
+            chosen = conversations[int(wanted) - 1]
+        else:
+            chosen = self.engine.store.get(wanted)  # ConversationNotFoundError: one line, naming the list
+        self.conversation_id = chosen.id
+        return Reply(f"Continuing {chosen.title or chosen.id} ({chosen.message_count} messages).", "help")
+
+    def _set(self, rest: str) -> Reply:
+        name, _, value = rest.strip().partition(" ")
+        if not name:
+            service = f"service {self.engine.service.service_id} ({self.engine.model})\n"
+            return Reply(
+                f"{service}max_tokens {self.engine.max_tokens}  (context {self.engine.context_tokens} tokens)", "help"
+            )
+        if name.lower() == "service" and self._services is not None:
+            return self._switch_service(value.strip())
+        if name.lower() not in ("max_tokens", "max-tokens"):
+            return Reply(f"unknown setting {name}: one of {SETTINGS_HELP}", "error")
+        value = value.strip()
+        if not value.isdigit() or not 16 <= int(value) <= self.engine.context_tokens // 2:
+            limit = self.engine.context_tokens // 2
+            return Reply(f"max_tokens takes a number from 16 to {limit} (half the model's context)", "error")
+        self.set_max_tokens(int(value))
+        return Reply(f"max_tokens {self.engine.max_tokens}", "help")
+
+    def set_max_tokens(self, tokens: int) -> None:
+        """The longest answer, from now on; kept when /set service changes the model."""
+        self.engine.max_tokens = tokens
+        self._max_tokens_set = True
+
+    def _switch_service(self, name: str) -> Reply:
+        """The same conversation, answered from now on by another service (a bad key fails here, in one line)."""
+        from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+        if not name:
+            return Reply("usage: /set service local|openai|azure", "error")
+        service = self._services(name)  # type: ignore[misc]
+        for old in list(self.kernel.get_services_by_type(ChatCompletionClientBase).values()):
+            self.kernel.remove_service(old.service_id)
+        self.kernel.add_service(service)
+        if not self._max_tokens_set:  # the default follows the new model's context
+            self.engine.max_tokens = answer_tokens(self.engine.context_tokens)
+        return Reply(f"service {name} ({self.engine.model}), max_tokens {self.engine.max_tokens}", "help")
+
+    def _results(self) -> str:
+        if not self.results:
+            return "no results yet: `/run ... > NAME` names one; $last is the latest"
+        return "\n".join(f"  ${name}  {_shorten(text, 70)}" for name, text in self.results.items())
+
+    def _resolve(self, text: str) -> str:
+        """``$last`` and ``$NAME`` (named with ``> NAME``) replaced by the results they name."""
+
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in self.results:
+                known = ", ".join(f"${n}" for n in self.results) or "none yet"
+                raise UsageError(f"no result named ${name}: name one with `> {name}` after a command (known: {known})")
+            return self.results[name]
+
+        return _REFERENCE.sub(value, text)
+
+    # endregion
+
+    async def _chat(
+        self,
+        text: str,
+        on_chunk: Callable[[str], None] | None,
+        approve: Approve | None,
+        on_event: Callable[[Event], None],
+    ) -> Reply:
+        answer, usage, error, cut = "", Usage(), None, False
+        async for event in self.engine.stream(self.conversation_id, text, approve=approve, stream=on_chunk is not None):
+            on_event(event)
+            if isinstance(event, TextDelta) and on_chunk is not None:
+                on_chunk(event.text)
+            elif isinstance(event, Done):
+                answer, usage, cut = event.text, event.usage, event.finish_reason == "length"
+            elif isinstance(event, ErrorEvent):
+                error = event.message
+        if error is not None:
+            return Reply(error, "error")
+        return self._counted(Reply(answer, "answer", usage, streamed=on_chunk is not None, cut=cut))
+
+    def _remember(self, said: str, result: str, *, title: str = "") -> None:
+        self.engine.remember(self.conversation_id, said, result)
+        conversation = self.engine.store.get(self.conversation_id)
+        if not conversation.title and title.strip():  # the first exchange names the conversation
+            self.engine.store.update(self.conversation_id, title=_shorten(title, 60))
+
+    def _counted(self, reply: Reply) -> Reply:
+        if reply.usage is not None:
+            self.usage = self.usage + reply.usage
+        return reply
+
+
+CUT_NOTE = "(cut: the answer reached its length limit of {max_tokens} tokens; /set max_tokens N allows longer)"
+
+
+def _max_tokens(function: Any) -> int | None:
+    """A prompt function's max_tokens from its config.json (the first service's that sets one)."""
+    if not getattr(function, "is_prompt", False):
+        return None
+    for settings in (getattr(function, "prompt_execution_settings", None) or {}).values():
+        value = settings.extension_data.get("max_tokens") or getattr(settings, "max_tokens", None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _tools_fit(engine: ConversationEngine) -> bool:
+    """Whether the tool schemas of the functions the engine would offer leave room for a turn and its answer."""
+    import json
+
+    from semantic_kernel.connectors.ai.function_calling_utils import kernel_function_metadata_to_function_call_format
+
+    try:
+        if not engine.service.SUPPORTS_FUNCTION_CALLING:
+            return True  # nothing is offered anyway
+    except Exception:
+        return True
+    allowed = set(engine.allowed_functions())
+    sizes = sorted(
+        (
+            len(json.dumps(kernel_function_metadata_to_function_call_format(m)))
+            for m in engine.kernel.get_full_list_of_function_metadata()
+            if f"{m.plugin_name}.{m.name}" in allowed
+        ),
+        reverse=True,
+    )
+    # The engine offers at most its limit per turn (the most relevant): count the largest that many.
+    size = sum(sizes[: engine.offer_limit()])
+    context = engine.context_tokens
+    # Room left for the system message, the newest turn and the answer, in the 90% the engine plans with.
+    return estimate_tokens("x" * size) + answer_tokens(context) + 512 <= context * 0.9
+
+
+def answer_tokens(context_tokens: int) -> int:
+    """The default answer length for a model's context: a quarter of it, between 256 and 4096 tokens."""
+    return max(256, min(4096, context_tokens // 4))
+
+
+def conversation_markdown(store: ConversationStore, conversation_id: str) -> str:
+    """A stored conversation as markdown: what was said, and what each function returned."""
+    import datetime
+
+    conversation = store.get(conversation_id)
+    when = datetime.datetime.fromtimestamp(conversation.created_at).strftime("%Y-%m-%d %H:%M")
+    lines = [f"# {conversation.title or 'Conversation'}", "", f"_{when}, {conversation.model or conversation.service}_"]
+    for message in store.messages(conversation_id):
+        if message.role == "user":
+            lines += ["", "## You", "", message.content]
+        elif message.role == "tool":
+            lines += ["", f"### Result of {message.name}", "", message.content]
+        elif message.role == "assistant":
+            calls = [f"- called `{call.function}({_arguments_text(call.arguments)})`" for call in message.tool_calls]
+            if message.content or calls:
+                lines += ["", "## Kernel App", ""]
+            lines += [*calls, *([message.content] if message.content else [])]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _arguments_text(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in arguments.items())
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def result_name(rest: str) -> tuple[str, str | None]:
+    """``... > NAME`` at the end of a command keeps its result as ``$NAME``."""
+    match = _NAMED.match(rest)
+    if match is None:
+        return rest, None
+    return match.group("command"), match.group("name")
+
+
+def plan_options(rest: str) -> tuple[dict[str, Any], str]:
+    """Leading ``--planner P``, ``--exclude A,B`` (repeatable) and ``--max-functions N``; the rest is the goal."""
+    options: dict[str, Any] = {"planner": "sequential", "exclude": [], "max_functions": None}
+    words = rest.split()
+    while words and words[0].startswith("--"):
+        flag, _, inline = words.pop(0).partition("=")
+        if flag not in ("--planner", "--exclude", "--max-functions"):
+            raise UsageError(f"unknown /plan option {flag}: use --planner, --exclude or --max-functions")
+        value = inline or (words.pop(0) if words else "")
+        if not value:
+            raise UsageError(f"/plan {flag} needs a value")
+        if flag == "--planner":
+            if value not in PLANNERS:
+                raise UsageError(f"unknown planner {value!r}: use one of {', '.join(PLANNERS)}")
+            options["planner"] = value
+        elif flag == "--exclude":
+            options["exclude"] += [part for part in value.split(",") if part]
+        elif not value.isdigit() or int(value) < 1:
+            raise UsageError(f"/plan --max-functions takes a positive number, not {value!r}")
+        else:
+            options["max_functions"] = int(value)
+    return options, " ".join(words)
+
+
+def _edited(plan: Any, edit: str) -> Any:
+    """``2 language=German`` sets step 2's argument; values are JSON where they parse (numbers, lists)."""
+    import json
+
+    number, _, assignments = edit.strip().partition(" ")
+    if not number.isdigit() or not 1 <= int(number) <= len(plan.steps):
+        raise UsageError(f"edit a step as STEP name=value, e.g. 1 a=5 (steps 1 to {len(plan.steps)})")
+    variables, rest = _variables_and_text(assignments)
+    if not variables or rest:
+        raise UsageError("edit a step as STEP name=value, e.g. 1 a=5")
+    step = plan.steps[int(number) - 1]
+    args = dict(step.args)
+    for name, value in variables.items():
+        try:
+            args[name] = json.loads(value) if isinstance(value, str) else value
+        except ValueError:
+            args[name] = value
+    steps = list(plan.steps)
+    steps[int(number) - 1] = step.model_copy(update={"args": args})
+    return plan.model_copy(update={"steps": steps})
+
+
+def _variables_and_text(arguments: str) -> tuple[dict[str, object], str]:
+    """Leading ``name=value`` words are variables (``language="Brazilian Portuguese"`` may be quoted),
+    and so are ``--var-json NAME='JSON'`` and ``--vars FILE``, as on the command line; the rest, as typed,
+    is the input text."""
+    from pathlib import Path
+
+    from kernel_app.kernel.plugin_folders.structured_vars import load_vars_file, parse_json_vars, to_kernel_value
+
+    variables: dict[str, object] = {}
+    rest = arguments.strip()
+    while rest:
+        flag = rest.split(None, 1)[0]
+        if flag in ("--var-json", "--vars"):
+            lexer = shlex.shlex(rest[len(flag) :], posix=True)
+            lexer.whitespace_split = True
+            value = lexer.get_token() or ""
+            found = parse_json_vars([value]) if flag == "--var-json" else load_vars_file(Path(value).expanduser())
+            variables.update({name: to_kernel_value(v) for name, v in found.items()})
+            rest = lexer.instream.read().lstrip()
+            continue
+        match = _VARIABLE.match(rest)
+        if match is None:
+            break
+        value = match.group(2)
+        variables[match.group(1)] = shlex.split(value)[0] if value[:1] in "\"'" else value
+        rest = rest[match.end() :].lstrip()
+    return variables, rest
+
+
+def _split_first(text: str) -> tuple[str, str]:
+    """``COLLECTION rest of the question`` (the collection may be quoted)."""
+    parts = shlex.split(text) if text.startswith(('"', "'")) else text.split(None, 1)
+    if len(parts) < 2 or not parts[0] or not " ".join(parts[1:]).strip():
+        raise ValueError(text)
+    return parts[0], " ".join(parts[1:]).strip()

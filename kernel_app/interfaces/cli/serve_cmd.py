@@ -1,0 +1,100 @@
+"""``kernel-app serve``: the REST API, the OpenAI-compatible endpoint and MCP over HTTP, on uvicorn."""
+
+from __future__ import annotations
+
+import click
+
+from kernel_app.interfaces.cli.context import AppContext, report_problems
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; beyond loopback needs API keys.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="URL",
+    help="Allow browser calls from this origin; repeatable (none by default).",
+)
+@click.option(
+    "--approve-model-functions",
+    is_flag=True,
+    help="Run prompt functions (they cost tokens, change nothing) unasked: for OpenAI-compatible requests, "
+    "and in Teams and chat-copilot without an approval card.",
+)
+@click.option(
+    "--queue", default=8, show_default=True, type=click.IntRange(0), help="Requests that may wait for the model."
+)
+@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Seconds per generation.")
+@click.option("--no-mcp", is_flag=True, help="Do not serve MCP at /mcp.")
+@click.option(
+    "--teams-anonymous",
+    is_flag=True,
+    help="Serve Teams at /api/messages WITHOUT authentication (local testing, loopback only).",
+)
+@click.option("--no-teams", is_flag=True, help="Do not serve Teams at /api/messages even when it is configured.")
+@click.pass_obj
+def serve(
+    app: AppContext,
+    host: str,
+    port: int,
+    cors_origins: tuple[str, ...],
+    approve_model_functions: bool,
+    queue: int,
+    timeout: float,
+    no_mcp: bool,
+    teams_anonymous: bool,
+    no_teams: bool,
+) -> None:
+    """Serve the kernel over HTTP: REST under /v1, OpenAI-compatible /v1/chat/completions, MCP at /mcp.
+
+    \b
+    Binds 127.0.0.1 unless --host says otherwise; any other address needs API keys:
+      KERNEL_APP_API_KEYS=KEY1,KEY2 kernel-app serve --host 0.0.0.0
+    Clients then send 'Authorization: Bearer KEY'. The API reference is the server's own /docs.
+    Teams (/api/messages) is served when the Agents SDK's CONNECTIONS__SERVICE_CONNECTION__SETTINGS__*
+    variables are set (README, "Teams"), or with --teams-anonymous for local testing.
+    """
+    from kernel_app.interfaces.server.security import api_keys_from_env, check_bind
+
+    keys = api_keys_from_env()
+    check_bind(host, keys)  # before anything loads
+    teams = None
+    if not no_teams:
+        from kernel_app.interfaces.server.teams import check_teams_bind, is_anonymous, teams_config
+
+        teams = teams_config(anonymous=teams_anonymous)
+        check_teams_bind(host, teams)
+        if teams is not None and is_anonymous(teams):
+            click.echo(
+                "WARNING: Teams at /api/messages accepts UNAUTHENTICATED requests (anonymous mode): "
+                "for local testing only",
+                err=True,
+            )
+    import uvicorn
+
+    from kernel_app.interfaces.server import create_app
+
+    asgi = create_app(
+        app.settings,
+        api_keys=keys,
+        cors_origins=cors_origins,
+        queue=queue,
+        request_timeout=timeout,
+        approve_model_functions=approve_model_functions,
+        mcp=not no_mcp,
+        teams=teams,
+    )
+    report_problems(asgi.state.kernel_app.load_report.problems, quiet_warnings=True)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; docs at /docs, OpenAI base URL /v1"
+        + ("" if no_mcp else ", MCP at /mcp")
+        + ("" if teams is None else ", Teams at /api/messages")
+        + ("" if keys else ", chat-copilot's web app at /copilot/")
+        + (", API keys required" if keys else "")
+        + ")",
+        err=True,
+    )
+    uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")

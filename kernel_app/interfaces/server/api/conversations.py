@@ -1,0 +1,97 @@
+"""Conversations: create, list, get with messages, post a message (SSE of engine events), approve, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from kernel_app.conversation.engine import collect
+from kernel_app.conversation.events import ApprovalNeeded
+from kernel_app.interfaces.server.errors import ApiError
+from kernel_app.interfaces.server.limits import CLIENT_GONE, gated, unless_disconnected
+from kernel_app.interfaces.server.sse import event_stream
+from kernel_app.interfaces.server.state import State
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+
+
+class NewConversation(BaseModel):
+    title: str = Field(default="", max_length=200)
+
+
+class UserMessage(BaseModel):
+    content: str = Field(min_length=1, description="What the user says")
+    stream: bool = Field(
+        default=True,
+        description="Server-sent events (text_delta, function_call_started/finished, approval_needed, "
+        "error, done); false: one JSON answer, where functions that need approval are refused",
+    )
+
+
+class ApprovalAnswer(BaseModel):
+    approved: bool
+
+
+@router.post("", status_code=201, summary="Start a conversation")
+async def create(body: NewConversation, state: State) -> dict[str, Any]:
+    return state.engine.create(title=body.title).to_dict()
+
+
+@router.get("", summary="Conversations, most recent first")
+async def list_conversations(
+    state: State, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)
+) -> dict[str, Any]:
+    return {"data": [c.to_dict() for c in state.store.list(limit=limit, offset=offset)]}
+
+
+@router.get("/{conversation_id}", summary="A conversation with its messages (function calls and results included)")
+async def get(conversation_id: str, state: State) -> dict[str, Any]:
+    conversation = state.store.get(conversation_id)
+    return {**conversation.to_dict(), "messages": [m.to_dict() for m in state.store.messages(conversation_id)]}
+
+
+@router.delete("/{conversation_id}", status_code=204, summary="Delete a conversation and its messages")
+async def delete(conversation_id: str, state: State) -> Response:
+    if not state.store.delete(conversation_id):
+        raise ApiError(404, f"no conversation {conversation_id!r}", "conversation_not_found")
+    return Response(status_code=204)
+
+
+@router.post("/{conversation_id}/messages", summary="Say something; the answer streams as events", response_model=None)
+async def post_message(
+    conversation_id: str, body: UserMessage, state: State, request: Request
+) -> StreamingResponse | Response | dict[str, Any]:
+    state.store.get(conversation_id)  # 404 before anything runs
+    state.gate.check()
+
+    async def approve(request: ApprovalNeeded) -> bool:
+        return await state.wait_for_approval(conversation_id, request)
+
+    events = state.engine.stream(
+        conversation_id, body.content, approve=approve if body.stream else None, stream=body.stream
+    )
+    gated_events = gated(state.gate, events, state.request_timeout)
+    if body.stream:
+        return event_stream(gated_events)
+    finished, result = await unless_disconnected(request.receive, collect(gated_events))
+    if not finished or result is None:
+        return Response(status_code=CLIENT_GONE)
+    if result.error is not None:
+        raise ApiError(502, result.error, "model_error", type="server_error")
+    return {
+        "conversation_id": conversation_id,
+        "text": result.text,
+        "finish_reason": result.finish_reason,
+        "usage": result.usage.to_dict(),
+        "events": [e.to_dict() for e in result.events],
+    }
+
+
+@router.post("/{conversation_id}/approvals/{approval_id}", summary="Answer an approval_needed event")
+async def answer_approval(conversation_id: str, approval_id: str, body: ApprovalAnswer, state: State) -> dict[str, Any]:
+    if not state.answer_approval(conversation_id, approval_id, body.approved):
+        raise ApiError(404, f"no pending approval {approval_id!r} in this conversation", "approval_not_found")
+    return {"approval_id": approval_id, "approved": body.approved}

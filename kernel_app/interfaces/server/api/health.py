@@ -1,0 +1,74 @@
+"""``/healthz`` (the process answers; no key needed) and ``/readyz`` (started: kernel, service and store ready,
+and the embedded model loaded; ``?probe=true``: and the model answers a one-token request, through the
+generation queue)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from kernel_app import __version__
+from kernel_app.base.errors import innermost_message
+from kernel_app.interfaces.server.state import State
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get(
+    "/readyz", summary="Readiness: the kernel is built and the model service is configured", response_model=None
+)
+async def readyz(
+    state: State, probe: bool = Query(False, description="Also ask the model for one token")
+) -> JSONResponse | dict[str, Any]:
+    try:
+        service = state.engine.service
+    except Exception as error:
+        return JSONResponse({"status": "not ready", "reason": f"no chat service: {error}"}, status_code=503)
+    if not state.ready:
+        return JSONResponse({"status": "not ready", "reason": "starting"}, status_code=503)
+    loading = state.model_loading
+    if loading is not None and not loading.done():
+        return JSONResponse({"status": "not ready", "reason": "loading the model"}, status_code=503)
+    if loading is not None and loading.exception() is not None:
+        reason = f"the model did not load: {innermost_message(loading.exception())}"
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+    answered = None
+    if probe:
+        answered = await _probe(state)
+        if answered is not None and answered != "ok":
+            return JSONResponse({"status": "not ready", "reason": answered}, status_code=503)
+    return {
+        "status": "ready",
+        "model_answered": answered == "ok" if probe else None,
+        "service": str(service.service_id or ""),
+        "model": state.model_name,
+        "functions": len(state.kernel.get_full_list_of_function_metadata()),
+        "queue": {"running": state.gate.running, "waiting": state.gate.waiting, "limit": state.gate.queue},
+    }
+
+
+async def _probe(state: Any) -> str:
+    """ "ok" when the model answers a one-token request within 60 s, else why not (one line)."""
+    import asyncio
+
+    from kernel_app.conversation.engine import collect
+    from kernel_app.conversation.store import Message
+    from kernel_app.interfaces.server.limits import Busy, gated
+
+    try:
+        state.gate.check()
+    except Busy as busy:
+        return str(busy)
+    events = state.plain.complete([Message("user", "Say OK.")], stream=False, options={"max_tokens": 1})
+    try:
+        result = await asyncio.wait_for(collect(gated(state.gate, events, 60)), 65)
+    except asyncio.TimeoutError:
+        return "the model did not answer within 60 s"
+    return "ok" if result.error is None else f"the model failed: {result.error}"

@@ -1,0 +1,194 @@
+"""Memory: collections, save, search (with metadata filters), ask (an answer with sources), delete,
+and document upload (ingested into a collection, with progress events)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, File, Query, UploadFile
+from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from kernel_app.interfaces.server.errors import ApiError
+from kernel_app.interfaces.server.sse import HEADERS, frame
+from kernel_app.interfaces.server.state import State
+
+router = APIRouter(prefix="/v1/memory", tags=["memory"])
+
+
+class Record(BaseModel):
+    text: str = Field(min_length=1)
+    id: str | None = Field(default=None, description="Empty for a generated id; an existing id is replaced")
+    description: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Search(BaseModel):
+    query: str = Field(min_length=1)
+    limit: int = Field(default=5, ge=1, le=100)
+    min_relevance: float = Field(default=0.0, ge=-1, le=1)
+    where: dict[str, Any] | None = Field(default=None, description="Metadata filter (see docs/memory.md)")
+
+
+class Question(BaseModel):
+    question: str = Field(min_length=1)
+    limit: int = Field(default=5, ge=1, le=50)
+    min_relevance: float = Field(default=0.2, ge=-1, le=1)
+    where: dict[str, Any] | None = None
+
+
+@router.get("", summary="Memory collections")
+async def collections(state: State) -> dict[str, Any]:
+    store = state.memory()
+    found = await asyncio.to_thread(store.collections)
+    return {
+        "data": [{"name": c.name, "count": c.count, "embedder": c.embedder, "dimensions": c.dimensions} for c in found]
+    }
+
+
+@router.post("/{collection}/records", status_code=201, summary="Save a text")
+async def save(collection: str, body: Record, state: State) -> dict[str, Any]:
+    store = state.memory()
+    record_id = await asyncio.to_thread(
+        store.save, collection, body.text, body.id, body.description, body.metadata or None
+    )
+    return {"collection": collection, "id": record_id}
+
+
+@router.post("/{collection}/search", summary="The saved texts most similar to a query")
+async def search(collection: str, body: Search, state: State) -> dict[str, Any]:
+    store = state.memory()
+    hits = await asyncio.to_thread(store.search, collection, body.query, body.limit, body.min_relevance, body.where)
+    return {
+        "data": [
+            {
+                "id": hit.record.id,
+                "text": hit.record.text,
+                "description": hit.record.description,
+                "metadata": hit.record.metadata,
+                "relevance": round(float(hit.relevance), 4),
+            }
+            for hit in hits
+        ]
+    }
+
+
+@router.post("/{collection}/ask", summary="Answer only from the collection, citing record ids")
+async def ask(collection: str, body: Question, state: State) -> dict[str, Any]:
+    from kernel_app.kernel.sourced_answer import answer_with_sources
+
+    store = state.memory()
+    state.gate.check()
+    await state.gate.acquire()
+    try:
+        answer = await answer_with_sources(
+            state.kernel,
+            store,
+            collection,
+            body.question,
+            limit=body.limit,
+            min_relevance=body.min_relevance,
+            where=body.where,
+        )
+    finally:
+        state.gate.release()
+    return {
+        "answer": answer.answer,
+        "grounded": answer.grounded,
+        "cited": answer.cited,
+        "sources": [
+            {"id": hit.record.id, "text": hit.record.text, "relevance": round(float(hit.relevance), 4)}
+            for hit in answer.sources
+        ],
+        "text": answer.with_sources_line(),
+    }
+
+
+@router.delete("/{collection}/records/{record_id}", status_code=204, summary="Delete a saved text")
+async def delete(collection: str, record_id: str, state: State) -> Response:
+    store = state.memory()
+    if not await asyncio.to_thread(store.delete, collection, record_id):
+        raise ApiError(404, f"no record {record_id!r} in {collection!r}", "record_not_found")
+    return Response(status_code=204)
+
+
+@router.get("/{collection}/records", summary="Saved texts, a page at a time")
+async def records(
+    collection: str, state: State, limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)
+) -> dict[str, Any]:
+    store = state.memory()
+    found = await asyncio.to_thread(store.list, collection, limit, offset)
+    return {"data": [{"id": r.id, "text": r.text, "metadata": r.metadata} for r in found]}
+
+
+@router.delete("/{collection}", status_code=204, summary="Drop a collection and every record in it")
+async def drop(collection: str, state: State) -> Response:
+    store = state.memory()
+    if collection not in {c.name for c in await asyncio.to_thread(store.collections)}:
+        raise ApiError(404, f"no memory collection {collection!r}", "collection_not_found")
+    await asyncio.to_thread(store.drop, collection)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{collection}/documents",
+    status_code=201,
+    summary="Upload documents (.txt, .md, .pdf) into a collection; stream=true: progress as events",
+    response_model=None,
+)
+async def upload(
+    collection: str,
+    state: State,
+    files: list[UploadFile] = File(..., description="The documents (multipart field 'files')"),  # noqa: B008
+    stream: bool = Query(False, description="Server-sent events: ingest_progress per file, then done"),
+) -> dict[str, Any] | StreamingResponse:
+    """Each file is kept under the data folder (``uploads/COLLECTION/NAME``) and ingested from there:
+    uploading a file of the same name again replaces its chunks, an unchanged one is skipped."""
+    from kernel_app.interfaces.server.uploads import keep_uploads
+
+    store = state.memory()
+    paths = [path for path, _ in await keep_uploads(store, collection, files)]
+    if stream:
+        return StreamingResponse(
+            _ingest_events(store, collection, paths), media_type="text/event-stream", headers=HEADERS
+        )
+    report = await asyncio.to_thread(_ingest, store, collection, paths, None)
+    return _report(collection, report)
+
+
+async def _ingest_events(store: Any, collection: str, paths: list[Path]) -> Any:
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def progress(path: Path, done: int, total: int) -> None:
+        event = {"type": "ingest_progress", "file": path.name, "done": done, "total": total}
+        loop.call_soon_threadsafe(events.put_nowait, event)
+
+    job = asyncio.ensure_future(asyncio.to_thread(_ingest, store, collection, paths, progress))
+    job.add_done_callback(lambda _: events.put_nowait(None))
+    while (event := await events.get()) is not None:
+        yield frame(event)
+    try:
+        report = await job
+    except Exception as error:
+        yield frame({"type": "error", "message": str(error).splitlines()[0] if str(error) else type(error).__name__})
+        return
+    yield frame({"type": "done", **_report(collection, report)})
+
+
+def _ingest(store: Any, collection: str, paths: list[Path], progress: Any) -> Any:
+    from memories.ingest import ingest
+
+    return ingest(store, collection, paths, progress=progress)
+
+
+def _report(collection: str, report: Any) -> dict[str, Any]:
+    return {
+        "collection": collection,
+        "added": report.added,
+        "chunks": report.chunks,
+        "skipped_unchanged": report.skipped_unchanged,
+        "failed": [{"file": Path(path).name, "reason": reason} for path, reason in report.failed],
+    }

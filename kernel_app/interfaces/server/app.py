@@ -1,0 +1,164 @@
+"""The server's app factory: ``create_app(settings)`` builds the kernel once and mounts every protocol.
+
+Each protocol is one module: :mod:`kernel_app.interfaces.server.openai_compat` (OpenAI-compatible),
+:mod:`kernel_app.interfaces.server.api` (our REST API, one router per concern),
+:mod:`kernel_app.interfaces.server.mcp_server` (MCP over streamable HTTP at ``/mcp``).
+They all drive the same kernel, engine and store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from kernel_app import __version__
+from kernel_app.conversation.engine import ConversationEngine
+from kernel_app.conversation.store import ConversationStore, default_store_path
+from kernel_app.interfaces.server import errors
+from kernel_app.interfaces.server.limits import GenerationGate
+from kernel_app.interfaces.server.security import BearerAuth, BodyLimit, LoopbackHosts, ServerTiming
+from kernel_app.interfaces.server.state import ServerState
+
+if TYPE_CHECKING:
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+    from kernel_app.base.config import Settings
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024  # bytes: documents for memory go through this too
+DEFAULT_TIMEOUT = 300.0  # seconds per generation
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    chat_service: ChatCompletionClientBase | None = None,
+    store: ConversationStore | None = None,
+    embedder: Any = None,
+    api_keys: Iterable[str] = (),
+    cors_origins: Iterable[str] = (),
+    concurrency: int | None = None,
+    queue: int = 8,
+    request_timeout: float | None = DEFAULT_TIMEOUT,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    approve_model_functions: bool = False,
+    mcp: bool = True,
+    teams: dict[str, Any] | None = None,
+    copilot: dict[str, Any] | None = None,
+) -> FastAPI:
+    """The ASGI app.
+
+    Without ``api_keys`` it answers only requests addressed to 127.0.0.1 or localhost (``Host``),
+    against DNS rebinding; with keys every route but ``/healthz`` needs one. ``settings``: None loads
+    them as the CLI does; ``chat_service`` replaces the configured one (tests, benchmarks);
+    ``concurrency``: generations at once (default 1 for the embedded model, 8 for a hosted one),
+    ``queue`` more may wait, then 429. ``teams``: the Agents SDK's configuration
+    (:func:`kernel_app.interfaces.server.teams.teams_config`) to serve Teams at ``/api/messages``. ``copilot``: options
+    of chat-copilot's web app surface at ``/copilot`` (:func:`kernel_app.interfaces.server.chat_copilot.mount`; served
+    only without API keys).
+    """
+    from kernel_app.base.config import load_settings
+    from kernel_app.kernel.builder import build_kernel
+
+    settings = settings or load_settings()
+    built = build_kernel(settings, chat_service=chat_service)
+    kernel = built.kernel
+    store = store or ConversationStore(default_store_path(settings.memory_dir))
+    engine = ConversationEngine(kernel, store)  # the context follows the service (n_ctx, or the model's name)
+    plain = ConversationEngine(kernel, store, functions=[], system="")
+    if concurrency is None:
+        concurrency = 1 if settings.service == "local" and chat_service is None else 8
+    state = ServerState(
+        settings=settings,
+        kernel=kernel,
+        engine=engine,
+        plain=plain,
+        store=store,
+        gate=GenerationGate(concurrency, queue),
+        request_timeout=request_timeout,
+        approve_model_functions=approve_model_functions,
+        embedder=embedder,
+    )
+    state.load_report = built.report  # type: ignore[attr-defined]
+    mcp_http = None
+    if mcp:
+        from kernel_app.interfaces.server.mcp_server import McpHttp
+
+        mcp_http = McpHttp(kernel)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            if mcp_http is not None:
+                await stack.enter_async_context(mcp_http.lifespan())
+            state.model_loading = _start_loading_the_model(state)
+            state.ready = True
+            try:
+                yield
+            finally:
+                state.ready = False
+
+    app = FastAPI(
+        title="Kernel App",
+        version=__version__,
+        summary="Semantic Kernel plugins, plans, memory and conversations over HTTP, OpenAI-compatible and MCP.",
+        lifespan=lifespan,
+    )
+    app.state.kernel_app = state
+    errors.install(app)
+
+    from kernel_app.interfaces.server import openai_compat
+    from kernel_app.interfaces.server.api import conversations, functions, health, memory, plans
+
+    app.include_router(health.router)
+    app.include_router(openai_compat.router)
+    app.include_router(functions.router)
+    app.include_router(conversations.router)
+    app.include_router(plans.router)
+    app.include_router(memory.router)
+    if mcp_http is not None:
+        from starlette.routing import Route
+
+        # A Route, not a Mount: "/mcp" itself is the endpoint (a Mount would redirect it to "/mcp/").
+        app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
+
+    app.add_middleware(ServerTiming)  # innermost of ours: what the app itself took
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    keys = list(api_keys)
+    app.add_middleware(BearerAuth, api_keys=keys)  # nothing below runs unauthenticated
+    if not keys:
+        app.add_middleware(LoopbackHosts)
+    if teams is not None:  # outside the API-key check: the SDK checks the channel's JWT on that route
+        from kernel_app.interfaces.server.teams import mount
+
+        mount(app, state, teams, max_body_bytes=max_body_bytes)
+    origins = list(cors_origins)
+    if origins:  # outermost: a browser's preflight carries no key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["*"],
+        )
+    from kernel_app.interfaces.server.chat_copilot import mount as mount_copilot
+
+    mount_copilot(app, state, api_keys=keys, max_body_bytes=max_body_bytes, **(copilot or {}))  # outermost: own CORS
+    return app
+
+
+def _start_loading_the_model(state: ServerState) -> asyncio.Future[Any] | None:
+    """The embedded model loads at start-up, on a thread, so /readyz can say when it is ready and the
+    first request does not pay for it. Hosted services have nothing to load (None)."""
+    local = sys.modules.get("kernel_app.providers.llama.service")  # imported only when the service is local
+    try:
+        service = state.engine.service
+    except Exception:  # no chat service: /readyz says so
+        return None
+    if local is None or not isinstance(service, local.LocalLlamaChatCompletion):
+        return None
+    return asyncio.ensure_future(asyncio.to_thread(service.model))

@@ -1,0 +1,359 @@
+"""The web app's HTTP endpoints, in its shapes (camelCase JSON, numeric enums), over the engine and store.
+
+Paths are relative to the web app's base URI (``/copilot`` on our server): ``GET /authConfig``,
+``/maintenanceStatus`` (200, empty body), ``/info``, ``/speechToken``; ``/chats`` (list, create),
+``/chats/{id}`` (get, edit, delete), ``/chats/{id}/messages`` (newest first; ask), ``/chats/{id}/plan``
+(approve or reject a plan), ``/participants``, ``/documents`` (multipart ``formFiles``), ``/memories``.
+
+Who is asking: with ``authType`` None the web app is always its one default user; a client may name
+another with ``userId`` / ``userName`` variables in its Ask (only the user who asked may decide a plan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, WebSocket
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from kernel_app import __version__
+from kernel_app.interfaces.server.chat_copilot import shapes
+from kernel_app.interfaces.server.chat_copilot.records import DocumentRecord, ViewMessage
+from kernel_app.interfaces.server.errors import ApiError
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from kernel_app.interfaces.server.chat_copilot.bot import CopilotBot
+    from kernel_app.interfaces.server.chat_copilot.hub import Hub
+    from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
+    from kernel_app.interfaces.server.state import ServerState
+
+GREETING = (
+    "Hello! I am Kernel App. Ask me something, upload a document and ask about it, or try "
+    "/plan Write a poem about bread, then translate it to French (you approve the plan before it runs). "
+    "/help lists the commands."
+)
+
+
+@dataclass
+class Copilot:
+    """What the endpoints share."""
+
+    state: ServerState
+    hub: Hub
+    records: CopilotRecords
+    bot: CopilotBot
+    origins: list[str]
+
+    def chat(self, chat_id: str) -> Any:
+        """The chat's conversation; 404 unless it is a chat of the web app and still in the store."""
+        if self.records.chat(chat_id) is None or not self.state.store.exists(chat_id):
+            raise ApiError(404, f"no chat {chat_id!r}: GET /chats lists them", "chat_not_found")
+        return self.state.store.get(chat_id)
+
+    def session_json(self, chat_id: str) -> dict[str, Any]:
+        return shapes.chat_session(self.chat(chat_id), self.records.chat(chat_id))
+
+
+async def get_copilot(request: Request) -> Copilot:
+    return request.app.state.copilot
+
+
+Ctx = Annotated[Copilot, Depends(get_copilot)]
+
+
+class Ask(BaseModel):
+    input: str = ""
+    variables: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class NewChat(BaseModel):
+    title: str = Field(default="", max_length=200)
+
+
+class ChatEdit(BaseModel):
+    title: str | None = Field(default=None, max_length=200)
+    systemDescription: str | None = None
+    memoryBalance: float | None = Field(default=None, ge=0, le=1)
+
+
+def caller(ask: Ask | None = None) -> tuple[str, str]:
+    variables = ask.variables if ask is not None else []
+    user_id = shapes.variable(variables, "userId") or shapes.DEFAULT_USER_ID
+    user_name = shapes.variable(variables, "userName") or (
+        shapes.DEFAULT_USER_NAME if user_id == shapes.DEFAULT_USER_ID else user_id
+    )
+    return user_id, user_name
+
+
+router = APIRouter()
+
+
+# region the app's probes
+
+
+@router.get("/authConfig")
+async def auth_config() -> dict[str, str]:
+    return {"authType": "None", "aadAuthority": "", "aadClientId": "", "aadApiScope": ""}
+
+
+@router.get("/maintenanceStatus")
+async def maintenance_status() -> Response:
+    """Not in maintenance: 200 with an EMPTY body (any JSON body keeps the web app on its probe screen)."""
+    return Response(status_code=200)
+
+
+@router.get("/info")
+async def info(ctx: Ctx) -> dict[str, Any]:
+    return {
+        "memoryStore": {"types": ["KernelApp"], "selectedType": "KernelApp"},
+        "availablePlugins": [],
+        "version": __version__,
+        "isContentSafetyEnabled": False,
+    }
+
+
+@router.get("/speechToken")
+async def speech_token() -> dict[str, Any]:
+    return {"token": None, "region": None, "isSuccess": False}
+
+
+# endregion
+
+# region chats
+
+
+@router.get("/chats")
+async def list_chats(ctx: Ctx) -> list[dict[str, Any]]:
+    store = ctx.state.store
+    conversations = [store.get(i) for i in ctx.records.chat_ids() if store.exists(i)]
+    conversations.sort(key=lambda c: c.updated_at, reverse=True)
+    return [shapes.chat_session(c, ctx.records.chat(c.id)) for c in conversations]
+
+
+@router.post("/chats", status_code=201)
+async def create_chat(body: NewChat, ctx: Ctx) -> dict[str, Any]:
+    conversation = ctx.state.engine.create(title=body.title)
+    ctx.records.add_chat(conversation.id)
+    user_id, _ = caller()
+    ctx.records.join(conversation.id, user_id)
+    greeting = ctx.records.save(ViewMessage(conversation.id, shapes.BOT_ROLE, shapes.BOT, "Kernel App", GREETING))
+    return {"chatSession": ctx.session_json(conversation.id), "initialBotMessage": shapes.chat_message(greeting)}
+
+
+@router.get("/chats/{chat_id}")
+async def get_chat(chat_id: str, ctx: Ctx) -> dict[str, Any]:
+    return ctx.session_json(chat_id)
+
+
+@router.patch("/chats/{chat_id}")
+async def edit_chat(chat_id: str, body: ChatEdit, ctx: Ctx) -> dict[str, Any]:
+    ctx.chat(chat_id)
+    if body.title is not None:
+        ctx.state.store.update(chat_id, title=body.title)
+    ctx.records.update_chat(chat_id, system_description=body.systemDescription, memory_balance=body.memoryBalance)
+    session = ctx.session_json(chat_id)
+    await ctx.hub.send(chat_id, "ChatEdited", session)
+    return session
+
+
+@router.delete("/chats/{chat_id}", status_code=204)
+async def delete_chat(chat_id: str, ctx: Ctx) -> Response:
+    ctx.chat(chat_id)
+    user_id, _ = caller()
+    ctx.bot.forget(chat_id)
+    ctx.state.store.delete(chat_id)
+    if ctx.records.documents(chat_id):
+        memory = ctx.state.memory()
+        collection = ctx.bot.collection(chat_id)
+        if collection in {c.name for c in await asyncio.to_thread(memory.collections)}:
+            await asyncio.to_thread(memory.drop, collection)
+    ctx.records.delete_chat(chat_id)
+    await ctx.hub.send(chat_id, "ChatDeleted", chat_id, user_id)
+    return Response(status_code=204)
+
+
+# endregion
+
+# region messages
+
+
+@router.get("/chats/{chat_id}/messages")
+async def messages(
+    chat_id: str,
+    ctx: Ctx,
+    skip: int | None = Query(None, ge=0),
+    startIdx: int | None = Query(None, ge=0),
+    count: int = Query(100, ge=-1, le=10_000),
+) -> list[dict[str, Any]]:
+    """Newest first: the web app's own messages, and any turn added to the conversation elsewhere (REPL)."""
+    ctx.chat(chat_id)
+    covered = ctx.records.covered(chat_id)
+    # (time, then the order each store wrote them: a turn's messages share one commit's time)
+    keyed = [((m.created_at, 0, n), ctx.bot.plan_state(m)) for n, m in enumerate(ctx.records.messages(chat_id))]
+    keyed += [
+        ((m.created_at, 1, m.seq), shapes.store_message(chat_id, m))
+        for m in ctx.state.store.messages(chat_id)
+        if m.seq not in covered and m.role in ("user", "assistant") and m.content
+    ]
+    keyed.sort(key=lambda pair: pair[0], reverse=True)
+    shown = [message for _, message in keyed]
+    start = skip if skip is not None else (startIdx or 0)
+    page = shown[start:] if count < 0 else shown[start : start + count]
+    return [shapes.chat_message(m) for m in page]
+
+
+@router.post("/chats/{chat_id}/messages")
+async def ask(chat_id: str, body: Ask, ctx: Ctx) -> dict[str, Any]:
+    """The reply streams over the hub; this answers with the AskResult when it is done (or a plan waits)."""
+    ctx.chat(chat_id)
+    if not body.input.strip():
+        raise ApiError(400, "input: empty message; type something", "empty_input")
+    user_id, user_name = caller(body)
+    return await ctx.bot.ask(chat_id, body.input, user_id, user_name)
+
+
+async def process_plan(chat_id: str, body: Ask, ctx: Ctx) -> Any:
+    """Approve (``state`` 1) or reject (2) the plan in the ``proposedPlan`` variable; answers when it ran."""
+    from kernel_app.interfaces.server.chat_copilot.bot import DecisionError
+    from kernel_app.interfaces.server.errors import error_body
+
+    ctx.chat(chat_id)
+    raw = shapes.variable(body.variables, "proposedPlan")
+    if raw is None:
+        raise ApiError(400, "variables: add proposedPlan, the plan message's content with its state set", "no_plan")
+    try:
+        posted = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "proposedPlan: not JSON; post the plan message's content back", "bad_plan") from None
+    if not isinstance(posted, dict):
+        raise ApiError(400, "proposedPlan: not a JSON object", "bad_plan")
+    user_id, user_name = caller(body)
+    try:
+        return await ctx.bot.decide(chat_id, posted, user_id, user_name, body.input or "")
+    except DecisionError as error:
+        return JSONResponse(error_body(str(error), code=error.code), status_code=error.status)
+
+
+router.add_api_route("/chats/{chat_id}/plan", process_plan, methods=["POST"])
+router.add_api_route("/chats/{chat_id}/processPlan", process_plan, methods=["POST"])  # older web app versions
+
+
+# endregion
+
+# region participants, documents, memories
+
+
+@router.get("/chats/{chat_id}/participants")
+async def participants(chat_id: str, ctx: Ctx) -> list[dict[str, str]]:
+    ctx.chat(chat_id)
+    return [{"userId": user, "chatId": chat_id} for user in ctx.records.participants(chat_id)]
+
+
+@router.post("/chats/{chat_id}/participants")
+async def join(chat_id: str, ctx: Ctx) -> dict[str, str]:
+    ctx.chat(chat_id)
+    user_id, _ = caller()
+    if ctx.records.join(chat_id, user_id):
+        await ctx.hub.send(chat_id, "UserJoined", chat_id, user_id)
+    return {"userId": user_id, "chatId": chat_id}
+
+
+@router.get("/chats/{chat_id}/documents")
+async def documents(chat_id: str, ctx: Ctx) -> list[dict[str, Any]]:
+    ctx.chat(chat_id)
+    return [shapes.document_source(d) for d in ctx.records.documents(chat_id)]
+
+
+@router.post("/chats/{chat_id}/documents")
+async def upload(
+    chat_id: str,
+    ctx: Ctx,
+    formFiles: list[UploadFile] = File(...),  # noqa: B008  (the web app's field name)
+) -> dict[str, Any]:
+    """Each file goes into the chat's memory collection; questions in the chat are then answered from it."""
+    from kernel_app.interfaces.server.uploads import keep_uploads
+    from memories.ingest import ingest
+
+    ctx.chat(chat_id)
+    memory = ctx.state.memory()
+    collection = ctx.bot.collection(chat_id)
+    saved = await keep_uploads(memory, collection, formFiles)
+    report = await asyncio.to_thread(ingest, memory, collection, [path for path, _ in saved])
+    failed = {Path(path).name: reason for path, reason in report.failed}
+    stored = [(path, size) for path, size in saved if path.name not in failed]
+    if not stored:
+        name, reason = next(iter(failed.items()), ("the upload", "nothing to store"))
+        raise ApiError(400, f"{name}: {reason}", "document_not_stored")
+    user_id, user_name = caller()
+    now = time.time()
+    for path, size in stored:
+        chunks = len(await asyncio.to_thread(_chunks_of, memory, collection, path))
+        ctx.records.add_document(
+            DocumentRecord(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"{chat_id}/{path.name}").hex,
+                chat_id,
+                path.name,
+                size,
+                chunks,
+                user_id,
+                now,
+            )
+        )
+    message = ViewMessage(
+        chat_id,
+        shapes.USER,
+        user_id,
+        user_name,
+        shapes.document_content([(path.name, size) for path, size in stored]),
+        type=shapes.DOCUMENT,
+    )
+    ctx.records.save(message)
+    await ctx.hub.send(chat_id, "ReceiveMessage", chat_id, user_id, shapes.chat_message(message))
+    return shapes.chat_message(message)
+
+
+@router.get("/chats/{chat_id}/memories")
+async def memories(chat_id: str, ctx: Ctx, type: str = Query("")) -> list[str]:
+    """chat-copilot's extracted working and long-term memories: Kernel App keeps none (documents are in
+    the chat's memory collection, answered from with citations)."""
+    ctx.chat(chat_id)
+    return []
+
+
+# endregion
+
+
+def _chunks_of(memory: Any, collection: str, path: Path) -> list[str]:
+    source = str(path.resolve())
+    return [rid for rid, meta in memory.metadata(collection).items() if meta.get("source") == source]
+
+
+def install(app: FastAPI) -> None:
+    """The endpoints and the hub (and its negotiation) on the web app's sub-application."""
+    from kernel_app.interfaces.server.chat_copilot import HUB
+    from kernel_app.interfaces.server.chat_copilot.hub import negotiation
+
+    app.include_router(router)
+
+    async def hub(socket: WebSocket) -> None:
+        copilot: Copilot = socket.app.state.copilot
+        origin = socket.headers.get("origin")
+        if origin is not None and origin.rstrip("/") not in copilot.origins:
+            await socket.close(code=1008)  # another site's page: a browser always says where it comes from
+            return
+        await copilot.hub.serve(socket)
+
+    async def negotiate() -> dict[str, Any]:
+        return negotiation()
+
+    app.add_api_websocket_route(HUB, hub)
+    app.add_api_route(HUB + "/negotiate", negotiate, methods=["POST"])

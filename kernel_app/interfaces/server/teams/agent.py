@@ -1,0 +1,318 @@
+"""The Teams agent: an Agents SDK ``AgentApplication`` whose handlers drive the REPL's command layer.
+
+Each Teams ``conversation.id`` is one stored engine conversation (:mod:`.links`). A message is one
+:meth:`ChatSession.handle` call; its events are rendered as Teams activities:
+
+* personal chats: ``context.streaming_response`` — an informative update when a function starts
+  ("Running BusinessThinking.SWOT…"), the text as it streams, a final message (on channels that do not
+  stream, the SDK sends only the final message);
+* group chats and channels (where Teams streaming is unreliable): one final message, and only when the
+  bot is mentioned (the mention is stripped from the text);
+* ``/plan`` (:mod:`.plans`): the plan as an Adaptive Card with Approve / Reject (``Action.Execute``), kept in
+  ``teams.sqlite3`` (:mod:`.plan_store`), so a click after a restart still runs it. The invoke is
+  answered at once with the card replaced by its outcome; the plan runs after it, in a proactive turn
+  that streams its progress. Only the user who asked may decide, and a plan is decided once.
+* a function with an effect (MODEL or WRITE) the model wants to call in free text, unless the server
+  runs it unasked (a prompt function with ``--approve-model-functions``, as in chat-copilot): an
+  Adaptive Card with Approve / Reject, by the same rules (:mod:`.calls`); the turn goes on after the
+  click, in a proactive turn (:mod:`.turns`). The call is kept in ``teams.sqlite3`` too: a click after a
+  restart runs it once and answers with its result.
+* commands that do not call the model (/help, /functions, /results, /reset) never take a place at the
+  model's queue: they answer even when it is full.
+
+Errors reach the user as one sentence; the details go to the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted, Progress
+from kernel_app.interfaces.server.chat_surface import (
+    Offered,
+    approver,
+    busy_text,
+    command_of,
+    needs_approval,
+    sentence,
+    uses_model,
+)
+from kernel_app.interfaces.server.teams import cards, is_anonymous
+from kernel_app.interfaces.server.teams.call_store import CallStore
+from kernel_app.interfaces.server.teams.calls import CALL_APPROVAL_TIMEOUT, CallHandlers
+from kernel_app.interfaces.server.teams.links import TeamsLinks
+from kernel_app.interfaces.server.teams.plan_store import PlanStore
+from kernel_app.interfaces.server.teams.plans import PlanHandlers
+from kernel_app.interfaces.server.teams.turns import (
+    SORRY,
+    CallApproval,
+    LiveTurn,
+    Renderer,
+    continuation,
+    relay,
+    user_of,
+)
+
+if TYPE_CHECKING:
+    from microsoft_agents.activity import Activity
+    from microsoft_agents.hosting.core import TurnContext
+
+    from kernel_app.commands.session import ChatSession
+    from kernel_app.conversation.events import ApprovalNeeded
+    from kernel_app.interfaces.server.state import ServerState
+
+__all__ = ["CALL_APPROVAL_TIMEOUT", "COMMANDS", "OFFERED", "SORRY", "WELCOME", "TeamsAgent"]
+
+log = logging.getLogger("kernel_app.teams")
+
+GROUP_TYPES = ("groupChat", "channel")
+WELCOME = (
+    "Hi, I am Kernel App. Ask me something, or try /run BusinessThinking.SWOT a bakery in a college town, "
+    "/plan GOAL (you approve the plan before it runs) or /ask COLLECTION QUESTION. /help lists the commands."
+)
+# The REPL's commands a Teams user may use. Not: /export (writes a file on the server), /history and
+# /resume (they reach every stored conversation, other users' too), /set (it changes the engine every
+# user shares), /save, /exit.
+COMMANDS = frozenset({"/run", "/plan", "/ask", "/reset", "/new", "/help", "/functions", "/results"})
+OFFERED = Offered(
+    COMMANDS,
+    unavailable="{command} is not available in Teams: type /help for the commands here.",
+    no_vars="--vars reads a file on the server: in Teams give name=value or --var-json.",
+)
+
+
+def _function_calling(text: str) -> bool:
+    """``/plan --planner function-calling``: no plan to approve, it plans and runs in one go."""
+    words = text.replace("=", " ").split()
+    return any(a == "--planner" and b == "function-calling" for a, b in pairwise(words))
+
+
+def _mentioned(activity: Activity) -> bool:
+    me = activity.recipient.id if activity.recipient else None
+    return any(m.mentioned is not None and m.mentioned.id == me for m in activity.get_mentions())
+
+
+class TeamsAgent(PlanHandlers, CallHandlers):
+    """The Agents SDK application and adapter, over the server's kernel, engine and store."""
+
+    def __init__(self, state: ServerState, config: dict[str, Any]) -> None:
+        from microsoft_agents.authentication.msal import MsalConnectionManager
+        from microsoft_agents.hosting.core import AgentApplication, ApplicationOptions, MemoryStorage, TurnState
+        from microsoft_agents.hosting.fastapi import CloudAdapter
+
+        self.state = state
+        self.anonymous = is_anonymous(config)
+        self.connections = MsalConnectionManager(**config)
+        self.adapter = CloudAdapter(connection_manager=self.connections)
+        self.adapter.on_turn_error = self._on_turn_error
+        self.app = AgentApplication[TurnState](
+            ApplicationOptions(storage=MemoryStorage(), start_typing_timer=False, remove_recipient_mention=True),
+            connection_manager=self.connections,
+        )
+        self.links = TeamsLinks.beside(state.store.path)
+        self.plans = PlanStore.beside(state.store.path)
+        if interrupted := self.plans.interrupt_running():
+            log.warning(
+                "Teams: %d approved plan(s) were running when the server stopped; they did not finish", interrupted
+            )
+        self.call_store = CallStore.beside(state.store.path)
+        if interrupted := self.call_store.interrupt_running():
+            log.warning("Teams: %d approved function call(s) were running when the server stopped", interrupted)
+        self.calls: dict[str, CallApproval] = {}  # free-text function calls whose turn waits for a card here
+        self._live: dict[str, LiveTurn] = {}  # per Teams conversation: the turn that holds its lock
+        self._sessions: dict[str, ChatSession] = {}  # $last and named results live as long as the server
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+        self.app.activity("message")(self._on_message)
+        self.app.conversation_update("membersAdded")(self._on_members_added)
+        self.app.adaptive_card.action_execute(cards.APPROVE)(self._on_approve)
+        self.app.adaptive_card.action_execute(cards.REJECT)(self._on_reject)
+        self.app.adaptive_card.action_execute(cards.APPROVE_CALL)(self._on_approve_call)
+        self.app.adaptive_card.action_execute(cards.REJECT_CALL)(self._on_reject_call)
+        self.app.error(self._on_error)
+
+    def asgi(self) -> Any:
+        """The ASGI app serving ``/api/messages`` for this agent (:mod:`.http`)."""
+        from kernel_app.interfaces.server.teams.http import build_asgi
+
+        return build_asgi(self.app, self.adapter, self.connections)
+
+    # region conversations
+
+    def session(self, teams_id: str) -> ChatSession:
+        """The REPL's command layer on this Teams conversation's stored engine conversation."""
+        from kernel_app.commands.session import ChatSession
+
+        engine = self.state.engine
+        cached = self._sessions.get(teams_id)
+        if cached is not None and engine.store.exists(cached.conversation_id):
+            return cached
+        conversation_id = self.links.get(teams_id)
+        if conversation_id is None or not engine.store.exists(conversation_id):
+            conversation_id = engine.create().id
+            self.links.set(teams_id, conversation_id)
+        session = ChatSession(self.state.kernel, engine=engine, conversation_id=conversation_id)
+        self._sessions[teams_id] = session
+        return session
+
+    def _keep(self, session: ChatSession, teams_id: str) -> None:
+        if self.links.get(teams_id) != session.conversation_id:  # /reset
+            self.links.set(teams_id, session.conversation_id)
+
+    def _lock(self, teams_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(teams_id, asyncio.Lock())
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # endregion
+
+    # region messages
+
+    async def _on_members_added(self, context: TurnContext, _state: Any) -> None:
+        """Say hello once, when the bot itself joins a chat or a team."""
+        activity = context.activity
+        me = activity.recipient.id if activity.recipient else None
+        if any(member.id == me for member in activity.members_added or []):
+            await context.send_activity(WELCOME)
+
+    async def _on_message(self, context: TurnContext, _state: Any) -> None:
+        activity = context.activity
+        group = (activity.conversation.conversation_type or "personal") in GROUP_TYPES
+        if group and not _mentioned(activity):
+            return
+        text = (activity.text or "").strip()
+        if not text:
+            return
+        teams_id = str(activity.conversation.id)
+        refused = OFFERED.refusal(text)
+        if refused:
+            await context.send_activity(refused)
+            return
+        command = command_of(text)
+        if command == "/help":  # it reads nothing of the conversation: no waiting for its turn in progress
+            from kernel_app.commands.session import HELP
+
+            await context.send_activity(OFFERED.help(HELP))
+            return
+        live = self._live.get(teams_id)
+        if live is not None and live.waiting is not None:  # the conversation's turn is paused on a card
+            await context.send_activity(
+                f"I am waiting for {live.waiting.owner_name} to approve or reject {live.waiting.request.function} "
+                "on the card above before I go on."
+            )
+            return
+        lock = self._lock(teams_id)
+        await lock.acquire()
+        handed_over: list[bool] = []  # a free-text turn's task keeps the lock until it ends, approvals and all
+        session = None
+        try:
+            session = self.session(teams_id)
+            if command == "/plan" and not _function_calling(text):
+                await self._plan(context, session, text, group)
+            else:
+                await self._turn(context, session, text, group, lock, handed_over)
+        finally:
+            if not handed_over:
+                if session is not None:
+                    self._keep(session, teams_id)
+                lock.release()
+
+    async def _turn(
+        self,
+        context: TurnContext,
+        session: ChatSession,
+        text: str,
+        group: bool,
+        lock: asyncio.Lock,
+        handed_over: list[bool],
+    ) -> None:
+        """One turn of the REPL's command layer, run in a task that takes over ``lock`` (noted in ``handed_over``)."""
+        from microsoft_agents.activity import Activity
+
+        from kernel_app.interfaces.server.limits import Busy
+
+        if group:
+            await context.send_activity(Activity(type="typing"))
+        gate = self.state.gate
+        if uses_model(text):  # /functions, /results, /reset: answered at once, even when the queue is full
+            try:
+                await gate.acquire()
+            except Busy as busy:
+                await Renderer(context, group).final(busy_text(busy.retry_after))
+                return
+        teams_id = str(context.activity.conversation.id)
+        owner, owner_name = user_of(context.activity)
+        live = LiveTurn(
+            continuation(context.activity),
+            context.identity,
+            group,
+            self.state.request_timeout,
+            teams_id=teams_id,
+            conversation_id=session.conversation_id,
+            said=text,
+            owner=owner,
+            owner_name=owner_name,
+        )
+        live.held = uses_model(text)
+
+        def on_event(event: Any) -> None:
+            # A call that needs approval says "Running" once approved, not before its card.
+            if isinstance(event, FunctionCallStarted) and not needs_approval(self.state, event.function):
+                live.say("info", f"Running {event.function}…")
+            elif isinstance(event, FunctionCallFinished):
+                self._call_finished(live, event.call_id, event.ok)
+
+        def on_progress(progress: Progress) -> None:
+            if not progress.done:
+                live.say("info", sentence(progress.text))
+
+        async def ask(request: ApprovalNeeded) -> bool:
+            return await self._ask_call(live, request)
+
+        async def run() -> Any:
+            try:
+                return await session.handle(
+                    text,
+                    on_chunk=None if group else (lambda piece: live.say("chunk", piece)),
+                    approve=approver(self.state, ask),
+                    on_event=on_event,
+                    on_progress=on_progress,
+                )
+            finally:
+                if live.held:
+                    gate.release()
+                    live.held = False
+
+        def ended(task: asyncio.Task[Any]) -> None:
+            self._turn_ended(live, finished=not task.cancelled() and task.exception() is None)
+            if self._live.get(teams_id) is live:
+                del self._live[teams_id]
+            self._keep(session, teams_id)
+            lock.release()
+
+        live.task = asyncio.create_task(run())
+        self._live[teams_id] = live
+        live.task.add_done_callback(ended)
+        handed_over.append(True)
+        try:
+            await relay(context, live)
+        except BaseException:
+            live.task.cancel()  # no one left to tell: do not go on (its end releases the lock)
+            raise
+
+    async def _on_error(self, context: TurnContext, error: Exception) -> None:
+        log.error("Teams: the turn failed: %s", error, exc_info=error)
+        await self._on_turn_error(context, error)
+
+    async def _on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        try:
+            await context.send_activity(SORRY)
+        except Exception:
+            log.debug("Teams: could not say sorry", exc_info=True)

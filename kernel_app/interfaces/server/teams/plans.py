@@ -1,0 +1,208 @@
+"""``/plan`` in Teams: plan now, keep the plan (:mod:`.plan_store`), show its card, run it after the click.
+
+A mixin of :class:`kernel_app.interfaces.server.teams.agent.TeamsAgent`. The plan waits in ``teams.sqlite3``, not
+in a task, so a click after a restart runs it the same way: the invoke is answered at once with the card
+replaced by its outcome, and the plan runs in a proactive turn of its conversation that streams its
+progress and then updates the card.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from kernel_app.interfaces.server.chat_surface import (
+    acquire_waiting,
+    busy_text,
+    failure,
+    remember_plan,
+    reply_text,
+    sentence,
+    sorry,
+    too_long_text,
+)
+from kernel_app.interfaces.server.teams import cards
+from kernel_app.interfaces.server.teams.http import after_response
+from kernel_app.interfaces.server.teams.plan_store import PlanRecord, PlanStore
+from kernel_app.interfaces.server.teams.turns import (
+    Renderer,
+    adaptive,
+    card_response,
+    clicked,
+    continuation,
+    in_its_conversation,
+    user_of,
+)
+
+if TYPE_CHECKING:
+    from microsoft_agents.hosting.core import TurnContext
+
+    from kernel_app.commands.session import ChatSession
+    from kernel_app.interfaces.server.state import ServerState
+
+log = logging.getLogger("kernel_app.teams")
+
+APPROVAL_TIMEOUT = 3600.0  # seconds a proposed plan waits for its card to be clicked (a restart included)
+PLAN_USAGE = (
+    "usage: /plan [--planner P] [--exclude PLUGIN,...] [--max-functions N] GOAL, "
+    "e.g. /plan Write a poem about bread, then translate it to French"
+)
+
+
+class PlanHandlers:
+    """The plan card's part of the agent: what it uses of the agent is declared here."""
+
+    state: ServerState
+    plans: PlanStore
+    adapter: Any
+    _sessions: dict[str, ChatSession]
+
+    def _lock(self, teams_id: str) -> asyncio.Lock:
+        raise NotImplementedError
+
+    def _spawn(self, work: Any) -> None:
+        raise NotImplementedError
+
+    async def _plan(self, context: TurnContext, session: ChatSession, text: str, group: bool) -> None:
+        """Plan now (holding the model's queue), keep the plan, show its card; it runs after the click."""
+        from microsoft_agents.activity import Activity
+
+        from kernel_app.commands.session import Reply, plan_options, result_name
+        from kernel_app.interfaces.server.limits import Busy
+
+        await context.send_activity(Activity(type="typing"))
+        say = Renderer(context, True).final
+        rest, named = result_name(text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else "")
+        try:
+            options, goal = plan_options(rest)
+        except Exception as error:
+            await say(reply_text(Reply(failure(error), "error")))
+            return
+        if not goal:
+            await say(reply_text(Reply(PLAN_USAGE, "error")))
+            return
+        gate = self.state.gate
+        try:
+            await gate.acquire()
+        except Busy as busy:
+            await say(busy_text(busy.retry_after))
+            return
+        try:
+            plan = await asyncio.wait_for(self._make_plan(goal, options), self.state.request_timeout)
+        except asyncio.TimeoutError:
+            await say(too_long_text(self.state.request_timeout))
+            return
+        except Exception as error:
+            await say(reply_text(Reply(failure(error), "error")))
+            return
+        finally:
+            gate.release()
+        owner, owner_name = user_of(context.activity)
+        record = PlanRecord(
+            id=f"plan_{uuid.uuid4().hex[:12]}",
+            teams_id=str(context.activity.conversation.id),
+            conversation_id=session.conversation_id,
+            owner=owner,
+            owner_name=owner_name,
+            group=group,
+            goal=goal,
+            plan=plan.to_dict(),
+            activity=continuation(context.activity).model_dump(mode="json", by_alias=True, exclude_none=True),
+            exclude=list(options["exclude"]),
+            result_name=named,
+        )
+        self.plans.add(record)
+        card = cards.plan_card(record.id, goal, record.steps, owner_name)
+        await context.send_activity(Activity(type="message", attachments=[adaptive(card)]))
+
+    async def _make_plan(self, goal: str, options: dict[str, Any]) -> Any:
+        from planners import ActionPlanner, SequentialPlanner
+
+        planner_class = ActionPlanner if options["planner"] == "action" else SequentialPlanner
+        planner = planner_class(
+            self.state.kernel, max_functions=options["max_functions"], excluded=options["exclude"] or None
+        )
+        return await planner.create_plan(goal)
+
+    async def _on_approve(self, context: TurnContext, _state: Any, data: Any) -> Any:
+        return self._decide_plan(context, data, approved=True)
+
+    async def _on_reject(self, context: TurnContext, _state: Any, data: Any) -> Any:
+        return self._decide_plan(context, data, approved=False)
+
+    def _decide_plan(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
+        """Answer the card's invoke at once; an approved plan runs after it, in its own turn."""
+        only = "Only {owner_name}, who asked for this plan, can approve or reject it."
+        record = clicked(context, data, "planId", self.plans, cards.gone_card(), only)
+        if not isinstance(record, PlanRecord):
+            return record
+        plan_id, name, card_id = record.id, user_of(context.activity)[1], context.activity.reply_to_id
+        late = "Not approved in time: nothing ran. Ask again with /plan."
+        if self.plans.expire_if_late(record, APPROVAL_TIMEOUT, late, card_id):
+            pass  # nothing runs: the card shows it came too late
+        elif approved:
+            if self.plans.decide(plan_id, "approved", f"Approved by {name}: running…", card_id):
+                record.card_id = card_id or record.card_id
+                identity = context.identity
+                after_response(lambda: self._spawn(self._run_plan(record, identity)))
+        else:
+            self.plans.decide(plan_id, "rejected", f"Rejected by {name}: nothing ran.", card_id)
+        decided = self.plans.get(plan_id) or record  # a second click: the outcome, nothing runs again
+        return card_response(cards.outcome_card(decided.goal, decided.steps, decided.outcome))
+
+    async def _run_plan(self, record: PlanRecord, identity: Any) -> None:
+        """The approved plan's progress and result, in a proactive turn of the conversation it came from."""
+        began = time.perf_counter()
+        try:
+            lock = self._lock(record.teams_id)
+            await in_its_conversation(
+                self.adapter, identity, record.activity, lock, lambda context: self._execute(context, record)
+            )
+        except Exception:
+            log.exception("Teams: the approved plan's turn failed")
+            self.plans.finish(record.id, "failed", "The plan failed: please try again.")
+        finally:
+            log.debug("Teams: plan ran in %.2f s", time.perf_counter() - began)
+
+    async def _execute(self, context: TurnContext, record: PlanRecord) -> None:
+        from microsoft_agents.activity import Activity
+
+        from planners import Plan, PlanExecutor
+
+        render = Renderer(context, record.group)
+        total = len(record.steps)
+
+        def on_step(event: str, number: int, step: Any, _result: Any) -> None:
+            if event == "started":
+                render.info(sentence(f"step {number}/{total} {step.function}"))
+
+        ok = False
+        await acquire_waiting(self.state.gate)
+        try:
+            executor = PlanExecutor(self.state.kernel, excluded=record.exclude or None, on_step=on_step)
+            result = await executor.execute(Plan.from_dict(record.plan))  # validated again: the kernel may differ
+            text, ok = result.result or "(no result)", True
+        except Exception as error:
+            text = sorry(failure(error))
+        finally:
+            self.state.gate.release()
+        if ok:
+            self._remember_result(record, result.result)
+        await render.final(text)
+        state, outcome = ("done", "Done: the result is below.") if ok else ("failed", "The plan failed: see below.")
+        self.plans.finish(record.id, state, outcome)
+        if record.card_id:
+            card = cards.outcome_card(record.goal, record.steps, outcome)
+            await context.update_activity(Activity(type="message", id=record.card_id, attachments=[adaptive(card)]))
+
+    def _remember_result(self, record: PlanRecord, result: str) -> None:
+        """As the REPL's /plan does: the result joins the conversation and becomes $last (and $NAME)."""
+        remember_plan(self.state, record.conversation_id, record.goal, result)
+        session = self._sessions.get(record.teams_id)
+        if session is not None:
+            session.results["last"] = result
+            if record.result_name:
+                session.results[record.result_name] = result

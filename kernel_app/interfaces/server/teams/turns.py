@@ -1,0 +1,228 @@
+"""A Teams turn that may outlive its HTTP request: engine output queued, rendered into whichever Teams
+turn is current.
+
+A free-text message runs :meth:`ChatSession.handle` in a task that puts what it says (informative
+updates, streamed text, approval requests) into :attr:`LiveTurn.outbox`. :func:`relay` renders the
+outbox into a Teams turn: the message's own turn first; when the engine asks to approve a function call
+that turn ends with the approval card, and after the click (or the timeout) a proactive turn relays
+the rest. So the user's HTTP request never waits for a click, and the model's queue is not held while
+a card waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kernel_app.interfaces.server.chat_surface import reply_text, too_long_text
+from kernel_app.interfaces.server.teams import cards
+
+if TYPE_CHECKING:
+    from microsoft_agents.activity import Activity
+    from microsoft_agents.hosting.core import TurnContext
+
+    from kernel_app.commands.session import Reply
+    from kernel_app.conversation.events import ApprovalNeeded
+    from kernel_app.interfaces.server.side_store import DecisionStore
+
+SORRY = "Sorry, something went wrong on my side; please try again."
+
+
+def adaptive(card: dict[str, Any]) -> Any:
+    from microsoft_agents.activity import Attachment
+
+    return Attachment(content_type=cards.CONTENT_TYPE, content=card)
+
+
+def user_of(activity: Activity) -> tuple[str, str]:
+    """Who sent an activity: (their Entra object id, else channel id; their name)."""
+    sender = activity.from_property
+    if sender is None:
+        return "", "someone"
+    return str(sender.aad_object_id or sender.id or ""), str(sender.name or sender.id or "someone")
+
+
+def continuation(activity: Activity) -> Activity:
+    """The message a later proactive turn continues from: its replies go to the channel, not a response body."""
+    copy = activity.model_copy(deep=True)
+    copy.delivery_mode = None
+    return copy
+
+
+def card_response(card: dict[str, Any]) -> Any:
+    """A card invoke's answer that replaces the card."""
+    from microsoft_agents.activity import AdaptiveCardInvokeResponse
+
+    return AdaptiveCardInvokeResponse(status_code=200, type=cards.CONTENT_TYPE, value=card)
+
+
+def clicked(
+    context: TurnContext, data: Any, key: str, store: DecisionStore[Any], gone: dict[str, Any], only: str
+) -> Any:
+    """The record a card's click names (``data[key]``) and that the clicker may decide; else the invoke's
+    answer: ``gone`` (no such record) as the card, or ``only`` (formatted with the record) to another user."""
+    record_id = str(data.get(key, "")) if isinstance(data, dict) else ""
+    record = store.get(record_id) if record_id else None
+    if record is None:
+        return card_response(gone)
+    if user_of(context.activity)[0] != record.owner:
+        return message_response(only.format_map(vars(record)))
+    return record
+
+
+async def in_its_conversation(
+    adapter: Any, identity: Any, activity: dict[str, Any], lock: asyncio.Lock, work: Callable[[TurnContext], Any]
+) -> None:
+    """``work(context)`` in a proactive turn of the conversation ``activity`` (a kept message) came from,
+    after that conversation's turn in progress, if any (``lock``)."""
+    from microsoft_agents.activity import Activity
+
+    async def turn(context: TurnContext) -> None:
+        async with lock:
+            await work(context)
+
+    await adapter.continue_conversation_with_claims(identity, Activity.model_validate(activity), turn)
+
+
+def message_response(text: str) -> Any:
+    """A card invoke's answer that leaves the card and shows ``text`` to the one who clicked."""
+    from microsoft_agents.activity import AdaptiveCardInvokeResponse
+
+    return AdaptiveCardInvokeResponse(status_code=200, type="application/vnd.microsoft.activity.message", value=text)
+
+
+class Renderer:
+    """Engine output as Teams activities: streamed in personal chats, one message in groups."""
+
+    def __init__(self, context: TurnContext, group: bool) -> None:
+        self.context = context
+        self.stream = None if group else context.streaming_response
+        self.streamed = ""
+        self.started = False  # something went into the stream
+
+    def info(self, text: str) -> None:
+        if self.stream is not None:
+            self.started = True
+            self.stream.queue_informative_update(text)
+
+    def chunk(self, text: str) -> None:
+        self.streamed += text
+        if self.stream is not None:
+            self.started = True
+            self.stream.queue_text_chunk(text)
+
+    async def final(self, text: str) -> None:
+        if self.stream is None:
+            await self.context.send_activity(text)
+            return
+        if text and text != self.streamed:
+            self.stream.queue_text_chunk(("\n\n" if self.streamed else "") + text)
+        await self.stream.end_stream()
+
+    async def card(self, card: dict[str, Any], text: str) -> None:
+        """End this turn's output with a card: the stream's final message carries it when a stream began."""
+        from microsoft_agents.activity import Activity
+
+        if self.stream is None or not self.started:
+            await self.context.send_activity(Activity(type="message", attachments=[adaptive(card)]))
+            return
+        if not self.streamed:
+            self.stream.queue_text_chunk(text)
+        self.stream.set_attachments([adaptive(card)])
+        await self.stream.end_stream()
+
+
+@dataclass
+class CallApproval:
+    """A function call of free text waiting for its card: who may decide, and the engine's future (what
+    was decided is kept in ``teams.sqlite3``: :mod:`.call_store`)."""
+
+    request: ApprovalNeeded
+    owner: str
+    owner_name: str
+    decision: asyncio.Future[bool]
+
+
+@dataclass
+class LiveTurn:
+    """One message's turn: its task, what it has said and not yet rendered, the approval it waits for."""
+
+    activity: Activity  # the message: a proactive turn after a click continues from it
+    identity: Any  # the message's claims, for that proactive turn
+    group: bool
+    timeout: float | None
+    teams_id: str = ""
+    conversation_id: str = ""  # the engine's
+    said: str = ""  # the message's text
+    owner: str = ""  # who sent it: only they decide its cards
+    owner_name: str = ""
+    approved: dict[str, str] = field(default_factory=dict)  # the model's call id -> its approval id, until it ran
+    task: asyncio.Task[Reply] | None = None
+    outbox: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
+    relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: CallApproval | None = None
+    held: bool = False  # a place at the model's queue
+
+    def say(self, kind: str, value: Any) -> None:
+        """``info`` / ``chunk`` text, or ``approval`` with a :class:`CallApproval`."""
+        self.outbox.put_nowait((kind, value))
+
+
+async def relay(context: TurnContext, live: LiveTurn) -> None:
+    """Render the turn into ``context`` until it ends, or until it asks for an approval (the card ends it).
+
+    The timeout counts from this relay's start: time spent waiting for a click is not the model's."""
+    async with live.relaying:
+        render = Renderer(context, live.group)
+        loop = asyncio.get_running_loop()
+        deadline = None if live.timeout is None else loop.time() + live.timeout
+        assert live.task is not None
+        while True:
+            if not live.outbox.empty():
+                if await _render(render, live.outbox.get_nowait()):
+                    return
+                continue
+            if live.task.done():
+                break
+            getter = asyncio.ensure_future(live.outbox.get())
+            remaining = None if deadline is None else max(0.0, deadline - loop.time())
+            await asyncio.wait({getter, live.task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                if await _render(render, getter.result()):
+                    return
+                continue
+            getter.cancel()
+            if not live.task.done():  # the deadline passed
+                live.task.cancel()
+                await asyncio.gather(live.task, return_exceptions=True)
+                await render.final(too_long_text(live.timeout))
+                return
+        try:
+            reply = live.task.result()
+        except asyncio.CancelledError:
+            await render.final("Sorry, that was stopped before it finished.")
+            return
+        except Exception:  # handle() answers errors itself; anything else is ours
+            await render.final(SORRY)
+            raise
+        await render.final(reply_text(reply))
+
+
+async def _render(render: Renderer, item: tuple[str, Any]) -> bool:
+    """One queued item; True when it was an approval card (this relay's part is over)."""
+    kind, value = item
+    if kind == "info":
+        render.info(value)
+    elif kind == "chunk":
+        render.chunk(value)
+    else:
+        approval: CallApproval = value
+        request = approval.request
+        card = cards.call_card(
+            request.approval_id, request.function, request.arguments, request.effect, approval.owner_name
+        )
+        await render.card(card, f"I would like to run {request.function}: approve or reject it on the card.")
+        return True
+    return False

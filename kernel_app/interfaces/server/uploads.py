@@ -1,0 +1,42 @@
+"""Uploaded documents kept under the memory folder before they are ingested, for the REST API's
+``/v1/memory/{collection}/documents`` and chat-copilot's ``/chats/{id}/documents`` alike.
+
+Each file goes to ``uploads/COLLECTION/NAME`` (both names made safe), so ingesting it again under the
+same name replaces its chunks and an unchanged one is skipped. Disk writes run on a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import UploadFile
+
+
+def safe_name(name: str) -> str:
+    """A file or folder name that stays inside the uploads folder."""
+    cleaned = "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip(" .")
+    return cleaned or "_"
+
+
+async def keep_uploads(store: Any, collection: str, files: list[UploadFile]) -> list[tuple[Path, int]]:
+    """Write each upload under ``store``'s folder: (where, how many bytes) per file, in order.
+
+    A file that is not .txt, .md or .pdf is a 400 naming it (the files before it are kept)."""
+    from kernel_app.interfaces.server.errors import ApiError
+    from memories.ingest import SUPPORTED_SUFFIXES
+
+    folder = Path(store.path) / "uploads" / safe_name(collection)
+    kept: list[tuple[Path, int]] = []
+    for upload in files:
+        name = Path(upload.filename or "").name
+        if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise ApiError(400, f"{name or 'a file'}: upload .txt, .md or .pdf files", "unsupported_document")
+        data = await upload.read()
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        target = folder / safe_name(name)
+        await asyncio.to_thread(target.write_bytes, data)
+        kept.append((target, len(data)))
+    return kept

@@ -1,0 +1,94 @@
+"""Build a semantic-kernel ``Kernel`` from settings: plugins (strictly loaded), filters, model service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kernel_app.base.config import Settings
+from kernel_app.base.paths import builtin_plugins_dir
+from kernel_app.base.usage import record_usage
+from kernel_app.kernel.filters import fit_execution_settings, refuse_empty_prompt, require_variables
+from kernel_app.kernel.plugin_folders.loader import LoadReport, PluginDirectory, load_plugin_directories
+
+if TYPE_CHECKING:
+    from semantic_kernel import Kernel
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+
+@dataclass
+class BuiltKernel:
+    kernel: Kernel
+    report: LoadReport
+
+
+# Functions every kernel has besides plugin folders (added in build_kernel), so lint can check templates
+# that call them before any kernel exists.
+OTHER_FUNCTIONS: dict[str, list[str]] = {
+    "memory": ["recall", "ask", "save"],
+    "ConversationSummaryPlugin": ["SummarizeConversation"],
+}
+
+
+def other_functions(settings: Settings) -> dict[str, list[str]]:
+    """OTHER_FUNCTIONS, plus semantic-kernel's HttpPlugin where the settings turn it on."""
+    if not settings.http_plugin:
+        return OTHER_FUNCTIONS
+    return {**OTHER_FUNCTIONS, "http": ["getAsync", "postAsync", "putAsync", "deleteAsync"]}
+
+
+def plugin_directories(settings: Settings) -> list[PluginDirectory]:
+    """The built-in plugins (trusted: they ship with us) and the user's directories, which override them."""
+    directories = [PluginDirectory(builtin_plugins_dir(), trusted=True, builtin=True)]
+    directories += [PluginDirectory(path, trusted=settings.is_trusted(path)) for path in settings.plugins_dirs]
+    return directories
+
+
+def build_kernel(
+    settings: Settings,
+    *,
+    chat_service: ChatCompletionClientBase | None = None,
+    with_service: bool = True,
+) -> BuiltKernel:
+    """A kernel with every plugin that loaded; ``report`` keeps the problems of those that did not."""
+    from semantic_kernel.functions import KernelPlugin
+
+    from kernel_app.kernel.app_kernel import AppKernel
+    from kernel_app.kernel.memory_plugin import MemoryPlugin
+
+    report = load_plugin_directories(plugin_directories(settings), other_functions=other_functions(settings))
+    kernel = AppKernel()
+    for name, functions in report.plugins.items():
+        kernel.add_plugin(KernelPlugin(name=name, functions=functions))
+    kernel.add_plugin(MemoryPlugin(lambda: _open_memory(settings)), plugin_name="memory")
+    kernel.add_plugin(_conversation_summary_plugin(), plugin_name="ConversationSummaryPlugin")
+    if settings.http_plugin:
+        from semantic_kernel.core_plugins import HttpPlugin
+
+        kernel.add_plugin(HttpPlugin(), plugin_name="http")
+    kernel.add_filter("function_invocation", require_variables)
+    kernel.add_filter("function_invocation", fit_execution_settings)
+    kernel.add_filter("function_invocation", record_usage)
+    kernel.add_filter("prompt_rendering", refuse_empty_prompt)
+    if chat_service is None and with_service:
+        from kernel_app.providers import create_chat_service
+
+        chat_service = create_chat_service(settings)
+    if chat_service is not None:
+        kernel.add_service(chat_service)
+    return BuiltKernel(kernel, report)
+
+
+def _conversation_summary_plugin() -> object:
+    """semantic-kernel's core ConversationSummaryPlugin, which samples call from their templates."""
+    from semantic_kernel.core_plugins import ConversationSummaryPlugin
+    from semantic_kernel.prompt_template import PromptTemplateConfig
+
+    return ConversationSummaryPlugin(PromptTemplateConfig(description="Summarize a conversation."))
+
+
+def _open_memory(settings: Settings) -> object:
+    from memories import MemoryStore
+    from memories.store import default_store_dir
+
+    return MemoryStore(settings.memory_dir or default_store_dir())

@@ -1,0 +1,176 @@
+"""Kernel filters that make semantic-kernel's quiet failures loud, and resolve names as authors meant them."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from kernel_app.base.errors import ConfigError, MissingVariableError, UsageError
+from kernel_app.kernel.function_info import is_required, user_parameters
+
+if TYPE_CHECKING:
+    from semantic_kernel.filters.functions.function_invocation_context import FunctionInvocationContext
+    from semantic_kernel.filters.prompts.prompt_render_context import PromptRenderContext
+
+# Keys of KernelFunctionMetadata.additional_properties the loader fills for prompt functions.
+TEMPLATE_VARIABLES = "template_variables"  # names exactly as the template writes them
+TEMPLATE_FIELDS = "template_fields"  # variable -> fields the template reads from it
+TEMPLATE_ITERATED = "template_iterated"  # variables a loop of the template runs over
+
+
+async def require_variables(
+    context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
+) -> None:
+    """Refuse to run a function that lacks a required variable; give the template the names it reads.
+
+    semantic-kernel 1.45 renders a missing ``{{$var}}`` as "" even when ``is_required`` is true, so the
+    model gets a half-empty prompt and answers something plausible and wrong. A variable is required
+    when it is marked required and has no non-empty default (semantic-kernel applies defaults later,
+    in ``update_arguments_with_defaults``, so a default counts as given).
+
+    Names match case-insensitively (as .NET Semantic Kernel resolves them, and as many samples expect:
+    ``{{$INPUT}}`` with a declared ``input``): each variable the template reads is given the value of
+    the argument or declared variable whose name matches it regardless of case.
+    """
+    function = context.function
+    given = _lower_keys(context.arguments)
+    for parameter in user_parameters(function.metadata):
+        if parameter.name in context.arguments or parameter.name.lower() in given:
+            continue
+        if not is_required(parameter):
+            if function.is_prompt:
+                # Give optional prompt variables their (possibly empty) default explicitly: semantic-kernel
+                # skips empty defaults and then logs a "variable not found" warning for each one.
+                context.arguments[parameter.name] = parameter.default_value or ""
+            continue
+        raise MissingVariableError(
+            function.fully_qualified_name.replace("-", "."), parameter.name, parameter.description or ""
+        )
+    if not function.is_prompt:
+        await next(context)
+        return
+    _alias_template_names(context.arguments, function.metadata.additional_properties or {})
+    _check_structured(function, context.arguments)
+    admitted = _admit_structured(function, context.arguments)
+    try:
+        await next(context)
+    finally:
+        for variable, before in admitted:
+            variable.allow_dangerously_set_content = before
+
+
+def _alias_template_names(arguments: Any, properties: dict[str, Any]) -> None:
+    by_lower = {str(k).lower(): k for k in arguments}
+    for name in properties.get(TEMPLATE_VARIABLES, ()):
+        if name not in arguments and name.lower() in by_lower:
+            arguments[name] = arguments[by_lower[name.lower()]]
+
+
+def _check_structured(function: Any, arguments: Any) -> None:
+    """A template that loops over a variable or reads its fields cannot use a plain string."""
+    from kernel_app.kernel.plugin_folders.structured_vars import check_shape
+
+    properties = function.metadata.additional_properties or {}
+    name = function.fully_qualified_name.replace("-", ".")
+    for variable, fields in (properties.get(TEMPLATE_FIELDS) or {}).items():
+        if variable in arguments:
+            check_shape(name, variable, arguments[variable], fields=fields)
+    for variable in properties.get(TEMPLATE_ITERATED) or ():
+        if variable in arguments:
+            check_shape(name, variable, arguments[variable], iterated=True)
+
+
+def _admit_structured(function: Any, arguments: Any) -> list[tuple[Any, bool]]:
+    """Let a template render the structured values it was given, still encoded.
+
+    semantic-kernel refuses any non-string argument ("doesn't support automatic encoding") unless the
+    variable is marked ``allow_dangerously_set_content``, its defence against prompt injection through
+    values. The values we admit are encoded all the same: a ChatHistory renders as XML with its text
+    escaped (``str(history)``, ``message(item)``, ``{{#message}}``; ``{{Content}}`` reads an escaped copy,
+    see structured_vars), and the string leaves of objects and lists are HTML-escaped here, as
+    semantic-kernel escapes strings (pybars does not escape ``{{field}}``). The mark is lifted again after
+    the call, so later string values are escaped by semantic-kernel as before.
+    """
+    from semantic_kernel.contents import ChatHistory
+    from semantic_kernel.prompt_template.input_variable import InputVariable
+
+    template = getattr(function, "prompt_template", None)
+    config = getattr(template, "prompt_template_config", None)
+    if config is None or config.allow_dangerously_set_content:
+        return []
+    admitted: list[tuple[Any, bool]] = []
+    for name in list(arguments):
+        value = arguments[name]
+        if not isinstance(value, ChatHistory | dict | list | tuple):
+            continue
+        variable = next((v for v in config.input_variables if v.name == name), None)
+        if variable is None:
+            variable = InputVariable(name=name, is_required=False)
+            config.input_variables.append(variable)
+        if variable.allow_dangerously_set_content:
+            continue
+        if not isinstance(value, ChatHistory):
+            arguments[name] = _escape_leaves(value)
+        admitted.append((variable, False))
+        variable.allow_dangerously_set_content = True
+    return admitted
+
+
+def _escape_leaves(value: Any) -> Any:
+    from html import escape
+
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: _escape_leaves(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escape_leaves(v) for v in value]
+    return value
+
+
+async def fit_execution_settings(
+    context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
+) -> None:
+    """Use a prompt's settings when they are keyed by a service id nobody registered.
+
+    Real configs key their settings by the service id of the app they came from (``"chat"``); semantic-
+    kernel 1.45 then finds no service and fails with a bare "No service found.". When no key names a
+    registered service (or ``default``) and exactly one set is present, it is used for whichever service
+    runs the prompt; several such sets with no ``default`` are ambiguous: a one-line error names them.
+    """
+    function = context.function
+    settings = getattr(function, "prompt_execution_settings", None)
+    services = list(getattr(context.kernel, "services", {}) or {})
+    if function.is_prompt and settings and services and not any(k in services or k == "default" for k in settings):
+        if len(settings) != 1:
+            ids = ", ".join(sorted(settings))
+            raise ConfigError(
+                f"{function.fully_qualified_name.replace('-', '.')}: execution_settings are keyed by {ids}, but the "
+                f"service configured is {', '.join(services)}: add a \"default\" set, or rename one to {services[0]}"
+            )
+        (only,) = settings.values()  # semantic-kernel passes the chain as `next`: no builtin next() here
+        only.service_id = None
+        function.prompt_execution_settings = {"default": only}
+    await next(context)
+
+
+async def refuse_empty_prompt(
+    context: PromptRenderContext, next: Callable[[PromptRenderContext], Awaitable[None]]
+) -> None:
+    """Never send a prompt that rendered to nothing (every variable empty): the model would answer anyway."""
+    await next(context)
+    rendered = context.rendered_prompt
+    if rendered is not None and not _has_text(rendered):
+        name = context.function.fully_qualified_name.replace("-", ".")
+        raise UsageError(f"{name}: the prompt rendered empty: give it some input (--input, --var NAME=VALUE)")
+
+
+def _has_text(rendered: str) -> bool:
+    import re
+
+    # A prompt of only empty <message> tags is empty too.
+    return bool(re.sub(r"</?message[^>]*>|</?chat_history>", "", rendered).strip())
+
+
+def _lower_keys(arguments: object) -> set[str]:
+    return {str(k).lower() for k in arguments}  # type: ignore[attr-defined]

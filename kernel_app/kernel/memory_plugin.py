@@ -1,0 +1,76 @@
+"""The `memory` plugin every kernel gets: recall from, answer from (with sources) and save to the store.
+
+Usable from templates (``{{memory.recall $input}}``), from `kernel-app run memory.recall`, and by planners.
+The store opens on first use, so kernels that never touch memory pay nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from semantic_kernel import Kernel  # resolved at run time: semantic-kernel injects the kernel by this annotation
+from semantic_kernel.functions import kernel_function
+
+
+class MemoryPlugin:
+    """Recall relevant saved texts, answer from them with sources, or save a text, in a memory collection."""
+
+    def __init__(self, open_store: Callable[[], Any]) -> None:
+        self._open_store = open_store
+        self._store: Any = None
+
+    def _get_store(self) -> Any:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    @kernel_function(
+        name="recall",
+        description="Find saved texts relevant to a question in a memory collection; returns them one per line "
+        "as '[id] text', or an empty string when nothing passes the relevance floor.",
+    )
+    def recall(
+        self,
+        input: Annotated[str, "The question or topic to look up"],
+        collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
+        limit: Annotated[int, "How many texts at most"] = 3,
+        min_relevance: Annotated[float, "Relevance floor between 0 and 1"] = 0.2,
+    ) -> Annotated[str, "The matching texts, best first"]:
+        store = self._get_store()
+        if collection not in {c.name for c in store.collections()}:
+            return ""
+        hits = store.search(collection, input, limit=int(limit), min_relevance=float(min_relevance))
+        return "\n".join(f"[{hit.record.id}] {hit.record.text}" for hit in hits)
+
+    @kernel_function(
+        name="ask",
+        description="Answer a question only from the texts saved in a memory collection, citing their ids; "
+        "says so instead of guessing when nothing saved is relevant.",
+    )
+    async def ask(
+        self,
+        # Injected by semantic-kernel; kept out of tool schemas so function calling can use memory.ask.
+        kernel: Annotated[Kernel, {"include_in_function_choices": False}],
+        input: Annotated[str, "The question"],
+        collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
+        limit: Annotated[int, "How many saved texts to answer from, at most"] = 5,
+        min_relevance: Annotated[float, "Relevance floor between 0 and 1"] = 0.2,
+    ) -> Annotated[str, "The answer, then 'Sources: [id], ...' naming the saved texts it cites"]:
+        from kernel_app.base.usage import report_usage
+        from kernel_app.kernel.sourced_answer import answer_with_sources
+
+        result = await answer_with_sources(
+            kernel, self._get_store(), collection, input, limit=int(limit), min_relevance=float(min_relevance)
+        )
+        report_usage(result.usage)  # its model call is no prompt function: record_usage never sees it
+        return result.with_sources_line()
+
+    @kernel_function(name="save", description="Save a text into a memory collection; returns its id.")
+    def save(
+        self,
+        input: Annotated[str, "The text to remember"],
+        collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
+        id: Annotated[str, "Record id; empty for a generated one, an existing id is replaced"] = "",
+    ) -> Annotated[str, "The record id"]:
+        return self._get_store().save(collection, input, id=id or None)
