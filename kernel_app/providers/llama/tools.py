@@ -72,14 +72,15 @@ def tool_request(tools: list[dict[str, Any]] | None, tool_choice: str | None) ->
     return {"tools": tools, "tool_choice": tool_choice or "auto", "parallel_tool_calls": True}
 
 
-# About this many characters of JSON schema per token (Qwen's tokenizer on semantic-kernel's tool schemas).
-SCHEMA_CHARS_PER_TOKEN = 4
 # The tool schemas may take at most half the context: the rest is for the messages and the answer.
 TOOLS_SHARE_OF_CONTEXT = 2
 
 
-def check_tools_fit(tools: list[dict[str, Any]] | None, n_ctx: int) -> None:
+def check_tools_fit(tools: list[dict[str, Any]] | None, n_ctx: int, chars_per_token: int = 4) -> None:
     """A one-line error when the tool schemas alone would take over half the model's context.
+
+    ``chars_per_token``: characters of JSON schema per token, from the model's profile (4 for Qwen's
+    tokenizer on semantic-kernel's tool schemas).
 
     The GGUF's template puts every schema in the prompt: 46 functions are ~3,800 tokens, which overflow
     a 4,096-token context (llama.cpp then refuses the request) or, just under it, cost minutes of prompt
@@ -87,7 +88,7 @@ def check_tools_fit(tools: list[dict[str, Any]] | None, n_ctx: int) -> None:
     """
     if not tools:
         return
-    tokens = len(json.dumps(tools, ensure_ascii=False)) // SCHEMA_CHARS_PER_TOKEN
+    tokens = len(json.dumps(tools, ensure_ascii=False)) // chars_per_token
     if tokens > n_ctx // TOOLS_SHARE_OF_CONTEXT:
         raise ServiceInvalidExecutionSettingsError(
             f"{len(tools)} functions offered to the local model take ~{tokens} tokens of its {n_ctx}-token "
