@@ -17,6 +17,7 @@ from kernel_app.providers.llama.profiles import GENERIC, PROFILES, QWEN2_5_CODER
 from kernel_app.providers.llama.service import LocalLlamaChatCompletion, LocalLlamaPromptExecutionSettings
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, TIERS, get_tier, profile_for
 from kernel_app.providers.llama.tools import check_tools_fit
+from tests.conftest import ROOT
 from tests.test_local_tools import ADD_TOOL, _chunks, scripted  # noqa: F401 (scripted: the fake llama.cpp fixture)
 
 
@@ -81,6 +82,12 @@ def test_the_chat_engines_tool_temperature_is_every_profiles() -> None:
 def test_the_conversation_historys_context_for_smollm2_is_the_profiles() -> None:
     # history.KNOWN_CONTEXTS still keeps SmolLM2's window by name; it must match the GGUF's, in the profile.
     assert context_tokens_for("SmolLM2-135M-Instruct Q4_1") == SMOLLM2.trained_context_tokens == 8_192
+
+
+def test_every_profile_has_a_section_in_docs_models() -> None:
+    doc = (ROOT / "docs" / "models.md").read_text(encoding="utf-8")
+    for profile in PROFILES.values():
+        assert f"`{profile.family}`" in doc, f"docs/models.md has no section for the {profile.family} profile"
 
 
 def test_a_service_on_a_gguf_path_has_the_generic_profile(scripted) -> None:  # noqa: F811 (the fixture)
