@@ -92,8 +92,8 @@ class JsonPlanner:
     def function_limit(self, service: ChatCompletionClientBase) -> int:
         """How many functions to offer: ``max_functions`` if given, else the service's own hint.
 
-        A service may declare ``planner_max_functions`` (the embedded 135M model does: it plans far
-        better from a few functions than from the whole catalogue); otherwise 30.
+        A service may declare ``planner_max_functions`` (the embedded tiers do, from their model profile:
+        a small model plans far better from a few functions than from the whole catalogue); otherwise 30.
         """
         if self.max_functions is not None:
             return self.max_functions

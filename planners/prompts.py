@@ -45,7 +45,7 @@ needs, at most {max_steps}: one step when one function does the whole job.
 {reminder}"""
 
 # Said again after the function list, right before the goal: with the rules above the list,
-# Qwen2.5-Coder-1.5B wrote "input": "poem" (the word) for "$poem" (the output).
+# Qwen2.5-Coder-1.5B wrote "input": "poem" (the word) for "$poem" (the output; docs/models.md).
 REMINDER = 'To use an earlier step\'s result, write "$" and its output name, e.g. "input": "$poem".'
 
 ACTION_SYSTEM = """\

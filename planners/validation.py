@@ -188,7 +188,7 @@ def bare_references(plan: Plan) -> list[PlanValidationError]:
 
     Not a rule of the plan format (a saved plan may pass the word "poem" as text): the planners apply it
     to model answers, where ``"input": "poem"`` after a step whose output is ``poem`` is a forgotten
-    ``$`` (seen on Qwen2.5-Coder-1.5B). Running it would translate the word "poem"; a repair turn asks.
+    ``$`` (seen on Qwen2.5-Coder-1.5B; docs/models.md). Running it would translate the word "poem"; a repair turn asks.
     """
     problems: list[PlanValidationError] = []
     earlier: dict[str, int] = {}

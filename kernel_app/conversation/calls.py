@@ -1,9 +1,8 @@
 """A model's function call checked before it runs, and functions whose result is the answer itself.
 
-Small models call tools loosely. Qwen2.5-Coder-1.5B, asked over the OpenAI-compatible endpoint for "a
-SWOT analysis of a bakery in Lyon", called ``BusinessThinking-SWOT`` without its ``input``; what came
-back was semantic-kernel's bare "missing required variable", and the turn ended without a SWOT. So a
-call is checked against the function's parameters first (:func:`checked_arguments`):
+Small models call tools loosely: the default tier called ``BusinessThinking-SWOT`` without its
+``input``, and semantic-kernel's bare "missing required variable" ended the turn without a SWOT
+(docs/models.md). So a call is checked against the function's parameters first (:func:`checked_arguments`):
 
 - a near-miss argument name is read as the parameter it unambiguously means (``business`` → ``input``,
   the planner's rule: :func:`planners.arguments.map_near_misses`);
@@ -14,11 +13,9 @@ call is checked against the function's parameters first (:func:`checked_argument
 :func:`result_is_answer` marks a function whose result is what the user asked for, whole (the SWOT's
 four tables). When such a call is the last of a round, its result is the turn's answer as it is and the
 model is not asked again: semantic-kernel's ``terminate`` in an auto-invocation filter, LangChain's
-``return_direct``. Qwen2.5-Coder-1.5B, given the tables back, retold them in a paragraph (and lost
-them); told they were shown and asked for one short sentence, it echoed the note, copied the tables or
-wrote "The user can now proceed to the next function.", 90-110 s of generation each on the 2-core
-machine. A request for more (the SWOT rewritten for a child) is the next message, with the tables in
-the conversation, or a plan (``kernel-app plan``, ``/plan``).
+``return_direct``. Given the tables back, the default tier retold them (and lost them) or echoed them,
+minutes of generation each (docs/models.md). A request for more (the SWOT rewritten for a child) is the
+next message, with the tables in the conversation, or a plan (``kernel-app plan``, ``/plan``).
 """
 
 from __future__ import annotations

@@ -398,8 +398,8 @@ class ConversationEngine:
                             yield TextDelta(str(message.content))
                 text = "".join(text_parts)
                 if not calls and not text.strip() and last_result:
-                    # Qwen2.5-Coder-1.5B, after Writer.Summarize and two Text.lower calls, answered nothing:
-                    # the last result is the answer rather than an empty one.
+                    # A small model may answer nothing after its calls (docs/models.md): the last result is
+                    # the answer rather than an empty one.
                     text = last_result
                     yield TextDelta(text)
                 if not calls:
@@ -413,8 +413,8 @@ class ConversationEngine:
                         made.add(_call_key(call))
                         fresh.append(call)
                 if not fresh:
-                    # Only repeats: Qwen2.5-Coder-0.5B calls the same function every round, then answers
-                    # nothing. The next round offers no tools, so it answers from the result it has.
+                    # Only repeats (the 0.5B tier's habit, docs/models.md): the next round offers no tools,
+                    # so it answers from the result it has.
                     answer_now = True
                     continue
                 tool_calls = tuple(fresh)
@@ -430,8 +430,8 @@ class ConversationEngine:
                             shown = pending[-1].content if self._is_answer(event) else ""
                             last_result = pending[-1].content if event.ok else last_result
                 if shown:
-                    # The turn ends with it (calls.result_is_answer): Qwen2.5-Coder-1.5B, asked for one more
-                    # sentence after the SWOT, echoed the request or the tables, a minute and a half each.
+                    # The turn ends with it (calls.result_is_answer): asked for more, a small model echoes
+                    # the request or the result, for minutes (docs/models.md).
                     pending.append(Message("assistant", shown))
                     yield TextDelta(shown)
                     yield Done("", shown, usage, "stop")
@@ -525,8 +525,7 @@ class ConversationEngine:
         defaults: dict[str, Any] = {"max_tokens": self.max_tokens}
         if getattr(service, "planner_max_functions", None):
             # A small model (it says how many functions it handles) calls tools far more reliably when
-            # it samples cold: Qwen2.5-Coder-1.5B at llama.cpp's default 0.8 wrapped 3 of 3 calls to
-            # Time.dayOfWeek in made-up <tools> tags, at 0.2 it called it and answered 3 of 3 times.
+            # it samples cold (docs/models.md; its profile's tool_temperature, kept equal by a test).
             defaults["temperature"] = SMALL_MODEL_TEMPERATURE
         settings = execution_settings(service, {**defaults, **(options or {})})
         if offer_tools:

@@ -35,8 +35,8 @@ DEFAULT_LIMIT = 5
 DEFAULT_MIN_RELEVANCE = 0.2
 MAX_SOURCE_CHARS = 1500  # per record: a long ingested chunk must not push the question out of a small context
 
-# Said plainly for a small model: asked only to "use the notes", Qwen2.5-Coder-1.5B cited the right
-# records but answered with their category labels ("opportunities to grow sales") instead of what they say.
+# Said plainly for a small model: asked only to "use the notes", the default tier answered with the notes'
+# category labels instead of what they say (docs/models.md).
 SYSTEM = """\
 Answer the question using only the notes. Each note starts with its id in square brackets; after "A:" \
 is what the business owner said. Answer with the specific facts the notes give (the actions, products, \
@@ -46,7 +46,7 @@ not answer it.
 {form}"""
 
 # With structured output (OpenAI, Azure, the local grammar) the ids are an enum: a small model cannot
-# invent one, and it cites far more reliably than in free text (measured on SmolLM2-135M).
+# invent one, and it cites far more reliably than in free text (measured on SmolLM2; docs/models.md).
 STRUCTURED_FORM = 'Reply in JSON: {"answer": "...", "sources": [ids of the notes used]}'
 TEXT_FORM = "After each sentence, cite the id(s) of the note(s) it comes from in square brackets, like [{example}]."
 SCHEMA_NAME = "sourced_answer"

@@ -1,1 +1,2 @@
-"""The embedded chat model: llama.cpp (xllamacpp) as a semantic-kernel chat service, its tiers, cache and threads."""
+"""The embedded chat model: llama.cpp (xllamacpp) as a semantic-kernel chat service, its tiers, the model
+families' profiles, cache and threads."""

@@ -1,4 +1,4 @@
-"""The embedded default: a model tier by name (default Qwen2.5-Coder-1.5B) or any GGUF file, offline."""
+"""The embedded default: a model tier by name (default qwen2.5-coder-1.5b) or any GGUF file, offline."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from kernel_app.providers.llama.tiers import DEFAULT_TIER, ModelTier, get_tier, 
 
 if TYPE_CHECKING:
     from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-# A GGUF file of unknown size: offer the planner as many functions as the default tier.
-PATH_PLANNER_MAX_FUNCTIONS = 12
 
 
 def resolve_local_model(model: str | None) -> tuple[Path, ModelTier | None]:
@@ -33,5 +30,5 @@ def create_local(settings: Settings) -> ChatCompletionClientBase:
     model = settings.model
     common = {"n_ctx": settings.local_context_tokens, "n_threads": settings.local_threads, "service_id": "local"}
     if model and looks_like_path(model):
-        return LocalLlamaChatCompletion(model_path=model, planner_max_functions=PATH_PLANNER_MAX_FUNCTIONS, **common)
+        return LocalLlamaChatCompletion(model_path=model, **common)  # the generic profile's numbers
     return LocalLlamaChatCompletion(tier=get_tier(model or DEFAULT_TIER).name, **common)

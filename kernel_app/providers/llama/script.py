@@ -1,11 +1,11 @@
 """Structured answers from the embedded model stay in the prompt's script: no stray Chinese in an English SWOT.
 
-Qwen2.5 is trained on much Chinese, and its small tiers slip into it mid-sentence: a SWOT cell of the
-1.5B read "which can be a challenge for顾客", another "but it faces挑战s". Where the answer is JSON
-constrained by a schema (the SWOT, plans), llama.cpp's grammar engine (llguidance) also honours a
-string's ``pattern``; so when no message of the request holds a CJK character, every free-text string
-of the schema gets one that excludes the CJK ranges, and those tokens cannot be sampled. A prompt that
-holds CJK (a business described in Chinese or Japanese) leaves the schema as it is.
+Qwen2.5's small tiers slip into Chinese mid-sentence ("but it faces挑战s"; docs/models.md, qwen2.5-coder).
+Where the answer is JSON constrained by a schema (the SWOT, plans), llama.cpp's grammar engine
+(llguidance) also honours a string's ``pattern``; so when no message of the request holds a CJK
+character, every free-text string of the schema gets one that excludes the CJK ranges, and those tokens
+cannot be sampled. A prompt that holds CJK (a business described in Chinese or Japanese) leaves the
+schema as it is. The service applies this when its model's profile says ``keep_schemas_out_of_cjk``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def _restrict(node: Any) -> None:
 def _pattern(least: Any, most: Any) -> str:
     """The no-CJK pattern, with the string's length bounds in it: llama.cpp's schema-to-grammar reads a
     string's ``pattern`` alone and drops its ``minLength``/``maxLength``, which keep a small model from
-    looping inside one string (the SWOT's cells); the tiny tier wrote one sentence 60 times without them."""
+    looping inside one string (the SWOT's cells; docs/models.md, smollm2)."""
     if not isinstance(least, int) and not isinstance(most, int):
         return NO_CJK_PATTERN
     low = least if isinstance(least, int) else 0

@@ -37,6 +37,7 @@ from semantic_kernel.contents.utils.finish_reason import FinishReason
 from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 
 from kernel_app.base.errors import ConfigError, DependencyMissingError, ModelError
+from kernel_app.providers.llama.profiles import GENERIC, ModelProfile
 from kernel_app.providers.llama.script import same_script
 from kernel_app.providers.llama.threads import default_threads
 from kernel_app.providers.llama.tools import (
@@ -227,10 +228,12 @@ def _chunk_error(chunk: dict[str, Any]) -> str | None:
 
 
 class LocalLlamaChatCompletion(ChatCompletionClientBase):
-    """Chat completion by a local GGUF model (default: Qwen2.5-Coder-1.5B-Instruct) through llama.cpp.
+    """Chat completion by a local GGUF model (default: the qwen2.5-coder-1.5b tier) through llama.cpp.
 
-    Function calling works as semantic-kernel's OpenAI connector does it (``tools``/``tool_choice`` on the
-    settings, calls and results in the history); see :mod:`kernel_app.providers.llama.tools`.
+    What differs between model families (planner size, tool-schema budget, script) comes from the
+    model's :attr:`profile`. Function calling works as semantic-kernel's OpenAI connector does it
+    (``tools``/``tool_choice`` on the settings, calls and results in the history); see
+    :mod:`kernel_app.providers.llama.tools`.
     """
 
     SUPPORTS_FUNCTION_CALLING: ClassVar[bool] = True
@@ -242,7 +245,7 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
     # a run of native functions only never pays for it.
     tier: str | None = None
     # Read by planners (JsonPlanner.function_limit): how many of the most relevant functions to offer.
-    planner_max_functions: int = Field(default=12, gt=0)
+    planner_max_functions: int = Field(default=GENERIC.planner_max_functions, gt=0)
 
     def __init__(
         self,
@@ -266,19 +269,27 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
                 model_cache.part_files(chosen)  # a missing part is a one-line error now
             path = model_cache.model_path(chosen)
             tier, ai_model_id = chosen.name, ai_model_id or chosen.title
-            planner_max_functions = planner_max_functions or chosen.planner_max_functions
+            profile = chosen.profile
         else:
             path = Path(model_path).expanduser()
             check_gguf(path)
+            profile = GENERIC  # a file's family is not guessed (tiers.profile_for)
         super().__init__(
             ai_model_id=ai_model_id or path.stem,
             service_id=service_id or "",  # empty → ai_model_id (AIServiceClientBase.model_post_init)
             model_path=str(path.resolve()),
             n_ctx=n_ctx,
             n_threads=n_threads or default_threads(),
-            planner_max_functions=planner_max_functions or 12,
+            planner_max_functions=planner_max_functions or profile.planner_max_functions,
             tier=tier,
         )
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What is known about this model's family (the generic profile for a GGUF file given by path)."""
+        from kernel_app.providers.llama.tiers import get_tier
+
+        return get_tier(self.tier).profile if self.tier is not None else GENERIC
 
     def get_prompt_execution_settings_class(self) -> type[PromptExecutionSettings]:
         return LocalLlamaPromptExecutionSettings
@@ -297,6 +308,13 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         converted = self.get_prompt_execution_settings_from_settings(settings)
         assert isinstance(converted, LocalLlamaPromptExecutionSettings)  # nosec: by the settings class
         return converted
+
+    def _request(self, settings: LocalLlamaPromptExecutionSettings, messages: Messages) -> dict[str, Any]:
+        """The llama.cpp request for these settings, with the model family's guards (see the profile)."""
+        profile = self.profile
+        check_tools_fit(settings.tools, self.n_ctx, profile.schema_chars_per_token)
+        request = llama_request(settings)
+        return same_script(request, messages) if profile.keep_schemas_out_of_cjk else request
 
     # region function calling (as semantic-kernel's OpenAI connector)
 
@@ -327,9 +345,8 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         self, chat_history: ChatHistory, settings: PromptExecutionSettings
     ) -> list[ChatMessageContent]:
         converted = self._settings(settings)
-        check_tools_fit(converted.tools, self.n_ctx)
         messages = llama_messages(chat_history)
-        request = same_script(llama_request(converted), messages)
+        request = self._request(converted, messages)
         end = _StreamEnd()
         parts: list[str] = []
         async with aclosing(self._stream(messages, request, end)) as pieces:
@@ -358,9 +375,8 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         function_invoke_attempt: int = 0,
     ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
         converted = self._settings(settings)
-        check_tools_fit(converted.tools, self.n_ctx)
         messages = llama_messages(chat_history)
-        request = same_script(llama_request(converted), messages)
+        request = self._request(converted, messages)
         offered = offered_names(converted.tools)
         end = _StreamEnd()
         # With tools offered, an answer that starts like a call object is held until it ends: it may be a

@@ -1,9 +1,9 @@
 """How many threads llama.cpp should use here: from physical cores, not logical CPUs.
 
 llama.cpp's threads wait for each other at every token, so one thread that loses its core (to a
-hyper-thread sibling, or to another process) stalls them all. Measured with bench/bench_threads.py on
-the 2-vCPU reference machine, Qwen2.5-Coder-1.5B ran steadily on 1 thread and collapsed on 2, so the
-default leaves one physical core free. Override with KERNEL_APP_LOCAL_THREADS or ``local_threads``.
+hyper-thread sibling, or to another process) stalls them all: on a 2-core machine the default tier ran
+steadily on 1 thread and collapsed on 2 (docs/models.md, "Speed and threads"), so the default leaves
+one physical core free. Override with KERNEL_APP_LOCAL_THREADS or ``local_threads``.
 """
 
 from __future__ import annotations

