@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import ROOT
+import pytest
+
+from kernel_app.kernel import pybars_grammars
+from tests.conftest import ROOT, cli_env
 
 # A handlebars template that exercises the grammar: blocks, else, helpers with arguments, escaping, paths.
 RENDER = r"""
@@ -32,13 +36,18 @@ print(json.dumps({{"text": text, "hits": len(pybars_grammars.hits)}}))
 
 
 def _python(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=120
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
 
+INSTALL = "from kernel_app.kernel import pybars_grammars; pybars_grammars.install()"
+
+
 def test_a_template_renders_the_same_with_the_record_as_without() -> None:
-    recorded = json.loads(_python(RENDER.format(first="import kernel_app")))
+    recorded = json.loads(_python(RENDER.format(first=INSTALL)))
     parsed = json.loads(_python(RENDER.format(first="")))  # pybars imported before kernel_app: no record
     assert recorded["hits"] == 5 and parsed["hits"] == 0  # all five grammars came from the record, or none
     assert recorded["text"] == parsed["text"]
@@ -46,22 +55,27 @@ def test_a_template_renders_the_same_with_the_record_as_without() -> None:
 
 
 def test_the_record_is_what_pymeta_parses_today_and_writes_the_same_python() -> None:
-    # Stale after pybars or PyMeta change their grammars: rewrite it with `python -m kernel_app.kernel.pybars_grammars`.
+    # Stale after pybars or PyMeta change: rewrite it with `python -m kernel_app.kernel.records regenerate`.
     code = (
-        "from kernel_app.kernel.pybars_grammars import parse_all\n"
-        "from kernel_app.kernel._pybars_grammars_data import TREES\n"
+        "from kernel_app.kernel.pybars_grammars import parse_all, _recorded_trees\n"
         "from pymeta.builder import writePython\n"
-        "trees = parse_all()\n"
-        "print(sorted(trees) == sorted(TREES))\n"
-        "print(all(trees[k] == TREES[k] and writePython(trees[k]) == writePython(TREES[k]) for k in trees))\n"
+        "trees, recorded = parse_all(), _recorded_trees()\n"
+        "print(sorted(trees) == sorted(recorded))\n"
+        "print(all(trees[k] == recorded[k] and writePython(trees[k]) == writePython(recorded[k]) for k in trees))\n"
     )
     assert _python(code).split() == ["True", "True"]
 
 
+def test_a_tree_survives_json_with_its_tuples() -> None:
+    tree = ["Rule", "x", ["Apply", "digit", "x", ()], ["Apply", "token", "x", ("'a'",)]]
+    assert json.loads(json.dumps(pybars_grammars._encode(tree)), object_hook=pybars_grammars._decode) == tree
+    with pytest.raises(TypeError, match=r"holds a 'int': teach pybars_grammars\._encode"):
+        pybars_grammars._encode(["Rule", 1])
+
+
 def test_a_grammar_nobody_recorded_is_parsed_as_before() -> None:
     code = (
-        "import kernel_app\n"
-        "from kernel_app.kernel import pybars_grammars\n"
+        f"{INSTALL}\n"
         "from pymeta.grammar import OMeta\n"
         "before = len(pybars_grammars.hits)\n"
         "Digits = OMeta.makeGrammar(\"digits ::= <digit>+:ds => ''.join(ds)\\n\", {}, 'Digits')\n"
@@ -70,7 +84,36 @@ def test_a_grammar_nobody_recorded_is_parsed_as_before() -> None:
     assert _python(code).split() == ["2024", "0"]
 
 
+# PyMeta untouched: its own makeGrammar, no class hook, no finder of ours left.
+UNTOUCHED = (
+    "import pybars\n"
+    "from pymeta.grammar import OMeta\n"
+    "from pymeta.runtime import OMetaBase\n"
+    "from kernel_app.kernel import pybars_grammars\n"
+    "print(OMeta.__dict__['makeGrammar'].__func__.__module__ == 'pymeta.grammar',\n"
+    "      '__init_subclass__' not in OMetaBase.__dict__, len(pybars_grammars.hits),\n"
+    "      any(type(f).__module__.startswith('kernel_app') for f in sys.meta_path))\n"
+)
+
+
+def test_a_record_written_by_another_pymeta_is_not_used(tmp_path: Path) -> None:
+    # Another PyMeta could write another tree from the same grammar text: the record must miss, and PyMeta
+    # is then imported untouched (no hook on its classes).
+    record = json.loads(pybars_grammars.DATA_FILE.read_text(encoding="utf-8"))
+    record["pymeta3"] = "0.4.0"
+    other = tmp_path / "pybars_grammars.json"
+    other.write_text(json.dumps(record), encoding="utf-8")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from kernel_app.kernel import pybars_grammars\n"
+        f"pybars_grammars.DATA_FILE = Path({str(other)!r})\n"
+        "pybars_grammars.install()\n" + UNTOUCHED
+    )
+    assert _python(code).split() == ["True", "True", "0", "False"]
+
+
 def test_nothing_is_imported_until_semantic_kernel_is() -> None:
-    data = "kernel_app.kernel._pybars_grammars_data"
-    code = f"import sys, kernel_app; print('pymeta' in sys.modules, '{data}' in sys.modules)"
-    assert _python(code).split() == ["False", "False"]
+    code = "import sys, kernel_app; from kernel_app.kernel import pybars_grammars as g\n"
+    code += "print('pymeta' in sys.modules, g._recorded_trees.cache_info().currsize)"
+    assert _python(code).split() == ["False", "0"]
