@@ -48,7 +48,7 @@ INSTALL = "from kernel_app.kernel import pybars_grammars; pybars_grammars.instal
 
 def test_a_template_renders_the_same_with_the_record_as_without() -> None:
     recorded = json.loads(_python(RENDER.format(first=INSTALL)))
-    parsed = json.loads(_python(RENDER.format(first="")))  # pybars imported before kernel_app: no record
+    parsed = json.loads(_python(RENDER.format(first="import kernel_app")))  # a library user: no record
     assert recorded["hits"] == 5 and parsed["hits"] == 0  # all five grammars came from the record, or none
     assert recorded["text"] == parsed["text"]
     assert "<li>x: yes</li>" in recorded["text"] and "Ada" in recorded["text"]
@@ -84,7 +84,7 @@ def test_a_grammar_nobody_recorded_is_parsed_as_before() -> None:
     assert _python(code).split() == ["2024", "0"]
 
 
-# PyMeta untouched: its own makeGrammar, no class hook, no finder of ours left.
+# PyMeta as the library left it: its own makeGrammar, no class hook, no finder of ours.
 UNTOUCHED = (
     "import pybars\n"
     "from pymeta.grammar import OMeta\n"
@@ -94,6 +94,18 @@ UNTOUCHED = (
     "      '__init_subclass__' not in OMetaBase.__dict__, len(pybars_grammars.hits),\n"
     "      any(type(f).__module__.startswith('kernel_app') for f in sys.meta_path))\n"
 )
+
+
+def test_a_library_users_import_leaves_the_import_system_and_pymeta_alone() -> None:
+    code = (
+        "import sys\n"
+        "finders = list(sys.meta_path)\n"
+        "import kernel_app\n"
+        "kernel_app.build_kernel  # a public name loaded: still nothing installed\n"
+        "print(sys.meta_path == finders, 'pymeta' in sys.modules)\n"
+        + UNTOUCHED
+    )
+    assert _python(code).split() == ["True", "False", "True", "True", "0", "False"]
 
 
 def test_a_record_written_by_another_pymeta_is_not_used(tmp_path: Path) -> None:
@@ -113,7 +125,26 @@ def test_a_record_written_by_another_pymeta_is_not_used(tmp_path: Path) -> None:
     assert _python(code).split() == ["True", "True", "0", "False"]
 
 
-def test_nothing_is_imported_until_semantic_kernel_is() -> None:
-    code = "import sys, kernel_app; from kernel_app.kernel import pybars_grammars as g\n"
-    code += "print('pymeta' in sys.modules, g._recorded_trees.cache_info().currsize)"
-    assert _python(code).split() == ["False", "0"]
+def test_the_command_line_uses_the_record() -> None:
+    # `python -m kernel_app run Math.add` as a user runs it (runpy, as -m does), then count the record's hits.
+    code = (
+        "import atexit, runpy, sys\n"
+        "sys.argv = ['kernel-app', 'run', 'Math.add', '--var', 'a=2', '--var', 'b=3']\n"
+        "atexit.register(lambda: print('hits', len(sys.modules['kernel_app.kernel.pybars_grammars'].hits)))\n"
+        "runpy.run_module('kernel_app', run_name='__main__', alter_sys=True)\n"
+    )
+    assert _python(code).split() == ["5", "hits", "5"]
+
+
+def test_the_command_line_reads_nothing_until_semantic_kernel_is_imported() -> None:
+    code = (
+        "import sys\n"
+        "from kernel_app.interfaces.cli.main import main\n"
+        "from kernel_app.kernel import pybars_grammars\n"
+        "main(['plugins', 'list', '--json'])\n"
+        "print('pymeta' in sys.modules, pybars_grammars._recorded_trees.cache_info().currsize, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=cli_env(), timeout=120
+    )
+    assert done.returncode == 0 and done.stderr.split()[-2:] == ["False", "0"], done.stderr[-2000:]

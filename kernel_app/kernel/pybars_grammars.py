@@ -8,13 +8,15 @@ PyMeta's pure-Python OMeta parser. That takes ~0.9 s of every command that build
 so its result (a tree of lists, tuples and strings) is recorded in ``pybars_grammars.json``.
 
 The wrap: ``install()`` puts a finder on ``sys.meta_path`` that waits for ``pymeta.grammar`` to be imported.
-When it is, the finder first checks that the installed PyMeta is the one the record was written with:
-another version could write another tree from the same text, so then PyMeta is imported untouched.
-Otherwise, while that module runs, ``OMeta.makeGrammar`` is replaced by a version that looks the grammar up
-in the record (by its text's sha256, its name and the parser that would read it). On a hit it hands the
-recorded tree to PyMeta's own ``moduleFromGrammar``, which writes and compiles the grammar's Python exactly
-as before. On a miss (a grammar nobody recorded, e.g. another pybars) PyMeta parses the text as it always
-did: slower, never different.
+Only the command line installs it (``kernel_app.interfaces.cli.main``): a library user's
+``import kernel_app`` leaves ``sys.meta_path`` and PyMeta as they are. When ``pymeta.grammar`` is imported,
+the finder first checks that the installed PyMeta is the one the record was written with: another version
+could write another tree from the same text, so then PyMeta is imported untouched. Otherwise, while that
+module runs, ``OMeta.makeGrammar`` is replaced by a version that looks the grammar up in the record (by its
+text's sha256, its name and the parser that would read it). On a hit it hands the recorded tree to PyMeta's
+own ``moduleFromGrammar``, which writes and compiles the grammar's Python exactly as before. On a miss (a
+grammar nobody recorded, e.g. another pybars) PyMeta parses the text as it always did: slower, never
+different.
 ``tests/test_pybars_grammars.py`` checks that the record is what PyMeta's parser makes of today's
 grammars, that PyMeta writes the same Python from it, and that a handlebars template renders the same.
 Rewrite it with ``python -m kernel_app.kernel.records regenerate`` (kernel_app/kernel/records.py).
