@@ -2,7 +2,8 @@
 
 The Python API (docs/python-api.md) is importable from here: ``from kernel_app import build_kernel``.
 Names load on first use (PEP 562), so ``import kernel_app`` stays light: ``kernel-app --help`` must not
-pay for semantic-kernel (~1.7 s).
+pay for semantic-kernel (~1.7 s). Importing it changes nothing else in the process: the command line, not
+this package, installs the recorded parse of pybars' grammars (kernel_app/kernel/pybars_grammars.py).
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-
-# semantic-kernel's import parses pybars' grammars (~0.9 s); use the recorded parse (see pybars_grammars.py).
-from kernel_app.kernel import pybars_grammars as _pybars_grammars
-
-_pybars_grammars.install()
 
 # Public name -> the module that defines it.
 _API = {

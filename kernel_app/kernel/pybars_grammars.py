@@ -5,22 +5,28 @@ parse them again in every process.
 with PyMeta, and PyMeta first builds three of its own. Each is built by parsing the grammar's text with
 PyMeta's pure-Python OMeta parser. That takes ~0.9 s of every command that builds a kernel (`run`,
 `chat`, `serve`, `plan`), about a quarter of semantic-kernel's import. The parse depends only on the text,
-so its result (a tree of lists, tuples and strings) is recorded in ``_pybars_grammars_data.py``.
+so its result (a tree of lists, tuples and strings) is recorded in ``pybars_grammars.json``.
 
-The wrap: ``install()`` puts a finder on ``sys.meta_path`` that waits for ``pymeta.grammar`` to be
-imported. While that module runs, the finder replaces ``OMeta.makeGrammar`` with a version that looks the
-grammar up in the record (by its text's sha256, its name and the parser that would read it). On a hit it
-hands the recorded tree to PyMeta's own ``moduleFromGrammar``, which writes and compiles the grammar's
-Python exactly as before. On a miss (another pybars or PyMeta, or a grammar nobody recorded) PyMeta
-parses the text as it always did: slower, never different.
+The wrap: ``install()`` puts a finder on ``sys.meta_path`` that waits for ``pymeta.grammar`` to be imported.
+Only the command line installs it (``kernel_app.interfaces.cli.main``): a library user's
+``import kernel_app`` leaves ``sys.meta_path`` and PyMeta as they are. When ``pymeta.grammar`` is imported,
+the finder first checks that the installed PyMeta is the one the record was written with: another version
+could write another tree from the same text, so then PyMeta is imported untouched. Otherwise, while that
+module runs, ``OMeta.makeGrammar`` is replaced by a version that looks the grammar up in the record (by its
+text's sha256, its name and the parser that would read it). On a hit it hands the recorded tree to PyMeta's
+own ``moduleFromGrammar``, which writes and compiles the grammar's Python exactly as before. On a miss (a
+grammar nobody recorded, e.g. another pybars) PyMeta parses the text as it always did: slower, never
+different.
 ``tests/test_pybars_grammars.py`` checks that the record is what PyMeta's parser makes of today's
 grammars, that PyMeta writes the same Python from it, and that a handlebars template renders the same.
-Rewrite the record with ``python -m kernel_app.kernel.pybars_grammars``.
+Rewrite it with ``python -m kernel_app.kernel.records regenerate`` (kernel_app/kernel/records.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -30,7 +36,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec, SourceFileLoader
 
-DATA_FILE = Path(__file__).with_name("_pybars_grammars_data.py")
+DATA_FILE = Path(__file__).with_name("pybars_grammars.json")
+# The distribution whose parser wrote the trees; a record written by another version is not used.
+PYMETA = ("pymeta", "pymeta3")  # (import name, distribution name)
 # How many grammars came from the record in this process (the tests read it).
 hits: list[str] = []
 
@@ -49,11 +57,37 @@ def install() -> None:
 
 
 def recorded_tree(parser: type, name: str, grammar: str) -> Any | None:
+    trees = _recorded_trees()
+    return None if trees is None else trees.get(record_key(parser, name, grammar))
+
+
+@functools.cache
+def _recorded_trees() -> dict[str, Any] | None:
+    """The record's trees, or None when there is no record for the installed PyMeta."""
+    from kernel_app.kernel.records import installed_version
+
     try:
-        from kernel_app.kernel._pybars_grammars_data import TREES
-    except ImportError:  # not written yet (`python -m kernel_app.kernel.pybars_grammars` writes it)
+        record = json.loads(DATA_FILE.read_text(encoding="utf-8"), object_hook=_decode)
+    except FileNotFoundError:  # not written (`python -m kernel_app.kernel.records regenerate` writes it)
         return None
-    return TREES.get(record_key(parser, name, grammar))
+    if record["pymeta3"] != installed_version(*PYMETA):
+        return None
+    return record["trees"]
+
+
+# JSON has no tuples; PyMeta's trees hold some (a rule's arguments), written as {"tuple": [...]}.
+def _encode(tree: Any) -> Any:
+    if isinstance(tree, tuple):
+        return {"tuple": [_encode(item) for item in tree]}
+    if isinstance(tree, list):
+        return [_encode(item) for item in tree]
+    if isinstance(tree, str):
+        return tree
+    raise TypeError(f"PyMeta's tree holds a {type(tree).__name__!r}: teach pybars_grammars._encode to record it")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    return tuple(obj["tuple"]) if obj.keys() == {"tuple"} else obj
 
 
 # Plain classes with the finder and loader protocols' methods: importing importlib.abc for their bases would
@@ -67,6 +101,8 @@ class _PyMetaGrammarFinder:
         import importlib.machinery
 
         sys.meta_path.remove(self)  # once is enough: the module is cached from now on
+        if _recorded_trees() is None:  # no record for this PyMeta: import it untouched
+            return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader):
             spec.loader = _RecordedGrammarLoader(spec.loader)
@@ -125,11 +161,16 @@ def _recorded_or_parsed(parse_and_build: MakeGrammar) -> MakeGrammar:
 # region writing the record (run in a fresh interpreter: pybars must not be imported yet)
 
 
+class PyMetaAlreadyImported(RuntimeError):
+    """pybars' grammars are built only when it is first imported: too late to record them in this process."""
+
+
+@functools.cache  # once a process: pybars builds its grammars only when it is first imported
 def parse_all() -> dict[str, Any]:
     """What PyMeta's parser makes of every grammar built while pybars is imported, now."""
     if "pymeta.grammar" in sys.modules:
-        raise RuntimeError("pymeta is already imported: run this in a fresh interpreter")
-    # Parse, not look up (by name: under `python -m` this module is loaded twice, as __main__ too).
+        raise PyMetaAlreadyImported("PyMeta is already imported: pybars' grammars can be recorded only before")
+    # Parse, not look up: the command line may have installed the finder in this process.
     sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != _PyMetaGrammarFinder.__name__]
     from pymeta.builder import TreeBuilder, moduleFromGrammar
 
@@ -149,21 +190,14 @@ def parse_all() -> dict[str, Any]:
     return trees
 
 
-def write_record() -> None:
+def render_record() -> str:
+    """The record's text as it would be written now: one line per grammar, so a change shows in a diff."""
+    from kernel_app.kernel.records import installed_version
+
     trees = parse_all()
-    lines = [
-        '"""Written by `python -m kernel_app.kernel.pybars_grammars`: what PyMeta parses pybars\' grammars into."""',
-        "",
-        "# ruff: noqa: E501",
-        "# fmt: off",
-        "TREES = {",
-        *(f"    {key!r}: {tree!r}," for key, tree in trees.items()),
-        "}",
-        "",
-    ]
-    DATA_FILE.write_text("\n".join(lines), encoding="utf-8")
-    print(f"{DATA_FILE.name}: {len(trees)} grammars")
+    header = f'{{"pymeta3": {json.dumps(installed_version(*PYMETA))}, "trees": {{'
+    body = ",\n".join(f"{json.dumps(key)}: {json.dumps(_encode(tree))}" for key, tree in trees.items())
+    return f"{header}\n{body}\n}}}}\n"
 
 
-if __name__ == "__main__":
-    write_record()
+# endregion
