@@ -1,7 +1,7 @@
 """The bot's side of a chat: a message in, the engine's events out over the hub, plans held for approval.
 
 Each chat is one stored engine conversation, driven through the REPL's command layer
-(:class:`kernel_app.commands.session.ChatSession`): free text is an engine turn (function calling
+(:class:`kernel_app.commands.dispatch.ChatSession`): free text is an engine turn (function calling
 included), ``/run``, ``/plan`` and ``/ask`` are its commands. What the engine does reaches the web app
 as chat-copilot's backend sent it: ``ReceiveBotResponseStatus`` lines while it works, the reply as
 ``ReceiveMessage`` then ``ReceiveMessageUpdate`` with the cumulative text, a last update with the token
@@ -48,7 +48,7 @@ from kernel_app.interfaces.server.chat_surface import (
 )
 
 if TYPE_CHECKING:
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
     from kernel_app.interfaces.server.chat_copilot.hub import Hub
     from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
     from kernel_app.interfaces.server.state import ServerState
@@ -123,7 +123,7 @@ class CopilotBot(KeptPlans):
         return f"copilot-{chat_id}"
 
     def session(self, chat_id: str) -> ChatSession:
-        from kernel_app.commands.session import ChatSession
+        from kernel_app.commands.dispatch import ChatSession
 
         cached = self._sessions.get(chat_id)
         if cached is None:
@@ -193,7 +193,7 @@ class CopilotBot(KeptPlans):
             return refused, None
         command = command_of(text)
         if command == "/help":
-            from kernel_app.commands.session import HELP
+            from kernel_app.commands.dispatch import HELP
 
             return OFFERED.help(HELP), None
         if uses_model(text):  # /functions, /results...: answered at once, even when the model's queue is full
@@ -476,10 +476,9 @@ def _citation(hit: Any) -> dict[str, Any]:
 
 def _excluded(text: str) -> list[str]:
     """A ``/plan``'s ``--exclude`` plugins, read as the REPL reads them (its turn already did, so it parses)."""
-    from kernel_app.commands.session import plan_options, result_name
+    from kernel_app.commands.syntax import plan_command
 
     try:
-        rest, _ = result_name(text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else "")
-        return list(plan_options(rest)[0]["exclude"] or [])
+        return list(plan_command(text)[0]["exclude"] or [])
     except Exception:
         return []

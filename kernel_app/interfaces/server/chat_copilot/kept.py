@@ -38,7 +38,7 @@ from kernel_app.interfaces.server.chat_surface import (
 
 if TYPE_CHECKING:
     from kernel_app.base.usage import Usage
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
     from kernel_app.interfaces.server.chat_copilot.bot import Turn
     from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
     from kernel_app.interfaces.server.state import ServerState
@@ -152,12 +152,12 @@ class KeptPlans:
             return await self._run(turn, lambda: self._call_after_restart(turn, kept))
 
     async def _plan_after_restart(self, turn: Turn, kept: WaitingPlan, edits: list[str]) -> Answer:
-        from kernel_app.commands.session import _edited  # the REPL's own reader of "STEP name=value" edits
+        from kernel_app.commands.syntax import edited_plan  # the REPL's own reader of "STEP name=value" edits
         from planners import Plan, PlanExecutor
 
         plan = Plan.from_dict(kept.plan)
         for edit in edits:
-            plan = _edited(plan, edit)
+            plan = edited_plan(plan, edit)
         total = len(plan.steps)
 
         def on_step(event: str, number: int, step: Any, _result: Any) -> None:

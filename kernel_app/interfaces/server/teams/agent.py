@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from microsoft_agents.activity import Activity
     from microsoft_agents.hosting.core import TurnContext
 
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
     from kernel_app.conversation.events import ApprovalNeeded
     from kernel_app.interfaces.server.state import ServerState
 
@@ -145,7 +145,7 @@ class TeamsAgent(PlanHandlers, CallHandlers):
 
     def session(self, teams_id: str) -> ChatSession:
         """The REPL's command layer on this Teams conversation's stored engine conversation."""
-        from kernel_app.commands.session import ChatSession
+        from kernel_app.commands.dispatch import ChatSession
 
         engine = self.state.engine
         cached = self._sessions.get(teams_id)
@@ -197,7 +197,7 @@ class TeamsAgent(PlanHandlers, CallHandlers):
             return
         command = command_of(text)
         if command == "/help":  # it reads nothing of the conversation: no waiting for its turn in progress
-            from kernel_app.commands.session import HELP
+            from kernel_app.commands.dispatch import HELP
 
             await context.send_activity(OFFERED.help(HELP))
             return

@@ -42,7 +42,7 @@ from kernel_app.interfaces.server.teams.turns import (
 if TYPE_CHECKING:
     from microsoft_agents.hosting.core import TurnContext
 
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
     from kernel_app.conversation.events import ApprovalNeeded
     from kernel_app.interfaces.server.state import ServerState
 

@@ -40,7 +40,7 @@ from kernel_app.interfaces.server.teams.turns import (
 if TYPE_CHECKING:
     from microsoft_agents.hosting.core import TurnContext
 
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
     from kernel_app.interfaces.server.state import ServerState
 
 log = logging.getLogger("kernel_app.teams")
@@ -70,7 +70,8 @@ class PlanHandlers:
         """Plan now (holding the model's queue), keep the plan, show its card; it runs after the click."""
         from microsoft_agents.activity import Activity
 
-        from kernel_app.commands.session import Reply, plan_options, result_name
+        from kernel_app.commands.dispatch import Reply
+        from kernel_app.commands.syntax import plan_options, result_name
         from kernel_app.interfaces.server.limits import Busy
 
         await context.send_activity(Activity(type="typing"))
