@@ -81,6 +81,13 @@ def test_kernel_app_plan(
     assert f"error: spied on the {kind} planner" in capsys.readouterr().err
 
 
+def test_kernel_app_plans_default_is_the_factorys() -> None:
+    from kernel_app.interfaces.cli.plan_cmd import plan
+    from planners.factory import DEFAULT_PLANNER
+
+    assert next(p for p in plan.params if p.name == "planner").default == DEFAULT_PLANNER
+
+
 def test_kernel_app_plan_refuses_an_unknown_kind_listing_the_kinds(
     asked: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

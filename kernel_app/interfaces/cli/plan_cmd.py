@@ -225,6 +225,7 @@ def _model_answers_first(debug: bool) -> Iterator[None]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("goal")
+# The default is planners.factory.DEFAULT_PLANNER, written out so that listing the commands imports no planner.
 @click.option("--planner", type=PlannerKind(), default="sequential", show_default=True)
 @click.option("--exclude", multiple=True, metavar="PLUGIN[.FUNCTION]", help="Keep out of the plan; repeatable.")
 @click.option(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from kernel_app.interfaces.server.errors import ApiError
 from kernel_app.interfaces.server.state import State
+from planners.factory import DEFAULT_PLANNER
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
 
@@ -29,7 +30,7 @@ class NewPlan(BaseModel):
     goal: str = Field(min_length=1, description="What you want done, in plain words")
     exclude: list[str] = Field(default_factory=list, description="Plugin.Function names (or Plugin) not to use")
     planner: str = Field(
-        default="sequential",
+        default=DEFAULT_PLANNER,
         description="sequential (several steps), action (one call) or function-calling (no plan to review: "
         "on execute the model calls the functions; a MODEL or WRITE call runs only as the server allows unasked)",
     )
@@ -41,7 +42,7 @@ class StoredPlan:
     goal: str
     plan: Any  # planners.Plan; None for function-calling until it ran (then the calls that ran)
     catalogue: Any
-    planner: str = "sequential"
+    planner: str = DEFAULT_PLANNER
     exclude: list[str] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
     status: str = "proposed"  # proposed, running, done, failed
