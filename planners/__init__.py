@@ -35,6 +35,14 @@ from planners.errors import (
     UnknownFunctionError,
 )
 from planners.executor import PlanExecutor, PlanResult, StepResult
+from planners.factory import (
+    DEFAULT_PLANNER,
+    PLANNER_KINDS,
+    UnknownPlannerError,
+    create_planner,
+    planner_kind,
+    proposes_plan,
+)
 from planners.function_calling import FunctionCallingPlanner, FunctionCallingResult
 from planners.parsing import parse_plan_answer
 from planners.plan import Plan, PlanStep
@@ -42,7 +50,9 @@ from planners.sequential import SequentialPlanner
 from planners.validation import validate_plan
 
 __all__ = [
+    "DEFAULT_PLANNER",
     "NOT_APPROVED",
+    "PLANNER_KINDS",
     "ActionPlanner",
     "ApproveCall",
     "Attempt",
@@ -82,6 +92,10 @@ __all__ = [
     "UndefinedReferenceError",
     "UnknownArgumentError",
     "UnknownFunctionError",
+    "UnknownPlannerError",
+    "create_planner",
     "parse_plan_answer",
+    "planner_kind",
+    "proposes_plan",
     "validate_plan",
 ]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from kernel_app.base.config import Settings
-from kernel_app.commands.session import ChatSession
+from kernel_app.commands.dispatch import ChatSession
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from tests.conftest import run_cli

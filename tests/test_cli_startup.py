@@ -12,7 +12,7 @@ import pytest
 
 from kernel_app.base.config import Settings
 from kernel_app.base.errors import ConfigError
-from kernel_app.commands.session import ChatSession
+from kernel_app.commands.dispatch import ChatSession
 from kernel_app.interfaces.repl.startup import StartingSession
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.providers.scripted import ScriptedChatCompletion
@@ -164,7 +164,7 @@ from kernel_app.interfaces.repl import startup
 
 HEAVY = (
     "rich", "semantic_kernel", "numpy", "openai", "pydantic",
-    "kernel_app.commands.session", "kernel_app.conversation.engine", "memories.store",
+    "kernel_app.commands.dispatch", "kernel_app.conversation.engine", "memories.store",
 )
 REPORT = sys.argv[1]
 start = startup.StartingSession.start

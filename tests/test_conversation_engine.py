@@ -244,7 +244,7 @@ async def test_streaming_and_not_give_the_same_turn() -> None:
 
 
 async def test_the_repl_session_renders_engine_events_and_asks_for_approval() -> None:
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
 
     service = ToolScripted([tools(("memory-save", {"input": "x", "collection": "Notes"})), "Not saved."])
     session = ChatSession(build_kernel(Settings(), chat_service=service).kernel)
@@ -280,7 +280,7 @@ async def test_the_context_follows_the_service_in_use() -> None:
 
 
 async def test_a_repl_plan_is_a_plan_proposed_event() -> None:
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
 
     plan = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 1, "b": 2}, "output": "sum"}]})
     session = ChatSession(build_kernel(Settings(), chat_service=ToolScripted([plan])).kernel)

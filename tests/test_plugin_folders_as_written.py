@@ -388,7 +388,7 @@ def test_explicit_is_required_false_makes_an_empty_default_optional(tmp_path: Pa
 async def test_repl_run_takes_var_json_and_vars_like_the_cli(tmp_path: Path) -> None:
     import yaml
 
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
 
     plugins = tmp_path / "plugins"
     write(plugins, "Chat/reply.yaml", yaml.safe_dump(CHAT_LOOP))

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from kernel_app.base.config import Settings
-from kernel_app.commands.session import ChatSession, answer_tokens
+from kernel_app.commands.dispatch import ChatSession
+from kernel_app.commands.sizing import answer_tokens
 from kernel_app.conversation.events import Event, PlanProposed, Progress
 from kernel_app.conversation.store import ConversationStore
 from kernel_app.kernel.builder import build_kernel
@@ -316,7 +317,7 @@ def test_swot_tables_render_as_they_stream_in_the_terminal() -> None:
 
     from rich.console import Console
 
-    from kernel_app.commands.session import Reply
+    from kernel_app.commands.dispatch import Reply
     from kernel_app.interfaces.repl.render import RichRenderer, finished_blocks
 
     first = "### Strengths\n| Point | Why it matters |\n| --- | --- |\n| Fresh bread | daily |\n"

@@ -147,7 +147,7 @@ def test_rich_rendering_the_status_line_and_the_swot_progress() -> None:
 
     from rich.console import Console
 
-    from kernel_app.commands.session import Reply
+    from kernel_app.commands.dispatch import Reply
     from kernel_app.conversation.events import Progress
     from kernel_app.interfaces.repl.render import PlainRenderer, RichRenderer
 

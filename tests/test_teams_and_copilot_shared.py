@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kernel_app.commands.session import HELP, Reply
+from kernel_app.commands.dispatch import HELP, Reply
 from kernel_app.interfaces.server.chat_surface import (
     MAX_ERROR_CHARS,
     Offered,

@@ -1,4 +1,4 @@
-"""``kernel-app chat``: the REPL (kernel_app.interfaces.repl) over :class:`kernel_app.commands.session.ChatSession`."""
+"""``kernel-app chat``: the REPL (kernel_app.interfaces.repl) over :class:`kernel_app.commands.dispatch.ChatSession`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import click
 from kernel_app.interfaces.cli.context import AppContext, report_problems
 
 if TYPE_CHECKING:
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,7 +69,7 @@ def chat(
 
     def build() -> ChatSession:
         nonlocal store
-        from kernel_app.commands.session import ChatSession
+        from kernel_app.commands.dispatch import ChatSession
         from kernel_app.providers import create_chat_service
 
         if store is None:

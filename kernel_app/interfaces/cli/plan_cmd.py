@@ -15,9 +15,35 @@ import click
 
 from kernel_app.interfaces.cli.context import AppContext, report_problems
 
-PLANNERS = ("sequential", "action", "function-calling")
-
 T = TypeVar("T")
+
+
+class PlannerKind(click.ParamType):
+    """``--planner``: a kind the planner factory knows (:data:`planners.factory.PLANNER_KINDS`), as on every
+    surface. Read from the factory only when ``plan`` parses or shows its help: ``kernel-app --help``
+    lists the commands without importing the planners."""
+
+    name = "planner"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:  # ctx: click >= 8.2
+        from planners.factory import PLANNER_KINDS
+
+        return "[" + "|".join(PLANNER_KINDS) + "]"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        from planners.factory import PLANNER_KINDS
+
+        return [CompletionItem(kind) for kind in PLANNER_KINDS if kind.startswith(incomplete)]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from planners.factory import UnknownPlannerError, planner_kind
+
+        try:
+            return planner_kind(str(value))
+        except UnknownPlannerError as error:
+            self.fail(str(error), param, ctx)
 
 
 def _kernel(app: AppContext) -> Any:
@@ -199,7 +225,8 @@ def _model_answers_first(debug: bool) -> Iterator[None]:
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("goal")
-@click.option("--planner", type=click.Choice(PLANNERS), default="sequential", show_default=True)
+# The default is planners.factory.DEFAULT_PLANNER, written out so that listing the commands imports no planner.
+@click.option("--planner", type=PlannerKind(), default="sequential", show_default=True)
 @click.option("--exclude", multiple=True, metavar="PLUGIN[.FUNCTION]", help="Keep out of the plan; repeatable.")
 @click.option(
     "--max-repairs",
@@ -239,32 +266,33 @@ def plan(
       kernel-app plan "What is the sum of 110 and 990?" --planner action --execute --yes
       kernel-app plan "Make a SWOT for a bakery, then shift it to the domain of cleaning services" --execute
     """
-    if planner == "function-calling" and run_it and not yes and not sys.stdin.isatty():
+    from planners.factory import create_planner, proposes_plan
+
+    if not proposes_plan(planner) and run_it and not yes and not sys.stdin.isatty():
         raise click.UsageError("refusing to run functions without confirmation: pass --yes or run on a terminal")
 
     async def go() -> tuple[Any, Any]:
-        from planners import ActionPlanner, FunctionCallingPlanner, SequentialPlanner
-
         kernel = _kernel(app)
-        if planner == "function-calling":
+        excluded = list(exclude) or None
+        if not proposes_plan(planner):  # function-calling
             # The model calls the functions itself: READ functions run; MODEL and WRITE ones only with
             # --execute, each asked on the terminal (or --yes). Without --execute they are answered
             # "not run: needs approval". The trace on stderr shows what ran with which arguments.
-            limit = {"max_functions": max_functions} if max_functions else {}
             approve_call = _approve_calls_on_terminal(yes) if run_it else None
-            outcome = await FunctionCallingPlanner(
-                kernel, excluded=list(exclude) or None, approve_call=approve_call, **limit
-            ).run(goal)
+            caller: Any = create_planner(
+                planner, kernel, excluded=excluded, max_functions=max_functions, approve_call=approve_call
+            )
+            outcome = await caller.run(goal)
             _print_calls(outcome.calls, executing=run_it)
             if save_to is not None:
                 outcome.trace.save(save_to)
             return outcome.trace, _Answered(outcome)
-        kind = ActionPlanner if planner == "action" else SequentialPlanner
         if sys.stderr.isatty():
             click.echo(f"planning on {app.settings.service}...", err=True)
-        made = await kind(
-            kernel, max_repairs=max_repairs, max_functions=max_functions, excluded=list(exclude) or None
-        ).create_plan(goal)
+        maker: Any = create_planner(
+            planner, kernel, max_repairs=max_repairs, max_functions=max_functions, excluded=excluded
+        )
+        made = await maker.create_plan(goal)
         if save_to is not None:
             made.save(save_to)
         result = await _execute(kernel, made, yes, show=not as_json) if run_it else None

@@ -1,4 +1,4 @@
-"""The chat REPL: a thin terminal adapter over :class:`kernel_app.commands.session.ChatSession`.
+"""The chat REPL: a thin terminal adapter over :class:`kernel_app.commands.dispatch.ChatSession`.
 
 ``reader`` reads lines (prompt_toolkit on a terminal, plain stdin otherwise), ``render`` shows the
 session's events and replies (rich on a terminal, plain text when piped), ``loop`` ties them

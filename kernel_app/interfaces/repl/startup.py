@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from kernel_app.base.usage import Usage
 
 if TYPE_CHECKING:
-    from kernel_app.commands.session import ChatSession, Reply
+    from kernel_app.commands.dispatch import ChatSession, Reply
 
 # Lines that need no kernel: answered at once even while it is being built.
 _AT_ONCE = ("/exit", "/quit")
@@ -113,7 +113,7 @@ class StartingSession:
 
     async def handle(self, line: str, **options: Any) -> Reply:
         if line.strip().lower() in _AT_ONCE:
-            from kernel_app.commands.session import Reply
+            from kernel_app.commands.dispatch import Reply
 
             return Reply("", "exit")
         if not self._ready.is_set():

@@ -4,7 +4,7 @@ OpenAI-compatible endpoint with them (which calls run unasked).
 Which of the REPL's commands a surface offers and how it refuses the others, its ``/help``, which
 messages need a place at the model's queue, whether a function call is asked about or runs unasked
 (``--approve-model-functions``), and how an engine reply or a failure reads there: the answer, or one
-friendly sentence. Both adapters render the same :class:`kernel_app.commands.session.ChatSession` replies,
+friendly sentence. Both adapters render the same :class:`kernel_app.commands.dispatch.ChatSession` replies,
 so they word them the same way.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kernel_app.commands.session import Reply
+    from kernel_app.commands.dispatch import Reply
     from kernel_app.conversation.engine import Refusal
     from kernel_app.conversation.events import ApprovalNeeded
 

@@ -1,7 +1,7 @@
 """The bot's side of a chat: a message in, the engine's events out over the hub, plans held for approval.
 
 Each chat is one stored engine conversation, driven through the REPL's command layer
-(:class:`kernel_app.commands.session.ChatSession`): free text is an engine turn (function calling
+(:class:`kernel_app.commands.dispatch.ChatSession`): free text is an engine turn (function calling
 included), ``/run``, ``/plan`` and ``/ask`` are its commands. What the engine does reaches the web app
 as chat-copilot's backend sent it: ``ReceiveBotResponseStatus`` lines while it works, the reply as
 ``ReceiveMessage`` then ``ReceiveMessageUpdate`` with the cumulative text, a last update with the token
@@ -22,7 +22,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,14 @@ from typing import TYPE_CHECKING, Any
 from kernel_app.base.usage import Usage
 from kernel_app.conversation.events import FunctionCallStarted, PlanProposed, Progress
 from kernel_app.interfaces.server.chat_copilot import shapes
-from kernel_app.interfaces.server.chat_copilot.kept import APPROVAL_TIMEOUT, LATE, Answer, DecisionError, KeptPlans
+from kernel_app.interfaces.server.chat_copilot.kept import (
+    APPROVAL_TIMEOUT,
+    LATE,
+    Answer,
+    DecisionError,
+    KeptPlans,
+    checked_decision,
+)
 from kernel_app.interfaces.server.chat_copilot.plan_store import CopilotPlans, WaitingPlan
 from kernel_app.interfaces.server.chat_copilot.records import ViewMessage
 from kernel_app.interfaces.server.chat_surface import (
@@ -48,7 +55,7 @@ from kernel_app.interfaces.server.chat_surface import (
 )
 
 if TYPE_CHECKING:
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
     from kernel_app.interfaces.server.chat_copilot.hub import Hub
     from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
     from kernel_app.interfaces.server.state import ServerState
@@ -104,7 +111,10 @@ class Pending:
     state: str = "waiting"  # waiting, approved, rejected, expired
 
 
-class CopilotBot(KeptPlans):
+class CopilotBot:
+    """The chats' bot over the server's kernel, engine and store; deciding kept plan messages is its part
+    :class:`~kernel_app.interfaces.server.chat_copilot.kept.KeptPlans`, given the bot as its host."""
+
     def __init__(self, state: ServerState, hub: Hub, records: CopilotRecords) -> None:
         self.state = state
         self.hub = hub
@@ -113,6 +123,7 @@ class CopilotBot(KeptPlans):
         self.plans = CopilotPlans.beside(state.store.path)  # the same, kept for after a restart
         if interrupted := self.plans.interrupt_running():
             log.warning("chat-copilot: %d approved plan(s) were running when the server stopped", interrupted)
+        self.kept = KeptPlans(self, self.plans)
         self._sessions: dict[str, ChatSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -123,13 +134,17 @@ class CopilotBot(KeptPlans):
         return f"copilot-{chat_id}"
 
     def session(self, chat_id: str) -> ChatSession:
-        from kernel_app.commands.session import ChatSession
+        from kernel_app.commands.dispatch import ChatSession
 
         cached = self._sessions.get(chat_id)
         if cached is None:
             cached = ChatSession(self.state.kernel, engine=self.state.engine, conversation_id=chat_id)
             self._sessions[chat_id] = cached
         return cached
+
+    def lock(self, chat_id: str) -> asyncio.Lock:
+        """The chat's lock: its turn in progress holds it."""
+        return self._locks.setdefault(chat_id, asyncio.Lock())
 
     def forget(self, chat_id: str) -> None:
         self._sessions.pop(chat_id, None)
@@ -144,14 +159,13 @@ class CopilotBot(KeptPlans):
 
     async def ask(self, chat_id: str, text: str, user_id: str, user_name: str) -> dict[str, Any]:
         """Answer one message; returns the AskResult once the reply is done or a plan waits for approval."""
-        lock = self._locks.setdefault(chat_id, asyncio.Lock())
-        async with lock:
+        async with self.lock(chat_id):
             self.records.save(ViewMessage(chat_id, shapes.USER, user_id, user_name, text))
             self.records.join(chat_id, user_id)
             messages = self.state.store.messages(chat_id)
             turn = Turn(chat_id, user_id, user_name, text, messages[-1].seq if messages else 0)
-            turn.task = asyncio.create_task(self._run(turn))
-            self._keep(turn.task)
+            turn.task = asyncio.create_task(self.run_turn(turn))
+            self.keep(turn.task)
             paused = asyncio.create_task(turn.paused.wait())
             await asyncio.wait({turn.task, paused}, return_when=asyncio.FIRST_COMPLETED)
             paused.cancel()
@@ -161,11 +175,12 @@ class CopilotBot(KeptPlans):
         waiting = next((p for p in self.pending.values() if p.turn is turn and p.state == "waiting"), None)
         return shapes.ask_result(waiting.message.content if waiting else "", chat_id)
 
-    def _keep(self, task: asyncio.Task[Any]) -> None:
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Keep a background task referenced until it ends."""
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _run(self, turn: Turn, work: Callable[[], Awaitable[Answer]] | None = None) -> tuple[str, Usage]:
+    async def run_turn(self, turn: Turn, work: Callable[[], Awaitable[Answer]] | None = None) -> tuple[str, Usage]:
         """The turn (``work``, else the message's answer), from the first status to the last update; never
         raises (the user reads one sentence)."""
         try:
@@ -193,7 +208,7 @@ class CopilotBot(KeptPlans):
             return refused, None
         command = command_of(text)
         if command == "/help":
-            from kernel_app.commands.session import HELP
+            from kernel_app.commands.dispatch import HELP
 
             return OFFERED.help(HELP), None
         if uses_model(text):  # /functions, /results...: answered at once, even when the model's queue is full
@@ -202,7 +217,7 @@ class CopilotBot(KeptPlans):
             except Busy as busy:
                 return busy_text(busy.retry_after), None
             turn.holds_gate = True
-            await self._status(turn.chat_id, GENERATING)
+            await self.status(turn.chat_id, GENERATING)
         if not command:
             await self._open_reply(turn)
             sourced = await self._from_documents(turn)
@@ -233,7 +248,8 @@ class CopilotBot(KeptPlans):
 
     # region what the web app sees
 
-    async def _status(self, chat_id: str, status: str | None) -> None:
+    async def status(self, chat_id: str, status: str | None) -> None:
+        """The web app's status line for the chat (None clears it)."""
         await self.hub.send(chat_id, "ReceiveBotResponseStatus", chat_id, status)
 
     async def _open_reply(self, turn: Turn) -> ViewMessage:
@@ -247,9 +263,9 @@ class CopilotBot(KeptPlans):
 
     def _chunk(self, turn: Turn, piece: str) -> None:
         turn.streamed += piece
-        self._spawn(turn, self._update(turn, turn.streamed))
+        self.send_later(turn, self._update(turn, turn.streamed))
 
-    def _spawn(self, turn: Turn, coroutine: Any) -> None:
+    def send_later(self, turn: Turn, coroutine: Coroutine[Any, Any, Any]) -> None:
         """Send from a sync callback: in order, each send queued behind the turn's previous one."""
         previous = turn.last_send
 
@@ -260,7 +276,7 @@ class CopilotBot(KeptPlans):
 
         task = asyncio.ensure_future(after())
         turn.last_send = task
-        self._keep(task)
+        self.keep(task)
 
     async def _update(self, turn: Turn, content: str) -> None:
         reply = await self._open_reply(turn)
@@ -277,19 +293,19 @@ class CopilotBot(KeptPlans):
         message = shapes.chat_message(reply)
         await self.hub.send(turn.chat_id, "ReceiveMessageUpdate", {**message, "tokenUsage": None})
         await self.hub.send(turn.chat_id, "ReceiveMessageUpdate", message)
-        await self._status(turn.chat_id, None)
+        await self.status(turn.chat_id, None)
 
     def _on_event(self, turn: Turn, event: Any) -> None:
         if isinstance(event, FunctionCallStarted):
             # A call that needs approval is "Running" once approved (_approve_call, _propose), not before.
             if not needs_approval(self.state, event.function):
-                self._spawn(turn, self._status(turn.chat_id, f"Running {event.function}…"))
+                self.send_later(turn, self.status(turn.chat_id, f"Running {event.function}…"))
         elif isinstance(event, PlanProposed):
             turn.plan = event
 
     def _on_progress(self, turn: Turn, progress: Progress) -> None:
         if not progress.done:
-            self._spawn(turn, self._status(turn.chat_id, sentence(progress.text)))
+            self.send_later(turn, self.status(turn.chat_id, sentence(progress.text)))
 
     # endregion
 
@@ -306,7 +322,7 @@ class CopilotBot(KeptPlans):
         hits = await asyncio.to_thread(memory.search, collection, turn.text, 5, MIN_RELEVANCE)
         if not hits:
             return None
-        await self._status(turn.chat_id, "Searching the chat's documents…")
+        await self.status(turn.chat_id, "Searching the chat's documents…")
         answer = await answer_with_sources(
             self.state.kernel, memory, collection, turn.text, min_relevance=MIN_RELEVANCE
         )
@@ -367,7 +383,7 @@ class CopilotBot(KeptPlans):
         if turn.last_send is not None:
             await asyncio.shield(turn.last_send)  # the statuses so far, then the plan
         await self.hub.send(turn.chat_id, "ReceiveMessage", turn.chat_id, turn.user_id, shapes.chat_message(message))
-        await self._status(turn.chat_id, None)
+        await self.status(turn.chat_id, None)
         if turn.holds_gate:  # the model's queue is not held while a person decides
             self.state.gate.release()
             turn.holds_gate = False
@@ -384,7 +400,7 @@ class CopilotBot(KeptPlans):
         if approved:
             await acquire_waiting(self.state.gate)
             turn.holds_gate = True
-            await self._status(turn.chat_id, "Running the plan…" if editable else f"Running {steps[0]['function']}…")
+            await self.status(turn.chat_id, "Running the plan…" if editable else f"Running {steps[0]['function']}…")
         return approved, edits
 
     def _descriptions(self, steps: list[dict[str, Any]]) -> dict[str, str]:
@@ -414,7 +430,7 @@ class CopilotBot(KeptPlans):
             return await self._decide_waiting(pending, posted, user_id, user_name, said)
         kept = self.plans.get(message_id) if message_id else None
         if kept is not None and kept.chat_id == chat_id:
-            return await self._decide_kept(kept, posted, user_id, user_name, said)
+            return await self.kept.decide(kept, posted, user_id, user_name, said)
         known = self.records.message(message_id)
         if known is not None and known.chat_id == chat_id and known.type == shapes.PLAN:
             raise DecisionError(409, f"plan {message_id} was already decided: nothing runs again", "plan_decided")
@@ -427,10 +443,10 @@ class CopilotBot(KeptPlans):
     ) -> dict[str, Any]:
         """The turn that asked waits for this: it goes on."""
         message_id, chat_id = pending.message.id, pending.turn.chat_id
-        approved, edits = self._checked(
+        approved, edits = checked_decision(
             message_id, pending.owner, pending.state, pending.steps, pending.editable, posted, user_id
         )
-        self._decided(message_id, approved, user_name)
+        self.kept.decided(message_id, approved, user_name)
         pending.state = "approved" if approved else "rejected"
         self._set_plan_state(pending, shapes.APPROVED if approved else shapes.REJECTED)
         self.records.save(ViewMessage(chat_id, shapes.USER, user_id, user_name, said))
@@ -452,7 +468,7 @@ class CopilotBot(KeptPlans):
             content = json.loads(message.content)
         except ValueError:
             return message
-        waiting = message.id in self.pending or self._still_waiting(message.id)
+        waiting = message.id in self.pending or self.kept.still_waiting(message.id)
         if content.get("state") == shapes.APPROVAL_REQUIRED and not waiting:
             content["state"] = shapes.NO_OP
             return ViewMessage(**{**message.__dict__, "content": json.dumps(content)})
@@ -476,10 +492,9 @@ def _citation(hit: Any) -> dict[str, Any]:
 
 def _excluded(text: str) -> list[str]:
     """A ``/plan``'s ``--exclude`` plugins, read as the REPL reads them (its turn already did, so it parses)."""
-    from kernel_app.commands.session import plan_options, result_name
+    from kernel_app.commands.syntax import plan_command
 
     try:
-        rest, _ = result_name(text.split(None, 1)[1] if len(text.split(None, 1)) > 1 else "")
-        return list(plan_options(rest)[0]["exclude"] or [])
+        return list(plan_command(text)[0]["exclude"] or [])
     except Exception:
         return []

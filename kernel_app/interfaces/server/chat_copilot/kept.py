@@ -1,10 +1,12 @@
 """Deciding chat-copilot's plan messages: the checks every decision passes, and a decision after a restart.
 
-A mixin of :class:`kernel_app.interfaces.server.chat_copilot.bot.CopilotBot`. Only the user who asked decides, a
-plan message is decided once (its row in ``copilot.sqlite3``, :mod:`.plan_store`, leaves ``waiting`` in
-one conditional UPDATE) and a step's arguments are edited only in a ``/plan``. After a restart the turn
-that asked is gone; ``POST /chats/{id}/plan`` for its kept plan message answers in a turn of its own,
-after the chat's turn in progress:
+:class:`KeptPlans` is a part of :class:`kernel_app.interfaces.server.chat_copilot.bot.CopilotBot`, given
+the kept plans' store and the bot as its host (:class:`BotHost`: what it needs of the bot). Only the user
+who asked decides (:func:`checked_decision`, for a waiting turn's decision too), a plan message is
+decided once (its row in ``copilot.sqlite3``, :mod:`.plan_store`, leaves ``waiting`` in one conditional
+UPDATE) and a step's arguments are edited only in a ``/plan``. After a restart the turn that asked is
+gone; ``POST /chats/{id}/plan`` for its kept plan message answers in a turn of its own, after the chat's
+turn in progress:
 
 * a ``/plan``'s plan runs with the posted edits (it was planned and checked before; the model is not
   asked again), and its result is the answer, remembered as the REPL's /plan does;
@@ -20,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kernel_app.interfaces.server.chat_copilot import shapes
 from kernel_app.interfaces.server.chat_copilot.plan_store import CopilotPlans, WaitingPlan
@@ -38,7 +40,7 @@ from kernel_app.interfaces.server.chat_surface import (
 
 if TYPE_CHECKING:
     from kernel_app.base.usage import Usage
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
     from kernel_app.interfaces.server.chat_copilot.bot import Turn
     from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
     from kernel_app.interfaces.server.state import ServerState
@@ -56,82 +58,96 @@ class DecisionError(Exception):
         self.status, self.code = status, code
 
 
-class KeptPlans:
-    """The plan decisions' part of the bot: what it uses of the bot is declared here."""
+class BotHost(Protocol):
+    """What :class:`KeptPlans` needs of the bot that holds it."""
 
     state: ServerState
     records: CopilotRecords
-    plans: CopilotPlans
-    _locks: dict[str, asyncio.Lock]
 
     def session(self, chat_id: str) -> ChatSession:
-        raise NotImplementedError
+        """The chat's session (its ``$last`` follows a kept plan's result)."""
+        ...
 
-    def _keep(self, task: asyncio.Task[Any]) -> None:
-        raise NotImplementedError
+    def lock(self, chat_id: str) -> asyncio.Lock:
+        """The chat's lock: its turn in progress holds it."""
+        ...
 
-    async def _run(self, turn: Turn, work: Callable[[], Awaitable[Answer]] | None = None) -> tuple[str, Usage]:
-        raise NotImplementedError
+    def keep(self, task: asyncio.Task[Any]) -> None:
+        """Keep a background task referenced until it ends."""
+        ...
 
-    def _spawn(self, turn: Turn, coroutine: Any) -> None:
-        raise NotImplementedError
+    async def run_turn(self, turn: Turn, work: Callable[[], Awaitable[Answer]] | None = None) -> tuple[str, Usage]:
+        """A turn from its first status to its last update, ``work`` giving its answer."""
+        ...
 
-    async def _status(self, chat_id: str, status: str | None) -> None:
-        raise NotImplementedError
+    def send_later(self, turn: Turn, coroutine: Coroutine[Any, Any, Any]) -> None:
+        """Send from a sync callback, in order behind the turn's previous send."""
+        ...
 
-    def _checked(
-        self,
-        message_id: str,
-        owner: str,
-        state: str,
-        steps: list[dict[str, Any]],
-        editable: bool,
-        posted: dict[str, Any],
-        user_id: str,
-    ) -> tuple[bool, list[str]]:
-        """A decision's checks, in order (who, whether it still waits, what was posted): approved?, the edits."""
-        if user_id != owner:
-            raise DecisionError(403, "only the user who asked for this plan can approve or reject it", "not_plan_owner")
-        if state != "waiting":
-            raise DecisionError(409, f"plan {message_id} was already {state}: nothing runs again", "plan_decided")
-        decided = posted.get("state")
-        if decided not in (shapes.APPROVED, shapes.REJECTED):
-            raise DecisionError(400, "proposedPlan.state: 1 approves the plan, 2 rejects it", "plan_state")
-        edits: list[str] = []
-        if decided == shapes.APPROVED:
-            try:
-                edits = shapes.plan_edits(steps, posted)
-            except shapes.PlanEditError as error:
-                raise DecisionError(400, str(error), "plan_edit") from None
-            if edits and not editable:
-                raise DecisionError(
-                    400, "this step is the model's own call: approve or reject it as it is", "plan_edit"
-                )
-        return decided == shapes.APPROVED, edits
+    async def status(self, chat_id: str, status: str | None) -> None:
+        """The web app's status line for the chat (None clears it)."""
+        ...
 
-    def _decided(self, message_id: str, approved: bool, user_name: str) -> None:
+
+def checked_decision(
+    message_id: str,
+    owner: str,
+    state: str,
+    steps: list[dict[str, Any]],
+    editable: bool,
+    posted: dict[str, Any],
+    user_id: str,
+) -> tuple[bool, list[str]]:
+    """A decision's checks, in order (who, whether it still waits, what was posted): approved?, the edits."""
+    if user_id != owner:
+        raise DecisionError(403, "only the user who asked for this plan can approve or reject it", "not_plan_owner")
+    if state != "waiting":
+        raise DecisionError(409, f"plan {message_id} was already {state}: nothing runs again", "plan_decided")
+    decided = posted.get("state")
+    if decided not in (shapes.APPROVED, shapes.REJECTED):
+        raise DecisionError(400, "proposedPlan.state: 1 approves the plan, 2 rejects it", "plan_state")
+    edits: list[str] = []
+    if decided == shapes.APPROVED:
+        try:
+            edits = shapes.plan_edits(steps, posted)
+        except shapes.PlanEditError as error:
+            raise DecisionError(400, str(error), "plan_edit") from None
+        if edits and not editable:
+            raise DecisionError(400, "this step is the model's own call: approve or reject it as it is", "plan_edit")
+    return decided == shapes.APPROVED, edits
+
+
+class KeptPlans:
+    """Plan messages kept in ``store``: deciding one after a restart, and whether one still waits."""
+
+    def __init__(self, host: BotHost, store: CopilotPlans) -> None:
+        self.host = host
+        self.store = store
+
+    def decided(self, message_id: str, approved: bool, user_name: str) -> None:
         """The kept row leaves ``waiting`` (once: another server on this data folder may have decided it)."""
         outcome = f"approved by {user_name}" if approved else f"rejected by {user_name}: nothing ran"
-        if not self.plans.decide(message_id, "approved" if approved else "rejected", outcome):
+        if not self.store.decide(message_id, "approved" if approved else "rejected", outcome):
             raise DecisionError(409, f"plan {message_id} was already decided: nothing runs again", "plan_decided")
 
-    async def _decide_kept(
+    async def decide(
         self, kept: WaitingPlan, posted: dict[str, Any], user_id: str, user_name: str, said: str
     ) -> dict[str, Any]:
         """After a restart: no turn waits; an approved plan (or call) runs in a turn of its own, once."""
-        if self.plans.expire_if_late(kept, APPROVAL_TIMEOUT, LATE):
+        if self.store.expire_if_late(kept, APPROVAL_TIMEOUT, LATE):
             kept.state = "expired"
         if kept.state == "interrupted":  # approved before the restart, and running when the server stopped
             raise DecisionError(409, f"plan {kept.id}: {kept.outcome}", "plan_decided")
-        approved, edits = self._checked(kept.id, kept.owner, kept.state, kept.steps, kept.editable, posted, user_id)
-        self._decided(kept.id, approved, user_name)
-        shown = self.records.message(kept.id)
+        approved, edits = checked_decision(kept.id, kept.owner, kept.state, kept.steps, kept.editable, posted, user_id)
+        self.decided(kept.id, approved, user_name)
+        records = self.host.records
+        shown = records.message(kept.id)
         if shown is not None:
             content = {**json.loads(shown.content), "state": shapes.APPROVED if approved else shapes.REJECTED}
-            self.records.save(ViewMessage(**{**shown.__dict__, "content": json.dumps(content)}))
-        self.records.save(ViewMessage(kept.chat_id, shapes.USER, user_id, user_name, said))
+            records.save(ViewMessage(**{**shown.__dict__, "content": json.dumps(content)}))
+        records.save(ViewMessage(kept.chat_id, shapes.USER, user_id, user_name, said))
         task = asyncio.create_task(self._kept_turn(kept, approved, edits, user_id, user_name, said))
-        self._keep(task)
+        self.host.keep(task)
         answer, usage = await asyncio.shield(task)
         return shapes.ask_result(answer, kept.chat_id, shapes.token_usage(usage))
 
@@ -140,57 +156,61 @@ class KeptPlans:
     ) -> tuple[str, Usage]:
         from kernel_app.interfaces.server.chat_copilot.bot import Turn
 
-        async with self._locks.setdefault(kept.chat_id, asyncio.Lock()):  # after the chat's turn in progress
-            messages = self.state.store.messages(kept.chat_id) if self.state.store.exists(kept.chat_id) else []
+        store = self.host.state.store
+        async with self.host.lock(kept.chat_id):  # after the chat's turn in progress
+            messages = store.messages(kept.chat_id) if store.exists(kept.chat_id) else []
             turn = Turn(kept.chat_id, user_id, user_name, said, messages[-1].seq if messages else 0)
             if not approved:
                 function = kept.steps[0]["function"]
                 cancelled = "Plan cancelled: nothing ran." if kept.editable else f"Not run: {function}."
-                return await self._run(turn, lambda: _answered(cancelled))
+                return await self.host.run_turn(turn, lambda: _answered(cancelled))
             if kept.editable:
-                return await self._run(turn, lambda: self._plan_after_restart(turn, kept, edits))
-            return await self._run(turn, lambda: self._call_after_restart(turn, kept))
+                return await self.host.run_turn(turn, lambda: self._plan_after_restart(turn, kept, edits))
+            return await self.host.run_turn(turn, lambda: self._call_after_restart(turn, kept))
 
     async def _plan_after_restart(self, turn: Turn, kept: WaitingPlan, edits: list[str]) -> Answer:
-        from kernel_app.commands.session import _edited  # the REPL's own reader of "STEP name=value" edits
+        from kernel_app.commands.syntax import edited_plan  # the REPL's own reader of "STEP name=value" edits
         from planners import Plan, PlanExecutor
 
         plan = Plan.from_dict(kept.plan)
         for edit in edits:
-            plan = _edited(plan, edit)
+            plan = edited_plan(plan, edit)
         total = len(plan.steps)
+        host, server = self.host, self.host.state
 
         def on_step(event: str, number: int, step: Any, _result: Any) -> None:
             if event == "started":
-                self._spawn(turn, self._status(turn.chat_id, sentence(f"step {number}/{total} {step.function}")))
+                host.send_later(turn, host.status(turn.chat_id, sentence(f"step {number}/{total} {step.function}")))
 
-        await self._status(turn.chat_id, "Running the plan…")
-        await acquire_waiting(self.state.gate)
+        await host.status(turn.chat_id, "Running the plan…")
+        await acquire_waiting(server.gate)
         turn.holds_gate = True  # released when the turn ends
         try:
-            executor = PlanExecutor(self.state.kernel, excluded=kept.exclude or None, on_step=on_step)
+            executor = PlanExecutor(server.kernel, excluded=kept.exclude or None, on_step=on_step)
             result = await executor.execute(plan)  # validated again: the kernel may differ since
         except Exception as error:
-            self.plans.finish(kept.id, "failed", "the plan failed")
+            self.store.finish(kept.id, "failed", "the plan failed")
             return sorry(failure(error)), None
         turn.usage = turn.usage + result.usage
-        remember_plan(self.state, turn.chat_id, kept.goal, result.result)
-        self.session(turn.chat_id).results["last"] = result.result
-        self.plans.finish(kept.id, "done", "ran after a restart")
+        remember_plan(server, turn.chat_id, kept.goal, result.result)
+        host.session(turn.chat_id).results["last"] = result.result
+        self.store.finish(kept.id, "done", "ran after a restart")
         return result.result or "(no result)", None
 
     async def _call_after_restart(self, turn: Turn, kept: WaitingPlan) -> Answer:
         function, arguments = kept.steps[0]["function"], kept.steps[0]["args"]
-        await self._status(turn.chat_id, f"Running {function}…")
-        output, text, ok = await run_approved_call(self.state, function, arguments)
-        remember_call(self.state, turn.chat_id, kept.said, (kept.call_id, function, arguments), output, text)
+        server = self.host.state
+        await self.host.status(turn.chat_id, f"Running {function}…")
+        output, text, ok = await run_approved_call(server, function, arguments)
+        remember_call(server, turn.chat_id, kept.said, (kept.call_id, function, arguments), output, text)
         if ok:
-            self.session(turn.chat_id).results["last"] = output
-        self.plans.finish(kept.id, "done" if ok else "failed", "ran after a restart" if ok else "failed")
+            self.host.session(turn.chat_id).results["last"] = output
+        self.store.finish(kept.id, "done" if ok else "failed", "ran after a restart" if ok else "failed")
         return text, None
 
-    def _still_waiting(self, message_id: str) -> bool:
-        kept = self.plans.get(message_id)
+    def still_waiting(self, message_id: str) -> bool:
+        """Whether a kept plan message still waits for its decision (from before a restart, in time)."""
+        kept = self.store.get(message_id)
         return kept is not None and kept.state == "waiting" and time.time() - kept.created_at <= APPROVAL_TIMEOUT
 
 

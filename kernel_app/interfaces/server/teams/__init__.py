@@ -1,7 +1,7 @@
 """Teams (and any Microsoft 365 Agents SDK channel) on ``kernel-app serve``: ``POST /api/messages``.
 
 A thin adapter over the conversation engine and the REPL's command layer
-(:class:`kernel_app.commands.session.ChatSession`): activities in, engine events out as Teams activities
+(:class:`kernel_app.commands.dispatch.ChatSession`): activities in, engine events out as Teams activities
 (streamed text, informative updates, plan approval cards). Nothing here runs a model loop of its own.
 
 Authentication is the Agents SDK's: Entra app credentials from its standard environment variables

@@ -8,10 +8,11 @@ Each Teams ``conversation.id`` is one stored engine conversation (:mod:`.links`)
   stream, the SDK sends only the final message);
 * group chats and channels (where Teams streaming is unreliable): one final message, and only when the
   bot is mentioned (the mention is stripped from the text);
-* ``/plan`` (:mod:`.plans`): the plan as an Adaptive Card with Approve / Reject (``Action.Execute``), kept in
-  ``teams.sqlite3`` (:mod:`.plan_store`), so a click after a restart still runs it. The invoke is
+* ``/plan`` (:mod:`.plans`): the plan as an Adaptive Card with Approve / Reject (``Action.Execute``), kept
+  in ``teams.sqlite3`` (:mod:`.plan_store`), so a click after a restart still runs it. The invoke is
   answered at once with the card replaced by its outcome; the plan runs after it, in a proactive turn
   that streams its progress. Only the user who asked may decide, and a plan is decided once.
+  ``/plan --planner function-calling`` has no plan to approve: it is a turn, its calls asked as below.
 * a function with an effect (MODEL or WRITE) the model wants to call in free text, unless the server
   runs it unasked (a prompt function with ``--approve-model-functions``, as in chat-copilot): an
   Adaptive Card with Approve / Reject, by the same rules (:mod:`.calls`); the turn goes on after the
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from itertools import pairwise
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted, Progress
@@ -42,13 +43,12 @@ from kernel_app.interfaces.server.chat_surface import (
 )
 from kernel_app.interfaces.server.teams import cards, is_anonymous
 from kernel_app.interfaces.server.teams.call_store import CallStore
-from kernel_app.interfaces.server.teams.calls import CALL_APPROVAL_TIMEOUT, CallHandlers
+from kernel_app.interfaces.server.teams.calls import CALL_APPROVAL_TIMEOUT, CallCards
 from kernel_app.interfaces.server.teams.links import TeamsLinks
 from kernel_app.interfaces.server.teams.plan_store import PlanStore
-from kernel_app.interfaces.server.teams.plans import PlanHandlers
+from kernel_app.interfaces.server.teams.plans import PlanCards
 from kernel_app.interfaces.server.teams.turns import (
     SORRY,
-    CallApproval,
     LiveTurn,
     Renderer,
     continuation,
@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from microsoft_agents.activity import Activity
     from microsoft_agents.hosting.core import TurnContext
 
-    from kernel_app.commands.session import ChatSession
+    from kernel_app.commands.dispatch import ChatSession
     from kernel_app.conversation.events import ApprovalNeeded
     from kernel_app.interfaces.server.state import ServerState
 
@@ -84,19 +84,16 @@ OFFERED = Offered(
 )
 
 
-def _function_calling(text: str) -> bool:
-    """``/plan --planner function-calling``: no plan to approve, it plans and runs in one go."""
-    words = text.replace("=", " ").split()
-    return any(a == "--planner" and b == "function-calling" for a, b in pairwise(words))
-
-
 def _mentioned(activity: Activity) -> bool:
     me = activity.recipient.id if activity.recipient else None
     return any(m.mentioned is not None and m.mentioned.id == me for m in activity.get_mentions())
 
 
-class TeamsAgent(PlanHandlers, CallHandlers):
-    """The Agents SDK application and adapter, over the server's kernel, engine and store."""
+class TeamsAgent:
+    """The Agents SDK application and adapter, over the server's kernel, engine and store.
+
+    Its parts, the plan cards and the call cards, are given the agent as their host
+    (:class:`kernel_app.interfaces.server.teams.host.TeamsHost`)."""
 
     def __init__(self, state: ServerState, config: dict[str, Any]) -> None:
         from microsoft_agents.authentication.msal import MsalConnectionManager
@@ -113,15 +110,16 @@ class TeamsAgent(PlanHandlers, CallHandlers):
             connection_manager=self.connections,
         )
         self.links = TeamsLinks.beside(state.store.path)
-        self.plans = PlanStore.beside(state.store.path)
-        if interrupted := self.plans.interrupt_running():
+        plans = PlanStore.beside(state.store.path)
+        if interrupted := plans.interrupt_running():
             log.warning(
                 "Teams: %d approved plan(s) were running when the server stopped; they did not finish", interrupted
             )
-        self.call_store = CallStore.beside(state.store.path)
-        if interrupted := self.call_store.interrupt_running():
+        calls = CallStore.beside(state.store.path)
+        if interrupted := calls.interrupt_running():
             log.warning("Teams: %d approved function call(s) were running when the server stopped", interrupted)
-        self.calls: dict[str, CallApproval] = {}  # free-text function calls whose turn waits for a card here
+        self.plans = PlanCards(self, plans)
+        self.calls = CallCards(self, calls)
         self._live: dict[str, LiveTurn] = {}  # per Teams conversation: the turn that holds its lock
         self._sessions: dict[str, ChatSession] = {}  # $last and named results live as long as the server
         self._locks: dict[str, asyncio.Lock] = {}
@@ -129,10 +127,10 @@ class TeamsAgent(PlanHandlers, CallHandlers):
 
         self.app.activity("message")(self._on_message)
         self.app.conversation_update("membersAdded")(self._on_members_added)
-        self.app.adaptive_card.action_execute(cards.APPROVE)(self._on_approve)
-        self.app.adaptive_card.action_execute(cards.REJECT)(self._on_reject)
-        self.app.adaptive_card.action_execute(cards.APPROVE_CALL)(self._on_approve_call)
-        self.app.adaptive_card.action_execute(cards.REJECT_CALL)(self._on_reject_call)
+        self.app.adaptive_card.action_execute(cards.APPROVE)(self.plans.on_approve)
+        self.app.adaptive_card.action_execute(cards.REJECT)(self.plans.on_reject)
+        self.app.adaptive_card.action_execute(cards.APPROVE_CALL)(self.calls.on_approve)
+        self.app.adaptive_card.action_execute(cards.REJECT_CALL)(self.calls.on_reject)
         self.app.error(self._on_error)
 
     def asgi(self) -> Any:
@@ -145,7 +143,7 @@ class TeamsAgent(PlanHandlers, CallHandlers):
 
     def session(self, teams_id: str) -> ChatSession:
         """The REPL's command layer on this Teams conversation's stored engine conversation."""
-        from kernel_app.commands.session import ChatSession
+        from kernel_app.commands.dispatch import ChatSession
 
         engine = self.state.engine
         cached = self._sessions.get(teams_id)
@@ -159,14 +157,20 @@ class TeamsAgent(PlanHandlers, CallHandlers):
         self._sessions[teams_id] = session
         return session
 
+    def live_session(self, teams_id: str) -> ChatSession | None:
+        """The conversation's session if this server made one (its ``$last`` follows a card's result)."""
+        return self._sessions.get(teams_id)
+
     def _keep(self, session: ChatSession, teams_id: str) -> None:
         if self.links.get(teams_id) != session.conversation_id:  # /reset
             self.links.set(teams_id, session.conversation_id)
 
-    def _lock(self, teams_id: str) -> asyncio.Lock:
+    def lock(self, teams_id: str) -> asyncio.Lock:
+        """The Teams conversation's lock: its turn in progress holds it."""
         return self._locks.setdefault(teams_id, asyncio.Lock())
 
-    def _spawn(self, work: Any) -> None:
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` in the background, kept referenced until it ends."""
         task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -197,7 +201,7 @@ class TeamsAgent(PlanHandlers, CallHandlers):
             return
         command = command_of(text)
         if command == "/help":  # it reads nothing of the conversation: no waiting for its turn in progress
-            from kernel_app.commands.session import HELP
+            from kernel_app.commands.dispatch import HELP
 
             await context.send_activity(OFFERED.help(HELP))
             return
@@ -208,14 +212,14 @@ class TeamsAgent(PlanHandlers, CallHandlers):
                 "on the card above before I go on."
             )
             return
-        lock = self._lock(teams_id)
+        lock = self.lock(teams_id)
         await lock.acquire()
         handed_over: list[bool] = []  # a free-text turn's task keeps the lock until it ends, approvals and all
         session = None
         try:
             session = self.session(teams_id)
-            if command == "/plan" and not _function_calling(text):
-                await self._plan(context, session, text, group)
+            if command == "/plan" and self.plans.takes(text):
+                await self.plans.propose(context, session, text, group)
             else:
                 await self._turn(context, session, text, group, lock, handed_over)
         finally:
@@ -267,14 +271,14 @@ class TeamsAgent(PlanHandlers, CallHandlers):
             if isinstance(event, FunctionCallStarted) and not needs_approval(self.state, event.function):
                 live.say("info", f"Running {event.function}…")
             elif isinstance(event, FunctionCallFinished):
-                self._call_finished(live, event.call_id, event.ok)
+                self.calls.finished(live, event.call_id, event.ok)
 
         def on_progress(progress: Progress) -> None:
             if not progress.done:
                 live.say("info", sentence(progress.text))
 
         async def ask(request: ApprovalNeeded) -> bool:
-            return await self._ask_call(live, request)
+            return await self.calls.ask(live, request)
 
         async def run() -> Any:
             try:
@@ -291,7 +295,7 @@ class TeamsAgent(PlanHandlers, CallHandlers):
                     live.held = False
 
         def ended(task: asyncio.Task[Any]) -> None:
-            self._turn_ended(live, finished=not task.cancelled() and task.exception() is None)
+            self.calls.turn_ended(live, finished=not task.cancelled() and task.exception() is None)
             if self._live.get(teams_id) is live:
                 del self._live[teams_id]
             self._keep(session, teams_id)

@@ -1,7 +1,8 @@
 """Free text's function calls in Teams: the approval card, its click, and a click after a restart.
 
-A mixin of :class:`kernel_app.interfaces.server.teams.agent.TeamsAgent`. When the engine asks to run a call the
-server does not run unasked (:func:`kernel_app.interfaces.server.chat_surface.approver`), the turn's task waits for
+A part of :class:`kernel_app.interfaces.server.teams.agent.TeamsAgent`, given what it needs of the
+agent (:class:`.host.TeamsHost`) and its store. When the engine asks to run a call the server does not run
+unasked (:func:`kernel_app.interfaces.server.chat_surface.approver`), the turn's task waits for
 the card's click in memory, and the call is kept in ``teams.sqlite3`` (:mod:`.call_store`) as well. The
 invoke is answered at once with the card replaced by its outcome:
 
@@ -42,33 +43,25 @@ from kernel_app.interfaces.server.teams.turns import (
 if TYPE_CHECKING:
     from microsoft_agents.hosting.core import TurnContext
 
-    from kernel_app.commands.session import ChatSession
     from kernel_app.conversation.events import ApprovalNeeded
-    from kernel_app.interfaces.server.state import ServerState
+    from kernel_app.interfaces.server.teams.host import TeamsHost
 
 log = logging.getLogger("kernel_app.teams")
 
 CALL_APPROVAL_TIMEOUT = 600.0  # seconds a call waits for its card (then: not run), a restart included
 
 
-class CallHandlers:
-    """The call card's part of the agent: what it uses of the agent is declared here."""
+class CallCards:
+    """Free text's function calls with an effect: asked on a card, kept in ``store``, decided by a click."""
 
-    state: ServerState
-    adapter: Any
-    call_store: CallStore
-    calls: dict[str, CallApproval]  # approval id -> the live turn's wait, while it waits
-    _sessions: dict[str, ChatSession]
-
-    def _lock(self, teams_id: str) -> asyncio.Lock:
-        raise NotImplementedError
-
-    def _spawn(self, work: Any) -> None:
-        raise NotImplementedError
+    def __init__(self, host: TeamsHost, store: CallStore) -> None:
+        self.host = host
+        self.store = store
+        self.waiting: dict[str, CallApproval] = {}  # approval id -> the live turn's wait, while it waits
 
     # region while the turn waits
 
-    async def _ask_call(self, live: LiveTurn, request: ApprovalNeeded) -> bool:
+    async def ask(self, live: LiveTurn, request: ApprovalNeeded) -> bool:
         """The engine wants to run a function with an effect: a card; the turn waits for the click."""
         if not request.approval_id:  # the function-calling planner's requests carry no ids
             request = dataclasses.replace(
@@ -78,7 +71,7 @@ class CallHandlers:
             )
         approval_id = request.approval_id
         job = CallApproval(request, live.owner, live.owner_name, asyncio.get_running_loop().create_future())
-        self.call_store.add(
+        self.store.add(
             CallRecord(
                 id=approval_id,
                 teams_id=live.teams_id,
@@ -94,8 +87,8 @@ class CallHandlers:
                 activity=live.activity.model_dump(mode="json", by_alias=True, exclude_none=True),
             )
         )
-        self.calls[approval_id] = job
-        gate = self.state.gate
+        self.waiting[approval_id] = job
+        gate = self.host.state.gate
         if live.held:  # the model's queue is not held while the card waits
             gate.release()
             live.held = False
@@ -105,39 +98,39 @@ class CallHandlers:
             approved = await asyncio.wait_for(asyncio.shield(job.decision), CALL_APPROVAL_TIMEOUT)
         except asyncio.TimeoutError:
             expired = f"Not answered in time: {request.function} did not run."
-            approved = not self.call_store.decide(approval_id, "expired", expired) and self._approved(approval_id)
+            approved = not self.store.decide(approval_id, "expired", expired) and self._approved(approval_id)
         finally:
             live.waiting = None
-            self.calls.pop(approval_id, None)
+            self.waiting.pop(approval_id, None)
         await acquire_waiting(gate)
         live.held = True
         if approved:
             live.approved[request.call_id] = approval_id  # its FunctionCallFinished marks the row done
             live.say("info", f"Running {request.function}…")
-        self._spawn(self._continue(live))
+        self.host.spawn(self._continue(live))
         return approved
 
     def _approved(self, approval_id: str) -> bool:
-        record = self.call_store.get(approval_id)
+        record = self.store.get(approval_id)
         return record is not None and record.state == "approved"
 
-    def _call_finished(self, live: LiveTurn, call_id: str, ok: bool) -> None:
+    def finished(self, live: LiveTurn, call_id: str, ok: bool) -> None:
         """An approved call of the live turn ran (its FunctionCallFinished): its row is done."""
         approval_id = live.approved.pop(call_id, None)
         if approval_id is not None:
-            record = self.call_store.get(approval_id)
+            record = self.store.get(approval_id)
             ran = record.outcome.replace(" runs.", " ran.") if record is not None else ""
-            self.call_store.finish(approval_id, "done" if ok else "failed", ran)
+            self.store.finish(approval_id, "done" if ok else "failed", ran)
 
-    def _turn_ended(self, live: LiveTurn, finished: bool) -> None:
+    def turn_ended(self, live: LiveTurn, finished: bool) -> None:
         """The turn is over: its approved calls ran if it ``finished`` (the function-calling planner sends
         no FunctionCallFinished), else it stopped and they may not have; none is left as running."""
         for call_id in list(live.approved):
             if finished:
-                self._call_finished(live, call_id, True)
+                self.finished(live, call_id, True)
             else:
                 approval_id = live.approved.pop(call_id)
-                self.call_store.finish(approval_id, "failed", "The turn stopped: this call may not have run.")
+                self.store.finish(approval_id, "failed", "The turn stopped: this call may not have run.")
 
     async def _continue(self, live: LiveTurn) -> None:
         """The rest of a turn after its card was decided, in a proactive turn of its conversation."""
@@ -146,7 +139,7 @@ class CallHandlers:
             await relay(context, live)
 
         try:
-            await self.adapter.continue_conversation_with_claims(live.identity, live.activity, turn)
+            await self.host.adapter.continue_conversation_with_claims(live.identity, live.activity, turn)
         except Exception:
             log.exception("Teams: the turn after an approval failed")
             if live.task is not None:
@@ -156,36 +149,36 @@ class CallHandlers:
 
     # region the click
 
-    async def _on_approve_call(self, context: TurnContext, _state: Any, data: Any) -> Any:
-        return self._decide_call(context, data, approved=True)
+    async def on_approve(self, context: TurnContext, _state: Any, data: Any) -> Any:
+        return self._decide(context, data, approved=True)
 
-    async def _on_reject_call(self, context: TurnContext, _state: Any, data: Any) -> Any:
-        return self._decide_call(context, data, approved=False)
+    async def on_reject(self, context: TurnContext, _state: Any, data: Any) -> Any:
+        return self._decide(context, data, approved=False)
 
-    def _decide_call(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
+    def _decide(self, context: TurnContext, data: Any, *, approved: bool) -> Any:
         """Answer the invoke at once; the waiting turn goes on, or after a restart the call runs on its own."""
         only = "Only {owner_name}, who asked, can approve or reject {function}."
-        record = clicked(context, data, "approvalId", self.call_store, cards.call_gone_card(), only)
+        record = clicked(context, data, "approvalId", self.store, cards.call_gone_card(), only)
         if not isinstance(record, CallRecord):
             return record
         approval_id, name, card_id = record.id, user_of(context.activity)[1], context.activity.reply_to_id
-        job = self.calls.get(approval_id)  # None: the turn that asked is gone (the server restarted)
+        job = self.waiting.get(approval_id)  # None: the turn that asked is gone (the server restarted)
         late = f"Not answered in time: {record.function} did not run."
-        if self.call_store.expire_if_late(record, CALL_APPROVAL_TIMEOUT, late):
+        if self.store.expire_if_late(record, CALL_APPROVAL_TIMEOUT, late):
             pass  # nothing runs: the card shows it came too late
         elif approved:
             ran = "runs." if job is not None else "runs now; its result follows."
-            if self.call_store.decide(approval_id, "approved", f"Approved by {name}: {record.function} {ran}", card_id):
+            if self.store.decide(approval_id, "approved", f"Approved by {name}: {record.function} {ran}", card_id):
                 if job is not None:
                     after_response(lambda: job.decision.done() or job.decision.set_result(True))
                 else:
                     identity = context.identity
-                    after_response(lambda: self._spawn(self._run_after_restart(record, identity)))
+                    after_response(lambda: self.host.spawn(self._run_after_restart(record, identity)))
         else:
             rejected = f"Rejected by {name}: {record.function} did not run."
-            if self.call_store.decide(approval_id, "rejected", rejected, card_id) and job is not None:
+            if self.store.decide(approval_id, "rejected", rejected, card_id) and job is not None:
                 after_response(lambda: job.decision.done() or job.decision.set_result(False))
-        decided = self.call_store.get(approval_id) or record  # a second click: the outcome, nothing runs again
+        decided = self.store.get(approval_id) or record  # a second click: the outcome, nothing runs again
         return card_response(cards.call_outcome_card(record.function, record.arguments, decided.outcome))
 
     # endregion
@@ -195,24 +188,25 @@ class CallHandlers:
     async def _run_after_restart(self, record: CallRecord, identity: Any) -> None:
         """The approved call and its result, in a proactive turn of the conversation it came from."""
         try:
-            lock = self._lock(record.teams_id)
+            lock = self.host.lock(record.teams_id)
             await in_its_conversation(
-                self.adapter, identity, record.activity, lock, lambda context: self._run_call(context, record)
+                self.host.adapter, identity, record.activity, lock, lambda context: self._run_call(context, record)
             )
         except Exception:
             log.exception("Teams: the approved call's turn failed")
-            self.call_store.finish(record.id, "failed", f"{record.function} failed: please ask again.")
+            self.store.finish(record.id, "failed", f"{record.function} failed: please ask again.")
 
     async def _run_call(self, context: TurnContext, record: CallRecord) -> None:
         render = Renderer(context, record.group)
         render.info(f"Running {record.function}…")
-        output, text, ok = await run_approved_call(self.state, record.function, record.arguments)
+        server = self.host.state
+        output, text, ok = await run_approved_call(server, record.function, record.arguments)
         call = (record.call_id, record.function, record.arguments)
-        remember_call(self.state, record.conversation_id, record.said, call, output, text)
-        session = self._sessions.get(record.teams_id)
-        if session is not None and self.state.engine.store.exists(record.conversation_id):
+        remember_call(server, record.conversation_id, record.said, call, output, text)
+        session = self.host.live_session(record.teams_id)
+        if session is not None and server.engine.store.exists(record.conversation_id):
             session.results["last"] = output
-        self.call_store.finish(
+        self.store.finish(
             record.id,
             "done" if ok else "failed",
             f"{record.function} ran after a restart: its result is below." if ok else f"{record.function} failed.",

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from microsoft_agents.activity import Activity
     from microsoft_agents.hosting.core import TurnContext
 
-    from kernel_app.commands.session import Reply
+    from kernel_app.commands.dispatch import Reply
     from kernel_app.conversation.events import ApprovalNeeded
     from kernel_app.interfaces.server.side_store import DecisionStore
 

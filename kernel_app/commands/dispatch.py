@@ -1,25 +1,37 @@
-"""A chat session for the REPL: free text talks to the model, slash commands run functions, plans and memory.
+"""The slash-command layer every chat surface shares: the session and its command table.
 
-The REPL's command layer over the conversation engine (:mod:`kernel_app.conversation`), kept free of
-terminal code so it can be driven by tests (or another interface) line by line. Free text is one
-engine turn (with function calling where the service supports it); every command's outcome also
-goes into the stored conversation, so "now shift that to cleaning services" can follow a
+:class:`ChatSession` turns one line into one :class:`Reply`: free text is one turn of the conversation
+engine (:mod:`kernel_app.conversation`, with function calling where the service supports it), a slash
+command runs a function, a plan, a memory question... The REPL, Teams and chat-copilot all drive it, line
+by line, and render its replies their own way; it holds no terminal or HTTP code. Every command's outcome
+also goes into the stored conversation, so "now shift that to cleaning services" can follow a
 `/run BusinessThinking.SWOT a bakery`.
+
+Reading a command's arguments is :mod:`.syntax`; answer lengths and whether tools fit, :mod:`.sizing`;
+``/export``, :mod:`.export`.
 """
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.base.errors import KernelAppError, UsageError, innermost_message
+from kernel_app.base.errors import KernelAppError, innermost_message
 from kernel_app.base.usage import Usage
+from kernel_app.commands.export import conversation_markdown
+from kernel_app.commands.sizing import answer_tokens, function_max_tokens, tools_fit
+from kernel_app.commands.syntax import (
+    edited_plan,
+    plan_options,
+    resolve_results,
+    result_name,
+    split_first,
+    variables_and_text,
+)
 from kernel_app.conversation.engine import SYSTEM, Approve, ConversationEngine, ask_approval
 from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, PlanProposed, Progress, TextDelta
-from kernel_app.conversation.history import estimate_tokens
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
@@ -27,10 +39,10 @@ if TYPE_CHECKING:
 
     from kernel_app.conversation.store import ConversationStore
 
-_VARIABLE = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|'[^']*'|\S*)(?:\s|$)""")
-_NAMED = re.compile(r"^(?P<command>.*?)\s+>\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$", re.DOTALL)
-_REFERENCE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-PLANNERS = ("sequential", "action", "function-calling")
+PLAN_USAGE = (
+    "usage: /plan [--planner P] [--exclude PLUGIN,...] [--max-functions N] GOAL, "
+    "e.g. /plan Write a poem about bread, then translate it to French"
+)
 SETTINGS_HELP = "max_tokens N (the longest answer, in tokens), service NAME (local, openai, azure)"
 
 HELP = """\
@@ -98,7 +110,7 @@ class ChatSession:
         self.system = system
         if engine is None:
             engine = ConversationEngine(kernel, store, system=system, max_turns=max_turns)
-            if not _tools_fit(engine):
+            if not tools_fit(engine):
                 # The schemas of every function would overflow a small context (46 of them are ~4,400
                 # tokens, more than the embedded model's 4,096): offer none; /run and /plan still call them.
                 engine = ConversationEngine(kernel, store, system=system, max_turns=max_turns, functions=())
@@ -246,7 +258,7 @@ class ChatSession:
         if not name:
             return Reply("usage: /run Plugin.Function [name=value ...] [text], e.g. /run Math.add a=2 b=3", "error")
         function = resolve_function(self.kernel, name)
-        variables, text = _variables_and_text(arguments)
+        variables, text = variables_and_text(arguments)
         variables = {key: self._resolve(value) if isinstance(value, str) else value for key, value in variables.items()}
         text = self._resolve(text)
         shown = f"{function.plugin_name}.{function.name}"
@@ -275,7 +287,7 @@ class ChatSession:
                 emit(Progress("run", f"ran {shown}", done=True))
         said = f"(ran {name} on: {text or 'no input'})"
         self._remember(said, result.result, title=f"{shown} {arguments.strip()}")
-        limit = _max_tokens(function)
+        limit = function_max_tokens(function)
         # A prompt function's stream carries no finish reason here; all its max_tokens used means cut.
         cut = limit is not None and result.usage.completion_tokens >= limit
         reply = Reply(result.result, "result", result.usage, streamed=bool(streamed), cut=cut, limit=limit)
@@ -290,35 +302,31 @@ class ChatSession:
     ) -> Reply:
         import inspect
 
-        from planners import ActionPlanner, FunctionCallingPlanner, PlanExecutor, SequentialPlanner
+        from planners import PlanExecutor
+        from planners.factory import create_planner, proposes_plan
 
         options, goal = plan_options(rest)
         if not goal:
-            return Reply(
-                "usage: /plan [--planner P] [--exclude PLUGIN,...] [--max-functions N] GOAL, "
-                "e.g. /plan Write a poem about bread, then translate it to French",
-                "error",
-            )
+            return Reply(PLAN_USAGE, "error")
         kind, excluded, limit = options["planner"], options["exclude"] or None, options["max_functions"]
         emit(Progress("planning", f"planning with the {kind} planner"))
-        if kind == "function-calling":
+        if not proposes_plan(kind):  # function-calling: no plan to approve, each effectful call is asked
 
             async def approve_call(request: Any) -> bool:  # a MODEL or WRITE call, asked like free text's
                 asked = ApprovalNeeded("", "", request.function, dict(request.args), request.effect.value)
                 emit(asked)
                 return await ask_approval(approve, asked)
 
-            extra = {"max_functions": limit} if limit else {}
             try:
-                outcome = await FunctionCallingPlanner(
-                    self.kernel, excluded=excluded, approve_call=approve_call, **extra
-                ).run(goal)
+                caller: Any = create_planner(
+                    kind, self.kernel, excluded=excluded, max_functions=limit, approve_call=approve_call
+                )
+                outcome = await caller.run(goal)
             finally:
                 emit(Progress("planning", "planned", done=True))
             self._remember(f"(planned and ran: {goal})", outcome.answer, title=goal)
             return self._counted(Reply(outcome.answer, "result", outcome.usage))
-        planner_class = ActionPlanner if kind == "action" else SequentialPlanner
-        planner = planner_class(self.kernel, max_functions=limit, excluded=excluded)
+        planner: Any = create_planner(kind, self.kernel, excluded=excluded, max_functions=limit)
         try:
             plan = await planner.create_plan(goal)
         finally:
@@ -336,7 +344,7 @@ class ChatSession:
                 answer = await answer
             if not isinstance(answer, str):
                 break
-            plan = _edited(plan, answer)
+            plan = edited_plan(plan, answer)
             shown = str(plan)
         if not answer:
             return Reply("Not run.", "plan")
@@ -356,7 +364,7 @@ class ChatSession:
 
     async def _ask(self, rest: str, emit: Callable[[Event], None] | None = None) -> Reply:
         try:
-            collection, question = _split_first(rest)
+            collection, question = split_first(rest)
         except ValueError:
             return Reply("usage: /ask COLLECTION QUESTION, e.g. /ask SWOT How can we earn more?", "error")
         if emit is not None:
@@ -479,16 +487,8 @@ class ChatSession:
         return "\n".join(f"  ${name}  {_shorten(text, 70)}" for name, text in self.results.items())
 
     def _resolve(self, text: str) -> str:
-        """``$last`` and ``$NAME`` (named with ``> NAME``) replaced by the results they name."""
-
-        def value(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in self.results:
-                known = ", ".join(f"${n}" for n in self.results) or "none yet"
-                raise UsageError(f"no result named ${name}: name one with `> {name}` after a command (known: {known})")
-            return self.results[name]
-
-        return _REFERENCE.sub(value, text)
+        """``$last`` and ``$NAME`` replaced by this session's results."""
+        return resolve_results(text, self.results)
 
     # endregion
 
@@ -524,167 +524,6 @@ class ChatSession:
         return reply
 
 
-CUT_NOTE = "(cut: the answer reached its length limit of {max_tokens} tokens; /set max_tokens N allows longer)"
-
-
-def _max_tokens(function: Any) -> int | None:
-    """A prompt function's max_tokens from its config.json (the first service's that sets one)."""
-    if not getattr(function, "is_prompt", False):
-        return None
-    for settings in (getattr(function, "prompt_execution_settings", None) or {}).values():
-        value = settings.extension_data.get("max_tokens") or getattr(settings, "max_tokens", None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
-
-
-def _tools_fit(engine: ConversationEngine) -> bool:
-    """Whether the tool schemas of the functions the engine would offer leave room for a turn and its answer."""
-    import json
-
-    from semantic_kernel.connectors.ai.function_calling_utils import kernel_function_metadata_to_function_call_format
-
-    try:
-        if not engine.service.SUPPORTS_FUNCTION_CALLING:
-            return True  # nothing is offered anyway
-    except Exception:
-        return True
-    allowed = set(engine.allowed_functions())
-    sizes = sorted(
-        (
-            len(json.dumps(kernel_function_metadata_to_function_call_format(m)))
-            for m in engine.kernel.get_full_list_of_function_metadata()
-            if f"{m.plugin_name}.{m.name}" in allowed
-        ),
-        reverse=True,
-    )
-    # The engine offers at most its limit per turn (the most relevant): count the largest that many.
-    size = sum(sizes[: engine.offer_limit()])
-    context = engine.context_tokens
-    # Room left for the system message, the newest turn and the answer, in the 90% the engine plans with.
-    return estimate_tokens("x" * size) + answer_tokens(context) + 512 <= context * 0.9
-
-
-def answer_tokens(context_tokens: int) -> int:
-    """The default answer length for a model's context: a quarter of it, between 256 and 4096 tokens."""
-    return max(256, min(4096, context_tokens // 4))
-
-
-def conversation_markdown(store: ConversationStore, conversation_id: str) -> str:
-    """A stored conversation as markdown: what was said, and what each function returned."""
-    import datetime
-
-    conversation = store.get(conversation_id)
-    when = datetime.datetime.fromtimestamp(conversation.created_at).strftime("%Y-%m-%d %H:%M")
-    lines = [f"# {conversation.title or 'Conversation'}", "", f"_{when}, {conversation.model or conversation.service}_"]
-    for message in store.messages(conversation_id):
-        if message.role == "user":
-            lines += ["", "## You", "", message.content]
-        elif message.role == "tool":
-            lines += ["", f"### Result of {message.name}", "", message.content]
-        elif message.role == "assistant":
-            calls = [f"- called `{call.function}({_arguments_text(call.arguments)})`" for call in message.tool_calls]
-            if message.content or calls:
-                lines += ["", "## Kernel App", ""]
-            lines += [*calls, *([message.content] if message.content else [])]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _arguments_text(arguments: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value!r}" for key, value in arguments.items())
-
-
 def _shorten(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def result_name(rest: str) -> tuple[str, str | None]:
-    """``... > NAME`` at the end of a command keeps its result as ``$NAME``."""
-    match = _NAMED.match(rest)
-    if match is None:
-        return rest, None
-    return match.group("command"), match.group("name")
-
-
-def plan_options(rest: str) -> tuple[dict[str, Any], str]:
-    """Leading ``--planner P``, ``--exclude A,B`` (repeatable) and ``--max-functions N``; the rest is the goal."""
-    options: dict[str, Any] = {"planner": "sequential", "exclude": [], "max_functions": None}
-    words = rest.split()
-    while words and words[0].startswith("--"):
-        flag, _, inline = words.pop(0).partition("=")
-        if flag not in ("--planner", "--exclude", "--max-functions"):
-            raise UsageError(f"unknown /plan option {flag}: use --planner, --exclude or --max-functions")
-        value = inline or (words.pop(0) if words else "")
-        if not value:
-            raise UsageError(f"/plan {flag} needs a value")
-        if flag == "--planner":
-            if value not in PLANNERS:
-                raise UsageError(f"unknown planner {value!r}: use one of {', '.join(PLANNERS)}")
-            options["planner"] = value
-        elif flag == "--exclude":
-            options["exclude"] += [part for part in value.split(",") if part]
-        elif not value.isdigit() or int(value) < 1:
-            raise UsageError(f"/plan --max-functions takes a positive number, not {value!r}")
-        else:
-            options["max_functions"] = int(value)
-    return options, " ".join(words)
-
-
-def _edited(plan: Any, edit: str) -> Any:
-    """``2 language=German`` sets step 2's argument; values are JSON where they parse (numbers, lists)."""
-    import json
-
-    number, _, assignments = edit.strip().partition(" ")
-    if not number.isdigit() or not 1 <= int(number) <= len(plan.steps):
-        raise UsageError(f"edit a step as STEP name=value, e.g. 1 a=5 (steps 1 to {len(plan.steps)})")
-    variables, rest = _variables_and_text(assignments)
-    if not variables or rest:
-        raise UsageError("edit a step as STEP name=value, e.g. 1 a=5")
-    step = plan.steps[int(number) - 1]
-    args = dict(step.args)
-    for name, value in variables.items():
-        try:
-            args[name] = json.loads(value) if isinstance(value, str) else value
-        except ValueError:
-            args[name] = value
-    steps = list(plan.steps)
-    steps[int(number) - 1] = step.model_copy(update={"args": args})
-    return plan.model_copy(update={"steps": steps})
-
-
-def _variables_and_text(arguments: str) -> tuple[dict[str, object], str]:
-    """Leading ``name=value`` words are variables (``language="Brazilian Portuguese"`` may be quoted),
-    and so are ``--var-json NAME='JSON'`` and ``--vars FILE``, as on the command line; the rest, as typed,
-    is the input text."""
-    from pathlib import Path
-
-    from kernel_app.kernel.plugin_folders.structured_vars import load_vars_file, parse_json_vars, to_kernel_value
-
-    variables: dict[str, object] = {}
-    rest = arguments.strip()
-    while rest:
-        flag = rest.split(None, 1)[0]
-        if flag in ("--var-json", "--vars"):
-            lexer = shlex.shlex(rest[len(flag) :], posix=True)
-            lexer.whitespace_split = True
-            value = lexer.get_token() or ""
-            found = parse_json_vars([value]) if flag == "--var-json" else load_vars_file(Path(value).expanduser())
-            variables.update({name: to_kernel_value(v) for name, v in found.items()})
-            rest = lexer.instream.read().lstrip()
-            continue
-        match = _VARIABLE.match(rest)
-        if match is None:
-            break
-        value = match.group(2)
-        variables[match.group(1)] = shlex.split(value)[0] if value[:1] in "\"'" else value
-        rest = rest[match.end() :].lstrip()
-    return variables, rest
-
-
-def _split_first(text: str) -> tuple[str, str]:
-    """``COLLECTION rest of the question`` (the collection may be quoted)."""
-    parts = shlex.split(text) if text.startswith(('"', "'")) else text.split(None, 1)
-    if len(parts) < 2 or not parts[0] or not " ".join(parts[1:]).strip():
-        raise ValueError(text)
-    return parts[0], " ".join(parts[1:]).strip()
