@@ -151,6 +151,8 @@ def test_only_an_interface_package_turns_into_the_install_hint() -> None:
     )
     assert missing_extra_message(ModuleNotFoundError("x", name="numpy"), ["serve"]) is None
     assert missing_extra_message(ValueError("not an import"), ["serve"]) is None
+    # A plugin of the user's importing rich under `run` is not an interface missing its extra.
+    assert missing_extra_message(ModuleNotFoundError("x", name="rich"), ["run", "My.function"]) is None
 
 
 def test_require_names_the_first_missing_module() -> None:

@@ -8,7 +8,8 @@ fails to import one of them, :func:`missing_extra_message` turns the ImportError
 
 Checked on the ImportError itself rather than up front, so a command asks only for what it really
 imports: ``kernel-app chat`` at a terminal needs [chat], piped it does not; ``kernel-app serve`` needs
-[teams] only when Teams is configured.
+[teams] only when Teams is configured. :func:`require` checks up front where the import would happen
+on another thread (the chat's renderer).
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
     "chat": frozenset({"prompt_toolkit", "rich"}),
     "teams": frozenset({"microsoft_agents", "fastapi", "uvicorn", "starlette", "multipart", "python_multipart"}),
 }
+# The commands that are interfaces. Elsewhere (a user's plugin importing rich under `kernel-app run`) a
+# missing package is not ours to name an extra for: the generic one-line error reports it.
+INTERFACE_COMMANDS = frozenset({"serve", "mcp", "chat", "teams"})
 
 
 def extra_for_module(module: str, command: str | None = None) -> str | None:
@@ -66,9 +70,8 @@ def install_command(extra: str) -> str:
     return f"pip install -e '.[{extra}]'"
 
 
-def message(command: str | None, module: str, extra: str) -> str:
-    who = f"kernel-app {command}" if command else "this command"
-    return f"{who} needs {module.partition('.')[0]}, from the [{extra}] extra: {install_command(extra)}"
+def message(command: str, module: str, extra: str) -> str:
+    return f"kernel-app {command} needs {module.partition('.')[0]}, from the [{extra}] extra: {install_command(extra)}"
 
 
 def require(command: str, *modules: str) -> None:
@@ -89,11 +92,11 @@ def require(command: str, *modules: str) -> None:
 
 def missing_extra_message(error: BaseException, args: Sequence[str]) -> str | None:
     """One line naming the missing package, its extra and the install command; None when ``error``
-    is not about an interface's package."""
+    is not an interface command missing one of its packages."""
     module = missing_module(error)
-    if module is None:
-        return None
     command = command_name(args)
+    if module is None or command not in INTERFACE_COMMANDS:
+        return None
     extra = extra_for_module(module, command)
     if extra is None:
         return None
