@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from kernel_app.interfaces.cli.context import AppContext, report_problems
+from kernel_app.interfaces.cli.extras import require
 
 if TYPE_CHECKING:
     from kernel_app.commands.dispatch import ChatSession
@@ -66,6 +67,9 @@ def chat(
         store.get(conversation_id or "")  # an unknown id fails before the model loads
 
     interactive = sys.stdin.isatty()
+    plain = plain or not sys.stdout.isatty()
+    # At a terminal the [chat] extra draws the prompt and the answers; checked now, not on the loading thread.
+    require("chat", *(["prompt_toolkit"] if interactive else []), *([] if plain else ["rich"]))
 
     def build() -> ChatSession:
         nonlocal store
@@ -93,7 +97,7 @@ def chat(
             session.set_max_tokens(max_tokens)
         return session
 
-    renderer = _renderer(plain or not sys.stdout.isatty())
+    renderer = _renderer(plain)
     if interactive:
         # The prompt first (within a second); semantic-kernel, the plugins and the model load meanwhile,
         # on a thread started once the prompt is drawn (before, it would halve the prompt's share of the

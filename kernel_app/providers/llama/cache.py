@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import sys
@@ -25,8 +24,8 @@ from typing import TextIO
 from kernel_app.base.errors import ConfigError, DependencyMissingError, ModelError
 from kernel_app.providers.byte_progress import ByteProgress
 from kernel_app.providers.llama.tiers import ModelTier
+from kernel_app.providers.verified_files import CHUNK, cache_root, file_sha256, record_matches, write_record
 
-CHUNK = 8 * 1024 * 1024
 # Room left on the disk beyond the model itself, so joining never fills it to the last byte.
 DISK_MARGIN = 64 * 1024 * 1024
 
@@ -35,8 +34,7 @@ Notify = Callable[[str], None]
 
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/kernel-app/models`` (default ``~/.cache/kernel-app/models``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "kernel-app" / "models"
+    return cache_root() / "models"
 
 
 @dataclass(frozen=True)
@@ -113,28 +111,14 @@ def _record_path(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
-def _stamp(path: Path) -> dict[str, int]:
-    # ctime changes on every write and metadata change and cannot be set back by a user, so a
-    # modified file never matches an old record even when its size and mtime were restored.
-    info = path.stat()
-    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns, "inode": info.st_ino}
-
-
 def is_verified(tier: ModelTier, directory: Path | None = None) -> bool:
     """Whether the cached file is there and unchanged since it was last verified (no hashing)."""
     path = model_path(tier, directory)
-    try:
-        record = json.loads(_record_path(path).read_text())
-        return record.get("sha256") == tier.sha256 and record.get("stamp") == _stamp(path)
-    except (OSError, ValueError):
-        return False
+    return record_matches(_record_path(path), path, tier.sha256)
 
 
 def _write_record(tier: ModelTier, path: Path) -> None:
-    record = _record_path(path)
-    temporary = record.with_name(record.name + ".tmp")
-    temporary.write_text(json.dumps({"sha256": tier.sha256, "stamp": _stamp(path)}))
-    os.replace(temporary, record)
+    write_record(_record_path(path), path, tier.sha256)
 
 
 def ensure_model(
@@ -215,14 +199,7 @@ def _join(tier: ModelTier, path: Path, out: TextIO) -> None:
 
 
 def _sha256(path: Path, label: str, out: TextIO) -> str:
-    digest = hashlib.sha256()
-    progress = ByteProgress(label, path.stat().st_size, out)
-    with path.open("rb") as source:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-            progress.advance(len(chunk))
-    progress.finish()
-    return digest.hexdigest()
+    return file_sha256(path, label, out)
 
 
 def _remove_stale_temporaries(directory: Path, tier: ModelTier) -> None:

@@ -1,0 +1,198 @@
+"""The interfaces are extras: the core works without them, and a command that needs one names the pip install.
+
+Each check runs in a subprocess where the interfaces' packages cannot be imported: a ``sys.meta_path``
+finder, first in line, raises ImportError for them, as a fresh core-only install would.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernel_app.base.errors import DependencyMissingError
+from kernel_app.interfaces.cli.extras import (
+    EXTRA_MODULES,
+    command_name,
+    extra_for_module,
+    missing_extra_message,
+    require,
+)
+from tests.conftest import ROOT, cli_env
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as tomli (a dependency there)
+    import tomli as tomllib
+
+INTERFACE_PACKAGES = ("fastapi", "uvicorn", "starlette", "prompt_toolkit", "rich", "microsoft_agents")
+
+BLOCK = f"""
+import sys
+
+BLOCKED = {INTERFACE_PACKAGES!r}
+
+
+class Unimportable:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ImportError(f"No module named {{name!r}} (made unimportable by the test)", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Unimportable())
+"""
+
+CORE_ONLY = """
+import asyncio
+
+from kernel_app import ScriptedChatCompletion, Settings, build_kernel, resolve_function, run_chain
+
+service = ScriptedChatCompletion(["a scripted summary"])
+built = build_kernel(Settings(memory_dir=sys.argv[1]), chat_service=service)
+summarize = resolve_function(built.kernel, "Writer.Summarize")
+add = resolve_function(built.kernel, "Math.add")
+print(asyncio.run(run_chain(built.kernel, [summarize], input="A long text about bread.")).result)
+print(asyncio.run(run_chain(built.kernel, [add], variables={"a": 2, "b": 3})).result)
+print(len(service.requests), "request(s)")
+"""
+
+CLI = """
+from kernel_app.interfaces.cli.main import main
+
+main(sys.argv[1:])
+"""
+
+
+def _run_blocked(code: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK + code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env=cli_env(XDG_CACHE_HOME=str(tmp_path / "cache"), XDG_DATA_HOME=str(tmp_path / "data")),
+        cwd=ROOT,
+    )
+
+
+def test_the_core_builds_a_kernel_and_runs_functions_without_any_interface_package(tmp_path: Path) -> None:
+    result = _run_blocked(CORE_ONLY, str(tmp_path / "memory"), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "a scripted summary",
+        "5",
+        "1 request(s)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["serve"], "kernel-app serve needs fastapi, from the [serve] extra: pip install -e '.[serve]'"),
+        (["--debug", "serve", "--port", "0"], "kernel-app serve needs fastapi, from the [serve] extra"),
+        (["mcp"], "kernel-app mcp needs fastapi, from the [serve] extra: pip install -e '.[serve]'"),
+        (
+            ["teams", "manifest", "--app-id", "00000000-0000-0000-0000-000000000000", "--endpoint", "https://x/api"],
+            "kernel-app teams needs fastapi, from the [teams] extra: pip install -e '.[teams]'",
+        ),
+    ],
+)
+def test_an_interface_without_its_extra_prints_the_install_on_one_line(
+    args: list[str], expected: str, tmp_path: Path
+) -> None:
+    result = _run_blocked(CLI, "--memory-dir", str(tmp_path / "memory"), *args, tmp_path=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"error: {expected}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_piped_chat_needs_no_extra(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCK + CLI, "--memory-dir", str(tmp_path / "memory"), "chat"],
+        input="/run Math.add a=2 b=3\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cli_env(XDG_CACHE_HOME=str(tmp_path / "cache"), XDG_DATA_HOME=str(tmp_path / "data")),
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5" in result.stdout.splitlines()
+
+
+def test_a_missing_module_maps_to_the_commands_own_extra_first() -> None:
+    assert extra_for_module("fastapi.responses", "serve") == "serve"
+    assert extra_for_module("fastapi", "teams") == "teams"  # [teams] includes serve
+    assert extra_for_module("microsoft_agents.activity", "serve") == "teams"
+    assert extra_for_module("rich", None) == "chat"
+    assert extra_for_module("numpy", "serve") is None
+
+
+def test_the_command_is_found_past_the_global_options() -> None:
+    assert command_name(["--model", "serve", "--debug", "teams", "manifest"]) == "teams"
+    assert command_name(["--service=openai", "chat"]) == "chat"
+    assert command_name(["--help"]) is None
+
+
+def test_only_an_interface_package_turns_into_the_install_hint() -> None:
+    try:
+        try:
+            raise ModuleNotFoundError("No module named 'uvicorn'", name="uvicorn")
+        except ImportError as missing:
+            raise RuntimeError("while starting the server") from missing
+    except RuntimeError as wrapped:
+        error = wrapped
+    assert missing_extra_message(error, ["serve"]) == (
+        "kernel-app serve needs uvicorn, from the [serve] extra: pip install -e '.[serve]'"
+    )
+    assert missing_extra_message(ModuleNotFoundError("x", name="numpy"), ["serve"]) is None
+    assert missing_extra_message(ValueError("not an import"), ["serve"]) is None
+    # A plugin of the user's importing rich under `run` is not an interface missing its extra.
+    assert missing_extra_message(ModuleNotFoundError("x", name="rich"), ["run", "My.function"]) is None
+
+
+def test_require_names_the_first_missing_module() -> None:
+    require("chat", "click")  # present: nothing happens
+    with pytest.raises(DependencyMissingError, match=r"^kernel-app chat needs no_such_module_x, from the \[chat\]"):
+        require("chat", "no_such_module_x")
+
+
+def test_the_extras_in_pyproject_install_what_the_hints_name() -> None:
+    """Every module a hint maps to an extra is installed by that extra (distribution names differ)."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    distributions = {
+        "fastapi": "fastapi",
+        "uvicorn": "uvicorn",
+        "starlette": "fastapi",  # FastAPI's own dependency
+        "multipart": "python-multipart",
+        "python_multipart": "python-multipart",
+        "prompt_toolkit": "prompt_toolkit",
+        "rich": "rich",
+        "microsoft_agents": "microsoft-agents-hosting-fastapi",
+    }
+
+    def requirements(extra: str) -> set[str]:
+        names = set()
+        for requirement in extras[extra]:
+            name = requirement.split(";")[0].split("[")[0]
+            for operator in ("==", ">=", "<", ","):
+                name = name.split(operator)[0]
+            if name == "kernel-app":
+                inner = requirement.partition("[")[2].partition("]")[0]
+                for included in inner.split(","):
+                    names |= requirements(included)
+            else:
+                names.add(name.strip())
+        return names
+
+    for extra, modules in EXTRA_MODULES.items():
+        for module in modules:
+            assert distributions[module] in requirements(extra), (extra, module)
+    assert requirements("all") >= requirements("serve") | requirements("teams") | requirements("chat")
+    assert requirements("test") >= requirements("all")
+    core = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not any(requirement.startswith(tuple(distributions.values())) for requirement in core)
