@@ -16,6 +16,11 @@ from pathlib import Path
 
 import pytest
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]  # installed only on 3.10
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kernel_app", "planners", "memories")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -88,6 +93,20 @@ def test_a_new_server_module_must_be_placed_in_a_layer(tmp_path: Path) -> None:
 
     assert result.returncode != 0, result.stdout
     assert "webhooks" in result.stdout + result.stderr
+
+
+def test_the_architecture_doc_names_every_layer() -> None:
+    # docs/architecture.md is the newcomer's map: a layer added to a contract must appear there too.
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    missing = []
+    for contract in contracts["contracts"]:
+        for layer in contract["layers"]:
+            for module in layer.replace(":", "|").split("|"):
+                name = module.strip()
+                if f"`{name}" not in doc and f"`{name.replace('.', '/')}" not in doc:
+                    missing.append(f"{contract['name']}: {name}")
+    assert missing == [], "add these to docs/architecture.md"
 
 
 def _imported_modules(source: Path) -> list[str]:
