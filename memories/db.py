@@ -58,8 +58,11 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_by_collection ON records (collection);
 """
 
-CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
-BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+# SQLite's primary result codes. The sqlite3 module names them from Python 3.11 only (as it sets an error's
+# sqlite_errorcode); on 3.10 the module attributes are missing, so they are spelled out here.
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CORRUPT, SQLITE_NOTADB = 5, 6, 11, 26
+CORRUPT_CODES = {SQLITE_CORRUPT, SQLITE_NOTADB}
+BUSY_CODES = {SQLITE_BUSY, SQLITE_LOCKED}
 
 
 def is_corruption(error: BaseException) -> bool:

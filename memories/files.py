@@ -16,7 +16,7 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, single-pro
 TEMP_MARK = ".tmp-"
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """``write(temp_path)`` then fsync and rename over ``path``: readers see the old or the new file."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=path.name + TEMP_MARK)
     os.close(fd)

@@ -305,7 +305,7 @@ class CollectionIndex:
                 self._drop_coarse()
             elif live >= 2 * self.calibrated_at:
                 self._reindex()  # doubled since k_factor was calibrated: HNSW may work now, else retrain
-            elif self.coarse_dead > settings.compact_ratio * self.coarse.ntotal:
+            elif self.coarse is not None and self.coarse_dead > settings.compact_ratio * self.coarse.ntotal:
                 self._compact_coarse()
         elif live > settings.hnsw_threshold and (
             live >= self.hnsw_blocked_below or (settings.pq_fallback and live >= self.pq_blocked_below)
@@ -447,7 +447,8 @@ class CollectionIndex:
         if candidates is not None:
             return self._search_among(query, k, np.asarray(candidates, dtype=np.int64))
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k), sel=self._selector())
+            # faiss's SWIG bindings define this at import time: pyright cannot see it.
+            params = faiss.SearchParametersHNSW(efSearch=max(self.ef_search, k), sel=self._selector())  # pyright: ignore[reportAttributeAccessIssue]
             return self._hnsw_search(query, k, params)
         if self.coarse is not None:
             return self._pq_search(query, k)
@@ -464,7 +465,8 @@ class CollectionIndex:
             storage = faiss.downcast_index(self.index.index)
             count, dimensions = int(storage.ntotal), int(storage.d)
             if count:
-                matrix = faiss.rev_swig_ptr(storage.get_xb(), count * dimensions).reshape(count, dimensions)
+                # faiss's SWIG bindings define this at import time: pyright cannot see it.
+                matrix = faiss.rev_swig_ptr(storage.get_xb(), count * dimensions).reshape(count, dimensions)  # pyright: ignore[reportAttributeAccessIssue]
             else:
                 matrix = np.zeros((0, dimensions), dtype=np.float32)
             rids = faiss.vector_to_array(self.index.id_map).astype(np.int64)
@@ -500,7 +502,8 @@ class CollectionIndex:
         large = len(candidates) > max(self.settings.exact_filter_limit, 0.5 * self.live_count)
         if self.kind == "hnsw" and large:
             selector = faiss.IDSelectorBatch(candidates)
-            params = faiss.SearchParametersHNSW(efSearch=max(2 * self.ef_search, k), sel=selector)
+            # faiss's SWIG bindings define this at import time: pyright cannot see it.
+            params = faiss.SearchParametersHNSW(efSearch=max(2 * self.ef_search, k), sel=selector)  # pyright: ignore[reportAttributeAccessIssue]
             ids, scores = self._hnsw_search(query, k, params)
             if len(ids) >= min(k, len(candidates)):
                 return ids, scores
@@ -645,7 +648,8 @@ def calibrate(
     if total == 0 or floors is None:
         return EF_STEPS[0]
     for ef in (e for e in EF_STEPS if e <= ceiling):
-        scores, ids = index.search(queries, 10, params=faiss.SearchParametersHNSW(efSearch=ef))
+        # faiss's SWIG bindings define this at import time: pyright cannot see it.
+        scores, ids = index.search(queries, 10, params=faiss.SearchParametersHNSW(efSearch=ef))  # pyright: ignore[reportAttributeAccessIssue]
         hits = int(((ids >= 0) & (scores >= floors)).sum())
         if hits / total >= target:
             return ef

@@ -254,9 +254,10 @@ class MemoryStore:
         return _Pending(record_id, text, description, meta_json, vector)
 
     def _embed(self, pending: builtins.list[_Pending]) -> None:
-        given = [p for p in pending if p.vector is not None]
+        given = [(p, p.vector) for p in pending if p.vector is not None]
         if given:  # one vectorised normalisation for all precomputed vectors
-            for item, vector in zip(given, normalize_rows(np.stack([p.vector for p in given])), strict=True):
+            normalized = normalize_rows(np.stack([vector for _, vector in given]))
+            for (item, _), vector in zip(given, normalized, strict=True):
                 item.vector = vector
         todo = [p for p in pending if p.vector is None]
         if not todo:
@@ -379,7 +380,10 @@ class MemoryStore:
                 "SELECT c.name, c.embedder, c.dimensions, c.created_at, "
                 "(SELECT count(*) FROM records r WHERE r.collection = c.name) FROM collections c ORDER BY c.name"
             ).fetchall()
-        return [CollectionInfo(name, emb, dims, count, _timestamp(created)) for name, emb, dims, created, count in rows]
+        return [  # created_at is NOT NULL
+            CollectionInfo(name, emb, dims, count, datetime.fromtimestamp(created, tz=timezone.utc))
+            for name, emb, dims, created, count in rows
+        ]
 
     def metadata(self, collection: str, where: Mapping[str, Any] | None = None) -> dict[str, Metadata]:
         """Ids and metadata only (no texts, no vectors), e.g. to decide what to re-ingest."""

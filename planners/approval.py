@@ -56,7 +56,7 @@ async def is_approved(request: CallRequest, approve_call: ApproveCall | None) ->
 
 def format_args(args: dict[str, Any], limit: int = 60) -> str:
     """``name=value, ...`` on one line: model values can hold newlines or be 100 KB long."""
-    parts = []
+    parts: list[str] = []
     for key, value in args.items():
         try:
             text = json.dumps(value, ensure_ascii=False, allow_nan=True)

@@ -101,7 +101,7 @@ def read_bare_references(
     word, ``"input": "poem"`` may be the word: the planner asks again instead (``validation.bare_references``).
     """
     mapped = dict(args)
-    notes = []
+    notes: list[str] = []
     for parameter in info.parameters:
         value = args.get(parameter.name)
         if not isinstance(value, str) or value not in earlier:

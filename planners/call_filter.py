@@ -9,9 +9,9 @@ gets ``"not run: <why>"`` as the tool result and can still answer.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kernel_app.base.effects import effect_of
 from planners.approval import NOT_APPROVED, ApproveCall, CallRequest, format_args, is_approved
@@ -75,7 +75,8 @@ def capture_calls(
         function = context.function
         qualified = function.fully_qualified_name
         name = qualified.replace("-", ".", 1)
-        args = {str(k): v for k, v in (context.arguments or {}).items()}
+        # KernelArguments subclasses a bare dict (untyped in semantic-kernel 1.45).
+        args = {str(k): v for k, v in cast("Mapping[object, Any]", context.arguments or {}).items()}
         round_ = context.request_sequence_index
 
         def refuse(why: str) -> None:

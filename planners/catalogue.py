@@ -71,7 +71,7 @@ class FunctionInfo:
 
     @classmethod
     def from_metadata(cls, metadata: KernelFunctionMetadata) -> FunctionInfo:
-        parameters = []
+        parameters: list[ParameterInfo] = []
         for p in metadata.parameters:
             if not p.name or not p.include_in_function_choices or p.name == "kernel" or p.type_ in _INJECTED_TYPES:
                 continue
@@ -141,7 +141,9 @@ class FunctionCatalogue:
         every = {info.name: info for info in sorted(infos, key=lambda i: i.name.lower())}
         allowed = set(every)
         if included is not None:
-            allowed = set().union(*(_matching(name, every, "include") for name in included)) if included else set()
+            allowed = set[str]()
+            for name in included:
+                allowed |= _matching(name, every, "include")
         for name in excluded or ():
             allowed -= _matching(name, every, "exclude")
         return cls(
@@ -206,7 +208,7 @@ class FunctionCatalogue:
 
     def describe(self, names: Sequence[str] | None = None) -> str:
         """The catalogue as the prompt shows it: one function per paragraph, its parameters indented."""
-        blocks = []
+        blocks: list[str] = []
         for name in names if names is not None else self.names:
             info = self.functions[name]
             lines = [f"- {info.name}: {info.description or '(no description)'}"]

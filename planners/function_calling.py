@@ -105,6 +105,7 @@ class FunctionCallingPlanner:
     async def run(self, goal: str) -> FunctionCallingResult:
         from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
         from semantic_kernel.contents import ChatHistory
+        from semantic_kernel.filters.filter_types import FilterTypes
         from semantic_kernel.functions import KernelArguments
 
         goal = clean_text(goal.strip())  # a lone surrogate (from a terminal's bad bytes) could not be printed
@@ -122,11 +123,14 @@ class FunctionCallingPlanner:
         calls = state.calls
         # A clone: the capturing filter must see only this run's calls and must not stay on the caller's kernel.
         kernel = self.kernel.clone()
-        kernel.add_filter(
-            "auto_function_invocation", capture_calls(set(allowed), callable_catalogue, state, self.approve_call)
+        # semantic-kernel 1.45 types a filter as a callable of unannotated parameters (Unknown to pyright).
+        kernel.add_filter(  # pyright: ignore[reportUnknownMemberType]
+            FilterTypes.AUTO_FUNCTION_INVOCATION,
+            capture_calls(set(allowed), callable_catalogue, state, self.approve_call),
         )
         settings_class = service.get_prompt_execution_settings_class()
-        behavior = FunctionChoiceBehavior.Auto(
+        # semantic-kernel 1.45 leaves Auto()'s **kwargs unannotated (Unknown to pyright).
+        behavior = FunctionChoiceBehavior.Auto(  # pyright: ignore[reportUnknownMemberType]
             filters={"included_functions": allowed}, maximum_auto_invoke_attempts=self.max_rounds
         )
         options = {k: v for k, v in self.options.items() if k in settings_class.model_fields}
@@ -180,7 +184,7 @@ def _not_callable_as_tools(kernel: Kernel) -> set[str]:
     annotated ``{"include_in_function_choices": False}`` it also lands in the tool schema, which then
     cannot even be serialised. Such functions are left off the allow-list rather than failing the run.
     """
-    unusable = set()
+    unusable: set[str] = set()
     for metadata in kernel.get_full_list_of_function_metadata():
         for parameter in metadata.parameters:
             injected = parameter.name == "kernel" or parameter.type_ in ("Kernel", "KernelArguments")

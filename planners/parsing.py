@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from planners.arguments import map_near_misses, read_bare_references
 from planners.catalogue import FunctionCatalogue
@@ -209,11 +209,21 @@ def _has_comment(chunk: str) -> bool:
     )
 
 
+def _object(value: object) -> dict[Any, Any] | None:
+    """``value`` as a JSON object, or None when it is not one (json.loads returns untyped containers)."""
+    return cast("dict[Any, Any]", value) if isinstance(value, dict) else None
+
+
+def _array(value: object) -> list[Any] | None:
+    """``value`` as a JSON array, or None when it is not one."""
+    return cast("list[Any]", value) if isinstance(value, list) else None
+
+
 def _looks_like_plan(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(key in value for key in ("steps", "plan", "function"))
-    if isinstance(value, list):
-        return bool(value) and all(isinstance(item, dict) and "function" in item for item in value)
+    if (obj := _object(value)) is not None:
+        return any(key in obj for key in ("steps", "plan", "function"))
+    if (items := _array(value)) is not None:
+        return bool(items) and all((step := _object(item)) is not None and "function" in step for item in items)
     return False
 
 
@@ -225,30 +235,33 @@ def _looks_like_plan(value: Any) -> bool:
 def _plan_from_value(value: Any, goal: str) -> tuple[Plan, str | None]:
     reason: str | None = None
     for _ in range(3):  # {"plan": {"plan": ...}} at most this deep
-        if isinstance(value, dict) and "steps" not in value and "plan" in value:
-            if isinstance(value.get("reason"), str):
-                reason = value["reason"]
-            value = value["plan"]
-    if isinstance(value, list):
-        raw_steps: Any = value
-    elif isinstance(value, dict):
-        if isinstance(value.get("reason"), str):
-            reason = value["reason"]
-        if "steps" in value:
-            raw_steps = value["steps"]
-        elif "function" in value:
-            raw_steps = [value]
+        nested = _object(value)
+        if nested is not None and "steps" not in nested and "plan" in nested:
+            if isinstance(nested.get("reason"), str):
+                reason = nested["reason"]
+            value = nested["plan"]
+    raw_steps: Any
+    if (items := _array(value)) is not None:
+        raw_steps = items
+    elif (obj := _object(value)) is not None:
+        if isinstance(obj.get("reason"), str):
+            reason = obj["reason"]
+        if "steps" in obj:
+            raw_steps = obj["steps"]
+        elif "function" in obj:
+            raw_steps = [obj]
         else:
-            keys = ", ".join(quoted(key, 30) for key in list(value)[:6]) or "none"
+            keys = ", ".join(quoted(key, 30) for key in list(obj)[:6]) or "none"
             raise PlanFormatError(f"the JSON object has no 'steps' (its keys: {keys}): use {{\"steps\": [...]}}")
     else:
         raise PlanFormatError(f"the JSON is a {type(value).__name__}, not a plan object with 'steps'")
     if raw_steps is None:
         raw_steps = []
-    if not isinstance(raw_steps, list):
+    step_values = _array(raw_steps)
+    if step_values is None:
         raise PlanFormatError(f"'steps' must be a list of step objects, not {type(raw_steps).__name__}")
     steps: list[PlanStep] = []
-    for number, raw in enumerate(raw_steps, 1):
+    for number, raw in enumerate(step_values, 1):
         step = _step(number, raw)
         # A step repeated verbatim (same function, arguments and output) adds nothing: small models
         # loop like this. Dropping it changes no result; a repeat with any difference stays (and fails).
@@ -259,34 +272,37 @@ def _plan_from_value(value: Any, goal: str) -> tuple[Plan, str | None]:
     return Plan(goal=goal, steps=steps), (reason.strip() or None) if reason else None
 
 
-def _step(number: int, raw: Any) -> PlanStep:
-    if not isinstance(raw, dict):
-        raise PlanFormatError(f"step {number} is a {type(raw).__name__}, not an object with 'function' and 'args'")
-    function = raw.get("function")
-    if isinstance(function, dict):  # {"function": {"name": ..., "arguments": ...}} (tool-call shape)
-        raw = {**raw, **{k: v for k, v in function.items() if k != "name"}}
-        function = function.get("name")
+def _step(number: int, value: Any) -> PlanStep:
+    raw = _object(value)
+    if raw is None:
+        raise PlanFormatError(f"step {number} is a {type(value).__name__}, not an object with 'function' and 'args'")
+    function: Any = raw.get("function")
+    if (call := _object(function)) is not None:  # {"function": {"name": ..., "arguments": ...}} (tool-call shape)
+        raw = {**raw, **{k: v for k, v in call.items() if k != "name"}}
+        function = call.get("name")
     if isinstance(raw.get("plugin"), str) and isinstance(function, str) and "." not in function:
         function = f"{raw['plugin']}.{function}"
     if not isinstance(function, str) or not function.strip():
         raise PlanFormatError(f"step {number} has no 'function': name one as \"Plugin.Function\"")
-    args = next((raw[key] for key in ("args", "arguments", "parameters") if key in raw), {})
+    args: Any = next((raw[key] for key in ("args", "arguments", "parameters") if key in raw), None)  # None: {}
     if isinstance(args, str):  # tool calls carry arguments as a JSON string
         # ValueError covers JSONDecodeError and over-long integers; RecursionError a string nested too deep.
         with contextlib.suppress(ValueError, RecursionError):
             args = json.loads(args) if args.strip() else {}
     if args is None:
         args = {}
-    if not isinstance(args, dict):
+    arguments = _object(args)
+    if arguments is None:
         raise PlanFormatError(f"step {number} ({quoted(function.strip())}): 'args' must be an object of name: value")
-    output = raw.get("output")
+    output: Any = raw.get("output")
     if output is None or (isinstance(output, str) and not output.strip()):
         output = f"step{number}"
     if not isinstance(output, str):
         raise PlanFormatError(f"step {number} ({quoted(function.strip())}): 'output' must be a name (a string)")
     output = output.strip()
     output = output[1:] if output.startswith("$") and not output.startswith("$$") else output
-    return PlanStep(function=function.strip(), args={str(k): _reference(v) for k, v in args.items()}, output=output)
+    args = {str(k): _reference(v) for k, v in arguments.items()}
+    return PlanStep(function=function.strip(), args=args, output=output)
 
 
 def _rename_reused_outputs(steps: list[PlanStep]) -> list[PlanStep]:
@@ -300,7 +316,7 @@ def _rename_reused_outputs(steps: list[PlanStep]) -> list[PlanStep]:
     taken = {step.output for step in steps}
     renamed: list[PlanStep] = []
     for step in steps:
-        args = {}
+        args: dict[str, Any] = {}
         for key, value in step.args.items():
             name = reference_name(value)
             args[key] = f"${current[name]}" if name is not None and name in current else value
@@ -330,7 +346,7 @@ def _reference(value: Any) -> Any:
 def canonical_names(plan: Plan, catalogue: FunctionCatalogue) -> Plan:
     """Function names in the catalogue's spelling; argument names too when they differ only in case,
     and an unambiguous near-miss argument name as its parameter, noted on the step (planners.arguments)."""
-    steps = []
+    steps: list[PlanStep] = []
     earlier: dict[str, int] = {}
     for number, step in enumerate(plan.steps, 1):
         name = catalogue.canonical(step.function)

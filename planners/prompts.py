@@ -98,7 +98,7 @@ def describe_functions(catalogue: FunctionCatalogue, names: Sequence[str]) -> st
     their descriptions: on the embedded model reading the prompt is most of a plan's time (about 10
     tokens/s on a busy 2-core machine), and a goal rarely needs them.
     """
-    blocks = []
+    blocks: list[str] = []
     for name in names:
         info = catalogue.functions[name]
         signature = f"{info.name}({', '.join(info.parameter_names)})"

@@ -62,7 +62,7 @@ def tfidf_scores(goal: str, functions: Sequence[FunctionInfo]) -> list[float]:
 
     query = vector(Counter(tokens(goal)))
     query_norm = math.sqrt(sum(v * v for v in query.values())) or 1.0
-    scores = []
+    scores: list[float] = []
     for document in documents:
         weights = vector(document)
         norm = math.sqrt(sum(v * v for v in weights.values())) or 1.0

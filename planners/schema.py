@@ -38,7 +38,7 @@ def response_schema(
     catalogue: FunctionCatalogue, names: Sequence[str] | None = None, *, max_steps: int, single_step: bool = False
 ) -> dict[str, Any]:
     """The schema of an answer: ``{"steps": [...], "reason"?: "..."}`` over ``names`` (default: all)."""
-    branches = []
+    branches: list[dict[str, Any]] = []
     for name in names if names is not None else catalogue.names:
         info = catalogue.functions[name]
         args = {

@@ -15,7 +15,7 @@ an optional one it means "not given" (the executor leaves it out, so the default
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 from planners.quoting import is_valid_text, quoted
 
@@ -41,13 +41,14 @@ def value_problem(value: Any) -> str | None:
         elif isinstance(item, (list, tuple, dict)):
             if depth >= MAX_VALUE_DEPTH:
                 return f"the value is nested more than {MAX_VALUE_DEPTH} lists/objects deep"
+            # A value is untyped JSON: its containers hold anything, which the loop is here to check.
             if isinstance(item, dict):
-                for key, inner in item.items():
+                for key, inner in cast("dict[Any, Any]", item).items():
                     if not isinstance(key, str) or not is_valid_text(key):
                         return f"key {quoted(key)} is not valid text"
                     stack.append((inner, depth + 1))
             else:
-                stack.extend((inner, depth + 1) for inner in item)
+                stack.extend((inner, depth + 1) for inner in cast("list[Any] | tuple[Any, ...]", item))
         else:
             return f"a {type(item).__name__} is not a JSON value (text, number, boolean, null, list or object)"
     return None

@@ -30,7 +30,7 @@ from kernel_app.base.errors import ConfigError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - the same parser, packaged for 3.10
-    import tomli as tomllib
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]  # installed only on 3.10
 
 ServiceName = Literal["local", "openai", "azure"]
 

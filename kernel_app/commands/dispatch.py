@@ -140,7 +140,8 @@ class ChatSession:
 
         if not self.has_model_to_load():
             return lambda: False
-        load = self.engine.service.model
+        # The embedded service's loader (has_model_to_load checked it is there; the base class has none).
+        load = self.engine.service.model  # pyright: ignore[reportAttributeAccessIssue]
 
         def run() -> None:
             import contextlib
@@ -315,7 +316,7 @@ class ChatSession:
             async def approve_call(request: Any) -> bool:  # a MODEL or WRITE call, asked like free text's
                 asked = ApprovalNeeded("", "", request.function, dict(request.args), request.effect.value)
                 emit(asked)
-                return await ask_approval(approve, asked)
+                return (await ask_approval(approve, asked)) is True  # a Refusal is a no, as False
 
             try:
                 caller: Any = create_planner(

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
 from collections.abc import Mapping
@@ -110,12 +111,13 @@ def variables_and_text(arguments: str) -> tuple[dict[str, object], str]:
     while rest:
         flag = rest.split(None, 1)[0]
         if flag in ("--var-json", "--vars"):
-            lexer = shlex.shlex(rest[len(flag) :], posix=True)
+            stream = io.StringIO(rest[len(flag) :])  # read again below for what follows the value
+            lexer = shlex.shlex(stream, posix=True)
             lexer.whitespace_split = True
             value = lexer.get_token() or ""
             found = parse_json_vars([value]) if flag == "--var-json" else load_vars_file(Path(value).expanduser())
             variables.update({name: to_kernel_value(v) for name, v in found.items()})
-            rest = lexer.instream.read().lstrip()
+            rest = stream.read().lstrip()
             continue
         match = _VARIABLE.match(rest)
         if match is None:

@@ -43,7 +43,8 @@ def is_answer(function: Any) -> bool:
     if getattr(getattr(function, "method", None), RESULT_IS_ANSWER_ATTRIBUTE, False):
         return True
     metadata = getattr(function, "metadata", None)
-    return (getattr(metadata, "additional_properties", None) or {}).get("result_is_answer") is True
+    properties: Mapping[str, Any] = getattr(metadata, "additional_properties", None) or {}
+    return properties.get("result_is_answer") is True
 
 
 def checked_arguments(function: Any, tool_name: str, arguments: Mapping[str, Any]) -> tuple[dict[str, Any], str]:

@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kernel_app.base.errors import KernelAppError, innermost_message
 from kernel_app.base.usage import Usage, collect_usage
@@ -231,7 +231,7 @@ class ConversationEngine:
         # Recomputed when a plugin is added or gains or loses functions (the REPL can load more).
         key = tuple((name, len(plugin.functions)) for name, plugin in self.kernel.plugins.items())
         if key != self._allowed_key:
-            available = set()
+            available: set[str] = set()
             for metadata in self.kernel.get_full_list_of_function_metadata():
                 injected = any(
                     (p.name == "kernel" or p.type_ in ("Kernel", "KernelArguments")) and p.include_in_function_choices
@@ -458,12 +458,12 @@ class ConversationEngine:
         plugin, _, name = call.function.partition(".")
         may_call = call.function in (self.allowed_functions() if offered is None else offered)
         arguments, problem = dict(call.arguments), ""
-        if may_call:
+        function = self.kernel.get_function(plugin, name) if may_call else None
+        if function is not None:
             from kernel_app.conversation.calls import checked_arguments
 
-            function = self.kernel.get_function(plugin, name)
             arguments, problem = checked_arguments(function, call.function.replace(".", "-", 1), call.arguments)
-        if not may_call:
+        if function is None:
             output = f"{call.function} is not a function you may call"
         elif problem:
             output = problem  # nothing can run, so nothing is approved; the next round is the model's retry
@@ -533,7 +533,8 @@ class ConversationEngine:
 
             names = self.allowed_functions() if offered is None else offered
             allowed = [name.replace(".", "-", 1) for name in names]
-            settings.function_choice_behavior = FunctionChoiceBehavior.Auto(
+            # semantic-kernel 1.45 leaves Auto()'s **kwargs unannotated (Unknown to pyright).
+            settings.function_choice_behavior = FunctionChoiceBehavior.Auto(  # pyright: ignore[reportUnknownMemberType]
                 auto_invoke=False, filters={"included_functions": allowed}
             )
         return settings
@@ -583,21 +584,32 @@ async def ask_approval(approve: Approve | None, request: ApprovalNeeded) -> bool
 
 def result_text(result: Any) -> str:
     """A function result as text: the text of chat messages, JSON for data, never a repr."""
-    value = getattr(result, "value", result)
+    value: object = getattr(result, "value", result)
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, list) and value and all(hasattr(v, "content") for v in value):
-        return "\n".join(str(v.content or "") for v in value)
+    messages = _messages_text(value)
+    if messages is not None:
+        return messages
     if hasattr(value, "content") and hasattr(value, "role"):
-        return str(value.content or "")
+        return str(getattr(value, "content", None) or "")
     if isinstance(value, bool | int | float):
         return str(value)
     try:
         return json.dumps(value, default=str, ensure_ascii=False)
     except (TypeError, ValueError):
         return str(value)
+
+
+def _messages_text(value: object) -> str | None:
+    """The text of a non-empty list of chat messages, or None when ``value`` is not one."""
+    if not isinstance(value, list):
+        return None
+    items = cast("list[object]", value)  # a function's result: a list of anything
+    if not items or not all(hasattr(item, "content") for item in items):
+        return None
+    return "\n".join(str(getattr(item, "content", None) or "") for item in items)
 
 
 def _function_calls(message: Any) -> list[Any]:
@@ -624,12 +636,14 @@ def _dotted(call: Any) -> str:
 
 def _arguments(call: Any) -> dict[str, Any]:
     try:
-        parsed = call.parse_arguments() or {}
+        parsed: object = call.parse_arguments()
     except Exception:
         return {"_unparsed": str(call.arguments)}
+    if not parsed:
+        return {}
     if not isinstance(parsed, Mapping):  # '"a bakery"' parses, to a string: the model is told (calls.py)
         return {"_unparsed": str(call.arguments)}
-    return {str(k): v for k, v in parsed.items()}
+    return {str(k): v for k, v in cast("Mapping[object, Any]", parsed).items()}
 
 
 def _summary(text: str) -> str:

@@ -51,6 +51,7 @@ def build_kernel(
     with_service: bool = True,
 ) -> BuiltKernel:
     """A kernel with every plugin that loaded; ``report`` keeps the problems of those that did not."""
+    from semantic_kernel.filters.filter_types import FilterTypes
     from semantic_kernel.functions import KernelPlugin
 
     from kernel_app.kernel.app_kernel import AppKernel
@@ -66,10 +67,10 @@ def build_kernel(
         from semantic_kernel.core_plugins import HttpPlugin
 
         kernel.add_plugin(HttpPlugin(), plugin_name="http")
-    kernel.add_filter("function_invocation", require_variables)
-    kernel.add_filter("function_invocation", fit_execution_settings)
-    kernel.add_filter("function_invocation", record_usage)
-    kernel.add_filter("prompt_rendering", refuse_empty_prompt)
+    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, require_variables)
+    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, fit_execution_settings)
+    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, record_usage)
+    kernel.add_filter(FilterTypes.PROMPT_RENDERING, refuse_empty_prompt)
     if chat_service is None and with_service:
         from kernel_app.providers import create_chat_service
 

@@ -138,10 +138,15 @@ async def fit_execution_settings(
     registered service (or ``default``) and exactly one set is present, it is used for whichever service
     runs the prompt; several such sets with no ``default`` are ambiguous: a one-line error names them.
     """
+    from semantic_kernel.functions.kernel_function_from_prompt import KernelFunctionFromPrompt
+
     function = context.function
-    settings = getattr(function, "prompt_execution_settings", None)
+    if not isinstance(function, KernelFunctionFromPrompt):  # the only functions with settings (is_prompt)
+        await next(context)
+        return
+    settings = function.prompt_execution_settings
     services = list(getattr(context.kernel, "services", {}) or {})
-    if function.is_prompt and settings and services and not any(k in services or k == "default" for k in settings):
+    if settings and services and not any(k in services or k == "default" for k in settings):
         if len(settings) != 1:
             ids = ", ".join(sorted(settings))
             raise ConfigError(

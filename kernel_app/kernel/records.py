@@ -99,7 +99,8 @@ def _shown(path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m kernel_app.kernel.records", description=__doc__.split("\n")[0])
+    summary = (__doc__ or "").split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m kernel_app.kernel.records", description=summary)
     commands = parser.add_subparsers(dest="command", required=True)
     command = commands.add_parser("regenerate", help="rewrite every generated record (run in a fresh interpreter)")
     command.add_argument("--check", action="store_true", help="write nothing; exit 1 naming each stale record")

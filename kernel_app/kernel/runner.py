@@ -101,7 +101,8 @@ async def run_chain(
                     with parts_to(on_chunk) if on_chunk is not None else nullcontext() as parts:
                         result = await kernel.invoke(function, arguments)
                     output, streamed = ("" if result is None else str(result)), Usage()
-                    if on_chunk is not None and not parts.sent:  # a native step in a streamed chain shows its output
+                    # A native step in a streamed chain shows its output (parts is None when nothing streams).
+                    if on_chunk is not None and parts is not None and not parts.sent:
                         on_chunk(output)
             usage = collected.total + streamed
         except KernelAppError:

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kernel_app.base.errors import Problem
 from kernel_app.kernel.filters import TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
@@ -418,7 +418,8 @@ def _build_prompt_function(
             ),
         )
         return
-    report.add_function(plugin, function, origin)
+    # With specs_only the report holds FunctionSpecs, which stand in for KernelFunctions (the same attributes).
+    report.add_function(plugin, cast("KernelFunction", function), origin)
     if info.calls:
         report._calls.append(_Calls(plugin, name, template_path, line_offset, info.calls))
 

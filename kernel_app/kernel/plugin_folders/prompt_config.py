@@ -357,7 +357,7 @@ def _check_settings(values: Any, where: str, path: str, problems: list[Problem])
         return None
     checked: dict[str, Any] = {}
     for key, value in values.items():
-        name = SETTING_RENAMES.get(key, key)
+        name = SETTING_RENAMES.get(str(key), str(key))  # a YAML key may be a number: then an unknown setting
         check = SETTING_CHECKS.get(name)
         if check is None:
             known = ", ".join(sorted(k for k in SETTING_CHECKS if k not in ("n",)))
