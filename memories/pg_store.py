@@ -443,6 +443,7 @@ class PgMemoryStore:
         pool: int,
         *,
         exact: bool,
+        explain: bool = False,
     ) -> builtins.list[Any]:
         from psycopg import sql
 
@@ -456,7 +457,7 @@ class PgMemoryStore:
                 (str(min(MAX_EF_SEARCH, max(self.ef_search, pool))),),
             )
         query = sql.SQL(
-            "SELECT {columns}, embedding, {distance} FROM memory_records "
+            ("EXPLAIN " if explain else "") + "SELECT {columns}, embedding, {distance} FROM memory_records "
             "WHERE collection = {name} AND generation = {generation} AND {condition} ORDER BY {distance} LIMIT %s"
         ).format(
             columns=sql.SQL(RECORD_COLUMNS),
@@ -468,6 +469,19 @@ class PgMemoryStore:
             condition=sql.SQL(condition),
         )
         return conn.execute(query, (vector, *params, vector, pool)).fetchall()
+
+    def explain(
+        self, collection: str, query: str | Any, limit: int = 5, where: Mapping[str, Any] | None = None
+    ) -> builtins.list[str]:
+        """PostgreSQL's plan for this search's first query (EXPLAIN): whether the collection's HNSW index is used."""
+        condition, params = compile_where_pg(where)
+        with self.pool.connection() as conn, conn.transaction():
+            current = self._require(conn, collection)
+            vector = self._query_vector(current, query)
+            rows = self._nearest(
+                conn, current, vector, condition, params, limit, exact=not current.indexed, explain=True
+            )
+        return [row[0] for row in rows]
 
     def _query_vector(self, collection: _Collection, query: Any) -> np.ndarray:
         if isinstance(query, str):

@@ -20,7 +20,10 @@ from memories import (
     MemoryUsageError,
     open_store,
 )
-from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+from tests.support import postgres as pg_support
+
+postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
+postgres_url = pg_support.postgres_url
 
 StoreFactory = Callable[..., Any]
 

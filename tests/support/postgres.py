@@ -3,9 +3,12 @@
 ``postgres_server`` starts one server per test session (per xdist worker), in a temporary folder,
 talking over a Unix socket; it stops when the session ends. ``postgres_url`` gives each test a fresh
 database on it (dropped afterwards). A server that cannot start fails the tests that use it: none is
-skipped for lack of a server. Test modules import both fixtures::
+skipped for lack of a server. Test modules take the fixtures by name::
 
-    from tests.support.postgres import postgres_server, postgres_url  # noqa: F401 (fixtures)
+    from tests.support import postgres as pg_support
+
+    postgres_server = pg_support.postgres_server
+    postgres_url = pg_support.postgres_url
 """
 
 from __future__ import annotations
