@@ -201,3 +201,14 @@ def test_repair_is_refused_with_a_pointer_to_postgres_tools(postgres_url: str) -
 
     with PgMemoryStore(postgres_url, HashingEmbedder(8)) as store, pytest.raises(MemoryUsageError, match="REINDEX"):
         store.repair()
+
+
+def test_a_missing_client_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from kernel_app.base.errors import DependencyMissingError
+
+    monkeypatch.setitem(sys.modules, "psycopg_pool", None)  # what an install without the extra looks like
+    expected = r"psycopg_pool is missing\): pip install 'kernel-app\[postgres\]'"
+    with pytest.raises(DependencyMissingError, match=expected):
+        open_pool("postgresql://kernel@/memory")

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.base.errors import DependencyMissingError
 from kernel_app.providers.postgres.errors import DatabaseUnavailableError, VectorExtensionError
 
 if TYPE_CHECKING:
@@ -32,8 +33,22 @@ def describe_url(url: str) -> str:
     return f"{user + '@' if user else ''}{host}{port}/{parts.get('dbname') or user or ''}"
 
 
+def require_client() -> None:
+    """A one-line error when database_url is set but the ``postgres`` extra is not installed."""
+    try:
+        import pgvector.psycopg  # noqa: F401
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        raise DependencyMissingError(
+            f"database_url needs the PostgreSQL client packages ({exc.name} is missing): "
+            "pip install 'kernel-app[postgres]'"
+        ) from None
+
+
 def connect(url: str, **kwargs: Any) -> Connection[Any]:
     """One connection, or a one-line :class:`DatabaseUnavailableError` naming the server."""
+    require_client()
     import psycopg
 
     try:
