@@ -109,6 +109,7 @@ def open_pool(
     Fails at once, with a one-line error, if the server cannot be reached or pgvector is unavailable,
     rather than on the first query.
     """
+    require_client()
     from psycopg_pool import ConnectionPool, PoolTimeout
 
     with connect(url, autocommit=True) as conn:
