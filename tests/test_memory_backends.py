@@ -243,3 +243,18 @@ def test_stats_say_backend_and_index(store: Any) -> None:
         assert stats["pgvector"].startswith("0.8")
     else:
         assert collection["index"]["kind"] == "flat"
+
+
+def test_ingestion_skips_unchanged_files_and_replaces_changed_ones(store: Any, tmp_path: Path) -> None:
+    from memories.ingest import ingest
+
+    doc = tmp_path / "menu.md"
+    doc.write_text("# Menu\n\nMargherita and calzone.\n\n## Hours\n\nOpen until 2 am on Fridays.\n")
+    first = ingest(store, "docs", [doc])
+    assert (first.added, first.skipped_unchanged) == (1, 0) and first.chunks >= 2
+    assert ingest(store, "docs", [doc]).skipped_unchanged == 1
+    doc.write_text("# Menu\n\nOnly pasta now.\n")
+    again = ingest(store, "docs", [doc])
+    assert (again.added, again.chunks) == (1, 1)
+    [hit] = store.search("docs", "pasta", limit=5, min_relevance=0.1)
+    assert hit.record.text.endswith("Only pasta now.") and hit.record.metadata["source"] == str(doc.resolve())
