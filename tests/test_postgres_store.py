@@ -212,3 +212,13 @@ def test_a_missing_client_package_names_the_extra(monkeypatch: pytest.MonkeyPatc
     expected = r"psycopg_pool is missing\): pip install 'kernel-app\[postgres\]'"
     with pytest.raises(DependencyMissingError, match=expected):
         open_pool("postgresql://kernel@/memory")
+
+
+def test_a_pgvector_older_than_0_8_is_refused_in_one_line() -> None:
+    from kernel_app.providers.postgres.pool import check_pgvector_version
+
+    check_pgvector_version("0.8.6")
+    check_pgvector_version("1.0.0")
+    expected = r"pgvector 0\.7\.4, older than 0\.8 .*ALTER EXTENSION vector UPDATE"
+    with pytest.raises(VectorExtensionError, match=expected):
+        check_pgvector_version("0.7.4", "PostgreSQL database 'kernel'")

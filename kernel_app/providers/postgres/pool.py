@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+MIN_PGVECTOR = (0, 8)
 CREATE_VECTOR_HINT = "run `CREATE EXTENSION vector;` once in that database as a superuser (or its owner, if allowed)"
 
 
@@ -62,13 +63,15 @@ def connect(url: str, **kwargs: Any) -> Connection[Any]:
 
 
 def ensure_vector_extension(conn: Connection[Any]) -> None:
-    """Create pgvector in the database if it is missing; a one-line error if this user may not."""
-    import psycopg
+    """Create pgvector in the database if it is missing; a one-line error if this user may not, or if the
+    installed one is older than 0.8."""
     from psycopg import errors
 
-    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
-        return
     where = f"PostgreSQL database {conn.info.dbname!r} on {conn.info.host}"
+    installed = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    if installed:
+        check_pgvector_version(installed[0], where)
+        return
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -84,8 +87,20 @@ def ensure_vector_extension(conn: Connection[Any]) -> None:
         ) from None
     except errors.UniqueViolation:  # another process created it at the same moment
         pass
-    except psycopg.Error:
-        raise
+
+
+def check_pgvector_version(version: str, where: str = "the database") -> None:
+    """pgvector 0.8 brought iterative index scans, which filtered searches rely on: older is a one-line error."""
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a build with an unusual version string: let it run
+    if found < MIN_PGVECTOR:
+        wanted = ".".join(map(str, MIN_PGVECTOR))
+        raise VectorExtensionError(
+            f"{where} has pgvector {version}, older than {wanted} (needed for filtered searches): install "
+            f"pgvector >= {wanted} on the server, then run `ALTER EXTENSION vector UPDATE;` in the database"
+        )
 
 
 def _register_vector(conn: Connection[Any]) -> None:
