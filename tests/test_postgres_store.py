@@ -222,3 +222,25 @@ def test_a_pgvector_older_than_0_8_is_refused_in_one_line() -> None:
     expected = r"pgvector 0\.7\.4, older than 0\.8 .*ALTER EXTENSION vector UPDATE"
     with pytest.raises(VectorExtensionError, match=expected):
         check_pgvector_version("0.7.4", "PostgreSQL database 'kernel'")
+
+
+def test_the_iterative_index_scan_alone_fills_a_selective_top_k(postgres_url: str) -> None:
+    # search() redoes a short top-k exactly; this checks the first, index-only query does not need that:
+    # 8 matching records in 2000, ef_search 40, yet the HNSW walk goes on until 5 pass the filter.
+    from memories.pg_where import compile_where_pg
+
+    url = postgres_url + "&options=-c%20enable_seqscan%3Doff"  # the planner's choice on a big collection
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(2000, 32)).astype(np.float32)
+    with PgMemoryStore(url, HashingEmbedder(32)) as store:
+        store.save_many("big", [
+            {"text": f"r{i}", "id": f"r{i}", "embedding": vectors[i], "metadata": {"rare": i % 250 == 0}}
+            for i in range(2000)
+        ])
+        assert any("memory_hnsw_" in line for line in store.explain("big", vectors[1], where={"rare": True}))
+        condition, params = compile_where_pg({"rare": True})
+        with store.pool.connection() as conn, conn.transaction():
+            collection = store._require(conn, "big")
+            rows = store._nearest(conn, collection, vectors[1] / np.linalg.norm(vectors[1]), condition, params, 5,
+                                  exact=False)
+        assert len(rows) == 5 and all(row[3] == {"rare": True} for row in rows)
