@@ -1,10 +1,11 @@
 """PgMemoryStore: the memory store on PostgreSQL + pgvector, for servers that share one database.
 
 Same public API and promises as :class:`memories.store.MemoryStore` (docs/memory.md), different
-engine: records live in ``memory_records`` (a ``vector`` column, jsonb metadata), collections in
-``memory_collections``, and each collection gets its own partial HNSW index (cosine) over
-``embedding::vector(dimensions)`` WHERE the record belongs to it and to its current generation (its
-uid, renewed by a re-embed), so collections of different embedders share one table. A
+engine: records live in ``memory_records`` (a ``vector`` column, jsonb metadata), partitioned by
+collection (one partition each), collections in ``memory_collections``. Each partition has a partial
+HNSW index (cosine) over ``embedding::vector(dimensions)`` WHERE the row is of the collection's
+current generation (its uid, renewed by a re-embed), so collections of different embedders share
+one table, and building or dropping one collection's index never scans or locks another's rows. A
 filtered search runs the filter inside the query, before the top-k: pgvector 0.8's iterative index
 scan keeps walking the graph until enough rows pass the filter, and a top-k that still comes back
 short is redone as an exact scan. Tables are created and upgraded by the "memory" migrations.
@@ -46,8 +47,10 @@ MIGRATIONS = (
             uid         text NOT NULL,          -- changes on re-embed: names the collection's HNSW index
             embedder    text NOT NULL,
             dimensions  integer NOT NULL,
-            created_at  timestamptz NOT NULL
+            created_at  timestamptz NOT NULL,
+            partition   text NOT NULL UNIQUE    -- the collection's partition of memory_records
         );
+        -- One partition per collection: its index is built from its own rows only, a drop is a DROP TABLE.
         CREATE TABLE memory_records (
             collection  text NOT NULL REFERENCES memory_collections (name) ON DELETE CASCADE,
             id          text COLLATE "C" NOT NULL,   -- byte order, as SQLite's list() orders ids
@@ -59,7 +62,7 @@ MIGRATIONS = (
             created_at  timestamptz NOT NULL,
             updated_at  timestamptz NOT NULL,
             PRIMARY KEY (collection, id)
-        );
+        ) PARTITION BY LIST (collection);
         """,
     ),
 )
@@ -78,6 +81,7 @@ class _Collection:
     embedder: str
     dimensions: int
     created_at: datetime
+    partition: str
 
     @property
     def index_name(self) -> str:
@@ -247,16 +251,26 @@ class PgMemoryStore:
             item.vector = vector
 
     def _create(self, conn: Connection[Any], name: str, now: datetime) -> _Collection:
-        created = _Collection(name, uuid.uuid4().hex, self.embedder.name, int(self.embedder.dimensions), now)
+        from psycopg import sql
+
+        uid = uuid.uuid4().hex
+        created = _Collection(
+            name, uid, self.embedder.name, int(self.embedder.dimensions), now, f"memory_records_{uid}"
+        )
         inserted = conn.execute(
-            "INSERT INTO memory_collections (name, uid, embedder, dimensions, created_at) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING name",
-            (created.name, created.uid, created.embedder, created.dimensions, created.created_at),
+            "INSERT INTO memory_collections (name, uid, embedder, dimensions, created_at, partition) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING RETURNING name",
+            (created.name, created.uid, created.embedder, created.dimensions, created.created_at, created.partition),
         ).fetchone()
         if inserted is None:  # another process created it first (we waited for its commit): use theirs
             found = self._find(conn, name, lock="SHARE")
             assert found is not None
             return found
+        conn.execute(
+            sql.SQL("CREATE TABLE {} PARTITION OF memory_records FOR VALUES IN ({})").format(
+                sql.Identifier(created.partition), sql.Literal(created.name)
+            )
+        )
         _create_index(conn, created)
         return created
 
@@ -276,10 +290,10 @@ class PgMemoryStore:
 
         with self.pool.connection() as conn, conn.transaction():
             current = self._require(conn, collection, lock="UPDATE")
-            count = conn.execute("DELETE FROM memory_records WHERE collection = %s", (collection,)).rowcount
+            row = conn.execute("SELECT count(*) FROM memory_records WHERE collection = %s", (collection,)).fetchone()
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(current.partition)))  # and its index
             conn.execute("DELETE FROM memory_collections WHERE name = %s", (collection,))
-            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(current.index_name)))
-        return count
+        return int(row[0]) if row else 0
 
     def reembed(self, collection: str, embedder: Embedder | None = None, *, batch_size: int = 256) -> int:
         """Re-embed every record with ``embedder`` (default: the store's); returns how many.
@@ -457,13 +471,15 @@ class PgMemoryStore:
                 (str(min(MAX_EF_SEARCH, max(self.ef_search, pool))),),
             )
         query = sql.SQL(
-            ("EXPLAIN " if explain else "") + "SELECT {columns}, embedding, {distance} FROM memory_records "
-            "WHERE collection = {name} AND generation = {generation} AND {condition} ORDER BY {distance} LIMIT %s"
+            ("EXPLAIN " if explain else "") + "SELECT {columns}, embedding, {distance} FROM {partition} "
+            "WHERE generation = {generation} AND {condition} ORDER BY {distance} LIMIT %s"
         ).format(
             columns=sql.SQL(RECORD_COLUMNS),
-            # Name and generation as literals (checked: letters, digits, _ - .; a uuid's hex), so the
-            # planner can match the partial index's WHERE; the same expression as the index, so it is used.
-            name=sql.Literal(collection.name),
+            # The collection's own partition, not the parent with `collection = ...`: the planner would
+            # weigh the primary key against the HNSW index for that condition (always true here). The
+            # generation as a literal (a uuid's hex) so the partial index's WHERE is matched, and the same
+            # distance expression as the index, so it is used.
+            partition=sql.Identifier(collection.partition),
             generation=sql.Literal(collection.uid),
             distance=_distance(collection.dimensions),
             condition=sql.SQL(condition),
@@ -516,6 +532,7 @@ class PgMemoryStore:
                     index = {
                         "kind": "hnsw",
                         "name": current.index_name,
+                        "table": current.partition,
                         "opclass": HNSW_OPCLASS,
                         "iterative_scan": "relaxed_order",
                         "ef_search": self.ef_search,
@@ -565,7 +582,8 @@ class PgMemoryStore:
     def _find(conn: Connection[Any], name: str, lock: str | None = None) -> _Collection | None:
         suffix = {None: "", "SHARE": " FOR SHARE", "UPDATE": " FOR UPDATE"}[lock]
         row = conn.execute(
-            "SELECT name, uid, embedder, dimensions, created_at FROM memory_collections WHERE name = %s" + suffix,
+            "SELECT name, uid, embedder, dimensions, created_at, partition FROM memory_collections WHERE name = %s"
+            + suffix,
             (name,),
         ).fetchone()
         return None if row is None else _Collection(*row)
@@ -591,13 +609,13 @@ def _create_index(conn: Connection[Any], collection: _Collection) -> None:
         return
     conn.execute(
         sql.SQL(
-            "CREATE INDEX {index} ON memory_records USING hnsw ((embedding::vector({dims})) {opclass}) "
-            "WHERE collection = {name} AND generation = {generation}"
+            "CREATE INDEX {index} ON {partition} USING hnsw ((embedding::vector({dims})) {opclass}) "
+            "WHERE generation = {generation}"
         ).format(
             index=sql.Identifier(collection.index_name),
+            partition=sql.Identifier(collection.partition),
             dims=sql.Literal(collection.dimensions),
             opclass=sql.SQL(HNSW_OPCLASS),
-            name=sql.Literal(collection.name),
             generation=sql.Literal(collection.uid),
         )
     )
