@@ -184,8 +184,13 @@ class PgMemoryStore:
             _check_embedder(known, self.embedder)
         self._embed(pending)  # outside the transaction: embedding is the slow part
         now = datetime.now(timezone.utc)
+        if known is None:
+            # A transaction of its own: creating the partition locks memory_records exclusively, which
+            # must not last as long as writing a big first batch.
+            with self.pool.connection() as conn, conn.transaction():
+                self._find(conn, name, lock="SHARE") or self._create(conn, name, now)
         with self.pool.connection() as conn, conn.transaction():
-            current = self._find(conn, name, lock="SHARE") or self._create(conn, name, now)
+            current = self._find(conn, name, lock="SHARE") or self._create(conn, name, now)  # dropped meanwhile
             _check_embedder(current, self.embedder)
             saved = {p.id for p in pending}
             stale = [i for i in dict.fromkeys(replacing) if i not in saved]
