@@ -299,6 +299,7 @@ def migrate(app: AppContext, target: str, collections: tuple[str, ...]) -> None:
     Examples:
       kernel-app memory migrate --to postgresql://kernel@db.example/kernel
       kernel-app --database-url postgresql://kernel@db.example/kernel memory migrate --to ~/memory-backup
+
     Records already in the target are skipped, so an interrupted copy resumes when run again.
     """
     from memories.backend import open_store
