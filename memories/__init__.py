@@ -1,8 +1,9 @@
 """Memory: a persistent, crash-safe FAISS similarity store with collections and metadata.
 
 ``MemoryStore`` keeps records in SQLite (the source of truth) and a derived FAISS index per
-collection; see docs/memory.md. Importing the package is light: numpy and faiss load with the
-first ``MemoryStore`` (or ingestion helper) used.
+collection; ``PgMemoryStore`` keeps them in PostgreSQL + pgvector; ``open_store`` picks one from the
+``database_url`` setting. See docs/memory.md. Importing the package is light: numpy and faiss
+load with the first ``MemoryStore`` (or ingestion helper) used, psycopg with the first ``PgMemoryStore``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from memories.errors import (
 from memories.records import CollectionInfo, MemoryRecord, Metadata, SearchHit
 
 if TYPE_CHECKING:
+    from memories.backend import open_store
     from memories.index import IndexSettings
     from memories.ingest import Chunk, IngestReport, chunk_markdown, ingest, iter_files, read_document
+    from memories.pg_store import PgMemoryStore
     from memories.repair import RepairReport, repair_store
     from memories.store import MemoryStore, default_store_dir
 
@@ -31,6 +34,8 @@ SearchResult = SearchHit  # the name reserved in the foundation
 
 _LAZY = {
     "MemoryStore": "memories.store",
+    "PgMemoryStore": "memories.pg_store",
+    "open_store": "memories.backend",
     "default_store_dir": "memories.store",
     "IndexSettings": "memories.index",
     "RepairReport": "memories.repair",
@@ -69,6 +74,7 @@ __all__ = [
     "MemoryUsageError",
     "Metadata",
     "MiniLMAdapter",
+    "PgMemoryStore",
     "RepairReport",
     "SearchHit",
     "SearchResult",
@@ -79,6 +85,7 @@ __all__ = [
     "default_store_dir",
     "ingest",
     "iter_files",
+    "open_store",
     "read_document",
     "repair_store",
 ]

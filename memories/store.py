@@ -124,6 +124,8 @@ class MemoryStore:
     acknowledged save survive a power cut too, NORMAL only a process crash.
     """
 
+    backend = "local"  # PgMemoryStore's is "postgresql" (stats() says which)
+
     def __init__(
         self,
         path: Path | str,
@@ -506,6 +508,7 @@ class MemoryStore:
             )
         db = self.db.path
         return {
+            "backend": self.backend,
             "path": str(self.path),
             "database_bytes": size(db) + size(db.with_name(db.name + "-wal")),
             "embedder": {"name": self.embedder.name, "dimensions": self.embedder.dimensions},

@@ -59,6 +59,9 @@ class Settings:
     plugins_dirs: list[Path] = field(default_factory=list)
     trusted_dirs: list[Path] = field(default_factory=list)
     memory_dir: Path | None = None
+    # A postgresql:// URL: memory lives in PostgreSQL + pgvector instead of memory_dir (issue 19). Kept out
+    # of repr() since it may carry a password; libpq's PGPASSWORD / .pgpass / service files work too.
+    database_url: str | None = field(default=None, repr=False)
     # semantic-kernel's HttpPlugin (http.getAsync, postAsync...) reaches the network: off unless asked for.
     http_plugin: bool = False
     # Embedded model tuning (threads default to the physical cores minus one; see services/cpu_threads.py).
@@ -138,6 +141,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if value is None or isinstance(value, Path):
             return value
         return Path(_optional(value, str, where, "a directory")).expanduser()
+    if name == "database_url":
+        return _database_url(value, where)
     if name == "http_plugin":
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
@@ -153,6 +158,25 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a whole number of at least 1, got {value!r}")
         return value
     raise ConfigError(f"unknown setting '{name}': valid keys are {', '.join(field_names())}")
+
+
+def _database_url(value: Any, where: str) -> str | None:
+    """A ``postgresql://`` or ``postgres://`` URL; empty means unset. The error never echoes the value,
+    which may hold a password."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a postgresql:// URL (text), got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        return None
+    scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+    if scheme not in ("postgresql", "postgres"):
+        shown = f"a {scheme}:// URL" if scheme else "no URL scheme"
+        raise ConfigError(
+            f"{where}: expected a postgresql:// URL, e.g. postgresql://user@host:5432/dbname, got {shown}"
+        )
+    return value
 
 
 def _optional(value: Any, kind: type, where: str, what: str) -> Any:

@@ -89,7 +89,6 @@ def _conversation_summary_plugin() -> object:
 
 
 def _open_memory(settings: Settings) -> object:
-    from memories import MemoryStore
-    from memories.store import default_store_dir
+    from memories.backend import open_store
 
-    return MemoryStore(settings.memory_dir or default_store_dir())
+    return open_store(settings.memory_dir, database_url=settings.database_url)

@@ -187,9 +187,9 @@ def _functions(kernel: Any) -> dict[str, list[str]]:
 
 def _collections(app: AppContext) -> list[str]:
     try:
-        from memories.store import MemoryStore, default_store_dir
+        from memories.backend import open_store
 
-        store = MemoryStore(app.settings.memory_dir or default_store_dir())
+        store = open_store(app.settings.memory_dir, database_url=app.settings.database_url)
         try:
             return [info.name for info in store.collections()]
         finally:

@@ -96,6 +96,13 @@ class LazyGroup(click.Group):
     metavar="DIR",
     help="Memory store [env KERNEL_APP_MEMORY_DIR; default ~/.local/share/kernel-app/memory].",
 )
+@click.option(
+    "--database-url",
+    default=None,
+    metavar="URL",
+    help="PostgreSQL + pgvector for shared state, e.g. postgresql://user@host/db (password from PGPASSWORD or "
+    "~/.pgpass) [env KERNEL_APP_DATABASE_URL; default: none, files under --memory-dir].",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and raw model output on errors.")
 @click.version_option(__version__, prog_name="kernel-app")
 @click.pass_context
@@ -107,6 +114,7 @@ def cli(
     trusted_dirs: tuple[Path, ...],
     config_file: Path | None,
     memory_dir: Path | None,
+    database_url: str | None,
     debug: bool,
 ) -> None:
     """Kernel App: run Semantic Kernel plugins on a local or hosted model.
@@ -126,6 +134,7 @@ def cli(
             "plugins_dirs": list(plugins_dirs) or None,
             "trusted_dirs": list(trusted_dirs) or None,
             "memory_dir": memory_dir,
+            "database_url": database_url,
         },
         config_file=config_file,
         debug=debug,

@@ -14,10 +14,9 @@ from kernel_app.interfaces.cli.context import AppContext
 
 
 def _store(app: AppContext) -> Any:
-    from memories import MemoryStore
-    from memories.store import default_store_dir
+    from memories.backend import open_store
 
-    return MemoryStore(app.settings.memory_dir or default_store_dir())
+    return open_store(app.settings.memory_dir, database_url=app.settings.database_url)
 
 
 def _scalar(value: str) -> str | int | float | bool:
@@ -167,7 +166,7 @@ def list_records(app: AppContext, collection: str | None, limit: int) -> None:
 @memory.command("stats")
 @click.pass_obj
 def stats(app: AppContext) -> None:
-    """Store location, collections, sizes and index kinds as JSON."""
+    """Backend (local or postgresql), location, collections, sizes and index kinds as JSON."""
     with _store(app) as store:
         click.echo(json.dumps(store.stats(), indent=2, default=str))
 
@@ -190,6 +189,10 @@ def repair(app: AppContext) -> None:
     """Rebuild indexes from the records; salvage a damaged database."""
     from memories.repair import repair_store
     from memories.store import default_store_dir
+
+    if app.settings.database_url:
+        with _store(app) as store:
+            store.repair()  # a one-line error: repair is for the local files
 
     click.echo(str(repair_store(app.settings.memory_dir or default_store_dir())))
 
@@ -282,3 +285,39 @@ def ask(
             "sources: treat those parts as unsupported",
             err=True,
         )
+
+
+@memory.command("migrate")
+@click.option("--to", "target", required=True, metavar="URL|DIR",
+              help="Where to copy: a postgresql:// URL, or a local store folder.")
+@click.option("--collection", "collections", multiple=True, metavar="NAME", help="Only this one; repeatable.")
+@click.pass_obj
+def migrate(app: AppContext, target: str, collections: tuple[str, ...]) -> None:
+    """Copy the memory store (the one the settings name) to --to, verifying it; the source is kept.
+
+    \b
+    Examples:
+      kernel-app memory migrate --to postgresql://kernel@db.example/kernel
+      kernel-app --database-url postgresql://kernel@db.example/kernel memory migrate --to ~/memory-backup
+
+    Records already in the target are skipped, so an interrupted copy resumes when run again.
+    """
+    from memories.backend import open_store
+    from memories.copy import copy_store
+
+    is_url = target.split("://", 1)[0].lower() in ("postgresql", "postgres")
+    if "://" in target and not is_url:
+        raise UsageError(f"--to {target.split('://', 1)[0]}://...: give a postgresql:// URL or a folder")
+    with _store(app) as source:
+        if (is_url and source.backend == "postgresql" and source.database_url == target) or (
+            not is_url and source.backend == "local" and Path(target).expanduser().resolve() == source.path.resolve()
+        ):
+            raise UsageError("--to names the store being copied: give another database or folder")
+        opened = open_store(None, database_url=target) if is_url else open_store(Path(target))
+        with opened as destination:
+
+            def progress(name: str, done: int, total: int) -> None:
+                click.echo(f"{name}: {done}/{total}", err=True)
+
+            for report in copy_store(source, destination, collections=collections or None, progress=progress):
+                click.echo(str(report))

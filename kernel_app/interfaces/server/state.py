@@ -49,11 +49,10 @@ class ServerState:
     def memory(self) -> Any:
         """The memory store the REST API uses (opened on first use, with the server's embedder)."""
         if self.memory_store is None:
-            from memories import MemoryStore
-            from memories.store import default_store_dir
+            from memories.backend import open_store
 
-            self.memory_store = MemoryStore(
-                self.settings.memory_dir or default_store_dir(), embedder=self.get_embedder()
+            self.memory_store = open_store(
+                self.settings.memory_dir, database_url=self.settings.database_url, embedder=self.get_embedder()
             )
         return self.memory_store
 

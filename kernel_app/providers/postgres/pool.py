@@ -1,0 +1,152 @@
+"""Connections: a psycopg pool whose connections adapt numpy arrays to pgvector's ``vector``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kernel_app.base.errors import DependencyMissingError
+from kernel_app.providers.postgres.errors import DatabaseUnavailableError, VectorExtensionError
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+    from psycopg_pool import ConnectionPool
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0
+MIN_PGVECTOR = (0, 8)
+CREATE_VECTOR_HINT = "run `CREATE EXTENSION vector;` once in that database as a superuser (or its owner, if allowed)"
+
+
+def describe_url(url: str) -> str:
+    """``user@host:port/dbname`` of a libpq URL, without its password (for messages and stats)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(url)
+    except Exception:  # a URL libpq cannot parse: say so without echoing it
+        return "an unparsable database_url"
+    user = parts.get("user") or ""
+    host = parts.get("host") or "localhost"
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"{user + '@' if user else ''}{host}{port}/{parts.get('dbname') or user or ''}"
+
+
+def require_client() -> None:
+    """A one-line error when database_url is set but the ``postgres`` extra is not installed."""
+    try:
+        import pgvector.psycopg  # noqa: F401
+        import psycopg  # noqa: F401
+        import psycopg_pool  # noqa: F401
+    except ImportError as exc:
+        raise DependencyMissingError(
+            f"database_url needs the PostgreSQL client packages ({exc.name} is missing): "
+            "pip install 'kernel-app[postgres]'"
+        ) from None
+
+
+def connect(url: str, **kwargs: Any) -> Connection[Any]:
+    """One connection, or a one-line :class:`DatabaseUnavailableError` naming the server."""
+    require_client()
+    import psycopg
+
+    try:
+        return psycopg.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S), **kwargs)
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        raise DatabaseUnavailableError(
+            f"cannot connect to PostgreSQL at {describe_url(url)}: {reason}: check database_url "
+            "(--database-url / KERNEL_APP_DATABASE_URL) and that the server is running"
+        ) from None
+
+
+def ensure_vector_extension(conn: Connection[Any]) -> None:
+    """Create pgvector in the database if it is missing; a one-line error if this user may not, or if the
+    installed one is older than 0.8."""
+    from psycopg import errors
+
+    where = f"PostgreSQL database {conn.info.dbname!r} on {conn.info.host}"
+    installed = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    if installed:
+        check_pgvector_version(installed[0], where)
+        return
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except errors.InsufficientPrivilege:
+        raise VectorExtensionError(
+            f"{where} has no 'vector' extension and user {conn.info.user!r} may not create it: {CREATE_VECTOR_HINT}"
+        ) from None
+    except (errors.UndefinedFile, errors.FeatureNotSupported, errors.ObjectNotInPrerequisiteState) as exc:
+        raise VectorExtensionError(
+            f"{where}: pgvector is not installed on the server ({str(exc).splitlines()[0]}): install pgvector "
+            ">= 0.8 (managed services such as Azure Database for PostgreSQL offer it), then "
+            f"{CREATE_VECTOR_HINT}"
+        ) from None
+    except errors.UniqueViolation:  # another process created it at the same moment
+        pass
+
+
+def check_pgvector_version(version: str, where: str = "the database") -> None:
+    """pgvector 0.8 brought iterative index scans, which filtered searches rely on: older is a one-line error."""
+    try:
+        found = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return  # a build with an unusual version string: let it run
+    if found < MIN_PGVECTOR:
+        wanted = ".".join(map(str, MIN_PGVECTOR))
+        raise VectorExtensionError(
+            f"{where} has pgvector {version}, older than {wanted} (needed for filtered searches): install "
+            f"pgvector >= {wanted} on the server, then run `ALTER EXTENSION vector UPDATE;` in the database"
+        )
+
+
+def _register_vector(conn: Connection[Any]) -> None:
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+    conn.commit()  # register_vector's type lookup opened a transaction; a pooled connection must be idle
+
+
+def open_pool(
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 4,
+    name: str = "kernel-app",
+    setup: Callable[[Connection[Any]], None] | None = None,
+) -> ConnectionPool:
+    """A pool on ``url`` whose connections adapt numpy arrays to ``vector`` (pgvector is created first).
+
+    ``setup`` runs once on an autocommit connection before the pool opens (a store's migrations).
+    Fails at once, with a one-line error, if the server cannot be reached or pgvector is unavailable,
+    rather than on the first query.
+    """
+    require_client()
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    with connect(url, autocommit=True) as conn:
+        ensure_vector_extension(conn)
+        if setup is not None:
+            setup(conn)
+    pool = ConnectionPool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        configure=_register_vector,
+        kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S)},
+        open=False,
+    )
+    pool.open()
+    try:
+        pool.wait(timeout=CONNECT_TIMEOUT_S)
+    except PoolTimeout:
+        pool.close()
+        raise DatabaseUnavailableError(
+            f"no connection to PostgreSQL at {describe_url(url)} within {CONNECT_TIMEOUT_S:.0f} s: "
+            "check that the server is running and accepts this many connections"
+        ) from None
+    return pool
