@@ -20,9 +20,10 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+from typing_extensions import LiteralString
 
 from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool
 from memories.db import default_store_dir
@@ -71,7 +72,7 @@ HNSW_MAX_DIMENSIONS = 2000
 HNSW_OPCLASS = "vector_cosine_ops"
 DEFAULT_EF_SEARCH = 40  # pgvector's default; raised to the pool size of each search
 MAX_EF_SEARCH = 1000  # pgvector's upper bound
-RECORD_COLUMNS = "id, text, description, metadata, created_at, updated_at"
+RECORD_COLUMNS: Final[LiteralString] = "id, text, description, metadata, created_at, updated_at"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,7 +189,8 @@ class PgMemoryStore:
             # A transaction of its own: creating the partition locks memory_records exclusively, which
             # must not last as long as writing a big first batch.
             with self.pool.connection() as conn, conn.transaction():
-                self._find(conn, name, lock="SHARE") or self._create(conn, name, now)
+                if self._find(conn, name, lock="SHARE") is None:
+                    self._create(conn, name, now)
         with self.pool.connection() as conn, conn.transaction():
             current = self._find(conn, name, lock="SHARE") or self._create(conn, name, now)  # dropped meanwhile
             _check_embedder(current, self.embedder)
@@ -241,7 +243,8 @@ class PgMemoryStore:
     def _embed(self, pending: builtins.list[_Pending]) -> None:
         given = [p for p in pending if p.vector is not None]
         if given:
-            for item, vector in zip(given, normalize_rows(np.stack([p.vector for p in given])), strict=True):
+            stacked = np.stack([p.vector for p in given if p.vector is not None])
+            for item, vector in zip(given, normalize_rows(stacked), strict=True):
                 item.vector = vector
         todo = [p for p in pending if p.vector is None]
         if not todo:
@@ -457,7 +460,7 @@ class PgMemoryStore:
         conn: Connection[Any],
         collection: _Collection,
         vector: np.ndarray,
-        condition: str,
+        condition: LiteralString,
         params: Sequence[Any],
         pool: int,
         *,
@@ -475,8 +478,9 @@ class PgMemoryStore:
                 "set_config('hnsw.ef_search', %s, true)",
                 (str(min(MAX_EF_SEARCH, max(self.ef_search, pool))),),
             )
+        prefix: LiteralString = "EXPLAIN " if explain else ""
         query = sql.SQL(
-            ("EXPLAIN " if explain else "") + "SELECT {columns}, embedding, {distance} FROM {partition} "
+            prefix + "SELECT {columns}, embedding, {distance} FROM {partition} "
             "WHERE generation = {generation} AND {condition} ORDER BY {distance} LIMIT %s"
         ).format(
             columns=sql.SQL(RECORD_COLUMNS),
@@ -585,7 +589,8 @@ class PgMemoryStore:
 
     @staticmethod
     def _find(conn: Connection[Any], name: str, lock: str | None = None) -> _Collection | None:
-        suffix = {None: "", "SHARE": " FOR SHARE", "UPDATE": " FOR UPDATE"}[lock]
+        suffixes: dict[str | None, LiteralString] = {None: "", "SHARE": " FOR SHARE", "UPDATE": " FOR UPDATE"}
+        suffix = suffixes[lock]
         row = conn.execute(
             "SELECT name, uid, embedder, dimensions, created_at, partition FROM memory_collections WHERE name = %s"
             + suffix,

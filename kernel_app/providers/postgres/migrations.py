@@ -13,6 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import LiteralString
+
 from kernel_app.providers.postgres.errors import SchemaTooNewError
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ class Migration:
 
     version: int
     description: str
-    apply: str | Callable[[Connection[Any]], None]
+    apply: LiteralString | Callable[[Connection[Any]], None]  # SQL text is the program's own, never built
 
 
 def _check_steps(namespace: str, migrations: Sequence[Migration]) -> list[Migration]:

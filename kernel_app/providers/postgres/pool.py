@@ -28,7 +28,7 @@ def describe_url(url: str) -> str:
         parts = conninfo_to_dict(url)
     except Exception:  # a URL libpq cannot parse: say so without echoing it
         return "an unparsable database_url"
-    user = parts.get("user") or ""
+    user = str(parts.get("user") or "")
     host = parts.get("host") or "localhost"
     port = f":{parts['port']}" if parts.get("port") else ""
     return f"{user + '@' if user else ''}{host}{port}/{parts.get('dbname') or user or ''}"
@@ -131,8 +131,11 @@ def open_pool(
         ensure_vector_extension(conn)
         if setup is not None:
             setup(conn)
+    from psycopg import Connection
+
     pool = ConnectionPool(
         url,
+        connection_class=Connection,  # named, so the pool's type says which connections it hands out
         min_size=min_size,
         max_size=max_size,
         name=name,
