@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-NETGUARD = Path(__file__).parent / "netguard"
+from tests.support.cli import ISOLATED_PREFIXES, NETGUARD
+
 sys.path.insert(0, str(NETGUARD))
-import sitecustomize as netguard  # noqa: E402  (tests/netguard/sitecustomize.py)
+import sitecustomize as netguard
 
 netguard.install()
-
-ROOT = Path(__file__).resolve().parent.parent
-ISOLATED_PREFIXES = ("KERNEL_APP_", "OPENAI_", "AZURE_OPENAI_")
 
 
 @pytest.fixture(autouse=True)
@@ -37,26 +33,6 @@ def no_tasks_left_on_a_shared_loop() -> Iterator[None]:
     from tests.support.nested_loop import cancel_leftover_tasks
 
     cancel_leftover_tasks()
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(NETGUARD), str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, input: str | None = None, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``kernel-app`` as a user would, in a subprocess guarded against non-loopback network."""
-    return subprocess.run(
-        [sys.executable, "-m", "kernel_app", *args],
-        input=input if input is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(**env),
-        cwd=ROOT,
-    )
 
 
 @pytest.fixture
@@ -91,7 +67,7 @@ def kernel(scripted):
 @pytest.fixture
 def tool_server() -> Iterator[object]:
     """The loopback OpenAI-compatible server that answers with scripted tool calls (function-calling tests)."""
-    from tests.test_plan_function_calling import ToolCallServer
+    from tests.support.tool_call_server import ToolCallServer
 
     server = ToolCallServer()
     server._thread.start()

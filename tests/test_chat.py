@@ -9,7 +9,7 @@ from kernel_app.base.config import Settings
 from kernel_app.commands.session import ChatSession
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.providers.scripted import ScriptedChatCompletion
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from kernel_app.conversation import ConversationStore, Message
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.copilot_client import USER, ask
-from tests.test_conversation_engine import ToolScripted
-from tests.test_server_openai import make_app, running
+from tests.support.server import make_app, running
+from tests.support.tool_scripted import ToolScripted
 
 
 @pytest.fixture
@@ -199,7 +199,7 @@ def test_commands_that_reach_the_server_are_refused_and_help_lists_the_rest(
 
 
 def test_with_the_models_queue_full_commands_that_do_not_use_it_still_answer(tmp_path: Path) -> None:
-    from tests.test_teams_commands import Blocking
+    from tests.support.tool_scripted import Blocking
 
     service = Blocking()
     service.queue("At last.")

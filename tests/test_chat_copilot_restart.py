@@ -13,9 +13,8 @@ import httpx
 
 from kernel_app.conversation import ConversationStore
 from tests.support.copilot_client import approval, ask
-from tests.test_conversation_engine import ToolScripted, tools
-from tests.test_server_openai import make_app, running
-from tests.test_teams_calls import saved_notes
+from tests.support.server import make_app, running, saved_notes
+from tests.support.tool_scripted import ToolScripted, tools
 
 SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})
 SAVE = ("memory-save", {"input": "Opens at seven", "collection": "notes"})

@@ -20,8 +20,8 @@ from websockets.asyncio.client import connect
 
 from kernel_app.conversation import ConversationStore
 from tests.support.copilot_client import USER, HubClient, approval, ask, web_app
-from tests.test_conversation_engine import ToolScripted, tools
-from tests.test_server_openai import make_app, running
+from tests.support.server import make_app, running
+from tests.support.tool_scripted import ToolScripted, tools
 
 PING_INTERVAL = 0.3  # seconds: the server's keep-alive, short so the test does not wait
 SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.support.cli import ROOT, cli_env, run_cli
 
 
 def test_help_does_not_import_semantic_kernel_or_load_a_model() -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from kernel_app.conversation import Done, FunctionCallFinished, TextDelta
 from kernel_app.conversation.calls import checked_arguments, is_answer, result_is_answer
-from tests.test_conversation_engine import engine_with, tools
+from tests.support.tool_scripted import engine_with, tools
 
 DRAFT = (
     "### Strengths\n- Fresh bread (baked at dawn)\n### Weaknesses\n- Small shop\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kernel_app.conversation import ConversationStore, default_store_path
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def test_resume_continues_the_stored_conversation(openai_server, tmp_path: Path) -> None:
@@ -41,8 +41,8 @@ def test_resume_continues_the_stored_conversation(openai_server, tmp_path: Path)
 def test_a_conversation_held_over_http_continues_in_the_repl(openai_server, tmp_path: Path) -> None:
     import httpx
 
-    from tests.test_conversation_engine import ToolScripted
-    from tests.test_server_openai import make_app, running
+    from tests.support.server import make_app, running
+    from tests.support.tool_scripted import ToolScripted
 
     service = ToolScripted(["Noted: the bakery opens at six."])
     with running(make_app(tmp_path, service, mcp=False)) as url:

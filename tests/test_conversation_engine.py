@@ -1,33 +1,20 @@
 """The conversation engine: function calling with approvals, typed events, token-bounded history, the store.
 
-The model is the scripted service, taught to answer with tool calls (``ToolScripted`` below): the
-engine's own loop runs the calls on the real kernel, so what runs, what asks and what is stored is
-the real behaviour.
+The model is the scripted service, taught to answer with tool calls (``ToolScripted``, see
+tests/support/tool_scripted.py): the engine's own loop runs the calls on the real kernel, so what
+runs, what asks and what is stored is the real behaviour.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any, ClassVar
-
-from pydantic import PrivateAttr
-from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
-from semantic_kernel.contents import (
-    ChatHistory,
-    ChatMessageContent,
-    FunctionCallContent,
-    FunctionResultContent,
-    StreamingChatMessageContent,
-)
-from semantic_kernel.contents.utils.author_role import AuthorRole
+from typing import Any
 
 from kernel_app.base.config import Settings
 from kernel_app.conversation import (
     ApprovalNeeded,
     ConversationEngine,
-    ConversationStore,
     Done,
     ErrorEvent,
     FunctionCallFinished,
@@ -38,82 +25,7 @@ from kernel_app.conversation import (
 )
 from kernel_app.conversation.history import fit, message_tokens
 from kernel_app.kernel.builder import build_kernel
-from kernel_app.providers.scripted import ScriptedChatCompletion
-
-TOOLS = "\x00tools:"
-
-
-def tools(*calls: tuple[str, dict[str, Any]]) -> str:
-    """A scripted answer that is a tool-call message: ``tools(("Math-add", {"a": 2, "b": 3}))``."""
-    return TOOLS + json.dumps([[name, args] for name, args in calls])
-
-
-class ToolScripted(ScriptedChatCompletion):
-    """The scripted service, able to answer with tool calls; records the allow-list each request offered."""
-
-    SUPPORTS_FUNCTION_CALLING: ClassVar[bool] = True
-    _offered: list[list[str] | None] = PrivateAttr(default_factory=list)
-
-    _results: list[list[str]] = PrivateAttr(default_factory=list)
-
-    @property
-    def offered(self) -> list[list[str] | None]:
-        return self._offered
-
-    @property
-    def tool_results(self) -> list[list[str]]:
-        """Per request, the function results it carried (the scripted record keeps only text content)."""
-        return self._results
-
-    def _calls(
-        self, text: str, settings: PromptExecutionSettings, history: ChatHistory
-    ) -> list[FunctionCallContent] | None:
-        behavior = settings.function_choice_behavior
-        self._results.append(
-            [str(i.result) for m in history.messages for i in m.items if isinstance(i, FunctionResultContent)]
-        )
-        self.offered.append(list((behavior.filters or {}).get("included_functions", [])) if behavior else None)
-        if not text.startswith(TOOLS):
-            return None
-        calls = json.loads(text[len(TOOLS) :])
-        return [
-            FunctionCallContent(id=f"call_{len(self.requests)}_{n}", name=name, arguments=json.dumps(args))
-            for n, (name, args) in enumerate(calls)
-        ]
-
-    async def _inner_get_chat_message_contents(
-        self, chat_history: ChatHistory, settings: PromptExecutionSettings
-    ) -> list[ChatMessageContent]:
-        [message] = await super()._inner_get_chat_message_contents(chat_history, settings)
-        calls = self._calls(message.content or "", settings, chat_history)
-        if calls is None:
-            return [message]
-        return [ChatMessageContent(role=AuthorRole.ASSISTANT, items=calls, ai_model_id=self.ai_model_id)]
-
-    async def _inner_get_streaming_chat_message_contents(
-        self, chat_history: ChatHistory, settings: PromptExecutionSettings, function_invoke_attempt: int = 0
-    ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
-        chunks = [c async for c in super()._inner_get_streaming_chat_message_contents(chat_history, settings)]
-        text = "".join(str(c[0].content or "") for c in chunks)
-        calls = self._calls(text, settings, chat_history)
-        if calls is None:
-            for chunk in chunks:
-                yield chunk
-            return
-        yield [
-            StreamingChatMessageContent(
-                role=AuthorRole.ASSISTANT, choice_index=0, items=calls, ai_model_id=self.ai_model_id
-            )
-        ]
-
-
-def engine_with(
-    *answers: str, tmp_path: Path | None = None, default: str | None = None, **options: Any
-) -> tuple[ConversationEngine, ToolScripted]:
-    service = ToolScripted(list(answers), default=default)
-    settings = Settings(memory_dir=tmp_path / "store") if tmp_path else Settings()
-    store = ConversationStore(tmp_path / "conversations.sqlite3") if tmp_path else None
-    return ConversationEngine(build_kernel(settings, chat_service=service).kernel, store, **options), service
+from tests.support.tool_scripted import ToolScripted, engine_with, tools
 
 
 async def test_a_read_function_runs_unasked_and_its_result_reaches_the_model() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kernel_app.base.config import Settings
 from kernel_app.conversation import ConversationEngine
 from kernel_app.kernel.builder import build_kernel
-from tests.test_conversation_engine import ToolScripted, engine_with, tools
+from tests.support.tool_scripted import ToolScripted, engine_with, tools
 
 
 async def test_the_most_relevant_functions_are_offered_within_the_limit() -> None:

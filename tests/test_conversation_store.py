@@ -14,7 +14,7 @@ import pytest
 
 from kernel_app.conversation import ConversationNotFoundError, ConversationStore, Message, ToolCall
 from kernel_app.conversation.store import ConversationStoreError, default_store_path
-from tests.conftest import ROOT, cli_env
+from tests.support.cli import ROOT, cli_env
 
 
 def test_conversations_and_messages_round_trip(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from kernel_app.providers.execution_settings import json_schema_format
 from kernel_app.providers.llama.script import NO_CJK_CLASS, NO_CJK_PATTERN, has_cjk, same_script, without_cjk
 from kernel_app.providers.llama.service import LocalLlamaPromptExecutionSettings
 from plugins.BusinessThinking._swot_tables import SWOT_SCHEMA
-from tests.test_local_tools import _chunks, scripted  # noqa: F401 (scripted: the fake llama.cpp fixture)
+from tests.support.fake_llama import llama_chunks, scripted_llama  # noqa: F401 (the fake llama.cpp fixture ``scripted``)
 
 SCHEMA = {
     "type": "object",
@@ -115,8 +115,8 @@ def test_a_request_is_restricted_only_with_a_schema_and_no_cjk_in_its_messages()
         assert same_script(untouched, english) is untouched
 
 
-async def test_the_swot_request_reaching_llama_cpp_excludes_cjk(scripted) -> None:  # noqa: F811 (the fixture)
-    service, server = scripted([_chunks("{}"), _chunks("{}")])
+async def test_the_swot_request_reaching_llama_cpp_excludes_cjk(scripted) -> None:
+    service, server = scripted([llama_chunks("{}"), llama_chunks("{}")])
     settings = LocalLlamaPromptExecutionSettings(max_tokens=9, response_format=json_schema_format(SWOT_SCHEMA, "swot"))
     for prompt in ("A SWOT of a bakery in Lyon", "里昂一家面包店"):
         history = ChatHistory()

@@ -8,7 +8,6 @@ records every request. The real model runs in tests/test_local_model_smoke.py.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from typing import Any
 
@@ -28,7 +27,6 @@ from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 from semantic_kernel.functions import KernelArguments
 
 from kernel_app.providers.llama.service import (
-    LoadedModel,
     LocalLlamaChatCompletion,
     LocalLlamaPromptExecutionSettings,
     llama_request,
@@ -43,6 +41,7 @@ from kernel_app.providers.llama.tools import (
     result_text,
 )
 from plugins.Math.math_plugin import MathPlugin
+from tests.support.fake_llama import llama_chunks, scripted_llama  # noqa: F401 (the fake llama.cpp fixture ``scripted``)
 
 OFFERED = {"Math-add", "Math-multiply"}
 ADD_TOOL = {
@@ -289,48 +288,6 @@ def test_streamed_text_is_held_only_while_it_may_be_a_call() -> None:
 # region semantic-kernel's loop over a scripted llama.cpp
 
 
-def _chunks(text: str = "", tool_calls: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """What llama.cpp's server streams for one answer: role, content pieces, finish, usage."""
-    chunks: list[dict[str, Any]] = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]}]
-    for start in range(0, len(text), 4):
-        chunks.append({"choices": [{"index": 0, "delta": {"content": text[start : start + 4]}}]})
-    if tool_calls:
-        chunks.append({"choices": [{"index": 0, "delta": {"tool_calls": tool_calls}}]})
-    finish = "tool_calls" if tool_calls else "stop"
-    chunks.append({"choices": [{"index": 0, "finish_reason": finish, "delta": {}}]})
-    chunks.append({"choices": [], "usage": {"prompt_tokens": 50, "completion_tokens": 7}, "timings": {}})
-    return chunks
-
-
-class ScriptedServer:
-    """Stands in for ``xllamacpp.Server``: records each request and streams the next scripted answer."""
-
-    def __init__(self, answers: list[list[dict[str, Any]]]) -> None:
-        self.answers = answers
-        self.requests: list[dict[str, Any]] = []
-
-    def handle_chat_completions(self, body: dict[str, Any], callback: Any) -> None:
-        self.requests.append(json.loads(json.dumps(body)))  # as llama.cpp would read it: plain JSON
-        for chunk in self.answers.pop(0):
-            if callback(chunk):
-                return
-
-
-@pytest.fixture
-def scripted(tmp_path, monkeypatch: pytest.MonkeyPatch):
-    if importlib.util.find_spec("xllamacpp") is None:
-        pytest.skip("xllamacpp is not installed")
-    model = tmp_path / "fake.gguf"
-    model.write_bytes(b"GGUF")
-
-    def make(answers: list[list[dict[str, Any]]]) -> tuple[LocalLlamaChatCompletion, ScriptedServer]:
-        server = ScriptedServer(answers)
-        monkeypatch.setattr(LocalLlamaChatCompletion, "model", lambda self: LoadedModel(server=server, load_seconds=0))
-        return LocalLlamaChatCompletion(str(model), service_id="local"), server
-
-    return make
-
-
 def _math_kernel(service: LocalLlamaChatCompletion) -> tuple[Kernel, list[tuple[str, dict[str, Any]]]]:
     kernel = Kernel()
     kernel.add_service(service)
@@ -363,7 +320,7 @@ QWEN_CALL = '```json\n{"name": "Math-add", "arguments": {"a": 110, "b": 990}}\n`
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
 async def test_auto_function_calling_runs_the_allowed_function_and_answers(scripted, streaming: bool) -> None:
-    service, server = scripted([_chunks(QWEN_CALL), _chunks("110 plus 990 is 1100.")])
+    service, server = scripted([llama_chunks(QWEN_CALL), llama_chunks("110 plus 990 is 1100.")])
     kernel, ran = _math_kernel(service)
     history = _history()
     if streaming:
@@ -398,9 +355,9 @@ async def test_auto_function_calling_runs_the_allowed_function_and_answers(scrip
 async def test_a_native_tool_call_from_llama_cpp_is_used_as_is(scripted) -> None:
     native = [{"index": 0, "id": "llama_1", "type": "function", "function": {"name": "Math-add", "arguments": ""}}]
     rest = [{"index": 0, "function": {"arguments": '{"a": 1, "b": 2}'}}]
-    answer = _chunks(tool_calls=native)
+    answer = llama_chunks(tool_calls=native)
     answer.insert(-2, {"choices": [{"index": 0, "delta": {"tool_calls": rest}}]})
-    service, server = scripted([answer, _chunks("3")])
+    service, server = scripted([answer, llama_chunks("3")])
     kernel, ran = _math_kernel(service)
     result = await service.get_chat_message_content(_history(), _auto(), kernel=kernel, arguments=KernelArguments())
     assert result is not None and result.content == "3"
@@ -410,7 +367,7 @@ async def test_a_native_tool_call_from_llama_cpp_is_used_as_is(scripted) -> None
 
 async def test_a_malformed_call_goes_back_to_the_model_and_the_loop_goes_on(scripted) -> None:
     broken = '{"name": "Math-add", "arguments": {"a": 110, b: 990}}'
-    service, server = scripted([_chunks(broken), _chunks(QWEN_CALL), _chunks("1100")])
+    service, server = scripted([llama_chunks(broken), llama_chunks(QWEN_CALL), llama_chunks("1100")])
     kernel, ran = _math_kernel(service)
     answer = await service.get_chat_message_content(_history(), _auto(), kernel=kernel, arguments=KernelArguments())
     assert answer is not None and answer.content == "1100"
@@ -422,7 +379,7 @@ async def test_a_malformed_call_goes_back_to_the_model_and_the_loop_goes_on(scri
 
 
 async def test_without_function_calling_nothing_changes(scripted) -> None:
-    service, server = scripted([_chunks(QWEN_CALL)])
+    service, server = scripted([llama_chunks(QWEN_CALL)])
     answer = await service.get_chat_message_content(_history(), LocalLlamaPromptExecutionSettings(max_tokens=8))
     assert answer is not None and answer.content == QWEN_CALL and answer.finish_reason == FinishReason.STOP
     assert "tools" not in server.requests[0]
@@ -436,7 +393,7 @@ async def test_too_many_tools_for_the_context_is_a_one_line_error(scripted) -> N
     from kernel_app.kernel.builder import build_kernel
     from kernel_app.providers.llama.tools import check_tools_fit
 
-    service, server = scripted([_chunks("unused")])
+    service, server = scripted([llama_chunks("unused")])
     kernel = build_kernel(Settings(), chat_service=service).kernel
     everything = LocalLlamaPromptExecutionSettings(max_tokens=8, function_choice_behavior=FunctionChoiceBehavior.Auto())
     with pytest.raises(
@@ -452,7 +409,7 @@ async def test_a_prompt_functions_variables_are_offered_as_text_not_objects(scri
     from kernel_app.base.config import Settings
     from kernel_app.kernel.builder import build_kernel
 
-    service, server = scripted([_chunks("Fine.")])
+    service, server = scripted([llama_chunks("Fine.")])
     kernel = build_kernel(Settings(), chat_service=service).kernel
     offered = ["BusinessThinking-ChangeAudience", "Math-add", "BusinessThinking-SWOT"]
     settings = LocalLlamaPromptExecutionSettings(

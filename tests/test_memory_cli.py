@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import cli_env, run_cli
+from tests.support.cli import cli_env, run_cli
 
 
 def test_save_search_filter_persist_and_delete(tmp_path: Path) -> None:

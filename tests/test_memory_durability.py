@@ -16,7 +16,7 @@ import pytest
 
 from memories import HashingEmbedder, MemoryStore, StoreCorruptError, repair_store
 from memories.repair import database_problem
-from tests.conftest import cli_env
+from tests.support.cli import cli_env
 
 
 def python(code: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ import pytest
 from memories import HashingEmbedder, MemoryStore
 from memories.embedders import normalize_rows
 from memories.index import CollectionIndex, IndexSettings
-from tests.conftest import cli_env
+from tests.support.cli import cli_env
 
 
 class VectorsOnly:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kernel_app.providers.llama.cache import parts_installed
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, TIERS
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def test_models_lists_every_tier_with_its_state_and_install_command(tmp_path: Path) -> None:

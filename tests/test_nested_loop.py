@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
 
 # In a fresh process (nest_asyncio is process-wide): an earlier "test" leaves a task that fails, the guard
 # runs, then a prompt_toolkit prompt with Tab completion runs through asyncio.run. Without the guard the

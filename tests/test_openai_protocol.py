@@ -12,7 +12,7 @@ from kernel_app.base.errors import ConfigError
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers import create_chat_service
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 from tests.support.openai_stub import Failure
 
 

@@ -19,7 +19,7 @@ from kernel_app.base.effects import Effect
 from kernel_app.kernel.builder import build_kernel
 from planners import NOT_APPROVED, CallRequest, FunctionCallingPlanner, PlanningError, RoundLimitError
 from tests.support.spies import count_invocations
-from tests.test_plan_function_calling import ToolCallServer
+from tests.support.tool_call_server import ToolCallServer
 
 FINAL = "Here is your answer."
 

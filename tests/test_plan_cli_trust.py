@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.support.cli import ROOT, cli_env, run_cli
 
 
 def env_for(server, tmp_path: Path) -> dict[str, str]:

@@ -233,13 +233,13 @@ def test_refusal_keeps_the_reason() -> None:
     ids=["open-lists", "open-objects", "unclosed-string", "bracketed-words"],
 )
 def test_pathological_answers_stay_linear(make) -> None:
-    from tests.test_plan_rules import _growth  # 4x the input against 1x, in the same run
+    from tests.support.growth import growth  # 4x the input against 1x, in the same run
 
     def parse(answer: str) -> None:
         with pytest.raises(PlanParseError):
             parse_plan_answer(answer)
 
-    assert _growth(parse, make) < 9
+    assert growth(parse, make) < 9
 
 
 # endregion

@@ -4,7 +4,6 @@ and which functions need approval (kernel_app.base.effects)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from kernel_app.kernel.builder import build_kernel
 from planners import PlanParseError, parse_plan_answer
 from planners.quoting import clean_text, escaped, is_valid_text, quoted
 from planners.values import MAX_VALUE_DEPTH, value_problem
+from tests.support.growth import growth
 
 PLAN = json.dumps({"steps": [{"function": "Text.upper", "args": {"input": "x"}, "output": "loud"}]})
 
@@ -83,26 +83,11 @@ PATHOLOGICAL = {
 }
 
 
-def _growth(parse, make) -> float:
-    """How much longer 4x the input takes than 1x (best of three each): ~4 linear, ~16 quadratic."""
-
-    def best(text: str) -> float:
-        times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            parse(text)
-            times.append(time.perf_counter() - started)
-        return min(times)
-
-    small, large = make(5_000), make(20_000)
-    return best(large) / max(best(small), 1e-3)  # a floor: below a millisecond the clock is noise
-
-
 @pytest.mark.parametrize("kind", PROSE)
 def test_prose_before_the_plan_costs_linear_time(kind: str) -> None:
     make = PROSE[kind]
     assert parse_plan_answer(make(20_000) + PLAN).plan.functions == ["Text.upper"]
-    assert _growth(parse_plan_answer, lambda n: make(n) + PLAN) < 9
+    assert growth(parse_plan_answer, lambda n: make(n) + PLAN) < 9
 
 
 @pytest.mark.parametrize("kind", PATHOLOGICAL)
@@ -111,7 +96,7 @@ def test_pathological_commas_and_nesting_stay_linear(kind: str) -> None:
         with pytest.raises(PlanParseError):
             parse_plan_answer(answer)
 
-    assert _growth(parse, PATHOLOGICAL[kind]) < 9
+    assert growth(parse, PATHOLOGICAL[kind]) < 9
 
 
 class CustomPlugin:

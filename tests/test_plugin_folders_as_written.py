@@ -15,7 +15,7 @@ import pytest
 from kernel_app.base.errors import KernelAppError, MissingVariableError, UsageError
 from kernel_app.kernel.plugin_folders.loader import PluginDirectory, load_plugin_directories
 from kernel_app.providers.scripted import ScriptedChatCompletion
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def write(root: Path, relative: str, text: str, encoding: str = "utf-8") -> Path:

@@ -20,7 +20,7 @@ from kernel_app.kernel.builder import build_kernel, other_functions, plugin_dire
 from kernel_app.kernel.plugin_folders import sk_syntax
 from kernel_app.kernel.plugin_folders.loader import PluginDirectory, load_plugin_directories
 from kernel_app.kernel.plugin_folders.specs import FunctionSpec
-from tests.conftest import ROOT, cli_env
+from tests.support.cli import ROOT, cli_env
 
 CORPUS = ROOT.parent / "shared" / "plugins-real"
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_cli
+from tests.support.cli import ROOT, run_cli
 
 CORPUS = ROOT.parent / "shared" / "plugins-real"
 pytestmark = pytest.mark.skipif(

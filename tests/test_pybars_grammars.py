@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
 
 # A handlebars template that exercises the grammar: blocks, else, helpers with arguments, escaping, paths.
 RENDER = r"""

@@ -13,7 +13,7 @@ from kernel_app.conversation.events import Event, PlanProposed, Progress
 from kernel_app.conversation.store import ConversationStore
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.providers.scripted import ScriptedChatCompletion
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 SUM_PLAN = '{"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]}'
 
@@ -194,7 +194,7 @@ async def test_an_argument_of_the_plan_is_edited_before_it_runs(tmp_path: Path) 
 
 
 async def test_functions_are_offered_to_the_model_only_when_their_schemas_fit(tmp_path: Path) -> None:
-    from tests.test_conversation_engine import ToolScripted
+    from tests.support.tool_scripted import ToolScripted
 
     class EmbeddedSized(ToolScripted):
         n_ctx: int = 4096  # the embedded model's window, read as the local service's is

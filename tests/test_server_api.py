@@ -17,10 +17,8 @@ from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecut
 from semantic_kernel.contents import ChatHistory, ChatMessageContent
 
 from kernel_app.conversation import ConversationStore
-from tests.test_conversation_engine import ToolScripted, tools
-from tests.test_server_openai import make_app, running
-
-SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})
+from tests.support.server import SUM_PLAN, make_app, running
+from tests.support.tool_scripted import ToolScripted, tools
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from tests.conftest import ROOT, cli_env, run_cli
+from tests.support.cli import ROOT, cli_env, run_cli
 
 
 def free_port() -> int:

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 
-from tests.test_conversation_engine import ToolScripted
-from tests.test_server_openai import make_app, running
+from tests.support.server import make_app, running
+from tests.support.tool_scripted import ToolScripted
 
 EXAMPLES = 5  # per operation and mode: a smoke budget, not an exhaustive run
 

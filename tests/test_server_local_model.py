@@ -19,7 +19,7 @@ from kernel_app.interfaces.server import create_app
 from kernel_app.providers.llama.cache import is_verified, parts_installed
 from kernel_app.providers.llama.tiers import get_tier
 from memories.embedders import HashingEmbedder
-from tests.test_server_openai import running
+from tests.support.server import running
 
 TIER = get_tier("qwen2.5-coder-0.5b")
 

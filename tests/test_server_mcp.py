@@ -12,9 +12,9 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
 
-from tests.conftest import ROOT, cli_env
-from tests.test_conversation_engine import ToolScripted
-from tests.test_server_openai import make_app, running
+from tests.support.cli import ROOT, cli_env
+from tests.support.server import make_app, running
+from tests.support.tool_scripted import ToolScripted
 
 
 async def exercise(session: ClientSession) -> dict[str, Any]:

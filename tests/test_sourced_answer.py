@@ -24,7 +24,7 @@ from kernel_app.kernel.sourced_answer import (
 )
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from memories import CollectionNotFoundError, HashingEmbedder, MemoryStore
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 NOTES = {
     "opportunity-0": "Catering for office lunches would bring extra sales on quiet weekdays.",

@@ -15,11 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.teams import FakeConnector, Sent, activity, card_click, fake_connector
-from tests.test_conversation_engine import ToolScripted
-from tests.test_server_api import SUM_PLAN
-from tests.test_server_openai import running
-from tests.test_teams_messages import post, teams_app
+from tests.support.server import SUM_PLAN, running
+from tests.support.teams import FakeConnector, Sent, activity, card_click, fake_connector, post, teams_app
+from tests.support.tool_scripted import ToolScripted
 
 
 @pytest.fixture

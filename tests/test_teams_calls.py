@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.teams import FakeConnector, Sent, activity, card_click, fake_connector
-from tests.test_conversation_engine import ToolScripted, tools
-from tests.test_server_openai import running
-from tests.test_teams_messages import post, teams_app
+from tests.support.server import running, saved_notes
+from tests.support.teams import FakeConnector, Sent, activity, card_click, fake_connector, post, teams_app
+from tests.support.tool_scripted import ToolScripted, tools
 
 SAVE = ("memory-save", {"collection": "notes", "input": "The Lyon bakery opens at 7."})
 
@@ -233,16 +232,6 @@ def test_without_the_flag_a_prompt_function_asks_on_a_card(served: tuple[str, To
     (message,) = [s for s in connector.take() if s.card is not None]
     assert message.card is not None and "Writer.Translate" in str(message.card["body"])
     assert "It calls the model" in str(message.card["body"]) and len(service.requests) == 1  # not run yet
-
-
-def saved_notes(tmp_path: Path) -> list[str]:
-    from memories import MemoryStore
-    from memories.embedders import HashingEmbedder
-
-    store = MemoryStore(tmp_path / "memory", embedder=HashingEmbedder(64))
-    if "notes" not in [c.name for c in store.collections()]:
-        return []
-    return [r.text for r in store.list("notes", 10, 0)]
 
 
 def test_a_call_waiting_for_its_click_survives_a_restart_and_runs_once(tmp_path: Path) -> None:

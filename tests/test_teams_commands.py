@@ -6,50 +6,17 @@ as ``serviceUrl``, the scripted model.
 
 from __future__ import annotations
 
-import asyncio
 import threading
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import PrivateAttr
 
 from kernel_app.conversation import ConversationStore
 from kernel_app.interfaces.server.teams.links import TeamsLinks
-from tests.support.teams import FakeConnector, activity, fake_connector
-from tests.test_conversation_engine import ToolScripted
-from tests.test_server_openai import running
-from tests.test_teams_messages import post, teams_app
-
-
-class Blocking(ToolScripted):
-    """Holds every request until ``release`` is set: the model is busy (``entered`` says since when)."""
-
-    _entered: threading.Event = PrivateAttr(default_factory=threading.Event)
-    _release: threading.Event = PrivateAttr(default_factory=threading.Event)
-
-    @property
-    def entered(self) -> threading.Event:
-        return self._entered
-
-    @property
-    def release(self) -> threading.Event:
-        return self._release
-
-    async def _hold(self) -> None:
-        self._entered.set()
-        while not self._release.is_set():
-            await asyncio.sleep(0.02)
-
-    async def _inner_get_chat_message_contents(self, *args: Any, **kwargs: Any) -> Any:
-        await self._hold()
-        return await super()._inner_get_chat_message_contents(*args, **kwargs)
-
-    async def _inner_get_streaming_chat_message_contents(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        await self._hold()
-        async for chunk in super()._inner_get_streaming_chat_message_contents(*args, **kwargs):
-            yield chunk
+from tests.support.server import running
+from tests.support.teams import FakeConnector, activity, fake_connector, post, teams_app
+from tests.support.tool_scripted import Blocking, ToolScripted
 
 
 @pytest.fixture
@@ -148,7 +115,7 @@ def test_the_bot_says_hello_when_it_joins_and_not_when_someone_else_does(
 
 
 def test_run_of_a_prompt_function_streams_its_text_in_a_personal_chat(tmp_path: Path) -> None:
-    from tests.test_teams_messages import Typing
+    from tests.support.tool_scripted import Typing
 
     service = Typing()
     poem = "Bonjour, le pain est chaud."

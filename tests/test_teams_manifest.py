@@ -8,7 +8,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 APP_ID = "0a1b2c3d-1111-2222-3333-444455556666"
 

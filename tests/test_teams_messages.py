@@ -7,8 +7,7 @@ the SDK's adapter, JWT check and streaming all run for real.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,9 @@ import pytest
 from kernel_app.conversation import ConversationStore
 from kernel_app.interfaces.server.teams import check_teams_bind, teams_config
 from kernel_app.interfaces.server.teams.links import TeamsLinks
-from tests.support.teams import FakeConnector, activity, card_click, fake_connector
-from tests.test_conversation_engine import ToolScripted, tools
-from tests.test_server_openai import make_app, running
-
-
-class Typing(ToolScripted):
-    """Streams its words 0.4 s apart, as a model does: Teams' 1 s stream interval then sends some of them."""
-
-    async def _inner_get_streaming_chat_message_contents(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        async for chunk in super()._inner_get_streaming_chat_message_contents(*args, **kwargs):
-            await asyncio.sleep(0.4)
-            yield chunk
-
-
-def teams_app(tmp_path: Path, service: ToolScripted, **options: Any) -> Any:
-    return make_app(tmp_path, service, teams=teams_config({}, anonymous=True), **options)
+from tests.support.server import make_app, running
+from tests.support.teams import FakeConnector, activity, card_click, fake_connector, post, teams_app
+from tests.support.tool_scripted import ToolScripted, Typing, tools
 
 
 @pytest.fixture
@@ -47,10 +33,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, ToolScripted]]:
     service = ToolScripted()
     with running(teams_app(tmp_path, service)) as url:
         yield url, service
-
-
-def post(url: str, body: Any, **headers: str) -> httpx.Response:
-    return httpx.post(f"{url}/api/messages", json=body, headers=headers, timeout=30)
 
 
 def test_a_personal_message_streams_an_informative_update_the_text_and_a_final_message(
