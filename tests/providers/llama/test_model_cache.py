@@ -22,8 +22,8 @@ from kernel_app.base.errors import ConfigError, DependencyMissingError, ModelErr
 from kernel_app.providers.llama import cache as model_cache
 from kernel_app.providers.llama.cache import ensure_model, is_verified, model_path, part_files, reinstall_command
 from kernel_app.providers.llama.tiers import ModelTier, PartPackage, get_tier, looks_like_path
+from tests.support.cli import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PART_SIZES = (300_000, 300_000, 123_457)
 
 

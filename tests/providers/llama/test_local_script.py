@@ -1,7 +1,7 @@
 """The embedded model's structured answers keep to the prompt's script (no stray CJK in an English SWOT).
 
 The request llama.cpp gets is checked through the real service on a stand-in for ``xllamacpp.Server``
-(tests/test_local_tools.py); the grammar engine's honouring of the pattern is checked on the tiny model.
+(tests/providers/llama/test_local_tools.py); the grammar engine's honouring of the pattern is checked on the tiny model.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The request llama.cpp gets from a ChatHistory with tools, calls and results; the calls read back from
 its answer (streamed ``tool_calls`` fragments, or a call object the model wrote as text); and
 semantic-kernel's auto-invoke loop over a service whose llama.cpp is replaced by a scripted one that
-records every request. The real model runs in tests/test_local_model_smoke.py.
+records every request. The real model runs in tests/providers/llama/test_local_model_smoke.py.
 """
 
 from __future__ import annotations

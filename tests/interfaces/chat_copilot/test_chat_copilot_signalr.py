@@ -19,6 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from kernel_app.conversation import ConversationStore
+from tests.support.cli import TESTS
 from tests.support.copilot_client import USER, HubClient, approval, ask, web_app
 from tests.support.server import make_app, running
 from tests.support.tool_scripted import ToolScripted, tools
@@ -215,7 +216,7 @@ def test_the_negotiation_other_clients_do(served: tuple[str, ToolScripted, Path]
     assert negotiated["connectionId"] and negotiated["availableTransports"][0]["transport"] == "WebSockets"
 
 
-CLIENT_JS = Path(__file__).parent / "support" / "copilot_signalr_client.js"
+CLIENT_JS = TESTS / "support" / "copilot_signalr_client.js"
 
 
 def _signalr_js() -> bool:
