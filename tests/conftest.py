@@ -1,19 +1,47 @@
-"""Shared fixtures. Network outside loopback is a failure, here and in every subprocess we start."""
+"""Shared fixtures. Network outside loopback is a failure, here and in every subprocess we start.
+
+Tests that start a process, a server, a terminal or a model are marked ``e2e`` (tests/support/inner_loop.py):
+``pytest -m "not e2e"`` is the fast inner loop, and a test in it that starts one of these fails.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.support import inner_loop
 from tests.support.cli import ISOLATED_PREFIXES, NETGUARD
+from tests.support.inner_loop import is_e2e, refuse_processes_servers_and_models
 
 sys.path.insert(0, str(NETGUARD))
 import sitecustomize as netguard
 
 netguard.install()
+
+TESTS_ROOT = str(Path(__file__).resolve().parent)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the marks it reads are added here
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_e2e(item, TESTS_ROOT) and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def inner_loop_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test outside ``e2e`` may not start a process, a server or a model (it would slow the inner loop)."""
+    if request.node.get_closest_marker("e2e") is not None:
+        yield
+        return
+    refuse_processes_servers_and_models(monkeypatch)
+    yield
+    if inner_loop.refused:  # refused where the test could not see it, e.g. in uvicorn's thread
+        pytest.fail(inner_loop.refused[0], pytrace=False)
 
 
 @pytest.fixture(autouse=True)

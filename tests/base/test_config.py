@@ -123,6 +123,7 @@ def test_settings_built_in_code_are_checked_and_ignore_the_environment(monkeypat
         settings.replace(service="gpt")
 
 
+@pytest.mark.e2e
 def test_reading_settings_does_not_import_pydantic() -> None:
     # `plugins list` has half a second; pydantic-settings alone cost ~0.2 s of it.
     code = "import sys, kernel_app.base.config as c; c.load_settings(); print('pydantic' in sys.modules)"

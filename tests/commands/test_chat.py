@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from kernel_app.base.config import Settings
 from kernel_app.commands.session import ChatSession
 from kernel_app.kernel.builder import build_kernel
@@ -72,6 +74,7 @@ async def test_bad_input_is_an_error_reply_never_an_exception(tmp_path: Path) ->
     assert (await session.handle("/exit")).kind == "exit"
 
 
+@pytest.mark.e2e
 async def test_ask_answers_from_memory_with_sources(tmp_path: Path) -> None:
     session, service = session_with("Deliver late at night [opportunity-0].", tmp_path=tmp_path)
     kernel = session.kernel

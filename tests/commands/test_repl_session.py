@@ -59,6 +59,7 @@ async def test_a_cut_answer_is_marked_cut(tmp_path: Path) -> None:
     assert not (await make(tmp_path, ScriptedChatCompletion(default="Short.")).handle("Hi")).cut
 
 
+@pytest.mark.e2e
 async def test_the_help_example_of_chat_runs(tmp_path: Path) -> None:
     help_text = run_cli("chat", "--help").stdout
     example = re.search(r"printf '(.*?)' \| kernel-app chat", help_text)
@@ -92,6 +93,7 @@ async def test_named_results_flow_into_the_next_function(tmp_path: Path) -> None
     assert "$cleaning" in (await session.handle("/results")).text
 
 
+@pytest.mark.e2e
 async def test_save_a_result_to_memory_and_ask_about_it(tmp_path: Path) -> None:
     service = ScriptedChatCompletion(["Late-night delivery would earn more.", "Deliver late [saved] as noted."])
     session = make(tmp_path, service)

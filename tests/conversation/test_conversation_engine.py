@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kernel_app.base.config import Settings
 from kernel_app.conversation import (
     ApprovalNeeded,
@@ -54,6 +56,7 @@ async def test_a_read_function_runs_unasked_and_its_result_reaches_the_model() -
     assert engine.store.get(conversation.id).title == "What is 2 plus 3?"
 
 
+@pytest.mark.e2e
 async def test_a_write_function_asks_and_is_refused_by_default(tmp_path: Path) -> None:
     save = tools(("memory-save", {"input": "We bake at night", "collection": "Notes", "id": "n1"}))
     engine, _ = engine_with(save, "I did not save it.", save, "Saved.", tmp_path=tmp_path)

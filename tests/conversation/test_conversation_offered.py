@@ -7,10 +7,14 @@ service that declares none (OpenAI, Azure) is offered every function.
 
 from __future__ import annotations
 
+import pytest
+
 from kernel_app.base.config import Settings
 from kernel_app.conversation import ConversationEngine
 from kernel_app.kernel.builder import build_kernel
 from tests.support.tool_scripted import ToolScripted, engine_with, tools
+
+pytestmark = pytest.mark.e2e  # the embedded embedder ranks the functions to offer
 
 
 async def test_the_most_relevant_functions_are_offered_within_the_limit() -> None:

@@ -76,6 +76,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 def test_kill_9_mid_write_loses_no_acknowledged_message(tmp_path: Path) -> None:
     path = tmp_path / "conversations.sqlite3"
     proc = subprocess.Popen(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from kernel_app.base.config import Settings
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers.scripted import ScriptedChatCompletion
 
 
+@pytest.mark.e2e
 async def test_recall_inside_a_prompt_template(tmp_path: Path) -> None:
     folder = tmp_path / "plugins" / "Consultant" / "Advise"
     folder.mkdir(parents=True)

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.cli import ROOT
+
+pytestmark = pytest.mark.e2e  # fresh Python processes, to time and compare imports
 
 # A handlebars template that exercises the grammar: blocks, else, helpers with arguments, escaping, paths.
 RENDER = r"""

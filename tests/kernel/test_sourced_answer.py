@@ -144,6 +144,7 @@ def test_citations_and_repeats() -> None:
     )
 
 
+@pytest.mark.e2e
 async def test_memory_ask_is_a_kernel_function(tmp_path: Path) -> None:
     service = ScriptedChatCompletion(["Sell slices to students."])
     built = build_kernel(Settings(memory_dir=tmp_path / "store"), chat_service=service)

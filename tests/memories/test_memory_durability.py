@@ -50,6 +50,7 @@ with MemoryStore(sys.argv[1], HashingEmbedder(64)) as store:
 """
 
 
+@pytest.mark.e2e
 def test_records_persist_across_processes(tmp_path: Path) -> None:
     python(WRITE, str(tmp_path / "mem"))
     out = python(READ, str(tmp_path / "mem"), "pizza with tomato and basil").stdout
@@ -72,6 +73,7 @@ print("done", flush=True)
 """
 
 
+@pytest.mark.e2e
 def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     path, count = tmp_path / "mem", 150  # the store does not exist yet: creation races too
     writers = [
@@ -123,6 +125,7 @@ while True:
 """
 
 
+@pytest.mark.e2e
 def test_kill_9_at_random_moments_loses_no_acknowledged_save(tmp_path: Path) -> None:
     path = tmp_path / "mem"
     rng = random.Random(20240601)
@@ -271,6 +274,7 @@ def _write_notes(docs: Path, version: int) -> None:
         (docs / f"note-{n:04d}.md").write_text(f"# Note {n}\n\n{sections}\n")
 
 
+@pytest.mark.e2e
 def test_kill_9_mid_ingest_loses_no_acknowledged_file_and_leaves_no_half_file(tmp_path: Path) -> None:
     """Each trial rewrites every file, so each ingest replaces chunks, and is killed part-way."""
     docs = tmp_path / "docs"

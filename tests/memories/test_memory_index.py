@@ -149,6 +149,7 @@ with MemoryStore(sys.argv[1], HashingEmbedder(64)) as store:
 """
 
 
+@pytest.mark.e2e
 def test_writes_of_another_process_are_seen_by_an_open_store(tmp_path: Path) -> None:
     with MemoryStore(tmp_path / "mem", HashingEmbedder(64)) as store:
         store.save_many("notes", [{"id": "old", "text": "an old record about espresso"}, "unrelated text on rent"])

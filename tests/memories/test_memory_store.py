@@ -47,6 +47,7 @@ def ids(hits: list[SearchHit]) -> list[str]:
     return [hit.record.id for hit in hits]
 
 
+@pytest.mark.e2e
 def test_package_import_stays_light() -> None:
     code = "import sys, memories; print('numpy' in sys.modules, 'faiss' in sys.modules)"
     import subprocess

@@ -333,6 +333,7 @@ def test_catalogue_is_shared_with_the_planner(kernel) -> None:
     assert SequentialPlanner(kernel, catalogue=catalogue).catalogue is catalogue
 
 
+@pytest.mark.e2e
 async def test_a_plan_can_recall_from_memory_and_use_it(tmp_path, scripted: ScriptedChatCompletion) -> None:
     """The planner uses memory through the memory plugin: recall feeds a prompt function."""
     kernel = build_kernel(Settings(memory_dir=tmp_path / "store"), chat_service=scripted).kernel

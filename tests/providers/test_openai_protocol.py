@@ -15,6 +15,8 @@ from kernel_app.providers import create_chat_service
 from tests.support.cli import run_cli
 from tests.support.openai_stub import Failure
 
+pytestmark = pytest.mark.e2e  # a loopback OpenAI-compatible server, and kernel-app in a subprocess
+
 
 def openai_kernel(monkeypatch: pytest.MonkeyPatch, server, model: str | None = None):
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import ROOT, cli_env, run_cli
+
+pytestmark = pytest.mark.e2e  # each test runs kernel-app in a subprocess
 
 
 def test_help_does_not_import_semantic_kernel_or_load_a_model() -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kernel_app.conversation import ConversationStore, default_store_path
 from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.e2e  # kernel-app in a subprocess, over a loopback server
 
 
 def test_resume_continues_the_stored_conversation(openai_server, tmp_path: Path) -> None:

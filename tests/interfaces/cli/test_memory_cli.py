@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import cli_env, run_cli
+
+pytestmark = pytest.mark.e2e  # kernel-app in subprocesses, on the real embedder
 
 
 def test_save_search_filter_persist_and_delete(tmp_path: Path) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from kernel_app.providers.llama.cache import parts_installed
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, TIERS
 from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.e2e  # kernel-app in a subprocess
 
 
 def test_models_lists_every_tier_with_its_state_and_install_command(tmp_path: Path) -> None:

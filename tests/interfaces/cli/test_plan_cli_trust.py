@@ -67,6 +67,7 @@ def test_a_model_that_never_stops_fails_in_one_line_naming_the_limit(tool_server
     assert proc.stderr.count("\n") == 1 and "limit of 5 round(s)" in proc.stderr, proc.stderr
 
 
+@pytest.mark.e2e
 def test_a_broken_saved_plan_lists_every_problem(tmp_path: Path) -> None:
     plan = {
         "steps": [
@@ -96,6 +97,7 @@ def test_a_broken_saved_plan_lists_every_problem(tmp_path: Path) -> None:
     assert "(and 1 more)" in proc.stderr.splitlines()[0] and "out: unknown key" in proc.stderr.splitlines()[1]
 
 
+@pytest.mark.e2e
 def test_a_saved_plan_with_nan_or_infinity_is_refused_clearly(tmp_path: Path) -> None:
     saved = tmp_path / "plan.json"
     saved.write_text('{"steps": [{"function": "Math.add", "args": {"a": NaN, "b": 1e999}, "output": "sum"}]}')
@@ -141,6 +143,7 @@ class SlowPlugin:
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process")
 def test_ctrl_c_during_execute_stops_at_once(tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"

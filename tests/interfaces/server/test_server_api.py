@@ -20,6 +20,8 @@ from kernel_app.conversation import ConversationStore
 from tests.support.server import SUM_PLAN, make_app, running
 from tests.support.tool_scripted import ToolScripted, tools
 
+pytestmark = pytest.mark.e2e  # the app served by uvicorn on loopback
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, ToolScripted]]:

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from tests.support.cli import ROOT, cli_env, run_cli
+
+pytestmark = pytest.mark.e2e  # kernel-app serve as a subprocess
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
@@ -12,6 +13,8 @@ from schemathesis.generation.modes import GenerationMode
 
 from tests.support.server import make_app, running
 from tests.support.tool_scripted import ToolScripted
+
+pytestmark = pytest.mark.e2e  # the app served by uvicorn on loopback
 
 EXAMPLES = 5  # per operation and mode: a smoke budget, not an exhaustive run
 

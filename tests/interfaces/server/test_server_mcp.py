@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
@@ -15,6 +16,8 @@ from mcp.client.streamable_http import streamablehttp_client
 from tests.support.cli import ROOT, cli_env
 from tests.support.server import make_app, running
 from tests.support.tool_scripted import ToolScripted
+
+pytestmark = pytest.mark.e2e  # uvicorn on loopback, and kernel-app mcp as a subprocess
 
 
 async def exercise(session: ClientSession) -> dict[str, Any]:

@@ -117,6 +117,7 @@ def test_a_click_on_an_unknown_plan_says_so(served: tuple[str, ToolScripted, Fak
     assert connector.take() == []
 
 
+@pytest.mark.e2e
 def test_a_plan_the_planner_cannot_make_is_one_sentence_and_no_card(tmp_path: Path) -> None:
     service = ToolScripted(default="I would rather not plan.")  # every planning turn, repairs included
     with fake_connector() as connector, running(teams_app(tmp_path, service)) as url:
@@ -128,6 +129,7 @@ def test_a_plan_the_planner_cannot_make_is_one_sentence_and_no_card(tmp_path: Pa
     assert "no scripted answer" not in text
 
 
+@pytest.mark.e2e
 def test_a_card_waiting_for_its_click_does_not_hold_the_model(tmp_path: Path) -> None:
     service = ToolScripted()
     with fake_connector() as connector, running(teams_app(tmp_path, service, concurrency=1, queue=0)) as url:
@@ -139,6 +141,7 @@ def test_a_card_waiting_for_its_click_does_not_hold_the_model(tmp_path: Path) ->
         assert any(s.text == "1100" for s in connector.wait_for(lambda s: s.text == "1100"))
 
 
+@pytest.mark.e2e
 def test_a_plan_waiting_for_its_click_survives_a_restart_and_runs_once(tmp_path: Path) -> None:
     with fake_connector() as connector:
         first = ToolScripted()

@@ -205,6 +205,7 @@ def test_an_unanswered_card_counts_as_reject_and_the_turn_ends(
 TRANSLATE = ("Writer-Translate", {"input": "Good morning", "language": "French"})
 
 
+@pytest.mark.e2e
 def test_with_approve_model_functions_a_prompt_function_runs_unasked_and_a_write_still_asks(tmp_path: Path) -> None:
     service = ToolScripted()
     with fake_connector() as connector, running(teams_app(tmp_path, service, approve_model_functions=True)) as url:
@@ -234,6 +235,7 @@ def test_without_the_flag_a_prompt_function_asks_on_a_card(served: tuple[str, To
     assert "It calls the model" in str(message.card["body"]) and len(service.requests) == 1  # not run yet
 
 
+@pytest.mark.e2e
 def test_a_call_waiting_for_its_click_survives_a_restart_and_runs_once(tmp_path: Path) -> None:
     with fake_connector() as connector:
         first = ToolScripted()
@@ -269,6 +271,7 @@ def test_a_call_waiting_for_its_click_survives_a_restart_and_runs_once(tmp_path:
     assert saved_notes(tmp_path) == ["The Lyon bakery opens at 7."]
 
 
+@pytest.mark.e2e
 def test_after_a_restart_only_the_asker_decides_and_a_reject_runs_nothing(tmp_path: Path) -> None:
     with fake_connector() as connector:
         first = ToolScripted()

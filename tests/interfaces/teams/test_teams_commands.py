@@ -18,6 +18,8 @@ from tests.support.server import running
 from tests.support.teams import FakeConnector, activity, fake_connector, post, teams_app
 from tests.support.tool_scripted import Blocking, ToolScripted
 
+pytestmark = pytest.mark.e2e  # the app served by uvicorn on loopback
+
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, ToolScripted, FakeConnector]]:

@@ -8,6 +8,8 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import run_cli
 
 APP_ID = "0a1b2c3d-1111-2222-3333-444455556666"
@@ -25,6 +27,7 @@ def png_size_and_alpha(data: bytes) -> tuple[int, int, set[int]]:
     return width, height, alphas
 
 
+@pytest.mark.e2e
 def test_manifest_writes_the_zipped_package_with_the_bot_and_two_icons(tmp_path: Path) -> None:
     out = tmp_path / "app.zip"
     done = run_cli(
@@ -49,6 +52,7 @@ def test_manifest_writes_the_zipped_package_with_the_bot_and_two_icons(tmp_path:
     assert outline[:2] == (32, 32) and outline[2] == {0, 255}  # white on transparent
 
 
+@pytest.mark.e2e
 def test_a_bad_app_id_or_endpoint_is_one_line(tmp_path: Path) -> None:
     bad_id = run_cli("teams", "manifest", "--app-id", "my-bot", "--endpoint", "https://x.example.com/api/messages")
     assert bad_id.returncode == 2 and bad_id.stderr.strip().count("\n") == 0 and "GUID" in bad_id.stderr

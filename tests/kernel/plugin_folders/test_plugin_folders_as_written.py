@@ -117,6 +117,7 @@ async def test_dotnet_style_uppercase_variable_renders_the_declared_one(tmp_path
     assert service.requests[0].prompt == "Once upon a time"
 
 
+@pytest.mark.e2e
 def test_a_prompt_that_renders_empty_is_an_error_not_exit_0(tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
     config = {
@@ -269,6 +270,7 @@ def test_cli_vars_file_and_var_json(tmp_path: Path, openai_server) -> None:
 # 6. a user's plugin named like a built-in
 
 
+@pytest.mark.e2e
 def test_a_users_folder_replaces_the_builtin_of_the_same_name(tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
     function_folder(plugins, "BusinessThinking", "Mine", "Mine: {{$input}}", {"description": "Mine."})
@@ -373,6 +375,7 @@ async def test_an_empty_default_is_required_in_both_schemas(tmp_path: Path) -> N
     assert service.requests == []
 
 
+@pytest.mark.e2e
 def test_explicit_is_required_false_makes_an_empty_default_optional(tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
     config = {

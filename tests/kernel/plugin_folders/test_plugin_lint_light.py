@@ -45,6 +45,7 @@ def _imports_semantic_kernel(*args: str, tmp_path: Path) -> tuple[bool, str]:
     return "SK-IMPORTED" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "args",
     [("plugins", "list"), ("plugins", "list", "--json"), ("plugins", "lint", "plugins")],
@@ -56,6 +57,7 @@ def test_list_and_lint_do_not_import_semantic_kernel(args: tuple[str, ...], tmp_
     assert "Math.add" in output or '"function": "add"' in output or "function(s) loaded" in output, output
 
 
+@pytest.mark.e2e
 def test_lint_of_a_corpus_directory_does_not_import_semantic_kernel(tmp_path: Path) -> None:
     if not CORPUS.is_dir():
         pytest.skip("the shared real-plugin corpus is absent")

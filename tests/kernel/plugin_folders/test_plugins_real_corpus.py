@@ -23,9 +23,12 @@ import yaml
 from tests.support.cli import ROOT, run_cli
 
 CORPUS = ROOT.parent / "shared" / "plugins-real"
-pytestmark = pytest.mark.skipif(
-    not (CORPUS / "SOURCES.md").exists(), reason="the shared real-plugin corpus (../shared/plugins-real) is absent"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (CORPUS / "SOURCES.md").exists(), reason="the shared real-plugin corpus (../shared/plugins-real) is absent"
+    ),
+    pytest.mark.e2e,  # kernel-app in subprocesses over a corpus of real folders
+]
 
 # The only errors lint may report on the corpus: each cannot load in Python Semantic Kernel either.
 ALLOWED_ERRORS = (

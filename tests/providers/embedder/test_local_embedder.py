@@ -13,6 +13,8 @@ from semantic_kernel.connectors.ai.embedding_generator_base import EmbeddingGene
 
 from kernel_app.providers.embedder.generator import MiniLMEmbedder, load_encoder
 
+pytestmark = pytest.mark.e2e  # the real embedded embedder (MiniLM on onnxruntime)
+
 PARAPHRASE = ("How can the shop make more money?", "What are ways to increase the store's revenue?")
 UNRELATED = "The cat sleeps on the warm windowsill."
 TEXTS = [

