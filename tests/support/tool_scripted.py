@@ -1,8 +1,8 @@
-"""The scripted chat service taught to answer with tool calls, and services built on it for tests.
+"""The scripted chat service as one that calls functions, and services built on it for tests.
 
-``ToolScripted`` reads an answer made by ``tools(...)`` as a tool-call message, so the kernel's (or the
-conversation engine's) own function-calling loop runs the calls for real; it records which functions
-each request offered and which function results it carried.
+``ToolScripted`` answers ``tools(...)`` (or ``call(...)``) with a tool-call message, so the kernel's (or
+the conversation engine's) own function-calling loop runs the calls for real; ``offered`` and
+``tool_results`` say which functions each request offered and which results it carried.
 """
 
 from __future__ import annotations
@@ -10,95 +10,48 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import PrivateAttr
-from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
-from semantic_kernel.contents import (
-    ChatHistory,
-    ChatMessageContent,
-    FunctionCallContent,
-    FunctionResultContent,
-    StreamingChatMessageContent,
-)
-from semantic_kernel.contents.utils.author_role import AuthorRole
 
 from kernel_app.base.config import Settings
 from kernel_app.conversation import ConversationEngine, ConversationStore
 from kernel_app.kernel.builder import build_kernel
-from kernel_app.providers.scripted import ScriptedChatCompletion
-
-TOOLS = "\x00tools:"
+from kernel_app.providers.scripted import Answer, ScriptedCall, ScriptedChatCompletion, call
 
 
-def tools(*calls: tuple[str, dict[str, Any]]) -> str:
-    """A scripted answer that is a tool-call message: ``tools(("Math-add", {"a": 2, "b": 3}))``."""
-    return TOOLS + json.dumps([[name, args] for name, args in calls])
+def tools(*calls: tuple[str, dict[str, Any]]) -> list[ScriptedCall]:
+    """A scripted answer that is a tool-call message: ``tools(("Math-add", {"a": 2, "b": 3}))``.
+
+    The older spelling of ``[call("Math.add", a=2, b=3)]`` (kernel_app.providers.scripted), kept for the
+    tests written with it; new tests use ``call``.
+    """
+    return [call(name, json.dumps(args)) for name, args in calls]
 
 
 class ToolScripted(ScriptedChatCompletion):
-    """The scripted service, able to answer with tool calls; records the allow-list each request offered."""
+    """The scripted service as one that calls functions from the start, whatever it was given to answer,
+    with each request's allow-list and function results at hand for assertions."""
 
-    SUPPORTS_FUNCTION_CALLING: ClassVar[bool] = True
-    _offered: list[list[str] | None] = PrivateAttr(default_factory=list)
-
-    _results: list[list[str]] = PrivateAttr(default_factory=list)
+    def __init__(self, answers: Iterable[Answer] = (), **options: Any) -> None:
+        options.setdefault("function_calling", True)
+        super().__init__(answers, **options)
 
     @property
     def offered(self) -> list[list[str] | None]:
-        return self._offered
+        """Per request, the allow-list it offered (None: no function calling asked)."""
+        return [request.offered for request in self.requests]
 
     @property
     def tool_results(self) -> list[list[str]]:
-        """Per request, the function results it carried (the scripted record keeps only text content)."""
-        return self._results
-
-    def _calls(
-        self, text: str, settings: PromptExecutionSettings, history: ChatHistory
-    ) -> list[FunctionCallContent] | None:
-        behavior = settings.function_choice_behavior
-        self._results.append(
-            [str(i.result) for m in history.messages for i in m.items if isinstance(i, FunctionResultContent)]
-        )
-        self.offered.append(list((behavior.filters or {}).get("included_functions", [])) if behavior else None)
-        if not text.startswith(TOOLS):
-            return None
-        calls = json.loads(text[len(TOOLS) :])
-        return [
-            FunctionCallContent(id=f"call_{len(self.requests)}_{n}", name=name, arguments=json.dumps(args))
-            for n, (name, args) in enumerate(calls)
-        ]
-
-    async def _inner_get_chat_message_contents(
-        self, chat_history: ChatHistory, settings: PromptExecutionSettings
-    ) -> list[ChatMessageContent]:
-        [message] = await super()._inner_get_chat_message_contents(chat_history, settings)
-        calls = self._calls(message.content or "", settings, chat_history)
-        if calls is None:
-            return [message]
-        return [ChatMessageContent(role=AuthorRole.ASSISTANT, items=calls, ai_model_id=self.ai_model_id)]
-
-    async def _inner_get_streaming_chat_message_contents(
-        self, chat_history: ChatHistory, settings: PromptExecutionSettings, function_invoke_attempt: int = 0
-    ) -> AsyncGenerator[list[StreamingChatMessageContent], Any]:
-        chunks = [c async for c in super()._inner_get_streaming_chat_message_contents(chat_history, settings)]
-        text = "".join(str(c[0].content or "") for c in chunks)
-        calls = self._calls(text, settings, chat_history)
-        if calls is None:
-            for chunk in chunks:
-                yield chunk
-            return
-        yield [
-            StreamingChatMessageContent(
-                role=AuthorRole.ASSISTANT, choice_index=0, items=calls, ai_model_id=self.ai_model_id
-            )
-        ]
+        """Per request, the function results it carried."""
+        return [request.function_results for request in self.requests]
 
 
 def engine_with(
-    *answers: str, tmp_path: Path | None = None, default: str | None = None, **options: Any
+    *answers: Answer, tmp_path: Path | None = None, default: Answer | None = None, **options: Any
 ) -> tuple[ConversationEngine, ToolScripted]:
     service = ToolScripted(list(answers), default=default)
     settings = Settings(memory_dir=tmp_path / "store") if tmp_path else Settings()
