@@ -106,7 +106,7 @@ def test_cli_server_error_is_one_line(openai_server) -> None:
     proc = run_cli(
         "run", "Writer.Summarize", "--input", "x", KERNEL_APP_SERVICE="openai", OPENAI_BASE_URL=openai_server.base_url
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 1, proc.stderr
     assert proc.stderr.startswith("error: Writer.Summarize failed:") and "model not loaded" in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -115,7 +115,7 @@ def test_missing_openai_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
         create_chat_service(load_settings(service="openai"))
     proc = run_cli("--service", "openai", "run", "Writer.Summarize", "--input", "x")
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "export OPENAI_API_KEY" in proc.stderr
 
 

@@ -67,7 +67,7 @@ def test_lint_ok_and_broken(tmp_path: Path) -> None:
     (bad / "Json" / "skprompt.txt").write_text("x")
     (bad / "Json" / "config.json").write_text('{"description": "d",,}')
     proc = run_cli("plugins", "lint", str(tmp_path / "bad"))
-    assert proc.returncode == 1
+    assert proc.returncode == 1, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 2
     assert any("config.json:1:21: invalid JSON" in line for line in lines)
@@ -93,7 +93,7 @@ def test_untrusted_native_plugin_is_reported_not_run(tmp_path: Path) -> None:
         "class Tools:\n    @kernel_function(name='ping')\n    def ping(self) -> str:\n        return 'pong'\n"
     )
     proc = run_cli("run", "Tools.ping", KERNEL_APP_PLUGINS=str(tmp_path))
-    assert proc.returncode == 2 and not marker.exists()
+    assert proc.returncode == 2 and not marker.exists(), proc.stderr
     assert "no function Tools.ping" in proc.stderr or "did not load" in proc.stderr
     assert "untrusted directory" in proc.stderr
     trusted = run_cli("--trust", str(tmp_path), "run", "Tools.ping", KERNEL_APP_PLUGINS=str(tmp_path))

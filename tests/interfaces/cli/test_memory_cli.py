@@ -39,10 +39,10 @@ def test_ingest_reports_a_bad_file_and_keeps_the_rest(tmp_path: Path) -> None:
     (docs / "menu.md").write_text("# Menu\n\nMargherita and calzone.\n\n## Hours\n\nOpen until 2 am on Fridays.\n")
     (docs / "broken.pdf").write_bytes(b"not a pdf")
     proc = run_cli("memory", "ingest", "notes", str(docs), **env)
-    assert proc.returncode == 1
+    assert proc.returncode == 1, proc.stderr
     assert "broken.pdf: not ingested" in proc.stderr and "1 file(s) stored" in proc.stdout
     again = run_cli("memory", "ingest", "notes", str(docs / "menu.md"), **env)
-    assert again.returncode == 0 and "1 unchanged" in again.stdout
+    assert again.returncode == 0 and "1 unchanged" in again.stdout, again.stdout + again.stderr
     hits = json.loads(run_cli("memory", "search", "notes", "When do you close on Friday?", "--json", **env).stdout)
     assert "2 am" in hits[0]["text"]
 

@@ -36,5 +36,5 @@ def test_models_json_and_an_unknown_tier_to_prepare(tmp_path: Path) -> None:
     assert [tier["default"] for tier in listed["tiers"]].count(True) == 1
     assert listed["threads"] >= 1
     failed = run_cli("models", "--prepare", "gpt-9", XDG_CACHE_HOME=str(tmp_path))
-    assert failed.returncode == 2
+    assert failed.returncode == 2, failed.stderr
     assert failed.stderr.strip().startswith("error: unknown model 'gpt-9': use one of qwen2.5-coder-1.5b")

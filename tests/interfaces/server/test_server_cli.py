@@ -25,7 +25,7 @@ def free_port() -> int:
 
 def test_serve_refuses_other_addresses_without_keys() -> None:
     proc = run_cli("serve", "--host", "0.0.0.0", timeout=60)
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stderr
     assert "refusing to listen on 0.0.0.0 without API keys: set KERNEL_APP_API_KEYS" in proc.stderr
     short = run_cli("serve", "--host", "0.0.0.0", KERNEL_APP_API_KEYS="short", timeout=60)
     assert short.returncode == 2 and "at least 16 characters" in short.stderr

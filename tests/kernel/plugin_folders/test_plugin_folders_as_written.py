@@ -134,7 +134,7 @@ def test_a_prompt_that_renders_empty_is_an_error_not_exit_0(tmp_path: Path) -> N
         OPENAI_API_KEY="sk-test",
         OPENAI_BASE_URL="http://127.0.0.1:9/v1",
     )
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout
     assert "Misc.Continue: the prompt rendered empty" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 

@@ -144,10 +144,10 @@ def test_untrusted_python_is_never_executed(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     report = load(tmp_path, trusted=False)
-    assert not marker.exists()
+    assert not marker.exists(), "an untrusted folder's native code must not run on load"
     assert "untrusted" in str(report.failed["Native.native"])
     trusted = load(tmp_path, trusted=True)
-    assert marker.exists()
+    assert marker.exists(), "a trusted folder's native code should run on load"
     assert [f.name for f in trusted.plugins["Native"]] == ["hi"]
 
 
