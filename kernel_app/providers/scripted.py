@@ -69,7 +69,7 @@ def _calls_in(reply: Reply) -> list[ScriptedCall] | None:
         return [reply]
     if isinstance(reply, str):
         return None
-    calls = list(reply)
+    calls = list(reply) if isinstance(reply, Sequence) else []
     if not calls or not all(isinstance(c, ScriptedCall) for c in calls):
         raise TypeError(f"a scripted answer is a string, call(...) or a non-empty list of call(...), not {reply!r}")
     return calls
@@ -131,8 +131,10 @@ class ScriptedChatCompletion(ChatCompletionClientBase):
             function_calling = any(_scripts_a_call(a) for a in (*self._answers, default))
         self._function_calling = function_calling
 
+    # semantic-kernel declares it a ClassVar and reads it from the instance: a property lets one scripted
+    # service call functions and another, in the same test run, not.
     @property
-    def SUPPORTS_FUNCTION_CALLING(self) -> bool:  # type: ignore[override]  # a ClassVar in semantic-kernel
+    def SUPPORTS_FUNCTION_CALLING(self) -> bool:  # type: ignore[override]
         return self._function_calling
 
     @property

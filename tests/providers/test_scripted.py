@@ -139,3 +139,5 @@ async def test_script_mistakes_are_one_line_errors() -> None:
     history.add_user_message("hi")
     with pytest.raises(TypeError, match="a scripted answer is a string, call"):
         await service.get_chat_message_contents(history, PromptExecutionSettings())
+    with pytest.raises(TypeError, match=r"a scripted answer is a string, call\(\.\.\.\) or a non-empty list .*not 42"):
+        ScriptedChatCompletion([42])  # type: ignore[list-item]
