@@ -22,6 +22,7 @@ _API = {
     "resolve_function": "kernel_app.kernel.runner",
     "run_chain": "kernel_app.kernel.runner",
     "ScriptedChatCompletion": "kernel_app.providers.scripted",
+    "call": "kernel_app.providers.scripted",
     "ConversationEngine": "kernel_app.conversation",
     "ConversationStore": "kernel_app.conversation",
     "ApprovalNeeded": "kernel_app.conversation",

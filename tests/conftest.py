@@ -1,23 +1,47 @@
-"""Shared fixtures. Network outside loopback is a failure, here and in every subprocess we start."""
+"""Shared fixtures. Network outside loopback is a failure, here and in every subprocess we start.
+
+Tests that start a process, a server, a terminal or a model are marked ``e2e`` (tests/support/inner_loop.py):
+``pytest -m "not e2e"`` is the fast inner loop, and a test in it that starts one of these fails.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-NETGUARD = Path(__file__).parent / "netguard"
+from tests.support import inner_loop
+from tests.support.cli import ISOLATED_PREFIXES, NETGUARD
+from tests.support.inner_loop import is_e2e, refuse_processes_servers_and_models
+
 sys.path.insert(0, str(NETGUARD))
-import sitecustomize as netguard  # noqa: E402  (tests/netguard/sitecustomize.py)
+import sitecustomize as netguard
 
 netguard.install()
 
-ROOT = Path(__file__).resolve().parent.parent
-ISOLATED_PREFIXES = ("KERNEL_APP_", "OPENAI_", "AZURE_OPENAI_")
+TESTS_ROOT = str(Path(__file__).resolve().parent)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the marks it reads are added here
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_e2e(item, TESTS_ROOT) and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def inner_loop_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test outside ``e2e`` may not start a process, a server or a model (it would slow the inner loop)."""
+    if request.node.get_closest_marker("e2e") is not None:
+        yield
+        return
+    refuse_processes_servers_and_models(monkeypatch)
+    yield
+    if inner_loop.refused:  # refused where the test could not see it, e.g. in uvicorn's thread
+        pytest.fail(inner_loop.refused[0], pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -37,26 +61,6 @@ def no_tasks_left_on_a_shared_loop() -> Iterator[None]:
     from tests.support.nested_loop import cancel_leftover_tasks
 
     cancel_leftover_tasks()
-
-
-def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ISOLATED_PREFIXES)}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(NETGUARD), str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env.update(extra)
-    return env
-
-
-def run_cli(*args: str, input: str | None = None, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run ``kernel-app`` as a user would, in a subprocess guarded against non-loopback network."""
-    return subprocess.run(
-        [sys.executable, "-m", "kernel_app", *args],
-        input=input if input is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(**env),
-        cwd=ROOT,
-    )
 
 
 @pytest.fixture
@@ -91,7 +95,7 @@ def kernel(scripted):
 @pytest.fixture
 def tool_server() -> Iterator[object]:
     """The loopback OpenAI-compatible server that answers with scripted tool calls (function-calling tests)."""
-    from tests.test_plan_function_calling import ToolCallServer
+    from tests.support.tool_call_server import ToolCallServer
 
     server = ToolCallServer()
     server._thread.start()

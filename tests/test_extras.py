@@ -20,7 +20,7 @@ from kernel_app.interfaces.cli.extras import (
     missing_extra_message,
     require,
 )
-from tests.conftest import ROOT, cli_env
+from tests.support.cli import ROOT, cli_env
 
 try:
     import tomllib

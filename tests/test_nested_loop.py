@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.support.cli import ROOT
 
 # In a fresh process (nest_asyncio is process-wide): an earlier "test" leaves a task that fails, the guard
 # runs, then a prompt_toolkit prompt with Tab completion runs through asyncio.run. Without the guard the
@@ -46,6 +48,7 @@ print("typed", asyncio.run(tab_then_enter()))
 """
 
 
+@pytest.mark.e2e
 def test_a_task_left_on_the_shared_loop_is_cancelled_before_the_next_prompt() -> None:
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False

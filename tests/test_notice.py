@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
 
 try:
     import tomllib

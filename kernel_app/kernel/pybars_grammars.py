@@ -17,7 +17,7 @@ text's sha256, its name and the parser that would read it). On a hit it hands th
 own ``moduleFromGrammar``, which writes and compiles the grammar's Python exactly as before. On a miss (a
 grammar nobody recorded, e.g. another pybars) PyMeta parses the text as it always did: slower, never
 different.
-``tests/test_pybars_grammars.py`` checks that the record is what PyMeta's parser makes of today's
+``tests/kernel/test_pybars_grammars.py`` checks that the record is what PyMeta's parser makes of today's
 grammars, that PyMeta writes the same Python from it, and that a handlebars template renders the same.
 Rewrite it with ``python -m kernel_app.kernel.records regenerate`` (kernel_app/kernel/records.py).
 """

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import cli_env
+from tests.support.cli import cli_env
 
 
 def spawn_chat(

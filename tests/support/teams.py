@@ -14,14 +14,18 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.test_server_openai import running
+from kernel_app.interfaces.server.teams import teams_config
+from tests.support.server import make_app, running
+from tests.support.tool_scripted import ToolScripted
 
 
 @dataclass
@@ -149,3 +153,11 @@ def card_click(
     body.pop("text")
     body["name"] = "adaptiveCard/action"
     return body
+
+
+def teams_app(tmp_path: Path, service: ToolScripted, **options: Any) -> Any:
+    return make_app(tmp_path, service, teams=teams_config({}, anonymous=True), **options)
+
+
+def post(url: str, body: Any, **headers: str) -> httpx.Response:
+    return httpx.post(f"{url}/api/messages", json=body, headers=headers, timeout=30)

@@ -5,7 +5,8 @@ and the kernel's own plugins (memory, ConversationSummaryPlugin, http).
 The record (``native_catalogue.json``) is what semantic-kernel makes of those classes, written by
 ``python -m kernel_app.kernel.records regenerate`` (kernel_app/kernel/records.py). It is used for a built-in
 file only while that file's sha256 and semantic-kernel's version are the recorded ones; otherwise the file is
-imported as before (slower, never wrong). ``tests/test_plugin_lint_light.py`` fails when the record is stale.
+imported as before (slower, never wrong). ``tests/kernel/plugin_folders/test_plugin_lint_light.py`` fails
+when the record is stale.
 """
 
 from __future__ import annotations

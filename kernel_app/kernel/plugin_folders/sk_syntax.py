@@ -3,7 +3,7 @@
 
 A port of semantic-kernel 1.45's ``TemplateTokenizer`` and ``CodeTokenizer`` (template_engine/, MIT,
 Microsoft) with the blocks' validation: the same blocks, the same errors, the same messages, so lint
-says what rendering would. ``tests/test_plugin_lint_light.py`` checks it against semantic-kernel's
+says what rendering would. ``tests/kernel/plugin_folders/test_plugin_lint_light.py`` checks it against semantic-kernel's
 tokenizer on every template of the built-in plugins and the shared corpus and on malformed ones.
 """
 

@@ -1,0 +1,76 @@
+"""`kernel-app serve` as a user runs it: a subprocess on loopback, in front of a loopback OpenAI stub."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.support.cli import ROOT, cli_env, run_cli
+
+pytestmark = pytest.mark.e2e  # kernel-app serve as a subprocess
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_refuses_other_addresses_without_keys() -> None:
+    proc = run_cli("serve", "--host", "0.0.0.0", timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "refusing to listen on 0.0.0.0 without API keys: set KERNEL_APP_API_KEYS" in proc.stderr
+    short = run_cli("serve", "--host", "0.0.0.0", KERNEL_APP_API_KEYS="short", timeout=60)
+    assert short.returncode == 2 and "at least 16 characters" in short.stderr
+
+
+def test_serve_over_a_hosted_model(openai_server, tmp_path: Path) -> None:
+    port = free_port()
+    env = cli_env(
+        KERNEL_APP_SERVICE="openai",
+        OPENAI_BASE_URL=openai_server.base_url,
+        OPENAI_API_KEY="test",
+        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kernel_app", "serve", "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.2)
+        openai_server.queue("Plain hello.", "Streamed hello there.")
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+        ids = [m.id for m in client.models.list()]
+        assert ids == ["kernel-app", "gpt-4o-mini"]
+        answer = client.chat.completions.create(model="kernel-app", messages=[{"role": "user", "content": "Hi"}])
+        assert answer.choices[0].message.content == "Plain hello."
+        sent = openai_server.requests[-1].body
+        assert any(t["function"]["name"] == "Math-add" for t in sent["tools"])  # the kernel's functions
+        stream = client.chat.completions.create(
+            model="kernel-app", messages=[{"role": "user", "content": "Hi"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Streamed hello there."
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert f"Kernel App serving on http://127.0.0.1:{port}" in err and "Traceback" not in err

@@ -1,0 +1,25 @@
+"""Time growth of a parser with its input: the check that scanning stays linear."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+ROUNDS = 7
+
+
+def growth(parse: Callable[[str], Any], make: Callable[[int], str]) -> float:
+    """How much longer 4x the input takes than 1x (best of seven each): ~4 linear, ~16 quadratic.
+
+    The two sizes are timed in turns, so a burst of load from other processes (the suite runs on as
+    many workers as cores) slows both alike instead of one; the best of each drops the bursts.
+    """
+    small, large = make(5_000), make(20_000)
+    best = {small: float("inf"), large: float("inf")}
+    for _ in range(ROUNDS):
+        for text in (small, large):
+            started = time.perf_counter()
+            parse(text)
+            best[text] = min(best[text], time.perf_counter() - started)
+    return best[large] / max(best[small], 1e-3)  # a floor: below a millisecond the clock is noise

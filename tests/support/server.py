@@ -1,0 +1,57 @@
+"""The HTTP server on loopback: uvicorn on a free port, the app over the scripted service, what it saved."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from kernel_app.base.config import Settings
+from kernel_app.conversation import ConversationStore
+from kernel_app.interfaces.server import create_app
+from memories.embedders import HashingEmbedder
+from tests.support.tool_scripted import ToolScripted
+
+SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})
+
+
+@contextmanager
+def running(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields the base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def make_app(tmp_path: Path, service: ToolScripted, **options: Any) -> Any:
+    settings = Settings(memory_dir=tmp_path / "memory")
+    options.setdefault("store", ConversationStore(tmp_path / "memory" / "conversations.sqlite3"))
+    options.setdefault("embedder", HashingEmbedder(64))
+    return create_app(settings, chat_service=service, **options)
+
+
+def saved_notes(tmp_path: Path) -> list[str]:
+    from memories import MemoryStore
+    from memories.embedders import HashingEmbedder
+
+    store = MemoryStore(tmp_path / "memory", embedder=HashingEmbedder(64))
+    if "notes" not in [c.name for c in store.collections()]:
+        return []
+    return [r.text for r in store.list("notes", 10, 0)]
