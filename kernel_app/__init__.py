@@ -31,7 +31,7 @@ _API = {
     "FunctionCallFinished": "kernel_app.conversation",
     "FunctionCallStarted": "kernel_app.conversation",
     "TextDelta": "kernel_app.conversation",
-    "create_app": "kernel_app.interfaces.server",
+    "create_app": "kernel_app.interfaces.server",  # the [serve] extra: without it, an ImportError says so
     "KernelAppError": "kernel_app.base.errors",
     "SequentialPlanner": "planners",
     "ActionPlanner": "planners",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,17 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser, as tomli (a dependency there)
     import tomli as tomllib
 
-INTERFACE_PACKAGES = ("fastapi", "uvicorn", "starlette", "prompt_toolkit", "rich", "microsoft_agents")
+pytestmark = pytest.mark.e2e  # kernel-app and python subprocesses with packages blocked
 
-BLOCK = f"""
+INTERFACE_PACKAGES = ("fastapi", "uvicorn", "starlette", "prompt_toolkit", "rich", "microsoft_agents")
+# What a core-only install really lacks: mcp, a dependency of semantic-kernel, brings starlette, uvicorn
+# and python-multipart with it (its stdio server imports them).
+CORE_LACKS = ("fastapi", "prompt_toolkit", "rich", "microsoft_agents")
+
+BLOCK_CODE = """
 import sys
 
-BLOCKED = {INTERFACE_PACKAGES!r}
+BLOCKED = {blocked!r}
 
 
 class Unimportable:
@@ -44,6 +50,7 @@ class Unimportable:
 
 sys.meta_path.insert(0, Unimportable())
 """
+BLOCK = BLOCK_CODE.format(blocked=INTERFACE_PACKAGES)
 
 CORE_ONLY = """
 import asyncio
@@ -66,9 +73,11 @@ main(sys.argv[1:])
 """
 
 
-def _run_blocked(code: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run_blocked(
+    code: str, *args: str, tmp_path: Path, blocked: tuple[str, ...] = INTERFACE_PACKAGES
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", BLOCK + code, *args],
+        [sys.executable, "-c", BLOCK_CODE.format(blocked=blocked) + code, *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -93,21 +102,60 @@ def test_the_core_builds_a_kernel_and_runs_functions_without_any_interface_packa
     [
         (["serve"], "kernel-app serve needs fastapi, from the [serve] extra: pip install -e '.[serve]'"),
         (["--debug", "serve", "--port", "0"], "kernel-app serve needs fastapi, from the [serve] extra"),
-        (["mcp"], "kernel-app mcp needs fastapi, from the [serve] extra: pip install -e '.[serve]'"),
-        (
-            ["teams", "manifest", "--app-id", "00000000-0000-0000-0000-000000000000", "--endpoint", "https://x/api"],
-            "kernel-app teams needs fastapi, from the [teams] extra: pip install -e '.[teams]'",
-        ),
     ],
 )
 def test_an_interface_without_its_extra_prints_the_install_on_one_line(
     args: list[str], expected: str, tmp_path: Path
 ) -> None:
-    result = _run_blocked(CLI, "--memory-dir", str(tmp_path / "memory"), *args, tmp_path=tmp_path)
+    # As on a core-only install, where uvicorn is there (from mcp) and FastAPI is what is missing.
+    result = _run_blocked(CLI, "--memory-dir", str(tmp_path / "memory"), *args, tmp_path=tmp_path, blocked=CORE_LACKS)
     assert result.returncode == 1, result.stderr
     assert result.stderr.startswith(f"error: {expected}")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stdout == ""
+
+
+def test_the_teams_manifest_needs_no_extra(tmp_path: Path) -> None:
+    package = tmp_path / "teams.zip"
+    args = ["--app-id", "00000000-0000-0000-0000-000000000000", "--endpoint", "https://x.example/api/messages"]
+    result = _run_blocked(CLI, "teams", "manifest", *args, "--output", str(package), tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(package) as written:
+        assert sorted(written.namelist()) == ["color.png", "manifest.json", "outline.png"]
+
+
+async def test_mcp_over_stdio_needs_no_extra(openai_server, tmp_path: Path) -> None:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    env = cli_env(
+        KERNEL_APP_SERVICE="openai",
+        OPENAI_BASE_URL=openai_server.base_url,
+        OPENAI_API_KEY="test",
+        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
+    )
+    code = BLOCK_CODE.format(blocked=CORE_LACKS) + CLI
+    params = StdioServerParameters(command=sys.executable, args=["-c", code, "mcp"], env=env, cwd=str(ROOT))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        summed = await session.call_tool("Math-add", {"a": 2, "b": 3})
+        assert not summed.isError and summed.content[0].text == "5"
+
+
+def test_create_app_without_the_serve_extra_names_the_pip_install(tmp_path: Path) -> None:
+    code = """
+import kernel_app.interfaces.server  # the package itself loads without FastAPI
+
+try:
+    from kernel_app import create_app
+except ImportError as error:
+    print(type(error).__name__, error.name, error, sep="|")
+"""
+    result = _run_blocked(code, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "ImportError|fastapi|create_app needs fastapi, from the [serve] extra: pip install 'kernel-app[serve]'"
+    )
 
 
 def test_piped_chat_needs_no_extra(tmp_path: Path) -> None:

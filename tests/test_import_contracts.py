@@ -51,6 +51,7 @@ def _add_import(module_file: Path, statement: str) -> None:
     module_file.write_text(module_file.read_text(encoding="utf-8") + f"\n{statement}\n", encoding="utf-8")
 
 
+@pytest.mark.e2e  # runs lint-imports
 def test_the_tree_keeps_every_contract() -> None:
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -74,6 +75,7 @@ def test_the_tree_keeps_every_contract() -> None:
         ),
     ],
 )
+@pytest.mark.e2e  # runs lint-imports
 def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, statement: str, contract: str) -> None:
     _copy_packages(tmp_path)
     _add_import(tmp_path / module, statement)
@@ -84,6 +86,7 @@ def test_a_forbidden_import_breaks_its_contract(tmp_path: Path, module: str, sta
     assert f"{contract} BROKEN" in result.stdout, result.stdout
 
 
+@pytest.mark.e2e  # runs lint-imports
 def test_a_new_server_module_must_be_placed_in_a_layer(tmp_path: Path) -> None:
     # The server contract is exhaustive: an unlisted module would otherwise be free of every rule.
     _copy_packages(tmp_path)

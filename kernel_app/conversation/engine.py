@@ -42,6 +42,7 @@ from kernel_app.conversation.events import (
 )
 from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit, message_tokens
 from kernel_app.conversation.store import Conversation, ConversationStore, Message, ToolCall
+from kernel_app.providers.llama.profiles import GENERIC, ModelProfile
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
@@ -62,7 +63,6 @@ TOOL_SCHEMA_TOKENS = 60  # estimated per offered function, reserved from the con
 # turn offers the ones most relevant to the user's message. Every schema of the kernel (~47 functions, ~4,000
 # tokens) would overflow its context. A service that says nothing (OpenAI, Azure) is offered all.
 NO_LIMIT = 10**6
-SMALL_MODEL_TEMPERATURE = 0.2  # unless the caller sets one (see _settings)
 
 Approve = Callable[[ApprovalNeeded], "bool | Refusal | Awaitable[bool | Refusal]"]
 ApprovalRule = Callable[[Any], bool]
@@ -524,9 +524,9 @@ class ConversationEngine:
 
         defaults: dict[str, Any] = {"max_tokens": self.max_tokens}
         if getattr(service, "planner_max_functions", None):
-            # A small model (it says how many functions it handles) calls tools far more reliably when
-            # it samples cold (docs/models.md; its profile's tool_temperature, kept equal by a test).
-            defaults["temperature"] = SMALL_MODEL_TEMPERATURE
+            # A small model (it says how many functions it handles) calls tools far more reliably when it
+            # samples cold (docs/models.md): its profile's tool_temperature, else the generic profile's.
+            defaults["temperature"] = tool_temperature(service)
         settings = execution_settings(service, {**defaults, **(options or {})})
         if offer_tools:
             from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceBehavior
@@ -654,3 +654,10 @@ def _summary(text: str) -> str:
 def _title(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def tool_temperature(service: ChatCompletionClientBase) -> float:
+    """The temperature a small model samples at when offered tools: its model profile's (the embedded
+    service has one), else the generic profile's, for any other service that declares its limit."""
+    profile = getattr(service, "profile", None)
+    return (profile if isinstance(profile, ModelProfile) else GENERIC).tool_temperature

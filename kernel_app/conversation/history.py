@@ -10,10 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kernel_app.conversation.store import Message
+from kernel_app.providers.llama.profiles import SMOLLM2, ModelProfile
 
 CHARS_PER_TOKEN = 3.5  # conservative for English with BPE tokenizers (OpenAI's ~4, SmolLM2's ~3.7)
 PER_MESSAGE_TOKENS = 6  # role markers of a chat template
 DEFAULT_CONTEXT_TOKENS = 8192
+
+
+def trained_context(profile: ModelProfile) -> int:
+    """An embedded family's trained context window (its profile's), for a model known by name."""
+    if profile.trained_context_tokens is None:
+        raise ValueError(f"the {profile.family} model profile has no trained_context_tokens: set it to list it")
+    return profile.trained_context_tokens
+
 
 # Context windows of models we know, by name prefix (longest prefix wins).
 KNOWN_CONTEXTS: dict[str, int] = {
@@ -26,7 +35,7 @@ KNOWN_CONTEXTS: dict[str, int] = {
     "o1": 200_000,
     "o3": 200_000,
     "o4": 200_000,
-    "smollm2": 8_192,
+    SMOLLM2.family: trained_context(SMOLLM2),  # "smollm2"
 }
 
 

@@ -192,7 +192,7 @@ class ScriptedChatCompletion(ChatCompletionClientBase):
         reply = self._next(chat_history, settings, streaming=False)
         calls = self._call_contents(reply)
         if calls is not None:
-            return [ChatMessageContent(role=AuthorRole.ASSISTANT, items=calls, ai_model_id=self.ai_model_id)]
+            return [ChatMessageContent(role=AuthorRole.ASSISTANT, items=[*calls], ai_model_id=self.ai_model_id)]
         text = str(reply)
         return [
             ChatMessageContent(
@@ -211,7 +211,7 @@ class ScriptedChatCompletion(ChatCompletionClientBase):
         if calls is not None:
             yield [
                 StreamingChatMessageContent(
-                    role=AuthorRole.ASSISTANT, choice_index=0, items=calls, ai_model_id=self.ai_model_id
+                    role=AuthorRole.ASSISTANT, choice_index=0, items=[*calls], ai_model_id=self.ai_model_id
                 )
             ]
             return

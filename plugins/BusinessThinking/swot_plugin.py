@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from semantic_kernel import Kernel
-from semantic_kernel.functions import KernelArguments, kernel_function
+from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt, kernel_function
 
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
@@ -165,9 +165,12 @@ def _progress_line(counts: dict[str, int]) -> str:
 def _draft_sampling(kernel: Kernel) -> dict[str, Any]:
     """The sampling options of BusinessThinking.SWOTDraft's config.json ("default" service)."""
     try:
-        configured = kernel.get_function("BusinessThinking", "SWOTDraft").prompt_execution_settings
-    except Exception:  # SWOTDraft removed or replaced by a native function
+        draft = kernel.get_function("BusinessThinking", "SWOTDraft")
+    except Exception:  # SWOTDraft removed
         return dict(FALLBACK_SETTINGS)
+    if not isinstance(draft, KernelFunctionFromPrompt):  # replaced by a native function
+        return dict(FALLBACK_SETTINGS)
+    configured = draft.prompt_execution_settings
     chosen = configured.get("default") or next(iter(configured.values()), None)
     if chosen is None:
         return dict(FALLBACK_SETTINGS)

@@ -82,6 +82,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return capsys.readouterr().out
 
 
+@pytest.mark.e2e  # a real PostgreSQL and kernel-app subprocesses
 def test_memory_commands_use_postgres_when_the_url_is_set_and_local_files_otherwise(
     config: Path, tmp_path: Path, postgres_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

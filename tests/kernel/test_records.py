@@ -9,6 +9,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import pytest
+
 from kernel_app.kernel import records
 from kernel_app.kernel.plugin_folders import native_catalogue
 from kernel_app.kernel.pybars_grammars import DATA_FILE as GRAMMARS
@@ -34,6 +36,7 @@ print(json.dumps(runs))
 """
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_check_names_each_stale_record_then_regenerate_rewrites_them(tmp_path: Path) -> None:
     catalogue = json.loads(native_catalogue.DATA_FILE.read_text(encoding="utf-8"))
     catalogue["semantic_kernel"] = "0.0.1"  # an out-of-date record; pybars' grammars' is absent
@@ -59,6 +62,7 @@ def test_check_names_each_stale_record_then_regenerate_rewrites_them(tmp_path: P
         assert (tmp_path / shipped.name).read_bytes() == shipped.read_bytes(), shipped.name
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_regenerate_refuses_once_pymeta_is_imported() -> None:
     code = "import pybars\nfrom kernel_app.kernel import records\nraise SystemExit(records.main(['regenerate']))"
     done = subprocess.run(

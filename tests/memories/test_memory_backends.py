@@ -28,7 +28,7 @@ postgres_url = pg_support.postgres_url
 StoreFactory = Callable[..., Any]
 
 
-@pytest.fixture(params=["local", "postgresql"])
+@pytest.fixture(params=["local", pytest.param("postgresql", marks=pytest.mark.e2e)])  # a real server: e2e
 def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """``open_backend(embedder)``: a store of the parametrized backend (the same one on every call)."""
     url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None

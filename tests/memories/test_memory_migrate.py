@@ -13,6 +13,8 @@ from memories import EmbedderMismatchError, HashingEmbedder, MemoryStore, PgMemo
 from memories.copy import copy_store
 from tests.support import postgres as pg_support
 
+pytestmark = pytest.mark.e2e  # a real PostgreSQL, and kernel-app subprocesses
+
 postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
 postgres_url = pg_support.postgres_url
 

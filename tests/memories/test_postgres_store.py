@@ -25,6 +25,8 @@ from memories import HashingEmbedder, PgMemoryStore
 from tests.support import postgres as pg_support
 from tests.support.postgres import PostgresServer
 
+pytestmark = pytest.mark.e2e  # a real PostgreSQL (initdb and postgres processes)
+
 # The fixtures by name (tests/support/postgres.py), assigned: imported names could not be parameters too.
 postgres_server = pg_support.postgres_server
 postgres_url = pg_support.postgres_url

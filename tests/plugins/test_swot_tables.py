@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from types import ModuleType
 
 from kernel_app.base.config import Settings
 from kernel_app.base.paths import builtin_plugins_dir
@@ -22,17 +23,18 @@ from plugins.BusinessThinking._swot_tables import (
 )
 
 
-def _load_swot_plugin_class() -> type:
+def _load_swot_plugin_module() -> ModuleType:
     # The plugin folder is not a Python package; load its module as the plugin loader does, from its file.
     path = builtin_plugins_dir() / "BusinessThinking" / "swot_plugin.py"
     spec = importlib.util.spec_from_file_location("swot_plugin_under_test", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.SWOTPlugin
+    return module
 
 
-SWOTPlugin = _load_swot_plugin_class()
+swot_plugin = _load_swot_plugin_module()
+SWOTPlugin = swot_plugin.SWOTPlugin
 
 BULLETS = """Here is the analysis.
 
@@ -203,6 +205,21 @@ async def test_the_json_answer_samples_as_swot_drafts_config_json_says() -> None
     config = json.loads((builtin_plugins_dir() / "BusinessThinking" / "SWOTDraft" / "config.json").read_text())
     for name, value in config["execution_settings"]["default"].items():
         assert service.requests[0].settings[name] == value
+
+
+def test_without_a_prompt_swotdraft_the_json_answer_samples_at_the_fallback() -> None:
+    from semantic_kernel import Kernel
+    from semantic_kernel.functions import kernel_function
+
+    class NativeDraft:
+        @kernel_function(name="SWOTDraft")
+        def draft(self, input: str) -> str:
+            return input
+
+    assert swot_plugin._draft_sampling(Kernel()) == swot_plugin.FALLBACK_SETTINGS  # no SWOTDraft at all
+    kernel = Kernel()
+    kernel.add_plugin(NativeDraft(), "BusinessThinking")  # a native SWOTDraft has no sampling options
+    assert swot_plugin._draft_sampling(kernel) == swot_plugin.FALLBACK_SETTINGS
 
 
 # endregion

@@ -19,7 +19,9 @@ import pytest
 
 # Fixtures that start something: a test that uses one is e2e. ``served`` is the name every test
 # module gives the app served by uvicorn on loopback; ``connector`` is Teams' fake connector (a server).
-E2E_FIXTURES = frozenset({"openai_server", "tool_server", "served", "connector", "stub_server"})
+E2E_FIXTURES = frozenset(
+    {"openai_server", "tool_server", "served", "connector", "stub_server", "postgres_server", "postgres_url"}
+)
 
 # Folders whose every test starts a server (tests/ relative, "/" separated).
 E2E_FOLDERS = ("interfaces/chat_copilot/",)

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         hint = getattr(exc, "cli_hint", "")
         click.echo(f"error: {exc}" + (f": {hint}" if hint else ""), err=True)
-        if debug:  # a planning failure: every raw model answer and its error, not a traceback
+        if debug and report is not None:  # a planning failure: every raw model answer and its error
             click.echo(report(), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:

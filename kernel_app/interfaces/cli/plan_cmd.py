@@ -213,7 +213,9 @@ def _model_answers_first(debug: bool) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        if hasattr(error, "debug_log"):
+        from planners.errors import PlanningError  # loaded already: the command that failed imported it
+
+        if isinstance(error, PlanningError):
             error.debug_log = [buffer.format(record) for record in buffer.buffer]
             buffer.buffer.clear()
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,12 +102,14 @@ def run(
     resolved = [resolve_function(built.kernel, name, built.report) for name in functions]
     service_error = _add_chat_service(built.kernel, app, needed=any(f.is_prompt for f in resolved))
 
-    on_chunk = None
+    on_chunk: Callable[[str], None] | None = None
     if stream and not as_json:
 
-        def on_chunk(piece: str) -> None:
+        def print_piece(piece: str) -> None:
             click.echo(piece, nl=False)
             sys.stdout.flush()
+
+        on_chunk = print_piece
 
     if sys.stderr.isatty() and service_error is None:
         # Progress for a human at a terminal: a small local model can take tens of seconds.

@@ -46,13 +46,16 @@ def looks_secret(line: str) -> bool:
 class Reader(Protocol):
     def read(self, prompt: str) -> str | None:
         """The next message (None at the end of input)."""
+        ...
 
     async def ask(self, question: str) -> str | None:
         """An answer to a question (a confirmation), asked while a command runs: not kept in the history."""
+        ...
 
     @property
     def line_number(self) -> int:
         """The input line the last message started on (for "line 3 failed")."""
+        ...
 
 
 class PipeReader:

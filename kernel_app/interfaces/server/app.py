@@ -154,11 +154,14 @@ def create_app(
 def _start_loading_the_model(state: ServerState) -> asyncio.Future[Any] | None:
     """The embedded model loads at start-up, on a thread, so /readyz can say when it is ready and the
     first request does not pay for it. Hosted services have nothing to load (None)."""
-    local = sys.modules.get("kernel_app.providers.llama.service")  # imported only when the service is local
+    if "kernel_app.providers.llama.service" not in sys.modules:  # imported only when the service is local
+        return None
+    from kernel_app.providers.llama.service import LocalLlamaChatCompletion
+
     try:
         service = state.engine.service
     except Exception:  # no chat service: /readyz says so
         return None
-    if local is None or not isinstance(service, local.LocalLlamaChatCompletion):
+    if not isinstance(service, LocalLlamaChatCompletion):
         return None
     return asyncio.ensure_future(asyncio.to_thread(service.model))

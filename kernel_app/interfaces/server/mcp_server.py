@@ -12,7 +12,7 @@ asks its user before calling a tool with an effect.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kernel_app import __version__
@@ -21,6 +21,7 @@ from kernel_app.base.errors import KernelAppError, innermost_message
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
     from semantic_kernel import Kernel
+    from semantic_kernel.functions import KernelArguments
 
 SERVER_NAME = "kernel-app"
 INSTRUCTIONS = (
@@ -60,11 +61,20 @@ def _schema(function: Any) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": required}
 
 
+def kernel_arguments(values: Mapping[str, Any] | None) -> KernelArguments:
+    """An MCP client's arguments as the function's variables. Not ``KernelArguments(**values)``: there an
+    argument named ``settings`` would be taken for the execution settings instead of a variable."""
+    from semantic_kernel.functions import KernelArguments
+
+    arguments = KernelArguments()
+    arguments.update(values or {})
+    return arguments
+
+
 def build_server(kernel: Kernel) -> Server[Any, Any]:
     """A low-level MCP server over ``kernel`` (no transport: see :func:`run_stdio`, :func:`http_app`)."""
     from mcp import types
     from mcp.server.lowlevel import Server
-    from semantic_kernel.functions import KernelArguments
 
     from kernel_app.base.effects import Effect, effect_of
     from kernel_app.conversation.engine import result_text
@@ -99,7 +109,7 @@ def build_server(kernel: Kernel) -> Server[Any, Any]:
         if function is None:
             return _error(f"no tool {name!r}: tools are named Plugin-Function, e.g. Math-add")
         try:
-            result = await kernel.invoke(function, KernelArguments(**(arguments or {})))
+            result = await kernel.invoke(function, kernel_arguments(arguments))
         except KernelAppError as error:
             return _error(str(error))
         except Exception as error:
@@ -129,7 +139,7 @@ def build_server(kernel: Kernel) -> Server[Any, Any]:
         function = prompts.get(name)
         if function is None:
             raise McpError(types.ErrorData(code=types.INVALID_PARAMS, message=f"no prompt {name!r}"))
-        rendered = await function.prompt_template.render(kernel, KernelArguments(**(arguments or {})))
+        rendered = await function.prompt_template.render(kernel, kernel_arguments(arguments))
         return types.GetPromptResult(
             description=(function.description or "").strip() or None,
             messages=[types.PromptMessage(role="user", content=types.TextContent(type="text", text=rendered))],

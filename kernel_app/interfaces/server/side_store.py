@@ -17,10 +17,27 @@ import time
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 MEMORY = ":memory:"
-R = TypeVar("R")
+
+
+class Decision(Protocol):
+    """What :class:`DecisionStore` reads of its records itself (their other fields are the adapter's)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def created_at(self) -> float: ...
+
+
+R = TypeVar("R", bound=Decision)
+# A TypeVar, not typing.Self: Self is new in Python 3.11, and we support 3.10.
+S = TypeVar("S", bound="SideStore")
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -48,7 +65,7 @@ class SideStore:
             self._conn.executescript(self.SCHEMA)
 
     @classmethod
-    def beside(cls, store_path: Path | str) -> Self:
+    def beside(cls: type[S], store_path: Path | str) -> S:
         """Next to the conversation store (in memory when the store is)."""
         if str(store_path) == MEMORY:
             return cls(MEMORY)

@@ -37,12 +37,14 @@ class MiniLMEmbedder(EmbeddingGeneratorBase):
         threads: int | None = None,
     ) -> None:
         model, tokenizer = resolve_paths(model_path, tokenizer_path)
+        # A typing gap of pydantic: a checker types super().__init__ with the base model's fields only, where
+        # pydantic's __init__ (the one super() reaches) takes this class's fields too.
         super().__init__(
             ai_model_id=ai_model_id,
             service_id=service_id or "",  # empty → ai_model_id (AIServiceClientBase.model_post_init)
-            model_path=str(model),
-            tokenizer_path=str(tokenizer),
-            threads=threads or default_threads(),
+            model_path=str(model),  # pyright: ignore[reportCallIssue]
+            tokenizer_path=str(tokenizer),  # pyright: ignore[reportCallIssue]
+            threads=threads or default_threads(),  # pyright: ignore[reportCallIssue]
         )
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:

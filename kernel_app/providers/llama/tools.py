@@ -112,8 +112,9 @@ def text_parameters(tools: list[dict[str, Any]] | None, functions: Iterable[Any]
         properties = (function.get("parameters") or {}).get("properties") or {}
         for parameter in metadata.parameters:
             schema = properties.get(parameter.name)
-            untyped = isinstance(schema, dict) and schema.get("type") == "object" and "properties" not in schema
-            if untyped and not parameter.type_:
+            if not isinstance(schema, dict) or parameter.type_:
+                continue
+            if schema.get("type") == "object" and "properties" not in schema:  # untyped
                 schema["type"] = "string"
 
 

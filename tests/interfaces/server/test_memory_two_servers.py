@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from kernel_app.base.config import Settings
@@ -19,6 +20,8 @@ from kernel_app.interfaces.server.app import create_app
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from memories import HashingEmbedder
 from tests.support import postgres as pg_support
+
+pytestmark = pytest.mark.e2e  # two uvicorn servers on one PostgreSQL
 
 postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
 postgres_url = pg_support.postgres_url

@@ -13,6 +13,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamablehttp_client
 
+from kernel_app.interfaces.server.mcp_server import kernel_arguments
 from tests.support.cli import ROOT, cli_env
 from tests.support.server import make_app, running
 from tests.support.tool_scripted import ToolScripted
@@ -51,6 +52,13 @@ async def test_mcp_over_streamable_http(tmp_path: Path) -> None:
             assert poem.content[0].text == "Warm bread at dawn"  # a prompt function's text, not a repr
             prompt = await session.get_prompt("Writer-ShortPoem", {"input": "bread"})
             assert "bread" in prompt.messages[0].content.text
+
+
+def test_an_argument_named_settings_is_a_variable_not_the_execution_settings() -> None:
+    # KernelArguments(**arguments) took it for the execution settings and failed ("no attribute service_id").
+    arguments = kernel_arguments({"settings": "formal", "input": "bread"})
+    assert dict(arguments) == {"settings": "formal", "input": "bread"} and arguments.execution_settings is None
+    assert dict(kernel_arguments(None)) == {}
 
 
 def swot_answer() -> str:

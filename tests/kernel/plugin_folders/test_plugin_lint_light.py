@@ -65,6 +65,7 @@ def test_lint_of_a_corpus_directory_does_not_import_semantic_kernel(tmp_path: Pa
     assert not imported and "function(s) loaded" in output, output
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_the_records_are_what_the_code_and_libraries_make_now() -> None:
     # The native functions' record (and pybars' grammars'): stale after a change to a built-in plugin's Python
     # file or to semantic-kernel. The check CI runs; it names each stale record and the command that rewrites it.

@@ -140,6 +140,7 @@ def test_files_a_caller_names_must_exist_but_are_theirs(tmp_path: Path) -> None:
     assert resolve_paths(None, str(own))[1] == own  # not the recorded bytes, and not refused for it
 
 
+@pytest.mark.e2e  # a kernel-app subprocess
 def test_the_memory_cli_reports_a_damaged_tokenizer_on_one_line(tmp_path: Path) -> None:
     """As a user meets it: a copy of the package whose tokenizer.json lost a byte."""
     script = (

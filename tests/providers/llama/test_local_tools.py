@@ -344,6 +344,14 @@ async def test_auto_function_calling_runs_the_allowed_function_and_answers(scrip
     assert result_message == {"role": "tool", "tool_call_id": call["id"], "content": "1100"}
 
 
+def test_the_last_round_resets_the_tools_semantic_kernel_set(scripted) -> None:
+    # semantic-kernel calls this when the auto-invoke rounds are spent, so the model answers in words.
+    service, _ = scripted([])
+    settings = LocalLlamaPromptExecutionSettings(max_tokens=16, tools=[ADD_TOOL], tool_choice="auto")
+    service._reset_function_choice_settings(settings)
+    assert settings.tools is None and settings.tool_choice is None
+
+
 async def test_a_native_tool_call_from_llama_cpp_is_used_as_is(scripted) -> None:
     native = [{"index": 0, "id": "llama_1", "type": "function", "function": {"name": "Math-add", "arguments": ""}}]
     rest = [{"index": 0, "function": {"arguments": '{"a": 1, "b": 2}'}}]

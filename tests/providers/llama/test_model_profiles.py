@@ -1,5 +1,5 @@
 """One profile per model family: the tier table points at it, the service reads it, a GGUF path gets the
-generic one, and the numbers other layers still hold themselves agree with it (docs/models.md)."""
+generic one, and the conversation engine reads its numbers from it (docs/models.md)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import pytest
 from semantic_kernel.contents import ChatHistory
 from semantic_kernel.exceptions import ServiceInvalidExecutionSettingsError
 
+from kernel_app.base.config import Settings
 from kernel_app.base.errors import ConfigError
-from kernel_app.conversation.engine import SMALL_MODEL_TEMPERATURE
-from kernel_app.conversation.history import context_tokens_for
+from kernel_app.conversation import ConversationEngine
+from kernel_app.conversation.engine import tool_temperature
+from kernel_app.conversation.history import KNOWN_CONTEXTS, context_tokens_for
+from kernel_app.conversation.store import Message
+from kernel_app.kernel.builder import build_kernel
 from kernel_app.providers.llama.profiles import GENERIC, PROFILES, QWEN2_5_CODER, SMOLLM2, ModelProfile
 from kernel_app.providers.llama.service import LocalLlamaChatCompletion, LocalLlamaPromptExecutionSettings
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, TIERS, get_tier, profile_for
@@ -20,6 +24,7 @@ from kernel_app.providers.llama.tools import check_tools_fit
 from tests.support.cli import ROOT
 from tests.support.fake_llama import ADD_TOOL, scripted_llama  # noqa: F401 (the fake llama.cpp fixture ``scripted``)
 from tests.support.fake_llama import llama_chunks as _chunks
+from tests.support.tool_scripted import ToolScripted
 
 
 def test_each_tier_points_at_its_familys_profile() -> None:
@@ -74,14 +79,49 @@ def test_profiles_are_frozen_and_keyed_by_family() -> None:
         ModelProfile("x", "X")  # type: ignore[misc]  # keyword-only: a positional slip cannot swap numbers
 
 
-def test_the_chat_engines_tool_temperature_is_every_profiles() -> None:
-    # The engine applies its own constant to any service that declares planner_max_functions (every tier
-    # and any GGUF file); until it reads the profile, the two must not drift apart.
-    assert {profile.tool_temperature for profile in PROFILES.values()} == {SMALL_MODEL_TEMPERATURE}
+def profiled(profile: ModelProfile, *answers: str) -> ToolScripted:
+    """A small model as the engine sees the embedded one: it declares its limit and has ``profile``."""
+
+    class Profiled(ToolScripted):
+        planner_max_functions: int = 4
+
+        @property
+        def profile(self) -> ModelProfile:
+            return profile
+
+    return Profiled(list(answers))
 
 
-def test_the_conversation_historys_context_for_smollm2_is_the_profiles() -> None:
-    # history.KNOWN_CONTEXTS still keeps SmolLM2's window by name; it must match the GGUF's, in the profile.
+class LimitOnly(ToolScripted):
+    planner_max_functions: int = 4  # a limit, no profile
+
+
+def test_the_chat_engine_samples_a_small_model_at_its_profiles_tool_temperature() -> None:
+    warm = dataclasses.replace(SMOLLM2, tool_temperature=0.55)  # a number no profile has: read, not copied
+    assert tool_temperature(profiled(warm)) == 0.55
+    assert tool_temperature(profiled(QWEN2_5_CODER)) == QWEN2_5_CODER.tool_temperature
+    # A service that declares a limit but has no profile samples as a GGUF file given by path: generic.
+    assert tool_temperature(LimitOnly([])) == GENERIC.tool_temperature == 0.2
+
+
+async def test_a_turn_on_a_small_model_carries_its_profiles_temperature_unless_the_caller_sets_one() -> None:
+    warm = dataclasses.replace(SMOLLM2, tool_temperature=0.55)
+    service = profiled(warm, "hello", "hello")
+    engine = ConversationEngine(build_kernel(Settings(), chat_service=service).kernel)
+    [e async for e in engine.stream(engine.create().id, "Say hello")]
+    [e async for e in engine.complete([Message("user", "Say hello")], options={"temperature": 0.9})]
+    assert [request.settings.get("temperature") for request in service.requests] == [0.55, 0.9]
+
+
+async def test_a_service_that_declares_no_limit_keeps_its_own_temperature() -> None:
+    service = ToolScripted(["hello"])  # OpenAI, Azure: no planner_max_functions
+    engine = ConversationEngine(build_kernel(Settings(), chat_service=service).kernel)
+    [e async for e in engine.stream(engine.create().id, "Say hello")]
+    assert service.requests[0].settings.get("temperature") is None
+
+
+def test_the_conversation_historys_context_for_smollm2_is_read_from_its_profile() -> None:
+    assert KNOWN_CONTEXTS[SMOLLM2.family] is SMOLLM2.trained_context_tokens  # the object: read, not copied
     assert context_tokens_for("SmolLM2-135M-Instruct Q4_1") == SMOLLM2.trained_context_tokens == 8_192
 
 

@@ -36,8 +36,9 @@ async def readyz(
     loading = state.model_loading
     if loading is not None and not loading.done():
         return JSONResponse({"status": "not ready", "reason": "loading the model"}, status_code=503)
-    if loading is not None and loading.exception() is not None:
-        reason = f"the model did not load: {innermost_message(loading.exception())}"
+    failure = loading.exception() if loading is not None else None
+    if failure is not None:
+        reason = f"the model did not load: {innermost_message(failure)}"
         return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
     answered = None
     if probe:

@@ -4,6 +4,7 @@ and document upload (ingested into a collection, with progress events)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +159,7 @@ async def upload(
     return _report(collection, report)
 
 
-async def _ingest_events(store: Any, collection: str, paths: list[Path]) -> Any:
+async def _ingest_events(store: Any, collection: str, paths: list[Path]) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 

@@ -96,10 +96,12 @@ class PlanCards:
         except Busy as busy:
             await say(busy_text(busy.retry_after))
             return
+        timeout = server.request_timeout
         try:
-            plan = await asyncio.wait_for(self._make_plan(goal, options), server.request_timeout)
-        except asyncio.TimeoutError:
-            await say(too_long_text(server.request_timeout))
+            plan = await asyncio.wait_for(self._make_plan(goal, options), timeout)
+        except asyncio.TimeoutError as error:
+            # Without a timeout, wait_for never times out: the TimeoutError is the planner's own failure.
+            await say(too_long_text(timeout) if timeout is not None else reply_text(Reply(failure(error), "error")))
             return
         except Exception as error:
             await say(reply_text(Reply(failure(error), "error")))

@@ -46,9 +46,8 @@ def user_of(activity: Activity) -> tuple[str, str]:
 
 def continuation(activity: Activity) -> Activity:
     """The message a later proactive turn continues from: its replies go to the channel, not a response body."""
-    copy = activity.model_copy(deep=True)
-    copy.delivery_mode = None
-    return copy
+    # update=, not an assignment: the library types delivery_mode as str, though None (unset) is its default.
+    return activity.model_copy(deep=True, update={"delivery_mode": None})
 
 
 def card_response(card: dict[str, Any]) -> Any:
@@ -195,6 +194,7 @@ async def relay(context: TurnContext, live: LiveTurn) -> None:
                 continue
             getter.cancel()
             if not live.task.done():  # the deadline passed
+                assert live.timeout is not None  # without one, the wait above ends only when the task does
                 live.task.cancel()
                 await asyncio.gather(live.task, return_exceptions=True)
                 await render.final(too_long_text(live.timeout))

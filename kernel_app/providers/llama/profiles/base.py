@@ -27,8 +27,8 @@ class ModelProfile:
     # How many functions a planner (and the chat engine, per turn) offers the model, most relevant first.
     planner_max_functions: int = 12
     # The temperature a turn that offers tools samples at, unless the caller sets one. The chat engine
-    # applies it as SMALL_MODEL_TEMPERATURE to any service with planner_max_functions (a test keeps the
-    # two equal until the engine reads it from here).
+    # reads it from the service's profile (conversation.engine.tool_temperature); a service that declares
+    # planner_max_functions but has no profile gets GENERIC's.
     tool_temperature: float = 0.2
     # Characters of JSON tool schema per token, to refuse a tool list that would fill the context.
     schema_chars_per_token: int = 4

@@ -11,7 +11,7 @@ SMOLLM2 = ModelProfile(
     tool_call_format="generic",  # its template (ChatML) has no tool section
     # From the 5 most relevant functions, best first, it chose the expected one for 10 of 11 goals.
     planner_max_functions=5,
-    tool_temperature=0.2,  # not measured on this family: the chat engine's value for every small model
+    tool_temperature=0.2,  # not measured on this family: the generic profile's value
     schema_chars_per_token=4,  # Qwen's measure; its tokenizer reads English at ~3.7 characters a token
     # Not a habit of this family; kept on as for every tier (it also carries the strings' length bounds).
     keep_schemas_out_of_cjk=True,
