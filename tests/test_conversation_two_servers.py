@@ -87,3 +87,31 @@ def test_a_conversation_started_on_one_server_continues_on_another(tmp_path: Pat
             ]
         assert httpx.delete(f"{a}/v1/conversations/{cid}").status_code == 204
         assert httpx.get(f"{b}/v1/conversations/{cid}").status_code == 404  # gone for B too
+
+
+def test_a_conversation_held_over_http_continues_in_the_repl_of_another_instance(
+    openai_server: Any, tmp_path: Path, postgres_url: str
+) -> None:
+    """The chat command opens the store through the same factory: with database_url it resumes a
+    conversation a server wrote, though its own data folder has never seen it."""
+    from tests.conftest import run_cli
+
+    with _serving(tmp_path / "server", postgres_url, ScriptedChatCompletion(["Noted: we open at six."])) as url:
+        cid = httpx.post(f"{url}/v1/conversations", json={"title": "Hours"}).json()["id"]
+        _say(url, cid, "We open at six")
+    env = {
+        "KERNEL_APP_SERVICE": "openai",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "KERNEL_APP_MEMORY_DIR": str(tmp_path / "laptop"),  # empty: no SQLite store holds the conversation
+        "KERNEL_APP_DATABASE_URL": postgres_url,
+    }
+    listed = run_cli("chat", "--list", **env)
+    assert listed.returncode == 0, listed.stderr
+    assert cid in listed.stdout and "2 msgs" in listed.stdout
+    openai_server.queue("You open at six.")
+    resumed = run_cli("chat", "--resume", cid, input="When do we open?\n", **env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "You open at six." in resumed.stdout
+    sent = [m["content"] for m in openai_server.requests[-1].body["messages"][1:]]
+    assert sent == ["We open at six", "Noted: we open at six.", "When do we open?"]
+    assert not (tmp_path / "laptop" / "conversations.sqlite3").exists()
