@@ -54,7 +54,7 @@ def _say(url: str, conversation_id: str, content: str) -> dict[str, Any]:
 
 
 def test_a_conversation_started_on_one_server_continues_on_another(tmp_path: Path, postgres_url: str) -> None:
-    answers_a = ScriptedChatCompletion(["Noted: you bake at night."])
+    answers_a = ScriptedChatCompletion(["Noted: you bake at night.", "Lyon."])
     answers_b = ScriptedChatCompletion(["You bake at night, in Lyon."])
     with (
         _serving(tmp_path / "a", postgres_url, answers_a) as a,
@@ -75,15 +75,21 @@ def test_a_conversation_started_on_one_server_continues_on_another(tmp_path: Pat
         ]
         assert len(answers_a.requests) == 1  # A answered only its own turn
 
+        assert _say(a, cid, "Where?")["text"] == "Lyon."  # and back on A: it sees B's turn too
+        sent = [m["content"] for m in answers_a.requests[-1].messages if m["role"] != "system"]
+        assert sent[-3:] == ["When do we bake?", "You bake at night, in Lyon.", "Where?"]
+
         for url in (a, b):  # listed by both, with every message, in the order they were said
             listed = httpx.get(f"{url}/v1/conversations").json()["data"]
-            assert [(c["id"], c["title"], c["message_count"]) for c in listed] == [(cid, "Bakery", 4)]
+            assert [(c["id"], c["title"], c["message_count"]) for c in listed] == [(cid, "Bakery", 6)]
             got = httpx.get(f"{url}/v1/conversations/{cid}").json()
             assert [m["content"] for m in got["messages"]] == [
                 "Remember: we bake at night in Lyon.",
                 "Noted: you bake at night.",
                 "When do we bake?",
                 "You bake at night, in Lyon.",
+                "Where?",
+                "Lyon.",
             ]
         assert httpx.delete(f"{a}/v1/conversations/{cid}").status_code == 204
         assert httpx.get(f"{b}/v1/conversations/{cid}").status_code == 404  # gone for B too

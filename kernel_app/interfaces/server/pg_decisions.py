@@ -14,8 +14,11 @@ server that runs it (``runner``: host name and data folder, the same after a res
 starting marks only its own: another server's running plan is not reported as interrupted.
 
 :func:`open_decisions` picks the backend from ``database_url``, as ``open_conversation_store`` does.
-Not wired into Teams and chat-copilot yet: a click on one server for a turn that waits on another
-also needs that turn handed over (docs: "Several servers on one database").
+Not wired into Teams and chat-copilot yet, on purpose: a card's turn waits for its click in the memory
+of the server that asked. Shared as it is, a click landing on another server would find no waiting turn
+there, take it for "after a restart" and run the call, while the waiting turn, at its timeout, would
+find the record approved and run it again. Wiring it needs that hand-off first (e.g. the waiting
+server polling or LISTENing for its records' decisions).
 """
 
 from __future__ import annotations
