@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
     from semantic_kernel.contents import ChatHistory
 
-    from kernel_app.conversation.store import ConversationStore
+    from kernel_app.conversation.store import AnyConversationStore
 
 PLAN_USAGE = (
     "usage: /plan [--planner P] [--exclude PLUGIN,...] [--max-functions N] GOAL, "
@@ -101,7 +101,7 @@ class ChatSession:
         *,
         max_turns: int | None = None,
         system: str = SYSTEM,
-        store: ConversationStore | None = None,
+        store: AnyConversationStore | None = None,
         conversation_id: str | None = None,
         engine: ConversationEngine | None = None,
         services: Callable[[str], Any] | None = None,

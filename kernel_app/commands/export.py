@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kernel_app.conversation.store import ConversationStore
+    from kernel_app.conversation.store import AnyConversationStore
 
 
-def conversation_markdown(store: ConversationStore, conversation_id: str) -> str:
+def conversation_markdown(store: AnyConversationStore, conversation_id: str) -> str:
     """A stored conversation as markdown: what was said, and what each function returned."""
     import datetime
 

@@ -13,15 +13,18 @@ from kernel_app.conversation.events import (
     TextDelta,
 )
 from kernel_app.conversation.store import (
+    AnyConversationStore,
     Conversation,
     ConversationNotFoundError,
     ConversationStore,
     Message,
     ToolCall,
     default_store_path,
+    open_conversation_store,
 )
 
 __all__ = [
+    "AnyConversationStore",
     "ApprovalNeeded",
     "Conversation",
     "ConversationEngine",
@@ -40,5 +43,6 @@ __all__ = [
     "TurnResult",
     "collect",
     "default_store_path",
+    "open_conversation_store",
     "result_text",
 ]

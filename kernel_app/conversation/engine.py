@@ -41,7 +41,7 @@ from kernel_app.conversation.events import (
     TextDelta,
 )
 from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit, message_tokens
-from kernel_app.conversation.store import Conversation, ConversationStore, Message, ToolCall
+from kernel_app.conversation.store import AnyConversationStore, Conversation, ConversationStore, Message, ToolCall
 from kernel_app.providers.llama.profiles import GENERIC, ModelProfile
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ class ConversationEngine:
     def __init__(
         self,
         kernel: Kernel,
-        store: ConversationStore | None = None,
+        store: AnyConversationStore | None = None,
         *,
         functions: Iterable[str] | None = None,
         system: str = SYSTEM,

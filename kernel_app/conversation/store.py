@@ -18,9 +18,12 @@ import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kernel_app.base.errors import KernelAppError
+
+if TYPE_CHECKING:
+    from kernel_app.conversation.pg_store import PgConversationStore
 
 DB_NAME = "conversations.sqlite3"
 APPLICATION_ID = 0x4B414356  # "KACV": marks the file as a Kernel App conversation store
@@ -127,8 +130,27 @@ def default_store_path(memory_dir: Path | None = None) -> Path:
     return Path(memory_dir).expanduser() / DB_NAME
 
 
+def open_conversation_store(
+    memory_dir: Path | str | None = None, *, database_url: str | None = None
+) -> AnyConversationStore:
+    """The conversation store the settings ask for: PostgreSQL when ``database_url`` is set, else the
+    SQLite file beside the memory store (``default_store_path(memory_dir)``), exactly as before.
+
+    Every place that opens the conversation store (the REPL's ``chat`` command, the server) calls this,
+    as :func:`memories.open_store` is called for memory, so one setting moves both to the database.
+    """
+    path = default_store_path(Path(memory_dir) if memory_dir is not None else None)
+    if database_url:
+        from kernel_app.conversation.pg_store import PgConversationStore  # psycopg loads only here
+
+        return PgConversationStore(database_url, path=path)
+    return ConversationStore(path)
+
+
 class ConversationStore:
     """``store = ConversationStore(path)``; ``":memory:"`` keeps nothing (tests, stateless surfaces)."""
+
+    backend = "local"  # PgConversationStore's is "postgresql"
 
     def __init__(self, path: Path | str, *, synchronous: str = "FULL", busy_timeout: float = 30.0) -> None:
         self.path = path if str(path) == ":memory:" else Path(path)
@@ -305,6 +327,10 @@ class ConversationStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Either backend: the same methods, the same promises (tests/test_conversation_backends.py runs both).
+AnyConversationStore: TypeAlias = "ConversationStore | PgConversationStore"
 
 
 def _replace(message: Message, **changes: Any) -> Message:

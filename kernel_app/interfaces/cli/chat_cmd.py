@@ -142,9 +142,9 @@ def chat(
 
 
 def _open_store(app: AppContext) -> Any:
-    from kernel_app.conversation.store import ConversationStore, default_store_path
+    from kernel_app.conversation.store import open_conversation_store
 
-    return ConversationStore(default_store_path(app.settings.memory_dir))
+    return open_conversation_store(app.settings.memory_dir, database_url=app.settings.database_url)
 
 
 def _data_dir(app: AppContext) -> Path:

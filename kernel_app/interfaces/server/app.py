@@ -19,7 +19,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from kernel_app import __version__
 from kernel_app.conversation.engine import ConversationEngine
-from kernel_app.conversation.store import ConversationStore, default_store_path
+from kernel_app.conversation.store import AnyConversationStore, open_conversation_store
 from kernel_app.interfaces.server import errors
 from kernel_app.interfaces.server.limits import GenerationGate
 from kernel_app.interfaces.server.security import BearerAuth, BodyLimit, LoopbackHosts, ServerTiming
@@ -38,7 +38,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     chat_service: ChatCompletionClientBase | None = None,
-    store: ConversationStore | None = None,
+    store: AnyConversationStore | None = None,
     embedder: Any = None,
     api_keys: Iterable[str] = (),
     cors_origins: Iterable[str] = (),
@@ -68,7 +68,7 @@ def create_app(
     settings = settings or load_settings()
     built = build_kernel(settings, chat_service=chat_service)
     kernel = built.kernel
-    store = store or ConversationStore(default_store_path(settings.memory_dir))
+    store = store or open_conversation_store(settings.memory_dir, database_url=settings.database_url)
     engine = ConversationEngine(kernel, store)  # the context follows the service (n_ctx, or the model's name)
     plain = ConversationEngine(kernel, store, functions=[], system="")
     if concurrency is None:

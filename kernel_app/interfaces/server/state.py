@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 
 from kernel_app.conversation.engine import ConversationEngine
 from kernel_app.conversation.events import ApprovalNeeded
-from kernel_app.conversation.store import ConversationStore
+from kernel_app.conversation.store import AnyConversationStore
 from kernel_app.interfaces.server.limits import GenerationGate
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class ServerState:
     kernel: Kernel
     engine: ConversationEngine  # the kernel: function calling over the plugins
     plain: ConversationEngine  # the underlying model, no tools, no system message of ours
-    store: ConversationStore
+    store: AnyConversationStore  # local SQLite, or PostgreSQL with database_url
     gate: GenerationGate
     request_timeout: float | None = 300.0
     approve_model_functions: bool = False  # prompt (MODEL) functions run unasked (OpenAI API, Teams, chat-copilot)

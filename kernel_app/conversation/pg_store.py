@@ -1,0 +1,272 @@
+"""PgConversationStore: the conversation store on PostgreSQL, so a conversation continues on any instance.
+
+Same public API and promises as :class:`kernel_app.conversation.store.ConversationStore`: ``append``
+returns only after its COMMIT (PostgreSQL's default ``synchronous_commit = on`` makes that durable),
+everything the model saw is kept, ``list`` is most recently updated first. What differs is who may
+write: several servers on one database append to one conversation at once. Each conversation row
+holds the last ``seq`` it handed out; an append bumps it with one ``UPDATE ... RETURNING`` in the
+same transaction as its INSERTs, so the row lock orders racing appends and no message is lost,
+duplicated or reordered. ``seq`` counts per conversation (1, 2, 3...), where SQLite's is one counter
+for the file: both only promise "increasing within a conversation", which is what ``after`` needs.
+Times come from the database's clock, so instances with skewed clocks still agree on the order of
+``list``. Tables are created and upgraded by the "conversations" migrations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Generator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import LiteralString
+
+from kernel_app.conversation.store import (
+    ROLES,
+    Conversation,
+    ConversationNotFoundError,
+    ConversationStoreError,
+    Message,
+    ToolCall,
+    default_store_path,
+)
+from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+    from psycopg_pool import ConnectionPool
+
+NAMESPACE = "conversations"
+MIGRATIONS = (
+    Migration(
+        1,
+        "conversations and their messages, a message sequence per conversation",
+        """
+        CREATE TABLE conversations (
+            id          text PRIMARY KEY,
+            title       text NOT NULL DEFAULT '',
+            created_at  double precision NOT NULL,   -- epoch seconds, as the SQLite store keeps them
+            updated_at  double precision NOT NULL,
+            service     text NOT NULL DEFAULT '',
+            model       text NOT NULL DEFAULT '',
+            last_seq    bigint NOT NULL DEFAULT 0,    -- the last message seq handed out (see append_many)
+            created_order bigint GENERATED ALWAYS AS IDENTITY  -- breaks ties of updated_at, as SQLite's rowid
+        );
+        CREATE INDEX conversations_by_update ON conversations (updated_at DESC, created_order DESC);
+        CREATE TABLE conversation_messages (
+            conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            seq             bigint NOT NULL,
+            role            text NOT NULL CHECK (role IN ('system', 'user', 'assistant', 'tool')),
+            content         text NOT NULL DEFAULT '',
+            name            text,                   -- tool messages: the Plugin.Function that ran
+            call_id         text,                   -- tool messages: the call they answer
+            tool_calls      jsonb,                  -- assistant messages: [{id, function, arguments}]
+            tokens          integer,                -- completion tokens of an assistant answer, when known
+            created_at      double precision NOT NULL,
+            PRIMARY KEY (conversation_id, seq)
+        );
+        """,
+    ),
+)
+# The database's clock, in the SQLite store's unit (epoch seconds); clock_timestamp so that two statements
+# of one transaction (and two racing instances) never go back in time relative to each other.
+NOW: LiteralString = "extract(epoch FROM clock_timestamp())::double precision"
+COUNTED: LiteralString = (
+    "SELECT c.id, c.title, c.created_at, c.updated_at, c.service, c.model, "
+    "(SELECT count(*) FROM conversation_messages m WHERE m.conversation_id = c.id) AS n FROM conversations c"
+)
+MESSAGE_COLUMNS: LiteralString = "seq, role, content, name, call_id, tool_calls, tokens, created_at"
+
+
+class PgConversationStore:
+    """Conversations in a PostgreSQL database. Safe to share between threads, processes and machines.
+
+    ``database_url`` is a libpq URL (the password may come from PGPASSWORD or ~/.pgpass). ``path`` is
+    where the local conversation store would be: what stays per instance (Teams' and chat-copilot's own
+    files) is kept beside it, as it is beside the SQLite store.
+    """
+
+    backend = "postgresql"
+
+    def __init__(self, database_url: str, *, path: Path | str | None = None, max_connections: int = 4) -> None:
+        self.database_url = database_url
+        self.path = Path(path) if path is not None else default_store_path()
+        self._pool: ConnectionPool = open_pool(
+            database_url,
+            max_size=max_connections,
+            name="kernel-app-conversations",
+            setup=_migrate,
+        )
+
+    def __repr__(self) -> str:
+        return f"PgConversationStore({describe_url(self.database_url)!r})"
+
+    @contextmanager
+    def _transaction(self) -> Generator[Connection[Any], None, None]:
+        """One transaction: committed when the block ends (before the caller hears of it), else rolled back."""
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    # region conversations
+
+    def create(self, *, title: str = "", service: str = "", model: str = "", id: str | None = None) -> Conversation:
+        import uuid
+
+        from psycopg import errors
+
+        conversation_id = id or uuid.uuid4().hex[:12]
+        try:
+            with self._transaction() as conn:
+                row = conn.execute(
+                    "INSERT INTO conversations (id, title, created_at, updated_at, service, model) "
+                    f"VALUES (%s, %s, {NOW}, {NOW}, %s, %s) RETURNING created_at",
+                    (conversation_id, title, service, model),
+                ).fetchone()
+        except errors.UniqueViolation:
+            raise ConversationStoreError(f"a conversation with id {conversation_id!r} already exists") from None
+        assert row is not None  # INSERT ... RETURNING always returns its row
+        now = float(row[0])
+        return Conversation(conversation_id, title, now, now, service, model)
+
+    def get(self, conversation_id: str) -> Conversation:
+        with self._transaction() as conn:
+            row = conn.execute(f"{COUNTED} WHERE c.id = %s", (conversation_id,)).fetchone()
+        if row is None:
+            raise ConversationNotFoundError(f"no conversation {conversation_id!r}: `kernel-app chat --list` lists them")
+        return _conversation(row)
+
+    def exists(self, conversation_id: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute("SELECT 1 FROM conversations WHERE id = %s", (conversation_id,)).fetchone() is not None
+
+    def list(self, *, limit: int = 50, offset: int = 0) -> list[Conversation]:
+        """Most recently updated first."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"{COUNTED} ORDER BY c.updated_at DESC, c.created_order DESC LIMIT %s OFFSET %s",
+                (max(limit, 0), max(offset, 0)),
+            ).fetchall()
+        return [_conversation(row) for row in rows]
+
+    def latest(self) -> Conversation | None:
+        found = self.list(limit=1)
+        return found[0] if found else None
+
+    def update(
+        self, conversation_id: str, *, title: str | None = None, service: str | None = None, model: str | None = None
+    ) -> None:
+        # Each column keeps its value where the argument is None: one statement, no SQL built from names.
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE conversations SET title = COALESCE(%s, title), service = COALESCE(%s, service), "
+                f"model = COALESCE(%s, model), updated_at = {NOW} WHERE id = %s",
+                (title, service, model, conversation_id),
+            )
+
+    def delete(self, conversation_id: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,)).rowcount > 0
+
+    # endregion
+
+    # region messages
+
+    def append(self, conversation_id: str, message: Message) -> Message:
+        """Store one message; returns it with its ``seq`` once it is committed (durable)."""
+        return self.append_many(conversation_id, [message])[0]
+
+    def append_many(self, conversation_id: str, messages: list[Message]) -> list[Message]:
+        """Several messages in one transaction (an assistant's tool calls and their results).
+
+        The conversation's row is updated first: its lock makes a racing append from another instance
+        wait for this one's COMMIT, then take the next block of ``seq`` numbers.
+        """
+        for message in messages:
+            if message.role not in ROLES:
+                raise ValueError(f"unknown role {message.role!r}")
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW} WHERE id = %s "
+                "RETURNING last_seq, updated_at",
+                (len(messages), conversation_id),
+            ).fetchone()
+            if row is None:
+                raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
+            first = int(row[0]) - len(messages) + 1
+            now = float(row[1])
+            stored = [dataclasses.replace(message, seq=first + n, created_at=now) for n, message in enumerate(messages)]
+            if stored:
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, "
+                        "tool_calls, tokens, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        [_message_row(conversation_id, message) for message in stored],
+                    )
+        return stored
+
+    def messages(self, conversation_id: str, *, after: int = 0) -> list[Message]:
+        """Every message of the conversation in order (``after``: only those with a larger ``seq``)."""
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM conversation_messages WHERE conversation_id = %s AND seq > %s "
+                "ORDER BY seq",
+                (conversation_id, after),
+            ).fetchall()
+        return [_message(row) for row in rows]
+
+    # endregion
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> PgConversationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _migrate(conn: Connection[Any]) -> None:
+    migrate(conn, NAMESPACE, MIGRATIONS)
+
+
+def _message_row(conversation_id: str, message: Message) -> tuple[Any, ...]:
+    from psycopg.types.json import Jsonb
+
+    calls = Jsonb([call.to_dict() for call in message.tool_calls]) if message.tool_calls else None
+    return (
+        conversation_id,
+        message.seq,
+        message.role,
+        message.content,
+        message.name,
+        message.call_id,
+        calls,
+        message.tokens,
+        message.created_at,
+    )
+
+
+def _conversation(row: tuple[Any, ...]) -> Conversation:
+    id_, title, created_at, updated_at, service, model, count = row
+    return Conversation(id_, title, float(created_at), float(updated_at), service, model, int(count))
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    seq, role, content, name, call_id, tool_calls, tokens, created_at = row
+    raw: list[dict[str, Any]] = tool_calls or []  # jsonb comes back as Python lists and dicts
+    calls = tuple(ToolCall(c["id"], c["function"], c.get("arguments") or {}) for c in raw)
+    return Message(
+        role=role,
+        content=content,
+        name=name,
+        call_id=call_id,
+        tool_calls=calls,
+        tokens=tokens,
+        seq=int(seq),
+        created_at=float(created_at),
+    )
+
+
+__all__ = ["MIGRATIONS", "NAMESPACE", "PgConversationStore"]

@@ -1,0 +1,226 @@
+"""PgDecisionStore: records waiting for a person's decision, on PostgreSQL (issue 19).
+
+The same methods and promises as :class:`kernel_app.interfaces.server.side_store.DecisionStore`, for
+servers that share one database: :meth:`PgDecisionStore.decide` is one conditional UPDATE (``WHERE
+state = 'waiting'``), so two servers racing on one approval decide it, and run it, exactly once.
+Every kind of record (Teams' plans and calls, chat-copilot's plans) shares one table,
+``pending_decisions``, keyed by kind and id: the columns the store itself reads (state, outcome,
+card id, times) are columns, the rest of the record is ``jsonb``, so a field added to a record
+needs no migration. Tables come from the "decisions" migrations.
+
+One promise needed more than the SQLite file gave: ``interrupt_running`` at start marks what was
+running when *this* server stopped. Several servers share the table, so a running record names the
+server that runs it (``runner``: host name and data folder, the same after a restart), and a server
+starting marks only its own: another server's running plan is not reported as interrupted.
+
+:func:`open_decisions` picks the backend from ``database_url``, as ``open_conversation_store`` does.
+Not wired into Teams and chat-copilot yet, on purpose: a card's turn waits for its click in the memory
+of the server that asked. Shared as it is, a click landing on another server would find no waiting turn
+there, take it for "after a restart" and run the call, while the waiting turn, at its timeout, would
+find the record approved and run it again. Wiring it needs that hand-off first (e.g. the waiting
+server polling or LISTENing for its records' decisions).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from typing_extensions import LiteralString
+
+from kernel_app.interfaces.server.side_store import MEMORY, Decision, DecisionStore
+from kernel_app.providers.postgres import Migration, migrate, open_pool
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+    from psycopg_pool import ConnectionPool
+
+R = TypeVar("R", bound=Decision)  # as DecisionStore's records
+
+NAMESPACE = "decisions"
+MIGRATIONS = (
+    Migration(
+        1,
+        "records waiting for a person's decision (Teams cards, chat-copilot plans)",
+        """
+        CREATE TABLE pending_decisions (
+            kind        text NOT NULL,               -- e.g. 'teams.plans': the store's file and table
+            id          text NOT NULL,
+            state       text NOT NULL,               -- waiting, approved, done, failed, rejected, expired, ...
+            outcome     text NOT NULL DEFAULT '',
+            card_id     text,
+            runner      text,                        -- the server that approved it and runs it
+            fields      jsonb NOT NULL,              -- the rest of the record
+            created_at  double precision NOT NULL,   -- epoch seconds, the record's own
+            updated_at  double precision NOT NULL,
+            PRIMARY KEY (kind, id)
+        );
+        CREATE INDEX pending_decisions_by_state ON pending_decisions (kind, state, updated_at);
+        """,
+    ),
+)
+COLUMNS = ("id", "state", "outcome", "card_id", "created_at")  # record fields kept as columns
+
+
+def _migrate(conn: Connection[Any]) -> None:
+    migrate(conn, NAMESPACE, MIGRATIONS)
+
+
+def this_runner(folder: Path | str) -> str:
+    """The name a server's running records carry: its host and data folder (unchanged by a restart)."""
+    return f"{socket.gethostname()}:{Path(folder).expanduser().resolve()}"
+
+
+class PgDecisionStore(Generic[R]):
+    """``PgDecisionStore(PlanStore, url, runner=...)``: the records of a :class:`DecisionStore` subclass
+    (its ``RECORD``, ``INTERRUPTED``, ``KEEP_DECIDED``, ``FORGET_WAITING``) in PostgreSQL.
+
+    Pass ``pool`` to share one connection pool between several kinds (the caller closes it then).
+    """
+
+    backend = "postgresql"
+
+    def __init__(
+        self,
+        spec: type[DecisionStore[R]],
+        database_url: str | None = None,
+        *,
+        runner: str,
+        pool: ConnectionPool | None = None,
+    ) -> None:
+        if pool is None and not database_url:
+            raise ValueError("PgDecisionStore needs a database_url or a pool")
+        self.spec = spec
+        self.kind = f"{Path(spec.DB_NAME).stem}.{spec.TABLE}"
+        self.runner = runner
+        self._owns_pool = pool is None
+        if pool is None:
+            assert database_url is not None
+            pool = open_pool(database_url, max_size=2, name=f"kernel-app-{self.kind}", setup=_migrate)
+        else:
+            with pool.connection() as conn:
+                conn.autocommit = True  # migrate runs each step as its own transaction
+                try:
+                    _migrate(conn)
+                finally:
+                    conn.autocommit = False
+        self._pool: ConnectionPool = pool
+        self._fields = {f.name for f in dataclasses.fields(spec.RECORD)}
+
+    def add(self, record: R) -> None:
+        values = vars(record)
+        fields = {name: value for name, value in values.items() if name not in COLUMNS}
+        now = time.time()
+        from psycopg.types.json import Jsonb
+
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO pending_decisions (kind, id, state, outcome, card_id, fields, created_at, updated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    self.kind,
+                    values["id"],
+                    values["state"],
+                    values["outcome"],
+                    values.get("card_id"),
+                    # as the SQLite store's JSON columns: what json cannot write is kept as its str()
+                    Jsonb(fields, dumps=lambda obj: json.dumps(obj, ensure_ascii=False, default=str)),
+                    values["created_at"],
+                    now,
+                ),
+            )
+            self._prune(conn)
+
+    def get(self, record_id: str) -> R | None:
+        rows = self._select("id = %s", (record_id,))
+        return rows[0] if rows else None
+
+    def decide(self, record_id: str, state: str, outcome: str, card_id: str | None = None) -> bool:
+        """Move a waiting record to ``state``; False when it was no longer waiting (decided already, here
+        or on another server). ``card_id`` (where the record has one) is kept when given."""
+        card = card_id if "card_id" in self._fields else None
+        with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.execute(
+                "UPDATE pending_decisions SET state = %s, outcome = %s, card_id = COALESCE(%s, card_id), "
+                "runner = %s, updated_at = %s WHERE kind = %s AND id = %s AND state = 'waiting'",
+                (state, outcome, card, self.runner, time.time(), self.kind, record_id),
+            )
+            return cursor.rowcount == 1
+
+    def expire_if_late(self, record: Any, timeout: float, outcome: str, card_id: str | None = None) -> bool:
+        """A waiting record older than ``timeout`` seconds is ``expired`` (nothing runs); True when it was."""
+        if record.state != "waiting" or time.time() - record.created_at <= timeout:
+            return False
+        self.decide(record.id, "expired", outcome, card_id)
+        return True
+
+    def finish(self, record_id: str, state: str, outcome: str) -> None:
+        """What became of an approved record: ``done`` or ``failed`` (once)."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE pending_decisions SET state = %s, outcome = %s, updated_at = %s "
+                "WHERE kind = %s AND id = %s AND state = 'approved'",
+                (state, outcome, time.time(), self.kind, record_id),
+            )
+
+    def interrupt_running(self) -> int:
+        """At start: what this server was running when it stopped may not have finished; say so when asked.
+        Records another server runs are left alone."""
+        running = self._select("state = 'approved' AND runner = %s", (self.runner,))
+        with self._pool.connection() as conn, conn.transaction():
+            for record in running:
+                conn.execute(
+                    "UPDATE pending_decisions SET state = 'interrupted', outcome = %s, updated_at = %s "
+                    "WHERE kind = %s AND id = %s AND state = 'approved'",
+                    (self.spec.INTERRUPTED.format_map(vars(record)), time.time(), self.kind, vars(record)["id"]),
+                )
+        return len(running)
+
+    def close(self) -> None:
+        if self._owns_pool:
+            self._pool.close()
+
+    def _select(self, where: LiteralString, parameters: tuple[Any, ...]) -> list[R]:
+        # ``where`` is one of this module's own conditions, never built from input
+        with self._pool.connection() as conn, conn.transaction():
+            rows = conn.execute(
+                "SELECT id, state, outcome, card_id, created_at, fields FROM pending_decisions "
+                f"WHERE kind = %s AND {where}",
+                (self.kind, *parameters),
+            ).fetchall()
+        return [self._record(row) for row in rows]
+
+    def _record(self, row: tuple[Any, ...]) -> R:
+        record_id, state, outcome, card_id, created_at, fields = row
+        values: dict[str, Any] = {**fields, "id": record_id, "state": state, "outcome": outcome}
+        values["created_at"] = float(created_at)
+        if "card_id" in self._fields:
+            values["card_id"] = card_id
+        return self.spec.RECORD(**{name: value for name, value in values.items() if name in self._fields})
+
+    def _prune(self, conn: Connection[Any]) -> None:
+        conn.execute(
+            "DELETE FROM pending_decisions WHERE kind = %s AND state != 'waiting' AND id NOT IN "
+            "(SELECT id FROM pending_decisions WHERE kind = %s AND state != 'waiting' "
+            "ORDER BY updated_at DESC LIMIT %s)",
+            (self.kind, self.kind, self.spec.KEEP_DECIDED),
+        )
+        conn.execute(
+            "DELETE FROM pending_decisions WHERE kind = %s AND state = 'waiting' AND created_at < %s",
+            (self.kind, time.time() - self.spec.FORGET_WAITING),
+        )
+
+
+def open_decisions(
+    spec: type[DecisionStore[R]], store_path: Path | str, database_url: str | None = None
+) -> DecisionStore[R] | PgDecisionStore[R]:
+    """``spec``'s records: in PostgreSQL when ``database_url`` is set, else in its SQLite file beside the
+    conversation store at ``store_path`` (``spec.beside(store_path)``, exactly as before)."""
+    if database_url:
+        folder = Path(store_path).parent if str(store_path) != MEMORY else Path.cwd()
+        return PgDecisionStore(spec, database_url, runner=this_runner(folder))
+    return spec.beside(store_path)

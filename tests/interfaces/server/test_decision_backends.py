@@ -1,0 +1,199 @@
+"""The pending-decision store's contract on both backends: the SQLite side store and PostgreSQL.
+
+``open_backend()`` opens, through ``open_decisions``, a store of a small record kind declared here, as
+Teams and chat-copilot declare theirs; each call is another store object (another connection or
+pool), as a second server would be. The PostgreSQL one lives in a fresh database on the embedded
+server of tests/support/postgres.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernel_app.interfaces.server.chat_copilot.plan_store import CopilotPlans, WaitingPlan
+from kernel_app.interfaces.server.pg_decisions import PgDecisionStore, open_decisions
+from kernel_app.interfaces.server.side_store import DecisionStore
+from tests.support import postgres as pg_support
+
+postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
+postgres_url = pg_support.postgres_url
+
+
+@dataclass
+class Ask:
+    id: str
+    goal: str
+    steps: list[str]
+    arguments: dict[str, Any]
+    group: bool
+    note: str | None = None
+    state: str = "waiting"
+    outcome: str = ""
+    card_id: str | None = None
+    created_at: float = field(default_factory=time.time)
+
+
+class Asks(DecisionStore[Ask]):
+    DB_NAME = "asks.sqlite3"
+    TABLE = "asks"
+    RECORD = Ask
+    INTERRUPTED = "{goal} may not have finished"
+    KEEP_DECIDED = 3
+
+
+Opener = Callable[..., Any]
+
+
+@pytest.fixture(params=["local", pytest.param("postgresql", marks=pytest.mark.e2e)])  # a real server: e2e
+def open_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    opened: list[Any] = []
+
+    def factory(spec: type[DecisionStore[Any]] = Asks, folder: str = "data") -> Any:
+        store = open_decisions(spec, tmp_path / folder / "conversations.sqlite3", url)
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+def _ask(record_id: str, **changes: Any) -> Ask:
+    return Ask(
+        record_id, f"goal {record_id}", ["Math.add", "Text.upper"], {"a": 1, "nested": {"b": [2]}}, True, **changes
+    )
+
+
+def test_the_factory_picks_the_backend(open_backend: Opener, request: pytest.FixtureRequest) -> None:
+    store = open_backend()
+    postgres = request.node.callspec.params["open_backend"] == "postgresql"
+    assert isinstance(store, PgDecisionStore) == postgres and isinstance(store, Asks) != postgres
+
+
+def test_a_record_round_trips_with_its_types(open_backend: Opener) -> None:
+    store = open_backend()
+    record = _ask("r1")
+    store.add(record)
+    assert open_backend().get("r1") == record  # another store object: it was committed
+    assert store.get("missing") is None
+
+
+def test_decide_once_then_finish_once(open_backend: Opener) -> None:
+    store = open_backend()
+    store.add(_ask("r1"))
+    assert store.decide("r1", "approved", "Approved by Ann", card_id="card-1")
+    assert not store.decide("r1", "rejected", "Rejected by Bob", card_id="card-2")  # too late: nothing changes
+    got = store.get("r1")
+    assert (got.state, got.outcome, got.card_id) == ("approved", "Approved by Ann", "card-1")
+    store.finish("r1", "done", "ran")
+    store.finish("r1", "failed", "a later failure does not undo done")
+    assert (store.get("r1").state, store.get("r1").outcome) == ("done", "ran")
+    store.add(_ask("r2"))
+    store.finish("r2", "done", "not approved: finish does nothing")
+    assert store.get("r2").state == "waiting"
+    assert store.decide("r2", "rejected", "no")  # a decision without a card id keeps none
+    assert store.get("r2").card_id is None
+
+
+def test_a_late_record_expires_and_nothing_runs(open_backend: Opener) -> None:
+    store = open_backend()
+    store.add(_ask("old", created_at=time.time() - 100))
+    store.add(_ask("new"))
+    assert store.expire_if_late(store.get("old"), 10, "too late")
+    assert not store.expire_if_late(store.get("new"), 10, "too late")
+    assert (store.get("old").state, store.get("old").outcome) == ("expired", "too late")
+    assert not store.decide("old", "approved", "a click after the expiry")
+
+
+def test_decided_records_are_pruned_to_the_newest(open_backend: Opener) -> None:
+    store = open_backend()
+    for number in range(5):
+        store.add(_ask(f"d{number}"))
+        store.decide(f"d{number}", "rejected", "no")
+        time.sleep(0.002)  # distinct updated_at: the newest decided are kept
+    store.add(_ask("waiting"))
+    kept = [f"d{n}" for n in range(5) if store.get(f"d{n}") is not None]
+    assert kept == ["d2", "d3", "d4"] and store.get("waiting") is not None
+
+
+def test_a_restart_marks_what_was_running_as_interrupted(open_backend: Opener) -> None:
+    store = open_backend()
+    store.add(_ask("running"))
+    store.decide("running", "approved", "Approved")
+    store.close()
+    restarted = open_backend()  # the same data folder: the same server, started again
+    assert restarted.interrupt_running() == 1
+    got = restarted.get("running")
+    assert (got.state, got.outcome) == ("interrupted", "goal running may not have finished")
+    assert restarted.interrupt_running() == 0
+
+
+def test_two_stores_racing_on_one_approval_decide_it_once(open_backend: Opener) -> None:
+    stores = [open_backend(), open_backend()]  # locally: two servers on one data folder
+    stores[0].add(_ask("contested"))
+    clickers = 8
+    start = threading.Barrier(clickers)
+    won: list[str] = []
+
+    def click(number: int) -> None:
+        start.wait()
+        if stores[number % 2].decide("contested", "approved", f"Approved by {number}"):
+            won.append(f"Approved by {number}")  # the caller that wins runs the plan
+
+    threads = [threading.Thread(target=click, args=(n,)) for n in range(clickers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(won) == 1
+    assert all(store.get("contested").outcome == won[0] for store in stores)
+
+
+def test_chat_copilots_plans_keep_their_records(open_backend: Opener) -> None:
+    store = open_backend(CopilotPlans)
+    plan = WaitingPlan(
+        "m1", "chat", "ann", "Ann", "a SWOT", "/plan a SWOT", {"steps": [{"function": "A.b", "args": {}}]}, True
+    )
+    store.add(plan)
+    assert store.get("m1") == plan
+    assert store.decide("m1", "approved", "ok", card_id="ignored: a copilot plan has no card")
+    assert store.get("m1").state == "approved"
+
+
+# region PostgreSQL only
+
+
+def test_postgres_leaves_another_servers_running_records_alone(postgres_url: str, tmp_path: Path) -> None:
+    a = open_decisions(Asks, tmp_path / "a" / "conversations.sqlite3", postgres_url)
+    b = open_decisions(Asks, tmp_path / "b" / "conversations.sqlite3", postgres_url)
+    try:
+        a.add(_ask("on-a"))
+        assert a.decide("on-a", "approved", "Approved")
+        assert b.interrupt_running() == 0  # b starting does not report a's running plan as interrupted
+        assert b.get("on-a").state == "approved"
+        assert a.interrupt_running() == 1
+    finally:
+        a.close()
+        b.close()
+
+
+def test_postgres_kinds_share_the_table_but_not_their_ids(postgres_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "conversations.sqlite3"
+    asks, plans = open_decisions(Asks, path, postgres_url), open_decisions(CopilotPlans, path, postgres_url)
+    try:
+        asks.add(_ask("same-id"))
+        assert plans.get("same-id") is None
+    finally:
+        asks.close()
+        plans.close()
+
+
+# endregion
