@@ -127,9 +127,7 @@ class PgMemoryStore:
         self.path = Path(path).expanduser() if path is not None else default_store_dir()
         self.embedder: Embedder = embedder if embedder is not None else default_embedder()
         self.ef_search = int(ef_search or DEFAULT_EF_SEARCH)
-        self.pool = open_pool(
-            database_url, max_size=pool_size, name="kernel-app-memory", setup=self._migrate
-        )
+        self.pool = open_pool(database_url, max_size=pool_size, name="kernel-app-memory", setup=self._migrate)
 
     @staticmethod
     def _migrate(conn: Connection[Any]) -> None:
@@ -314,15 +312,11 @@ class PgMemoryStore:
         embedder = embedder or self.embedder
         with self.pool.connection() as conn:
             self._require(conn, collection)
-            rows = conn.execute(
-                "SELECT id, text FROM memory_records WHERE collection = %s", (collection,)
-            ).fetchall()
+            rows = conn.execute("SELECT id, text FROM memory_records WHERE collection = %s", (collection,)).fetchall()
         vectors = _embed_texts(embedder, rows, batch_size)
         with self.pool.connection() as conn, conn.transaction():
             old = self._require(conn, collection, lock="UPDATE")  # saves wait (they lock it FOR SHARE)
-            rows = conn.execute(
-                "SELECT id, text FROM memory_records WHERE collection = %s", (collection,)
-            ).fetchall()
+            rows = conn.execute("SELECT id, text FROM memory_records WHERE collection = %s", (collection,)).fetchall()
             vectors |= _embed_texts(embedder, [row for row in rows if tuple(row) not in vectors], batch_size)
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(old.index_name)))
             new = dataclasses.replace(
@@ -533,9 +527,7 @@ class PgMemoryStore:
             collections = []
             for info in self._collections(conn):
                 current = self._require(conn, info.name)
-                size = conn.execute(
-                    "SELECT pg_relation_size(to_regclass(%s))", (current.index_name,)
-                ).fetchone()
+                size = conn.execute("SELECT pg_relation_size(to_regclass(%s))", (current.index_name,)).fetchone()
                 index: dict[str, Any] = {"kind": "exact", "why": f"over {HNSW_MAX_DIMENSIONS} dimensions"}
                 if current.indexed:
                     index = {

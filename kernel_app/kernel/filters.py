@@ -151,7 +151,7 @@ async def fit_execution_settings(
             ids = ", ".join(sorted(settings))
             raise ConfigError(
                 f"{function.fully_qualified_name.replace('-', '.')}: execution_settings are keyed by {ids}, but the "
-                f"service configured is {', '.join(services)}: add a \"default\" set, or rename one to {services[0]}"
+                f'service configured is {", ".join(services)}: add a "default" set, or rename one to {services[0]}'
             )
         (only,) = settings.values()  # semantic-kernel passes the chain as `next`: no builtin next() here
         only.service_id = None

@@ -104,8 +104,7 @@ def test_a_library_users_import_leaves_the_import_system_and_pymeta_alone() -> N
         "finders = list(sys.meta_path)\n"
         "import kernel_app\n"
         "kernel_app.build_kernel  # a public name loaded: still nothing installed\n"
-        "print(sys.meta_path == finders, 'pymeta' in sys.modules)\n"
-        + UNTOUCHED
+        "print(sys.meta_path == finders, 'pymeta' in sys.modules)\n" + UNTOUCHED
     )
     assert _python(code).split() == ["True", "False", "True", "True", "0", "False"]
 

@@ -73,18 +73,20 @@ def test_save_many_get_many_in_asked_order_and_replacing(store: Any) -> None:
     assert ids == ["doc#0", "doc#1", "doc#2", "doc#3"]
     assert [r.id for r in store.get_many("docs", ["doc#2", "nope", "doc#0"])] == ["doc#2", "doc#0"]
     # Re-ingesting the document: two chunks now, the old ones go in the same transaction.
-    store.save_many("docs", [{"text": "new 0", "id": "doc#0"}, {"text": "new 1", "id": "doc#1"}],
-                    replacing=ids)
+    store.save_many("docs", [{"text": "new 0", "id": "doc#0"}, {"text": "new 1", "id": "doc#1"}], replacing=ids)
     assert sorted(r.id for r in store.list("docs", limit=None)) == ["doc#0", "doc#1"]
     assert store.get("docs", "doc#0").text == "new 0"
 
 
 def test_search_is_best_first_and_the_relevance_floor_drops_weak_hits(store: Any) -> None:
-    store.save_many("swot", [
-        {"text": "late night delivery could bring in more money", "id": "opportunity"},
-        {"text": "the kitchen is too small for rush hour", "id": "weakness"},
-        {"text": "a new pizza chain opens across the street", "id": "threat"},
-    ])
+    store.save_many(
+        "swot",
+        [
+            {"text": "late night delivery could bring in more money", "id": "opportunity"},
+            {"text": "the kitchen is too small for rush hour", "id": "weakness"},
+            {"text": "a new pizza chain opens across the street", "id": "threat"},
+        ],
+    )
     hits = store.search("swot", "late night delivery could bring in more money", limit=3, min_relevance=-1)
     assert hits[0].record.id == "opportunity" and hits[0].relevance == pytest.approx(1.0, abs=1e-5)
     assert [h.relevance for h in hits] == sorted((h.relevance for h in hits), reverse=True)
@@ -107,13 +109,16 @@ def test_a_vector_query_and_a_precomputed_embedding_are_normalised(store: Any) -
 
 
 def _tagged(store: Any) -> None:
-    store.save_many("tagged", [
-        {"text": "menu one", "id": "r1", "metadata": {"year": 2020, "kind": "faq", "date": "2020-05-01"}},
-        {"text": "menu two", "id": "r2", "metadata": {"year": 2022.0, "kind": "howto", "reviewed": True}},
-        {"text": "menu three", "id": "r3", "metadata": {"year": "2023", "kind": "draft"}},
-        {"text": "menu four", "id": "r4", "metadata": {"year": 2024, "flag": 1}},
-        {"text": "menu five", "id": "r5", "metadata": {"flag": True, "date": "2021-01-31"}},
-    ])
+    store.save_many(
+        "tagged",
+        [
+            {"text": "menu one", "id": "r1", "metadata": {"year": 2020, "kind": "faq", "date": "2020-05-01"}},
+            {"text": "menu two", "id": "r2", "metadata": {"year": 2022.0, "kind": "howto", "reviewed": True}},
+            {"text": "menu three", "id": "r3", "metadata": {"year": "2023", "kind": "draft"}},
+            {"text": "menu four", "id": "r4", "metadata": {"year": 2024, "flag": 1}},
+            {"text": "menu five", "id": "r5", "metadata": {"flag": True, "date": "2021-01-31"}},
+        ],
+    )
 
 
 @pytest.mark.parametrize(
@@ -156,10 +161,13 @@ def test_a_selective_filter_still_returns_k_hits_from_the_top(store: Any) -> Non
     vectors = rng.normal(size=(2000, 64)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     rare = set(range(0, 2000, 250))  # 8 of 2000 records
-    store.save_many("big", [
-        {"text": f"record {i}", "id": f"r{i:04d}", "embedding": vectors[i], "metadata": {"rare": i in rare}}
-        for i in range(2000)
-    ])
+    store.save_many(
+        "big",
+        [
+            {"text": f"record {i}", "id": f"r{i:04d}", "embedding": vectors[i], "metadata": {"rare": i in rare}}
+            for i in range(2000)
+        ],
+    )
     query = vectors[1]  # a record that does not match the filter
     hits = store.search("big", query, limit=5, min_relevance=-1, where={"rare": True})
     exact = sorted(rare, key=lambda i: -float(vectors[i] @ query))[:5]
@@ -170,12 +178,15 @@ def test_a_selective_filter_still_returns_k_hits_from_the_top(store: Any) -> Non
 
 
 def test_mmr_spreads_near_duplicates_and_keeps_the_best_first(store: Any) -> None:
-    store.save_many("dups", [
-        {"text": "pizza delivery late at night downtown", "id": "a"},
-        {"text": "pizza delivery late at night downtown now", "id": "a2"},
-        {"text": "pizza delivery late at night downtown today", "id": "a3"},
-        {"text": "pizza delivery for students", "id": "b"},
-    ])
+    store.save_many(
+        "dups",
+        [
+            {"text": "pizza delivery late at night downtown", "id": "a"},
+            {"text": "pizza delivery late at night downtown now", "id": "a2"},
+            {"text": "pizza delivery late at night downtown today", "id": "a3"},
+            {"text": "pizza delivery for students", "id": "b"},
+        ],
+    )
     plain = [h.record.id for h in store.search("dups", "pizza delivery late at night", limit=2)]
     diverse = store.search("dups", "pizza delivery late at night", limit=2, mmr=0.7)
     assert diverse[0].record.id == plain[0]
@@ -193,8 +204,12 @@ def test_delete_is_idempotent_and_drop_removes_the_collection(store: Any) -> Non
     assert store.drop("tmp") == 2
     assert store.collections() == []
     assert store.metadata("tmp") == {}
-    for call in (lambda: store.search("tmp", "one"), lambda: store.count("tmp"), lambda: store.delete("tmp", "x"),
-                 lambda: store.drop("tmp")):
+    for call in (
+        lambda: store.search("tmp", "one"),
+        lambda: store.count("tmp"),
+        lambda: store.delete("tmp", "x"),
+        lambda: store.drop("tmp"),
+    ):
         with pytest.raises(CollectionNotFoundError, match="no memory collection named 'tmp'"):
             call()
     store.save("tmp", "again", id="again")  # a dropped name can be used again
@@ -216,8 +231,9 @@ def test_collections_list_counts_and_embedders(store: Any) -> None:
 
 def test_reembed_switches_embedder_and_dimensions_and_mismatch_is_refused(open_backend: StoreFactory) -> None:
     old = open_backend(HashingEmbedder(64))
-    old.save_many("kb", [{"text": "opening hours are late", "id": "hours"},
-                         {"text": "the menu has pasta", "id": "menu"}])
+    old.save_many(
+        "kb", [{"text": "opening hours are late", "id": "hours"}, {"text": "the menu has pasta", "id": "menu"}]
+    )
     new = open_backend(HashingEmbedder(32))
     with pytest.raises(EmbedderMismatchError, match=r"hashing-64 \(64 dimensions\).*memory reembed kb"):
         new.search("kb", "pasta")

@@ -20,10 +20,18 @@ postgres_url = pg_support.postgres_url
 
 
 def _fill(store: MemoryStore) -> None:
-    store.save_many("swot", [
-        {"text": f"strength {i}", "id": f"s{i}", "description": "strengths", "metadata": {"rank": i, "ok": i % 2 == 0}}
-        for i in range(120)
-    ])
+    store.save_many(
+        "swot",
+        [
+            {
+                "text": f"strength {i}",
+                "id": f"s{i}",
+                "description": "strengths",
+                "metadata": {"rank": i, "ok": i % 2 == 0},
+            }
+            for i in range(120)
+        ],
+    )
     store.embedder = HashingEmbedder(16)  # a second collection from another embedder travels with its own
     store.save_many("notes", ["one note", "another note"])
 
@@ -47,7 +55,9 @@ def test_local_to_postgres_and_back_loses_nothing_and_resumes(tmp_path: Path, po
             reports = copy_store(local, database, batch_size=50)
             assert [(r.name, r.copied, r.already_there) for r in reports] == [("notes", 2, 0), ("swot", 60, 60)]
             assert [(c.name, c.embedder, c.count) for c in database.collections()] == [
-                ("notes", "hashing-16", 2), ("swot", "hashing-32", 120)]
+                ("notes", "hashing-16", 2),
+                ("swot", "hashing-32", 120),
+            ]
             assert {name: _snapshot(database, name) for name in ("swot", "notes")} == before
             database.embedder = HashingEmbedder(32)
             assert database.search("swot", "strength 7", limit=1)[0].record.id == "s7"
@@ -58,8 +68,10 @@ def test_local_to_postgres_and_back_loses_nothing_and_resumes(tmp_path: Path, po
 
 
 def test_a_collection_under_another_embedder_in_the_target_is_refused(tmp_path: Path, postgres_url: str) -> None:
-    with MemoryStore(tmp_path / "local", HashingEmbedder(32)) as local, \
-            PgMemoryStore(postgres_url, HashingEmbedder(8)) as database:
+    with (
+        MemoryStore(tmp_path / "local", HashingEmbedder(32)) as local,
+        PgMemoryStore(postgres_url, HashingEmbedder(8)) as database,
+    ):
         local.save("kb", "hello")
         database.save("kb", "other")
         with pytest.raises(EmbedderMismatchError, match="collection 'kb'"):

@@ -41,8 +41,11 @@ def _steps(log_calls: list[int] | None = None) -> list[Migration]:
 
     return [
         # No IF NOT EXISTS: applying a step twice would fail, which is what the concurrency test looks for.
-        Migration(1, "things", "CREATE TABLE things (name text); CREATE TABLE applied (step integer); "
-                               "INSERT INTO applied VALUES (1)"),
+        Migration(
+            1,
+            "things",
+            "CREATE TABLE things (name text); CREATE TABLE applied (step integer); INSERT INTO applied VALUES (1)",
+        ),
         Migration(2, "things get a size", second),
     ]
 
@@ -63,8 +66,9 @@ def test_a_fresh_database_is_migrated_and_a_second_run_does_nothing(postgres_url
 def test_concurrent_starters_apply_each_step_once(postgres_url: str) -> None:
     def slow_first(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT pg_sleep(0.3)")  # keep the lock long enough for the others to queue behind it
-        conn.execute("CREATE TABLE things (name text); CREATE TABLE applied (step integer); "
-                     "INSERT INTO applied VALUES (1)")
+        conn.execute(
+            "CREATE TABLE things (name text); CREATE TABLE applied (step integer); INSERT INTO applied VALUES (1)"
+        )
 
     steps = [Migration(1, "slow", slow_first), _steps()[1]]
     errors: list[BaseException] = []
@@ -235,14 +239,18 @@ def test_the_iterative_index_scan_alone_fills_a_selective_top_k(postgres_url: st
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(2000, 32)).astype(np.float32)
     with PgMemoryStore(url, HashingEmbedder(32)) as store:
-        store.save_many("big", [
-            {"text": f"r{i}", "id": f"r{i}", "embedding": vectors[i], "metadata": {"rare": i % 250 == 0}}
-            for i in range(2000)
-        ])
+        store.save_many(
+            "big",
+            [
+                {"text": f"r{i}", "id": f"r{i}", "embedding": vectors[i], "metadata": {"rare": i % 250 == 0}}
+                for i in range(2000)
+            ],
+        )
         assert any("memory_hnsw_" in line for line in store.explain("big", vectors[1], where={"rare": True}))
         condition, params = compile_where_pg({"rare": True})
         with store.pool.connection() as conn, conn.transaction():
             collection = store._require(conn, "big")
-            rows = store._nearest(conn, collection, vectors[1] / np.linalg.norm(vectors[1]), condition, params, 5,
-                                  exact=False)
+            rows = store._nearest(
+                conn, collection, vectors[1] / np.linalg.norm(vectors[1]), condition, params, 5, exact=False
+            )
         assert len(rows) == 5 and all(row[3] == {"rare": True} for row in rows)

@@ -288,8 +288,13 @@ def ask(
 
 
 @memory.command("migrate")
-@click.option("--to", "target", required=True, metavar="URL|DIR",
-              help="Where to copy: a postgresql:// URL, or a local store folder.")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="URL|DIR",
+    help="Where to copy: a postgresql:// URL, or a local store folder.",
+)
 @click.option("--collection", "collections", multiple=True, metavar="NAME", help="Only this one; repeatable.")
 @click.pass_obj
 def migrate(app: AppContext, target: str, collections: tuple[str, ...]) -> None:

@@ -16,17 +16,44 @@ pytestmark = pytest.mark.e2e  # kernel-app in subprocesses, on the real embedder
 
 def test_save_search_filter_persist_and_delete(tmp_path: Path) -> None:
     env = {"KERNEL_APP_MEMORY_DIR": str(tmp_path / "store")}
-    assert run_cli("memory", "save", "SWOT", "Late-night delivery could bring in more money", "--id", "opportunity-0",
-                   "--meta", "category=opportunity", "--meta", "rank=1", **env).stdout.strip() == "opportunity-0"
-    run_cli("memory", "save", "SWOT", "-", "--id", "weakness-0", "--meta", "category=weakness",
-            input="The kitchen is too small for rush hour", **env)
+    assert (
+        run_cli(
+            "memory",
+            "save",
+            "SWOT",
+            "Late-night delivery could bring in more money",
+            "--id",
+            "opportunity-0",
+            "--meta",
+            "category=opportunity",
+            "--meta",
+            "rank=1",
+            **env,
+        ).stdout.strip()
+        == "opportunity-0"
+    )
+    run_cli(
+        "memory",
+        "save",
+        "SWOT",
+        "-",
+        "--id",
+        "weakness-0",
+        "--meta",
+        "category=weakness",
+        input="The kitchen is too small for rush hour",
+        **env,
+    )
     proc = run_cli("memory", "search", "SWOT", "ways to earn more money", "--json", **env)
     assert proc.returncode == 0, proc.stderr
     hits = json.loads(proc.stdout)
     assert hits[0]["id"] == "opportunity-0" and hits[0]["metadata"] == {"category": "opportunity", "rank": 1}
     assert [h["relevance"] for h in hits] == sorted((h["relevance"] for h in hits), reverse=True)
-    filtered = json.loads(run_cli("memory", "search", "SWOT", "ways to earn more money", "--where",
-                                  "category=weakness", "--json", **env).stdout)
+    filtered = json.loads(
+        run_cli(
+            "memory", "search", "SWOT", "ways to earn more money", "--where", "category=weakness", "--json", **env
+        ).stdout
+    )
     assert [h["id"] for h in filtered] == ["weakness-0"]
     assert "1 record(s) deleted" in run_cli("memory", "delete", "SWOT", "weakness-0", **env).stdout
     assert "SWOT  1 record(s)" in run_cli("memory", "list", **env).stdout

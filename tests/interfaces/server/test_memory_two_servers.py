@@ -31,7 +31,9 @@ postgres_url = pg_support.postgres_url
 def _serving(folder: Path, database_url: str, service: ScriptedChatCompletion) -> Iterator[str]:
     settings = Settings(memory_dir=folder, database_url=database_url)
     app: Any = create_app(
-        settings, chat_service=service, store=ConversationStore(folder / "conversations.sqlite3"),
+        settings,
+        chat_service=service,
+        store=ConversationStore(folder / "conversations.sqlite3"),
         embedder=HashingEmbedder(64),
     )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
@@ -53,8 +55,10 @@ def test_memory_saved_through_one_server_is_searched_and_cited_through_another(
     tmp_path: Path, postgres_url: str
 ) -> None:
     answers_b = ScriptedChatCompletion()
-    with _serving(tmp_path / "a", postgres_url, ScriptedChatCompletion()) as a, \
-            _serving(tmp_path / "b", postgres_url, answers_b) as b:
+    with (
+        _serving(tmp_path / "a", postgres_url, ScriptedChatCompletion()) as a,
+        _serving(tmp_path / "b", postgres_url, answers_b) as b,
+    ):
         for text, kind in (("Fresh bread every morning", "strength"), ("Rent is rising", "threat")):
             saved = httpx.post(f"{a}/v1/memory/SWOT/records", json={"text": text, "metadata": {"kind": kind}})
             assert saved.status_code == 201, saved.text
