@@ -35,48 +35,47 @@ CHAT = "chat: time to prompt"
 CHAT_ARGS = ["--model", "smollm2-135m", "chat"]
 
 
-def median_seconds(argv: list[str], cwd: Path, runs: int) -> float:
+def run_seconds(argv: list[str], cwd: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(cwd))
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+    return time.perf_counter() - start
 
 
-def prompt_seconds(cwd: Path, runs: int) -> float:
-    """The median time from starting ``kernel-app chat`` on a pseudo-terminal to its prompt."""
+def prompt_seconds(cwd: Path, data: str) -> float:
+    """The time from starting ``kernel-app chat`` on a pseudo-terminal to its prompt."""
     import pexpect
 
-    times = []
-    with tempfile.TemporaryDirectory() as data:
-        # No KERNEL_APP_MEMORY_DIR: finding the default folder is part of what a user's start pays for.
-        env = {k: v for k, v in os.environ.items() if k != "KERNEL_APP_MEMORY_DIR"}
-        env.update(PYTHONPATH=str(cwd), XDG_DATA_HOME=data, TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
-        for _ in range(runs):
-            start = time.perf_counter()
-            child = pexpect.spawn(
-                sys.executable, ["-m", "kernel_app", *CHAT_ARGS], cwd=str(cwd), env=env, encoding="utf-8", timeout=120
-            )
-            child.expect("you>")
-            times.append(time.perf_counter() - start)
-            child.sendline("/exit")
-            child.expect(pexpect.EOF)
-            child.close()
-    return statistics.median(times)
+    # No KERNEL_APP_MEMORY_DIR: finding the default folder is part of what a user's start pays for.
+    env = {k: v for k, v in os.environ.items() if k != "KERNEL_APP_MEMORY_DIR"}
+    env.update(PYTHONPATH=str(cwd), XDG_DATA_HOME=data, TERM="xterm", PROMPT_TOOLKIT_NO_CPR="1")
+    start = time.perf_counter()
+    child = pexpect.spawn(
+        sys.executable, ["-m", "kernel_app", *CHAT_ARGS], cwd=str(cwd), env=env, encoding="utf-8", timeout=120
+    )
+    child.expect("you>")
+    seconds = time.perf_counter() - start
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    return seconds
 
 
-def measure(tree: Path, runs: int, only: list[str]) -> dict[str, float]:
+def measure(trees: list[Path], runs: int, only: list[str]) -> list[dict[str, float]]:
+    """Median seconds per command for each tree. The trees take turns run by run, so a change in the
+    machine's load during the bench falls on all of them alike (measured one tree after the other on a
+    busy machine, --help read 3.9x "slower" than the same code interleaved, 1.02x)."""
     chosen = [name for name in [*COMMANDS, CHAT] if not only or any(name.startswith(o) for o in only)]
-    found = {
-        name: median_seconds([sys.executable, "-m", "kernel_app", *COMMANDS[name]], tree, runs)
-        for name in chosen
-        if name in COMMANDS
-    }
-    if CHAT in chosen:
-        found[CHAT] = prompt_seconds(tree, runs)
-    return found
+    times: list[dict[str, list[float]]] = [{name: [] for name in chosen} for _ in trees]
+    with tempfile.TemporaryDirectory() as data:
+        for name in chosen:
+            for _ in range(runs):
+                for tree, found in zip(trees, times, strict=True):
+                    if name == CHAT:
+                        found[name].append(prompt_seconds(tree, data))
+                    else:
+                        found[name].append(run_seconds([sys.executable, "-m", "kernel_app", *COMMANDS[name]], tree))
+    return [{name: statistics.median(values) for name, values in found.items()} for found in times]
 
 
 def main() -> None:
@@ -86,8 +85,7 @@ def main() -> None:
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="commands starting so")
     args = parser.parse_args()
 
-    bare = median_seconds([sys.executable, "-c", "pass"], ROOT, args.runs)
-    after = measure(ROOT, args.runs, args.only)
+    bare = statistics.median(run_seconds([sys.executable, "-c", "pass"], ROOT) for _ in range(args.runs))
     before: dict[str, float] = {}
     if args.before:
         with tempfile.TemporaryDirectory() as tmp:
@@ -99,9 +97,11 @@ def main() -> None:
                 capture_output=True,
             )
             try:
-                before = measure(tree, args.runs, args.only)
+                after, before = measure([ROOT, tree], args.runs, args.only)
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    else:
+        (after,) = measure([ROOT], args.runs, args.only)
     print(f"bare python -c pass: {bare * 1000:.0f} ms (median of {args.runs})")
     header = f"{'command':<26}{'now':>10}" + (f"{'before':>10}{'now/before':>12}" if before else "")
     print(header)
