@@ -15,6 +15,7 @@ Times come from the database's clock, so instances with skewed clocks still agre
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,6 +116,7 @@ class PgConversationStore:
         # Who runs a turn: this process, on this host (a restarted process with the same pid is another owner).
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._running: set[str] = set()  # the turns this instance runs now: the ones its heartbeat keeps alive
+        self._running_lock = threading.Lock()  # turns begin on the event loop, the heartbeat reads on a thread
         self.path = Path(path) if path is not None else default_store_path()
         self._pool: ConnectionPool = open_pool(
             database_url,
@@ -248,23 +250,29 @@ class PgConversationStore:
                 f"SELECT %s, id, %s, %s, last_seq, {NOW}, {NOW} FROM conversations WHERE id = %s",
                 (turn_id, self.owner, said, conversation_id),
             )
-        self._running.add(turn_id)
+        with self._running_lock:
+            self._running.add(turn_id)
         return turn_id
 
     def end_turn(self, turn_id: str) -> None:
         """The turn ended (its messages are stored, or it failed and said so): forget it."""
-        self._running.discard(turn_id)  # first: a row left by a failed DELETE expires, and is found finished
+        with self._running_lock:  # first: a row left by a failed DELETE expires, and is found finished
+            self._running.discard(turn_id)
         with self._transaction() as conn:
             conn.execute("DELETE FROM conversation_turns WHERE id = %s", (turn_id,))
 
+    def running_turns(self) -> list[str]:
+        """The ids of the turns this instance runs now."""
+        with self._running_lock:
+            return list(self._running)
+
     def keep_turns_alive(self) -> None:
         """The heartbeat of this instance's running turns (the server calls it every few seconds)."""
-        if not self._running:
+        running = self.running_turns()
+        if not running:
             return
         with self._transaction() as conn:
-            conn.execute(
-                f"UPDATE conversation_turns SET alive_at = {NOW} WHERE id = ANY(%s::text[])", (list(self._running),)
-            )
+            conn.execute(f"UPDATE conversation_turns SET alive_at = {NOW} WHERE id = ANY(%s::text[])", (running,))
 
     def mark_interrupted_turns(self, older_than: float) -> int:
         """Finish the turns whose heartbeat stopped ``older_than`` seconds ago (their server died): each gets
@@ -277,7 +285,7 @@ class PgConversationStore:
             gone = conn.execute(
                 f"DELETE FROM conversation_turns WHERE alive_at < {NOW} - %s AND NOT (id = ANY(%s::text[])) "
                 "RETURNING conversation_id, said, after_seq",
-                (older_than, list(self._running)),
+                (older_than, self.running_turns()),
             ).fetchall()
             for conversation_id, said, after_seq in gone:
                 rows = conn.execute(

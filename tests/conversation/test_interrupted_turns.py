@@ -4,6 +4,7 @@ The SQLite store (one process's) tracks nothing, and the engine's turns still wo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,15 +86,19 @@ def test_running_renewed_and_finished_turns_are_left_alone(
     assert b.mark_interrupted_turns(older_than=0) == 0  # B's running turn is B's, not a dead one
     b.end_turn(mine)
 
-    finished = a.begin_turn(cid, "Hello")
+    # A's turn is answered and stored, but its row outlives it (A died before its DELETE, or the database
+    # went away just then): to B it looks dead, yet it is only forgotten, not marked.
+    a.begin_turn(cid, "Hello")
     a.append_many(cid, [Message("user", "Hello"), Message("assistant", "Hi.")])
-    a._running.discard(finished)  # its DELETE lost (the database went away as it ended): the row stays
     assert b.mark_interrupted_turns(older_than=0) == 0  # answered: only forgotten
     assert _said(b, cid) == [("user", "Hello"), ("assistant", "Hi.")]
 
     a.begin_turn(cid, "Still going")
-    a.keep_turns_alive()
-    assert b.mark_interrupted_turns(older_than=60) == 0
+    time.sleep(1.2)
+    a.keep_turns_alive()  # A's heartbeat: the turn's lease starts again
+    assert b.mark_interrupted_turns(older_than=1.0) == 0
+    time.sleep(1.2)  # and without one, the lease runs out
+    assert b.mark_interrupted_turns(older_than=1.0) == 1
 
 
 def test_the_sqlite_store_tracks_no_turns(tmp_path: Path) -> None:
