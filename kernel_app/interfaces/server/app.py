@@ -93,7 +93,7 @@ def create_app(
     )
     state.load_report = built.report  # type: ignore[attr-defined]
     state.instance = f"{socket.gethostname()}:{os.getpid()}"
-    lease = float(os.environ.get("KERNEL_APP_TURN_LEASE_S") or DEFAULT_TURN_LEASE)
+    lease = turn_lease()
     mcp_http = None
     if mcp:
         from kernel_app.interfaces.server.mcp_server import McpHttp
@@ -164,6 +164,22 @@ def create_app(
 
     mount_copilot(app, state, api_keys=keys, max_body_bytes=max_body_bytes, **(copilot or {}))  # outermost: own CORS
     return app
+
+
+def turn_lease() -> float:
+    """Seconds from ``KERNEL_APP_TURN_LEASE_S`` (default :data:`DEFAULT_TURN_LEASE`); a one-line error if bad."""
+    from kernel_app.base.errors import ConfigError
+
+    raw = os.environ.get("KERNEL_APP_TURN_LEASE_S", "").strip()
+    if not raw:
+        return DEFAULT_TURN_LEASE
+    try:
+        lease = float(raw)
+    except ValueError:
+        lease = 0.0
+    if not lease > 0:
+        raise ConfigError(f"KERNEL_APP_TURN_LEASE_S={raw!r}: expected a number of seconds above 0 (default 30)")
+    return lease
 
 
 class InstanceHeader:
