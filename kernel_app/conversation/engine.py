@@ -21,6 +21,7 @@ The prompt is the system message plus the newest stored messages that fit the mo
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import time
@@ -299,19 +300,26 @@ class ConversationEngine:
             self.store.append_many(conversation_id, pending[committed:])
             committed = len(pending)
 
-        async for event in self._turn(
-            lambda: self.prompt_messages(conversation_id, pending=pending[committed:]),
-            pending,
-            commit,
-            approve=approve,
-            stream=stream,
-        ):
-            if isinstance(event, Done):
-                commit()
-                if not conversation.title:
-                    self.store.update(conversation_id, title=_title(text))
-                event = Done(conversation_id, event.text, event.usage, event.finish_reason)
-            yield event
+        # On PostgreSQL the turn is recorded while it runs: if this process dies mid-turn, another instance
+        # marks it interrupted in the conversation (PgConversationStore.mark_interrupted_turns).
+        turn = self.store.begin_turn(conversation_id, text)
+        try:
+            async for event in self._turn(
+                lambda: self.prompt_messages(conversation_id, pending=pending[committed:]),
+                pending,
+                commit,
+                approve=approve,
+                stream=stream,
+            ):
+                if isinstance(event, Done):
+                    commit()
+                    if not conversation.title:
+                        self.store.update(conversation_id, title=_title(text))
+                    event = Done(conversation_id, event.text, event.usage, event.finish_reason)
+                yield event
+        finally:
+            with contextlib.suppress(Exception):  # the database away: the row expires; the turn is found ended
+                self.store.end_turn(turn)
 
     async def complete(
         self,

@@ -15,6 +15,7 @@ Times come from the database's clock, so instances with skewed clocks still agre
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,7 +69,24 @@ MIGRATIONS = (
         );
         """,
     ),
+    Migration(
+        2,
+        "turns in progress, so that another instance marks a turn whose server died as interrupted",
+        """
+        CREATE TABLE conversation_turns (
+            id              text PRIMARY KEY,
+            conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+            owner           text NOT NULL,              -- the instance running it (PgConversationStore.owner)
+            said            text NOT NULL,              -- the user's words, not stored until the turn ends
+            after_seq       bigint NOT NULL,            -- the conversation's last seq when the turn began
+            started_at      double precision NOT NULL,
+            alive_at        double precision NOT NULL   -- its owner's last heartbeat (keep_turns_alive)
+        );
+        CREATE INDEX conversation_turns_by_alive ON conversation_turns (alive_at);
+        """,
+    ),
 )
+INTERRUPTED = "(interrupted: the server answering this turn stopped before it finished; ask again)"
 # The database's clock, in the SQLite store's unit (epoch seconds); clock_timestamp so that two statements
 # of one transaction (and two racing instances) never go back in time relative to each other.
 NOW: LiteralString = "extract(epoch FROM clock_timestamp())::double precision"
@@ -90,7 +108,15 @@ class PgConversationStore:
     backend = "postgresql"
 
     def __init__(self, database_url: str, *, path: Path | str | None = None, max_connections: int = 4) -> None:
+        import os
+        import socket
+        import uuid
+
         self.database_url = database_url
+        # Who runs a turn: this process, on this host (a restarted process with the same pid is another owner).
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._running: set[str] = set()  # the turns this instance runs now: the ones its heartbeat keeps alive
+        self._running_lock = threading.Lock()  # turns begin on the event loop, the heartbeat reads on a thread
         self.path = Path(path) if path is not None else default_store_path()
         self._pool: ConnectionPool = open_pool(
             database_url,
@@ -186,24 +212,7 @@ class PgConversationStore:
             if message.role not in ROLES:
                 raise ValueError(f"unknown role {message.role!r}")
         with self._transaction() as conn:
-            row = conn.execute(
-                f"UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW} WHERE id = %s "
-                "RETURNING last_seq, updated_at",
-                (len(messages), conversation_id),
-            ).fetchone()
-            if row is None:
-                raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
-            first = int(row[0]) - len(messages) + 1
-            now = float(row[1])
-            stored = [dataclasses.replace(message, seq=first + n, created_at=now) for n, message in enumerate(messages)]
-            if stored:
-                with conn.cursor() as cursor:
-                    cursor.executemany(
-                        "INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, "
-                        "tool_calls, tokens, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                        [_message_row(conversation_id, message) for message in stored],
-                    )
-        return stored
+            return _append(conn, conversation_id, messages)
 
     def messages(self, conversation_id: str, *, after: int = 0) -> list[Message]:
         """Every message of the conversation in order (``after``: only those with a larger ``seq``)."""
@@ -214,6 +223,83 @@ class PgConversationStore:
                 (conversation_id, after),
             ).fetchall()
         return [_message(row) for row in rows]
+
+    # endregion
+
+    # region turns in progress
+
+    def ping(self) -> None:
+        """Raises (psycopg's OperationalError) unless the database answers now: /readyz asks."""
+        with self._transaction() as conn:
+            conn.execute("SELECT 1")
+
+    def begin_turn(self, conversation_id: str, said: str) -> str:
+        """Record that this instance is running a turn of ``conversation_id`` (its words are ``said``).
+
+        The engine stores a turn's messages when it ends; should this process die first, the row stays,
+        its heartbeat stops, and another instance's :meth:`mark_interrupted_turns` finishes it as
+        interrupted instead of leaving the conversation without a trace of it (or half-written, when its
+        function calls were stored).
+        """
+        import uuid
+
+        turn_id = uuid.uuid4().hex
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO conversation_turns (id, conversation_id, owner, said, after_seq, started_at, alive_at) "
+                f"SELECT %s, id, %s, %s, last_seq, {NOW}, {NOW} FROM conversations WHERE id = %s",
+                (turn_id, self.owner, said, conversation_id),
+            )
+        with self._running_lock:
+            self._running.add(turn_id)
+        return turn_id
+
+    def end_turn(self, turn_id: str) -> None:
+        """The turn ended (its messages are stored, or it failed and said so): forget it."""
+        with self._running_lock:  # first: a row left by a failed DELETE expires, and is found finished
+            self._running.discard(turn_id)
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM conversation_turns WHERE id = %s", (turn_id,))
+
+    def running_turns(self) -> list[str]:
+        """The ids of the turns this instance runs now."""
+        with self._running_lock:
+            return list(self._running)
+
+    def keep_turns_alive(self) -> None:
+        """The heartbeat of this instance's running turns (the server calls it every few seconds)."""
+        running = self.running_turns()
+        if not running:
+            return
+        with self._transaction() as conn:
+            conn.execute(f"UPDATE conversation_turns SET alive_at = {NOW} WHERE id = ANY(%s::text[])", (running,))
+
+    def mark_interrupted_turns(self, older_than: float) -> int:
+        """Finish the turns whose heartbeat stopped ``older_than`` seconds ago (their server died): each gets
+        the user's words, if they were not stored yet, and an assistant message saying it was interrupted,
+        in one transaction. A turn whose answer is stored already (its row outlived it) is only forgotten.
+        Returns how many were marked. Safe to run on every instance at once: each row is taken once.
+        """
+        marked = 0
+        with self._transaction() as conn:
+            gone = conn.execute(
+                f"DELETE FROM conversation_turns WHERE alive_at < {NOW} - %s AND NOT (id = ANY(%s::text[])) "
+                "RETURNING conversation_id, said, after_seq",
+                (older_than, self.running_turns()),
+            ).fetchall()
+            for conversation_id, said, after_seq in gone:
+                rows = conn.execute(
+                    f"SELECT {MESSAGE_COLUMNS} FROM conversation_messages WHERE conversation_id = %s AND seq > %s "
+                    "ORDER BY seq",
+                    (conversation_id, after_seq),
+                ).fetchall()
+                since = [_message(row) for row in rows]
+                if since and since[-1].role == "assistant" and not since[-1].tool_calls:
+                    continue  # it finished: only its DELETE was lost
+                missing = [] if any(m.role == "user" and m.content == said for m in since) else [Message("user", said)]
+                _append(conn, conversation_id, [*missing, Message("assistant", INTERRUPTED)])
+                marked += 1
+        return marked
 
     # endregion
 
@@ -229,6 +315,29 @@ class PgConversationStore:
 
 def _migrate(conn: Connection[Any]) -> None:
     migrate(conn, NAMESPACE, MIGRATIONS)
+
+
+def _append(conn: Connection[Any], conversation_id: str, messages: list[Message]) -> list[Message]:
+    """Append in the caller's transaction. The conversation's row is updated first: its lock makes a racing
+    append from another instance wait for this one's COMMIT, then take the next block of ``seq`` numbers."""
+    row = conn.execute(
+        f"UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW} WHERE id = %s "
+        "RETURNING last_seq, updated_at",
+        (len(messages), conversation_id),
+    ).fetchone()
+    if row is None:
+        raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
+    first = int(row[0]) - len(messages) + 1
+    now = float(row[1])
+    stored = [dataclasses.replace(message, seq=first + n, created_at=now) for n, message in enumerate(messages)]
+    if stored:
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, "
+                "tool_calls, tokens, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [_message_row(conversation_id, message) for message in stored],
+            )
+    return stored
 
 
 def _message_row(conversation_id: str, message: Message) -> tuple[Any, ...]:
@@ -269,4 +378,4 @@ def _message(row: tuple[Any, ...]) -> Message:
     )
 
 
-__all__ = ["MIGRATIONS", "NAMESPACE", "PgConversationStore"]
+__all__ = ["INTERRUPTED", "MIGRATIONS", "NAMESPACE", "PgConversationStore"]

@@ -318,6 +318,28 @@ class ConversationStore:
 
     # endregion
 
+    # region turns in progress (PgConversationStore's; see there)
+
+    def ping(self) -> None:
+        """The file is always there once open: nothing to check (PostgreSQL's store asks the server)."""
+
+    def begin_turn(self, conversation_id: str, said: str) -> str:
+        """Not tracked here: this file is one process's, so no other instance could take over a turn of a
+        process that died (a turn that dies before it ends leaves nothing, as it always did)."""
+        return ""
+
+    def end_turn(self, turn_id: str) -> None:
+        """Nothing to forget (see :meth:`begin_turn`)."""
+
+    def keep_turns_alive(self) -> None:
+        """Nothing to keep alive (see :meth:`begin_turn`)."""
+
+    def mark_interrupted_turns(self, older_than: float) -> int:
+        """Nothing to mark (see :meth:`begin_turn`)."""
+        return 0
+
+    # endregion
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

@@ -44,6 +44,7 @@ class OpenAIStubServer:
         self.answers: deque[str | Failure] = deque()
         self.requests: list[RecordedRequest] = []
         self.default_answer: str | None = None
+        self.word_delay = 0.0  # seconds between streamed words: a slow model, for a turn to be cut mid-way
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -151,6 +152,8 @@ def _handler_for(server: OpenAIStubServer) -> type[BaseHTTPRequestHandler]:
                 "model": model,
             }
             for index, word in enumerate(words):
+                if index:
+                    time.sleep(server.word_delay)
                 piece = word if index == len(words) - 1 else word + " "
                 delta = {"content": piece} if index else {"role": "assistant", "content": piece}
                 self._chunk(dict(base, choices=[{"index": 0, "delta": delta, "finish_reason": None}]))

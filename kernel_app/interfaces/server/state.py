@@ -41,6 +41,7 @@ class ServerState:
     model_loading: asyncio.Future[Any] | None = None  # the embedded model, loading since start-up
     memory_store: Any = None
     started: float = field(default_factory=time.time)
+    instance: str = ""  # host:pid of this server process (X-Kernel-App-Instance)
 
     @property
     def model_name(self) -> str:

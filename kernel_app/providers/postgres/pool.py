@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+# How long a request waits for a pooled connection before it fails (a 503 in the server): short, so that
+# while the database is away requests fail fast instead of piling up behind the pool.
+CHECKOUT_TIMEOUT_S = 3.0
 MIN_PGVECTOR = (0, 8)
 CREATE_VECTOR_HINT = "run `CREATE EXTENSION vector;` once in that database as a superuser (or its owner, if allowed)"
 
@@ -141,6 +144,11 @@ def open_pool(
         name=name,
         configure=_register_vector,
         kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S)},
+        # A connection the server closed while it sat idle (the database restarted) is found out before it
+        # is handed out, not by the request that gets it. One that breaks mid-request is not OK when it
+        # comes back, and the pool discards it (psycopg_pool's _return_connection checks its status).
+        check=ConnectionPool.check_connection,
+        timeout=CHECKOUT_TIMEOUT_S,
         open=False,
     )
     pool.open()

@@ -1,6 +1,9 @@
 """``/healthz`` (the process answers; no key needed) and ``/readyz`` (started: kernel, service and store ready,
-and the embedded model loaded; ``?probe=true``: and the model answers a one-token request, through the
-generation queue)."""
+and the embedded model loaded; with ``database_url``, PostgreSQL answers; ``?probe=true``: and the model
+answers a one-token request, through the generation queue).
+
+The queue it reports is this process's own: each instance (and each ``--workers`` worker) has its model
+queue and limits; only the stores are shared."""
 
 from __future__ import annotations
 
@@ -40,6 +43,10 @@ async def readyz(
     if failure is not None:
         reason = f"the model did not load: {innermost_message(failure)}"
         return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
+    database = await _database(state)
+    if database.get("reachable") is False:
+        reason = f"the database is unavailable: {database['error']}"
+        return JSONResponse({"status": "not ready", "reason": reason, "database": database}, status_code=503)
     answered = None
     if probe:
         answered = await _probe(state)
@@ -51,8 +58,30 @@ async def readyz(
         "service": str(service.service_id or ""),
         "model": state.model_name,
         "functions": len(state.kernel.get_full_list_of_function_metadata()),
-        "queue": {"running": state.gate.running, "waiting": state.gate.waiting, "limit": state.gate.queue},
+        "instance": state.instance,
+        "database": database,
+        # Per process: N instances (or workers) take N times this many generations at once.
+        "queue": {
+            "running": state.gate.running,
+            "waiting": state.gate.waiting,
+            "limit": state.gate.queue,
+            "scope": "this instance",
+        },
     }
+
+
+async def _database(state: Any) -> dict[str, Any]:
+    """The conversation store's backend, and whether PostgreSQL answers now (a short query on the pool)."""
+    import asyncio
+
+    store = state.store
+    if store.backend != "postgresql":
+        return {"backend": store.backend, "shared": False}
+    try:
+        await asyncio.to_thread(store.ping)
+    except Exception as error:
+        return {"backend": store.backend, "shared": True, "reachable": False, "error": innermost_message(error)}
+    return {"backend": store.backend, "shared": True, "reachable": True}
 
 
 async def _probe(state: Any) -> str:
