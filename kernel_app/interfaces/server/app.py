@@ -102,6 +102,9 @@ def create_app(
                 yield
             finally:
                 state.ready = False
+                if state.plans is not None:  # the REST plans' store (api/plans.py)
+                    state.plans.close()
+                    state.plans = None
 
     app = FastAPI(
         title="Kernel App",

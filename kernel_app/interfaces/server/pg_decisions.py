@@ -66,6 +66,14 @@ MIGRATIONS = (
 COLUMNS = ("id", "state", "outcome", "card_id", "created_at")  # record fields kept as columns
 
 
+def _jsonb(fields: dict[str, Any]) -> Any:
+    """``fields`` as a jsonb parameter; as the SQLite store's JSON columns, what json cannot write is
+    kept as its str()."""
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(fields, dumps=lambda obj: json.dumps(obj, ensure_ascii=False, default=str))
+
+
 def _migrate(conn: Connection[Any]) -> None:
     migrate(conn, NAMESPACE, MIGRATIONS)
 
@@ -115,8 +123,6 @@ class PgDecisionStore(Generic[R]):
         values = vars(record)
         fields = {name: value for name, value in values.items() if name not in COLUMNS}
         now = time.time()
-        from psycopg.types.json import Jsonb
-
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO pending_decisions (kind, id, state, outcome, card_id, fields, created_at, updated_at) "
@@ -127,8 +133,7 @@ class PgDecisionStore(Generic[R]):
                     values["state"],
                     values["outcome"],
                     values.get("card_id"),
-                    # as the SQLite store's JSON columns: what json cannot write is kept as its str()
-                    Jsonb(fields, dumps=lambda obj: json.dumps(obj, ensure_ascii=False, default=str)),
+                    _jsonb(fields),
                     values["created_at"],
                     now,
                 ),
@@ -158,13 +163,17 @@ class PgDecisionStore(Generic[R]):
         self.decide(record.id, "expired", outcome, card_id)
         return True
 
-    def finish(self, record_id: str, state: str, outcome: str) -> None:
-        """What became of an approved record: ``done`` or ``failed`` (once)."""
+    def finish(self, record_id: str, state: str, outcome: str, changes: dict[str, Any] | None = None) -> None:
+        """What became of an approved record: ``done`` or ``failed`` (once). ``changes``: other fields of
+        the record that running it settled, merged into its ``fields`` in the same UPDATE."""
+        unknown = sorted(set(changes or {}) - (self._fields - set(COLUMNS)))
+        if unknown:
+            raise ValueError(f"{self.kind}: finish cannot change {', '.join(unknown)}")
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
-                "UPDATE pending_decisions SET state = %s, outcome = %s, updated_at = %s "
+                "UPDATE pending_decisions SET state = %s, outcome = %s, fields = fields || %s, updated_at = %s "
                 "WHERE kind = %s AND id = %s AND state = 'approved'",
-                (state, outcome, time.time(), self.kind, record_id),
+                (state, outcome, _jsonb(changes or {}), time.time(), self.kind, record_id),
             )
 
     def interrupt_running(self) -> int:

@@ -139,13 +139,21 @@ class DecisionStore(SideStore, Generic[R]):
         self.decide(record.id, "expired", outcome, card_id)
         return True
 
-    def finish(self, record_id: str, state: str, outcome: str) -> None:
+    def finish(self, record_id: str, state: str, outcome: str, changes: dict[str, Any] | None = None) -> None:
         """What became of an approved record: ``done`` or ``failed`` (once: a later failure, e.g. of the
-        message after it, does not turn ``done`` into ``failed``)."""
+        message after it, does not turn ``done`` into ``failed``). ``changes``: other fields of the record
+        that running it settled (a REST plan's result and usage), written in the same UPDATE."""
+        columns = {c.field: c for c in self._COLUMNS}
+        unknown = sorted(set(changes or {}) - columns.keys() - {"id", "state", "outcome"})
+        if unknown or {"id", "state", "outcome"} & set(changes or {}):
+            raise ValueError(f"{self.TABLE}: finish cannot change {', '.join(unknown) or 'id, state or outcome'}")
+        settled = [(columns[name].name, columns[name].to_sql(value)) for name, value in (changes or {}).items()]
+        assignments = "".join(f", {name} = ?" for name, _ in settled)
         with self._lock:
             self._conn.execute(
-                f"UPDATE {self.TABLE} SET state = ?, outcome = ?, updated_at = ? WHERE id = ? AND state = 'approved'",
-                (state, outcome, time.time(), record_id),
+                f"UPDATE {self.TABLE} SET state = ?, outcome = ?{assignments}, updated_at = ? "
+                "WHERE id = ? AND state = 'approved'",
+                (state, outcome, *(value for _, value in settled), time.time(), record_id),
             )
 
     def interrupt_running(self) -> int:
