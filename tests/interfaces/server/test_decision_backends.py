@@ -103,6 +103,19 @@ def test_decide_once_then_finish_once(open_backend: Opener) -> None:
     assert store.get("r2").card_id is None
 
 
+def test_finish_writes_the_fields_running_settled(open_backend: Opener) -> None:
+    store = open_backend()
+    store.add(_ask("r1"))
+    assert store.decide("r1", "approved", "running")
+    store.finish("r1", "done", "ran", {"note": "1100", "arguments": {"a": 2}})
+    got = open_backend().get("r1")  # as another server reads it
+    assert (got.state, got.note, got.arguments, got.goal) == ("done", "1100", {"a": 2}, "goal r1")
+    store.finish("r1", "failed", "late", {"note": "not written: it is done already"})
+    assert store.get("r1").note == "1100"
+    with pytest.raises(ValueError, match="finish cannot change"):
+        store.finish("r1", "done", "ran", {"nope": 1})
+
+
 def test_a_late_record_expires_and_nothing_runs(open_backend: Opener) -> None:
     store = open_backend()
     store.add(_ask("old", created_at=time.time() - 100))
