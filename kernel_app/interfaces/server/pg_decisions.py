@@ -156,6 +156,34 @@ class PgDecisionStore(Generic[R]):
             )
             return cursor.rowcount == 1
 
+    def update_waiting(self, record_id: str, changes: dict[str, Any]) -> bool:
+        """Change other fields of a record still waiting (a waiting turn's heartbeat); False when it was
+        decided meanwhile, here or on another server (then nothing changes)."""
+        unknown = sorted(set(changes) - (self._fields - set(COLUMNS)))
+        if unknown:
+            raise ValueError(f"{self.kind}: update_waiting cannot change {', '.join(unknown)}")
+        with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.execute(
+                "UPDATE pending_decisions SET fields = fields || %s WHERE kind = %s AND id = %s AND state = 'waiting'",
+                (_jsonb(changes), self.kind, record_id),
+            )
+            return cursor.rowcount == 1
+
+    def claim(self, record_id: str, runner: str) -> bool:
+        """Take an approved record to run it: True for the one caller, of any server, that took it first
+        (``taken_by`` in its fields goes from empty to ``runner`` in one conditional UPDATE). The server
+        that takes it is its ``runner`` from then on, so its restart is the one that reports it interrupted."""
+        if "taken_by" not in self._fields:
+            raise TypeError(f"{self.kind}: claim needs a taken_by field in {self.spec.RECORD.__name__}")
+        with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.execute(
+                "UPDATE pending_decisions SET fields = fields || jsonb_build_object('taken_by', %s::text), "
+                "runner = %s, updated_at = %s "
+                "WHERE kind = %s AND id = %s AND state = 'approved' AND fields->>'taken_by' = ''",
+                (runner, self.runner, time.time(), self.kind, record_id),
+            )
+            return cursor.rowcount == 1
+
     def expire_if_late(self, record: Any, timeout: float, outcome: str, card_id: str | None = None) -> bool:
         """A waiting record older than ``timeout`` seconds is ``expired`` (nothing runs); True when it was."""
         if record.state != "waiting" or time.time() - record.created_at <= timeout:
