@@ -14,11 +14,12 @@ server that runs it (``runner``: host name and data folder, the same after a res
 starting marks only its own: another server's running plan is not reported as interrupted.
 
 :func:`open_decisions` picks the backend from ``database_url``, as ``open_conversation_store`` does.
-Not wired into Teams and chat-copilot yet, on purpose: a card's turn waits for its click in the memory
-of the server that asked. Shared as it is, a click landing on another server would find no waiting turn
-there, take it for "after a restart" and run the call, while the waiting turn, at its timeout, would
-find the record approved and run it again. Wiring it needs that hand-off first (e.g. the waiting
-server polling or LISTENing for its records' decisions).
+REST plans (:mod:`.api.plan_store`) and Teams' plan and call cards open their stores through it.
+Teams' calls needed a hand-off first, since a card's turn waits for its click in the memory of the
+server that asked: the waiting turn stamps its row while it waits (``update_waiting``), a click on
+another server records the decision and leaves the call to it, and whichever runs the call takes it
+first (``claim``), so it runs once (:mod:`.teams.calls`). chat-copilot's plans still open their SQLite
+file: its waiting turn answers the deciding HTTP request itself, which needs the same hand-off.
 """
 
 from __future__ import annotations
