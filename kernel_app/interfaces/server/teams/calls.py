@@ -23,7 +23,10 @@ finds it still waiting stamps ``beat``. The server that gets the click records t
 conditional UPDATE) and leaves the call to the waiting turn, whose next look sees the decision; the one
 of them that runs the call takes it first (``claim``, another conditional UPDATE), so it runs once.
 Only when no turn has stamped the row for ``STALE`` seconds (its server stopped; a server that stops
-cleanly clears the stamp at once) does the clicked server run it as after a restart.
+cleanly clears the stamp at once) does the clicked server run it as after a restart. The stamp is
+the waiting server's clock read by the clicked one's: servers' clocks must agree to within a second or
+two (NTP), or a click waits for a turn that is gone a little longer, or runs a call a little sooner,
+still once.
 """
 
 from __future__ import annotations
