@@ -116,6 +116,9 @@ def create_app(
                 state.ready = False
                 if turns is not None:
                     turns.cancel()
+                if state.plans is not None:  # the REST plans' store (api/plans.py)
+                    state.plans.close()
+                    state.plans = None
 
     app = FastAPI(
         title="Kernel App",

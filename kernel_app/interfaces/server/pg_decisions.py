@@ -14,11 +14,12 @@ server that runs it (``runner``: host name and data folder, the same after a res
 starting marks only its own: another server's running plan is not reported as interrupted.
 
 :func:`open_decisions` picks the backend from ``database_url``, as ``open_conversation_store`` does.
-Not wired into Teams and chat-copilot yet, on purpose: a card's turn waits for its click in the memory
-of the server that asked. Shared as it is, a click landing on another server would find no waiting turn
-there, take it for "after a restart" and run the call, while the waiting turn, at its timeout, would
-find the record approved and run it again. Wiring it needs that hand-off first (e.g. the waiting
-server polling or LISTENing for its records' decisions).
+REST plans (:mod:`.api.plan_store`) and Teams' plan and call cards open their stores through it.
+Teams' calls needed a hand-off first, since a card's turn waits for its click in the memory of the
+server that asked: the waiting turn stamps its row while it waits (``update_waiting``), a click on
+another server records the decision and leaves the call to it, and whichever runs the call takes it
+first (``claim``), so it runs once (:mod:`.teams.calls`). chat-copilot's plans still open their SQLite
+file: its waiting turn answers the deciding HTTP request itself, which needs the same hand-off.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ MIGRATIONS = (
     ),
 )
 COLUMNS = ("id", "state", "outcome", "card_id", "created_at")  # record fields kept as columns
+
+
+def _jsonb(fields: dict[str, Any]) -> Any:
+    """``fields`` as a jsonb parameter; as the SQLite store's JSON columns, what json cannot write is
+    kept as its str()."""
+    from psycopg.types.json import Jsonb
+
+    return Jsonb(fields, dumps=lambda obj: json.dumps(obj, ensure_ascii=False, default=str))
 
 
 def _migrate(conn: Connection[Any]) -> None:
@@ -115,8 +124,6 @@ class PgDecisionStore(Generic[R]):
         values = vars(record)
         fields = {name: value for name, value in values.items() if name not in COLUMNS}
         now = time.time()
-        from psycopg.types.json import Jsonb
-
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO pending_decisions (kind, id, state, outcome, card_id, fields, created_at, updated_at) "
@@ -127,8 +134,7 @@ class PgDecisionStore(Generic[R]):
                     values["state"],
                     values["outcome"],
                     values.get("card_id"),
-                    # as the SQLite store's JSON columns: what json cannot write is kept as its str()
-                    Jsonb(fields, dumps=lambda obj: json.dumps(obj, ensure_ascii=False, default=str)),
+                    _jsonb(fields),
                     values["created_at"],
                     now,
                 ),
@@ -151,6 +157,34 @@ class PgDecisionStore(Generic[R]):
             )
             return cursor.rowcount == 1
 
+    def update_waiting(self, record_id: str, changes: dict[str, Any]) -> bool:
+        """Change other fields of a record still waiting (a waiting turn's heartbeat); False when it was
+        decided meanwhile, here or on another server (then nothing changes)."""
+        unknown = sorted(set(changes) - (self._fields - set(COLUMNS)))
+        if unknown:
+            raise ValueError(f"{self.kind}: update_waiting cannot change {', '.join(unknown)}")
+        with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.execute(
+                "UPDATE pending_decisions SET fields = fields || %s WHERE kind = %s AND id = %s AND state = 'waiting'",
+                (_jsonb(changes), self.kind, record_id),
+            )
+            return cursor.rowcount == 1
+
+    def claim(self, record_id: str, runner: str) -> bool:
+        """Take an approved record to run it: True for the one caller, of any server, that took it first
+        (``taken_by`` in its fields goes from empty to ``runner`` in one conditional UPDATE). The server
+        that takes it is its ``runner`` from then on, so its restart is the one that reports it interrupted."""
+        if "taken_by" not in self._fields:
+            raise TypeError(f"{self.kind}: claim needs a taken_by field in {self.spec.RECORD.__name__}")
+        with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.execute(
+                "UPDATE pending_decisions SET fields = fields || jsonb_build_object('taken_by', %s::text), "
+                "runner = %s, updated_at = %s "
+                "WHERE kind = %s AND id = %s AND state = 'approved' AND fields->>'taken_by' = ''",
+                (runner, self.runner, time.time(), self.kind, record_id),
+            )
+            return cursor.rowcount == 1
+
     def expire_if_late(self, record: Any, timeout: float, outcome: str, card_id: str | None = None) -> bool:
         """A waiting record older than ``timeout`` seconds is ``expired`` (nothing runs); True when it was."""
         if record.state != "waiting" or time.time() - record.created_at <= timeout:
@@ -158,13 +192,17 @@ class PgDecisionStore(Generic[R]):
         self.decide(record.id, "expired", outcome, card_id)
         return True
 
-    def finish(self, record_id: str, state: str, outcome: str) -> None:
-        """What became of an approved record: ``done`` or ``failed`` (once)."""
+    def finish(self, record_id: str, state: str, outcome: str, changes: dict[str, Any] | None = None) -> None:
+        """What became of an approved record: ``done`` or ``failed`` (once). ``changes``: other fields of
+        the record that running it settled, merged into its ``fields`` in the same UPDATE."""
+        unknown = sorted(set(changes or {}) - (self._fields - set(COLUMNS)))
+        if unknown:
+            raise ValueError(f"{self.kind}: finish cannot change {', '.join(unknown)}")
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
-                "UPDATE pending_decisions SET state = %s, outcome = %s, updated_at = %s "
+                "UPDATE pending_decisions SET state = %s, outcome = %s, fields = fields || %s, updated_at = %s "
                 "WHERE kind = %s AND id = %s AND state = 'approved'",
-                (state, outcome, time.time(), self.kind, record_id),
+                (state, outcome, _jsonb(changes or {}), time.time(), self.kind, record_id),
             )
 
     def interrupt_running(self) -> int:

@@ -105,6 +105,33 @@ class DecisionStore(SideStore, Generic[R]):
             body = ", ".join(f"{c.name} {c.sql}" for c in cls._COLUMNS)
             cls.SCHEMA = f"CREATE TABLE IF NOT EXISTS {cls.TABLE} ({body}, updated_at REAL NOT NULL)"
 
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path)
+        with self._lock:
+            self._add_new_columns()
+
+    def _add_new_columns(self) -> None:
+        """A file written before a field was added to the record gets its column, with the field's default
+        (``CREATE TABLE IF NOT EXISTS`` leaves an existing table as it was)."""
+        present = {row[1] for row in self._conn.execute(f"PRAGMA table_info({self.TABLE})")}
+        defaults = {f.name: f for f in dataclasses.fields(self.RECORD)}
+        for column in self._COLUMNS:
+            if column.name in present:
+                continue
+            item = defaults[column.field]
+            if item.default is not dataclasses.MISSING:
+                default = item.default
+            elif item.default_factory is not dataclasses.MISSING:
+                default = item.default_factory()
+            else:
+                raise TypeError(f"{self.TABLE}.{column.name}: a field added to a kept record needs a default")
+            value = column.to_sql(default)
+            if isinstance(value, str):  # an SQL string literal: single quotes, doubled inside
+                literal = "'" + value.replace("'", "''") + "'"
+            else:
+                literal = "NULL" if value is None else repr(value)
+            self._conn.execute(f"ALTER TABLE {self.TABLE} ADD COLUMN {column.name} {column.sql} DEFAULT {literal}")
+
     def add(self, record: R) -> None:
         names = ", ".join(c.name for c in self._COLUMNS)
         values = [c.to_sql(getattr(record, c.field)) for c in self._COLUMNS]
@@ -132,6 +159,37 @@ class DecisionStore(SideStore, Generic[R]):
             )
         return cursor.rowcount == 1
 
+    def update_waiting(self, record_id: str, changes: dict[str, Any]) -> bool:
+        """Change other fields of a record still waiting (a waiting turn's heartbeat); False when it was
+        decided meanwhile (then nothing changes)."""
+        columns = {c.field: c for c in self._COLUMNS}
+        unknown = sorted(set(changes) - columns.keys() | ({"id", "state", "outcome"} & set(changes)))
+        if unknown:
+            raise ValueError(f"{self.TABLE}: update_waiting cannot change {', '.join(unknown)}")
+        settled = [(columns[name].name, columns[name].to_sql(value)) for name, value in changes.items()]
+        assignments = ", ".join(f"{name} = ?" for name, _ in settled)
+        with self._lock:
+            cursor = self._conn.execute(
+                f"UPDATE {self.TABLE} SET {assignments} WHERE id = ? AND state = 'waiting'",
+                (*(value for _, value in settled), record_id),
+            )
+        return cursor.rowcount == 1
+
+    def claim(self, record_id: str, runner: str) -> bool:
+        """Take an approved record to run it: True for the one caller (of any server) that took it first.
+
+        For records that a waiting turn on one server and a click on another could both run (Teams'
+        calls): the record has a ``taken_by`` field, empty until this one conditional UPDATE sets it."""
+        if "taken_by" not in self._fields():
+            raise TypeError(f"{self.TABLE}: claim needs a taken_by field in {self.RECORD.__name__}")
+        with self._lock:
+            cursor = self._conn.execute(
+                f"UPDATE {self.TABLE} SET taken_by = ?, updated_at = ? "
+                "WHERE id = ? AND state = 'approved' AND taken_by = ''",
+                (runner, time.time(), record_id),
+            )
+        return cursor.rowcount == 1
+
     def expire_if_late(self, record: Any, timeout: float, outcome: str, card_id: str | None = None) -> bool:
         """A waiting record older than ``timeout`` seconds is ``expired`` (nothing runs); True when it was."""
         if record.state != "waiting" or time.time() - record.created_at <= timeout:
@@ -139,13 +197,21 @@ class DecisionStore(SideStore, Generic[R]):
         self.decide(record.id, "expired", outcome, card_id)
         return True
 
-    def finish(self, record_id: str, state: str, outcome: str) -> None:
+    def finish(self, record_id: str, state: str, outcome: str, changes: dict[str, Any] | None = None) -> None:
         """What became of an approved record: ``done`` or ``failed`` (once: a later failure, e.g. of the
-        message after it, does not turn ``done`` into ``failed``)."""
+        message after it, does not turn ``done`` into ``failed``). ``changes``: other fields of the record
+        that running it settled (a REST plan's result and usage), written in the same UPDATE."""
+        columns = {c.field: c for c in self._COLUMNS}
+        unknown = sorted(set(changes or {}) - columns.keys() - {"id", "state", "outcome"})
+        if unknown or {"id", "state", "outcome"} & set(changes or {}):
+            raise ValueError(f"{self.TABLE}: finish cannot change {', '.join(unknown) or 'id, state or outcome'}")
+        settled = [(columns[name].name, columns[name].to_sql(value)) for name, value in (changes or {}).items()]
+        assignments = "".join(f", {name} = ?" for name, _ in settled)
         with self._lock:
             self._conn.execute(
-                f"UPDATE {self.TABLE} SET state = ?, outcome = ?, updated_at = ? WHERE id = ? AND state = 'approved'",
-                (state, outcome, time.time(), record_id),
+                f"UPDATE {self.TABLE} SET state = ?, outcome = ?{assignments}, updated_at = ? "
+                "WHERE id = ? AND state = 'approved'",
+                (state, outcome, *(value for _, value in settled), time.time(), record_id),
             )
 
     def interrupt_running(self) -> int:

@@ -34,7 +34,7 @@ class ServerState:
     request_timeout: float | None = 300.0
     approve_model_functions: bool = False  # prompt (MODEL) functions run unasked (OpenAI API, Teams, chat-copilot)
     embedder: Any = None
-    plans: dict[str, Any] = field(default_factory=dict)
+    plans: Any = None  # the REST plans' store, opened on first use (api/plans.py)
     approvals: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
     approval_owner: dict[str, str] = field(default_factory=dict)  # approval id -> conversation id
     ready: bool = False

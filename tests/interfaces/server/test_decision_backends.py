@@ -20,6 +20,7 @@ import pytest
 from kernel_app.interfaces.server.chat_copilot.plan_store import CopilotPlans, WaitingPlan
 from kernel_app.interfaces.server.pg_decisions import PgDecisionStore, open_decisions
 from kernel_app.interfaces.server.side_store import DecisionStore
+from kernel_app.interfaces.server.teams.call_store import CallRecord, CallStore
 from tests.support import postgres as pg_support
 
 postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
@@ -103,6 +104,19 @@ def test_decide_once_then_finish_once(open_backend: Opener) -> None:
     assert store.get("r2").card_id is None
 
 
+def test_finish_writes_the_fields_running_settled(open_backend: Opener) -> None:
+    store = open_backend()
+    store.add(_ask("r1"))
+    assert store.decide("r1", "approved", "running")
+    store.finish("r1", "done", "ran", {"note": "1100", "arguments": {"a": 2}})
+    got = open_backend().get("r1")  # as another server reads it
+    assert (got.state, got.note, got.arguments, got.goal) == ("done", "1100", {"a": 2}, "goal r1")
+    store.finish("r1", "failed", "late", {"note": "not written: it is done already"})
+    assert store.get("r1").note == "1100"
+    with pytest.raises(ValueError, match="finish cannot change"):
+        store.finish("r1", "done", "ran", {"nope": 1})
+
+
 def test_a_late_record_expires_and_nothing_runs(open_backend: Opener) -> None:
     store = open_backend()
     store.add(_ask("old", created_at=time.time() - 100))
@@ -155,6 +169,63 @@ def test_two_stores_racing_on_one_approval_decide_it_once(open_backend: Opener) 
         thread.join(60)
     assert len(won) == 1
     assert all(store.get("contested").outcome == won[0] for store in stores)
+
+
+def _call(record_id: str, **changes: Any) -> CallRecord:
+    return CallRecord(
+        record_id, "conv-1", "c1", "aad-user-1", "Ada", False, "memory.save", {"input": "x"},
+        "call_1", "write", "Remember x", {"type": "message"}, **changes,
+    )  # fmt: skip
+
+
+def test_a_waiting_turn_and_clicks_on_two_servers_run_a_call_once(open_backend: Opener) -> None:
+    """The hand-off's store side: the waiting turn stamps its row until a click (on any server) decides
+    it; then the turn and the clicked server race to take it, and one of them runs it."""
+    owner, clicked = open_backend(CallStore), open_backend(CallStore)  # two servers
+    owner.add(_call("approval_1", waiter="server-a", beat=1.0))
+    assert owner.update_waiting("approval_1", {"beat": 2.0})
+    assert clicked.get("approval_1").beat == 2.0  # the other server sees the turn still waits
+    assert not clicked.claim("approval_1", "server-b")  # nothing to take before it is approved
+    assert clicked.decide("approval_1", "approved", "Approved by Ada")
+    assert not owner.update_waiting("approval_1", {"beat": 3.0})  # decided: the turn's next look stops it
+    takers = 8
+    start = threading.Barrier(takers)
+    took: list[str] = []
+
+    def take(number: int) -> None:
+        start.wait()
+        runner = f"server-{number}"
+        if (owner, clicked)[number % 2].claim("approval_1", runner):
+            took.append(runner)  # the one that takes it runs the call
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(takers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(took) == 1 and clicked.get("approval_1").taken_by == took[0]
+    assert owner.get("approval_1").beat == 2.0
+    with pytest.raises(TypeError, match="claim needs a taken_by field"):
+        open_backend().claim("r1", "server-a")  # a kind without the hand-off has no claim
+    with pytest.raises(ValueError, match="update_waiting cannot change state"):
+        owner.update_waiting("approval_1", {"state": "approved"})
+
+
+def test_a_side_file_from_before_a_field_was_added_gets_its_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "teams.sqlite3"
+    old = CallStore(path)
+    old.add(_call("approval_old"))
+    old.close()
+    with sqlite3.connect(path) as conn:  # as the file was before the hand-off's fields
+        for column in ("waiter", "beat", "taken_by"):
+            conn.execute(f"ALTER TABLE calls DROP COLUMN {column}")
+    reopened = CallStore(path)
+    got = reopened.get("approval_old")
+    assert got is not None and (got.waiter, got.beat, got.taken_by, got.said) == ("", 0.0, "", "Remember x")
+    reopened.add(_call("approval_new", waiter="server-a", beat=5.0))
+    assert reopened.get("approval_new").waiter == "server-a"
 
 
 def test_chat_copilots_plans_keep_their_records(open_backend: Opener) -> None:

@@ -1,6 +1,8 @@
 """Plans: create (returns the plan, nothing runs), execute by id (that is the approval), get.
 
-Plans live for the server's lifetime. A plan runs at most once: a second execute is a 409. The planner
+Plans are kept in a store (:mod:`.plan_store`: SQLite beside the conversation store, or PostgreSQL with
+``database_url``), so they survive a restart and every server on one database sees them. A plan runs at
+most once, wherever it is executed: a second execute is a 409 with its status. The planner
 is chosen by ``planner`` through the planner factory (:mod:`planners.factory`), the same kinds as every
 surface. ``function-calling`` makes no plan to review: create checks the request and keeps the goal,
 and execute lets the model call the functions itself; a call with an effect runs only as the server
@@ -10,16 +12,16 @@ rest are answered "not run", and the calls that ran become the plan shown afterw
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from kernel_app.interfaces.server.api.plan_store import RestPlanRecord, RestPlanStore
 from kernel_app.interfaces.server.errors import ApiError
+from kernel_app.interfaces.server.pg_decisions import PgDecisionStore, open_decisions
+from kernel_app.interfaces.server.side_store import DecisionStore
 from kernel_app.interfaces.server.state import State
 from planners.factory import DEFAULT_PLANNER
 
@@ -36,34 +38,24 @@ class NewPlan(BaseModel):
     )
 
 
-@dataclass
-class StoredPlan:
-    id: str
-    goal: str
-    plan: Any  # planners.Plan; None for function-calling until it ran (then the calls that ran)
-    catalogue: Any
-    planner: str = DEFAULT_PLANNER
-    exclude: list[str] = field(default_factory=list)
-    created_at: float = field(default_factory=time.time)
-    status: str = "proposed"  # proposed, running, done, failed
-    result: str | None = None
-    error: str | None = None
-    usage: dict[str, int] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+def to_dict(record: RestPlanRecord) -> dict[str, Any]:
+    """A plan as the API shows it."""
+    from planners import Plan
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "goal": self.goal,
-            "status": self.status,
-            "planner": self.planner,
-            "plan": None if self.plan is None else self.plan.to_dict(),
-            "text": FUNCTION_CALLING_TEXT if self.plan is None else str(self.plan),
-            "result": self.result,
-            "error": self.error,
-            "usage": self.usage,
-            "created_at": self.created_at,
-        }
+    plan = None if record.plan is None else Plan.from_dict(record.plan)
+    error = record.error or (record.outcome if record.state == "interrupted" else None)
+    return {
+        "id": record.id,
+        "goal": record.goal,
+        "status": record.status,
+        "planner": record.planner,
+        "plan": record.plan,
+        "text": FUNCTION_CALLING_TEXT if plan is None else str(plan),
+        "result": record.result,
+        "error": error,
+        "usage": record.usage,
+        "created_at": record.created_at,
+    }
 
 
 FUNCTION_CALLING_TEXT = "(function-calling: no plan to review; on execute the model calls the functions itself)"
@@ -76,9 +68,9 @@ async def create(body: NewPlan, state: State) -> dict[str, Any]:
     plan_id = f"plan_{uuid.uuid4().hex[:12]}"
     if not proposes_plan(body.planner):  # an unknown kind: a 400 naming the kinds
         create_planner(body.planner, state.kernel, excluded=body.exclude or None)  # a bad --exclude fails now
-        stored = StoredPlan(plan_id, body.goal, None, None, planner=body.planner, exclude=list(body.exclude))
-        state.plans[stored.id] = stored
-        return stored.to_dict()
+        record = RestPlanRecord(plan_id, body.goal, None, planner=body.planner, exclude=list(body.exclude))
+        plans(state).add(record)
+        return to_dict(record)
     state.gate.check()
     await state.gate.acquire()
     try:
@@ -86,48 +78,70 @@ async def create(body: NewPlan, state: State) -> dict[str, Any]:
         plan = await planner.create_plan(body.goal)
     finally:
         state.gate.release()
-    stored = StoredPlan(plan_id, body.goal, plan, planner.catalogue, planner=body.planner, exclude=list(body.exclude))
-    stored.usage = planner.last_usage.to_dict()
-    state.plans[stored.id] = stored
-    return stored.to_dict()
+    record = RestPlanRecord(
+        plan_id,
+        body.goal,
+        plan.to_dict(),
+        planner=body.planner,
+        exclude=list(body.exclude),
+        usage=planner.last_usage.to_dict(),
+    )
+    plans(state).add(record)
+    return to_dict(record)
 
 
 @router.get("/{plan_id}", summary="A plan and, once executed, its result")
 async def get(plan_id: str, state: State) -> dict[str, Any]:
-    return _find(state, plan_id).to_dict()
+    return to_dict(_find(state, plan_id))
 
 
-@router.post("/{plan_id}/execute", summary="Approve and run a plan (once)")
+@router.post("/{plan_id}/execute", summary="Approve and run a plan (once, on whichever server)")
 async def execute(plan_id: str, state: State) -> dict[str, Any]:
-    from planners import PlanExecutor
+    from planners import Plan, PlanExecutor
 
-    stored = _find(state, plan_id)
-    async with stored.lock:
-        if stored.status != "proposed":
-            raise ApiError(409, f"plan {plan_id} was already executed ({stored.status})", "plan_already_executed")
-        stored.status = "running"
-    state.gate.check()
+    store = plans(state)
+    record = _find(state, plan_id)
+    if record.state == "waiting":
+        state.gate.check()  # a busy server says so before it takes the plan (it can be executed again)
+    # The approval: one conditional UPDATE, so of two executes (here or on another server) one runs it.
+    if not store.decide(plan_id, "approved", "running"):
+        decided = store.get(plan_id) or record
+        raise ApiError(409, f"plan {plan_id} was already executed ({decided.status})", "plan_already_executed")
     await state.gate.acquire()
     try:
-        if stored.plan is None:  # function-calling: it plans and runs in one go
-            answer, calls, usage = await _call_functions(state, stored)
-            stored.plan = calls
+        if record.plan is None:  # function-calling: it plans and runs in one go
+            answer, calls, usage = await _call_functions(state, record)
+            record.plan = calls.to_dict()
         else:
-            result = await PlanExecutor(state.kernel, catalogue=stored.catalogue).execute(stored.plan)
+            # The catalogue the planner used, rebuilt from the kernel and the plan's exclusions: the
+            # executor checks the plan against it again, so a function outside it never runs.
+            executor = PlanExecutor(state.kernel, excluded=record.exclude or None)
+            result = await executor.execute(Plan.from_dict(record.plan))
             answer, usage = result.result, result.usage
     except Exception as error:
         from kernel_app.base.errors import innermost_message
 
-        stored.status, stored.error = "failed", str(error).splitlines()[0] if str(error) else innermost_message(error)
-        raise ApiError(422, stored.error, "plan_failed") from None
+        message = str(error).splitlines()[0] if str(error) else innermost_message(error)
+        store.finish(plan_id, "failed", message, {"error": message, "plan": record.plan})
+        raise ApiError(422, message, "plan_failed") from None
     finally:
         state.gate.release()
-    stored.status, stored.result = "done", answer
-    stored.usage = usage.to_dict()
-    return stored.to_dict()
+    settled = {"result": answer, "usage": usage.to_dict(), "plan": record.plan}
+    store.finish(plan_id, "done", "done", settled)
+    return to_dict(store.get(plan_id) or record)
 
 
-async def _call_functions(state: Any, stored: StoredPlan) -> tuple[str, Any, Any]:
+def plans(state: Any) -> DecisionStore[RestPlanRecord] | PgDecisionStore[RestPlanRecord]:
+    """The server's plan store, opened on first use: SQLite beside the conversation store, or PostgreSQL
+    with ``database_url``. Opening it marks what this server was running when it stopped as interrupted."""
+    if state.plans is None:
+        store = open_decisions(RestPlanStore, state.store.path, state.settings.database_url)
+        store.interrupt_running()
+        state.plans = store
+    return state.plans
+
+
+async def _call_functions(state: Any, stored: RestPlanRecord) -> tuple[str, Any, Any]:
     """A function-calling goal, run: its answer, the calls that ran (a Plan) and the usage. Executing is
     the approval of the goal, not of each call: one with an effect runs only if the server runs it
     unasked, as on the OpenAI-compatible endpoint where no one can be asked."""
@@ -144,8 +158,8 @@ async def _call_functions(state: Any, stored: StoredPlan) -> tuple[str, Any, Any
     return outcome.answer, outcome.trace, outcome.usage
 
 
-def _find(state: Any, plan_id: str) -> StoredPlan:
-    stored = state.plans.get(plan_id)
-    if stored is None:
-        raise ApiError(404, f"no plan {plan_id!r}: plans last while the server runs", "plan_not_found")
-    return stored
+def _find(state: Any, plan_id: str) -> RestPlanRecord:
+    record = plans(state).get(plan_id)
+    if record is None:
+        raise ApiError(404, f"no plan {plan_id!r}: propose it with POST /v1/plans", "plan_not_found")
+    return record

@@ -41,6 +41,7 @@ from kernel_app.interfaces.server.chat_surface import (
     sentence,
     uses_model,
 )
+from kernel_app.interfaces.server.pg_decisions import open_decisions
 from kernel_app.interfaces.server.teams import cards, is_anonymous
 from kernel_app.interfaces.server.teams.call_store import CallStore
 from kernel_app.interfaces.server.teams.calls import CALL_APPROVAL_TIMEOUT, CallCards
@@ -110,12 +111,13 @@ class TeamsAgent:
             connection_manager=self.connections,
         )
         self.links = TeamsLinks.beside(state.store.path)
-        plans = PlanStore.beside(state.store.path)
+        # The cards' records: beside the conversation store, or shared in PostgreSQL with database_url.
+        plans = open_decisions(PlanStore, state.store.path, state.settings.database_url)
         if interrupted := plans.interrupt_running():
             log.warning(
                 "Teams: %d approved plan(s) were running when the server stopped; they did not finish", interrupted
             )
-        calls = CallStore.beside(state.store.path)
+        calls = open_decisions(CallStore, state.store.path, state.settings.database_url)
         if interrupted := calls.interrupt_running():
             log.warning("Teams: %d approved function call(s) were running when the server stopped", interrupted)
         self.plans = PlanCards(self, plans)

@@ -5,7 +5,8 @@ the conversation it belongs to (the Teams conversation, the engine conversation,
 to continue from), who asked, and its state. While the server runs, the turn that asked waits for the
 click in memory; after a restart that turn is gone, and the row is what a click finds (:mod:`.calls`).
 Deciding it is one conditional UPDATE (:class:`kernel_app.interfaces.server.side_store.DecisionStore`), so two
-clicks (or two servers on one data directory) decide it once.
+clicks (or two servers on one data directory or database) decide it once; running it is another
+(``claim``), so the waiting turn and a click on another server run it once between them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class CallRecord:
     outcome: str = ""
     card_id: str | None = None
     created_at: float = field(default_factory=time.time)
+    waiter: str = ""  # the server process whose turn waits for the click (:mod:`.calls`' hand-off)
+    beat: float = 0.0  # when that turn last said it still waits (0: it is gone)
+    taken_by: str = ""  # the server process that runs the approved call (set once, by ``claim``)
 
 
 class CallStore(DecisionStore[CallRecord]):

@@ -15,6 +15,18 @@ invoke is answered at once with the card replaced by its outcome:
   the stored conversation, so the next message continues from them.
 
 Only the user who asked decides, and a call is decided once (a conditional UPDATE of its row).
+
+Several servers behind one address (issue 19: the rows in PostgreSQL with ``database_url``) add a third
+case: the click lands on a server whose memory holds no waiting turn, though the turn still waits on
+another. Its row says so: the waiting turn looks at its row every ``TICK`` seconds, and each look that
+finds it still waiting stamps ``beat``. The server that gets the click records the decision (the
+conditional UPDATE) and leaves the call to the waiting turn, whose next look sees the decision; the one
+of them that runs the call takes it first (``claim``, another conditional UPDATE), so it runs once.
+Only when no turn has stamped the row for ``STALE`` seconds (its server stopped; a server that stops
+cleanly clears the stamp at once) does the clicked server run it as after a restart. The stamp is
+the waiting server's clock read by the clicked one's: servers' clocks must agree to within a second or
+two (NTP), or a click waits for a turn that is gone a little longer, or runs a call a little sooner,
+still once.
 """
 
 from __future__ import annotations
@@ -22,12 +34,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
+import socket
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.interfaces.server.chat_surface import acquire_waiting, remember_call, run_approved_call
+from kernel_app.interfaces.server.pg_decisions import PgDecisionStore
+from kernel_app.interfaces.server.side_store import DecisionStore
 from kernel_app.interfaces.server.teams import cards
-from kernel_app.interfaces.server.teams.call_store import CallRecord, CallStore
+from kernel_app.interfaces.server.teams.call_store import CallRecord
 from kernel_app.interfaces.server.teams.http import after_response
 from kernel_app.interfaces.server.teams.turns import (
     CallApproval,
@@ -54,10 +71,14 @@ CALL_APPROVAL_TIMEOUT = 600.0  # seconds a call waits for its card (then: not ru
 class CallCards:
     """Free text's function calls with an effect: asked on a card, kept in ``store``, decided by a click."""
 
-    def __init__(self, host: TeamsHost, store: CallStore) -> None:
+    TICK = 1.0  # seconds between a waiting turn's looks at its row (each says it still waits)
+    STALE = 5.0  # seconds without that after which no turn waits for the call any more
+
+    def __init__(self, host: TeamsHost, store: DecisionStore[CallRecord] | PgDecisionStore[CallRecord]) -> None:
         self.host = host
         self.store = store
         self.waiting: dict[str, CallApproval] = {}  # approval id -> the live turn's wait, while it waits
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"  # this server process
 
     # region while the turn waits
 
@@ -85,6 +106,8 @@ class CallCards:
                 effect=request.effect,
                 said=live.said,
                 activity=live.activity.model_dump(mode="json", by_alias=True, exclude_none=True),
+                waiter=self.instance,
+                beat=time.time(),
             )
         )
         self.waiting[approval_id] = job
@@ -95,13 +118,11 @@ class CallCards:
         live.waiting = job
         live.say("approval", job)
         try:  # cancelled (the server stops): the row stays waiting, and a click after the restart runs it
-            approved = await asyncio.wait_for(asyncio.shield(job.decision), CALL_APPROVAL_TIMEOUT)
-        except asyncio.TimeoutError:
-            expired = f"Not answered in time: {request.function} did not run."
-            approved = not self.store.decide(approval_id, "expired", expired) and self._approved(approval_id)
+            approved = await self._wait_for_decision(job, request.function)
         finally:
             live.waiting = None
             self.waiting.pop(approval_id, None)
+            self.store.update_waiting(approval_id, {"beat": 0.0})  # still waiting: no turn waits for it now
         await acquire_waiting(gate)
         live.held = True
         if approved:
@@ -110,9 +131,31 @@ class CallCards:
         self.host.spawn(self._continue(live))
         return approved
 
-    def _approved(self, approval_id: str) -> bool:
+    async def _wait_for_decision(self, job: CallApproval, function: str) -> bool:
+        """Whether the call runs in this turn: decided by a click here (``job``), or on another server
+        (its row, read every ``TICK`` seconds, which also says this turn still waits); then taken once."""
+        approval_id = job.request.approval_id
+        deadline = time.monotonic() + CALL_APPROVAL_TIMEOUT
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(job.decision), self.TICK)
+                break  # clicked here
+            except asyncio.TimeoutError:
+                pass
+            if time.monotonic() > deadline:
+                self.store.decide(approval_id, "expired", f"Not answered in time: {function} did not run.")
+                break  # expired, or decided by a click just before
+            if not self.store.update_waiting(approval_id, {"beat": time.time()}):
+                break  # decided on another server
         record = self.store.get(approval_id)
-        return record is not None and record.state == "approved"
+        if record is None or record.state != "approved":
+            return False
+        if self.store.claim(approval_id, self.instance):
+            return True
+        # Another server took it: it found this turn silent for STALE seconds (a stalled loop) and ran
+        # the call on its own, as after a restart. The turn goes on without it, so it runs once.
+        log.warning("Teams: %s was run by another server; this turn goes on without it", function)
+        return False
 
     def finished(self, live: LiveTurn, call_id: str, ok: bool) -> None:
         """An approved call of the live turn ran (its FunctionCallFinished): its row is done."""
@@ -162,18 +205,19 @@ class CallCards:
         if not isinstance(record, CallRecord):
             return record
         approval_id, name, card_id = record.id, user_of(context.activity)[1], context.activity.reply_to_id
-        job = self.waiting.get(approval_id)  # None: the turn that asked is gone (the server restarted)
+        job = self.waiting.get(approval_id)  # None: the turn waits on another server, or is gone
+        waits_elsewhere = job is None and self._waits(record)
         late = f"Not answered in time: {record.function} did not run."
         if self.store.expire_if_late(record, CALL_APPROVAL_TIMEOUT, late):
             pass  # nothing runs: the card shows it came too late
         elif approved:
-            ran = "runs." if job is not None else "runs now; its result follows."
+            ran = "runs." if job is not None or waits_elsewhere else "runs now; its result follows."
             if self.store.decide(approval_id, "approved", f"Approved by {name}: {record.function} {ran}", card_id):
                 if job is not None:
                     after_response(lambda: job.decision.done() or job.decision.set_result(True))
-                else:
+                else:  # the waiting turn's server runs it; if there is none, this one does
                     identity = context.identity
-                    after_response(lambda: self.host.spawn(self._run_after_restart(record, identity)))
+                    after_response(lambda: self.host.spawn(self._hand_off(record, identity)))
         else:
             rejected = f"Rejected by {name}: {record.function} did not run."
             if self.store.decide(approval_id, "rejected", rejected, card_id) and job is not None:
@@ -183,7 +227,26 @@ class CallCards:
 
     # endregion
 
-    # region after a restart
+    # region a click on another server, or after a restart
+
+    def _waits(self, record: CallRecord) -> bool:
+        """Whether a turn (of another server process) still waits for this call: it said so lately."""
+        return record.waiter != self.instance and time.time() - record.beat <= self.STALE
+
+    async def _hand_off(self, record: CallRecord, identity: Any) -> None:
+        """An approval clicked here for a turn that is not here. While the turn that asked still waits
+        (on another server), that server sees the decision at its next look and takes the call
+        (``claim``); if it stopped saying it waits (gone, or it never came back from a restart), this one
+        takes it and runs it on its own. ``claim`` lets one of them run it, whatever the timing."""
+        while True:
+            current = self.store.get(record.id)
+            if current is None or current.taken_by or current.state != "approved":
+                return  # taken by the waiting turn (or finished, or interrupted): nothing to do here
+            if not self._waits(current):
+                break
+            await asyncio.sleep(self.TICK)
+        if self.store.claim(record.id, self.instance):
+            await self._run_after_restart(record, identity)
 
     async def _run_after_restart(self, record: CallRecord, identity: Any) -> None:
         """The approved call and its result, in a proactive turn of the conversation it came from."""

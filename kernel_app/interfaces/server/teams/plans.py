@@ -27,9 +27,11 @@ from kernel_app.interfaces.server.chat_surface import (
     sorry,
     too_long_text,
 )
+from kernel_app.interfaces.server.pg_decisions import PgDecisionStore
+from kernel_app.interfaces.server.side_store import DecisionStore
 from kernel_app.interfaces.server.teams import cards
 from kernel_app.interfaces.server.teams.http import after_response
-from kernel_app.interfaces.server.teams.plan_store import PlanRecord, PlanStore
+from kernel_app.interfaces.server.teams.plan_store import PlanRecord
 from kernel_app.interfaces.server.teams.turns import (
     Renderer,
     adaptive,
@@ -54,7 +56,7 @@ APPROVAL_TIMEOUT = 3600.0  # seconds a proposed plan waits for its card to be cl
 class PlanCards:
     """``/plan`` with a plan to approve: planned now, kept in ``store``, run after its card's click."""
 
-    def __init__(self, host: TeamsHost, store: PlanStore) -> None:
+    def __init__(self, host: TeamsHost, store: DecisionStore[PlanRecord] | PgDecisionStore[PlanRecord]) -> None:
         self.host = host
         self.store = store
 

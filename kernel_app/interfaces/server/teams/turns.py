@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from kernel_app.commands.dispatch import Reply
     from kernel_app.conversation.events import ApprovalNeeded
+    from kernel_app.interfaces.server.pg_decisions import PgDecisionStore
     from kernel_app.interfaces.server.side_store import DecisionStore
 
 SORRY = "Sorry, something went wrong on my side; please try again."
@@ -58,7 +59,12 @@ def card_response(card: dict[str, Any]) -> Any:
 
 
 def clicked(
-    context: TurnContext, data: Any, key: str, store: DecisionStore[Any], gone: dict[str, Any], only: str
+    context: TurnContext,
+    data: Any,
+    key: str,
+    store: DecisionStore[Any] | PgDecisionStore[Any],
+    gone: dict[str, Any],
+    only: str,
 ) -> Any:
     """The record a card's click names (``data[key]``) and that the clicker may decide; else the invoke's
     answer: ``gone`` (no such record) as the card, or ``only`` (formatted with the record) to another user."""
