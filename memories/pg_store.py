@@ -76,9 +76,6 @@ RECORD_COLUMNS: Final[LiteralString] = "id, text, description, metadata, created
 # A batch this big goes through COPY into a temporary table and one INSERT ... SELECT (an upsert),
 # instead of one INSERT per row; below it the round trip of the temporary table costs more than it saves.
 BULK_MIN_RECORDS = 500
-# A first load this big into an empty collection builds its HNSW index after the rows are in: one
-# build over all rows is several times faster than updating the graph row by row.
-BULK_REINDEX_MIN_RECORDS = 5000
 # For that build only (SET LOCAL): pgvector builds the graph in memory while it fits, much faster.
 BULK_INDEX_BUILD_MEMORY = "512MB"
 UPSERT_SET: Final[LiteralString] = (
@@ -645,9 +642,10 @@ def _bulk_upsert(conn: Connection[Any], collection: _Collection, pending: Sequen
     """A big batch: binary COPY into a temporary table, then one upsert from it; in the caller's
     transaction, so a failure anywhere leaves the collection as it was (the dropped index included).
 
-    Into an empty collection, a batch of BULK_REINDEX_MIN_RECORDS or more drops the HNSW index first
-    and builds it once at the end. The drop locks the partition until commit: searches of this (empty)
-    collection wait for the load, other collections are not touched.
+    Into an empty collection, it drops the HNSW index first and builds it once at the end: one build
+    over all rows is much faster than updating the graph row by row. The drop locks the partition
+    until commit: searches of this (empty) collection wait for the load; other collections are not
+    touched. A collection that has rows keeps its index (its searches must not wait).
     """
     from psycopg import sql
 
@@ -658,13 +656,12 @@ def _bulk_upsert(conn: Connection[Any], collection: _Collection, pending: Sequen
         "CREATE TEMPORARY TABLE memory_bulk (id text, text text, description text, metadata jsonb, "
         "embedding vector) ON COMMIT DROP"
     )
-    with conn.cursor() as cursor, cursor.copy(
-        "COPY memory_bulk (id, text, description, metadata, embedding) FROM STDIN (FORMAT BINARY)"
-    ) as copy:
+    copy_rows = "COPY memory_bulk (id, text, description, metadata, embedding) FROM STDIN (FORMAT BINARY)"
+    with conn.cursor() as cursor, cursor.copy(copy_rows) as copy:
         copy.set_types(["text", "text", "text", "jsonb", "vector"])
         for p in latest:
             copy.write_row((p.id, p.text, p.description, p.metadata, p.vector))
-    reindex = collection.indexed and len(latest) >= BULK_REINDEX_MIN_RECORDS and _empty(conn, collection)
+    reindex = collection.indexed and _empty(conn, collection)
     if reindex:
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(collection.index_name)))
     conn.execute(

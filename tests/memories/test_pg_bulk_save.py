@@ -42,7 +42,7 @@ def _index_exists(store: PgMemoryStore, collection: str) -> bool:
 
 def test_a_big_first_load_then_an_upsert_of_some_ids_keeps_counts_and_search_right(postgres_url: str) -> None:
     rng = np.random.default_rng(7)
-    n = pg_store.BULK_REINDEX_MIN_RECORDS + 1000  # takes the drop-index-and-rebuild path
+    n = 5000  # a first load into an empty collection: the drop-index-and-rebuild path
     vectors = rng.normal(size=(n, DIMS)).astype(np.float32)
     with PgMemoryStore(postgres_url, HashingEmbedder(DIMS)) as store:
         ids = store.save_many("bulk", _records(vectors))
@@ -77,7 +77,7 @@ def test_a_big_first_load_then_an_upsert_of_some_ids_keeps_counts_and_search_rig
 
 def test_a_failed_bulk_load_leaves_the_collection_as_it_was(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(8)
-    n = pg_store.BULK_REINDEX_MIN_RECORDS + 1  # one is bad: the rest still takes the rebuild path
+    n = pg_store.BULK_MIN_RECORDS + 1  # one is bad: the rest still takes the bulk path
     with PgMemoryStore(postgres_url, HashingEmbedder(DIMS)) as store:
         store.save("kept", "created first", id="a", embedding=rng.normal(size=DIMS))
         store.drop("kept")
