@@ -73,6 +73,17 @@ HNSW_OPCLASS = "vector_cosine_ops"
 DEFAULT_EF_SEARCH = 40  # pgvector's default; raised to the pool size of each search
 MAX_EF_SEARCH = 1000  # pgvector's upper bound
 RECORD_COLUMNS: Final[LiteralString] = "id, text, description, metadata, created_at, updated_at"
+# A batch this big goes through COPY into a temporary table and one INSERT ... SELECT (an upsert),
+# instead of one INSERT per row; below it the round trip of the temporary table costs more than it saves.
+BULK_MIN_RECORDS = 500
+# For that build only (SET LOCAL): pgvector builds the graph in memory while it fits, much faster.
+BULK_INDEX_BUILD_MEMORY = "512MB"
+UPSERT_SET: Final[LiteralString] = (
+    "ON CONFLICT (collection, id) DO UPDATE SET text = excluded.text, "
+    "description = excluded.description, metadata = excluded.metadata, "
+    "embedding = excluded.embedding, generation = excluded.generation, "
+    "updated_at = excluded.updated_at"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,7 +181,6 @@ class PgMemoryStore:
 
         Items and ``replacing`` as in :meth:`memories.store.MemoryStore.save_many`.
         """
-        from psycopg.types.json import Jsonb
 
         name = check_collection_name(collection)
         pending = [self._pending(item) for item in items]
@@ -196,19 +206,10 @@ class PgMemoryStore:
             stale = [i for i in dict.fromkeys(replacing) if i not in saved]
             if stale:
                 conn.execute("DELETE FROM memory_records WHERE collection = %s AND id = ANY(%s)", (name, stale))
-            with conn.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO memory_records (collection, id, text, description, metadata, embedding, "
-                    "generation, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (collection, id) DO UPDATE SET text = excluded.text, "
-                    "description = excluded.description, metadata = excluded.metadata, "
-                    "embedding = excluded.embedding, generation = excluded.generation, "
-                    "updated_at = excluded.updated_at",
-                    [
-                        (name, p.id, p.text, p.description, Jsonb(p.metadata), p.vector, current.uid, now, now)
-                        for p in pending
-                    ],
-                )
+            if len(pending) >= BULK_MIN_RECORDS:
+                _bulk_upsert(conn, current, pending, now)
+            else:
+                _row_upsert(conn, current, pending, now)
         return [p.id for p in pending]
 
     def _pending(self, item: Mapping[str, Any] | MemoryRecord | str) -> _Pending:
@@ -621,6 +622,66 @@ def _create_index(conn: Connection[Any], collection: _Collection) -> None:
             generation=sql.Literal(collection.uid),
         )
     )
+
+
+def _row_upsert(conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime) -> None:
+    from psycopg.types.json import Jsonb
+
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO memory_records (collection, id, text, description, metadata, embedding, "
+            "generation, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) " + UPSERT_SET,
+            [
+                (collection.name, p.id, p.text, p.description, Jsonb(p.metadata), p.vector, collection.uid, now, now)
+                for p in pending
+            ],
+        )
+
+
+def _bulk_upsert(conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime) -> None:
+    """A big batch: binary COPY into a temporary table, then one upsert from it; in the caller's
+    transaction, so a failure anywhere leaves the collection as it was (the dropped index included).
+
+    Into an empty collection, it drops the HNSW index first and builds it once at the end: one build
+    over all rows is much faster than updating the graph row by row. The drop locks the partition
+    until commit: searches of this (empty) collection wait for the load; other collections are not
+    touched. A collection that has rows keeps its index (its searches must not wait).
+    """
+    from psycopg import sql
+
+    # One upsert cannot touch a row twice ("ON CONFLICT DO UPDATE command cannot affect row a second
+    # time"): the last record of an id wins, as with row-by-row saves.
+    latest = builtins.list({p.id: p for p in pending}.values())
+    conn.execute(
+        "CREATE TEMPORARY TABLE memory_bulk (id text, text text, description text, metadata jsonb, "
+        "embedding vector) ON COMMIT DROP"
+    )
+    copy_rows = "COPY memory_bulk (id, text, description, metadata, embedding) FROM STDIN (FORMAT BINARY)"
+    with conn.cursor() as cursor, cursor.copy(copy_rows) as copy:
+        copy.set_types(["text", "text", "text", "jsonb", "vector"])
+        for p in latest:
+            copy.write_row((p.id, p.text, p.description, p.metadata, p.vector))
+    reindex = collection.indexed and _empty(conn, collection)
+    if reindex:
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(collection.index_name)))
+    conn.execute(
+        "INSERT INTO memory_records (collection, id, text, description, metadata, embedding, generation, "
+        "created_at, updated_at) SELECT %s, id, text, description, metadata, embedding, %s, %s, %s "
+        "FROM memory_bulk " + UPSERT_SET,
+        (collection.name, collection.uid, now, now),
+    )
+    if reindex:
+        conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_INDEX_BUILD_MEMORY,))
+        _create_index(conn, collection)
+
+
+def _empty(conn: Connection[Any], collection: _Collection) -> bool:
+    from psycopg import sql
+
+    row = conn.execute(
+        sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(collection.partition))
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _check_embedder(collection: _Collection, embedder: Embedder) -> None:
