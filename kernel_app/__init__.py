@@ -9,7 +9,7 @@ this package, installs the recorded parse of pybars' grammars (kernel_app/kernel
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -41,7 +41,54 @@ _API = {
     "MemoryStore": "memories",
 }
 
-__all__ = sorted(_API)
+# Spelled out, not sorted(_API), so that type checkers and editors see the public names and their types;
+# tests/test_public_api.py keeps the two equal.
+__all__ = [
+    "ActionPlanner",
+    "ApprovalNeeded",
+    "BuiltKernel",
+    "ConversationEngine",
+    "ConversationStore",
+    "Done",
+    "ErrorEvent",
+    "FunctionCallFinished",
+    "FunctionCallStarted",
+    "FunctionCallingPlanner",
+    "KernelAppError",
+    "MemoryStore",
+    "Plan",
+    "PlanExecutor",
+    "ScriptedChatCompletion",
+    "SequentialPlanner",
+    "Settings",
+    "TextDelta",
+    "build_kernel",
+    "call",
+    "create_app",
+    "load_settings",
+    "resolve_function",
+    "run_chain",
+]
+
+if TYPE_CHECKING:  # the real imports for type checkers; at run time each name loads on first use
+    from kernel_app.base.config import Settings, load_settings
+    from kernel_app.base.errors import KernelAppError
+    from kernel_app.conversation import (
+        ApprovalNeeded,
+        ConversationEngine,
+        ConversationStore,
+        Done,
+        ErrorEvent,
+        FunctionCallFinished,
+        FunctionCallStarted,
+        TextDelta,
+    )
+    from kernel_app.interfaces.server import create_app
+    from kernel_app.kernel.builder import BuiltKernel, build_kernel
+    from kernel_app.kernel.runner import resolve_function, run_chain
+    from kernel_app.providers.scripted import ScriptedChatCompletion, call
+    from memories import MemoryStore
+    from planners import ActionPlanner, FunctionCallingPlanner, Plan, PlanExecutor, SequentialPlanner
 
 
 def __getattr__(name: str) -> Any:
