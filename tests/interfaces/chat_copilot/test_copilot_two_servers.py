@@ -135,3 +135,41 @@ async def test_long_messages_relays_between_clients_and_a_restarted_listener(two
     assert on_b.received[1:] == on_a.received  # after the typing state, which its sender never gets
     final = [args[0] for args in on_b.of("ReceiveMessageUpdate")][-1]
     assert final["content"] == LONG  # all of it, though no NOTIFY could carry it
+
+
+def test_a_document_uploaded_through_a_answers_on_b_without_a_s_copy(two: Any, tmp_path: Path) -> None:
+    """Answering needs the chunks (pgvector) and the document's record (PostgreSQL), not the bytes A kept."""
+    import re
+    import shutil
+
+    (a, _, _), (b, _, service_b) = two
+    chat_id = httpx.post(f"{a}/copilot/chats", json={"title": "docs"}).json()["chatSession"]["id"]
+    notes = b"# Opening hours\n\nThe Lyon bakery opens at seven every morning and closes at noon on Sunday.\n"
+    uploaded = httpx.post(
+        f"{a}/copilot/chats/{chat_id}/documents",
+        files=[("formFiles", ("hours.md", notes, "text/markdown"))],
+        timeout=60,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    kept = [p for p in (tmp_path / "a").rglob("hours.md")]
+    assert kept and not list((tmp_path / "b").rglob("hours.md"))  # the bytes stay on A's disk...
+    for path in kept:
+        shutil.rmtree(path.parent)  # ...and are not needed: B answers without them
+    sources = httpx.get(f"{b}/copilot/chats/{chat_id}/documents").json()
+    assert [(s["name"], s["size"]) for s in sources] == [("hours.md", len(notes))]
+
+    def cite(request: object) -> str:  # the model answers from the note it was given, citing its id
+        record_id = re.search(r"\[([^\[\]]+#0)\]", request.prompt).group(1)  # type: ignore[attr-defined]
+        return f"The bakery opens at seven [{record_id}]."
+
+    service_b.queue(cite)
+    answer = httpx.post(
+        f"{b}/copilot/chats/{chat_id}/messages",
+        json=ask("When does the Lyon bakery open every morning?", chat_id),
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    bot = httpx.get(f"{a}/copilot/chats/{chat_id}/messages").json()[0]  # and A shows B's answer
+    assert bot["content"].startswith("The bakery opens at seven")
+    [citation] = bot["citations"]
+    assert citation["sourceName"] == "hours.md" and "opens at seven" in citation["snippet"]

@@ -11,9 +11,12 @@ gets a message twice.
 
 Order: each instance publishes from one task over one connection, so its rows commit in id order (what
 queued up meanwhile, such as a streamed reply's updates, goes in one transaction with one NOTIFY of its
-last id); a receiver keeps the last id it delivered per origin and reads ``id > last`` in order. Loss: after the
-listening connection drops (a database restart), it reconnects with backoff and first reads what each
-known origin wrote meanwhile. Rows are pruned after :data:`KEEP_SECONDS`.
+last id); a receiver keeps the last id it delivered per origin and reads ``id > last`` in order.
+
+Loss: after the listening connection drops (a database restart), it reconnects with backoff and first
+reads what the others wrote meanwhile (what was written before an instance first listened is not for
+it). Rows are pruned after :data:`KEEP_SECONDS`; a send while the database is unreachable is dropped
+for the other instances (logged), never delaying this instance's own clients.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ PRUNE_EVERY = 200  # messages published between prunes
 BATCH = 100  # messages at most in one transaction and one NOTIFY
 HEALTH_CHECK_S = 10.0  # a silent listener checks its connection (and catches up) this often
 MAX_BACKOFF_S = 5.0
+CONNECT_TIMEOUT_S = 10  # seconds: an unreachable database fails a connect rather than hanging it
 LISTENER_NAME = "kernel-app-hub-listener"  # application_name: what a DBA sees in pg_stat_activity
 
 Deliver = Callable[[str, dict[str, Any]], Awaitable[int]]
@@ -79,6 +83,7 @@ class Backplane:
         self.origin = uuid.uuid4().hex
         self._deliver = deliver
         self._last: dict[str, int] = {}  # origin -> the last id delivered here
+        self._start_id: int | None = None  # the last id written before this instance first listened
         self._outbox: asyncio.Queue[tuple[str, str] | None] | None = None
         self._db: AsyncConnection[Any] | None = None  # writes and reads; the listener has its own
         self._db_lock: asyncio.Lock | None = None
@@ -135,7 +140,7 @@ class Backplane:
 
         if self._db is None or self._db.closed or self._db.broken:
             self._db = await psycopg.AsyncConnection.connect(
-                self.database_url, autocommit=True, application_name="kernel-app-hub"
+                self.database_url, autocommit=True, application_name="kernel-app-hub", connect_timeout=CONNECT_TIMEOUT_S
             )
         return self._db
 
@@ -198,13 +203,18 @@ class Backplane:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.database_url, autocommit=True, application_name=LISTENER_NAME
+                    self.database_url,
+                    autocommit=True,
+                    application_name=LISTENER_NAME,
+                    connect_timeout=CONNECT_TIMEOUT_S,
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
+                    if self._start_id is None:  # what was sent before this instance listened is not its
+                        self._start_id = await self._max_id()
                     self.connects += 1
                     self.listening.set()
                     backoff = 0.25
-                    await self._catch_up()  # what known origins wrote while this was not listening
+                    await self._catch_up()  # what was written while this was not listening
                     while True:
                         async for note in conn.notifies(timeout=HEALTH_CHECK_S):
                             origin, _, last = note.payload.partition(" ")
@@ -222,7 +232,7 @@ class Backplane:
 
     async def _receive(self, origin: str, up_to: int) -> None:
         """Deliver ``origin``'s rows after the last one delivered here, through ``up_to``."""
-        after = self._last.get(origin, up_to - 1)  # an origin first heard of now: from this message on
+        after = self._last.get(origin, self._start_id or 0)
         if up_to <= after:
             return  # delivered already, by a catch-up
         await self._deliver_rows(
@@ -232,12 +242,36 @@ class Backplane:
         )
 
     async def _catch_up(self) -> None:
-        for origin, after in list(self._last.items()):
+        """Every other origin's rows written since this instance started listening and not delivered here."""
+        assert self._db_lock is not None
+        start = self._start_id or 0
+        async with self._db_lock:
+            try:
+                cursor = await (await self._connection()).execute(
+                    "SELECT DISTINCT origin FROM copilot_hub_messages WHERE id > %s AND origin <> %s",
+                    (start, self.origin),
+                )
+                origins = [row[0] for row in await cursor.fetchall()]
+            except Exception:
+                self._db = None
+                raise
+        for origin in origins:
             await self._deliver_rows(
                 "SELECT id, origin, chat_id, message FROM copilot_hub_messages WHERE origin = %s AND id > %s "
                 "ORDER BY id",
-                (origin, after),
+                (origin, self._last.get(origin, start)),
             )
+
+    async def _max_id(self) -> int:
+        assert self._db_lock is not None
+        async with self._db_lock:
+            try:
+                cursor = await (await self._connection()).execute("SELECT max(id) FROM copilot_hub_messages")
+                row = await cursor.fetchone()
+            except Exception:
+                self._db = None
+                raise
+        return int(row[0]) if row and row[0] is not None else 0
 
     async def _deliver_rows(self, query: LiteralString, parameters: tuple[Any, ...]) -> None:
         assert self._db_lock is not None
