@@ -105,6 +105,8 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             if mcp_http is not None:
                 await stack.enter_async_context(mcp_http.lifespan())
+            if getattr(app.state, "copilot", None) is not None:  # chat-copilot's hub backplane, if any
+                await stack.enter_async_context(app.state.copilot.running())
             state.model_loading = _start_loading_the_model(state)
             turns = None
             if state.store.backend == "postgresql":

@@ -7,6 +7,10 @@ chat is a conversation of the engine's store (``kernel-app chat --list`` shows i
 sees beyond that (message ids, plan and document messages, citations) is kept beside the store
 (:mod:`.records`).
 
+With ``database_url`` the records are in PostgreSQL and the hub relays through it
+(:mod:`.backplane`), so several instances behind one address serve the same chats: a reply computed
+on one reaches a browser connected to another.
+
 The hub answers at ``/copilot/messageRelayHub`` and at ``/messageRelayHub``: the web app resolves
 ``new URL('/messageRelayHub', base)``, which drops the base's path.
 
@@ -64,12 +68,17 @@ def mount(
     from kernel_app.interfaces.server.chat_copilot import routes
     from kernel_app.interfaces.server.chat_copilot.bot import CopilotBot
     from kernel_app.interfaces.server.chat_copilot.hub import DEFAULT_PING_INTERVAL, Hub
-    from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
+    from kernel_app.interfaces.server.chat_copilot.records import open_records
     from kernel_app.interfaces.server.security import BodyLimit, LoopbackHosts
 
     allowed = list(origins) if origins is not None else origins_from_env()
     hub = Hub(ping_interval or DEFAULT_PING_INTERVAL)
-    records = CopilotRecords.beside(state.store.path)
+    database_url = state.settings.database_url
+    records = open_records(state.store.path, database_url)  # shared by every instance with database_url
+    if database_url:
+        from kernel_app.interfaces.server.chat_copilot.backplane import Backplane
+
+        hub.backplane = Backplane(database_url, hub.deliver)  # started in the server's lifespan
     bot = CopilotBot(state, hub, records)
     sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     sub.state.kernel_app = state

@@ -57,7 +57,7 @@ from kernel_app.interfaces.server.chat_surface import (
 if TYPE_CHECKING:
     from kernel_app.commands.dispatch import ChatSession
     from kernel_app.interfaces.server.chat_copilot.hub import Hub
-    from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
+    from kernel_app.interfaces.server.chat_copilot.records import AnyCopilotRecords
     from kernel_app.interfaces.server.state import ServerState
 
 log = logging.getLogger("kernel_app.copilot")
@@ -115,7 +115,7 @@ class CopilotBot:
     """The chats' bot over the server's kernel, engine and store; deciding kept plan messages is its part
     :class:`~kernel_app.interfaces.server.chat_copilot.kept.KeptPlans`, given the bot as its host."""
 
-    def __init__(self, state: ServerState, hub: Hub, records: CopilotRecords) -> None:
+    def __init__(self, state: ServerState, hub: Hub, records: AnyCopilotRecords) -> None:
         self.state = state
         self.hub = hub
         self.records = records

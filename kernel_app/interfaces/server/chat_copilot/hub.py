@@ -10,6 +10,9 @@ Client → server: ``AddClientToGroupAsync(chatId)``, ``SendMessageAsync(chatId,
 ``SendUserTypingStateAsync(chatId, userId, isTyping)`` (both relayed to the others in the chat's group).
 Server → group: :meth:`Hub.send` (``ReceiveMessage``, ``ReceiveMessageUpdate``, ``ReceiveBotResponseStatus``,
 ``ChatEdited``, ``ChatDeleted``, ``UserJoined``...).
+
+Several instances on one database: with a :class:`~.backplane.Backplane`, every send also goes to the
+clients in the group on the other instances (and what they send comes here through :meth:`Hub.deliver`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from starlette.websockets import WebSocket
+
+    from kernel_app.interfaces.server.chat_copilot.backplane import Backplane
 
 log = logging.getLogger("kernel_app.copilot")
 
@@ -61,10 +66,21 @@ class Hub:
         self.ping_interval = ping_interval
         self.groups: dict[str, set[Connection]] = {}
         self.connections: set[Connection] = set()
+        self.backplane: Backplane | None = None  # set with database_url: other instances' clients too
 
     async def send(self, chat_id: str, target: str, *arguments: Any, exclude: Connection | None = None) -> int:
-        """Invoke ``target`` on every client in the chat's group (but ``exclude``); returns how many got it."""
+        """Invoke ``target`` on every client in the chat's group (but ``exclude``), here and, through the
+        backplane, on the other instances; returns how many got it here."""
         message = {"type": INVOCATION, "target": target, "arguments": list(arguments)}
+        if self.backplane is not None:
+            self.backplane.publish(chat_id, message)
+        return await self._write_group(chat_id, message, exclude)
+
+    async def deliver(self, chat_id: str, message: dict[str, Any]) -> int:
+        """A message another instance's hub sent: to the group's clients here (the backplane calls this)."""
+        return await self._write_group(chat_id, message, None)
+
+    async def _write_group(self, chat_id: str, message: dict[str, Any], exclude: Connection | None) -> int:
         members = [c for c in self.groups.get(chat_id, set()) if c is not exclude]
         sent = await asyncio.gather(*(c.write(message) for c in members))
         return sum(sent)

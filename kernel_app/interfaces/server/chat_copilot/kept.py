@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from kernel_app.base.usage import Usage
     from kernel_app.commands.dispatch import ChatSession
     from kernel_app.interfaces.server.chat_copilot.bot import Turn
-    from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
+    from kernel_app.interfaces.server.chat_copilot.records import AnyCopilotRecords
     from kernel_app.interfaces.server.state import ServerState
 
 APPROVAL_TIMEOUT = 3600.0  # seconds a plan message waits for its decision (a restart included), then runs nothing
@@ -62,7 +62,7 @@ class BotHost(Protocol):
     """What :class:`KeptPlans` needs of the bot that holds it."""
 
     state: ServerState
-    records: CopilotRecords
+    records: AnyCopilotRecords
 
     def session(self, chat_id: str) -> ChatSession:
         """The chat's session (its ``$last`` follows a kept plan's result)."""

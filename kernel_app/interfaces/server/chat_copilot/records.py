@@ -5,6 +5,9 @@ of the same chat: which conversations are chats, their settings and participants
 shows with its id, author, type (plan, document) and citations. Store messages a web chat turn produced
 are marked ``covered`` (the view already holds them, as the user typed them); any other store message
 (a turn from ``kernel-app chat --resume``) is shown as it is.
+
+With ``database_url`` the same records live in PostgreSQL (:mod:`.pg_records`), shared by every
+instance: :func:`open_records` picks the backend.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from kernel_app.interfaces.server.side_store import SideStore
+
+if TYPE_CHECKING:
+    from kernel_app.interfaces.server.chat_copilot.pg_records import PgCopilotRecords
 
 DB_NAME = "copilot.sqlite3"
 
@@ -102,6 +109,7 @@ class CopilotRecords(SideStore):
 
     DB_NAME = DB_NAME
     SCHEMA = SCHEMA
+    backend = "sqlite"
 
     def _run(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -230,6 +238,19 @@ class CopilotRecords(SideStore):
         return [DocumentRecord(*row) for row in rows]
 
     # endregion
+
+
+AnyCopilotRecords: TypeAlias = "CopilotRecords | PgCopilotRecords"
+
+
+def open_records(store_path: Path | str, database_url: str | None = None) -> AnyCopilotRecords:
+    """The web app's records: in PostgreSQL when ``database_url`` is set, else in ``copilot.sqlite3``
+    beside the conversation store at ``store_path`` (exactly as before)."""
+    if database_url:
+        from kernel_app.interfaces.server.chat_copilot.pg_records import PgCopilotRecords
+
+        return PgCopilotRecords(database_url)
+    return CopilotRecords.beside(store_path)
 
 
 _COLUMNS = "id, chat_id, created_at, author_role, user_id, user_name, type, content, citations, token_usage"

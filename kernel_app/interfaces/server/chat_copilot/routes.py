@@ -12,9 +12,11 @@ another with ``userId`` / ``userName`` variables in its Ask (only the user who a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
 
     from kernel_app.interfaces.server.chat_copilot.bot import CopilotBot
     from kernel_app.interfaces.server.chat_copilot.hub import Hub
-    from kernel_app.interfaces.server.chat_copilot.records import CopilotRecords
+    from kernel_app.interfaces.server.chat_copilot.records import AnyCopilotRecords
     from kernel_app.interfaces.server.state import ServerState
 
 GREETING = (
@@ -49,9 +51,23 @@ class Copilot:
 
     state: ServerState
     hub: Hub
-    records: CopilotRecords
+    records: AnyCopilotRecords
     bot: CopilotBot
     origins: list[str]
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """While the server runs: the hub's backplane (with database_url), closed with the records' pool."""
+        backplane = self.hub.backplane
+        if backplane is not None:
+            await backplane.start()
+        try:
+            yield
+        finally:
+            if backplane is not None:
+                await backplane.stop()
+            if self.records.backend == "postgresql":
+                self.records.close()
 
     def chat(self, chat_id: str) -> Any:
         """The chat's conversation; 404 unless it is a chat of the web app and still in the store."""
