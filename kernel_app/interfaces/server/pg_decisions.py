@@ -18,7 +18,9 @@ REST plans (:mod:`.api.plan_store`) and Teams' plan and call cards open their st
 Teams' calls needed a hand-off first, since a card's turn waits for its click in the memory of the
 server that asked: the waiting turn stamps its row while it waits (``update_waiting``), a click on
 another server records the decision and leaves the call to it, and whichever runs the call takes it
-first (``claim``), so it runs once (:mod:`.teams.calls`). chat-copilot's plans still open their SQLite
+first (``claim``), so it runs once (:mod:`.teams.calls`). An approval waiting in a streamed REST turn
+is a row here too (kind ``api.approvals``, :mod:`.api.approvals`): the same hand-off, where only the
+waiting turn runs the call. chat-copilot's plans still open their SQLite
 file: its waiting turn answers the deciding HTTP request itself, which needs the same hand-off.
 """
 

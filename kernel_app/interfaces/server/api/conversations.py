@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 
 from kernel_app.conversation.engine import collect
 from kernel_app.conversation.events import ApprovalNeeded
+from kernel_app.interfaces.server import state as state_module
+from kernel_app.interfaces.server.api.approvals import ApprovalDecided, shared_approvals
 from kernel_app.interfaces.server.errors import ApiError
 from kernel_app.interfaces.server.limits import CLIENT_GONE, gated, unless_disconnected
 from kernel_app.interfaces.server.sse import event_stream
@@ -67,12 +69,18 @@ async def post_message(
     state.store.get(conversation_id)  # 404 before anything runs
     state.gate.check()
 
+    shared = shared_approvals(state) if body.stream else None
+
     async def approve(request: ApprovalNeeded) -> bool:
+        if shared is not None:  # database_url: the answer may reach any server (api/approvals.py)
+            return await shared.wait(request, state_module.APPROVAL_TIMEOUT)
         return await state.wait_for_approval(conversation_id, request)
 
     events = state.engine.stream(
         conversation_id, body.content, approve=approve if body.stream else None, stream=body.stream
     )
+    if shared is not None:
+        events = shared.follow(conversation_id, events)
     gated_events = gated(state.gate, events, state.request_timeout)
     if body.stream:
         return event_stream(gated_events)
@@ -92,6 +100,15 @@ async def post_message(
 
 @router.post("/{conversation_id}/approvals/{approval_id}", summary="Answer an approval_needed event")
 async def answer_approval(conversation_id: str, approval_id: str, body: ApprovalAnswer, state: State) -> dict[str, Any]:
-    if not state.answer_approval(conversation_id, approval_id, body.approved):
+    shared = shared_approvals(state)
+    try:
+        answered = (
+            await shared.answer(conversation_id, approval_id, body.approved)
+            if shared is not None
+            else state.answer_approval(conversation_id, approval_id, body.approved)
+        )
+    except ApprovalDecided as decided:  # a second answer (from any server): what happened
+        raise ApiError(409, str(decided), "approval_already_answered") from None
+    if not answered:
         raise ApiError(404, f"no pending approval {approval_id!r} in this conversation", "approval_not_found")
     return {"approval_id": approval_id, "approved": body.approved}

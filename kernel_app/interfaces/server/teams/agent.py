@@ -28,10 +28,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted, Progress
+from kernel_app.conversation.store import ConversationStoreError
 from kernel_app.interfaces.server.chat_surface import (
     Offered,
     approver,
@@ -45,7 +47,7 @@ from kernel_app.interfaces.server.pg_decisions import open_decisions
 from kernel_app.interfaces.server.teams import cards, is_anonymous
 from kernel_app.interfaces.server.teams.call_store import CallStore
 from kernel_app.interfaces.server.teams.calls import CALL_APPROVAL_TIMEOUT, CallCards
-from kernel_app.interfaces.server.teams.links import TeamsLinks
+from kernel_app.interfaces.server.teams.links import open_links
 from kernel_app.interfaces.server.teams.plan_store import PlanStore
 from kernel_app.interfaces.server.teams.plans import PlanCards
 from kernel_app.interfaces.server.teams.turns import (
@@ -110,7 +112,8 @@ class TeamsAgent:
             ApplicationOptions(storage=MemoryStorage(), start_typing_timer=False, remove_recipient_mention=True),
             connection_manager=self.connections,
         )
-        self.links = TeamsLinks.beside(state.store.path)
+        # Shared in PostgreSQL with database_url, so a chat whose messages land on several servers is one conversation.
+        self.links = open_links(state.store.path, state.settings.database_url)
         # The cards' records: beside the conversation store, or shared in PostgreSQL with database_url.
         plans = open_decisions(PlanStore, state.store.path, state.settings.database_url)
         if interrupted := plans.interrupt_running():
@@ -151,10 +154,19 @@ class TeamsAgent:
         cached = self._sessions.get(teams_id)
         if cached is not None and engine.store.exists(cached.conversation_id):
             return cached
-        conversation_id = self.links.get(teams_id)
-        if conversation_id is None or not engine.store.exists(conversation_id):
-            conversation_id = engine.create().id
-            self.links.set(teams_id, conversation_id)
+        linked = self.links.get(teams_id)
+        conversation_id = linked
+        if linked is None or not engine.store.exists(linked):
+            # Link first, create second: two servers taking a new chat's first messages at once agree on
+            # one id (the link's), and one of them creates it; the other finds it made already.
+            conversation_id = self.links.claim(teams_id, uuid.uuid4().hex[:12], stale=linked)
+            if not engine.store.exists(conversation_id):
+                try:
+                    engine.create(id=conversation_id)
+                except ConversationStoreError:  # the other server created it between the two calls
+                    if not engine.store.exists(conversation_id):
+                        raise
+        assert conversation_id is not None
         session = ChatSession(self.state.kernel, engine=engine, conversation_id=conversation_id)
         self._sessions[teams_id] = session
         return session
