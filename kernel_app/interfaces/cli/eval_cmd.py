@@ -1,0 +1,102 @@
+"""``kernel-app eval [PATHS...]``: run a function's eval cases on one or more models and check the answers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from kernel_app.interfaces.cli.context import AppContext, report_problems
+
+if TYPE_CHECKING:
+    from kernel_app.kernel.evals.runner import Target
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATHS]...")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME",
+    help="Run on this model (a tier name or GGUF path for local); repeatable to compare models side by side "
+    "[default: the configured model].",
+)
+@click.option("--function", "function", default=None, metavar="PLUGIN.FUNCTION", help="For files that name none.")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True, help="Runs per case and model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (stable keys) instead of a table.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
+@click.option(
+    "--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="Write a markdown report here."
+)
+@click.pass_obj
+def eval_command(
+    app: AppContext,
+    paths: tuple[Path, ...],
+    models: tuple[str, ...],
+    function: str | None,
+    repeat: int,
+    as_json: bool,
+    junit_file: Path | None,
+    report_file: Path | None,
+) -> None:
+    """Run eval files and check each answer; exit 1 when an assertion fails, 2 on a bad file.
+
+    Eval files: Plugin/Function/evals.yaml, Plugin/NAME.evals.yaml, or any YAML file naming its
+    function (`function: Plugin.Function` or --function). Without PATHS, every eval file in the
+    loaded plugin folders runs.
+
+    \b
+    Examples:
+      kernel-app eval plugins/BusinessThinking/SWOT.evals.yaml
+      kernel-app eval my-plugins/BusinessThinking/SWOTDraft --model qwen2.5-coder-1.5b --model qwen2.5-coder-0.5b
+      kernel-app eval cases.yaml --function Writer.Summarize --json --junit evals.xml --report evals.md
+    """
+    import asyncio
+
+    from kernel_app.base.errors import UsageError
+    from kernel_app.kernel.evals import discover, load_eval_file
+    from kernel_app.kernel.evals.report import junit, markdown, table, to_json
+    from kernel_app.kernel.evals.runner import run_evals
+
+    built = app.build_kernel(with_service=False)
+    report_problems(built.report.problems, quiet_warnings=True)
+    search = list(paths) or sorted(set(built.report.origins.values()))
+    files = [load_eval_file(path, function) for path in discover(search)]
+    if not files:
+        raise UsageError(f"no eval files in {', '.join(map(str, search))}: add evals.yaml or NAME.evals.yaml")
+
+    targets = [_target(app, model) for model in (models or (None,))]
+    progress = _terminal_progress if sys.stderr.isatty() else _line_progress
+    results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress))
+
+    click.echo(to_json(results) if as_json else table(results))
+    if junit_file is not None:
+        junit_file.write_text(junit(results), encoding="utf-8")
+    if report_file is not None:
+        report_file.write_text(markdown(results), encoding="utf-8")
+    if not all(r.passed for r in results):
+        sys.exit(1)
+
+
+def _target(app: AppContext, model: str | None) -> Target:
+    """A kernel for ``model`` (None: the configured one), with the same plugins and service."""
+    from kernel_app.kernel.evals.runner import Target
+
+    context = app if model is None else AppContext({**app.overrides, "model": model}, app.config_file, app.debug)
+    built = context.build_kernel()
+    settings = context.settings
+    return Target(model or settings.model or settings.service, built.kernel, built.report)
+
+
+def _terminal_progress(done: int, total: int, label: str) -> None:
+    width = 30
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:50]:<50}{end}", nl=False, err=True)
+
+
+def _line_progress(done: int, total: int, label: str) -> None:
+    click.echo(f"case {done}/{total}: {label}", err=True)
