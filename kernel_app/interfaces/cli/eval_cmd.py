@@ -11,6 +11,8 @@ import click
 from kernel_app.interfaces.cli.context import AppContext, report_problems
 
 if TYPE_CHECKING:
+    from semantic_kernel import Kernel
+
     from kernel_app.kernel.evals.runner import Target
 
 
@@ -87,8 +89,19 @@ def _target(app: AppContext, model: str | None) -> Target:
 
     context = app if model is None else AppContext({**app.overrides, "model": model}, app.config_file, app.debug)
     built = context.build_kernel()
-    settings = context.settings
-    return Target(model or settings.model or settings.service, built.kernel, built.report)
+    return Target(model or _model_name(built.kernel) or context.settings.service, built.kernel, built.report)
+
+
+def _model_name(kernel: Kernel) -> str | None:
+    """The configured model's name as its service reports it (the local tier's default has no setting)."""
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+    try:
+        service = kernel.get_service(type=ChatCompletionClientBase)
+    except Exception:  # no chat service: the name is only for the table
+        return None
+    name = str(getattr(service, "ai_model_id", "") or "")
+    return Path(name).name if name else None
 
 
 def _terminal_progress(done: int, total: int, label: str) -> None:

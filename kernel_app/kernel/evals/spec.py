@@ -96,7 +96,8 @@ class _Reader:
         self.path = path
 
     def fail(self, line: int | None, field_name: str, message: str, hint: str) -> EvalFileError:
-        return EvalFileError(Problem(str(self.path), f"{field_name}: {message}", hint, line=line))
+        where = f"{field_name}: " if field_name else ""
+        return EvalFileError(Problem(str(self.path), where + message, hint, line=line))
 
     def mapping(self, value: Any, where: str, line: int | None, known: set[str]) -> _Mapping:
         if not isinstance(value, _Mapping):
