@@ -46,6 +46,8 @@ class AssertionType:
     check: Check
     # parameter name -> (expected Python type(s), required)
     params: Mapping[str, tuple[tuple[type, ...], bool]]
+    # checks the parameters' values when the eval file loads: a problem as "field: what is wrong", or None
+    validate: Callable[[Mapping[str, Any]], str | None] | None = None
 
 
 ASSERTIONS: dict[str, AssertionType] = {}
@@ -55,11 +57,16 @@ _INT = (int,)
 _NUMBER = (int, float)
 
 
-def register(name: str, params: Mapping[str, tuple[tuple[type, ...], bool]]) -> Callable[[Check], Check]:
-    """Register ``check`` as assertion type ``name``; ``params`` are the keys an eval file may give it."""
+def register(
+    name: str,
+    params: Mapping[str, tuple[tuple[type, ...], bool]],
+    validate: Callable[[Mapping[str, Any]], str | None] | None = None,
+) -> Callable[[Check], Check]:
+    """Register ``check`` as assertion type ``name``; ``params`` are the keys an eval file may give it and
+    ``validate`` checks their values when the file loads (a regex that compiles, a schema that is one)."""
 
     def add(check: Check) -> Check:
-        ASSERTIONS[name] = AssertionType(name, check, params)
+        ASSERTIONS[name] = AssertionType(name, check, params, validate)
         return check
 
     return add
@@ -102,10 +109,19 @@ def _string_assertion(name: str, negate: bool) -> Check:
     return check
 
 
+def _valid_regex(params: Mapping[str, Any]) -> str | None:
+    try:
+        re.compile(str(params["value"]))
+    except re.error as exc:
+        return f"value: not a regular expression ({exc})"
+    return None
+
+
 for _name in _STRING_TESTS:
     for _negate in (False, True):
         _full = f"not-{_name}" if _negate else _name
-        register(_full, {"value": (_TEXT, True)})(_string_assertion(_name, _negate))
+        _validate = _valid_regex if _name == "regex" else None
+        register(_full, {"value": (_TEXT, True)}, _validate)(_string_assertion(_name, _negate))
 
 
 # -- sizes ----------------------------------------------------------------------------------------------------
@@ -149,7 +165,20 @@ def _tokens(output: Output, params: Mapping[str, Any], expected: str | None) -> 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.S)
 
 
-@register("is-json", {"value": ((dict,), False), "schema": ((dict,), False)})
+def _valid_schema(params: Mapping[str, Any]) -> str | None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    for key in ("schema", "value"):
+        if key in params:
+            try:
+                Draft202012Validator.check_schema(params[key])
+            except SchemaError as exc:
+                return f"{key}: not a valid JSON Schema ({exc.message})"
+    return None
+
+
+@register("is-json", {"value": ((dict,), False), "schema": ((dict,), False)}, _valid_schema)
 def _is_json(output: Output, params: Mapping[str, Any], expected: str | None) -> AssertionResult:
     text = output.text.strip()
     fenced = _FENCE.match(text)  # a model often wraps JSON in a ```json fence; the content is what counts
@@ -160,13 +189,9 @@ def _is_json(output: Output, params: Mapping[str, Any], expected: str | None) ->
     schema = params.get("schema", params.get("value"))
     if schema is None:
         return _result("is-json", True, "valid JSON")
-    from jsonschema import Draft202012Validator  # only when a schema is given
-    from jsonschema.exceptions import SchemaError, best_match
+    from jsonschema import Draft202012Validator  # only when a schema is given (checked when the file loaded)
+    from jsonschema.exceptions import best_match
 
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as exc:
-        return _result("is-json", False, f"the eval file's schema is invalid: {exc.message}")
     error = best_match(Draft202012Validator(schema).iter_errors(data))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "the top level"

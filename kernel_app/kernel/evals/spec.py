@@ -254,6 +254,10 @@ def _assertion(reader: _Reader, raw: Any, where: str, line: int | None) -> Asser
             continue
         what = " or ".join(dict.fromkeys(_TYPE_WORDS[t] for t in types))
         params[key] = reader.typed(raw, key, f"{where}.", types, what)
+    problem = kind.validate(params) if kind.validate is not None else None
+    if problem is not None:
+        key, _, message = problem.partition(": ")
+        raise reader.fail(raw.key_lines.get(key, raw.line), f"{where}.{key}", message, f"fix the {key} of {name}")
     return AssertionSpec(name, params, raw.line)
 
 

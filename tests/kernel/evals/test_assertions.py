@@ -70,8 +70,7 @@ def test_is_json_plain_fenced_and_with_a_schema() -> None:
     assert run("is-json", '[{"sentiment": "good"}, {"sentiment": "bad"}]', schema=schema).passed
     wrong = run("is-json", '[{"sentiment": "good"}, {"mood": "bad"}]', schema=schema)
     assert not wrong.passed and "at 1" in wrong.reason and "sentiment" in wrong.reason
-    bad_schema = run("is-json", "[]", schema={"type": "no-such-type"})
-    assert not bad_schema.passed and "schema is invalid" in bad_schema.reason
+    assert ASSERTIONS["is-json"].validate is not None  # a bad schema is an eval-file error (test_eval_files)
 
 
 def test_markdown_tables_count_rows_and_headings() -> None:

@@ -123,6 +123,14 @@ def test_dataset_rows_become_cases(tmp_path: Path) -> None:
             "function: A.B\ncases:\n  - input: x\n    assert:\n      - {type: no-cjk, value: 3}\n",
             ":5: cases[0].assert[0].value: unknown key: known keys: description, type",
         ),
+        (
+            "function: A.B\ncases:\n  - input: x\n    assert:\n      - type: is-json\n        schema: {type: nope}\n",
+            ":6: cases[0].assert[0].schema: not a valid JSON Schema (",
+        ),
+        (
+            "function: A.B\ncases:\n  - input: x\n    assert:\n      - {type: not-regex, value: '(unclosed'}\n",
+            ":5: cases[0].assert[0].value: not a regular expression (missing ), unterminated subpattern",
+        ),
         ("function: A.B\ncases: {input: x}\n", ":2: cases: expected a list of cases, got a mapping"),
         ("function: A.B\ncases:\n  - input: x\n", ":3: cases[0]: no assertions: add `assert:` here or under"),
         ("function: A.B\ncases: []\n", ":1: cases: no cases: add `cases:`"),
