@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
 
     from kernel_app.kernel.evals.runner import Target
+    from kernel_app.kernel.evals.spec import EvalFile
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,14 +64,18 @@ def eval_command(
     from kernel_app.kernel.evals.report import junit, markdown, table, to_json
     from kernel_app.kernel.evals.runner import run_evals
 
-    built = app.build_kernel(with_service=False)
-    report_problems(built.report.problems, quiet_warnings=True)
-    search = list(paths) or sorted(set(built.report.origins.values()))
+    if paths:
+        search = list(paths)
+    else:
+        built = app.build_kernel(with_service=False)
+        search = sorted(set(built.report.origins.values()))
     files = [load_eval_file(path, function) for path in discover(search)]
     if not files:
         raise UsageError(f"no eval files in {', '.join(map(str, search))}: add evals.yaml or NAME.evals.yaml")
 
+    app = _with_plugin_directories(app, files)
     targets = [_target(app, model) for model in (models or (None,))]
+    report_problems(targets[0].report.problems, quiet_warnings=True)
     progress = _terminal_progress if sys.stderr.isatty() else _line_progress
     results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress))
 
@@ -81,6 +86,22 @@ def eval_command(
         report_file.write_text(markdown(results), encoding="utf-8")
     if not all(r.passed for r in results):
         sys.exit(1)
+
+
+def _with_plugin_directories(app: AppContext, files: list[EvalFile]) -> AppContext:
+    """Load the plugins the eval files sit beside: an author evaluating their copy of a built-in function
+    must get their copy, not the built-in one of the same name."""
+    from kernel_app.base.paths import builtin_plugins_dir
+    from kernel_app.kernel.evals.spec import plugin_directory_of
+
+    known = {p.resolve() for p in [builtin_plugins_dir(), *app.settings.plugins_dirs]}
+    extra = [d for d in dict.fromkeys(plugin_directory_of(f) for f in files) if d and d.resolve() not in known]
+    if not extra:
+        return app
+    for directory in extra:
+        click.echo(f"eval: loading plugins from {directory} (the eval files' own folder)", err=True)
+    overrides = {**app.overrides, "plugins_dirs": [*app.settings.plugins_dirs, *extra]}
+    return AppContext(overrides, app.config_file, app.debug)
 
 
 def _target(app: AppContext, model: str | None) -> Target:

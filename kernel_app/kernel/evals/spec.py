@@ -147,6 +147,21 @@ def function_for(path: Path) -> str | None:
     return None
 
 
+def plugin_directory_of(eval_file: EvalFile) -> Path | None:
+    """The plugin directory that holds the function an eval file sits beside (``DIR/Plugin/Function/evals.yaml``
+    or ``DIR/Plugin/NAME.evals.yaml`` next to ``NAME.yaml``/``.py``), or None for a file kept elsewhere."""
+    path = eval_file.path
+    if function_for(path) != eval_file.function:
+        return None
+    if path.name == EVALS_FILE:
+        found = (path.parent / "skprompt.txt").is_file()
+        return path.parent.parent.parent if found else None
+    stem = path.name[: -len(EVALS_SUFFIX)]
+    plugin = path.parent
+    beside = [plugin / f"{stem}{suffix}" for suffix in (".yaml", ".yml")] + list(plugin.glob("*.py"))
+    return plugin.parent if any(p.is_file() for p in beside) else None
+
+
 def discover(paths: list[Path]) -> list[Path]:
     """Eval files under ``paths``: a file as given; a folder's ``evals.yaml`` and ``*.evals.yaml``, recursively."""
     found: list[Path] = []

@@ -96,3 +96,18 @@ def test_the_shipped_swot_eval_runs_by_folder(openai_server) -> None:
     data = json.loads(proc.stdout or "{}")
     assert {r["function"] for r in data.get("results", [])} == {"BusinessThinking.SWOT"}, proc.stderr
     assert proc.returncode == 0 and data["summary"]["failed"] == 0 and data["summary"]["runs"] >= 3
+
+
+def test_a_copied_function_is_evaluated_from_its_own_folder_not_the_built_in(openai_server, tmp_path: Path) -> None:
+    """The author's copy of Writer.Summarize, evaluated by folder, runs their prompt without --plugins-dir."""
+    function = tmp_path / "my-plugins" / "Writer" / "Summarize"
+    function.mkdir(parents=True)
+    (function / "skprompt.txt").write_text("MY EDITED PROMPT: summarize {{$input}}", encoding="utf-8")
+    (function / "evals.yaml").write_text(
+        "cases:\n  - input: bread\n    assert: [{type: icontains, value: bread}]\n", encoding="utf-8"
+    )
+    openai_server.queue("Bread, briefly.")
+    proc = run_cli("eval", str(function), **env(openai_server))
+    assert proc.returncode == 0, proc.stderr
+    assert "MY EDITED PROMPT: summarize bread" in openai_server.requests[0].prompt
+    assert f"eval: loading plugins from {tmp_path / 'my-plugins'}" in proc.stderr
