@@ -248,22 +248,34 @@ def _markdown_tables(output: Output, params: Mapping[str, Any], expected: str | 
     if count is not None and len(tables) != count:
         problems.append(f"{len(tables)} tables, expected {count}")
     low, high = params.get("min-rows"), params.get("max-rows")
-    for number, table in enumerate(tables, 1):
-        if low is not None and len(table.rows) < low:
-            problems.append(f"table {number} has {len(table.rows)} rows, fewer than {low}")
-        if high is not None and len(table.rows) > high:
-            problems.append(f"table {number} has {len(table.rows)} rows, more than {high}")
+    sizes = [len(table.rows) for table in tables]
+    if low is not None:
+        problems += _row_problem(sizes, lambda n: n < low, f"fewer than {low} rows")
+    if high is not None:
+        problems += _row_problem(sizes, lambda n: n > high, f"more than {high} rows")
     # A heading counts as a markdown heading line, a bold line, or a header cell of a table.
     titles = [line.lstrip("#").strip(" *:").lower() for line in others if line.startswith(("#", "**"))]
     titles += [cell.lower() for table in tables for cell in table.header]
     missing = [h for h in params.get("headings", []) if not any(str(h).lower() in title for title in titles)]
     if missing:
         problems.append(f"missing heading {', '.join(repr(m) for m in missing)}")
-    checks = 1 + len(tables) + len(params.get("headings", []))
+    # The score is the share of checks met: the count, each table's rows, each heading.
+    rows_ok = [(low is None or n >= low) and (high is None or n <= high) for n in sizes]
+    met = [count is None or len(tables) == count, *rows_ok, *(h not in missing for h in params.get("headings", []))]
     if problems:
-        return _result("markdown-tables", False, "; ".join(problems), max(0.0, 1 - len(problems) / checks))
+        return _result("markdown-tables", False, "; ".join(problems), sum(met) / len(met))
     rows = ", ".join(str(len(t.rows)) for t in tables)
     return _result("markdown-tables", True, f"{len(tables)} tables ({rows} rows)")
+
+
+def _row_problem(sizes: list[int], wrong: Callable[[int], bool], what: str) -> list[str]:
+    """One line for every table out of bounds: "tables 1, 3 have fewer than 3 rows (2, 1)"."""
+    bad = [(number, size) for number, size in enumerate(sizes, 1) if wrong(size)]
+    if not bad:
+        return []
+    numbers, counts = ", ".join(str(n) for n, _ in bad), ", ".join(str(c) for _, c in bad)
+    verb = "has" if len(bad) == 1 else "have"
+    return [f"table{'s' if len(bad) > 1 else ''} {numbers} {verb} {what} ({counts})"]
 
 
 _END = re.compile(r"[.!?:;)\]\"'’”`*]$")

@@ -78,8 +78,10 @@ def test_markdown_tables_count_rows_and_headings() -> None:
     assert [len(t.rows) for t in tables] == [3, 2] and others == ["### Strengths", "### Threats"]
     assert run("markdown-tables", SWOT, count=2, **{"min-rows": 2}, headings=["strengths", "Why it matters"]).passed
     failed = run("markdown-tables", SWOT, count=4, **{"min-rows": 3}, headings=["Strengths", "Weaknesses"])
-    assert not failed.passed and 0 < failed.score < 1
-    assert failed.reason == "2 tables, expected 4; table 2 has 2 rows, fewer than 3; missing heading 'Weaknesses'"
+    assert not failed.passed and failed.score == pytest.approx(2 / 5)  # table 1 and Strengths of 5 checks
+    assert failed.reason == "2 tables, expected 4; table 2 has fewer than 3 rows (2); missing heading 'Weaknesses'"
+    many = run("markdown-tables", SWOT, **{"max-rows": 1})
+    assert many.reason == "tables 1, 2 have more than 1 rows (3, 2)"
 
 
 def test_sentences_complete_finds_the_cell_cut_mid_sentence() -> None:
