@@ -26,6 +26,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 # does not pay for the imports of chat, serve and plan (click's documented lazy-group pattern).
 COMMANDS = {
     "chat": "kernel_app.interfaces.cli.chat_cmd:chat",
+    "eval": "kernel_app.interfaces.cli.eval_cmd:eval_command",
     "execute": "kernel_app.interfaces.cli.plan_cmd:execute",
     "mcp": "kernel_app.interfaces.cli.mcp_cmd:mcp",
     "memory": "kernel_app.interfaces.cli.memory_cmd:memory",

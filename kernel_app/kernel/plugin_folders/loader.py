@@ -172,8 +172,9 @@ def _load_directory(directory: PluginDirectory, report: LoadReport) -> None:
 
 
 def _ignored(entry: Path) -> bool:
-    # "_helpers.py" beside a plugin's Python file is that plugin's own module (imported by it, not a plugin).
-    return entry.name.startswith((".", "_")) or entry.suffix in (".md", ".pyc")
+    # "_helpers.py" beside a plugin's Python file is that plugin's own module (imported by it, not a plugin);
+    # "NAME.evals.yaml" is the eval file of function NAME (kernel-app eval), not a YAML prompt.
+    return entry.name.startswith((".", "_")) or entry.suffix in (".md", ".pyc") or entry.name.endswith(".evals.yaml")
 
 
 def _looks_like_plugin_folder(folder: Path) -> bool:

@@ -1,0 +1,136 @@
+"""``kernel-app eval [PATHS...]``: run a function's eval cases on one or more models and check the answers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from kernel_app.interfaces.cli.context import AppContext, report_problems
+
+if TYPE_CHECKING:
+    from semantic_kernel import Kernel
+
+    from kernel_app.kernel.evals.runner import Target
+    from kernel_app.kernel.evals.spec import EvalFile
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), metavar="[PATHS]...")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME",
+    help="Run on this model (a tier name or GGUF path for local); repeatable to compare models side by side "
+    "[default: the configured model].",
+)
+@click.option("--function", "function", default=None, metavar="PLUGIN.FUNCTION", help="For files that name none.")
+@click.option("--repeat", type=click.IntRange(1, 100), default=1, show_default=True, help="Runs per case and model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (stable keys) instead of a table.")
+@click.option("--junit", "junit_file", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
+@click.option(
+    "--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="Write a markdown report here."
+)
+@click.pass_obj
+def eval_command(
+    app: AppContext,
+    paths: tuple[Path, ...],
+    models: tuple[str, ...],
+    function: str | None,
+    repeat: int,
+    as_json: bool,
+    junit_file: Path | None,
+    report_file: Path | None,
+) -> None:
+    """Run eval files and check each answer; exit 1 when an assertion fails, 2 on a bad file.
+
+    Eval files: Plugin/Function/evals.yaml, Plugin/NAME.evals.yaml, or any YAML file naming its
+    function (`function: Plugin.Function` or --function). Without PATHS, every eval file in the
+    loaded plugin folders runs.
+
+    \b
+    Examples:
+      kernel-app eval plugins/BusinessThinking/SWOT.evals.yaml
+      kernel-app eval my-plugins/BusinessThinking/SWOTDraft --model qwen2.5-coder-1.5b --model qwen2.5-coder-0.5b
+      kernel-app eval cases.yaml --function Writer.Summarize --json --junit evals.xml --report evals.md
+    """
+    import asyncio
+
+    from kernel_app.base.errors import UsageError
+    from kernel_app.kernel.evals import discover, load_eval_file
+    from kernel_app.kernel.evals.report import junit, markdown, table, to_json
+    from kernel_app.kernel.evals.runner import run_evals
+
+    if paths:
+        search = list(paths)
+    else:
+        built = app.build_kernel(with_service=False)
+        search = sorted(set(built.report.origins.values()))
+    files = [load_eval_file(path, function) for path in discover(search)]
+    if not files:
+        raise UsageError(f"no eval files in {', '.join(map(str, search))}: add evals.yaml or NAME.evals.yaml")
+
+    app = _with_plugin_directories(app, files)
+    targets = [_target(app, model) for model in (models or (None,))]
+    report_problems(targets[0].report.problems, quiet_warnings=True)
+    progress = _terminal_progress if sys.stderr.isatty() else _line_progress
+    results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress))
+
+    click.echo(to_json(results) if as_json else table(results))
+    if junit_file is not None:
+        junit_file.write_text(junit(results), encoding="utf-8")
+    if report_file is not None:
+        report_file.write_text(markdown(results), encoding="utf-8")
+    if not all(r.passed for r in results):
+        sys.exit(1)
+
+
+def _with_plugin_directories(app: AppContext, files: list[EvalFile]) -> AppContext:
+    """Load the plugins the eval files sit beside: an author evaluating their copy of a built-in function
+    must get their copy, not the built-in one of the same name."""
+    from kernel_app.base.paths import builtin_plugins_dir
+    from kernel_app.kernel.evals.spec import plugin_directory_of
+
+    known = {p.resolve() for p in [builtin_plugins_dir(), *app.settings.plugins_dirs]}
+    extra = [d for d in dict.fromkeys(plugin_directory_of(f) for f in files) if d and d.resolve() not in known]
+    if not extra:
+        return app
+    for directory in extra:
+        click.echo(f"eval: loading plugins from {directory} (the eval files' own folder)", err=True)
+    overrides = {**app.overrides, "plugins_dirs": [*app.settings.plugins_dirs, *extra]}
+    return AppContext(overrides, app.config_file, app.debug)
+
+
+def _target(app: AppContext, model: str | None) -> Target:
+    """A kernel for ``model`` (None: the configured one), with the same plugins and service."""
+    from kernel_app.kernel.evals.runner import Target
+
+    context = app if model is None else AppContext({**app.overrides, "model": model}, app.config_file, app.debug)
+    built = context.build_kernel()
+    return Target(model or _model_name(built.kernel) or context.settings.service, built.kernel, built.report)
+
+
+def _model_name(kernel: Kernel) -> str | None:
+    """The configured model's name as its service reports it (the local tier's default has no setting)."""
+    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
+
+    try:
+        service = kernel.get_service(type=ChatCompletionClientBase)
+    except Exception:  # no chat service: the name is only for the table
+        return None
+    name = str(getattr(service, "ai_model_id", "") or "")
+    return Path(name).name if name else None
+
+
+def _terminal_progress(done: int, total: int, label: str) -> None:
+    width = 30
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:50]:<50}{end}", nl=False, err=True)
+
+
+def _line_progress(done: int, total: int, label: str) -> None:
+    click.echo(f"case {done}/{total}: {label}", err=True)

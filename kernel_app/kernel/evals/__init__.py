@@ -1,0 +1,21 @@
+"""``kernel-app eval``'s engine: eval files beside a function, assertions by type name, a runner.
+
+The runner keeps "get the output" (:func:`runner.produce`) apart from "check it" (:func:`runner.check`),
+so later checks (judges, similarity, a cache of outputs) plug in without touching how a function is run.
+"""
+
+from kernel_app.kernel.evals.assertions import ASSERTIONS, AssertionResult, Output, register
+from kernel_app.kernel.evals.spec import AssertionSpec, EvalCase, EvalFile, EvalFileError, discover, load_eval_file
+
+__all__ = [
+    "ASSERTIONS",
+    "AssertionResult",
+    "AssertionSpec",
+    "EvalCase",
+    "EvalFile",
+    "EvalFileError",
+    "Output",
+    "discover",
+    "load_eval_file",
+    "register",
+]

@@ -1,0 +1,113 @@
+"""``kernel-app eval`` end to end: a subprocess over the loopback OpenAI stub, exit codes and files parsed back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from tests.support.cli import run_cli
+
+pytestmark = pytest.mark.e2e  # kernel-app in a subprocess, over a loopback server
+
+EVAL = """function: Writer.Summarize
+cases:
+  - description: mentions bread
+    input: A long text about bread.
+    assert:
+      - {type: icontains, value: bread}
+      - {type: no-cjk}
+  - input: A long text about cheese.
+    assert:
+      - {type: icontains, value: cheese}
+"""
+
+
+def env(server) -> dict[str, str]:
+    return {"KERNEL_APP_SERVICE": "openai", "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-unused"}
+
+
+def test_passing_run_exits_0_with_a_table_and_progress(openai_server, tmp_path: Path) -> None:
+    path = tmp_path / "summary.yaml"
+    path.write_text(EVAL, encoding="utf-8")
+    openai_server.queue("Bread is good.", "Cheese is good.")
+    proc = run_cli("eval", str(path), **env(openai_server))
+    assert proc.returncode == 0, proc.stderr
+    assert "case 1/2: Writer.Summarize case-1 on gpt-4o-mini" in proc.stderr  # not a terminal: lines
+    assert "case-1 mentions bread" in proc.stdout and "2 of 2 runs passed" in proc.stdout
+
+
+def test_failures_exit_1_with_json_junit_report_across_two_models(openai_server, tmp_path: Path) -> None:
+    path = tmp_path / "summary.yaml"
+    path.write_text(EVAL, encoding="utf-8")
+    openai_server.queue("Bread is good.", "Bread 面包.", "Cheese is good.", "Nothing here.")
+    junit_file, report_file = tmp_path / "out.xml", tmp_path / "out.md"
+    proc = run_cli(
+        "eval",
+        str(path),
+        *("--model", "model-a", "--model", "model-b", "--json"),
+        *("--junit", str(junit_file), "--report", str(report_file)),
+        **env(openai_server),
+    )
+    assert proc.returncode == 1, proc.stderr
+    # Each case runs on each model before the next case.
+    assert [r.body["model"] for r in openai_server.requests] == ["model-a", "model-b", "model-a", "model-b"]
+    data = json.loads(proc.stdout)
+    assert data["summary"] == {"runs": 4, "passed": 2, "failed": 2, "models": ["model-a", "model-b"]}
+    verdicts = [(r["case"], r["model"], r["pass"], r["reason"].split(":")[0]) for r in data["results"]]
+    assert verdicts == [
+        ("case-1", "model-a", True, ""),
+        ("case-1", "model-b", False, "no-cjk"),
+        ("case-2", "model-a", True, ""),
+        ("case-2", "model-b", False, "icontains"),
+    ]
+    suites = ElementTree.parse(junit_file).getroot()
+    assert [(s.get("name"), s.get("tests"), s.get("failures")) for s in suites] == [
+        ("Writer.Summarize [model-a]", "2", "0"),
+        ("Writer.Summarize [model-b]", "2", "2"),
+    ]
+    report = report_file.read_text(encoding="utf-8")
+    assert "2 of 4 runs passed on model-a, model-b." in report and "Bread 面包." in report
+
+
+def test_a_malformed_file_exits_2_with_one_line(openai_server, tmp_path: Path) -> None:
+    path = tmp_path / "summary.yaml"
+    path.write_text(EVAL.replace("icontains", "icontain", 1), encoding="utf-8")
+    proc = run_cli("eval", str(path), **env(openai_server))
+    assert proc.returncode == 2 and openai_server.requests == []
+    assert proc.stderr.strip() == (
+        f"error: {path}:6: cases[0].assert[0].type: unknown assertion type 'icontain': did you mean 'icontains'?"
+    )
+    unknown = run_cli("eval", str(tmp_path / "missing.yaml"), **env(openai_server))
+    assert unknown.returncode == 2 and "no such file or folder" in unknown.stderr
+
+
+def test_the_shipped_swot_eval_runs_by_folder(openai_server) -> None:
+    """Without structured output the SWOT drafts with SWOTDraft; a draft whose cells are whole passes."""
+    draft = "\n".join(
+        f"{c}:\n" + "\n".join(f"- Point {i}: it matters because customers notice it every day." for i in range(3))
+        for c in ("Strengths", "Weaknesses", "Opportunities", "Threats")
+    )
+    openai_server.default_answer = draft
+    root = Path(__file__).resolve().parents[3]
+    proc = run_cli("eval", str(root / "plugins" / "BusinessThinking"), "--json", **env(openai_server))
+    data = json.loads(proc.stdout or "{}")
+    assert {r["function"] for r in data.get("results", [])} == {"BusinessThinking.SWOT"}, proc.stderr
+    assert proc.returncode == 0 and data["summary"]["failed"] == 0 and data["summary"]["runs"] >= 3
+
+
+def test_a_copied_function_is_evaluated_from_its_own_folder_not_the_built_in(openai_server, tmp_path: Path) -> None:
+    """The author's copy of Writer.Summarize, evaluated by folder, runs their prompt without --plugins-dir."""
+    function = tmp_path / "my-plugins" / "Writer" / "Summarize"
+    function.mkdir(parents=True)
+    (function / "skprompt.txt").write_text("MY EDITED PROMPT: summarize {{$input}}", encoding="utf-8")
+    (function / "evals.yaml").write_text(
+        "cases:\n  - input: bread\n    assert: [{type: icontains, value: bread}]\n", encoding="utf-8"
+    )
+    openai_server.queue("Bread, briefly.")
+    proc = run_cli("eval", str(function), **env(openai_server))
+    assert proc.returncode == 0, proc.stderr
+    assert "MY EDITED PROMPT: summarize bread" in openai_server.requests[0].prompt
+    assert f"eval: loading plugins from {tmp_path / 'my-plugins'}" in proc.stderr

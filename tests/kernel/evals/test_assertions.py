@@ -1,0 +1,116 @@
+"""Each deterministic assertion: a pass and a fail, with its score and one-line reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kernel_app.base.usage import Usage
+from kernel_app.kernel.evals.assertions import ASSERTIONS, AssertionResult, Output, markdown_tables
+
+
+def run(kind: str, text: str, output: Output | None = None, **params: Any) -> AssertionResult:
+    result = ASSERTIONS[kind].check(output or Output(text), params, None)
+    assert result.type == kind
+    assert 0.0 <= result.score <= 1.0 and "\n" not in result.reason and result.reason
+    return result
+
+
+SWOT = """### Strengths
+| Point | Why it matters |
+| --- | --- |
+| Fresh bread | Customers come back every morning for it. |
+| Family name | The town has trusted the family for decades. |
+| Low rent | It keeps prices below the supermarket's. |
+
+### Threats
+| Point | Why it matters |
+| --- | --- |
+| A chain opens | It could take the customers who find what they need and get |
+| Flour prices | Rising costs squeeze a margin that is already thin. |
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "hit_text", "miss_text"),
+    [
+        ("equals", "Paris", " Paris\n", "Paris, France"),
+        ("contains", "Strengths", "## Strengths", "## strengths"),
+        ("icontains", "strengths", "## STRENGTHS", "## Weak"),
+        ("regex", r"(?i)threats?\b", "Threat level", "threatening"),
+        ("starts-with", "###", "  ### Strengths", "Here is: ###"),
+    ],
+)
+def test_string_assertions_and_their_negations(kind: str, value: str, hit_text: str, miss_text: str) -> None:
+    assert run(kind, hit_text, value=value).passed
+    missed = run(kind, miss_text, value=value)
+    assert not missed.passed and missed.score == 0.0 and "does not" in missed.reason
+    assert value in missed.reason or repr(value) in missed.reason
+    assert run(f"not-{kind}", miss_text, value=value).passed
+    negated = run(f"not-{kind}", hit_text, value=value)
+    assert not negated.passed and "does not" not in negated.reason
+
+
+def test_length_and_words_bounds() -> None:
+    assert run("length", "abcde", min=1, max=5).passed
+    short = run("length", "abc", min=5)
+    assert not short.passed and short.reason == "3 characters, fewer than the minimum 5"
+    assert run("words", "one two three", max=3).passed
+    long = run("words", "one two three four", max=3)
+    assert not long.passed and long.reason == "4 words, more than the maximum 3"
+
+
+def test_is_json_plain_fenced_and_with_a_schema() -> None:
+    assert run("is-json", '{"a": 1}').passed
+    assert run("is-json", "```json\n[1, 2]\n```").passed  # the fence a model adds is not the answer
+    broken = run("is-json", '{"a": 1,}')
+    assert not broken.passed and broken.reason.startswith("not JSON:")
+    schema = {"type": "array", "minItems": 2, "items": {"type": "object", "required": ["sentiment"]}}
+    assert run("is-json", '[{"sentiment": "good"}, {"sentiment": "bad"}]', schema=schema).passed
+    wrong = run("is-json", '[{"sentiment": "good"}, {"mood": "bad"}]', schema=schema)
+    assert not wrong.passed and "at 1" in wrong.reason and "sentiment" in wrong.reason
+    assert ASSERTIONS["is-json"].validate is not None  # a bad schema is an eval-file error (test_eval_files)
+
+
+def test_markdown_tables_count_rows_and_headings() -> None:
+    tables, others = markdown_tables(SWOT)
+    assert [len(t.rows) for t in tables] == [3, 2] and others == ["### Strengths", "### Threats"]
+    assert run("markdown-tables", SWOT, count=2, **{"min-rows": 2}, headings=["strengths", "Why it matters"]).passed
+    failed = run("markdown-tables", SWOT, count=4, **{"min-rows": 3}, headings=["Strengths", "Weaknesses"])
+    assert not failed.passed and failed.score == pytest.approx(2 / 5)  # table 1 and Strengths of 5 checks
+    assert failed.reason == "2 tables, expected 4; table 2 has fewer than 3 rows (2); missing heading 'Weaknesses'"
+    many = run("markdown-tables", SWOT, **{"max-rows": 1})
+    assert many.reason == "tables 1, 2 have more than 1 rows (3, 2)"
+
+
+def test_sentences_complete_finds_the_cell_cut_mid_sentence() -> None:
+    cut = run("sentences-complete", SWOT)
+    assert not cut.passed and cut.reason.startswith("1 of 10 cells/paragraphs cut")
+    assert "find what they need and get" in cut.reason and cut.score == pytest.approx(0.9)
+    # Short labels need no full stop; an ellipsis at the end is a cut even when short.
+    assert run("sentences-complete", SWOT.replace("need and get", "need.")).passed
+    assert not run("sentences-complete", "Good bread...").passed
+    assert not run("sentences-complete", "A paragraph that stops before it has", **{"min-words": 3}).passed
+
+
+def test_no_cjk() -> None:
+    assert run("no-cjk", "Strengths: café, naïve, Zürich").passed
+    found = run("no-cjk", "Strengths: 品牌 known")
+    assert not found.passed and found.reason == "2 CJK characters, the first '品' at offset 11"
+
+
+def test_latency_and_tokens_read_the_run() -> None:
+    output = Output("answer", latency_s=2.5, usage=Usage(prompt_tokens=100, completion_tokens=40, calls=1))
+    assert run("latency", "", output, max=3).passed
+    slow = run("latency", "", output, max=2)
+    assert not slow.passed and slow.reason == "took 2.50 s (over 2 s)"
+    assert run("tokens", "", output, max=40).passed
+    many = run("tokens", "", output, max=39)
+    assert not many.passed and many.reason == "40 completion tokens (over 39)"
+
+
+def test_every_type_issue_20_names_for_this_slice_is_registered() -> None:
+    strings = ["equals", "contains", "icontains", "regex", "starts-with"]
+    shapes = ["length", "words", "is-json", "markdown-tables", "sentences-complete", "no-cjk", "latency", "tokens"]
+    assert set(strings + [f"not-{s}" for s in strings] + shapes) <= set(ASSERTIONS)
