@@ -34,6 +34,13 @@ class WaitingPlan:
     state: str = "waiting"
     outcome: str = ""
     created_at: float = field(default_factory=time.time)
+    # Several servers on one database (issue 19): the decision may land on a server whose memory holds no
+    # waiting turn. The waiting turn stamps ``beat`` while it waits; a decision elsewhere leaves ``edits``
+    # for it; whoever runs the plan takes it first (``taken_by``, one conditional UPDATE), so it runs once.
+    edits: list[str] = field(default_factory=list)
+    waiter: str = ""  # the server process whose turn waits
+    beat: float = 0.0  # when that turn last said it still waits (0: no turn waits)
+    taken_by: str = ""
 
     @property
     def steps(self) -> list[dict[str, Any]]:
