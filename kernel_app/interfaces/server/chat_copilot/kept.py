@@ -15,6 +15,15 @@ turn in progress:
   join the conversation, so the next message continues from them
   (:func:`kernel_app.interfaces.server.chat_surface.run_approved_call`), as in Teams;
 * a rejection answers that nothing ran.
+
+Several servers on one database (issue 19, ``database_url``: the rows in PostgreSQL) add the hand-off of
+Teams calls (:mod:`kernel_app.interfaces.server.teams.calls`): the decision lands on a server whose memory
+holds no waiting turn, though the turn still waits on another, which stamps its row's ``beat`` every
+``TICK`` seconds. This server records the decision (with a ``/plan``'s edits) and leaves the plan to that
+turn, whose next look sees it; the deciding request answers with the turn's result (the row's outcome),
+which reaches the web app through the hub's backplane. Whoever runs an approved plan takes it first
+(``claim``), so it runs once; a row no turn has stamped for ``STALE`` seconds (its server stopped) runs
+here, as after a restart. The stamp assumes the servers' clocks agree to within a second or two.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ one-step plan, who asked, the message that asked and its state. While the server
 asked waits in memory (:class:`kernel_app.interfaces.server.chat_copilot.bot.Pending`) and the row follows its
 decision; after a restart the turn is gone and the row is what ``POST /chats/{id}/plan`` finds: the plan
 runs, or the call runs on its own, once (:class:`kernel_app.interfaces.server.side_store.DecisionStore`).
+With ``database_url`` the rows are in PostgreSQL instead (kind ``copilot.plans`` of
+:mod:`kernel_app.interfaces.server.pg_decisions`), shared by every server: the decision may land on a
+server whose memory holds no waiting turn (the hand-off in :mod:`.kept`).
 """
 
 from __future__ import annotations
