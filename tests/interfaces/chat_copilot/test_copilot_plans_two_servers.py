@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,13 +22,14 @@ from memories import HashingEmbedder
 from tests.support import postgres as pg_support
 from tests.support.copilot_client import HubClient, approval, ask
 from tests.support.server import running
-from tests.support.tool_scripted import ToolScripted
+from tests.support.tool_scripted import ToolScripted, tools
 
 postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
 postgres_url = pg_support.postgres_url
 
 pytestmark = pytest.mark.e2e  # two uvicorn servers on one PostgreSQL
 
+SAVE = ("memory-save", {"input": "Opens at seven", "collection": "notes"})
 SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})
 
 
@@ -121,3 +123,32 @@ def test_a_plan_whose_proposer_stopped_runs_on_b_as_after_a_restart(tmp_path: Pa
         assert decided.json()["value"] == "1100"
         assert httpx.post(f"{b}/copilot/chats/{chat_id}/plan", json=body).status_code == 409
         assert _results(b, chat_id) == ["1100"]
+
+
+def test_the_models_call_proposed_on_a_is_rejected_on_b_and_a_s_turn_goes_on(tmp_path: Path, postgres_url: str) -> None:
+    service_a = ToolScripted()
+    service_a.queue(tools(SAVE), "Fine, I did not save it.")
+    with (
+        _serving(tmp_path / "a", postgres_url, service_a) as a,
+        _serving(tmp_path / "b", postgres_url, ToolScripted(default="never asked")) as b,
+    ):
+        chat_id = httpx.post(f"{a}/copilot/chats", json={"title": "Hours"}).json()["chatSession"]["id"]
+        asked = httpx.post(
+            f"{a}/copilot/chats/{chat_id}/messages", json=ask("Remember that we open at seven", chat_id), timeout=30
+        )
+        assert asked.status_code == 200, asked.text
+        [call] = [m for m in httpx.get(f"{b}/copilot/chats/{chat_id}/messages").json() if m["type"] == 1]
+        no = httpx.post(
+            f"{b}/copilot/chats/{chat_id}/plan", json=ask("No", chat_id, proposedPlan=approval(call, 2)), timeout=30
+        )
+        assert no.status_code == 200 and no.json()["value"] == "Plan rejected by Default User: nothing ran."
+        shown: list[str] = []
+        for _ in range(100):  # A's turn sees the rejection at its next look and the model answers
+            shown = [m["content"] for m in httpx.get(f"{b}/copilot/chats/{chat_id}/messages").json()]
+            if "Fine, I did not save it." in shown:
+                break
+            time.sleep(0.1)
+        assert "Fine, I did not save it." in shown
+        yes = ask("Yes", chat_id, proposedPlan=approval(call, 1))
+        assert httpx.post(f"{a}/copilot/chats/{chat_id}/plan", json=yes).status_code == 409
+        assert len(service_a.requests) == 2  # the question, then the model told the call was rejected

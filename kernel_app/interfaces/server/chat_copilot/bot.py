@@ -10,7 +10,9 @@ usage, the status cleared, then the HTTP answer.
 A plan to approve — ``/plan GOAL``, or a function with an effect the model wants to call in free text —
 is a plan message (``type`` 1). The HTTP answer to the message goes back at once; the turn waits, off the
 model's queue, until ``POST /chats/{id}/plan`` decides it (only the user who asked, once), then goes on.
-The plan message is kept in ``copilot.sqlite3`` too (:mod:`.plan_store`): after a restart the turn that
+The plan message is kept in ``copilot.sqlite3`` too (:mod:`.plan_store`; in PostgreSQL with
+``database_url``, where a decision posted to another server reaches the waiting turn: :mod:`.kept`):
+after a restart the turn that
 asked is gone, and its approval runs the kept plan, or the model's call on its own (the model's next step
 depended on the lost turn), answering with its result and saying the server restarted.
 In a chat with documents, a question the documents answer is answered from them, with citations.
@@ -438,9 +440,9 @@ class CopilotBot:
                 pending.state = "expired"
                 self._set_plan_state(pending, shapes.NO_OP)
                 return False, []
-            if not self.plans.update_waiting(message_id, {"beat": time.time()}):
+            if not await asyncio.to_thread(self.plans.update_waiting, message_id, {"beat": time.time()}):
                 break  # decided on another server (which showed the decision to the web app)
-        record = self.plans.get(message_id)
+        record = await asyncio.to_thread(self.plans.get, message_id)
         pending.state = record.state if record is not None else "expired"
         if record is None or record.state != "approved":
             return False, []
