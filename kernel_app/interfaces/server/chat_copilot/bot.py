@@ -10,7 +10,9 @@ usage, the status cleared, then the HTTP answer.
 A plan to approve — ``/plan GOAL``, or a function with an effect the model wants to call in free text —
 is a plan message (``type`` 1). The HTTP answer to the message goes back at once; the turn waits, off the
 model's queue, until ``POST /chats/{id}/plan`` decides it (only the user who asked, once), then goes on.
-The plan message is kept in ``copilot.sqlite3`` too (:mod:`.plan_store`): after a restart the turn that
+The plan message is kept in ``copilot.sqlite3`` too (:mod:`.plan_store`; in PostgreSQL with
+``database_url``, where a decision posted to another server reaches the waiting turn: :mod:`.kept`):
+after a restart the turn that
 asked is gone, and its approval runs the kept plan, or the model's call on its own (the model's next step
 depended on the lost turn), answering with its result and saying the server restarted.
 In a chat with documents, a question the documents answer is answered from them, with citations.
@@ -21,6 +23,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -53,6 +58,7 @@ from kernel_app.interfaces.server.chat_surface import (
     too_long_text,
     uses_model,
 )
+from kernel_app.interfaces.server.pg_decisions import PgDecisionStore
 
 if TYPE_CHECKING:
     from kernel_app.commands.dispatch import ChatSession
@@ -72,6 +78,7 @@ OFFERED = Offered(
     unavailable="{command} is not available here: type /help for the commands.",
     no_vars="--vars reads a file on the server: give name=value or --var-json here.",
 )
+TICK = 1.0  # seconds between a waiting plan's looks at its row (each says its turn still waits)
 SNIPPET_CHARS = 400
 MIN_RELEVANCE = 0.2  # as `memory ask`: below it the documents do not answer, the engine does
 
@@ -120,13 +127,26 @@ class CopilotBot:
         self.hub = hub
         self.records = records
         self.pending: dict[str, Pending] = {}  # plan message id -> its pending decision
-        self.plans = CopilotPlans.beside(state.store.path)  # the same, kept for after a restart
+        from kernel_app.interfaces.server.pg_decisions import open_decisions
+
+        # the same, kept for after a restart; in PostgreSQL with database_url, shared by every server
+        self.plans = open_decisions(CopilotPlans, state.store.path, state.settings.database_url)
+        # this bot: unique even for two servers in one process (the waiter / taker its rows name)
+        self.instance = f"{state.instance or f'{socket.gethostname()}:{os.getpid()}'}:{uuid.uuid4().hex[:8]}"
         if interrupted := self.plans.interrupt_running():
             log.warning("chat-copilot: %d approved plan(s) were running when the server stopped", interrupted)
         self.kept = KeptPlans(self, self.plans)
         self._sessions: dict[str, ChatSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
+
+    def stopped(self) -> None:
+        """The server stops: its waiting turns go with it, so their rows say no turn waits (another server
+        sharing the database runs an approved plan at once, as after a restart), and the store closes."""
+        for message_id in list(self.pending):
+            self.plans.update_waiting(message_id, {"beat": 0.0})
+        if isinstance(self.plans, PgDecisionStore):
+            self.plans.close()
 
     @staticmethod
     def collection(chat_id: str) -> str:
@@ -374,7 +394,7 @@ class CopilotBot:
         ]
         kept = WaitingPlan(
             message.id, turn.chat_id, turn.user_id, turn.user_name, goal, turn.text, {"goal": goal, "steps": planned},
-            editable, _excluded(turn.text) if editable else [], call_id,
+            editable, _excluded(turn.text) if editable else [], call_id, waiter=self.instance, beat=time.time(),
         )  # fmt: skip
         self.plans.add(kept)
         future: asyncio.Future[tuple[bool, list[str]]] = asyncio.get_running_loop().create_future()
@@ -389,19 +409,50 @@ class CopilotBot:
             turn.holds_gate = False
         turn.paused.set()
         try:
-            approved, edits = await asyncio.wait_for(asyncio.shield(future), APPROVAL_TIMEOUT)
-        except asyncio.TimeoutError:
-            pending.state = "expired"
-            self.plans.decide(message.id, "expired", LATE)
-            self._set_plan_state(pending, shapes.NO_OP)
-            approved, edits = False, []
+            approved, edits = await self._wait_for_decision(pending)
         finally:
             self.pending.pop(message.id, None)
+            self.plans.update_waiting(message.id, {"beat": 0.0})  # still waiting (cancelled): no turn waits now
+        if approved and not self.plans.claim(message.id, self.instance):
+            # Another server found this turn silent for STALE seconds and ran it as after a restart: once.
+            log.warning("chat-copilot: plan %s was run by another server; this turn goes on without it", message.id)
+            approved, edits = False, []
+        if approved:  # the turn runs it (its answer says how it went): not "interrupted" after a restart
+            assert turn.task is not None
+            turn.task.add_done_callback(lambda task: self._ran(message.id, task))
         if approved:
             await acquire_waiting(self.state.gate)
             turn.holds_gate = True
             await self.status(turn.chat_id, "Running the plan…" if editable else f"Running {steps[0]['function']}…")
         return approved, edits
+
+    async def _wait_for_decision(self, pending: Pending) -> tuple[bool, list[str]]:
+        """The decision: posted here (``pending.decision``), or on another server sharing the database (the
+        row, read every ``TICK`` seconds; each look that finds it waiting stamps ``beat``: this turn lives)."""
+        message_id = pending.message.id
+        deadline = time.monotonic() + APPROVAL_TIMEOUT
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(pending.decision), TICK)
+            except asyncio.TimeoutError:
+                pass
+            if time.monotonic() > deadline and self.plans.decide(message_id, "expired", LATE):
+                pending.state = "expired"
+                self._set_plan_state(pending, shapes.NO_OP)
+                return False, []
+            if not await asyncio.to_thread(self.plans.update_waiting, message_id, {"beat": time.time()}):
+                break  # decided on another server (which showed the decision to the web app)
+        record = await asyncio.to_thread(self.plans.get, message_id)
+        pending.state = record.state if record is not None else "expired"
+        if record is None or record.state != "approved":
+            return False, []
+        return True, list(record.edits)
+
+    def _ran(self, message_id: str, task: asyncio.Task[tuple[str, Usage]]) -> None:
+        """The turn that ran an approved plan ended: its answer is the row's outcome (what a decision
+        taken on another server answers with, and a second decision's 409 says)."""
+        answer = task.result()[0] if not task.cancelled() and task.exception() is None else "ran"
+        self.plans.finish(message_id, "done", answer)
 
     def _descriptions(self, steps: list[dict[str, Any]]) -> dict[str, str]:
         found = {}
@@ -446,15 +497,13 @@ class CopilotBot:
         approved, edits = checked_decision(
             message_id, pending.owner, pending.state, pending.steps, pending.editable, posted, user_id
         )
-        self.kept.decided(message_id, approved, user_name)
+        self.kept.decided(message_id, approved, user_name, edits)
         pending.state = "approved" if approved else "rejected"
         self._set_plan_state(pending, shapes.APPROVED if approved else shapes.REJECTED)
         self.records.save(ViewMessage(chat_id, shapes.USER, user_id, user_name, said))
         pending.decision.set_result((approved, edits))
         turn = pending.turn
         assert turn.task is not None
-        if approved:  # the turn ran it (its answer says how it went): not "interrupted" after a restart
-            turn.task.add_done_callback(lambda _: self.plans.finish(message_id, "done", "ran"))
         answer, usage = await asyncio.shield(turn.task)
         return shapes.ask_result(answer, chat_id, shapes.token_usage(usage))
 

@@ -15,6 +15,15 @@ turn in progress:
   join the conversation, so the next message continues from them
   (:func:`kernel_app.interfaces.server.chat_surface.run_approved_call`), as in Teams;
 * a rejection answers that nothing ran.
+
+Several servers on one database (issue 19, ``database_url``: the rows in PostgreSQL) add the hand-off of
+Teams calls (:mod:`kernel_app.interfaces.server.teams.calls`): the decision lands on a server whose memory
+holds no waiting turn, though the turn still waits on another, which stamps its row's ``beat`` every
+``TICK`` seconds. This server records the decision (with a ``/plan``'s edits) and leaves the plan to that
+turn, whose next look sees it; the deciding request answers with the turn's result (the row's outcome),
+which reaches the web app through the hub's backplane. Whoever runs an approved plan takes it first
+(``claim``), so it runs once; a row no turn has stamped for ``STALE`` seconds (its server stopped) runs
+here, as after a restart. The stamp assumes the servers' clocks agree to within a second or two.
 """
 
 from __future__ import annotations
@@ -43,8 +52,12 @@ if TYPE_CHECKING:
     from kernel_app.commands.dispatch import ChatSession
     from kernel_app.interfaces.server.chat_copilot.bot import Turn
     from kernel_app.interfaces.server.chat_copilot.records import AnyCopilotRecords
+    from kernel_app.interfaces.server.pg_decisions import PgDecisionStore
+    from kernel_app.interfaces.server.side_store import DecisionStore
     from kernel_app.interfaces.server.state import ServerState
 
+STALE = 5.0  # seconds a waiting turn may not stamp its row before another server runs its plan itself
+HAND_OFF_WAIT = 600.0  # seconds a decision taken here waits for another server's turn to finish the plan
 APPROVAL_TIMEOUT = 3600.0  # seconds a plan message waits for its decision (a restart included), then runs nothing
 LATE = "not decided in time: nothing ran"
 Answer = tuple[str, "list[dict[str, Any]] | None"]  # a turn's text and its citations
@@ -63,6 +76,7 @@ class BotHost(Protocol):
 
     state: ServerState
     records: AnyCopilotRecords
+    instance: str  # this server process: the waiter / taker its plan rows name
 
     def session(self, chat_id: str) -> ChatSession:
         """The chat's session (its ``$last`` follows a kept plan's result)."""
@@ -120,12 +134,17 @@ def checked_decision(
 class KeptPlans:
     """Plan messages kept in ``store``: deciding one after a restart, and whether one still waits."""
 
-    def __init__(self, host: BotHost, store: CopilotPlans) -> None:
+    def __init__(
+        self, host: BotHost, store: CopilotPlans | DecisionStore[WaitingPlan] | PgDecisionStore[WaitingPlan]
+    ) -> None:
         self.host = host
         self.store = store
 
-    def decided(self, message_id: str, approved: bool, user_name: str) -> None:
-        """The kept row leaves ``waiting`` (once: another server on this data folder may have decided it)."""
+    def decided(self, message_id: str, approved: bool, user_name: str, edits: list[str] | None = None) -> None:
+        """The kept row leaves ``waiting`` (once: another server may have decided it). ``edits`` go with it
+        for a waiting turn on another server (written while the row still waits, then decided)."""
+        if edits:
+            self.store.update_waiting(message_id, {"edits": edits})
         outcome = f"approved by {user_name}" if approved else f"rejected by {user_name}: nothing ran"
         if not self.store.decide(message_id, "approved" if approved else "rejected", outcome):
             raise DecisionError(409, f"plan {message_id} was already decided: nothing runs again", "plan_decided")
@@ -138,18 +157,55 @@ class KeptPlans:
             kept.state = "expired"
         if kept.state == "interrupted":  # approved before the restart, and running when the server stopped
             raise DecisionError(409, f"plan {kept.id}: {kept.outcome}", "plan_decided")
-        approved, edits = checked_decision(kept.id, kept.owner, kept.state, kept.steps, kept.editable, posted, user_id)
-        self.decided(kept.id, approved, user_name)
+        try:
+            approved, edits = checked_decision(
+                kept.id, kept.owner, kept.state, kept.steps, kept.editable, posted, user_id
+            )
+        except DecisionError as error:  # decided already: say what became of it
+            if error.code == "plan_decided" and kept.outcome:
+                raise DecisionError(409, f"{error}; {kept.outcome}", error.code) from None
+            raise
+        elsewhere = self.waits_elsewhere(kept)
+        self.decided(kept.id, approved, user_name, edits)
         records = self.host.records
         shown = records.message(kept.id)
         if shown is not None:
             content = {**json.loads(shown.content), "state": shapes.APPROVED if approved else shapes.REJECTED}
             records.save(ViewMessage(**{**shown.__dict__, "content": json.dumps(content)}))
         records.save(ViewMessage(kept.chat_id, shapes.USER, user_id, user_name, said))
+        if elsewhere:  # its turn sees the decision at its next look and runs it; unless it stops meanwhile
+            if not approved:
+                return shapes.ask_result(f"Plan rejected by {user_name}: nothing ran.", kept.chat_id)
+            text = await self._hand_off(kept)
+            if text is not None:
+                return shapes.ask_result(text, kept.chat_id)
+        elif approved and not self.store.claim(kept.id, self.host.instance):
+            raise DecisionError(409, f"plan {kept.id} is run by another server: nothing runs again", "plan_decided")
         task = asyncio.create_task(self._kept_turn(kept, approved, edits, user_id, user_name, said))
         self.host.keep(task)
         answer, usage = await asyncio.shield(task)
         return shapes.ask_result(answer, kept.chat_id, shapes.token_usage(usage))
+
+    def waits_elsewhere(self, kept: WaitingPlan) -> bool:
+        """Whether a turn of another server process still waits for this plan: it said so lately."""
+        return kept.waiter != self.host.instance and time.time() - kept.beat <= STALE
+
+    async def _hand_off(self, kept: WaitingPlan) -> str | None:
+        """Approved here for a turn that waits on another server: that turn runs it (``claim``), its result
+        reaches the web app through the hub's backplane, and this answer says what became of it. None: the
+        turn stopped saying it waits before taking it, so this server took it and runs it on its own."""
+        deadline = time.monotonic() + HAND_OFF_WAIT
+        while time.monotonic() < deadline:
+            current = await asyncio.to_thread(self.store.get, kept.id)
+            if current is None:
+                return "The plan is no longer kept: nothing runs again."
+            if current.state != "approved":
+                return current.outcome  # done, failed or interrupted on the other server
+            stopped = not current.taken_by and not self.waits_elsewhere(current)
+            if stopped and await asyncio.to_thread(self.store.claim, kept.id, self.host.instance):
+                return None
+            await asyncio.sleep(TICK)
+        return "The plan runs on another server: its result appears in the chat."
 
     async def _kept_turn(
         self, kept: WaitingPlan, approved: bool, edits: list[str], user_id: str, user_name: str, said: str
@@ -212,6 +268,9 @@ class KeptPlans:
         """Whether a kept plan message still waits for its decision (from before a restart, in time)."""
         kept = self.store.get(message_id)
         return kept is not None and kept.state == "waiting" and time.time() - kept.created_at <= APPROVAL_TIMEOUT
+
+
+TICK = 1.0  # seconds between a hand-off's looks at the row
 
 
 async def _answered(text: str) -> Answer:

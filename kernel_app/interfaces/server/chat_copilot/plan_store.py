@@ -5,6 +5,9 @@ one-step plan, who asked, the message that asked and its state. While the server
 asked waits in memory (:class:`kernel_app.interfaces.server.chat_copilot.bot.Pending`) and the row follows its
 decision; after a restart the turn is gone and the row is what ``POST /chats/{id}/plan`` finds: the plan
 runs, or the call runs on its own, once (:class:`kernel_app.interfaces.server.side_store.DecisionStore`).
+With ``database_url`` the rows are in PostgreSQL instead (kind ``copilot.plans`` of
+:mod:`kernel_app.interfaces.server.pg_decisions`), shared by every server: the decision may land on a
+server whose memory holds no waiting turn (the hand-off in :mod:`.kept`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ class WaitingPlan:
     state: str = "waiting"
     outcome: str = ""
     created_at: float = field(default_factory=time.time)
+    # Several servers on one database (issue 19): the decision may land on a server whose memory holds no
+    # waiting turn. The waiting turn stamps ``beat`` while it waits; a decision elsewhere leaves ``edits``
+    # for it; whoever runs the plan takes it first (``taken_by``, one conditional UPDATE), so it runs once.
+    edits: list[str] = field(default_factory=list)
+    waiter: str = ""  # the server process whose turn waits
+    beat: float = 0.0  # when that turn last said it still waits (0: no turn waits)
+    taken_by: str = ""
 
     @property
     def steps(self) -> list[dict[str, Any]]:

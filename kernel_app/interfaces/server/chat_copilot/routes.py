@@ -64,6 +64,7 @@ class Copilot:
         try:
             yield
         finally:
+            self.bot.stopped()
             if backplane is not None:
                 await backplane.stop()
             if self.records.backend == "postgresql":
