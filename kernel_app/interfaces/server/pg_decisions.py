@@ -147,28 +147,41 @@ class PgDecisionStore(Generic[R]):
         rows = self._select("id = %s", (record_id,))
         return rows[0] if rows else None
 
-    def decide(self, record_id: str, state: str, outcome: str, card_id: str | None = None) -> bool:
+    def decide(
+        self,
+        record_id: str,
+        state: str,
+        outcome: str,
+        card_id: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> bool:
         """Move a waiting record to ``state``; False when it was no longer waiting (decided already, here
-        or on another server). ``card_id`` (where the record has one) is kept when given."""
+        or on another server). ``card_id`` (where the record has one) is kept when given; ``changes`` (other
+        fields, e.g. a plan's edits) are written by the same conditional update, so only the winner's are."""
         card = card_id if "card_id" in self._fields else None
         with self._pool.connection() as conn, conn.transaction():
             cursor = conn.execute(
                 "UPDATE pending_decisions SET state = %s, outcome = %s, card_id = COALESCE(%s, card_id), "
-                "runner = %s, updated_at = %s WHERE kind = %s AND id = %s AND state = 'waiting'",
-                (state, outcome, card, self.runner, time.time(), self.kind, record_id),
+                "fields = fields || %s, runner = %s, updated_at = %s "
+                "WHERE kind = %s AND id = %s AND state = 'waiting'",
+                (state, outcome, card, self._changes(changes or {}), self.runner, time.time(), self.kind, record_id),
             )
             return cursor.rowcount == 1
+
+    def _changes(self, changes: dict[str, Any]) -> Any:
+        """``changes`` as the jsonb merged into ``fields``; the columns of every record are not changed this way."""
+        unknown = sorted(set(changes) - (self._fields - set(COLUMNS)))
+        if unknown:
+            raise ValueError(f"{self.kind}: cannot change {', '.join(unknown)} this way")
+        return _jsonb(changes)
 
     def update_waiting(self, record_id: str, changes: dict[str, Any]) -> bool:
         """Change other fields of a record still waiting (a waiting turn's heartbeat); False when it was
         decided meanwhile, here or on another server (then nothing changes)."""
-        unknown = sorted(set(changes) - (self._fields - set(COLUMNS)))
-        if unknown:
-            raise ValueError(f"{self.kind}: update_waiting cannot change {', '.join(unknown)}")
         with self._pool.connection() as conn, conn.transaction():
             cursor = conn.execute(
                 "UPDATE pending_decisions SET fields = fields || %s WHERE kind = %s AND id = %s AND state = 'waiting'",
-                (_jsonb(changes), self.kind, record_id),
+                (self._changes(changes), self.kind, record_id),
             )
             return cursor.rowcount == 1
 

@@ -146,27 +146,41 @@ class DecisionStore(SideStore, Generic[R]):
         rows = self._select("id = ?", (record_id,))
         return rows[0] if rows else None
 
-    def decide(self, record_id: str, state: str, outcome: str, card_id: str | None = None) -> bool:
+    def decide(
+        self,
+        record_id: str,
+        state: str,
+        outcome: str,
+        card_id: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> bool:
         """Move a waiting record to ``state``; False when it was no longer waiting (it was decided already).
-        ``card_id`` (where the table has one) is kept when given."""
+        ``card_id`` (where the table has one) is kept when given; ``changes`` (other fields, e.g. a plan's
+        edits) are written by the same conditional update, so only the decision that wins writes them."""
         card = ", card_id = COALESCE(?, card_id)" if "card_id" in self._fields() else ""
-        parameters = (state, outcome, *((card_id,) if card else ()), time.time(), record_id)
+        settled = self._settled(changes or {})
+        extra = "".join(f", {name} = ?" for name, _ in settled)
+        parameters = (state, outcome, *((card_id,) if card else ()), *(value for _, value in settled))
         with self._lock:
             cursor = self._conn.execute(
-                f"UPDATE {self.TABLE} SET state = ?, outcome = ?{card}, updated_at = ? "
+                f"UPDATE {self.TABLE} SET state = ?, outcome = ?{card}{extra}, updated_at = ? "
                 "WHERE id = ? AND state = 'waiting'",
-                parameters,
+                (*parameters, time.time(), record_id),
             )
         return cursor.rowcount == 1
+
+    def _settled(self, changes: dict[str, Any]) -> list[tuple[str, Any]]:
+        """``changes`` as (column, SQL value) pairs; the id, state and outcome are not changed this way."""
+        columns = {c.field: c for c in self._COLUMNS}
+        unknown = sorted(set(changes) - columns.keys() | ({"id", "state", "outcome"} & set(changes)))
+        if unknown:
+            raise ValueError(f"{self.TABLE}: cannot change {', '.join(unknown)} this way")
+        return [(columns[name].name, columns[name].to_sql(value)) for name, value in changes.items()]
 
     def update_waiting(self, record_id: str, changes: dict[str, Any]) -> bool:
         """Change other fields of a record still waiting (a waiting turn's heartbeat); False when it was
         decided meanwhile (then nothing changes)."""
-        columns = {c.field: c for c in self._COLUMNS}
-        unknown = sorted(set(changes) - columns.keys() | ({"id", "state", "outcome"} & set(changes)))
-        if unknown:
-            raise ValueError(f"{self.TABLE}: update_waiting cannot change {', '.join(unknown)}")
-        settled = [(columns[name].name, columns[name].to_sql(value)) for name, value in changes.items()]
+        settled = self._settled(changes)
         assignments = ", ".join(f"{name} = ?" for name, _ in settled)
         with self._lock:
             cursor = self._conn.execute(

@@ -207,7 +207,7 @@ def test_a_waiting_turn_and_clicks_on_two_servers_run_a_call_once(open_backend: 
     assert owner.get("approval_1").beat == 2.0
     with pytest.raises(TypeError, match="claim needs a taken_by field"):
         open_backend().claim("r1", "server-a")  # a kind without the hand-off has no claim
-    with pytest.raises(ValueError, match="update_waiting cannot change state"):
+    with pytest.raises(ValueError, match="cannot change state"):
         owner.update_waiting("approval_1", {"state": "approved"})
 
 
@@ -237,6 +237,19 @@ def test_chat_copilots_plans_keep_their_records(open_backend: Opener) -> None:
     assert store.get("m1") == plan
     assert store.decide("m1", "approved", "ok", card_id="ignored: a copilot plan has no card")
     assert store.get("m1").state == "approved"
+
+
+def test_only_the_winning_decision_writes_its_edits(open_backend: Opener) -> None:
+    # Two servers decide one chat-copilot plan with different edits: the loser's must not replace the
+    # winner's, or the approved plan would run with edits its approver never posted.
+    first, second = open_backend(CopilotPlans), open_backend(CopilotPlans)
+    first.add(WaitingPlan("m2", "chat", "ann", "Ann", "a SWOT", "/plan a SWOT", {"steps": []}, True))
+    assert first.decide("m2", "approved", "approved by Ann", changes={"edits": ["1 input=bakery"]})
+    assert not second.decide("m2", "approved", "approved by Bob", changes={"edits": ["1 input=florist"]})
+    decided = second.get("m2")
+    assert (decided.state, decided.outcome, decided.edits) == ("approved", "approved by Ann", ["1 input=bakery"])
+    with pytest.raises(ValueError, match="cannot change outcome"):
+        first.decide("m2", "rejected", "x", changes={"outcome": "y"})
 
 
 # region PostgreSQL only

@@ -141,12 +141,12 @@ class KeptPlans:
         self.store = store
 
     def decided(self, message_id: str, approved: bool, user_name: str, edits: list[str] | None = None) -> None:
-        """The kept row leaves ``waiting`` (once: another server may have decided it). ``edits`` go with it
-        for a waiting turn on another server (written while the row still waits, then decided)."""
-        if edits:
-            self.store.update_waiting(message_id, {"edits": edits})
+        """The kept row leaves ``waiting`` (once: another server may have decided it). ``edits`` go with it,
+        for a waiting turn on another server, in the same conditional update: a losing decision's edits are
+        never written over the winner's."""
         outcome = f"approved by {user_name}" if approved else f"rejected by {user_name}: nothing ran"
-        if not self.store.decide(message_id, "approved" if approved else "rejected", outcome):
+        changes = {"edits": edits} if edits else None
+        if not self.store.decide(message_id, "approved" if approved else "rejected", outcome, changes=changes):
             raise DecisionError(409, f"plan {message_id} was already decided: nothing runs again", "plan_decided")
 
     async def decide(
