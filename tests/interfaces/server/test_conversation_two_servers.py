@@ -4,8 +4,6 @@ the ``database_url`` setting, as ``kernel-app serve`` does."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,13 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from kernel_app.base.config import Settings
 from kernel_app.interfaces.server.app import create_app
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from memories import HashingEmbedder
 from tests.support import postgres as pg_support
+from tests.support.server import running
 
 postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
 postgres_url = pg_support.postgres_url
@@ -32,19 +30,10 @@ def _serving(folder: Path, database_url: str, service: ScriptedChatCompletion) -
     settings = Settings(memory_dir=folder, database_url=database_url)
     app: Any = create_app(settings, chat_service=service, embedder=HashingEmbedder(64))
     assert app.state.kernel_app.store.backend == "postgresql"
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        with running(app) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(10)
         app.state.kernel_app.store.close()
 
 

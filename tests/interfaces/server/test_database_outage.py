@@ -9,7 +9,6 @@ OpenAI-compatible endpoint) keeps answering; once it is back, service resumes wi
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from kernel_app.base.config import Settings
 from kernel_app.conversation.pg_store import PgConversationStore
@@ -26,6 +24,7 @@ from kernel_app.interfaces.server.app import create_app
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from memories import HashingEmbedder
 from tests.support import postgres as pg_support
+from tests.support.server import running
 
 stoppable_postgres = pg_support.stoppable_postgres  # the fixture, by name (tests/support/postgres.py)
 
@@ -36,19 +35,10 @@ pytestmark = pytest.mark.e2e  # a PostgreSQL server of its own, stopped and star
 def _serving(folder: Path, database_url: str, service: ScriptedChatCompletion) -> Iterator[str]:
     settings = Settings(memory_dir=folder, database_url=database_url)
     app: Any = create_app(settings, chat_service=service, embedder=HashingEmbedder(64))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        with running(app) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(10)
         app.state.kernel_app.store.close()
         if app.state.kernel_app.memory_store is not None:
             app.state.kernel_app.memory_store.close()

@@ -3,8 +3,6 @@ with its sources"), over the real REST API on loopback."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from kernel_app.base.config import Settings
 from kernel_app.conversation import ConversationStore
@@ -20,6 +17,7 @@ from kernel_app.interfaces.server.app import create_app
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from memories import HashingEmbedder
 from tests.support import postgres as pg_support
+from tests.support.server import running
 
 pytestmark = pytest.mark.e2e  # two uvicorn servers on one PostgreSQL
 
@@ -36,19 +34,8 @@ def _serving(folder: Path, database_url: str, service: ScriptedChatCompletion) -
         store=ConversationStore(folder / "conversations.sqlite3"),
         embedder=HashingEmbedder(64),
     )
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with running(app) as url:
+        yield url
 
 
 def test_memory_saved_through_one_server_is_searched_and_cited_through_another(
