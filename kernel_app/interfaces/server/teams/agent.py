@@ -154,19 +154,18 @@ class TeamsAgent:
         cached = self._sessions.get(teams_id)
         if cached is not None and engine.store.exists(cached.conversation_id):
             return cached
-        linked = self.links.get(teams_id)
-        conversation_id = linked
-        if linked is None or not engine.store.exists(linked):
-            # Link first, create second: two servers taking a new chat's first messages at once agree on
-            # one id (the link's), and one of them creates it; the other finds it made already.
-            conversation_id = self.links.claim(teams_id, uuid.uuid4().hex[:12], stale=linked)
-            if not engine.store.exists(conversation_id):
-                try:
-                    engine.create(id=conversation_id)
-                except ConversationStoreError:  # the other server created it between the two calls
-                    if not engine.store.exists(conversation_id):
-                        raise
-        assert conversation_id is not None
+        # Link first, create second: two servers taking a new chat's first messages at once agree on one id
+        # (the link's), and one of them creates it; the other finds it made already. A linked id with no
+        # conversation is created under that id, never replaced: it may be the other server's claim whose
+        # conversation is not made yet (replacing it split a new chat into two conversations), or one
+        # deleted since, which then starts again empty.
+        conversation_id = self.links.get(teams_id) or self.links.claim(teams_id, uuid.uuid4().hex[:12])
+        if not engine.store.exists(conversation_id):
+            try:
+                engine.create(id=conversation_id)
+            except ConversationStoreError:  # the other server created it between the two calls
+                if not engine.store.exists(conversation_id):
+                    raise
         session = ChatSession(self.state.kernel, engine=engine, conversation_id=conversation_id)
         self._sessions[teams_id] = session
         return session
