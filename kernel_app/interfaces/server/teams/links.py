@@ -43,18 +43,14 @@ MIGRATIONS = (
     ),
 )
 
-# Insert ``proposed``; on a row already there, replace it only when it still names the stale id (a link to a
-# conversation deleted since): ``conversation_id = NULL`` is never true, so with no stale id the row stays.
-# Spelled out per backend (placeholders differ) so that each is a literal, as psycopg wants its SQL.
+# Insert ``proposed`` unless a row is there: a link, once made, is only changed by ``set`` (/reset). Spelled out
+# per backend (placeholders differ) so that each is a literal, as psycopg wants its SQL.
 _CLAIM_SQLITE = (
-    "INSERT INTO links (teams_id, conversation_id, updated_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (teams_id) DO UPDATE SET conversation_id = excluded.conversation_id, "
-    "updated_at = excluded.updated_at WHERE links.conversation_id = ?"
+    "INSERT INTO links (teams_id, conversation_id, updated_at) VALUES (?, ?, ?) ON CONFLICT (teams_id) DO NOTHING"
 )
 _CLAIM_PG = (
     "INSERT INTO teams_links (teams_id, conversation_id, updated_at) VALUES (%s, %s, %s) "
-    "ON CONFLICT (teams_id) DO UPDATE SET conversation_id = excluded.conversation_id, "
-    "updated_at = excluded.updated_at WHERE teams_links.conversation_id = %s"
+    "ON CONFLICT (teams_id) DO NOTHING"
 )
 _SET_SQLITE = (
     "INSERT INTO links (teams_id, conversation_id, updated_at) VALUES (?, ?, ?) "
@@ -73,7 +69,7 @@ class Links(Protocol):
 
     def get(self, teams_id: str) -> str | None: ...
 
-    def claim(self, teams_id: str, proposed: str, stale: str | None = None) -> str: ...
+    def claim(self, teams_id: str, proposed: str) -> str: ...
 
     def set(self, teams_id: str, conversation_id: str) -> None: ...
 
@@ -94,13 +90,13 @@ class TeamsLinks(SideStore):
             row = self._conn.execute("SELECT conversation_id FROM links WHERE teams_id = ?", (teams_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def claim(self, teams_id: str, proposed: str, stale: str | None = None) -> str:
-        """The conversation ``teams_id`` is: ``proposed`` if no server linked it first (or its link was
-        ``stale``), else the one linked; two servers on one file get the same answer."""
+    def claim(self, teams_id: str, proposed: str) -> str:
+        """The conversation ``teams_id`` is: ``proposed`` if no server linked it first, else the one linked;
+        two servers on one file get the same answer."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")  # the INSERT and the SELECT see one state of the file
             try:
-                self._conn.execute(_CLAIM_SQLITE, (teams_id, proposed, time.time(), stale))
+                self._conn.execute(_CLAIM_SQLITE, (teams_id, proposed, time.time()))
                 row = self._conn.execute("SELECT conversation_id FROM links WHERE teams_id = ?", (teams_id,)).fetchone()
             finally:
                 self._conn.execute("COMMIT")
@@ -131,11 +127,11 @@ class PgTeamsLinks:
             row = conn.execute("SELECT conversation_id FROM teams_links WHERE teams_id = %s", (teams_id,)).fetchone()
         return None if row is None else str(row[0])
 
-    def claim(self, teams_id: str, proposed: str, stale: str | None = None) -> str:
+    def claim(self, teams_id: str, proposed: str) -> str:
         """As :meth:`TeamsLinks.claim`. Two statements: under READ COMMITTED the SELECT sees the row of
         whichever server's INSERT won (the losing INSERT waits for it to commit, then does nothing)."""
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute(_CLAIM_PG, (teams_id, proposed, time.time(), stale))
+            conn.execute(_CLAIM_PG, (teams_id, proposed, time.time()))
             row = conn.execute("SELECT conversation_id FROM teams_links WHERE teams_id = %s", (teams_id,)).fetchone()
         assert row is not None  # the INSERT made it or found it
         return str(row[0])
