@@ -40,6 +40,21 @@ def running(app: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def wait_until_ready(proc: Any, url: str, within: float) -> None:
+    """Poll ``url``'s /readyz until it answers 200; fail with the server's stderr if it exits or takes longer."""
+    import httpx
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.2)
+
+
 def make_app(tmp_path: Path, service: ToolScripted, **options: Any) -> Any:
     settings = Settings(memory_dir=tmp_path / "memory")
     options.setdefault("store", ConversationStore(tmp_path / "memory" / "conversations.sqlite3"))

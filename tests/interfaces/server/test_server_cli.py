@@ -5,14 +5,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 
 from tests.support.cli import ROOT, cli_env, run_cli
+from tests.support.server import wait_until_ready
 
 pytestmark = pytest.mark.e2e  # kernel-app serve as a subprocess
 
@@ -49,15 +48,7 @@ def test_serve_over_a_hosted_model(openai_server, tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.2)
+        wait_until_ready(proc, url, within=60)
         openai_server.queue("Plain hello.", "Streamed hello there.")
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
         ids = [m.id for m in client.models.list()]

@@ -22,6 +22,7 @@ from kernel_app.conversation.pg_store import INTERRUPTED
 from tests.support import postgres as pg_support
 from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.openai_stub import OpenAIStubServer
+from tests.support.server import wait_until_ready
 
 postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
 postgres_url = pg_support.postgres_url
@@ -70,15 +71,7 @@ def _serve(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.2)
+        wait_until_ready(proc, url, within=90)
         yield url, proc
     finally:
         if proc.poll() is None:
