@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kernel_app.base.errors import KernelAppError, innermost_message
 from kernel_app.base.usage import Usage
 from kernel_app.commands.export import conversation_markdown
-from kernel_app.commands.listing import HELP, FunctionListing, HelpListing, function_listing
+from kernel_app.commands.listing import HELP, Listing, Result, ResultsListing, function_listing
 from kernel_app.commands.sizing import answer_tokens, function_max_tokens, tools_fit
 from kernel_app.commands.syntax import (
     edited_plan,
@@ -61,8 +61,8 @@ class Reply:
     streamed: bool = False  # the text already went to on_chunk
     cut: bool = False  # the answer reached its length limit (the REPL says so; the text does not)
     limit: int | None = None  # that limit, when it is a function's own max_tokens (not the chat's)
-    # /help's and /functions' data: ``text`` is its terminal form; a chat surface renders it as markdown.
-    listing: HelpListing | FunctionListing | None = None
+    # /help's, /functions' and /results' data: ``text`` is its terminal form; a chat surface renders markdown.
+    listing: Listing | None = None
 
     @property
     def is_error(self) -> bool:
@@ -203,7 +203,8 @@ class ChatSession:
         if name == "/set":
             return self._set(rest)
         if name == "/results":
-            return Reply(self._results(), "help")
+            results = self._results()
+            return Reply(results.text(), "help", listing=results)
         if name == "/save":
             return await self._save(rest, emit)
         if name == "/export":
@@ -454,10 +455,8 @@ class ChatSession:
             self.engine.max_tokens = answer_tokens(self.engine.context_tokens)
         return Reply(f"service {name} ({self.engine.model}), max_tokens {self.engine.max_tokens}", "help")
 
-    def _results(self) -> str:
-        if not self.results:
-            return "no results yet: `/run ... > NAME` names one; $last is the latest"
-        return "\n".join(f"  ${name}  {_shorten(text, 70)}" for name, text in self.results.items())
+    def _results(self) -> ResultsListing:
+        return ResultsListing(tuple(Result(f"${name}", _shorten(text, 70)) for name, text in self.results.items()))
 
     def _resolve(self, text: str) -> str:
         """``$last`` and ``$NAME`` replaced by this session's results."""

@@ -1,12 +1,13 @@
-"""What ``/help`` and ``/functions`` list, as data; each surface renders it its own way.
+"""What ``/help``, ``/functions`` and ``/results`` list, as data; each surface renders it its own way.
 
-The command layer answers ``/help`` and ``/functions`` with a :class:`HelpListing` or a
-:class:`FunctionListing` on the reply (``Reply.listing``). Its ``text()`` is the terminal's form, aligned
-columns (the reply's ``text``, which the REPL prints); the chat surfaces render the same data as
-markdown lists (:mod:`kernel_app.interfaces.server.markdown`), as Teams and chat-copilot show markdown
-and turn single newlines and space-aligned columns into one run-on paragraph. Teams' app manifest takes
-its command menu from :data:`HELP` too (:mod:`kernel_app.interfaces.server.teams.offered`), so the menu
-and ``/help`` list the same commands in the same words.
+The command layer answers ``/help``, ``/functions`` and ``/results`` with a :class:`HelpListing`, a
+:class:`FunctionListing` or a :class:`ResultsListing` on the reply (``Reply.listing``). Its ``text()``
+is the terminal's form, aligned columns (the reply's ``text``, which the REPL prints); the chat
+surfaces render the same data as markdown lists (:mod:`kernel_app.interfaces.server.markdown`), as
+Teams and chat-copilot show markdown and turn single newlines and space-aligned columns into one run-on
+paragraph. Teams' app manifest takes its command menu from :data:`HELP` too
+(:mod:`kernel_app.interfaces.server.teams.offered`), so the menu and ``/help`` list the same commands
+in the same words.
 """
 
 from __future__ import annotations
@@ -117,6 +118,29 @@ class FunctionListing:
         return "\n".join(
             f"  {function.name}  {function.about}".rstrip() for group in self.plugins for function in group.functions
         )
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str  # $last, $swot
+    preview: str  # its text, shortened to one line
+
+
+@dataclass(frozen=True)
+class ResultsListing:
+    """What /results says: the session's named results, each with the start of its text."""
+
+    results: tuple[Result, ...]
+
+    EMPTY = "no results yet: `/run ... > NAME` names one; $last is the latest"
+
+    def text(self) -> str:
+        if not self.results:
+            return self.EMPTY
+        return "\n".join(f"  {result.name}  {result.preview}" for result in self.results)
+
+
+Listing = HelpListing | FunctionListing | ResultsListing  # what a reply may carry as data
 
 
 def function_listing(kernel: Kernel) -> FunctionListing:

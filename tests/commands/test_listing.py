@@ -8,7 +8,15 @@ from pathlib import Path
 
 from kernel_app.base.config import Settings
 from kernel_app.commands.dispatch import ChatSession
-from kernel_app.commands.listing import ABOUT_COLUMN, HELP, Command, FunctionListing, HelpListing
+from kernel_app.commands.listing import (
+    ABOUT_COLUMN,
+    HELP,
+    Command,
+    FunctionListing,
+    HelpListing,
+    Result,
+    ResultsListing,
+)
 from kernel_app.conversation.store import ConversationStore
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.providers.scripted import ScriptedChatCompletion
@@ -70,3 +78,15 @@ async def test_functions_are_grouped_by_plugin_in_name_order(tmp_path: Path) -> 
     add = next(function for function in math.functions if function.name == "Math.add")
     assert f"  Math.add  {add.about}".rstrip() in reply.text.splitlines()
     assert len(reply.text.splitlines()) == sum(len(group.functions) for group in listing.plugins)
+
+
+async def test_results_keep_their_terminal_lines_and_carry_their_data(tmp_path: Path) -> None:
+    session = make(tmp_path)
+    empty = await session.handle("/results")
+    assert isinstance(empty.listing, ResultsListing) and empty.listing.results == ()
+    assert empty.text == "no results yet: `/run ... > NAME` names one; $last is the latest"
+    await session.handle("/run Math.add a=2 b=3 > sum")
+    reply = await session.handle("/results")
+    assert isinstance(reply.listing, ResultsListing)
+    assert reply.listing.results == (Result("$sum", "5"), Result("$last", "5"))  # in the order they were named
+    assert reply.text.splitlines() == ["  $sum  5", "  $last  5"]

@@ -133,7 +133,7 @@ def reply_text(reply: Reply) -> str:
         return "There is nothing to leave here: just stop writing, or /reset to start over."
     if reply.kind == "plan" and reply.text == "Not run.":  # a /plan the user rejected
         return "Plan cancelled: nothing ran."
-    if reply.listing is not None:  # /help, /functions: the terminal's columns would run together here
+    if reply.listing is not None:  # /help, /functions, /results: the terminal's columns run together here
         return listing_markdown(reply.listing)
     text = reply.text or "(no answer)"
     return text + CUT_NOTE if reply.cut else text

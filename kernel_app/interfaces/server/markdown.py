@@ -1,8 +1,9 @@
 """The command layer's listings and errors as markdown, for the chat surfaces (Teams, chat-copilot).
 
 Both show markdown: a single newline is no line break there and space-aligned columns collapse, so the
-terminal's ``/help`` and ``/functions`` (their listings' ``text()``) read as one run-on paragraph. Here
-each command, and each function under its plugin, is a list item, and command syntax is inline code.
+terminal's ``/help``, ``/functions`` and ``/results`` (their listings' ``text()``) read as one run-on
+paragraph. Here each command, each function under its plugin and each result is a list item, and
+command syntax is inline code.
 Words with markdown's emphasis characters (``max_tokens``, ``my_plugin.do_it``) become inline code too,
 so an error or a description reads as it was written, not half in italics.
 """
@@ -13,7 +14,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kernel_app.commands.listing import Command, FunctionListing, HelpListing
+    from kernel_app.commands.listing import Command, FunctionListing, HelpListing, Listing, ResultsListing
 
 # A word (up to brackets and punctuation that end it) holding a character markdown would act on.
 _ACTIVE_WORD = re.compile(r"[^\s()\[\],;:!?\"]*[*_~<][^\s()\[\],;:!?\"]*")
@@ -68,7 +69,18 @@ def functions_markdown(listing: FunctionListing) -> str:
     return "\n\n".join(parts)
 
 
-def listing_markdown(listing: HelpListing | FunctionListing) -> str:
-    from kernel_app.commands.listing import HelpListing
+def results_markdown(listing: ResultsListing) -> str:
+    """/results as a list: each name as code, the start of its text after it."""
+    if not listing.results:
+        return inline(listing.EMPTY)
+    return "\n".join(f"- {code(result.name)}: {inline(result.preview)}" for result in listing.results)
 
-    return help_markdown(listing) if isinstance(listing, HelpListing) else functions_markdown(listing)
+
+def listing_markdown(listing: Listing) -> str:
+    from kernel_app.commands.listing import FunctionListing, HelpListing
+
+    if isinstance(listing, HelpListing):
+        return help_markdown(listing)
+    if isinstance(listing, FunctionListing):
+        return functions_markdown(listing)
+    return results_markdown(listing)

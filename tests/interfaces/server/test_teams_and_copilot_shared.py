@@ -109,12 +109,17 @@ def test_help_is_a_markdown_list_of_the_offered_commands() -> None:
 
 
 def test_listings_and_errors_read_as_written_in_markdown() -> None:
-    from kernel_app.commands.listing import Function, FunctionListing, PluginFunctions
+    from kernel_app.commands.listing import Function, FunctionListing, PluginFunctions, Result, ResultsListing
 
     functions = FunctionListing((PluginFunctions("My_Plugin", (Function("My_Plugin.do_it", "does *it*"),)),))
     shown = reply_text(Reply(functions.text(), "help", listing=functions))
     assert shown.split("\n\n")[1:] == ["**My_Plugin**", "- `My_Plugin.do_it`: does `*it*`"]
     assert reply_text(Reply("", "help", listing=FunctionListing(()))) == "No functions are loaded."
+    results = ResultsListing((Result("$last", "**Strengths**: a loyal_customer base"), Result("$sum", "5")))
+    assert reply_text(Reply(results.text(), "help", listing=results)).splitlines() == [
+        "- `$last`: `**Strengths**`: a `loyal_customer` base",
+        "- `$sum`: 5",
+    ]
     # An error's identifiers become code, so max_tokens does not turn half italic; its code stays code.
     assert sorry("unknown setting max_tokens_x: use `/set max_tokens N`") == (
         "Sorry, that did not work: unknown setting `max_tokens_x`: use `/set max_tokens N`"
