@@ -117,7 +117,7 @@ def test_an_interface_without_its_extra_prints_the_install_on_one_line(
 
 def test_the_teams_manifest_needs_no_extra(tmp_path: Path) -> None:
     package = tmp_path / "teams.zip"
-    args = ["--app-id", "00000000-0000-0000-0000-000000000000", "--endpoint", "https://x.example/api/messages"]
+    args = ["--app-id", "0a1b2c3d-1111-2222-3333-444455556666", "--endpoint", "https://x.example/api/messages"]
     result = _run_blocked(CLI, "teams", "manifest", *args, "--output", str(package), tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     with zipfile.ZipFile(package) as written:

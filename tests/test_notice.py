@@ -21,6 +21,8 @@ THIRD_PARTY = sorted(
         ROOT / "kernel_app" / "kernel" / "pybars_grammars.json",
         ROOT / "kernel_app" / "kernel" / "plugin_folders" / "native_catalogue.json",
         ROOT / "kernel_app" / "providers" / "embedder" / "data" / "tokenizer.json",
+        # the Teams app manifest's schema (kernel_app/interfaces/server/teams/manifest_schema/README.md)
+        *(ROOT / "kernel_app" / "interfaces" / "server" / "teams" / "manifest_schema").rglob("*.schema.json"),
     ]
 )
 

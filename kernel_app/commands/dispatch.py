@@ -8,7 +8,8 @@ also goes into the stored conversation, so "now shift that to cleaning services"
 `/run BusinessThinking.SWOT a bakery`.
 
 Reading a command's arguments is :mod:`.syntax`; answer lengths and whether tools fit, :mod:`.sizing`;
-``/export``, :mod:`.export`.
+``/export``, :mod:`.export`; what ``/help`` and ``/functions`` list, as data each surface renders,
+:mod:`.listing`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from kernel_app.base.errors import KernelAppError, innermost_message
 from kernel_app.base.usage import Usage
 from kernel_app.commands.export import conversation_markdown
+from kernel_app.commands.listing import HELP, Listing, Result, ResultsListing, function_listing
 from kernel_app.commands.sizing import answer_tokens, function_max_tokens, tools_fit
 from kernel_app.commands.syntax import (
     edited_plan,
@@ -45,30 +47,6 @@ PLAN_USAGE = (
 )
 SETTINGS_HELP = "max_tokens N (the longest answer, in tokens), service NAME (local, openai, azure)"
 
-HELP = """\
-Type a message to talk to the model. Commands:
-  /run Plugin.Function [name=value ...] [--var-json NAME='JSON'] [--vars FILE] [text] [> NAME]
-                                 run a function (e.g. /run BusinessThinking.SWOT a bakery > swot,
-                                 /run Writer.Translate language=French Good morning)
-  /plan [--planner P] [--exclude PLUGIN[.FUNCTION],...] [--max-functions N] GOAL [> NAME]
-                                 plan the goal with the plugins, show the numbered plan, ask, then run it
-  /ask COLLECTION QUESTION [> NAME]
-                                 answer from saved memory, citing record ids
-  /save COLLECTION [text|$NAME]  keep a result (default: $last) in memory, for /ask later
-  /export FILE.md                write this conversation as markdown
-  /results                       the named results ($last and those named with > NAME)
-  /history                       the stored conversations
-  /resume [N|ID]                 continue a stored conversation (by its /history number or id)
-  /new                           start a new conversation (the old one stays in the store)
-  /set [NAME VALUE]              show or change a setting: max_tokens N, service local|openai|azure
-  /functions                     list the functions you can run
-  /help                          this text
-  /exit                          leave (or Ctrl-D)
-Results flow: $last is the latest result; `> NAME` after a command keeps it as $NAME, and $NAME in
-/run's text or a name=$NAME value passes it on, e.g.
-  /run BusinessThinking.ShiftDomain domain="cleaning services" $swot > cleaning
-  /run BusinessThinking.ChangeAudience level=child $cleaning"""
-
 # True runs the plan, False does not; a text "STEP name=value ..." edits that step's arguments and asks again.
 Confirm = Callable[[str], "bool | str | Awaitable[bool | str]"]
 
@@ -83,6 +61,8 @@ class Reply:
     streamed: bool = False  # the text already went to on_chunk
     cut: bool = False  # the answer reached its length limit (the REPL says so; the text does not)
     limit: int | None = None  # that limit, when it is a function's own max_tokens (not the chat's)
+    # /help's, /functions' and /results' data: ``text`` is its terminal form; a chat surface renders markdown.
+    listing: Listing | None = None
 
     @property
     def is_error(self) -> bool:
@@ -209,12 +189,13 @@ class ChatSession:
         if name in ("/exit", "/quit"):
             return Reply("", "exit")
         if name == "/help":
-            return Reply(HELP, "help")
+            return Reply(HELP.text(), "help", listing=HELP)
         if name in ("/reset", "/new"):
             self.conversation_id = self.engine.create().id
             return Reply("A new conversation: the model no longer sees the old one.", "help")
         if name == "/functions":
-            return Reply(self._functions(), "help")
+            functions = function_listing(self.kernel)
+            return Reply(functions.text(), "help", listing=functions)
         if name == "/history":
             return Reply(self._history(), "help")
         if name == "/resume":
@@ -222,7 +203,8 @@ class ChatSession:
         if name == "/set":
             return self._set(rest)
         if name == "/results":
-            return Reply(self._results(), "help")
+            results = self._results()
+            return Reply(results.text(), "help", listing=results)
         if name == "/save":
             return await self._save(rest, emit)
         if name == "/export":
@@ -239,15 +221,6 @@ class ChatSession:
                 self.results[named] = reply.text
             return reply
         return Reply(f"unknown command {name}: type /help for the commands", "error")
-
-    def _functions(self) -> str:
-        lines = []
-        for metadata in sorted(
-            self.kernel.get_full_list_of_function_metadata(), key=lambda m: (m.plugin_name or "", m.name)
-        ):
-            about = (metadata.description or "").strip().splitlines()[0:1]
-            lines.append(f"  {metadata.plugin_name}.{metadata.name}  {about[0] if about else ''}".rstrip())
-        return "\n".join(lines)
 
     async def _run(
         self, rest: str, on_chunk: Callable[[str], None] | None = None, emit: Callable[[Event], None] | None = None
@@ -482,10 +455,8 @@ class ChatSession:
             self.engine.max_tokens = answer_tokens(self.engine.context_tokens)
         return Reply(f"service {name} ({self.engine.model}), max_tokens {self.engine.max_tokens}", "help")
 
-    def _results(self) -> str:
-        if not self.results:
-            return "no results yet: `/run ... > NAME` names one; $last is the latest"
-        return "\n".join(f"  ${name}  {_shorten(text, 70)}" for name, text in self.results.items())
+    def _results(self) -> ResultsListing:
+        return ResultsListing(tuple(Result(f"${name}", _shorten(text, 70)) for name, text in self.results.items()))
 
     def _resolve(self, text: str) -> str:
         """``$last`` and ``$NAME`` replaced by this session's results."""

@@ -17,7 +17,12 @@ def teams() -> None:
 @click.option(
     "--endpoint", required=True, metavar="URL", help="Where Teams reaches the bot: https://HOST/api/messages."
 )
-@click.option("--name", default="Kernel App", show_default=True, help="The app's name in Teams.")
+@click.option(
+    "--name", default="Kernel App", show_default=True, help="The app's name in Teams (at most 30 characters)."
+)
+@click.option("--website-url", metavar="URL", help="The developer's website (default: the endpoint's host).")
+@click.option("--privacy-url", metavar="URL", help="The privacy statement (default: the endpoint's host).")
+@click.option("--terms-url", metavar="URL", help="The terms of use (default: the endpoint's host).")
 @click.option(
     "-o",
     "--output",
@@ -26,15 +31,35 @@ def teams() -> None:
     show_default=True,
     help="Where to write the zip.",
 )
-def manifest(app_id: str, endpoint: str, name: str, output: Path) -> None:
+def manifest(
+    app_id: str,
+    endpoint: str,
+    name: str,
+    website_url: str | None,
+    privacy_url: str | None,
+    terms_url: str | None,
+    output: Path,
+) -> None:
     """Write the zipped Teams app package: manifest.json with the bot, and its two icons.
 
-    \b
-    Upload it in Teams (Apps > Manage your apps > Upload an app) or in the Teams Developer Portal:
-      kernel-app teams manifest --app-id 00000000-0000-0000-0000-000000000000 \\
-        --endpoint https://kernel-app.example.com/api/messages
-    """
-    from kernel_app.interfaces.server.teams.manifest import write_package
+    The manifest is checked against Teams' v1.17 manifest schema before it is written. An org catalogue
+    shows the developer's website, privacy statement and terms of use: give real pages for them before
+    publishing there (a warning says which are missing).
 
-    written = write_package(output, app_id, endpoint, name=name)
+    \b
+    Upload it in Teams (Apps > Manage your apps > Upload an app) or in the Teams Developer Portal; the app
+    id is the bot's, the one kernel-app serve reads from CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID:
+      kernel-app teams manifest --app-id "$CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID" \\
+        --endpoint https://bot.contoso.com/api/messages \\
+        --privacy-url https://contoso.com/privacy --terms-url https://contoso.com/terms
+    """
+    from kernel_app.interfaces.server.teams.manifest import manifest as build
+    from kernel_app.interfaces.server.teams.manifest import publishing_warning, write_package
+
+    pages = {"websiteUrl": website_url, "privacyUrl": privacy_url, "termsOfUseUrl": terms_url}
+    data = build(app_id, endpoint, name=name, website_url=website_url, privacy_url=privacy_url, terms_url=terms_url)
+    written = write_package(output, data)
     click.echo(f"Wrote {written} (manifest.json, color.png, outline.png): upload it in Teams.")
+    warning = publishing_warning(data, pages)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)

@@ -15,8 +15,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.interfaces.server.markdown import help_markdown, inline, listing_markdown
+
 if TYPE_CHECKING:
     from kernel_app.commands.dispatch import Reply
+    from kernel_app.commands.listing import HelpListing
     from kernel_app.conversation.engine import Refusal
     from kernel_app.conversation.events import ApprovalNeeded
 
@@ -45,19 +48,6 @@ def command_of(text: str) -> str:
     return text.split(None, 1)[0].lower() if text.startswith("/") else ""
 
 
-def filtered_help(help_text: str, commands: frozenset[str]) -> str:
-    """The REPL's /help, less the commands not in ``commands`` (and the terminal's own notes)."""
-    lines, skipping = [], False
-    for line in help_text.splitlines():
-        if line.startswith("  /"):  # a command's line; its indented continuation lines go with it
-            skipping = line.split()[0] not in commands
-        elif not line.startswith("    "):
-            skipping = False
-        if not skipping:
-            lines.append(line)
-    return "\n".join(lines).replace(" (or Ctrl-D)", "").replace(" [--vars FILE]", "").rstrip()
-
-
 @dataclass(frozen=True)
 class Offered:
     """The REPL's commands a surface offers, and what it says to the others.
@@ -78,8 +68,9 @@ class Offered:
             return self.no_vars
         return None
 
-    def help(self, help_text: str) -> str:
-        return filtered_help(help_text, self.commands)
+    def help(self, listing: HelpListing) -> str:
+        """``/help`` here: the listing's commands this surface offers, as a markdown list."""
+        return help_markdown(listing.offered(self.commands))
 
 
 def uses_model(text: str) -> bool:
@@ -126,11 +117,12 @@ def approver(state: Any, ask: AskUser) -> AskUser:
 
 
 def sorry(text: str) -> str:
-    """An error as one friendly sentence: its first line, not too long."""
+    """An error as one friendly sentence: its first line, not too long, safe as markdown (the surfaces
+    render it so: ``max_tokens`` must not turn into italics)."""
     first = (text.strip().splitlines() or ["that did not work"])[0]
     if len(first) > MAX_ERROR_CHARS:
         first = first[: MAX_ERROR_CHARS - 1] + "…"
-    return f"Sorry, that did not work: {first}"
+    return f"Sorry, that did not work: {inline(first)}"
 
 
 def reply_text(reply: Reply) -> str:
@@ -141,6 +133,8 @@ def reply_text(reply: Reply) -> str:
         return "There is nothing to leave here: just stop writing, or /reset to start over."
     if reply.kind == "plan" and reply.text == "Not run.":  # a /plan the user rejected
         return "Plan cancelled: nothing ran."
+    if reply.listing is not None:  # /help, /functions, /results: the terminal's columns run together here
+        return listing_markdown(reply.listing)
     text = reply.text or "(no answer)"
     return text + CUT_NOTE if reply.cut else text
 

@@ -194,6 +194,7 @@ def test_commands_that_reach_the_server_are_refused_and_help_lists_the_rest(
         assert refused == f"{line.split()[0]} is not available here: type /help for the commands."
     shown = httpx.post(f"{base}/chats/{chat_id}/messages", json=ask("/help", chat_id)).json()["value"]
     assert "/plan" in shown and "/run" in shown and "/export" not in shown and "/resume" not in shown
+    assert "\n- **/plan** `" in shown and "\n  /" not in shown  # a markdown list, not the terminal's columns
     ran = httpx.post(f"{base}/chats/{chat_id}/messages", json=ask("/run Math.add a=2 b=3", chat_id), timeout=30)
     assert ran.json()["value"] == "5" and service.requests == []  # a native function: no model call
 

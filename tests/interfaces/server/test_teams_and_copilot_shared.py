@@ -22,13 +22,13 @@ from kernel_app.interfaces.server.chat_surface import (
     Offered,
     approver,
     command_of,
-    filtered_help,
     reply_text,
     runs_unasked,
     sentence,
     sorry,
     uses_model,
 )
+from kernel_app.interfaces.server.markdown import help_markdown
 from kernel_app.interfaces.server.side_store import DecisionStore, SideStore
 
 
@@ -95,17 +95,38 @@ def test_the_adapters_stores_are_side_stores_with_their_own_files() -> None:
 TEAMS = Offered(frozenset({"/run", "/plan", "/help"}), "{command} is not in Teams.", "no --vars in Teams.")
 
 
-def test_help_keeps_the_offered_commands_with_their_continuation_lines() -> None:
-    shown = filtered_help(HELP, frozenset({"/run", "/plan", "/help"}))
-    lines = shown.splitlines()
-    assert lines[0] == HELP.splitlines()[0]
-    commands = {line.split()[0] for line in lines if line.startswith("  /")}
-    assert commands == {"/run", "/plan", "/help"}
-    assert "plan the goal with the plugins, show the numbered plan, ask, then run it" in shown  # /plan's next line
-    assert "answer from saved memory" not in shown  # /ask's next line goes with /ask
+def test_help_is_a_markdown_list_of_the_offered_commands() -> None:
+    shown = TEAMS.help(HELP)
+    paragraphs = shown.split("\n\n")
+    assert paragraphs[0] == HELP.intro
+    items = paragraphs[1].splitlines()
+    assert [item.split("**")[1] for item in items] == ["/run", "/plan", "/help"]
+    assert items[1].endswith(": plan the goal with the plugins, show the numbered plan, ask, then run it")
+    assert "answer from saved memory" not in shown  # /ask is not offered
     assert "[--vars FILE]" not in shown and "(or Ctrl-D)" not in shown  # the terminal's own notes
-    assert shown.startswith("Type a message") and shown == shown.rstrip()
-    assert "Results flow" in shown  # prose after the commands stays
+    assert paragraphs[2].startswith("Results flow") and "\n" not in paragraphs[2]  # prose stays, one paragraph
+    assert shown == shown.rstrip()
+
+
+def test_listings_and_errors_read_as_written_in_markdown() -> None:
+    from kernel_app.commands.listing import Function, FunctionListing, PluginFunctions, Result, ResultsListing
+
+    functions = FunctionListing((PluginFunctions("My_Plugin", (Function("My_Plugin.do_it", "does *it*"),)),))
+    shown = reply_text(Reply(functions.text(), "help", listing=functions))
+    assert shown.split("\n\n")[1:] == ["**My_Plugin**", "- `My_Plugin.do_it`: does `*it*`"]
+    assert reply_text(Reply("", "help", listing=FunctionListing(()))) == "No functions are loaded."
+    results = ResultsListing((Result("$last", "**Strengths**: a loyal_customer base"), Result("$sum", "5")))
+    assert reply_text(Reply(results.text(), "help", listing=results)).splitlines() == [
+        "- `$last`: `**Strengths**`: a `loyal_customer` base",
+        "- `$sum`: 5",
+    ]
+    # An error's identifiers become code, so max_tokens does not turn half italic; its code stays code.
+    assert sorry("unknown setting max_tokens_x: use `/set max_tokens N`") == (
+        "Sorry, that did not work: unknown setting `max_tokens_x`: use `/set max_tokens N`"
+    )
+    assert sorry("usage: /run Plugin.Function [name=value ...] [text]") == (
+        "Sorry, that did not work: usage: /run Plugin.Function [name=value ...] [text]"
+    )
 
 
 def test_a_surface_refuses_what_it_does_not_offer_in_its_own_words() -> None:
@@ -114,7 +135,7 @@ def test_a_surface_refuses_what_it_does_not_offer_in_its_own_words() -> None:
     assert TEAMS.refusal("/run Math.add a=1 b=2") is None
     assert TEAMS.refusal("what is --vars?") is None  # free text is the model's
     assert command_of("  /PLAN a goal") == "/plan" and command_of("hello /run") == ""
-    assert TEAMS.help(HELP) == filtered_help(HELP, TEAMS.commands)
+    assert TEAMS.help(HELP) == help_markdown(HELP.offered(TEAMS.commands))
 
 
 def test_teams_and_copilot_offer_what_their_comments_say() -> None:
@@ -124,7 +145,7 @@ def test_teams_and_copilot_offer_what_their_comments_say() -> None:
     for name in ("/export", "/history", "/resume", "/set", "/save", "/exit"):
         assert IN_TEAMS.refusal(name) and COPILOT.refusal(name)
     assert IN_TEAMS.refusal("/reset") is None and COPILOT.refusal("/reset")  # a new chat is the web app's button
-    assert "/new" in IN_TEAMS.help(HELP) and "/new" not in COPILOT.help(HELP)
+    assert "**/new**" in IN_TEAMS.help(HELP) and "/new" not in COPILOT.help(HELP)
 
 
 def test_only_messages_that_call_the_model_need_its_queue() -> None:

@@ -51,10 +51,43 @@ def test_run_streams_its_progress_and_answers_with_the_result(
 
 def test_help_lists_the_commands_teams_offers_and_only_those(served: tuple[str, ToolScripted, FakeConnector]) -> None:
     (text,) = say(served, "/help")
-    for command in ("/run", "/plan", "/ask", "/new", "/help"):  # /reset is /new's other name
-        assert f"  {command}" in text
+    for command in ("/run", "/plan", "/ask", "/new", "/help", "/functions", "/results"):
+        assert f"- **{command}**" in text
+    assert "- **/new** (or **/reset**): " in text  # /reset is /new's other name
     for command in ("/export", "/resume", "/history", "/set", "/exit", "--vars"):
         assert command not in text
+
+
+def test_help_in_teams_is_a_markdown_list_not_terminal_columns(
+    served: tuple[str, ToolScripted, FakeConnector],
+) -> None:
+    """Teams renders markdown: a single newline is no line break and aligned columns collapse into one
+    paragraph, so each command is a list item, paragraphs are apart, and nothing leans on spaces."""
+    (text,) = say(served, "/help")
+    blocks = text.split("\n\n")
+    intro, commands = blocks[0], blocks[1].splitlines()
+    assert intro == "Type a message to talk to the model. Commands:"
+    assert len(commands) == 7 and all(line.startswith("- **/") for line in commands)
+    run = next(line for line in commands if line.startswith("- **/run**"))
+    assert run.startswith("- **/run** `Plugin.Function [name=value ...]")  # the syntax is code
+    assert "e.g. `/run BusinessThinking.SWOT a bakery > swot`" in run
+    # every line outside the list is its own paragraph: no terminal line wrapped into the next
+    for block in blocks:
+        lines = block.splitlines()
+        assert len(lines) == 1 or all(line.startswith("- ") for line in lines), block
+    assert not any(line.startswith(" ") or "   " in line for line in text.splitlines())
+
+
+def test_functions_in_teams_are_listed_by_plugin(served: tuple[str, ToolScripted, FakeConnector]) -> None:
+    (text,) = say(served, "/functions")
+    blocks = text.split("\n\n")
+    assert blocks[0] == "The functions `/run Plugin.Function` takes, by plugin:"
+    headings = blocks[1::2]
+    assert "**Math**" in headings and all(h.startswith("**") and h.endswith("**") for h in headings)
+    math = blocks[blocks.index("**Math**") + 1].splitlines()
+    assert all(line.startswith("- `Math.") for line in math)
+    assert any(line.startswith("- `Math.add`: ") for line in math)
+    assert not any(line.startswith("  ") for line in text.splitlines())
 
 
 def test_commands_that_reach_the_server_or_other_conversations_are_refused(
@@ -147,8 +180,8 @@ def test_with_the_models_queue_full_commands_that_do_not_use_it_still_answer(tmp
                 (said,) = [s.text for s in connector.take() if s.type == "message" and "/conv-2/" in s.path]
                 return said
 
-            assert "  /plan" in answer("/help")
-            assert "Math.add" in answer("/functions")
+            assert "- **/plan**" in answer("/help")
+            assert "- `Math.add`" in answer("/functions")
             assert answer("/results").startswith("no results yet")
             assert answer("/reset") == "A new conversation: the model no longer sees the old one."
             assert answer("What is new?") == "Sorry, I am busy with other questions: try again in 5 seconds."

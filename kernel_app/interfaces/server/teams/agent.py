@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted, Progress
 from kernel_app.conversation.store import ConversationStoreError
 from kernel_app.interfaces.server.chat_surface import (
-    Offered,
     approver,
     busy_text,
     command_of,
@@ -48,6 +47,7 @@ from kernel_app.interfaces.server.teams import cards, is_anonymous
 from kernel_app.interfaces.server.teams.call_store import CallStore
 from kernel_app.interfaces.server.teams.calls import CALL_APPROVAL_TIMEOUT, CallCards
 from kernel_app.interfaces.server.teams.links import open_links
+from kernel_app.interfaces.server.teams.offered import COMMANDS, OFFERED
 from kernel_app.interfaces.server.teams.plan_store import PlanStore
 from kernel_app.interfaces.server.teams.plans import PlanCards
 from kernel_app.interfaces.server.teams.turns import (
@@ -75,15 +75,6 @@ GROUP_TYPES = ("groupChat", "channel")
 WELCOME = (
     "Hi, I am Kernel App. Ask me something, or try /run BusinessThinking.SWOT a bakery in a college town, "
     "/plan GOAL (you approve the plan before it runs) or /ask COLLECTION QUESTION. /help lists the commands."
-)
-# The REPL's commands a Teams user may use. Not: /export (writes a file on the server), /history and
-# /resume (they reach every stored conversation, other users' too), /set (it changes the engine every
-# user shares), /save, /exit.
-COMMANDS = frozenset({"/run", "/plan", "/ask", "/reset", "/new", "/help", "/functions", "/results"})
-OFFERED = Offered(
-    COMMANDS,
-    unavailable="{command} is not available in Teams: type /help for the commands here.",
-    no_vars="--vars reads a file on the server: in Teams give name=value or --var-json.",
 )
 
 
