@@ -2,8 +2,11 @@
 
 The runner keeps "get the output" (:func:`runner.produce`) apart from "check it" (:func:`runner.check`),
 so later checks (judges, similarity, a cache of outputs) plug in without touching how a function is run.
+Assertion types register themselves when their module is imported: the deterministic ones
+(``assertions``) and those against a reference text (``references``: similar, bleu, rouge-l).
 """
 
+from kernel_app.kernel.evals import references
 from kernel_app.kernel.evals.assertions import ASSERTIONS, AssertionResult, Output, register
 from kernel_app.kernel.evals.spec import AssertionSpec, EvalCase, EvalFile, EvalFileError, discover, load_eval_file
 
@@ -17,5 +20,6 @@ __all__ = [
     "Output",
     "discover",
     "load_eval_file",
+    "references",
     "register",
 ]

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from kernel_app.base.errors import Problem, UsageError
+from kernel_app.base.errors import DependencyMissingError, Problem, UsageError
 from kernel_app.kernel.evals.assertions import ASSERTIONS
 
 EVALS_FILE = "evals.yaml"
@@ -238,6 +238,14 @@ def _case(reader: _Reader, raw: Any, index: int, line: int | None, defaults: _De
     asserts = defaults.asserts + _asserts(reader, case, f"{where}.")
     if not asserts:
         raise reader.fail(case.line, where, "no assertions", "add `assert:` here or under `defaults:`")
+    unreferenced = _without_reference(asserts, expected)
+    if unreferenced is not None:
+        raise reader.fail(
+            unreferenced.line or case.line,
+            f"{where}.expected",
+            f"{unreferenced.type} compares with a reference text and there is none",
+            f"add `expected:` to the case or `value:` to the {unreferenced.type}",
+        )
     return EvalCase(f"case-{index + 1}", description, variables, expected, asserts)
 
 
@@ -269,11 +277,21 @@ def _assertion(reader: _Reader, raw: Any, where: str, line: int | None) -> Asser
             continue
         what = " or ".join(dict.fromkeys(_TYPE_WORDS[t] for t in types))
         params[key] = reader.typed(raw, key, f"{where}.", types, what)
-    problem = kind.validate(params) if kind.validate is not None else None
+    try:
+        problem = kind.validate(params) if kind.validate is not None else None
+    except DependencyMissingError as exc:  # a metric's library is missing: the install, on this file's line
+        raise reader.fail(raw.key_lines.get("type"), f"{where}.type", str(exc), "then run the eval again") from exc
     if problem is not None:
         key, _, message = problem.partition(": ")
         raise reader.fail(raw.key_lines.get(key, raw.line), f"{where}.{key}", message, f"fix the {key} of {name}")
     return AssertionSpec(name, params, raw.line)
+
+
+def _without_reference(asserts: list[AssertionSpec], expected: str | None) -> AssertionSpec | None:
+    """The first assertion that needs a reference text (``value`` or the case's ``expected``) and has none."""
+    if expected is not None:
+        return None
+    return next((a for a in asserts if ASSERTIONS[a.type].needs_reference and "value" not in a.params), None)
 
 
 def _describe(variables: dict[str, Any]) -> str:
@@ -312,5 +330,15 @@ def _dataset_cases(reader: _Reader, path: Path, line: int | None, defaults: _Def
         expected = row.pop("expected", None)
         variables = {**defaults.vars, **row}
         number = first + offset + 1
+        unreferenced = _without_reference(defaults.asserts, expected)
+        if unreferenced is not None:
+            raise EvalFileError(
+                Problem(
+                    str(path),
+                    f"row {offset + 1}: {unreferenced.type} compares with a reference text and there is none",
+                    "add an `expected` column (or field) or give the assertion a `value`",
+                    line=offset + 2 if path.suffix.lower() == ".csv" else None,
+                )
+            )
         cases.append(EvalCase(f"case-{number}", _describe(variables), variables, expected, list(defaults.asserts)))
     return cases
