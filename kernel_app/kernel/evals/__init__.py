@@ -3,10 +3,11 @@
 The runner keeps "get the output" (:func:`runner.produce`) apart from "check it" (:func:`runner.check`),
 so later checks (judges, similarity, a cache of outputs) plug in without touching how a function is run.
 Assertion types register themselves when their module is imported: the deterministic ones
-(``assertions``) and those against a reference text (``references``: similar, bleu, rouge-l).
+(``assertions``), those against a reference text (``references``: similar, bleu, rouge-l) and the
+judge's (``judge``: llm-rubric).
 """
 
-from kernel_app.kernel.evals import references
+from kernel_app.kernel.evals import judge, references
 from kernel_app.kernel.evals.assertions import ASSERTIONS, AssertionResult, Output, register
 from kernel_app.kernel.evals.spec import AssertionSpec, EvalCase, EvalFile, EvalFileError, discover, load_eval_file
 
@@ -19,6 +20,7 @@ __all__ = [
     "EvalFileError",
     "Output",
     "discover",
+    "judge",
     "load_eval_file",
     "references",
     "register",

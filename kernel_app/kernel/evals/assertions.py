@@ -24,6 +24,9 @@ class Output:
     latency_s: float = 0.0
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    # What a judge model said of this output, by rubric: filled by the runner between produce and check
+    # (kernel_app.kernel.evals.judge), so llm-rubric reads it instead of calling a model itself.
+    verdicts: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernel_app.base.errors import KernelAppError
 from kernel_app.kernel.evals.assertions import ASSERTIONS, AssertionResult, Output
+from kernel_app.kernel.evals.judge import Judge, grade
 from kernel_app.kernel.evals.spec import EvalCase, EvalFile
 
 if TYPE_CHECKING:
@@ -105,9 +106,15 @@ def check(output: Output, case: EvalCase) -> list[AssertionResult]:
 
 
 async def run_evals(
-    files: Sequence[EvalFile], targets: Sequence[Target], *, repeat: int = 1, progress: Progress | None = None
+    files: Sequence[EvalFile],
+    targets: Sequence[Target],
+    *,
+    repeat: int = 1,
+    progress: Progress | None = None,
+    judge: Judge | None = None,
 ) -> list[CaseResult]:
-    """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each."""
+    """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each.
+    ``judge`` grades the ``llm-rubric`` assertions, between producing an output and checking it."""
     from kernel_app.kernel.runner import resolve_function
 
     total = sum(len(f.cases) for f in files) * len(targets) * repeat
@@ -120,6 +127,7 @@ async def run_evals(
                 function = functions[(eval_file.path, target.name)]
                 for round_ in range(1, repeat + 1):
                     output = await produce(target.kernel, function, case)
+                    output = await grade(judge, output, case)
                     result = CaseResult(
                         str(eval_file.path), eval_file.function, case, target.name, round_, output, check(output, case)
                     )
