@@ -2,8 +2,10 @@
 
 An eval file is ``evals.yaml`` in a function folder (``Plugin/Function/evals.yaml``), ``NAME.evals.yaml``
 beside a YAML prompt or a native plugin's module (``Plugin/NAME.evals.yaml``), or any YAML file that names
-its function (``function: Plugin.Function`` at its top, or ``--function``). Errors read like the plugin
-loader's: ``FILE:LINE: what is wrong: what to do``.
+its function (``function: Plugin.Function`` at its top, or ``--function``). A file that evaluates a
+planner instead says ``planner: sequential`` (or ``action``) at its top: each case's ``input`` is a goal and
+the output is the plan made for it, checked with ``plan-functions``. Errors read like the plugin loader's:
+``FILE:LINE: what is wrong: what to do``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from kernel_app.kernel.evals.assertions import ASSERTIONS
 EVALS_FILE = "evals.yaml"
 EVALS_SUFFIX = ".evals.yaml"
 
-FILE_KEYS = {"description", "function", "defaults", "cases", "dataset"}
+FILE_KEYS = {"description", "function", "planner", "defaults", "cases", "dataset"}
 DEFAULTS_KEYS = {"vars", "assert"}
 CASE_KEYS = {"description", "vars", "input", "expected", "assert"}
 ASSERTION_COMMON_KEYS = {"type", "description"}
@@ -56,9 +58,13 @@ class EvalCase:
 @dataclass
 class EvalFile:
     path: Path
-    function: str
+    function: str  # Plugin.Function, or "planner:KIND" for a planner's file (the name reports show)
     description: str = ""
     cases: list[EvalCase] = field(default_factory=list)
+    planner: str | None = None  # the planner kind whose plans are evaluated, instead of a function
+
+
+PLANNER_PREFIX = "planner:"
 
 
 # -- YAML with line numbers ------------------------------------------------------------------------------------
@@ -192,7 +198,8 @@ def load_eval_file(path: Path, function: str | None = None) -> EvalFile:
         ) from exc
     top = reader.mapping(raw, "", 1, FILE_KEYS)
     named = reader.typed(top, "function", "", (str,), "Plugin.Function")
-    target = named or function or function_for(path)
+    planner = _planner(reader, top, named)
+    target = f"{PLANNER_PREFIX}{planner}" if planner else named or function or function_for(path)
     if not target:
         raise reader.fail(
             1, "function", "the file names no function", "add `function: Plugin.Function` at its top or pass --function"
@@ -208,7 +215,36 @@ def load_eval_file(path: Path, function: str | None = None) -> EvalFile:
         raise reader.fail(
             top.line, "cases", "no cases", "add `cases:` with at least one `- vars: {...}`, or a `dataset:`"
         )
-    return EvalFile(path, target, description, cases)
+    if planner:
+        goalless = next((c for c in cases if not str(c.vars.get("input", "")).strip()), None)
+        if goalless is not None:
+            raise reader.fail(
+                top.key_lines.get("cases"),
+                f"cases[{cases.index(goalless)}].input",
+                "a planner's case needs a goal",
+                "add `input: GOAL`",
+            )
+    return EvalFile(path, target, description, cases, planner)
+
+
+def _planner(reader: _Reader, top: _Mapping, function: str | None) -> str | None:
+    """The planner kind a file evaluates (``planner: sequential``), checked; None for a function's file."""
+    from planners.factory import PLANNER_KINDS, proposes_plan
+
+    kind = reader.typed(top, "planner", "", (str,), "a planner kind")
+    if kind is None:
+        return None
+    line = top.key_lines.get("planner")
+    if function is not None:
+        raise reader.fail(line, "planner", "a file evaluates a function or a planner, not both", "drop `function:`")
+    planning = [k for k in PLANNER_KINDS if proposes_plan(k)]
+    if kind not in PLANNER_KINDS:
+        close = difflib.get_close_matches(kind, planning, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(planning)}"
+        raise reader.fail(line, "planner", f"unknown planner {kind!r}", hint)
+    if not proposes_plan(kind):
+        raise reader.fail(line, "planner", f"{kind} makes no plan to evaluate", f"use one of {', '.join(planning)}")
+    return kind
 
 
 @dataclass
