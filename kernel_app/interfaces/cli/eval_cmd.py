@@ -139,7 +139,7 @@ def _judge(app: AppContext, service: str | None, model: str | None) -> Judge:
 
     settings = dataclasses.replace(app.settings, service=service or "local", model=model)
     chat = create_chat_service(settings)
-    return Judge(chat, model or str(getattr(chat, "ai_model_id", "") or settings.service))
+    return Judge(chat, Path(model or str(getattr(chat, "ai_model_id", "") or settings.service)).name)
 
 
 def _model_name(kernel: Kernel) -> str | None:
