@@ -65,6 +65,7 @@ class EvalFile:
 
 
 PLANNER_PREFIX = "planner:"
+PLAN_ASSERTIONS = frozenset({"plan-functions"})  # the types that read the output as a plan
 
 
 # -- YAML with line numbers ------------------------------------------------------------------------------------
@@ -215,6 +216,12 @@ def load_eval_file(path: Path, function: str | None = None) -> EvalFile:
         raise reader.fail(
             top.line, "cases", "no cases", "add `cases:` with at least one `- vars: {...}`, or a `dataset:`"
         )
+    _check_planner_cases(reader, top, cases, planner)
+    return EvalFile(path, target, description, cases, planner)
+
+
+def _check_planner_cases(reader: _Reader, top: _Mapping, cases: list[EvalCase], planner: str | None) -> None:
+    """A planner's case needs a goal; a plan assertion needs a planner's file (a function's output is no plan)."""
     if planner:
         goalless = next((c for c in cases if not str(c.vars.get("input", "")).strip()), None)
         if goalless is not None:
@@ -224,7 +231,16 @@ def load_eval_file(path: Path, function: str | None = None) -> EvalFile:
                 "a planner's case needs a goal",
                 "add `input: GOAL`",
             )
-    return EvalFile(path, target, description, cases, planner)
+        return
+    for index, case in enumerate(cases):
+        misplaced = next((a for a in case.asserts if a.type in PLAN_ASSERTIONS), None)
+        if misplaced is not None:
+            raise reader.fail(
+                misplaced.line,
+                f"cases[{index}].assert",
+                f"{misplaced.type} checks a plan, and this file evaluates a function",
+                "say `planner: sequential` at the top instead of `function:`",
+            )
 
 
 def _planner(reader: _Reader, top: _Mapping, function: str | None) -> str | None:

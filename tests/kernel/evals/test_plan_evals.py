@@ -146,6 +146,11 @@ def test_a_planner_file_loads_with_goals_as_cases(tmp_path: Path) -> None:
         (("wires: chain", "wires: [[1, 2]]"), "cases[0].assert[0].wires: [1, 2] is not [step, earlier step]"),
         (("wires: chain", "wires: [[3, 1]]"), "with 1 <= earlier < step <= 2 (step numbers count from 1)"),
         (("type: plan-functions, value:", "type: plan-function, value:"), "did you mean 'plan-functions'?"),
+        (
+            ("planner: sequential", "function: Writer.ShortPoem"),
+            "plans.yaml:6: cases[0].assert: plan-functions checks a plan, and this file evaluates a function: "
+            "say `planner: sequential` at the top instead of `function:`",
+        ),
     ],
 )
 def test_bad_planner_files_are_one_line_errors(tmp_path: Path, change: tuple[str, str], message: str) -> None:
