@@ -1,8 +1,8 @@
 """Planning quality on an embedded model tier: valid plans, exact function sequences, outputs wired.
 
-Not a test: it plans each goal below once on the real model, as ``kernel-app plan GOAL`` does (every
-built-in plugin loaded, the tier's own ``planner_max_functions``, grammar on, temperature 0, up to 3
-repairs), and prints one line per goal and a summary with the markdown row for docs/planner.md.
+Not a test: it plans each goal of planners/goals.evals.yaml once on the real model, as ``kernel-app plan
+GOAL`` does (every built-in plugin loaded, the tier's own ``planner_max_functions``, grammar on,
+temperature 0, up to 3 repairs), and prints one line per goal and a summary with the markdown row for docs/planner.md.
 
     python bench/bench_planner_quality.py [--model qwen2.5-coder-1.5b] [--only 1,2] [--max-functions 8]
 
@@ -42,65 +42,23 @@ class Goal:
     wires: tuple[tuple[int, int], ...] = ()
 
 
-def chain(*functions: str) -> tuple[tuple[int, int], ...]:
-    return tuple((index, index - 1) for index in range(1, len(functions)))
+GOALS_FILE = ROOT / "planners" / "goals.evals.yaml"
 
 
-def goal(text: str, *functions: str, wired: bool = True) -> Goal:
-    return Goal(text, functions, chain(*functions) if wired else ())
+def load_goals(path: Path = GOALS_FILE) -> list[Goal]:
+    """The goals of ``kernel-app eval planners/goals.evals.yaml``: one home for them, read the eval way."""
+    from kernel_app.kernel.evals import load_eval_file
+    from kernel_app.kernel.evals.planning import expected_wires
+
+    goals = []
+    for case in load_eval_file(path).cases:
+        params = next(a.params for a in case.asserts if a.type == "plan-functions")
+        wires = tuple((step - 1, earlier - 1) for step, earlier in expected_wires(params))  # 0-based here
+        goals.append(Goal(str(case.vars["input"]), tuple(params["value"]), wires))
+    return goals
 
 
-GOALS: list[Goal] = [
-    goal("What is the sum of 110 and 990?", "Math.add"),
-    goal("Multiply 7 by 6.", "Math.multiply"),
-    goal("Divide 144 by 12.", "Math.divide"),
-    goal("Subtract 5 from 20.", "Math.subtract"),
-    goal("Add 12 and 30, then multiply the result by 2.", "Math.add", "Math.multiply"),
-    goal("What is today's date?", "Time.today|Time.date|Time.iso_date"),
-    goal("What year is it?", "Time.year"),
-    goal("Write a short poem about the sea.", "Writer.ShortPoem"),
-    goal("Translate 'good morning, my friend' into Spanish.", "Writer.Translate"),
-    goal(
-        "Summarize this text: the shop sells pizza and pasta every day of the week, and delivers at night.",
-        "Writer.Summarize",
-    ),
-    goal(
-        "Tomorrow is Valentine's day. I need to come up with a poem. Translate the poem to French.",
-        "Writer.ShortPoem",
-        "Writer.Translate",
-    ),
-    goal("Write a poem about autumn leaves and translate it into German.", "Writer.ShortPoem", "Writer.Translate"),
-    goal("Write a short poem about coffee and convert it to upper case.", "Writer.ShortPoem", "Text.upper"),
-    goal("Convert the text 'Hello World' to lower case.", "Text.lower"),
-    goal("How many characters are in the text 'semantic kernel'?", "Text.length"),
-    goal("Write a SWOT analysis of a family-run bakery in a small town.", "BusinessThinking.SWOT"),
-    goal(
-        "Make a SWOT analysis for a bakery, then shift it to the domain of cleaning services.",
-        "BusinessThinking.SWOT",
-        "BusinessThinking.ShiftDomain",
-    ),
-    goal(
-        "Write a SWOT analysis of a coffee shop and rewrite it so that a child can understand it.",
-        "BusinessThinking.SWOT",
-        "BusinessThinking.ChangeAudience",
-    ),
-    goal(
-        "Write the SWOT interview questions to ask the owner of a bike repair shop.", "BusinessThinking.SWOTInterview"
-    ),
-    goal("Find ways for a pizza shop to save money.", "BusinessThinking.SeekCostEfficiency"),
-    goal(
-        "Customer comments: 'The pizza was cold. Great staff! We waited 40 minutes.' Analyse the sentiment of "
-        "these comments, then turn the analysis into problem definitions.",
-        "DesignThinking.Empathize",
-        "DesignThinking.Define",
-    ),
-    goal(
-        "Summarize this text in a few words, then translate the summary into Italian: our bakery opens at six, "
-        "bakes sourdough bread every morning and closes on Mondays.",
-        "Writer.Summarize",
-        "Writer.Translate",
-    ),
-]
+GOALS: list[Goal] = load_goals()
 
 
 @dataclass

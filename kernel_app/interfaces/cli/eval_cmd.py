@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 
 import click
 
+from kernel_app.base.constants import SERVICES
 from kernel_app.interfaces.cli.context import AppContext, report_problems
 
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
 
+    from kernel_app.kernel.evals.judge import Judge
     from kernel_app.kernel.evals.runner import Target
     from kernel_app.kernel.evals.spec import EvalFile
 
@@ -34,6 +36,15 @@ if TYPE_CHECKING:
 @click.option(
     "--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="Write a markdown report here."
 )
+@click.option(
+    "--judge-service",
+    type=click.Choice(SERVICES),
+    default=None,
+    help="The service of the model that grades llm-rubric assertions [default: local, the embedded model].",
+)
+@click.option(
+    "--judge-model", default=None, metavar="NAME", help="The judge's model [default: the judge service's default]."
+)
 @click.pass_obj
 def eval_command(
     app: AppContext,
@@ -44,6 +55,8 @@ def eval_command(
     as_json: bool,
     junit_file: Path | None,
     report_file: Path | None,
+    judge_service: str | None,
+    judge_model: str | None,
 ) -> None:
     """Run eval files and check each answer; exit 1 when an assertion fails, 2 on a bad file.
 
@@ -61,6 +74,7 @@ def eval_command(
 
     from kernel_app.base.errors import UsageError
     from kernel_app.kernel.evals import discover, load_eval_file
+    from kernel_app.kernel.evals.judge import needs_judge
     from kernel_app.kernel.evals.report import junit, markdown, table, to_json
     from kernel_app.kernel.evals.runner import run_evals
 
@@ -77,7 +91,9 @@ def eval_command(
     targets = [_target(app, model) for model in (models or (None,))]
     report_problems(targets[0].report.problems, quiet_warnings=True)
     progress = _terminal_progress if sys.stderr.isatty() else _line_progress
-    results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress))
+    cases = [case for eval_file in files for case in eval_file.cases]
+    judge = _judge(app, judge_service, judge_model) if needs_judge(cases) else None
+    results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress, judge=judge))
 
     click.echo(to_json(results) if as_json else table(results))
     if junit_file is not None:
@@ -111,6 +127,19 @@ def _target(app: AppContext, model: str | None) -> Target:
     context = app if model is None else AppContext({**app.overrides, "model": model}, app.config_file, app.debug)
     built = context.build_kernel()
     return Target(model or _model_name(built.kernel) or context.settings.service, built.kernel, built.report)
+
+
+def _judge(app: AppContext, service: str | None, model: str | None) -> Judge:
+    """The judge of llm-rubric: ``service`` (default: the embedded model, whatever the evaluated one is)
+    and ``model`` (default: that service's own), with the rest of the settings (keys, endpoints) as given."""
+    import dataclasses
+
+    from kernel_app.kernel.evals.judge import Judge
+    from kernel_app.providers import create_chat_service
+
+    settings = dataclasses.replace(app.settings, service=service or "local", model=model)
+    chat = create_chat_service(settings)
+    return Judge(chat, Path(model or str(getattr(chat, "ai_model_id", "") or settings.service)).name)
 
 
 def _model_name(kernel: Kernel) -> str | None:

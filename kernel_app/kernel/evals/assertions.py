@@ -24,6 +24,9 @@ class Output:
     latency_s: float = 0.0
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    # What a judge model said of this output, by rubric: filled by the runner between produce and check
+    # (kernel_app.kernel.evals.judge), so llm-rubric reads it instead of calling a model itself.
+    verdicts: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class AssertionType:
     params: Mapping[str, tuple[tuple[type, ...], bool]]
     # checks the parameters' values when the eval file loads: a problem as "field: what is wrong", or None
     validate: Callable[[Mapping[str, Any]], str | None] | None = None
+    # compares the output with a reference text: the assertion's ``value`` or else the case's ``expected``,
+    # so the loader refuses a case that has neither
+    needs_reference: bool = False
 
 
 ASSERTIONS: dict[str, AssertionType] = {}
@@ -61,12 +67,15 @@ def register(
     name: str,
     params: Mapping[str, tuple[tuple[type, ...], bool]],
     validate: Callable[[Mapping[str, Any]], str | None] | None = None,
+    *,
+    needs_reference: bool = False,
 ) -> Callable[[Check], Check]:
     """Register ``check`` as assertion type ``name``; ``params`` are the keys an eval file may give it and
-    ``validate`` checks their values when the file loads (a regex that compiles, a schema that is one)."""
+    ``validate`` checks their values when the file loads (a regex that compiles, a schema that is one).
+    ``needs_reference``: the check compares with ``value`` or, without one, the case's ``expected``."""
 
     def add(check: Check) -> Check:
-        ASSERTIONS[name] = AssertionType(name, check, params, validate)
+        ASSERTIONS[name] = AssertionType(name, check, params, validate, needs_reference)
         return check
 
     return add

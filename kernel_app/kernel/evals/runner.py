@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from kernel_app.base.errors import KernelAppError
 from kernel_app.kernel.evals.assertions import ASSERTIONS, AssertionResult, Output
+from kernel_app.kernel.evals.judge import Judge, grade
+from kernel_app.kernel.evals.planning import produce_plan
 from kernel_app.kernel.evals.spec import EvalCase, EvalFile
 
 if TYPE_CHECKING:
@@ -105,21 +107,35 @@ def check(output: Output, case: EvalCase) -> list[AssertionResult]:
 
 
 async def run_evals(
-    files: Sequence[EvalFile], targets: Sequence[Target], *, repeat: int = 1, progress: Progress | None = None
+    files: Sequence[EvalFile],
+    targets: Sequence[Target],
+    *,
+    repeat: int = 1,
+    progress: Progress | None = None,
+    judge: Judge | None = None,
 ) -> list[CaseResult]:
-    """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each."""
+    """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each.
+    ``judge`` grades the ``llm-rubric`` assertions, between producing an output and checking it."""
     from kernel_app.kernel.runner import resolve_function
 
     total = sum(len(f.cases) for f in files) * len(targets) * repeat
     # Resolve every function first: a wrong name is a usage error before any model time is spent.
-    functions = {(f.path, t.name): resolve_function(t.kernel, f.function, t.report) for f in files for t in targets}
+    functions = {
+        (f.path, t.name): None if f.planner else resolve_function(t.kernel, f.function, t.report)
+        for f in files
+        for t in targets
+    }
     results: list[CaseResult] = []
     for eval_file in files:
         for case in eval_file.cases:
             for target in targets:
                 function = functions[(eval_file.path, target.name)]
                 for round_ in range(1, repeat + 1):
-                    output = await produce(target.kernel, function, case)
+                    if function is None:  # a planner's file: the output is the plan for the case's goal
+                        output = await produce_plan(target.kernel, eval_file.planner or "", case)
+                    else:
+                        output = await produce(target.kernel, function, case)
+                    output = await grade(judge, output, case)
                     result = CaseResult(
                         str(eval_file.path), eval_file.function, case, target.name, round_, output, check(output, case)
                     )

@@ -2,8 +2,10 @@
 
 An eval file is ``evals.yaml`` in a function folder (``Plugin/Function/evals.yaml``), ``NAME.evals.yaml``
 beside a YAML prompt or a native plugin's module (``Plugin/NAME.evals.yaml``), or any YAML file that names
-its function (``function: Plugin.Function`` at its top, or ``--function``). Errors read like the plugin
-loader's: ``FILE:LINE: what is wrong: what to do``.
+its function (``function: Plugin.Function`` at its top, or ``--function``). A file that evaluates a
+planner instead says ``planner: sequential`` (or ``action``) at its top: each case's ``input`` is a goal and
+the output is the plan made for it, checked with ``plan-functions``. Errors read like the plugin loader's:
+``FILE:LINE: what is wrong: what to do``.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from typing import Any
 
 import yaml
 
-from kernel_app.base.errors import Problem, UsageError
+from kernel_app.base.errors import DependencyMissingError, Problem, UsageError
 from kernel_app.kernel.evals.assertions import ASSERTIONS
 
 EVALS_FILE = "evals.yaml"
 EVALS_SUFFIX = ".evals.yaml"
 
-FILE_KEYS = {"description", "function", "defaults", "cases", "dataset"}
+FILE_KEYS = {"description", "function", "planner", "defaults", "cases", "dataset"}
 DEFAULTS_KEYS = {"vars", "assert"}
 CASE_KEYS = {"description", "vars", "input", "expected", "assert"}
 ASSERTION_COMMON_KEYS = {"type", "description"}
@@ -56,9 +58,14 @@ class EvalCase:
 @dataclass
 class EvalFile:
     path: Path
-    function: str
+    function: str  # Plugin.Function, or "planner:KIND" for a planner's file (the name reports show)
     description: str = ""
     cases: list[EvalCase] = field(default_factory=list)
+    planner: str | None = None  # the planner kind whose plans are evaluated, instead of a function
+
+
+PLANNER_PREFIX = "planner:"
+PLAN_ASSERTIONS = frozenset({"plan-functions"})  # the types that read the output as a plan
 
 
 # -- YAML with line numbers ------------------------------------------------------------------------------------
@@ -192,7 +199,8 @@ def load_eval_file(path: Path, function: str | None = None) -> EvalFile:
         ) from exc
     top = reader.mapping(raw, "", 1, FILE_KEYS)
     named = reader.typed(top, "function", "", (str,), "Plugin.Function")
-    target = named or function or function_for(path)
+    planner = _planner(reader, top, named)
+    target = f"{PLANNER_PREFIX}{planner}" if planner else named or function or function_for(path)
     if not target:
         raise reader.fail(
             1, "function", "the file names no function", "add `function: Plugin.Function` at its top or pass --function"
@@ -208,7 +216,51 @@ def load_eval_file(path: Path, function: str | None = None) -> EvalFile:
         raise reader.fail(
             top.line, "cases", "no cases", "add `cases:` with at least one `- vars: {...}`, or a `dataset:`"
         )
-    return EvalFile(path, target, description, cases)
+    _check_planner_cases(reader, top, cases, planner)
+    return EvalFile(path, target, description, cases, planner)
+
+
+def _check_planner_cases(reader: _Reader, top: _Mapping, cases: list[EvalCase], planner: str | None) -> None:
+    """A planner's case needs a goal; a plan assertion needs a planner's file (a function's output is no plan)."""
+    if planner:
+        goalless = next((c for c in cases if not str(c.vars.get("input", "")).strip()), None)
+        if goalless is not None:
+            raise reader.fail(
+                top.key_lines.get("cases"),
+                f"cases[{cases.index(goalless)}].input",
+                "a planner's case needs a goal",
+                "add `input: GOAL`",
+            )
+        return
+    for index, case in enumerate(cases):
+        misplaced = next((a for a in case.asserts if a.type in PLAN_ASSERTIONS), None)
+        if misplaced is not None:
+            raise reader.fail(
+                misplaced.line,
+                f"cases[{index}].assert",
+                f"{misplaced.type} checks a plan, and this file evaluates a function",
+                "say `planner: sequential` at the top instead of `function:`",
+            )
+
+
+def _planner(reader: _Reader, top: _Mapping, function: str | None) -> str | None:
+    """The planner kind a file evaluates (``planner: sequential``), checked; None for a function's file."""
+    from planners.factory import PLANNER_KINDS, proposes_plan
+
+    kind = reader.typed(top, "planner", "", (str,), "a planner kind")
+    if kind is None:
+        return None
+    line = top.key_lines.get("planner")
+    if function is not None:
+        raise reader.fail(line, "planner", "a file evaluates a function or a planner, not both", "drop `function:`")
+    planning = [k for k in PLANNER_KINDS if proposes_plan(k)]
+    if kind not in PLANNER_KINDS:
+        close = difflib.get_close_matches(kind, planning, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(planning)}"
+        raise reader.fail(line, "planner", f"unknown planner {kind!r}", hint)
+    if not proposes_plan(kind):
+        raise reader.fail(line, "planner", f"{kind} makes no plan to evaluate", f"use one of {', '.join(planning)}")
+    return kind
 
 
 @dataclass
@@ -238,6 +290,14 @@ def _case(reader: _Reader, raw: Any, index: int, line: int | None, defaults: _De
     asserts = defaults.asserts + _asserts(reader, case, f"{where}.")
     if not asserts:
         raise reader.fail(case.line, where, "no assertions", "add `assert:` here or under `defaults:`")
+    unreferenced = _without_reference(asserts, expected)
+    if unreferenced is not None:
+        raise reader.fail(
+            unreferenced.line or case.line,
+            f"{where}.expected",
+            f"{unreferenced.type} compares with a reference text and there is none",
+            f"add `expected:` to the case or `value:` to the {unreferenced.type}",
+        )
     return EvalCase(f"case-{index + 1}", description, variables, expected, asserts)
 
 
@@ -269,11 +329,21 @@ def _assertion(reader: _Reader, raw: Any, where: str, line: int | None) -> Asser
             continue
         what = " or ".join(dict.fromkeys(_TYPE_WORDS[t] for t in types))
         params[key] = reader.typed(raw, key, f"{where}.", types, what)
-    problem = kind.validate(params) if kind.validate is not None else None
+    try:
+        problem = kind.validate(params) if kind.validate is not None else None
+    except DependencyMissingError as exc:  # a metric's library is missing: the install, on this file's line
+        raise reader.fail(raw.key_lines.get("type"), f"{where}.type", str(exc), "then run the eval again") from exc
     if problem is not None:
         key, _, message = problem.partition(": ")
         raise reader.fail(raw.key_lines.get(key, raw.line), f"{where}.{key}", message, f"fix the {key} of {name}")
     return AssertionSpec(name, params, raw.line)
+
+
+def _without_reference(asserts: list[AssertionSpec], expected: str | None) -> AssertionSpec | None:
+    """The first assertion that needs a reference text (``value`` or the case's ``expected``) and has none."""
+    if expected is not None:
+        return None
+    return next((a for a in asserts if ASSERTIONS[a.type].needs_reference and "value" not in a.params), None)
 
 
 def _describe(variables: dict[str, Any]) -> str:
@@ -312,5 +382,15 @@ def _dataset_cases(reader: _Reader, path: Path, line: int | None, defaults: _Def
         expected = row.pop("expected", None)
         variables = {**defaults.vars, **row}
         number = first + offset + 1
+        unreferenced = _without_reference(defaults.asserts, expected)
+        if unreferenced is not None:
+            raise EvalFileError(
+                Problem(
+                    str(path),
+                    f"row {offset + 1}: {unreferenced.type} compares with a reference text and there is none",
+                    "add an `expected` column (or field) or give the assertion a `value`",
+                    line=offset + 2 if path.suffix.lower() == ".csv" else None,
+                )
+            )
         cases.append(EvalCase(f"case-{number}", _describe(variables), variables, expected, list(defaults.asserts)))
     return cases
