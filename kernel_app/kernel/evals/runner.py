@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
     from semantic_kernel.functions import KernelFunction
 
+    from kernel_app.kernel.evals.cache import OutputCache
+
 
 @dataclass
 class Target:
@@ -38,6 +40,7 @@ class CaseResult:
     repeat: int
     output: Output
     assertions: list[AssertionResult] = field(default_factory=list)
+    cached: bool = False  # the output came from the cache (no model time)
 
     @property
     def passed(self) -> bool:
@@ -74,6 +77,7 @@ class CaseResult:
             "error": self.output.error,
             "latency_s": round(self.output.latency_s, 3),
             "usage": self.output.usage.to_dict(),
+            "cached": self.cached,
             "assertions": [a.to_dict() for a in self.assertions],
         }
 
@@ -105,9 +109,15 @@ def check(output: Output, case: EvalCase) -> list[AssertionResult]:
 
 
 async def run_evals(
-    files: Sequence[EvalFile], targets: Sequence[Target], *, repeat: int = 1, progress: Progress | None = None
+    files: Sequence[EvalFile],
+    targets: Sequence[Target],
+    *,
+    repeat: int = 1,
+    progress: Progress | None = None,
+    cache: OutputCache | None = None,
 ) -> list[CaseResult]:
-    """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each."""
+    """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each.
+    With ``cache``, an output already produced for the same key is reused (see :mod:`.cache`)."""
     from kernel_app.kernel.runner import resolve_function
 
     total = sum(len(f.cases) for f in files) * len(targets) * repeat
@@ -119,11 +129,31 @@ async def run_evals(
             for target in targets:
                 function = functions[(eval_file.path, target.name)]
                 for round_ in range(1, repeat + 1):
-                    output = await produce(target.kernel, function, case)
+                    output, cached = await _produce_or_reuse(target, function, case, round_, cache)
                     result = CaseResult(
                         str(eval_file.path), eval_file.function, case, target.name, round_, output, check(output, case)
                     )
+                    result.cached = cached
                     results.append(result)
                     if progress is not None:
-                        progress(len(results), total, f"{eval_file.function} {case.id} on {target.name}")
+                        label = f"{eval_file.function} {case.id} on {target.name}" + (" (cached)" if cached else "")
+                        progress(len(results), total, label)
     return results
+
+
+async def _produce_or_reuse(
+    target: Target, function: KernelFunction, case: EvalCase, repeat: int, cache: OutputCache | None
+) -> tuple[Output, bool]:
+    """The cached output for this run when there is one, else a fresh one (stored when it has no error)."""
+    if cache is None:
+        return await produce(target.kernel, function, case), False
+    from kernel_app.kernel.evals.cache import cache_key
+
+    key = await cache_key(target.kernel, function, case, target.name, repeat)
+    stored = cache.get(key) if key is not None else None
+    if stored is not None:
+        return stored, True
+    output = await produce(target.kernel, function, case)
+    if key is not None and output.error is None:
+        cache.put(key, f"{function.plugin_name}.{function.name}", target.name, output)
+    return output, False
