@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -189,7 +190,7 @@ def _model_name(kernel: Kernel) -> str | None:
 def _terminal_progress(done: int, total: int, label: str) -> None:
     """A bar redrawn in place on stderr, cut to the terminal's width so that it never wraps (a wrapped
     line cannot be redrawn with a carriage return); the last one ends the line."""
-    columns = shutil.get_terminal_size((80, 24)).columns
+    columns = _stderr_columns()
     counter = f"{done}/{total}"
     width = min(30, columns - len(counter) - 24)
     filled = width * done // total if width > 0 else 0
@@ -198,6 +199,15 @@ def _terminal_progress(done: int, total: int, label: str) -> None:
     text = label if len(label) <= room else label[: max(0, room - 1)] + "…"
     end = "\n" if done == total else ""
     click.echo(f"\r\033[K{bar}{counter} {text}{end}", nl=False, err=True)
+
+
+def _stderr_columns() -> int:
+    """The width of the terminal the bar is drawn on: stderr's, which is a terminal even when stdout is
+    redirected (``--json > out.json``), where shutil would measure stdout (or trust $COLUMNS)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return shutil.get_terminal_size((80, 24)).columns
 
 
 def _line_progress(done: int, total: int, label: str) -> None:

@@ -62,6 +62,7 @@ details { margin: .4em 0 1.2em; } ul.asserts { padding-left: 1.2em; } .muted { c
 <li class="{{ 'pass' if a.pass else 'fail' }}">{{ '✅' if a.pass else '❌' }} <code>{{ a.type }}</code>
 ({{ '%.2f' % a.score }}): {{ a.reason }}</li>{% endfor %}</ul>
 <details><summary>Output</summary><pre>{{ run.output }}</pre></details>
+{% if run.expected %}<details><summary>Expected</summary><pre>{{ run.expected }}</pre></details>{% endif %}
 </section>
 {% endfor %}
 </body>

@@ -175,7 +175,8 @@ def test_the_progress_bar_redraws_in_place_on_a_terminal(openai_server, tmp_path
     child = pexpect.spawn(
         sys.executable,
         ["-m", "kernel_app", "eval", str(path)],
-        env=cli_env(**env(openai_server, tmp_path / "data"), TERM="xterm"),
+        # $COLUMNS is not the terminal's width: the bar measures the terminal it is drawn on.
+        env=cli_env(**env(openai_server, tmp_path / "data"), TERM="xterm", COLUMNS="200"),
         encoding="utf-8",
         timeout=60,
         dimensions=(24, 50),

@@ -16,6 +16,7 @@ EVAL = """function: Writer.Summarize
 cases:
   - description: bread <b>bold</b>
     input: A long text about bread.
+    expected: "Bread <em>is</em> good."
     assert:
       - {type: icontains, value: bread}
 """
@@ -70,10 +71,11 @@ async def test_the_report_is_self_contained_and_escapes_what_the_model_wrote(tmp
     page.feed(page_text)
     tags = [tag for tag, _ in page.tags]
     assert tags[0] == "html" and "style" in tags
-    assert "script" not in tags and "img" not in tags and "b" not in tags  # all of it is text
+    assert not {"script", "img", "b", "em"} & set(tags)  # all of it is text
     assert not [a for _, attrs in page.tags for a in attrs if a in ("src", "href") or a.startswith("on")]
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; bread" in page_text
     text = "".join(page.text)
+    assert "Bread <em>is</em> good." in text  # the expected answer, shown as written
     assert HOSTILE in text and "<img src=x onerror=alert(1)> cheese" in text  # shown as written
 
     assert page.grid == [
