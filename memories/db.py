@@ -10,7 +10,6 @@ go through ``save_many`` (one transaction per call).
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
 import time
@@ -27,8 +26,9 @@ SCHEMA_VERSION = 1
 def default_store_dir() -> Path:
     """The per-user default: ``$XDG_DATA_HOME/kernel-app/memory`` (``~/.local/share/kernel-app/memory``).
     Here, not in ``memories.store``, so that finding the folder does not import numpy (chat's prompt)."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser() / "kernel-app" / "memory"
+    from kernel_app.base.paths import data_dir
+
+    return data_dir()
 
 
 SCHEMA = """

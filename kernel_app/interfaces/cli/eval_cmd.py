@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,8 +16,10 @@ from kernel_app.interfaces.cli.context import AppContext, report_problems
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
 
+    from kernel_app.kernel.evals.baseline import Comparison
+    from kernel_app.kernel.evals.cache import OutputCache
     from kernel_app.kernel.evals.judge import Judge
-    from kernel_app.kernel.evals.runner import Target
+    from kernel_app.kernel.evals.runner import CaseResult, Target
     from kernel_app.kernel.evals.spec import EvalFile
 
 
@@ -34,7 +38,23 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (stable keys) instead of a table.")
 @click.option("--junit", "junit_file", type=click.Path(path_type=Path, dir_okay=False), help="Write JUnit XML here.")
 @click.option(
-    "--report", "report_file", type=click.Path(path_type=Path, dir_okay=False), help="Write a markdown report here."
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write a self-contained report here: HTML for a .html/.htm name, else markdown.",
+)
+@click.option(
+    "--baseline",
+    "baseline_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Compare with an earlier run's --json output: what regressed (pass -> fail, score drops), what improved.",
+)
+@click.option(
+    "--no-cache",
+    "no_cache",
+    is_flag=True,
+    help="Run every case on the model again instead of reusing outputs cached by (rendered prompt, settings, "
+    "model, repeat) in the data folder.",
 )
 @click.option(
     "--judge-service",
@@ -57,6 +77,8 @@ def eval_command(
     report_file: Path | None,
     judge_service: str | None,
     judge_model: str | None,
+    baseline_file: Path | None,
+    no_cache: bool,
 ) -> None:
     """Run eval files and check each answer; exit 1 when an assertion fails, 2 on a bad file.
 
@@ -69,15 +91,22 @@ def eval_command(
       kernel-app eval plugins/BusinessThinking/SWOT.evals.yaml
       kernel-app eval my-plugins/BusinessThinking/SWOTDraft --model qwen2.5-coder-1.5b --model qwen2.5-coder-0.5b
       kernel-app eval cases.yaml --function Writer.Summarize --json --junit evals.xml --report evals.md
+      kernel-app eval plugins/BusinessThinking --json > before.json   # then edit a prompt, and:
+      kernel-app eval plugins/BusinessThinking --baseline before.json --report evals.html
     """
     import asyncio
 
     from kernel_app.base.errors import UsageError
     from kernel_app.kernel.evals import discover, load_eval_file
     from kernel_app.kernel.evals.judge import needs_judge
-    from kernel_app.kernel.evals.report import junit, markdown, table, to_json
+    from kernel_app.kernel.evals.report import junit, to_json
     from kernel_app.kernel.evals.runner import run_evals
 
+    baseline = None
+    if baseline_file is not None:  # a bad baseline is a usage error before any model time is spent
+        from kernel_app.kernel.evals.baseline import load_baseline
+
+        baseline = load_baseline(baseline_file)
     if paths:
         search = list(paths)
     else:
@@ -93,15 +122,48 @@ def eval_command(
     progress = _terminal_progress if sys.stderr.isatty() else _line_progress
     cases = [case for eval_file in files for case in eval_file.cases]
     judge = _judge(app, judge_service, judge_model) if needs_judge(cases) else None
-    results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress, judge=judge))
+    cache = None if no_cache else _open_cache(app)
+    try:
+        results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress, judge=judge, cache=cache))
+    finally:
+        if cache is not None:
+            cache.close()
 
-    click.echo(to_json(results) if as_json else table(results))
+    comparison = None
+    if baseline is not None and baseline_file is not None:
+        from kernel_app.kernel.evals.baseline import compare
+
+        comparison = compare(results, baseline, str(baseline_file))
+    click.echo(to_json(results, comparison) if as_json else _table(results, comparison))
     if junit_file is not None:
         junit_file.write_text(junit(results), encoding="utf-8")
     if report_file is not None:
-        report_file.write_text(markdown(results), encoding="utf-8")
+        report_file.write_text(_report(results, comparison, report_file), encoding="utf-8")
     if not all(r.passed for r in results):
         sys.exit(1)
+
+
+def _open_cache(app: AppContext) -> OutputCache:
+    from kernel_app.kernel.evals.cache import OutputCache, default_cache_path
+
+    return OutputCache(default_cache_path(app.settings.memory_dir))
+
+
+def _table(results: list[CaseResult], comparison: Comparison | None) -> str:
+    from kernel_app.kernel.evals.report import table
+
+    return table(results, comparison=comparison)
+
+
+def _report(results: list[CaseResult], comparison: Comparison | None, path: Path) -> str:
+    """HTML for a ``.html``/``.htm`` file, markdown otherwise."""
+    if path.suffix.lower() in (".html", ".htm"):
+        from kernel_app.kernel.evals.html_report import html
+
+        return html(results, comparison=comparison)
+    from kernel_app.kernel.evals.report import markdown
+
+    return markdown(results, comparison=comparison)
 
 
 def _with_plugin_directories(app: AppContext, files: list[EvalFile]) -> AppContext:
@@ -155,10 +217,26 @@ def _model_name(kernel: Kernel) -> str | None:
 
 
 def _terminal_progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = width * done // total
+    """A bar redrawn in place on stderr, cut to the terminal's width so that it never wraps (a wrapped
+    line cannot be redrawn with a carriage return); the last one ends the line."""
+    columns = _stderr_columns()
+    counter = f"{done}/{total}"
+    width = min(30, columns - len(counter) - 24)
+    filled = width * done // total if width > 0 else 0
+    bar = f"[{'#' * filled}{'.' * (width - filled)}] " if width >= 10 else ""
+    room = max(0, columns - len(bar) - len(counter) - 2)
+    text = label if len(label) <= room else label[: max(0, room - 1)] + "…"
     end = "\n" if done == total else ""
-    click.echo(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label[:50]:<50}{end}", nl=False, err=True)
+    click.echo(f"\r\033[K{bar}{counter} {text}{end}", nl=False, err=True)
+
+
+def _stderr_columns() -> int:
+    """The width of the terminal the bar is drawn on: stderr's, which is a terminal even when stdout is
+    redirected (``--json > out.json``), where shutil would measure stdout (or trust $COLUMNS)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return shutil.get_terminal_size((80, 24)).columns
 
 
 def _line_progress(done: int, total: int, label: str) -> None:

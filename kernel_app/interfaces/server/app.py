@@ -132,7 +132,7 @@ def create_app(
     errors.install(app, database=bool(settings.database_url))
 
     from kernel_app.interfaces.server import openai_compat
-    from kernel_app.interfaces.server.api import conversations, functions, health, memory, plans
+    from kernel_app.interfaces.server.api import conversations, evals, functions, health, memory, plans
 
     app.include_router(health.router)
     app.include_router(openai_compat.router)
@@ -140,6 +140,7 @@ def create_app(
     app.include_router(conversations.router)
     app.include_router(plans.router)
     app.include_router(memory.router)
+    app.include_router(evals.router)
     if mcp_http is not None:
         from starlette.routing import Route
 

@@ -13,8 +13,10 @@ from kernel_app.conversation.events import Event
 HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def frame(data: dict[str, Any]) -> str:
-    return f"event: {data.get('type', 'message')}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+def frame(data: dict[str, Any], event: str | None = None) -> str:
+    """One event; its name is ``event``, else the data's ``type`` (a payload of another shape names it)."""
+    name = event or data.get("type", "message")
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
 
 
 async def _frames(events: AsyncIterator[Event]) -> AsyncIterator[str]:

@@ -1,13 +1,17 @@
-"""An eval run's results as a terminal table, JSON, JUnit XML and a self-contained markdown report."""
+"""An eval run's results as a terminal table, JSON, JUnit XML and a self-contained markdown report
+(the HTML report is :mod:`.html_report`). With a baseline (:mod:`.baseline`), each says what changed."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 
 from kernel_app.kernel.evals.runner import CaseResult
+
+if TYPE_CHECKING:
+    from kernel_app.kernel.evals.baseline import Comparison
 
 JSON_VERSION = 1  # bumped when a key changes meaning, so CI scripts can tell
 
@@ -18,13 +22,31 @@ def summary(results: Sequence[CaseResult]) -> dict[str, Any]:
         "runs": len(results),
         "passed": passed,
         "failed": len(results) - passed,
+        "cached": sum(1 for r in results if r.cached),  # outputs reused from the cache: no model time
         "models": list(dict.fromkeys(r.model for r in results)),
     }
 
 
-def to_json(results: Sequence[CaseResult]) -> str:
-    payload = {"version": JSON_VERSION, "summary": summary(results), "results": [r.to_dict() for r in results]}
-    return json.dumps(payload, indent=2, ensure_ascii=False)
+def payload(results: Sequence[CaseResult], comparison: Comparison | None = None) -> dict[str, Any]:
+    """What ``--json`` prints (and ``POST /v1/evals`` answers last): the summary, each run, the comparison."""
+    data: dict[str, Any] = {"version": JSON_VERSION, "summary": summary(results)}
+    if comparison is not None:
+        data["baseline"] = comparison.to_dict()
+    data["results"] = [r.to_dict() for r in results]
+    return data
+
+
+def to_json(results: Sequence[CaseResult], comparison: Comparison | None = None) -> str:
+    return json.dumps(payload(results, comparison), indent=2, ensure_ascii=False)
+
+
+def totals_line(results: Sequence[CaseResult]) -> str:
+    """ "3 of 4 runs passed", and how many outputs came from the cache when any did."""
+    totals = summary(results)
+    line = f"{totals['passed']} of {totals['runs']} runs passed"
+    if totals["cached"]:
+        line += f" ({totals['cached']} of {totals['runs']} outputs from the cache)"
+    return line
 
 
 def _grid(results: Sequence[CaseResult]) -> tuple[list[tuple[str, str, str]], list[str], dict[Any, list[CaseResult]]]:
@@ -53,8 +75,9 @@ def _cell(runs: list[CaseResult], width: int | None = None) -> str:
     return text
 
 
-def table(results: Sequence[CaseResult], width: int = 60) -> str:
-    """Case × model: pass/score and, for a failure, the first failing assertion's reason."""
+def table(results: Sequence[CaseResult], width: int = 60, comparison: Comparison | None = None) -> str:
+    """Case × model: pass/score and, for a failure, the first failing assertion's reason; then the totals
+    and, with a baseline, what regressed and what improved."""
     rows, models, cells = _grid(results)
     header = ["function", "case", *models]
     body = [
@@ -67,8 +90,9 @@ def table(results: Sequence[CaseResult], width: int = 60) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in [header, *body]
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    totals = summary(results)
-    lines.append(f"\n{totals['passed']} of {totals['runs']} runs passed")
+    lines.append(f"\n{totals_line(results)}")
+    if comparison is not None:
+        lines += ["", *comparison.lines()]
     return "\n".join(lines)
 
 
@@ -107,21 +131,37 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(results: Sequence[CaseResult], title: str = "kernel-app eval") -> str:
-    """A report that needs nothing else: the summary grid, then each run's assertions and output."""
+def markdown(
+    results: Sequence[CaseResult], title: str = "kernel-app eval", comparison: Comparison | None = None
+) -> str:
+    """A report that needs nothing else: the summary grid, what changed since a baseline, then each run's
+    assertions and output."""
     rows, models, cells = _grid(results)
-    totals = summary(results)
-    out = [f"# {title}", "", f"{totals['passed']} of {totals['runs']} runs passed on {', '.join(models)}.", ""]
+    out = [f"# {title}", "", f"{totals_line(results)} on {', '.join(models)}.", ""]
     out += ["| Function | Case | " + " | ".join(models) + " |", "|---|---|" + "---|" * len(models)]
     for row in rows:
         function, case_id, description = row
         verdicts = " | ".join(_md_escape(_cell(cells.get((row, m), []))) for m in models)
         out.append(f"| {function} | {case_id}: {_md_escape(description)} | {verdicts} |")
+    if comparison is not None:
+        headline, *changes = comparison.lines()
+        out += [
+            "",
+            "## Compared with the baseline",
+            "",
+            f"{headline}.",
+            *(["", *(f"- {c}" for c in changes)] if changes else []),
+        ]
     for r in results:
         mark = "PASS" if r.passed else "FAIL"
         out += ["", f"## {mark} {r.function} {r.case.id} on {r.model}" + (f" (run {r.repeat})" if r.repeat > 1 else "")]
         out += ["", f"Vars: `{json.dumps({k: str(v) for k, v in r.case.vars.items()}, ensure_ascii=False)}`"]
-        out += ["", f"Latency {r.output.latency_s:.2f} s, {r.output.usage.completion_tokens} completion tokens.", ""]
+        cached = " (from the cache)" if r.cached else ""
+        out += [
+            "",
+            f"Latency {r.output.latency_s:.2f} s, {r.output.usage.completion_tokens} completion tokens{cached}.",
+            "",
+        ]
         if r.output.error:
             out.append(f"Error: {r.output.error}")
         for a in r.assertions:

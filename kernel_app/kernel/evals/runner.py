@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
     from semantic_kernel.functions import KernelFunction
 
+    from kernel_app.kernel.evals.cache import OutputCache
+
 
 @dataclass
 class Target:
@@ -40,6 +42,7 @@ class CaseResult:
     repeat: int
     output: Output
     assertions: list[AssertionResult] = field(default_factory=list)
+    cached: bool = False  # the output came from the cache (no model time)
 
     @property
     def passed(self) -> bool:
@@ -76,6 +79,7 @@ class CaseResult:
             "error": self.output.error,
             "latency_s": round(self.output.latency_s, 3),
             "usage": self.output.usage.to_dict(),
+            "cached": self.cached,
             "assertions": [a.to_dict() for a in self.assertions],
         }
 
@@ -113,9 +117,11 @@ async def run_evals(
     repeat: int = 1,
     progress: Progress | None = None,
     judge: Judge | None = None,
+    cache: OutputCache | None = None,
 ) -> list[CaseResult]:
     """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each.
-    ``judge`` grades the ``llm-rubric`` assertions, between producing an output and checking it."""
+    ``judge`` grades the ``llm-rubric`` assertions, between producing an output and checking it (verdicts are
+    never cached). With ``cache``, an output already produced for the same key is reused (see :mod:`.cache`)."""
     from kernel_app.kernel.runner import resolve_function
 
     total = sum(len(f.cases) for f in files) * len(targets) * repeat
@@ -132,14 +138,34 @@ async def run_evals(
                 function = functions[(eval_file.path, target.name)]
                 for round_ in range(1, repeat + 1):
                     if function is None:  # a planner's file: the output is the plan for the case's goal
-                        output = await produce_plan(target.kernel, eval_file.planner or "", case)
+                        output, cached = await produce_plan(target.kernel, eval_file.planner or "", case), False
                     else:
-                        output = await produce(target.kernel, function, case)
+                        output, cached = await _produce_or_reuse(target, function, case, round_, cache)
                     output = await grade(judge, output, case)
                     result = CaseResult(
                         str(eval_file.path), eval_file.function, case, target.name, round_, output, check(output, case)
                     )
+                    result.cached = cached
                     results.append(result)
                     if progress is not None:
-                        progress(len(results), total, f"{eval_file.function} {case.id} on {target.name}")
+                        label = f"{eval_file.function} {case.id} on {target.name}" + (" (cached)" if cached else "")
+                        progress(len(results), total, label)
     return results
+
+
+async def _produce_or_reuse(
+    target: Target, function: KernelFunction, case: EvalCase, repeat: int, cache: OutputCache | None
+) -> tuple[Output, bool]:
+    """The cached output for this run when there is one, else a fresh one (stored when it has no error)."""
+    if cache is None:
+        return await produce(target.kernel, function, case), False
+    from kernel_app.kernel.evals.cache import cache_key
+
+    key = await cache_key(target.kernel, function, case, target.name, repeat)
+    stored = cache.get(key) if key is not None else None
+    if stored is not None:
+        return stored, True
+    output = await produce(target.kernel, function, case)
+    if key is not None and output.error is None:
+        cache.put(key, f"{function.plugin_name}.{function.name}", target.name, output)
+    return output, False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,13 +183,26 @@ def discover(paths: list[Path]) -> list[Path]:
     return found
 
 
-def load_eval_file(path: Path, function: str | None = None) -> EvalFile:
-    """Read and check ``path``. ``function`` (``--function``) is used when the file does not name one."""
-    reader = _Reader(path)
+def load_eval_file(
+    path: Path, function: str | None = None, *, datasets_under: Sequence[Path] | None = None
+) -> EvalFile:
+    """Read and check ``path``. ``function`` (``--function``) is used when the file does not name one;
+    ``datasets_under``: the folders a ``dataset:`` may be read from (None: anywhere)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise reader.fail(None, "file", f"cannot read it ({exc})", "check the path and that it is UTF-8") from exc
+        raise _Reader(path).fail(
+            None, "file", f"cannot read it ({exc})", "check the path and that it is UTF-8"
+        ) from exc
+    return parse_eval_text(text, path, function, datasets_under=datasets_under)
+
+
+def parse_eval_text(
+    text: str, path: Path, function: str | None = None, *, datasets_under: Sequence[Path] | None = None
+) -> EvalFile:
+    """Check an eval file's ``text``; ``path`` names it in errors and is where a ``dataset:`` is looked
+    up, only under ``datasets_under`` when given (a server reads no file its caller could not)."""
+    reader = _Reader(path)
     try:
         raw = yaml.load(text, Loader=_LineLoader)  # a SafeLoader that only adds line numbers
     except yaml.YAMLError as exc:
@@ -211,7 +225,15 @@ def load_eval_file(path: Path, function: str | None = None) -> EvalFile:
     cases = [_case(reader, item, index, top.key_lines.get("cases"), defaults) for index, item in enumerate(cases_raw)]
     dataset = reader.typed(top, "dataset", "", (str,), "a CSV or JSONL file name")
     if dataset:
-        cases += _dataset_cases(reader, path.parent / dataset, top.key_lines.get("dataset"), defaults, len(cases))
+        dataset_path = path.parent / dataset
+        if datasets_under is not None and not _is_under(dataset_path, datasets_under):
+            raise reader.fail(
+                top.key_lines.get("dataset"),
+                "dataset",
+                "not read here: it is outside the plugin folders",
+                "put the dataset beside the eval file in a plugin folder",
+            )
+        cases += _dataset_cases(reader, dataset_path, top.key_lines.get("dataset"), defaults, len(cases))
     if not cases:
         raise reader.fail(
             top.line, "cases", "no cases", "add `cases:` with at least one `- vars: {...}`, or a `dataset:`"
@@ -344,6 +366,11 @@ def _without_reference(asserts: list[AssertionSpec], expected: str | None) -> As
     if expected is not None:
         return None
     return next((a for a in asserts if ASSERTIONS[a.type].needs_reference and "value" not in a.params), None)
+
+
+def _is_under(path: Path, folders: Sequence[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(folder.resolve()) for folder in folders)
 
 
 def _describe(variables: dict[str, Any]) -> str:

@@ -159,3 +159,20 @@ def test_the_plugin_loader_does_not_read_an_eval_file_as_a_yaml_prompt(tmp_path:
     report = load_plugin_directories([PluginDirectory(tmp_path)])
     assert [f.name for f in report.plugins["P"]] == ["Greet"]
     assert [p for p in report.problems if "evals" in p.path] == []
+
+
+def test_a_dataset_is_read_only_under_the_folders_given(tmp_path: Path) -> None:
+    """The server loads eval files with ``datasets_under``: a dataset outside them is never opened."""
+    from kernel_app.kernel.evals.spec import parse_eval_text
+
+    write(tmp_path / "outside.csv", "input\nthe server's secret\n")
+    folder = tmp_path / "plugins" / "Writer"
+    write(folder / "cases.csv", "input\nbread\n")
+    body = "function: Writer.Summarize\ndefaults: {assert: [{type: contains, value: x}]}\ndataset: DATASET\n"
+    inside = write(folder / "Summarize.evals.yaml", body.replace("DATASET", "cases.csv"))
+    assert [c.vars for c in load_eval_file(inside, datasets_under=[tmp_path / "plugins"]).cases] == [{"input": "bread"}]
+    outside = write(folder / "Summarize.evals.yaml", body.replace("DATASET", "../../outside.csv"))
+    with pytest.raises(EvalFileError, match=r"Summarize\.evals\.yaml:3: dataset: not read here"):
+        load_eval_file(outside, datasets_under=[tmp_path / "plugins"])
+    with pytest.raises(EvalFileError, match=r"posted\.evals\.yaml:3: dataset: not read here"):
+        parse_eval_text(body.replace("DATASET", "cases.csv"), Path("posted.evals.yaml"), datasets_under=())

@@ -95,11 +95,11 @@ async def test_reports_json_junit_markdown_and_table(tmp_path: Path) -> None:
 
     data = json.loads(to_json(results))
     assert data["version"] == 1
-    assert data["summary"] == {"runs": 2, "passed": 1, "failed": 1, "models": ["good", "bad"]}
+    assert data["summary"] == {"runs": 2, "passed": 1, "failed": 1, "cached": 0, "models": ["good", "bad"]}
     first = data["results"][0]
     assert set(first) == {
         *("file", "function", "case", "description", "model", "repeat", "pass", "score", "reason", "vars"),
-        *("expected", "output", "error", "latency_s", "usage", "assertions"),
+        *("expected", "output", "error", "latency_s", "usage", "cached", "assertions"),
     }
     assert first["assertions"][0] == {
         "type": "icontains",
