@@ -15,12 +15,14 @@ from kernel_app.base.errors import ConfigError
 from kernel_app.conversation import ConversationEngine
 from kernel_app.conversation.engine import tool_temperature
 from kernel_app.conversation.history import KNOWN_CONTEXTS, context_tokens_for
+from kernel_app.conversation.offer import SemanticRelevance
 from kernel_app.conversation.store import Message
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.providers.llama.profiles import GENERIC, PROFILES, QWEN2_5_CODER, SMOLLM2, ModelProfile
 from kernel_app.providers.llama.service import LocalLlamaChatCompletion, LocalLlamaPromptExecutionSettings
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, TIERS, get_tier, profile_for
 from kernel_app.providers.llama.tools import check_tools_fit
+from memories.embedders import HashingEmbedder
 from tests.support.cli import ROOT
 from tests.support.fake_llama import ADD_TOOL, scripted_llama  # noqa: F401 (the fake llama.cpp fixture ``scripted``)
 from tests.support.fake_llama import llama_chunks as _chunks
@@ -107,7 +109,10 @@ def test_the_chat_engine_samples_a_small_model_at_its_profiles_tool_temperature(
 async def test_a_turn_on_a_small_model_carries_its_profiles_temperature_unless_the_caller_sets_one() -> None:
     warm = dataclasses.replace(SMOLLM2, tool_temperature=0.55)
     service = profiled(warm, "hello", "hello")
-    engine = ConversationEngine(build_kernel(Settings(), chat_service=service).kernel)
+    # A small model is offered the functions closest to the message; rank them by hashed words, not MiniLM
+    # (loading the embedder is e2e work, and this test is about the temperature).
+    relevance = SemanticRelevance(HashingEmbedder(64))
+    engine = ConversationEngine(build_kernel(Settings(), chat_service=service).kernel, relevance=relevance)
     [e async for e in engine.stream(engine.create().id, "Say hello")]
     [e async for e in engine.complete([Message("user", "Say hello")], options={"temperature": 0.9})]
     assert [request.settings.get("temperature") for request in service.requests] == [0.55, 0.9]
