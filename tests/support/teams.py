@@ -35,6 +35,7 @@ class Sent:
     body: dict[str, Any]
     authorization: str | None
     id: str = ""  # what the connector answered: the activity's id in the conversation
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
     @property
     def type(self) -> str:
