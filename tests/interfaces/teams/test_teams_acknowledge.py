@@ -131,6 +131,20 @@ def test_a_clean_shutdown_answers_what_it_acknowledged(tmp_path: Path) -> None:
         assert _messages(connector.take()) == ["Finished before the server stopped."]
 
 
+def test_a_turn_longer_than_the_shutdown_grace_says_it_was_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kernel_app.interfaces.server.teams import agent
+
+    monkeypatch.setattr(agent, "SHUTDOWN_GRACE", 0.5)  # without a request timeout, the grace is this
+    service = Slow(["Never said."], delay=30.0)
+    with fake_connector() as connector:
+        with running(teams_app(tmp_path, service, request_timeout=None)) as url:
+            assert post(url, activity(connector, "hello", channel="test"), settle=False).status_code == 202
+            time.sleep(1.0)  # the model has the question (it records it only once it answers)
+        assert _messages(connector.take()) == ["Sorry, that was stopped before it finished."]
+
+
 def test_taken_activities_in_sqlite_hold_across_a_reopen(tmp_path: Path) -> None:
     seen = SeenActivities.beside(tmp_path / "conversations.sqlite3")
     assert seen.first("conv-1", "a") and not seen.first("conv-1", "a") and seen.first("conv-2", "a")
