@@ -172,6 +172,8 @@ def post(url: str, body: Any, *, settle: bool = True, **headers: str) -> httpx.R
 
 def settled(url: str, conversation: str | None = None, timeout: float = 30.0) -> None:
     """Wait until the Teams agent served at ``url`` answers no acknowledged message (of ``conversation``)."""
+    if url not in SERVED:
+        raise AssertionError(f"{url} is not served by tests.support.server.running: post(..., settle=False)")
     agent = getattr(SERVED[url].state, "teams", None)
     deadline = time.monotonic() + timeout
     while agent is not None and agent.answering(conversation):
