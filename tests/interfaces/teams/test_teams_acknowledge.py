@@ -26,7 +26,7 @@ from memories.embedders import HashingEmbedder
 from tests.support import postgres as pg_support
 from tests.support.server import SUM_PLAN, running
 from tests.support.teams import Sent, activity, fake_connector, post, settled, teams_app
-from tests.support.tool_scripted import Slow, ToolScripted
+from tests.support.tool_scripted import Blocking, Slow, ToolScripted
 
 postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
 postgres_url = pg_support.postgres_url
@@ -103,6 +103,22 @@ def test_a_resent_plan_gives_one_plan_card_opened_by_thinking(tmp_path: Path) ->
         sent = connector.take()
     assert sent[0].type == "typing" and sent[0].text == "Thinking…" and sent[0].at - began < 1.0
     assert len([s for s in sent if s.card is not None]) == 1 and len(service.requests) == 1
+
+
+def test_a_turn_waiting_for_the_models_queue_says_thinking_at_once(tmp_path: Path) -> None:
+    service = Blocking(default="Answered.")
+    with fake_connector() as connector, running(teams_app(tmp_path, service, concurrency=1, queue=1)) as url:
+        assert post(url, activity(connector, "first", channel="test"), settle=False).status_code == 202
+        assert service.entered.wait(10)  # the other chat's turn holds the model's one place
+        began = time.monotonic()
+        assert post(url, activity(connector, "second", conversation="conv-2"), settle=False).status_code == 202
+        sent = connector.wait_for(lambda s: "/conv-2/" in s.path, timeout=2.0)
+        first = next(s for s in sent if "/conv-2/" in s.path)
+        assert first.text == "Thinking…" and first.at - began < 1.0
+        service.release.set()
+        settled(url)
+        sent = connector.take()
+    assert sorted(_messages(sent)) == ["Answered.", "Answered."]
 
 
 def test_a_group_chat_sees_typing_until_its_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -334,12 +334,23 @@ class TeamsAgent:
         from kernel_app.interfaces.server.limits import Busy
 
         gate = self.state.gate
-        if uses_model(text):  # /functions, /results, /reset: answered at once, even when the queue is full
-            try:
-                await gate.acquire()
-            except Busy as busy:
-                await Renderer(context, group).final(busy_text(busy.retry_after))
-                return
+        # Never silent, from before a wait for the model's queue (with the embedded model, the turn of
+        # another chat may hold it for a minute): "Thinking…" in a personal chat (/run says "Running" at
+        # once), a typing indicator in a group chat.
+        render = Renderer(context, group)
+        render.keep_typing()
+        if uses_model(text) and command_of(text) != "/run":
+            render.info(THINKING)
+        try:
+            if uses_model(text):  # /functions, /results, /reset: answered at once, even when the queue is full
+                try:
+                    await gate.acquire()
+                except Busy as busy:
+                    await render.final(busy_text(busy.retry_after))
+                    return
+        except BaseException:
+            await render.stop_typing()
+            raise
         teams_id = str(context.activity.conversation.id)
         owner, owner_name = user_of(context.activity)
         live = LiveTurn(
@@ -354,9 +365,6 @@ class TeamsAgent:
             owner_name=owner_name,
         )
         live.held = uses_model(text)
-        # Never silent: the model may take a minute before its first word or call (/run says "Running" at once).
-        if live.held and command_of(text) != "/run":
-            live.say("info", THINKING)
 
         def on_event(event: Any) -> None:
             # A call that needs approval says "Running" once approved, not before its card.
@@ -400,7 +408,7 @@ class TeamsAgent:
         live.task.add_done_callback(ended)
         handed_over.append(True)
         try:
-            await relay(context, live)
+            await relay(context, live, render)
         except BaseException:
             live.task.cancel()  # no one left to tell: do not go on (its end releases the lock)
             raise

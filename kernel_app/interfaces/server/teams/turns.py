@@ -210,12 +210,13 @@ class LiveTurn:
         self.outbox.put_nowait((kind, value))
 
 
-async def relay(context: TurnContext, live: LiveTurn) -> None:
-    """Render the turn into ``context`` until it ends, or until it asks for an approval (the card ends it).
+async def relay(context: TurnContext, live: LiveTurn, render: Renderer | None = None) -> None:
+    """Render the turn into ``context`` until it ends, or until it asks for an approval (the card ends it);
+    through ``render`` when the turn began rendering into it already (its "Thinking…").
 
     The timeout counts from this relay's start: time spent waiting for a click is not the model's."""
     async with live.relaying:
-        render = Renderer(context, live.group)
+        render = render or Renderer(context, live.group)
         render.keep_typing()
         try:
             await _relay(render, live)
