@@ -21,9 +21,12 @@ from tests.support.tool_scripted import ToolScripted
 SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})
 
 
+SERVED: dict[str, Any] = {}  # base URL -> the app served there, while it is (tests/support/teams.py's post)
+
+
 @contextmanager
 def running(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yields the base URL."""
+    """Serve ``app`` with uvicorn on a free loopback port; yields the base URL (the app is ``SERVED[url]``)."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -33,9 +36,12 @@ def running(app: Any) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    SERVED[url] = app
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
+        SERVED.pop(url, None)
         server.should_exit = True
         thread.join(timeout=10)
 

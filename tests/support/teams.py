@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from kernel_app.interfaces.server.teams import teams_config
-from tests.support.server import make_app, running
+from tests.support.server import SERVED, make_app, running
 from tests.support.tool_scripted import ToolScripted
 
 
@@ -35,6 +35,7 @@ class Sent:
     body: dict[str, Any]
     authorization: str | None
     id: str = ""  # what the connector answered: the activity's id in the conversation
+    at: float = field(default_factory=time.monotonic)  # when it arrived (time.monotonic)
 
     @property
     def type(self) -> str:
@@ -159,5 +160,23 @@ def teams_app(tmp_path: Path, service: ToolScripted, **options: Any) -> Any:
     return make_app(tmp_path, service, teams=teams_config({}, anonymous=True), **options)
 
 
-def post(url: str, body: Any, **headers: str) -> httpx.Response:
-    return httpx.post(f"{url}/api/messages", json=body, headers=headers, timeout=30)
+def post(url: str, body: Any, *, settle: bool = True, **headers: str) -> httpx.Response:
+    """POST an activity; with ``settle``, then wait until the server (served here by ``running``) has
+    answered the messages it acknowledged: their turns run after the 202 (``TeamsAgent.answering``)."""
+    response = httpx.post(f"{url}/api/messages", json=body, headers=headers, timeout=30)
+    conversation = body.get("conversation") if isinstance(body, dict) else None
+    if settle and response.is_success and isinstance(conversation, dict):
+        settled(url, str(conversation.get("id")))
+    return response
+
+
+def settled(url: str, conversation: str | None = None, timeout: float = 30.0) -> None:
+    """Wait until the Teams agent served at ``url`` answers no acknowledged message (of ``conversation``)."""
+    if url not in SERVED:
+        raise AssertionError(f"{url} is not served by tests.support.server.running: post(..., settle=False)")
+    agent = getattr(SERVED[url].state, "teams", None)
+    deadline = time.monotonic() + timeout
+    while agent is not None and agent.answering(conversation):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Teams agent at {url} still answers a message of {conversation or 'a chat'}")
+        time.sleep(0.02)

@@ -95,3 +95,26 @@ class Blocking(ToolScripted):
         await self._hold()
         async for chunk in super()._inner_get_streaming_chat_message_contents(*args, **kwargs):
             yield chunk
+
+
+class Slow(ToolScripted):
+    """Takes ``delay`` seconds before each answer, as a model on a CPU does (a minute on the default one)."""
+
+    _delay: float = PrivateAttr(default=1.0)
+
+    def __init__(self, answers: Iterable[Answer] = (), *, delay: float, **options: Any) -> None:
+        super().__init__(answers, **options)
+        self._delay = delay
+
+    @property
+    def delay(self) -> float:
+        return self._delay
+
+    async def _inner_get_chat_message_contents(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(self.delay)
+        return await super()._inner_get_chat_message_contents(*args, **kwargs)
+
+    async def _inner_get_streaming_chat_message_contents(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        await asyncio.sleep(self.delay)
+        async for chunk in super()._inner_get_streaming_chat_message_contents(*args, **kwargs):
+            yield chunk

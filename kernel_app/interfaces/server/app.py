@@ -116,6 +116,8 @@ def create_app(
                 yield
             finally:
                 state.ready = False
+                if getattr(app.state, "teams", None) is not None:  # answers what Teams was told was accepted
+                    await app.state.teams.stop()
                 if turns is not None:
                     turns.cancel()
                 if state.plans is not None:  # the REST plans' store (api/plans.py)

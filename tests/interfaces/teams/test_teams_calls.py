@@ -77,7 +77,9 @@ def test_approve_answers_at_once_then_the_function_runs_and_the_answer_streams(
     url, service, connector = served
     # A read-only call runs unasked (its update starts the stream); the write waits for the card.
     approval_id, message, sent = ask(served, tools(("Math-add", {"a": 6, "b": 1}), SAVE), "Saved: it opens at 7.")
-    assert [s.text for s in sent if (s.stream or {}).get("streamType") == "informative"] == ["Running Math.add…"]
+    # Never silent: "Thinking…" opens the model's turn, then what runs.
+    informative = [s.text for s in sent if (s.stream or {}).get("streamType") == "informative"]
+    assert informative == ["Thinking…", "Running Math.add…"]
     assert (message.stream or {}).get("streamType") == "final"  # the card ends the stream
     assert len(service.requests) == 1  # the model waits for the click
     response, seconds = click(url, call_click(connector, "approveCall", approval_id, message.id, channel="msteams"))
@@ -215,7 +217,8 @@ def test_with_approve_model_functions_a_prompt_function_runs_unasked_and_a_write
         sent = connector.take()
         assert [s for s in sent if s.card is not None] == []  # no card: the server's flag approves it
         assert [s.text for s in sent if (s.stream or {}).get("streamType") == "informative"] == [
-            "Running Writer.Translate…"
+            "Thinking…",
+            "Running Writer.Translate…",
         ]
         assert [s.text for s in sent if s.type == "message"] == ["In French: Bonjour."]
         assert "Good morning" in service.requests[1].prompt and service.tool_results[-1] == ["Bonjour"]

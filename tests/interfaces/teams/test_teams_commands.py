@@ -186,7 +186,9 @@ def test_with_the_models_queue_full_commands_that_do_not_use_it_still_answer(tmp
             assert answer("/reset") == "A new conversation: the model no longer sees the old one."
             assert answer("What is new?") == "Sorry, I am busy with other questions: try again in 5 seconds."
             # In the conversation whose turn holds the model, /help answers too: it does not wait for that turn.
-            assert post(url, activity(connector, "/help", channel="test")).status_code == 202
+            # (Its answer, not the held turn's: settle=False, as the held turn is this conversation's too.)
+            assert post(url, activity(connector, "/help", channel="test"), settle=False).status_code == 202
+            connector.wait_for(lambda s: s.type == "message" and s.text.startswith("Type a message"))
             (shown,) = [s.text for s in connector.take() if s.type == "message"]
             assert shown.startswith("Type a message")
         finally:

@@ -46,7 +46,10 @@ def test_a_personal_message_streams_an_informative_update_the_text_and_a_final_m
     assert response.status_code == 202
     sent = connector.take()
     kinds = [(s.type, (s.stream or {}).get("streamType")) for s in sent]
-    assert kinds[0] == ("typing", "informative") and sent[0].text == "Running Math.add…"
+    # Never silent: the first thing sent is "Thinking…", then what runs.
+    assert kinds[0] == ("typing", "informative") and sent[0].text == "Thinking…"
+    informative = [s.text for s in sent if (s.stream or {}).get("streamType") == "informative"]
+    assert informative == ["Thinking…", "Running Math.add…"]
     assert ("typing", "streaming") in kinds and kinds[-1] == ("message", "final")
     assert sent[-1].text == "The sum of them is 1100."
     # The first send opens the stream; every later one carries its id; all reply to the user's message.

@@ -1,13 +1,19 @@
 """The Teams agent: an Agents SDK ``AgentApplication`` whose handlers drive the REPL's command layer.
 
-Each Teams ``conversation.id`` is one stored engine conversation (:mod:`.links`). A message is one
-:meth:`ChatSession.handle` call; its events are rendered as Teams activities:
+Each Teams ``conversation.id`` is one stored engine conversation (:mod:`.links`). A message is
+acknowledged at once (the SDK's 202 when the handler returns: Teams' connector waits 15 seconds, then
+delivers it again) and answered after, in a proactive turn (``continue_conversation``) that the agent keeps
+until it ends, and that a clean shutdown lets finish (:meth:`TeamsAgent.stop`). An activity delivered
+again, to this server, after a restart or to another server on the same database, is acknowledged and
+not answered twice (:mod:`.seen`). ``expectReplies`` is answered in its response body, as before.
+A message is one :meth:`ChatSession.handle` call; its events are rendered as Teams activities:
 
-* personal chats: ``context.streaming_response`` — an informative update when a function starts
-  ("Running BusinessThinking.SWOT…"), the text as it streams, a final message (on channels that do not
-  stream, the SDK sends only the final message);
-* group chats and channels (where Teams streaming is unreliable): one final message, and only when the
-  bot is mentioned (the mention is stripped from the text);
+* personal chats: ``context.streaming_response`` — an informative update at once ("Thinking…", never a
+  silent minute while the model composes), another when a function starts ("Running
+  BusinessThinking.SWOT…"), the text as it streams, a final message (on channels that do not stream, the
+  SDK sends only the final message);
+* group chats and channels (where Teams streaming is unreliable): typing indicators while the answer is
+  composed, one final message, and only when the bot is mentioned (the mention is stripped from the text);
 * ``/plan`` (:mod:`.plans`): the plan as an Adaptive Card with Approve / Reject (``Action.Execute``), kept
   in ``teams.sqlite3`` (:mod:`.plan_store`), so a click after a restart still runs it. The invoke is
   answered at once with the card replaced by its outcome; the plan runs after it, in a proactive turn
@@ -50,8 +56,10 @@ from kernel_app.interfaces.server.teams.links import open_links
 from kernel_app.interfaces.server.teams.offered import COMMANDS, OFFERED
 from kernel_app.interfaces.server.teams.plan_store import PlanStore
 from kernel_app.interfaces.server.teams.plans import PlanCards
+from kernel_app.interfaces.server.teams.seen import open_seen
 from kernel_app.interfaces.server.teams.turns import (
     SORRY,
+    THINKING,
     LiveTurn,
     Renderer,
     continuation,
@@ -72,6 +80,8 @@ __all__ = ["CALL_APPROVAL_TIMEOUT", "COMMANDS", "OFFERED", "SORRY", "WELCOME", "
 log = logging.getLogger("kernel_app.teams")
 
 GROUP_TYPES = ("groupChat", "channel")
+SHUTDOWN_GRACE = 600.0  # seconds a clean shutdown waits for acknowledged turns, without a request timeout
+STOPPED_GRACE = 5.0  # seconds a turn stopped at shutdown has to say so
 WELCOME = (
     "Hi, I am Kernel App. Ask me something, or try /run BusinessThinking.SWOT a bakery in a college town, "
     "/plan GOAL (you approve the plan before it runs) or /ask COLLECTION QUESTION. /help lists the commands."
@@ -120,6 +130,10 @@ class TeamsAgent:
         self._sessions: dict[str, ChatSession] = {}  # $last and named results live as long as the server
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # Messages answered 202 whose turns still run: their task -> their Teams conversation.
+        self._acknowledged: dict[asyncio.Task[Any], str] = {}
+        # Exactly once: activities taken, beside the links (or in PostgreSQL with database_url).
+        self.seen = open_seen(state.store.path, state.settings.database_url)
 
         self.app.activity("message")(self._on_message)
         self.app.conversation_update("membersAdded")(self._on_members_added)
@@ -179,6 +193,37 @@ class TeamsAgent:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def answering(self, teams_id: str | None = None) -> int:
+        """How many acknowledged messages (of the Teams conversation ``teams_id``, or of any) are still
+        being answered: their turn runs, or relays its output."""
+        return sum(1 for of in list(self._acknowledged.values()) if teams_id is None or of == teams_id)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """A clean shutdown (the server's lifespan): nothing acknowledged is lost.
+
+        The messages answered 202 and the work cards started finish first, for up to ``grace`` seconds
+        (default: the server's request timeout, after which a turn is cut anyway); a turn still running
+        then is stopped and says so in its conversation. A turn waiting for a card's click stops at once:
+        its call is kept, and a click after the restart runs it (:mod:`.calls`)."""
+        loop = asyncio.get_running_loop()
+        grace = grace if grace is not None else (self.state.request_timeout or SHUTDOWN_GRACE)
+        for live in list(self._live.values()):
+            if live.waiting is not None and live.task is not None:
+                live.task.cancel()
+        deadline = loop.time() + grace
+        while (pending := self._acknowledged.keys() | self._background) and loop.time() < deadline:
+            log.info("Teams: finishing %d acknowledged turn(s) before the server stops", len(pending))
+            await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+        for live in list(self._live.values()):
+            if live.task is not None:
+                live.task.cancel()  # its relay says "stopped before it finished" in the conversation
+        if pending := self._acknowledged.keys() | self._background:
+            await asyncio.wait(pending, timeout=STOPPED_GRACE)
+        for task in self._acknowledged.keys() | self._background:
+            task.cancel()
+        await asyncio.gather(*self._acknowledged, *self._background, return_exceptions=True)
+        self.seen.close()
+
     # endregion
 
     # region messages
@@ -191,6 +236,11 @@ class TeamsAgent:
             await context.send_activity(WELCOME)
 
     async def _on_message(self, context: TurnContext, _state: Any) -> None:
+        """Acknowledge at once (the SDK's 202 when this returns), answer in a proactive turn after it.
+
+        Teams' connector waits 15 seconds for the 202 and then delivers the activity again; a turn on
+        the model takes longer. A redelivered activity (one taken before, here or on another server) is
+        acknowledged and not answered again. ``expectReplies`` answers in the response body: in the request."""
         activity = context.activity
         group = (activity.conversation.conversation_type or "personal") in GROUP_TYPES
         if group and not _mentioned(activity):
@@ -199,6 +249,36 @@ class TeamsAgent:
         if not text:
             return
         teams_id = str(activity.conversation.id)
+        if activity.id and not self.seen.first(teams_id, str(activity.id)):
+            log.info(
+                "Teams: activity %s of %s was delivered again: acknowledged, not answered again", activity.id, teams_id
+            )
+            return
+        if activity.delivery_mode == "expectReplies":  # the answer is this response's body: it cannot wait
+            await self._answer(context, text, group)
+            return
+        identity, reference = context.identity, continuation(activity)
+        assert identity is not None  # the adapter gives every incoming turn its claims (anonymous ones too)
+
+        async def answer(later: TurnContext) -> None:
+            try:
+                await self._answer(later, text, group)
+            except Exception as error:  # no request to fail any more: say sorry in the conversation
+                await self._on_error(later, error)
+
+        async def acknowledged() -> None:
+            try:
+                await self.adapter.continue_conversation_with_claims(identity, reference, answer)
+            except Exception:
+                log.exception("Teams: could not answer activity %s of %s", activity.id, teams_id)
+
+        task = asyncio.create_task(acknowledged())
+        self._acknowledged[task] = teams_id
+        task.add_done_callback(lambda done: self._acknowledged.pop(done, None))
+
+    async def _answer(self, context: TurnContext, text: str, group: bool) -> None:
+        """A message's answer: a command, a plan's card, or a turn of the engine."""
+        teams_id = str(context.activity.conversation.id)
         refused = OFFERED.refusal(text)
         if refused:
             await context.send_activity(refused)
@@ -242,19 +322,26 @@ class TeamsAgent:
         handed_over: list[bool],
     ) -> None:
         """One turn of the REPL's command layer, run in a task that takes over ``lock`` (noted in ``handed_over``)."""
-        from microsoft_agents.activity import Activity
-
         from kernel_app.interfaces.server.limits import Busy
 
-        if group:
-            await context.send_activity(Activity(type="typing"))
         gate = self.state.gate
-        if uses_model(text):  # /functions, /results, /reset: answered at once, even when the queue is full
-            try:
-                await gate.acquire()
-            except Busy as busy:
-                await Renderer(context, group).final(busy_text(busy.retry_after))
-                return
+        # Never silent, from before a wait for the model's queue (with the embedded model, the turn of
+        # another chat may hold it for a minute): "Thinking…" in a personal chat (/run says "Running" at
+        # once), a typing indicator in a group chat.
+        render = Renderer(context, group)
+        render.keep_typing()
+        if uses_model(text) and command_of(text) != "/run":
+            render.info(THINKING)
+        try:
+            if uses_model(text):  # /functions, /results, /reset: answered at once, even when the queue is full
+                try:
+                    await gate.acquire()
+                except Busy as busy:
+                    await render.final(busy_text(busy.retry_after))
+                    return
+        except BaseException:
+            await render.stop_typing()
+            raise
         teams_id = str(context.activity.conversation.id)
         owner, owner_name = user_of(context.activity)
         live = LiveTurn(
@@ -276,6 +363,8 @@ class TeamsAgent:
                 live.say("info", f"Running {event.function}…")
             elif isinstance(event, FunctionCallFinished):
                 self.calls.finished(live, event.call_id, event.ok)
+                # No second "Thinking…" here: "Running …" stays shown until the text streams, and each
+                # informative update takes a place in Teams' stream (one send a second).
 
         def on_progress(progress: Progress) -> None:
             if not progress.done:
@@ -310,7 +399,7 @@ class TeamsAgent:
         live.task.add_done_callback(ended)
         handed_over.append(True)
         try:
-            await relay(context, live)
+            await relay(context, live, render)
         except BaseException:
             live.task.cancel()  # no one left to tell: do not go on (its end releases the lock)
             raise

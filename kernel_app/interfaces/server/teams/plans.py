@@ -33,6 +33,7 @@ from kernel_app.interfaces.server.teams import cards
 from kernel_app.interfaces.server.teams.http import after_response
 from kernel_app.interfaces.server.teams.plan_store import PlanRecord
 from kernel_app.interfaces.server.teams.turns import (
+    THINKING,
     Renderer,
     adaptive,
     card_response,
@@ -75,14 +76,23 @@ class PlanCards:
 
     async def propose(self, context: TurnContext, session: ChatSession, text: str, group: bool) -> None:
         """Plan now (holding the model's queue), keep the plan, show its card; it runs after the click."""
-        from microsoft_agents.activity import Activity
+        # Never silent while the planner's model composes the plan: "Thinking…" (typing in a group chat).
+        render = Renderer(context, group)
+        render.keep_typing()
+        render.info(THINKING)
+        try:
+            await self._propose(context, session, text, group, render)
+        finally:
+            await render.stop_typing()
 
+    async def _propose(
+        self, context: TurnContext, session: ChatSession, text: str, group: bool, render: Renderer
+    ) -> None:
         from kernel_app.commands.dispatch import PLAN_USAGE, Reply
         from kernel_app.commands.syntax import plan_command
         from kernel_app.interfaces.server.limits import Busy
 
-        await context.send_activity(Activity(type="typing"))
-        say = Renderer(context, True).final
+        say = render.final
         try:
             options, goal, named = plan_command(text)
         except Exception as error:
@@ -126,7 +136,7 @@ class PlanCards:
         )
         self.store.add(record)
         card = cards.plan_card(record.id, goal, record.steps, owner_name)
-        await context.send_activity(Activity(type="message", attachments=[adaptive(card)]))
+        await render.card(card, "Here is the plan: approve or reject it on the card.")
 
     async def _make_plan(self, goal: str, options: dict[str, Any]) -> Any:
         from planners.factory import create_planner

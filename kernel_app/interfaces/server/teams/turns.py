@@ -3,15 +3,17 @@ turn is current.
 
 A free-text message runs :meth:`ChatSession.handle` in a task that puts what it says (informative
 updates, streamed text, approval requests) into :attr:`LiveTurn.outbox`. :func:`relay` renders the
-outbox into a Teams turn: the message's own turn first; when the engine asks to approve a function call
-that turn ends with the approval card, and after the click (or the timeout) a proactive turn relays
-the rest. So the user's HTTP request never waits for a click, and the model's queue is not held while
-a card waits.
+outbox into a Teams turn: the message's own turn first (a proactive turn begun once the message was
+acknowledged, or the request itself for ``expectReplies``); when the engine asks to approve a function
+call that turn ends with the approval card, and after the click (or the timeout) a proactive turn relays
+the rest. So the model's queue is not held while a card waits. In group chats, where Teams does not
+stream, the relay keeps a typing indicator up until the answer (:meth:`Renderer.keep_typing`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,11 @@ if TYPE_CHECKING:
     from kernel_app.interfaces.server.pg_decisions import PgDecisionStore
     from kernel_app.interfaces.server.side_store import DecisionStore
 
+log = logging.getLogger("kernel_app.teams")
+
 SORRY = "Sorry, something went wrong on my side; please try again."
+THINKING = "Thinking…"  # the informative update that opens every model turn in a personal chat
+TYPING_EVERY = 3.0  # seconds: Teams shows a typing indicator for about 3 s, or until the next message
 
 
 def adaptive(card: dict[str, Any]) -> Any:
@@ -99,18 +105,45 @@ def message_response(text: str) -> Any:
 
 
 class Renderer:
-    """Engine output as Teams activities: streamed in personal chats, one message in groups."""
+    """Engine output as Teams activities: streamed in personal chats, one message in groups (with typing
+    indicators while it is composed: :meth:`keep_typing`)."""
 
     def __init__(self, context: TurnContext, group: bool) -> None:
         self.context = context
         self.stream = None if group else context.streaming_response
         self.streamed = ""
         self.started = False  # something went into the stream
+        self._typing: asyncio.Task[None] | None = None
 
     def info(self, text: str) -> None:
-        if self.stream is not None:
+        # Teams' streaming protocol: informative updates come before the streamed text, not after it.
+        if self.stream is not None and not self.streamed:
             self.started = True
             self.stream.queue_informative_update(text)
+
+    def keep_typing(self) -> None:
+        """In a group chat (no streaming there), a typing indicator now and every ``TYPING_EVERY`` seconds
+        until the answer (:meth:`final`, :meth:`card`, :meth:`stop_typing`)."""
+        from microsoft_agents.activity import Activity
+
+        if self.stream is not None or self._typing is not None:
+            return
+
+        async def typing() -> None:
+            while True:
+                try:
+                    await self.context.send_activity(Activity(type="typing"))
+                except Exception:  # an indicator that does not arrive is no reason to stop the turn
+                    log.debug("Teams: a typing indicator was not delivered", exc_info=True)
+                await asyncio.sleep(TYPING_EVERY)
+
+        self._typing = asyncio.create_task(typing())
+
+    async def stop_typing(self) -> None:
+        if self._typing is not None:
+            self._typing.cancel()
+            await asyncio.gather(self._typing, return_exceptions=True)
+            self._typing = None
 
     def chunk(self, text: str) -> None:
         self.streamed += text
@@ -119,6 +152,7 @@ class Renderer:
             self.stream.queue_text_chunk(text)
 
     async def final(self, text: str) -> None:
+        await self.stop_typing()
         if self.stream is None:
             await self.context.send_activity(text)
             return
@@ -130,6 +164,7 @@ class Renderer:
         """End this turn's output with a card: the stream's final message carries it when a stream began."""
         from microsoft_agents.activity import Activity
 
+        await self.stop_typing()
         if self.stream is None or not self.started:
             await self.context.send_activity(Activity(type="message", attachments=[adaptive(card)]))
             return
@@ -175,45 +210,55 @@ class LiveTurn:
         self.outbox.put_nowait((kind, value))
 
 
-async def relay(context: TurnContext, live: LiveTurn) -> None:
-    """Render the turn into ``context`` until it ends, or until it asks for an approval (the card ends it).
+async def relay(context: TurnContext, live: LiveTurn, render: Renderer | None = None) -> None:
+    """Render the turn into ``context`` until it ends, or until it asks for an approval (the card ends it);
+    through ``render`` when the turn began rendering into it already (its "Thinking…").
 
     The timeout counts from this relay's start: time spent waiting for a click is not the model's."""
     async with live.relaying:
-        render = Renderer(context, live.group)
-        loop = asyncio.get_running_loop()
-        deadline = None if live.timeout is None else loop.time() + live.timeout
-        assert live.task is not None
-        while True:
-            if not live.outbox.empty():
-                if await _render(render, live.outbox.get_nowait()):
-                    return
-                continue
-            if live.task.done():
-                break
-            getter = asyncio.ensure_future(live.outbox.get())
-            remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            await asyncio.wait({getter, live.task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                if await _render(render, getter.result()):
-                    return
-                continue
-            getter.cancel()
-            if not live.task.done():  # the deadline passed
-                assert live.timeout is not None  # without one, the wait above ends only when the task does
-                live.task.cancel()
-                await asyncio.gather(live.task, return_exceptions=True)
-                await render.final(too_long_text(live.timeout))
-                return
+        render = render or Renderer(context, live.group)
+        render.keep_typing()
         try:
-            reply = live.task.result()
-        except asyncio.CancelledError:
-            await render.final("Sorry, that was stopped before it finished.")
+            await _relay(render, live)
+        finally:
+            await render.stop_typing()
+
+
+async def _relay(render: Renderer, live: LiveTurn) -> None:
+    """:func:`relay`'s loop, rendering into ``render``."""
+    loop = asyncio.get_running_loop()
+    deadline = None if live.timeout is None else loop.time() + live.timeout
+    assert live.task is not None
+    while True:
+        if not live.outbox.empty():
+            if await _render(render, live.outbox.get_nowait()):
+                return
+            continue
+        if live.task.done():
+            break
+        getter = asyncio.ensure_future(live.outbox.get())
+        remaining = None if deadline is None else max(0.0, deadline - loop.time())
+        await asyncio.wait({getter, live.task}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            if await _render(render, getter.result()):
+                return
+            continue
+        getter.cancel()
+        if not live.task.done():  # the deadline passed
+            assert live.timeout is not None  # without one, the wait above ends only when the task does
+            live.task.cancel()
+            await asyncio.gather(live.task, return_exceptions=True)
+            await render.final(too_long_text(live.timeout))
             return
-        except Exception:  # handle() answers errors itself; anything else is ours
-            await render.final(SORRY)
-            raise
-        await render.final(reply_text(reply))
+    try:
+        reply = live.task.result()
+    except asyncio.CancelledError:
+        await render.final("Sorry, that was stopped before it finished.")
+        return
+    except Exception:  # handle() answers errors itself; anything else is ours
+        await render.final(SORRY)
+        raise
+    await render.final(reply_text(reply))
 
 
 async def _render(render: Renderer, item: tuple[str, Any]) -> bool:
