@@ -173,6 +173,24 @@ def test_an_uploaded_document_answers_with_citations(served: tuple[str, ToolScri
     assert refused.status_code == 400 and refused.json()["error"]["message"].startswith("a.exe: upload .txt")
 
 
+def test_an_uploaded_document_is_downloaded_from_the_uploads_folder(served: tuple[str, ToolScripted, Path]) -> None:
+    url, _, _ = served
+    base = f"{url}/copilot"
+    chat_id = httpx.post(f"{base}/chats", json={"title": "docs"}).json()["chatSession"]["id"]
+    notes = b"# Hours\n\nThe Lyon bakery opens at seven.\n"
+    uploaded = httpx.post(
+        f"{base}/chats/{chat_id}/documents", files=[("formFiles", ("hours.md", notes, "text/markdown"))], timeout=60
+    )
+    assert uploaded.status_code == 200, uploaded.text
+    [source] = httpx.get(f"{base}/chats/{chat_id}/documents").json()
+    got = httpx.get(f"{base}/chats/{chat_id}/documents/{source['id']}")
+    assert got.status_code == 200 and got.content == notes
+    assert got.headers["content-type"].startswith("text/markdown")
+    assert got.headers["content-disposition"] == "attachment; filename*=UTF-8''hours.md"
+    missing = httpx.get(f"{base}/chats/{chat_id}/documents/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "document_not_found"
+
+
 def test_with_api_keys_the_surface_is_off_and_hosts_are_checked(tmp_path: Path) -> None:
     key = "k" * 24
     with running(make_app(tmp_path, ToolScripted(), api_keys=[key])) as url:
