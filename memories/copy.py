@@ -1,9 +1,10 @@
 """Copy a memory store into another, local files <-> PostgreSQL (``kernel-app memory migrate``).
 
-Records are copied with their vectors (nothing is embedded again), a batch per transaction; ids the
-target already holds are skipped, so an interrupted copy is resumed by running it again. Each
-collection is then verified: every source id is in the target, and a sample of records has the same
-text, metadata and vector. The source is only read, never changed.
+Records are copied with their vectors (nothing is embedded again) and their created and updated
+times, a batch per transaction; ids the target already holds are skipped, so an interrupted copy is
+resumed by running it again. Each collection is then verified: every source id is in the target, and
+a sample of records has the same text, metadata, vector and times. The source is only read, never
+changed.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def _copy_collection(
     todo = [record_id for record_id in ids if record_id not in present]
     for start in range(0, len(todo), batch_size):
         records = source.get_many(name, todo[start : start + batch_size], with_embedding=True)
-        target.save_many(name, records)
+        target.save_many(name, records, keep_times=True)  # the source's created and updated times
         if progress is not None:
             progress(name, min(start + batch_size, len(todo)), len(todo))
     if not ids:  # a collection is created by its first record: an empty one has nothing to carry over
@@ -120,6 +121,14 @@ def _verify(source: Any, target: Any, name: str, ids: list[str], sample: int) ->
             and np.allclose(mine.embedding, copy.embedding, atol=1e-6)
         )
         same_record = (copy.text, copy.description, copy.metadata) == (mine.text, mine.description, mine.metadata)
-        if not (same_record and same_vector):
+        if not (same_record and same_vector and _same_times(mine, copy)):
             raise MemoryStoreError(f"collection '{name}': record '{mine.id}' differs after the copy")
     return len(chosen)
+
+
+def _same_times(mine: Any, copy: Any) -> bool:
+    """Within a millisecond: SQLite keeps float seconds, PostgreSQL microseconds."""
+    for ours, theirs in ((mine.created_at, copy.created_at), (mine.updated_at, copy.updated_at)):
+        if (ours is None) != (theirs is None) or (ours and abs((ours - theirs).total_seconds()) > 1e-3):
+            return False
+    return True

@@ -32,7 +32,7 @@ from memories.errors import CollectionNotFoundError, EmbedderMismatchError, Memo
 from memories.mmr import mmr_order
 from memories.pg_where import compile_where_pg
 from memories.records import CollectionInfo, MemoryRecord, Metadata, SearchHit
-from memories.store import MMR_POOL_FACTOR, check_collection_name, check_id, check_metadata
+from memories.store import MMR_POOL_FACTOR, check_collection_name, check_id, check_metadata, given_times
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -84,6 +84,8 @@ UPSERT_SET: Final[LiteralString] = (
     "embedding = excluded.embedding, generation = excluded.generation, "
     "updated_at = excluded.updated_at"
 )
+# save_many(keep_times=True): the record's own creation time replaces the one stored (as the local store's).
+UPSERT_SET_KEEPING_TIMES: Final[LiteralString] = UPSERT_SET + ", created_at = excluded.created_at"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +113,8 @@ class _Pending:
     description: str
     metadata: Metadata
     vector: np.ndarray | None
+    created_at: datetime | None = None  # given (save_many's keep_times), else the first save's time
+    updated_at: datetime | None = None  # given (keep_times), else now
 
 
 class PgMemoryStore:
@@ -175,15 +179,20 @@ class PgMemoryStore:
         return self.save_many(collection, [item])[0]
 
     def save_many(
-        self, collection: str, items: Iterable[Mapping[str, Any] | MemoryRecord | str], *, replacing: Iterable[str] = ()
+        self,
+        collection: str,
+        items: Iterable[Mapping[str, Any] | MemoryRecord | str],
+        *,
+        replacing: Iterable[str] = (),
+        keep_times: bool = False,
     ) -> builtins.list[str]:
         """Store many records in one transaction (upsert by id); returns their ids in order.
 
-        Items and ``replacing`` as in :meth:`memories.store.MemoryStore.save_many`.
+        Items, ``replacing`` and ``keep_times`` as in :meth:`memories.store.MemoryStore.save_many`.
         """
 
         name = check_collection_name(collection)
-        pending = [self._pending(item) for item in items]
+        pending = [self._pending(item, keep_times) for item in items]
         replacing = [check_id(i) for i in ([replacing] if isinstance(replacing, str) else replacing)]
         if not pending and not replacing:
             return []
@@ -207,12 +216,12 @@ class PgMemoryStore:
             if stale:
                 conn.execute("DELETE FROM memory_records WHERE collection = %s AND id = ANY(%s)", (name, stale))
             if len(pending) >= BULK_MIN_RECORDS:
-                _bulk_upsert(conn, current, pending, now)
+                _bulk_upsert(conn, current, pending, now, keep_times)
             else:
-                _row_upsert(conn, current, pending, now)
+                _row_upsert(conn, current, pending, now, keep_times)
         return [p.id for p in pending]
 
-    def _pending(self, item: Mapping[str, Any] | MemoryRecord | str) -> _Pending:
+    def _pending(self, item: Mapping[str, Any] | MemoryRecord | str, keep_times: bool = False) -> _Pending:
         # The same checks and messages as MemoryStore._pending.
         if isinstance(item, str):
             item = {"text": item}
@@ -237,7 +246,8 @@ class PgMemoryStore:
                     f"record '{record_id}': embedding has {vector.size} values, the embedder "
                     f"{self.embedder.name} has {self.embedder.dimensions} dimensions"
                 )
-        return _Pending(record_id, text, description, metadata, vector)
+        created, updated = given_times(item, record_id) if keep_times else (None, None)
+        return _Pending(record_id, text, description, metadata, vector, created, updated)
 
     def _embed(self, pending: builtins.list[_Pending]) -> None:
         given = [p for p in pending if p.vector is not None]
@@ -624,21 +634,36 @@ def _create_index(conn: Connection[Any], collection: _Collection) -> None:
     )
 
 
-def _row_upsert(conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime) -> None:
+def _row_upsert(
+    conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime, keep_times: bool
+) -> None:
     from psycopg.types.json import Jsonb
 
     with conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO memory_records (collection, id, text, description, metadata, embedding, "
-            "generation, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) " + UPSERT_SET,
+            "generation, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            + (UPSERT_SET_KEEPING_TIMES if keep_times else UPSERT_SET),
             [
-                (collection.name, p.id, p.text, p.description, Jsonb(p.metadata), p.vector, collection.uid, now, now)
+                (
+                    collection.name,
+                    p.id,
+                    p.text,
+                    p.description,
+                    Jsonb(p.metadata),
+                    p.vector,
+                    collection.uid,
+                    p.created_at or now,
+                    p.updated_at or now,
+                )
                 for p in pending
             ],
         )
 
 
-def _bulk_upsert(conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime) -> None:
+def _bulk_upsert(
+    conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime, keep_times: bool
+) -> None:
     """A big batch: binary COPY into a temporary table, then one upsert from it; in the caller's
     transaction, so a failure anywhere leaves the collection as it was (the dropped index included).
 
@@ -654,21 +679,26 @@ def _bulk_upsert(conn: Connection[Any], collection: _Collection, pending: Sequen
     latest = builtins.list({p.id: p for p in pending}.values())
     conn.execute(
         "CREATE TEMPORARY TABLE memory_bulk (id text, text text, description text, metadata jsonb, "
-        "embedding vector) ON COMMIT DROP"
+        "embedding vector, created_at timestamptz, updated_at timestamptz) ON COMMIT DROP"
     )
-    copy_rows = "COPY memory_bulk (id, text, description, metadata, embedding) FROM STDIN (FORMAT BINARY)"
+    copy_rows = (
+        "COPY memory_bulk (id, text, description, metadata, embedding, created_at, updated_at) "
+        "FROM STDIN (FORMAT BINARY)"
+    )
     with conn.cursor() as cursor, cursor.copy(copy_rows) as copy:
-        copy.set_types(["text", "text", "text", "jsonb", "vector"])
+        copy.set_types(["text", "text", "text", "jsonb", "vector", "timestamptz", "timestamptz"])
         for p in latest:
-            copy.write_row((p.id, p.text, p.description, p.metadata, p.vector))
+            copy.write_row(
+                (p.id, p.text, p.description, p.metadata, p.vector, p.created_at or now, p.updated_at or now)
+            )
     reindex = collection.indexed and _empty(conn, collection)
     if reindex:
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(collection.index_name)))
     conn.execute(
         "INSERT INTO memory_records (collection, id, text, description, metadata, embedding, generation, "
-        "created_at, updated_at) SELECT %s, id, text, description, metadata, embedding, %s, %s, %s "
-        "FROM memory_bulk " + UPSERT_SET,
-        (collection.name, collection.uid, now, now),
+        "created_at, updated_at) SELECT %s, id, text, description, metadata, embedding, %s, created_at, updated_at "
+        "FROM memory_bulk " + (UPSERT_SET_KEEPING_TIMES if keep_times else UPSERT_SET),
+        (collection.name, collection.uid),
     )
     if reindex:
         conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_INDEX_BUILD_MEMORY,))

@@ -61,6 +61,8 @@ class _Pending:
     description: str
     metadata: str
     vector: np.ndarray | None
+    created_at: float | None = None  # given (save_many's keep_times), else the first save's time
+    updated_at: float | None = None  # given (keep_times), else now
 
 
 class _SqlSource:
@@ -189,7 +191,12 @@ class MemoryStore:
         return self.save_many(collection, [item])[0]
 
     def save_many(
-        self, collection: str, items: Iterable[Mapping[str, Any] | MemoryRecord | str], *, replacing: Iterable[str] = ()
+        self,
+        collection: str,
+        items: Iterable[Mapping[str, Any] | MemoryRecord | str],
+        *,
+        replacing: Iterable[str] = (),
+        keep_times: bool = False,
     ) -> builtins.list[str]:
         """Store many records in one transaction (upsert by id); returns their ids in order.
 
@@ -197,9 +204,11 @@ class MemoryStore:
         ``description``, ``metadata`` and a precomputed ``embedding`` (then not embedded again).
         Texts are embedded in one batch before the transaction. ``replacing``: ids deleted in the
         same transaction unless saved again by it (re-ingesting a document atomically).
+        ``keep_times``: an item's own ``created_at`` / ``updated_at`` (datetimes, as records of another
+        store carry them: ``memory migrate``) are stored instead of the save's time.
         """
         name = check_collection_name(collection)
-        pending = [self._pending(item) for item in items]
+        pending = [self._pending(item, keep_times) for item in items]
         replacing = [check_id(i) for i in ([replacing] if isinstance(replacing, str) else replacing)]
         if not pending and not replacing:
             return []
@@ -219,16 +228,28 @@ class MemoryStore:
             conn.executemany(
                 "INSERT OR REPLACE INTO records (collection, id, text, description, metadata, embedding, "
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, "
-                "COALESCE((SELECT created_at FROM records WHERE collection = ? AND id = ?), ?), ?)",
+                "COALESCE(?, (SELECT created_at FROM records WHERE collection = ? AND id = ?), ?), ?)",
                 (
-                    (name, p.id, p.text, p.description, p.metadata, _blob(p.vector), name, p.id, now, now)
+                    (
+                        name,
+                        p.id,
+                        p.text,
+                        p.description,
+                        p.metadata,
+                        _blob(p.vector),
+                        p.created_at,
+                        name,
+                        p.id,
+                        now,
+                        now if p.updated_at is None else p.updated_at,
+                    )
                     for p in pending
                 ),
             )
             conn.execute("UPDATE collections SET version = version + 1 WHERE name = ?", (name,))
         return [p.id for p in pending]
 
-    def _pending(self, item: Mapping[str, Any] | MemoryRecord | str) -> _Pending:
+    def _pending(self, item: Mapping[str, Any] | MemoryRecord | str, keep_times: bool = False) -> _Pending:
         if isinstance(item, str):
             item = {"text": item}
         elif isinstance(item, MemoryRecord):
@@ -253,7 +274,16 @@ class MemoryStore:
                     f"{self.embedder.name} has {self.embedder.dimensions} dimensions"
                 )
         meta_json = json.dumps(metadata, ensure_ascii=False) if metadata else "{}"
-        return _Pending(record_id, text, description, meta_json, vector)
+        created, updated = given_times(item, record_id) if keep_times else (None, None)
+        return _Pending(
+            record_id,
+            text,
+            description,
+            meta_json,
+            vector,
+            None if created is None else created.timestamp(),
+            None if updated is None else updated.timestamp(),
+        )
 
     def _embed(self, pending: builtins.list[_Pending]) -> None:
         given = [(p, p.vector) for p in pending if p.vector is not None]
@@ -624,6 +654,21 @@ def _record(row: Sequence[Any]) -> MemoryRecord:
         created_at=_timestamp(row[5]),
         updated_at=_timestamp(row[6]),
     )
+
+
+def given_times(item: Mapping[str, Any], record_id: str) -> tuple[datetime | None, datetime | None]:
+    """An item's own ``created_at`` and ``updated_at`` (save_many's ``keep_times``): datetimes or None."""
+    times = item.get("created_at"), item.get("updated_at")
+    for field_name, value in zip(("created_at", "updated_at"), times, strict=True):
+        if value is not None and not isinstance(value, datetime):
+            raise MemoryUsageError(f"record '{record_id}': {field_name} must be a datetime, not {type(value).__name__}")
+    created, updated = times
+    return (_aware(created), _aware(updated))
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # A naive datetime is taken as UTC, the zone every store answers in.
+    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 def check_collection_name(name: object) -> str:
