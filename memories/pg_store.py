@@ -14,10 +14,12 @@ short is redone as an exact scan. Tables are created and upgraded by the "memory
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
+import logging
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -36,6 +38,8 @@ from memories.store import MMR_POOL_FACTOR, check_collection_name, check_id, che
 
 if TYPE_CHECKING:
     from psycopg import Connection
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "memory"
 MIGRATIONS = (
@@ -540,7 +544,10 @@ class PgMemoryStore:
                 current = self._require(conn, info.name)
                 size = conn.execute("SELECT pg_relation_size(to_regclass(%s))", (current.index_name,)).fetchone()
                 index: dict[str, Any] = {"kind": "exact", "why": f"over {HNSW_MAX_DIMENSIONS} dimensions"}
-                if current.indexed:
+                if current.indexed and not _index_exists(conn, current):
+                    why = "HNSW index not built: a load is running, or stopped (run its memory migrate again)"
+                    index = {"kind": "exact", "why": why}
+                elif current.indexed:
                     index = {
                         "kind": "hnsw",
                         "name": current.index_name,
@@ -571,15 +578,55 @@ class PgMemoryStore:
         }
 
     def rebuild_index(self, collection: str) -> str:
-        """Rebuild one collection's HNSW index now (REINDEX); returns its kind (hnsw, or exact)."""
+        """Rebuild one collection's HNSW index now (REINDEX; built if it is missing, as after an interrupted
+        :meth:`index_deferred` load); returns its kind (hnsw, or exact)."""
         from psycopg import sql
 
         with self.pool.connection() as conn:
             current = self._require(conn, collection)
             if not current.indexed:
                 return "exact"
-            conn.execute(sql.SQL("REINDEX INDEX {}").format(sql.Identifier(current.index_name)))
+            if _index_exists(conn, current):
+                conn.execute(sql.SQL("REINDEX INDEX {}").format(sql.Identifier(current.index_name)))
+                return "hnsw"
+        self.ensure_index(collection)
         return "hnsw"
+
+    @contextlib.contextmanager
+    def index_deferred(self, collection: str) -> Iterator[None]:
+        """While the block runs, ``collection`` (which must exist) has no HNSW index; it is built once at
+        the end. For a load of many batches into a collection that has rows (``memory migrate``): each
+        batch would otherwise insert its rows into the graph one by one, several times slower than one
+        build over them all (bench/bench_pg_append.py).
+
+        Searches meanwhile are exact scans of the collection (right, slower), from any process; the
+        build at the end blocks the collection's writes (not its searches) while it runs. The index is
+        built however the block ends; should that fail too (the database gone), the collection stays
+        exact until :meth:`ensure_index` builds it (``memory migrate`` run again does).
+        """
+        from psycopg import sql
+
+        with self.pool.connection() as conn, conn.transaction():
+            current = self._require(conn, collection, lock="SHARE")
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(current.index_name)))
+        try:
+            yield
+        except BaseException:
+            try:
+                self.ensure_index(collection)
+            except Exception as error:  # the load's own error is the one to see
+                log.warning("memory: %s's HNSW index was not built (%s); ensure_index builds it", collection, error)
+            raise
+        self.ensure_index(collection)
+
+    def ensure_index(self, collection: str) -> None:
+        """Build the collection's HNSW index if it is missing (one transaction, a bigger build memory)."""
+        with self.pool.connection() as conn, conn.transaction():
+            current = self._find(conn, collection, lock="SHARE")
+            if current is None or _index_exists(conn, current):  # dropped, or re-embedded with a new index
+                return
+            conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_INDEX_BUILD_MEMORY,))
+            _create_index(conn, current)
 
     def repair(self) -> Any:
         """Not for this backend: PostgreSQL keeps its own consistency (its WAL, its checksums)."""
@@ -691,7 +738,8 @@ def _bulk_upsert(
             copy.write_row(
                 (p.id, p.text, p.description, p.metadata, p.vector, p.created_at or now, p.updated_at or now)
             )
-    reindex = collection.indexed and _empty(conn, collection)
+    # (not when the index is gone already: an index_deferred load builds it at its end)
+    reindex = collection.indexed and _empty(conn, collection) and _index_exists(conn, collection)
     if reindex:
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(collection.index_name)))
     conn.execute(
@@ -703,6 +751,11 @@ def _bulk_upsert(
     if reindex:
         conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_INDEX_BUILD_MEMORY,))
         _create_index(conn, collection)
+
+
+def _index_exists(conn: Connection[Any], collection: _Collection) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (collection.index_name,)).fetchone()
+    return bool(row and row[0])
 
 
 def _empty(conn: Connection[Any], collection: _Collection) -> bool:
