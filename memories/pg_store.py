@@ -30,11 +30,20 @@ from typing_extensions import LiteralString
 from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool
 from memories.db import default_store_dir
 from memories.embedders import Embedder, default_embedder, normalize_rows
-from memories.errors import CollectionNotFoundError, EmbedderMismatchError, MemoryUsageError
+from memories.errors import CollectionNotFoundError, MemoryUsageError
 from memories.mmr import mmr_order
 from memories.pg_where import compile_where_pg
 from memories.records import CollectionInfo, MemoryRecord, Metadata, SearchHit
-from memories.store import MMR_POOL_FACTOR, check_collection_name, check_id, check_metadata, given_times
+from memories.store_base import (
+    MMR_POOL_FACTOR,
+    Pending,
+    StoreBase,
+    check_collection_name,
+    check_embedder,
+    check_id,
+    check_mmr,
+    embed_texts,
+)
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -110,18 +119,7 @@ class _Collection:
         return self.dimensions <= HNSW_MAX_DIMENSIONS
 
 
-@dataclasses.dataclass
-class _Pending:
-    id: str
-    text: str
-    description: str
-    metadata: Metadata
-    vector: np.ndarray | None
-    created_at: datetime | None = None  # given (save_many's keep_times), else the first save's time
-    updated_at: datetime | None = None  # given (keep_times), else now
-
-
-class PgMemoryStore:
+class PgMemoryStore(StoreBase):
     """Collections in a PostgreSQL database with pgvector. Safe to share between threads, processes
     and machines.
 
@@ -157,30 +155,10 @@ class PgMemoryStore:
     def close(self) -> None:
         self.pool.close()
 
-    def __enter__(self) -> PgMemoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"PgMemoryStore({describe_url(self.database_url)!r}, embedder={self.embedder.name!r})"
 
     # --- writing -----------------------------------------------------------------------------
-
-    def save(
-        self,
-        collection: str,
-        text: str,
-        id: str | None = None,
-        description: str = "",
-        metadata: Mapping[str, Any] | None = None,
-        *,
-        embedding: Any = None,
-    ) -> str:
-        """Store one text (replacing the record with the same ``id``); returns the id."""
-        item = {"text": text, "id": id, "description": description, "metadata": metadata, "embedding": embedding}
-        return self.save_many(collection, [item])[0]
 
     def save_many(
         self,
@@ -203,7 +181,7 @@ class PgMemoryStore:
         with self.pool.connection() as conn:
             known = self._find(conn, name)
         if known is not None:
-            _check_embedder(known, self.embedder)
+            check_embedder(known, self.embedder)
         self._embed(pending)  # outside the transaction: embedding is the slow part
         now = datetime.now(timezone.utc)
         if known is None:
@@ -214,7 +192,7 @@ class PgMemoryStore:
                     self._create(conn, name, now)
         with self.pool.connection() as conn, conn.transaction():
             current = self._find(conn, name, lock="SHARE") or self._create(conn, name, now)  # dropped meanwhile
-            _check_embedder(current, self.embedder)
+            check_embedder(current, self.embedder)
             saved = {p.id for p in pending}
             stale = [i for i in dict.fromkeys(replacing) if i not in saved]
             if stale:
@@ -224,52 +202,6 @@ class PgMemoryStore:
             else:
                 _row_upsert(conn, current, pending, now, keep_times)
         return [p.id for p in pending]
-
-    def _pending(self, item: Mapping[str, Any] | MemoryRecord | str, keep_times: bool = False) -> _Pending:
-        # The same checks and messages as MemoryStore._pending.
-        if isinstance(item, str):
-            item = {"text": item}
-        elif isinstance(item, MemoryRecord):
-            item = dataclasses.asdict(item) | {"embedding": item.embedding}
-        elif not isinstance(item, Mapping):
-            raise MemoryUsageError(f"cannot save a {type(item).__name__}: give a text, a mapping or a MemoryRecord")
-        text = item.get("text")
-        if not isinstance(text, str):
-            raise MemoryUsageError("every record needs a text (str)")
-        record_id = item.get("id")
-        record_id = uuid.uuid4().hex if record_id is None else check_id(record_id)
-        description = item.get("description") or ""
-        if not isinstance(description, str):
-            raise MemoryUsageError(f"record '{record_id}': description must be a string")
-        metadata = check_metadata(item.get("metadata"))
-        vector = item.get("embedding")
-        if vector is not None:
-            vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-            if vector.size != self.embedder.dimensions:
-                raise MemoryUsageError(
-                    f"record '{record_id}': embedding has {vector.size} values, the embedder "
-                    f"{self.embedder.name} has {self.embedder.dimensions} dimensions"
-                )
-        created, updated = given_times(item, record_id) if keep_times else (None, None)
-        return _Pending(record_id, text, description, metadata, vector, created, updated)
-
-    def _embed(self, pending: builtins.list[_Pending]) -> None:
-        given = [p for p in pending if p.vector is not None]
-        if given:
-            stacked = np.stack([p.vector for p in given if p.vector is not None])
-            for item, vector in zip(given, normalize_rows(stacked), strict=True):
-                item.vector = vector
-        todo = [p for p in pending if p.vector is None]
-        if not todo:
-            return
-        vectors = normalize_rows(self.embedder.embed([p.text for p in todo]))
-        if vectors.shape != (len(todo), self.embedder.dimensions):
-            raise MemoryUsageError(
-                f"embedder {self.embedder.name} returned an array of shape {vectors.shape}, "
-                f"expected ({len(todo)}, {self.embedder.dimensions})"
-            )
-        for item, vector in zip(todo, vectors, strict=True):
-            item.vector = vector
 
     def _create(self, conn: Connection[Any], name: str, now: datetime) -> _Collection:
         from psycopg import sql
@@ -328,11 +260,11 @@ class PgMemoryStore:
         with self.pool.connection() as conn:
             self._require(conn, collection)
             rows = conn.execute("SELECT id, text FROM memory_records WHERE collection = %s", (collection,)).fetchall()
-        vectors = _embed_texts(embedder, rows, batch_size)
+        vectors = embed_texts(embedder, rows, batch_size, key=tuple)
         with self.pool.connection() as conn, conn.transaction():
             old = self._require(conn, collection, lock="UPDATE")  # saves wait (they lock it FOR SHARE)
             rows = conn.execute("SELECT id, text FROM memory_records WHERE collection = %s", (collection,)).fetchall()
-            vectors |= _embed_texts(embedder, [row for row in rows if tuple(row) not in vectors], batch_size)
+            vectors |= embed_texts(embedder, [row for row in rows if tuple(row) not in vectors], batch_size, key=tuple)
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(old.index_name)))
             new = dataclasses.replace(
                 old, uid=uuid.uuid4().hex, embedder=embedder.name, dimensions=int(embedder.dimensions)
@@ -352,11 +284,6 @@ class PgMemoryStore:
         return len(rows)
 
     # --- reading -----------------------------------------------------------------------------
-
-    def get(self, collection: str, id: str, *, with_embedding: bool = False) -> MemoryRecord | None:
-        """The record with this id, or None."""
-        found = self.get_many(collection, [id], with_embedding=with_embedding)
-        return found[0] if found else None
 
     def get_many(
         self, collection: str, ids: Iterable[str], *, with_embedding: bool = False
@@ -434,8 +361,7 @@ class PgMemoryStore:
         """
         if limit <= 0:
             return []
-        if mmr is not None and not 0.0 <= mmr <= 1.0:
-            raise MemoryUsageError(f"mmr must be between 0 and 1 (a diversity weight), not {mmr}")
+        check_mmr(mmr)
         condition, params = compile_where_pg(where)
         with self.pool.connection() as conn:
             known = self._require(conn, collection)
@@ -516,19 +442,6 @@ class PgMemoryStore:
                 conn, current, vector, condition, params, limit, exact=not current.indexed, explain=True
             )
         return [row[0] for row in rows]
-
-    def _query_vector(self, collection: _Collection, query: Any) -> np.ndarray:
-        if isinstance(query, str):
-            _check_embedder(collection, self.embedder)
-            vector = normalize_rows(self.embedder.embed([query]))
-        else:
-            vector = normalize_rows(query)
-        if vector.shape != (1, collection.dimensions):
-            raise MemoryUsageError(
-                f"query vector has {vector.size} values; collection '{collection.name}' has "
-                f"{collection.dimensions} dimensions"
-            )
-        return vector[0]
 
     # --- maintenance -------------------------------------------------------------------------
 
@@ -682,7 +595,7 @@ def _create_index(conn: Connection[Any], collection: _Collection) -> None:
 
 
 def _row_upsert(
-    conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime, keep_times: bool
+    conn: Connection[Any], collection: _Collection, pending: Sequence[Pending], now: datetime, keep_times: bool
 ) -> None:
     from psycopg.types.json import Jsonb
 
@@ -709,7 +622,7 @@ def _row_upsert(
 
 
 def _bulk_upsert(
-    conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime, keep_times: bool
+    conn: Connection[Any], collection: _Collection, pending: Sequence[Pending], now: datetime, keep_times: bool
 ) -> None:
     """A big batch: binary COPY into a temporary table, then one upsert from it; in the caller's
     transaction, so a failure anywhere leaves the collection as it was (the dropped index included).
@@ -765,27 +678,6 @@ def _empty(conn: Connection[Any], collection: _Collection) -> bool:
         sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(collection.partition))
     ).fetchone()
     return bool(row and row[0])
-
-
-def _check_embedder(collection: _Collection, embedder: Embedder) -> None:
-    if (collection.embedder, collection.dimensions) != (embedder.name, int(embedder.dimensions)):
-        raise EmbedderMismatchError(
-            collection.name, (collection.embedder, collection.dimensions), (embedder.name, int(embedder.dimensions))
-        )
-
-
-def _embed_texts(
-    embedder: Embedder, rows: Sequence[Sequence[Any]], batch_size: int
-) -> dict[tuple[str, str], np.ndarray]:
-    """Vectors keyed by (id, text): a record re-saved with another text while embedding is embedded again."""
-    vectors: dict[tuple[str, str], np.ndarray] = {}
-    for start in range(0, len(rows), batch_size):
-        batch = [tuple(row) for row in rows[start : start + batch_size]]
-        embedded = normalize_rows(embedder.embed([text for _, text in batch]))
-        if embedded.shape != (len(batch), embedder.dimensions):
-            raise MemoryUsageError(f"embedder {embedder.name} returned shape {embedded.shape}")
-        vectors.update(zip(batch, embedded, strict=True))
-    return vectors
 
 
 def _relevance(distance: float | None) -> float:
