@@ -49,6 +49,10 @@ def test_health_readiness_and_the_api_reference(served: tuple[str, ToolScripted]
     assert health.json()["status"] == "ok" and health.headers["server-timing"].startswith("app;dur=")
     ready = httpx.get(f"{url}/readyz").json()
     assert ready["status"] == "ready" and ready["model"] == "scripted" and ready["functions"] > 10
+    # Which process answered (README, Deploy): on every response, errors too, as /readyz names it.
+    missing = httpx.get(f"{url}/v1/conversations/nope")
+    assert missing.status_code == 404
+    assert health.headers["x-kernel-app-instance"] == missing.headers["x-kernel-app-instance"] == ready["instance"]
     paths = httpx.get(f"{url}/openapi.json").json()["paths"]
     for path in ("/v1/chat/completions", "/v1/functions/{name}/invoke", "/v1/conversations/{conversation_id}/messages"):
         assert path in paths
