@@ -144,7 +144,7 @@ def test_messages_come_newest_first_with_skip_and_count(served: tuple[str, ToolS
     assert empty.status_code == 400 and "input" in empty.json()["error"]["message"]
 
 
-def test_an_uploaded_document_answers_with_citations(served: tuple[str, ToolScripted, Path]) -> None:
+def test_an_uploaded_document_answers_with_citations_and_is_downloaded(served: tuple[str, ToolScripted, Path]) -> None:
     url, service, _ = served
     base = f"{url}/copilot"
     chat_id = httpx.post(f"{base}/chats", json={"title": "docs"}).json()["chatSession"]["id"]
@@ -157,6 +157,12 @@ def test_an_uploaded_document_answers_with_citations(served: tuple[str, ToolScri
     assert message["type"] == 2 and json.loads(message["content"])["documents"][0]["name"] == "hours.md"
     sources = httpx.get(f"{base}/chats/{chat_id}/documents").json()
     assert [(s["name"], s["size"], s["chatId"]) for s in sources] == [("hours.md", len(notes), chat_id)]
+    got = httpx.get(f"{base}/chats/{chat_id}/documents/{sources[0]['id']}")  # its bytes, from uploads/
+    assert got.status_code == 200 and got.content == notes
+    assert got.headers["content-type"].startswith("text/markdown")
+    assert got.headers["content-disposition"] == "attachment; filename*=UTF-8''hours.md"
+    missing = httpx.get(f"{base}/chats/{chat_id}/documents/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "document_not_found"
 
     def cite(request: object) -> str:  # the model answers from the note it was given, citing its id
         record_id = re.search(r"\[([^\[\]]+#0)\]", request.prompt).group(1)  # type: ignore[attr-defined]
@@ -176,24 +182,6 @@ def test_an_uploaded_document_answers_with_citations(served: tuple[str, ToolScri
 
     refused = httpx.post(f"{base}/chats/{chat_id}/documents", files=[("formFiles", ("a.exe", b"MZ", "x/y"))])
     assert refused.status_code == 400 and refused.json()["error"]["message"].startswith("a.exe: upload .txt")
-
-
-def test_an_uploaded_document_is_downloaded_from_the_uploads_folder(served: tuple[str, ToolScripted, Path]) -> None:
-    url, _, _ = served
-    base = f"{url}/copilot"
-    chat_id = httpx.post(f"{base}/chats", json={"title": "docs"}).json()["chatSession"]["id"]
-    notes = b"# Hours\n\nThe Lyon bakery opens at seven.\n"
-    uploaded = httpx.post(
-        f"{base}/chats/{chat_id}/documents", files=[("formFiles", ("hours.md", notes, "text/markdown"))], timeout=60
-    )
-    assert uploaded.status_code == 200, uploaded.text
-    [source] = httpx.get(f"{base}/chats/{chat_id}/documents").json()
-    got = httpx.get(f"{base}/chats/{chat_id}/documents/{source['id']}")
-    assert got.status_code == 200 and got.content == notes
-    assert got.headers["content-type"].startswith("text/markdown")
-    assert got.headers["content-disposition"] == "attachment; filename*=UTF-8''hours.md"
-    missing = httpx.get(f"{base}/chats/{chat_id}/documents/nope")
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "document_not_found"
 
 
 def test_with_api_keys_the_surface_is_off_and_hosts_are_checked(tmp_path: Path) -> None:
