@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from kernel_app.conversation.store import Message
 
-CUT_SHORT = "(interrupted: this turn was stopped before it finished, its client gone; ask again)"
+CUT_SHORT = "(interrupted: this turn was stopped before it finished, its client gone or out of time; ask again)"
 CALL_CUT_SHORT = "(interrupted before this call finished)"
 
 
