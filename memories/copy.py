@@ -1,13 +1,15 @@
 """Copy a memory store into another, local files <-> PostgreSQL (``kernel-app memory migrate``).
 
-Records are copied with their vectors (nothing is embedded again), a batch per transaction; ids the
-target already holds are skipped, so an interrupted copy is resumed by running it again. Each
-collection is then verified: every source id is in the target, and a sample of records has the same
-text, metadata and vector. The source is only read, never changed.
+Records are copied with their vectors (nothing is embedded again) and their created and updated
+times, a batch per transaction; ids the target already holds are skipped, so an interrupted copy is
+resumed by running it again. Each collection is then verified: every source id is in the target, and
+a sample of records has the same text, metadata, vector and times. The source is only read, never
+changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from memories.errors import EmbedderMismatchError, MemoryStoreError
 
 DEFAULT_BATCH = 1000
 DEFAULT_SAMPLE = 50
+DEFER_INDEX_MIN = 2000  # records left to copy: below it the index is kept (its build has a fixed cost)
 
 
 class _RecordedEmbedder:
@@ -95,15 +98,30 @@ def _copy_collection(
     ids = sorted(source.metadata(name))
     present = set(target.metadata(name))
     todo = [record_id for record_id in ids if record_id not in present]
-    for start in range(0, len(todo), batch_size):
-        records = source.get_many(name, todo[start : start + batch_size], with_embedding=True)
-        target.save_many(name, records)
-        if progress is not None:
-            progress(name, min(start + batch_size, len(todo)), len(todo))
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
+    with contextlib.ExitStack() as deferred:
+        for number, batch in enumerate(batches, 1):
+            records = source.get_many(name, batch, with_embedding=True)
+            target.save_many(name, records, keep_times=True)  # the source's created and updated times
+            if number == 1 and _defers_index(target, len(todo) - len(batch), len(present) + len(batch)):
+                # The first batch created the collection; the rest go in without an index to update
+                # row by row, which is built once after the last (PostgreSQL; bench/bench_pg_append.py).
+                deferred.enter_context(target.index_deferred(name))
+            if progress is not None:
+                progress(name, min(number * batch_size, len(todo)), len(todo))
+    if hasattr(target, "ensure_index") and ids:
+        target.ensure_index(name)  # one a stopped copy left unbuilt
     if not ids:  # a collection is created by its first record: an empty one has nothing to carry over
         return CollectionCopy(name, 0, 0, 0)
     sampled = _verify(source, target, name, ids, sample)
     return CollectionCopy(name, len(todo), len(ids) - len(todo), sampled)
+
+
+def _defers_index(target: Any, left: int, there: int) -> bool:
+    """Whether the rest of a copy is loaded with the target's index deferred: a PostgreSQL target, and at
+    least as many records still to copy as the collection holds (else updating its graph costs less than
+    building it again over everything)."""
+    return hasattr(target, "index_deferred") and left >= max(DEFER_INDEX_MIN, there)
 
 
 def _verify(source: Any, target: Any, name: str, ids: list[str], sample: int) -> int:
@@ -120,6 +138,14 @@ def _verify(source: Any, target: Any, name: str, ids: list[str], sample: int) ->
             and np.allclose(mine.embedding, copy.embedding, atol=1e-6)
         )
         same_record = (copy.text, copy.description, copy.metadata) == (mine.text, mine.description, mine.metadata)
-        if not (same_record and same_vector):
+        if not (same_record and same_vector and _same_times(mine, copy)):
             raise MemoryStoreError(f"collection '{name}': record '{mine.id}' differs after the copy")
     return len(chosen)
+
+
+def _same_times(mine: Any, copy: Any) -> bool:
+    """Within a millisecond: SQLite keeps float seconds, PostgreSQL microseconds."""
+    for ours, theirs in ((mine.created_at, copy.created_at), (mine.updated_at, copy.updated_at)):
+        if (ours is None) != (theirs is None) or (ours and abs((ours - theirs).total_seconds()) > 1e-3):
+            return False
+    return True

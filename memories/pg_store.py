@@ -14,10 +14,12 @@ short is redone as an exact scan. Tables are created and upgraded by the "memory
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
+import logging
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -28,14 +30,25 @@ from typing_extensions import LiteralString
 from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool
 from memories.db import default_store_dir
 from memories.embedders import Embedder, default_embedder, normalize_rows
-from memories.errors import CollectionNotFoundError, EmbedderMismatchError, MemoryUsageError
+from memories.errors import CollectionNotFoundError, MemoryUsageError
 from memories.mmr import mmr_order
 from memories.pg_where import compile_where_pg
 from memories.records import CollectionInfo, MemoryRecord, Metadata, SearchHit
-from memories.store import MMR_POOL_FACTOR, check_collection_name, check_id, check_metadata
+from memories.store_base import (
+    MMR_POOL_FACTOR,
+    Pending,
+    StoreBase,
+    check_collection_name,
+    check_embedder,
+    check_id,
+    check_mmr,
+    embed_texts,
+)
 
 if TYPE_CHECKING:
     from psycopg import Connection
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "memory"
 MIGRATIONS = (
@@ -84,6 +97,8 @@ UPSERT_SET: Final[LiteralString] = (
     "embedding = excluded.embedding, generation = excluded.generation, "
     "updated_at = excluded.updated_at"
 )
+# save_many(keep_times=True): the record's own creation time replaces the one stored (as the local store's).
+UPSERT_SET_KEEPING_TIMES: Final[LiteralString] = UPSERT_SET + ", created_at = excluded.created_at"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,16 +119,7 @@ class _Collection:
         return self.dimensions <= HNSW_MAX_DIMENSIONS
 
 
-@dataclasses.dataclass
-class _Pending:
-    id: str
-    text: str
-    description: str
-    metadata: Metadata
-    vector: np.ndarray | None
-
-
-class PgMemoryStore:
+class PgMemoryStore(StoreBase):
     """Collections in a PostgreSQL database with pgvector. Safe to share between threads, processes
     and machines.
 
@@ -149,48 +155,33 @@ class PgMemoryStore:
     def close(self) -> None:
         self.pool.close()
 
-    def __enter__(self) -> PgMemoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"PgMemoryStore({describe_url(self.database_url)!r}, embedder={self.embedder.name!r})"
 
     # --- writing -----------------------------------------------------------------------------
 
-    def save(
+    def save_many(
         self,
         collection: str,
-        text: str,
-        id: str | None = None,
-        description: str = "",
-        metadata: Mapping[str, Any] | None = None,
+        items: Iterable[Mapping[str, Any] | MemoryRecord | str],
         *,
-        embedding: Any = None,
-    ) -> str:
-        """Store one text (replacing the record with the same ``id``); returns the id."""
-        item = {"text": text, "id": id, "description": description, "metadata": metadata, "embedding": embedding}
-        return self.save_many(collection, [item])[0]
-
-    def save_many(
-        self, collection: str, items: Iterable[Mapping[str, Any] | MemoryRecord | str], *, replacing: Iterable[str] = ()
+        replacing: Iterable[str] = (),
+        keep_times: bool = False,
     ) -> builtins.list[str]:
         """Store many records in one transaction (upsert by id); returns their ids in order.
 
-        Items and ``replacing`` as in :meth:`memories.store.MemoryStore.save_many`.
+        Items, ``replacing`` and ``keep_times`` as in :meth:`memories.store.MemoryStore.save_many`.
         """
 
         name = check_collection_name(collection)
-        pending = [self._pending(item) for item in items]
+        pending = [self._pending(item, keep_times) for item in items]
         replacing = [check_id(i) for i in ([replacing] if isinstance(replacing, str) else replacing)]
         if not pending and not replacing:
             return []
         with self.pool.connection() as conn:
             known = self._find(conn, name)
         if known is not None:
-            _check_embedder(known, self.embedder)
+            check_embedder(known, self.embedder)
         self._embed(pending)  # outside the transaction: embedding is the slow part
         now = datetime.now(timezone.utc)
         if known is None:
@@ -201,61 +192,16 @@ class PgMemoryStore:
                     self._create(conn, name, now)
         with self.pool.connection() as conn, conn.transaction():
             current = self._find(conn, name, lock="SHARE") or self._create(conn, name, now)  # dropped meanwhile
-            _check_embedder(current, self.embedder)
+            check_embedder(current, self.embedder)
             saved = {p.id for p in pending}
             stale = [i for i in dict.fromkeys(replacing) if i not in saved]
             if stale:
                 conn.execute("DELETE FROM memory_records WHERE collection = %s AND id = ANY(%s)", (name, stale))
             if len(pending) >= BULK_MIN_RECORDS:
-                _bulk_upsert(conn, current, pending, now)
+                _bulk_upsert(conn, current, pending, now, keep_times)
             else:
-                _row_upsert(conn, current, pending, now)
+                _row_upsert(conn, current, pending, now, keep_times)
         return [p.id for p in pending]
-
-    def _pending(self, item: Mapping[str, Any] | MemoryRecord | str) -> _Pending:
-        # The same checks and messages as MemoryStore._pending.
-        if isinstance(item, str):
-            item = {"text": item}
-        elif isinstance(item, MemoryRecord):
-            item = dataclasses.asdict(item) | {"embedding": item.embedding}
-        elif not isinstance(item, Mapping):
-            raise MemoryUsageError(f"cannot save a {type(item).__name__}: give a text, a mapping or a MemoryRecord")
-        text = item.get("text")
-        if not isinstance(text, str):
-            raise MemoryUsageError("every record needs a text (str)")
-        record_id = item.get("id")
-        record_id = uuid.uuid4().hex if record_id is None else check_id(record_id)
-        description = item.get("description") or ""
-        if not isinstance(description, str):
-            raise MemoryUsageError(f"record '{record_id}': description must be a string")
-        metadata = check_metadata(item.get("metadata"))
-        vector = item.get("embedding")
-        if vector is not None:
-            vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-            if vector.size != self.embedder.dimensions:
-                raise MemoryUsageError(
-                    f"record '{record_id}': embedding has {vector.size} values, the embedder "
-                    f"{self.embedder.name} has {self.embedder.dimensions} dimensions"
-                )
-        return _Pending(record_id, text, description, metadata, vector)
-
-    def _embed(self, pending: builtins.list[_Pending]) -> None:
-        given = [p for p in pending if p.vector is not None]
-        if given:
-            stacked = np.stack([p.vector for p in given if p.vector is not None])
-            for item, vector in zip(given, normalize_rows(stacked), strict=True):
-                item.vector = vector
-        todo = [p for p in pending if p.vector is None]
-        if not todo:
-            return
-        vectors = normalize_rows(self.embedder.embed([p.text for p in todo]))
-        if vectors.shape != (len(todo), self.embedder.dimensions):
-            raise MemoryUsageError(
-                f"embedder {self.embedder.name} returned an array of shape {vectors.shape}, "
-                f"expected ({len(todo)}, {self.embedder.dimensions})"
-            )
-        for item, vector in zip(todo, vectors, strict=True):
-            item.vector = vector
 
     def _create(self, conn: Connection[Any], name: str, now: datetime) -> _Collection:
         from psycopg import sql
@@ -314,11 +260,11 @@ class PgMemoryStore:
         with self.pool.connection() as conn:
             self._require(conn, collection)
             rows = conn.execute("SELECT id, text FROM memory_records WHERE collection = %s", (collection,)).fetchall()
-        vectors = _embed_texts(embedder, rows, batch_size)
+        vectors = embed_texts(embedder, rows, batch_size, key=tuple)
         with self.pool.connection() as conn, conn.transaction():
             old = self._require(conn, collection, lock="UPDATE")  # saves wait (they lock it FOR SHARE)
             rows = conn.execute("SELECT id, text FROM memory_records WHERE collection = %s", (collection,)).fetchall()
-            vectors |= _embed_texts(embedder, [row for row in rows if tuple(row) not in vectors], batch_size)
+            vectors |= embed_texts(embedder, [row for row in rows if tuple(row) not in vectors], batch_size, key=tuple)
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(old.index_name)))
             new = dataclasses.replace(
                 old, uid=uuid.uuid4().hex, embedder=embedder.name, dimensions=int(embedder.dimensions)
@@ -338,11 +284,6 @@ class PgMemoryStore:
         return len(rows)
 
     # --- reading -----------------------------------------------------------------------------
-
-    def get(self, collection: str, id: str, *, with_embedding: bool = False) -> MemoryRecord | None:
-        """The record with this id, or None."""
-        found = self.get_many(collection, [id], with_embedding=with_embedding)
-        return found[0] if found else None
 
     def get_many(
         self, collection: str, ids: Iterable[str], *, with_embedding: bool = False
@@ -420,8 +361,7 @@ class PgMemoryStore:
         """
         if limit <= 0:
             return []
-        if mmr is not None and not 0.0 <= mmr <= 1.0:
-            raise MemoryUsageError(f"mmr must be between 0 and 1 (a diversity weight), not {mmr}")
+        check_mmr(mmr)
         condition, params = compile_where_pg(where)
         with self.pool.connection() as conn:
             known = self._require(conn, collection)
@@ -503,19 +443,6 @@ class PgMemoryStore:
             )
         return [row[0] for row in rows]
 
-    def _query_vector(self, collection: _Collection, query: Any) -> np.ndarray:
-        if isinstance(query, str):
-            _check_embedder(collection, self.embedder)
-            vector = normalize_rows(self.embedder.embed([query]))
-        else:
-            vector = normalize_rows(query)
-        if vector.shape != (1, collection.dimensions):
-            raise MemoryUsageError(
-                f"query vector has {vector.size} values; collection '{collection.name}' has "
-                f"{collection.dimensions} dimensions"
-            )
-        return vector[0]
-
     # --- maintenance -------------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
@@ -530,7 +457,10 @@ class PgMemoryStore:
                 current = self._require(conn, info.name)
                 size = conn.execute("SELECT pg_relation_size(to_regclass(%s))", (current.index_name,)).fetchone()
                 index: dict[str, Any] = {"kind": "exact", "why": f"over {HNSW_MAX_DIMENSIONS} dimensions"}
-                if current.indexed:
+                if current.indexed and not _index_exists(conn, current):
+                    why = "HNSW index not built: a load is running, or stopped (run its memory migrate again)"
+                    index = {"kind": "exact", "why": why}
+                elif current.indexed:
                     index = {
                         "kind": "hnsw",
                         "name": current.index_name,
@@ -561,15 +491,55 @@ class PgMemoryStore:
         }
 
     def rebuild_index(self, collection: str) -> str:
-        """Rebuild one collection's HNSW index now (REINDEX); returns its kind (hnsw, or exact)."""
+        """Rebuild one collection's HNSW index now (REINDEX; built if it is missing, as after an interrupted
+        :meth:`index_deferred` load); returns its kind (hnsw, or exact)."""
         from psycopg import sql
 
         with self.pool.connection() as conn:
             current = self._require(conn, collection)
             if not current.indexed:
                 return "exact"
-            conn.execute(sql.SQL("REINDEX INDEX {}").format(sql.Identifier(current.index_name)))
+            if _index_exists(conn, current):
+                conn.execute(sql.SQL("REINDEX INDEX {}").format(sql.Identifier(current.index_name)))
+                return "hnsw"
+        self.ensure_index(collection)
         return "hnsw"
+
+    @contextlib.contextmanager
+    def index_deferred(self, collection: str) -> Iterator[None]:
+        """While the block runs, ``collection`` (which must exist) has no HNSW index; it is built once at
+        the end. For a load of many batches into a collection that has rows (``memory migrate``): each
+        batch would otherwise insert its rows into the graph one by one, several times slower than one
+        build over them all (bench/bench_pg_append.py).
+
+        Searches meanwhile are exact scans of the collection (right, slower), from any process; the
+        build at the end blocks the collection's writes (not its searches) while it runs. The index is
+        built however the block ends; should that fail too (the database gone), the collection stays
+        exact until :meth:`ensure_index` builds it (``memory migrate`` run again does).
+        """
+        from psycopg import sql
+
+        with self.pool.connection() as conn, conn.transaction():
+            current = self._require(conn, collection, lock="SHARE")
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(current.index_name)))
+        try:
+            yield
+        except BaseException:
+            try:
+                self.ensure_index(collection)
+            except Exception as error:  # the load's own error is the one to see
+                log.warning("memory: %s's HNSW index was not built (%s); ensure_index builds it", collection, error)
+            raise
+        self.ensure_index(collection)
+
+    def ensure_index(self, collection: str) -> None:
+        """Build the collection's HNSW index if it is missing (one transaction, a bigger build memory)."""
+        with self.pool.connection() as conn, conn.transaction():
+            current = self._find(conn, collection, lock="SHARE")
+            if current is None or _index_exists(conn, current):  # dropped, or re-embedded with a new index
+                return
+            conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_INDEX_BUILD_MEMORY,))
+            _create_index(conn, current)
 
     def repair(self) -> Any:
         """Not for this backend: PostgreSQL keeps its own consistency (its WAL, its checksums)."""
@@ -624,21 +594,36 @@ def _create_index(conn: Connection[Any], collection: _Collection) -> None:
     )
 
 
-def _row_upsert(conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime) -> None:
+def _row_upsert(
+    conn: Connection[Any], collection: _Collection, pending: Sequence[Pending], now: datetime, keep_times: bool
+) -> None:
     from psycopg.types.json import Jsonb
 
     with conn.cursor() as cursor:
         cursor.executemany(
             "INSERT INTO memory_records (collection, id, text, description, metadata, embedding, "
-            "generation, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) " + UPSERT_SET,
+            "generation, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            + (UPSERT_SET_KEEPING_TIMES if keep_times else UPSERT_SET),
             [
-                (collection.name, p.id, p.text, p.description, Jsonb(p.metadata), p.vector, collection.uid, now, now)
+                (
+                    collection.name,
+                    p.id,
+                    p.text,
+                    p.description,
+                    Jsonb(p.metadata),
+                    p.vector,
+                    collection.uid,
+                    p.created_at or now,
+                    p.updated_at or now,
+                )
                 for p in pending
             ],
         )
 
 
-def _bulk_upsert(conn: Connection[Any], collection: _Collection, pending: Sequence[_Pending], now: datetime) -> None:
+def _bulk_upsert(
+    conn: Connection[Any], collection: _Collection, pending: Sequence[Pending], now: datetime, keep_times: bool
+) -> None:
     """A big batch: binary COPY into a temporary table, then one upsert from it; in the caller's
     transaction, so a failure anywhere leaves the collection as it was (the dropped index included).
 
@@ -654,25 +639,36 @@ def _bulk_upsert(conn: Connection[Any], collection: _Collection, pending: Sequen
     latest = builtins.list({p.id: p for p in pending}.values())
     conn.execute(
         "CREATE TEMPORARY TABLE memory_bulk (id text, text text, description text, metadata jsonb, "
-        "embedding vector) ON COMMIT DROP"
+        "embedding vector, created_at timestamptz, updated_at timestamptz) ON COMMIT DROP"
     )
-    copy_rows = "COPY memory_bulk (id, text, description, metadata, embedding) FROM STDIN (FORMAT BINARY)"
+    copy_rows = (
+        "COPY memory_bulk (id, text, description, metadata, embedding, created_at, updated_at) "
+        "FROM STDIN (FORMAT BINARY)"
+    )
     with conn.cursor() as cursor, cursor.copy(copy_rows) as copy:
-        copy.set_types(["text", "text", "text", "jsonb", "vector"])
+        copy.set_types(["text", "text", "text", "jsonb", "vector", "timestamptz", "timestamptz"])
         for p in latest:
-            copy.write_row((p.id, p.text, p.description, p.metadata, p.vector))
-    reindex = collection.indexed and _empty(conn, collection)
+            copy.write_row(
+                (p.id, p.text, p.description, p.metadata, p.vector, p.created_at or now, p.updated_at or now)
+            )
+    # (not when the index is gone already: an index_deferred load builds it at its end)
+    reindex = collection.indexed and _empty(conn, collection) and _index_exists(conn, collection)
     if reindex:
         conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(collection.index_name)))
     conn.execute(
         "INSERT INTO memory_records (collection, id, text, description, metadata, embedding, generation, "
-        "created_at, updated_at) SELECT %s, id, text, description, metadata, embedding, %s, %s, %s "
-        "FROM memory_bulk " + UPSERT_SET,
-        (collection.name, collection.uid, now, now),
+        "created_at, updated_at) SELECT %s, id, text, description, metadata, embedding, %s, created_at, updated_at "
+        "FROM memory_bulk " + (UPSERT_SET_KEEPING_TIMES if keep_times else UPSERT_SET),
+        (collection.name, collection.uid),
     )
     if reindex:
         conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BULK_INDEX_BUILD_MEMORY,))
         _create_index(conn, collection)
+
+
+def _index_exists(conn: Connection[Any], collection: _Collection) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (collection.index_name,)).fetchone()
+    return bool(row and row[0])
 
 
 def _empty(conn: Connection[Any], collection: _Collection) -> bool:
@@ -682,27 +678,6 @@ def _empty(conn: Connection[Any], collection: _Collection) -> bool:
         sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(collection.partition))
     ).fetchone()
     return bool(row and row[0])
-
-
-def _check_embedder(collection: _Collection, embedder: Embedder) -> None:
-    if (collection.embedder, collection.dimensions) != (embedder.name, int(embedder.dimensions)):
-        raise EmbedderMismatchError(
-            collection.name, (collection.embedder, collection.dimensions), (embedder.name, int(embedder.dimensions))
-        )
-
-
-def _embed_texts(
-    embedder: Embedder, rows: Sequence[Sequence[Any]], batch_size: int
-) -> dict[tuple[str, str], np.ndarray]:
-    """Vectors keyed by (id, text): a record re-saved with another text while embedding is embedded again."""
-    vectors: dict[tuple[str, str], np.ndarray] = {}
-    for start in range(0, len(rows), batch_size):
-        batch = [tuple(row) for row in rows[start : start + batch_size]]
-        embedded = normalize_rows(embedder.embed([text for _, text in batch]))
-        if embedded.shape != (len(batch), embedder.dimensions):
-            raise MemoryUsageError(f"embedder {embedder.name} returned shape {embedded.shape}")
-        vectors.update(zip(batch, embedded, strict=True))
-    return vectors
 
 
 def _relevance(distance: float | None) -> float:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -23,20 +22,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memories.db import DB_NAME, Database, default_store_dir  # noqa: F401 (callers import it from here)
-from memories.embedders import Embedder, default_embedder, normalize_rows
-from memories.errors import CollectionNotFoundError, EmbedderMismatchError, MemoryUsageError
+from memories.embedders import Embedder, default_embedder
+from memories.errors import CollectionNotFoundError
 from memories.files import file_lock
 from memories.index import CHUNK, CollectionIndex, Identity, IndexSettings, index_path, remove_index_files
 from memories.mmr import mmr_order
 from memories.records import CollectionInfo, MemoryRecord, Metadata, SearchHit
-from memories.where import check_key, check_value, compile_where
+from memories.store_base import (
+    MMR_POOL_FACTOR,
+    StoreBase,
+    check_collection_name,
+    check_embedder,
+    check_id,
+    check_mmr,
+    embed_texts,
+)
+from memories.where import compile_where
 
 if TYPE_CHECKING:
     from memories.repair import RepairReport
 
-COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-MAX_ID_LENGTH = 512
-MMR_POOL_FACTOR = 4
 RECORD_COLUMNS = "rid, id, text, description, metadata, created_at, updated_at"
 
 
@@ -52,15 +57,6 @@ class _Collection:
     @property
     def identity(self) -> Identity:
         return Identity(self.uid, self.embedder, self.dimensions)
-
-
-@dataclasses.dataclass
-class _Pending:
-    id: str
-    text: str
-    description: str
-    metadata: str
-    vector: np.ndarray | None
 
 
 class _SqlSource:
@@ -115,7 +111,7 @@ def _timestamp(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
 
 
-class MemoryStore:
+class MemoryStore(StoreBase):
     """A directory of collections. Safe to share between threads and between processes.
 
     ``embedder`` defaults to the embedded all-MiniLM-L6-v2 (loaded on the first text to embed).
@@ -163,33 +159,18 @@ class MemoryStore:
             self._indexes.clear()
             self.db.close()
 
-    def __enter__(self) -> MemoryStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"MemoryStore({str(self.path)!r}, embedder={self.embedder.name!r})"
 
     # --- writing -----------------------------------------------------------------------------
 
-    def save(
+    def save_many(
         self,
         collection: str,
-        text: str,
-        id: str | None = None,
-        description: str = "",
-        metadata: Mapping[str, Any] | None = None,
+        items: Iterable[Mapping[str, Any] | MemoryRecord | str],
         *,
-        embedding: Any = None,
-    ) -> str:
-        """Store one text (replacing the record with the same ``id``); returns the id."""
-        item = {"text": text, "id": id, "description": description, "metadata": metadata, "embedding": embedding}
-        return self.save_many(collection, [item])[0]
-
-    def save_many(
-        self, collection: str, items: Iterable[Mapping[str, Any] | MemoryRecord | str], *, replacing: Iterable[str] = ()
+        replacing: Iterable[str] = (),
+        keep_times: bool = False,
     ) -> builtins.list[str]:
         """Store many records in one transaction (upsert by id); returns their ids in order.
 
@@ -197,20 +178,22 @@ class MemoryStore:
         ``description``, ``metadata`` and a precomputed ``embedding`` (then not embedded again).
         Texts are embedded in one batch before the transaction. ``replacing``: ids deleted in the
         same transaction unless saved again by it (re-ingesting a document atomically).
+        ``keep_times``: an item's own ``created_at`` / ``updated_at`` (datetimes, as records of another
+        store carry them: ``memory migrate``) are stored instead of the save's time.
         """
         name = check_collection_name(collection)
-        pending = [self._pending(item) for item in items]
+        pending = [self._pending(item, keep_times) for item in items]
         replacing = [check_id(i) for i in ([replacing] if isinstance(replacing, str) else replacing)]
         if not pending and not replacing:
             return []
         known = self._find(name)
         if known is not None:
-            self._check_embedder(known, self.embedder)
+            check_embedder(known, self.embedder)
         self._embed(pending)
         now = time.time()
         with self.db.write() as conn:
             current = self._find(name, conn) or self._create(conn, name, now)
-            self._check_embedder(current, self.embedder)
+            check_embedder(current, self.embedder)
             saved = {p.id for p in pending}
             stale = [(name, i) for i in dict.fromkeys(replacing) if i not in saved]
             conn.executemany("DELETE FROM records WHERE collection = ? AND id = ?", stale)
@@ -219,59 +202,26 @@ class MemoryStore:
             conn.executemany(
                 "INSERT OR REPLACE INTO records (collection, id, text, description, metadata, embedding, "
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, "
-                "COALESCE((SELECT created_at FROM records WHERE collection = ? AND id = ?), ?), ?)",
+                "COALESCE(?, (SELECT created_at FROM records WHERE collection = ? AND id = ?), ?), ?)",
                 (
-                    (name, p.id, p.text, p.description, p.metadata, _blob(p.vector), name, p.id, now, now)
+                    (
+                        name,
+                        p.id,
+                        p.text,
+                        p.description,
+                        json.dumps(p.metadata, ensure_ascii=False) if p.metadata else "{}",
+                        _blob(p.vector),
+                        None if p.created_at is None else p.created_at.timestamp(),
+                        name,
+                        p.id,
+                        now,
+                        now if p.updated_at is None else p.updated_at.timestamp(),
+                    )
                     for p in pending
                 ),
             )
             conn.execute("UPDATE collections SET version = version + 1 WHERE name = ?", (name,))
         return [p.id for p in pending]
-
-    def _pending(self, item: Mapping[str, Any] | MemoryRecord | str) -> _Pending:
-        if isinstance(item, str):
-            item = {"text": item}
-        elif isinstance(item, MemoryRecord):
-            item = dataclasses.asdict(item) | {"embedding": item.embedding}
-        elif not isinstance(item, Mapping):
-            raise MemoryUsageError(f"cannot save a {type(item).__name__}: give a text, a mapping or a MemoryRecord")
-        text = item.get("text")
-        if not isinstance(text, str):
-            raise MemoryUsageError("every record needs a text (str)")
-        record_id = item.get("id")
-        record_id = uuid.uuid4().hex if record_id is None else check_id(record_id)
-        description = item.get("description") or ""
-        if not isinstance(description, str):
-            raise MemoryUsageError(f"record '{record_id}': description must be a string")
-        metadata = check_metadata(item.get("metadata"))
-        vector = item.get("embedding")
-        if vector is not None:  # normalised with the others in _embed
-            vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-            if vector.size != self.embedder.dimensions:
-                raise MemoryUsageError(
-                    f"record '{record_id}': embedding has {vector.size} values, the embedder "
-                    f"{self.embedder.name} has {self.embedder.dimensions} dimensions"
-                )
-        meta_json = json.dumps(metadata, ensure_ascii=False) if metadata else "{}"
-        return _Pending(record_id, text, description, meta_json, vector)
-
-    def _embed(self, pending: builtins.list[_Pending]) -> None:
-        given = [(p, p.vector) for p in pending if p.vector is not None]
-        if given:  # one vectorised normalisation for all precomputed vectors
-            normalized = normalize_rows(np.stack([vector for _, vector in given]))
-            for (item, _), vector in zip(given, normalized, strict=True):
-                item.vector = vector
-        todo = [p for p in pending if p.vector is None]
-        if not todo:
-            return
-        vectors = normalize_rows(self.embedder.embed([p.text for p in todo]))
-        if vectors.shape != (len(todo), self.embedder.dimensions):
-            raise MemoryUsageError(
-                f"embedder {self.embedder.name} returned an array of shape {vectors.shape}, "
-                f"expected ({len(todo)}, {self.embedder.dimensions})"
-            )
-        for item, vector in zip(todo, vectors, strict=True):
-            item.vector = vector
 
     def _create(self, conn: Any, name: str, now: float) -> _Collection:
         created = _Collection(name, uuid.uuid4().hex, self.embedder.name, int(self.embedder.dimensions), now, 0)
@@ -319,11 +269,11 @@ class MemoryStore:
         with self.db.read() as conn:
             self._require(collection, conn)
             rows = conn.execute("SELECT rid, text FROM records WHERE collection = ?", (collection,)).fetchall()
-        vectors = self._embed_texts(embedder, rows, batch_size)
+        vectors = embed_texts(embedder, rows, batch_size, key=_rid)
         with self.db.write() as conn:
             self._require(collection, conn)
             rows = conn.execute("SELECT rid, text FROM records WHERE collection = ?", (collection,)).fetchall()
-            vectors |= self._embed_texts(embedder, [r for r in rows if r[0] not in vectors], batch_size)
+            vectors |= embed_texts(embedder, [r for r in rows if r[0] not in vectors], batch_size, key=_rid)
             conn.executemany(
                 "UPDATE records SET embedding = ? WHERE rid = ?",
                 ((vectors[rid].astype("<f4").tobytes(), rid) for rid, _ in rows),
@@ -338,23 +288,7 @@ class MemoryStore:
             self._known.pop(collection, None)
         return len(rows)
 
-    @staticmethod
-    def _embed_texts(embedder: Embedder, rows: Sequence[tuple[int, str]], batch_size: int) -> dict[int, np.ndarray]:
-        vectors: dict[int, np.ndarray] = {}
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
-            embedded = normalize_rows(embedder.embed([text for _, text in batch]))
-            if embedded.shape != (len(batch), embedder.dimensions):
-                raise MemoryUsageError(f"embedder {embedder.name} returned shape {embedded.shape}")
-            vectors.update(zip((rid for rid, _ in batch), embedded, strict=True))
-        return vectors
-
     # --- reading -----------------------------------------------------------------------------
-
-    def get(self, collection: str, id: str, *, with_embedding: bool = False) -> MemoryRecord | None:
-        """The record with this id, or None."""
-        found = self.get_many(collection, [id], with_embedding=with_embedding)
-        return found[0] if found else None
 
     def get_many(
         self, collection: str, ids: Iterable[str], *, with_embedding: bool = False
@@ -416,8 +350,7 @@ class MemoryStore:
         """
         if limit <= 0:
             return []
-        if mmr is not None and not 0.0 <= mmr <= 1.0:
-            raise MemoryUsageError(f"mmr must be between 0 and 1 (a diversity weight), not {mmr}")
+        check_mmr(mmr)
         condition, params = compile_where(where)
         # A possibly stale row is enough to check the embedder before embedding (slow): the snapshot
         # below checks again.
@@ -454,19 +387,6 @@ class MemoryStore:
             for rid, score in zip(rids, scores, strict=True)
             if int(rid) in by_rid
         ]
-
-    def _query_vector(self, collection: _Collection, query: Any) -> np.ndarray:
-        if isinstance(query, str):
-            self._check_embedder(collection, self.embedder)
-            vector = normalize_rows(self.embedder.embed([query]))
-        else:
-            vector = normalize_rows(query)
-        if vector.shape != (1, collection.dimensions):
-            raise MemoryUsageError(
-                f"query vector has {vector.size} values; collection '{collection.name}' has "
-                f"{collection.dimensions} dimensions"
-            )
-        return vector[0]
 
     def list(
         self, collection: str, limit: int | None = 20, offset: int = 0, where: Mapping[str, Any] | None = None
@@ -595,13 +515,6 @@ class MemoryStore:
             raise CollectionNotFoundError(name, [c.name for c in self.collections()])
         return found
 
-    @staticmethod
-    def _check_embedder(collection: _Collection, embedder: Embedder) -> None:
-        if (collection.embedder, collection.dimensions) != (embedder.name, int(embedder.dimensions)):
-            raise EmbedderMismatchError(
-                collection.name, (collection.embedder, collection.dimensions), (embedder.name, int(embedder.dimensions))
-            )
-
 
 def _metadata(raw: str) -> Metadata:
     try:
@@ -626,24 +539,5 @@ def _record(row: Sequence[Any]) -> MemoryRecord:
     )
 
 
-def check_collection_name(name: object) -> str:
-    if not isinstance(name, str) or not COLLECTION_NAME.match(name):
-        raise MemoryUsageError(
-            f"invalid collection name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-def check_id(record_id: object) -> str:
-    if not isinstance(record_id, str) or not record_id or len(record_id) > MAX_ID_LENGTH:
-        raise MemoryUsageError(f"invalid record id {record_id!r}: use a non-empty string of at most {MAX_ID_LENGTH}")
-    return record_id
-
-
-def check_metadata(metadata: object) -> Metadata:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, Mapping):
-        raise MemoryUsageError(f"metadata must be a mapping of key to value, not {type(metadata).__name__}")
-    return {check_key(key): check_value(key, value) for key, value in metadata.items()}
+def _rid(row: Sequence[Any]) -> int:
+    return int(row[0])

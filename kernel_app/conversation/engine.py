@@ -13,7 +13,9 @@ retries in the next round), and the result of a function marked ``result_is_answ
 when it is the last call of a round, is the turn's answer as it is. The turn is stored when it is done (one
 transaction: question, calls, results, answer); a call with an effect that was approved and ran is
 stored at once, so the record of what was done survives a failure later in the turn. A turn that
-fails or is cancelled otherwise leaves nothing, so the unanswered question does not come back.
+fails leaves nothing else, so the unanswered question does not come back; so does one that is cancelled
+(the REPL's Ctrl-C), unless its surface asks to keep it (``keep_if_cut``: a client that disconnected):
+then what it produced is stored, marked interrupted (:mod:`kernel_app.conversation.interrupted`).
 
 The prompt is the system message plus the newest stored messages that fit the model's context
 (:mod:`kernel_app.conversation.history`); older messages stay in the store.
@@ -21,6 +23,7 @@ The prompt is the system message plus the newest stored messages that fit the mo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 import json
@@ -288,12 +291,25 @@ class ConversationEngine:
         return await collect(self.stream(conversation_id, text, approve=approve, stream=False))
 
     async def stream(
-        self, conversation_id: str, text: str, *, approve: Approve | None = None, stream: bool = True
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        approve: Approve | None = None,
+        stream: bool = True,
+        keep_if_cut: bool = False,
     ) -> AsyncIterator[Event]:
-        """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``."""
+        """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``.
+
+        ``keep_if_cut``: should the turn be cancelled or closed before it ends (its client disconnected),
+        store what it produced, the text streamed so far included, marked interrupted; else it leaves
+        nothing but the calls with an effect that ran."""
         conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
         pending = [Message("user", text)]
         committed = 0
+        ended = False  # Done or ErrorEvent came: the turn is over, whatever happens to its consumer now
+        streamed: list[str] = []  # the text of the round in progress (not in ``pending`` yet)
+        seen = len(pending)
 
         def commit() -> None:
             nonlocal committed
@@ -311,12 +327,28 @@ class ConversationEngine:
                 approve=approve,
                 stream=stream,
             ):
+                if len(pending) != seen:  # a round's message was added: its text is in it
+                    seen, streamed = len(pending), []
+                if isinstance(event, TextDelta):
+                    streamed.append(event.text)
                 if isinstance(event, Done):
                     commit()
                     if not conversation.title:
                         self.store.update(conversation_id, title=_title(text))
                     event = Done(conversation_id, event.text, event.usage, event.finish_reason)
+                ended = ended or isinstance(event, (Done, ErrorEvent))
                 yield event
+        except (asyncio.CancelledError, GeneratorExit):
+            # Cancelled while it awaited (the model, an approval), or closed at a yield by a consumer that
+            # stopped reading: either way the client is gone. Store calls only: no await may run here.
+            if keep_if_cut and not ended:
+                from kernel_app.conversation.interrupted import cut_ending
+
+                with contextlib.suppress(Exception):  # the database away: the turn's row marks it later
+                    self.store.append_many(conversation_id, cut_ending(pending[committed:], "".join(streamed)))
+                    if not conversation.title:
+                        self.store.update(conversation_id, title=_title(text))
+            raise
         finally:
             with contextlib.suppress(Exception):  # the database away: the row expires; the turn is found ended
                 self.store.end_turn(turn)

@@ -1,18 +1,36 @@
 """Turns in progress on PostgreSQL: a turn whose server died (its heartbeat stopped) is finished as
 interrupted by another instance, in the conversation itself, instead of vanishing or staying half-written.
-The SQLite store (one process's) tracks nothing, and the engine's turns still work on it."""
+The SQLite store (one process's) tracks nothing, and the engine's turns still work on it.
+
+A turn whose client disconnects is finished as interrupted by the engine itself (``keep_if_cut``), on
+both stores: what it produced is kept."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from kernel_app.conversation import ConversationStore, Message, ToolCall
+from kernel_app.base.config import Settings
+from kernel_app.conversation import (
+    ApprovalNeeded,
+    ConversationEngine,
+    ConversationStore,
+    Done,
+    Message,
+    TextDelta,
+    ToolCall,
+    open_conversation_store,
+)
+from kernel_app.conversation.interrupted import CALL_CUT_SHORT, CUT_SHORT
 from kernel_app.conversation.pg_store import INTERRUPTED, PgConversationStore
+from kernel_app.kernel.builder import build_kernel
 from tests.support import postgres as pg_support
+from tests.support.tool_scripted import ToolScripted, tools
 
 postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
 postgres_url = pg_support.postgres_url
@@ -29,7 +47,7 @@ def two_instances(postgres_url: str, tmp_path: Path) -> Iterator[tuple[PgConvers
         b.close()
 
 
-def _said(store: PgConversationStore, conversation_id: str) -> list[tuple[str, str]]:
+def _said(store: Any, conversation_id: str) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in store.messages(conversation_id)]
 
 
@@ -110,3 +128,96 @@ def test_the_sqlite_store_tracks_no_turns(tmp_path: Path) -> None:
         store.end_turn(turn)
         store.ping()
         assert store.messages(cid) == []
+
+
+# region turns cut short by their client (the engine's keep_if_cut), on both stores
+
+
+@pytest.fixture(params=["local", pytest.param("postgresql", marks=pytest.mark.e2e)])  # a real server: e2e
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    store = open_conversation_store(tmp_path / "memory", database_url=url)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _engine(store: Any, tmp_path: Path, *answers: Any) -> ConversationEngine:
+    service = ToolScripted(list(answers))
+    return ConversationEngine(
+        build_kernel(Settings(memory_dir=tmp_path / "memory"), chat_service=service).kernel, store
+    )
+
+
+async def test_a_turn_closed_mid_answer_keeps_the_text_streamed_so_far_marked_interrupted(
+    any_store: Any, tmp_path: Path
+) -> None:
+    engine = _engine(any_store, tmp_path, "Croissants sell best before nine every morning.")
+    cid = engine.create().id
+    events = engine.stream(cid, "When do croissants sell?", keep_if_cut=True)
+    words = [await anext(events) for _ in range(3)]  # the scripted model streams word by word
+    assert all(isinstance(e, TextDelta) for e in words)
+    await events.aclose()  # the client stopped reading (an SSE response whose client left)
+    assert _said(any_store, cid) == [
+        ("user", "When do croissants sell?"),
+        ("assistant", f"Croissants sell best\n\n{CUT_SHORT}"),
+    ]
+    assert any_store.get(cid).title == "When do croissants sell?"
+    assert any_store.mark_interrupted_turns(older_than=0) == 0  # the turn is finished, not left to a sweep
+
+
+async def test_a_turn_cancelled_while_a_call_waits_for_approval_keeps_the_call_marked_interrupted(
+    any_store: Any, tmp_path: Path
+) -> None:
+    engine = _engine(any_store, tmp_path, tools(("memory-save", {"input": "rye", "collection": "Notes"})))
+    cid = engine.create().id
+    seen: list[Any] = []
+
+    async def never(_: ApprovalNeeded) -> bool:
+        await asyncio.Event().wait()  # nobody answers: the client is gone
+        return False
+
+    async def turn() -> None:
+        async for event in engine.stream(cid, "Save rye", approve=never, keep_if_cut=True):
+            seen.append(event)
+
+    task = asyncio.create_task(turn())
+    while not any(isinstance(e, ApprovalNeeded) for e in seen):
+        await asyncio.sleep(0.01)
+    task.cancel()  # a non-streamed request's client left (unless_disconnected cancels its task)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stored = any_store.messages(cid)
+    assert [(m.role, m.content) for m in stored] == [
+        ("user", "Save rye"),
+        ("assistant", ""),
+        ("tool", CALL_CUT_SHORT),  # the history the model reads next needs a result for every call
+        ("assistant", CUT_SHORT),
+    ]
+    assert stored[1].tool_calls[0].function == "memory.save" and stored[2].call_id == stored[1].tool_calls[0].id
+    assert stored[2].name == "memory.save"
+
+
+async def test_without_keep_if_cut_a_cut_turn_leaves_nothing(any_store: Any, tmp_path: Path) -> None:
+    """The REPL's Ctrl-C: the unanswered question leaves the conversation, as before."""
+    engine = _engine(any_store, tmp_path, "Croissants sell best before nine.")
+    cid = engine.create().id
+    events = engine.stream(cid, "When?")
+    await anext(events)
+    await events.aclose()
+    assert any_store.messages(cid) == []
+
+
+async def test_a_turn_that_ended_is_not_marked_when_its_consumer_leaves_after(any_store: Any, tmp_path: Path) -> None:
+    engine = _engine(any_store, tmp_path, "Before nine.")
+    cid = engine.create().id
+    events = engine.stream(cid, "When?", keep_if_cut=True)
+    async for event in events:
+        if isinstance(event, Done):
+            break  # the client left on the last event: the turn is stored whole, once
+    await events.aclose()
+    assert _said(any_store, cid) == [("user", "When?"), ("assistant", "Before nine.")]
+
+
+# endregion

@@ -7,6 +7,7 @@ fresh database on the embedded server of tests/support/postgres.py.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from memories import (
     CollectionNotFoundError,
     EmbedderMismatchError,
     HashingEmbedder,
+    MemoryRecord,
     MemoryUsageError,
     open_store,
 )
@@ -66,6 +68,27 @@ def test_save_get_and_upsert_by_id_keep_created_at(store: Any) -> None:
     assert after.created_at == before.created_at and after.updated_at >= before.updated_at
     assert store.count("notes") == 1
     assert store.get("notes", "missing") is None
+
+
+@pytest.mark.parametrize("size", [3, 600])  # 600: PostgreSQL's bulk path (COPY), at and above 500 records
+def test_keep_times_stores_the_records_own_times(store: Any, size: int) -> None:
+    """What ``memory migrate`` saves: the source's created and updated times, not the copy's."""
+    created = datetime(2024, 3, 1, 9, 30, 0, 250_000, tzinfo=timezone.utc)
+    updated = datetime(2025, 1, 2, 17, 0, 0, 125_000, tzinfo=timezone.utc)
+    store.save("kept", "already here", id="r0")  # an upsert keeps the given creation time too
+    items = [{"text": f"t{i}", "id": f"r{i}", "created_at": created, "updated_at": updated} for i in range(size)]
+    items[1] = MemoryRecord("r1", "no times given", created_at=None, updated_at=None)
+    store.save_many("kept", items, keep_times=True)
+    records = {r.id: r for r in store.get_many("kept", ["r0", "r1", "r2"])}
+    for record in (records["r0"], records["r2"]):
+        assert abs((record.created_at - created).total_seconds()) < 1e-3
+        assert abs((record.updated_at - updated).total_seconds()) < 1e-3
+    assert records["r1"].created_at > updated  # not given: the save's time
+    store.save("kept", "edited", id="r2")  # a later save without keep_times: updated now, created kept
+    edited = store.get("kept", "r2")
+    assert abs((edited.created_at - created).total_seconds()) < 1e-3 and edited.updated_at > updated
+    with pytest.raises(MemoryUsageError, match="record 'x': created_at must be a datetime, not str"):
+        store.save_many("kept", [{"text": "t", "id": "x", "created_at": "2024-03-01"}], keep_times=True)
 
 
 def test_save_many_get_many_in_asked_order_and_replacing(store: Any) -> None:

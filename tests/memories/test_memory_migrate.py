@@ -3,6 +3,7 @@ nothing lost, resumable, never touching the source."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,40 @@ def test_local_to_postgres_and_back_loses_nothing_and_resumes(tmp_path: Path, po
                 copy_store(database, back)
                 assert {name: _snapshot(back, name) for name in ("swot", "notes")} == before
         assert {name: _snapshot(local, name) for name in ("swot", "notes")} == before  # the source is untouched
+
+
+def _times(store: object, name: str) -> dict[str, tuple[float, float]]:
+    ids = sorted(store.metadata(name))  # type: ignore[attr-defined]
+    return {
+        r.id: (r.created_at.timestamp(), r.updated_at.timestamp())
+        for r in store.get_many(name, ids)  # type: ignore[attr-defined]
+    }
+
+
+def _close(ours: dict[str, tuple[float, float]], theirs: dict[str, tuple[float, float]]) -> bool:
+    """The same ids and times, within a millisecond (SQLite keeps float seconds, PostgreSQL microseconds)."""
+    return ours.keys() == theirs.keys() and all(
+        abs(a - b) < 1e-3 for rid in ours for a, b in zip(ours[rid], theirs[rid], strict=True)
+    )
+
+
+@pytest.mark.parametrize("batch_size", [50, 600])  # 600: PostgreSQL's bulk path (COPY) for the whole batch
+def test_the_copy_keeps_created_and_updated_times_both_ways(tmp_path: Path, postgres_url: str, batch_size: int) -> None:
+    with MemoryStore(tmp_path / "local", HashingEmbedder(32)) as local:
+        local.save_many("swot", [{"text": f"strength {i}", "id": f"s{i}"} for i in range(550)])
+        time.sleep(0.05)
+        local.save("swot", "strength 7, revised", id="s7")  # updated later than created
+        before = _times(local, "swot")
+        assert before["s7"][1] - before["s7"][0] >= 0.05
+        time.sleep(0.05)
+        copied_after = time.time()
+        with PgMemoryStore(postgres_url, HashingEmbedder(32)) as database:
+            copy_store(local, database, batch_size=batch_size)
+            assert _close(_times(database, "swot"), before)
+            with MemoryStore(tmp_path / "back", HashingEmbedder(32)) as back:
+                copy_store(database, back, batch_size=batch_size)
+                assert _close(_times(back, "swot"), before)
+    assert max(max(pair) for pair in before.values()) < copied_after  # the times are the source's, not the copy's
 
 
 def test_a_collection_under_another_embedder_in_the_target_is_refused(tmp_path: Path, postgres_url: str) -> None:

@@ -103,3 +103,64 @@ def test_a_failed_bulk_load_leaves_the_collection_as_it_was(postgres_url: str, m
         store.save_many("kept", records[:-1])
         assert store.count("kept") == n - 1
         assert _index_exists(store, "kept")
+
+
+def test_a_deferred_index_is_dropped_while_batches_go_in_and_built_once_at_the_end(postgres_url: str) -> None:
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(1800, DIMS)).astype(np.float32)
+    with PgMemoryStore(postgres_url, HashingEmbedder(DIMS)) as store:
+        store.save_many("grow", _records(vectors[:600]))
+        with store.index_deferred("grow"):
+            assert not _index_exists(store, "grow")
+            why = store.stats()["collections"][0]["index"]
+            assert why["kind"] == "exact" and "not built" in why["why"]
+            store.save_many("grow", _records(vectors[600:1200], start=600))  # bulk path: builds no index
+            assert not _index_exists(store, "grow")
+            store.save_many("grow", _records(vectors[1200:1210], start=1200))  # row by row
+            assert store.search("grow", vectors[700], limit=1)[0].record.id == "r700"  # exact meanwhile
+        assert _index_exists(store, "grow") and store.count("grow") == 1210
+        assert store.stats()["collections"][0]["index"]["kind"] == "hnsw"
+        assert any("memory_hnsw_" in line for line in store.explain("grow", vectors[5]))
+        assert store.search("grow", vectors[1205], limit=1)[0].record.id == "r1205"
+
+        with pytest.raises(RuntimeError, match="the load failed"), store.index_deferred("grow"):
+            raise RuntimeError("the load failed")
+        assert _index_exists(store, "grow")  # built however the block ends
+
+        with store.pool.connection() as conn:  # a load stopped before it could build (a killed process)
+            conn.execute(f'DROP INDEX "{store._require(conn, "grow").index_name}"')
+        assert store.rebuild_index("grow") == "hnsw" and _index_exists(store, "grow")
+
+
+def test_migrate_defers_the_index_when_most_records_are_still_to_copy(
+    postgres_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memories import MemoryStore, copy
+
+    rng = np.random.default_rng(10)
+    vectors = rng.normal(size=(700, DIMS)).astype(np.float32)
+    monkeypatch.setattr(copy, "DEFER_INDEX_MIN", 300)
+    deferred: list[str] = []
+    with (
+        MemoryStore(tmp_path / "local", HashingEmbedder(DIMS)) as local,
+        PgMemoryStore(postgres_url, HashingEmbedder(DIMS)) as database,
+    ):
+        local.save_many("big", _records(vectors))
+        local.save_many("small", _records(vectors[:150]))
+        original = database.index_deferred
+
+        def spied(collection: str) -> Any:
+            deferred.append(collection)
+            return original(collection)
+
+        monkeypatch.setattr(database, "index_deferred", spied)
+        copy.copy_store(local, database, batch_size=100)
+        assert deferred == ["big"]  # 600 left after the first batch of 100: deferred; "small" is too small
+        assert _index_exists(database, "big") and _index_exists(database, "small")
+        assert database.count("big") == 700
+        assert database.search("big", vectors[650], limit=1)[0].record.id == "r650"
+
+        with database.pool.connection() as conn:  # a copy stopped inside its deferred load...
+            conn.execute(f'DROP INDEX "{database._require(conn, "big").index_name}"')
+        copy.copy_store(local, database, batch_size=100)  # ...run again: nothing to copy, the index built
+        assert _index_exists(database, "big") and deferred == ["big"]

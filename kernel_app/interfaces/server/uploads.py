@@ -2,7 +2,9 @@
 ``/v1/memory/{collection}/documents`` and chat-copilot's ``/chats/{id}/documents`` alike.
 
 Each file goes to ``uploads/COLLECTION/NAME`` (both names made safe), so ingesting it again under the
-same name replaces its chunks and an unchanged one is skipped. Disk writes run on a thread.
+same name replaces its chunks and an unchanged one is skipped. Disk writes run on a thread. With
+``database_url``, chat-copilot also keeps each document's bytes in PostgreSQL (its records), so any
+server serves them; this folder is then the receiving server's working copy, what ingest read.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ def safe_name(name: str) -> str:
     return cleaned or "_"
 
 
+def upload_path(store: Any, collection: str, name: str) -> Path:
+    """Where an upload named ``name`` into ``collection`` is kept under ``store``'s folder."""
+    return Path(store.path) / "uploads" / safe_name(collection) / safe_name(Path(name).name)
+
+
 async def keep_uploads(store: Any, collection: str, files: list[UploadFile]) -> list[tuple[Path, int]]:
     """Write each upload under ``store``'s folder: (where, how many bytes) per file, in order.
 
@@ -28,15 +35,14 @@ async def keep_uploads(store: Any, collection: str, files: list[UploadFile]) -> 
     from kernel_app.interfaces.server.errors import ApiError
     from memories.ingest import SUPPORTED_SUFFIXES
 
-    folder = Path(store.path) / "uploads" / safe_name(collection)
     kept: list[tuple[Path, int]] = []
     for upload in files:
         name = Path(upload.filename or "").name
         if not name or Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
             raise ApiError(400, f"{name or 'a file'}: upload .txt, .md or .pdf files", "unsupported_document")
         data = await upload.read()
-        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-        target = folder / safe_name(name)
+        target = upload_path(store, collection, name)
+        await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
         await asyncio.to_thread(target.write_bytes, data)
         kept.append((target, len(data)))
     return kept

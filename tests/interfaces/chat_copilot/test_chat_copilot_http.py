@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +15,14 @@ import httpx
 import pytest
 
 from kernel_app.conversation import ConversationStore, Message
+from tests.support import postgres as pg_support
 from tests.support.cli import run_cli
 from tests.support.copilot_client import USER, ask
 from tests.support.server import make_app, running
-from tests.support.tool_scripted import ToolScripted
+from tests.support.tool_scripted import ToolScripted, Typing
+
+postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
+postgres_url = pg_support.postgres_url
 
 
 @pytest.fixture
@@ -139,7 +144,7 @@ def test_messages_come_newest_first_with_skip_and_count(served: tuple[str, ToolS
     assert empty.status_code == 400 and "input" in empty.json()["error"]["message"]
 
 
-def test_an_uploaded_document_answers_with_citations(served: tuple[str, ToolScripted, Path]) -> None:
+def test_an_uploaded_document_answers_with_citations_and_is_downloaded(served: tuple[str, ToolScripted, Path]) -> None:
     url, service, _ = served
     base = f"{url}/copilot"
     chat_id = httpx.post(f"{base}/chats", json={"title": "docs"}).json()["chatSession"]["id"]
@@ -152,6 +157,12 @@ def test_an_uploaded_document_answers_with_citations(served: tuple[str, ToolScri
     assert message["type"] == 2 and json.loads(message["content"])["documents"][0]["name"] == "hours.md"
     sources = httpx.get(f"{base}/chats/{chat_id}/documents").json()
     assert [(s["name"], s["size"], s["chatId"]) for s in sources] == [("hours.md", len(notes), chat_id)]
+    got = httpx.get(f"{base}/chats/{chat_id}/documents/{sources[0]['id']}")  # its bytes, from uploads/
+    assert got.status_code == 200 and got.content == notes
+    assert got.headers["content-type"].startswith("text/markdown")
+    assert got.headers["content-disposition"] == "attachment; filename*=UTF-8''hours.md"
+    missing = httpx.get(f"{base}/chats/{chat_id}/documents/nope")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "document_not_found"
 
     def cite(request: object) -> str:  # the model answers from the note it was given, citing its id
         record_id = re.search(r"\[([^\[\]]+#0)\]", request.prompt).group(1)  # type: ignore[attr-defined]
@@ -230,3 +241,34 @@ def test_with_the_models_queue_full_commands_that_do_not_use_it_still_answer(tmp
             busy.join(30)
     assert [r.json()["value"] for r in answered] == ["At last."]
     assert len(service.requests) == 1  # only the long question reached the model
+
+
+@pytest.mark.e2e  # uvicorn, and PostgreSQL for one backend
+@pytest.mark.parametrize("backend", ["local", "postgresql"])
+def test_a_client_that_leaves_mid_reply_still_gets_the_whole_turn_stored(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """The web app's turn runs apart from the request that asked (its reply streams over the hub), so a
+    client that disconnects cuts nothing: the turn ends and is stored whole, on either store."""
+    from kernel_app.base.config import Settings
+    from kernel_app.interfaces.server import create_app
+    from memories.embedders import HashingEmbedder
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    service = Typing(["Croissants sell best before nine."])  # 0.4 s a word
+    app = create_app(
+        Settings(memory_dir=tmp_path / "memory", database_url=url), chat_service=service, embedder=HashingEmbedder(64)
+    )
+    try:
+        with running(app) as base:
+            chat_id = httpx.post(f"{base}/copilot/chats", json={"title": "t"}).json()["chatSession"]["id"]
+            with pytest.raises(httpx.ReadTimeout):  # gives up after a word or two and closes the connection
+                httpx.post(f"{base}/copilot/chats/{chat_id}/messages", json=ask("When?", chat_id), timeout=0.6)
+            deadline = time.monotonic() + 15
+            while not [m for m in app.state.kernel_app.store.messages(chat_id) if m.role == "assistant"]:
+                assert time.monotonic() < deadline, "the turn was not stored"
+                time.sleep(0.05)
+            shown = httpx.get(f"{base}/copilot/chats/{chat_id}/messages").json()
+    finally:
+        app.state.kernel_app.store.close()
+    assert [m["content"] for m in shown][:2] == ["Croissants sell best before nine.", "When?"]

@@ -98,6 +98,19 @@ def test_documents_are_listed_in_order_and_replaced_by_id(records: Any) -> None:
     assert records.documents("c2") == []
 
 
+def test_only_the_postgres_records_keep_a_document_s_bytes(records: Any) -> None:
+    """On one server the bytes stay in uploads/; in the database every server can serve them."""
+    records.add_chat("c1")
+    records.add_document(DocumentRecord("d1", "c1", "hours.md", 3, 1, "ana", 10.0), b"\x00ab")
+    shared = records.backend == "postgresql"
+    assert records.document_content("d1") == (b"\x00ab" if shared else None)
+    records.add_document(DocumentRecord("d1", "c1", "hours.md", 3, 2, "ana", 11.0))  # no bytes: the kept stay
+    assert records.document_content("d1") == (b"\x00ab" if shared else None)
+    assert records.document_content("nope") is None
+    records.delete_chat("c1")
+    assert records.document_content("d1") is None
+
+
 def test_deleting_a_chat_removes_everything_it_had(records: Any) -> None:
     for chat in ("c1", "c2"):
         records.add_chat(chat)
@@ -131,5 +144,5 @@ def test_postgres_records_are_shared_and_have_their_own_migrations(postgres_url:
         a.close()
         b.close()
     with psycopg.connect(postgres_url) as conn:
-        assert schema_version(conn, "copilot") == 1
+        assert schema_version(conn, "copilot") == 2
     assert not (tmp_path / "a" / "copilot.sqlite3").exists()  # nothing local with database_url

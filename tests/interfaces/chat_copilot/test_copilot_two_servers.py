@@ -137,8 +137,11 @@ async def test_long_messages_relays_between_clients_and_a_restarted_listener(two
     assert final["content"] == LONG  # all of it, though no NOTIFY could carry it
 
 
-def test_a_document_uploaded_through_a_answers_on_b_without_a_s_copy(two: Any, tmp_path: Path) -> None:
-    """Answering needs the chunks (pgvector) and the document's record (PostgreSQL), not the bytes A kept."""
+def test_a_document_uploaded_through_a_is_downloaded_and_answers_on_b_without_a_s_copy(
+    two: Any, tmp_path: Path
+) -> None:
+    """Answering needs the chunks (pgvector) and the document's record, downloading its bytes: all three
+    are in PostgreSQL, so A's uploads/ copy is not needed."""
     import re
     import shutil
 
@@ -152,11 +155,13 @@ def test_a_document_uploaded_through_a_answers_on_b_without_a_s_copy(two: Any, t
     )
     assert uploaded.status_code == 200, uploaded.text
     kept = [p for p in (tmp_path / "a").rglob("hours.md")]
-    assert kept and not list((tmp_path / "b").rglob("hours.md"))  # the bytes stay on A's disk...
+    assert kept and not list((tmp_path / "b").rglob("hours.md"))  # A's working copy, what it ingested...
     for path in kept:
-        shutil.rmtree(path.parent)  # ...and are not needed: B answers without them
+        shutil.rmtree(path.parent)  # ...is not needed: B serves and answers without it
     sources = httpx.get(f"{b}/copilot/chats/{chat_id}/documents").json()
     assert [(s["name"], s["size"]) for s in sources] == [("hours.md", len(notes))]
+    downloaded = httpx.get(f"{b}/copilot/chats/{chat_id}/documents/{sources[0]['id']}")
+    assert downloaded.status_code == 200 and downloaded.content == notes
 
     def cite(request: object) -> str:  # the model answers from the note it was given, citing its id
         record_id = re.search(r"\[([^\[\]]+#0)\]", request.prompt).group(1)  # type: ignore[attr-defined]

@@ -17,8 +17,9 @@ from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecut
 from semantic_kernel.contents import ChatHistory, ChatMessageContent
 
 from kernel_app.conversation import ConversationStore
-from tests.support.server import SUM_PLAN, make_app, running
-from tests.support.tool_scripted import ToolScripted, tools
+from kernel_app.conversation.interrupted import CALL_CUT_SHORT, CUT_SHORT
+from tests.support.server import SUM_PLAN, make_app, running, saved_notes
+from tests.support.tool_scripted import ToolScripted, Typing, tools
 
 pytestmark = pytest.mark.e2e  # the app served by uvicorn on loopback
 
@@ -48,6 +49,10 @@ def test_health_readiness_and_the_api_reference(served: tuple[str, ToolScripted]
     assert health.json()["status"] == "ok" and health.headers["server-timing"].startswith("app;dur=")
     ready = httpx.get(f"{url}/readyz").json()
     assert ready["status"] == "ready" and ready["model"] == "scripted" and ready["functions"] > 10
+    # Which process answered (README, Deploy): on every response, errors too, as /readyz names it.
+    missing = httpx.get(f"{url}/v1/conversations/nope")
+    assert missing.status_code == 404
+    assert health.headers["x-kernel-app-instance"] == missing.headers["x-kernel-app-instance"] == ready["instance"]
     paths = httpx.get(f"{url}/openapi.json").json()["paths"]
     for path in ("/v1/chat/completions", "/v1/functions/{name}/invoke", "/v1/conversations/{conversation_id}/messages"):
         assert path in paths
@@ -237,7 +242,37 @@ def test_a_client_that_disconnects_cancels_its_turn(tmp_path: Path) -> None:
         while (state.approvals or state.gate.running) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert state.approvals == {} and state.gate.running == 0
-        assert httpx.get(f"{url}/v1/conversations/{cid}").json()["messages"] == []  # nothing half-stored
+        stored = httpx.get(f"{url}/v1/conversations/{cid}").json()["messages"]
+    # what the turn produced, marked interrupted: the call it asked for was never approved, so never ran
+    assert [(m["role"], m["content"]) for m in stored] == [
+        ("user", "Save x"),
+        ("assistant", ""),
+        ("tool", CALL_CUT_SHORT),
+        ("assistant", CUT_SHORT),
+    ]
+    assert saved_notes(tmp_path) == []
+
+
+def test_a_client_that_disconnects_mid_answer_leaves_the_text_it_was_sent(tmp_path: Path) -> None:
+    service = Typing(["Croissants sell best before nine every morning in Lyon."])
+    app = make_app(tmp_path, service)
+    with running(app) as url:
+        cid = httpx.post(f"{url}/v1/conversations", json={}).json()["id"]
+        received = ""
+        with httpx.stream("POST", f"{url}/v1/conversations/{cid}/messages", json={"content": "When?"}) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: ") and json.loads(line[6:])["type"] == "text_delta":
+                    received += json.loads(line[6:])["text"]
+                    if len(received.split()) == 2:
+                        break  # two words in (0.4 s apart), the client leaves
+        deadline = time.monotonic() + 10
+        while not (stored := httpx.get(f"{url}/v1/conversations/{cid}").json()["messages"]):
+            assert time.monotonic() < deadline, "the cut turn was not stored"
+            time.sleep(0.05)
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    answer = stored[1]["content"]
+    assert answer.startswith(received.strip()) and answer.endswith(CUT_SHORT)
+    assert "Lyon" not in answer  # the rest was never generated
 
 
 class Stuck(SlowScripted):

@@ -76,8 +76,14 @@ async def post_message(
             return await shared.wait(request, state_module.APPROVAL_TIMEOUT)
         return await state.wait_for_approval(conversation_id, request)
 
+    # A client that disconnects mid-turn (or the request deadline) leaves what the turn produced, marked
+    # interrupted, as a turn whose server died is marked (the engine's keep_if_cut).
     events = state.engine.stream(
-        conversation_id, body.content, approve=approve if body.stream else None, stream=body.stream
+        conversation_id,
+        body.content,
+        approve=approve if body.stream else None,
+        stream=body.stream,
+        keep_if_cut=True,
     )
     if shared is not None:
         events = shared.follow(conversation_id, events)

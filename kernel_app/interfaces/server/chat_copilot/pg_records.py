@@ -5,10 +5,9 @@ for servers that share one database: a chat created through one instance is list
 by any other. Tables come from the "copilot" migrations (their own name space); every name starts with
 ``copilot_`` so they sit beside the conversation store's tables in the same database.
 
-What stays on an instance's disk: the bytes of an uploaded document (``uploads/`` under the memory
-folder of the instance that received it). Answering needs only its chunks, which the memory store keeps
-in pgvector, and the document's record here; so any instance answers from it, and losing that copy
-loses nothing a chat shows.
+An uploaded document's bytes are kept here too (``copilot_documents.content``, migration 2), so any
+instance serves its download; answering needs only its chunks, which the memory store keeps in
+pgvector. The receiving instance's ``uploads/`` copy is only what ingest read: losing it loses nothing.
 """
 
 from __future__ import annotations
@@ -73,6 +72,13 @@ MIGRATIONS = (
         );
         CREATE INDEX copilot_documents_by_chat ON copilot_documents (chat_id, created_at, seq);
         """,
+    ),
+    Migration(
+        2,
+        "an uploaded document's bytes, so every instance can serve them",
+        # NULL for a document uploaded before: its bytes are only on the disk of the instance that took it.
+        # bytea, not a large object: deleting the row deletes the bytes, and uploads are a few MB at most.
+        "ALTER TABLE copilot_documents ADD COLUMN content bytea",
     ),
 )
 _COLUMNS = "id, chat_id, created_at, author_role, user_id, user_name, type, content, citations, token_usage"
@@ -225,13 +231,15 @@ class PgCopilotRecords:
 
     # region documents
 
-    def add_document(self, document: DocumentRecord) -> None:
+    def add_document(self, document: DocumentRecord, content: bytes | None = None) -> None:
+        """Insert or replace the record, with the document's bytes when given (else the bytes kept stay)."""
         with self._transaction() as conn:
             conn.execute(
-                "INSERT INTO copilot_documents (id, chat_id, name, size, chunks, shared_by, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET chat_id = excluded.chat_id, "
-                "name = excluded.name, size = excluded.size, chunks = excluded.chunks, "
-                "shared_by = excluded.shared_by, created_at = excluded.created_at",
+                "INSERT INTO copilot_documents (id, chat_id, name, size, chunks, shared_by, created_at, content) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                "chat_id = excluded.chat_id, name = excluded.name, size = excluded.size, "
+                "chunks = excluded.chunks, shared_by = excluded.shared_by, created_at = excluded.created_at, "
+                "content = COALESCE(excluded.content, copilot_documents.content)",
                 (
                     document.id,
                     document.chat_id,
@@ -240,8 +248,15 @@ class PgCopilotRecords:
                     document.chunks,
                     document.shared_by,
                     document.created_at,
+                    content,
                 ),
             )
+
+    def document_content(self, document_id: str) -> bytes | None:
+        """The document's bytes; None when it has no record or was uploaded before they were kept here."""
+        with self._transaction() as conn:
+            row = conn.execute("SELECT content FROM copilot_documents WHERE id = %s", (document_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
 
     def documents(self, chat_id: str) -> list[DocumentRecord]:
         with self._transaction() as conn:

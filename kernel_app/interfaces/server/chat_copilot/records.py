@@ -214,7 +214,9 @@ class CopilotRecords(SideStore):
 
     # region documents
 
-    def add_document(self, document: DocumentRecord) -> None:
+    def add_document(self, document: DocumentRecord, content: bytes | None = None) -> None:
+        """Insert or replace the record. ``content`` is not kept: on one server the bytes stay in the
+        ``uploads/`` file they were ingested from (:meth:`document_content` is None)."""
         self._run(
             "INSERT OR REPLACE INTO documents (id, chat_id, name, size, chunks, shared_by, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -236,6 +238,10 @@ class CopilotRecords(SideStore):
             (chat_id,),
         )
         return [DocumentRecord(*row) for row in rows]
+
+    def document_content(self, document_id: str) -> bytes | None:
+        """Always None here: the bytes are in the receiving server's ``uploads/`` folder."""
+        return None
 
     # endregion
 

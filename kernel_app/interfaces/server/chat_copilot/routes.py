@@ -3,7 +3,8 @@
 Paths are relative to the web app's base URI (``/copilot`` on our server): ``GET /authConfig``,
 ``/maintenanceStatus`` (200, empty body), ``/info``, ``/speechToken``; ``/chats`` (list, create),
 ``/chats/{id}`` (get, edit, delete), ``/chats/{id}/messages`` (newest first; ask), ``/chats/{id}/plan``
-(approve or reject a plan), ``/participants``, ``/documents`` (multipart ``formFiles``), ``/memories``.
+(approve or reject a plan), ``/participants``, ``/documents`` (multipart ``formFiles``), ``/memories``;
+and one of Kernel App's own: ``GET /chats/{id}/documents/{document id}``, an uploaded document's bytes.
 
 Who is asking: with ``authType`` None the web app is always its one default user; a client may name
 another with ``userId`` / ``userName`` variables in its Ask (only the user who asked may decide a plan).
@@ -20,6 +21,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile, WebSocket
 from fastapi.responses import JSONResponse, Response
@@ -312,9 +314,12 @@ async def upload(
         raise ApiError(400, f"{name}: {reason}", "document_not_stored")
     user_id, user_name = caller()
     now = time.time()
+    shared = ctx.records.backend == "postgresql"  # keeps the bytes, for every server to serve
     for path, size in stored:
         chunks = len(await asyncio.to_thread(_chunks_of, memory, collection, path))
-        ctx.records.add_document(
+        content = await asyncio.to_thread(path.read_bytes) if shared else None
+        await asyncio.to_thread(
+            ctx.records.add_document,
             DocumentRecord(
                 uuid.uuid5(uuid.NAMESPACE_URL, f"{chat_id}/{path.name}").hex,
                 chat_id,
@@ -323,7 +328,8 @@ async def upload(
                 chunks,
                 user_id,
                 now,
-            )
+            ),
+            content,
         )
     message = ViewMessage(
         chat_id,
@@ -336,6 +342,35 @@ async def upload(
     ctx.records.save(message)
     await ctx.hub.send(chat_id, "ReceiveMessage", chat_id, user_id, shapes.chat_message(message))
     return shapes.chat_message(message)
+
+
+@router.get("/chats/{chat_id}/documents/{document_id}")
+async def download(chat_id: str, document_id: str, ctx: Ctx) -> Response:
+    """An uploaded document's bytes: from the database with ``database_url`` (whichever server took the
+    upload), else from this server's ``uploads/`` copy."""
+    from kernel_app.interfaces.server.uploads import upload_path
+
+    ctx.chat(chat_id)
+    document = next((d for d in ctx.records.documents(chat_id) if d.id == document_id), None)
+    if document is None:
+        message = f"no document {document_id!r} in this chat: GET .../documents lists them"
+        raise ApiError(404, message, "document_not_found")
+    content = await asyncio.to_thread(ctx.records.document_content, document_id)
+    if content is None:
+        path = upload_path(ctx.state.memory(), ctx.bot.collection(chat_id), document.name)
+        content = await asyncio.to_thread(path.read_bytes) if path.is_file() else None
+    if content is None:  # uploaded to another server before the database kept documents' bytes
+        raise ApiError(
+            404, f"{document.name}: its bytes are not on this server; upload it again", "document_bytes_missing"
+        )
+    return Response(
+        content,
+        media_type=_MEDIA_TYPES.get(Path(document.name).suffix.lower(), "application/octet-stream"),
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(document.name)}"},
+    )
+
+
+_MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".txt": "text/plain; charset=utf-8", ".pdf": "application/pdf"}
 
 
 @router.get("/chats/{chat_id}/memories")
