@@ -18,8 +18,7 @@ postmaster and its backends) and this client process, from /proc, and the server
 (their ``Server-Timing`` header). On a machine with as many cores as server processes the client and
 PostgreSQL compete with the servers for them: the CPU split says how much.
 
-The approval race (100 double clicks on a plan from two instances) is not here yet: REST plans are
-still kept in each server's memory on this branch (another branch makes them shared).
+The approval race (100 double clicks on a plan from two instances) is ``bench/bench_approval_race.py``.
 """
 
 from __future__ import annotations
@@ -267,7 +266,6 @@ def compare(args: argparse.Namespace) -> None:
                 shutil.rmtree(path, ignore_errors=True)
         one, two = runs
         print(f"2 servers vs 1: {two.rate / one.rate:.2f}x turns/s (goal >= 1.7x on 2 cores)")
-        print("approval race: skipped: REST plans are not shared between servers on this branch yet")
     finally:
         for process in processes:
             process.terminate()
