@@ -288,10 +288,20 @@ class ConversationEngine:
         return await collect(self.stream(conversation_id, text, approve=approve, stream=False))
 
     async def stream(
-        self, conversation_id: str, text: str, *, approve: Approve | None = None, stream: bool = True
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        approve: Approve | None = None,
+        stream: bool = True,
+        conversation: Conversation | None = None,
     ) -> AsyncIterator[Event]:
-        """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``."""
-        conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
+        """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``.
+
+        ``conversation``: the caller read it from the store already (the server does, to answer 404 before
+        a stream starts), so it is not read again: on PostgreSQL each read is a round trip per turn."""
+        if conversation is None:
+            conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
         pending = [Message("user", text)]
         committed = 0
 
