@@ -27,6 +27,11 @@ so the ratio is capped near 2 x server CPU / total CPU per turn. First, before a
 run one at a time through the app in this process, timing the conversation store's calls: the time a
 server's event loop spends waiting for the store on each turn.
 
+To see where a server's time goes, sample one while the bench runs (``pip install 'kernel-app[bench]'``;
+the servers are this process's children, ``pgrep -P PID``): ``py-spy record --idle -f raw -p SERVER_PID
+-d 10 -o server.txt``. On 2026-12-07 its event loop waited in psycopg's ``Connection.wait`` for ~70 % of
+the time it served turns: the store's calls are synchronous, and each durable COMMIT waits for the disk.
+
 The approval race (100 double clicks on a plan from two instances) is ``bench/bench_approval_race.py``.
 """
 
