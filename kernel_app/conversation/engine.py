@@ -298,13 +298,17 @@ class ConversationEngine:
         approve: Approve | None = None,
         stream: bool = True,
         keep_if_cut: bool = False,
+        conversation: Conversation | None = None,
     ) -> AsyncIterator[Event]:
         """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``.
 
         ``keep_if_cut``: should the turn be cancelled or closed before it ends (its client disconnected),
         store what it produced, the text streamed so far included, marked interrupted; else it leaves
-        nothing but the calls with an effect that ran."""
-        conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
+        nothing but the calls with an effect that ran. ``conversation``: the caller read it from the store
+        already (the server does, to answer 404 before a stream starts), so it is not read again: on
+        PostgreSQL each read is a round trip per turn."""
+        if conversation is None:
+            conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
         pending = [Message("user", text)]
         committed = 0
         ended = False  # Done or ErrorEvent came: the turn is over, whatever happens to its consumer now
@@ -332,9 +336,12 @@ class ConversationEngine:
                 if isinstance(event, TextDelta):
                     streamed.append(event.text)
                 if isinstance(event, Done):
-                    commit()
+                    # The commit runs on in its thread if the turn is cancelled while it waits: the turn is
+                    # whole then, so a cut must not store its messages a second time.
+                    ended = True
+                    await self._off_the_loop(commit)
                     if not conversation.title:
-                        self.store.update(conversation_id, title=_title(text))
+                        await self._off_the_loop(lambda: self.store.update(conversation_id, title=_title(text)))
                     event = Done(conversation_id, event.text, event.usage, event.finish_reason)
                 ended = ended or isinstance(event, (Done, ErrorEvent))
                 yield event
@@ -352,6 +359,15 @@ class ConversationEngine:
         finally:
             with contextlib.suppress(Exception):  # the database away: the row expires; the turn is found ended
                 self.store.end_turn(turn)
+
+    async def _off_the_loop(self, call: Callable[[], None]) -> None:
+        """Run a store call that waits for a durable COMMIT. On PostgreSQL that is a network round trip and
+        a WAL flush (~5 ms on a plain disk): in a thread, so that the server's other turns go on meanwhile
+        and their commits can share a flush. The local SQLite store is called as before."""
+        if self.store.backend == "postgresql":
+            await asyncio.to_thread(call)
+        else:
+            call()
 
     async def complete(
         self,

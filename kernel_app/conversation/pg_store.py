@@ -4,8 +4,8 @@ Same public API and promises as :class:`kernel_app.conversation.store.Conversati
 returns only after its COMMIT (PostgreSQL's default ``synchronous_commit = on`` makes that durable),
 everything the model saw is kept, ``list`` is most recently updated first. What differs is who may
 write: several servers on one database append to one conversation at once. Each conversation row
-holds the last ``seq`` it handed out; an append bumps it with one ``UPDATE ... RETURNING`` in the
-same transaction as its INSERTs, so the row lock orders racing appends and no message is lost,
+holds the last ``seq`` it handed out; an append bumps it with an ``UPDATE ... RETURNING`` in the
+same statement as its INSERT, so the row lock orders racing appends and no message is lost,
 duplicated or reordered. ``seq`` counts per conversation (1, 2, 3...), where SQLite's is one counter
 for the file: both only promise "increasing within a conversation", which is what ``after`` needs.
 Times come from the database's clock, so instances with skewed clocks still agree on the order of
@@ -14,6 +14,7 @@ Times come from the database's clock, so instances with skewed clocks still agre
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 from collections.abc import Generator
@@ -134,6 +135,32 @@ class PgConversationStore:
         with self._pool.connection() as conn, conn.transaction():
             yield conn
 
+    @contextmanager
+    def _bookkeeping(self) -> Generator[Connection[Any], None, None]:
+        """A transaction whose COMMIT does not wait for the disk (``synchronous_commit = off``), for the
+        turns-in-progress rows only. A durable COMMIT waits for a WAL flush (~5 ms on a plain disk), and
+        the server's event loop waits with it; these rows would cost two of a turn's three. They are
+        visible to other instances at once, and survive a server's kill -9 like any row; only a crash of
+        PostgreSQL itself within a fraction of a second may lose them. A lost row means either that a turn
+        cut by that same crash is not marked interrupted, or, for a lost DELETE, a row that
+        :meth:`mark_interrupted_turns` later finds finished and drops. The turn's messages are durable."""
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = off")
+            yield conn
+
+    @contextmanager
+    def _statement(self) -> Generator[Connection[Any], None, None]:
+        """A connection for one statement, which is its own transaction (autocommit): the same atomicity
+        and durability as :meth:`_transaction` for a single statement, without the BEGIN and COMMIT round
+        trips. A turn makes several of these, each of which a server's event loop waits for."""
+        with self._pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                with contextlib.suppress(Exception):  # a broken connection: the pool discards it anyway
+                    conn.autocommit = False  # as the pool hands connections out
+
     # region conversations
 
     def create(self, *, title: str = "", service: str = "", model: str = "", id: str | None = None) -> Conversation:
@@ -143,7 +170,7 @@ class PgConversationStore:
 
         conversation_id = id or uuid.uuid4().hex[:12]
         try:
-            with self._transaction() as conn:
+            with self._statement() as conn:
                 row = conn.execute(
                     "INSERT INTO conversations (id, title, created_at, updated_at, service, model) "
                     f"VALUES (%s, %s, {NOW}, {NOW}, %s, %s) RETURNING created_at",
@@ -156,19 +183,19 @@ class PgConversationStore:
         return Conversation(conversation_id, title, now, now, service, model)
 
     def get(self, conversation_id: str) -> Conversation:
-        with self._transaction() as conn:
+        with self._statement() as conn:
             row = conn.execute(f"{COUNTED} WHERE c.id = %s", (conversation_id,)).fetchone()
         if row is None:
             raise ConversationNotFoundError(f"no conversation {conversation_id!r}: `kernel-app chat --list` lists them")
         return _conversation(row)
 
     def exists(self, conversation_id: str) -> bool:
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return conn.execute("SELECT 1 FROM conversations WHERE id = %s", (conversation_id,)).fetchone() is not None
 
     def list(self, *, limit: int = 50, offset: int = 0) -> list[Conversation]:
         """Most recently updated first."""
-        with self._transaction() as conn:
+        with self._statement() as conn:
             rows = conn.execute(
                 f"{COUNTED} ORDER BY c.updated_at DESC, c.created_order DESC LIMIT %s OFFSET %s",
                 (max(limit, 0), max(offset, 0)),
@@ -183,7 +210,7 @@ class PgConversationStore:
         self, conversation_id: str, *, title: str | None = None, service: str | None = None, model: str | None = None
     ) -> None:
         # Each column keeps its value where the argument is None: one statement, no SQL built from names.
-        with self._transaction() as conn:
+        with self._statement() as conn:
             conn.execute(
                 "UPDATE conversations SET title = COALESCE(%s, title), service = COALESCE(%s, service), "
                 f"model = COALESCE(%s, model), updated_at = {NOW} WHERE id = %s",
@@ -191,7 +218,7 @@ class PgConversationStore:
             )
 
     def delete(self, conversation_id: str) -> bool:
-        with self._transaction() as conn:
+        with self._statement() as conn:
             return conn.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,)).rowcount > 0
 
     # endregion
@@ -211,12 +238,12 @@ class PgConversationStore:
         for message in messages:
             if message.role not in ROLES:
                 raise ValueError(f"unknown role {message.role!r}")
-        with self._transaction() as conn:
+        with self._statement() as conn:  # _append is one statement
             return _append(conn, conversation_id, messages)
 
     def messages(self, conversation_id: str, *, after: int = 0) -> list[Message]:
         """Every message of the conversation in order (``after``: only those with a larger ``seq``)."""
-        with self._transaction() as conn:
+        with self._statement() as conn:
             rows = conn.execute(
                 f"SELECT {MESSAGE_COLUMNS} FROM conversation_messages WHERE conversation_id = %s AND seq > %s "
                 "ORDER BY seq",
@@ -230,7 +257,7 @@ class PgConversationStore:
 
     def ping(self) -> None:
         """Raises (psycopg's OperationalError) unless the database answers now: /readyz asks."""
-        with self._transaction() as conn:
+        with self._statement() as conn:
             conn.execute("SELECT 1")
 
     def begin_turn(self, conversation_id: str, said: str) -> str:
@@ -244,7 +271,7 @@ class PgConversationStore:
         import uuid
 
         turn_id = uuid.uuid4().hex
-        with self._transaction() as conn:
+        with self._bookkeeping() as conn:
             conn.execute(
                 "INSERT INTO conversation_turns (id, conversation_id, owner, said, after_seq, started_at, alive_at) "
                 f"SELECT %s, id, %s, %s, last_seq, {NOW}, {NOW} FROM conversations WHERE id = %s",
@@ -258,7 +285,7 @@ class PgConversationStore:
         """The turn ended (its messages are stored, or it failed and said so): forget it."""
         with self._running_lock:  # first: a row left by a failed DELETE expires, and is found finished
             self._running.discard(turn_id)
-        with self._transaction() as conn:
+        with self._bookkeeping() as conn:
             conn.execute("DELETE FROM conversation_turns WHERE id = %s", (turn_id,))
 
     def running_turns(self) -> list[str]:
@@ -271,7 +298,7 @@ class PgConversationStore:
         running = self.running_turns()
         if not running:
             return
-        with self._transaction() as conn:
+        with self._bookkeeping() as conn:
             conn.execute(f"UPDATE conversation_turns SET alive_at = {NOW} WHERE id = ANY(%s::text[])", (running,))
 
     def mark_interrupted_turns(self, older_than: float) -> int:
@@ -318,26 +345,34 @@ def _migrate(conn: Connection[Any]) -> None:
 
 
 def _append(conn: Connection[Any], conversation_id: str, messages: list[Message]) -> list[Message]:
-    """Append in the caller's transaction. The conversation's row is updated first: its lock makes a racing
-    append from another instance wait for this one's COMMIT, then take the next block of ``seq`` numbers."""
-    row = conn.execute(
-        f"UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW} WHERE id = %s "
-        "RETURNING last_seq, updated_at",
-        (len(messages), conversation_id),
-    ).fetchone()
-    if row is None:
+    """Append in one statement (its own transaction in autocommit, or part of the caller's). The
+    conversation's row is updated first: its lock makes a racing append from another instance wait for
+    this one's COMMIT, then take the next block of ``seq`` numbers. One statement, so one round trip."""
+    if not messages:
+        row = conn.execute(
+            f"UPDATE conversations SET updated_at = {NOW} WHERE id = %s RETURNING id", (conversation_id,)
+        )
+        if row.fetchone() is None:
+            raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
+        return []
+    columns = list(zip(*(_message_row(conversation_id, message)[2:8] for message in messages), strict=True))
+    rows = conn.execute(
+        "WITH bumped AS ("
+        f"  UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW} WHERE id = %s"
+        "  RETURNING last_seq, updated_at"
+        ") INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, tool_calls, "
+        "tokens, created_at) "
+        "SELECT %s, b.last_seq - %s + m.n, m.role, m.content, m.name, m.call_id, m.tool_calls, m.tokens, b.updated_at "
+        "FROM bumped b, unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::integer[]) "
+        "WITH ORDINALITY AS m(role, content, name, call_id, tool_calls, tokens, n) "
+        "RETURNING seq, created_at",
+        (len(messages), conversation_id, conversation_id, len(messages), *(list(column) for column in columns)),
+    ).fetchall()
+    if not rows:
         raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
-    first = int(row[0]) - len(messages) + 1
-    now = float(row[1])
-    stored = [dataclasses.replace(message, seq=first + n, created_at=now) for n, message in enumerate(messages)]
-    if stored:
-        with conn.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, "
-                "tool_calls, tokens, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [_message_row(conversation_id, message) for message in stored],
-            )
-    return stored
+    first = min(int(seq) for seq, _ in rows)
+    now = float(rows[0][1])
+    return [dataclasses.replace(message, seq=first + n, created_at=now) for n, message in enumerate(messages)]
 
 
 def _message_row(conversation_id: str, message: Message) -> tuple[Any, ...]:

@@ -184,6 +184,28 @@ def test_postgres_numbers_messages_per_conversation_from_one(postgres_url: str, 
         assert store.append(a.id, Message("user", "3")).seq == 3
 
 
+def test_postgres_turn_rows_skip_the_disk_wait_and_messages_keep_it(postgres_url: str, tmp_path: Path) -> None:
+    # A durable COMMIT waits for a WAL flush; the turns-in-progress rows do not (PgConversationStore.
+    # _bookkeeping), and the one pooled connection is durable again for the messages that follow.
+    store = PgConversationStore(postgres_url, path=tmp_path / "conversations.sqlite3", max_connections=1)
+    try:
+        conversation = store.create()
+        turn = store.begin_turn(conversation.id, "Hello")
+        with psycopg.connect(postgres_url) as other:  # committed: another instance sees it at once
+            row = other.execute("SELECT said FROM conversation_turns WHERE id = %s", (turn,)).fetchone()
+            assert row == ("Hello",)
+        with store._bookkeeping() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+        with store._statement() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("on",)
+        store.append_many(conversation.id, [Message("user", "Hello"), Message("assistant", "Hi")])
+        store.end_turn(turn)
+        assert [m.content for m in store.messages(conversation.id)] == ["Hello", "Hi"]
+        assert store.running_turns() == []
+    finally:
+        store.close()
+
+
 def test_postgres_tables_come_from_the_conversations_migrations(postgres_url: str, tmp_path: Path) -> None:
     with open_conversation_store(tmp_path, database_url=postgres_url):
         pass

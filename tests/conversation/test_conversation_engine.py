@@ -8,6 +8,7 @@ runs, what asks and what is stored is the real behaviour.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from kernel_app.base.config import Settings
 from kernel_app.conversation import (
     ApprovalNeeded,
     ConversationEngine,
+    ConversationStore,
     Done,
     ErrorEvent,
     FunctionCallFinished,
@@ -203,3 +205,38 @@ async def test_a_repl_plan_is_a_plan_proposed_event() -> None:
     reply = await session.handle("/plan Add 1 and 2", confirm=lambda text: True, on_event=seen.append)
     assert reply.text == "3" and seen[0].type == "plan_proposed"
     assert seen[0].steps == [{"function": "Math.add", "args": {"a": 1, "b": 2}}] and "Math.add" in seen[0].text
+
+
+class ThreadRecordingStore(ConversationStore):
+    """A local store that says it is PostgreSQL, and records which thread each durable write ran on."""
+
+    def __init__(self, path: Path, backend: str) -> None:
+        super().__init__(path)
+        self.backend = backend
+        self.threads: list[str] = []
+
+    def append_many(self, conversation_id: str, messages: list[Message]) -> list[Message]:
+        self.threads.append(threading.current_thread().name)
+        return super().append_many(conversation_id, messages)
+
+    def update(self, conversation_id: str, **changes: Any) -> None:
+        self.threads.append(threading.current_thread().name)
+        super().update(conversation_id, **changes)
+
+
+@pytest.mark.parametrize(("backend", "on_the_loop"), [("postgresql", False), ("local", True)])
+async def test_a_turns_durable_writes_leave_the_event_loop_on_postgresql(
+    tmp_path: Path, backend: str, on_the_loop: bool
+) -> None:
+    # A durable COMMIT on PostgreSQL waits for the disk: the server's other turns go on meanwhile.
+    store = ThreadRecordingStore(tmp_path / "conversations.sqlite3", backend)
+    kernel = build_kernel(Settings(memory_dir=tmp_path / "store"), chat_service=ToolScripted(["Noted."])).kernel
+    engine = ConversationEngine(kernel, store)
+    conversation = engine.create()
+    result = await engine.send(conversation.id, "We bake at night")
+    assert result.text == "Noted."
+    loop_thread = threading.current_thread().name
+    assert len(store.threads) == 2  # the turn's messages, then the title from its first words
+    assert all((name == loop_thread) is on_the_loop for name in store.threads), store.threads
+    assert [m.content for m in store.messages(conversation.id)] == ["We bake at night", "Noted."]
+    assert store.get(conversation.id).title

@@ -228,6 +228,28 @@ def test_a_restarted_server_continues_the_conversation(tmp_path: Path) -> None:
     ]
 
 
+class CountingStore(ConversationStore):
+    """Counts the reads of a conversation's row: on PostgreSQL each is a round trip the event loop waits for."""
+
+    gets = 0
+
+    def get(self, conversation_id: str) -> Any:
+        self.gets += 1
+        return super().get(conversation_id)
+
+
+def test_a_turn_reads_its_conversation_once(tmp_path: Path) -> None:
+    store = CountingStore(tmp_path / "memory" / "conversations.sqlite3")
+    with running(make_app(tmp_path, ToolScripted(["Noted."]), store=store)) as url:
+        cid = httpx.post(f"{url}/v1/conversations", json={}).json()["id"]
+        store.gets = 0
+        said = httpx.post(f"{url}/v1/conversations/{cid}/messages", json={"content": "Hello", "stream": False})
+        assert said.status_code == 200 and said.json()["text"] == "Noted."
+        assert store.gets == 1  # the route's 404 check; the engine takes the row from it
+        missing = httpx.post(f"{url}/v1/conversations/nope/messages", json={"content": "Hi", "stream": False})
+        assert missing.status_code == 404
+
+
 def test_a_client_that_disconnects_cancels_its_turn(tmp_path: Path) -> None:
     service = ToolScripted([tools(("memory-save", {"input": "x", "collection": "Notes"}))])
     app = make_app(tmp_path, service)

@@ -66,7 +66,7 @@ async def delete(conversation_id: str, state: State) -> Response:
 async def post_message(
     conversation_id: str, body: UserMessage, state: State, request: Request
 ) -> StreamingResponse | Response | dict[str, Any]:
-    state.store.get(conversation_id)  # 404 before anything runs
+    conversation = state.store.get(conversation_id)  # 404 before anything runs (the engine reads it no more)
     state.gate.check()
 
     shared = shared_approvals(state) if body.stream else None
@@ -84,6 +84,7 @@ async def post_message(
         approve=approve if body.stream else None,
         stream=body.stream,
         keep_if_cut=True,
+        conversation=conversation,
     )
     if shared is not None:
         events = shared.follow(conversation_id, events)
