@@ -46,11 +46,13 @@ def inner_loop_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
 
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No user config, no real keys: every test starts from a fresh machine's environment."""
+    """No user config or data, no real keys: every test starts from a fresh machine's environment."""
     for name in list(os.environ):
         if name.startswith(ISOLATED_PREFIXES):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    # The data folder too: every model call is logged there (the call log), never in the user's own.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
 
 
 @pytest.fixture(autouse=True)
