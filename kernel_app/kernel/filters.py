@@ -128,6 +128,27 @@ def _escape_leaves(value: Any) -> Any:
     return value
 
 
+async def track_function(
+    context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
+) -> None:
+    """Tell the call log which function (with which arguments, as given) a model call is made for.
+
+    The first filter, so it sees the arguments before the others fill in defaults. A streamed function's
+    model call runs while its caller reads the stream, after this filter returned (semantic-kernel 1.45's
+    ``invoke_stream`` iterates the result outside the filters), so its stream is wrapped to carry the name.
+    """
+    from inspect import isasyncgen
+
+    from kernel_app.providers.call_log import frame, in_function, scoped_stream
+
+    entry = frame(context.function.fully_qualified_name, context.arguments)
+    with in_function(entry):
+        await next(context)
+    result = context.result
+    if context.is_streaming and result is not None and isasyncgen(result.value):
+        result.value = scoped_stream(result.value, function=entry)
+
+
 async def fit_execution_settings(
     context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
 ) -> None:
