@@ -71,34 +71,14 @@ class PgCallLog:
         )
 
     def write(self, record: CallRecord) -> int:
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "INSERT INTO model_calls (started_at, service, model, function, root_function, functions, "
-                "conversation, messages, settings, answer, tool_calls, prompt_tokens, completion_tokens, latency_ms, "
-                "streamed, finish_reason, error) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::jsonb, "
-                "%s, %s::jsonb, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (
-                    record.started_at,
-                    record.service,
-                    record.model,
-                    record.function,
-                    record.root_function,
-                    _json(record.functions),
-                    record.conversation,
-                    _json(record.messages),
-                    _json(record.settings),
-                    _text(record.answer),
-                    _json(record.tool_calls),
-                    record.prompt_tokens,
-                    record.completion_tokens,
-                    record.latency_ms,
-                    record.streamed,
-                    record.finish_reason,
-                    _text(record.error) if record.error is not None else None,
-                ),
-            ).fetchone()
-        record.id = int(row[0]) if row else 0
-        return record.id
+        self.write_many([record])
+        return record.id or 0
+
+    def write_many(self, records: list[CallRecord]) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            for record in records:
+                row = conn.execute(INSERT, _row(record)).fetchone()
+                record.id = int(row[0]) if row else 0
 
     def query(self, query: CallQuery) -> list[CallRecord]:
         from psycopg import sql
@@ -145,6 +125,36 @@ class PgCallLog:
 
     def close(self) -> None:
         self._pool.close()
+
+
+INSERT: LiteralString = (
+    "INSERT INTO model_calls (started_at, service, model, function, root_function, functions, conversation, "
+    "messages, settings, answer, tool_calls, prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, "
+    "error) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::jsonb, %s, %s::jsonb, %s, %s, %s, %s, %s, %s) "
+    "RETURNING id"
+)
+
+
+def _row(record: CallRecord) -> tuple[Any, ...]:
+    return (
+        record.started_at,
+        record.service,
+        record.model,
+        record.function,
+        record.root_function,
+        _json(record.functions),
+        record.conversation,
+        _json(record.messages),
+        _json(record.settings),
+        _text(record.answer),
+        _json(record.tool_calls),
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.latency_ms,
+        record.streamed,
+        record.finish_reason,
+        _text(record.error) if record.error is not None else None,
+    )
 
 
 def _json(value: Any) -> str:

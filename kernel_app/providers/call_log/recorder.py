@@ -7,14 +7,19 @@ the service directly). So ``record_calls`` wraps the service's two request metho
 method (plain, streaming, the function-calling loop, which makes one request per round) goes through
 them, and the service keeps its own class, so ``isinstance`` checks and profiles still see it.
 
-A write that fails is a warning and never breaks the call: the answer is returned either way.
+A write that fails is a warning and never breaks the call: the answer is returned either way. The
+request is copied when it is sent; the record is built, redacted and written on the recorder's thread.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import AsyncGenerator, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -31,22 +36,58 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECORDER_ATTRIBUTE = "_kernel_app_call_recorder"  # marks a service already recorded
+MAX_QUEUED = 1000  # calls waiting for the writer thread; more are dropped (with a warning), never waited for
+BATCH = 200  # calls written in one transaction at most
+GATHER_S = 0.05  # the writer waits this long after a wake-up, so calls made meanwhile share its transaction
+EXIT_FLUSH_S = 5.0  # how long a process that exits waits for its queued calls to be written
+
+Pending = CallRecord | Callable[[], CallRecord]
+
+# Recorders whose writer thread runs: their queues are written out when the process exits.
+_open_recorders: weakref.WeakSet[CallRecorder] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for recorder in list(_open_recorders):
+        recorder.flush(EXIT_FLUSH_S)
 
 
 class CallRecorder:
-    """Turns a request and its answer into a ``CallRecord`` and writes it to a call log opened on first use.
+    """Writes the calls of the services it records to a call log, on a thread of its own.
 
-    ``open_log`` is called on the first write (a PostgreSQL pool is opened only when a call is made); if
-    it or a write fails, one warning says so, and later failures are logged at debug level only.
+    A turn only copies its request and answer and appends them to a queue (``write``); redaction and the
+    write itself happen on the recorder's writer thread, so neither a slow disk nor a distant database
+    holds up the event loop. The writer is woken once per batch, not per call: waking a thread for each
+    call hands it the GIL while the turn still runs, which cost a scripted turn more than the write.
+    ``open_log`` is called there on the first write (a PostgreSQL pool is opened only once a call is
+    made). A failure to open or write is one warning, later ones are debug lines; a full queue drops the
+    call (with the same warning) rather than make a turn wait. ``flush`` waits for what is queued; queues
+    are flushed when the process exits, so a ``kernel-app run`` leaves its calls behind.
     """
 
-    def __init__(self, open_log: Callable[[], CallLog], redactor: Redactor | None = None, where: str = "") -> None:
+    def __init__(
+        self,
+        open_log: Callable[[], CallLog],
+        redactor: Redactor | None = None,
+        where: str = "",
+        *,
+        max_queued: int = MAX_QUEUED,
+    ) -> None:
         self._open_log = open_log
         self._log: CallLog | None = None
         self.redactor = redactor or Redactor()
         self.where = where
+        self.max_queued = max_queued
         self._lock = threading.Lock()
         self._warned = False
+        self._pending: deque[Pending] = deque()  # append and popleft are atomic: no lock on the turn's side
+        self._wake = threading.Event()
+        self._queued = 0  # calls appended (by the event loop's thread: one writer of this count)
+        self._done = 0  # calls the writer finished with, written or not
+        self._done_changed = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._closing = False
 
     @property
     def log(self) -> CallLog:
@@ -55,13 +96,35 @@ class CallRecorder:
                 self._log = self._open_log()
             return self._log
 
-    def write(self, record: CallRecord | Callable[[], CallRecord]) -> None:
-        """Write ``record`` (or what ``record()`` builds); any failure, building it included, is a warning."""
-        try:
-            built = record() if callable(record) else record
-            self.log.write(self._redacted(built))
-        except Exception as exc:  # the log never breaks a turn
-            self.failed(exc)
+    def write(self, record: Pending) -> None:
+        """Queue ``record`` (or a function that builds it from what the call copied) for the writer thread."""
+        if len(self._pending) >= self.max_queued:
+            self.failed(RuntimeError(f"{self.max_queued} calls are waiting to be written already"))
+            return
+        self._start_writer()
+        self._pending.append(record)
+        self._queued += 1
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def write_now(self, record: Pending) -> None:
+        """Build, redact and write ``record`` on this thread; any failure is a warning, never an exception."""
+        self._write_batch([record])
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued call is written (True), or ``timeout`` seconds passed (False)."""
+        if self._writer is None:
+            return True
+        target = self._queued
+        self._wake.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._done_changed:
+            while self._done < target:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._done_changed.wait(left)
+        return True
 
     def failed(self, exc: BaseException) -> None:
         reason = " ".join(str(exc).split()) or type(exc).__name__
@@ -77,14 +140,63 @@ class CallRecorder:
             log.debug("call log: a model call was not logged: %s", reason)
 
     def close(self) -> None:
+        """Write what is queued (for up to EXIT_FLUSH_S), stop the writer and close the log."""
+        self.flush(EXIT_FLUSH_S)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._closing = True
+            self._wake.set()
+            writer.join(EXIT_FLUSH_S)
         with self._lock:
             if self._log is not None:
-                self._log.close()
+                with contextlib.suppress(Exception):
+                    self._log.close()
                 self._log = None
+
+    def _start_writer(self) -> None:
+        if self._writer is not None:
+            return
+        with self._lock:
+            if self._writer is None:
+                self._closing = False
+                self._writer = threading.Thread(target=self._drain, name="kernel-app-call-log", daemon=True)
+                self._writer.start()
+                _open_recorders.add(self)
+
+    def _drain(self) -> None:
+        while not self._closing:
+            self._wake.wait()
+            time.sleep(GATHER_S)
+            self._wake.clear()  # before taking the calls: one appended from now on wakes the writer again
+            while self._pending:
+                batch: list[Pending] = []
+                while self._pending and len(batch) < BATCH:
+                    batch.append(self._pending.popleft())
+                try:
+                    self._write_batch(batch)
+                finally:
+                    with self._done_changed:
+                        self._done += len(batch)
+                        self._done_changed.notify_all()
+
+    def _write_batch(self, items: list[Pending]) -> None:
+        records: list[CallRecord] = []
+        for item in items:
+            try:
+                records.append(self._redacted(item() if callable(item) else item))
+            except Exception as exc:  # one call that cannot be read does not lose the others
+                self.failed(exc)
+        if not records:
+            return
+        try:
+            self.log.write_many(records)
+        except Exception as exc:
+            self.failed(exc)
 
     def _redacted(self, record: CallRecord) -> CallRecord:
         r = self.redactor
-        record.messages = r.value(record.messages)
+        # Messages are ours ({role, content, name, tool_calls}): only their text and calls can hold a secret.
+        record.messages = [_redacted_message(r, m) for m in record.messages]
         record.settings = r.value(record.settings)
         record.answer = r.text(record.answer)
         record.tool_calls = r.value(record.tool_calls)
@@ -107,9 +219,11 @@ def record_calls(service: ChatCompletionClientBase, recorder: CallRecorder) -> C
             completions = await inner(chat_history, settings)
         except BaseException as exc:
             if call is not None:
+                call.stop()
                 recorder.write(partial(call.failed, exc))
             raise
         if call is not None:
+            call.stop()
             recorder.write(partial(call.answered, completions[0] if completions else None))
         return completions
 
@@ -124,9 +238,11 @@ def record_calls(service: ChatCompletionClientBase, recorder: CallRecorder) -> C
                 yield messages
         except BaseException as exc:  # a failed stream, or one its reader stopped: what came is logged
             if call is not None:
+                call.stop()
                 recorder.write(partial(call.stream_record, chunks, error=_stopped(exc)))
             raise
         if call is not None:
+            call.stop()
             recorder.write(partial(call.stream_record, chunks))
 
     # Instance attributes shadow the class's methods; pydantic stores an undeclared `_name` on the instance.
@@ -138,6 +254,13 @@ def record_calls(service: ChatCompletionClientBase, recorder: CallRecorder) -> C
 
 def recorder_of(service: Any) -> CallRecorder | None:
     return getattr(service, RECORDER_ATTRIBUTE, None)
+
+
+def _redacted_message(redactor: Redactor, message: dict[str, Any]) -> dict[str, Any]:
+    clean = dict(message, content=redactor.text(message.get("content") or ""))
+    if "tool_calls" in message:
+        clean["tool_calls"] = redactor.value(message["tool_calls"])
+    return clean
 
 
 def _start(recorder: CallRecorder, service: Any, chat_history: Any, settings: Any, *, streamed: bool) -> _Call | None:
@@ -161,23 +284,30 @@ class _Call:
     def __init__(self, service: Any, chat_history: Any, settings: Any, *, streamed: bool) -> None:
         self.started_at = time.time()
         self.clock = time.perf_counter()
+        self.ended = self.clock
         self.service = str(getattr(service, "service_id", "") or "")
         self.model = str(getattr(settings, "ai_model_id", None) or getattr(service, "ai_model_id", "") or "")
-        self.messages = _messages(chat_history)
+        # The history grows after this request (answers, function results): its messages as they are now. They
+        # are read into the record on the writer thread; a message already in a history is not changed.
+        self.history = list(getattr(chat_history, "messages", []))
         self.settings = _settings(settings)
         self.streamed = streamed
         self.functions = [{"name": f.name, "arguments": f.arguments} for f in current_functions()]
         self.conversation = current_conversation()
+
+    def stop(self) -> None:
+        """The answer is in (the record itself is built later, on the writer thread)."""
+        self.ended = time.perf_counter()
 
     def _record(self, answer: str, **fields: Any) -> CallRecord:
         return CallRecord(
             started_at=self.started_at,
             service=self.service,
             model=self.model,
-            messages=self.messages,
+            messages=_messages(self.history),
             settings=self.settings,
             answer=answer,
-            latency_ms=(time.perf_counter() - self.clock) * 1000,
+            latency_ms=(self.ended - self.clock) * 1000,
             streamed=self.streamed,
             functions=self.functions,
             conversation=self.conversation,
@@ -231,11 +361,11 @@ class _Call:
         )
 
 
-def _messages(chat_history: Any) -> list[dict[str, Any]]:
+def _messages(history: list[Any]) -> list[dict[str, Any]]:
     from semantic_kernel.contents import FunctionCallContent, FunctionResultContent
 
     messages: list[dict[str, Any]] = []
-    for message in getattr(chat_history, "messages", []):
+    for message in history:
         entry: dict[str, Any] = {"role": str(getattr(message.role, "value", message.role)), "content": ""}
         entry["content"] = str(message.content or "")
         calls = [i for i in message.items if isinstance(i, FunctionCallContent)]

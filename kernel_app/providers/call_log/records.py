@@ -94,7 +94,11 @@ class CallLog(Protocol):
     backend: str
 
     def write(self, record: CallRecord) -> int:
-        """Store ``record``; returns its id."""
+        """Store ``record``; returns its id (also set on ``record.id``)."""
+        ...
+
+    def write_many(self, records: list[CallRecord]) -> None:
+        """Store ``records`` in one transaction (the recorder's batches); each gets its ``id``."""
         ...
 
     def query(self, query: CallQuery) -> list[CallRecord]: ...

@@ -33,12 +33,24 @@ PATTERNS = (
 )
 
 
+CACHE_SIZE = 2048  # texts remembered as redacted
+
+
+def _may_match(text: str) -> bool:
+    """A cheap look for what PATTERNS find, so that most texts skip the regular expressions."""
+    if "sk-" in text or ("://" in text and "@" in text):
+        return True
+    lowered = text.lower()
+    return "bearer" in lowered or "basic" in lowered
+
+
 class Redactor:
     """``Redactor(secrets).text(s)`` / ``.value(obj)``: ``s`` or ``obj`` with every secret removed."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so that a secret containing another is removed whole.
         self.secrets = sorted({s for s in secrets if s and len(s) >= MIN_SECRET}, key=len, reverse=True)
+        self._done: dict[str, str] = {}
 
     @classmethod
     def from_environment(cls, database_url: str | None = None, extra: Iterable[str] = ()) -> Redactor:
@@ -49,12 +61,21 @@ class Redactor:
         return cls([*secrets, *extra])
 
     def text(self, text: str) -> str:
+        # A conversation's earlier messages come back in every later call: each text is redacted once.
+        done = self._done.get(text)
+        if done is not None:
+            return done
+        clean = text
         for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        for pattern, replacement in PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
+            if secret in clean:
+                clean = clean.replace(secret, REDACTED)
+        if _may_match(clean):
+            for pattern, replacement in PATTERNS:
+                clean = pattern.sub(replacement, clean)
+        if len(self._done) >= CACHE_SIZE:
+            self._done.clear()
+        self._done[text] = clean
+        return clean
 
     def value(self, value: Any) -> Any:
         """A JSON-ready value with secrets removed: by key for mappings, by content for text."""

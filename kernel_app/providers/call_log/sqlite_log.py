@@ -81,34 +81,14 @@ class SqliteCallLog:
         self._lock = threading.Lock()
 
     def write(self, record: CallRecord) -> int:
-        row = (
-            record.started_at,
-            record.service,
-            record.model,
-            record.function,
-            record.root_function,
-            dumps(record.functions),
-            record.conversation,
-            dumps(record.messages),
-            dumps(record.settings),
-            record.answer,
-            dumps(record.tool_calls),
-            record.prompt_tokens,
-            record.completion_tokens,
-            record.latency_ms,
-            int(record.streamed),
-            record.finish_reason,
-            record.error,
-        )
+        self.write_many([record])
+        return record.id or 0
+
+    def write_many(self, records: list[CallRecord]) -> None:
         with self._lock, self._db:
-            cursor = self._db.execute(
-                "INSERT INTO calls (started_at, service, model, function, root_function, functions, conversation, "
-                "messages, settings, answer, tool_calls, prompt_tokens, completion_tokens, latency_ms, streamed, "
-                "finish_reason, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row,
-            )
-        record.id = int(cursor.lastrowid or 0)
-        return record.id
+            for record in records:
+                cursor = self._db.execute(INSERT, _row(record))
+                record.id = int(cursor.lastrowid or 0)
 
     def query(self, query: CallQuery) -> list[CallRecord]:
         where: list[str] = []
@@ -154,6 +134,35 @@ class SqliteCallLog:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+INSERT = (
+    "INSERT INTO calls (started_at, service, model, function, root_function, functions, conversation, messages, "
+    "settings, answer, tool_calls, prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, error) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _row(record: CallRecord) -> tuple[Any, ...]:
+    return (
+        record.started_at,
+        record.service,
+        record.model,
+        record.function,
+        record.root_function,
+        dumps(record.functions),
+        record.conversation,
+        dumps(record.messages),
+        dumps(record.settings),
+        record.answer,
+        dumps(record.tool_calls),
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.latency_ms,
+        int(record.streamed),
+        record.finish_reason,
+        record.error,
+    )
 
 
 def _record(row: tuple[Any, ...]) -> CallRecord:

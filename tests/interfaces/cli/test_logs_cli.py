@@ -39,11 +39,13 @@ async def run_functions(data: Path) -> None:
     """Two Writer.Summarize calls and one Writer.ShortPoem call, through the recorder create_chat_service uses."""
     settings = Settings(memory_dir=data)
     service = ScriptedChatCompletion(["Bread is good.", "Cheese is good.", SWOT_ANSWER])
-    record_calls(service, create_recorder(settings))
+    recorder = create_recorder(settings)
+    record_calls(service, recorder)
     kernel = build_kernel(settings, chat_service=service).kernel
     await kernel.invoke(kernel.get_function("Writer", "Summarize"), input="A long text about bread.")
     await kernel.invoke(kernel.get_function("Writer", "Summarize"), input="A long text about cheese.")
     await kernel.invoke(kernel.get_function("Writer", "ShortPoem"), input="bakery strengths")
+    recorder.close()  # writes what is queued
 
 
 def write(data: Path, record: CallRecord) -> int:

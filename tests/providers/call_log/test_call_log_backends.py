@@ -128,3 +128,11 @@ def test_the_postgres_log_has_its_own_versioned_migrations(postgres_url: str) ->
         open_call_log(Settings(database_url=postgres_url)).close()
     with psycopg.connect(postgres_url) as conn:
         assert NAMESPACE == "call_log" and schema_version(conn, NAMESPACE) == len(MIGRATIONS)
+
+
+def test_a_batch_is_written_in_one_go_and_each_call_gets_its_id(log: Any) -> None:
+    batch = [record(time.time() - 2, answer="first"), record(time.time() - 1, answer="second")]
+    log.write_many(batch)
+    first, second = (r.id for r in batch)
+    assert first is not None and second is not None and first < second
+    assert [log.get(first).answer, log.get(second).answer] == ["first", "second"]

@@ -57,7 +57,8 @@ def stored_text(settings: Settings) -> str:
 
 async def test_keys_headers_and_the_database_password_are_never_stored(settings: Settings) -> None:
     leaky_answer = f"Your key is {OPENAI_KEY} and the database is postgresql://app:{DB_PASSWORD}@db/app."
-    service = record_calls(ScriptedChatCompletion(default=leaky_answer), create_recorder(settings))
+    recorder = create_recorder(settings)
+    service = record_calls(ScriptedChatCompletion(default=leaky_answer), recorder)
     history = ChatHistory()
     history.add_system_message(f"Authorization: Bearer {OTHER_BEARER}")
     history.add_user_message(f"Use the key {AZURE_KEY} with password {DB_PASSWORD}")
@@ -72,6 +73,7 @@ async def test_keys_headers_and_the_database_password_are_never_stored(settings:
     with in_function(frame("Web.Fetch", {"url": "https://example.test", "api_key": "another-key-42"})):
         answer = await service.get_chat_message_contents(history, request)
     assert str(answer[0]) == leaky_answer, "the caller still gets the answer as the model gave it"
+    recorder.close()  # writes what is queued
 
     text = stored_text(settings)
     assert "Use the key" in text and "kept" in text and "Web.Fetch" in text, "the call itself is logged"

@@ -32,13 +32,21 @@ def log(tmp_path: Path) -> Any:
     opened.close()
 
 
+RECORDERS: list[CallRecorder] = []
+
+
 def recorded(service: ScriptedChatCompletion, log: Any) -> ScriptedChatCompletion:
-    record_calls(service, CallRecorder(lambda: log))
+    recorder = CallRecorder(lambda: log)
+    RECORDERS.append(recorder)
+    record_calls(service, recorder)
     return service
 
 
 def calls(log: Any) -> list[CallRecord]:
-    return list(reversed(log.query(CallQuery(limit=None))))  # oldest first
+    """The logged calls, oldest first, once the recorders' writer threads wrote what they were given."""
+    for recorder in RECORDERS:
+        assert recorder.flush(10), "the writer thread should write within seconds"
+    return list(reversed(log.query(CallQuery(limit=None))))
 
 
 def auto() -> KernelArguments:
@@ -163,7 +171,7 @@ class BrokenLog:
     def __init__(self) -> None:
         self.attempts = 0
 
-    def write(self, record: CallRecord) -> int:
+    def write_many(self, records: list[CallRecord]) -> None:
         self.attempts += 1
         raise OSError("disk full")
 
@@ -177,7 +185,8 @@ async def test_a_log_that_cannot_write_is_one_warning_and_never_breaks_the_call(
 ) -> None:
     broken = BrokenLog()
     service = ScriptedChatCompletion(default="still answered")
-    record_calls(service, CallRecorder(lambda: broken))  # type: ignore[arg-type,return-value]
+    recorder = CallRecorder(lambda: broken)  # type: ignore[arg-type,return-value]
+    record_calls(service, recorder)
     history = ChatHistory()
     history.add_user_message("hello")
 
@@ -191,6 +200,7 @@ async def test_a_log_that_cannot_write_is_one_warning_and_never_breaks_the_call(
             else:
                 answer = str((await service.get_chat_message_contents(history, PromptExecutionSettings()))[0])
             assert answer == "still answered"
+            assert recorder.flush(10)  # the write fails on the writer thread, after the call returned
 
     assert broken.attempts == 2
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "call log" in r.getMessage()]
@@ -201,11 +211,13 @@ async def test_a_log_that_cannot_open_is_a_warning_too(caplog: pytest.LogCapture
     def cannot_open() -> Any:
         raise PermissionError("read-only data folder")
 
-    service = record_calls(ScriptedChatCompletion(default="fine"), CallRecorder(cannot_open))
+    recorder = CallRecorder(cannot_open)
+    service = record_calls(ScriptedChatCompletion(default="fine"), recorder)
     history = ChatHistory()
     history.add_user_message("hello")
     with caplog.at_level(logging.WARNING):
         assert str((await service.get_chat_message_contents(history, PromptExecutionSettings()))[0]) == "fine"
+        assert recorder.flush(10)
     assert any("read-only data folder" in r.getMessage() for r in caplog.records)
 
 
@@ -244,3 +256,32 @@ def test_recording_keeps_the_service_itself_and_is_not_applied_twice(log: Any) -
     again = CallRecorder(lambda: log)
     record_calls(service, again)
     assert recorder_of(service) is recorder, "a second recorder would log every call twice"
+
+
+async def test_a_call_returns_before_its_record_is_written_and_flush_waits_for_it(log: Any) -> None:
+    """The write happens on the recorder's thread: a slow log never holds up the call."""
+    import threading
+
+    release = threading.Event()
+
+    class SlowLog:
+        backend = "slow"
+
+        def write_many(self, records: list[CallRecord]) -> None:
+            release.wait(10)
+            log.write_many(records)
+
+        def close(self) -> None:
+            pass
+
+    recorder = CallRecorder(lambda: SlowLog())  # type: ignore[arg-type,return-value]
+    service = record_calls(ScriptedChatCompletion(default="quick"), recorder)
+    history = ChatHistory()
+    history.add_user_message("hello")
+    assert str((await service.get_chat_message_contents(history, PromptExecutionSettings()))[0]) == "quick"
+    assert recorder.flush(0.2) is False and log.query(CallQuery()) == [], "still being written"
+    release.set()
+    assert recorder.flush(10) is True
+    [record] = log.query(CallQuery())
+    assert record.answer == "quick"
+    recorder.close()
