@@ -21,9 +21,10 @@ from kernel_app.providers.call_log.context import (
     in_function,
     scoped_stream,
 )
-from kernel_app.providers.call_log.recorder import CallRecorder, record_calls, recorder_of
+from kernel_app.providers.call_log.recorder import CallRecorder
 from kernel_app.providers.call_log.records import CallLog, CallQuery, CallRecord
 from kernel_app.providers.call_log.redact import REDACTED, Redactor
+from kernel_app.providers.call_log.service_calls import record_calls, recorder_of
 
 if TYPE_CHECKING:
     from kernel_app.base.config import Settings
