@@ -176,6 +176,9 @@ def show(app: AppContext, call_id: int, as_json: bool) -> None:
     click.echo(record.answer)
     for call in record.tool_calls:
         click.echo(f"function call: {call['name']} {call.get('arguments') or ''}")
+    if record.root_result is not None and record.root_result != record.answer:
+        click.echo(f"\n## Result of {record.root_function}\n")
+        click.echo(record.root_result)
     if record.error:
         click.echo(f"\nerror: {record.error}")
 

@@ -1,7 +1,8 @@
 """Logged model calls as eval cases (``kernel-app logs --to-eval FILE``): yesterday's answer, a regression case.
 
 Each chosen call becomes a case of the function it was made for: the function's arguments are the
-case's ``vars`` and the model's answer its ``expected``. Its assertions are drawn from the answer and
+case's ``vars`` and what it returned its ``expected`` (the model's answer, or the result of the native
+function the call was made inside, when that is the case's function). Its assertions are drawn from the answer and
 kept only where the logged answer passes them (the tables it had, complete sentences, no CJK, valid JSON,
 at least half its words), so the file passes today and fails when a prompt or model change loses them.
 """
@@ -42,7 +43,7 @@ def eval_file_from_calls(records: list[CallRecord], function: str | None = None)
         if name is None:
             skipped.append(f"#{record.id}: made outside any function (a chat turn or a planner), nothing to run")
             continue
-        if record.error or not record.answer.strip():
+        if record.error or not expected_of(record, name).strip():
             skipped.append(f"#{record.id}: {record.error or 'no text in the answer (a function call?)'}")
             continue
         functions.append(name)
@@ -72,13 +73,22 @@ def eval_file_from_calls(records: list[CallRecord], function: str | None = None)
 
 def _case(record: CallRecord, function: str) -> dict[str, Any]:
     when = datetime.fromtimestamp(record.started_at).astimezone().strftime("%Y-%m-%d %H:%M")
+    expected = expected_of(record, function)
     case: dict[str, Any] = {
         "description": f"call #{record.id} of {when} on {record.model or record.service}",
         "vars": record.arguments_of(function),
-        "expected": record.answer,
-        "assert": _assertions(record.answer),
+        "expected": expected,
+        "assert": _assertions(expected),
     }
     return case
+
+
+def expected_of(record: CallRecord, function: str) -> str:
+    """What ``function`` gave then: the outermost function's own result when it is the case's function (a
+    native function such as BusinessThinking.SWOT renders its model's JSON as tables), else the answer."""
+    if function == record.root_function and record.root_result is not None:
+        return record.root_result
+    return record.answer
 
 
 _CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f]")

@@ -8,21 +8,34 @@ native function still knows which function and conversation it belongs to.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class FunctionFrame:
-    """One function being run: ``Plugin.Function`` and the arguments it was given (JSON-ready)."""
+    """One function being run: ``Plugin.Function``, the arguments it was given (JSON-ready), and an id.
+
+    A model call made inside it adds where the function's result should go (``on_result``): a native
+    function's result is not its model's answer (BusinessThinking.SWOT renders tables from a JSON draft),
+    and an eval case of it needs the result. The kernel's filter calls ``report_result`` when it ends.
+    """
 
     name: str
     arguments: dict[str, Any]
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    on_result: list[Callable[[str, str], None]] = field(default_factory=list)
+
+    def report_result(self, text: str) -> None:
+        """Give ``text``, this invocation's result, to whoever logged a model call inside it."""
+        for sink in self.on_result:
+            sink(self.id, text)
 
 
 _functions: ContextVar[tuple[FunctionFrame, ...]] = ContextVar("kernel_app_call_functions", default=())

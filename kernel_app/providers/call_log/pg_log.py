@@ -41,18 +41,21 @@ MIGRATIONS = (
             latency_ms        double precision NOT NULL,
             streamed          boolean NOT NULL,
             finish_reason     text,
-            error             text
+            error             text,
+            root_invocation   text,                 -- the outermost function's invocation
+            root_result       text                  -- what it returned, once it ended
         );
         CREATE INDEX model_calls_by_time ON model_calls (started_at);
         CREATE INDEX model_calls_by_function ON model_calls (function, started_at);
         CREATE INDEX model_calls_by_root_function ON model_calls (root_function, started_at);
         CREATE INDEX model_calls_by_conversation ON model_calls (conversation, started_at);
+        CREATE INDEX model_calls_by_root_invocation ON model_calls (root_invocation);
         """,
     ),
 )
 COLUMNS: LiteralString = (
     "id, started_at, service, model, functions, conversation, messages, settings, answer, tool_calls, "
-    "prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, error"
+    "prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, error, root_invocation, root_result"
 )
 
 
@@ -79,6 +82,12 @@ class PgCallLog:
             for record in records:
                 row = conn.execute(INSERT, _row(record)).fetchone()
                 record.id = int(row[0]) if row else 0
+
+    def set_root_result(self, invocation: str, result: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE model_calls SET root_result = %s WHERE root_invocation = %s", (_text(result), invocation)
+            )
 
     def query(self, query: CallQuery) -> list[CallRecord]:
         from psycopg import sql
@@ -130,8 +139,8 @@ class PgCallLog:
 INSERT: LiteralString = (
     "INSERT INTO model_calls (started_at, service, model, function, root_function, functions, conversation, "
     "messages, settings, answer, tool_calls, prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, "
-    "error) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::jsonb, %s, %s::jsonb, %s, %s, %s, %s, %s, %s) "
-    "RETURNING id"
+    "error, root_invocation, root_result) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s::jsonb, %s::jsonb, %s, "
+    "%s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
 )
 
 
@@ -154,6 +163,8 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
         record.streamed,
         record.finish_reason,
         _text(record.error) if record.error is not None else None,
+        record.root_invocation,
+        _text(record.root_result) if record.root_result is not None else None,
     )
 
 
@@ -167,7 +178,7 @@ def _text(value: str) -> str:
 
 def _record(row: tuple[Any, ...]) -> CallRecord:
     (id_, started, service, model, functions, conversation, messages, settings, answer, tool_calls) = row[:10]
-    (prompt_tokens, completion_tokens, latency, streamed, finish, error) = row[10:]
+    (prompt_tokens, completion_tokens, latency, streamed, finish, error, root_invocation, root_result) = row[10:]
     return CallRecord(
         id=int(id_),
         started_at=float(started),
@@ -185,4 +196,6 @@ def _record(row: tuple[Any, ...]) -> CallRecord:
         streamed=bool(streamed),
         finish_reason=finish,
         error=error,
+        root_invocation=root_invocation,
+        root_result=root_result,
     )

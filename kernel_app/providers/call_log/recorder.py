@@ -14,6 +14,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kernel_app.providers.call_log.records import CallLog, CallRecord
@@ -26,7 +27,16 @@ BATCH = 200  # calls written in one transaction at most
 GATHER_S = 0.05  # the writer waits this long after a wake-up, so calls made meanwhile share its transaction
 EXIT_FLUSH_S = 5.0  # how long a process that exits waits for its queued calls to be written
 
-Pending = CallRecord | Callable[[], CallRecord]
+
+@dataclass(frozen=True)
+class RootResult:
+    """What an outermost function returned, for the calls made inside it (queued after them)."""
+
+    invocation: str
+    text: str
+
+
+Pending = CallRecord | Callable[[], CallRecord] | RootResult
 
 # Recorders whose writer thread runs: their queues are written out when the process exits.
 _open_recorders: weakref.WeakSet[CallRecorder] = weakref.WeakSet()
@@ -91,6 +101,10 @@ class CallRecorder:
         self._queued += 1
         if not self._wake.is_set():
             self._wake.set()
+
+    def write_result(self, invocation: str, text: str) -> None:
+        """Queue the result of the outermost function ``invocation``: it goes on the calls made inside it."""
+        self.write(RootResult(invocation, text))
 
     def write_now(self, record: Pending) -> None:
         """Build, redact and write ``record`` on this thread; any failure is a warning, never an exception."""
@@ -166,15 +180,20 @@ class CallRecorder:
 
     def _write_batch(self, items: list[Pending]) -> None:
         records: list[CallRecord] = []
+        results: list[RootResult] = []
         for item in items:
             try:
-                records.append(self._redacted(item() if callable(item) else item))
+                if isinstance(item, RootResult):
+                    results.append(RootResult(item.invocation, self.redactor.text(item.text)))
+                else:
+                    records.append(self._redacted(item() if callable(item) else item))
             except Exception as exc:  # one call that cannot be read does not lose the others
                 self.failed(exc)
-        if not records:
-            return
         try:
-            self.log.write_many(records)
+            if records:
+                self.log.write_many(records)
+            for result in results:  # after the calls: a result is queued after the calls it goes on
+                self.log.set_root_result(result.invocation, result.text)
         except Exception as exc:
             self.failed(exc)
 

@@ -13,7 +13,8 @@ class CallRecord:
 
     ``messages`` is the prompt as the model got it (``[{role, content}]``, function calls and results
     included); ``functions`` the functions running when the call was made, outermost first
-    (``[{name, arguments}]``): ``function`` is the innermost, ``root_function`` the outermost.
+    (``[{name, arguments}]``): ``function`` is the innermost, ``root_function`` the outermost, and
+    ``root_result`` what that outermost function returned (set when it ended).
     """
 
     started_at: float  # epoch seconds
@@ -31,6 +32,9 @@ class CallRecord:
     conversation: str | None = None
     finish_reason: str | None = None
     error: str | None = None
+    # The outermost function's invocation, and its result once it ended (what the user got from it).
+    root_invocation: str | None = None
+    root_result: str | None = None
     id: int | None = None
 
     @property
@@ -73,6 +77,7 @@ class CallRecord:
             "streamed": self.streamed,
             "finish_reason": self.finish_reason,
             "error": self.error,
+            "root_result": self.root_result,
         }
 
 
@@ -99,6 +104,10 @@ class CallLog(Protocol):
 
     def write_many(self, records: list[CallRecord]) -> None:
         """Store ``records`` in one transaction (the recorder's batches); each gets its ``id``."""
+        ...
+
+    def set_root_result(self, invocation: str, result: str) -> None:
+        """Record the result of the outermost function invocation ``invocation`` on its calls."""
         ...
 
     def query(self, query: CallQuery) -> list[CallRecord]: ...

@@ -82,7 +82,7 @@ def recorder_of(service: Any) -> CallRecorder | None:
 def _start(recorder: CallRecorder, service: Any, chat_history: Any, settings: Any, *, streamed: bool) -> _Call | None:
     """The request, copied before it is sent; None (and a warning) if it cannot be read: the call goes on."""
     try:
-        return _Call(service, chat_history, settings, streamed=streamed)
+        return _Call(recorder, service, chat_history, settings, streamed=streamed)
     except Exception as exc:
         recorder.failed(exc)
         return None
@@ -97,7 +97,9 @@ def _stopped(exc: BaseException) -> str:
 class _Call:
     """A request as sent (copied before the model answers: the history grows afterwards), then its answer."""
 
-    def __init__(self, service: Any, chat_history: Any, settings: Any, *, streamed: bool) -> None:
+    def __init__(
+        self, recorder: CallRecorder, service: Any, chat_history: Any, settings: Any, *, streamed: bool
+    ) -> None:
         self.started_at = time.time()
         self.clock = time.perf_counter()
         self.ended = self.clock
@@ -108,7 +110,11 @@ class _Call:
         self.history = list(getattr(chat_history, "messages", []))
         self.settings = _settings(settings)
         self.streamed = streamed
-        self.functions = [{"name": f.name, "arguments": f.arguments} for f in current_functions()]
+        frames = current_functions()
+        self.functions = [{"name": f.name, "arguments": f.arguments} for f in frames]
+        self.root_invocation = frames[0].id if frames else None
+        if frames and recorder.write_result not in frames[0].on_result:  # the root function's result, later
+            frames[0].on_result.append(recorder.write_result)
         self.conversation = current_conversation()
 
     def stop(self) -> None:
@@ -126,6 +132,7 @@ class _Call:
             latency_ms=(self.ended - self.clock) * 1000,
             streamed=self.streamed,
             functions=self.functions,
+            root_invocation=self.root_invocation,
             conversation=self.conversation,
             **fields,
         )

@@ -32,16 +32,19 @@ CREATE TABLE IF NOT EXISTS calls (
     latency_ms        REAL NOT NULL,
     streamed          INTEGER NOT NULL,
     finish_reason     TEXT,
-    error             TEXT
+    error             TEXT,
+    root_invocation   TEXT,            -- the outermost function's invocation
+    root_result       TEXT             -- what it returned, once it ended
 );
 CREATE INDEX IF NOT EXISTS calls_by_time ON calls (started_at);
 CREATE INDEX IF NOT EXISTS calls_by_function ON calls (function, started_at);
 CREATE INDEX IF NOT EXISTS calls_by_root_function ON calls (root_function, started_at);
 CREATE INDEX IF NOT EXISTS calls_by_conversation ON calls (conversation, started_at);
+CREATE INDEX IF NOT EXISTS calls_by_root_invocation ON calls (root_invocation);
 """
 COLUMNS = (
     "id, started_at, service, model, functions, conversation, messages, settings, answer, tool_calls, "
-    "prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, error"
+    "prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, error, root_invocation, root_result"
 )
 
 
@@ -89,6 +92,10 @@ class SqliteCallLog:
             for record in records:
                 cursor = self._db.execute(INSERT, _row(record))
                 record.id = int(cursor.lastrowid or 0)
+
+    def set_root_result(self, invocation: str, result: str) -> None:
+        with self._lock, self._db:
+            self._db.execute("UPDATE calls SET root_result = ? WHERE root_invocation = ?", (result, invocation))
 
     def query(self, query: CallQuery) -> list[CallRecord]:
         where: list[str] = []
@@ -138,8 +145,8 @@ class SqliteCallLog:
 
 INSERT = (
     "INSERT INTO calls (started_at, service, model, function, root_function, functions, conversation, messages, "
-    "settings, answer, tool_calls, prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, error) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "settings, answer, tool_calls, prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, error, "
+    "root_invocation, root_result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -162,12 +169,14 @@ def _row(record: CallRecord) -> tuple[Any, ...]:
         int(record.streamed),
         record.finish_reason,
         record.error,
+        record.root_invocation,
+        record.root_result,
     )
 
 
 def _record(row: tuple[Any, ...]) -> CallRecord:
     (id_, started, service, model, functions, conversation, messages, settings, answer, tool_calls) = row[:10]
-    (prompt_tokens, completion_tokens, latency, streamed, finish, error) = row[10:]
+    (prompt_tokens, completion_tokens, latency, streamed, finish, error, root_invocation, root_result) = row[10:]
     return CallRecord(
         id=int(id_),
         started_at=float(started),
@@ -185,4 +194,6 @@ def _record(row: tuple[Any, ...]) -> CallRecord:
         streamed=bool(streamed),
         finish_reason=finish,
         error=error,
+        root_invocation=root_invocation,
+        root_result=root_result,
     )

@@ -70,6 +70,20 @@ def test_a_native_functions_call_becomes_a_case_of_that_function_with_its_argume
         assert ASSERTIONS[spec.type].check(Output(SWOT), spec.params, case.expected).passed, spec
 
 
+def test_a_native_functions_own_result_is_the_expected_when_it_is_the_case(tmp_path: Path) -> None:
+    """BusinessThinking.SWOT asks the model for JSON and returns tables: its case expects the tables."""
+    draft = '{"strengths": ["Fresh bread daily"], "weaknesses": ["Small oven"]}'
+    record = logged(3, draft, ("BusinessThinking.SWOT", {"input": "a bakery"}), ("BusinessThinking.SWOTStructured", {}))
+    record.root_result = SWOT
+    _, path = written(tmp_path, [record], "BusinessThinking.SWOT")
+    [case] = load_eval_file(path).cases
+    assert case.expected == SWOT and "markdown-tables" in {a.type for a in case.asserts}
+    assert "is-json" not in {a.type for a in case.asserts}, "the assertions are drawn from the result"
+    _, path = written(tmp_path, [record], "BusinessThinking.SWOTStructured")
+    [case] = load_eval_file(path, function="BusinessThinking.SWOTStructured").cases
+    assert case.expected == draft and "is-json" in {a.type for a in case.asserts}
+
+
 def test_without_a_function_filter_the_outermost_function_is_the_case(tmp_path: Path) -> None:
     record = logged(1, "Short summary.", ("Outer.twice", {"topic": "bread"}), ("Writer.Summarize", {"input": "x"}))
     result, path = written(tmp_path, [record])

@@ -136,3 +136,12 @@ def test_a_batch_is_written_in_one_go_and_each_call_gets_its_id(log: Any) -> Non
     first, second = (r.id for r in batch)
     assert first is not None and second is not None and first < second
     assert [log.get(first).answer, log.get(second).answer] == ["first", "second"]
+
+
+def test_the_outermost_functions_result_goes_on_every_call_of_its_invocation(log: Any) -> None:
+    mine = [record(time.time() - 2, root_invocation="inv-1"), record(time.time() - 1, root_invocation="inv-1")]
+    other = record(time.time(), root_invocation="inv-2")
+    log.write_many([*mine, other])
+    log.set_root_result("inv-1", "| Strengths |\n|---|\n| Fresh bread. |")
+    assert [log.get(r.id).root_result for r in mine] == ["| Strengths |\n|---|\n| Fresh bread. |"] * 2
+    assert log.get(other.id).root_result is None

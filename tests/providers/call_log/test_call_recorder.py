@@ -123,7 +123,8 @@ class Outer:
     @kernel_function(name="twice")
     async def twice(self, topic: str, kernel: Kernel) -> str:
         inner = kernel.get_function("Writer", "Summarize")
-        return str(await kernel.invoke(inner, input=f"{topic}, said twice"))
+        answer = str(await kernel.invoke(inner, input=f"{topic}, said twice"))
+        return f"{answer} {answer}"
 
 
 async def test_a_call_inside_a_native_function_knows_both_functions_and_their_arguments(
@@ -140,6 +141,16 @@ async def test_a_call_inside_a_native_function_knows_both_functions_and_their_ar
     assert (record.root_function, record.function) == ("Outer.twice", "Writer.Summarize")
     assert record.arguments_of("Outer.twice") == {"topic": "bakeries"}
     assert record.arguments_of() == {"input": "bakeries, said twice"}
+    # What the outermost function returned, written on its calls once it ended: not the model's answer.
+    assert record.answer == "Short." and record.root_result == "Short. Short."
+
+
+async def test_a_prompt_function_run_alone_has_its_answer_as_its_result(log: Any, tmp_path: Path) -> None:
+    service = recorded(ScriptedChatCompletion(default="Bread is good."), log)
+    kernel = build_kernel(Settings(memory_dir=tmp_path), chat_service=service).kernel
+    await kernel.invoke(kernel.get_function("Writer", "Summarize"), input="bread")
+    [record] = calls(log)
+    assert record.root_result == "Bread is good."
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streamed"])
