@@ -61,7 +61,8 @@ def _open(app: AppContext) -> CallLog:
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     metavar="FILE",
-    help="Write the chosen calls as eval cases to FILE (the answer becomes `expected`, the arguments `vars`).",
+    help="Write the chosen calls as eval cases to FILE (what the function returned becomes `expected`, its "
+    "arguments `vars`).",
 )
 @click.pass_context
 def logs(

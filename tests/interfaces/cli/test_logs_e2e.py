@@ -58,3 +58,27 @@ def test_the_log_switched_off_logs_nothing(openai_server, switch: tuple[str, ...
     assert ran.returncode == 0, ran.stderr
     listed = run_cli("logs", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def test_yesterdays_swot_becomes_a_regression_case_that_passes(openai_server, tmp_path: Path) -> None:
+    """The README's story: SWOT drafts with SWOTDraft (this service has no structured output) and renders
+    four tables; the case expects the tables SWOT returned, not the draft, and passes on the same draft."""
+    draft = "\n".join(
+        f"{c}:\n" + "\n".join(f"- Point {i}: it matters because customers notice it every day." for i in range(3))
+        for c in ("Strengths", "Weaknesses", "Opportunities", "Threats")
+    )
+    openai_server.default_answer = draft
+    ran = run_cli("run", "BusinessThinking.SWOT", "--input", "a family bakery", **env(openai_server))
+    assert ran.returncode == 0, ran.stderr
+
+    target = tmp_path / "my-swot.evals.yaml"
+    exported = run_cli("logs", "--function", "BusinessThinking.SWOT", "-n", "1", "--to-eval", str(target))
+    assert exported.returncode == 0, exported.stderr
+    text = target.read_text(encoding="utf-8")
+    assert text.count("function: BusinessThinking.SWOT") == 1 and "input: a family bakery" in text
+    assert "type: markdown-tables" in text and "count: 4" in text, text
+    assert ran.stdout.strip() in text.replace("\n    ", "\n"), "the expected answer is the tables SWOT printed"
+
+    evaluated = run_cli("eval", str(target), "--json", **env(openai_server))
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    assert json.loads(evaluated.stdout)["summary"]["failed"] == 0
