@@ -64,6 +64,9 @@ class Settings:
     database_url: str | None = field(default=None, repr=False)
     # semantic-kernel's HttpPlugin (http.getAsync, postAsync...) reaches the network: off unless asked for.
     http_plugin: bool = False
+    # Every model call (prompt, settings, answer, tokens, latency) is kept in the call log (`kernel-app logs`):
+    # a SQLite file in the data folder, or PostgreSQL with database_url. Secrets are never written.
+    call_log: bool = True
     # Embedded model tuning (threads default to the physical cores minus one; see services/cpu_threads.py).
     local_context_tokens: int = 4096
     local_threads: int | None = None
@@ -143,7 +146,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         return Path(_optional(value, str, where, "a directory")).expanduser()
     if name == "database_url":
         return _database_url(value, where)
-    if name == "http_plugin":
+    if name in ("http_plugin", "call_log"):
         if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         if not isinstance(value, bool):

@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+CALL_LOG_FILE = "calls.sqlite3"
+
 
 def builtin_plugins_dir() -> Path:
     # `plugins/` sits beside `kernel_app/` both in a checkout and in site-packages.
@@ -16,3 +18,8 @@ def data_dir(memory_dir: Path | None = None) -> Path:
         return Path(memory_dir).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base).expanduser() / "kernel-app" / "memory"
+
+
+def call_log_path(memory_dir: Path | None = None) -> Path:
+    """The call log's SQLite file (``kernel-app logs``), used when no ``database_url`` is set."""
+    return data_dir(memory_dir) / CALL_LOG_FILE

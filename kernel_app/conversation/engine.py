@@ -46,6 +46,7 @@ from kernel_app.conversation.events import (
 )
 from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit, message_tokens
 from kernel_app.conversation.store import AnyConversationStore, Conversation, ConversationStore, Message, ToolCall
+from kernel_app.providers.call_log.context import scoped_stream
 from kernel_app.providers.llama.profiles import GENERIC, ModelProfile
 
 if TYPE_CHECKING:
@@ -323,14 +324,16 @@ class ConversationEngine:
         # On PostgreSQL the turn is recorded while it runs: if this process dies mid-turn, another instance
         # marks it interrupted in the conversation (PgConversationStore.mark_interrupted_turns).
         turn = self.store.begin_turn(conversation_id, text)
+        events = self._turn(
+            lambda: self.prompt_messages(conversation_id, pending=pending[committed:]),
+            pending,
+            commit,
+            approve=approve,
+            stream=stream,
+        )
         try:
-            async for event in self._turn(
-                lambda: self.prompt_messages(conversation_id, pending=pending[committed:]),
-                pending,
-                commit,
-                approve=approve,
-                stream=stream,
-            ):
+            # The call log learns which conversation each model call of the turn belongs to.
+            async for event in scoped_stream(events, conversation=conversation_id):
                 if len(pending) != seen:  # a round's message was added: its text is in it
                     seen, streamed = len(pending), []
                 if isinstance(event, TextDelta):

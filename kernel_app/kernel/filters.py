@@ -128,6 +128,42 @@ def _escape_leaves(value: Any) -> Any:
     return value
 
 
+async def track_function(
+    context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
+) -> None:
+    """Tell the call log which function (with which arguments, as given) a model call is made for, and what
+    the outermost function returned (a native function's result is not its model's answer).
+
+    The first filter, so it sees the arguments before the others fill in defaults. A streamed function's
+    model call runs while its caller reads the stream, after this filter returned (semantic-kernel 1.45's
+    ``invoke_stream`` iterates the result outside the filters), so its stream is wrapped to carry the name;
+    the result of a streamed prompt function is its model's answer, already logged.
+    """
+    from contextlib import suppress
+    from inspect import isasyncgen
+
+    from kernel_app.providers.call_log import current_functions, frame, in_function, scoped_stream
+
+    outermost = not current_functions()
+    entry = frame(context.function.fully_qualified_name, context.arguments)
+    with in_function(entry):
+        await next(context)
+    result = context.result
+    if context.is_streaming and result is not None and isasyncgen(result.value):
+        result.value = scoped_stream(result.value, function=entry)
+    elif outermost and entry.on_result and result is not None:
+        with suppress(Exception):  # the log never breaks a call: without it, the calls just lack the result
+            entry.report_result(_result_text(result.value))
+
+
+def _result_text(value: Any) -> str:
+    from semantic_kernel.contents import ChatMessageContent
+
+    if isinstance(value, list) and value and all(isinstance(v, ChatMessageContent) for v in value):
+        return "".join(str(v) for v in value)  # a prompt function's answer, as `run` prints it
+    return value if isinstance(value, str) else str(value)
+
+
 async def fit_execution_settings(
     context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
 ) -> None:

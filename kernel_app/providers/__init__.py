@@ -23,8 +23,15 @@ CHAT_PROVIDERS: dict[str, str] = {
 
 
 def create_chat_service(settings: Settings) -> ChatCompletionClientBase:
+    """The configured service; its calls go to the call log unless ``call_log`` is off (every surface gets
+    its service here, so every model call is logged whichever surface made it)."""
     target = CHAT_PROVIDERS.get(settings.service)
     if target is None:
         raise ConfigError(f"unknown service {settings.service!r}: use one of {', '.join(SERVICES)}")
     module_name, _, factory = target.partition(":")
-    return getattr(importlib.import_module(module_name), factory)(settings)
+    service = getattr(importlib.import_module(module_name), factory)(settings)
+    if settings.call_log:
+        from kernel_app.providers.call_log import create_recorder, record_calls
+
+        service = record_calls(service, create_recorder(settings))
+    return service

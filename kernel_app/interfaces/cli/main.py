@@ -28,6 +28,7 @@ COMMANDS = {
     "chat": "kernel_app.interfaces.cli.chat_cmd:chat",
     "eval": "kernel_app.interfaces.cli.eval_cmd:eval_command",
     "execute": "kernel_app.interfaces.cli.plan_cmd:execute",
+    "logs": "kernel_app.interfaces.cli.logs_cmd:logs",
     "mcp": "kernel_app.interfaces.cli.mcp_cmd:mcp",
     "memory": "kernel_app.interfaces.cli.memory_cmd:memory",
     "models": "kernel_app.interfaces.cli.models_cmd:models",
@@ -104,6 +105,12 @@ class LazyGroup(click.Group):
     help="PostgreSQL + pgvector for shared state, e.g. postgresql://user@host/db (password from PGPASSWORD or "
     "~/.pgpass) [env KERNEL_APP_DATABASE_URL; default: none, files under --memory-dir].",
 )
+@click.option(
+    "--call-log/--no-call-log",
+    "call_log",
+    default=None,
+    help="Log every model call for `kernel-app logs` [env KERNEL_APP_CALL_LOG; default: on].",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and raw model output on errors.")
 @click.version_option(__version__, prog_name="kernel-app")
 @click.pass_context
@@ -116,6 +123,7 @@ def cli(
     config_file: Path | None,
     memory_dir: Path | None,
     database_url: str | None,
+    call_log: bool | None,
     debug: bool,
 ) -> None:
     """Kernel App: run Semantic Kernel plugins on a local or hosted model.
@@ -136,6 +144,7 @@ def cli(
             "trusted_dirs": list(trusted_dirs) or None,
             "memory_dir": memory_dir,
             "database_url": database_url,
+            "call_log": call_log,
         },
         config_file=config_file,
         debug=debug,
