@@ -288,9 +288,20 @@ class ConversationEngine:
         return await collect(self.stream(conversation_id, text, approve=approve, stream=False))
 
     async def stream(
-        self, conversation_id: str, text: str, *, approve: Approve | None = None, stream: bool = True
+        self,
+        conversation_id: str,
+        text: str,
+        *,
+        approve: Approve | None = None,
+        stream: bool = True,
+        options: dict[str, Any] | None = None,
+        instructions: Sequence[str] = (),
     ) -> AsyncIterator[Event]:
-        """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``."""
+        """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``.
+
+        ``options``: execution settings for this turn (``max_tokens``, ``temperature``...). ``instructions``:
+        system messages for this turn only, after the engine's own; they are not stored (the Responses API's
+        ``instructions`` do not carry over to the next response)."""
         conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
         pending = [Message("user", text)]
         committed = 0
@@ -303,13 +314,15 @@ class ConversationEngine:
         # On PostgreSQL the turn is recorded while it runs: if this process dies mid-turn, another instance
         # marks it interrupted in the conversation (PgConversationStore.mark_interrupted_turns).
         turn = self.store.begin_turn(conversation_id, text)
+        preamble = [Message("system", line) for line in instructions]
         try:
             async for event in self._turn(
-                lambda: self.prompt_messages(conversation_id, pending=pending[committed:]),
+                lambda: [*preamble, *self.prompt_messages(conversation_id, pending=pending[committed:])],
                 pending,
                 commit,
                 approve=approve,
                 stream=stream,
+                options=options,
             ):
                 if isinstance(event, Done):
                     commit()
