@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,15 @@ import httpx
 import openai
 import pytest
 
+from kernel_app.base.config import Settings
+from kernel_app.interfaces.server import create_app
+from memories.embedders import HashingEmbedder
+from tests.support import postgres as pg_support
 from tests.support.server import make_app, running
 from tests.support.tool_scripted import ToolScripted, tools
+
+postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
+postgres_url = pg_support.postgres_url
 
 pytestmark = pytest.mark.e2e  # the app served by uvicorn on loopback
 
@@ -222,3 +230,31 @@ def test_api_keys_guard_the_responses_api(tmp_path: Path) -> None:
         with pytest.raises(openai.AuthenticationError):
             client(url, "wrong").responses.create(model="kernel-app", input="Hello")
         assert client(url, key).responses.create(model="kernel-app", input="Hello").output_text == "Hi there."
+
+
+@contextmanager
+def _on_postgres(folder: Path, database_url: str, service: ToolScripted) -> Iterator[str]:
+    app: Any = create_app(
+        Settings(memory_dir=folder, database_url=database_url), chat_service=service, embedder=HashingEmbedder(64)
+    )
+    assert app.state.kernel_app.store.backend == "postgresql"
+    try:
+        with running(app) as url:
+            yield url
+    finally:
+        app.state.kernel_app.store.close()
+
+
+def test_a_response_continues_on_another_server(tmp_path: Path, postgres_url: str) -> None:
+    service_a = ToolScripted([tools(("Math-add", {"a": 2, "b": 3})), "It is 5."])
+    service_b = ToolScripted(["Doubled, 10."])
+    with (
+        _on_postgres(tmp_path / "a", postgres_url, service_a) as a,
+        _on_postgres(tmp_path / "b", postgres_url, service_b) as b,
+    ):
+        first = client(a).responses.create(model="kernel-app", input="what is 2+3")
+        second = client(b).responses.create(model="kernel-app", input="doubled?", previous_response_id=first.id)
+        assert second.output_text == "Doubled, 10."
+        prompt = service_b.requests[0]
+        assert "what is 2+3" in prompt.prompt and "It is 5." in prompt.prompt and prompt.function_results == ["5"]
+        assert client(a).responses.retrieve(second.id).output_text == "Doubled, 10."
