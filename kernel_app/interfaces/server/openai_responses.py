@@ -462,14 +462,15 @@ async def create_response(
         return StreamingResponse(_frames(builder, events), media_type="text/event-stream", headers=HEADERS)
 
     async def answer() -> tuple[OpenAIResponse | None, str | None]:
+        error = "the model gave no answer"
+        # To the end, not returning at Done: the gate's place is freed (and the turn ended) when it runs out.
         async for event in events:
             builder.feed(event)
             if isinstance(event, Done):
                 builder.finish(event)
-                return builder.final, None
-            if isinstance(event, ErrorEvent):
-                return None, event.message
-        return None, "the model gave no answer"
+            elif isinstance(event, ErrorEvent):
+                error = event.message
+        return builder.final, error
 
     finished, outcome = await unless_disconnected(request.receive, answer())
     if not finished or outcome is None:

@@ -258,3 +258,10 @@ def test_a_response_continues_on_another_server(tmp_path: Path, postgres_url: st
         prompt = service_b.requests[0]
         assert "what is 2+3" in prompt.prompt and "It is 5." in prompt.prompt and prompt.function_results == ["5"]
         assert client(a).responses.retrieve(second.id).output_text == "Doubled, 10."
+
+
+def test_each_response_frees_its_place_at_the_model(tmp_path: Path) -> None:
+    service = ToolScripted(["One.", "Two.", "Three."])
+    with running(make_app(tmp_path, service, concurrency=1, queue=0)) as url:
+        answers = [client(url).responses.create(model="kernel-app", input=f"{n}?").output_text for n in range(3)]
+    assert answers == ["One.", "Two.", "Three."]  # with one place and no queue, a held place is a 429
