@@ -5,7 +5,7 @@ Models as on chat completions (:mod:`kernel_app.interfaces.server.openai_compat`
 can be asked), the underlying model's own name is a plain pass-through. A client's own ``tools`` are a 400.
 
 The kernel runs its functions itself, so a response shows each call as a ``function_call`` output item
-(``name`` is ``Plugin-Function``, the tool name the model was offered; ``status`` completed) followed by a
+(``name`` is ``Plugin-Function``, the tool name the model was offered) followed by a
 ``function_call_output`` item with its result as the engine reports it (its first 200 characters, spaces
 collapsed: the model got all of it), then the answer's ``message``. A client that sends those items back
 as ``input`` (stateless use, ``store: false``) gets them understood as the calls and results they were.
@@ -332,10 +332,12 @@ class ResponseBuilder:
         return self._message is not None or bool(self.output and isinstance(self.output[-1], ResponseOutputMessage))
 
     def _item(self, item: Any) -> list[dict[str, Any]]:
+        """A call or a result: known whole when it comes, so added (in progress) and done at once."""
         index = len(self.output)
         self.output.append(item)
+        begun = item.model_copy(update={"status": "in_progress"})
         added = self._event(
-            ResponseOutputItemAddedEvent, type="response.output_item.added", item=item, output_index=index
+            ResponseOutputItemAddedEvent, type="response.output_item.added", item=begun, output_index=index
         )
         done = self._event(ResponseOutputItemDoneEvent, type="response.output_item.done", item=item, output_index=index)
         return [added, done]

@@ -79,6 +79,8 @@ def test_streamed_events_in_order_with_the_stream_helper(served: tuple[str, Tool
         "response.completed",
     ]
     assert [event.sequence_number for event in events] == list(range(len(events)))
+    added, done = events[2], events[3]
+    assert added.item.status == "in_progress" and done.item.status == "completed" and added.item.id == done.item.id
     deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert deltas == "Two plus three is five." == final.output_text
     assert [item.type for item in final.output] == ["function_call", "function_call_output", "message"]
