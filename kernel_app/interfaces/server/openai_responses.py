@@ -441,11 +441,6 @@ async def create_response(
     approve = approver(state, refusal)  # as on chat completions: what would need a person is refused
     instructions = [body.instructions] if body.instructions else []
     if body.store:
-        conversation = state.store.create(
-            id=response_id, service=str(engine.service.service_id or ""), model=body.model
-        )
-        if history or given[:-1]:
-            state.store.append_many(conversation.id, [*history, *given[:-1]])
         turn = engine.stream(
             response_id,
             given[-1].content,
@@ -454,7 +449,7 @@ async def create_response(
             options=options,
             instructions=instructions,
         )
-        events = _forgotten_unless_done(state, response_id, turn)
+        events = _stored_turn(state, response_id, body.model, [*history, *given[:-1]], turn)
     else:
         preamble = [Message("system", line) for line in instructions]
         events = engine.complete([*preamble, *history, *given], approve=approve, stream=body.stream, options=options)
@@ -483,13 +478,18 @@ async def create_response(
     return JSONResponse(dump(result))
 
 
-async def _forgotten_unless_done(
-    state: ServerState, response_id: str, events: AsyncIterator[Event]
+async def _stored_turn(
+    state: ServerState, response_id: str, model: str, before: list[Message], turn: AsyncIterator[Event]
 ) -> AsyncIterator[Event]:
-    """A stored response's turn; if it fails or is cut short, its conversation goes (nothing to continue)."""
+    """A stored response's turn: its conversation is made when the turn starts (so a request that never
+    runs leaves none), with the messages ``before`` it; if the turn fails or is cut short, it goes again
+    (there is nothing to continue)."""
+    state.store.create(id=response_id, service=str(state.engine.service.service_id or ""), model=model)
     done = False
     try:
-        async for event in events:
+        if before:
+            state.store.append_many(response_id, before)
+        async for event in turn:
             done = done or isinstance(event, Done)
             yield event
     finally:
