@@ -300,6 +300,8 @@ class ConversationEngine:
         stream: bool = True,
         keep_if_cut: bool = False,
         conversation: Conversation | None = None,
+        options: dict[str, Any] | None = None,
+        instructions: Sequence[str] = (),
     ) -> AsyncIterator[Event]:
         """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``.
 
@@ -307,7 +309,10 @@ class ConversationEngine:
         store what it produced, the text streamed so far included, marked interrupted; else it leaves
         nothing but the calls with an effect that ran. ``conversation``: the caller read it from the store
         already (the server does, to answer 404 before a stream starts), so it is not read again: on
-        PostgreSQL each read is a round trip per turn."""
+        PostgreSQL each read is a round trip per turn. ``options``: execution settings for this turn
+        (``max_tokens``, ``temperature``...). ``instructions``: system messages for this turn only, after
+        the engine's own; they are not stored (the Responses API's ``instructions`` do not carry over to
+        the next response)."""
         if conversation is None:
             conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
         pending = [Message("user", text)]
@@ -324,12 +329,14 @@ class ConversationEngine:
         # On PostgreSQL the turn is recorded while it runs: if this process dies mid-turn, another instance
         # marks it interrupted in the conversation (PgConversationStore.mark_interrupted_turns).
         turn = self.store.begin_turn(conversation_id, text)
+        preamble = [Message("system", line) for line in instructions]
         events = self._turn(
-            lambda: self.prompt_messages(conversation_id, pending=pending[committed:]),
+            lambda: [*preamble, *self.prompt_messages(conversation_id, pending=pending[committed:])],
             pending,
             commit,
             approve=approve,
             stream=stream,
+            options=options,
         )
         try:
             # The call log learns which conversation each model call of the turn belongs to.

@@ -1,6 +1,7 @@
 """The server's app factory: ``create_app(settings)`` builds the kernel once and mounts every protocol.
 
-Each protocol is one module: :mod:`kernel_app.interfaces.server.openai_compat` (OpenAI-compatible),
+Each protocol is one module: :mod:`kernel_app.interfaces.server.openai_compat` (OpenAI-compatible) and
+:mod:`kernel_app.interfaces.server.openai_responses` (OpenAI's Responses API),
 :mod:`kernel_app.interfaces.server.api` (our REST API, one router per concern),
 :mod:`kernel_app.interfaces.server.mcp_server` (MCP over streamable HTTP at ``/mcp``).
 They all drive the same kernel, engine and store.
@@ -133,11 +134,12 @@ def create_app(
     app.state.kernel_app = state
     errors.install(app, database=bool(settings.database_url))
 
-    from kernel_app.interfaces.server import openai_compat
+    from kernel_app.interfaces.server import openai_compat, openai_responses
     from kernel_app.interfaces.server.api import conversations, evals, functions, health, memory, plans
 
     app.include_router(health.router)
     app.include_router(openai_compat.router)
+    app.include_router(openai_responses.router)
     app.include_router(functions.router)
     app.include_router(conversations.router)
     app.include_router(plans.router)

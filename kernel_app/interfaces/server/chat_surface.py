@@ -11,18 +11,21 @@ so they word them the same way.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.conversation.engine import Refusal
 from kernel_app.interfaces.server.markdown import help_markdown, inline, listing_markdown
 
 if TYPE_CHECKING:
     from kernel_app.commands.dispatch import Reply
     from kernel_app.commands.listing import HelpListing
-    from kernel_app.conversation.engine import Refusal
     from kernel_app.conversation.events import ApprovalNeeded
 
+log = logging.getLogger("kernel_app.interfaces.server")
+APPROVE_FLAG = "--approve-model-functions"
 MAX_ERROR_CHARS = 300
 CUT_NOTE = "\n(cut: the answer reached its length limit)"
 # The REPL's commands that call the model (or may: /run of a prompt function). Free text does too. Every
@@ -114,6 +117,30 @@ def approver(state: Any, ask: AskUser) -> AskUser:
         return await ask(request)
 
     return approve
+
+
+async def refusal(request: ApprovalNeeded) -> Refusal:
+    """The OpenAI-compatible endpoints' approval (chat completions and responses, model ``kernel-app``).
+
+    An OpenAI client cannot answer an approval: what the chat surfaces would ask about is refused here
+    (:func:`kernel_app.interfaces.server.chat_surface.approver` runs prompt functions first under
+    ``--approve-model-functions``, as on Teams and chat-copilot). A refusal names the way out, to the model
+    (which tells the client) and in the server's log."""
+    if request.effect == "model":
+        log.warning(
+            "%s not run for model kernel-app: it is a prompt function; start the server with %s to allow them",
+            request.function,
+            APPROVE_FLAG,
+        )
+        return Refusal(
+            f"{request.function} was not run: this server runs prompt functions for model kernel-app only "
+            f"when started with {APPROVE_FLAG}. Say so, then answer without it."
+        )
+    log.warning("%s not run for model kernel-app: it has an effect, which needs a person's approval", request.function)
+    return Refusal(
+        f"{request.function} was not run: it changes something, and over the OpenAI-compatible API no one can "
+        "approve that (use the REST conversations API, which asks). Answer without it."
+    )
 
 
 def sorry(text: str) -> str:

@@ -29,14 +29,20 @@ TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "inval
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, type: str | None = None) -> None:
+    """``param``: the request field the error is about (OpenAI's ``error.param``), when there is one."""
+
+    def __init__(
+        self, status: int, message: str, code: str | None = None, type: str | None = None, param: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.code = status, message, code
+        self.status, self.message, self.code, self.param = status, message, code, param
         self.type = type or TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
 
 
-def error_body(message: str, type: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type, "param": None, "code": code}}
+def error_body(
+    message: str, type: str = "invalid_request_error", code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
 
 
 def error_response(status: int, message: str, code: str | None = None, **headers: str) -> JSONResponse:
@@ -123,7 +129,7 @@ def install(app: FastAPI, *, database: bool = False) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(error.message, error.type, error.code), status_code=error.status)
+        return JSONResponse(error_body(error.message, error.type, error.code, error.param), status_code=error.status)
 
     @app.exception_handler(Busy)
     async def busy(request: Request, error: Busy) -> JSONResponse:

@@ -22,42 +22,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernel_app.conversation.engine import Refusal
-from kernel_app.conversation.events import ApprovalNeeded, Done, ErrorEvent, Event, TextDelta
+from kernel_app.conversation.events import Done, ErrorEvent, Event, TextDelta
 from kernel_app.conversation.store import Message
-from kernel_app.interfaces.server.chat_surface import approver
+from kernel_app.interfaces.server.chat_surface import approver, refusal
 from kernel_app.interfaces.server.errors import ApiError, error_body
 from kernel_app.interfaces.server.limits import CLIENT_GONE, gated, unless_disconnected
 from kernel_app.interfaces.server.state import KERNEL_MODEL, State
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
 log = logging.getLogger("kernel_app.interfaces.server")
-APPROVE_FLAG = "--approve-model-functions"
-
-
-async def refusal(request: ApprovalNeeded) -> Refusal:
-    """An OpenAI client cannot answer an approval: what the chat surfaces would ask about is refused here
-    (:func:`kernel_app.interfaces.server.chat_surface.approver` runs prompt functions first under
-    ``--approve-model-functions``, as on Teams and chat-copilot). A refusal names the way out, to the model
-    (which tells the client) and in the server's log."""
-    if request.effect == "model":
-        log.warning(
-            "%s not run for model %s: it is a prompt function; start the server with %s to allow them",
-            request.function,
-            KERNEL_MODEL,
-            APPROVE_FLAG,
-        )
-        return Refusal(
-            f"{request.function} was not run: this server runs prompt functions for model {KERNEL_MODEL} only "
-            f"when started with {APPROVE_FLAG}. Say so, then answer without it."
-        )
-    log.warning(
-        "%s not run for model %s: it has an effect, which needs a person's approval", request.function, KERNEL_MODEL
-    )
-    return Refusal(
-        f"{request.function} was not run: it changes something, and over the OpenAI-compatible API no one can "
-        "approve that (use the REST conversations API, which asks). Answer without it."
-    )
 
 
 class ChatMessageIn(BaseModel):
