@@ -26,5 +26,7 @@ def create_chat_service(settings: Settings) -> ChatCompletionClientBase:
     target = CHAT_PROVIDERS.get(settings.service)
     if target is None:
         raise ConfigError(f"unknown service {settings.service!r}: use one of {', '.join(SERVICES)}")
+    from kernel_app.providers.model_spans import trace_model_calls
+
     module_name, _, factory = target.partition(":")
-    return getattr(importlib.import_module(module_name), factory)(settings)
+    return trace_model_calls(getattr(importlib.import_module(module_name), factory)(settings))
