@@ -142,7 +142,7 @@ class _ModelCall:
         if telemetry.capture_contents() and messages:
             span.set_attribute(
                 telemetry.OUTPUT_MESSAGES,
-                json.dumps([_message(m, _finish_reason(m)) for m in messages], ensure_ascii=False),
+                json.dumps([_message(m, _message_finish(_finish_reason(m))) for m in messages], ensure_ascii=False),
             )
         if error is not None:
             error_type = type(error).__qualname__
@@ -155,15 +155,20 @@ class _ModelCall:
 
 
 def _finish_reason(message: Any) -> str:
+    """The model's own reason, as OpenAI spells them (``tool_calls``): the span attribute is the raw value."""
     reason = getattr(message, "finish_reason", None)
     if reason is None:
         from semantic_kernel.contents import FunctionCallContent
 
         # Local and scripted services leave it unset: a reply of calls ended for its calls.
         calls = any(isinstance(item, FunctionCallContent) for item in getattr(message, "items", ()))
-        return "tool_call" if calls else "stop"
-    value = str(getattr(reason, "value", reason))
-    return "tool_call" if value == "tool_calls" else value
+        return "tool_calls" if calls else "stop"
+    return str(getattr(reason, "value", reason))
+
+
+def _message_finish(reason: str) -> str:
+    # The output-messages JSON schema's enum says tool_call where OpenAI says tool_calls.
+    return "tool_call" if reason == "tool_calls" else reason
 
 
 def _message(message: Any, finish_reason: str = "") -> dict[str, Any]:

@@ -53,7 +53,7 @@ async def test_a_turn_is_one_trace_of_its_model_and_function_calls(
         assert chat.attributes[telemetry.RESPONSE_MODEL] == model
         assert chat.attributes[telemetry.CONVERSATION_ID] == conversation.id
         assert telemetry.INPUT_MESSAGES not in chat.attributes and telemetry.OUTPUT_MESSAGES not in chat.attributes
-    assert tuple(first.attributes[telemetry.FINISH_REASONS]) == ("tool_call",)
+    assert tuple(first.attributes[telemetry.FINISH_REASONS]) == ("tool_calls",)
     assert tuple(second.attributes[telemetry.FINISH_REASONS]) == ("stop",)
     # The scripted service counts words as tokens: the answer has five.
     assert second.attributes[telemetry.OUTPUT_TOKENS] == 5 and second.attributes[telemetry.INPUT_TOKENS] > 0
@@ -80,6 +80,7 @@ async def test_message_contents_are_on_the_spans_only_when_opted_in(monkeypatch:
     asked = json.loads(str(first.attributes[telemetry.INPUT_MESSAGES]))
     assert asked[-1] == {"role": "user", "parts": [{"type": "text", "content": QUESTION}]}
     called = json.loads(str(first.attributes[telemetry.OUTPUT_MESSAGES]))
+    assert called[0]["finish_reason"] == "tool_call"  # the schema's enum; the span attribute says tool_calls
     assert called[0]["parts"][0]["type"] == "tool_call" and called[0]["parts"][0]["arguments"] == {"a": 2, "b": 3}
     result = json.loads(str(second.attributes[telemetry.INPUT_MESSAGES]))[-1]
     assert result["role"] == "tool" and result["parts"][0] == {
