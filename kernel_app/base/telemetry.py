@@ -194,7 +194,7 @@ def configure(*, console: bool = False) -> bool:
         except ImportError as error:
             raise ConfigError(
                 f"{ENDPOINT_ENV} is set but the OTLP exporter is not installed: "
-                "pip install 'kernel-app[telemetry]' (or unset the variable)"
+                "pip install -e '.[telemetry]' (or unset the variable)"
             ) from error
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
@@ -279,15 +279,18 @@ def conversation_id() -> str:
     return str(context.get_value(_CONVERSATION_KEY) or "")
 
 
-@contextlib.contextmanager
-def tool_call(call_id: str) -> Iterator[None]:
+def tool_call(call_id: str) -> contextlib.AbstractContextManager[None]:
     """The model's id for the function call about to run, for its ``execute_tool`` span."""
     if _state is None:
-        yield
-        return
+        return contextlib.nullcontext()  # off: not even a generator frame
+    return _attached(_TOOL_CALL_KEY, call_id)
+
+
+@contextlib.contextmanager
+def _attached(key: str, value: object) -> Iterator[None]:
     from opentelemetry import context
 
-    token = context.attach(context.set_value(_TOOL_CALL_KEY, call_id))
+    token = context.attach(context.set_value(key, value))
     try:
         yield
     finally:

@@ -58,7 +58,7 @@ def test_an_endpoint_without_the_exporter_names_the_extra(monkeypatch: pytest.Mo
     with pytest.raises(ConfigError) as raised:
         telemetry.configure()
     message = str(raised.value)
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in message and "kernel-app[telemetry]" in message
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in message and "[telemetry]" in message
     assert "\n" not in message and not telemetry.active()
 
 
