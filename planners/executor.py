@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.base import telemetry
 from kernel_app.base.errors import KernelAppError
 from kernel_app.base.usage import Usage
 from planners.catalogue import FunctionCatalogue
@@ -98,6 +99,10 @@ class _DependencyFailed(Exception):
     """A step that did not start because a step it reads failed (not itself a failure)."""
 
 
+PLAN_AGENT = f"{telemetry.AGENT_NAME} plan"
+PLAN_STEPS = "kernel_app.plan.steps"
+
+
 class PlanExecutor:
     """``await PlanExecutor(kernel, step_timeout=60).execute(plan, {"input": text}, approve=ask)`` → PlanResult."""
 
@@ -142,6 +147,22 @@ class PlanExecutor:
         return await self._run(plan, variables)
 
     async def _run(self, plan: Plan, variables: dict[str, Any]) -> PlanResult:
+        """The plan's steps; with telemetry on, in one ``invoke_agent`` span with each step's function under it."""
+        if not telemetry.active():
+            return await self._run_steps(plan, variables)
+        attributes: dict[str, Any] = {
+            telemetry.OPERATION: "invoke_agent",
+            telemetry.AGENT: PLAN_AGENT,
+            PLAN_STEPS: len(plan.steps),
+        }
+        conversation = telemetry.conversation_id()
+        if conversation:
+            attributes[telemetry.CONVERSATION_ID] = conversation
+        # Step tasks copy the current context when created, so their functions' spans are this span's children.
+        with telemetry.tracer().start_as_current_span(f"invoke_agent {PLAN_AGENT}", attributes=attributes):
+            return await self._run_steps(plan, variables)
+
+    async def _run_steps(self, plan: Plan, variables: dict[str, Any]) -> PlanResult:
         started = time.perf_counter()
         values: dict[str, Any] = dict(variables)
         results: dict[int, StepResult] = {}

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
+from kernel_app.base import telemetry
 from kernel_app.base.errors import KernelAppError, innermost_message
 from kernel_app.base.usage import Usage, collect_usage
 from kernel_app.conversation.events import (
@@ -337,6 +338,7 @@ class ConversationEngine:
             approve=approve,
             stream=stream,
             options=options,
+            conversation_id=conversation_id,
         )
         try:
             # The call log learns which conversation each model call of the turn belongs to.
@@ -416,6 +418,41 @@ class ConversationEngine:
         approve: Approve | None,
         stream: bool,
         options: dict[str, Any] | None = None,
+        conversation_id: str = "",
+    ) -> AsyncIterator[Event]:
+        """The turn's events; with telemetry on, in one ``invoke_agent`` span (model and function calls under it)."""
+        scope = self._turn_scope(conversation_id) if telemetry.active() else None
+        try:
+            async for event in self._rounds(prompt, pending, commit, approve, stream, options, scope):
+                if scope is not None:
+                    _end_turn_span(scope, event)
+                yield event
+        finally:
+            if scope is not None:
+                scope.end()
+
+    def _turn_scope(self, conversation_id: str) -> telemetry.Scope | None:
+        from kernel_app.providers.model_spans import provider_name
+
+        attributes: dict[str, Any] = {
+            telemetry.OPERATION: "invoke_agent",
+            telemetry.AGENT: telemetry.AGENT_NAME,
+            telemetry.PROVIDER: provider_name(self.service),
+            telemetry.REQUEST_MODEL: self.model,
+        }
+        if conversation_id:
+            attributes[telemetry.CONVERSATION_ID] = conversation_id
+        return telemetry.begin(f"invoke_agent {telemetry.AGENT_NAME}", attributes, conversation_id=conversation_id)
+
+    async def _rounds(
+        self,
+        prompt: Callable[[], list[Message]],
+        pending: list[Message],
+        commit: Callable[[], None],
+        approve: Approve | None,
+        stream: bool,
+        options: dict[str, Any] | None,
+        scope: telemetry.Scope | None,
     ) -> AsyncIterator[Event]:
         usage = Usage()
         try:
@@ -427,7 +464,8 @@ class ConversationEngine:
             last_result = ""  # of the turn's last call that ran
             if tools:
                 asked = next((m.content for m in reversed(prompt()) if m.role == "user"), "") or ""
-                offered = await self.offered_functions(asked)
+                with telemetry.within(scope):
+                    offered = await self.offered_functions(asked)
             for round_index in range(self.max_rounds + 1):
                 offer = tools and round_index < self.max_rounds and not answer_now
                 history = self.chat_history(prompt())
@@ -442,7 +480,10 @@ class ConversationEngine:
                 finish = "stop"
                 if stream:
                     merged = None
-                    async for chunk in service.get_streaming_chat_message_content(history, settings, **kwargs):
+                    chunks = service.get_streaming_chat_message_content(history, settings, **kwargs)
+                    if scope is not None:
+                        chunks = telemetry.each_within(scope, chunks)
+                    async for chunk in chunks:
                         if chunk is None:
                             continue
                         usage = usage + Usage.from_metadata(getattr(chunk, "metadata", None))
@@ -454,7 +495,8 @@ class ConversationEngine:
                         calls = _function_calls(merged)
                         finish = _finish(merged)
                 else:
-                    message = await service.get_chat_message_content(history, settings, **kwargs)
+                    with telemetry.within(scope):
+                        message = await service.get_chat_message_content(history, settings, **kwargs)
                     if message is not None:
                         usage = usage + Usage.from_metadata(getattr(message, "metadata", None))
                         calls = _function_calls(message)
@@ -487,7 +529,7 @@ class ConversationEngine:
                 pending.append(Message("assistant", text, tool_calls=tool_calls))
                 shown = ""  # the result of the round's last call, when it is the answer itself
                 for call in tool_calls:
-                    async for event in self._call(call, approve, pending, commit, offered):
+                    async for event in self._call(call, approve, pending, commit, offered, scope):
                         if isinstance(event, _Usage):
                             usage = usage + event.usage
                         else:
@@ -515,6 +557,7 @@ class ConversationEngine:
         pending: list[Message],
         commit: Callable[[], None],
         offered: Sequence[str] | None = None,
+        scope: telemetry.Scope | None = None,
     ) -> AsyncIterator[Event | _Usage]:
         from semantic_kernel.functions import KernelArguments
 
@@ -557,7 +600,7 @@ class ConversationEngine:
                 )
             else:
                 try:
-                    with collect_usage() as collector:
+                    with collect_usage() as collector, telemetry.within(scope), telemetry.tool_call(call.id):
                         result = await self.kernel.invoke(function, KernelArguments(**arguments))
                     yield _Usage(collector.total)
                     output, ok = result_text(result), True
@@ -606,6 +649,18 @@ class ConversationEngine:
         return settings
 
     # endregion
+
+
+def _end_turn_span(scope: telemetry.Scope, event: Event) -> None:
+    """What the turn's span says of how it ended: usage and finish reason, or the error."""
+    if isinstance(event, Done):
+        scope.span.set_attribute(telemetry.FINISH_REASONS, [event.finish_reason])
+        if event.usage.prompt_tokens or event.usage.completion_tokens:
+            scope.span.set_attribute(telemetry.INPUT_TOKENS, event.usage.prompt_tokens)
+            scope.span.set_attribute(telemetry.OUTPUT_TOKENS, event.usage.completion_tokens)
+    elif isinstance(event, ErrorEvent):
+        error_type = "Exception" if event.message.startswith("failed:") else "KernelAppError"
+        scope.fail(error_type, event.message[:200])
 
 
 @dataclass(frozen=True)

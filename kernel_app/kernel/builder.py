@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 from kernel_app.base.config import Settings
 from kernel_app.base.paths import builtin_plugins_dir
 from kernel_app.base.usage import record_usage
-from kernel_app.kernel.filters import fit_execution_settings, refuse_empty_prompt, require_variables, track_function
+from kernel_app.kernel.filters import (
+    fit_execution_settings,
+    refuse_empty_prompt,
+    require_variables,
+    trace_function,
+    track_function,
+)
 from kernel_app.kernel.plugin_folders.loader import LoadReport, PluginDirectory, load_plugin_directories
 
 if TYPE_CHECKING:
@@ -67,7 +73,9 @@ def build_kernel(
         from semantic_kernel.core_plugins import HttpPlugin
 
         kernel.add_plugin(HttpPlugin(), plugin_name="http")
-    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, track_function)  # first: the arguments as given
+    # First: the execute_tool span covers the other filters' refusals (a missing variable) too.
+    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, trace_function)
+    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, track_function)  # next: the arguments as given
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, require_variables)
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, fit_execution_settings)
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, record_usage)
@@ -77,7 +85,9 @@ def build_kernel(
 
         chat_service = create_chat_service(settings)
     if chat_service is not None:
-        kernel.add_service(chat_service)
+        from kernel_app.providers.model_spans import trace_model_calls
+
+        kernel.add_service(trace_model_calls(chat_service))
     return BuiltKernel(kernel, report)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from kernel_app.base import telemetry
 from kernel_app.base.errors import ConfigError, MissingVariableError, UsageError
 from kernel_app.kernel.function_info import is_required, user_parameters
 
@@ -215,3 +216,40 @@ def _has_text(rendered: str) -> bool:
 
 def _lower_keys(arguments: object) -> set[str]:
     return {str(k).lower() for k in arguments}  # type: ignore[attr-defined]
+
+
+async def trace_function(
+    context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
+) -> None:
+    """An ``execute_tool {Plugin.Function}`` span for every function the kernel runs, while telemetry is on.
+
+    Model calls a prompt function makes are its children; the model's call id (when the conversation
+    engine runs the call) is ``gen_ai.tool.call.id``. Not semantic-kernel's own function spans: see
+    kernel_app.base.telemetry.
+    """
+    if not telemetry.active():
+        await next(context)
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    name = context.function.fully_qualified_name.replace("-", ".")
+    attributes: dict[str, Any] = {
+        telemetry.OPERATION: "execute_tool",
+        telemetry.TOOL_NAME: name,
+        telemetry.TOOL_TYPE: "function",
+    }
+    with telemetry.take_tool_call_id() as call_id:
+        if call_id:
+            attributes[telemetry.TOOL_CALL_ID] = call_id
+        conversation = telemetry.conversation_id()
+        if conversation:
+            attributes[telemetry.CONVERSATION_ID] = conversation
+        with telemetry.tracer().start_as_current_span(
+            f"execute_tool {name}", attributes=attributes, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                await next(context)
+            except BaseException as error:
+                span.set_attribute(telemetry.ERROR_TYPE, type(error).__qualname__)
+                span.set_status(Status(StatusCode.ERROR, str(error)[:200]))
+                raise

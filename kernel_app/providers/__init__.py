@@ -28,10 +28,12 @@ def create_chat_service(settings: Settings) -> ChatCompletionClientBase:
     target = CHAT_PROVIDERS.get(settings.service)
     if target is None:
         raise ConfigError(f"unknown service {settings.service!r}: use one of {', '.join(SERVICES)}")
+    from kernel_app.providers.model_spans import trace_model_calls
+
     module_name, _, factory = target.partition(":")
     service = getattr(importlib.import_module(module_name), factory)(settings)
     if settings.call_log:
         from kernel_app.providers.call_log import create_recorder, record_calls
 
         service = record_calls(service, create_recorder(settings))
-    return service
+    return trace_model_calls(service)

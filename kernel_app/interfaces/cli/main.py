@@ -112,6 +112,12 @@ class LazyGroup(click.Group):
     help="Log every model call for `kernel-app logs` [env KERNEL_APP_CALL_LOG; default: on].",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and raw model output on errors.")
+@click.option(
+    "--trace",
+    is_flag=True,
+    help="Print OpenTelemetry spans (model calls, function calls, turns, plans) to stderr [env KERNEL_APP_TRACE=1; "
+    "OTEL_EXPORTER_OTLP_ENDPOINT exports them over OTLP].",
+)
 @click.version_option(__version__, prog_name="kernel-app")
 @click.pass_context
 def cli(
@@ -125,6 +131,7 @@ def cli(
     database_url: str | None,
     call_log: bool | None,
     debug: bool,
+    trace: bool,
 ) -> None:
     """Kernel App: run Semantic Kernel plugins on a local or hosted model.
 
@@ -136,6 +143,7 @@ def cli(
       echo "long text" | kernel-app run Writer.Summarize Text.upper
     """
     _configure_logging(debug)
+    _configure_telemetry(trace)
     ctx.obj = AppContext(
         overrides={
             "service": service,
@@ -149,6 +157,14 @@ def cli(
         config_file=config_file,
         debug=debug,
     )
+
+
+def _configure_telemetry(trace: bool) -> None:
+    from kernel_app.base import telemetry
+
+    if trace:
+        os.environ[telemetry.TRACE_ENV] = "1"  # the server's worker processes inherit it
+    telemetry.configure(console=trace)
 
 
 def _configure_logging(debug: bool) -> None:

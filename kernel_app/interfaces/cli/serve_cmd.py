@@ -158,8 +158,10 @@ def check_workers(database_url: str | None, workers: int) -> None:
 
 def worker_app() -> Any:
     """One worker's app (uvicorn's factory), from what :func:`serve` put in the environment."""
+    from kernel_app.base import telemetry
     from kernel_app.interfaces.server import create_app
 
+    telemetry.configure()  # a fresh process: --trace and the OTLP endpoint reach it through the environment
     settings, options = pickle.loads(base64.b64decode(os.environ[WORKER_CONFIG]))  # our own parent wrote it
     asgi = create_app(settings, **options)
     report_problems(asgi.state.kernel_app.load_report.problems, quiet_warnings=True)
