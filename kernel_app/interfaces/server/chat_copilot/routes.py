@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from kernel_app import __version__
 from kernel_app.interfaces.server.chat_copilot import shapes
 from kernel_app.interfaces.server.chat_copilot.records import DocumentRecord, ViewMessage
+from kernel_app.interfaces.server.entra import entra_config
 from kernel_app.interfaces.server.errors import ApiError
 
 if TYPE_CHECKING:
@@ -118,8 +119,18 @@ router = APIRouter()
 
 
 @router.get("/authConfig")
-async def auth_config() -> dict[str, str]:
-    return {"authType": "None", "aadAuthority": "", "aadClientId": "", "aadApiScope": ""}
+async def auth_config(ctx: Ctx) -> dict[str, str]:
+    """``AzureAd`` with sign-in: the web app then signs its user in with MSAL at this authority and asks
+    for this API scope; ``None`` without (the web app's one default user)."""
+    config = entra_config(ctx.state.settings)
+    if config is None:
+        return {"authType": "None", "aadAuthority": "", "aadClientId": "", "aadApiScope": ""}
+    return {
+        "authType": "AzureAd",
+        "aadAuthority": config.authority_url,
+        "aadClientId": config.web_app_client_id,
+        "aadApiScope": config.api_scope,
+    }
 
 
 @router.get("/maintenanceStatus")
