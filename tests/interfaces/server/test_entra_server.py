@@ -18,7 +18,16 @@ from websockets.asyncio.client import connect
 
 from kernel_app.base.config import Settings
 from tests.support.copilot_client import HubClient
-from tests.support.entra import CLIENT_ID, OTHER_TENANT, TENANT, IdentityProvider, SigningKey, tampered, unsigned
+from tests.support.entra import (
+    CLIENT_ID,
+    OTHER_TENANT,
+    TENANT,
+    USER_OID,
+    IdentityProvider,
+    SigningKey,
+    tampered,
+    unsigned,
+)
 from tests.support.server import make_app, running
 from tests.support.tool_scripted import ToolScripted
 
@@ -154,6 +163,15 @@ async def test_chat_copilot_signs_its_user_in(served: tuple[str, ToolScripted, I
             answered = await http.post(f"/chats/{chat_id}/messages", json=ask)
             assert answered.status_code == 200, answered.text
             assert "Croissants" in json.dumps(answered.json())
+            # the signed-in user is who asked, whatever the body claims (the web app's own user id form)
+            claimed = {**ask, "variables": [*ask["variables"], {"key": "userId", "value": "mallory"}]}
+            service.queue("At nine.")
+            assert (await http.post(f"/chats/{chat_id}/messages", json=claimed)).status_code == 200
+            listed = (await http.get(f"/chats/{chat_id}/messages")).json()
+            asked = [m for m in listed if m.get("authorRole") == 0]
+            assert asked and {(m["userId"], m["userName"]) for m in asked} == {(f"{USER_OID}.{TENANT}", "Megan Bowen")}
+            people = (await http.get(f"/chats/{chat_id}/participants")).json()
+            assert [p["userId"] for p in people] == [f"{USER_OID}.{TENANT}"]
         await hub.wait(lambda h: any("Croissants" in json.dumps(a) for a in h.of("ReceiveMessageUpdate")))
     finally:
         await hub.stop()
