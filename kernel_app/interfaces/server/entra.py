@@ -37,6 +37,9 @@ LEEWAY_S = 60.0  # clock difference tolerated on exp / nbf / iat
 REFETCH_FLOOR_S = 60.0  # at least this long between two fetches of the key set
 FETCH_TIMEOUT_S = 10.0
 
+# Authorities whose metadata serves many tenants (its issuer says {tenantid}): each token's own tenant counts.
+MULTI_TENANT = frozenset({"common", "organizations"})
+
 Fetch = Callable[[str], dict[str, Any]]
 
 
@@ -91,6 +94,11 @@ def entra_config(settings: Settings) -> EntraConfig | None:
         missing = "entra_tenant_id (KERNEL_APP_ENTRA_TENANT_ID)" if not tenant else "entra_client_id"
         raise ConfigError(f"Entra ID sign-in needs both a tenant and a client id: set {missing} too")
     client = client.removeprefix("api://").rstrip("/")  # the API's App ID URI is accepted for the id
+    if tenant.lower() in MULTI_TENANT and not settings.entra_allowed_tenants:
+        raise ConfigError(
+            f"entra_tenant_id {tenant!r} would let in any organisation's users: list the tenants in "
+            "entra_allowed_tenants (KERNEL_APP_ENTRA_ALLOWED_TENANTS), or give your own tenant's id"
+        )
     return EntraConfig(
         tenant_id=tenant,
         client_id=client,
@@ -129,6 +137,7 @@ class EntraValidator:
         self._metadata: dict[str, Any] | None = None
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        self._meta_failed_at: float | None = None
 
     def validate(self, token: str) -> Identity:
         """The identity ``token`` proves, or :class:`Refused` with the reason."""
@@ -162,9 +171,11 @@ class EntraValidator:
 
     def _identity(self, claims: dict[str, Any]) -> Identity:
         tenant = str(claims["tid"])
-        if claims["iss"] != self._issuer_for(tenant):
+        issuer = str(self._meta()["issuer"])
+        if claims["iss"] != _issuer_of(issuer, tenant):
             raise Refused(401, "the token's issuer is not the Entra ID v2 issuer of its tenant")
-        allowed = {self.config.tenant_id, *self.config.allowed_tenants}
+        # The configured tenant may be a domain name; the metadata's issuer names it by id.
+        allowed = {self.config.tenant_id, *self.config.allowed_tenants, _home_tenant(issuer)}
         if tenant not in allowed:
             raise Refused(403, f"tenant {tenant} may not sign in here: add it to entra_allowed_tenants")
         scopes = str(claims.get("scp") or "").split()
@@ -174,17 +185,15 @@ class EntraValidator:
         name = str(claims.get("name") or claims.get("preferred_username") or "")
         return Identity.for_user(tenant, str(claims["oid"]), name)
 
-    def _issuer_for(self, tenant: str) -> str:
-        """The v2 issuer of ``tenant``: the metadata's ``issuer`` (``{tenantid}`` in it for multi-tenant
-        authorities such as ``organizations``), with the token's tenant in place of the configured one."""
-        issuer = str(self._meta().get("issuer") or "")
-        template = issuer.replace(self.config.tenant_id, "{tenantid}")
-        return template.replace("{tenantid}", tenant)
-
     def _meta(self) -> dict[str, Any]:
         with self._lock:
             if self._metadata is None:
+                now = self._clock()
+                if self._meta_failed_at is not None and now - self._meta_failed_at < self._floor:
+                    raise Refused(401, "the identity provider's OpenID configuration could not be read lately")
+                self._meta_failed_at = now  # cleared below once it is read: a provider away is not hammered
                 self._metadata = self._fetch_or_fail(self.config.metadata_url, "OpenID configuration")
+                self._meta_failed_at = None
                 if not self._metadata.get("jwks_uri") or not self._metadata.get("issuer"):
                     self._metadata = None
                     raise Refused(401, "the identity provider's OpenID configuration has no jwks_uri or issuer")
@@ -214,6 +223,21 @@ class EntraValidator:
             return self._fetch(url)
         except Exception as error:  # the identity provider away: nobody can be let in, say why in the log
             raise Refused(401, f"could not read the identity provider's {what} at {url}: {error}") from None
+
+
+def _issuer_of(issuer: str, tenant: str) -> str:
+    """The v2 issuer of ``tenant``, from the metadata's ``issuer``: ``{tenantid}`` in it (a multi-tenant
+    authority such as ``organizations``) or the home tenant's id (``{authority}/{tid}/v2.0``) replaced."""
+    if "{tenantid}" in issuer:
+        return issuer.replace("{tenantid}", tenant)
+    home = _home_tenant(issuer)
+    return issuer.replace(f"/{home}/", f"/{tenant}/", 1) if home else issuer
+
+
+def _home_tenant(issuer: str) -> str:
+    """The tenant id in a single-tenant issuer (``https://login.microsoftonline.com/{tid}/v2.0``), else ""."""
+    parts = issuer.rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 5 and "{" not in parts[-2] else ""
 
 
 def _keys_by_kid(jwks: dict[str, Any]) -> dict[str, jwt.PyJWK]:

@@ -43,9 +43,11 @@ def is_loopback(host: str) -> bool:
 def check_bind(host: str, api_keys: Iterable[str], signed_in: bool = False) -> None:
     """Refuse to serve beyond this machine without keys or sign-in (and with a key too short to be one)."""
     keys = list(api_keys)
-    if keys and any(len(key) < 16 for key in keys):
+    if is_loopback(host):
+        return
+    if any(len(key) < 16 for key in keys):
         raise ConfigError(f"{API_KEYS_VARIABLE}: every key needs at least 16 characters")
-    if is_loopback(host) or keys or signed_in:
+    if keys or signed_in:
         return
     raise ConfigError(
         f"refusing to listen on {host} without API keys or sign-in: set {API_KEYS_VARIABLE}=KEY[,KEY...] "

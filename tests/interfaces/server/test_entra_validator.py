@@ -96,6 +96,23 @@ def test_an_allowed_tenant_signs_in() -> None:
     assert identity.tenant_id == OTHER_TENANT
 
 
+def test_a_multi_tenant_authority_checks_each_token_against_its_own_tenant() -> None:
+    idp = IdentityProvider(tenant="organizations")
+    real = idp.documents
+
+    def documents() -> dict[str, dict[str, Any]]:  # as Entra's organizations metadata says it
+        found = real()
+        found[idp.metadata_url]["issuer"] = f"{idp.authority}/{{tenantid}}/v2.0"
+        return found
+
+    idp.documents = documents  # type: ignore[method-assign]
+    check = validator(idp, tenant_id="organizations", allowed_tenants=(TENANT, OTHER_TENANT))
+    assert check.validate(idp.token(tid=OTHER_TENANT)).tenant_id == OTHER_TENANT
+    forged = idp.token(tid=OTHER_TENANT, iss=f"{idp.authority}/{TENANT}/v2.0")  # another tenant's issuer
+    assert "issuer" in refusal(check, forged).reason
+    assert refusal(check, idp.token(tid="f00dcafe-0000-0000-0000-000000000000")).status == 403
+
+
 def test_tampered_unsigned_hmac_and_foreign_tokens_are_refused() -> None:
     idp = IdentityProvider()
     check = validator(idp)
@@ -139,9 +156,19 @@ def test_an_unreachable_identity_provider_refuses_with_the_reason() -> None:
     def down(url: str) -> dict[str, Any]:
         raise OSError("connection refused")
 
-    check = EntraValidator(EntraConfig(TENANT, CLIENT_ID, idp.authority), fetch=down)
+    calls: list[str] = []
+
+    def counted(url: str) -> dict[str, Any]:
+        calls.append(url)
+        return down(url) if len(calls) == 1 else idp.fetch(url)
+
+    clock = Clock()
+    check = EntraValidator(EntraConfig(TENANT, CLIENT_ID, idp.authority), fetch=counted, clock=clock)
     refused = refusal(check, idp.token())
     assert refused.status == 401 and "connection refused" in refused.reason
+    assert "lately" in refusal(check, idp.token()).reason and len(calls) == 1  # not asked again at once
+    clock.now += 61
+    assert check.validate(idp.token()).object_id == USER_OID  # back: the next request after the floor gets in
 
 
 def test_the_settings_turn_sign_in_on() -> None:
@@ -152,6 +179,10 @@ def test_the_settings_turn_sign_in_on() -> None:
     assert config.api_scope == f"api://{CLIENT_ID}/access_as_user" and config.web_app_client_id == CLIENT_ID
     with pytest.raises(ConfigError, match="entra_client_id"):
         entra_config(Settings(entra_tenant_id=TENANT))
+    with pytest.raises(ConfigError, match="entra_allowed_tenants"):
+        entra_config(Settings(entra_tenant_id="organizations", entra_client_id=CLIENT_ID))
+    multi = Settings(entra_tenant_id="organizations", entra_client_id=CLIENT_ID, entra_allowed_tenants=[TENANT])
+    assert entra_config(multi) is not None
     with pytest.raises(ConfigError, match="https://"):
         Settings(entra_authority="login.microsoftonline.com")
 
@@ -174,6 +205,7 @@ def test_sign_in_lets_the_server_bind_beyond_loopback() -> None:
     with pytest.raises(ConfigError, match="sign-in"):
         check_bind("0.0.0.0", [])
     check_bind("0.0.0.0", [], signed_in=True)
+    check_bind("127.0.0.1", ["short"])  # loopback: as before, any key
     with pytest.raises(ConfigError, match="16 characters"):
         check_bind("0.0.0.0", ["short"], signed_in=True)
 
@@ -227,3 +259,18 @@ async def test_without_keys_or_sign_in_everyone_is_local() -> None:
     app = Authenticate(Starlette(routes=[Route("/whoami", whoami)]))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         assert (await client.get("/whoami")).json()["principal"] == "local"
+
+
+def test_a_tenant_given_by_its_domain_name_is_known_by_its_issuer() -> None:
+    idp = IdentityProvider(tenant="contoso.onmicrosoft.com")
+    real = idp.documents
+
+    def documents() -> dict[str, dict[str, Any]]:  # Entra's metadata for a domain names the tenant by id
+        found = real()
+        found[idp.metadata_url]["issuer"] = f"{idp.authority}/{TENANT}/v2.0"
+        return found
+
+    idp.documents = documents  # type: ignore[method-assign]
+    check = validator(idp, tenant_id="contoso.onmicrosoft.com")
+    assert check.validate(idp.token(tid=TENANT)).principal == f"entra:{TENANT}:{USER_OID}"
+    assert refusal(check, idp.token(tid=OTHER_TENANT)).status == 403
