@@ -70,6 +70,14 @@ class Settings:
     # Embedded model tuning (threads default to the physical cores minus one; see services/cpu_threads.py).
     local_context_tokens: int = 4096
     local_threads: int | None = None
+    # Entra ID sign-in on kernel-app serve (README, "Sign-in with Entra ID"): on when tenant and client id are set.
+    entra_tenant_id: str | None = None
+    entra_client_id: str | None = None  # the API app's client id; tokens may carry it or api://<it> as audience
+    # The web app's own (SPA) registration, which chat-copilot's /authConfig hands MSAL; default: entra_client_id.
+    entra_web_client_id: str | None = None
+    entra_allowed_tenants: list[str] = field(default_factory=list)  # other tenants whose users may sign in
+    entra_authority: str = "https://login.microsoftonline.com"  # another cloud's, or a test's identity provider
+    entra_scope: str = "access_as_user"  # the delegated scope a user's token must carry (or any app role)
 
     def __post_init__(self) -> None:
         for name in field_names():
@@ -160,6 +168,23 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{where}: expected a whole number of at least 1, got {value!r}")
         return value
+    if name in ("entra_tenant_id", "entra_client_id", "entra_web_client_id"):
+        text = _optional(value, str, where, "an id")
+        return text.strip() or None if text is not None else None
+    if name == "entra_allowed_tenants":
+        if isinstance(value, str):  # the environment's comma-separated form
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
+            raise ConfigError(f'{where}: expected a list of tenant ids, e.g. ["<tenant id>"], got {value!r}')
+        return [t.strip() for t in value if t.strip()]
+    if name in ("entra_authority", "entra_scope"):
+        text = _optional(value, str, where, "a URL" if name == "entra_authority" else "a scope name")
+        text = (text or "").strip().rstrip("/")
+        if not text:
+            raise ConfigError(f"{where}: must not be empty")
+        if name == "entra_authority" and not text.startswith(("https://", "http://")):
+            raise ConfigError(f"{where}: expected an https:// URL, e.g. https://login.microsoftonline.com")
+        return text
     raise ConfigError(f"unknown setting '{name}': valid keys are {', '.join(field_names())}")
 
 

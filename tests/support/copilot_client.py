@@ -39,10 +39,10 @@ def approval(plan_message: dict[str, Any], state: int, edit: Callable[[dict[str,
 class HubClient:
     """A pysignalr client joined to chats, recording every call the server makes on it."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, headers: dict[str, str] | None = None) -> None:
         from pysignalr.client import SignalRClient
 
-        self.client = SignalRClient(f"{base}/messageRelayHub")
+        self.client = SignalRClient(f"{base}/messageRelayHub", headers=headers)
         self.received: list[tuple[str, list[Any]]] = []
         self._changed = asyncio.Condition()
         self._opened = asyncio.Event()

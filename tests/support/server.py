@@ -61,8 +61,9 @@ def wait_until_ready(proc: Any, url: str, within: float) -> None:
         time.sleep(0.2)
 
 
-def make_app(tmp_path: Path, service: ToolScripted, **options: Any) -> Any:
-    settings = Settings(memory_dir=tmp_path / "memory")
+def make_app(tmp_path: Path, service: ToolScripted, settings: Settings | None = None, **options: Any) -> Any:
+    """The app over ``service``, its data under ``tmp_path``; ``settings`` (their memory_dir is replaced)."""
+    settings = (settings or Settings()).replace(memory_dir=tmp_path / "memory")
     options.setdefault("store", ConversationStore(tmp_path / "memory" / "conversations.sqlite3"))
     options.setdefault("embedder", HashingEmbedder(64))
     return create_app(settings, chat_service=service, **options)

@@ -52,6 +52,17 @@ from kernel_app.interfaces.cli.context import AppContext, report_problems
     help="Worker processes on this port; more than 1 needs database_url (their shared store). Each has its own "
     "model, queue and limits.",
 )
+@click.option("--entra-tenant-id", metavar="ID", help="Entra ID sign-in: the tenant (KERNEL_APP_ENTRA_TENANT_ID).")
+@click.option(
+    "--entra-client-id",
+    metavar="ID",
+    help="Entra ID sign-in: the API app's client id or api:// URI, the tokens' audience (KERNEL_APP_ENTRA_CLIENT_ID).",
+)
+@click.option(
+    "--entra-authority",
+    metavar="URL",
+    help="Entra ID sign-in: the authority (default https://login.microsoftonline.com; KERNEL_APP_ENTRA_AUTHORITY).",
+)
 @click.pass_obj
 def serve(
     app: AppContext,
@@ -65,20 +76,32 @@ def serve(
     teams_anonymous: bool,
     no_teams: bool,
     workers: int,
+    entra_tenant_id: str | None,
+    entra_client_id: str | None,
+    entra_authority: str | None,
 ) -> None:
     """Serve the kernel over HTTP: REST under /v1, OpenAI-compatible /v1/chat/completions, MCP at /mcp.
 
     \b
-    Binds 127.0.0.1 unless --host says otherwise; any other address needs API keys:
+    Binds 127.0.0.1 unless --host says otherwise; any other address needs API keys or Entra ID sign-in:
       KERNEL_APP_API_KEYS=KEY1,KEY2 kernel-app serve --host 0.0.0.0
-    Clients then send 'Authorization: Bearer KEY'. The API reference is the server's own /docs.
+      kernel-app serve --host 0.0.0.0 --entra-tenant-id TENANT --entra-client-id API_CLIENT_ID
+    Clients then send 'Authorization: Bearer KEY' (or a signed-in user's token).
+    The API reference is the server's own /docs.
     Teams (/api/messages) is served when the Agents SDK's CONNECTIONS__SERVICE_CONNECTION__SETTINGS__*
     variables are set (README, "Teams"), or with --teams-anonymous for local testing.
     """
+    from kernel_app.interfaces.server.entra import entra_config
     from kernel_app.interfaces.server.security import api_keys_from_env, check_bind
 
+    given = {"entra_tenant_id": entra_tenant_id, "entra_client_id": entra_client_id, "entra_authority": entra_authority}
+    given = {name: value for name, value in given.items() if value}
+    if given:  # the flags win over the environment and the config file, as every setting's flag does
+        app.overrides.update(given)
+        app._settings = None  # resolved again, with them
     keys = api_keys_from_env()
-    check_bind(host, keys)  # before anything loads
+    signed_in = entra_config(app.settings) is not None  # a one-line error for half a configuration
+    check_bind(host, keys, signed_in)  # before anything loads
     if workers > 1:
         check_workers(app.settings.database_url, workers)
     teams = None
@@ -109,8 +132,9 @@ def serve(
         f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; docs at /docs, OpenAI base URL /v1"
         + ("" if no_mcp else ", MCP at /mcp")
         + ("" if teams is None else ", Teams at /api/messages")
-        + ("" if keys else ", chat-copilot's web app at /copilot/")
-        + (", API keys required" if keys else "")
+        + ("" if keys and not signed_in else ", chat-copilot's web app at /copilot/")
+        + (", API keys required" if keys and not signed_in else "")
+        + (", Entra ID sign-in" + (" or API keys" if keys else "") + " required" if signed_in else "")
         + (f", {workers} workers" if workers > 1 else "")
         + ")"
     )

@@ -25,8 +25,9 @@ from kernel_app import __version__
 from kernel_app.conversation.engine import ConversationEngine
 from kernel_app.conversation.store import AnyConversationStore, open_conversation_store
 from kernel_app.interfaces.server import errors
+from kernel_app.interfaces.server.entra import EntraValidator, entra_config
 from kernel_app.interfaces.server.limits import GenerationGate
-from kernel_app.interfaces.server.security import BearerAuth, BodyLimit, LoopbackHosts, ServerTiming
+from kernel_app.interfaces.server.security import Authenticate, BodyLimit, LoopbackHosts, ServerTiming
 from kernel_app.interfaces.server.state import ServerState
 
 if TYPE_CHECKING:
@@ -61,14 +62,16 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app.
 
-    Without ``api_keys`` it answers only requests addressed to 127.0.0.1 or localhost (``Host``),
-    against DNS rebinding; with keys every route but ``/healthz`` needs one. ``settings``: None loads
+    Without ``api_keys`` or Entra ID sign-in (``settings.entra_*``) it answers only requests addressed to
+    127.0.0.1 or localhost (``Host``), against DNS rebinding; with either, every route but ``/healthz`` needs
+    a key or a signed-in user's token (:class:`~kernel_app.interfaces.server.security.Authenticate`).
+    ``settings``: None loads
     them as the CLI does; ``chat_service`` replaces the configured one (tests, benchmarks);
     ``concurrency``: generations at once (default 1 for the embedded model, 8 for a hosted one),
     ``queue`` more may wait, then 429. ``teams``: the Agents SDK's configuration
     (:func:`kernel_app.interfaces.server.teams.teams_config`) to serve Teams at ``/api/messages``. ``copilot``: options
     of chat-copilot's web app surface at ``/copilot`` (:func:`kernel_app.interfaces.server.chat_copilot.mount`; served
-    only without API keys).
+    without API keys, or with Entra ID sign-in).
     """
     from kernel_app.base.config import load_settings
     from kernel_app.kernel.builder import build_kernel
@@ -155,8 +158,9 @@ def create_app(
     app.add_middleware(InstanceHeader, instance=state.instance)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     keys = list(api_keys)
-    app.add_middleware(BearerAuth, api_keys=keys)  # nothing below runs unauthenticated
-    if not keys:
+    entra = entra_validator(settings)
+    app.add_middleware(Authenticate, api_keys=keys, entra=entra)  # nothing below runs unauthenticated
+    if not keys and entra is None:
         app.add_middleware(LoopbackHosts)
     if teams is not None:  # outside the API-key check: the SDK checks the channel's JWT on that route
         from kernel_app.interfaces.server.teams import mount
@@ -172,8 +176,21 @@ def create_app(
         )
     from kernel_app.interfaces.server.chat_copilot import mount as mount_copilot
 
-    mount_copilot(app, state, api_keys=keys, max_body_bytes=max_body_bytes, **(copilot or {}))  # outermost: own CORS
+    mount_copilot(
+        app, state, api_keys=keys, entra=entra, max_body_bytes=max_body_bytes, **(copilot or {})
+    )  # outermost: own CORS
     return app
+
+
+def entra_validator(settings: Settings) -> EntraValidator | None:
+    """Entra ID sign-in's token validator when the settings turn it on (tenant and client id), else None."""
+    config = entra_config(settings)
+    if config is None:
+        return None
+    logging.getLogger("kernel_app.server").info(
+        "Entra ID sign-in: tenant %s, API %s, scope %s", config.tenant_id, config.client_id, config.scope
+    )
+    return EntraValidator(config)
 
 
 def turn_lease() -> float:

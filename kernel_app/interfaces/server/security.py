@@ -1,18 +1,25 @@
-"""Who may call the server: loopback by default; any other address only with API keys."""
+"""Who may call the server: loopback by default; any other address only with API keys or Entra ID sign-in."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
+import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from kernel_app.base.errors import ConfigError
+from kernel_app.base.identity import Identity
+from kernel_app.interfaces.server.entra import EntraValidator, Refused
 
 API_KEYS_VARIABLE = "KERNEL_APP_API_KEYS"
 OPEN_PATHS = frozenset({"/healthz"})  # everything else needs the bearer key when keys are set
+
+log = logging.getLogger("kernel_app.server.auth")
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
@@ -33,43 +40,129 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind(host: str, api_keys: Iterable[str]) -> None:
-    """Refuse to serve beyond this machine without keys (and with a key too short to be one)."""
+def check_bind(host: str, api_keys: Iterable[str], signed_in: bool = False) -> None:
+    """Refuse to serve beyond this machine without keys or sign-in (and with a key too short to be one)."""
     keys = list(api_keys)
     if is_loopback(host):
         return
-    if not keys:
-        raise ConfigError(
-            f"refusing to listen on {host} without API keys: set {API_KEYS_VARIABLE}=KEY[,KEY...] "
-            "(clients then send 'Authorization: Bearer KEY') or bind 127.0.0.1"
-        )
     if any(len(key) < 16 for key in keys):
         raise ConfigError(f"{API_KEYS_VARIABLE}: every key needs at least 16 characters")
+    if keys or signed_in:
+        return
+    raise ConfigError(
+        f"refusing to listen on {host} without API keys or sign-in: set {API_KEYS_VARIABLE}=KEY[,KEY...] "
+        "(clients then send 'Authorization: Bearer KEY'), or Entra ID sign-in (KERNEL_APP_ENTRA_TENANT_ID and "
+        "KERNEL_APP_ENTRA_CLIENT_ID), or bind 127.0.0.1"
+    )
 
 
-class BearerAuth:
-    """ASGI middleware: with keys, every HTTP request but OPEN_PATHS needs ``Authorization: Bearer KEY``."""
+def identity_of(scope_or_request: Any) -> Identity:
+    """Who made this request (:class:`Authenticate` put it there); ``local`` where nothing did."""
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    found = (scope.get("state") or {}).get("identity")
+    return found if isinstance(found, Identity) else Identity.local()
 
-    def __init__(self, app: ASGIApp, api_keys: Iterable[str]) -> None:
+
+class Authenticate:
+    """ASGI middleware: with API keys or Entra ID sign-in, every request but ``open_paths`` needs
+    ``Authorization: Bearer KEY|TOKEN``; the caller's :class:`Identity` goes into ``scope["state"]``
+    (``request.state.identity``). Without either, everyone is ``local`` (loopback only: see
+    :class:`LoopbackHosts`).
+
+    ``query_token``: also take the token from the ``access_token`` query parameter, where a SignalR client
+    puts it (a browser's WebSocket cannot send a header). Refusals: 401 with ``WWW-Authenticate: Bearer``
+    when nothing proves who calls, 403 for a valid token that may not call; a WebSocket is closed (1008)
+    before it is accepted. The reason goes to the log in one line, never the token.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        api_keys: Iterable[str] = (),
+        entra: EntraValidator | None = None,
+        *,
+        open_paths: Iterable[str] = OPEN_PATHS,
+        query_token: bool = False,
+    ) -> None:
         self.app = app
         self.keys = [key.encode() for key in api_keys]
+        self.entra = entra
+        self.open_paths = frozenset(open_paths)
+        self.query_token = query_token
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not self.keys or scope.get("path") in OPEN_PATHS:
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        if not self.keys and self.entra is None:
+            _set_identity(scope, Identity.local())
+            await self.app(scope, receive, send)
+            return
+        if scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        try:
+            identity = await self._identify(scope)
+        except Refused as refused:
+            await self._refuse(scope, send, refused)
+            return
+        _set_identity(scope, identity)
+        await self.app(scope, receive, send)
+
+    async def _identify(self, scope: Scope) -> Identity:
+        token = self._token(scope)
+        if not token:
+            what = "an API key" if self.entra is None else ("an API key or " if self.keys else "") + "a sign-in token"
+            raise Refused(401, f"no bearer token: send 'Authorization: Bearer' with {what}")
+        raw = token.encode()
+        for key in self.keys:
+            if hmac.compare_digest(raw, key):
+                return Identity.for_key(key)
+        if self.entra is None:
+            raise Refused(401, "wrong API key")
+        if token.count(".") != 2:
+            raise Refused(401, "the bearer token is neither an API key nor a sign-in token")
+        # The first token (and a rotated key) fetches from the identity provider: off the event loop.
+        return await asyncio.to_thread(self.entra.validate, token)
+
+    def _token(self, scope: Scope) -> str:
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() == b"bearer" and any(hmac.compare_digest(token.strip(), key) for key in self.keys):
-            await self.app(scope, receive, send)
-            return
-        await send_error(
-            send,
-            401,
-            "missing or wrong API key: send 'Authorization: Bearer KEY'",
-            "invalid_api_key",
-            headers=[(b"www-authenticate", b"Bearer")],
+        scheme, _, value = header.partition(b" ")
+        if scheme.lower() == b"bearer" and value.strip():
+            return value.strip().decode("latin-1")
+        if self.query_token:
+            query = parse_qs((scope.get("query_string") or b"").decode("latin-1"))
+            values = query.get("access_token") or []
+            if values and values[0].strip():
+                return values[0].strip()
+        return ""
+
+    async def _refuse(self, scope: Scope, send: Any, refused: Refused) -> None:
+        client = scope.get("client") or ("?", 0)
+        log.warning(
+            "refused %s %s from %s: %d %s",
+            scope.get("method", "WS"),
+            scope.get("path"),
+            client[0],
+            refused.status,
+            refused.reason,
         )
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if refused.status == 401:
+            code = "invalid_api_key" if self.entra is None else "invalid_token"
+            headers = [(b"www-authenticate", b'Bearer error="invalid_token"' if self.entra else b"Bearer")]
+            await send_error(send, 401, refused.reason, code, headers=headers)
+        else:
+            await send_error(send, 403, refused.reason, "insufficient_scope")
+
+
+def _set_identity(scope: Scope, identity: Identity) -> None:
+    state = scope.get("state")
+    if state is None:
+        state = scope["state"] = {}
+    state["identity"] = identity
 
 
 class BodyLimit:

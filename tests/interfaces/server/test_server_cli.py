@@ -25,9 +25,14 @@ def free_port() -> int:
 def test_serve_refuses_other_addresses_without_keys() -> None:
     proc = run_cli("serve", "--host", "0.0.0.0", timeout=60)
     assert proc.returncode == 2, proc.stderr
-    assert "refusing to listen on 0.0.0.0 without API keys: set KERNEL_APP_API_KEYS" in proc.stderr
+    assert "refusing to listen on 0.0.0.0 without API keys or sign-in: set KERNEL_APP_API_KEYS" in proc.stderr
+    assert "KERNEL_APP_ENTRA_TENANT_ID" in proc.stderr
     short = run_cli("serve", "--host", "0.0.0.0", KERNEL_APP_API_KEYS="short", timeout=60)
     assert short.returncode == 2 and "at least 16 characters" in short.stderr
+    # half a sign-in configuration (the flag beside the environment) says what is missing, in one line
+    half = run_cli("serve", "--host", "0.0.0.0", "--entra-tenant-id", "contoso", timeout=60)
+    assert half.returncode == 2 and "set entra_client_id too" in half.stderr
+    assert len(half.stderr.strip().splitlines()) == 1
 
 
 def test_serve_over_a_hosted_model(openai_server, tmp_path: Path) -> None:

@@ -14,9 +14,12 @@ on one reaches a browser connected to another.
 The hub answers at ``/copilot/messageRelayHub`` and at ``/messageRelayHub``: the web app resolves
 ``new URL('/messageRelayHub', base)``, which drops the base's path.
 
-Who may call: the web app sends no key (with ``authType`` None it has none), and a browser's WebSocket
-cannot send a header, so this surface is served only by a server without API keys, which answers only
-requests addressed to 127.0.0.1 or localhost. With keys it is off (and says so in the log). CORS allows
+Who may call: without Entra ID sign-in the web app sends no key (with ``authType`` None it has none), and a
+browser's WebSocket cannot send a header, so this surface is then served only by a server without API keys,
+which answers only requests addressed to 127.0.0.1 or localhost; with keys alone it is off (and says so in
+the log). With sign-in (``entra_tenant_id`` and ``entra_client_id``) ``/authConfig`` answers ``AzureAd``,
+the web app signs its user in with MSAL and sends the token on every REST call and, as SignalR does, in
+the hub's ``access_token`` query parameter; API keys are accepted beside it. CORS allows
 the web app's origin: ``http://localhost:3000`` unless ``KERNEL_APP_COPILOT_ORIGINS`` (comma-separated)
 says otherwise; a WebSocket from another page's origin is refused.
 """
@@ -31,12 +34,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from kernel_app.interfaces.server.entra import EntraValidator
     from kernel_app.interfaces.server.state import ServerState
 
 PREFIX = "/copilot"
 HUB = "/messageRelayHub"
 ORIGINS_VARIABLE = "KERNEL_APP_COPILOT_ORIGINS"
 DEFAULT_ORIGINS = ("http://localhost:3000",)
+# What the web app reads before it signs anyone in (chat-copilot's backend allows them anonymously too).
+OPEN_PATHS = frozenset({"/authConfig", "/maintenanceStatus", "/healthz"})
 
 log = logging.getLogger("kernel_app.copilot")
 
@@ -52,13 +58,15 @@ def mount(
     state: ServerState,
     *,
     api_keys: Iterable[str] = (),
+    entra: EntraValidator | None = None,
     max_body_bytes: int = 10 * 1024 * 1024,
     origins: Iterable[str] | None = None,
     ping_interval: float | None = None,
 ) -> bool:
     """Serve the web app's endpoints on ``app`` (outermost, with their own CORS); False when the server has
-    API keys (then nothing is served: see the module doc)."""
-    if list(api_keys):
+    API keys and no sign-in (then nothing is served: see the module doc)."""
+    keys = list(api_keys)
+    if keys and entra is None:
         log.info("chat-copilot web app: off, since the server has API keys (the web app cannot send one)")
         return False
     from fastapi import FastAPI
@@ -69,7 +77,7 @@ def mount(
     from kernel_app.interfaces.server.chat_copilot.bot import CopilotBot
     from kernel_app.interfaces.server.chat_copilot.hub import DEFAULT_PING_INTERVAL, Hub
     from kernel_app.interfaces.server.chat_copilot.records import open_records
-    from kernel_app.interfaces.server.security import BodyLimit, LoopbackHosts
+    from kernel_app.interfaces.server.security import Authenticate, BodyLimit, LoopbackHosts
 
     allowed = list(origins) if origins is not None else origins_from_env()
     hub = Hub(ping_interval or DEFAULT_PING_INTERVAL)
@@ -85,14 +93,19 @@ def mount(
     sub.state.copilot = routes.Copilot(state, hub, records, bot, allowed)
     errors.install(sub)
     routes.install(sub)
+    guarded: Any = BodyLimit(sub, max_bytes=max_body_bytes)
+    if entra is not None:  # inside CORS: a browser's preflight carries no token
+        guarded = Authenticate(guarded, keys, entra, open_paths=OPEN_PATHS, query_token=True)
+    else:
+        guarded = Authenticate(guarded)  # everyone is the local user
     asgi: Any = CORSMiddleware(
-        BodyLimit(sub, max_bytes=max_body_bytes),
+        guarded,
         allow_origins=allowed,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["*"],
     )
     app.state.copilot = sub.state.copilot
-    app.add_middleware(CopilotRoute, copilot=LoopbackHosts(asgi))
+    app.add_middleware(CopilotRoute, copilot=asgi if entra is not None else LoopbackHosts(asgi))
     return True
 
 

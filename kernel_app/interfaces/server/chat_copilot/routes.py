@@ -6,7 +6,8 @@ Paths are relative to the web app's base URI (``/copilot`` on our server): ``GET
 (approve or reject a plan), ``/participants``, ``/documents`` (multipart ``formFiles``), ``/memories``;
 and one of Kernel App's own: ``GET /chats/{id}/documents/{document id}``, an uploaded document's bytes.
 
-Who is asking: with ``authType`` None the web app is always its one default user; a client may name
+Who is asking: with Entra ID sign-in the token's user (``oid.tid``, as chat-copilot's backend names a
+signed-in user); with ``authType`` None the web app is always its one default user, and a client may name
 another with ``userId`` / ``userName`` variables in its Ask (only the user who asked may decide a plan).
 """
 
@@ -30,7 +31,9 @@ from pydantic import BaseModel, Field
 from kernel_app import __version__
 from kernel_app.interfaces.server.chat_copilot import shapes
 from kernel_app.interfaces.server.chat_copilot.records import DocumentRecord, ViewMessage
+from kernel_app.interfaces.server.entra import entra_config
 from kernel_app.interfaces.server.errors import ApiError
+from kernel_app.interfaces.server.security import identity_of
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -104,7 +107,13 @@ class ChatEdit(BaseModel):
     memoryBalance: float | None = Field(default=None, ge=0, le=1)
 
 
-def caller(ask: Ask | None = None) -> tuple[str, str]:
+def caller(request: Request, ask: Ask | None = None) -> tuple[str, str]:
+    """Who asks, as the web app names its user: with sign-in the token's user (``oid.tid``, the id
+    chat-copilot's backend gives a signed-in user and its web app's MSAL account carries), whatever the
+    body says; without, the ``userId`` / ``userName`` variables or the web app's default user."""
+    identity = identity_of(request)
+    if identity.kind == "entra":
+        return f"{identity.object_id}.{identity.tenant_id}", identity.name
     variables = ask.variables if ask is not None else []
     user_id = shapes.variable(variables, "userId") or shapes.DEFAULT_USER_ID
     user_name = shapes.variable(variables, "userName") or (
@@ -120,8 +129,18 @@ router = APIRouter()
 
 
 @router.get("/authConfig")
-async def auth_config() -> dict[str, str]:
-    return {"authType": "None", "aadAuthority": "", "aadClientId": "", "aadApiScope": ""}
+async def auth_config(ctx: Ctx) -> dict[str, str]:
+    """``AzureAd`` with sign-in: the web app then signs its user in with MSAL at this authority and asks
+    for this API scope; ``None`` without (the web app's one default user)."""
+    config = entra_config(ctx.state.settings)
+    if config is None:
+        return {"authType": "None", "aadAuthority": "", "aadClientId": "", "aadApiScope": ""}
+    return {
+        "authType": "AzureAd",
+        "aadAuthority": config.authority_url,
+        "aadClientId": config.web_app_client_id,
+        "aadApiScope": config.api_scope,
+    }
 
 
 @router.get("/maintenanceStatus")
@@ -159,10 +178,10 @@ async def list_chats(ctx: Ctx) -> list[dict[str, Any]]:
 
 
 @router.post("/chats", status_code=201)
-async def create_chat(body: NewChat, ctx: Ctx) -> dict[str, Any]:
+async def create_chat(body: NewChat, ctx: Ctx, request: Request) -> dict[str, Any]:
     conversation = ctx.state.engine.create(title=body.title)
     ctx.records.add_chat(conversation.id)
-    user_id, _ = caller()
+    user_id, _ = caller(request)
     ctx.records.join(conversation.id, user_id)
     greeting = ctx.records.save(ViewMessage(conversation.id, shapes.BOT_ROLE, shapes.BOT, "Kernel App", GREETING))
     return {"chatSession": ctx.session_json(conversation.id), "initialBotMessage": shapes.chat_message(greeting)}
@@ -185,9 +204,9 @@ async def edit_chat(chat_id: str, body: ChatEdit, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.delete("/chats/{chat_id}", status_code=204)
-async def delete_chat(chat_id: str, ctx: Ctx) -> Response:
+async def delete_chat(chat_id: str, ctx: Ctx, request: Request) -> Response:
     ctx.chat(chat_id)
-    user_id, _ = caller()
+    user_id, _ = caller(request)
     ctx.bot.forget(chat_id)
     ctx.state.store.delete(chat_id)
     if ctx.records.documents(chat_id):
@@ -231,16 +250,16 @@ async def messages(
 
 
 @router.post("/chats/{chat_id}/messages")
-async def ask(chat_id: str, body: Ask, ctx: Ctx) -> dict[str, Any]:
+async def ask(chat_id: str, body: Ask, ctx: Ctx, request: Request) -> dict[str, Any]:
     """The reply streams over the hub; this answers with the AskResult when it is done (or a plan waits)."""
     ctx.chat(chat_id)
     if not body.input.strip():
         raise ApiError(400, "input: empty message; type something", "empty_input")
-    user_id, user_name = caller(body)
+    user_id, user_name = caller(request, body)
     return await ctx.bot.ask(chat_id, body.input, user_id, user_name)
 
 
-async def process_plan(chat_id: str, body: Ask, ctx: Ctx) -> Any:
+async def process_plan(chat_id: str, body: Ask, ctx: Ctx, request: Request) -> Any:
     """Approve (``state`` 1) or reject (2) the plan in the ``proposedPlan`` variable; answers when it ran."""
     from kernel_app.interfaces.server.chat_copilot.bot import DecisionError
     from kernel_app.interfaces.server.errors import error_body
@@ -255,7 +274,7 @@ async def process_plan(chat_id: str, body: Ask, ctx: Ctx) -> Any:
         raise ApiError(400, "proposedPlan: not JSON; post the plan message's content back", "bad_plan") from None
     if not isinstance(posted, dict):
         raise ApiError(400, "proposedPlan: not a JSON object", "bad_plan")
-    user_id, user_name = caller(body)
+    user_id, user_name = caller(request, body)
     try:
         return await ctx.bot.decide(chat_id, posted, user_id, user_name, body.input or "")
     except DecisionError as error:
@@ -278,9 +297,9 @@ async def participants(chat_id: str, ctx: Ctx) -> list[dict[str, str]]:
 
 
 @router.post("/chats/{chat_id}/participants")
-async def join(chat_id: str, ctx: Ctx) -> dict[str, str]:
+async def join(chat_id: str, ctx: Ctx, request: Request) -> dict[str, str]:
     ctx.chat(chat_id)
-    user_id, _ = caller()
+    user_id, _ = caller(request)
     if ctx.records.join(chat_id, user_id):
         await ctx.hub.send(chat_id, "UserJoined", chat_id, user_id)
     return {"userId": user_id, "chatId": chat_id}
@@ -296,6 +315,7 @@ async def documents(chat_id: str, ctx: Ctx) -> list[dict[str, Any]]:
 async def upload(
     chat_id: str,
     ctx: Ctx,
+    request: Request,
     formFiles: list[UploadFile] = File(...),  # noqa: B008  (the web app's field name)
 ) -> dict[str, Any]:
     """Each file goes into the chat's memory collection; questions in the chat are then answered from it."""
@@ -312,7 +332,7 @@ async def upload(
     if not stored:
         name, reason = next(iter(failed.items()), ("the upload", "nothing to store"))
         raise ApiError(400, f"{name}: {reason}", "document_not_stored")
-    user_id, user_name = caller()
+    user_id, user_name = caller(request)
     now = time.time()
     shared = ctx.records.backend == "postgresql"  # keeps the bytes, for every server to serve
     for path, size in stored:
