@@ -16,6 +16,7 @@ from kernel_app.providers.scripted import ScriptedChatCompletion
 from planners import SequentialPlanner
 from planners.catalogue import FunctionCatalogue, FunctionInfo
 from planners.relevance import MATERIAL_WEIGHT, most_relevant, request_text
+from planners.schema import function_names_in
 
 SUMMARY = "Summarize this text: the shop sells pizza and pasta every day of the week, and delivers at night."
 ITALIAN = (
@@ -139,10 +140,17 @@ async def test_ties_go_to_the_plugin_of_the_best_match_and_nothing_matching_keep
 
 
 async def test_the_planners_offer_no_unrelated_function(kernel, scripted: ScriptedChatCompletion) -> None:
-    scripted.queue('{"steps": [{"function": "Math.subtract", "args": {"a": 20, "b": 5}, "output": "difference"}]}')
+    # A cut-off answer first (a repair turn), then the plan: neither turn is offered a prompt function,
+    # in the prompt or in the schema that constrains the embedded model's answer.
+    scripted.queue(
+        '{"steps": [{"function": "Math.subtract", "args": {"a": 20,',
+        '{"steps": [{"function": "Math.subtract", "args": {"a": 20, "b": 5}, "output": "difference"}]}',
+    )
     planner = SequentialPlanner(kernel, max_functions=8)
     plan = await planner.create_plan("Subtract 5 from 20.")
-    assert plan.functions == ["Math.subtract"]
+    assert plan.functions == ["Math.subtract"] and len(scripted.requests) == 2
     assert planner.last_offered[0] == "Math.subtract" and len(planner.last_offered) == 4
-    prompt = scripted.requests[0].prompt
-    assert "Math.subtract(a, b)" in prompt and "BusinessThinking" not in prompt
+    for request in scripted.requests:
+        assert "Math.subtract(a, b)" in request.prompt and "BusinessThinking" not in request.prompt
+        schema = request.settings["response_format"]["json_schema"]["schema"]
+        assert sorted(function_names_in(schema)) == ["Math.add", "Math.divide", "Math.multiply", "Math.subtract"]
