@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from planners.catalogue import FunctionInfo, ParameterInfo
+from planners.plan import reference_name
 from planners.quoting import quoted
 from planners.relevance import tokens
 
@@ -110,5 +111,49 @@ def read_bare_references(
             mapped[parameter.name] = f"${value}"
             notes.append(
                 f"argument '{parameter.name}': {quoted(value)} read as ${value}, the output of step {earlier[value]}"
+            )
+    return mapped, notes
+
+
+MIN_SHARED_STEM = 5  # "summary" / "summarized_text" share "summar"; "text" / "texture" share too little
+
+
+def same_output(reference: str, output: str) -> bool:
+    """Whether ``$reference`` is a near-miss spelling of ``output``: the same letters (``summaryText`` →
+    ``summary_text``), one the start or end of the other (``summary`` → ``summary_text``, ``poem`` →
+    ``short_poem``), or one stem of at least 5 letters at the start of both (``summary`` →
+    ``summarized_text``)."""
+    key, target = _squashed(reference), _squashed(output)
+    if not key or not target:
+        return False
+    shorter, longer = sorted((key, target), key=len)
+    if len(shorter) >= MIN_AFFIX and (longer.startswith(shorter) or longer.endswith(shorter)):
+        return True
+    return len(shorter) >= MIN_SHARED_STEM and key[:MIN_SHARED_STEM] == target[:MIN_SHARED_STEM]
+
+
+def read_near_miss_references(
+    args: Mapping[str, Any], earlier: Mapping[str, int], outputs: set[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """A ``$name`` that no step defines, read as the ONE earlier output it is a near miss of, with a note.
+
+    Qwen2.5-Coder-1.5B named a summary's output ``summarized_text`` and passed ``"$summary"`` to the
+    translation, and kept doing so through every repair turn, although the repair named the outputs
+    defined. The ``$`` says that an earlier result is meant; the name says which, where exactly one
+    earlier output fits (:func:`same_output`). A name that fits none (``"$language"``) or several, or
+    that a LATER step defines (an order problem, not a spelling one), is left to validation: a repair.
+    """
+    mapped = dict(args)
+    notes: list[str] = []
+    for key, value in args.items():
+        name = reference_name(value)
+        if name is None or name in outputs or not _NAME_LIKE.fullmatch(name):
+            continue
+        fitting = [output for output in earlier if same_output(name, output)]
+        if len(fitting) == 1:
+            (output,) = fitting
+            mapped[key] = f"${output}"
+            notes.append(
+                f"argument {quoted(key)}: {quoted('$' + name)} read as ${output}, the output of step {earlier[output]}"
             )
     return mapped, notes

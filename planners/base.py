@@ -111,7 +111,7 @@ class JsonPlanner:
         if not len(self.catalogue):
             raise PlanningError("no functions are left to plan with: check --exclude")
         service = self.service()
-        names = await most_relevant(goal, self.catalogue, self.function_limit(service), self.relevance)
+        names = await most_relevant(goal, self.catalogue, self.function_limit(service), self.relevance, unrelated=False)
         self.last_offered = names
         schema = (
             response_schema(self.catalogue, names, max_steps=self.max_steps, single_step=self.single_step)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from planners.arguments import map_near_misses, read_bare_references
+from planners.arguments import map_near_misses, read_bare_references, read_near_miss_references
 from planners.catalogue import FunctionCatalogue
 from planners.errors import PlanFormatError, PlanParseError
 from planners.plan import Plan, PlanStep, reference_name
@@ -345,9 +345,11 @@ def _reference(value: Any) -> Any:
 
 def canonical_names(plan: Plan, catalogue: FunctionCatalogue) -> Plan:
     """Function names in the catalogue's spelling; argument names too when they differ only in case,
-    and an unambiguous near-miss argument name as its parameter, noted on the step (planners.arguments)."""
+    an unambiguous near-miss argument name as its parameter, and an undefined ``$name`` as the one
+    earlier output it is a near miss of, each noted on the step (planners.arguments)."""
     steps: list[PlanStep] = []
     earlier: dict[str, int] = {}
+    outputs = {step.output for step in plan.steps}
     for number, step in enumerate(plan.steps, 1):
         name = catalogue.canonical(step.function)
         info = catalogue.get(name)
@@ -362,6 +364,8 @@ def canonical_names(plan: Plan, catalogue: FunctionCatalogue) -> Plan:
             args, notes = map_near_misses(info, args)
             args, more = read_bare_references(info, args, earlier)
             notes += more
+        args, more = read_near_miss_references(args, earlier, outputs)
+        notes += more
         steps.append(PlanStep(function=name, args=args, output=step.output, notes=notes))
         earlier.setdefault(step.output, number)
     return Plan(goal=plan.goal, steps=steps)

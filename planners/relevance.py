@@ -49,8 +49,14 @@ def function_text(info: FunctionInfo) -> str:
     return " ".join(parts)
 
 
+def _terms(text: str) -> Counter[str]:
+    # A number is material to work on, never what a function is chosen for: the "5" of "Subtract 5 from
+    # 20." matched the "5" of DesignThinking.Test's and Empathize's descriptions and ranked them second.
+    return Counter(t for t in tokens(text) if not t.isdigit())
+
+
 def tfidf_scores(goal: str, functions: Sequence[FunctionInfo]) -> list[float]:
-    documents = [Counter(tokens(function_text(f))) for f in functions]
+    documents = [_terms(function_text(f)) for f in functions]
     count = len(documents)
     frequency: Counter[str] = Counter()
     for document in documents:
@@ -60,7 +66,7 @@ def tfidf_scores(goal: str, functions: Sequence[FunctionInfo]) -> list[float]:
     def vector(counts: Counter[str]) -> dict[str, float]:
         return {term: n * idf.get(term, 0.0) for term, n in counts.items()}
 
-    query = vector(Counter(tokens(goal)))
+    query = vector(_terms(goal))
     query_norm = math.sqrt(sum(v * v for v in query.values())) or 1.0
     scores: list[float] = []
     for document in documents:
@@ -92,7 +98,12 @@ async def _scores(relevance: Relevance, text: str, functions: Sequence[FunctionI
 
 
 async def most_relevant(
-    goal: str, catalogue: FunctionCatalogue, limit: int, relevance: Relevance | None = None
+    goal: str,
+    catalogue: FunctionCatalogue,
+    limit: int,
+    relevance: Relevance | None = None,
+    *,
+    unrelated: bool = True,
 ) -> list[str]:
     """All names, in catalogue order, when the catalogue fits in ``limit``; else the ``limit`` best, best first.
 
@@ -101,6 +112,10 @@ async def most_relevant(
     (docs/planner.md). Ranked by what the goal asks for (:func:`request_text`), the whole goal weighing
     ``MATERIAL_WEIGHT``: "Summarize this text: ... every day of the week ..." ranked ``Time.dayOfWeek``
     first, and Qwen2.5-Coder-1.5B planned it before ``Writer.Summarize``.
+
+    ``unrelated=False`` leaves out the functions that score nothing and whose plugin scores nothing, as
+    long as something scores: the planners pass it, as a function the goal shares no word with is in the
+    list only to fill it (see below).
     """
     functions = list(catalogue)
     if len(functions) <= limit:
@@ -111,5 +126,18 @@ async def most_relevant(
     if request and request != " ".join(goal.split()):
         focus = await _scores(relevance, request, functions)
         scores = [f + MATERIAL_WEIGHT * s for f, s in zip(focus, scores, strict=True)]
-    ranked = sorted(range(len(functions)), key=lambda i: (-scores[i], functions[i].name))
+    # Ties (most often the many functions the goal shares no word with) go to the plugins of the best
+    # matches: padded in name order, "Subtract 5 from 20." was offered Math.subtract and seven
+    # BusinessThinking prompt functions, and Qwen2.5-Coder-1.5B planned BusinessThinking.BasicStrategies;
+    # padded with Math's other functions, a number question is offered functions that compute (and a
+    # planner, passing unrelated=False, is offered nothing else).
+    plugin_best: dict[str, float] = {}
+    for function, score in zip(functions, scores, strict=True):
+        plugin_best[function.plugin] = max(score, plugin_best.get(function.plugin, score))
+    ranked = sorted(
+        range(len(functions)),
+        key=lambda i: (-scores[i], -plugin_best[functions[i].plugin], functions[i].name),
+    )
+    if not unrelated and any(score > 0 for score in scores):
+        ranked = [i for i in ranked if plugin_best[functions[i].plugin] > 0]
     return [functions[i].name for i in ranked[:limit]]

@@ -19,11 +19,12 @@ from planners import (
     Plan,
     PlanExecutor,
     SequentialPlanner,
+    UndefinedReferenceError,
     UnknownArgumentError,
     parse_plan_answer,
     validate_plan,
 )
-from planners.arguments import map_near_misses, names_not_words
+from planners.arguments import map_near_misses, names_not_words, same_output
 from planners.prompts import system_prompt
 from planners.schema import function_names_in
 
@@ -272,3 +273,84 @@ async def test_a_bare_output_name_no_text_would_be_is_read_as_the_reference(kern
     )
     parsed = parse_plan_answer(later, catalogue=planner.catalogue).plan
     assert parsed.steps[0].args["input"] == "autumn_poem" and parsed.steps[0].notes == []
+
+
+ITALIAN = (
+    "Summarize this text in a few words, then translate the summary into Italian: our bakery opens at six, "
+    "bakes sourdough bread every morning and closes on Mondays."
+)
+
+
+@pytest.mark.parametrize(
+    ("reference", "output", "same"),
+    [
+        ("summary", "summarized_text", True),  # one stem of 5+ letters at the start of both
+        ("summary", "summary_text", True),  # the start of the other
+        ("poem", "short_poem", True),  # its end
+        ("summaryText", "summary_text", True),  # the same letters
+        ("language", "summary", False),
+        ("text", "texture", True),  # a prefix of 3+ letters still counts...
+        ("texts", "textile", False),  # ...but a shared stem under 5 letters does not
+        ("sum", "product", False),
+    ],
+)
+def test_which_references_are_near_misses_of_an_output(reference: str, output: str, same: bool) -> None:
+    assert same_output(reference, output) is same
+
+
+async def test_an_undefined_reference_near_one_earlier_output_is_read_as_it(kernel, scripted) -> None:
+    # Qwen2.5-Coder-1.5B (planners/goals.evals.yaml, the summary-then-Italian goal) named the summary's
+    # output one way and passed "$summary" to Translate, through every repair turn.
+    scripted.queue(
+        answer(
+            ("Writer.Summarize", {"input": "our bakery opens at six"}, "summarized_text"),
+            ("Writer.Translate", {"input": "$summary", "language": "Italian"}, "italian"),
+        )
+    )
+    planner = SequentialPlanner(kernel)
+    plan = await planner.create_plan(ITALIAN)
+    assert len(scripted.requests) == 1
+    assert plan.steps[1].args == {"input": "$summarized_text", "language": "Italian"}
+    assert plan.steps[1].notes == ["argument 'input': '$summary' read as $summarized_text, the output of step 1"]
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # fits no earlier output: "$language" is a placeholder, not a result
+        [
+            ("Writer.Summarize", {"input": "text"}, "summary"),
+            ("Writer.Translate", {"input": "$summary", "language": "$language"}, "italian"),
+        ],
+        # fits two: which one is meant is not for the parser to guess
+        [
+            ("Writer.Summarize", {"input": "a"}, "summary_a"),
+            ("Writer.Summarize", {"input": "b"}, "summary_b"),
+            ("Writer.Translate", {"input": "$summary", "language": "Italian"}, "italian"),
+        ],
+        # a LATER step's output: an order problem, not a spelling one
+        [
+            ("Writer.Translate", {"input": "$summary", "language": "Italian"}, "italian"),
+            ("Writer.Summarize", {"input": "text"}, "summary"),
+        ],
+    ],
+)
+async def test_an_undefined_reference_without_one_reading_is_a_repair(kernel, scripted, steps: list) -> None:
+    fixed = answer(
+        ("Writer.Summarize", {"input": "text"}, "summary"),
+        ("Writer.Translate", {"input": "$summary", "language": "Italian"}, "italian"),
+    )
+    scripted.queue(answer(*steps), fixed)
+    planner = SequentialPlanner(kernel)
+    await planner.create_plan(ITALIAN)
+    assert len(scripted.requests) == 2
+    assert isinstance(planner.last_attempts[0].error, UndefinedReferenceError)
+
+
+def test_a_saved_plan_is_never_read_by_near_miss_references(catalogue: FunctionCatalogue) -> None:
+    saved = answer(
+        ("Writer.Summarize", {"input": "text"}, "summarized_text"),
+        ("Writer.Translate", {"input": "$summary", "language": "Italian"}, "italian"),
+    )
+    with pytest.raises(UndefinedReferenceError):
+        validate_plan(Plan.from_json(saved), catalogue)

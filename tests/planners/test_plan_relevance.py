@@ -16,6 +16,7 @@ from kernel_app.providers.scripted import ScriptedChatCompletion
 from planners import SequentialPlanner
 from planners.catalogue import FunctionCatalogue, FunctionInfo
 from planners.relevance import MATERIAL_WEIGHT, most_relevant, request_text
+from planners.schema import function_names_in
 
 SUMMARY = "Summarize this text: the shop sells pizza and pasta every day of the week, and delivers at night."
 ITALIAN = (
@@ -100,3 +101,56 @@ async def test_where_the_material_was_the_request_the_whole_goals_order_stays() 
 
     ranked = await most_relevant("Two tasks: do B then C.", FunctionCatalogue.from_functions(infos), 2, relevance)
     assert ranked == ["P.B", "P.C"]
+
+
+async def test_a_number_question_is_offered_the_functions_that_compute(catalogue: FunctionCatalogue) -> None:
+    # Padded in name order, "Subtract 5 from 20." was offered Math.subtract beside BusinessThinking prompt
+    # functions (its "5" matched DesignThinking's "5 ideas" too), and the 1.5B planned BasicStrategies.
+    offered = await most_relevant("Subtract 5 from 20.", catalogue, 8, unrelated=False)
+    assert offered[0] == "Math.subtract"
+    assert set(offered) == {"Math.add", "Math.subtract", "Math.multiply", "Math.divide"}
+    # the chat engine still gets a full list, Math's other functions first
+    padded = await most_relevant("Subtract 5 from 20.", catalogue, 8)
+    assert len(padded) == 8 and set(padded[:4]) == set(offered)
+
+
+async def test_a_number_in_the_goal_chooses_no_function() -> None:
+    infos = [
+        FunctionInfo("Math", "subtract", "Subtract b from a"),
+        FunctionInfo("Ideas", "Test", "Give 5 ideas"),
+        FunctionInfo("Ideas", "List", "Give 20 ideas"),
+    ]
+    catalogue = FunctionCatalogue.from_functions(infos)
+    assert (await most_relevant("Subtract 5 from 20.", catalogue, 2))[0] == "Math.subtract"
+    assert await most_relevant("Subtract 5 from 20.", catalogue, 2, unrelated=False) == ["Math.subtract"]
+
+
+async def test_ties_go_to_the_plugin_of_the_best_match_and_nothing_matching_keeps_every_function() -> None:
+    infos = [
+        FunctionInfo("A", "Alpha", "writes text"),
+        FunctionInfo("A", "Beta", "writes text"),
+        FunctionInfo("Z", "Add", "adds two numbers"),
+        FunctionInfo("Z", "Divide", "divides one number by another"),
+    ]
+    catalogue = FunctionCatalogue.from_functions(infos)
+    assert await most_relevant("add 2 and 3", catalogue, 3) == ["Z.Add", "Z.Divide", "A.Alpha"]
+    assert await most_relevant("add 2 and 3", catalogue, 3, unrelated=False) == ["Z.Add", "Z.Divide"]
+    # a goal that shares no word with any function is offered the first ones in name order, as before
+    assert await most_relevant("hello there", catalogue, 2, unrelated=False) == ["A.Alpha", "A.Beta"]
+
+
+async def test_the_planners_offer_no_unrelated_function(kernel, scripted: ScriptedChatCompletion) -> None:
+    # A cut-off answer first (a repair turn), then the plan: neither turn is offered a prompt function,
+    # in the prompt or in the schema that constrains the embedded model's answer.
+    scripted.queue(
+        '{"steps": [{"function": "Math.subtract", "args": {"a": 20,',
+        '{"steps": [{"function": "Math.subtract", "args": {"a": 20, "b": 5}, "output": "difference"}]}',
+    )
+    planner = SequentialPlanner(kernel, max_functions=8)
+    plan = await planner.create_plan("Subtract 5 from 20.")
+    assert plan.functions == ["Math.subtract"] and len(scripted.requests) == 2
+    assert planner.last_offered[0] == "Math.subtract" and len(planner.last_offered) == 4
+    for request in scripted.requests:
+        assert "Math.subtract(a, b)" in request.prompt and "BusinessThinking" not in request.prompt
+        schema = request.settings["response_format"]["json_schema"]["schema"]
+        assert sorted(function_names_in(schema)) == ["Math.add", "Math.divide", "Math.multiply", "Math.subtract"]
