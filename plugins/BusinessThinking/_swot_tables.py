@@ -67,7 +67,7 @@ def parse_swot_json(text: str) -> SwotDraft:
     for index, (start, category) in enumerate(starts):
         end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
         for match in _JSON_POINT.finditer(text, start, end):
-            point, why = _json_string(match.group(1), POINT_MAX), _json_string(match.group(2), WHY_MAX)
+            point, why = _json_string(match.group(1), POINT_MAX), _sentence(_json_string(match.group(2), WHY_MAX))
             if point:
                 draft.items[category].append((point, why))
     return deduplicated(draft)
@@ -80,6 +80,13 @@ def _json_string(raw: str, bound: int) -> str:
     return _ended(text) if len(raw) >= bound else text.strip()
 
 
+def _sentence(why: str) -> str:
+    """A reason the model ended itself, as the sentence the prompt asks for: with its full stop. The 1.5B
+    often leaves it out ("Customers know the owner, leading to loyalty"), so whole sentences read as cut."""
+    return why + "." if why and not _END_MARK.search(why) else why
+
+
+_END_MARK = re.compile(r"[.!?…:;)\]\"'’”]$")
 # Where a cut text may end: after a sentence's full stop, or before a clause's comma, semicolon or dash.
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _CLAUSE_BREAK = re.compile(r"\s*(?:[,;:]|\s[-\u2013\u2014])\s")

@@ -148,7 +148,7 @@ def test_json_points_are_read_and_repeats_dropped() -> None:
     assert points["Strengths"] == ["Fresh dough daily", "Late opening hours", "Family recipes"]
     # The strength repeated under opportunities goes: opportunities still has three points.
     assert points["Opportunities"] == ["Campus events", "Student discounts", "Catering for dorms"]
-    assert draft.items["Threats"][0] == ("Chain competitors", "They undercut prices")
+    assert draft.items["Threats"][0] == ("Chain competitors", "They undercut prices.")  # a sentence: its full stop
 
 
 def test_a_repeat_across_tables_stays_when_dropping_it_would_leave_two_rows() -> None:
@@ -168,7 +168,7 @@ def test_a_json_answer_cut_off_mid_point_keeps_the_complete_points() -> None:
 
 def test_escaped_quotes_in_json_points_are_decoded() -> None:
     text = json.dumps({"strengths": [{"point": 'The "best" crust', "why": "a|b"}]})
-    assert parse_swot_json(text).items["Strengths"] == [('The "best" crust', "a|b")]
+    assert parse_swot_json(text).items["Strengths"] == [('The "best" crust', "a|b.")]
 
 
 def _cut(text: str, bound: int = WHY_MAX) -> str:
@@ -189,9 +189,10 @@ def test_a_reason_cut_at_the_bound_ends_at_its_last_sentence_or_clause() -> None
     assert _one_reason(two_sentences)[1] == filler.strip()
     clause = _cut("There are already several apps that help people find volunteering work near them, " + "y " * 99)
     assert _one_reason(clause)[1] == "There are already several apps that help people find volunteering work near them."
-    # A reason the model ended itself is kept as the model wrote it.
+    # A reason the model ended itself is kept whole; a sentence without its full stop gets one.
     whole = "Customers know the owner, leading to loyalty"
-    assert _one_reason(whole)[1] == whole
+    assert _one_reason(whole)[1] == whole + "."
+    assert _one_reason("Open when students study!")[1] == "Open when students study!"
 
 
 def test_a_cut_reason_with_no_boundary_left_keeps_its_whole_words_and_shows_the_cut() -> None:
@@ -227,7 +228,7 @@ async def test_swot_asks_a_structured_service_for_json_and_renders_tables_from_i
     assert request.settings["response_format"]["json_schema"]["schema"] == SWOT_SCHEMA
     tables = result.result
     assert tables.count("| Point | Why it matters |") == 4
-    assert "| Fresh dough daily | Students taste the difference |" in tables
+    assert "| Fresh dough daily | Students taste the difference. |" in tables
     assert "fresh dough, daily!" not in tables and "misplaced repeat" not in tables
     assert "(none given)" not in tables
     # Progress named each quadrant as it arrived, then was cleared.
