@@ -27,12 +27,17 @@ _EMPHASIS = re.compile(r"(\*\*|__|\*|`)")
 
 # JSON keys, in the order the schema (and so the grammar) makes the model write them.
 JSON_KEYS = {category: category.lower() for category in CATEGORIES}
+# The most characters of a point and of its reason. The bound keeps a small model from looping inside one
+# string until max_tokens runs out (the tiny tier wrote one sentence ~60 times), so it stays; but it is
+# far above what the prompt asks for (a reason of at most 15 words, ~100 characters): at 120 the 1.5B's
+# longer reasons were cut mid-word. A string that still reaches it is ended by _ended below.
+POINT_MAX = 80
+WHY_MAX = 200
 _POINT = {
     "type": "object",
     "properties": {
-        # maxLength keeps a small model from looping inside one string until max_tokens runs out.
-        "point": {"type": "string", "minLength": 3, "maxLength": 80},
-        "why": {"type": "string", "minLength": 3, "maxLength": 120},
+        "point": {"type": "string", "minLength": 3, "maxLength": POINT_MAX},
+        "why": {"type": "string", "minLength": 3, "maxLength": WHY_MAX},
     },
     "required": ["point", "why"],
 }
@@ -62,10 +67,47 @@ def parse_swot_json(text: str) -> SwotDraft:
     for index, (start, category) in enumerate(starts):
         end = starts[index + 1][0] if index + 1 < len(starts) else len(text)
         for match in _JSON_POINT.finditer(text, start, end):
-            point, why = (json.loads(f'"{group}"').strip() for group in match.groups())
+            point, why = _json_string(match.group(1), POINT_MAX), _sentence(_json_string(match.group(2), WHY_MAX))
             if point:
                 draft.items[category].append((point, why))
     return deduplicated(draft)
+
+
+def _json_string(raw: str, bound: int) -> str:
+    """A point's or reason's text from its JSON; one the length bound cut (a local model's grammar closes
+    the string at ``bound`` characters of JSON text, wherever the sentence is) is ended at a boundary."""
+    text = json.loads(f'"{raw}"')
+    return _ended(text) if len(raw) >= bound else text.strip()
+
+
+def _sentence(why: str) -> str:
+    """A reason the model ended itself, as the sentence the prompt asks for: with its full stop. The 1.5B
+    often leaves it out ("Customers know the owner, leading to loyalty"), so whole sentences read as cut."""
+    return why + "." if why and not _END_MARK.search(why) else why
+
+
+_END_MARK = re.compile(r"[.!?…:;)\]\"'’”]$")
+# Where a cut text may end: after a sentence's full stop, or before a clause's comma, semicolon or dash.
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+_CLAUSE_BREAK = re.compile(r"\s*(?:[,;:]|\s[-\u2013\u2014])\s")
+
+
+def _ended(text: str) -> str:
+    """``text``, cut at an arbitrary character, ended at its last complete sentence, else before its last
+    clause (with a full stop), so that a table shows no half sentence ("…making it more difficult for the").
+    A boundary in the first third would lose most of the reason, so then the last whole word is kept with
+    an ellipsis: visibly shortened, which an eval's sentences-complete check still reports."""
+    cut_after_a_word = text[-1:].isspace()
+    text = text.strip()
+    least = len(text) // 3
+    sentences = [m.end() for m in _SENTENCE_END.finditer(text) if m.end() > least]
+    if sentences:
+        return text[: sentences[-1]]
+    clauses = [m.start() for m in _CLAUSE_BREAK.finditer(text) if m.start() > least]
+    if clauses:
+        return text[: clauses[-1]].rstrip() + "."
+    whole = text if cut_after_a_word or " " not in text else text.rsplit(None, 1)[0]
+    return whole.rstrip(",;:-\u2013\u2014 ") + "…"
 
 
 def count_json_points(text: str) -> dict[str, int]:
@@ -181,5 +223,10 @@ def _item(line: str) -> tuple[str, str] | None:
     return text, ""
 
 
+# Zero-width characters: invisible in a table but not in its text (the 1.5B once ended a cut cell with a
+# U+200C), so a cell is written without them.
+_ZERO_WIDTH = re.compile("[\u200b-\u200d\u2060\ufeff]")
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "/").replace("\n", " ").strip()
+    return _ZERO_WIDTH.sub("", text).replace("|", "/").replace("\n", " ").strip()

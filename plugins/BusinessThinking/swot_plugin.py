@@ -43,9 +43,10 @@ Owner's interview answers (may be empty):
 
 Base the analysis on the answers when there are any; otherwise use what is typical for this kind of business.
 Give 3 points in each of strengths, weaknesses, opportunities and threats. Each point is a short phrase
-about this business (not the business's name or description), different from every other point, with a
-reason of at most 15 words why it matters. Strengths and weaknesses are inside the business; opportunities and
-threats come from outside it (customers, competitors, the market, the town).
+of 2 to 5 words about this business (not the business's name or description), different from every other
+point, with a reason why it matters: one short sentence of at most 15 words, ending with a full stop.
+Strengths and weaknesses are inside the business; opportunities and threats come from outside it
+(customers, competitors, the market, the town).
 Answer with JSON only:
 {"strengths": [{"point": "...", "why": "..."}], "weaknesses": [...], "opportunities": [...], "threats": [...]}
 """

@@ -305,7 +305,7 @@ async def test_run_swot_streams_each_quadrants_table_as_it_completes(tmp_path: P
         "### Strengths", "### Weaknesses", "### Opportunities", "### Threats",
     ]  # fmt: skip
     assert "".join(text for text, _ in chunks) == reply.text == session.results["swot"]
-    assert "| Fresh bread | because of fresh bread |" in chunks[0][0] and "Small oven" not in chunks[0][0]
+    assert "| Fresh bread | because of fresh bread. |" in chunks[0][0] and "Small oven" not in chunks[0][0]
     # The first tables came while the model was still answering, not after it.
     total = len(answer.split(" "))
     assert chunks[0][1] < chunks[1][1] < chunks[2][1] < total
@@ -357,4 +357,4 @@ def test_run_swot_stream_on_the_command_line_prints_each_table_once(openai_serve
     streamed = run_cli("run", "BusinessThinking.SWOT", "--input", "a bakery", "--stream", **env)
     assert streamed.returncode == 0, streamed.stderr
     assert streamed.stdout.count("### Strengths") == 1 and streamed.stdout.count("| Point | Why it matters |") == 4
-    assert "| Road works | because of road works |" in streamed.stdout and "{" not in streamed.stdout
+    assert "| Road works | because of road works. |" in streamed.stdout and "{" not in streamed.stdout

@@ -13,12 +13,15 @@ from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from plugins.BusinessThinking._swot_tables import (
+    POINT_MAX,
     SWOT_SCHEMA,
+    WHY_MAX,
     SwotDraft,
     count_json_points,
     deduplicated,
     parse_swot,
     parse_swot_json,
+    render_swot,
     to_swot_tables,
 )
 
@@ -145,7 +148,7 @@ def test_json_points_are_read_and_repeats_dropped() -> None:
     assert points["Strengths"] == ["Fresh dough daily", "Late opening hours", "Family recipes"]
     # The strength repeated under opportunities goes: opportunities still has three points.
     assert points["Opportunities"] == ["Campus events", "Student discounts", "Catering for dorms"]
-    assert draft.items["Threats"][0] == ("Chain competitors", "They undercut prices")
+    assert draft.items["Threats"][0] == ("Chain competitors", "They undercut prices.")  # a sentence: its full stop
 
 
 def test_a_repeat_across_tables_stays_when_dropping_it_would_leave_two_rows() -> None:
@@ -165,7 +168,52 @@ def test_a_json_answer_cut_off_mid_point_keeps_the_complete_points() -> None:
 
 def test_escaped_quotes_in_json_points_are_decoded() -> None:
     text = json.dumps({"strengths": [{"point": 'The "best" crust', "why": "a|b"}]})
-    assert parse_swot_json(text).items["Strengths"] == [('The "best" crust', "a|b")]
+    assert parse_swot_json(text).items["Strengths"] == [('The "best" crust', "a|b.")]
+
+
+def _cut(text: str, bound: int = WHY_MAX) -> str:
+    """``text`` as a local model's grammar leaves it at the length bound: ``bound`` characters, closed."""
+    assert len(text) > bound
+    return text[:bound]
+
+
+def _one_reason(why: str, point: str = "Volunteer demand") -> tuple[str, str]:
+    answer = json.dumps({"opportunities": [{"point": point, "why": why}]}, ensure_ascii=False)
+    return parse_swot_json(answer).items["Opportunities"][0]
+
+
+def test_a_reason_cut_at_the_bound_ends_at_its_last_sentence_or_clause() -> None:
+    # The 1.5B's reasons that reached the old bound of 120 were cut mid-sentence ("…more difficult for the").
+    filler = "More people look for local causes every year, and apps make that search easy. "
+    two_sentences = _cut(filler + "Groups that post their events early get the most helpers, " + "x" * WHY_MAX)
+    assert _one_reason(two_sentences)[1] == filler.strip()
+    clause = _cut("There are already several apps that help people find volunteering work near them, " + "y " * 99)
+    assert _one_reason(clause)[1] == "There are already several apps that help people find volunteering work near them."
+    # A reason the model ended itself is kept whole; a sentence without its full stop gets one.
+    whole = "Customers know the owner, leading to loyalty"
+    assert _one_reason(whole)[1] == whole + "."
+    assert _one_reason("Open when students study!")[1] == "Open when students study!"
+
+
+def test_a_cut_reason_with_no_boundary_left_keeps_its_whole_words_and_shows_the_cut() -> None:
+    # Ending it at a comma in its first few words would drop most of it: it says it was shortened instead.
+    words = "growing steadily among students " * 20
+    after_a_word = _cut("Demand, " + words)  # "... among students ": the last word is whole
+    assert _one_reason(after_a_word)[1] == after_a_word.strip() + "…"
+    mid_word = _cut("Demand is, " + words)  # "... among studen": the cut word goes
+    assert _one_reason(mid_word)[1] == mid_word.removesuffix(" studen") + "…"
+
+
+def test_a_point_cut_at_its_bound_ends_on_a_whole_word() -> None:
+    point = _one_reason("It matters.", point=_cut("Partnerships with schools and clubs " * 5, POINT_MAX))[0]
+    assert len(point) < POINT_MAX and point.endswith("…") and point[:-1] in "Partnerships with schools and clubs " * 5
+
+
+def test_cells_are_written_without_zero_width_characters() -> None:
+    # The 1.5B once ended a cut cell with a U+200C: invisible in the table, but not in its text.
+    draft = SwotDraft()
+    draft.items["Strengths"] = [("Local\u200bbrand", "Known in town.\u200c\ufeff")]
+    assert "| Localbrand | Known in town. |" in render_swot(draft)
 
 
 async def test_swot_asks_a_structured_service_for_json_and_renders_tables_from_it() -> None:
@@ -180,7 +228,7 @@ async def test_swot_asks_a_structured_service_for_json_and_renders_tables_from_i
     assert request.settings["response_format"]["json_schema"]["schema"] == SWOT_SCHEMA
     tables = result.result
     assert tables.count("| Point | Why it matters |") == 4
-    assert "| Fresh dough daily | Students taste the difference |" in tables
+    assert "| Fresh dough daily | Students taste the difference. |" in tables
     assert "fresh dough, daily!" not in tables and "misplaced repeat" not in tables
     assert "(none given)" not in tables
     # Progress named each quadrant as it arrived, then was cleared.
