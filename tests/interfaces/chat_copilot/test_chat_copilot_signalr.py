@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -106,6 +107,32 @@ async def test_a_reply_streams_to_the_group(served: tuple[str, ToolScripted, Pat
         json.loads(next(v["value"] for v in answer["variables"] if v["key"] == "tokenUsage"))
         == updates[-1]["tokenUsage"]
     )
+
+
+async def test_citations_come_in_the_bot_messages_first_sending(served: tuple[str, ToolScripted, Path]) -> None:
+    """The web app takes citations from ReceiveMessage only (an update changes content or usage): a document
+    answer's message carries them there, as chat-copilot's backend sends them, and the same after a reload."""
+    url, service, _ = served
+    notes = b"# Opening hours\n\nThe Lyon bakery opens at seven every morning and closes at noon on Sunday.\n"
+
+    def cite(request: object) -> str:  # the model answers from the note it was given, citing its id
+        record_id = re.search(r"\[([^\[\]]+#0)\]", request.prompt).group(1)  # type: ignore[attr-defined]
+        return f"The bakery opens at seven [{record_id}]."
+
+    service.queue(cite)
+    async with web_app(url) as (http, hub, chat_id):
+        files = [("formFiles", ("hours.md", notes, "text/markdown"))]
+        assert (await http.post(f"/chats/{chat_id}/documents", files=files, timeout=60)).status_code == 200
+        question = "When does the Lyon bakery open every morning?"
+        assert (await http.post(f"/chats/{chat_id}/messages", json=ask(question, chat_id))).status_code == 200
+        await hub.wait(lambda c: any(args[1] is None for args in c.of("ReceiveBotResponseStatus")))
+        reloaded = (await http.get(f"/chats/{chat_id}/messages")).json()[0]
+    [bot] = [args[2] for args in hub.of("ReceiveMessage") if args[2]["authorRole"] == 1 and args[2]["type"] == 0]
+    [citation] = bot["citations"]
+    assert citation["sourceName"] == "hours.md" and "opens at seven" in citation["snippet"]
+    assert bot["content"].startswith("The bakery opens at seven")
+    assert reloaded["id"] == bot["id"] and reloaded["citations"] == bot["citations"]
+    assert {args[0]["id"] for args in hub.of("ReceiveMessageUpdate")} == {bot["id"]}
 
 
 async def test_a_plan_is_approved_once_with_edited_arguments(served: tuple[str, ToolScripted, Path]) -> None:

@@ -239,10 +239,14 @@ class CopilotBot:
             turn.holds_gate = True
             await self.status(turn.chat_id, GENERATING)
         if not command:
-            await self._open_reply(turn)
             sourced = await self._from_documents(turn)
             if sourced is not None:
+                # The web app takes citations only from the bot message's first sending (ReceiveMessage; an
+                # update changes content or usage alone), as chat-copilot's backend sends them: so that message
+                # waits for the answer (the status line says what happens meanwhile).
+                await self._open_reply(turn, *sourced)
                 return sourced
+            await self._open_reply(turn)
         session = self.session(turn.chat_id)
         handled = session.handle(
             text,
@@ -272,10 +276,14 @@ class CopilotBot:
         """The web app's status line for the chat (None clears it)."""
         await self.hub.send(chat_id, "ReceiveBotResponseStatus", chat_id, status)
 
-    async def _open_reply(self, turn: Turn) -> ViewMessage:
-        """The bot's message, empty at first (the web app shows it typing), then updated as text comes."""
+    async def _open_reply(
+        self, turn: Turn, content: str = "", citations: list[dict[str, Any]] | None = None
+    ) -> ViewMessage:
+        """The bot's message, empty at first (the web app shows it typing), then updated as text comes;
+        ``citations`` only here: the web app reads them from this first sending alone."""
         if turn.reply is None:
-            turn.reply = ViewMessage(turn.chat_id, shapes.BOT_ROLE, shapes.BOT, "Kernel App")
+            turn.reply = ViewMessage(turn.chat_id, shapes.BOT_ROLE, shapes.BOT, "Kernel App", content)
+            turn.reply.citations = citations
             await self.hub.send(
                 turn.chat_id, "ReceiveMessage", turn.chat_id, turn.user_id, shapes.chat_message(turn.reply)
             )
