@@ -219,6 +219,31 @@ async def test_a_function_with_an_effect_in_free_text_asks_first(served: tuple[s
     assert [r.text for r in saved] == ["Opens at seven"]
 
 
+async def test_the_answer_after_an_approved_call_comes_below_its_card(served: tuple[str, ToolScripted, Path]) -> None:
+    """No empty bot message above the card that the answer later fills out of order: the bot's message is
+    first sent with the model's first text, after the card, live and after a reload."""
+    url, service, _ = served
+    service.queue(tools(("memory-save", {"input": "Opens at seven", "collection": "notes"})), "Saved it.")
+    async with web_app(url) as (http, hub, chat_id):
+        await http.post(f"/chats/{chat_id}/messages", json=ask("Remember that we open at seven", chat_id))
+        await hub.wait(lambda c: any(m[2]["type"] == 1 for m in c.of("ReceiveMessage")))
+        [plan_message] = [m[2] for m in hub.of("ReceiveMessage") if m[2]["type"] == 1]
+        approved = await http.post(
+            f"/chats/{chat_id}/plan", json=ask("Yes, proceed", chat_id, proposedPlan=approval(plan_message, 1))
+        )
+        assert approved.json()["value"] == "Saved it."
+        await hub.wait(lambda c: any(args[1] is None for args in c.of("ReceiveBotResponseStatus")[-1:]))
+        reloaded = (await http.get(f"/chats/{chat_id}/messages")).json()
+    sent = [m[2] for m in hub.of("ReceiveMessage")]
+    assert [m["type"] for m in sent] == [1, 0]  # the card, then the answer's message
+    answer = sent[1]
+    assert {u[0]["id"] for u in hub.of("ReceiveMessageUpdate")} == {answer["id"]}
+    assert [u[0]["content"] for u in hub.of("ReceiveMessageUpdate")][-1] == "Saved it."
+    oldest_first = [(m["authorRole"], m["type"], m["content"]) for m in reversed(reloaded)][1:]  # greeting
+    assert [kind[:2] for kind in oldest_first] == [(0, 0), (1, 1), (0, 0), (1, 0)]  # asked, card, yes, answer
+    assert oldest_first[-1][2] == "Saved it." and reloaded[0]["id"] == answer["id"]
+
+
 async def test_a_call_waiting_for_approval_is_not_said_to_be_running(served: tuple[str, ToolScripted, Path]) -> None:
     url, service, _ = served
     service.queue(tools(("memory-save", {"input": "Opens at seven", "collection": "notes"})), "I did not save it.")

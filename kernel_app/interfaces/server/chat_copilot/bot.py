@@ -102,6 +102,7 @@ class Turn:
     edits: list[str] | None = None  # a decided /plan: the user's edits still to apply, then ``approved``
     approved: bool = False
     last_send: asyncio.Future[None] | None = None  # hub sends from sync callbacks go out in order
+    said_before_plan: str = ""  # text streamed before a plan card: sent as its own message, above the card
 
 
 @dataclass
@@ -246,7 +247,8 @@ class CopilotBot:
                 # waits for the answer (the status line says what happens meanwhile).
                 await self._open_reply(turn, *sourced)
                 return sourced
-            await self._open_reply(turn)
+        # The model's turn opens the bot's message at its first text (_update), as chat-copilot's backend
+        # does when it streams: a call it waits to have approved first shows its card above the answer.
         session = self.session(turn.chat_id)
         handled = session.handle(
             text,
@@ -314,7 +316,9 @@ class CopilotBot:
     async def _final(self, turn: Turn, text: str, citations: list[dict[str, Any]] | None) -> None:
         if turn.last_send is not None:
             await asyncio.shield(turn.last_send)  # every streamed update is out before the final one
-        reply = await self._open_reply(turn)
+        if turn.said_before_plan and text.startswith(turn.said_before_plan):
+            text = text[len(turn.said_before_plan) :].lstrip()  # that part is its own message, above the card
+        reply = await self._open_reply(turn, text, citations)
         reply.content, reply.citations = text, citations
         reply.token_usage = shapes.token_usage(turn.usage)
         self.records.save(reply)
@@ -410,6 +414,11 @@ class CopilotBot:
         self.pending[message.id] = pending
         if turn.last_send is not None:
             await asyncio.shield(turn.last_send)  # the statuses so far, then the plan
+        if turn.reply is not None:  # text before the card stays above it; what follows is a new message below
+            turn.reply.content = turn.streamed
+            self.records.save(turn.reply)
+            turn.said_before_plan += turn.streamed
+            turn.reply, turn.streamed = None, ""
         await self.hub.send(turn.chat_id, "ReceiveMessage", turn.chat_id, turn.user_id, shapes.chat_message(message))
         await self.status(turn.chat_id, None)
         if turn.holds_gate:  # the model's queue is not held while a person decides
