@@ -244,6 +244,49 @@ async def test_the_answer_after_an_approved_call_comes_below_its_card(served: tu
     assert oldest_first[-1][2] == "Saved it." and reloaded[0]["id"] == answer["id"]
 
 
+FIRST = "Let me note that."  # what SaysFirst streams before its first answer
+
+
+class SaysFirst(ToolScripted):
+    """Streams a sentence before its first answer (a call), as a model may before calling a function."""
+
+    async def _inner_get_streaming_chat_message_contents(self, chat_history: Any, settings: Any, *args: Any) -> Any:
+        from semantic_kernel.contents import AuthorRole, StreamingChatMessageContent
+
+        if not self.requests:
+            said = FIRST + " "
+            yield [
+                StreamingChatMessageContent(
+                    role=AuthorRole.ASSISTANT, choice_index=0, content=said, ai_model_id=self.ai_model_id
+                )
+            ]
+        async for chunk in super()._inner_get_streaming_chat_message_contents(chat_history, settings, *args):
+            yield chunk
+
+
+async def test_text_before_a_card_stays_above_it_and_the_answer_goes_below(tmp_path: Path) -> None:
+    service = SaysFirst()
+    service.queue(tools(("memory-save", {"input": "Opens at seven", "collection": "notes"})), "Saved it.")
+    with running(make_app(tmp_path, service)) as url:
+        async with web_app(url) as (http, hub, chat_id):
+            await http.post(f"/chats/{chat_id}/messages", json=ask("Remember that we open at seven", chat_id))
+            await hub.wait(lambda c: any(m[2]["type"] == 1 for m in c.of("ReceiveMessage")))
+            [plan_message] = [m[2] for m in hub.of("ReceiveMessage") if m[2]["type"] == 1]
+            approved = await http.post(
+                f"/chats/{chat_id}/plan", json=ask("Yes, proceed", chat_id, proposedPlan=approval(plan_message, 1))
+            )
+            assert approved.status_code == 200
+            await hub.wait(lambda c: any(args[1] is None for args in c.of("ReceiveBotResponseStatus")[-1:]))
+            reloaded = (await http.get(f"/chats/{chat_id}/messages")).json()
+    sent = [m[2] for m in hub.of("ReceiveMessage")]
+    assert [m["type"] for m in sent] == [0, 1, 0]  # what it said first, the card, then the answer
+    last = {u[0]["id"]: u[0]["content"] for u in hub.of("ReceiveMessageUpdate")}
+    assert last == {sent[0]["id"]: FIRST + " ", sent[2]["id"]: "Saved it."}
+    oldest_first = [(m["type"], m["content"].strip()) for m in reversed(reloaded) if m["authorRole"] == 1][1:]
+    assert [text for kind, text in oldest_first if kind == 0] == [FIRST, "Saved it."]
+    assert [kind for kind, _ in oldest_first] == [0, 1, 0]
+
+
 async def test_a_call_waiting_for_approval_is_not_said_to_be_running(served: tuple[str, ToolScripted, Path]) -> None:
     url, service, _ = served
     service.queue(tools(("memory-save", {"input": "Opens at seven", "collection": "notes"})), "I did not save it.")

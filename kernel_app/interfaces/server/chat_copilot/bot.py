@@ -388,6 +388,8 @@ class CopilotBot:
     async def _propose(
         self, turn: Turn, steps: list[dict[str, Any]], outputs: dict[int, str], *, editable: bool, call_id: str = ""
     ) -> tuple[bool, list[str]]:
+        if turn.last_send is not None:  # the statuses and text so far, then the plan (created after them)
+            await asyncio.shield(turn.last_send)
         message = ViewMessage(turn.chat_id, shapes.BOT_ROLE, shapes.BOT, "Kernel App", type=shapes.PLAN)
         goal = turn.text.split(None, 1)[1].strip() if editable and " " in turn.text.strip() else turn.text
         content = shapes.proposed_plan(
@@ -412,8 +414,6 @@ class CopilotBot:
         future: asyncio.Future[tuple[bool, list[str]]] = asyncio.get_running_loop().create_future()
         pending = Pending(message, turn, turn.user_id, steps, content, editable, future)
         self.pending[message.id] = pending
-        if turn.last_send is not None:
-            await asyncio.shield(turn.last_send)  # the statuses so far, then the plan
         if turn.reply is not None:  # text before the card stays above it; what follows is a new message below
             turn.reply.content = turn.streamed
             self.records.save(turn.reply)
