@@ -176,9 +176,15 @@ def create_app(
         )
     from kernel_app.interfaces.server.chat_copilot import mount as mount_copilot
 
-    mount_copilot(
-        app, state, api_keys=keys, entra=entra, max_body_bytes=max_body_bytes, **(copilot or {})
-    )  # outermost: own CORS
+    mount_copilot(  # outermost: own CORS, which allows --cors-origin too
+        app,
+        state,
+        api_keys=keys,
+        entra=entra,
+        max_body_bytes=max_body_bytes,
+        cors_origins=origins,
+        **(copilot or {}),
+    )
     return app
 
 

@@ -4,6 +4,7 @@ citations, and who may reach the surface."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import threading
@@ -61,6 +62,40 @@ def test_cors_lets_the_web_apps_origin_in_and_no_other(served: tuple[str, ToolSc
     assert "access-control-allow-origin" not in other.headers
     simple = httpx.get(f"{url}/copilot/chats", headers={"Origin": "http://localhost:3000"})
     assert simple.headers["access-control-allow-origin"] == "http://localhost:3000"
+
+
+def test_serves_cors_origin_lets_the_web_app_in_from_there_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``serve --cors-origin`` (create_app's ``cors_origins``) reaches the web app's endpoints and hub, beside
+    ``KERNEL_APP_COPILOT_ORIGINS``: from an origin only the flag names, the app used to hang on "Connecting…"."""
+    monkeypatch.setenv("KERNEL_APP_COPILOT_ORIGINS", "http://from-env.example")
+    flag = "http://app.example:8080"
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-requested-with"}
+    with running(make_app(tmp_path, ToolScripted(), cors_origins=[flag])) as url:
+        for origin in (flag, "http://from-env.example"):
+            for path in ("/copilot/chats", "/copilot/messageRelayHub/negotiate"):
+                answer = httpx.options(f"{url}{path}", headers={"Origin": origin, **preflight})
+                assert answer.status_code == 200, (origin, path)
+                assert answer.headers["access-control-allow-origin"] == origin
+        simple = httpx.get(f"{url}/copilot/chats", headers={"Origin": flag})
+        assert simple.headers["access-control-allow-origin"] == flag
+        other = httpx.options(f"{url}/copilot/chats", headers={"Origin": "http://evil.example", **preflight})
+        assert "access-control-allow-origin" not in other.headers
+        assert asyncio.run(_hub_opens(url, flag))
+        assert not asyncio.run(_hub_opens(url, "http://evil.example"))
+
+
+async def _hub_opens(url: str, origin: str) -> bool:
+    """Whether the hub completes SignalR's handshake for a page from ``origin``."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    hub = url.replace("http://", "ws://", 1) + "/copilot/messageRelayHub"
+    try:
+        async with connect(hub, origin=origin) as socket:  # type: ignore[arg-type]
+            await socket.send('{"protocol":"json","version":1}\x1e')
+            return await asyncio.wait_for(socket.recv(), 5) == "{}\x1e"
+    except (ConnectionClosed, InvalidStatus):
+        return False
 
 
 def test_a_chat_is_a_conversation_of_the_store(served: tuple[str, ToolScripted, Path]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -108,6 +109,32 @@ async def test_a_reply_streams_to_the_group(served: tuple[str, ToolScripted, Pat
     )
 
 
+async def test_citations_come_in_the_bot_messages_first_sending(served: tuple[str, ToolScripted, Path]) -> None:
+    """The web app takes citations from ReceiveMessage only (an update changes content or usage): a document
+    answer's message carries them there, as chat-copilot's backend sends them, and the same after a reload."""
+    url, service, _ = served
+    notes = b"# Opening hours\n\nThe Lyon bakery opens at seven every morning and closes at noon on Sunday.\n"
+
+    def cite(request: object) -> str:  # the model answers from the note it was given, citing its id
+        record_id = re.search(r"\[([^\[\]]+#0)\]", request.prompt).group(1)  # type: ignore[attr-defined]
+        return f"The bakery opens at seven [{record_id}]."
+
+    service.queue(cite)
+    async with web_app(url) as (http, hub, chat_id):
+        files = [("formFiles", ("hours.md", notes, "text/markdown"))]
+        assert (await http.post(f"/chats/{chat_id}/documents", files=files, timeout=60)).status_code == 200
+        question = "When does the Lyon bakery open every morning?"
+        assert (await http.post(f"/chats/{chat_id}/messages", json=ask(question, chat_id))).status_code == 200
+        await hub.wait(lambda c: any(args[1] is None for args in c.of("ReceiveBotResponseStatus")))
+        reloaded = (await http.get(f"/chats/{chat_id}/messages")).json()[0]
+    [bot] = [args[2] for args in hub.of("ReceiveMessage") if args[2]["authorRole"] == 1 and args[2]["type"] == 0]
+    [citation] = bot["citations"]
+    assert citation["sourceName"] == "hours.md" and "opens at seven" in citation["snippet"]
+    assert bot["content"].startswith("The bakery opens at seven")
+    assert reloaded["id"] == bot["id"] and reloaded["citations"] == bot["citations"]
+    assert {args[0]["id"] for args in hub.of("ReceiveMessageUpdate")} == {bot["id"]}
+
+
 async def test_a_plan_is_approved_once_with_edited_arguments(served: tuple[str, ToolScripted, Path]) -> None:
     url, service, tmp_path = served
     service.queue(SUM_PLAN)
@@ -190,6 +217,74 @@ async def test_a_function_with_an_effect_in_free_text_asks_first(served: tuple[s
 
     saved = MemoryStore(tmp_path / "memory", embedder=HashingEmbedder(64)).list("notes", 10, 0)
     assert [r.text for r in saved] == ["Opens at seven"]
+
+
+async def test_the_answer_after_an_approved_call_comes_below_its_card(served: tuple[str, ToolScripted, Path]) -> None:
+    """No empty bot message above the card that the answer later fills out of order: the bot's message is
+    first sent with the model's first text, after the card, live and after a reload."""
+    url, service, _ = served
+    service.queue(tools(("memory-save", {"input": "Opens at seven", "collection": "notes"})), "Saved it.")
+    async with web_app(url) as (http, hub, chat_id):
+        await http.post(f"/chats/{chat_id}/messages", json=ask("Remember that we open at seven", chat_id))
+        await hub.wait(lambda c: any(m[2]["type"] == 1 for m in c.of("ReceiveMessage")))
+        [plan_message] = [m[2] for m in hub.of("ReceiveMessage") if m[2]["type"] == 1]
+        approved = await http.post(
+            f"/chats/{chat_id}/plan", json=ask("Yes, proceed", chat_id, proposedPlan=approval(plan_message, 1))
+        )
+        assert approved.json()["value"] == "Saved it."
+        await hub.wait(lambda c: any(args[1] is None for args in c.of("ReceiveBotResponseStatus")[-1:]))
+        reloaded = (await http.get(f"/chats/{chat_id}/messages")).json()
+    sent = [m[2] for m in hub.of("ReceiveMessage")]
+    assert [m["type"] for m in sent] == [1, 0]  # the card, then the answer's message
+    answer = sent[1]
+    assert {u[0]["id"] for u in hub.of("ReceiveMessageUpdate")} == {answer["id"]}
+    assert [u[0]["content"] for u in hub.of("ReceiveMessageUpdate")][-1] == "Saved it."
+    oldest_first = [(m["authorRole"], m["type"], m["content"]) for m in reversed(reloaded)][1:]  # greeting
+    assert [kind[:2] for kind in oldest_first] == [(0, 0), (1, 1), (0, 0), (1, 0)]  # asked, card, yes, answer
+    assert oldest_first[-1][2] == "Saved it." and reloaded[0]["id"] == answer["id"]
+
+
+FIRST = "Let me note that."  # what SaysFirst streams before its first answer
+
+
+class SaysFirst(ToolScripted):
+    """Streams a sentence before its first answer (a call), as a model may before calling a function."""
+
+    async def _inner_get_streaming_chat_message_contents(self, chat_history: Any, settings: Any, *args: Any) -> Any:
+        from semantic_kernel.contents import AuthorRole, StreamingChatMessageContent
+
+        if not self.requests:
+            said = FIRST + " "
+            yield [
+                StreamingChatMessageContent(
+                    role=AuthorRole.ASSISTANT, choice_index=0, content=said, ai_model_id=self.ai_model_id
+                )
+            ]
+        async for chunk in super()._inner_get_streaming_chat_message_contents(chat_history, settings, *args):
+            yield chunk
+
+
+async def test_text_before_a_card_stays_above_it_and_the_answer_goes_below(tmp_path: Path) -> None:
+    service = SaysFirst()
+    service.queue(tools(("memory-save", {"input": "Opens at seven", "collection": "notes"})), "Saved it.")
+    with running(make_app(tmp_path, service)) as url:
+        async with web_app(url) as (http, hub, chat_id):
+            await http.post(f"/chats/{chat_id}/messages", json=ask("Remember that we open at seven", chat_id))
+            await hub.wait(lambda c: any(m[2]["type"] == 1 for m in c.of("ReceiveMessage")))
+            [plan_message] = [m[2] for m in hub.of("ReceiveMessage") if m[2]["type"] == 1]
+            approved = await http.post(
+                f"/chats/{chat_id}/plan", json=ask("Yes, proceed", chat_id, proposedPlan=approval(plan_message, 1))
+            )
+            assert approved.status_code == 200
+            await hub.wait(lambda c: any(args[1] is None for args in c.of("ReceiveBotResponseStatus")[-1:]))
+            reloaded = (await http.get(f"/chats/{chat_id}/messages")).json()
+    sent = [m[2] for m in hub.of("ReceiveMessage")]
+    assert [m["type"] for m in sent] == [0, 1, 0]  # what it said first, the card, then the answer
+    last = {u[0]["id"]: u[0]["content"] for u in hub.of("ReceiveMessageUpdate")}
+    assert last == {sent[0]["id"]: FIRST + " ", sent[2]["id"]: "Saved it."}
+    oldest_first = [(m["type"], m["content"].strip()) for m in reversed(reloaded) if m["authorRole"] == 1][1:]
+    assert [text for kind, text in oldest_first if kind == 0] == [FIRST, "Saved it."]
+    assert [kind for kind, _ in oldest_first] == [0, 1, 0]
 
 
 async def test_a_call_waiting_for_approval_is_not_said_to_be_running(served: tuple[str, ToolScripted, Path]) -> None:

@@ -65,8 +65,10 @@ def _web_app() -> Iterator[tuple[str, Callable[[str], None]]]:
 @contextmanager
 def _serving(folder: Path, database_url: str, service: ToolScripted, origin: str) -> Iterator[str]:
     settings = Settings(memory_dir=folder, database_url=database_url)
+    # The page's origin as `serve --cors-origin` gives it: the web app's surface allows it too (once it did not,
+    # and the page hung on "Connecting…").
     app: Any = create_app(
-        settings, chat_service=service, embedder=HashingEmbedder(64), copilot={"origins": [origin]}, mcp=False
+        settings, chat_service=service, embedder=HashingEmbedder(64), cors_origins=[origin], mcp=False
     )
     with running(app) as url:
         yield url

@@ -21,7 +21,7 @@ the log). With sign-in (``entra_tenant_id`` and ``entra_client_id``) ``/authConf
 the web app signs its user in with MSAL and sends the token on every REST call and, as SignalR does, in
 the hub's ``access_token`` query parameter; API keys are accepted beside it. CORS allows
 the web app's origin: ``http://localhost:3000`` unless ``KERNEL_APP_COPILOT_ORIGINS`` (comma-separated)
-says otherwise; a WebSocket from another page's origin is refused.
+says otherwise, and every ``serve --cors-origin``; a WebSocket from another page's origin is refused.
 """
 
 from __future__ import annotations
@@ -53,6 +53,16 @@ def origins_from_env(environ: dict[str, str] | None = None) -> list[str]:
     return found or list(DEFAULT_ORIGINS)
 
 
+def allowed_origins(origins: Iterable[str] | None, cors_origins: Iterable[str] = ()) -> list[str]:
+    """The origins the web app may call from: ``origins`` (or the environment's, or the default) and the
+    server's own ``--cors-origin`` ones, which the web app served from another origin needs too."""
+    allowed = list(origins) if origins is not None else origins_from_env()
+    for origin in cors_origins:
+        if origin.rstrip("/") not in allowed:
+            allowed.append(origin.rstrip("/"))
+    return allowed
+
+
 def mount(
     app: FastAPI,
     state: ServerState,
@@ -61,10 +71,13 @@ def mount(
     entra: EntraValidator | None = None,
     max_body_bytes: int = 10 * 1024 * 1024,
     origins: Iterable[str] | None = None,
+    cors_origins: Iterable[str] = (),
     ping_interval: float | None = None,
 ) -> bool:
     """Serve the web app's endpoints on ``app`` (outermost, with their own CORS); False when the server has
-    API keys and no sign-in (then nothing is served: see the module doc)."""
+    API keys and no sign-in (then nothing is served: see the module doc). ``origins`` replaces the
+    environment's (or default) web app origins; ``cors_origins`` (the server's ``--cors-origin``) are
+    allowed beside them."""
     keys = list(api_keys)
     if keys and entra is None:
         log.info("chat-copilot web app: off, since the server has API keys (the web app cannot send one)")
@@ -79,7 +92,7 @@ def mount(
     from kernel_app.interfaces.server.chat_copilot.records import open_records
     from kernel_app.interfaces.server.security import Authenticate, BodyLimit, LoopbackHosts
 
-    allowed = list(origins) if origins is not None else origins_from_env()
+    allowed = allowed_origins(origins, cors_origins)
     hub = Hub(ping_interval or DEFAULT_PING_INTERVAL)
     database_url = state.settings.database_url
     records = open_records(state.store.path, database_url)  # shared by every instance with database_url

@@ -102,6 +102,7 @@ class Turn:
     edits: list[str] | None = None  # a decided /plan: the user's edits still to apply, then ``approved``
     approved: bool = False
     last_send: asyncio.Future[None] | None = None  # hub sends from sync callbacks go out in order
+    said_before_plan: str = ""  # text streamed before a plan card: sent as its own message, above the card
 
 
 @dataclass
@@ -239,10 +240,15 @@ class CopilotBot:
             turn.holds_gate = True
             await self.status(turn.chat_id, GENERATING)
         if not command:
-            await self._open_reply(turn)
             sourced = await self._from_documents(turn)
             if sourced is not None:
+                # The web app takes citations only from the bot message's first sending (ReceiveMessage; an
+                # update changes content or usage alone), as chat-copilot's backend sends them: so that message
+                # waits for the answer (the status line says what happens meanwhile).
+                await self._open_reply(turn, *sourced)
                 return sourced
+        # The model's turn opens the bot's message at its first text (_update), as chat-copilot's backend
+        # does when it streams: a call it waits to have approved first shows its card above the answer.
         session = self.session(turn.chat_id)
         handled = session.handle(
             text,
@@ -272,10 +278,14 @@ class CopilotBot:
         """The web app's status line for the chat (None clears it)."""
         await self.hub.send(chat_id, "ReceiveBotResponseStatus", chat_id, status)
 
-    async def _open_reply(self, turn: Turn) -> ViewMessage:
-        """The bot's message, empty at first (the web app shows it typing), then updated as text comes."""
+    async def _open_reply(
+        self, turn: Turn, content: str = "", citations: list[dict[str, Any]] | None = None
+    ) -> ViewMessage:
+        """The bot's message, empty at first (the web app shows it typing), then updated as text comes;
+        ``citations`` only here: the web app reads them from this first sending alone."""
         if turn.reply is None:
-            turn.reply = ViewMessage(turn.chat_id, shapes.BOT_ROLE, shapes.BOT, "Kernel App")
+            turn.reply = ViewMessage(turn.chat_id, shapes.BOT_ROLE, shapes.BOT, "Kernel App", content)
+            turn.reply.citations = citations
             await self.hub.send(
                 turn.chat_id, "ReceiveMessage", turn.chat_id, turn.user_id, shapes.chat_message(turn.reply)
             )
@@ -306,7 +316,9 @@ class CopilotBot:
     async def _final(self, turn: Turn, text: str, citations: list[dict[str, Any]] | None) -> None:
         if turn.last_send is not None:
             await asyncio.shield(turn.last_send)  # every streamed update is out before the final one
-        reply = await self._open_reply(turn)
+        if turn.said_before_plan and text.startswith(turn.said_before_plan):
+            text = text[len(turn.said_before_plan) :].lstrip()  # that part is its own message, above the card
+        reply = await self._open_reply(turn, text, citations)
         reply.content, reply.citations = text, citations
         reply.token_usage = shapes.token_usage(turn.usage)
         self.records.save(reply)
@@ -376,6 +388,8 @@ class CopilotBot:
     async def _propose(
         self, turn: Turn, steps: list[dict[str, Any]], outputs: dict[int, str], *, editable: bool, call_id: str = ""
     ) -> tuple[bool, list[str]]:
+        if turn.last_send is not None:  # the statuses and text so far, then the plan (created after them)
+            await asyncio.shield(turn.last_send)
         message = ViewMessage(turn.chat_id, shapes.BOT_ROLE, shapes.BOT, "Kernel App", type=shapes.PLAN)
         goal = turn.text.split(None, 1)[1].strip() if editable and " " in turn.text.strip() else turn.text
         content = shapes.proposed_plan(
@@ -400,8 +414,11 @@ class CopilotBot:
         future: asyncio.Future[tuple[bool, list[str]]] = asyncio.get_running_loop().create_future()
         pending = Pending(message, turn, turn.user_id, steps, content, editable, future)
         self.pending[message.id] = pending
-        if turn.last_send is not None:
-            await asyncio.shield(turn.last_send)  # the statuses so far, then the plan
+        if turn.reply is not None:  # text before the card stays above it; what follows is a new message below
+            turn.reply.content = turn.streamed
+            self.records.save(turn.reply)
+            turn.said_before_plan += turn.streamed
+            turn.reply, turn.streamed = None, ""
         await self.hub.send(turn.chat_id, "ReceiveMessage", turn.chat_id, turn.user_id, shapes.chat_message(message))
         await self.status(turn.chat_id, None)
         if turn.holds_gate:  # the model's queue is not held while a person decides
