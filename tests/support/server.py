@@ -25,9 +25,13 @@ SERVED: dict[str, Any] = {}  # base URL -> the app served there, while it is (te
 
 
 @contextmanager
-def running(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yields the base URL (the app is ``SERVED[url]``)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+def running(app: Any, *, keep_alive: int = 5) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields the base URL (the app is ``SERVED[url]``).
+    ``keep_alive``: seconds an idle connection stays open (uvicorn's default, 5)."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", timeout_keep_alive=keep_alive
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -97,7 +97,10 @@ class FakeConnector:
 @contextmanager
 def fake_connector() -> Iterator[FakeConnector]:
     connector = FakeConnector()
-    with running(connector.app()) as url:
+    # Idle connections stay open longer than a slow model turn, as the real connector service's do: with
+    # uvicorn's 5 s, the agent's pooled connection from "Thinking…" was closed just as a 5 s turn's
+    # answer reused it (connection reset), a race of the fake, not of the agent.
+    with running(connector.app(), keep_alive=120) as url:
         connector.url = url + "/"
         yield connector
 
