@@ -22,6 +22,11 @@ first (``claim``), so it runs once (:mod:`.teams.calls`). An approval waiting in
 is a row here too (kind ``api.approvals``, :mod:`.api.approvals`): the same hand-off, where only the
 waiting turn runs the call. chat-copilot's plans still open their SQLite
 file: its waiting turn answers the deciding HTTP request itself, which needs the same hand-off.
+
+A decision (``decide``) and an outcome (``finish``) are also announced with ``NOTIFY`` on
+:data:`CHANGED_CHANNEL` ('KIND ID', sent on commit): chat-copilot's backplane listens and wakes the turn
+that waits for that row at once; its poll stays, for a notification lost to a reconnect.
+Teams' and streamed REST turns do not listen yet: they find a decision at their next poll (``TICK``).
 """
 
 from __future__ import annotations
@@ -67,6 +72,9 @@ MIGRATIONS = (
     ),
 )
 COLUMNS = ("id", "state", "outcome", "card_id", "created_at")  # record fields kept as columns
+# a decision or an outcome written: NOTIFY'd as 'KIND ID' in the writing transaction (so it goes out on
+# commit), for turns that wait on another server to look at the row now rather than at their next poll
+CHANGED_CHANNEL = "kernel_app_decisions"
 
 
 def _jsonb(fields: dict[str, Any]) -> Any:
@@ -166,7 +174,14 @@ class PgDecisionStore(Generic[R]):
                 "WHERE kind = %s AND id = %s AND state = 'waiting'",
                 (state, outcome, card, self._changes(changes or {}), self.runner, time.time(), self.kind, record_id),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            self._announce(conn, record_id)
+            return True
+
+    def _announce(self, conn: Connection[Any], record_id: str) -> None:
+        """Tell listening servers the record changed (a hint only: a lost one leaves them to their poll)."""
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANGED_CHANNEL, f"{self.kind} {record_id}"))
 
     def _changes(self, changes: dict[str, Any]) -> Any:
         """``changes`` as the jsonb merged into ``fields``; the columns of every record are not changed this way."""
@@ -214,11 +229,13 @@ class PgDecisionStore(Generic[R]):
         if unknown:
             raise ValueError(f"{self.kind}: finish cannot change {', '.join(unknown)}")
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE pending_decisions SET state = %s, outcome = %s, fields = fields || %s, updated_at = %s "
                 "WHERE kind = %s AND id = %s AND state = 'approved'",
                 (state, outcome, _jsonb(changes or {}), time.time(), self.kind, record_id),
             )
+            if cursor.rowcount == 1:  # a hand-off waiting on another server answers with the outcome
+                self._announce(conn, record_id)
 
     def interrupt_running(self) -> int:
         """At start: what this server was running when it stopped may not have finished; say so when asked.

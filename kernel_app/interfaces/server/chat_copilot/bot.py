@@ -139,6 +139,10 @@ class CopilotBot:
         self._sessions: dict[str, ChatSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        # plan message id -> set when another server decided or finished it (the backplane's wake-up)
+        self._wakes: dict[str, asyncio.Event] = {}
+        if hub.backplane is not None:
+            hub.backplane.on_decision = self.wake
 
     def stopped(self) -> None:
         """The server stops: its waiting turns go with it, so their rows say no turn waits (another server
@@ -147,6 +151,26 @@ class CopilotBot:
             self.plans.update_waiting(message_id, {"beat": 0.0})
         if isinstance(self.plans, PgDecisionStore):
             self.plans.close()
+
+    def wake(self, _kind: str, message_id: str) -> None:
+        """A decision store's row changed on some server: what waits here for it looks at it now."""
+        event = self._wakes.get(message_id)
+        if event is not None:
+            event.set()
+
+    async def nap(self, message_id: str, seconds: float, *also: asyncio.Future[Any]) -> None:
+        """Sleep up to ``seconds``, less when ``message_id``'s row changes (:meth:`wake`) or one of ``also``
+        is done. The poll stays the fallback: a notification lost to a reconnect costs one ``seconds``."""
+        event = self._wakes.setdefault(message_id, asyncio.Event())
+        woken = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({woken, *also}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            event.clear()  # a change from now on wakes the next nap: the row is read after this one
+
+    def done_napping(self, message_id: str) -> None:
+        self._wakes.pop(message_id, None)
 
     @staticmethod
     def collection(chat_id: str) -> str:
@@ -428,14 +452,20 @@ class CopilotBot:
 
     async def _wait_for_decision(self, pending: Pending) -> tuple[bool, list[str]]:
         """The decision: posted here (``pending.decision``), or on another server sharing the database (the
-        row, read every ``TICK`` seconds; each look that finds it waiting stamps ``beat``: this turn lives)."""
+        row, read every ``TICK`` seconds and at once when the backplane says it changed; each look that finds
+        it waiting stamps ``beat``: this turn lives)."""
         message_id = pending.message.id
         deadline = time.monotonic() + APPROVAL_TIMEOUT
+        try:
+            return await self._decision(pending, message_id, deadline)
+        finally:
+            self.done_napping(message_id)
+
+    async def _decision(self, pending: Pending, message_id: str, deadline: float) -> tuple[bool, list[str]]:
         while True:
-            try:
-                return await asyncio.wait_for(asyncio.shield(pending.decision), TICK)
-            except asyncio.TimeoutError:
-                pass
+            await self.nap(message_id, TICK, pending.decision)
+            if pending.decision.done():
+                return pending.decision.result()
             if time.monotonic() > deadline and self.plans.decide(message_id, "expired", LATE):
                 pending.state = "expired"
                 self._set_plan_state(pending, shapes.NO_OP)
