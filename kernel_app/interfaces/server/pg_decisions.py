@@ -25,14 +25,18 @@ file: its waiting turn answers the deciding HTTP request itself, which needs the
 
 A decision (``decide``) and an outcome (``finish``) are also announced with ``NOTIFY`` on
 :data:`CHANGED_CHANNEL` ('KIND ID', sent on commit): chat-copilot's backplane listens and wakes the turn
-that waits for that row at once; its poll stays, for a notification lost to a reconnect.
-Teams' and streamed REST turns do not listen yet: they find a decision at their next poll (``TICK``).
+that waits for that row at once; a streamed REST turn waiting for its approval listens through
+:class:`DecisionWakes`, started in the server's lifespan. Every waiter keeps its poll, for a notification
+lost to a reconnect. Teams' calls do not listen yet: they find a decision at their next poll (``TICK``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
+import logging
 import socket
 import time
 from pathlib import Path
@@ -46,6 +50,8 @@ from kernel_app.providers.postgres import Migration, migrate, open_pool
 if TYPE_CHECKING:
     from psycopg import Connection
     from psycopg_pool import ConnectionPool
+
+log = logging.getLogger("kernel_app.server")
 
 R = TypeVar("R", bound=Decision)  # as DecisionStore's records
 
@@ -294,3 +300,70 @@ def open_decisions(
         folder = Path(store_path).parent if str(store_path) != MEMORY else Path.cwd()
         return PgDecisionStore(spec, database_url, runner=this_runner(folder))
     return spec.beside(store_path)
+
+
+class DecisionWakes:
+    """Wakes this server's turns that wait for a row another server decided or finished.
+
+    One LISTEN on :data:`CHANGED_CHANNEL` over a connection of its own (a pooled one is handed to others
+    and would drop the LISTEN), reconnecting with backoff. A hint only: every waiter keeps its poll, so
+    a notification lost while the connection was down costs one poll, never a hung approval.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Listen in the background (the server's lifespan, on its event loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._listening())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+    def wake(self, kind: str, record_id: str) -> None:
+        event = self._events.get((kind, record_id))
+        if event is not None:
+            event.set()
+
+    async def nap(self, kind: str, record_id: str, seconds: float, *also: asyncio.Future[Any]) -> None:
+        """Sleep up to ``seconds``, less when the row changes or one of ``also`` is done."""
+        event = self._events.setdefault((kind, record_id), asyncio.Event())
+        woken = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({woken, *also}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            event.clear()  # a change from now on wakes the next nap: the row is read after this one
+
+    def forget(self, kind: str, record_id: str) -> None:
+        self._events.pop((kind, record_id), None)
+
+    async def _listening(self) -> None:
+        import psycopg
+
+        backoff = 0.25
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.database_url, autocommit=True, application_name="kernel-app-decisions", connect_timeout=10
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANGED_CHANNEL}")
+                    backoff = 0.25
+                    while True:
+                        async for note in conn.notifies(timeout=10.0):
+                            kind, _, record_id = note.payload.partition(" ")
+                            self.wake(kind, record_id)
+                        await conn.execute("SELECT 1")  # quiet for a while: is the connection still there?
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("decisions: listening for other servers' decisions stopped (%s); reconnecting", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
