@@ -25,9 +25,9 @@ file: its waiting turn answers the deciding HTTP request itself, which needs the
 
 A decision (``decide``) and an outcome (``finish``) are also announced with ``NOTIFY`` on
 :data:`CHANGED_CHANNEL` ('KIND ID', sent on commit): chat-copilot's backplane listens and wakes the turn
-that waits for that row at once; a streamed REST turn waiting for its approval listens through
-:class:`DecisionWakes`, started in the server's lifespan. Every waiter keeps its poll, for a notification
-lost to a reconnect. Teams' calls do not listen yet: they find a decision at their next poll (``TICK``).
+that waits for that row at once; a streamed REST turn waiting for its approval and a Teams turn waiting
+for its call card's click listen through :class:`DecisionWakes`, started in the server's lifespan. Every
+waiter keeps its poll, for a notification lost to a reconnect.
 """
 
 from __future__ import annotations
