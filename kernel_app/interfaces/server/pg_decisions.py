@@ -24,9 +24,9 @@ waiting turn runs the call. chat-copilot's plans still open their SQLite
 file: its waiting turn answers the deciding HTTP request itself, which needs the same hand-off.
 
 A decision (``decide``) and an outcome (``finish``) are also announced with ``NOTIFY`` on
-:data:`CHANGED_CHANNEL` ('KIND ID', sent on commit): chat-copilot's backplane listens and wakes the turn
-that waits for that row at once; a streamed REST turn waiting for its approval and a Teams turn waiting
-for its call card's click listen through :class:`DecisionWakes`, started in the server's lifespan. Every
+:data:`CHANGED_CHANNEL` ('KIND ID', sent on commit); :class:`DecisionWakes`, started in the server's
+lifespan, listens and wakes at once what waits for that row here: a chat-copilot plan's turn (and a
+hand-off waiting for its outcome), a streamed REST turn's approval, a Teams call card's turn. Every
 waiter keeps its poll, for a notification lost to a reconnect.
 """
 

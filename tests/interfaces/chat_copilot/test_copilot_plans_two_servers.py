@@ -1,7 +1,7 @@
 """chat-copilot's plan approvals on two servers sharing one PostgreSQL (issue 19): a plan proposed through
 A and approved through B runs once, in A's waiting turn, and its result reaches SignalR clients of both;
 two decisions racing on A and B: one counts, the other gets 409; a plan whose proposer stopped runs on B
-as after a restart. A decision on B wakes A's turn through the LISTEN/NOTIFY backplane, well under the
+as after a restart. A decision on B wakes A's turn through LISTEN/NOTIFY (DecisionWakes), well under the
 poll; with the notification lost, the poll still finds it."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import pytest
 
 from kernel_app.base.config import Settings
 from kernel_app.interfaces.server.app import create_app
-from kernel_app.interfaces.server.chat_copilot.bot import TICK, CopilotBot
+from kernel_app.interfaces.server.chat_copilot.bot import TICK
+from kernel_app.interfaces.server.pg_decisions import DecisionWakes
 from memories import HashingEmbedder
 from tests.support import postgres as pg_support
 from tests.support.copilot_client import HubClient, approval, ask
@@ -187,7 +188,7 @@ async def test_a_plan_approved_on_b_wakes_a_s_waiting_turn_well_under_its_poll(
 async def test_a_lost_wake_up_still_finds_the_decision_at_the_next_poll(
     tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(CopilotBot, "wake", lambda _self, _kind, _message_id: None)  # every notification lost
+    monkeypatch.setattr(DecisionWakes, "wake", lambda _self, _kind, _record_id: None)  # every notification lost
     service_a = ToolScripted()
     service_a.queue(SUM_PLAN)
     with (

@@ -17,11 +17,6 @@ Loss: after the listening connection drops (a database restart), it reconnects w
 reads what the others wrote meanwhile (what was written before an instance first listened is not for
 it). Rows are pruned after :data:`KEEP_SECONDS`; a send while the database is unreachable is dropped
 for the other instances (logged), never delaying this instance's own clients.
-
-Decisions: the same listening connection also LISTENs on :data:`~..pg_decisions.CHANGED_CHANNEL`, where
-the decision store announces a plan decided or finished ('KIND ID'), and hands the id to
-:attr:`Backplane.on_decision`: a turn waiting on this instance for a plan approved on another wakes at
-once instead of at its next look at the row (which stays, for a notification lost to a reconnect).
 """
 
 from __future__ import annotations
@@ -36,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import LiteralString
 
-from kernel_app.interfaces.server.pg_decisions import CHANGED_CHANNEL
 from kernel_app.providers.postgres import Migration, describe_url, migrate
 
 if TYPE_CHECKING:
@@ -72,7 +66,6 @@ CONNECT_TIMEOUT_S = 10  # seconds: an unreachable database fails a connect rathe
 LISTENER_NAME = "kernel-app-hub-listener"  # application_name: what a DBA sees in pg_stat_activity
 
 Deliver = Callable[[str, dict[str, Any]], Awaitable[int]]
-Changed = Callable[[str, str], None]  # (kind, id) of a pending decision another server decided or finished
 
 
 def _migrate(conn: Connection[Any]) -> None:
@@ -98,7 +91,6 @@ class Backplane:
         self._published = 0
         self.listening: asyncio.Event | None = None  # set while the LISTEN is in place (tests wait on it)
         self.connects = 0  # how many times the listener connected (a reconnect makes it 2...)
-        self.on_decision: Changed | None = None  # set by the bot: wakes its turn waiting for that decision
 
     def __repr__(self) -> str:
         return f"Backplane({describe_url(self.database_url)!r})"
@@ -217,7 +209,6 @@ class Backplane:
                     connect_timeout=CONNECT_TIMEOUT_S,
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    await conn.execute(f"LISTEN {CHANGED_CHANNEL}")
                     if self._start_id is None:  # what was sent before this instance listened is not its
                         self._start_id = await self._max_id()
                     self.connects += 1
@@ -226,9 +217,6 @@ class Backplane:
                     await self._catch_up()  # what was written while this was not listening
                     while True:
                         async for note in conn.notifies(timeout=HEALTH_CHECK_S):
-                            if note.channel == CHANGED_CHANNEL:
-                                self._changed(note.payload)
-                                continue
                             origin, _, last = note.payload.partition(" ")
                             if origin != self.origin and last.isdigit():
                                 await self._receive(origin, int(last))
@@ -241,14 +229,6 @@ class Backplane:
                 log.warning("chat-copilot backplane: listening stopped (%s); reconnecting", _one_line(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
-
-    def _changed(self, payload: str) -> None:
-        kind, _, record_id = payload.partition(" ")
-        if self.on_decision is not None and record_id:
-            try:
-                self.on_decision(kind, record_id)
-            except Exception as exc:  # a wake-up is a hint: the waiter's poll still finds the decision
-                log.warning("chat-copilot backplane: a decision's wake-up failed: %s", _one_line(exc))
 
     async def _receive(self, origin: str, up_to: int) -> None:
         """Deliver ``origin``'s rows after the last one delivered here, through ``up_to``."""

@@ -139,10 +139,6 @@ class CopilotBot:
         self._sessions: dict[str, ChatSession] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        # plan message id -> set when another server decided or finished it (the backplane's wake-up)
-        self._wakes: dict[str, asyncio.Event] = {}
-        if hub.backplane is not None:
-            hub.backplane.on_decision = self.wake
 
     def stopped(self) -> None:
         """The server stops: its waiting turns go with it, so their rows say no turn waits (another server
@@ -152,25 +148,22 @@ class CopilotBot:
         if isinstance(self.plans, PgDecisionStore):
             self.plans.close()
 
-    def wake(self, _kind: str, message_id: str) -> None:
-        """A decision store's row changed on some server: what waits here for it looks at it now."""
-        event = self._wakes.get(message_id)
-        if event is not None:
-            event.set()
-
     async def nap(self, message_id: str, seconds: float, *also: asyncio.Future[Any]) -> None:
-        """Sleep up to ``seconds``, less when ``message_id``'s row changes (:meth:`wake`) or one of ``also``
-        is done. The poll stays the fallback: a notification lost to a reconnect costs one ``seconds``."""
-        event = self._wakes.setdefault(message_id, asyncio.Event())
-        woken = asyncio.ensure_future(event.wait())
-        try:
-            await asyncio.wait({woken, *also}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            woken.cancel()
-            event.clear()  # a change from now on wakes the next nap: the row is read after this one
+        """Sleep up to ``seconds``, less when one of ``also`` is done or (with database_url) when another
+        server decides or finishes the plan: its NOTIFY wakes this at once (``DecisionWakes``). The look
+        after ``seconds`` stays the fallback: a notification lost to a reconnect costs one."""
+        wakes = self.state.decision_wakes
+        if wakes is not None and isinstance(self.plans, PgDecisionStore):
+            await wakes.nap(self.plans.kind, message_id, seconds, *also)
+        elif also:
+            await asyncio.wait(also, timeout=seconds)
+        else:
+            await asyncio.sleep(seconds)
 
     def done_napping(self, message_id: str) -> None:
-        self._wakes.pop(message_id, None)
+        wakes = self.state.decision_wakes
+        if wakes is not None and isinstance(self.plans, PgDecisionStore):
+            wakes.forget(self.plans.kind, message_id)
 
     @staticmethod
     def collection(chat_id: str) -> str:
@@ -452,7 +445,7 @@ class CopilotBot:
 
     async def _wait_for_decision(self, pending: Pending) -> tuple[bool, list[str]]:
         """The decision: posted here (``pending.decision``), or on another server sharing the database (the
-        row, read every ``TICK`` seconds and at once when the backplane says it changed; each look that finds
+        row, read every ``TICK`` seconds and at once when its NOTIFY says it changed; each look that finds
         it waiting stamps ``beat``: this turn lives)."""
         message_id = pending.message.id
         deadline = time.monotonic() + APPROVAL_TIMEOUT

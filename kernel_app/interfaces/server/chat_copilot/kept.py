@@ -103,7 +103,7 @@ class BotHost(Protocol):
         ...
 
     async def nap(self, message_id: str, seconds: float, *also: asyncio.Future[Any]) -> None:
-        """Sleep up to ``seconds``, less when the plan's row changes on any server (the backplane says so)."""
+        """Sleep up to ``seconds``, less when the plan's row changes on any server (its NOTIFY says so)."""
         ...
 
     def done_napping(self, message_id: str) -> None:
