@@ -19,8 +19,9 @@ click with no race, alternately through A and B.
 chat-copilot plans: ``--copilot-plans`` chats each get a ``/plan`` through A (its turn waits for the
 decision), then the web app's Approve is posted to ``/copilot/chats/{id}/plan`` through A and through B
 at the same moment. Same counts, from the same tally file, and the same baseline (``--copilot-baseline``).
-A decision taken on B for a turn waiting on A is seen by that turn at its next look at the row (its
-``TICK``): that, not the database, is what the latency on B measures. ``--copilot-plans 0`` skips it.
+A decision taken on B for a turn waiting on A wakes that turn through the LISTEN/NOTIFY backplane (and
+A's outcome wakes B's hand-off the same way); each still looks at the row every ``TICK`` in case a
+notification is lost. ``--copilot-plans 0`` skips it.
 """
 
 from __future__ import annotations

@@ -115,6 +115,12 @@ def create_app(
             turns = None
             if state.store.backend == "postgresql":
                 turns = asyncio.ensure_future(_look_after_turns(state.store, lease))
+            if state.settings.database_url:  # a streamed turn's approval answered on another server
+                from kernel_app.interfaces.server.pg_decisions import DecisionWakes
+
+                state.decision_wakes = DecisionWakes(state.settings.database_url)
+                state.decision_wakes.start()
+                stack.push_async_callback(state.decision_wakes.stop)
             state.ready = True
             try:
                 yield

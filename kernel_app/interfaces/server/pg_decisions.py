@@ -22,12 +22,21 @@ first (``claim``), so it runs once (:mod:`.teams.calls`). An approval waiting in
 is a row here too (kind ``api.approvals``, :mod:`.api.approvals`): the same hand-off, where only the
 waiting turn runs the call. chat-copilot's plans still open their SQLite
 file: its waiting turn answers the deciding HTTP request itself, which needs the same hand-off.
+
+A decision (``decide``) and an outcome (``finish``) are also announced with ``NOTIFY`` on
+:data:`CHANGED_CHANNEL` ('KIND ID', sent on commit); :class:`DecisionWakes`, started in the server's
+lifespan, listens and wakes at once what waits for that row here: a chat-copilot plan's turn (and a
+hand-off waiting for its outcome), a streamed REST turn's approval, a Teams call card's turn. Every
+waiter keeps its poll, for a notification lost to a reconnect.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
+import logging
 import socket
 import time
 from pathlib import Path
@@ -41,6 +50,8 @@ from kernel_app.providers.postgres import Migration, migrate, open_pool
 if TYPE_CHECKING:
     from psycopg import Connection
     from psycopg_pool import ConnectionPool
+
+log = logging.getLogger("kernel_app.server")
 
 R = TypeVar("R", bound=Decision)  # as DecisionStore's records
 
@@ -67,6 +78,9 @@ MIGRATIONS = (
     ),
 )
 COLUMNS = ("id", "state", "outcome", "card_id", "created_at")  # record fields kept as columns
+# a decision or an outcome written: NOTIFY'd as 'KIND ID' in the writing transaction (so it goes out on
+# commit), for turns that wait on another server to look at the row now rather than at their next poll
+CHANGED_CHANNEL = "kernel_app_decisions"
 
 
 def _jsonb(fields: dict[str, Any]) -> Any:
@@ -166,7 +180,14 @@ class PgDecisionStore(Generic[R]):
                 "WHERE kind = %s AND id = %s AND state = 'waiting'",
                 (state, outcome, card, self._changes(changes or {}), self.runner, time.time(), self.kind, record_id),
             )
-            return cursor.rowcount == 1
+            if cursor.rowcount != 1:
+                return False
+            self._announce(conn, record_id)
+            return True
+
+    def _announce(self, conn: Connection[Any], record_id: str) -> None:
+        """Tell listening servers the record changed (a hint only: a lost one leaves them to their poll)."""
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANGED_CHANNEL, f"{self.kind} {record_id}"))
 
     def _changes(self, changes: dict[str, Any]) -> Any:
         """``changes`` as the jsonb merged into ``fields``; the columns of every record are not changed this way."""
@@ -214,11 +235,13 @@ class PgDecisionStore(Generic[R]):
         if unknown:
             raise ValueError(f"{self.kind}: finish cannot change {', '.join(unknown)}")
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute(
+            cursor = conn.execute(
                 "UPDATE pending_decisions SET state = %s, outcome = %s, fields = fields || %s, updated_at = %s "
                 "WHERE kind = %s AND id = %s AND state = 'approved'",
                 (state, outcome, _jsonb(changes or {}), time.time(), self.kind, record_id),
             )
+            if cursor.rowcount == 1:  # a hand-off waiting on another server answers with the outcome
+                self._announce(conn, record_id)
 
     def interrupt_running(self) -> int:
         """At start: what this server was running when it stopped may not have finished; say so when asked.
@@ -277,3 +300,70 @@ def open_decisions(
         folder = Path(store_path).parent if str(store_path) != MEMORY else Path.cwd()
         return PgDecisionStore(spec, database_url, runner=this_runner(folder))
     return spec.beside(store_path)
+
+
+class DecisionWakes:
+    """Wakes this server's turns that wait for a row another server decided or finished.
+
+    One LISTEN on :data:`CHANGED_CHANNEL` over a connection of its own (a pooled one is handed to others
+    and would drop the LISTEN), reconnecting with backoff. A hint only: every waiter keeps its poll, so
+    a notification lost while the connection was down costs one poll, never a hung approval.
+    """
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self._events: dict[tuple[str, str], asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Listen in the background (the server's lifespan, on its event loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._listening())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+    def wake(self, kind: str, record_id: str) -> None:
+        event = self._events.get((kind, record_id))
+        if event is not None:
+            event.set()
+
+    async def nap(self, kind: str, record_id: str, seconds: float, *also: asyncio.Future[Any]) -> None:
+        """Sleep up to ``seconds``, less when the row changes or one of ``also`` is done."""
+        event = self._events.setdefault((kind, record_id), asyncio.Event())
+        woken = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait({woken, *also}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            event.clear()  # a change from now on wakes the next nap: the row is read after this one
+
+    def forget(self, kind: str, record_id: str) -> None:
+        self._events.pop((kind, record_id), None)
+
+    async def _listening(self) -> None:
+        import psycopg
+
+        backoff = 0.25
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.database_url, autocommit=True, application_name="kernel-app-decisions", connect_timeout=10
+                ) as conn:
+                    await conn.execute(f"LISTEN {CHANGED_CHANNEL}")
+                    backoff = 0.25
+                    while True:
+                        async for note in conn.notifies(timeout=10.0):
+                            kind, _, record_id = note.payload.partition(" ")
+                            self.wake(kind, record_id)
+                        await conn.execute("SELECT 1")  # quiet for a while: is the connection still there?
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("decisions: listening for other servers' decisions stopped (%s); reconnecting", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)

@@ -38,6 +38,7 @@ class ServerState:
     approvals: dict[str, asyncio.Future[bool]] = field(default_factory=dict)
     approval_owner: dict[str, str] = field(default_factory=dict)  # approval id -> conversation id
     shared_approvals: Any = None  # with database_url: approvals any server can answer (api/approvals.py)
+    decision_wakes: Any = None  # with database_url: other servers' decisions wake turns here (pg_decisions.py)
     ready: bool = False
     model_loading: asyncio.Future[Any] | None = None  # the embedded model, loading since start-up
     memory_store: Any = None

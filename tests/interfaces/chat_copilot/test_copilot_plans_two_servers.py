@@ -1,7 +1,8 @@
 """chat-copilot's plan approvals on two servers sharing one PostgreSQL (issue 19): a plan proposed through
 A and approved through B runs once, in A's waiting turn, and its result reaches SignalR clients of both;
 two decisions racing on A and B: one counts, the other gets 409; a plan whose proposer stopped runs on B
-as after a restart."""
+as after a restart. A decision on B wakes A's turn through LISTEN/NOTIFY (DecisionWakes), well under the
+poll; with the notification lost, the poll still finds it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 
 from kernel_app.base.config import Settings
 from kernel_app.interfaces.server.app import create_app
+from kernel_app.interfaces.server.chat_copilot.bot import TICK
+from kernel_app.interfaces.server.pg_decisions import DecisionWakes
 from memories import HashingEmbedder
 from tests.support import postgres as pg_support
 from tests.support.copilot_client import HubClient, approval, ask
@@ -152,3 +155,44 @@ def test_the_models_call_proposed_on_a_is_rejected_on_b_and_a_s_turn_goes_on(tmp
         yes = ask("Yes", chat_id, proposedPlan=approval(call, 1))
         assert httpx.post(f"{a}/copilot/chats/{chat_id}/plan", json=yes).status_code == 409
         assert len(service_a.requests) == 2  # the question, then the model told the call was rejected
+
+
+async def _approve_on_b(a: str, b: str) -> float:
+    """Seconds B takes to answer an approval of a plan waiting in A's turn (A runs it, B answers its result)."""
+    chat_id, plan = await asyncio.to_thread(_propose, a)
+    body = ask("Yes, proceed", chat_id, proposedPlan=approval(plan, 1))
+    async with httpx.AsyncClient(timeout=30) as http:
+        started = time.perf_counter()
+        decided = await http.post(f"{b}/copilot/chats/{chat_id}/plan", json=body)
+        elapsed = time.perf_counter() - started
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["value"] == "1100"
+    return elapsed
+
+
+async def test_a_plan_approved_on_b_wakes_a_s_waiting_turn_well_under_its_poll(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    # before the backplane woke it, A's turn saw the decision at its next look (up to TICK) and B's
+    # hand-off saw the result at its own next look (TICK more): never under TICK
+    service_a = ToolScripted()
+    service_a.queue(SUM_PLAN, SUM_PLAN, SUM_PLAN)
+    with (
+        _serving(tmp_path / "a", postgres_url, service_a) as a,
+        _serving(tmp_path / "b", postgres_url, ToolScripted()) as b,
+    ):
+        latencies = [await _approve_on_b(a, b) for _ in range(3)]
+    assert min(latencies) < TICK / 2, latencies  # the best of three: the machine may be busy
+
+
+async def test_a_lost_wake_up_still_finds_the_decision_at_the_next_poll(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DecisionWakes, "wake", lambda _self, _kind, _record_id: None)  # every notification lost
+    service_a = ToolScripted()
+    service_a.queue(SUM_PLAN)
+    with (
+        _serving(tmp_path / "a", postgres_url, service_a) as a,
+        _serving(tmp_path / "b", postgres_url, ToolScripted()) as b,
+    ):
+        assert await _approve_on_b(a, b) >= TICK  # found by the polls: A's turn's, then B's hand-off's

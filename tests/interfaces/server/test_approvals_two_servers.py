@@ -25,6 +25,7 @@ from kernel_app.interfaces.server.api.approvals import (
     RestApprovalStore,
     SharedApprovals,
 )
+from kernel_app.interfaces.server.pg_decisions import DecisionWakes
 from memories.embedders import HashingEmbedder
 from tests.support import postgres as pg_support
 from tests.support.server import running
@@ -47,8 +48,11 @@ def _serving(folder: Path, database_url: str, service: ToolScripted) -> Iterator
         app.state.kernel_app.store.close()
 
 
-def _stream(url: str, cid: str, on_approval: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Say something on ``url`` as a stream; ``on_approval(approval_id)`` when the turn asks."""
+def _stream(
+    url: str, cid: str, on_approval: Callable[[str], None], times: list[float] | None = None
+) -> list[dict[str, Any]]:
+    """Say something on ``url`` as a stream; ``on_approval(approval_id)`` when the turn asks; ``times``
+    gets when each event arrived (``time.perf_counter``)."""
     seen: list[dict[str, Any]] = []
     with httpx.stream(
         "POST", f"{url}/v1/conversations/{cid}/messages", json={"content": "Remember we bake at night"}, timeout=60
@@ -61,6 +65,8 @@ def _stream(url: str, cid: str, on_approval: Callable[[str], None]) -> list[dict
                 block, buffer = buffer.split("\n\n", 1)
                 data = json.loads(block.split("data: ", 1)[1])
                 seen.append(data)
+                if times is not None:
+                    times.append(time.perf_counter())
                 if data["type"] == "approval_needed":
                     on_approval(data["approval_id"])
     return seen
@@ -99,6 +105,40 @@ def test_approved_on_the_other_server_the_waiting_turn_runs_the_call_once(tmp_pa
         assert _notes(a) == 1
         unknown = _answer(b, cid, "approval_nope")
         assert unknown.status_code == 404
+
+
+@pytest.mark.e2e  # two uvicorn servers on one PostgreSQL
+@pytest.mark.parametrize("lost", [False, True], ids=["woken", "wake-up-lost"])
+def test_an_answer_on_the_other_server_wakes_the_waiting_turn_well_under_its_poll(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, lost: bool
+) -> None:
+    # A's turn used to see B's answer at its next look at the row (every TICK); the LISTEN/NOTIFY wake-up
+    # makes it at once, and with every notification lost the look still finds it
+    monkeypatch.setattr(SharedApprovals, "TICK", 2.0)  # far over the wake-up: a look could not pass for one
+    if lost:
+        monkeypatch.setattr(DecisionWakes, "wake", lambda _self, _kind, _record_id: None)
+    service_a = ToolScripted()
+    service_a.queue(tools(SAVE), "Saved it.")
+    with (
+        _serving(tmp_path / "a", postgres_url, service_a) as a,
+        _serving(tmp_path / "b", postgres_url, ToolScripted()) as b,
+    ):
+        cid = httpx.post(f"{a}/v1/conversations", json={}).json()["id"]
+        answered: list[float] = []
+        times: list[float] = []
+
+        def answer_on_b(approval_id: str) -> None:
+            assert _answer(b, cid, approval_id).status_code == 200
+            answered.append(time.perf_counter())
+
+        seen = _stream(a, cid, answer_on_b, times)
+    finished = next(n for n, e in enumerate(seen) if e["type"] == "function_call_finished")
+    assert seen[finished]["ok"] is True and seen[-1]["text"] == "Saved it."
+    waited = times[finished] - answered[0]
+    if lost:
+        assert waited >= 0.5, waited  # found by the poll, not woken
+    else:
+        assert waited < 1.0, waited  # half the poll
 
 
 @pytest.mark.e2e  # two uvicorn servers on one PostgreSQL

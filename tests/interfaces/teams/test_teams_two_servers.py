@@ -3,7 +3,8 @@ click lives on the server that asked; a click landing on the other server is rec
 once, by the waiting turn on its own server, however the clicks land and race.
 
 Real uvicorn servers, a fake connector as ``serviceUrl``, the scripted model; the waiting turn looks at
-its row every ``TICK`` seconds (shortened here so the tests wait less)."""
+its row every ``TICK`` seconds (shortened here so the tests wait less), and at once when the click's
+NOTIFY wakes it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pytest
 
 from kernel_app.base.config import Settings
 from kernel_app.interfaces.server import create_app
+from kernel_app.interfaces.server.pg_decisions import DecisionWakes
 from kernel_app.interfaces.server.teams import teams_config
 from kernel_app.interfaces.server.teams.calls import CallCards
 from memories.embedders import HashingEmbedder
@@ -110,6 +112,34 @@ def test_a_click_on_the_other_server_runs_the_call_once_in_the_waiting_turn(tmp_
         assert "memory.save ran." in str(again["body"])
         time.sleep(0.5)
         assert connector.take() == [] and _ran(service_a) == 1 and _notes(b) == 1
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["woken", "wake-up-lost"])
+def test_a_click_on_the_other_server_wakes_the_waiting_turn_well_under_its_look(
+    tmp_path: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch, lost: bool
+) -> None:
+    # the LISTEN/NOTIFY wake-up: A's turn goes on at once, not at its next look at the row; with every
+    # notification lost, the look still finds the click
+    monkeypatch.setattr(CallCards, "TICK", 2.0)  # far over the wake-up: a look could not pass for one
+    monkeypatch.setattr(CallCards, "STALE", 10.0)  # B leaves the call to A's waiting turn
+    if lost:
+        monkeypatch.setattr(DecisionWakes, "wake", lambda _self, _kind, _record_id: None)
+    service_a = ToolScripted()
+    with (
+        fake_connector() as connector,
+        _teams_server(tmp_path / "a", postgres_url, service_a) as (a, _),
+        _teams_server(tmp_path / "b", postgres_url, ToolScripted(default="never asked")) as (b, _),
+    ):
+        approval_id, card_id = _ask(a, service_a, connector)
+        clicked = time.perf_counter()
+        _click(b, connector, approval_id, card_id)
+        connector.wait_for(lambda s: s.type == "message" and s.text == "Saved: it opens at 7.")
+        waited = time.perf_counter() - clicked
+    assert _ran(service_a) == 1
+    if lost:
+        assert waited >= 0.5, waited  # found by the look, not woken
+    else:
+        assert waited < 1.0, waited  # half the look
 
 
 def test_two_clicks_racing_on_two_servers_run_the_call_once(tmp_path: Path, postgres_url: str) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel_app.conversation.events import ApprovalNeeded, Event, FunctionCallFinished
-from kernel_app.interfaces.server.pg_decisions import PgDecisionStore
+from kernel_app.interfaces.server.pg_decisions import DecisionWakes, PgDecisionStore
 from kernel_app.interfaces.server.side_store import DecisionStore
 
 INTERRUPTED = "The server stopped while {function} ran, so it may not have finished: ask again."
@@ -65,9 +65,15 @@ class SharedApprovals:
     TICK = 0.5  # seconds between a waiting turn's looks at its row (each says it still waits)
     STALE = 10.0  # seconds without a look after which no turn waits for the answer any more
 
-    def __init__(self, store: DecisionStore[RestApprovalRecord] | PgDecisionStore[RestApprovalRecord], instance: str):
+    def __init__(
+        self,
+        store: DecisionStore[RestApprovalRecord] | PgDecisionStore[RestApprovalRecord],
+        instance: str,
+        wakes: DecisionWakes | None = None,
+    ):
         self.store = store
         self.instance = instance
+        self.wakes = wakes  # a decision on another server wakes the waiting turn before its next look
         self._here: dict[str, asyncio.Future[bool]] = {}  # approval id -> this server's waiting turn
         self._calls: dict[str, str] = {}  # the model's call id -> approval id, while its turn runs
 
@@ -80,11 +86,10 @@ class SharedApprovals:
         deadline = time.monotonic() + timeout
         try:
             while True:
-                try:  # answered on this server: decided in the store already
-                    approved = await asyncio.wait_for(asyncio.shield(future), self.TICK)
+                await self._nap(approval_id, future)
+                if future.done():  # answered on this server: decided in the store already
+                    approved = future.result()
                     break
-                except asyncio.TimeoutError:
-                    pass
                 if time.monotonic() >= deadline:
                     outcome = f"No answer in time: {request.function} did not run."
                     if await asyncio.to_thread(self.store.decide, approval_id, "expired", outcome):
@@ -97,9 +102,18 @@ class SharedApprovals:
                     break
         finally:
             self._here.pop(approval_id, None)
+            if self.wakes is not None and isinstance(self.store, PgDecisionStore):
+                self.wakes.forget(self.store.kind, approval_id)
         if approved:
             self._calls[request.call_id] = approval_id
         return approved
+
+    async def _nap(self, approval_id: str, future: asyncio.Future[bool]) -> None:
+        """Up to ``TICK``: less when answered here, or (with the wake-ups) decided on another server."""
+        if self.wakes is not None and isinstance(self.store, PgDecisionStore):
+            await self.wakes.nap(self.store.kind, approval_id, self.TICK, future)
+        else:
+            await asyncio.wait({future}, timeout=self.TICK)
 
     async def answer(self, conversation_id: str, approval_id: str, approved: bool) -> bool:
         """Record the answer: True when it counts (the waiting turn, here or elsewhere, gets it); False
@@ -161,5 +175,5 @@ def shared_approvals(state: Any) -> SharedApprovals | None:
         from kernel_app.interfaces.server.pg_decisions import open_decisions
 
         store = open_decisions(RestApprovalStore, state.store.path, state.settings.database_url)
-        state.shared_approvals = SharedApprovals(store, state.instance)
+        state.shared_approvals = SharedApprovals(store, state.instance, state.decision_wakes)
     return state.shared_approvals

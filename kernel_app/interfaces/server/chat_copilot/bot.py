@@ -149,6 +149,23 @@ class CopilotBot:
         if isinstance(self.plans, PgDecisionStore):
             self.plans.close()
 
+    async def nap(self, message_id: str, seconds: float, *also: asyncio.Future[Any]) -> None:
+        """Sleep up to ``seconds``, less when one of ``also`` is done or (with database_url) when another
+        server decides or finishes the plan: its NOTIFY wakes this at once (``DecisionWakes``). The look
+        after ``seconds`` stays the fallback: a notification lost to a reconnect costs one."""
+        wakes = self.state.decision_wakes
+        if wakes is not None and isinstance(self.plans, PgDecisionStore):
+            await wakes.nap(self.plans.kind, message_id, seconds, *also)
+        elif also:
+            await asyncio.wait(also, timeout=seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    def done_napping(self, message_id: str) -> None:
+        wakes = self.state.decision_wakes
+        if wakes is not None and isinstance(self.plans, PgDecisionStore):
+            wakes.forget(self.plans.kind, message_id)
+
     @staticmethod
     def collection(chat_id: str) -> str:
         """A chat's documents: one memory collection per chat."""
@@ -445,14 +462,20 @@ class CopilotBot:
 
     async def _wait_for_decision(self, pending: Pending) -> tuple[bool, list[str]]:
         """The decision: posted here (``pending.decision``), or on another server sharing the database (the
-        row, read every ``TICK`` seconds; each look that finds it waiting stamps ``beat``: this turn lives)."""
+        row, read every ``TICK`` seconds and at once when its NOTIFY says it changed; each look that finds
+        it waiting stamps ``beat``: this turn lives)."""
         message_id = pending.message.id
         deadline = time.monotonic() + APPROVAL_TIMEOUT
+        try:
+            return await self._decision(pending, message_id, deadline)
+        finally:
+            self.done_napping(message_id)
+
+    async def _decision(self, pending: Pending, message_id: str, deadline: float) -> tuple[bool, list[str]]:
         while True:
-            try:
-                return await asyncio.wait_for(asyncio.shield(pending.decision), TICK)
-            except asyncio.TimeoutError:
-                pass
+            await self.nap(message_id, TICK, pending.decision)
+            if pending.decision.done():
+                return pending.decision.result()
             if time.monotonic() > deadline and self.plans.decide(message_id, "expired", LATE):
                 pending.state = "expired"
                 self._set_plan_state(pending, shapes.NO_OP)

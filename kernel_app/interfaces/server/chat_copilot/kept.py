@@ -102,6 +102,14 @@ class BotHost(Protocol):
         """The web app's status line for the chat (None clears it)."""
         ...
 
+    async def nap(self, message_id: str, seconds: float, *also: asyncio.Future[Any]) -> None:
+        """Sleep up to ``seconds``, less when the plan's row changes on any server (its NOTIFY says so)."""
+        ...
+
+    def done_napping(self, message_id: str) -> None:
+        """Nothing here waits for the plan's row any more."""
+        ...
+
 
 def checked_decision(
     message_id: str,
@@ -195,17 +203,20 @@ class KeptPlans:
         reaches the web app through the hub's backplane, and this answer says what became of it. None: the
         turn stopped saying it waits before taking it, so this server took it and runs it on its own."""
         deadline = time.monotonic() + HAND_OFF_WAIT
-        while time.monotonic() < deadline:
-            current = await asyncio.to_thread(self.store.get, kept.id)
-            if current is None:
-                return "The plan is no longer kept: nothing runs again."
-            if current.state != "approved":
-                return current.outcome  # done, failed or interrupted on the other server
-            stopped = not current.taken_by and not self.waits_elsewhere(current)
-            if stopped and await asyncio.to_thread(self.store.claim, kept.id, self.host.instance):
-                return None
-            await asyncio.sleep(TICK)
-        return "The plan runs on another server: its result appears in the chat."
+        try:
+            while time.monotonic() < deadline:
+                current = await asyncio.to_thread(self.store.get, kept.id)
+                if current is None:
+                    return "The plan is no longer kept: nothing runs again."
+                if current.state != "approved":
+                    return current.outcome  # done, failed or interrupted on the other server
+                stopped = not current.taken_by and not self.waits_elsewhere(current)
+                if stopped and await asyncio.to_thread(self.store.claim, kept.id, self.host.instance):
+                    return None
+                await self.host.nap(kept.id, TICK)  # woken when the other server finishes it
+            return "The plan runs on another server: its result appears in the chat."
+        finally:
+            self.host.done_napping(kept.id)
 
     async def _kept_turn(
         self, kept: WaitingPlan, approved: bool, edits: list[str], user_id: str, user_name: str, said: str

@@ -136,17 +136,20 @@ class CallCards:
         (its row, read every ``TICK`` seconds, which also says this turn still waits); then taken once."""
         approval_id = job.request.approval_id
         deadline = time.monotonic() + CALL_APPROVAL_TIMEOUT
-        while True:
-            try:
-                await asyncio.wait_for(asyncio.shield(job.decision), self.TICK)
-                break  # clicked here
-            except asyncio.TimeoutError:
-                pass
-            if time.monotonic() > deadline:
-                self.store.decide(approval_id, "expired", f"Not answered in time: {function} did not run.")
-                break  # expired, or decided by a click just before
-            if not self.store.update_waiting(approval_id, {"beat": time.time()}):
-                break  # decided on another server
+        try:
+            while True:
+                await self._nap(approval_id, job.decision)
+                if job.decision.done():
+                    break  # clicked here
+                if time.monotonic() > deadline:
+                    self.store.decide(approval_id, "expired", f"Not answered in time: {function} did not run.")
+                    break  # expired, or decided by a click just before
+                if not self.store.update_waiting(approval_id, {"beat": time.time()}):
+                    break  # decided on another server
+        finally:
+            wakes = getattr(self.host.state, "decision_wakes", None)  # None: no database_url
+            if wakes is not None and isinstance(self.store, PgDecisionStore):
+                wakes.forget(self.store.kind, approval_id)
         record = self.store.get(approval_id)
         if record is None or record.state != "approved":
             return False
@@ -156,6 +159,15 @@ class CallCards:
         # the call on its own, as after a restart. The turn goes on without it, so it runs once.
         log.warning("Teams: %s was run by another server; this turn goes on without it", function)
         return False
+
+    async def _nap(self, approval_id: str, decision: asyncio.Future[Any]) -> None:
+        """Up to ``TICK``: less when clicked here, or (with database_url) decided on another server,
+        whose NOTIFY wakes this turn at once; the look after ``TICK`` stays, for a lost notification."""
+        wakes = getattr(self.host.state, "decision_wakes", None)  # None: no database_url
+        if wakes is not None and isinstance(self.store, PgDecisionStore):
+            await wakes.nap(self.store.kind, approval_id, self.TICK, decision)
+        else:
+            await asyncio.wait({decision}, timeout=self.TICK)
 
     def finished(self, live: LiveTurn, call_id: str, ok: bool) -> None:
         """An approved call of the live turn ran (its FunctionCallFinished): its row is done."""
