@@ -1,6 +1,7 @@
 """Ingestion: documents (.txt, .md, .pdf) → chunks → records, skipping files that did not change.
 
-Each chunk becomes a record with id ``<source>#<n>`` and metadata ``source`` (the resolved path),
+Each chunk becomes a record with id ``<source>#<n>`` and metadata ``source`` (the resolved path, or what
+the caller's ``source_of`` names it: a REST upload on a shared database is ``uploads/COLLECTION/NAME``),
 ``chunk`` (n), ``heading`` (the markdown heading path, "A > B"), ``offset`` (character offset in
 the document) and ``sha256`` (of the file's bytes). A file whose stored chunks all carry its current
 hash is skipped; a changed file's chunks are replaced in one transaction, so a crash mid-ingest
@@ -264,14 +265,19 @@ def ingest(
     chunk_size: int = 800,
     overlap: int = 100,
     progress: ProgressCallback | None = None,
+    source_of: Callable[[Path], str] | None = None,
 ) -> IngestReport:
-    """Chunk and store every file under ``paths``; one unreadable file is reported, the rest go in."""
+    """Chunk and store every file under ``paths``; one unreadable file is reported, the rest go in.
+
+    ``source_of`` names a file's chunks (default: its resolved path); a file ingested again under the
+    same name replaces them, whichever folder or server it was read from."""
     report = IngestReport()
     files = list(iter_files(paths))
     stored = _stored_by_source(store.metadata(collection))
     for done, path in enumerate(files, 1):
         try:
-            _ingest_file(store, collection, path, stored, report, chunk_size, overlap)
+            source = source_of(path) if source_of is not None else str(path.resolve())
+            _ingest_file(store, collection, path, source, stored, report, chunk_size, overlap)
         except DocumentReadError as error:
             report.failed.append((path, error.reason))
         if progress is not None:
@@ -283,13 +289,13 @@ def _ingest_file(
     store: MemoryStore,
     collection: str,
     path: Path,
+    source: str,
     stored: dict[str, dict[str, Metadata]],
     report: IngestReport,
     chunk_size: int,
     overlap: int,
 ) -> None:
     data = _read_bytes(path)
-    source = str(path.resolve())
     digest = hashlib.sha256(data).hexdigest()
     old = stored.get(source, {})
     if old and all(meta.get("sha256") == digest for meta in old.values()):

@@ -133,6 +133,9 @@ def create_app(
                 if state.plans is not None:  # the REST plans' store (api/plans.py)
                     state.plans.close()
                     state.plans = None
+                if state.uploads is not None:  # the REST uploads' bytes on PostgreSQL (api/memory.py)
+                    state.uploads.close()
+                    state.uploads = None
 
     app = FastAPI(
         title="Kernel App",

@@ -42,6 +42,7 @@ class ServerState:
     ready: bool = False
     model_loading: asyncio.Future[Any] | None = None  # the embedded model, loading since start-up
     memory_store: Any = None
+    uploads: Any = None  # with database_url: REST-uploaded documents' bytes, opened on first use (api/memory.py)
     started: float = field(default_factory=time.time)
     instance: str = ""  # host:pid of this server process (X-Kernel-App-Instance)
 

@@ -3,8 +3,9 @@
 
 Each file goes to ``uploads/COLLECTION/NAME`` (both names made safe), so ingesting it again under the
 same name replaces its chunks and an unchanged one is skipped. Disk writes run on a thread. With
-``database_url``, chat-copilot also keeps each document's bytes in PostgreSQL (its records), so any
-server serves them; this folder is then the receiving server's working copy, what ingest read.
+``database_url``, chat-copilot (its records) and the REST API (``api/pg_uploads.py``) also keep each
+document's bytes in PostgreSQL, so any server serves them; this folder is then the receiving server's
+working copy, what ingest read.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ def safe_name(name: str) -> str:
 def upload_path(store: Any, collection: str, name: str) -> Path:
     """Where an upload named ``name`` into ``collection`` is kept under ``store``'s folder."""
     return Path(store.path) / "uploads" / safe_name(collection) / safe_name(Path(name).name)
+
+
+def upload_source(collection: str, name: str) -> str:
+    """The ``source`` of an upload's chunks on a shared database: the same on every server (unlike the
+    resolved path of one server's copy), so uploading the name again through any server replaces them."""
+    return f"uploads/{safe_name(collection)}/{safe_name(Path(name).name)}"
 
 
 async def keep_uploads(store: Any, collection: str, files: list[UploadFile]) -> list[tuple[Path, int]]:

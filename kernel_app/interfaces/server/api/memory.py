@@ -1,12 +1,13 @@
 """Memory: collections, save, search (with metadata filters), ask (an answer with sources), delete,
-and document upload (ingested into a collection, with progress events)."""
+and document upload (ingested into a collection, with progress events) and download."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Query, UploadFile
 from fastapi.responses import Response, StreamingResponse
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from kernel_app.interfaces.server.errors import ApiError
 from kernel_app.interfaces.server.sse import HEADERS, frame
-from kernel_app.interfaces.server.state import State
+from kernel_app.interfaces.server.state import ServerState, State
 
 router = APIRouter(prefix="/v1/memory", tags=["memory"])
 
@@ -146,20 +147,76 @@ async def upload(
     stream: bool = Query(False, description="Server-sent events: ingest_progress per file, then done"),
 ) -> dict[str, Any] | StreamingResponse:
     """Each file is kept under the data folder (``uploads/COLLECTION/NAME``) and ingested from there:
-    uploading a file of the same name again replaces its chunks, an unchanged one is skipped."""
+    uploading a file of the same name again replaces its chunks, an unchanged one is skipped. With
+    ``database_url`` its bytes are kept in PostgreSQL too and its chunks' ``source`` is
+    ``uploads/COLLECTION/NAME`` on every server, so any server serves the download and a re-upload through
+    any server replaces them."""
     from kernel_app.interfaces.server.uploads import keep_uploads
 
     store = state.memory()
     paths = [path for path, _ in await keep_uploads(store, collection, files)]
+    source_of = await _share(state, collection, paths) if state.settings.database_url else None
     if stream:
         return StreamingResponse(
-            _ingest_events(store, collection, paths), media_type="text/event-stream", headers=HEADERS
+            _ingest_events(store, collection, paths, source_of), media_type="text/event-stream", headers=HEADERS
         )
-    report = await asyncio.to_thread(_ingest, store, collection, paths, None)
+    report = await asyncio.to_thread(_ingest, store, collection, paths, None, source_of)
     return _report(collection, report)
 
 
-async def _ingest_events(store: Any, collection: str, paths: list[Path]) -> AsyncIterator[str]:
+@router.get(
+    "/{collection}/documents/{name}",
+    summary="An uploaded document's bytes (from the database with database_url, else this server's copy)",
+    response_class=Response,
+)
+async def download(collection: str, name: str, state: State) -> Response:
+    from kernel_app.interfaces.server.uploads import safe_name, upload_path
+
+    content: bytes | None = None
+    if state.settings.database_url:
+        uploads = await asyncio.to_thread(_uploads, state)
+        content = await asyncio.to_thread(uploads.content, safe_name(collection), safe_name(Path(name).name))
+    if content is None:  # without database_url, or uploaded before the database kept the bytes
+        path = upload_path(state.memory(), collection, name)
+        content = await asyncio.to_thread(path.read_bytes) if path.is_file() else None
+    if content is None:
+        message = f"{name}: no document of that name was uploaded to {collection!r} (on this server)"
+        raise ApiError(404, message, "document_not_found")
+    filename = safe_name(Path(name).name)
+    return Response(
+        content,
+        media_type=_MEDIA_TYPES.get(Path(filename).suffix.lower(), "application/octet-stream"),
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
+    )
+
+
+_MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".txt": "text/plain; charset=utf-8", ".pdf": "application/pdf"}
+
+
+def _uploads(state: ServerState) -> Any:
+    """The REST uploads' bytes on PostgreSQL, opened on first use (closed when the server stops)."""
+    if state.uploads is None:
+        from kernel_app.interfaces.server.api.pg_uploads import PgUploads
+
+        assert state.settings.database_url
+        state.uploads = PgUploads(state.settings.database_url)
+    return state.uploads
+
+
+async def _share(state: ServerState, collection: str, paths: list[Path]) -> Callable[[Path], str]:
+    """Keep each upload's bytes in the database; what names their chunks the same on every server."""
+    from kernel_app.interfaces.server.uploads import safe_name, upload_source
+
+    uploads = await asyncio.to_thread(_uploads, state)
+    for path in paths:
+        data = await asyncio.to_thread(path.read_bytes)
+        await asyncio.to_thread(uploads.keep, safe_name(collection), path.name, data)
+    return lambda path: upload_source(collection, path.name)
+
+
+async def _ingest_events(
+    store: Any, collection: str, paths: list[Path], source_of: Callable[[Path], str] | None
+) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -167,7 +224,7 @@ async def _ingest_events(store: Any, collection: str, paths: list[Path]) -> Asyn
         event = {"type": "ingest_progress", "file": path.name, "done": done, "total": total}
         loop.call_soon_threadsafe(events.put_nowait, event)
 
-    job = asyncio.ensure_future(asyncio.to_thread(_ingest, store, collection, paths, progress))
+    job = asyncio.ensure_future(asyncio.to_thread(_ingest, store, collection, paths, progress, source_of))
     job.add_done_callback(lambda _: events.put_nowait(None))
     while (event := await events.get()) is not None:
         yield frame(event)
@@ -179,10 +236,12 @@ async def _ingest_events(store: Any, collection: str, paths: list[Path]) -> Asyn
     yield frame({"type": "done", **_report(collection, report)})
 
 
-def _ingest(store: Any, collection: str, paths: list[Path], progress: Any) -> Any:
+def _ingest(
+    store: Any, collection: str, paths: list[Path], progress: Any, source_of: Callable[[Path], str] | None
+) -> Any:
     from memories.ingest import ingest
 
-    return ingest(store, collection, paths, progress=progress)
+    return ingest(store, collection, paths, progress=progress, source_of=source_of)
 
 
 def _report(collection: str, report: Any) -> dict[str, Any]:
