@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel_app.base.usage import Usage
+from kernel_app.kernel.evals import bounded_regex
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ _STRING_TESTS: dict[str, tuple[Callable[[str, str], bool], str, str]] = {
     "equals": (lambda out, v: out.strip() == v.strip(), "equals", "equal"),
     "contains": (lambda out, v: v in out, "contains", "contain"),
     "icontains": (lambda out, v: v.lower() in out.lower(), "contains (any case)", "contain (any case)"),
-    "regex": (lambda out, v: re.search(v, out) is not None, "matches", "match"),
+    "regex": (lambda out, v: bounded_regex.search(v, out), "matches", "match"),
     "starts-with": (lambda out, v: out.lstrip().startswith(v), "starts with", "start with"),
 }
 
@@ -108,7 +109,11 @@ def _string_assertion(name: str, negate: bool) -> Check:
 
     def check(output: Output, params: Mapping[str, Any], expected: str | None) -> AssertionResult:
         value = str(params["value"])
-        hit = test(output.text, value)
+        try:
+            hit = test(output.text, value)
+        except bounded_regex.RegexTimedOut as exc:
+            # neither a match nor a miss is known, so regex and not-regex both fail
+            return _result(full, False, str(exc))
         passed = hit != negate
         said = f"output {does} {_short(value)}" if hit else f"output does not {does_not} {_short(value)}"
         if not passed and not hit:
@@ -119,11 +124,11 @@ def _string_assertion(name: str, negate: bool) -> Check:
 
 
 def _valid_regex(params: Mapping[str, Any]) -> str | None:
-    try:
-        re.compile(str(params["value"]))
-    except re.error as exc:
-        return f"value: not a regular expression ({exc})"
-    return None
+    missing = bounded_regex.missing_package()
+    if missing is not None:
+        return missing
+    problem = bounded_regex.compile_error(str(params["value"]))
+    return None if problem is None else f"value: not a regular expression ({problem})"
 
 
 for _name in _STRING_TESTS:

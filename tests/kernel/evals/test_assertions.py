@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from kernel_app.base.usage import Usage
 from kernel_app.kernel.evals.assertions import ASSERTIONS, AssertionResult, Output, markdown_tables
+from kernel_app.kernel.evals.bounded_regex import TIME_LIMIT_S
 
 
 def run(kind: str, text: str, output: Output | None = None, **params: Any) -> AssertionResult:
@@ -50,6 +52,23 @@ def test_string_assertions_and_their_negations(kind: str, value: str, hit_text: 
     assert run(f"not-{kind}", miss_text, value=value).passed
     negated = run(f"not-{kind}", hit_text, value=value)
     assert not negated.passed and "does not" not in negated.reason
+
+
+@pytest.mark.parametrize("kind", ["regex", "not-regex"])
+def test_a_catastrophic_pattern_fails_within_the_time_limit(kind: str) -> None:
+    # (a|a)+$ tries every way to split the a's before each failure: 2**40 paths, hours without a limit
+    pattern = "(a|a)+$"
+    started = time.perf_counter()
+    result = run(kind, "a" * 40 + "b", value=pattern)
+    assert time.perf_counter() - started < 0.9
+    assert not result.passed and result.score == 0.0
+    assert repr(pattern) in result.reason and f"{TIME_LIMIT_S:g} s limit" in result.reason
+
+
+def test_the_time_limit_leaves_ordinary_patterns_on_long_answers_alone() -> None:
+    answer = "line of text\n" * 3000 + "Threats: a chain opens nearby"
+    assert run("regex", answer, value=r"(\n.*){4,8}Threats").passed
+    assert run("not-regex", answer, value=r"(?i)\bTODO\b").passed
 
 
 def test_length_and_words_bounds() -> None:
