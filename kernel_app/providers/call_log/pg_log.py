@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import LiteralString
 
-from kernel_app.providers.call_log.records import CallQuery, CallRecord, dumps
+from kernel_app.providers.call_log.records import CallQuery, CallRecord, dumps, record_from_row, record_values
 from kernel_app.providers.postgres import Migration, migrate, open_pool
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class PgCallLog:
     def write_many(self, records: list[CallRecord]) -> None:
         with self._pool.connection() as conn, conn.transaction():
             for record in records:
-                row = conn.execute(INSERT, _row(record)).fetchone()
+                row = conn.execute(INSERT, record_values(record, _json, _text)).fetchone()
                 record.id = int(row[0]) if row else 0
 
     def set_root_result(self, invocation: str, result: str) -> None:
@@ -118,7 +118,7 @@ class PgCallLog:
             params.append(query.limit)
         with self._pool.connection() as conn:
             rows = conn.execute(statement, params).fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row, _same) for row in rows]
 
     def get(self, id: int) -> CallRecord | None:
         found = self.query(CallQuery(ids=[id], limit=1))
@@ -144,30 +144,6 @@ INSERT: LiteralString = (
 )
 
 
-def _row(record: CallRecord) -> tuple[Any, ...]:
-    return (
-        record.started_at,
-        record.service,
-        record.model,
-        record.function,
-        record.root_function,
-        _json(record.functions),
-        record.conversation,
-        _json(record.messages),
-        _json(record.settings),
-        _text(record.answer),
-        _json(record.tool_calls),
-        record.prompt_tokens,
-        record.completion_tokens,
-        record.latency_ms,
-        record.streamed,
-        record.finish_reason,
-        _text(record.error) if record.error is not None else None,
-        record.root_invocation,
-        _text(record.root_result) if record.root_result is not None else None,
-    )
-
-
 def _json(value: Any) -> str:
     return dumps(value).replace("\\u0000", "")  # nor can jsonb hold an escaped NUL
 
@@ -176,26 +152,5 @@ def _text(value: str) -> str:
     return value.replace("\x00", "")  # PostgreSQL text cannot hold NUL; SQLite can, a model rarely writes it
 
 
-def _record(row: tuple[Any, ...]) -> CallRecord:
-    (id_, started, service, model, functions, conversation, messages, settings, answer, tool_calls) = row[:10]
-    (prompt_tokens, completion_tokens, latency, streamed, finish, error, root_invocation, root_result) = row[10:]
-    return CallRecord(
-        id=int(id_),
-        started_at=float(started),
-        service=service,
-        model=model,
-        functions=functions,
-        conversation=conversation,
-        messages=messages,
-        settings=settings,
-        answer=answer,
-        tool_calls=tool_calls,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        latency_ms=float(latency),
-        streamed=bool(streamed),
-        finish_reason=finish,
-        error=error,
-        root_invocation=root_invocation,
-        root_result=root_result,
-    )
+def _same(value: Any) -> Any:
+    return value  # psycopg decodes jsonb itself

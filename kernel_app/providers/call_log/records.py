@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,3 +125,57 @@ class CallLog(Protocol):
 def dumps(value: Any) -> str:
     """JSON for a column; anything JSON cannot hold is kept as its text."""
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def record_values(
+    record: CallRecord, json_column: Callable[[Any], Any], text: Callable[[str], str] = str
+) -> tuple[Any, ...]:
+    """``record`` in the order of the backends' INSERT columns; ``json_column`` encodes the JSON columns and
+    ``text`` the model's texts (PostgreSQL strips NULs, SQLite keeps them)."""
+    return (
+        record.started_at,
+        record.service,
+        record.model,
+        record.function,
+        record.root_function,
+        json_column(record.functions),
+        record.conversation,
+        json_column(record.messages),
+        json_column(record.settings),
+        text(record.answer),
+        json_column(record.tool_calls),
+        record.prompt_tokens,
+        record.completion_tokens,
+        record.latency_ms,
+        record.streamed,
+        record.finish_reason,
+        text(record.error) if record.error is not None else None,
+        record.root_invocation,
+        text(record.root_result) if record.root_result is not None else None,
+    )
+
+
+def record_from_row(row: tuple[Any, ...], json_value: Callable[[Any], Any]) -> CallRecord:
+    """A record from the backends' SELECT columns (id first); ``json_value`` decodes the JSON columns."""
+    (id_, started, service, model, functions, conversation, messages, settings, answer, tool_calls) = row[:10]
+    (prompt_tokens, completion_tokens, latency, streamed, finish, error, root_invocation, root_result) = row[10:]
+    return CallRecord(
+        id=int(id_),
+        started_at=float(started),
+        service=service,
+        model=model,
+        functions=json_value(functions),
+        conversation=conversation,
+        messages=json_value(messages),
+        settings=json_value(settings),
+        answer=answer,
+        tool_calls=json_value(tool_calls),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        latency_ms=float(latency),
+        streamed=bool(streamed),
+        finish_reason=finish,
+        error=error,
+        root_invocation=root_invocation,
+        root_result=root_result,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel_app.base.errors import KernelAppError
-from kernel_app.providers.call_log.records import CallQuery, CallRecord, dumps
+from kernel_app.providers.call_log.records import CallQuery, CallRecord, dumps, record_from_row, record_values
 
 APPLICATION_ID = 0x4B41434C  # "KACL": marks the file as a Kernel App call log
 SCHEMA_VERSION = 1
@@ -90,7 +90,7 @@ class SqliteCallLog:
     def write_many(self, records: list[CallRecord]) -> None:
         with self._lock, self._db:
             for record in records:
-                cursor = self._db.execute(INSERT, _row(record))
+                cursor = self._db.execute(INSERT, record_values(record, dumps))
                 record.id = int(cursor.lastrowid or 0)
 
     def set_root_result(self, invocation: str, result: str) -> None:
@@ -124,7 +124,7 @@ class SqliteCallLog:
             params.append(query.limit)
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
-        return [_record(row) for row in rows]
+        return [record_from_row(row, json.loads) for row in rows]
 
     def get(self, id: int) -> CallRecord | None:
         found = self.query(CallQuery(ids=[id], limit=1))
@@ -148,52 +148,3 @@ INSERT = (
     "settings, answer, tool_calls, prompt_tokens, completion_tokens, latency_ms, streamed, finish_reason, error, "
     "root_invocation, root_result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
-
-def _row(record: CallRecord) -> tuple[Any, ...]:
-    return (
-        record.started_at,
-        record.service,
-        record.model,
-        record.function,
-        record.root_function,
-        dumps(record.functions),
-        record.conversation,
-        dumps(record.messages),
-        dumps(record.settings),
-        record.answer,
-        dumps(record.tool_calls),
-        record.prompt_tokens,
-        record.completion_tokens,
-        record.latency_ms,
-        int(record.streamed),
-        record.finish_reason,
-        record.error,
-        record.root_invocation,
-        record.root_result,
-    )
-
-
-def _record(row: tuple[Any, ...]) -> CallRecord:
-    (id_, started, service, model, functions, conversation, messages, settings, answer, tool_calls) = row[:10]
-    (prompt_tokens, completion_tokens, latency, streamed, finish, error, root_invocation, root_result) = row[10:]
-    return CallRecord(
-        id=int(id_),
-        started_at=float(started),
-        service=service,
-        model=model,
-        functions=json.loads(functions),
-        conversation=conversation,
-        messages=json.loads(messages),
-        settings=json.loads(settings),
-        answer=answer,
-        tool_calls=json.loads(tool_calls),
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        latency_ms=float(latency),
-        streamed=bool(streamed),
-        finish_reason=finish,
-        error=error,
-        root_invocation=root_invocation,
-        root_result=root_result,
-    )
