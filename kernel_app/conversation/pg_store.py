@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import threading
 from collections.abc import Generator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from kernel_app.conversation.store import (
     ToolCall,
     default_store_path,
 )
-from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool
+from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool, transaction
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -129,11 +129,9 @@ class PgConversationStore:
     def __repr__(self) -> str:
         return f"PgConversationStore({describe_url(self.database_url)!r})"
 
-    @contextmanager
-    def _transaction(self) -> Generator[Connection[Any], None, None]:
+    def _transaction(self) -> AbstractContextManager[Connection[Any]]:
         """One transaction: committed when the block ends (before the caller hears of it), else rolled back."""
-        with self._pool.connection() as conn, conn.transaction():
-            yield conn
+        return transaction(self._pool)
 
     @contextmanager
     def _bookkeeping(self) -> Generator[Connection[Any], None, None]:

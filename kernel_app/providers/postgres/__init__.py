@@ -14,7 +14,7 @@ from kernel_app.providers.postgres.errors import (
     VectorExtensionError,
 )
 from kernel_app.providers.postgres.migrations import Migration, migrate, schema_version
-from kernel_app.providers.postgres.pool import describe_url, ensure_vector_extension, open_pool
+from kernel_app.providers.postgres.pool import describe_url, ensure_vector_extension, open_pool, transaction
 
 __all__ = [
     "DatabaseError",
@@ -27,4 +27,5 @@ __all__ = [
     "migrate",
     "open_pool",
     "schema_version",
+    "transaction",
 ]

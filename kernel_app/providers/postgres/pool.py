@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.base.errors import DependencyMissingError
@@ -161,3 +162,11 @@ def open_pool(
             "check that the server is running and accepts this many connections"
         ) from None
     return pool
+
+
+@contextmanager
+def transaction(pool: ConnectionPool) -> Iterator[Connection[Any]]:
+    """One transaction on a connection of ``pool``: committed when the block ends (before the caller hears
+    of it), else rolled back; the connection goes back to the pool either way."""
+    with pool.connection() as conn, conn.transaction():
+        yield conn

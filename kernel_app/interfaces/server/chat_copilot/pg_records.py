@@ -13,12 +13,11 @@ pgvector. The receiving instance's ``uploads/`` copy is only what ingest read: l
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.interfaces.server.chat_copilot.records import ChatRecord, DocumentRecord, ViewMessage
-from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool
+from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool, transaction
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -102,10 +101,8 @@ class PgCopilotRecords:
     def __repr__(self) -> str:
         return f"PgCopilotRecords({describe_url(self.database_url)!r})"
 
-    @contextmanager
-    def _transaction(self) -> Generator[Connection[Any], None, None]:
-        with self._pool.connection() as conn, conn.transaction():
-            yield conn
+    def _transaction(self) -> AbstractContextManager[Connection[Any]]:
+        return transaction(self._pool)
 
     def close(self) -> None:
         self._pool.close()
