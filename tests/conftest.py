@@ -65,6 +65,14 @@ def no_tasks_left_on_a_shared_loop() -> Iterator[None]:
     cancel_leftover_tasks()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Keep each phase's report on the test item, so fixtures can see a failure (browser screenshots)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture
 def openai_server() -> Iterator[object]:
     from tests.support.openai_stub import OpenAIStubServer
