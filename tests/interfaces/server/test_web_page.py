@@ -54,6 +54,14 @@ def say(tab: Any, text: str) -> None:
     tab.get_by_label("Message", exact=True).press("Enter")
 
 
+def console_errors(tab: Any) -> list[str]:
+    """What the page logs as errors from now on (a script error, a refusal of the content policy)."""
+    errors: list[str] = []
+    tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    return errors
+
+
 def answered(tab: Any) -> Any:
     """The last answer, once it is whole and rendered."""
     tab.wait_for_selector(".message.assistant[data-done='true']")
@@ -74,7 +82,8 @@ def serious_violations(tab: Any) -> list[str]:
 
 def test_a_chat_streams_and_renders_a_table_and_is_in_the_store(served: tuple[str, ToolScripted], page: Any) -> None:
     url, service = served
-    service.queue(SWOT_TABLE)
+    service.queue(SWOT_TABLE.replace("|---|---|", "|:--|--:|"))  # aligned columns too
+    errors = console_errors(page)
     opened(page, url)
     assert serious_violations(page) == []
     say(page, "SWOT of a bakery")
@@ -98,6 +107,7 @@ def test_a_chat_streams_and_renders_a_table_and_is_in_the_store(served: tuple[st
     opened(page, url, f"#chat/{listed[0]['id']}")
     assert answered(page).locator("table").count() == 1
     assert page.locator(".message.user .said").inner_text() == "SWOT of a bakery"
+    assert errors == []
 
 
 def test_the_answer_streams_in_before_it_is_done(served: tuple[str, ToolScripted], page: Any) -> None:
@@ -118,6 +128,7 @@ def test_model_html_never_runs_nor_becomes_markup(served: tuple[str, ToolScripte
         "[click](javascript:window.pwned=3) ![x](http://198.51.100.1/track.png)\n\n| a |\n|---|\n| <b>bold?</b> |"
     )
     service.queue(hostile)
+    errors = console_errors(page)
     opened(page, url)
     say(page, "Say something nasty")
     answer = answered(page)
@@ -129,6 +140,7 @@ def test_model_html_never_runs_nor_becomes_markup(served: tuple[str, ToolScripte
     )
     assert "<script>window.pwned = 1</script>" in answer.inner_text() and "<b>bold?</b>" in answer.inner_text()
     assert "[click](javascript:window.pwned=3)" in answer.inner_text()
+    assert errors == []  # nothing tried to load or run and was refused
 
 
 def test_an_approval_is_answered_with_its_button(served: tuple[str, ToolScripted], page: Any, tmp_path: Path) -> None:
@@ -194,7 +206,7 @@ def test_a_plan_is_rejected_and_a_bad_edit_is_named(served: tuple[str, ToolScrip
 
 
 def test_a_function_runs_from_its_generated_form(served: tuple[str, ToolScripted], page: Any) -> None:
-    url, _ = served
+    url, service = served
     opened(page, url, "#functions")
     page.get_by_label("Function", exact=True).select_option("Math.add")
     a = page.get_by_label("a (required)")
@@ -205,6 +217,16 @@ def test_a_function_runs_from_its_generated_form(served: tuple[str, ToolScripted
     page.get_by_role("button", name="Run").click()
     page.get_by_text("Math.add finished.").wait_for()
     assert page.locator("#function-output").inner_text().strip() == "5"
+    # A prompt function, as a plugin author tries one: its answer streams and renders.
+    service.queue("| Strategy | Why |\n|---|---|\n| Open earlier | Commuters |")
+    opened(page, url, "#functions/BusinessThinking.BasicStrategies")
+    assert page.get_by_label("threats", exact=True).get_attribute("aria-describedby") == "param-threats-hint"
+    page.get_by_label("input (required)").fill("bakery")
+    page.get_by_role("button", name="Run").click()
+    expect(page.locator("#function-output table td").first).to_have_text("Open earlier")
+    assert "bakery" in service.requests[-1].prompt
+    opened(page, url, "#functions/memory.save")
+    assert page.get_by_label("collection", exact=True).input_value() == "default"  # the parameter's default
     opened(page, url, "#functions/Math.divide")
     page.get_by_label("a (required)").fill("1")
     page.get_by_label("b (required)").fill("0")

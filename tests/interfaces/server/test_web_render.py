@@ -65,3 +65,9 @@ def test_images_are_not_rendered_so_nothing_is_fetched() -> None:
     html = render_markdown("![tracker](https://198.51.100.1/pixel.png)")
     assert "<img" not in html
     assert '<a href="https://198.51.100.1/pixel.png"' in html  # a link the user may follow, not a fetch
+
+
+def test_a_column_is_aligned_by_class_not_by_style() -> None:
+    html = render_markdown("| item | price |\n|:--|--:|\n| bread | 1.20 |")
+    assert '<th class="align-left">item</th>' in html and '<td class="align-right">1.20</td>' in html
+    assert "style=" not in html  # the page's content security policy refuses inline styles

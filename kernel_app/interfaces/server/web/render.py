@@ -4,7 +4,8 @@ markdown-it-py (which rich already brings) with ``html=False``: raw HTML in an a
 ``<img onerror>``) is shown as text, never as markup. Tables, headings, lists, code and emphasis render
 as CommonMark and GFM do. Links keep only http(s) targets (a ``javascript:`` or ``data:`` link stays
 text) and open without the page's referrer; images are not rendered, since an image in an answer would
-make the browser fetch from wherever the model pointed it.
+make the browser fetch from wherever the model pointed it. A table column's alignment becomes a class
+(``align-right``), not a ``style`` attribute, which the page's content security policy would refuse.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def _renderer() -> MarkdownIt:
     md.disable("image")  # ![alt](url) reads as "!" and a link: nothing is fetched by showing an answer
     md.validateLink = _is_safe_link  # pyright: ignore[reportAttributeAccessIssue]  # markdown-it's documented hook
     md.add_render_rule("link_open", _link_open)
+    md.add_render_rule("th_open", _cell_open)
+    md.add_render_rule("td_open", _cell_open)
     return md
 
 
@@ -33,6 +36,15 @@ def _is_safe_link(url: str) -> bool:
 
 def _link_open(renderer: Any, tokens: Any, index: int, options: Any, env: Any) -> str:
     tokens[index].attrSet("rel", LINK_REL)
+    return renderer.renderToken(tokens, index, options, env)
+
+
+def _cell_open(renderer: Any, tokens: Any, index: int, options: Any, env: Any) -> str:
+    token = tokens[index]
+    style = token.attrGet("style") or ""
+    if style.startswith("text-align:"):
+        token.attrs.pop("style")
+        token.attrSet("class", f"align-{style.removeprefix('text-align:')}")
     return renderer.renderToken(tokens, index, options, env)
 
 
