@@ -3,6 +3,7 @@ from elsewhere), how to sign in, and markdown rendered for it (behind the key li
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,8 +13,14 @@ import pytest
 
 from kernel_app.interfaces.server.entra import EntraConfig, EntraValidator
 from kernel_app.interfaces.server.web import sign_in
+from kernel_app.interfaces.server.web.routes import ASSETS, STATIC
 from tests.support.server import make_app, running
 from tests.support.tool_scripted import ToolScripted
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as tomli (a dependency there)
+    import tomli as tomllib
 
 KEY = "k" * 24
 
@@ -30,6 +37,17 @@ def test_sign_in_says_which_token_to_paste() -> None:
         "authority": "https://login.microsoftonline.com/tenant-1",
     }
     assert sign_in(False, entra)["mode"] == "entra"
+
+
+def test_the_wheel_carries_the_page() -> None:
+    """The page's files reach a wheel only through package-data: each must match one of its patterns."""
+    root = Path(__file__).resolve().parents[3]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["kernel_app"]
+    files = sorted(STATIC.iterdir())
+    assert {path.name for path in files} == {"index.html", *ASSETS}  # every file is served
+    for path in files:
+        relative = path.relative_to(root / "kernel_app").as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in patterns), relative
 
 
 @pytest.fixture

@@ -184,6 +184,7 @@ async function converse(text) {
   thread.append(answer.node);
   let draft = "";
   let timer = null;
+  let ended = false; // done or error came: anything else is a stream cut short
   const catchUp = () => {
     timer = null;
     showRendered(answer.body, draft, render).catch(notify);
@@ -215,6 +216,7 @@ async function converse(text) {
         setStatus(event.done ? "" : `${event.text}…`);
         break;
       case "error":
+        ended = true;
         clearTimeout(timer);
         timer = null;
         answer.body.classList.remove("draft");
@@ -222,6 +224,7 @@ async function converse(text) {
         setStatus("");
         break;
       case "done":
+        ended = true;
         clearTimeout(timer);
         timer = null;
         draft = event.text;
@@ -235,6 +238,12 @@ async function converse(text) {
         break;
     }
   });
+  if (!ended) {
+    clearTimeout(timer);
+    answer.body.classList.remove("draft");
+    answer.body.append(el("p", { class: "error", text: "The answer was cut short: ask again to go on." }));
+    setStatus("");
+  }
 }
 
 function approvalItem(event) {
