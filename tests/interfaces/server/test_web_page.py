@@ -288,3 +288,31 @@ def test_the_page_fits_a_phone(served: tuple[str, ToolScripted], browser: Any) -
         assert serious_violations(phone) == []
     finally:
         context.close()
+
+
+def test_the_keyboard_reaches_everything_in_order(served: tuple[str, ToolScripted], page: Any) -> None:
+    url, service = served
+    service.queue("Hello.")
+    opened(page, url)
+
+    def focused() -> str:
+        return page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()")
+
+    page.keyboard.press("Tab")
+    assert focused() == "Skip to content"
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"  # visible focus
+    page.keyboard.press("Tab")
+    assert focused() == "Chat"  # the views, then the page's own controls
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert focused() == "new-conversation"
+    page.keyboard.press("Tab")
+    assert focused() == "message"
+    page.keyboard.type("Hi")
+    page.keyboard.press("Shift+Enter")  # a new line, not sent
+    page.keyboard.type("there")
+    assert page.get_by_label("Message", exact=True).input_value() == "Hi\nthere"
+    page.keyboard.press("Enter")
+    assert answered(page).inner_text().strip() == "Hello."
+    assert focused() == "message"  # ready for the next question
