@@ -3,7 +3,8 @@
 Each protocol is one module: :mod:`kernel_app.interfaces.server.openai_compat` (OpenAI-compatible) and
 :mod:`kernel_app.interfaces.server.openai_responses` (OpenAI's Responses API),
 :mod:`kernel_app.interfaces.server.api` (our REST API, one router per concern),
-:mod:`kernel_app.interfaces.server.mcp_server` (MCP over streamable HTTP at ``/mcp``).
+:mod:`kernel_app.interfaces.server.mcp_server` (MCP over streamable HTTP at ``/mcp``),
+:mod:`kernel_app.interfaces.server.web` (our own web page at ``/``, a client of the REST API).
 They all drive the same kernel, engine and store.
 """
 
