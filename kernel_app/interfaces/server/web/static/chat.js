@@ -262,6 +262,7 @@ function approvalItem(event) {
         { approved },
       );
       outcome.textContent = approved ? "Approved." : "Denied: it does not run.";
+      setStatus(approved ? `Running ${event.function}…` : "");
     } catch (error) {
       approve.disabled = deny.disabled = false;
       notify(error);
