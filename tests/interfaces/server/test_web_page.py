@@ -253,6 +253,7 @@ def test_a_document_is_uploaded_then_cited(served: tuple[str, ToolScripted], pag
     source.wait_for()
     assert "36 hours" in page.locator("#answer").inner_text()
     assert source.inner_text() == hit["id"] and "cited" in page.locator("#sources li").inner_text()
+    assert "#" not in page.locator("#sources .source-about").inner_text()  # its start as words, not markdown
     source.click()
     expect(page.locator("#record-text")).to_contain_text("rises for 36 hours")
     assert "bakery.md" in page.locator("#record-meta").inner_text()

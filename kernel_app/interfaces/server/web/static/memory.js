@@ -69,6 +69,12 @@ async function send() {
   }
 }
 
+// The start of a record as plain words: a saved answer's table pipes and heading marks are no reading.
+function preview(text) {
+  const words = text.replace(/-{3,}/g, " ").replace(/[#*_`>|]/g, " ").replace(/\s+/g, " ").trim();
+  return words.length > 140 ? `${words.slice(0, 139)}…` : words;
+}
+
 async function ask() {
   const question = $("question").value.trim();
   if (!question) return;
@@ -93,7 +99,7 @@ async function ask() {
           }),
           el("span", {
             class: "source-about",
-            text: `${cited.has(source.id) ? " cited," : ""} relevance ${source.relevance}: ${source.text.slice(0, 120)}`,
+            text: `${cited.has(source.id) ? " cited," : ""} relevance ${source.relevance}: ${preview(source.text)}`,
           }),
         ),
       ),
