@@ -52,6 +52,7 @@ from kernel_app.interfaces.cli.context import AppContext, report_problems
     help="Worker processes on this port; more than 1 needs database_url (their shared store). Each has its own "
     "model, queue and limits.",
 )
+@click.option("--open", "open_page", is_flag=True, help="Open the web page (/) in your browser once it listens.")
 @click.option("--entra-tenant-id", metavar="ID", help="Entra ID sign-in: the tenant (KERNEL_APP_ENTRA_TENANT_ID).")
 @click.option(
     "--entra-client-id",
@@ -76,18 +77,20 @@ def serve(
     teams_anonymous: bool,
     no_teams: bool,
     workers: int,
+    open_page: bool,
     entra_tenant_id: str | None,
     entra_client_id: str | None,
     entra_authority: str | None,
 ) -> None:
-    """Serve the kernel over HTTP: REST under /v1, OpenAI-compatible /v1/chat/completions, MCP at /mcp.
+    """Serve the kernel over HTTP: a web page at /, REST under /v1, OpenAI-compatible /v1/chat/completions,
+    MCP at /mcp.
 
     \b
     Binds 127.0.0.1 unless --host says otherwise; any other address needs API keys or Entra ID sign-in:
       KERNEL_APP_API_KEYS=KEY1,KEY2 kernel-app serve --host 0.0.0.0
       kernel-app serve --host 0.0.0.0 --entra-tenant-id TENANT --entra-client-id API_CLIENT_ID
     Clients then send 'Authorization: Bearer KEY' (or a signed-in user's token).
-    The API reference is the server's own /docs.
+    The API reference is the server's own /docs; --open opens the web page in your browser.
     Teams (/api/messages) is served when the Agents SDK's CONNECTIONS__SERVICE_CONNECTION__SETTINGS__*
     variables are set (README, "Teams"), or with --teams-anonymous for local testing.
     """
@@ -129,7 +132,8 @@ def serve(
     }
     shown = f"[{host}]" if ":" in host else host
     banner = (
-        f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; docs at /docs, OpenAI base URL /v1"
+        f"Kernel App serving on http://{shown}:{port} ({app.settings.service}; web page at /, docs at /docs, "
+        "OpenAI base URL /v1"
         + ("" if no_mcp else ", MCP at /mcp")
         + ("" if teams is None else ", Teams at /api/messages")
         + ("" if keys and not signed_in else ", chat-copilot's web app at /copilot/")
@@ -138,6 +142,10 @@ def serve(
         + (f", {workers} workers" if workers > 1 else "")
         + ")"
     )
+    if open_page:
+        from kernel_app.interfaces.cli.open_page import open_when_listening, page_url
+
+        open_when_listening(page_url(host, port))
     if workers > 1:
         # uvicorn starts each worker as a fresh (spawned) process that imports the app by name: the settings
         # and options this command resolved travel to it in the environment, from this process only.

@@ -3,7 +3,8 @@
 Each protocol is one module: :mod:`kernel_app.interfaces.server.openai_compat` (OpenAI-compatible) and
 :mod:`kernel_app.interfaces.server.openai_responses` (OpenAI's Responses API),
 :mod:`kernel_app.interfaces.server.api` (our REST API, one router per concern),
-:mod:`kernel_app.interfaces.server.mcp_server` (MCP over streamable HTTP at ``/mcp``).
+:mod:`kernel_app.interfaces.server.mcp_server` (MCP over streamable HTTP at ``/mcp``),
+:mod:`kernel_app.interfaces.server.web` (our own web page at ``/``, a client of the REST API).
 They all drive the same kernel, engine and store.
 """
 
@@ -27,7 +28,7 @@ from kernel_app.conversation.store import AnyConversationStore, open_conversatio
 from kernel_app.interfaces.server import errors
 from kernel_app.interfaces.server.entra import EntraValidator, entra_config
 from kernel_app.interfaces.server.limits import GenerationGate
-from kernel_app.interfaces.server.security import Authenticate, BodyLimit, LoopbackHosts, ServerTiming
+from kernel_app.interfaces.server.security import OPEN_PATHS, Authenticate, BodyLimit, LoopbackHosts, ServerTiming
 from kernel_app.interfaces.server.state import ServerState
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def create_app(
     app.state.kernel_app = state
     errors.install(app, database=bool(settings.database_url))
 
-    from kernel_app.interfaces.server import openai_compat, openai_responses
+    from kernel_app.interfaces.server import openai_compat, openai_responses, web
     from kernel_app.interfaces.server.api import conversations, evals, functions, health, memory, plans
 
     app.include_router(health.router)
@@ -157,6 +158,7 @@ def create_app(
     app.include_router(plans.router)
     app.include_router(memory.router)
     app.include_router(evals.router)
+    app.include_router(web.router)  # the web page at /
     if mcp_http is not None:
         from starlette.routing import Route
 
@@ -168,7 +170,9 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     keys = list(api_keys)
     entra = entra_validator(settings)
-    app.add_middleware(Authenticate, api_keys=keys, entra=entra)  # nothing below runs unauthenticated
+    app.state.web_sign_in = web.sign_in(bool(keys), entra)
+    # Nothing below runs unauthenticated but the web page's files: the page asks for the key itself.
+    app.add_middleware(Authenticate, api_keys=keys, entra=entra, open_paths=OPEN_PATHS | web.OPEN_PATHS)
     if not keys and entra is None:
         app.add_middleware(LoopbackHosts)
     if teams is not None:  # outside the API-key check: the SDK checks the channel's JWT on that route

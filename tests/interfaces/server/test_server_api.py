@@ -149,6 +149,28 @@ def test_plans_are_proposed_then_executed_once(served: tuple[str, ToolScripted])
     assert httpx.get(f"{url}/v1/plans/plan_nope").status_code == 404
 
 
+def test_a_plan_is_executed_as_edited_into_a_conversation_or_rejected(served: tuple[str, ToolScripted]) -> None:
+    url, service = served
+    service.queue(SUM_PLAN, SUM_PLAN)
+    plan = httpx.post(f"{url}/v1/plans", json={"goal": "What is 110 plus 990?"}, timeout=30).json()
+    cid = httpx.post(f"{url}/v1/conversations", json={"title": "Sums"}).json()["id"]
+    edited = {**plan["plan"], "steps": [{**plan["plan"]["steps"][0], "args": {"a": 110, "b": 1000}}]}
+    bad = {**plan["plan"], "steps": [{**plan["plan"]["steps"][0], "args": {"a": 1, "c": 2}}]}
+    refused = httpx.post(f"{url}/v1/plans/{plan['id']}/execute", json={"plan": bad})
+    assert refused.status_code == 400 and refused.json()["error"]["message"].startswith("plan: ")
+    assert httpx.get(f"{url}/v1/plans/{plan['id']}").json()["status"] == "proposed"  # still waits
+    nowhere = httpx.post(f"{url}/v1/plans/{plan['id']}/execute", json={"conversation_id": "nope"})
+    assert nowhere.status_code == 404
+    executed = httpx.post(f"{url}/v1/plans/{plan['id']}/execute", json={"plan": edited, "conversation_id": cid})
+    assert (executed.json()["result"], executed.json()["plan"]["steps"][0]["args"]) == ("1110", {"a": 110, "b": 1000})
+    stored = httpx.get(f"{url}/v1/conversations/{cid}").json()["messages"]
+    assert [m["content"] for m in stored] == ["(planned and ran: What is 110 plus 990?)", "1110"]
+    other = httpx.post(f"{url}/v1/plans", json={"goal": "What is 110 plus 990?"}, timeout=30).json()
+    assert httpx.post(f"{url}/v1/plans/{other['id']}/reject").json()["status"] == "rejected"
+    assert httpx.post(f"{url}/v1/plans/{other['id']}/execute").status_code == 409  # a rejected plan never runs
+    assert httpx.post(f"{url}/v1/plans/{other['id']}/reject").status_code == 409
+
+
 def test_memory_save_search_ask_delete(served: tuple[str, ToolScripted]) -> None:
     url, service = served
     for text, kind in (("Fresh bread every morning", "strength"), ("Rent is rising", "threat")):
@@ -169,6 +191,13 @@ def test_memory_save_search_ask_delete(served: tuple[str, ToolScripted]) -> None
         f"{url}/v1/memory/SWOT/ask", json={"question": "Fresh bread every morning?", "min_relevance": 0.0}
     ).json()
     assert answer["cited"] == [record_id] and answer["text"].endswith(f"Sources: [{record_id}]")
+    cited = httpx.get(f"{url}/v1/memory/SWOT/records/{record_id}").json()  # what a source links to
+    assert (cited["text"], cited["metadata"], cited["collection"]) == (
+        "Fresh bread every morning",
+        {"kind": "strength"},
+        "SWOT",
+    )
+    assert httpx.get(f"{url}/v1/memory/SWOT/records/nope").status_code == 404
     assert httpx.delete(f"{url}/v1/memory/SWOT/records/{record_id}").status_code == 204
     assert httpx.delete(f"{url}/v1/memory/SWOT/records/{record_id}").status_code == 404
     assert httpx.post(f"{url}/v1/memory/Nowhere/search", json={"query": "x"}).status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import openai
@@ -70,3 +71,40 @@ def test_serve_over_a_hosted_model(openai_server, tmp_path: Path) -> None:
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert f"Kernel App serving on http://127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_serve_open_opens_the_web_page_once_it_listens(openai_server, tmp_path: Path) -> None:
+    import httpx
+
+    port = free_port()
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.py"  # a stand-in browser: webbrowser runs $BROWSER with the URL
+    browser.write_text(f"import pathlib, sys\npathlib.Path({str(opened)!r}).write_text(sys.argv[1])\n")
+    env = cli_env(
+        KERNEL_APP_SERVICE="openai",
+        OPENAI_BASE_URL=openai_server.base_url,
+        OPENAI_API_KEY="test",
+        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
+        BROWSER=f"{sys.executable} {browser} %s",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kernel_app", "serve", "--port", str(port), "--open"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_until_ready(proc, url.rstrip("/"), within=60)
+        deadline = time.monotonic() + 30
+        while not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert opened.read_text() == url
+        page = httpx.get(url)
+        assert page.status_code == 200 and "<title>Kernel App</title>" in page.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "web page at /" in err and "Traceback" not in err

@@ -108,6 +108,24 @@ async def ask(collection: str, body: Question, state: State) -> dict[str, Any]:
     }
 
 
+# ``:path``: an ingested chunk's id holds its file's path ("/srv/docs/a.md#0"), slashes and all.
+@router.get("/{collection}/records/{record_id:path}", summary="One saved text, by id (what an answer's sources cite)")
+async def record(collection: str, record_id: str, state: State) -> dict[str, Any]:
+    store = state.memory()
+    found = await asyncio.to_thread(store.get, collection, record_id)
+    if found is None:
+        raise ApiError(404, f"no record {record_id!r} in {collection!r}", "record_not_found")
+    return {
+        "collection": collection,
+        "id": found.id,
+        "text": found.text,
+        "description": found.description,
+        "metadata": found.metadata,
+        "created_at": found.created_at.isoformat() if found.created_at else None,
+        "updated_at": found.updated_at.isoformat() if found.updated_at else None,
+    }
+
+
 @router.delete("/{collection}/records/{record_id}", status_code=204, summary="Delete a saved text")
 async def delete(collection: str, record_id: str, state: State) -> Response:
     store = state.memory()

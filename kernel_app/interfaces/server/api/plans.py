@@ -38,6 +38,17 @@ class NewPlan(BaseModel):
     )
 
 
+class Approval(BaseModel):
+    plan: dict[str, Any] | None = Field(
+        default=None,
+        description="The plan as the reviewer edited it (its steps' arguments); checked against the catalogue "
+        "again before it runs. Empty: the plan as proposed",
+    )
+    conversation_id: str | None = Field(
+        default=None, description="A conversation the goal and the result join (as the REPL's /plan does)"
+    )
+
+
 def to_dict(record: RestPlanRecord) -> dict[str, Any]:
     """A plan as the API shows it."""
     from planners import Plan
@@ -95,18 +106,25 @@ async def get(plan_id: str, state: State) -> dict[str, Any]:
     return to_dict(_find(state, plan_id))
 
 
-@router.post("/{plan_id}/execute", summary="Approve and run a plan (once, on whichever server)")
-async def execute(plan_id: str, state: State) -> dict[str, Any]:
+@router.post("/{plan_id}/execute", summary="Approve and run a plan (once, on whichever server), as proposed or edited")
+async def execute(plan_id: str, state: State, body: Approval | None = None) -> dict[str, Any]:
     from planners import Plan, PlanExecutor
 
+    body = body or Approval()
     store = plans(state)
     record = _find(state, plan_id)
+    edits = _edited(state, record, body.plan) if body.plan is not None else None
+    if body.conversation_id is not None:
+        state.store.get(body.conversation_id)  # 404 before the plan runs
     if record.state == "waiting":
         state.gate.check()  # a busy server says so before it takes the plan (it can be executed again)
-    # The approval: one conditional UPDATE, so of two executes (here or on another server) one runs it.
-    if not store.decide(plan_id, "approved", "running"):
+    # The approval: one conditional UPDATE, so of two executes (here or on another server) one runs it;
+    # the edits are written by the same update, so only the execute that wins keeps its version.
+    if not store.decide(plan_id, "approved", "running", changes=None if edits is None else {"plan": edits}):
         decided = store.get(plan_id) or record
         raise ApiError(409, f"plan {plan_id} was already executed ({decided.status})", "plan_already_executed")
+    if edits is not None:
+        record.plan = edits
     await state.gate.acquire()
     try:
         if record.plan is None:  # function-calling: it plans and runs in one go
@@ -128,7 +146,38 @@ async def execute(plan_id: str, state: State) -> dict[str, Any]:
         state.gate.release()
     settled = {"result": answer, "usage": usage.to_dict(), "plan": record.plan}
     store.finish(plan_id, "done", "done", settled)
+    if body.conversation_id is not None:
+        from kernel_app.interfaces.server.chat_surface import remember_plan
+
+        remember_plan(state, body.conversation_id, record.goal, answer)
     return to_dict(store.get(plan_id) or record)
+
+
+@router.post("/{plan_id}/reject", summary="Reject a proposed plan: it never runs")
+async def reject(plan_id: str, state: State) -> dict[str, Any]:
+    store = plans(state)
+    record = _find(state, plan_id)
+    if not store.decide(plan_id, "rejected", "rejected"):
+        decided = store.get(plan_id) or record
+        raise ApiError(409, f"plan {plan_id} was already decided ({decided.status})", "plan_already_executed")
+    return to_dict(store.get(plan_id) or record)
+
+
+def _edited(state: Any, record: RestPlanRecord, edited: dict[str, Any]) -> dict[str, Any]:
+    """A reviewer's version of a proposed plan, checked as every plan is (against the catalogue the
+    planner used): a 400 naming the first problem, before anything is approved."""
+    from planners import Plan, PlanExecutor
+    from planners.errors import PlanParseError, PlanValidationError
+
+    if record.plan is None:
+        message = "plan: a function-calling goal has no plan to edit; execute it as it is"
+        raise ApiError(400, message, "plan_not_editable")
+    try:
+        plan = Plan.from_dict(edited)
+        PlanExecutor(state.kernel, excluded=record.exclude or None).validate(plan)  # as execute checks it
+    except (PlanParseError, PlanValidationError) as error:
+        raise ApiError(400, f"plan: {str(error).splitlines()[0]}", "invalid_plan") from None
+    return plan.to_dict()
 
 
 def plans(state: Any) -> DecisionStore[RestPlanRecord] | PgDecisionStore[RestPlanRecord]:
