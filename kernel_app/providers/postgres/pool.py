@@ -124,16 +124,23 @@ def check_if_readable(conn: Connection[Any]) -> None:
     pool then replaces it). Checking every connection that way cost a round trip per checkout, five per
     conversation turn, each a wait of the server's event loop and a wake-up of a PostgreSQL backend.
     """
-    import select
-
     from psycopg_pool import ConnectionPool
 
-    if conn.closed or conn.broken:
-        ConnectionPool.check_connection(conn)  # raises: the pool replaces the connection
-        return
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable:
-        ConnectionPool.check_connection(conn)
+    if conn.closed or conn.broken or _readable(conn.fileno()):
+        ConnectionPool.check_connection(conn)  # raises on a dead connection: the pool replaces it
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read (or hung up), without waiting. poll, not select, where there is
+    one: select fails on descriptors past 1023, which a busy server's sockets and files may reach."""
+    import select
+
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))  # POLLHUP and POLLERR are reported even when not asked for
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
 
 
 def open_pool(
