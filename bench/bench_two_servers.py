@@ -7,7 +7,8 @@ the scripted chat service instead of a model, so the figure is the server and it
 
     python bench/bench_two_servers.py [--clients 16] [--seconds 10] [--rounds 3] [--turns-per-conversation 6]
 
-``--clients`` concurrent clients (asyncio + httpx, in this process) each hold a conversation: they create
+``--clients`` concurrent clients (raw asyncio HTTP/1.1 on keep-alive connections, in this process: ~0.2 ms
+of CPU a turn, where httpx clients took ~2.4 ms of the same 2 cores) each hold a conversation: they create
 it, send ``--turns-per-conversation`` REST turns (``POST /v1/conversations/{id}/messages``), then start a
 new one. With 2 servers each turn goes to the other server than the last one did, so every conversation
 continues on another instance each turn (the store is read and written by both). Goal in the issue: the
@@ -16,21 +17,27 @@ two-server rate >= 1.7x the one-server rate on 2 cores, i.e. the store is not th
 The method: both settings (1 server on one database, 2 servers on another) run from the start and are
 warmed up (``--warm-up`` seconds of load each), then measured ``--rounds`` times, taking turns (1 then 2,
 then 2 then 1, ...), so that the machine's other load weighs on both alike; each round gives a ratio,
-and the medians are the result. The machine's load average is printed with every run: on a shared
-machine the ratio follows it, so compare runs only at a similar load.
+and the medians are the result. The load average is printed with every run.
 
 Where the time goes: the CPU each party used per turn during each run (the server processes,
 PostgreSQL's postmaster and backends, and this process, the client), from /proc, and the servers' own
-time per turn (their ``Server-Timing`` header). On 2 cores the client and PostgreSQL compete with the
-servers: one server can be at most as fast as its own core allows, two share both cores with everyone,
-so the ratio is capped near 2 x server CPU / total CPU per turn. First, before any server starts, turns
-run one at a time through the app in this process, timing the conversation store's calls: the time a
-server's event loop spends waiting for the store on each turn.
+time per turn (their ``Server-Timing`` header). A run's rate is exactly (cores our processes got) / (CPU
+per turn), and each round's ratio is printed as those two factors. On a machine other processes load,
+two server processes get about twice the scheduler's share of one, so the measured ratio follows the
+load. The bench therefore also prints what idle cores would allow at the measured CPU per turn: each
+server is one event loop (at most one core), and servers, PostgreSQL and the client share the cores, so
+2 vs 1 <= min(2 / server, cores / all) / min(1 / server, cores / all) (CPU per turn), and what 1.7x would
+need of PostgreSQL and the client. First, before any server starts, turns run one at a time through the
+app in this process, timing the conversation store's calls: the time a server's event loop waits for the
+store on each turn.
 
 To see where a server's time goes, sample one while the bench runs (``pip install 'kernel-app[bench]'``;
 the servers are this process's children, ``pgrep -P PID``): ``py-spy record --idle -f raw -p SERVER_PID
--d 10 -o server.txt``. On 2026-12-07 its event loop waited in psycopg's ``Connection.wait`` for ~70 % of
-the time it served turns: the store's calls are synchronous, and each durable COMMIT waits for the disk.
+-d 10 -o server.txt``. On 2026-12-07 its event loop spent most of the time it served turns in psycopg's
+``Connection.wait`` (the store's calls are synchronous); of 16 round trips a turn, 5 were the pool's check
+of each connection it handed out and 6 the BEGIN / SET LOCAL / COMMIT around the turns-in-progress rows:
+both are gone (5 round trips a turn now). The rest of a server's ~3 ms of CPU a turn is spread over
+FastAPI's routing, validation and encoding, uvicorn and psycopg, with no single hot spot.
 
 The approval race (100 double clicks on a plan from two instances) is ``bench/bench_approval_race.py``.
 """
@@ -39,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import socket
@@ -152,32 +160,78 @@ class Run:
         return self.turns / self.seconds if self.seconds else 0.0
 
 
-async def _client(bases: list[str], offset: int, turns_each: int, until: float, run: Run) -> None:
-    import httpx
+class _Connection:
+    """One HTTP/1.1 keep-alive connection to a server, requests written and responses read by hand.
 
-    async with httpx.AsyncClient(timeout=60) as client:
+    The load generator shares the cores with the servers and PostgreSQL, so its CPU per request is taken
+    from what it measures: an httpx client (and its pydantic/JSON work) cost ~2.4 ms of CPU per turn here,
+    more than half a server's; this costs a few tens of microseconds (the run prints what it used)."""
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes, bytes]:
+        """(status, the response's head, its body); reconnects once if the server closed the connection."""
+        for attempt in (1, 2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            self.writer.write(
+                b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (path.encode(), self.host.encode(), len(body), body)
+            )
+            try:
+                head = (await self.reader.readuntil(b"\r\n\r\n")).lower()
+                length = int(head.split(b"\r\ncontent-length:", 1)[1].split(b"\r\n", 1)[0])
+                return int(head[9:12]), head, await self.reader.readexactly(length)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+def _server_ms(head: bytes) -> float | None:
+    """The server's own time for the request, from its ``Server-Timing: app;dur=MS`` header."""
+    _, found, rest = head.partition(b"server-timing: app;dur=")
+    return float(rest.split(b"\r\n", 1)[0]) if found else None
+
+
+async def _client(bases: list[str], offset: int, turns_each: int, until: float, run: Run) -> None:
+    connections = [_Connection(base) for base in bases]
+    expected = ANSWER.encode()
+    try:
         hop = offset
         while time.perf_counter() < until:
-            created = await client.post(f"{bases[hop % len(bases)]}/v1/conversations", json={"title": "bench"})
-            if created.status_code != 201:
+            status, _, body = await connections[hop % len(bases)].post("/v1/conversations", b'{"title": "bench"}')
+            if status != 201:
                 run.errors += 1
                 continue
-            cid = created.json()["id"]
+            cid = json.loads(body)["id"]
             for turn in range(turns_each):
                 if time.perf_counter() >= until:
                     return
                 hop += 1  # the next instance: the conversation continues on another server
-                response = await client.post(
-                    f"{bases[hop % len(bases)]}/v1/conversations/{cid}/messages",
-                    json={"content": f"turn {turn}: why do people like our bakery?", "stream": False},
-                )
-                if response.status_code != 200 or response.json().get("text") != ANSWER:
+                said = b'{"content": "turn %d: why do people like our bakery?", "stream": false}' % turn
+                status, head, body = await connections[hop % len(bases)].post(f"/v1/conversations/{cid}/messages", said)
+                if status != 200 or expected not in body:
                     run.errors += 1
                     continue
                 run.turns += 1
-                timing = response.headers.get("server-timing", "")
-                if "dur=" in timing:
-                    run.server_ms.append(float(timing.split("dur=")[1].split(",")[0].split(";")[0]))
+                server_ms = _server_ms(head)
+                if server_ms is not None:
+                    run.server_ms.append(server_ms)
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 def measure(
@@ -203,14 +257,81 @@ def measure(
 def _report(run: Run) -> str:
     busy = sum(run.cpu.values())
     per_turn = ", ".join(
-        f"{name} {1000 * seconds / max(run.turns, 1):.1f} ms ({100 * seconds / busy:.0f} %)"
+        f"{name} {1000 * seconds / max(run.turns, 1):.2f} ms ({100 * seconds / busy:.0f} %)"
         for name, seconds in run.cpu.items()
     )
     server_ms = statistics.median(run.server_ms) if run.server_ms else float("nan")
     return (
         f"{run.servers} server(s): {run.turns} turns in {run.seconds:.1f} s = {run.rate:.1f} turns/s, "
-        f"{run.errors} errors; server time per turn p50 {server_ms:.1f} ms; load before {run.load}\n"
-        f"        CPU per turn: {per_turn}; {busy / run.seconds:.2f} cores busy of {os.cpu_count()}"
+        f"{run.errors} errors; server time per turn p50 {server_ms:.1f} ms; load average before {run.load}\n"
+        f"        CPU per turn: {per_turn}; our processes got {busy / run.seconds:.2f} of {_cores()} cores"
+    )
+
+
+# --- what the CPU allows -------------------------------------------------------------------
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def _per_turn(runs: list[Run]) -> dict[str, float]:
+    """Median CPU seconds per turn of each party (servers together, postgres, client) over ``runs``."""
+    return {name: statistics.median(r.cpu[name] / max(r.turns, 1) for r in runs) for name in runs[0].cpu}
+
+
+def _got(run: Run) -> float:
+    """The cores our processes (servers, PostgreSQL, client) used during ``run``."""
+    return sum(run.cpu.values()) / run.seconds
+
+
+def _total(run: Run) -> float:
+    return sum(run.cpu.values()) / max(run.turns, 1)
+
+
+def decompose(one: Run, two: Run) -> str:
+    """A round's ratio, exactly: turns/s = cores our processes got / CPU per turn."""
+    cores, cost = _got(two) / _got(one), _total(one) / _total(two)
+    return f"= cores our processes got {cores:.2f}x * CPU per turn {cost:.2f}x"
+
+
+def ceiling(servers: int, per_turn: dict[str, float], cores: int, parties: tuple[str, ...]) -> float:
+    """Turns/s the CPU allows ``servers`` servers on ``cores`` idle cores: each server is one event loop
+    (at most one core: ``servers / server CPU per turn``), and ``parties`` share the cores
+    (``cores / their CPU per turn``); the lower bound wins."""
+    return min(servers / per_turn["servers"], cores / sum(per_turn[p] for p in parties))
+
+
+def explain(runs: dict[int, list[Run]]) -> str:
+    """What the measured ratio is made of, and the ratio the measured CPU per turn allows on idle cores."""
+    cost = _per_turn(runs[1] + runs[2])  # one cost per turn for both settings: what differs is the cores
+    cores = _cores()
+    got1, got2 = (statistics.median(_got(r) for r in runs[n]) for n in (1, 2))
+    server, others = cost["servers"], cost["postgres"] + cost["client"]
+
+    def cap(parties: tuple[str, ...]) -> str:
+        low, high = ceiling(1, cost, cores, parties), ceiling(2, cost, cores, parties)
+        return f"{high:.0f} / {low:.0f} turns/s = {high / low:.2f}x"
+
+    ms = ", ".join(f"{name} {1000 * seconds:.2f} ms" for name, seconds in cost.items())
+    # 2 servers reach 1.7x of one (one server = one core) only if cores / (all CPU per turn) >= 1.7 / server's.
+    allowed = server * (cores / 1.7 - 1)
+    return "\n".join(
+        [
+            f"CPU per turn (median of every run): {ms} = {1000 * (server + others):.2f} ms",
+            f"Cores our processes got (median): {got1:.2f} with 1 server, {got2:.2f} with 2, of {cores}; load "
+            f"average now {_load()}. On a machine other processes load, the cores we get change from second to "
+            "second (and two server processes may get a bigger share than one), so the measured ratio follows "
+            "the load (each round's ratio is exactly cores got x CPU per turn) and says little about scale-out.",
+            f"What {cores} idle cores allow at these costs (each server is one event loop: at most one core):",
+            f"    servers, PostgreSQL and this client on the cores: 2 vs 1 <= {cap(('servers', 'postgres', 'client'))}",
+            f"    the client on another machine (servers and the store): 2 vs 1 <= {cap(('servers', 'postgres'))}",
+            f"    the servers alone on the cores (store and client elsewhere): 2 vs 1 <= {cap(('servers',))}",
+            f"    1.7x on {cores} cores needs PostgreSQL + client <= {1000 * allowed:.2f} ms a turn "
+            f"({cores}/1.7 - 1 = {cores / 1.7 - 1:.2f} x the server's {1000 * server:.2f} ms); "
+            f"they use {1000 * others:.2f} ms (PostgreSQL {1000 * cost['postgres']:.2f} ms, "
+            f"{100 * cost['postgres'] / (server + others):.0f} % of a turn's CPU)",
+        ]
     )
 
 
@@ -346,7 +467,7 @@ def compare(args: argparse.Namespace) -> None:
             for base, process in zip(bases, started, strict=True):
                 _wait_ready(base, process)
             measure(bases, started, postmaster, args, args.warm_up)  # warm-up: imports, pools, caches
-        rates: dict[int, list[float]] = {1: [], 2: []}
+        runs: dict[int, list[Run]] = {1: [], 2: []}
         ratios: list[float] = []
         for round_ in range(args.rounds):
             print(f"round {round_ + 1} of {args.rounds}:")
@@ -354,15 +475,16 @@ def compare(args: argparse.Namespace) -> None:
                 run = measure(*settings[count], postmaster, args, args.seconds)
                 print("    " + _report(run))
                 sys.stdout.flush()
-                rates[count].append(run.rate)
-            ratios.append(rates[2][-1] / rates[1][-1] if rates[1][-1] else 0.0)
-            print(f"    2 servers vs 1 in this round: {ratios[-1]:.2f}x")
-        one, two = statistics.median(rates[1]), statistics.median(rates[2])
+                runs[count].append(run)
+            ratios.append(runs[2][-1].rate / runs[1][-1].rate if runs[1][-1].rate else 0.0)
+            print(f"    2 servers vs 1 in this round: {ratios[-1]:.2f}x {decompose(runs[1][-1], runs[2][-1])}")
+        one, two = (statistics.median(r.rate for r in runs[n]) for n in (1, 2))
         print(
             f"median of {args.rounds} rounds: 1 server {one:.1f} turns/s, 2 servers {two:.1f} turns/s; "
             f"2 servers vs 1: {statistics.median(ratios):.2f}x (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; "
-            f"goal >= 1.7x on 2 cores); load now {_load()}"
+            f"goal >= 1.7x on 2 cores); load average now {_load()}"
         )
+        print(explain(runs))
     finally:
         for process in processes:
             process.terminate()

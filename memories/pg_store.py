@@ -44,6 +44,7 @@ from memories.store_base import (
     check_mmr,
     embed_texts,
 )
+from memories.uploads import remove_uploads, upload_folder
 
 if TYPE_CHECKING:
     from psycopg import Connection
@@ -79,6 +80,24 @@ MIGRATIONS = (
         ) PARTITION BY LIST (collection);
         """,
     ),
+    Migration(
+        2,
+        "uploaded documents' bytes, dropped with their collection",
+        # First created by the REST API's own "uploads" name space (version 1), hence IF NOT EXISTS; the
+        # memory store owns it now, so that dropping a collection deletes its uploads in the same
+        # transaction. bytea, not a large object: replacing or deleting the row frees the bytes.
+        """
+        CREATE TABLE IF NOT EXISTS memory_uploads (
+            collection  text NOT NULL,          -- the collection's upload folder (memories.uploads)
+            name        text NOT NULL,
+            size        bigint NOT NULL,
+            content     bytea NOT NULL,
+            uploaded_at double precision NOT NULL,
+            PRIMARY KEY (collection, name)
+        );
+        """,
+    ),
+    Migration(3, "uploads' chunks named uploads/COLLECTION/NAME, not by a server's path", lambda c: _rekey_uploads(c)),
 )
 # pgvector's HNSW indexes `vector` up to 2 000 dimensions; a wider collection is searched exactly.
 HNSW_MAX_DIMENSIONS = 2000
@@ -238,7 +257,8 @@ class PgMemoryStore(StoreBase):
             return cursor.rowcount
 
     def drop(self, collection: str) -> int:
-        """Delete a collection, its records and its index; returns how many records it had."""
+        """Delete a collection, its records, its index and its uploaded documents' bytes; returns how many
+        records it had."""
         from psycopg import sql
 
         with self.pool.connection() as conn, conn.transaction():
@@ -246,6 +266,8 @@ class PgMemoryStore(StoreBase):
             row = conn.execute("SELECT count(*) FROM memory_records WHERE collection = %s", (collection,)).fetchone()
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(current.partition)))  # and its index
             conn.execute("DELETE FROM memory_collections WHERE name = %s", (collection,))
+            conn.execute("DELETE FROM memory_uploads WHERE collection = %s", (upload_folder(collection),))
+        remove_uploads(self.path, collection)  # this server's working copy
         return int(row[0]) if row else 0
 
     def reembed(self, collection: str, embedder: Embedder | None = None, *, batch_size: int = 256) -> int:
@@ -715,3 +737,25 @@ def _record(row: Sequence[Any]) -> MemoryRecord:
 def _utc(value: datetime | None) -> datetime | None:
     # psycopg answers in the session's TimeZone; the local store answers in UTC.
     return None if value is None else value.astimezone(timezone.utc)
+
+
+def _rekey_uploads(conn: Connection[Any]) -> None:
+    """Migration 3: old uploads' chunks (named by the receiving server's path) get their stable name."""
+    from psycopg.types.json import Jsonb
+
+    from memories.uploads import rekey_plan
+
+    for (name,) in conn.execute("SELECT name FROM memory_collections").fetchall():
+        rows = conn.execute(
+            "SELECT id, metadata, extract(epoch FROM updated_at) FROM memory_records "
+            "WHERE collection = %s AND metadata->>'source' LIKE %s",
+            (name, "%uploads%"),
+        ).fetchall()
+        plan = rekey_plan(name, ((i, _metadata(meta), float(updated)) for i, meta, updated in rows))
+        if plan.deletes:
+            conn.execute("DELETE FROM memory_records WHERE collection = %s AND id = ANY(%s)", (name, plan.deletes))
+        for rename in plan.renames:
+            conn.execute(
+                "UPDATE memory_records SET id = %s, metadata = %s WHERE collection = %s AND id = %s",
+                (rename.new_id, Jsonb(rename.metadata), name, rename.old_id),
+            )

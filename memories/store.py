@@ -37,6 +37,7 @@ from memories.store_base import (
     check_mmr,
     embed_texts,
 )
+from memories.uploads import remove_uploads
 from memories.where import compile_where
 
 if TYPE_CHECKING:
@@ -147,6 +148,40 @@ class MemoryStore(StoreBase):
         self.db = Database(self.path / DB_NAME, synchronous=synchronous, busy_timeout=busy_timeout)
         self._indexes: dict[str, CollectionIndex] = {}
         self._known: dict[str, _Collection] = {}  # last collection rows read (hints, not truth)
+        self._rekey_uploads()
+
+    def _rekey_uploads(self) -> None:
+        """Once per store: name old uploads' chunks ``uploads/COLLECTION/NAME`` (``memories.uploads``).
+
+        Recorded in a table of its own rather than by the schema version, so an older Kernel App still
+        opens the store (nothing it reads changed shape)."""
+        from memories.uploads import REKEY_PASS, rekey_plan
+
+        with self.db.read() as conn:
+            if _pass_done(conn, REKEY_PASS):
+                return
+        with self.db.write() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS passes (name TEXT PRIMARY KEY, done_at REAL NOT NULL)")
+            if _pass_done(conn, REKEY_PASS):
+                return  # another process ran it meanwhile
+            for (name,) in conn.execute("SELECT name FROM collections").fetchall():
+                rows = conn.execute(
+                    "SELECT id, metadata, updated_at FROM records WHERE collection = ? AND metadata LIKE ?",
+                    (name, "%uploads%"),
+                ).fetchall()
+                plan = rekey_plan(name, ((i, _metadata(raw), updated) for i, raw, updated in rows))
+                if not plan:
+                    continue
+                conn.executemany(
+                    "DELETE FROM records WHERE collection = ? AND id = ?", ((name, i) for i in plan.deletes)
+                )
+                # The rid stays: the FAISS index (keyed by rid) keeps its vectors.
+                conn.executemany(
+                    "UPDATE records SET id = ?, metadata = ? WHERE collection = ? AND id = ?",
+                    ((r.new_id, json.dumps(r.metadata, ensure_ascii=False), name, r.old_id) for r in plan.renames),
+                )
+                conn.execute("UPDATE collections SET version = version + 1 WHERE name = ?", (name,))
+            conn.execute("INSERT INTO passes (name, done_at) VALUES (?, ?)", (REKEY_PASS, time.time()))
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -248,7 +283,8 @@ class MemoryStore(StoreBase):
         return deleted
 
     def drop(self, collection: str) -> int:
-        """Delete a collection, its records and its index files; returns how many records it had."""
+        """Delete a collection, its records, its index files and its uploaded documents (``uploads/COLLECTION``);
+        returns how many records it had."""
         with self.db.write() as conn:
             self._require(collection, conn)
             count = conn.execute("DELETE FROM records WHERE collection = ?", (collection,)).rowcount
@@ -257,6 +293,7 @@ class MemoryStore(StoreBase):
             self._indexes.pop(collection, None)
             with file_lock(self._lock_path(collection)):
                 remove_index_files(self.index_dir, collection)
+        remove_uploads(self.path, collection)
         return count
 
     def reembed(self, collection: str, embedder: Embedder | None = None, *, batch_size: int = 256) -> int:
@@ -514,6 +551,12 @@ class MemoryStore(StoreBase):
         if found is None:
             raise CollectionNotFoundError(name, [c.name for c in self.collections()])
         return found
+
+
+def _pass_done(conn: Any, name: str) -> bool:
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'passes'").fetchone() is None:
+        return False
+    return conn.execute("SELECT 1 FROM passes WHERE name = ?", (name,)).fetchone() is not None
 
 
 def _metadata(raw: str) -> Metadata:

@@ -125,6 +125,16 @@ class PgConversationStore:
             name="kernel-app-conversations",
             setup=_migrate,
         )
+        # The turns-in-progress rows (see _bookkeeping): their own connections, whose commits do not wait
+        # for the disk, each statement its own transaction: one round trip where BEGIN, SET LOCAL, the
+        # statement and COMMIT took four.
+        self._turns_pool: ConnectionPool = open_pool(
+            database_url,
+            max_size=2,
+            name="kernel-app-turns",
+            autocommit=True,
+            session={"synchronous_commit": "off"},
+        )
 
     def __repr__(self) -> str:
         return f"PgConversationStore({describe_url(self.database_url)!r})"
@@ -135,15 +145,15 @@ class PgConversationStore:
 
     @contextmanager
     def _bookkeeping(self) -> Generator[Connection[Any], None, None]:
-        """A transaction whose COMMIT does not wait for the disk (``synchronous_commit = off``), for the
-        turns-in-progress rows only. A durable COMMIT waits for a WAL flush (~5 ms on a plain disk), and
-        the server's event loop waits with it; these rows would cost two of a turn's three. They are
-        visible to other instances at once, and survive a server's kill -9 like any row; only a crash of
-        PostgreSQL itself within a fraction of a second may lose them. A lost row means either that a turn
-        cut by that same crash is not marked interrupted, or, for a lost DELETE, a row that
-        :meth:`mark_interrupted_turns` later finds finished and drops. The turn's messages are durable."""
-        with self._pool.connection() as conn, conn.transaction():
-            conn.execute("SET LOCAL synchronous_commit = off")
+        """A connection for one statement whose commit does not wait for the disk (autocommit,
+        ``synchronous_commit = off``), for the turns-in-progress rows only. A durable COMMIT waits for a
+        WAL flush (~5 ms on a plain disk), and the server's event loop waits with it; these rows would
+        cost two of a turn's three. They are visible to other instances at once, and survive a server's
+        kill -9 like any row; only a crash of PostgreSQL itself within a fraction of a second may lose
+        them. A lost row means either that a turn cut by that same crash is not marked interrupted, or,
+        for a lost DELETE, a row that :meth:`mark_interrupted_turns` later finds finished and drops.
+        The turn's messages are durable."""
+        with self._turns_pool.connection() as conn:  # autocommit, synchronous_commit = off
             yield conn
 
     @contextmanager
@@ -329,6 +339,7 @@ class PgConversationStore:
     # endregion
 
     def close(self) -> None:
+        self._turns_pool.close()
         self._pool.close()
 
     def __enter__(self) -> PgConversationStore:

@@ -186,7 +186,7 @@ def test_postgres_numbers_messages_per_conversation_from_one(postgres_url: str, 
 
 def test_postgres_turn_rows_skip_the_disk_wait_and_messages_keep_it(postgres_url: str, tmp_path: Path) -> None:
     # A durable COMMIT waits for a WAL flush; the turns-in-progress rows do not (PgConversationStore.
-    # _bookkeeping), and the one pooled connection is durable again for the messages that follow.
+    # _bookkeeping: connections of their own), and the store's connection stays durable for the messages.
     store = PgConversationStore(postgres_url, path=tmp_path / "conversations.sqlite3", max_connections=1)
     try:
         conversation = store.create()

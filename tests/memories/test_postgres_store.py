@@ -22,6 +22,7 @@ from kernel_app.providers.postgres import (
     schema_version,
 )
 from memories import HashingEmbedder, PgMemoryStore
+from memories.pg_store import MIGRATIONS as MEMORY_MIGRATIONS
 from tests.support import postgres as pg_support
 from tests.support.postgres import PostgresServer
 
@@ -121,7 +122,8 @@ def test_the_memory_store_refuses_a_database_from_a_newer_version(postgres_url: 
     PgMemoryStore(postgres_url, HashingEmbedder(8)).close()
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("UPDATE kernel_app_schema SET version = version + 1 WHERE namespace = 'memory'")
-    with pytest.raises(SchemaTooNewError, match="'memory' tables are at schema version 2"):
+    newer = len(MEMORY_MIGRATIONS) + 1
+    with pytest.raises(SchemaTooNewError, match=f"'memory' tables are at schema version {newer}"):
         PgMemoryStore(postgres_url, HashingEmbedder(8))
 
 

@@ -1,38 +1,37 @@
 """Uploaded documents kept under the memory folder before they are ingested, for the REST API's
 ``/v1/memory/{collection}/documents`` and chat-copilot's ``/chats/{id}/documents`` alike.
 
-Each file goes to ``uploads/COLLECTION/NAME`` (both names made safe), so ingesting it again under the
-same name replaces its chunks and an unchanged one is skipped. Disk writes run on a thread. With
-``database_url``, chat-copilot (its records) and the REST API (``api/pg_uploads.py``) also keep each
-document's bytes in PostgreSQL, so any server serves them; this folder is then the receiving server's
-working copy, what ingest read.
+Each file goes to ``uploads/COLLECTION/NAME`` (both names made safe) and its chunks are named so
+(``memories.uploads``: the same on every server, whichever backend), so ingesting it again under the
+same name, through any server, replaces its chunks and an unchanged one is skipped. Disk writes run on
+a thread. With ``database_url``, chat-copilot (its records) and the REST API (``api/pg_uploads.py``)
+also keep each document's bytes in PostgreSQL, so any server serves them; this folder is then the
+receiving server's working copy, what ingest read.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from memories.uploads import UPLOADS, safe_name, upload_folder, upload_source
+
+__all__ = ["keep_uploads", "safe_name", "source_namer", "upload_path", "upload_source"]
 
 if TYPE_CHECKING:
     from fastapi import UploadFile
 
 
-def safe_name(name: str) -> str:
-    """A file or folder name that stays inside the uploads folder."""
-    cleaned = "".join(c if c.isalnum() or c in "-_. " else "_" for c in name).strip(" .")
-    return cleaned or "_"
-
-
 def upload_path(store: Any, collection: str, name: str) -> Path:
     """Where an upload named ``name`` into ``collection`` is kept under ``store``'s folder."""
-    return Path(store.path) / "uploads" / safe_name(collection) / safe_name(Path(name).name)
+    return Path(store.path) / UPLOADS / upload_folder(collection) / safe_name(Path(name).name)
 
 
-def upload_source(collection: str, name: str) -> str:
-    """The ``source`` of an upload's chunks on a shared database: the same on every server (unlike the
-    resolved path of one server's copy), so uploading the name again through any server replaces them."""
-    return f"uploads/{safe_name(collection)}/{safe_name(Path(name).name)}"
+def source_namer(collection: str) -> Callable[[Path], str]:
+    """``ingest``'s ``source_of`` for uploads into ``collection``: ``uploads/COLLECTION/NAME``."""
+    return lambda path: upload_source(collection, path.name)
 
 
 async def keep_uploads(store: Any, collection: str, files: list[UploadFile]) -> list[tuple[Path, int]]:

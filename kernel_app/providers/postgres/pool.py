@@ -114,6 +114,35 @@ def _register_vector(conn: Connection[Any]) -> None:
     conn.commit()  # register_vector's type lookup opened a transaction; a pooled connection must be idle
 
 
+def check_if_readable(conn: Connection[Any]) -> None:
+    """The pool's check of a connection it is about to hand out: a round trip only when the server sent
+    something while the connection sat idle in the pool.
+
+    An idle connection receives nothing unless its server process ended (a restart, a terminated
+    backend: an error message and the socket's end), so a readable socket is the sign to look closer
+    with ``ConnectionPool.check_connection`` (an empty query, which raises on a dead connection and the
+    pool then replaces it). Checking every connection that way cost a round trip per checkout, five per
+    conversation turn, each a wait of the server's event loop and a wake-up of a PostgreSQL backend.
+    """
+    from psycopg_pool import ConnectionPool
+
+    if conn.closed or conn.broken or _readable(conn.fileno()):
+        ConnectionPool.check_connection(conn)  # raises on a dead connection: the pool replaces it
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read (or hung up), without waiting. poll, not select, where there is
+    one: select fails on descriptors past 1023, which a busy server's sockets and files may reach."""
+    import select
+
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))  # POLLHUP and POLLERR are reported even when not asked for
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
 def open_pool(
     url: str,
     *,
@@ -121,10 +150,14 @@ def open_pool(
     max_size: int = 4,
     name: str = "kernel-app",
     setup: Callable[[Connection[Any]], None] | None = None,
+    autocommit: bool = False,
+    session: dict[str, str] | None = None,
 ) -> ConnectionPool:
     """A pool on ``url`` whose connections adapt numpy arrays to ``vector`` (pgvector is created first).
 
     ``setup`` runs once on an autocommit connection before the pool opens (a store's migrations).
+    ``autocommit``: the pool's connections are in autocommit mode (each statement its own transaction).
+    ``session``: server settings every connection starts with (``{"synchronous_commit": "off"}``).
     Fails at once, with a one-line error, if the server cannot be reached or pgvector is unavailable,
     rather than on the first query.
     """
@@ -137,6 +170,7 @@ def open_pool(
             setup(conn)
     from psycopg import Connection
 
+    options = {"options": " ".join(f"-c {key}={value}" for key, value in session.items())} if session else {}
     pool = ConnectionPool(
         url,
         connection_class=Connection,  # named, so the pool's type says which connections it hands out
@@ -144,11 +178,11 @@ def open_pool(
         max_size=max_size,
         name=name,
         configure=_register_vector,
-        kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S)},
+        kwargs={"connect_timeout": int(CONNECT_TIMEOUT_S), "autocommit": autocommit, **options},
         # A connection the server closed while it sat idle (the database restarted) is found out before it
         # is handed out, not by the request that gets it. One that breaks mid-request is not OK when it
         # comes back, and the pool discards it (psycopg_pool's _return_connection checks its status).
-        check=ConnectionPool.check_connection,
+        check=check_if_readable,
         timeout=CHECKOUT_TIMEOUT_S,
         open=False,
     )

@@ -1,7 +1,8 @@
 """REST document uploads (``/v1/memory/{collection}/documents``) on two servers sharing one PostgreSQL
 (issue 19): the bytes uploaded through A are downloaded and ingested again through B without A's copy,
-and re-uploading the name through B replaces A's chunks instead of adding a second set. Without
-``database_url`` the download comes from the server's own ``uploads/`` copy, and chunks keep naming it."""
+and re-uploading the name through B replaces A's chunks instead of adding a second set; dropping the
+collection through A deletes the bytes, for every server. Without ``database_url`` the download comes from
+the server's own ``uploads/`` copy; chunks are named ``uploads/COLLECTION/NAME`` on both backends."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from kernel_app.base.config import Settings
@@ -83,12 +85,22 @@ def test_an_upload_through_a_is_downloaded_reingested_and_replaced_through_b(tmp
         missing = httpx.get(f"{a}/v1/memory/Shop/documents/menu.md")
         assert missing.status_code == 404 and "menu.md" in missing.text
 
+        assert httpx.delete(f"{a}/v1/memory/Shop").status_code == 204
+        assert (tmp_path / "b" / "uploads" / "Shop" / "hours.md").exists()  # B's working copy, out of A's reach
+        for url in (a, b):  # gone from the database, and B's leftover copy is not served either
+            assert httpx.get(f"{url}/v1/memory/Shop/documents/hours.md").status_code == 404
+        with psycopg.connect(postgres_url) as conn:
+            assert conn.execute("SELECT count(*) FROM memory_uploads").fetchone() == (0,)
+
 
 def test_without_a_database_the_download_is_the_server_s_own_copy(tmp_path: Path) -> None:
     with _serving(tmp_path, None) as url:
         assert _upload(url, FIRST).status_code == 201
         kept = tmp_path / "uploads" / "Shop" / "hours.md"
-        assert {c["metadata"]["source"] for c in _chunks(url)} == {str(kept.resolve())}  # as before
+        assert {c["metadata"]["source"] for c in _chunks(url)} == {"uploads/Shop/hours.md"}  # not the path
         assert httpx.get(f"{url}/v1/memory/Shop/documents/hours.md").content == FIRST
         kept.unlink()
         assert httpx.get(f"{url}/v1/memory/Shop/documents/hours.md").status_code == 404
+        _upload(url, FIRST)
+        assert httpx.delete(f"{url}/v1/memory/Shop").status_code == 204
+        assert not kept.parent.exists()  # dropping the collection deletes its uploads

@@ -165,15 +165,16 @@ async def upload(
     stream: bool = Query(False, description="Server-sent events: ingest_progress per file, then done"),
 ) -> dict[str, Any] | StreamingResponse:
     """Each file is kept under the data folder (``uploads/COLLECTION/NAME``) and ingested from there:
-    uploading a file of the same name again replaces its chunks, an unchanged one is skipped. With
-    ``database_url`` its bytes are kept in PostgreSQL too and its chunks' ``source`` is
-    ``uploads/COLLECTION/NAME`` on every server, so any server serves the download and a re-upload through
-    any server replaces them."""
-    from kernel_app.interfaces.server.uploads import keep_uploads
+    its chunks' ``source`` is ``uploads/COLLECTION/NAME``, so uploading a file of the same name again (through
+    any server) replaces its chunks, an unchanged one is skipped. With ``database_url`` its bytes are kept
+    in PostgreSQL too, so any server serves the download."""
+    from kernel_app.interfaces.server.uploads import keep_uploads, source_namer
 
     store = state.memory()
     paths = [path for path, _ in await keep_uploads(store, collection, files)]
-    source_of = await _share(state, collection, paths) if state.settings.database_url else None
+    if state.settings.database_url:
+        await _share(state, collection, paths)
+    source_of = source_namer(collection)
     if stream:
         return StreamingResponse(
             _ingest_events(store, collection, paths, source_of), media_type="text/event-stream", headers=HEADERS
@@ -189,13 +190,18 @@ async def upload(
 )
 async def download(collection: str, name: str, state: State) -> Response:
     from kernel_app.interfaces.server.uploads import safe_name, upload_path
+    from memories.uploads import upload_folder
 
     content: bytes | None = None
+    store = state.memory()
+    # A dropped collection's documents are gone, whatever copy another server's folder still has.
+    if collection not in {c.name for c in await asyncio.to_thread(store.collections)}:
+        raise ApiError(404, f"no memory collection {collection!r}", "collection_not_found")
     if state.settings.database_url:
         uploads = await asyncio.to_thread(_uploads, state)
-        content = await asyncio.to_thread(uploads.content, safe_name(collection), safe_name(Path(name).name))
+        content = await asyncio.to_thread(uploads.content, upload_folder(collection), safe_name(Path(name).name))
     if content is None:  # without database_url, or uploaded before the database kept the bytes
-        path = upload_path(state.memory(), collection, name)
+        path = upload_path(store, collection, name)
         content = await asyncio.to_thread(path.read_bytes) if path.is_file() else None
     if content is None:
         message = f"{name}: no document of that name was uploaded to {collection!r} (on this server)"
@@ -221,15 +227,14 @@ def _uploads(state: ServerState) -> Any:
     return state.uploads
 
 
-async def _share(state: ServerState, collection: str, paths: list[Path]) -> Callable[[Path], str]:
-    """Keep each upload's bytes in the database; what names their chunks the same on every server."""
-    from kernel_app.interfaces.server.uploads import safe_name, upload_source
+async def _share(state: ServerState, collection: str, paths: list[Path]) -> None:
+    """Keep each upload's bytes in the database, for every server to serve."""
+    from memories.uploads import upload_folder
 
     uploads = await asyncio.to_thread(_uploads, state)
     for path in paths:
         data = await asyncio.to_thread(path.read_bytes)
-        await asyncio.to_thread(uploads.keep, safe_name(collection), path.name, data)
-    return lambda path: upload_source(collection, path.name)
+        await asyncio.to_thread(uploads.keep, upload_folder(collection), path.name, data)
 
 
 async def _ingest_events(

@@ -3,8 +3,9 @@ PostgreSQL with ``database_url`` (issue 19), so every server serves their downlo
 
 Keyed by (collection, name) as the upload folder is (``uploads/COLLECTION/NAME``, both names made safe):
 uploading a file of the same name again, through any server, replaces its bytes. The table comes from the
-"uploads" migrations, a name space of its own. The receiving server's ``uploads/`` copy is only what ingest
-read: losing it loses nothing.
+memory store's migrations (``memories.pg_store``; an older program made it in an "uploads" name space of
+its own), and dropping the collection deletes its rows. The receiving server's ``uploads/`` copy is only
+what ingest read: losing it loses nothing.
 """
 
 from __future__ import annotations
@@ -13,33 +14,17 @@ import time
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.providers.postgres import Migration, describe_url, migrate, open_pool, transaction
+from kernel_app.providers.postgres import describe_url, migrate, open_pool, transaction
 
 if TYPE_CHECKING:
     from psycopg import Connection
     from psycopg_pool import ConnectionPool
 
-NAMESPACE = "uploads"
-MIGRATIONS = (
-    Migration(
-        1,
-        "the REST API's uploaded documents' bytes, so every instance can serve them",
-        # bytea, not a large object: replacing or deleting the row frees the bytes, and uploads are a few MB.
-        """
-        CREATE TABLE memory_uploads (
-            collection  text NOT NULL,
-            name        text NOT NULL,
-            size        bigint NOT NULL,
-            content     bytea NOT NULL,
-            uploaded_at double precision NOT NULL,
-            PRIMARY KEY (collection, name)
-        );
-        """,
-    ),
-)
-
 
 def _migrate(conn: Connection[Any]) -> None:
+    # The table belongs to the memory store's migrations (its drop deletes a collection's uploads).
+    from memories.pg_store import MIGRATIONS, NAMESPACE
+
     migrate(conn, NAMESPACE, MIGRATIONS)
 
 

@@ -319,14 +319,16 @@ async def upload(
     formFiles: list[UploadFile] = File(...),  # noqa: B008  (the web app's field name)
 ) -> dict[str, Any]:
     """Each file goes into the chat's memory collection; questions in the chat are then answered from it."""
-    from kernel_app.interfaces.server.uploads import keep_uploads
+    from kernel_app.interfaces.server.uploads import keep_uploads, source_namer
     from memories.ingest import ingest
 
     ctx.chat(chat_id)
     memory = ctx.state.memory()
     collection = ctx.bot.collection(chat_id)
     saved = await keep_uploads(memory, collection, formFiles)
-    report = await asyncio.to_thread(ingest, memory, collection, [path for path, _ in saved])
+    # Chunks named uploads/COLLECTION/NAME, not by this server's path: a re-upload through any server replaces them.
+    paths = [path for path, _ in saved]
+    report = await asyncio.to_thread(ingest, memory, collection, paths, source_of=source_namer(collection))
     failed = {Path(path).name: reason for path, reason in report.failed}
     stored = [(path, size) for path, size in saved if path.name not in failed]
     if not stored:
@@ -405,8 +407,9 @@ async def memories(chat_id: str, ctx: Ctx, type: str = Query("")) -> list[str]:
 
 
 def _chunks_of(memory: Any, collection: str, path: Path) -> list[str]:
-    source = str(path.resolve())
-    return [rid for rid, meta in memory.metadata(collection).items() if meta.get("source") == source]
+    from memories.uploads import upload_source
+
+    return list(memory.metadata(collection, where={"source": upload_source(collection, path.name)}))
 
 
 def install(app: FastAPI) -> None:
