@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from kernel_app.base import telemetry
 from kernel_app.base.errors import ConfigError
 from kernel_app.base.identity import Identity
 from kernel_app.interfaces.server.entra import EntraValidator, Refused, Unavailable
@@ -96,8 +97,7 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         if not self.keys and self.entra is None:
-            _set_identity(scope, Identity.local())
-            await self.app(scope, receive, send)
+            await self._call_as(Identity.local(), scope, receive, send)
             return
         if scope.get("path") in self.open_paths:
             await self.app(scope, receive, send)
@@ -107,8 +107,12 @@ class Authenticate:
         except Refused as refused:
             await self._refuse(scope, send, refused)
             return
+        await self._call_as(identity, scope, receive, send)
+
+    async def _call_as(self, identity: Identity, scope: Scope, receive: Any, send: Any) -> None:
         _set_identity(scope, identity)
-        await self.app(scope, receive, send)
+        with telemetry.as_enduser(identity.principal):  # the turns' and plans' spans name their user
+            await self.app(scope, receive, send)
 
     async def _identify(self, scope: Scope) -> Identity:
         token = self._token(scope)
