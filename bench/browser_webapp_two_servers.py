@@ -11,8 +11,8 @@ exits 1 if the answer did not appear::
     python bench/browser_webapp_two_servers.py [--browser PATH] [--within 30]
 
 The browser: Debian's ``chromium-headless-shell`` (``apt-get install --no-install-recommends
-chromium-headless-shell``), or any Chromium given with ``--browser``, driven over the DevTools protocol
-(``tests/support/browser.py``). ``tests/interfaces/chat_copilot/test_webapp_in_a_browser.py`` checks the same
+chromium-headless-shell``), or any Chromium given with ``--browser``, driven by Playwright for Python
+(never its own browser download). ``tests/interfaces/chat_copilot/test_webapp_in_a_browser.py`` checks the same
 with two in-process servers; this script runs two real ``kernel-app serve`` processes.
 """
 
@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,20 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 WEBAPP = ROOT.parent / "shared" / "chat-copilot-webapp"
 
-from tests.support.browser import INSTALL, Browser, chromium, wait_for  # noqa: E402 (after the path above)
+from tests.support.playwright_browser import INSTALL, chromium  # noqa: E402 (after the path above)
 
 REPLY = "The ovens are lit at four, so the first loaves are out by six."
 ASKED = "When do the first loaves come out?"
+
+
+def wait_for(what: str, check: Callable[[], bool], within: float, every: float = 0.2) -> float:
+    """Poll ``check()`` until it is true; returns the seconds it took, or raises TimeoutError naming ``what``."""
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if check():
+            return time.monotonic() - started
+        time.sleep(every)
+    raise TimeoutError(f"{what}: not within {within:.0f} s")
 
 
 # --- the servers ---------------------------------------------------------------------------
@@ -94,7 +105,6 @@ def check(browser_path: str, within: float) -> bool:
     stub = OpenAIStubServer().start()
     stub.default_answer = REPLY
     processes: list[Any] = []
-    browser: Browser | None = None
     web: Any = None
     try:
         port_a, port_b = _free_port(), _free_port()
@@ -110,17 +120,24 @@ def check(browser_path: str, within: float) -> bool:
         print(f"PostgreSQL, servers A and B, the web app for B: ready in {time.monotonic() - began:.1f} s")
 
         started = time.monotonic()
-        browser = Browser(browser_path, folder / "profile")
-        try:
-            return _in_the_browser(browser, page_url, a, b, within, started, began)
-        except TimeoutError as error:
-            print(f"FAILED: {error}")
-            print("page text:", browser.text()[-1500:])
-            print("console:", *browser.console[-15:], sep="\n  ")
-            return False
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            # --no-sandbox: root in a container, where Chromium's sandbox refuses to start.
+            browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+            page = browser.new_page()
+            console: list[str] = []
+            page.on("console", lambda message: console.append(message.text))
+            try:
+                return _in_the_browser(page, console, page_url, a, b, within, started, began)
+            except TimeoutError as error:
+                print(f"FAILED: {error}")
+                print("page text:", page.inner_text("body")[-1500:])
+                print("console:", *console[-15:], sep="\n  ")
+                return False
+            finally:
+                browser.close()
     finally:
-        if browser is not None:
-            browser.close()
         if web is not None:
             web.shutdown()
             web.server_close()
@@ -138,14 +155,14 @@ def check(browser_path: str, within: float) -> bool:
 
 
 def _in_the_browser(
-    browser: Browser, page_url: str, a: str, b: str, within: float, started: float, began: float
+    page: Any, console: list[str], page_url: str, a: str, b: str, within: float, started: float, began: float
 ) -> bool:
     import httpx
     from bench_two_servers import _load
 
     from tests.support.copilot_client import ask
 
-    browser.open(page_url)
+    page.goto(page_url)
     chats: list[dict[str, Any]] = []
 
     def chat_created() -> bool:
@@ -155,8 +172,8 @@ def _in_the_browser(
     took = wait_for("the web app creating its chat on B", chat_created, 60)
     chat_id = chats[0]["id"]
     first = httpx.get(f"{b}/copilot/chats/{chat_id}/messages", timeout=5).json()[-1]["content"][:40]
-    greeting = wait_for("the page showing its chat's first message", lambda: first in browser.text(), 30)
-    connected = wait_for("the page's hub connection", lambda: browser.logged("connection established"), 30)
+    greeting = wait_for("the page showing its chat's first message", lambda: first in _text(page), 30)
+    connected = wait_for("the page's hub connection", lambda: _logged(page, console, "connection established"), 30)
     print(
         f"browser: chat {chat_id} created by the web app on B in {took:.1f} s, its first message shown "
         f"{greeting:.1f} s later, hub connected {connected:.1f} s after that"
@@ -166,15 +183,26 @@ def _in_the_browser(
     sent = time.monotonic()
     said = httpx.post(f"{a}/copilot/chats/{chat_id}/messages", json=ask(ASKED, chat_id), timeout=60)
     print(f"sent through A: {said.status_code}, A answered {said.json().get('value', '')!r}")
-    shown = wait_for("A's answer in B's page", lambda: REPLY in browser.text(), within)
+    shown = wait_for("A's answer in B's page", lambda: REPLY in _text(page), within)
     print(
         f"OK: A's answer appeared in the page connected to B {shown:.2f} s after A answered "
         f"({time.monotonic() - sent:.2f} s after the message was posted to A); the question shown there too: "
-        f"{ASKED in browser.text()}"
+        f"{ASKED in _text(page)}"
     )
     print(f"browser part: {time.monotonic() - started:.1f} s; whole check: {time.monotonic() - began:.1f} s")
     print(f"load after: {_load()}")
     return True
+
+
+def _text(page: Any) -> str:
+    """The page's visible text now."""
+    return page.inner_text("body")
+
+
+def _logged(page: Any, console: list[str], text: str) -> bool:
+    """Whether the page's console has shown ``text`` (Playwright delivers its events while it waits)."""
+    page.wait_for_timeout(1)
+    return any(text in line for line in console)
 
 
 def main() -> None:

@@ -154,6 +154,7 @@ class PlanExecutor:
             telemetry.OPERATION: "invoke_agent",
             telemetry.AGENT: PLAN_AGENT,
             PLAN_STEPS: len(plan.steps),
+            **telemetry.enduser(),
         }
         conversation = telemetry.conversation_id()
         if conversation:

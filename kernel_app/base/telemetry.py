@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,12 +58,18 @@ INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 TOKEN_TYPE = "gen_ai.token.type"
 ERROR_TYPE = "error.type"
+# Who the turn is for: the caller's principal (``entra:<tenant>:<object id>``, ``key:<hash>``, ``local``),
+# pseudonymous and never a token, so one user's turns can be told from another's in a shared server's traces.
+ENDUSER_ID = "enduser.id"
 OPERATION_DURATION = "gen_ai.client.operation.duration"
 TOKEN_USAGE = "gen_ai.client.token.usage"
 
 # Context keys: what a span further down needs from the turn that started it.
 _CONVERSATION_KEY = "kernel_app.conversation_id"
 _TOOL_CALL_KEY = "kernel_app.tool_call_id"
+# A plain context variable rather than OpenTelemetry's context: the server sets it for every request,
+# telemetry on or off, and this costs no import when it is off.
+_enduser: ContextVar[str] = ContextVar("kernel_app.enduser", default="")
 
 
 @dataclass
@@ -210,6 +217,27 @@ def configure(*, console: bool = False) -> bool:
     atexit.register(uninstall)
     return True
 
+
+# region who calls
+
+
+@contextlib.contextmanager
+def as_enduser(principal: str) -> Iterator[None]:
+    """Turns and plans begun inside are for ``principal`` (the server wraps each request in it)."""
+    token = _enduser.set(principal)
+    try:
+        yield
+    finally:
+        _enduser.reset(token)
+
+
+def enduser() -> dict[str, str]:
+    """``{enduser.id: principal}`` for a turn's or a plan's span; empty outside a request (CLI, REPL)."""
+    principal = _enduser.get()
+    return {ENDUSER_ID: principal} if principal else {}
+
+
+# endregion
 
 # region spans across awaits
 

@@ -439,6 +439,7 @@ class ConversationEngine:
             telemetry.AGENT: telemetry.AGENT_NAME,
             telemetry.PROVIDER: provider_name(self.service),
             telemetry.REQUEST_MODEL: self.model,
+            **telemetry.enduser(),
         }
         if conversation_id:
             attributes[telemetry.CONVERSATION_ID] = conversation_id

@@ -110,3 +110,15 @@ async def test_off_records_nothing_and_the_turn_runs_as_before() -> None:
     assert not telemetry.active()
     result = await engine.send(engine.create().id, QUESTION)
     assert result.text == ANSWER and result.calls[0].result == "5"
+
+
+async def test_a_turn_names_its_user_only_where_one_is_set() -> None:
+    engine, _ = engine_with("Hello, Megan.", "Hello again.")
+    conversation = engine.create()
+    with recording() as recorded:
+        with telemetry.as_enduser("entra:tenant:object"):
+            await engine.send(conversation.id, "Hi")
+        await engine.send(conversation.id, "Hi again")  # the CLI and the REPL: no user
+    first, second = sorted(recorded.named("invoke_agent"), key=lambda s: s.start_time or 0)
+    assert first.attributes[telemetry.ENDUSER_ID] == "entra:tenant:object"
+    assert telemetry.ENDUSER_ID not in second.attributes

@@ -41,3 +41,11 @@ async def test_a_failed_step_marks_its_span_and_the_run(kernel) -> None:
     (run,) = recorded.named("invoke_agent")
     assert step.status.status_code.name == "ERROR" and step.attributes[telemetry.ERROR_TYPE]
     assert run.status.status_code.name == "ERROR"
+
+
+async def test_a_plan_run_names_its_user(kernel) -> None:
+    plan = Plan(goal="sum", steps=[PlanStep(function="Math.add", args={"a": 1, "b": 2}, output="sum")])
+    with recording() as recorded, telemetry.as_enduser("key:0123456789abcdef"):
+        await PlanExecutor(kernel).execute(plan)
+    (run,) = recorded.named("invoke_agent")
+    assert run.attributes[telemetry.ENDUSER_ID] == "key:0123456789abcdef"

@@ -51,6 +51,8 @@ class IdentityProvider:
         self.tenant = tenant
         self.keys = [SigningKey()]
         self.fetched: list[str] = []
+        self._port = 0  # the port it serves on, once it has
+        self._server: ThreadingHTTPServer | None = None
 
     @property
     def metadata_url(self) -> str:
@@ -101,7 +103,16 @@ class IdentityProvider:
 
     @contextmanager
     def serving(self) -> Iterator[str]:
-        """Answer the documents over HTTP on 127.0.0.1; the authority becomes that server's URL (yielded)."""
+        """Answer the documents over HTTP on 127.0.0.1; the authority becomes that server's URL (yielded).
+        Inside, :meth:`stop` and :meth:`start` take the provider away and bring it back on the same port."""
+        self.start()
+        try:
+            yield self.authority
+        finally:
+            self.stop()
+
+    def start(self) -> str:
+        """Serve on 127.0.0.1: a free port the first time, the same one again after :meth:`stop`."""
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -119,13 +130,17 @@ class IdentityProvider:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.authority = f"http://127.0.0.1:{server.server_address[1]}"
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield self.authority
-        finally:
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)  # reuses the address (TIME_WAIT)
+        self._port = server.server_address[1]
+        self.authority = f"http://127.0.0.1:{self._port}"
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self._server = server
+        return self.authority
+
+    def stop(self) -> None:
+        """Stop answering: connections to the port are refused until :meth:`start`."""
+        server, self._server = self._server, None
+        if server is not None:
             server.shutdown()
             server.server_close()
 

@@ -5,20 +5,33 @@ that ``.ci/run`` installs from Debian's packages (or the one ``KERNEL_APP_CHROMI
 is ever fetched. A test that fails leaves a full-page screenshot and the page's HTML in
 ``KERNEL_APP_TEST_ARTIFACTS`` (default ``test-artifacts/`` at the project root, ignored by git) for CI to keep.
 
-Use: ``from tests.support.playwright_browser import page, browser  # noqa: F401`` in a test module, mark the
-module ``e2e`` and ``needs_chromium``.
+Use: take the fixtures by name in a test module (``from tests.support import playwright_browser as pw``,
+then ``browser = pw.browser`` and ``page = pw.page``), mark the module ``e2e`` and ``pw.needs_chromium``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.browser import INSTALL, chromium
+DEFAULT = "/usr/bin/chromium-headless-shell"
+INSTALL = "apt-get install --no-install-recommends chromium-headless-shell"
+
+
+def chromium() -> str | None:
+    """The Chromium to run: KERNEL_APP_CHROMIUM, else Debian's headless shell, else a chromium on PATH."""
+    named = os.environ.get("KERNEL_APP_CHROMIUM")
+    if named:
+        return named
+    if Path(DEFAULT).exists():
+        return DEFAULT
+    return shutil.which("chromium-headless-shell") or shutil.which("chromium")
+
 
 ARTIFACTS = Path(os.environ.get("KERNEL_APP_TEST_ARTIFACTS") or Path(__file__).resolve().parents[2] / "test-artifacts")
 

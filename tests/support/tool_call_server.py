@@ -1,4 +1,5 @@
-"""A loopback OpenAI-compatible server whose answers may be tool calls (function-calling tests).
+"""A loopback OpenAI-compatible server whose answers may be tool calls (function-calling tests), as JSON or,
+when the request asks to stream, as server-sent events (each answer in one chunk).
 
 The shared stub (tests/support/openai_stub.py) answers only text; semantic-kernel's real OpenAI
 connector and the real ``openai`` client drive this one, so the tools sent, the calls made and the
@@ -65,12 +66,35 @@ class ToolCallServer:
                     "choices": [{"index": 0, "finish_reason": finish, "message": message}],
                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
                 }
+                if body.get("stream"):
+                    self._stream(payload)
+                    return
                 data = json.dumps(payload).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _stream(self, payload: dict[str, Any]) -> None:
+                """The same answer as one streamed chunk (tool calls with their ``index``), then the usage."""
+                choice = payload["choices"][0]
+                delta = dict(choice["message"])
+                if delta.get("tool_calls"):
+                    delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(delta["tool_calls"])]
+                chunk = {**payload, "object": "chat.completion.chunk", "usage": None}
+                chunks = [
+                    {**chunk, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+                    {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]},
+                    {**chunk, "choices": [], "usage": payload["usage"]},
+                ]
+                data = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+                raw = data.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)

@@ -11,12 +11,17 @@ one of ``entra_allowed_tenants``), and the scope (``scp`` holding the configured
 
 A refusal is :class:`Refused`: 401 for a token that proves nothing (absent, malformed, bad signature,
 expired, another audience or issuer), 403 for a valid token that may not call (another tenant, no scope).
-Its reason never includes the token.
+Its reason never includes the token. An identity provider that cannot be reached (its OpenID configuration
+or its keys) is :class:`Unavailable`, a 503 with ``retry_after``: the caller's token may be fine, so it is
+no 401 (a client would drop a good token); the fetch is tried again at most every ``retry_after`` seconds,
+so the server recovers by itself when the provider is back, without hammering it meanwhile. Keys already
+fetched keep validating their tokens during an outage.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import urllib.request
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 ALGORITHMS = ["RS256"]  # what Entra signs access tokens with; never none or HS* (a public key is no secret)
 LEEWAY_S = 60.0  # clock difference tolerated on exp / nbf / iat
 REFETCH_FLOOR_S = 60.0  # at least this long between two fetches of the key set
+RETRY_UNAVAILABLE_S = 5.0  # after a failed fetch, at least this long before the next try (and Retry-After)
 FETCH_TIMEOUT_S = 10.0
 
 # Authorities whose metadata serves many tenants (its issuer says {tenantid}): each token's own tenant counts.
@@ -44,12 +50,22 @@ Fetch = Callable[[str], dict[str, Any]]
 
 
 class Refused(Exception):
-    """A request whose token does not let it in: ``status`` 401 or 403 and a one-line ``reason``."""
+    """A request whose token does not let it in: ``status`` 401, 403 (or 503: :class:`Unavailable`) and a
+    one-line ``reason``."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class Unavailable(Refused):
+    """The identity provider could not be read, so no token can be checked now: 503, try again in
+    ``retry_after`` whole seconds (at least 1)."""
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        super().__init__(503, reason)
+        self.retry_after = max(1, math.ceil(retry_after))
 
 
 @dataclass(frozen=True)
@@ -125,12 +141,14 @@ class EntraValidator:
         *,
         fetch: Fetch = fetch_json,
         refetch_floor: float = REFETCH_FLOOR_S,
+        retry_unavailable: float = RETRY_UNAVAILABLE_S,
         leeway: float = LEEWAY_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self._fetch = fetch
         self._floor = refetch_floor
+        self._retry = retry_unavailable
         self._leeway = leeway
         self._clock = clock
         self._lock = threading.Lock()
@@ -138,6 +156,7 @@ class EntraValidator:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._meta_failed_at: float | None = None
+        self._keys_failed_at: float | None = None
 
     def validate(self, token: str) -> Identity:
         """The identity ``token`` proves, or :class:`Refused` with the reason."""
@@ -189,14 +208,21 @@ class EntraValidator:
         with self._lock:
             if self._metadata is None:
                 now = self._clock()
-                if self._meta_failed_at is not None and now - self._meta_failed_at < self._floor:
-                    raise Refused(401, "the identity provider's OpenID configuration could not be read lately")
-                self._meta_failed_at = now  # cleared below once it is read: a provider away is not hammered
-                self._metadata = self._fetch_or_fail(self.config.metadata_url, "OpenID configuration")
+                self._wait_out(self._meta_failed_at, now, "OpenID configuration")
+                try:
+                    metadata = self._fetch_or_fail(self.config.metadata_url, "OpenID configuration")
+                except Unavailable:
+                    self._meta_failed_at = now  # no new try before the retry interval
+                    raise
+                if not metadata.get("jwks_uri") or not metadata.get("issuer"):
+                    self._meta_failed_at = now  # a provider answering nonsense is no better than one away
+                    raise Unavailable(
+                        "the identity provider's OpenID configuration has no jwks_uri or issuer: check "
+                        "entra_authority and entra_tenant_id",
+                        self._retry,
+                    )
                 self._meta_failed_at = None
-                if not self._metadata.get("jwks_uri") or not self._metadata.get("issuer"):
-                    self._metadata = None
-                    raise Refused(401, "the identity provider's OpenID configuration has no jwks_uri or issuer")
+                self._metadata = metadata
             return self._metadata
 
     def _key(self, kid: str) -> jwt.PyJWK:
@@ -208,21 +234,33 @@ class EntraValidator:
             if key is not None:
                 return key
             now = self._clock()
+            self._wait_out(self._keys_failed_at, now, "signing keys")
             if self._fetched_at is not None and now - self._fetched_at < self._floor:
                 raise Refused(401, "the token's signing key is not one of the tenant's keys")
-            self._fetched_at = now  # before the fetch: a failing provider is not retried at every request
-            keys = self._fetch_or_fail(str(metadata["jwks_uri"]), "signing keys")
+            try:
+                keys = self._fetch_or_fail(str(metadata["jwks_uri"]), "signing keys")
+            except Unavailable:
+                self._keys_failed_at = now  # no new try before the retry interval
+                raise
+            self._keys_failed_at = None
+            self._fetched_at = now
             self._keys = _keys_by_kid(keys)
             key = self._keys.get(kid)
             if key is None:
                 raise Refused(401, "the token's signing key is not one of the tenant's keys")
             return key
 
+    def _wait_out(self, failed_at: float | None, now: float, what: str) -> None:
+        """:class:`Unavailable` while the last failed fetch of ``what`` is more recent than the retry interval."""
+        if failed_at is not None and (left := failed_at + self._retry - now) > 0:
+            raise Unavailable(f"the identity provider's {what} could not be read: trying again shortly", left)
+
     def _fetch_or_fail(self, url: str, what: str) -> dict[str, Any]:
         try:
             return self._fetch(url)
         except Exception as error:  # the identity provider away: nobody can be let in, say why in the log
-            raise Refused(401, f"could not read the identity provider's {what} at {url}: {error}") from None
+            said = " ".join(str(error).split()) or type(error).__name__  # one line in the log
+            raise Unavailable(f"could not read the identity provider's {what} at {url}: {said}", self._retry) from None
 
 
 def _issuer_of(issuer: str, tenant: str) -> str:

@@ -1,4 +1,5 @@
-"""The OpenAI Responses API: ``POST /v1/responses`` (JSON or streamed events) and ``GET /v1/responses/{id}``.
+"""The OpenAI Responses API: ``POST /v1/responses`` (JSON or streamed events), ``GET /v1/responses/{id}``
+and ``DELETE /v1/responses/{id}``.
 
 Models as on chat completions (:mod:`kernel_app.interfaces.server.openai_compat`): ``kernel-app`` is the kernel
 (the conversation engine calls the plugins' functions; what needs a person's approval is refused, as no one
@@ -14,7 +15,9 @@ Stored responses (``store``, true by default) live in the conversation store (SQ
 ``database_url``, so any instance continues them): each response is a conversation whose id is the
 response's id, holding the conversation up to and including that response. ``previous_response_id``
 copies that conversation into the new response's, so two responses can continue one (as in OpenAI's API).
-The REST API lists them among the conversations. ``instructions`` apply to their own response only. A
+The REST API lists them among the conversations. Deleting a response deletes its conversation: it is then
+a 404 everywhere, as ``previous_response_id`` too; responses that continued it keep their own copy (as in
+OpenAI's API, where deleting one response leaves later ones). ``instructions`` apply to their own response only. A
 failed response is not stored. Unstored responses run over the messages the request holds, as chat
 completions do.
 """
@@ -416,9 +419,13 @@ def _engine(state: ServerState, model: str) -> ConversationEngine:
 def _stored(state: ServerState, response_id: str, param: str | None = None) -> list[Message]:
     """The messages of a stored response's conversation; OpenAI's 404 when there is none."""
     if not response_id.startswith(RESPONSE_PREFIX) or not state.store.exists(response_id):
-        code = "previous_response_not_found" if param else "not_found"
-        raise ApiError(404, f"Response with id '{response_id}' not found.", code, param=param)
+        raise _not_found(response_id, param)
     return state.store.messages(response_id)
+
+
+def _not_found(response_id: str, param: str | None = None) -> ApiError:
+    code = "previous_response_not_found" if param else "not_found"
+    return ApiError(404, f"Response with id '{response_id}' not found.", code, param=param)
 
 
 @router.post("/responses", summary="Create a response (OpenAI Responses API, JSON or SSE)", response_model=None)
@@ -524,6 +531,14 @@ async def get_response(response_id: str, state: State) -> dict[str, Any]:
     builder = ResponseBuilder(response_id, body, conversation.created_at)
     builder.output = list(stored_output(messages))
     return dump(builder.response("completed", completed_at=conversation.updated_at))
+
+
+@router.delete("/responses/{response_id}", summary="Delete a stored response")
+async def delete_response(response_id: str, state: State) -> dict[str, Any]:
+    # Only a response's conversation: the prefix keeps this route from deleting other conversations.
+    if not response_id.startswith(RESPONSE_PREFIX) or not state.store.delete(response_id):
+        raise _not_found(response_id)
+    return {"id": response_id, "object": "response", "deleted": True}
 
 
 def stored_output(messages: list[Message]) -> Iterator[Any]:

@@ -12,9 +12,10 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
+from kernel_app.base import telemetry
 from kernel_app.base.errors import ConfigError
 from kernel_app.base.identity import Identity
-from kernel_app.interfaces.server.entra import EntraValidator, Refused
+from kernel_app.interfaces.server.entra import EntraValidator, Refused, Unavailable
 
 API_KEYS_VARIABLE = "KERNEL_APP_API_KEYS"
 OPEN_PATHS = frozenset({"/healthz"})  # everything else needs the bearer key when keys are set
@@ -71,8 +72,9 @@ class Authenticate:
 
     ``query_token``: also take the token from the ``access_token`` query parameter, where a SignalR client
     puts it (a browser's WebSocket cannot send a header). Refusals: 401 with ``WWW-Authenticate: Bearer``
-    when nothing proves who calls, 403 for a valid token that may not call; a WebSocket is closed (1008)
-    before it is accepted. The reason goes to the log in one line, never the token.
+    when nothing proves who calls, 403 for a valid token that may not call, 503 with ``Retry-After`` while
+    the identity provider cannot be read; a WebSocket is closed before it is accepted (1008, or 1013 "try
+    again later" for the 503). The reason goes to the log in one line, never the token.
     """
 
     def __init__(
@@ -95,8 +97,7 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         if not self.keys and self.entra is None:
-            _set_identity(scope, Identity.local())
-            await self.app(scope, receive, send)
+            await self._call_as(Identity.local(), scope, receive, send)
             return
         if scope.get("path") in self.open_paths:
             await self.app(scope, receive, send)
@@ -106,8 +107,12 @@ class Authenticate:
         except Refused as refused:
             await self._refuse(scope, send, refused)
             return
+        await self._call_as(identity, scope, receive, send)
+
+    async def _call_as(self, identity: Identity, scope: Scope, receive: Any, send: Any) -> None:
         _set_identity(scope, identity)
-        await self.app(scope, receive, send)
+        with telemetry.as_enduser(identity.principal):  # the turns' and plans' spans name their user
+            await self.app(scope, receive, send)
 
     async def _identify(self, scope: Scope) -> Identity:
         token = self._token(scope)
@@ -148,9 +153,12 @@ class Authenticate:
             refused.reason,
         )
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 1008})
+            await send({"type": "websocket.close", "code": 1013 if isinstance(refused, Unavailable) else 1008})
             return
-        if refused.status == 401:
+        if isinstance(refused, Unavailable):
+            retry = [(b"retry-after", str(refused.retry_after).encode())]
+            await send_error(send, 503, refused.reason, "identity_provider_unavailable", retry, kind="server_error")
+        elif refused.status == 401:
             code = "invalid_api_key" if self.entra is None else "invalid_token"
             headers = [(b"www-authenticate", b'Bearer error="invalid_token"' if self.entra else b"Bearer")]
             await send_error(send, 401, refused.reason, code, headers=headers)
@@ -214,10 +222,16 @@ async def _too_large(send: Any, max_bytes: int) -> None:
 
 
 async def send_error(
-    send: Any, status: int, message: str, code: str, headers: Iterable[tuple[bytes, bytes]] = ()
+    send: Any,
+    status: int,
+    message: str,
+    code: str,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    *,
+    kind: str = "invalid_request_error",
 ) -> None:
     """An OpenAI-style error JSON answered straight from a middleware (before any route runs)."""
-    body = json.dumps({"error": {"message": message, "type": "invalid_request_error", "code": code}}).encode()
+    body = json.dumps({"error": {"message": message, "type": kind, "code": code}}).encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": body})

@@ -214,6 +214,7 @@ def test_an_uploaded_document_answers_with_citations_and_is_downloaded(served: t
     assert set(citation) == {"link", "sourceContentType", "sourceName", "snippet", "relevanceScore"}
     assert citation["sourceName"] == "hours.md" and "opens at seven" in citation["snippet"]
     assert 0.2 <= citation["relevanceScore"] <= 1
+    assert f"[{citation['link']}]" in bot["content"]  # what the answer cites: the web app shows it as [1]
 
     refused = httpx.post(f"{base}/chats/{chat_id}/documents", files=[("formFiles", ("a.exe", b"MZ", "x/y"))])
     assert refused.status_code == 400 and refused.json()["error"]["message"].startswith("a.exe: upload .txt")

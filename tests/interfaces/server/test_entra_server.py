@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +86,28 @@ def test_a_rotated_key_is_fetched_when_a_token_names_it(served: tuple[str, ToolS
     validator = _validator(url)
     validator._fetched_at = None  # as if the floor had passed (the unit tests check the floor itself)
     assert httpx.get(f"{url}/v1/models", headers=bearer(idp.token(key=rotated))).status_code == 200
+
+
+def test_an_identity_provider_away_is_a_503_and_the_server_recovers_by_itself(
+    served: tuple[str, ToolScripted, IdentityProvider], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, _, idp = served
+    idp.stop()  # before the first token: the server has neither the OpenID configuration nor the keys
+    with caplog.at_level(logging.WARNING, "kernel_app.server.auth"):
+        away = httpx.get(f"{url}/v1/models", headers=bearer(idp.token()))
+    assert away.status_code == 503, away.text
+    assert 1 <= int(away.headers["retry-after"]) <= 5
+    assert "identity provider" in away.json()["error"]["message"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "kernel_app.server.auth"]
+    assert len(lines) == 1 and "503" in lines[0] and idp.token()[:20] not in lines[0]
+    assert httpx.get(f"{url}/v1/models", headers=bearer(KEY)).status_code == 200  # keys need no provider
+    idp.start()  # back on the same address: the next try after Retry-After lets the user in
+    deadline = time.monotonic() + 10
+    status = 503
+    while status == 503 and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = httpx.get(f"{url}/v1/models", headers=bearer(idp.token())).status_code
+    assert status == 200
 
 
 def _validator(url: str):  # the served app's validator, to stand in for a minute's wait

@@ -17,7 +17,7 @@ from starlette.routing import Route
 from kernel_app.base.config import Settings
 from kernel_app.base.errors import ConfigError
 from kernel_app.base.identity import Identity
-from kernel_app.interfaces.server.entra import EntraConfig, EntraValidator, Refused, entra_config
+from kernel_app.interfaces.server.entra import EntraConfig, EntraValidator, Refused, Unavailable, entra_config
 from kernel_app.interfaces.server.security import Authenticate, check_bind, identity_of
 from tests.support.entra import (
     CLIENT_ID,
@@ -150,25 +150,52 @@ def test_an_unknown_kid_refetches_the_keys_once_per_floor() -> None:
     assert jwks_fetches() == 3
 
 
-def test_an_unreachable_identity_provider_refuses_with_the_reason() -> None:
+def test_an_unreachable_identity_provider_is_unavailable_until_it_returns() -> None:
     idp = IdentityProvider()
-
-    def down(url: str) -> dict[str, Any]:
-        raise OSError("connection refused")
-
+    away = {"up": False}
     calls: list[str] = []
 
-    def counted(url: str) -> dict[str, Any]:
+    def fetch(url: str) -> dict[str, Any]:
         calls.append(url)
-        return down(url) if len(calls) == 1 else idp.fetch(url)
+        if not away["up"]:
+            raise OSError("[Errno 111]\nConnection refused")
+        return idp.fetch(url)
 
     clock = Clock()
-    check = EntraValidator(EntraConfig(TENANT, CLIENT_ID, idp.authority), fetch=counted, clock=clock)
+    check = EntraValidator(EntraConfig(TENANT, CLIENT_ID, idp.authority), fetch=fetch, clock=clock)
     refused = refusal(check, idp.token())
-    assert refused.status == 401 and "connection refused" in refused.reason
-    assert "lately" in refusal(check, idp.token()).reason and len(calls) == 1  # not asked again at once
+    assert isinstance(refused, Unavailable) and refused.status == 503 and refused.retry_after == 5
+    assert "OpenID configuration" in refused.reason and "Connection refused" in refused.reason
+    assert "\n" not in refused.reason  # one log line
+    clock.now += 2
+    again = refusal(check, idp.token())  # not asked again at once: the provider is not hammered
+    assert isinstance(again, Unavailable) and again.retry_after == 3 and len(calls) == 1
+    clock.now += 3
+    away["up"] = True
+    assert check.validate(idp.token()).object_id == USER_OID  # back: the next request after the interval
+
+
+def test_keys_that_cannot_be_fetched_are_unavailable_and_known_keys_still_work() -> None:
+    idp = IdentityProvider()
+    clock = Clock()
+    keys_down = {"down": True}
+
+    def fetch(url: str) -> dict[str, Any]:
+        if "keys" in url and keys_down["down"]:
+            raise OSError("timed out")
+        return idp.fetch(url)
+
+    check = EntraValidator(EntraConfig(TENANT, CLIENT_ID, idp.authority), fetch=fetch, clock=clock)
+    refused = refusal(check, idp.token())
+    assert isinstance(refused, Unavailable) and "signing keys" in refused.reason
+    clock.now += 5
+    keys_down["down"] = False
+    assert check.validate(idp.token()).object_id == USER_OID
+    keys_down["down"] = True  # away again: the key fetched before still checks its tokens
+    assert check.validate(idp.token()).object_id == USER_OID
     clock.now += 61
-    assert check.validate(idp.token()).object_id == USER_OID  # back: the next request after the floor gets in
+    rotated = SigningKey()
+    assert isinstance(refusal(check, idp.token(key=rotated)), Unavailable)  # a new key cannot be looked up now
 
 
 def test_the_settings_turn_sign_in_on() -> None:
@@ -245,6 +272,29 @@ async def test_the_middleware_tells_keys_users_and_refusals_apart(caplog: pytest
     lines = [record.getMessage() for record in caplog.records]
     assert len(lines) == 4 and all("\n" not in line for line in lines)
     assert any("expired" in line for line in lines) and not any(expired in line for line in lines)
+
+
+async def test_the_middleware_answers_503_with_retry_after_while_the_provider_is_away(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    idp = IdentityProvider()
+
+    def away(url: str) -> dict[str, Any]:
+        raise OSError("connection refused")
+
+    app = Authenticate(
+        Starlette(routes=[Route("/whoami", whoami)]),
+        [],
+        EntraValidator(EntraConfig(TENANT, CLIENT_ID, idp.authority), fetch=away, clock=Clock()),
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        with caplog.at_level(logging.WARNING, "kernel_app.server.auth"):
+            answer = await client.get("/whoami", headers={"Authorization": f"Bearer {idp.token()}"})
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert "www-authenticate" not in answer.headers  # the token is not at fault: the client keeps it
+    assert answer.json()["error"]["code"] == "identity_provider_unavailable"
+    (line,) = [record.getMessage() for record in caplog.records]
+    assert "503" in line and "connection refused" in line
 
 
 async def test_the_hub_takes_the_token_from_the_query_string() -> None:

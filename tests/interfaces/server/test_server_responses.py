@@ -267,3 +267,37 @@ def test_each_response_frees_its_place_at_the_model(tmp_path: Path) -> None:
     with running(make_app(tmp_path, service, concurrency=1, queue=0)) as url:
         answers = [client(url).responses.create(model="kernel-app", input=f"{n}?").output_text for n in range(3)]
     assert answers == ["One.", "Two.", "Three."]  # with one place and no queue, a held place is a 429
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_delete_removes_a_response_as_openai_does(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    service = ToolScripted(["It is 5.", "Ten.", "Eleven."])
+    if backend == "postgresql":
+        serving = _on_postgres(tmp_path, request.getfixturevalue("postgres_url"), service)
+    else:
+        serving = running(make_app(tmp_path, service))
+    with serving as url:
+        openai_client = client(url)
+        first = openai_client.responses.create(model="kernel-app", input="what is 2+3")
+        second = openai_client.responses.create(model="kernel-app", input="doubled?", previous_response_id=first.id)
+        assert openai_client.responses.delete(first.id) is None  # the client's delete returns nothing
+        wire = httpx.delete(f"{url}/v1/responses/{second.id}", timeout=30)
+        assert wire.status_code == 200 and wire.json() == {"id": second.id, "object": "response", "deleted": True}
+        with pytest.raises(openai.NotFoundError) as gone:
+            openai_client.responses.retrieve(first.id)
+        assert gone.value.body == {
+            "message": f"Response with id '{first.id}' not found.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "not_found",
+        }
+        with pytest.raises(openai.NotFoundError) as continued:
+            openai_client.responses.create(model="kernel-app", input="plus one?", previous_response_id=first.id)
+        assert continued.value.body["code"] == "previous_response_not_found"  # pyright: ignore[reportIndexIssue]
+        assert continued.value.body["param"] == "previous_response_id"  # pyright: ignore[reportIndexIssue]
+        with pytest.raises(openai.NotFoundError):
+            openai_client.responses.delete(first.id)  # twice: OpenAI's 404, nothing else deleted
+        conversation = httpx.post(f"{url}/v1/conversations", json={}, timeout=30).json()["id"]
+        assert httpx.delete(f"{url}/v1/responses/{conversation}", timeout=30).status_code == 404  # not a response
+        assert httpx.get(f"{url}/v1/conversations/{conversation}", timeout=30).status_code == 200
+    assert len(service.requests) == 2  # the refused continuation never reached the model

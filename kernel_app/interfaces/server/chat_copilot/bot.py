@@ -571,7 +571,10 @@ def _citation(hit: Any) -> dict[str, Any]:
     name = Path(source).name
     text = " ".join(hit.record.text.split())
     return {
-        "link": name,
+        # The web app replaces every occurrence of ``link`` in the answer with the citation's number: the
+        # record id is what the answer cites ("[id]" shows as "[1]"); the file's name would turn any
+        # mention of it in the answer into a bare number.
+        "link": hit.record.id,
         "sourceContentType": "text/markdown" if name.lower().endswith(".md") else "text/plain",
         "sourceName": name,
         "snippet": text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…",
