@@ -27,7 +27,13 @@ from kernel_app.conversation.store import AnyConversationStore, open_conversatio
 from kernel_app.interfaces.server import errors
 from kernel_app.interfaces.server.entra import EntraValidator, entra_config
 from kernel_app.interfaces.server.limits import GenerationGate
-from kernel_app.interfaces.server.security import Authenticate, BodyLimit, LoopbackHosts, ServerTiming
+from kernel_app.interfaces.server.security import (
+    Authenticate,
+    BodyLimit,
+    LoopbackHosts,
+    ScopeMemory,
+    ServerTiming,
+)
 from kernel_app.interfaces.server.state import ServerState
 
 if TYPE_CHECKING:
@@ -102,7 +108,7 @@ def create_app(
     if mcp:
         from kernel_app.interfaces.server.mcp_server import McpHttp
 
-        mcp_http = McpHttp(kernel)
+        mcp_http = McpHttp(kernel, shared_collections=settings.shared_collections)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,6 +174,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     keys = list(api_keys)
     entra = entra_validator(settings)
+    app.add_middleware(ScopeMemory, shared=settings.shared_collections)  # the caller's memory collections
     app.add_middleware(Authenticate, api_keys=keys, entra=entra)  # nothing below runs unauthenticated
     if not keys and entra is None:
         app.add_middleware(LoopbackHosts)
