@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from kernel_app.base.config import Settings
+from kernel_app.base.identity import Identity
 from kernel_app.conversation import open_conversation_store
 from kernel_app.interfaces.server.chat_copilot.hub import INVOCATION, SEPARATOR, Connection, Hub
 from tests.support import postgres as pg_support
@@ -33,6 +34,7 @@ postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/sup
 postgres_url = pg_support.postgres_url
 
 BOB_OID = "00000000-0000-0000-bbbb-0000000000b0"
+BOB_KEY = "b" * 24
 ALICE_ID, BOB_ID = f"{USER_OID}.{TENANT}", f"{BOB_OID}.{TENANT}"
 
 
@@ -42,11 +44,14 @@ class Served:
     service: ToolScripted
     alice: dict[str, str]
     bob: dict[str, str]
+    bob_id: str  # Bob as the web app names him
 
 
-@pytest.fixture(params=["local", "postgresql"])
+# Bob is another signed-in user, or a caller with an API key (accepted beside sign-in): one user per key.
+@pytest.fixture(params=[("local", "user"), ("postgresql", "user"), ("local", "key")], ids="-".join)
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    backend, bob_is = request.param
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     idp = IdentityProvider()
     with idp.serving() as authority:
         settings = Settings(
@@ -54,9 +59,12 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
         )
         service = ToolScripted()
         store = open_conversation_store(tmp_path / "memory", database_url=url)
-        with running(make_app(tmp_path, service, settings, store=store)) as base:
-            alice, bob = bearer(idp.token()), bearer(idp.token(oid=BOB_OID, name="Bob"))
-            yield Served(f"{base}/copilot", service, alice, bob)
+        with running(make_app(tmp_path, service, settings, store=store, api_keys=[BOB_KEY])) as base:
+            if bob_is == "key":
+                bob, bob_id = bearer(BOB_KEY), Identity.for_key(BOB_KEY).principal
+            else:
+                bob, bob_id = bearer(idp.token(oid=BOB_OID, name="Bob")), BOB_ID
+            yield Served(f"{base}/copilot", service, bearer(idp.token()), bob, bob_id)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -150,7 +158,7 @@ async def test_the_hub_joins_and_relays_as_the_signed_in_user(served: Served) ->
             assert alice.received == []
             # chat-copilot's invite: Bob joins with the chat's id; now he sees it and its messages
             joined = await http.post(f"/chats/{chat_id}/participants", headers=served.bob)
-            assert joined.json() == {"userId": BOB_ID, "chatId": chat_id}
+            assert joined.json() == {"userId": served.bob_id, "chatId": chat_id}
             assert [c["id"] for c in (await http.get("/chats", headers=served.bob)).json()] == [chat_id]
             await bob.join(chat_id)
             # what Alice's browser relays names her, whatever it says
