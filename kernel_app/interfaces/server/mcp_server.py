@@ -83,9 +83,9 @@ def build_server(kernel: Kernel, shared_collections: Iterable[str] = ()) -> Serv
     from mcp.server.lowlevel import Server
 
     from kernel_app.base.effects import Effect, effect_of
+    from kernel_app.conversation.engine import result_text
 
     shared = frozenset(shared_collections)
-    from kernel_app.conversation.engine import result_text
 
     server: Server[Any, Any] = Server(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS)
     functions = _functions(kernel)
