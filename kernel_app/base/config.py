@@ -78,6 +78,9 @@ class Settings:
     entra_allowed_tenants: list[str] = field(default_factory=list)  # other tenants whose users may sign in
     entra_authority: str = "https://login.microsoftonline.com"  # another cloud's, or a test's identity provider
     entra_scope: str = "access_as_user"  # the delegated scope a user's token must carry (or any app role)
+    # Memory collections every user of a server sees as one (a team's handbook); every other collection is
+    # per user (memories/scope.py). KERNEL_APP_SHARED_COLLECTIONS: comma-separated.
+    shared_collections: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in field_names():
@@ -177,6 +180,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
             raise ConfigError(f'{where}: expected a list of tenant ids, e.g. ["<tenant id>"], got {value!r}')
         return [t.strip() for t in value if t.strip()]
+    if name == "shared_collections":
+        return _collection_names(value, where)
     if name in ("entra_authority", "entra_scope"):
         text = _optional(value, str, where, "a URL" if name == "entra_authority" else "a scope name")
         text = (text or "").strip().rstrip("/")
@@ -205,6 +210,21 @@ def _database_url(value: Any, where: str) -> str | None:
             f"{where}: expected a postgresql:// URL, e.g. postgresql://user@host:5432/dbname, got {shown}"
         )
     return value
+
+
+def _collection_names(value: Any, where: str) -> list[str]:
+    """Memory collection names: a list, or the environment's comma-separated text; each a valid name."""
+    import re
+
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(name, str) for name in value):
+        raise ConfigError(f'{where}: expected a list of memory collection names, e.g. ["handbook"], got {value!r}')
+    names = [name.strip() for name in value if name.strip()]
+    for name in names:  # the memory store's rule (memories.store_base.COLLECTION_NAME), checked before serving
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", name):
+            raise ConfigError(f"{where}: {name!r} is not a collection name: use 1-64 letters, digits, '_', '-' or '.'")
+    return names
 
 
 def _optional(value: Any, kind: type, where: str, what: str) -> Any:

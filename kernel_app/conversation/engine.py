@@ -46,7 +46,15 @@ from kernel_app.conversation.events import (
     TextDelta,
 )
 from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit, message_tokens
-from kernel_app.conversation.store import AnyConversationStore, Conversation, ConversationStore, Message, ToolCall
+from kernel_app.conversation.store import (
+    LOCAL_OWNER,
+    AnyConversationStore,
+    Conversation,
+    ConversationNotFoundError,
+    ConversationStore,
+    Message,
+    ToolCall,
+)
 from kernel_app.providers.call_log.context import scoped_stream
 from kernel_app.providers.llama.profiles import GENERIC, ModelProfile
 
@@ -165,10 +173,16 @@ class ConversationEngine:
             return window
         return context_tokens_for(str(getattr(service, "ai_model_id", "") or ""))
 
-    def create(self, *, title: str = "", id: str | None = None) -> Conversation:
+    def create(self, *, title: str = "", id: str | None = None, owner: str = LOCAL_OWNER) -> Conversation:
+        """A new conversation of ``owner``: the principal of whoever asked (the interface knows who; the
+        engine only keeps the string)."""
         service = self.service
         return self.store.create(
-            title=title, service=str(service.service_id or ""), model=str(service.ai_model_id or ""), id=id
+            title=title,
+            service=str(service.service_id or ""),
+            model=str(service.ai_model_id or ""),
+            id=id,
+            owner=owner,
         )
 
     def remember(self, conversation_id: str, said: str, result: str) -> None:
@@ -303,6 +317,7 @@ class ConversationEngine:
         conversation: Conversation | None = None,
         options: dict[str, Any] | None = None,
         instructions: Sequence[str] = (),
+        owner: str | None = None,
     ) -> AsyncIterator[Event]:
         """One turn of a stored conversation; ends with ``Done`` (after the turn is stored) or ``ErrorEvent``.
 
@@ -313,9 +328,12 @@ class ConversationEngine:
         PostgreSQL each read is a round trip per turn. ``options``: execution settings for this turn
         (``max_tokens``, ``temperature``...). ``instructions``: system messages for this turn only, after
         the engine's own; they are not stored (the Responses API's ``instructions`` do not carry over to
-        the next response)."""
-        if conversation is None:
-            conversation = self.store.get(conversation_id)  # ConversationNotFoundError before anything runs
+        the next response). ``owner``: only that principal's conversation may be continued (another's is
+        not found); None: anyone's."""
+        if conversation is None:  # ConversationNotFoundError before anything runs
+            conversation = self.store.get(conversation_id, owner=owner)
+        elif owner is not None and conversation.owner != owner:
+            raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
         pending = [Message("user", text)]
         committed = 0
         ended = False  # Done or ErrorEvent came: the turn is over, whatever happens to its consumer now

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import LiteralString
 
 from kernel_app.conversation.store import (
+    LOCAL_OWNER,
     ROLES,
     Conversation,
     ConversationNotFoundError,
@@ -86,6 +87,14 @@ MIGRATIONS = (
         CREATE INDEX conversation_turns_by_alive ON conversation_turns (alive_at);
         """,
     ),
+    Migration(
+        3,
+        "each conversation's owner (a principal); those kept before belong to the local user",
+        """
+        ALTER TABLE conversations ADD COLUMN owner text NOT NULL DEFAULT 'local';
+        CREATE INDEX conversations_by_owner ON conversations (owner, updated_at DESC, created_order DESC);
+        """,
+    ),
 )
 INTERRUPTED = "(interrupted: the server answering this turn stopped before it finished; ask again)"
 # The database's clock, in the SQLite store's unit (epoch seconds); clock_timestamp so that two statements
@@ -93,8 +102,12 @@ INTERRUPTED = "(interrupted: the server answering this turn stopped before it fi
 NOW: LiteralString = "extract(epoch FROM clock_timestamp())::double precision"
 COUNTED: LiteralString = (
     "SELECT c.id, c.title, c.created_at, c.updated_at, c.service, c.model, "
-    "(SELECT count(*) FROM conversation_messages m WHERE m.conversation_id = c.id) AS n FROM conversations c"
+    "(SELECT count(*) FROM conversation_messages m WHERE m.conversation_id = c.id) AS n, c.owner "
+    "FROM conversations c"
 )
+# ``owner`` on a read or a delete: only that principal's conversation counts (another's is "not found");
+# None: anyone's. The parameter is typed, so that PostgreSQL knows what a NULL is.
+OWNED: LiteralString = "(%s::text IS NULL OR c.owner = %s)"
 MESSAGE_COLUMNS: LiteralString = "seq, role, content, name, call_id, tool_calls, tokens, created_at"
 
 
@@ -171,7 +184,16 @@ class PgConversationStore:
 
     # region conversations
 
-    def create(self, *, title: str = "", service: str = "", model: str = "", id: str | None = None) -> Conversation:
+    def create(
+        self,
+        *,
+        title: str = "",
+        service: str = "",
+        model: str = "",
+        id: str | None = None,
+        owner: str = LOCAL_OWNER,
+    ) -> Conversation:
+        """A new conversation of ``owner`` (a principal: see :mod:`kernel_app.base.identity`)."""
         import uuid
 
         from psycopg import errors
@@ -180,38 +202,41 @@ class PgConversationStore:
         try:
             with self._statement() as conn:
                 row = conn.execute(
-                    "INSERT INTO conversations (id, title, created_at, updated_at, service, model) "
-                    f"VALUES (%s, %s, {NOW}, {NOW}, %s, %s) RETURNING created_at",
-                    (conversation_id, title, service, model),
+                    "INSERT INTO conversations (id, title, created_at, updated_at, service, model, owner) "
+                    f"VALUES (%s, %s, {NOW}, {NOW}, %s, %s, %s) RETURNING created_at",
+                    (conversation_id, title, service, model, owner),
                 ).fetchone()
         except errors.UniqueViolation:
             raise ConversationStoreError(f"a conversation with id {conversation_id!r} already exists") from None
         assert row is not None  # INSERT ... RETURNING always returns its row
         now = float(row[0])
-        return Conversation(conversation_id, title, now, now, service, model)
+        return Conversation(conversation_id, title, now, now, service, model, owner=owner)
 
-    def get(self, conversation_id: str) -> Conversation:
+    def get(self, conversation_id: str, *, owner: str | None = None) -> Conversation:
         with self._statement() as conn:
-            row = conn.execute(f"{COUNTED} WHERE c.id = %s", (conversation_id,)).fetchone()
+            row = conn.execute(f"{COUNTED} WHERE c.id = %s AND {OWNED}", (conversation_id, owner, owner)).fetchone()
         if row is None:
             raise ConversationNotFoundError(f"no conversation {conversation_id!r}: `kernel-app chat --list` lists them")
         return _conversation(row)
 
-    def exists(self, conversation_id: str) -> bool:
+    def exists(self, conversation_id: str, *, owner: str | None = None) -> bool:
         with self._statement() as conn:
-            return conn.execute("SELECT 1 FROM conversations WHERE id = %s", (conversation_id,)).fetchone() is not None
+            found = conn.execute(
+                f"SELECT 1 FROM conversations c WHERE c.id = %s AND {OWNED}", (conversation_id, owner, owner)
+            ).fetchone()
+        return found is not None
 
-    def list(self, *, limit: int = 50, offset: int = 0) -> list[Conversation]:
-        """Most recently updated first."""
+    def list(self, *, limit: int = 50, offset: int = 0, owner: str | None = None) -> list[Conversation]:
+        """Most recently updated first (``owner``: only theirs)."""
         with self._statement() as conn:
             rows = conn.execute(
-                f"{COUNTED} ORDER BY c.updated_at DESC, c.created_order DESC LIMIT %s OFFSET %s",
-                (max(limit, 0), max(offset, 0)),
+                f"{COUNTED} WHERE {OWNED} ORDER BY c.updated_at DESC, c.created_order DESC LIMIT %s OFFSET %s",
+                (owner, owner, max(limit, 0), max(offset, 0)),
             ).fetchall()
         return [_conversation(row) for row in rows]
 
-    def latest(self) -> Conversation | None:
-        found = self.list(limit=1)
+    def latest(self, *, owner: str | None = None) -> Conversation | None:
+        found = self.list(limit=1, owner=owner)
         return found[0] if found else None
 
     def update(
@@ -225,9 +250,12 @@ class PgConversationStore:
                 (title, service, model, conversation_id),
             )
 
-    def delete(self, conversation_id: str) -> bool:
+    def delete(self, conversation_id: str, *, owner: str | None = None) -> bool:
         with self._statement() as conn:
-            return conn.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,)).rowcount > 0
+            deleted = conn.execute(
+                f"DELETE FROM conversations c WHERE c.id = %s AND {OWNED}", (conversation_id, owner, owner)
+            )
+            return deleted.rowcount > 0
 
     # endregion
 
@@ -402,8 +430,8 @@ def _message_row(conversation_id: str, message: Message) -> tuple[Any, ...]:
 
 
 def _conversation(row: tuple[Any, ...]) -> Conversation:
-    id_, title, created_at, updated_at, service, model, count = row
-    return Conversation(id_, title, float(created_at), float(updated_at), service, model, int(count))
+    id_, title, created_at, updated_at, service, model, count, owner = row
+    return Conversation(id_, title, float(created_at), float(updated_at), service, model, int(count), owner)
 
 
 def _message(row: tuple[Any, ...]) -> Message:

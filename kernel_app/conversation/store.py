@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 DB_NAME = "conversations.sqlite3"
 APPLICATION_ID = 0x4B414356  # "KACV": marks the file as a Kernel App conversation store
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: conversations.owner
 ROLES = ("system", "user", "assistant", "tool")
+LOCAL_OWNER = "local"  # the owner of key-less local use, and of every conversation kept before owners were
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -37,8 +38,10 @@ CREATE TABLE IF NOT EXISTS conversations (
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
     service     TEXT NOT NULL DEFAULT '',
-    model       TEXT NOT NULL DEFAULT ''
+    model       TEXT NOT NULL DEFAULT '',
+    owner       TEXT NOT NULL DEFAULT 'local'   -- the principal it belongs to (kernel_app.base.identity)
 );
+CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations (owner, updated_at);
 CREATE TABLE IF NOT EXISTS messages (
     seq             INTEGER PRIMARY KEY AUTOINCREMENT,
     conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
@@ -52,6 +55,11 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, seq);
 """
+# Schema 1 -> 2: every conversation kept before has the local user as its owner (the column's default).
+UPGRADE_TO_2 = (
+    "ALTER TABLE conversations ADD COLUMN owner TEXT NOT NULL DEFAULT 'local'",
+    "CREATE INDEX IF NOT EXISTS conversations_by_owner ON conversations (owner, updated_at)",
+)
 
 
 class ConversationStoreError(KernelAppError):
@@ -108,6 +116,7 @@ class Conversation:
     service: str = ""
     model: str = ""
     message_count: int = 0
+    owner: str = LOCAL_OWNER  # the principal whose conversation it is (not shown by to_dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +204,12 @@ class ConversationStore:
             raise ConversationStoreError(
                 f"{self.path}: written by a newer Kernel App (schema {version}): upgrade kernel-app"
             )
+        if version < 2:
+            with self._write() as cursor:
+                if cursor.execute("PRAGMA user_version").fetchone()[0] < 2:  # another process may have done it
+                    for statement in UPGRADE_TO_2:
+                        cursor.execute(statement)
+                    cursor.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _write(self) -> Generator[sqlite3.Connection, None, None]:
@@ -216,44 +231,61 @@ class ConversationStore:
 
     # region conversations
 
-    def create(self, *, title: str = "", service: str = "", model: str = "", id: str | None = None) -> Conversation:
+    def create(
+        self,
+        *,
+        title: str = "",
+        service: str = "",
+        model: str = "",
+        id: str | None = None,
+        owner: str = LOCAL_OWNER,
+    ) -> Conversation:
+        """A new conversation of ``owner`` (a principal: see :mod:`kernel_app.base.identity`)."""
         now = time.time()
         conversation_id = id or uuid.uuid4().hex[:12]
         try:
             with self._write() as conn:
                 conn.execute(
-                    "INSERT INTO conversations (id, title, created_at, updated_at, service, model) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (conversation_id, title, now, now, service, model),
+                    "INSERT INTO conversations (id, title, created_at, updated_at, service, model, owner) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (conversation_id, title, now, now, service, model, owner),
                 )
         except sqlite3.IntegrityError:
             raise ConversationStoreError(f"a conversation with id {conversation_id!r} already exists") from None
-        return Conversation(conversation_id, title, now, now, service, model)
+        return Conversation(conversation_id, title, now, now, service, model, owner=owner)
 
-    def get(self, conversation_id: str) -> Conversation:
+    # ``owner`` on a read or a delete: only that principal's conversation counts (another's is "not found",
+    # never "forbidden": whether it exists is not told); None: anyone's (the CLI, and key-less local use).
+
+    def get(self, conversation_id: str, *, owner: str | None = None) -> Conversation:
         rows = self._read(
             "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
-            "FROM conversations c WHERE c.id = ?",
-            (conversation_id,),
+            "FROM conversations c WHERE c.id = ? AND (? IS NULL OR c.owner = ?)",
+            (conversation_id, owner, owner),
         )
         if not rows:
             raise ConversationNotFoundError(f"no conversation {conversation_id!r}: `kernel-app chat --list` lists them")
         return _conversation(rows[0])
 
-    def exists(self, conversation_id: str) -> bool:
-        return bool(self._read("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)))
+    def exists(self, conversation_id: str, *, owner: str | None = None) -> bool:
+        return bool(
+            self._read(
+                "SELECT 1 FROM conversations WHERE id = ? AND (? IS NULL OR owner = ?)", (conversation_id, owner, owner)
+            )
+        )
 
-    def list(self, *, limit: int = 50, offset: int = 0) -> list[Conversation]:
-        """Most recently updated first."""
+    def list(self, *, limit: int = 50, offset: int = 0, owner: str | None = None) -> list[Conversation]:
+        """Most recently updated first (``owner``: only theirs)."""
         rows = self._read(
             "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS n "
-            "FROM conversations c ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ? OFFSET ?",
-            (limit, offset),
+            "FROM conversations c WHERE (? IS NULL OR c.owner = ?) "
+            "ORDER BY c.updated_at DESC, c.rowid DESC LIMIT ? OFFSET ?",
+            (owner, owner, limit, offset),
         )
         return [_conversation(row) for row in rows]
 
-    def latest(self) -> Conversation | None:
-        found = self.list(limit=1)
+    def latest(self, *, owner: str | None = None) -> Conversation | None:
+        found = self.list(limit=1, owner=owner)
         return found[0] if found else None
 
     def update(
@@ -267,8 +299,16 @@ class ConversationStore:
                 (*changes.values(), time.time(), conversation_id),
             )
 
-    def delete(self, conversation_id: str) -> bool:
+    def delete(self, conversation_id: str, *, owner: str | None = None) -> bool:
         with self._write() as conn:
+            if (
+                conn.execute(
+                    "SELECT 1 FROM conversations WHERE id = ? AND (? IS NULL OR owner = ?)",
+                    (conversation_id, owner, owner),
+                ).fetchone()
+                is None
+            ):
+                return False
             conn.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
             return conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount > 0
 
@@ -363,7 +403,14 @@ def _replace(message: Message, **changes: Any) -> Message:
 
 def _conversation(row: sqlite3.Row) -> Conversation:
     return Conversation(
-        row["id"], row["title"], row["created_at"], row["updated_at"], row["service"], row["model"], row["n"]
+        row["id"],
+        row["title"],
+        row["created_at"],
+        row["updated_at"],
+        row["service"],
+        row["model"],
+        row["n"],
+        row["owner"],
     )
 
 

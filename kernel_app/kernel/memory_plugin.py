@@ -2,6 +2,10 @@
 
 Usable from templates (``{{memory.recall $input}}``), from `kernel-app run memory.recall`, and by planners.
 The store opens on first use, so kernels that never touch memory pay nothing.
+
+Collection names are the caller's (:mod:`memories.scope`): on a server, a signed-in user's ``docs`` is
+their own, whichever surface called the function (the model's tool call, MCP, a plan); the local user's
+names are the stored ones, as always.
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from typing import Annotated, Any
 
 from semantic_kernel import Kernel  # resolved at run time: semantic-kernel injects the kernel by this annotation
 from semantic_kernel.functions import kernel_function
+
+from memories.errors import CollectionNotFoundError
+from memories.scope import current_scope
 
 
 class MemoryPlugin:
@@ -38,6 +45,7 @@ class MemoryPlugin:
         min_relevance: Annotated[float, "Relevance floor between 0 and 1"] = 0.2,
     ) -> Annotated[str, "The matching texts, best first"]:
         store = self._get_store()
+        collection = current_scope().stored(collection)
         if collection not in {c.name for c in store.collections()}:
             return ""
         hits = store.search(collection, input, limit=int(limit), min_relevance=float(min_relevance))
@@ -60,9 +68,13 @@ class MemoryPlugin:
         from kernel_app.base.usage import report_usage
         from kernel_app.kernel.sourced_answer import answer_with_sources
 
-        result = await answer_with_sources(
-            kernel, self._get_store(), collection, input, limit=int(limit), min_relevance=float(min_relevance)
-        )
+        scope, store = current_scope(), self._get_store()
+        try:
+            result = await answer_with_sources(
+                kernel, store, scope.stored(collection), input, limit=int(limit), min_relevance=float(min_relevance)
+            )
+        except CollectionNotFoundError as error:  # names the caller's collections, never another's
+            raise scope.not_found(error, [c.name for c in store.collections()]) from None
         report_usage(result.usage)  # its model call is no prompt function: record_usage never sees it
         return result.with_sources_line()
 
@@ -73,4 +85,4 @@ class MemoryPlugin:
         collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
         id: Annotated[str, "Record id; empty for a generated one, an existing id is replaced"] = "",
     ) -> Annotated[str, "The record id"]:
-        return self._get_store().save(collection, input, id=id or None)
+        return self._get_store().save(current_scope().stored(collection), input, id=id or None)

@@ -173,6 +173,71 @@ def test_two_stores_racing_on_one_conversation_lose_and_reorder_nothing(open_bac
         assert store.get("shared").message_count == len(messages)
 
 
+# region owners (issue 22: each user's own data)
+
+ALICE, BOB = "entra:t:alice", "key:0123456789abcdef"
+
+
+def test_each_owner_gets_lists_and_deletes_only_their_own(store: Any) -> None:
+    mine = store.create(title="mine", owner=ALICE)
+    theirs = store.create(title="theirs", owner=BOB)
+    laptop = store.create(title="laptop")  # no owner given: the local user's, as before
+    assert (mine.owner, laptop.owner) == (ALICE, "local")
+    assert [c.id for c in store.list(owner=ALICE)] == [mine.id]
+    assert [c.id for c in store.list(owner="local")] == [laptop.id]
+    assert {c.id for c in store.list()} == {mine.id, theirs.id, laptop.id}  # no owner: everyone's (the CLI)
+    assert store.get(mine.id, owner=ALICE).owner == ALICE
+    assert store.latest(owner=BOB).id == theirs.id
+    for reading in (lambda: store.get(theirs.id, owner=ALICE), lambda: store.get("nothing", owner=ALICE)):
+        with pytest.raises(ConversationNotFoundError) as raised:  # another's reads as one that does not exist
+            reading()
+        assert "no conversation" in str(raised.value)
+    assert not store.exists(theirs.id, owner=ALICE) and store.exists(theirs.id, owner=BOB)
+    assert store.delete(theirs.id, owner=ALICE) is False
+    assert store.get(theirs.id).title == "theirs"  # still there
+    assert store.delete(theirs.id, owner=BOB) is True
+    assert not store.exists(theirs.id)
+
+
+def test_sqlite_conversations_kept_before_owners_belong_to_the_local_user(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "conversations.sqlite3"
+    old = sqlite3.connect(path)  # a schema-1 file, as Kernel App wrote it before owners
+    old.executescript(
+        "CREATE TABLE conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL DEFAULT '', created_at REAL NOT NULL, "
+        "updated_at REAL NOT NULL, service TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '');"
+        "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, conversation_id TEXT NOT NULL "
+        "REFERENCES conversations (id) ON DELETE CASCADE, role TEXT NOT NULL, content TEXT NOT NULL DEFAULT '', "
+        "name TEXT, call_id TEXT, tool_calls TEXT, tokens INTEGER, created_at REAL NOT NULL);"
+        "INSERT INTO conversations VALUES ('old1', 'kept', 1.0, 2.0, 'local', 'm');"
+        "INSERT INTO messages (conversation_id, role, content, created_at) VALUES ('old1', 'user', 'hi', 1.5);"
+        f"PRAGMA application_id = {0x4B414356}; PRAGMA user_version = 1;"
+    )
+    old.close()
+    with ConversationStore(path) as store:
+        kept = store.get("old1", owner="local")
+        assert (kept.title, kept.owner, kept.message_count) == ("kept", "local", 1)
+        assert store.list(owner="entra:t:alice") == []
+    with ConversationStore(path) as again:  # upgraded once: opening it again changes nothing
+        assert again._read("PRAGMA user_version")[0][0] == 2
+        assert again.get("old1").owner == "local"
+
+
+def test_postgres_conversations_kept_before_owners_belong_to_the_local_user(postgres_url: str, tmp_path: Path) -> None:
+    from kernel_app.providers.postgres import migrate
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # the database as the previous version left it
+        migrate(conn, NAMESPACE, MIGRATIONS[:2])
+        conn.execute("INSERT INTO conversations (id, title, created_at, updated_at) VALUES ('old1', 'kept', 1.0, 2.0)")
+    with open_conversation_store(tmp_path, database_url=postgres_url) as store:
+        kept = store.get("old1", owner="local")
+        assert (kept.title, kept.owner) == ("kept", "local")
+        assert store.list(owner="entra:t:alice") == []
+
+
+# endregion
+
 # region PostgreSQL only
 
 

@@ -18,6 +18,7 @@ from kernel_app.base.config import Settings
 from kernel_app.conversation import (
     ApprovalNeeded,
     ConversationEngine,
+    ConversationNotFoundError,
     ConversationStore,
     Done,
     ErrorEvent,
@@ -240,3 +241,15 @@ async def test_a_turns_durable_writes_leave_the_event_loop_on_postgresql(
     assert all((name == loop_thread) is on_the_loop for name in store.threads), store.threads
     assert [m.content for m in store.messages(conversation.id)] == ["We bake at night", "Noted."]
     assert store.get(conversation.id).title
+
+
+async def test_a_turn_continues_only_its_owners_conversation() -> None:
+    engine, service = engine_with("Hello, Alice.")
+    conversation = engine.create(owner="entra:t:alice")
+    assert conversation.owner == "entra:t:alice"
+    for given in (None, conversation):  # read by the engine, or by the caller before the turn
+        with pytest.raises(ConversationNotFoundError):
+            [e async for e in engine.stream(conversation.id, "Hi", owner="entra:t:bob", conversation=given)]
+    assert service.requests == [] and engine.store.messages(conversation.id) == []  # nothing ran, nothing kept
+    done = [e async for e in engine.stream(conversation.id, "Hi", owner="entra:t:alice")][-1]
+    assert isinstance(done, Done) and done.text == "Hello, Alice."

@@ -39,10 +39,15 @@ def approval(plan_message: dict[str, Any], state: int, edit: Callable[[dict[str,
 class HubClient:
     """A pysignalr client joined to chats, recording every call the server makes on it."""
 
-    def __init__(self, base: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, base: str, headers: dict[str, str] | None = None, access_token: str | None = None) -> None:
+        """``access_token``: the token in the query, as a browser's SignalR client sends it (its WebSocket
+        cannot send a header); ``headers`` as other clients do."""
+        from urllib.parse import quote
+
         from pysignalr.client import SignalRClient
 
-        self.client = SignalRClient(f"{base}/messageRelayHub", headers=headers)
+        query = f"?access_token={quote(access_token)}" if access_token else ""
+        self.client = SignalRClient(f"{base}/messageRelayHub{query}", headers=headers)
         self.received: list[tuple[str, list[Any]]] = []
         self._changed = asyncio.Condition()
         self._opened = asyncio.Event()

@@ -28,7 +28,14 @@ from kernel_app.conversation.store import AnyConversationStore, open_conversatio
 from kernel_app.interfaces.server import errors
 from kernel_app.interfaces.server.entra import EntraValidator, entra_config
 from kernel_app.interfaces.server.limits import GenerationGate
-from kernel_app.interfaces.server.security import OPEN_PATHS, Authenticate, BodyLimit, LoopbackHosts, ServerTiming
+from kernel_app.interfaces.server.security import (
+    OPEN_PATHS,
+    Authenticate,
+    BodyLimit,
+    LoopbackHosts,
+    ScopeMemory,
+    ServerTiming,
+)
 from kernel_app.interfaces.server.state import ServerState
 
 if TYPE_CHECKING:
@@ -103,7 +110,7 @@ def create_app(
     if mcp:
         from kernel_app.interfaces.server.mcp_server import McpHttp
 
-        mcp_http = McpHttp(kernel)
+        mcp_http = McpHttp(kernel, shared_collections=settings.shared_collections)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -171,6 +178,7 @@ def create_app(
     keys = list(api_keys)
     entra = entra_validator(settings)
     app.state.web_sign_in = web.sign_in(bool(keys), entra)
+    app.add_middleware(ScopeMemory, shared=settings.shared_collections)  # the caller's memory collections
     # Nothing below runs unauthenticated but the web page's files: the page asks for the key itself.
     app.add_middleware(Authenticate, api_keys=keys, entra=entra, open_paths=OPEN_PATHS | web.OPEN_PATHS)
     if not keys and entra is None:

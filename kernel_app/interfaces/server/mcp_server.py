@@ -12,11 +12,12 @@ asks its user before calling a tool with an effect.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kernel_app import __version__
 from kernel_app.base.errors import KernelAppError, innermost_message
+from memories.scope import LOCAL_SCOPE, CollectionScope, using_scope
 
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
@@ -71,13 +72,20 @@ def kernel_arguments(values: Mapping[str, Any] | None) -> KernelArguments:
     return arguments
 
 
-def build_server(kernel: Kernel) -> Server[Any, Any]:
-    """A low-level MCP server over ``kernel`` (no transport: see :func:`run_stdio`, :func:`http_app`)."""
+def build_server(kernel: Kernel, shared_collections: Iterable[str] = ()) -> Server[Any, Any]:
+    """A low-level MCP server over ``kernel`` (no transport: see :func:`run_stdio`, :func:`http_app`).
+
+    Over HTTP a tool runs in its caller's memory collection scope (``memories.scope``: their own
+    collections and the ``shared_collections``): the session's task began in the server's lifespan, not in
+    the request, so the scope the server's middleware set is not there; the request is, in the request
+    context the SDK gives. Over stdio there is no request: the local user's, as always."""
     from mcp import types
     from mcp.server.lowlevel import Server
 
     from kernel_app.base.effects import Effect, effect_of
     from kernel_app.conversation.engine import result_text
+
+    shared = frozenset(shared_collections)
 
     server: Server[Any, Any] = Server(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS)
     functions = _functions(kernel)
@@ -109,7 +117,8 @@ def build_server(kernel: Kernel) -> Server[Any, Any]:
         if function is None:
             return _error(f"no tool {name!r}: tools are named Plugin-Function, e.g. Math-add")
         try:
-            result = await kernel.invoke(function, kernel_arguments(arguments))
+            with using_scope(_caller_scope(server, shared)):
+                result = await kernel.invoke(function, kernel_arguments(arguments))
         except KernelAppError as error:
             return _error(str(error))
         except Exception as error:
@@ -148,6 +157,19 @@ def build_server(kernel: Kernel) -> Server[Any, Any]:
     return server
 
 
+def _caller_scope(server: Any, shared: frozenset[str]) -> CollectionScope:
+    """The collection scope of the HTTP request that carries this call (the local user's without one)."""
+    from kernel_app.interfaces.server.security import collection_scope
+
+    try:
+        request = server.request_context.request
+    except LookupError:  # no request in progress (not reached from a call): the local user's
+        request = None
+    if request is None or not hasattr(request, "scope"):  # stdio: this machine's user
+        return LOCAL_SCOPE
+    return collection_scope(request, shared)
+
+
 def _error(message: str) -> Any:
     from mcp import types
 
@@ -166,10 +188,11 @@ async def run_stdio(kernel: Kernel) -> None:
 class McpHttp:
     """Streamable HTTP for ``/mcp``: an ASGI endpoint, plus ``lifespan()`` to run in the app's lifespan."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: Kernel, shared_collections: Iterable[str] = ()) -> None:
         from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-        self.manager = StreamableHTTPSessionManager(app=build_server(kernel), json_response=False)
+        server = build_server(kernel, shared_collections)
+        self.manager = StreamableHTTPSessionManager(app=server, json_response=False)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.manager.handle_request(scope, receive, send)

@@ -72,6 +72,7 @@ from kernel_app.conversation.store import Message, ToolCall
 from kernel_app.interfaces.server.chat_surface import approver, refusal
 from kernel_app.interfaces.server.errors import ApiError
 from kernel_app.interfaces.server.limits import CLIENT_GONE, gated, unless_disconnected
+from kernel_app.interfaces.server.security import identity_of, owner_filter
 from kernel_app.interfaces.server.sse import HEADERS, frame
 from kernel_app.interfaces.server.state import KERNEL_MODEL, ServerState, State
 
@@ -416,9 +417,10 @@ def _engine(state: ServerState, model: str) -> ConversationEngine:
     raise ApiError(404, f"The model '{model}' does not exist", "model_not_found", param="model")
 
 
-def _stored(state: ServerState, response_id: str, param: str | None = None) -> list[Message]:
-    """The messages of a stored response's conversation; OpenAI's 404 when there is none."""
-    if not response_id.startswith(RESPONSE_PREFIX) or not state.store.exists(response_id):
+def _stored(state: ServerState, response_id: str, owner: str | None, param: str | None = None) -> list[Message]:
+    """The messages of a stored response's conversation; OpenAI's 404 when there is none, or when it is
+    another caller's (``owner``: the caller's principal; None: anyone's)."""
+    if not response_id.startswith(RESPONSE_PREFIX) or not state.store.exists(response_id, owner=owner):
         raise _not_found(response_id, param)
     return state.store.messages(response_id)
 
@@ -435,7 +437,10 @@ async def create_response(
     engine = _engine(state, body.model)
     refuse_unsupported(body)
     given = input_messages(body.input)
-    history = _stored(state, body.previous_response_id, "previous_response_id") if body.previous_response_id else []
+    owner = owner_filter(request)
+    history = (
+        _stored(state, body.previous_response_id, owner, "previous_response_id") if body.previous_response_id else []
+    )
     options: dict[str, Any] = {}
     if body.max_output_tokens:
         options["max_tokens"] = body.max_output_tokens
@@ -456,7 +461,8 @@ async def create_response(
             options=options,
             instructions=instructions,
         )
-        events = _stored_turn(state, response_id, body.model, [*history, *given[:-1]], turn)
+        before = [*history, *given[:-1]]
+        events = _stored_turn(state, response_id, body.model, before, turn, identity_of(request).principal)
     else:
         preamble = [Message("system", line) for line in instructions]
         events = engine.complete([*preamble, *history, *given], approve=approve, stream=body.stream, options=options)
@@ -486,12 +492,18 @@ async def create_response(
 
 
 async def _stored_turn(
-    state: ServerState, response_id: str, model: str, before: list[Message], turn: AsyncIterator[Event]
+    state: ServerState,
+    response_id: str,
+    model: str,
+    before: list[Message],
+    turn: AsyncIterator[Event],
+    owner: str,
 ) -> AsyncIterator[Event]:
-    """A stored response's turn: its conversation is made when the turn starts (so a request that never
-    runs leaves none), with the messages ``before`` it; if the turn fails or is cut short, it goes again
-    (there is nothing to continue)."""
-    state.store.create(id=response_id, service=str(state.engine.service.service_id or ""), model=model)
+    """A stored response's turn: its conversation (``owner``'s: only they continue it or read it back) is
+    made when the turn starts (so a request that never runs leaves none), with the messages ``before`` it;
+    if the turn fails or is cut short, it goes again (there is nothing to continue)."""
+    service = str(state.engine.service.service_id or "")
+    state.store.create(id=response_id, service=service, model=model, owner=owner)
     done = False
     try:
         if before:
@@ -524,8 +536,8 @@ async def _frames(builder: ResponseBuilder, events: AsyncIterator[Event]) -> Asy
 
 
 @router.get("/responses/{response_id}", summary="A stored response")
-async def get_response(response_id: str, state: State) -> dict[str, Any]:
-    messages = _stored(state, response_id)
+async def get_response(response_id: str, state: State, request: Request) -> dict[str, Any]:
+    messages = _stored(state, response_id, owner_filter(request))
     conversation = state.store.get(response_id)
     body = ResponsesRequest(model=conversation.model or KERNEL_MODEL, input="")
     builder = ResponseBuilder(response_id, body, conversation.created_at)
@@ -534,9 +546,11 @@ async def get_response(response_id: str, state: State) -> dict[str, Any]:
 
 
 @router.delete("/responses/{response_id}", summary="Delete a stored response")
-async def delete_response(response_id: str, state: State) -> dict[str, Any]:
+async def delete_response(response_id: str, state: State, request: Request) -> dict[str, Any]:
     # Only a response's conversation: the prefix keeps this route from deleting other conversations.
-    if not response_id.startswith(RESPONSE_PREFIX) or not state.store.delete(response_id):
+    # Another caller's response is not found either (404, as if it did not exist).
+    owner = owner_filter(request)
+    if not response_id.startswith(RESPONSE_PREFIX) or not state.store.delete(response_id, owner=owner):
         raise _not_found(response_id)
     return {"id": response_id, "object": "response", "deleted": True}
 

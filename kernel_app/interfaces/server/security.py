@@ -16,6 +16,7 @@ from kernel_app.base import telemetry
 from kernel_app.base.errors import ConfigError
 from kernel_app.base.identity import Identity
 from kernel_app.interfaces.server.entra import EntraValidator, Refused, Unavailable
+from memories.scope import CollectionScope, using_scope
 
 API_KEYS_VARIABLE = "KERNEL_APP_API_KEYS"
 OPEN_PATHS = frozenset({"/healthz"})  # everything else needs the bearer key when keys are set
@@ -62,6 +63,37 @@ def identity_of(scope_or_request: Any) -> Identity:
     scope = getattr(scope_or_request, "scope", scope_or_request)
     found = (scope.get("state") or {}).get("identity")
     return found if isinstance(found, Identity) else Identity.local()
+
+
+def owner_filter(scope_or_request: Any) -> str | None:
+    """Whose data this request may see, as the stores take it: the caller's principal, so that a signed-in
+    user or an API key sees only their own; None for key-less ``local`` use, which sees everything, as
+    before sign-in (everyone on this machine is one user)."""
+    identity = identity_of(scope_or_request)
+    return None if identity.kind == "local" else identity.principal
+
+
+def collection_scope(scope_or_request: Any, shared: Iterable[str] = ()) -> CollectionScope:
+    """The memory collections this request's caller sees (:mod:`memories.scope`): their own, and the
+    ``shared`` ones (the ``shared_collections`` setting); key-less local use sees the stored names."""
+    return CollectionScope.of(identity_of(scope_or_request).principal, shared)
+
+
+class ScopeMemory:
+    """ASGI middleware, inside :class:`Authenticate`: the request runs in its caller's collection scope
+    (``memories.scope.current``), so the kernel's ``memory`` functions, called by the model, a plan or a
+    command during it (and the tasks it starts), see the caller's collections."""
+
+    def __init__(self, app: ASGIApp, shared: Iterable[str] = ()) -> None:
+        self.app = app
+        self.shared = frozenset(shared)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        with using_scope(collection_scope(scope, self.shared)):
+            await self.app(scope, receive, send)
 
 
 class Authenticate:

@@ -262,9 +262,9 @@ class CountingStore(ConversationStore):
 
     gets = 0
 
-    def get(self, conversation_id: str) -> Any:
+    def get(self, conversation_id: str, *, owner: str | None = None) -> Any:
         self.gets += 1
-        return super().get(conversation_id)
+        return super().get(conversation_id, owner=owner)
 
 
 def test_a_turn_reads_its_conversation_once(tmp_path: Path) -> None:

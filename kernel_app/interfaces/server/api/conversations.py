@@ -1,4 +1,8 @@
-"""Conversations: create, list, get with messages, post a message (SSE of engine events), approve, delete."""
+"""Conversations: create, list, get with messages, post a message (SSE of engine events), approve, delete.
+
+Each conversation is its creator's (the caller's principal: a signed-in user, an API key): another caller
+gets 404 on every route, as if it did not exist, and lists only their own. Key-less local use sees all.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from kernel_app.interfaces.server import state as state_module
 from kernel_app.interfaces.server.api.approvals import ApprovalDecided, shared_approvals
 from kernel_app.interfaces.server.errors import ApiError
 from kernel_app.interfaces.server.limits import CLIENT_GONE, gated, unless_disconnected
+from kernel_app.interfaces.server.security import identity_of, owner_filter
 from kernel_app.interfaces.server.sse import event_stream
 from kernel_app.interfaces.server.state import State
 
@@ -38,26 +43,30 @@ class ApprovalAnswer(BaseModel):
 
 
 @router.post("", status_code=201, summary="Start a conversation")
-async def create(body: NewConversation, state: State) -> dict[str, Any]:
-    return state.engine.create(title=body.title).to_dict()
+async def create(body: NewConversation, state: State, request: Request) -> dict[str, Any]:
+    return state.engine.create(title=body.title, owner=identity_of(request).principal).to_dict()
 
 
 @router.get("", summary="Conversations, most recent first")
 async def list_conversations(
-    state: State, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)
+    state: State,
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
 ) -> dict[str, Any]:
-    return {"data": [c.to_dict() for c in state.store.list(limit=limit, offset=offset)]}
+    found = state.store.list(limit=limit, offset=offset, owner=owner_filter(request))
+    return {"data": [c.to_dict() for c in found]}
 
 
 @router.get("/{conversation_id}", summary="A conversation with its messages (function calls and results included)")
-async def get(conversation_id: str, state: State) -> dict[str, Any]:
-    conversation = state.store.get(conversation_id)
+async def get(conversation_id: str, state: State, request: Request) -> dict[str, Any]:
+    conversation = state.store.get(conversation_id, owner=owner_filter(request))
     return {**conversation.to_dict(), "messages": [m.to_dict() for m in state.store.messages(conversation_id)]}
 
 
 @router.delete("/{conversation_id}", status_code=204, summary="Delete a conversation and its messages")
-async def delete(conversation_id: str, state: State) -> Response:
-    if not state.store.delete(conversation_id):
+async def delete(conversation_id: str, state: State, request: Request) -> Response:
+    if not state.store.delete(conversation_id, owner=owner_filter(request)):
         raise ApiError(404, f"no conversation {conversation_id!r}", "conversation_not_found")
     return Response(status_code=204)
 
@@ -66,7 +75,8 @@ async def delete(conversation_id: str, state: State) -> Response:
 async def post_message(
     conversation_id: str, body: UserMessage, state: State, request: Request
 ) -> StreamingResponse | Response | dict[str, Any]:
-    conversation = state.store.get(conversation_id)  # 404 before anything runs (the engine reads it no more)
+    # 404 before anything runs, also for another caller's (the engine reads it no more)
+    conversation = state.store.get(conversation_id, owner=owner_filter(request))
     state.gate.check()
 
     shared = shared_approvals(state) if body.stream else None
@@ -106,7 +116,12 @@ async def post_message(
 
 
 @router.post("/{conversation_id}/approvals/{approval_id}", summary="Answer an approval_needed event")
-async def answer_approval(conversation_id: str, approval_id: str, body: ApprovalAnswer, state: State) -> dict[str, Any]:
+async def answer_approval(
+    conversation_id: str, approval_id: str, body: ApprovalAnswer, state: State, request: Request
+) -> dict[str, Any]:
+    # Only the conversation's owner answers its approvals: another caller's conversation is not found (404)
+    # before the approval is looked at, so nothing about it is told and nothing runs.
+    state.store.get(conversation_id, owner=owner_filter(request))
     shared = shared_approvals(state)
     try:
         answered = (

@@ -1,5 +1,11 @@
 """Memory: collections, save, search (with metadata filters), ask (an answer with sources), delete,
-and document upload (ingested into a collection, with progress events) and download."""
+and document upload (ingested into a collection, with progress events) and download.
+
+Collection names are the caller's (:mod:`memories.scope`): a signed-in user's (or an API key's) ``docs``
+is stored under a name of their own, so another caller neither lists nor reaches it (404, as for a
+collection that does not exist); the ``shared_collections`` setting names those everyone shares. Key-less
+local use keeps the stored names, as before.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kernel_app.interfaces.server.errors import ApiError
+from kernel_app.interfaces.server.security import collection_scope
 from kernel_app.interfaces.server.sse import HEADERS, frame
 from kernel_app.interfaces.server.state import ServerState, State
+from memories.errors import CollectionNotFoundError
+from memories.scope import CollectionScope
 
 router = APIRouter(prefix="/v1/memory", tags=["memory"])
 
@@ -42,27 +51,33 @@ class Question(BaseModel):
 
 
 @router.get("", summary="Memory collections")
-async def collections(state: State) -> dict[str, Any]:
-    store = state.memory()
-    found = await asyncio.to_thread(store.collections)
+async def collections(state: State, request: Request) -> dict[str, Any]:
+    store, scope = state.memory(), _scope(state, request)
+    found = [(scope.visible(c.name), c) for c in await asyncio.to_thread(store.collections)]
     return {
-        "data": [{"name": c.name, "count": c.count, "embedder": c.embedder, "dimensions": c.dimensions} for c in found]
+        "data": [
+            {"name": name, "count": c.count, "embedder": c.embedder, "dimensions": c.dimensions}
+            for name, c in found
+            if name is not None
+        ]
     }
 
 
 @router.post("/{collection}/records", status_code=201, summary="Save a text")
-async def save(collection: str, body: Record, state: State) -> dict[str, Any]:
-    store = state.memory()
-    record_id = await asyncio.to_thread(
-        store.save, collection, body.text, body.id, body.description, body.metadata or None
+async def save(collection: str, body: Record, state: State, request: Request) -> dict[str, Any]:
+    store, scope = state.memory(), _scope(state, request)
+    stored = scope.stored(collection)
+    record_id = await _scoped(
+        scope, store, store.save, stored, body.text, body.id, body.description, body.metadata or None
     )
     return {"collection": collection, "id": record_id}
 
 
 @router.post("/{collection}/search", summary="The saved texts most similar to a query")
-async def search(collection: str, body: Search, state: State) -> dict[str, Any]:
-    store = state.memory()
-    hits = await asyncio.to_thread(store.search, collection, body.query, body.limit, body.min_relevance, body.where)
+async def search(collection: str, body: Search, state: State, request: Request) -> dict[str, Any]:
+    store, scope = state.memory(), _scope(state, request)
+    stored = scope.stored(collection)
+    hits = await _scoped(scope, store, store.search, stored, body.query, body.limit, body.min_relevance, body.where)
     return {
         "data": [
             {
@@ -78,22 +93,25 @@ async def search(collection: str, body: Search, state: State) -> dict[str, Any]:
 
 
 @router.post("/{collection}/ask", summary="Answer only from the collection, citing record ids")
-async def ask(collection: str, body: Question, state: State) -> dict[str, Any]:
+async def ask(collection: str, body: Question, state: State, request: Request) -> dict[str, Any]:
     from kernel_app.kernel.sourced_answer import answer_with_sources
 
-    store = state.memory()
+    store, scope = state.memory(), _scope(state, request)
+    stored = scope.stored(collection)
     state.gate.check()
     await state.gate.acquire()
     try:
         answer = await answer_with_sources(
             state.kernel,
             store,
-            collection,
+            stored,
             body.question,
             limit=body.limit,
             min_relevance=body.min_relevance,
             where=body.where,
         )
+    except CollectionNotFoundError as error:
+        raise scope.not_found(error, [c.name for c in await asyncio.to_thread(store.collections)]) from None
     finally:
         state.gate.release()
     return {
@@ -110,9 +128,9 @@ async def ask(collection: str, body: Question, state: State) -> dict[str, Any]:
 
 # ``:path``: an ingested chunk's id holds its file's path ("/srv/docs/a.md#0"), slashes and all.
 @router.get("/{collection}/records/{record_id:path}", summary="One saved text, by id (what an answer's sources cite)")
-async def record(collection: str, record_id: str, state: State) -> dict[str, Any]:
-    store = state.memory()
-    found = await asyncio.to_thread(store.get, collection, record_id)
+async def record(collection: str, record_id: str, state: State, request: Request) -> dict[str, Any]:
+    store, scope = state.memory(), _scope(state, request)  # another user's collection: not found
+    found = await _scoped(scope, store, store.get, scope.stored(collection), record_id)
     if found is None:
         raise ApiError(404, f"no record {record_id!r} in {collection!r}", "record_not_found")
     return {
@@ -127,28 +145,33 @@ async def record(collection: str, record_id: str, state: State) -> dict[str, Any
 
 
 @router.delete("/{collection}/records/{record_id}", status_code=204, summary="Delete a saved text")
-async def delete(collection: str, record_id: str, state: State) -> Response:
-    store = state.memory()
-    if not await asyncio.to_thread(store.delete, collection, record_id):
+async def delete(collection: str, record_id: str, state: State, request: Request) -> Response:
+    store, scope = state.memory(), _scope(state, request)
+    if not await _scoped(scope, store, store.delete, scope.stored(collection), record_id):
         raise ApiError(404, f"no record {record_id!r} in {collection!r}", "record_not_found")
     return Response(status_code=204)
 
 
 @router.get("/{collection}/records", summary="Saved texts, a page at a time")
 async def records(
-    collection: str, state: State, limit: int = Query(20, ge=1, le=500), offset: int = Query(0, ge=0, le=1_000_000_000)
+    collection: str,
+    state: State,
+    request: Request,
+    limit: int = Query(20, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
 ) -> dict[str, Any]:
-    store = state.memory()
-    found = await asyncio.to_thread(store.list, collection, limit, offset)
+    store, scope = state.memory(), _scope(state, request)
+    found = await _scoped(scope, store, store.list, scope.stored(collection), limit, offset)
     return {"data": [{"id": r.id, "text": r.text, "metadata": r.metadata} for r in found]}
 
 
 @router.delete("/{collection}", status_code=204, summary="Drop a collection and every record in it")
-async def drop(collection: str, state: State) -> Response:
-    store = state.memory()
-    if collection not in {c.name for c in await asyncio.to_thread(store.collections)}:
+async def drop(collection: str, state: State, request: Request) -> Response:
+    store, scope = state.memory(), _scope(state, request)
+    stored = scope.stored(collection)
+    if stored not in {c.name for c in await asyncio.to_thread(store.collections)}:
         raise ApiError(404, f"no memory collection {collection!r}", "collection_not_found")
-    await asyncio.to_thread(store.drop, collection)
+    await asyncio.to_thread(store.drop, stored)
     return Response(status_code=204)
 
 
@@ -161,6 +184,7 @@ async def drop(collection: str, state: State) -> Response:
 async def upload(
     collection: str,
     state: State,
+    request: Request,
     files: list[UploadFile] = File(..., description="The documents (multipart field 'files')"),  # noqa: B008
     stream: bool = Query(False, description="Server-sent events: ingest_progress per file, then done"),
 ) -> dict[str, Any] | StreamingResponse:
@@ -171,15 +195,18 @@ async def upload(
     from kernel_app.interfaces.server.uploads import keep_uploads, source_namer
 
     store = state.memory()
-    paths = [path for path, _ in await keep_uploads(store, collection, files)]
+    stored = _scope(state, request).stored(collection)  # the caller's own collection, its uploads' folder too
+    paths = [path for path, _ in await keep_uploads(store, stored, files)]
     if state.settings.database_url:
-        await _share(state, collection, paths)
-    source_of = source_namer(collection)
+        await _share(state, stored, paths)
+    source_of = source_namer(stored)
     if stream:
         return StreamingResponse(
-            _ingest_events(store, collection, paths, source_of), media_type="text/event-stream", headers=HEADERS
+            _ingest_events(store, stored, paths, source_of, collection),
+            media_type="text/event-stream",
+            headers=HEADERS,
         )
-    report = await asyncio.to_thread(_ingest, store, collection, paths, None, source_of)
+    report = await asyncio.to_thread(_ingest, store, stored, paths, None, source_of)
     return _report(collection, report)
 
 
@@ -188,20 +215,21 @@ async def upload(
     summary="An uploaded document's bytes (from the database with database_url, else this server's copy)",
     response_class=Response,
 )
-async def download(collection: str, name: str, state: State) -> Response:
+async def download(collection: str, name: str, state: State, request: Request) -> Response:
     from kernel_app.interfaces.server.uploads import safe_name, upload_path
     from memories.uploads import upload_folder
 
+    stored = _scope(state, request).stored(collection)
     content: bytes | None = None
     store = state.memory()
     # A dropped collection's documents are gone, whatever copy another server's folder still has.
-    if collection not in {c.name for c in await asyncio.to_thread(store.collections)}:
+    if stored not in {c.name for c in await asyncio.to_thread(store.collections)}:
         raise ApiError(404, f"no memory collection {collection!r}", "collection_not_found")
     if state.settings.database_url:
         uploads = await asyncio.to_thread(_uploads, state)
-        content = await asyncio.to_thread(uploads.content, upload_folder(collection), safe_name(Path(name).name))
+        content = await asyncio.to_thread(uploads.content, upload_folder(stored), safe_name(Path(name).name))
     if content is None:  # without database_url, or uploaded before the database kept the bytes
-        path = upload_path(store, collection, name)
+        path = upload_path(store, stored, name)
         content = await asyncio.to_thread(path.read_bytes) if path.is_file() else None
     if content is None:
         message = f"{name}: no document of that name was uploaded to {collection!r} (on this server)"
@@ -215,6 +243,18 @@ async def download(collection: str, name: str, state: State) -> Response:
 
 
 _MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".txt": "text/plain; charset=utf-8", ".pdf": "application/pdf"}
+
+
+def _scope(state: ServerState, request: Request) -> CollectionScope:
+    return collection_scope(request, state.settings.shared_collections)
+
+
+async def _scoped(scope: CollectionScope, store: Any, call: Callable[..., Any], *arguments: Any) -> Any:
+    """``call(*arguments)`` off the loop; a missing collection's error names the caller's collections only."""
+    try:
+        return await asyncio.to_thread(call, *arguments)
+    except CollectionNotFoundError as error:
+        raise scope.not_found(error, [c.name for c in await asyncio.to_thread(store.collections)]) from None
 
 
 def _uploads(state: ServerState) -> Any:
@@ -238,8 +278,9 @@ async def _share(state: ServerState, collection: str, paths: list[Path]) -> None
 
 
 async def _ingest_events(
-    store: Any, collection: str, paths: list[Path], source_of: Callable[[Path], str] | None
+    store: Any, collection: str, paths: list[Path], source_of: Callable[[Path], str] | None, visible: str
 ) -> AsyncIterator[str]:
+    """Ingest into ``collection`` (the stored name), with progress events naming it ``visible``."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -256,7 +297,7 @@ async def _ingest_events(
     except Exception as error:
         yield frame({"type": "error", "message": str(error).splitlines()[0] if str(error) else type(error).__name__})
         return
-    yield frame({"type": "done", **_report(collection, report)})
+    yield frame({"type": "done", **_report(visible, report)})
 
 
 def _ingest(

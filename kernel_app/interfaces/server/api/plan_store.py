@@ -9,6 +9,8 @@ server or two, one runs it and the other gets a 409 with what happened.
 
 The API's statuses are the store's states by another name: ``proposed`` is ``waiting``, ``running`` is
 ``approved``; ``done``, ``failed`` and ``interrupted`` (the server stopped while it ran) are the same.
+
+A plan is its asker's (``owner``, a principal): to anyone else it is not found (404).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class RestPlanRecord:
     state: str = "waiting"
     outcome: str = ""
     created_at: float = field(default_factory=time.time)
+    # The asker's principal: only they see or execute it. Plans kept before owners were are the local user's
+    # (the SQLite column's default, and PostgreSQL's jsonb without the key reads back the field's default).
+    owner: str = "local"
 
     @property
     def status(self) -> str:

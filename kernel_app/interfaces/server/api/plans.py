@@ -8,6 +8,9 @@ surface. ``function-calling`` makes no plan to review: create checks the request
 and execute lets the model call the functions itself; a call with an effect runs only as the server
 runs calls no one is asked about (:func:`kernel_app.interfaces.server.chat_surface.runs_unasked`), the
 rest are answered "not run", and the calls that ran become the plan shown afterwards.
+
+A plan is its asker's: only the caller who proposed it (their principal: a signed-in user, an API key)
+gets or executes it; anyone else gets 404, and it does not run. Key-less local use sees every plan.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from kernel_app.interfaces.server.api.plan_store import RestPlanRecord, RestPlanStore
 from kernel_app.interfaces.server.errors import ApiError
 from kernel_app.interfaces.server.pg_decisions import PgDecisionStore, open_decisions
+from kernel_app.interfaces.server.security import identity_of, owner_filter
 from kernel_app.interfaces.server.side_store import DecisionStore
 from kernel_app.interfaces.server.state import State
 from planners.factory import DEFAULT_PLANNER
@@ -73,13 +77,14 @@ FUNCTION_CALLING_TEXT = "(function-calling: no plan to review; on execute the mo
 
 
 @router.post("", status_code=201, summary="Plan a goal; nothing runs until you execute it")
-async def create(body: NewPlan, state: State) -> dict[str, Any]:
+async def create(body: NewPlan, state: State, request: Request) -> dict[str, Any]:
     from planners.factory import create_planner, proposes_plan
 
     plan_id = f"plan_{uuid.uuid4().hex[:12]}"
+    owner = identity_of(request).principal
     if not proposes_plan(body.planner):  # an unknown kind: a 400 naming the kinds
         create_planner(body.planner, state.kernel, excluded=body.exclude or None)  # a bad --exclude fails now
-        record = RestPlanRecord(plan_id, body.goal, None, planner=body.planner, exclude=list(body.exclude))
+        record = RestPlanRecord(plan_id, body.goal, None, planner=body.planner, exclude=list(body.exclude), owner=owner)
         plans(state).add(record)
         return to_dict(record)
     state.gate.check()
@@ -96,26 +101,27 @@ async def create(body: NewPlan, state: State) -> dict[str, Any]:
         planner=body.planner,
         exclude=list(body.exclude),
         usage=planner.last_usage.to_dict(),
+        owner=owner,
     )
     plans(state).add(record)
     return to_dict(record)
 
 
 @router.get("/{plan_id}", summary="A plan and, once executed, its result")
-async def get(plan_id: str, state: State) -> dict[str, Any]:
-    return to_dict(_find(state, plan_id))
+async def get(plan_id: str, state: State, request: Request) -> dict[str, Any]:
+    return to_dict(_find(state, plan_id, owner_filter(request)))
 
 
 @router.post("/{plan_id}/execute", summary="Approve and run a plan (once, on whichever server), as proposed or edited")
-async def execute(plan_id: str, state: State, body: Approval | None = None) -> dict[str, Any]:
+async def execute(plan_id: str, state: State, request: Request, body: Approval | None = None) -> dict[str, Any]:
     from planners import Plan, PlanExecutor
 
     body = body or Approval()
     store = plans(state)
-    record = _find(state, plan_id)
+    record = _find(state, plan_id, owner_filter(request))  # another's plan: 404, before anything is decided
     edits = _edited(state, record, body.plan) if body.plan is not None else None
     if body.conversation_id is not None:
-        state.store.get(body.conversation_id)  # 404 before the plan runs
+        state.store.get(body.conversation_id, owner=owner_filter(request))  # 404 before the plan runs
     if record.state == "waiting":
         state.gate.check()  # a busy server says so before it takes the plan (it can be executed again)
     # The approval: one conditional UPDATE, so of two executes (here or on another server) one runs it;
@@ -154,9 +160,9 @@ async def execute(plan_id: str, state: State, body: Approval | None = None) -> d
 
 
 @router.post("/{plan_id}/reject", summary="Reject a proposed plan: it never runs")
-async def reject(plan_id: str, state: State) -> dict[str, Any]:
+async def reject(plan_id: str, state: State, request: Request) -> dict[str, Any]:
     store = plans(state)
-    record = _find(state, plan_id)
+    record = _find(state, plan_id, owner_filter(request))  # another's plan: 404, as for execute
     if not store.decide(plan_id, "rejected", "rejected"):
         decided = store.get(plan_id) or record
         raise ApiError(409, f"plan {plan_id} was already decided ({decided.status})", "plan_already_executed")
@@ -207,8 +213,9 @@ async def _call_functions(state: Any, stored: RestPlanRecord) -> tuple[str, Any,
     return outcome.answer, outcome.trace, outcome.usage
 
 
-def _find(state: Any, plan_id: str) -> RestPlanRecord:
+def _find(state: Any, plan_id: str, owner: str | None) -> RestPlanRecord:
+    """The plan, if it is ``owner``'s (None: anyone's); else the same 404 as for no plan at all."""
     record = plans(state).get(plan_id)
-    if record is None:
+    if record is None or (owner is not None and record.owner != owner):
         raise ApiError(404, f"no plan {plan_id!r}: propose it with POST /v1/plans", "plan_not_found")
     return record

@@ -19,7 +19,8 @@ browser's WebSocket cannot send a header, so this surface is then served only by
 which answers only requests addressed to 127.0.0.1 or localhost; with keys alone it is off (and says so in
 the log). With sign-in (``entra_tenant_id`` and ``entra_client_id``) ``/authConfig`` answers ``AzureAd``,
 the web app signs its user in with MSAL and sends the token on every REST call and, as SignalR does, in
-the hub's ``access_token`` query parameter; API keys are accepted beside it. CORS allows
+the hub's ``access_token`` query parameter; API keys are accepted beside it. Each user then sees only the
+chats they take part in (:mod:`.routes`, :mod:`.hub`). CORS allows
 the web app's origin: ``http://localhost:3000`` unless ``KERNEL_APP_COPILOT_ORIGINS`` (comma-separated)
 says otherwise, and every ``serve --cors-origin``; a WebSocket from another page's origin is refused.
 """
@@ -90,7 +91,7 @@ def mount(
     from kernel_app.interfaces.server.chat_copilot.bot import CopilotBot
     from kernel_app.interfaces.server.chat_copilot.hub import DEFAULT_PING_INTERVAL, Hub
     from kernel_app.interfaces.server.chat_copilot.records import open_records
-    from kernel_app.interfaces.server.security import Authenticate, BodyLimit, LoopbackHosts
+    from kernel_app.interfaces.server.security import Authenticate, BodyLimit, LoopbackHosts, ScopeMemory
 
     allowed = allowed_origins(origins, cors_origins)
     hub = Hub(ping_interval or DEFAULT_PING_INTERVAL)
@@ -100,13 +101,15 @@ def mount(
         from kernel_app.interfaces.server.chat_copilot.backplane import Backplane
 
         hub.backplane = Backplane(database_url, hub.deliver)  # started in the server's lifespan
+    hub.user_of = routes.user_of  # who each hub connection is, from its token (None: local use)
+    hub.member = lambda chat_id, user: user in records.participants(chat_id)
     bot = CopilotBot(state, hub, records)
     sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     sub.state.kernel_app = state
     sub.state.copilot = routes.Copilot(state, hub, records, bot, allowed)
     errors.install(sub)
     routes.install(sub)
-    guarded: Any = BodyLimit(sub, max_bytes=max_body_bytes)
+    guarded: Any = ScopeMemory(BodyLimit(sub, max_bytes=max_body_bytes), state.settings.shared_collections)
     if entra is not None:  # inside CORS: a browser's preflight carries no token
         guarded = Authenticate(guarded, keys, entra, open_paths=OPEN_PATHS, query_token=True)
     else:

@@ -11,6 +11,11 @@ Client → server: ``AddClientToGroupAsync(chatId)``, ``SendMessageAsync(chatId,
 Server → group: :meth:`Hub.send` (``ReceiveMessage``, ``ReceiveMessageUpdate``, ``ReceiveBotResponseStatus``,
 ``ChatEdited``, ``ChatDeleted``, ``UserJoined``...).
 
+Who: with sign-in each connection is its caller's (``user``, from the token in ``access_token``); it
+joins only the groups of chats it takes part in (``member``), and what it relays names it as the sender,
+whatever the client says (``SendMessageAsync``'s ``senderId`` and the message's ``userId``, the typing
+state's ``userId``). Key-less local use (``user`` None) is as before: the client says who it is.
+
 Several instances on one database: with a :class:`~.backplane.Backplane`, every send also goes to the
 clients in the group on the other instances (and what they send comes here through :meth:`Hub.deliver`).
 """
@@ -22,6 +27,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,9 +46,10 @@ HANDSHAKE_TIMEOUT = 15.0
 class Connection:
     """One client: its socket, its groups, and a lock so frames from several tasks never interleave."""
 
-    def __init__(self, socket: WebSocket) -> None:
+    def __init__(self, socket: WebSocket, user: str | None = None) -> None:
         self.id = uuid.uuid4().hex
         self.socket = socket
+        self.user = user  # who proved to be connected (None: key-less local use, anyone)
         self.groups: set[str] = set()
         self.open = True
         self._lock = asyncio.Lock()
@@ -67,6 +74,10 @@ class Hub:
         self.groups: dict[str, set[Connection]] = {}
         self.connections: set[Connection] = set()
         self.backplane: Backplane | None = None  # set with database_url: other instances' clients too
+        # The connection's user from its socket's scope (None: local use), and whether a user takes part in
+        # a chat; set by the surface (chat_copilot.mount). By default everyone is local and in every chat.
+        self.user_of: Callable[[Any], str | None] = lambda scope: None
+        self.member: Callable[[str, str], bool] = lambda chat_id, user: True
 
     async def send(self, chat_id: str, target: str, *arguments: Any, exclude: Connection | None = None) -> int:
         """Invoke ``target`` on every client in the chat's group (but ``exclude``), here and, through the
@@ -106,7 +117,7 @@ class Hub:
         from starlette.websockets import WebSocketDisconnect
 
         await socket.accept()
-        connection = Connection(socket)
+        connection = Connection(socket, self.user_of(socket.scope))
         pinger: asyncio.Task[None] | None = None
         try:
             buffer = ""
@@ -169,19 +180,31 @@ class Hub:
     async def _invoke(self, connection: Connection, target: str, arguments: list[Any]) -> None:
         if target == "AddClientToGroupAsync":
             _arity(target, arguments, 1)
-            self.join(connection, str(arguments[0]))
+            self.join(connection, self._chat_of(connection, arguments[0]))
         elif target == "SendMessageAsync":
             _arity(target, arguments, 3)
-            chat_id = str(arguments[0])
-            await self.send(chat_id, "ReceiveMessage", chat_id, arguments[1], arguments[2], exclude=connection)
+            chat_id = self._chat_of(connection, arguments[0])
+            sender, message = arguments[1], arguments[2]
+            if connection.user is not None:  # the connection's user, whoever the client says sent it
+                sender = connection.user
+                if isinstance(message, dict):
+                    message = {**message, "userId": connection.user}
+            await self.send(chat_id, "ReceiveMessage", chat_id, sender, message, exclude=connection)
         elif target == "SendUserTypingStateAsync":
             _arity(target, arguments, 3)
-            chat_id = str(arguments[0])
-            await self.send(
-                chat_id, "ReceiveUserTypingState", chat_id, arguments[1], bool(arguments[2]), exclude=connection
-            )
+            chat_id = self._chat_of(connection, arguments[0])
+            typist = arguments[1] if connection.user is None else connection.user
+            await self.send(chat_id, "ReceiveUserTypingState", chat_id, typist, bool(arguments[2]), exclude=connection)
         else:
             raise _HubError(f"Unknown hub method '{target}'")
+
+    def _chat_of(self, connection: Connection, argument: Any) -> str:
+        """The chat an invocation names, if the connection's user takes part in it; else the hub error a
+        chat that does not exist gets (whether another's chat exists is not told)."""
+        chat_id = str(argument)
+        if connection.user is not None and not self.member(chat_id, connection.user):
+            raise _HubError(f"no chat {chat_id!r}")
+        return chat_id
 
     # endregion
 

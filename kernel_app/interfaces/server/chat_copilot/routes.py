@@ -7,8 +7,14 @@ Paths are relative to the web app's base URI (``/copilot`` on our server): ``GET
 and one of Kernel App's own: ``GET /chats/{id}/documents/{document id}``, an uploaded document's bytes.
 
 Who is asking: with Entra ID sign-in the token's user (``oid.tid``, as chat-copilot's backend names a
-signed-in user); with ``authType`` None the web app is always its one default user, and a client may name
-another with ``userId`` / ``userName`` variables in its Ask (only the user who asked may decide a plan).
+signed-in user; an API key's caller is its principal), never what the body says; with ``authType`` None
+the web app is always its one default user, and a client may name another with ``userId`` / ``userName``
+variables in its Ask (only the user who asked may decide a plan).
+
+Whose chats: with sign-in a chat is seen by its participants only (its creator, and whoever joined it
+through chat-copilot's invite: ``POST /chats/{id}/participants``); to anyone else every route of the chat
+answers 404, as for a chat that does not exist, and ``GET /chats`` lists only one's own. A plan is decided
+by its asker only (another participant gets 404 too). Key-less local use sees every chat, as before.
 """
 
 from __future__ import annotations
@@ -75,14 +81,19 @@ class Copilot:
             if self.records.backend == "postgresql":
                 self.records.close()
 
-    def chat(self, chat_id: str) -> Any:
-        """The chat's conversation; 404 unless it is a chat of the web app and still in the store."""
-        if self.records.chat(chat_id) is None or not self.state.store.exists(chat_id):
+    def chat(self, chat_id: str, viewer: str | None = None) -> Any:
+        """The chat's conversation; 404 unless it is a chat of the web app, still in the store, and ``viewer``
+        (a user id; None: anyone, key-less local use) is one of its participants."""
+        if (
+            self.records.chat(chat_id) is None
+            or (viewer is not None and viewer not in self.records.participants(chat_id))
+            or not self.state.store.exists(chat_id)
+        ):
             raise ApiError(404, f"no chat {chat_id!r}: GET /chats lists them", "chat_not_found")
         return self.state.store.get(chat_id)
 
-    def session_json(self, chat_id: str) -> dict[str, Any]:
-        return shapes.chat_session(self.chat(chat_id), self.records.chat(chat_id))
+    def session_json(self, chat_id: str, viewer: str | None = None) -> dict[str, Any]:
+        return shapes.chat_session(self.chat(chat_id, viewer), self.records.chat(chat_id))
 
 
 async def get_copilot(request: Request) -> Copilot:
@@ -107,13 +118,24 @@ class ChatEdit(BaseModel):
     memoryBalance: float | None = Field(default=None, ge=0, le=1)
 
 
-def caller(request: Request, ask: Ask | None = None) -> tuple[str, str]:
-    """Who asks, as the web app names its user: with sign-in the token's user (``oid.tid``, the id
-    chat-copilot's backend gives a signed-in user and its web app's MSAL account carries), whatever the
-    body says; without, the ``userId`` / ``userName`` variables or the web app's default user."""
-    identity = identity_of(request)
+def user_of(scope_or_request: Any) -> str | None:
+    """The caller's user id as the web app names its user, from who they proved to be: ``oid.tid`` for a
+    signed-in user (the id chat-copilot's backend gives one, which its web app's MSAL account carries), the
+    principal for an API key; None for key-less local use (the client says who it is, and sees everything)."""
+    identity = identity_of(scope_or_request)
     if identity.kind == "entra":
-        return f"{identity.object_id}.{identity.tenant_id}", identity.name
+        return f"{identity.object_id}.{identity.tenant_id}"
+    if identity.kind == "key":
+        return identity.principal
+    return None
+
+
+def caller(request: Request, ask: Ask | None = None) -> tuple[str, str]:
+    """Who asks: with sign-in (or a key) :func:`user_of` and the token's name, whatever the body says;
+    without, the ``userId`` / ``userName`` variables or the web app's default user."""
+    user_id = user_of(request)
+    if user_id is not None:
+        return user_id, identity_of(request).name
     variables = ask.variables if ask is not None else []
     user_id = shapes.variable(variables, "userId") or shapes.DEFAULT_USER_ID
     user_name = shapes.variable(variables, "userName") or (
@@ -170,16 +192,17 @@ async def speech_token() -> dict[str, Any]:
 
 
 @router.get("/chats")
-async def list_chats(ctx: Ctx) -> list[dict[str, Any]]:
-    store = ctx.state.store
-    conversations = [store.get(i) for i in ctx.records.chat_ids() if store.exists(i)]
+async def list_chats(ctx: Ctx, request: Request) -> list[dict[str, Any]]:
+    store, viewer = ctx.state.store, user_of(request)
+    ids = [i for i in ctx.records.chat_ids() if viewer is None or viewer in ctx.records.participants(i)]
+    conversations = [store.get(i) for i in ids if store.exists(i)]
     conversations.sort(key=lambda c: c.updated_at, reverse=True)
     return [shapes.chat_session(c, ctx.records.chat(c.id)) for c in conversations]
 
 
 @router.post("/chats", status_code=201)
 async def create_chat(body: NewChat, ctx: Ctx, request: Request) -> dict[str, Any]:
-    conversation = ctx.state.engine.create(title=body.title)
+    conversation = ctx.state.engine.create(title=body.title, owner=identity_of(request).principal)
     ctx.records.add_chat(conversation.id)
     user_id, _ = caller(request)
     ctx.records.join(conversation.id, user_id)
@@ -188,13 +211,13 @@ async def create_chat(body: NewChat, ctx: Ctx, request: Request) -> dict[str, An
 
 
 @router.get("/chats/{chat_id}")
-async def get_chat(chat_id: str, ctx: Ctx) -> dict[str, Any]:
-    return ctx.session_json(chat_id)
+async def get_chat(chat_id: str, ctx: Ctx, request: Request) -> dict[str, Any]:
+    return ctx.session_json(chat_id, user_of(request))
 
 
 @router.patch("/chats/{chat_id}")
-async def edit_chat(chat_id: str, body: ChatEdit, ctx: Ctx) -> dict[str, Any]:
-    ctx.chat(chat_id)
+async def edit_chat(chat_id: str, body: ChatEdit, ctx: Ctx, request: Request) -> dict[str, Any]:
+    ctx.chat(chat_id, user_of(request))
     if body.title is not None:
         ctx.state.store.update(chat_id, title=body.title)
     ctx.records.update_chat(chat_id, system_description=body.systemDescription, memory_balance=body.memoryBalance)
@@ -205,7 +228,7 @@ async def edit_chat(chat_id: str, body: ChatEdit, ctx: Ctx) -> dict[str, Any]:
 
 @router.delete("/chats/{chat_id}", status_code=204)
 async def delete_chat(chat_id: str, ctx: Ctx, request: Request) -> Response:
-    ctx.chat(chat_id)
+    ctx.chat(chat_id, user_of(request))
     user_id, _ = caller(request)
     ctx.bot.forget(chat_id)
     ctx.state.store.delete(chat_id)
@@ -228,12 +251,13 @@ async def delete_chat(chat_id: str, ctx: Ctx, request: Request) -> Response:
 async def messages(
     chat_id: str,
     ctx: Ctx,
+    request: Request,
     skip: int | None = Query(None, ge=0),
     startIdx: int | None = Query(None, ge=0),
     count: int = Query(100, ge=-1, le=10_000),
 ) -> list[dict[str, Any]]:
     """Newest first: the web app's own messages, and any turn added to the conversation elsewhere (REPL)."""
-    ctx.chat(chat_id)
+    ctx.chat(chat_id, user_of(request))
     covered = ctx.records.covered(chat_id)
     # (time, then the order each store wrote them: a turn's messages share one commit's time)
     keyed = [((m.created_at, 0, n), ctx.bot.plan_state(m)) for n, m in enumerate(ctx.records.messages(chat_id))]
@@ -252,7 +276,7 @@ async def messages(
 @router.post("/chats/{chat_id}/messages")
 async def ask(chat_id: str, body: Ask, ctx: Ctx, request: Request) -> dict[str, Any]:
     """The reply streams over the hub; this answers with the AskResult when it is done (or a plan waits)."""
-    ctx.chat(chat_id)
+    ctx.chat(chat_id, user_of(request))
     if not body.input.strip():
         raise ApiError(400, "input: empty message; type something", "empty_input")
     user_id, user_name = caller(request, body)
@@ -264,7 +288,8 @@ async def process_plan(chat_id: str, body: Ask, ctx: Ctx, request: Request) -> A
     from kernel_app.interfaces.server.chat_copilot.bot import DecisionError
     from kernel_app.interfaces.server.errors import error_body
 
-    ctx.chat(chat_id)
+    viewer = user_of(request)
+    ctx.chat(chat_id, viewer)
     raw = shapes.variable(body.variables, "proposedPlan")
     if raw is None:
         raise ApiError(400, "variables: add proposedPlan, the plan message's content with its state set", "no_plan")
@@ -278,6 +303,10 @@ async def process_plan(chat_id: str, body: Ask, ctx: Ctx, request: Request) -> A
     try:
         return await ctx.bot.decide(chat_id, posted, user_id, user_name, body.input or "")
     except DecisionError as error:
+        if viewer is not None and error.code == "not_plan_owner":  # with sign-in: not told that it exists
+            message_id = str(posted.get("generatedPlanMessageId") or "")
+            message = f"proposedPlan.generatedPlanMessageId: no plan {message_id!r} waits in this chat"
+            return JSONResponse(error_body(message, code="plan_not_found"), status_code=404)
         return JSONResponse(error_body(str(error), code=error.code), status_code=error.status)
 
 
@@ -291,13 +320,14 @@ router.add_api_route("/chats/{chat_id}/processPlan", process_plan, methods=["POS
 
 
 @router.get("/chats/{chat_id}/participants")
-async def participants(chat_id: str, ctx: Ctx) -> list[dict[str, str]]:
-    ctx.chat(chat_id)
+async def participants(chat_id: str, ctx: Ctx, request: Request) -> list[dict[str, str]]:
+    ctx.chat(chat_id, user_of(request))
     return [{"userId": user, "chatId": chat_id} for user in ctx.records.participants(chat_id)]
 
 
 @router.post("/chats/{chat_id}/participants")
 async def join(chat_id: str, ctx: Ctx, request: Request) -> dict[str, str]:
+    """chat-copilot's invite: whoever has the chat's id (its invite link) joins it, and sees it from now on."""
     ctx.chat(chat_id)
     user_id, _ = caller(request)
     if ctx.records.join(chat_id, user_id):
@@ -306,8 +336,8 @@ async def join(chat_id: str, ctx: Ctx, request: Request) -> dict[str, str]:
 
 
 @router.get("/chats/{chat_id}/documents")
-async def documents(chat_id: str, ctx: Ctx) -> list[dict[str, Any]]:
-    ctx.chat(chat_id)
+async def documents(chat_id: str, ctx: Ctx, request: Request) -> list[dict[str, Any]]:
+    ctx.chat(chat_id, user_of(request))
     return [shapes.document_source(d) for d in ctx.records.documents(chat_id)]
 
 
@@ -322,7 +352,7 @@ async def upload(
     from kernel_app.interfaces.server.uploads import keep_uploads, source_namer
     from memories.ingest import ingest
 
-    ctx.chat(chat_id)
+    ctx.chat(chat_id, user_of(request))
     memory = ctx.state.memory()
     collection = ctx.bot.collection(chat_id)
     saved = await keep_uploads(memory, collection, formFiles)
@@ -367,12 +397,12 @@ async def upload(
 
 
 @router.get("/chats/{chat_id}/documents/{document_id}")
-async def download(chat_id: str, document_id: str, ctx: Ctx) -> Response:
+async def download(chat_id: str, document_id: str, ctx: Ctx, request: Request) -> Response:
     """An uploaded document's bytes: from the database with ``database_url`` (whichever server took the
     upload), else from this server's ``uploads/`` copy."""
     from kernel_app.interfaces.server.uploads import upload_path
 
-    ctx.chat(chat_id)
+    ctx.chat(chat_id, user_of(request))
     document = next((d for d in ctx.records.documents(chat_id) if d.id == document_id), None)
     if document is None:
         message = f"no document {document_id!r} in this chat: GET .../documents lists them"
@@ -396,10 +426,10 @@ _MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".txt": "text/plain; char
 
 
 @router.get("/chats/{chat_id}/memories")
-async def memories(chat_id: str, ctx: Ctx, type: str = Query("")) -> list[str]:
+async def memories(chat_id: str, ctx: Ctx, request: Request, type: str = Query("")) -> list[str]:
     """chat-copilot's extracted working and long-term memories: Kernel App keeps none (documents are in
     the chat's memory collection, answered from with citations)."""
-    ctx.chat(chat_id)
+    ctx.chat(chat_id, user_of(request))
     return []
 
 
