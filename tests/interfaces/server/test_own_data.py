@@ -149,7 +149,8 @@ def test_plans_are_seen_and_executed_by_their_asker_only(served: TwoUsers) -> No
     url, service, alice, bob = served.url, served.service, served.alice, served.bob
     service.queue(SUM_PLAN)
     plan = httpx.post(f"{url}/v1/plans", json={"goal": "110 plus 990?"}, headers=alice, timeout=30).json()
-    for method, path in (("GET", "/v1/plans/{id}"), ("POST", "/v1/plans/{id}/execute")):
+    routes = (("GET", "/v1/plans/{id}"), ("POST", "/v1/plans/{id}/execute"), ("POST", "/v1/plans/{id}/reject"))
+    for method, path in routes:
         answer = httpx.request(method, url + path.format(id=plan["id"]), headers=bob)
         nothing = httpx.request(method, url + path.format(id="nothing_here"), headers=bob)
         assert not_found(answer) and same_answer(answer, nothing, plan["id"]), answer.text
@@ -168,6 +169,7 @@ def test_a_stored_response_is_continued_and_read_by_its_owner_only(served: TwoUs
     for answer in (
         httpx.get(f"{url}/v1/responses/{first['id']}", headers=bob),
         httpx.post(f"{url}/v1/responses", json=continued, headers=bob),
+        httpx.delete(f"{url}/v1/responses/{first['id']}", headers=bob),
     ):
         assert not_found(answer), answer.text
     assert len(service.requests) == 1
@@ -190,6 +192,7 @@ def test_memory_collections_are_per_user_unless_shared(served: TwoUsers) -> None
     for answer in (
         httpx.post(f"{url}/v1/memory/docs/search", json=search, headers=bob),
         httpx.get(f"{url}/v1/memory/docs/records", headers=bob),
+        httpx.get(f"{url}/v1/memory/docs/records/w1", headers=bob),
         httpx.delete(f"{url}/v1/memory/docs/records/w1", headers=bob),
         httpx.delete(f"{url}/v1/memory/docs", headers=bob),
         httpx.get(f"{url}/v1/memory/docs/documents/hours.md", headers=bob),
