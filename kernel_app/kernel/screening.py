@@ -1,0 +1,59 @@
+"""The content screen where the kernel's code meets it: which screen a kernel has, screening a text, and
+dropping flagged records before they reach a prompt (each one reported, so that the conversation
+engine can show a ``ContentBlocked`` event)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kernel_app.providers.content_safety import CLEAN, ContentBlockedError, Screen, Stage, Verdict, report_blocked
+
+if TYPE_CHECKING:
+    from semantic_kernel import Kernel
+
+    from memories.records import SearchHit
+
+Hit = TypeVar("Hit", bound="SearchHit")
+
+
+def screen_of(kernel: Kernel | None) -> Screen | None:
+    """The kernel's screen (build_kernel sets it from ``content_safety``); None for a kernel without one."""
+    return getattr(kernel, "_content_screen", None) if kernel is not None else None
+
+
+def use_screen(kernel: Kernel, screen: Screen | None) -> None:
+    """Give an :class:`~kernel_app.kernel.app_kernel.AppKernel` its screen."""
+    kernel._content_screen = screen  # pyright: ignore[reportAttributeAccessIssue]  # AppKernel's PrivateAttr
+
+
+async def verdict(screen: Screen | None, text: str, stage: Stage) -> Verdict:
+    return CLEAN if screen is None or not text else await screen.screen(text, stage)
+
+
+async def require_clean(screen: Screen | None, text: str, stage: Stage) -> None:
+    """Raise :class:`ContentBlockedError` when ``text`` is flagged (a direct run has no event to carry it)."""
+    found = await verdict(screen, text, stage)
+    if found.flagged:
+        raise ContentBlockedError(stage, found)
+
+
+async def require_clean_values(screen: Screen | None, values: Mapping[str, Any], stage: Stage) -> None:
+    """Every text value of ``values`` (a function's arguments) is screened."""
+    for value in values.values():
+        if isinstance(value, str):
+            await require_clean(screen, value, stage)
+
+
+async def clean_hits(screen: Screen | None, hits: Sequence[Hit]) -> list[Hit]:
+    """The hits whose records pass the screen; each flagged one is reported (stage ``retrieved``)."""
+    if screen is None or not hits:
+        return list(hits)
+    verdicts = await screen.screen_many([hit.record.text for hit in hits], "retrieved")
+    kept: list[Hit] = []
+    for hit, found in zip(hits, verdicts, strict=True):
+        if found.flagged:
+            report_blocked("retrieved", Verdict(True, found.category, f"record {hit.record.id}: {found.reason}"))
+        else:
+            kept.append(hit)
+    return kept
