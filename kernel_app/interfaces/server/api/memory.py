@@ -80,20 +80,22 @@ async def search(collection: str, body: Search, state: State) -> dict[str, Any]:
 @router.post("/{collection}/ask", summary="Answer only from the collection, citing record ids")
 async def ask(collection: str, body: Question, state: State) -> dict[str, Any]:
     from kernel_app.kernel.sourced_answer import answer_with_sources
+    from kernel_app.providers.content_safety import collect_blocks
 
     store = state.memory()
     state.gate.check()
     await state.gate.acquire()
     try:
-        answer = await answer_with_sources(
-            state.kernel,
-            store,
-            collection,
-            body.question,
-            limit=body.limit,
-            min_relevance=body.min_relevance,
-            where=body.where,
-        )
+        with collect_blocks() as blocks:  # records the content screen withheld (a flagged question: 422)
+            answer = await answer_with_sources(
+                state.kernel,
+                store,
+                collection,
+                body.question,
+                limit=body.limit,
+                min_relevance=body.min_relevance,
+                where=body.where,
+            )
     finally:
         state.gate.release()
     return {
@@ -105,7 +107,12 @@ async def ask(collection: str, body: Question, state: State) -> dict[str, Any]:
             for hit in answer.sources
         ],
         "text": answer.with_sources_line(),
+        "blocked": [{"type": "content_blocked", "stage": b.stage, **_verdict(b.verdict)} for b in blocks],
     }
+
+
+def _verdict(verdict: Any) -> dict[str, str]:
+    return {"category": verdict.category, "reason": verdict.reason}
 
 
 @router.delete("/{collection}/records/{record_id}", status_code=204, summary="Delete a saved text")
@@ -150,18 +157,32 @@ async def upload(
     uploading a file of the same name again replaces its chunks, an unchanged one is skipped. With
     ``database_url`` its bytes are kept in PostgreSQL too and its chunks' ``source`` is
     ``uploads/COLLECTION/NAME`` on every server, so any server serves the download and a re-upload through
-    any server replaces them."""
-    from kernel_app.interfaces.server.uploads import keep_uploads
+    any server replaces them.
+
+    Each document passes the content screen first (docs/content-safety.md): one with a flagged chunk is
+    refused whole, listed under ``failed`` and ``blocked`` (a ``content_blocked`` event when streamed);
+    when every document is refused, the answer is a 422 naming the first and why."""
+    from kernel_app.interfaces.server.uploads import keep_uploads, refused_uploads
+    from kernel_app.kernel.screening import screen_of
 
     store = state.memory()
     paths = [path for path, _ in await keep_uploads(store, collection, files)]
+    refused = await refused_uploads(screen_of(state.kernel), paths)
+    if refused and len(refused) == len(paths):
+        first = next(iter(refused.values()))
+        message = f"content safety refused {first.reason} ({first.category}): nothing was stored"
+        raise ApiError(422, message, "content_blocked")
+    paths = [path for path in paths if path not in refused]
+    blocked = [(path.name, event) for path, event in refused.items()]
     source_of = await _share(state, collection, paths) if state.settings.database_url else None
     if stream:
         return StreamingResponse(
-            _ingest_events(store, collection, paths, source_of), media_type="text/event-stream", headers=HEADERS
+            _ingest_events(store, collection, paths, source_of, blocked),
+            media_type="text/event-stream",
+            headers=HEADERS,
         )
     report = await asyncio.to_thread(_ingest, store, collection, paths, None, source_of)
-    return _report(collection, report)
+    return _report(collection, report, blocked)
 
 
 @router.get(
@@ -215,8 +236,14 @@ async def _share(state: ServerState, collection: str, paths: list[Path]) -> Call
 
 
 async def _ingest_events(
-    store: Any, collection: str, paths: list[Path], source_of: Callable[[Path], str] | None
+    store: Any,
+    collection: str,
+    paths: list[Path],
+    source_of: Callable[[Path], str] | None,
+    blocked: list[tuple[str, Any]],
 ) -> AsyncIterator[str]:
+    for _, event in blocked:  # refused before anything was ingested
+        yield frame(event.to_dict())
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -233,7 +260,7 @@ async def _ingest_events(
     except Exception as error:
         yield frame({"type": "error", "message": str(error).splitlines()[0] if str(error) else type(error).__name__})
         return
-    yield frame({"type": "done", **_report(collection, report)})
+    yield frame({"type": "done", **_report(collection, report, blocked)})
 
 
 def _ingest(
@@ -244,11 +271,15 @@ def _ingest(
     return ingest(store, collection, paths, progress=progress, source_of=source_of)
 
 
-def _report(collection: str, report: Any) -> dict[str, Any]:
+def _report(collection: str, report: Any, blocked: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The upload's outcome; a document the content screen refused is under ``failed`` (its reason says
+    so) and its event under ``blocked``."""
+    refused = [{"file": name, "reason": f"refused by content safety ({e.category}): {e.reason}"} for name, e in blocked]
     return {
         "collection": collection,
         "added": report.added,
         "chunks": report.chunks,
         "skipped_unchanged": report.skipped_unchanged,
-        "failed": [{"file": Path(path).name, "reason": reason} for path, reason in report.failed],
+        "failed": [{"file": Path(path).name, "reason": reason} for path, reason in report.failed] + refused,
+        "blocked": [e.to_dict() for _, e in blocked],
     }
