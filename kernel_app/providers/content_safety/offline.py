@@ -214,7 +214,7 @@ def check(text: str, stage: Stage) -> Verdict:
         encoded = _encoded_injection(text)
         if encoded:
             return Verdict(True, "prompt_injection", encoded)
-    found = _first(_HARMFUL, normal)
+    found = _first(_HARMFUL, normal, quote=False)
     if found:
         return Verdict(True, "harmful", found)
     return CLEAN
@@ -229,11 +229,13 @@ def normalize(text: str) -> str:
     return re.sub(r"[ \t\r\f\v]+", " ", folded)
 
 
-def _first(patterns: list[tuple[str, re.Pattern[str]]], normal: str) -> str:
+def _first(patterns: list[tuple[str, re.Pattern[str]]], normal: str, *, quote: bool = True) -> str:
+    """What the first matching pattern found; ``quote``: with the words it matched (never for harmful text,
+    which a refusal must not repeat)."""
     for what, pattern in patterns:
         match = pattern.search(normal)
         if match:
-            return f'{what}: "{_snippet(match.group(0))}"'
+            return f'{what}: "{_snippet(match.group(0))}"' if quote else what
     return ""
 
 
