@@ -100,6 +100,13 @@ def test_a_blocked_message_is_an_event_and_the_model_never_sees_it(served: tuple
     assert httpx.get(f"{url}/v1/conversations/{conversation}").json()["messages"] == []
     asked = httpx.post(f"{url}/v1/memory/Shop/ask", json={"question": INJECTED}, timeout=30)
     assert asked.status_code == 422 and asked.json()["error"]["code"] == "content_blocked"
+    ran = httpx.post(f"{url}/v1/functions/Text.upper/invoke", json={"input": INJECTED}, timeout=30)
+    assert ran.status_code == 422 and ran.json()["error"]["code"] == "content_blocked"
+    assert ran.json()["error"]["message"].startswith("Your message was blocked by the content safety screen")
+    streamed_run = sse(
+        httpx.post(f"{url}/v1/functions/Text.upper/invoke", json={"input": INJECTED, "stream": True}, timeout=30)
+    )
+    assert [e["type"] for e in streamed_run] == ["function_call_started", "content_blocked", "error"]
 
 
 @pytest.mark.e2e
