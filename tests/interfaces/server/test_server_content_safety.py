@@ -107,6 +107,8 @@ def test_a_blocked_message_is_an_event_and_the_model_never_sees_it(served: tuple
         httpx.post(f"{url}/v1/functions/Text.upper/invoke", json={"input": INJECTED, "stream": True}, timeout=30)
     )
     assert [e["type"] for e in streamed_run] == ["function_call_started", "content_blocked", "error"]
+    planned = httpx.post(f"{url}/v1/plans", json={"goal": INJECTED}, timeout=30)
+    assert planned.status_code == 422 and planned.json()["error"]["code"] == "content_blocked"
 
 
 @pytest.mark.e2e
