@@ -4,7 +4,9 @@ engine can show a ``ContentBlocked`` event)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kernel_app.providers.content_safety import CLEAN, ContentBlockedError, Screen, Stage, Verdict, report_blocked
@@ -57,3 +59,27 @@ async def clean_hits(screen: Screen | None, hits: Sequence[Hit]) -> list[Hit]:
         else:
             kept.append(hit)
     return kept
+
+
+async def flagged_document(screen: Screen | None, path: Path, *, chunk_size: int = 800, overlap: int = 100) -> Verdict:
+    """The verdict on a document before it is ingested: flagged when one of its chunks is (cut as ingest
+    cuts them, so "chunk N" names the record that would hold it; the reason starts with the file's name).
+
+    A document is refused whole: a user learns at once which part and why, and can fix it, rather than
+    get answers from a document with silent holes in it. One that cannot be read passes: ingest reports it
+    as it does any unreadable file."""
+    from memories.errors import DocumentReadError
+    from memories.ingest import MARKDOWN_SUFFIXES, chunk_markdown, read_document
+
+    if screen is None:
+        return CLEAN
+    try:
+        text = await asyncio.to_thread(read_document, path)
+    except DocumentReadError:
+        return CLEAN
+    chunks = chunk_markdown(text, chunk_size, overlap, headings=path.suffix.lower() in MARKDOWN_SUFFIXES)
+    verdicts = await screen.screen_many([chunk.text for chunk in chunks], "document")
+    for number, found in enumerate(verdicts):
+        if found.flagged:
+            return Verdict(True, found.category, f"{path.name}, chunk {number}: {found.reason}")
+    return CLEAN

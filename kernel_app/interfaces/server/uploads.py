@@ -56,30 +56,16 @@ async def keep_uploads(store: Any, collection: str, files: list[UploadFile]) -> 
 
 
 async def refused_uploads(screen: Any, paths: list[Path]) -> dict[Path, Any]:
-    """The uploads the content screen refuses, each with its ``ContentBlocked`` event (stage ``document``);
-    their copies are deleted, so nothing of them is ingested or kept.
-
-    A document is refused whole when one of its chunks is flagged: a user who uploads it learns at once
-    which part and why, and can fix it, rather than get answers from a document with silent holes in it.
-    Chunks are cut as ingest cuts them, so "chunk N" names the record that would have held it."""
+    """The uploads the content screen refuses, each with its ``ContentBlocked`` event (stage ``document``;
+    :func:`kernel_app.kernel.screening.flagged_document` says why a document is refused whole); their
+    copies are deleted, so nothing of them is ingested or kept."""
     from kernel_app.conversation.events import ContentBlocked
-    from memories.errors import DocumentReadError
-    from memories.ingest import MARKDOWN_SUFFIXES, chunk_markdown, read_document
+    from kernel_app.kernel.screening import flagged_document
 
     refused: dict[Path, Any] = {}
-    if screen is None:
-        return refused
     for path in paths:
-        try:
-            text = await asyncio.to_thread(read_document, path)
-        except DocumentReadError:
-            continue  # ingest reports it as it does any unreadable file
-        chunks = chunk_markdown(text, headings=path.suffix.lower() in MARKDOWN_SUFFIXES)
-        verdicts = await screen.screen_many([chunk.text for chunk in chunks], "document")
-        for number, found in enumerate(verdicts):
-            if found.flagged:
-                reason = f"{path.name}, chunk {number}: {found.reason}"
-                refused[path] = ContentBlocked("document", found.category, reason)
-                await asyncio.to_thread(path.unlink, True)
-                break
+        found = await flagged_document(screen, path)
+        if found.flagged:
+            refused[path] = ContentBlocked("document", found.category, found.reason)
+            await asyncio.to_thread(path.unlink, True)
     return refused
