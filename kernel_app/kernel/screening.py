@@ -14,6 +14,7 @@ from kernel_app.providers.content_safety import CLEAN, ContentBlockedError, Scre
 if TYPE_CHECKING:
     from semantic_kernel import Kernel
 
+    from kernel_app.kernel.app_kernel import AppKernel
     from memories.records import SearchHit
 
 Hit = TypeVar("Hit", bound="SearchHit")
@@ -24,9 +25,9 @@ def screen_of(kernel: Kernel | None) -> Screen | None:
     return getattr(kernel, "_content_screen", None) if kernel is not None else None
 
 
-def use_screen(kernel: Kernel, screen: Screen | None) -> None:
-    """Give an :class:`~kernel_app.kernel.app_kernel.AppKernel` its screen."""
-    kernel._content_screen = screen  # pyright: ignore[reportAttributeAccessIssue]  # AppKernel's PrivateAttr
+def use_screen(kernel: AppKernel, screen: Screen | None) -> None:
+    """Give the kernel its screen (what :func:`screen_of` finds)."""
+    kernel._content_screen = screen
 
 
 async def verdict(screen: Screen | None, text: str, stage: Stage) -> Verdict:

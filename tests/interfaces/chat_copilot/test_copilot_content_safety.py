@@ -84,7 +84,7 @@ def test_a_planted_record_is_left_out_of_a_document_answer(served: tuple[str, To
     )
     assert answer.json()["value"].startswith("The bakery opens at seven.")
     bot = httpx.get(f"{base}/chats/{chat_id}/messages").json()[0]
-    assert "_content safety: retrieved text withheld (prompt_injection): record planted:" in bot["content"]
+    assert "> content safety: retrieved text withheld (prompt_injection): record planted:" in bot["content"]
     assert PAYLOADS[name] not in service.requests[-1].prompt and "<<<DATA " in service.requests[-1].prompt
 
 

@@ -337,7 +337,7 @@ class CopilotBot:
         if turn.said_before_plan and text.startswith(turn.said_before_plan):
             text = text[len(turn.said_before_plan) :].lstrip()  # that part is its own message, above the card
         notes = [line for line in dict.fromkeys(turn.blocked) if line not in text]
-        text = "\n\n".join([text, *(f"_{line}_" for line in notes)]) if notes else text
+        text = "\n\n".join([text, *(f"> {line}" for line in notes)]) if notes else text
         reply = await self._open_reply(turn, text, citations)
         reply.content, reply.citations = text, citations
         reply.token_usage = shapes.token_usage(turn.usage)

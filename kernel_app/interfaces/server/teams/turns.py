@@ -265,7 +265,7 @@ async def _relay(render: Renderer, live: LiveTurn) -> None:
 
 def with_blocked(text: str, blocked: list[str]) -> str:
     """The answer, then a line for each thing the content screen blocked (that the answer does not say)."""
-    notes = [f"_{line}_" for line in dict.fromkeys(blocked) if line not in text]
+    notes = [f"> {line}" for line in dict.fromkeys(blocked) if line not in text]
     return "\n\n".join([text, *notes]) if notes else text
 
 
