@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kernel_app.base.constants import SERVICES
+from kernel_app.base.constants import CONTENT_SAFETY_SCREENS, SERVICES
 from kernel_app.base.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -33,6 +33,7 @@ else:  # pragma: no cover - the same parser, packaged for 3.10
     import tomli as tomllib  # pyright: ignore[reportMissingImports]  # installed only on 3.10
 
 ServiceName = Literal["local", "openai", "azure"]
+ContentSafetyName = Literal["offline", "openai", "azure", "off"]
 
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 
@@ -81,6 +82,8 @@ class Settings:
     # Memory collections every user of a server sees as one (a team's handbook); every other collection is
     # per user (memories/scope.py). KERNEL_APP_SHARED_COLLECTIONS: comma-separated.
     shared_collections: list[str] = field(default_factory=list)
+    # The screen on what users send, documents, retrieved records and answers (docs/content-safety.md).
+    content_safety: ContentSafetyName = "offline"
 
     def __post_init__(self) -> None:
         for name in field_names():
@@ -143,6 +146,12 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if value not in SERVICES:
             raise ConfigError(f"{where}: unknown service {value!r}: use one of {', '.join(SERVICES)}")
         return value
+    if name == "content_safety":
+        text = value.strip().lower() if isinstance(value, str) else value
+        if text not in CONTENT_SAFETY_SCREENS:
+            choices = ", ".join(CONTENT_SAFETY_SCREENS)
+            raise ConfigError(f"{where}: unknown content_safety {value!r}: use one of {choices}")
+        return text
     if name == "model":
         return _optional(value, str, where, "a model name")
     if name in ("plugins_dirs", "trusted_dirs"):

@@ -282,6 +282,9 @@ class ChatSession:
         options, goal = plan_options(rest)
         if not goal:
             return Reply(PLAN_USAGE, "error")
+        from kernel_app.kernel.screening import require_clean, screen_of
+
+        await require_clean(screen_of(self.kernel), goal, "input")  # ContentBlockedError: the one-line reply
         kind, excluded, limit = options["planner"], options["exclude"] or None, options["max_functions"]
         emit(Progress("planning", f"planning with the {kind} planner"))
         if not proposes_plan(kind):  # function-calling: no plan to approve, each effectful call is asked

@@ -3,6 +3,7 @@
 from kernel_app.conversation.engine import ConversationEngine, TurnResult, collect, result_text
 from kernel_app.conversation.events import (
     ApprovalNeeded,
+    ContentBlocked,
     Done,
     ErrorEvent,
     Event,
@@ -26,6 +27,7 @@ from kernel_app.conversation.store import (
 __all__ = [
     "AnyConversationStore",
     "ApprovalNeeded",
+    "ContentBlocked",
     "Conversation",
     "ConversationEngine",
     "ConversationNotFoundError",

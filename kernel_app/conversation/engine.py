@@ -19,6 +19,12 @@ then what it produced is stored, marked interrupted (:mod:`kernel_app.conversati
 
 The prompt is the system message plus the newest stored messages that fit the model's context
 (:mod:`kernel_app.conversation.history`); older messages stay in the store.
+
+Content safety (docs/content-safety.md): the kernel's screen checks the user's message before anything
+runs (blocked: a ``ContentBlocked`` event, then ``Done`` with ``finish_reason`` ``content_filter`` and
+nothing stored), each function's result before the model sees it (the memory plugin drops flagged
+records itself and reports them), and the answer. What memory recall returns goes into the prompt fenced
+as data with a boundary made for the turn, under a system line that says it is not instructions.
 """
 
 from __future__ import annotations
@@ -31,13 +37,14 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from kernel_app.base import telemetry
 from kernel_app.base.errors import KernelAppError, innermost_message
 from kernel_app.base.usage import Usage, collect_usage
 from kernel_app.conversation.events import (
     ApprovalNeeded,
+    ContentBlocked,
     Done,
     ErrorEvent,
     Event,
@@ -56,6 +63,8 @@ from kernel_app.conversation.store import (
     ToolCall,
 )
 from kernel_app.providers.call_log.context import scoped_stream
+from kernel_app.providers.content_safety import Screen, Stage, collect_blocks, data_rule, fence, new_boundary
+from kernel_app.providers.content_safety import refusal as refusal_text
 from kernel_app.providers.llama.profiles import GENERIC, ModelProfile
 
 if TYPE_CHECKING:
@@ -77,6 +86,9 @@ TOOL_SCHEMA_TOKENS = 60  # estimated per offered function, reserved from the con
 # turn offers the ones most relevant to the user's message. Every schema of the kernel (~47 functions, ~4,000
 # tokens) would overflow its context. A service that says nothing (OpenAI, Azure) is offered all.
 NO_LIMIT = 10**6
+# Functions whose results are retrieved text (saved notes, documents, web pages): fenced as data in the prompt.
+DATA_PLUGINS = ("http",)
+DATA_FUNCTIONS = ("memory.recall",)
 
 Approve = Callable[[ApprovalNeeded], "bool | Refusal | Awaitable[bool | Refusal]"]
 ApprovalRule = Callable[[Any], bool]
@@ -121,12 +133,14 @@ class ConversationEngine:
         approval_rule: ApprovalRule = _default_rule,
         max_functions: int | None = None,
         relevance: Any = None,
+        screen: Screen | Literal["kernel"] | None = "kernel",
     ) -> None:
         """``functions``: the allow-list as ``Plugin.Function`` names (None: every function the kernel can
         offer as a tool; empty: none). ``context_tokens``: the model's context window (None: known from the
         model's name, else 8192). ``max_turns`` also caps the user turns kept in the prompt. ``relevance``:
         how functions are ranked for a turn when not all are offered (a ``planners.relevance.Relevance``;
-        None: by meaning, :class:`kernel_app.conversation.offer.SemanticRelevance`)."""
+        None: by meaning, :class:`kernel_app.conversation.offer.SemanticRelevance`). ``screen``: the content
+        screen ("kernel": the kernel's own, from the ``content_safety`` setting; None: none)."""
         self.kernel = kernel
         self.store = store if store is not None else ConversationStore(":memory:")
         self.system = system
@@ -139,6 +153,7 @@ class ConversationEngine:
         self.max_functions = max_functions  # per turn; None: the service's planner_max_functions, else all
         self._context_tokens = context_tokens
         self._relevance = relevance
+        self._screen = screen
         self._allowed: list[str] = []
         self._allowed_key: tuple[tuple[str, int], ...] | None = None
         self._service: Any = None
@@ -157,6 +172,14 @@ class ConversationEngine:
             self._service = self.kernel.get_service(self.service_id, type=ChatCompletionClientBase)
             self._service_key = key
         return self._service
+
+    @property
+    def screen(self) -> Screen | None:
+        if isinstance(self._screen, str):  # "kernel"
+            from kernel_app.kernel.screening import screen_of
+
+            return screen_of(self.kernel)
+        return self._screen
 
     @property
     def model(self) -> str:
@@ -194,8 +217,9 @@ class ConversationEngine:
         messages = [*self.store.messages(conversation_id), *pending]
         return fit(messages, self._history_budget(), max_turns=self.max_turns)
 
-    def chat_history(self, messages: Sequence[Message]) -> ChatHistory:
-        """A semantic-kernel ChatHistory: the system message, then ``messages``."""
+    def chat_history(self, messages: Sequence[Message], *, boundary: str = "") -> ChatHistory:
+        """A semantic-kernel ChatHistory: the system message, then ``messages``. With a ``boundary``, the
+        results of functions that retrieve text are fenced as data, and a system line says so."""
         from semantic_kernel.contents import (
             ChatHistory,
             ChatMessageContent,
@@ -208,11 +232,16 @@ class ConversationEngine:
         history = ChatHistory()
         if self.system:
             history.add_system_message(self.system)
+        fenced = bool(boundary) and any(m.role == "tool" and is_data_function(m.name or "") for m in messages)
+        if fenced:
+            history.add_system_message(data_rule(boundary))
         limit = max(200, int(self._history_budget() / 4 * 3.5))  # one function result gets a quarter at most
         for message in messages:
             if message.role == "tool":
                 plugin, _, name = (message.name or "").partition(".")
                 content = message.content if len(message.content) <= limit else message.content[:limit] + " [...]"
+                if fenced and is_data_function(message.name or ""):
+                    content = fence(content, boundary)
                 result = FunctionResultContent(
                     id=message.call_id, plugin_name=plugin or None, function_name=name or plugin, result=content
                 )
@@ -334,6 +363,11 @@ class ConversationEngine:
             conversation = self.store.get(conversation_id, owner=owner)
         elif owner is not None and conversation.owner != owner:
             raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
+        blocked = await self._screen_or_error("input", text)
+        if blocked is not None:  # nothing is stored: the blocked message must not reach a later prompt
+            for event in _blocked_turn(blocked, conversation_id):
+                yield event
+            return
         pending = [Message("user", text)]
         committed = 0
         ended = False  # Done or ErrorEvent came: the turn is over, whatever happens to its consumer now
@@ -415,6 +449,12 @@ class ConversationEngine:
         while lead < len(given) and given[lead].role == "system":
             lead += 1
         preamble, given = given[:lead], given[lead:]
+        newest = next((m.content for m in reversed(given) if m.role == "user"), "")
+        blocked = await self._screen_or_error("input", newest)  # the older ones were new once, and screened
+        if blocked is not None:
+            for event in _blocked_turn(blocked, ""):
+                yield event
+            return
         pending: list[Message] = []
         budget = self._history_budget() - sum(message_tokens(m) for m in preamble)
         async for event in self._turn(
@@ -481,13 +521,14 @@ class ConversationEngine:
             made: set[str] = set()  # the calls run this turn, as function and arguments
             answer_now = False
             last_result = ""  # of the turn's last call that ran
+            boundary = new_boundary()  # the turn's fence for retrieved text: no stored text can close it
             if tools:
                 asked = next((m.content for m in reversed(prompt()) if m.role == "user"), "") or ""
                 with telemetry.within(scope):
                     offered = await self.offered_functions(asked)
             for round_index in range(self.max_rounds + 1):
                 offer = tools and round_index < self.max_rounds and not answer_now
-                history = self.chat_history(prompt())
+                history = self.chat_history(prompt(), boundary=boundary)
                 settings = self._settings(service, offer, options, offered)
                 kwargs: dict[str, Any] = {}
                 if offer:
@@ -530,6 +571,10 @@ class ConversationEngine:
                     text = last_result
                     yield TextDelta(text)
                 if not calls:
+                    blocked = await self._screened("output", text)
+                    if blocked is not None:  # the refusal is what is stored and shown, not the answer
+                        text, finish = refusal_text(blocked.stage, _verdict(blocked)), "content_filter"
+                        yield blocked
                     pending.append(Message("assistant", text, tokens=usage.completion_tokens or None))
                     yield Done("", text, usage, finish)
                     return
@@ -559,9 +604,14 @@ class ConversationEngine:
                 if shown:
                     # The turn ends with it (calls.result_is_answer): asked for more, a small model echoes
                     # the request or the result, for minutes (docs/models.md).
+                    finish = "stop"
+                    blocked = await self._screened("output", shown)
+                    if blocked is not None:
+                        shown, finish = refusal_text(blocked.stage, _verdict(blocked)), "content_filter"
+                        yield blocked
                     pending.append(Message("assistant", shown))
                     yield TextDelta(shown)
-                    yield Done("", shown, usage, "stop")
+                    yield Done("", shown, usage, finish)
                     return
             yield Done("", "", usage, "length")  # unreachable: the last round offers no tools
         except KernelAppError as error:
@@ -618,19 +668,49 @@ class ConversationEngine:
                     f"The user did not approve running {call.function}; do not retry it, answer without it."
                 )
             else:
+                blocks: list[Any] = []
                 try:
-                    with collect_usage() as collector, telemetry.within(scope), telemetry.tool_call(call.id):
+                    with (
+                        collect_usage() as collector,
+                        collect_blocks() as blocks,
+                        telemetry.within(scope),
+                        telemetry.tool_call(call.id),
+                    ):
                         result = await self.kernel.invoke(function, KernelArguments(**arguments))
                     yield _Usage(collector.total)
                     output, ok = result_text(result), True
                 except Exception as error:
                     output = f"error: {error if isinstance(error, KernelAppError) else innermost_message(error)}"
+                for report in blocks:  # what the function left out (the memory plugin's flagged records)
+                    yield ContentBlocked(report.stage, report.verdict.category, report.verdict.reason)
+                if ok and plugin != "memory":  # memory screens each record itself
+                    withheld = await self._screened("tool_result", output)
+                    if withheld is not None:  # the model is told why, never shown the text
+                        output, ok = refusal_text(withheld.stage, _verdict(withheld)), False
+                        yield withheld
         pending.append(Message("tool", output, name=call.function, call_id=call.id))
         if ran_with_effect:
             commit()  # what was done to the world is on record even if the turn fails later
         yield FunctionCallFinished(
             call.id, call.function, call.arguments, _summary(output), ok, round(time.perf_counter() - began, 3)
         )
+
+    async def _screened(self, stage: Stage, text: str) -> ContentBlocked | None:
+        """The event when the screen flags ``text``; None when it passes (or there is no screen)."""
+        screen = self.screen
+        if screen is None or not text.strip():
+            return None
+        found = await screen.screen(text, stage)
+        return ContentBlocked(stage, found.category, found.reason) if found.flagged else None
+
+    async def _screen_or_error(self, stage: Stage, text: str) -> ContentBlocked | ErrorEvent | None:
+        """:meth:`_screened`, with a hosted screen's failure as the turn's error (it fails closed)."""
+        try:
+            return await self._screened(stage, text)
+        except KernelAppError as error:
+            return ErrorEvent(str(error))
+        except Exception as error:
+            return ErrorEvent(f"failed: content safety: {innermost_message(error)}")
 
     def _is_answer(self, finished: FunctionCallFinished) -> bool:
         """Whether a call's result is shown to the user as it is (kernel_app.conversation.calls)."""
@@ -680,6 +760,26 @@ def _end_turn_span(scope: telemetry.Scope, event: Event) -> None:
     elif isinstance(event, ErrorEvent):
         error_type = "Exception" if event.message.startswith("failed:") else "KernelAppError"
         scope.fail(error_type, event.message[:200])
+
+
+def is_data_function(name: str) -> bool:
+    """Whether a function's result is retrieved text, fenced as data in the prompt (``Plugin.Function``)."""
+    plugin = name.partition(".")[0]
+    return name in DATA_FUNCTIONS or plugin in DATA_PLUGINS
+
+
+def _verdict(blocked: ContentBlocked) -> Any:
+    from kernel_app.providers.content_safety import Verdict
+
+    return Verdict(True, blocked.category, blocked.reason)
+
+
+def _blocked_turn(blocked: ContentBlocked | ErrorEvent, conversation_id: str) -> list[Event]:
+    """A turn whose message was blocked: the event and a ``Done`` with the refusal (or the screen's error)."""
+    if isinstance(blocked, ErrorEvent):
+        return [blocked]
+    text = refusal_text(blocked.stage, _verdict(blocked))
+    return [blocked, Done(conversation_id, text, Usage(), "content_filter")]
 
 
 @dataclass(frozen=True)

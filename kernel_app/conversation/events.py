@@ -91,6 +91,31 @@ class Progress(Event):
 
 
 @dataclass(frozen=True)
+class ContentBlocked(Event):
+    """The content screen blocked something (docs/content-safety.md). ``stage``: ``input`` (the user's
+    message: the turn ends here, with ``Done`` whose ``finish_reason`` is ``content_filter``, and nothing is
+    stored), ``retrieved`` (a memory record left out of a recall), ``tool_result`` (a function's result
+    withheld from the model), ``output`` (the answer replaced by a refusal). ``category`` is the screen's
+    (prompt_injection, hidden_text, harmful, or the hosted service's), ``reason`` one line."""
+
+    type: ClassVar[str] = "content_blocked"
+    stage: str
+    category: str
+    reason: str
+
+    def describe(self) -> str:
+        """One line for a person: what was blocked and why."""
+        what = {
+            "input": "message blocked",
+            "document": "document refused",
+            "retrieved": "retrieved text withheld",
+            "tool_result": "function result withheld",
+            "output": "answer withheld",
+        }.get(self.stage, "blocked")
+        return f"content safety: {what} ({self.category}): {self.reason}"
+
+
+@dataclass(frozen=True)
 class ErrorEvent(Event):
     """The turn failed (a model or plugin failure); one line, never a traceback. ``Done`` does not follow."""
 
@@ -106,4 +131,6 @@ class Done(Event):
     conversation_id: str
     text: str
     usage: Usage = field(default_factory=Usage)
-    finish_reason: str = "stop"  # stop, length (cut at max_tokens), cancelled
+    # stop, length (cut at max_tokens), cancelled, content_filter (the content screen blocked the message
+    # or the answer: ``text`` is the refusal; a blocked message leaves nothing stored)
+    finish_reason: str = "stop"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import PrivateAttr
 from semantic_kernel import Kernel
 from semantic_kernel.exceptions import KernelFunctionNotFoundError, KernelPluginNotFoundError
 
@@ -18,6 +19,10 @@ from kernel_app.kernel.plugin_folders.function_lookup import find_function
 
 
 class AppKernel(Kernel):
+    # The content screen (kernel_app.providers.content_safety) every surface over this kernel uses: the
+    # engine, the memory plugin, sourced answers and direct runs find it here (kernel.screening.screen_of).
+    _content_screen: Any = PrivateAttr(default=None)
+
     def get_function(self, plugin_name: str | None, function_name: str) -> Any:
         try:
             return super().get_function(plugin_name, function_name)

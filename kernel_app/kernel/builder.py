@@ -64,10 +64,15 @@ def build_kernel(
     from kernel_app.kernel.memory_plugin import MemoryPlugin
 
     report = load_plugin_directories(plugin_directories(settings), other_functions=other_functions(settings))
+    from kernel_app.kernel.screening import use_screen
+    from kernel_app.providers.content_safety import create_screen
+
     kernel = AppKernel()
+    screen = create_screen(settings)
+    use_screen(kernel, screen)
     for name, functions in report.plugins.items():
         kernel.add_plugin(KernelPlugin(name=name, functions=functions))
-    kernel.add_plugin(MemoryPlugin(lambda: _open_memory(settings)), plugin_name="memory")
+    kernel.add_plugin(MemoryPlugin(lambda: _open_memory(settings), screen=screen), plugin_name="memory")
     kernel.add_plugin(_conversation_summary_plugin(), plugin_name="ConversationSummaryPlugin")
     if settings.http_plugin:
         from semantic_kernel.core_plugins import HttpPlugin

@@ -23,9 +23,12 @@ from memories.scope import current_scope
 class MemoryPlugin:
     """Recall relevant saved texts, answer from them with sources, or save a text, in a memory collection."""
 
-    def __init__(self, open_store: Callable[[], Any]) -> None:
+    def __init__(self, open_store: Callable[[], Any], *, screen: Any = None) -> None:
+        """``screen``: the content screen each recalled record passes before it is returned (a
+        ``kernel_app.providers.content_safety.Screen``; None: none)."""
         self._open_store = open_store
         self._store: Any = None
+        self._screen = screen
 
     def _get_store(self) -> Any:
         if self._store is None:
@@ -37,7 +40,7 @@ class MemoryPlugin:
         description="Find saved texts relevant to a question in a memory collection; returns them one per line "
         "as '[id] text', or an empty string when nothing passes the relevance floor.",
     )
-    def recall(
+    async def recall(
         self,
         input: Annotated[str, "The question or topic to look up"],
         collection: Annotated[str, "The memory collection, e.g. SWOT"] = "default",
@@ -49,6 +52,9 @@ class MemoryPlugin:
         if collection not in {c.name for c in store.collections()}:
             return ""
         hits = store.search(collection, input, limit=int(limit), min_relevance=float(min_relevance))
+        from kernel_app.kernel.screening import clean_hits
+
+        hits = await clean_hits(self._screen, hits)  # a flagged record never reaches a prompt
         return "\n".join(f"[{hit.record.id}] {hit.record.text}" for hit in hits)
 
     @kernel_function(

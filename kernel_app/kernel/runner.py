@@ -82,9 +82,17 @@ async def run_chain(
     variables: Mapping[str, Any] | None = None,
     on_chunk: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Invoke ``functions`` in order; with ``on_chunk``, prompt functions stream their text to it."""
+    """Invoke ``functions`` in order; with ``on_chunk``, prompt functions stream their text to it.
+
+    What the caller gives (``input`` and text ``variables``) and the last output pass the kernel's content
+    screen: a flagged one raises :class:`~kernel_app.providers.content_safety.ContentBlockedError`."""
     from semantic_kernel.functions import KernelArguments
 
+    from kernel_app.kernel.screening import require_clean, require_clean_values, screen_of
+
+    screen = screen_of(kernel)
+    await require_clean(screen, input or "", "input")
+    await require_clean_values(screen, variables or {}, "input")
     run = RunResult()
     current = input
     for index, function in enumerate(functions):
@@ -116,6 +124,7 @@ async def run_chain(
         if on_chunk is not None and index < len(functions) - 1:
             on_chunk("\n")
         current = output
+    await require_clean(screen, run.result, "output")
     return run
 
 

@@ -7,7 +7,9 @@ was given where the service has structured output, else in square brackets in th
 checked against what it was given: ``cited`` holds real ids only, ``unknown_citations`` invented ones.
 
 The prompt is a plain chat history, not a template, so a question or a record containing ``{{`` is
-just text.
+just text. The records pass the kernel's content screen first (a flagged one is left out and reported),
+and go in fenced as data with a boundary made for this answer, under a system line that says so
+(``kernel_app.providers.content_safety.fence``): instructions written in a record are not followed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from kernel_app.base.errors import KernelAppError, UsageError, innermost_message
 from kernel_app.base.usage import Usage
+from kernel_app.kernel.screening import clean_hits, screen_of
 from kernel_app.providers.execution_settings import execution_settings, json_schema_format, supports_response_format
 
 if TYPE_CHECKING:
@@ -136,6 +139,13 @@ def nothing_found_message(collection: str, min_relevance: float, best: float | N
     )
 
 
+def withheld_message(collection: str, withheld: int) -> str:
+    return (
+        f"The {withheld} saved text(s) in {collection!r} that match the question were withheld by the content "
+        "safety screen, so I will not answer from them."
+    )
+
+
 def find_citations(answer: str, source_ids: list[str]) -> tuple[list[str], list[str]]:
     """(cited ids among ``source_ids`` in order of first mention, other bracketed ids).
 
@@ -195,10 +205,15 @@ async def answer_with_sources(
     question = question.strip()
     if not question:
         raise UsageError('the question is empty: ask something, e.g. "What are our strengths?"')
+    from kernel_app.kernel.screening import require_clean
+
+    await require_clean(screen_of(kernel), question, "input")  # ContentBlockedError: nothing is searched
     # Search with no floor so that, when nothing passes, the message can say how close the best was.
     hits = store.search(collection, question, limit=limit, min_relevance=-1.0, where=where)
     best = hits[0].relevance if hits else None
     sources = [hit for hit in hits if hit.relevance >= min_relevance]
+    passing = len(sources)
+    sources = await clean_hits(screen_of(kernel), sources)
     result = SourcedAnswer(
         question,
         collection,
@@ -209,7 +224,9 @@ async def answer_with_sources(
         min_relevance=min_relevance,
     )
     if not sources:
-        result.answer = nothing_found_message(collection, min_relevance, best)
+        result.answer = (
+            withheld_message(collection, passing) if passing else nothing_found_message(collection, min_relevance, best)
+        )
         return result
     ids = [hit.record.id for hit in sources]
     service = _chat_service(kernel, service_id, sources)
@@ -323,11 +340,14 @@ def _without_repeated_clauses(sentence: str, seen: set[str]) -> str:
 def _history(question: str, sources: list[SearchHit], structured: bool) -> Any:
     from semantic_kernel.contents import ChatHistory
 
+    from kernel_app.providers.content_safety import data_rule, fence, new_boundary
+
     form = STRUCTURED_FORM if structured else TEXT_FORM.format(example=sources[0].record.id)
+    boundary = new_boundary()  # new for every answer: a record cannot close its own fence
     history = ChatHistory()
-    history.add_system_message(SYSTEM.format(form=form))
+    history.add_system_message(f"{SYSTEM.format(form=form)}\n{data_rule(boundary)}")
     # Notes and question in one user turn: the small local model ignores notes put in the system message.
-    history.add_user_message(f"Notes:\n{sources_text(sources)}\n\nQuestion: {question}")
+    history.add_user_message(f"Notes:\n{fence(sources_text(sources), boundary)}\n\nQuestion: {question}")
     return history
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from pathlib import Path
@@ -114,20 +115,26 @@ def search(
 @click.option("--overlap", type=click.IntRange(0, 5000), default=100, show_default=True)
 @click.pass_obj
 def ingest(app: AppContext, collection: str, paths: tuple[Path, ...], chunk_size: int, overlap: int) -> None:
-    """Ingest .txt, .md and .pdf files (directories recursively); unchanged files are skipped."""
+    """Ingest .txt, .md and .pdf files (directories recursively); unchanged files are skipped.
+
+    Each file passes the content screen first (content_safety): one with a flagged part is not ingested,
+    and the reason is said."""
     from memories.ingest import ingest as ingest_files
     from memories.ingest import iter_files
 
-    total = sum(1 for _ in iter_files(paths))
-    with _store(app) as store, click.progressbar(length=total, label="ingesting", file=sys.stderr) as bar:
+    files = list(iter_files(paths))
+    refused = asyncio.run(_refused(app, files, chunk_size, overlap))
+    files = [path for path in files if path not in refused]
+    with _store(app) as store, click.progressbar(length=len(files), label="ingesting", file=sys.stderr) as bar:
         report = ingest_files(
             store,
             collection,
-            paths,
+            files,
             chunk_size=chunk_size,
             overlap=overlap,
             progress=lambda _path, done, _total: bar.update(done - bar.pos),
         )
+    report.failed += [(path, f"refused by content safety ({v.category}): {v.reason}") for path, v in refused.items()]
     for path, why in report.failed:
         click.echo(f"{path}: not ingested: {why}", err=True)
     click.echo(
@@ -136,6 +143,24 @@ def ingest(app: AppContext, collection: str, paths: tuple[Path, ...], chunk_size
     )
     if report.failed:
         raise SystemExit(1)
+
+
+async def _refused(app: AppContext, files: list[Path], chunk_size: int, overlap: int) -> dict[Path, Any]:
+    """The files the content screen refuses, with its verdicts."""
+    from kernel_app.kernel.screening import flagged_document
+    from kernel_app.providers.content_safety import create_screen
+
+    screen = create_screen(app.settings)
+    refused: dict[Path, Any] = {}
+    try:
+        for path in files:
+            found = await flagged_document(screen, path, chunk_size=chunk_size, overlap=overlap)
+            if found.flagged:
+                refused[path] = found
+    finally:
+        if screen is not None:
+            await screen.aclose()
+    return refused
 
 
 @memory.command("delete")

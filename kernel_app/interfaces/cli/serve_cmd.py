@@ -64,6 +64,12 @@ from kernel_app.interfaces.cli.context import AppContext, report_problems
     metavar="URL",
     help="Entra ID sign-in: the authority (default https://login.microsoftonline.com; KERNEL_APP_ENTRA_AUTHORITY).",
 )
+@click.option(
+    "--content-safety",
+    type=click.Choice(["offline", "openai", "azure", "off"]),
+    help="The screen on messages, documents, retrieved records and answers (default offline; "
+    "KERNEL_APP_CONTENT_SAFETY; docs/content-safety.md).",
+)
 @click.pass_obj
 def serve(
     app: AppContext,
@@ -81,6 +87,7 @@ def serve(
     entra_tenant_id: str | None,
     entra_client_id: str | None,
     entra_authority: str | None,
+    content_safety: str | None,
 ) -> None:
     """Serve the kernel over HTTP: a web page at /, REST under /v1, OpenAI-compatible /v1/chat/completions,
     MCP at /mcp.
@@ -97,7 +104,12 @@ def serve(
     from kernel_app.interfaces.server.entra import entra_config
     from kernel_app.interfaces.server.security import api_keys_from_env, check_bind
 
-    given = {"entra_tenant_id": entra_tenant_id, "entra_client_id": entra_client_id, "entra_authority": entra_authority}
+    given = {
+        "entra_tenant_id": entra_tenant_id,
+        "entra_client_id": entra_client_id,
+        "entra_authority": entra_authority,
+        "content_safety": content_safety,
+    }
     given = {name: value for name, value in given.items() if value}
     if given:  # the flags win over the environment and the config file, as every setting's flag does
         app.overrides.update(given)

@@ -54,9 +54,11 @@ class PlainRenderer:
         pass
 
     def event(self, event: Event) -> None:
-        from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted, Progress
+        from kernel_app.conversation.events import ContentBlocked, FunctionCallFinished, FunctionCallStarted, Progress
 
-        if isinstance(event, FunctionCallStarted):
+        if isinstance(event, ContentBlocked):
+            self._note(f"[{event.describe()}]")
+        elif isinstance(event, FunctionCallStarted):
             self._note(f"[running {event.function}]")
         elif isinstance(event, FunctionCallFinished) and not event.ok:
             self._note(f"[{event.function}: {event.result}]")
@@ -201,9 +203,19 @@ class RichRenderer:
                 self._show()
 
     def event(self, event: Event) -> None:
-        from kernel_app.conversation.events import ApprovalNeeded, FunctionCallFinished, FunctionCallStarted, Progress
+        from kernel_app.conversation.events import (
+            ApprovalNeeded,
+            ContentBlocked,
+            FunctionCallFinished,
+            FunctionCallStarted,
+            Progress,
+        )
 
-        if isinstance(event, Progress):
+        if isinstance(event, ContentBlocked):  # one line above the answer, which is then the refusal
+            from rich.markup import escape
+
+            self.console.print(f"[yellow]{escape(event.describe())}[/yellow]", markup=True)
+        elif isinstance(event, Progress):
             self._status = event.text + ("" if event.done else "...")
         elif isinstance(event, FunctionCallStarted):
             self._status = f"running {event.function}..."

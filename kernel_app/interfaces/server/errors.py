@@ -139,7 +139,14 @@ def install(app: FastAPI, *, database: bool = False) -> None:
     async def kernel_app_error(request: Request, error: KernelAppError) -> JSONResponse:
         if database_unavailable(error):
             return database_down_response(error, database_log)
-        return error_response(status_of(error), str(error).splitlines()[0] if str(error) else type(error).__name__)
+        from kernel_app.providers.content_safety import ContentBlockedError, ScreenError
+
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, ContentBlockedError):  # what was sent (or would be answered) was blocked
+            return error_response(422, message, "content_blocked")
+        if isinstance(error, ScreenError):  # the hosted screen failed: nothing went on unscreened
+            return error_response(503, message, "content_safety_unavailable")
+        return error_response(status_of(error), message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -116,14 +116,21 @@ def build_server(kernel: Kernel, shared_collections: Iterable[str] = ()) -> Serv
         function = functions.get(name)
         if function is None:
             return _error(f"no tool {name!r}: tools are named Plugin-Function, e.g. Math-add")
+        from kernel_app.kernel.screening import require_clean, require_clean_values, screen_of
+
+        screen = screen_of(kernel)
         try:
             with using_scope(_caller_scope(server, shared)):
+                # What the client sends and what goes back pass the content screen: a block is the tool's error.
+                await require_clean_values(screen, arguments or {}, "input")
                 result = await kernel.invoke(function, kernel_arguments(arguments))
+                text = result_text(result)
+                await require_clean(screen, text, "output")
         except KernelAppError as error:
             return _error(str(error))
         except Exception as error:
             return _error(f"{function.plugin_name}.{function.name} failed: {innermost_message(error)}")
-        return [types.TextContent(type="text", text=result_text(result))]
+        return [types.TextContent(type="text", text=text)]
 
     @server.list_prompts()
     async def list_prompts() -> list[types.Prompt]:

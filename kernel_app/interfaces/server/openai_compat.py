@@ -22,7 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernel_app.conversation.events import Done, ErrorEvent, Event, TextDelta
+from kernel_app.conversation.events import ContentBlocked, Done, ErrorEvent, Event, TextDelta
 from kernel_app.conversation.store import Message
 from kernel_app.interfaces.server.chat_surface import approver, refusal
 from kernel_app.interfaces.server.errors import ApiError, error_body
@@ -141,6 +141,11 @@ async def chat_completions(
                 error = event.message
         return done, error
 
+    def message(done: Done) -> dict[str, Any]:
+        if done.finish_reason == "content_filter":  # what the screen blocked: a refusal, as OpenAI's models give
+            return {"role": "assistant", "content": None, "refusal": done.text}
+        return {"role": "assistant", "content": done.text, "refusal": None}
+
     finished, outcome = await unless_disconnected(request.receive, answer())
     if not finished or outcome is None:
         return Response(status_code=CLIENT_GONE)
@@ -156,9 +161,9 @@ async def chat_completions(
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": done.text, "refusal": None},
+                    "message": message(done),
                     "logprobs": None,
-                    "finish_reason": done.finish_reason if done.finish_reason == "length" else "stop",
+                    "finish_reason": finish_reason(done),
                 }
             ],
             "usage": _usage(done),
@@ -178,14 +183,21 @@ async def _chunks(
     async for event in events:
         if isinstance(event, TextDelta) and event.text:
             yield frame([{"index": 0, "delta": {"content": event.text}, "logprobs": None, "finish_reason": None}])
+        elif isinstance(event, ContentBlocked):  # the refusal goes as OpenAI streams one: delta.refusal
+            refusal = {"refusal": event.describe()}
+            yield frame([{"index": 0, "delta": refusal, "logprobs": None, "finish_reason": None}])
         elif isinstance(event, Done):
-            reason = "length" if event.finish_reason == "length" else "stop"
-            yield frame([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": reason}])
+            yield frame([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason(event)}])
             if include_usage:
                 yield frame([], usage=_usage(event))
         elif isinstance(event, ErrorEvent):
             yield f"data: {json.dumps(error_body(event.message, 'server_error', 'model_error'))}\n\n"
     yield "data: [DONE]\n\n"
+
+
+def finish_reason(done: Done) -> str:
+    """OpenAI's finish reason: ``length``, ``content_filter`` (the content screen blocked it) or ``stop``."""
+    return done.finish_reason if done.finish_reason in ("length", "content_filter") else "stop"
 
 
 def _usage(done: Done) -> dict[str, int]:

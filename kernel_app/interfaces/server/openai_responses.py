@@ -49,7 +49,9 @@ from openai.types.responses import (
     ResponseOutputItemAddedEvent,
     ResponseOutputItemDoneEvent,
     ResponseOutputMessage,
+    ResponseOutputRefusal,
     ResponseOutputText,
+    ResponseRefusalDoneEvent,
     ResponseStatus,
     ResponseTextDeltaEvent,
     ResponseTextDoneEvent,
@@ -318,6 +320,8 @@ class ResponseBuilder:
         return []
 
     def finish(self, done: Done) -> list[dict[str, Any]]:
+        if done.finish_reason == "content_filter":
+            return self._refuse(done)
         events = self._open_message() if not self._has_answer() else []  # an empty answer is still a message
         events += self._close_message()
         if done.finish_reason == "length":
@@ -327,6 +331,28 @@ class ResponseBuilder:
             return [*events, self._event(ResponseIncompleteEvent, type="response.incomplete", response=self.final)]
         self.final = self.response("completed", usage=_usage(done), completed_at=time.time())
         return [*events, self._event(ResponseCompletedEvent, type="response.completed", response=self.final)]
+
+    def _refuse(self, done: Done) -> list[dict[str, Any]]:
+        """The content screen blocked the message or the answer: a refusal part, and the response is
+        incomplete for ``content_filter``, as OpenAI's own filter leaves it. An answer streamed before it
+        was blocked is not kept in the response."""
+        if self._message is not None:
+            self.output.pop(self._message[1])
+            self._message = None
+        item_id, index = _id("msg"), len(self.output)
+        part = ResponseOutputRefusal(type="refusal", refusal=done.text)
+        item = ResponseOutputMessage(id=item_id, type="message", role="assistant", status="completed", content=[part])
+        self.output.append(item)
+        begun = item.model_copy(update={"status": "in_progress", "content": []})
+        place = {"item_id": item_id, "output_index": index, "content_index": 0}
+        added = "response.output_item.added"
+        events = [
+            self._event(ResponseOutputItemAddedEvent, type=added, item=begun, output_index=index),
+            self._event(ResponseRefusalDoneEvent, type="response.refusal.done", refusal=done.text, **place),
+            self._event(ResponseOutputItemDoneEvent, type="response.output_item.done", item=item, output_index=index),
+        ]
+        self.final = self.response("incomplete", usage=_usage(done), incomplete_details={"reason": "content_filter"})
+        return [*events, self._event(ResponseIncompleteEvent, type="response.incomplete", response=self.final)]
 
     def fail(self, message: str) -> list[dict[str, Any]]:
         failed = self.response("failed", error={"code": "server_error", "message": message})

@@ -52,3 +52,19 @@ async def keep_uploads(store: Any, collection: str, files: list[UploadFile]) -> 
         await asyncio.to_thread(target.write_bytes, data)
         kept.append((target, len(data)))
     return kept
+
+
+async def refused_uploads(screen: Any, paths: list[Path]) -> dict[Path, Any]:
+    """The uploads the content screen refuses, each with its ``ContentBlocked`` event (stage ``document``;
+    :func:`kernel_app.kernel.screening.flagged_document` says why a document is refused whole); their
+    copies are deleted, so nothing of them is ingested or kept."""
+    from kernel_app.conversation.events import ContentBlocked
+    from kernel_app.kernel.screening import flagged_document
+
+    refused: dict[Path, Any] = {}
+    for path in paths:
+        found = await flagged_document(screen, path)
+        if found.flagged:
+            refused[path] = ContentBlocked("document", found.category, found.reason)
+            await asyncio.to_thread(path.unlink, True)
+    return refused

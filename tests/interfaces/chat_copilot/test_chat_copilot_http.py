@@ -46,7 +46,8 @@ def test_the_probes_answer_in_the_web_apps_shapes(served: tuple[str, ToolScripte
     }
     info = httpx.get(f"{base}/info").json()
     assert info["memoryStore"]["selectedType"] in info["memoryStore"]["types"]
-    assert info["availablePlugins"] == [] and info["isContentSafetyEnabled"] is False and info["version"]
+    assert info["availablePlugins"] == [] and info["version"]
+    assert info["isContentSafetyEnabled"] is True  # the offline screen, on by default (docs/content-safety.md)
     assert httpx.get(f"{base}/speechToken").json() == {"token": None, "region": None, "isSuccess": False}
     assert httpx.get(f"{url}/v1/models").status_code == 200  # our own API is where it was
 

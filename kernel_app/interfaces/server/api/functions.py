@@ -12,10 +12,19 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from kernel_app.base.errors import KernelAppError, innermost_message
-from kernel_app.conversation.events import Done, ErrorEvent, Event, FunctionCallFinished, FunctionCallStarted, TextDelta
+from kernel_app.conversation.events import (
+    ContentBlocked,
+    Done,
+    ErrorEvent,
+    Event,
+    FunctionCallFinished,
+    FunctionCallStarted,
+    TextDelta,
+)
 from kernel_app.interfaces.server.limits import CLIENT_GONE, gated, unless_disconnected
 from kernel_app.interfaces.server.sse import event_stream
 from kernel_app.interfaces.server.state import ServerState, State
+from kernel_app.providers.content_safety import ContentBlockedError
 
 router = APIRouter(prefix="/v1/functions", tags=["functions"])
 
@@ -85,13 +94,15 @@ async def invoke(
 
     async def answer() -> dict[str, Any]:
         result: dict[str, Any] = {"function": qualified}
+        blocked = False
         async for event in events:
+            blocked = blocked or isinstance(event, ContentBlocked)
             if isinstance(event, Done):
                 result.update(result=event.text, usage=event.usage.to_dict())
             elif isinstance(event, ErrorEvent):
                 from kernel_app.interfaces.server.errors import ApiError
 
-                raise ApiError(422, event.message, "function_failed")
+                raise ApiError(422, event.message, "content_blocked" if blocked else "function_failed")
         return result
 
     finished, result = await unless_disconnected(request.receive, answer())
@@ -123,6 +134,10 @@ async def _run(state: ServerState, function: Any, qualified: str, body: Invocati
             run = await task
         else:  # nothing to stream: no task, no queue (a served request's overhead)
             run = await chain
+    except ContentBlockedError as error:  # the event for a client that renders them, then the one-line error
+        yield ContentBlocked(error.stage, error.verdict.category, error.verdict.reason)
+        yield ErrorEvent(str(error))
+        return
     except KernelAppError as error:
         yield ErrorEvent(str(error))
         return

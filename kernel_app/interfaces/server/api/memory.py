@@ -95,21 +95,23 @@ async def search(collection: str, body: Search, state: State, request: Request) 
 @router.post("/{collection}/ask", summary="Answer only from the collection, citing record ids")
 async def ask(collection: str, body: Question, state: State, request: Request) -> dict[str, Any]:
     from kernel_app.kernel.sourced_answer import answer_with_sources
+    from kernel_app.providers.content_safety import collect_blocks
 
     store, scope = state.memory(), _scope(state, request)
     stored = scope.stored(collection)
     state.gate.check()
     await state.gate.acquire()
     try:
-        answer = await answer_with_sources(
-            state.kernel,
-            store,
-            stored,
-            body.question,
-            limit=body.limit,
-            min_relevance=body.min_relevance,
-            where=body.where,
-        )
+        with collect_blocks() as blocks:  # records the content screen withheld (a flagged question: 422)
+            answer = await answer_with_sources(
+                state.kernel,
+                store,
+                stored,
+                body.question,
+                limit=body.limit,
+                min_relevance=body.min_relevance,
+                where=body.where,
+            )
     except CollectionNotFoundError as error:
         raise scope.not_found(error, [c.name for c in await asyncio.to_thread(store.collections)]) from None
     finally:
@@ -123,6 +125,7 @@ async def ask(collection: str, body: Question, state: State, request: Request) -
             for hit in answer.sources
         ],
         "text": answer.with_sources_line(),
+        "blocked": [{"type": "content_blocked", "stage": b.stage, **_verdict(b.verdict)} for b in blocks],
     }
 
 
@@ -142,6 +145,10 @@ async def record(collection: str, record_id: str, state: State, request: Request
         "created_at": found.created_at.isoformat() if found.created_at else None,
         "updated_at": found.updated_at.isoformat() if found.updated_at else None,
     }
+
+
+def _verdict(verdict: Any) -> dict[str, str]:
+    return {"category": verdict.category, "reason": verdict.reason}
 
 
 @router.delete("/{collection}/records/{record_id}", status_code=204, summary="Delete a saved text")
@@ -191,23 +198,35 @@ async def upload(
     """Each file is kept under the data folder (``uploads/COLLECTION/NAME``) and ingested from there:
     its chunks' ``source`` is ``uploads/COLLECTION/NAME``, so uploading a file of the same name again (through
     any server) replaces its chunks, an unchanged one is skipped. With ``database_url`` its bytes are kept
-    in PostgreSQL too, so any server serves the download."""
-    from kernel_app.interfaces.server.uploads import keep_uploads, source_namer
+    in PostgreSQL too, so any server serves the download.
+
+    Each document passes the content screen first (docs/content-safety.md): one with a flagged chunk is
+    refused whole, listed under ``failed`` and ``blocked`` (a ``content_blocked`` event when streamed);
+    when every document is refused, the answer is a 422 naming the first and why."""
+    from kernel_app.interfaces.server.uploads import keep_uploads, refused_uploads, source_namer
+    from kernel_app.kernel.screening import screen_of
 
     store = state.memory()
     stored = _scope(state, request).stored(collection)  # the caller's own collection, its uploads' folder too
     paths = [path for path, _ in await keep_uploads(store, stored, files)]
+    refused = await refused_uploads(screen_of(state.kernel), paths)
+    if refused and len(refused) == len(paths):
+        first = next(iter(refused.values()))
+        message = f"content safety refused {first.reason} ({first.category}): nothing was stored"
+        raise ApiError(422, message, "content_blocked")
+    paths = [path for path in paths if path not in refused]
+    blocked = [(path.name, event) for path, event in refused.items()]
     if state.settings.database_url:
         await _share(state, stored, paths)
     source_of = source_namer(stored)
     if stream:
         return StreamingResponse(
-            _ingest_events(store, stored, paths, source_of, collection),
+            _ingest_events(store, stored, paths, source_of, collection, blocked),
             media_type="text/event-stream",
             headers=HEADERS,
         )
     report = await asyncio.to_thread(_ingest, store, stored, paths, None, source_of)
-    return _report(collection, report)
+    return _report(collection, report, blocked)
 
 
 @router.get(
@@ -278,9 +297,16 @@ async def _share(state: ServerState, collection: str, paths: list[Path]) -> None
 
 
 async def _ingest_events(
-    store: Any, collection: str, paths: list[Path], source_of: Callable[[Path], str] | None, visible: str
+    store: Any,
+    collection: str,
+    paths: list[Path],
+    source_of: Callable[[Path], str] | None,
+    visible: str,
+    blocked: list[tuple[str, Any]],
 ) -> AsyncIterator[str]:
     """Ingest into ``collection`` (the stored name), with progress events naming it ``visible``."""
+    for _, event in blocked:  # refused before anything was ingested
+        yield frame(event.to_dict())
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
 
@@ -297,7 +323,7 @@ async def _ingest_events(
     except Exception as error:
         yield frame({"type": "error", "message": str(error).splitlines()[0] if str(error) else type(error).__name__})
         return
-    yield frame({"type": "done", **_report(visible, report)})
+    yield frame({"type": "done", **_report(visible, report, blocked)})
 
 
 def _ingest(
@@ -308,11 +334,15 @@ def _ingest(
     return ingest(store, collection, paths, progress=progress, source_of=source_of)
 
 
-def _report(collection: str, report: Any) -> dict[str, Any]:
+def _report(collection: str, report: Any, blocked: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The upload's outcome; a document the content screen refused is under ``failed`` (its reason says
+    so) and its event under ``blocked``."""
+    refused = [{"file": name, "reason": f"refused by content safety ({e.category}): {e.reason}"} for name, e in blocked]
     return {
         "collection": collection,
         "added": report.added,
         "chunks": report.chunks,
         "skipped_unchanged": report.skipped_unchanged,
-        "failed": [{"file": Path(path).name, "reason": reason} for path, reason in report.failed],
+        "failed": [{"file": Path(path).name, "reason": reason} for path, reason in report.failed] + refused,
+        "blocked": [e.to_dict() for _, e in blocked],
     }

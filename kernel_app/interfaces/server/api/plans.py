@@ -78,8 +78,10 @@ FUNCTION_CALLING_TEXT = "(function-calling: no plan to review; on execute the mo
 
 @router.post("", status_code=201, summary="Plan a goal; nothing runs until you execute it")
 async def create(body: NewPlan, state: State, request: Request) -> dict[str, Any]:
+    from kernel_app.kernel.screening import require_clean, screen_of
     from planners.factory import create_planner, proposes_plan
 
+    await require_clean(screen_of(state.kernel), body.goal, "input")  # a blocked goal: 422 content_blocked
     plan_id = f"plan_{uuid.uuid4().hex[:12]}"
     owner = identity_of(request).principal
     if not proposes_plan(body.planner):  # an unknown kind: a 400 naming the kinds

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kernel_app.base.usage import Usage
-from kernel_app.conversation.events import FunctionCallStarted, PlanProposed, Progress
+from kernel_app.conversation.events import ContentBlocked, FunctionCallStarted, PlanProposed, Progress
 from kernel_app.interfaces.server.chat_copilot import shapes
 from kernel_app.interfaces.server.chat_copilot.kept import (
     APPROVAL_TIMEOUT,
@@ -103,6 +103,7 @@ class Turn:
     approved: bool = False
     last_send: asyncio.Future[None] | None = None  # hub sends from sync callbacks go out in order
     said_before_plan: str = ""  # text streamed before a plan card: sent as its own message, above the card
+    blocked: list[str] = field(default_factory=list)  # what the content screen blocked: said under the answer
 
 
 @dataclass
@@ -335,6 +336,8 @@ class CopilotBot:
             await asyncio.shield(turn.last_send)  # every streamed update is out before the final one
         if turn.said_before_plan and text.startswith(turn.said_before_plan):
             text = text[len(turn.said_before_plan) :].lstrip()  # that part is its own message, above the card
+        notes = [line for line in dict.fromkeys(turn.blocked) if line not in text]
+        text = "\n\n".join([text, *(f"> {line}" for line in notes)]) if notes else text
         reply = await self._open_reply(turn, text, citations)
         reply.content, reply.citations = text, citations
         reply.token_usage = shapes.token_usage(turn.usage)
@@ -344,8 +347,17 @@ class CopilotBot:
         await self.hub.send(turn.chat_id, "ReceiveMessageUpdate", message)
         await self.status(turn.chat_id, None)
 
+    async def say(self, chat_id: str, text: str) -> None:
+        """A bot message of its own in the chat (a refused document says so), kept and sent to everyone in it."""
+        message = ViewMessage(chat_id, shapes.BOT_ROLE, shapes.BOT, "Kernel App", text)
+        self.records.save(message)
+        await self.hub.send(chat_id, "ReceiveMessage", chat_id, shapes.BOT, shapes.chat_message(message))
+
     def _on_event(self, turn: Turn, event: Any) -> None:
-        if isinstance(event, FunctionCallStarted):
+        if isinstance(event, ContentBlocked):
+            if event.stage not in ("input", "output"):  # those are the answer itself: its refusal
+                turn.blocked.append(event.describe())
+        elif isinstance(event, FunctionCallStarted):
             # A call that needs approval is "Running" once approved (_approve_call, _propose), not before.
             if not needs_approval(self.state, event.function):
                 self.send_later(turn, self.status(turn.chat_id, f"Running {event.function}…"))
@@ -372,9 +384,18 @@ class CopilotBot:
         if not hits:
             return None
         await self.status(turn.chat_id, "Searching the chat's documents…")
-        answer = await answer_with_sources(
-            self.state.kernel, memory, collection, turn.text, min_relevance=MIN_RELEVANCE
-        )
+        from kernel_app.providers.content_safety import ContentBlockedError, collect_blocks
+
+        try:
+            with collect_blocks() as blocks:  # the chat's records the content screen withholds
+                answer = await answer_with_sources(
+                    self.state.kernel, memory, collection, turn.text, min_relevance=MIN_RELEVANCE
+                )
+        except ContentBlockedError as blocked:  # the question itself: the refusal is the answer, nothing is kept
+            return str(blocked), []
+        for report in blocks:
+            verdict = report.verdict
+            turn.blocked.append(ContentBlocked(report.stage, verdict.category, verdict.reason).describe())
         turn.usage = turn.usage + answer.usage
         self.state.engine.remember(turn.chat_id, turn.text, answer.with_sources_line())
         if not self.state.store.get(turn.chat_id).title:

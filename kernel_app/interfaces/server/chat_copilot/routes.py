@@ -40,6 +40,7 @@ from kernel_app.interfaces.server.chat_copilot.records import DocumentRecord, Vi
 from kernel_app.interfaces.server.entra import entra_config
 from kernel_app.interfaces.server.errors import ApiError
 from kernel_app.interfaces.server.security import identity_of
+from kernel_app.kernel.screening import screen_of
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -177,7 +178,8 @@ async def info(ctx: Ctx) -> dict[str, Any]:
         "memoryStore": {"types": ["KernelApp"], "selectedType": "KernelApp"},
         "availablePlugins": [],
         "version": __version__,
-        "isContentSafetyEnabled": False,
+        # The web app shows that answers are screened when a screen is on (content_safety is not "off").
+        "isContentSafetyEnabled": screen_of(ctx.state.kernel) is not None,
     }
 
 
@@ -348,18 +350,25 @@ async def upload(
     request: Request,
     formFiles: list[UploadFile] = File(...),  # noqa: B008  (the web app's field name)
 ) -> dict[str, Any]:
-    """Each file goes into the chat's memory collection; questions in the chat are then answered from it."""
-    from kernel_app.interfaces.server.uploads import keep_uploads, source_namer
+    """Each file goes into the chat's memory collection; questions in the chat are then answered from it.
+
+    A document the content screen flags is refused whole (docs/content-safety.md): the chat gets a bot
+    message saying which and why, and when no document of the upload went in the answer is a 400 naming it."""
+    from kernel_app.interfaces.server.uploads import keep_uploads, refused_uploads, source_namer
     from memories.ingest import ingest
 
     ctx.chat(chat_id, user_of(request))
     memory = ctx.state.memory()
     collection = ctx.bot.collection(chat_id)
     saved = await keep_uploads(memory, collection, formFiles)
+    refused = await refused_uploads(screen_of(ctx.state.kernel), [path for path, _ in saved])
+    for event in refused.values():
+        await ctx.bot.say(chat_id, event.describe())
+    clean = [path for path, _ in saved if path not in refused]
     # Chunks named uploads/COLLECTION/NAME, not by this server's path: a re-upload through any server replaces them.
-    paths = [path for path, _ in saved]
-    report = await asyncio.to_thread(ingest, memory, collection, paths, source_of=source_namer(collection))
+    report = await asyncio.to_thread(ingest, memory, collection, clean, source_of=source_namer(collection))
     failed = {Path(path).name: reason for path, reason in report.failed}
+    failed.update({path.name: event.describe() for path, event in refused.items()})
     stored = [(path, size) for path, size in saved if path.name not in failed]
     if not stored:
         name, reason = next(iter(failed.items()), ("the upload", "nothing to store"))

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.conversation.events import FunctionCallFinished, FunctionCallStarted, Progress
+from kernel_app.conversation.events import ContentBlocked, FunctionCallFinished, FunctionCallStarted, Progress
 from kernel_app.conversation.store import ConversationStoreError
 from kernel_app.interfaces.server.chat_surface import (
     approver,
@@ -359,7 +359,10 @@ class TeamsAgent:
 
         def on_event(event: Any) -> None:
             # A call that needs approval says "Running" once approved, not before its card.
-            if isinstance(event, FunctionCallStarted) and not needs_approval(self.state, event.function):
+            if isinstance(event, ContentBlocked):
+                if event.stage not in ("input", "output"):  # those are the answer itself: its refusal
+                    live.blocked.append(event.describe())
+            elif isinstance(event, FunctionCallStarted) and not needs_approval(self.state, event.function):
                 live.say("info", f"Running {event.function}…")
             elif isinstance(event, FunctionCallFinished):
                 self.calls.finished(live, event.call_id, event.ok)

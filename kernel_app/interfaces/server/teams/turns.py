@@ -204,6 +204,8 @@ class LiveTurn:
     relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiting: CallApproval | None = None
     held: bool = False  # a place at the model's queue
+    # What the content screen blocked during the turn (ContentBlocked.describe()): said under the answer.
+    blocked: list[str] = field(default_factory=list)
 
     def say(self, kind: str, value: Any) -> None:
         """``info`` / ``chunk`` text, or ``approval`` with a :class:`CallApproval`."""
@@ -258,7 +260,13 @@ async def _relay(render: Renderer, live: LiveTurn) -> None:
     except Exception:  # handle() answers errors itself; anything else is ours
         await render.final(SORRY)
         raise
-    await render.final(reply_text(reply))
+    await render.final(with_blocked(reply_text(reply), live.blocked))
+
+
+def with_blocked(text: str, blocked: list[str]) -> str:
+    """The answer, then a line for each thing the content screen blocked (that the answer does not say)."""
+    notes = [f"> {line}" for line in dict.fromkeys(blocked) if line not in text]
+    return "\n\n".join([text, *notes]) if notes else text
 
 
 async def _render(render: Renderer, item: tuple[str, Any]) -> bool:
