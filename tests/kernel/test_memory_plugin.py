@@ -52,7 +52,7 @@ async def test_recall_from_an_unknown_collection_is_empty(tmp_path: Path) -> Non
     assert result.result == ""
 
 
-def test_the_plugin_reads_and_writes_the_callers_collections(tmp_path: Path) -> None:
+async def test_the_plugin_reads_and_writes_the_callers_collections(tmp_path: Path) -> None:
     from kernel_app.kernel.memory_plugin import MemoryPlugin
     from memories import MemoryStore
     from memories.embedders import HashingEmbedder
@@ -63,8 +63,8 @@ def test_the_plugin_reads_and_writes_the_callers_collections(tmp_path: Path) -> 
     alice, bob = CollectionScope.of("entra:t:alice"), CollectionScope.of("entra:t:bob")
     with using_scope(alice):
         plugin.save("The oven is old", collection="docs", id="w1")
-        assert "[w1] The oven is old" in plugin.recall("oven", collection="docs", min_relevance=-1)
+        assert "[w1] The oven is old" in await plugin.recall("oven", collection="docs", min_relevance=-1)
     with using_scope(bob):  # bob's docs is not alice's
-        assert plugin.recall("oven", collection="docs", min_relevance=-1) == ""
-    assert plugin.recall("oven", collection="docs", min_relevance=-1) == ""  # nor the local user's "docs"
+        assert await plugin.recall("oven", collection="docs", min_relevance=-1) == ""
+    assert await plugin.recall("oven", collection="docs", min_relevance=-1) == ""  # nor the local user's "docs"
     assert [c.name for c in store.collections()] == [alice.stored("docs")]
