@@ -1,0 +1,169 @@
+"""Answers taller than the screen, streamed slowly, as a person's terminal shows them afterwards.
+
+`kernel-app chat` runs on a pseudo-terminal; what it writes is replayed in a terminal emulator (pyte,
+tests/support/terminal_screen.py) so that the assertions are on the screen and its scrollback: the earlier
+conversation is still there, every table is rendered, and none of the streamed draft (raw markdown) is left.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.pty_chat import spawn_chat
+from tests.support.terminal_screen import EmulatedTerminal, replay
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+
+QUADRANTS = ("Strengths", "Weaknesses", "Opportunities", "Threats")
+
+
+def tall_swot(points: int) -> str:
+    """Four markdown tables of ``points`` rows, with reasons long enough to wrap in 80 columns."""
+    blocks = []
+    for quadrant in QUADRANTS:
+        rows = [
+            f"| {quadrant[:4]} point {n} | a reason that is long enough to need more than one line in a narrow "
+            f"window, number {n} |"
+            for n in range(1, points + 1)
+        ]
+        blocks.append(f"### {quadrant}\n\n| Point | Why it matters |\n|---|---|\n" + "\n".join(rows))
+    return "\n\n".join(blocks)
+
+
+def raw_markdown(lines: list[str]) -> list[str]:
+    """Lines of the streamed draft left on the terminal: markdown source, not its rendering."""
+    return [line for line in lines if line.lstrip().startswith(("|", "### ")) or "---|" in line]
+
+
+def chat_on_a_terminal(openai_server, tmp_path: Path, columns: int, rows: int) -> tuple[Any, EmulatedTerminal]:
+    # COLUMNS/LINES would pin rich's idea of the size: the window's own (and its SIGWINCH) must count.
+    child = spawn_chat(
+        openai_server.base_url, tmp_path, rows=rows, columns=columns, COLUMNS="", LINES="", PROMPT_TOOLKIT_NO_CPR="1"
+    )
+    terminal = EmulatedTerminal(child, columns, rows)
+    child.expect("/help for commands")
+    child.expect("you>")
+    return child, terminal
+
+
+@pytest.mark.parametrize(
+    ("columns", "rows", "resize_to"),
+    [(120, 40, None), (80, 24, None), (120, 40, (80, 40)), (80, 24, (120, 30))],
+    ids=["120x40", "80x24", "narrowed-mid-stream", "widened-mid-stream"],
+)
+def test_a_slow_answer_twice_the_screen_keeps_the_conversation_and_leaves_no_draft(
+    openai_server, tmp_path: Path, columns: int, rows: int, resize_to: tuple[int, int] | None
+) -> None:
+    points = rows // 2  # four tables of rows/2 points: about twice the screen, more where reasons wrap
+    openai_server.queue("12 times 7 is 84.", tall_swot(points))
+    child, terminal = chat_on_a_terminal(openai_server, tmp_path, columns, rows)
+    child.sendline("What is 12 times 7?")
+    child.expect("is 84")
+    child.expect("you>")
+    openai_server.word_delay = 0.004  # a slow model: the status line turns many times while tables stream
+    child.sendline("Write a SWOT of a bakery in Lyon")
+    if resize_to is not None:
+        child.expect("Oppo point 1")  # half-way through the stream
+        terminal.resize(*resize_to)
+    lines = terminal.wait_for(lambda lines: lines[-1] == "you>" and f"Thre point {points} " in "\n".join(lines))
+    child.sendline("/exit")
+    child.expect("Bye.")
+
+    assert raw_markdown(lines) == [], "\n".join(lines)
+    asked = [n for n, line in enumerate(lines) if line.startswith("you> ")]
+    said = [line for line in lines if line.startswith("you> ")]
+    assert said[:2] == ["you> What is 12 times 7?", "you> Write a SWOT of a bakery in Lyon"], "\n".join(lines)
+    assert "12 times 7 is 84." in lines[asked[0] : asked[1]], "\n".join(lines)
+    answer = "\n".join(lines[asked[1] :])
+    for quadrant in QUADRANTS:
+        assert sum(line.strip() == quadrant for line in lines) == 1, f"{quadrant}:\n" + "\n".join(lines)
+        for n in range(1, points + 1):
+            # each row once: rendered, and no copy of it left from the draft
+            assert answer.count(f"{quadrant[:4]} point {n} ") == 1, f"{quadrant} {n}:\n" + "\n".join(lines)
+    rules = [line for line in lines if line.strip() and set(line.strip()) == {"─"}]
+    assert len(rules) == 4, "\n".join(lines)  # four tables drawn by rich: the rule under each header
+
+
+def swot_json(points: int) -> str:
+    """What BusinessThinking.SWOT asks a model with structured output for: the four quadrants as JSON."""
+    import json
+
+    why = "because the people of the neighbourhood say so in the survey, point {n}, and it decides where they shop"
+    answer = {
+        quadrant.lower(): [{"point": f"{quadrant[:4]} point {n}", "why": why.format(n=n)} for n in range(1, points + 1)]
+        for quadrant in QUADRANTS
+    }
+    return json.dumps(answer)
+
+
+@pytest.mark.parametrize(("columns", "rows"), [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_a_swot_run_streamed_quadrant_by_quadrant_with_its_status_line(
+    openai_server, tmp_path: Path, columns: int, rows: int
+) -> None:
+    """The issue's case: /run BusinessThinking.SWOT on a slow model, each quadrant's table arriving whole
+    while the status line says "SWOT: Strengths 3, Weaknesses 1..." (the plugin's progress on stderr)."""
+    points = rows // 4
+    openai_server.queue("12 times 7 is 84.", swot_json(points))
+    child, terminal = chat_on_a_terminal(openai_server, tmp_path, columns, rows)
+    child.sendline("What is 12 times 7?")
+    child.expect("is 84")
+    child.expect("you>")
+    openai_server.word_delay = 0.01
+    child.sendline("/run BusinessThinking.SWOT a neighbourhood bakery in Lyon > swot")
+    child.expect("SWOT: ")  # the quadrants' status line
+    lines = terminal.wait_for(lambda lines: lines[-1] == "you>" and f"Thre point {points} " in "\n".join(lines))
+    child.sendline("/exit")
+    child.expect("Bye.")
+
+    assert raw_markdown(lines) == [], "\n".join(lines)
+    said = [line for line in lines if line.startswith("you> ")]
+    assert said[:2] == [
+        "you> What is 12 times 7?",
+        "you> /run BusinessThinking.SWOT a neighbourhood bakery in Lyon > swot",
+    ]
+    assert "12 times 7 is 84." in lines, "\n".join(lines)
+    answer = "\n".join(lines[lines.index(said[1]) :])
+    for quadrant in QUADRANTS:
+        assert sum(line.strip() == quadrant for line in lines) == 1, f"{quadrant}:\n" + "\n".join(lines)
+        for n in range(1, points + 1):
+            assert answer.count(f"{quadrant[:4]} point {n} ") == 1, f"{quadrant} {n}:\n" + "\n".join(lines)
+    assert not any("SWOT: " in line for line in lines), "\n".join(lines)  # the status line went with the area
+
+
+def test_blocks_printed_while_the_status_line_turns_erase_nothing_above_them() -> None:
+    """The race behind the issue, without a process: finished tables are printed above the live area while
+    its ticker redraws it at another height (each table leaves a draft of another size). Printed and
+    redrawn on separate locks, a print moved the cursor up by a stale height and erased rows above the
+    area (rich's Live measured under its lock and wrote after it); the replayed screen keeps them all."""
+    import io
+
+    from rich.console import Console
+
+    from kernel_app.commands.dispatch import Reply
+    from kernel_app.interfaces.repl.render import RichRenderer
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=80, height=24, color_system=None)
+    renderer = RichRenderer(console)
+    console.print("you> What is 12 times 7?\n12 times 7 is 84.")
+    renderer.begin("Write a SWOT of a bakery")
+    text, expected = "", []
+    for table in range(60):
+        rows = 2 + (table * 7) % 9  # drafts of 4 to 12 rows, one after another
+        expected += [f"q{table} p{n} " for n in range(rows)]
+        block = f"### Quadrant {table}\n\n| Point | Why |\n|---|---|\n"
+        block += "".join(f"| q{table} p{n} | reason {n} |\n" for n in range(rows)) + "\n"
+        for line in block.splitlines(keepends=True):
+            renderer.chunk(line)
+            time.sleep(0.001)
+        text += block
+    renderer.reply(Reply(text, "answer", streamed=True), max_tokens=900)
+    lines = replay(console.file.getvalue(), 80, 24)  # type: ignore[attr-defined]
+
+    assert lines[:2] == ["you> What is 12 times 7?", "12 times 7 is 84."], "\n".join(lines)
+    assert raw_markdown(lines) == [], "\n".join(lines)
+    assert [row for row in expected if sum(line.startswith(f" {row}") for line in lines) != 1] == []
