@@ -70,7 +70,7 @@ def test_a_slow_answer_twice_the_screen_keeps_the_conversation_and_leaves_no_dra
     if resize_to is not None:
         child.expect("Oppo point 1")  # half-way through the stream
         terminal.resize(*resize_to)
-    lines = terminal.wait_for(lambda lines: lines[-1] == "you>" and f"Thre point {points} " in "\n".join(lines))
+    lines = terminal.wait_for(lambda lines: lines[-1:] == ["you>"] and f"Thre point {points} " in "\n".join(lines))
     child.sendline("/exit")
     child.expect("Bye.")
 
@@ -116,7 +116,7 @@ def test_a_swot_run_streamed_quadrant_by_quadrant_with_its_status_line(
     openai_server.word_delay = 0.01
     child.sendline("/run BusinessThinking.SWOT a neighbourhood bakery in Lyon > swot")
     child.expect("SWOT: ")  # the quadrants' status line
-    lines = terminal.wait_for(lambda lines: lines[-1] == "you>" and f"Thre point {points} " in "\n".join(lines))
+    lines = terminal.wait_for(lambda lines: lines[-1:] == ["you>"] and f"Thre point {points} " in "\n".join(lines))
     child.sendline("/exit")
     child.expect("Bye.")
 
@@ -167,3 +167,81 @@ def test_blocks_printed_while_the_status_line_turns_erase_nothing_above_them() -
     assert lines[:2] == ["you> What is 12 times 7?", "12 times 7 is 84."], "\n".join(lines)
     assert raw_markdown(lines) == [], "\n".join(lines)
     assert [row for row in expected if sum(line.startswith(f" {row}") for line in lines) != 1] == []
+
+
+@pytest.mark.parametrize(
+    ("columns", "rows", "resize_to"),
+    [(120, 40, None), (80, 24, None), (120, 40, (80, 40))],
+    ids=["120x40", "80x24", "narrowed-mid-stream"],
+)
+def test_under_tmux_a_slow_answer_twice_the_screen_keeps_the_conversation(
+    openai_server, tmp_path: Path, columns: int, rows: int, resize_to: tuple[int, int] | None
+) -> None:
+    """The same in tmux, a terminal that answers cursor-position requests and re-wraps its lines when the
+    window narrows (a draft wider than the new width would grow taller than the area thinks)."""
+    import os
+
+    from tests.support.cli import cli_env
+    from tests.support.tmux_terminal import TmuxWindow, tmux_missing
+
+    if reason := tmux_missing():
+        pytest.skip(reason)
+    points = rows // 2
+    openai_server.queue("12 times 7 is 84.", tall_swot(points))
+    env = cli_env(
+        KERNEL_APP_SERVICE="openai",
+        OPENAI_BASE_URL=openai_server.base_url,
+        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
+        COLUMNS="",
+        LINES="",
+    )
+    window = TmuxWindow(
+        [sys.executable, "-m", "kernel_app", "chat"],
+        columns=columns,
+        rows=rows,
+        env=env,
+        cwd=Path(os.getcwd()),
+        socket=tmp_path / "tmux.sock",
+    )
+    try:
+        window.wait_for(lambda lines: lines[-1:] == ["you>"])
+        window.send("What is 12 times 7?")
+        window.wait_for(lambda lines: lines[-1:] == ["you>"] and "12 times 7 is 84." in lines)
+        openai_server.word_delay = 0.004
+        window.send("Write a SWOT of a bakery in Lyon")
+        if resize_to is not None:
+            window.wait_for(lambda lines: any("Oppo point 1 " in line for line in lines))
+            window.resize(*resize_to)
+        lines = window.wait_for(lambda lines: lines[-1:] == ["you>"] and f"Thre point {points} " in "\n".join(lines))
+    finally:
+        window.close()
+
+    assert raw_markdown(lines) == [], "\n".join(lines)
+    said = [line for line in lines if line.startswith("you> ")]
+    assert said[:2] == ["you> What is 12 times 7?", "you> Write a SWOT of a bakery in Lyon"], "\n".join(lines)
+    assert "12 times 7 is 84." in lines[lines.index(said[0]) : lines.index(said[1])], "\n".join(lines)
+    answer = "\n".join(lines[lines.index(said[1]) :])
+    for quadrant in QUADRANTS:
+        assert sum(line.strip() == quadrant for line in lines) == 1, f"{quadrant}:\n" + "\n".join(lines)
+        for n in range(1, points + 1):
+            assert answer.count(f"{quadrant[:4]} point {n} ") == 1, f"{quadrant} {n}:\n" + "\n".join(lines)
+
+
+def test_piped_the_tall_answer_is_its_plain_text(openai_server, tmp_path: Path) -> None:
+    """Piped, nothing is drawn or erased: the answer is written as the model streamed it, byte for byte."""
+    from tests.support.cli import run_cli
+
+    answer = tall_swot(20)
+    openai_server.queue("12 times 7 is 84.", answer)
+    openai_server.word_delay = 0.001
+    env = {
+        "KERNEL_APP_SERVICE": "openai",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "KERNEL_APP_MEMORY_DIR": str(tmp_path / "memory"),
+    }
+    done = run_cli("chat", input="What is 12 times 7?\nWrite a SWOT of a bakery in Lyon\n", **env)
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"you> What is 12 times 7?\n12 times 7 is 84.\nyou> Write a SWOT of a bakery in Lyon\n{answer}\n" in done.stdout
+    )
+    assert "\x1b" not in done.stdout
