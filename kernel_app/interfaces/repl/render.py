@@ -110,6 +110,7 @@ class RichRenderer:
         self._first_status = "thinking..."  # the status a line starts with, until its first progress event
         self._printed = ""  # the start of the streamed answer already rendered (its finished blocks)
         self._stderr: Any = None
+        self._running = False  # a line runs with the live area (from begin to its reply or error)
 
     @property
     def console(self) -> Any:
@@ -141,7 +142,10 @@ class RichRenderer:
         return status
 
     def _redraw(self) -> None:
-        if self.area.up:
+        """The status changed: draw it, also after a question paused the area (a plan's steps run after
+        its approval: their status line comes back)."""
+        if self._running:
+            self._capture_plugin_progress()
             self.area.show()
 
     def begin(self, line: str) -> None:
@@ -151,6 +155,7 @@ class RichRenderer:
             return
         self._status = "thinking..." if not line.startswith("/") else f"{line.split()[0][1:]}..."
         self._first_status = self._status
+        self._running = True
         self._capture_plugin_progress()
         self.area.show()
 
@@ -219,6 +224,7 @@ class RichRenderer:
     def reply(self, reply: Any, *, max_tokens: int) -> None:
         from rich.markdown import Markdown
 
+        self._running = False
         self.area.stop()
         self._release_plugin_progress()
         text = reply.text
@@ -238,6 +244,7 @@ class RichRenderer:
         self.area.draft = ""
 
     def error(self, text: str) -> None:
+        self._running = False
         self.area.stop()
         self._release_plugin_progress()
         self.console.print(f"error: {text}", style="red", markup=False, highlight=False)

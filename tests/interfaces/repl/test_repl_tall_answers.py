@@ -245,3 +245,103 @@ def test_piped_the_tall_answer_is_its_plain_text(openai_server, tmp_path: Path) 
         f"you> What is 12 times 7?\n12 times 7 is 84.\nyou> Write a SWOT of a bakery in Lyon\n{answer}\n" in done.stdout
     )
     assert "\x1b" not in done.stdout
+
+
+def tall_plan(steps: int, words: int) -> str:
+    """A plan of ``steps`` Text.upper steps, each on a text of ``words`` words (several rows on the screen)."""
+    import json
+
+    text = " ".join(f"word{n}" for n in range(words))
+    return json.dumps(
+        {
+            "steps": [
+                {"function": "Text.upper", "args": {"input": f"step {n} {text}"}, "output": f"s{n}"}
+                for n in range(1, steps + 1)
+            ]
+        }
+    )
+
+
+@pytest.mark.parametrize(("columns", "rows"), [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_a_plan_taller_than_the_screen_is_shown_asked_and_run(
+    openai_server, tmp_path: Path, columns: int, rows: int
+) -> None:
+    steps = 10  # the planner's most
+    openai_server.queue("12 times 7 is 84.", tall_plan(steps, words=columns * rows // 60))
+    child, terminal = chat_on_a_terminal(openai_server, tmp_path, columns, rows)
+    child.sendline("What is 12 times 7?")
+    child.expect("is 84")
+    child.expect("you>")
+    child.sendline("/plan Shout ten texts")
+    child.expect(r"Run this plan\? \[y/N, e to edit a step\]")
+    terminal.wait_for(lambda lines: lines[-1:] != [] and lines[-1].startswith("Run this plan?"))
+    child.sendline("y")
+    lines = terminal.wait_for(lambda lines: lines[-1:] == ["you>"] and "STEP 10" in "\n".join(lines))
+    child.sendline("/exit")
+    child.expect("Bye.")
+
+    said = [line for line in lines if line.startswith("you> ")]
+    assert said[:2] == ["you> What is 12 times 7?", "you> /plan Shout ten texts"], "\n".join(lines)
+    assert "12 times 7 is 84." in lines, "\n".join(lines)
+    plan = "\n".join(lines[lines.index(said[1]) :])
+    for n in range(1, steps + 1):
+        assert plan.count(f's{n} = Text.upper(input="step {n} word0') == 1, f"step {n}:\n{plan}"
+    assert sum(line.startswith("Run this plan? [y/N, e to edit a step] y") for line in lines) == 1, plan
+    assert lines[-2].startswith("WORD") and "STEP 10 WORD0 WORD1" in plan  # the result, under the question
+
+
+@pytest.mark.parametrize(("columns", "rows"), [(120, 40), (80, 24)], ids=["120x40", "80x24"])
+def test_a_swot_plan_approved_runs_under_its_status_line(
+    openai_server, tmp_path: Path, columns: int, rows: int
+) -> None:
+    """After the plan's question the status line comes back for its steps ("step 1/1 ..." and the
+    quadrants), and the SWOT twice the screen's height leaves the plan and its question intact."""
+    import json
+
+    points = rows // 4
+    plan = {"steps": [{"function": "BusinessThinking.SWOT", "args": {"input": "a bakery in Lyon"}, "output": "swot"}]}
+    openai_server.queue(json.dumps(plan), swot_json(points))
+    child, terminal = chat_on_a_terminal(openai_server, tmp_path, columns, rows)
+    child.sendline("/plan A SWOT of a bakery in Lyon")
+    child.expect(r"Run this plan\? \[y/N, e to edit a step\]")
+    openai_server.word_delay = 0.01
+    child.sendline("y")
+    child.expect("step 1/1 BusinessThinking.SWOT")  # the status line, back after the question
+    child.expect("SWOT: Strengths")
+    lines = terminal.wait_for(lambda lines: lines[-1:] == ["you>"] and f"Thre point {points} " in "\n".join(lines))
+    child.sendline("/exit")
+    child.expect("Bye.")
+
+    assert raw_markdown(lines) == [], "\n".join(lines)
+    assert lines[1:3] == ["you> /plan A SWOT of a bakery in Lyon", "Goal: A SWOT of a bakery in Lyon"], "\n".join(lines)
+    asked = lines.index("Run this plan? [y/N, e to edit a step] y")
+    answer = "\n".join(lines[asked:])
+    for quadrant in QUADRANTS:
+        assert sum(line.strip() == quadrant for line in lines) == 1, f"{quadrant}:\n" + "\n".join(lines)
+        for n in range(1, points + 1):
+            assert answer.count(f"{quadrant[:4]} point {n} ") == 1, f"{quadrant} {n}:\n" + "\n".join(lines)
+    assert not any("SWOT: " in line or "step 1/1" in line for line in lines), "\n".join(lines)
+
+
+def test_the_status_line_comes_back_after_a_question_and_not_after_the_reply() -> None:
+    """A plan's approval or a function's (the loop pauses the area to ask) is followed by the steps it
+    allowed: their status line is drawn again; once the line has its reply, nothing is."""
+    import io
+
+    from rich.console import Console
+
+    from kernel_app.commands.dispatch import Reply
+    from kernel_app.conversation.events import Progress
+    from kernel_app.interfaces.repl.render import RichRenderer
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=80, height=24, color_system=None)
+    renderer = RichRenderer(console)
+    renderer.begin("/plan Make a SWOT")
+    renderer.pause()  # "Run this plan? [y/N, e to edit a step]"
+    assert not renderer.area.up
+    asked = len(console.file.getvalue())  # type: ignore[attr-defined]
+    renderer.event(Progress("step", "step 1/2 BusinessThinking.SWOT"))
+    assert renderer.area.up and "step 1/2 BusinessThinking.SWOT..." in console.file.getvalue()[asked:]  # type: ignore[attr-defined]
+    renderer.reply(Reply("done", "result"), max_tokens=9)
+    renderer.event(Progress("step", "step 2/2 late"))
+    assert not renderer.area.up and "late" not in console.file.getvalue()  # type: ignore[attr-defined]
