@@ -11,7 +11,13 @@ from tests.support.cli import cli_env
 
 
 def spawn_chat(
-    base_url: str, tmp_path: Path, *args: str, argv: list[str] | None = None, rows: int = 30, **env: str
+    base_url: str,
+    tmp_path: Path,
+    *args: str,
+    argv: list[str] | None = None,
+    rows: int = 30,
+    columns: int = 100,
+    **env: str,
 ) -> Any:
     """A chat on the OpenAI-compatible test server at ``base_url`` with its memory under ``tmp_path``;
     ``argv``: run that instead of ``-m kernel_app chat ARGS``; ``env``: more variables (e.g. TERM)."""
@@ -27,6 +33,6 @@ def spawn_chat(
         env=cli_env(**variables, **env),
         encoding="utf-8",
         timeout=60,
-        dimensions=(rows, 100),
+        dimensions=(rows, columns),
         cwd=os.getcwd(),
     )

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
+
+from kernel_app.interfaces.repl.live_area import LiveArea
 
 if TYPE_CHECKING:  # imported where events arrive: the package imports the engine (~0.06 s before the prompt)
     from kernel_app.conversation.events import Event
@@ -98,18 +101,18 @@ class RichRenderer:
     """Markdown and a status line on a terminal (``console``: a rich Console, given by tests).
 
     rich is imported at the first thing it renders, not before the prompt (~0.1 s); :meth:`warm`
-    imports it ahead, off the main thread."""
+    imports it ahead, off the main thread. While a line runs, everything goes through the live area
+    (kernel_app/interfaces/repl/live_area.py), which keeps its redraws from erasing anything else."""
 
     def __init__(self, console: Any = None) -> None:
         self._console = console
         self.loading: Any = lambda: False  # set by the REPL: is the model still loading?
-        self._live: Any = None
-        self._spinner: Any = None
+        self._area: LiveArea | None = None
         self._status = ""
         self._first_status = "thinking..."  # the status a line starts with, until its first progress event
-        self._text: list[str] = []
         self._printed = ""  # the start of the streamed answer already rendered (its finished blocks)
         self._stderr: Any = None
+        self._running = False  # a line runs with the live area (from begin to its reply or error)
 
     @property
     def console(self) -> Any:
@@ -119,6 +122,12 @@ class RichRenderer:
             self._console = Console(highlight=False)
         return self._console
 
+    @property
+    def area(self) -> LiveArea:
+        if self._area is None:
+            self._area = LiveArea(self.console, self._shown_status)
+        return self._area
+
     @staticmethod
     def warm() -> None:
         """Import what rendering uses, so that the first answer does not wait for it (call on a thread)."""
@@ -127,133 +136,106 @@ class RichRenderer:
         import rich.markdown
         import rich.spinner  # noqa: F401
 
-    # region the live area
-
-    def _renderable(self) -> Any:
-        from rich.console import Group
-        from rich.spinner import Spinner
-        from rich.text import Text
-
-        parts: list[Any] = []
-        if self._text:
-            # Only the tail fits: a live area taller than the screen cannot be redrawn in place.
-            height = max(3, self.console.size.height - 3)
-            lines = "".join(self._text).splitlines()[-height:]
-            parts.append(Text("\n".join(lines)))
+    def _shown_status(self) -> str:
         status = self._status
         loading = self.loading()  # what the first line waits for: the kernel still starting, the model loading
         if loading and status == self._first_status:
             status = loading if isinstance(loading, str) else "loading the model (once per session)..."
-        if status:
-            if self._spinner is None:  # one spinner for the session: a new one each frame would not turn
-                self._spinner = Spinner("dots")
-            self._spinner.update(text=Text(status, style="dim"))
-            parts.append(self._spinner)
-        return Group(*parts)
+        return status
 
-    def _show(self) -> None:
-        from rich.live import Live
-
-        if self._live is None:
-            self._live = Live(
-                console=self.console,
-                get_renderable=self._renderable,  # redrawn at each refresh: the loading note goes by itself
-                transient=True,  # the streamed text is replaced by the rendered answer
-                refresh_per_second=12,
-                redirect_stdout=False,
-                redirect_stderr=False,
-            )
-            self._live.start()
-        else:
-            self._live.refresh()
-
-    def _stop(self) -> None:
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
-
-    # endregion
+    def _redraw(self) -> None:
+        """The status changed: draw it, also after a question paused the area (a plan's steps run after
+        its approval: their status line comes back)."""
+        if self._running:
+            self._capture_plugin_progress()
+            self.area.show()
 
     def begin(self, line: str) -> None:
-        self._text = []
+        self.area.draft = ""
         self._printed = ""
         if line.split()[0].lower() in QUICK and not self.loading():  # while starting, even these wait
             return
         self._status = "thinking..." if not line.startswith("/") else f"{line.split()[0][1:]}..."
         self._first_status = self._status
+        self._running = True
         self._capture_plugin_progress()
-        self._show()
+        self.area.show()
 
     def _capture_plugin_progress(self) -> None:
         """BusinessThinking.SWOT redraws its progress ("SWOT: strengths 3...") on stderr at a terminal;
-        that would tear the live area, so while a command runs those lines feed the status line."""
+        that would tear the live area, so while a command runs those lines feed the status line, and
+        other writes to stderr are printed above the area."""
         if self._stderr is None:
             self._stderr = sys.stderr
-            sys.stderr = _StatusStream(self._stderr, self._set_status)
+            sys.stderr = _StatusStream(self._stderr, self._set_status, self._print_above)
 
     def _release_plugin_progress(self) -> None:
         if self._stderr is not None:
+            if isinstance(sys.stderr, _StatusStream) and sys.stderr.unfinished:
+                self._print_above(sys.stderr.unfinished)
             sys.stderr = self._stderr
             self._stderr = None
 
     def _set_status(self, text: str) -> None:
         if text:
             self._status = text
-            if self._live is not None:
-                self._show()
+            self._redraw()
+
+    def _print_above(self, text: str) -> None:
+        self.area.print(text, markup=False, highlight=False, style="dim")
 
     def event(self, event: Event) -> None:
-        from kernel_app.conversation.events import (
-            ApprovalNeeded,
-            ContentBlocked,
-            FunctionCallFinished,
-            FunctionCallStarted,
-            Progress,
-        )
+        from kernel_app.conversation.events import ContentBlocked, FunctionCallFinished, FunctionCallStarted, Progress
 
         if isinstance(event, ContentBlocked):  # one line above the answer, which is then the refusal
             from rich.markup import escape
 
-            self.console.print(f"[yellow]{escape(event.describe())}[/yellow]", markup=True)
+            self.area.print(f"[yellow]{escape(event.describe())}[/yellow]", markup=True)  # above the live area
+            return
         elif isinstance(event, Progress):
             self._status = event.text + ("" if event.done else "...")
         elif isinstance(event, FunctionCallStarted):
             self._status = f"running {event.function}..."
         elif isinstance(event, FunctionCallFinished):
             mark = "done" if event.ok else f"failed: {event.result}"
-            self.console.print(f"[dim]{event.function} {mark} ({event.seconds:.1f} s)[/dim]", markup=True)
             self._status = "thinking..."
-        elif isinstance(event, ApprovalNeeded):
+            self.area.print(f"[dim]{event.function} {mark} ({event.seconds:.1f} s)[/dim]", markup=True)
             return
-        if self._live is not None:
-            self._show()
+        else:  # text (drawn by the area's ticker, see chunk), approvals (asked by the loop), the end
+            return
+        self._redraw()
 
     def chunk(self, text: str) -> None:
-        self._text.append(text)
+        pending = self.area.draft + text
         # Blocks that are finished (a SWOT's table, a paragraph) are rendered now, above the live area;
         # the live area keeps only the block being written.
-        pending = "".join(self._text)
         done = finished_blocks(pending)
         if done:
             from rich.markdown import Markdown
 
             self._printed += pending[:done]
-            self._text = [pending[done:]]
-            self.console.print(Markdown(pending[:done]))  # rich prints it above a running live area
-        self._show()
+            self.area.draft = pending[done:]
+            self.area.print(Markdown(pending[:done]))
+        else:
+            self.area.draft = pending
+        if not self.area.up:
+            self.area.show()
+        # else the area's ticker draws the new tail within 1/12 s: a redraw per token was most of what
+        # went to the terminal, and slowed a fast model down.
 
     def pause(self) -> None:
         """Before a question: the live area goes, so the prompt is where the cursor is."""
-        self._stop()
+        self.area.stop()
         self._release_plugin_progress()
 
     def reply(self, reply: Any, *, max_tokens: int) -> None:
         from rich.markdown import Markdown
 
-        self._stop()
+        self._running = False
+        self.area.stop()
         self._release_plugin_progress()
         text = reply.text
-        pending = "".join(self._text)
+        pending = self.area.draft
         # The answer is the end of what streamed (a turn may stream words before it calls a function):
         # what of it was rendered already is not printed again.
         if self._printed and (self._printed + pending).rstrip().endswith(text.rstrip()):
@@ -266,10 +248,11 @@ class RichRenderer:
                 self.console.print(Markdown(text))
         if reply.cut:
             self.console.print(cut_note(reply, max_tokens), style="yellow", markup=False, highlight=False)
-        self._text = []
+        self.area.draft = ""
 
     def error(self, text: str) -> None:
-        self._stop()
+        self._running = False
+        self.area.stop()
         self._release_plugin_progress()
         self.console.print(f"error: {text}", style="red", markup=False, highlight=False)
 
@@ -279,7 +262,7 @@ class RichRenderer:
             sys.stdout.write(f"{text}\n" if dumb else f"\x1b[2m{text}\x1b[0m\n")
             sys.stdout.flush()
             return
-        self.console.print(text, style="dim", markup=False, highlight=False)
+        self.area.print(text, style="dim", markup=False, highlight=False)
 
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
@@ -311,11 +294,14 @@ def _in_list(text: str) -> bool:
 
 
 class _StatusStream:
-    """A stand-in for stderr: ``\\r``-redrawn progress lines go to the status line, the rest passes on."""
+    """A stand-in for stderr: ``\\r``-redrawn progress lines go to the status line, other lines are
+    printed above the live area (written straight to the terminal, they would shift it)."""
 
-    def __init__(self, real: TextIO, status: Any) -> None:
+    def __init__(self, real: TextIO, status: Callable[[str], None], above: Callable[[str], None]) -> None:
         self._real = real
         self._status = status
+        self._above = above
+        self.unfinished = ""  # the start of a line not ended yet
 
     def isatty(self) -> bool:
         return True
@@ -324,7 +310,10 @@ class _StatusStream:
         if text.startswith("\r"):
             self._status(text.replace("\r", "").replace("\033[K", "").strip())
             return len(text)
-        return self._real.write(text)
+        *lines, self.unfinished = (self.unfinished + text).split("\n")
+        for line in lines:
+            self._above(line)
+        return len(text)
 
     def flush(self) -> None:
         self._real.flush()
