@@ -293,9 +293,10 @@ def native_functions(plugin: str, skill: Skill, trusted: bool) -> list[KernelFun
         @kernel_function(name=skill.script_function, description=_script_description(skill))
         def run(
             script: Annotated[str, "The script's path, e.g. scripts/convert.py"],
-            arguments: Annotated[str, "Its command-line arguments, e.g. --value 3 --factor 2"] = "",
+            # Not "arguments": semantic-kernel gives a parameter of that name its KernelArguments.
+            command_line: Annotated[str, "Its command-line arguments, e.g. --value 3 --factor 2"] = "",
         ) -> str:
-            return run_script(folder, script, arguments)
+            return run_script(folder, script, command_line)
 
         functions.append(KernelFunctionFromMethod(method=run, plugin_name=plugin))
     return functions
@@ -311,10 +312,10 @@ def native_specs(plugin: str, skill: Skill, trusted: bool) -> list[FunctionSpec]
         specs.append(FunctionSpec(plugin, skill.read_function, _read_description(skill), [path]))
     if trusted and skill.scripts:
         script = ParameterSpec("script", "The script's path, e.g. scripts/convert.py", None, True, "str")
-        arguments = ParameterSpec(
-            "arguments", "Its command-line arguments, e.g. --value 3 --factor 2", "", False, "str"
+        command_line = ParameterSpec(
+            "command_line", "Its command-line arguments, e.g. --value 3 --factor 2", "", False, "str"
         )
-        specs.append(FunctionSpec(plugin, skill.script_function, _script_description(skill), [script, arguments]))
+        specs.append(FunctionSpec(plugin, skill.script_function, _script_description(skill), [script, command_line]))
     return specs
 
 
