@@ -90,7 +90,8 @@ JSON_TYPES = {
     "object": "object",
     "dict": "object",
 }
-TEXT_KINDS = {"string", "str", "integer", "int", "number", "float", "boolean", "bool"}
+PYTHON_TYPES = {"string": "str", "str": "str", "integer": "int", "int": "int", "number": "float", "float": "float"}
+PYTHON_TYPES |= {"boolean": "bool", "bool": "bool"}
 STRUCTURED_KINDS = {"object", "dict", "array", "list"}
 
 
@@ -381,8 +382,10 @@ class _Reader:
         kind = spec.get("kind", spec.get("type"))
         description = spec.get("description", "")
         variable: dict[str, Any] = {"name": name, "description": description if isinstance(description, str) else ""}
-        if isinstance(kind, str) and kind in JSON_TYPES and kind not in STRUCTURED_KINDS:
-            variable["json_schema"] = json.dumps({"type": JSON_TYPES[kind]})
+        if isinstance(kind, str) and kind in PYTHON_TYPES:
+            # semantic-kernel reads json_schema as a Python type name for the tool schema ("str" ->
+            # {"type": "string"}); a JSON schema there becomes {"type": "object"}.
+            variable["json_schema"] = PYTHON_TYPES[kind]
         elif kind is not None and kind not in STRUCTURED_KINDS:
             self.warn(
                 f"input {name} of kind {kind!r} is given as text",

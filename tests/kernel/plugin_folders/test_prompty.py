@@ -146,6 +146,8 @@ async def test_legacy_prompty_sends_its_settings_roles_and_structured_output(tmp
     parameters = {p.name: p for p in function.metadata.parameters}
     assert parameters["tone"].default_value == "friendly" and not parameters["tone"].is_required
     assert parameters["question"].is_required
+    # Typed inputs reach function calling's tool schema with their type.
+    assert parameters["question"].schema_data == {"type": "string"}
 
     customer = {"firstName": "Ann", "orders": [{"name": "Tent"}, {"name": "Stove"}]}
     sent = await run(tmp_path, "Support.answer", customer=customer, question="Which tent?")
