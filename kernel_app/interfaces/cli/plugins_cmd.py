@@ -1,4 +1,4 @@
-"""``kernel-app plugins list|lint``."""
+"""``kernel-app plugins list|lint|export``."""
 
 from __future__ import annotations
 
@@ -119,3 +119,40 @@ def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) ->
     click.echo(summary, err=True)
     if errors or (strict and warnings):
         raise SystemExit(1)
+
+
+@plugins.command("export")
+@click.argument("name")
+@click.option("--to", "to_format", type=click.Choice(["prompty"]), required=True, help="The file format to write.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write to FILE (or DIR/<Function>.prompty); default: stdout.",
+)
+@click.pass_obj
+def export(app: AppContext, name: str, to_format: str, output: Path | None) -> None:
+    """Write prompt function NAME (Plugin.Function) as a .prompty file that loads back the same."""
+    from semantic_kernel import Kernel
+    from semantic_kernel.functions import KernelPlugin
+
+    from kernel_app.kernel.builder import other_functions, plugin_directories
+    from kernel_app.kernel.plugin_folders.loader import load_plugin_directories
+    from kernel_app.kernel.plugin_folders.prompty_export import prompty_text
+    from kernel_app.kernel.runner import resolve_function
+
+    settings = app.settings
+    report = load_plugin_directories(plugin_directories(settings), other_functions=other_functions(settings))
+    kernel = Kernel()
+    for plugin, functions in report.plugins.items():
+        kernel.add_plugin(KernelPlugin(name=plugin, functions=functions))
+    function = resolve_function(kernel, name, report)
+    text, notes = prompty_text(function)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    target = output / f"{function.name}.prompty" if output.is_dir() else output
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {target}", err=True)

@@ -1,8 +1,10 @@
 """Strict, explained loading of plugin directories.
 
 A plugin directory holds plugin folders; each plugin folder holds function folders
-(``<Function>/skprompt.txt`` + ``config.json``), YAML prompt files (``*.yaml``) and, in trusted
-directories only, Python files with ``@kernel_function`` classes.
+(``<Function>/skprompt.txt`` + ``config.json``), YAML prompt files (``*.yaml``), Prompty files
+(``*.prompty``, :mod:`.prompty`), Agent Skills (``<skill>/SKILL.md``, :mod:`.skills`; a skill folder may
+also be a plugin folder of its own) and, in trusted directories only, Python files with
+``@kernel_function`` classes.
 
 We do not hand folders to ``kernel.add_plugin(parent_directory=...)``: semantic-kernel 1.45 skips a
 function folder without ``skprompt.txt`` with only a logged warning, fails the whole plugin on one bad
@@ -24,6 +26,9 @@ from kernel_app.base.errors import Problem
 from kernel_app.kernel.filters import TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
 from kernel_app.kernel.plugin_folders.function_lookup import closest_functions, find_function
 from kernel_app.kernel.plugin_folders.prompt_config import NAME_PATTERN, normalise
+from kernel_app.kernel.plugin_folders.prompty import SUFFIX as PROMPTY_SUFFIX
+from kernel_app.kernel.plugin_folders.prompty import read_prompty
+from kernel_app.kernel.plugin_folders.skills import SKILL_FILE, is_skill_folder, read_skill, skill_function_name
 from kernel_app.kernel.plugin_folders.specs import FunctionSpec, prompt_spec
 from kernel_app.kernel.plugin_folders.template_lint import (
     TemplateCall,
@@ -161,7 +166,7 @@ def _load_directory(directory: PluginDirectory, report: LoadReport) -> None:
             continue
         if entry.is_dir():
             _load_plugin_folder(entry, directory, report)
-        elif entry.suffix in YAML_SUFFIXES or entry.name in (PROMPT_FILE, CONFIG_FILE):
+        elif entry.suffix in (*YAML_SUFFIXES, PROMPTY_SUFFIX) or entry.name in (PROMPT_FILE, CONFIG_FILE):
             report.problems.append(
                 Problem(
                     str(entry),
@@ -178,14 +183,18 @@ def _ignored(entry: Path) -> bool:
 
 
 def _looks_like_plugin_folder(folder: Path) -> bool:
-    return any(
-        (child.is_dir() and (child / PROMPT_FILE).exists()) or child.suffix in YAML_SUFFIXES
+    # A folder of skill folders is a directory of plugins (each skill its own plugin), as for any folder.
+    return is_skill_folder(folder) or any(
+        (child.is_dir() and (child / PROMPT_FILE).exists()) or child.suffix in (*YAML_SUFFIXES, PROMPTY_SUFFIX)
         for child in folder.iterdir()
     )
 
 
 def _load_plugin_folder(folder: Path, directory: PluginDirectory, report: LoadReport) -> None:
     plugin, trusted = folder.name, directory.trusted
+    skill = is_skill_folder(folder)
+    if skill:  # a skill dropped in as it is: its folder name is a skill name (unit-converter), made an identifier
+        plugin = skill_function_name(folder)
     if not NAME_PATTERN.match(plugin):
         report.problems.append(
             Problem(
@@ -219,11 +228,21 @@ def _load_plugin_folder(folder: Path, directory: PluginDirectory, report: LoadRe
     if directory.builtin:
         report.builtin.add(plugin)
     before = len(report.plugins.get(plugin, [])) + sum(1 for k in report.failed if k.startswith(plugin + "."))
+    if skill:
+        _load_skill(plugin, folder, trusted, report)
+        return
+    has_prompty = any(child.suffix == PROMPTY_SUFFIX for child in folder.iterdir())
     for entry in sorted(folder.iterdir()):
         if _ignored(entry):
             continue
-        if entry.is_dir():
+        if entry.is_dir() and is_skill_folder(entry):
+            _load_skill(plugin, entry, trusted, report)
+        elif entry.is_dir():
             _load_function_folder(plugin, entry, report)
+        elif entry.suffix == PROMPTY_SUFFIX:
+            _load_prompty(plugin, entry, report)
+        elif has_prompty and entry.suffix == ".json":
+            continue  # a .prompty file's ${file:...} sample, inputs or tools
         elif entry.suffix in YAML_SUFFIXES:
             _load_yaml(plugin, entry, report)
         elif entry.suffix == ".py":
@@ -241,7 +260,7 @@ def _load_plugin_folder(folder: Path, directory: PluginDirectory, report: LoadRe
                 Problem(
                     str(entry),
                     "unexpected file (ignored)",
-                    "plugin folders hold function folders, *.yaml and *.py",
+                    "plugin folders hold function folders, skill folders, *.yaml, *.prompty and *.py",
                     "warning",
                 )
             )
@@ -251,7 +270,7 @@ def _load_plugin_folder(folder: Path, directory: PluginDirectory, report: LoadRe
             Problem(
                 str(folder),
                 "no functions found",
-                "add <Function>/skprompt.txt with config.json, or a *.yaml prompt file",
+                "add <Function>/skprompt.txt with config.json, a *.yaml or *.prompty prompt file, or <skill>/SKILL.md",
             )
         )
 
@@ -360,6 +379,58 @@ def _load_yaml(plugin: str, path: Path, report: LoadReport) -> None:
         return
     body = {k: v for k, v in raw.items() if k not in ("name", "template")}
     _build_prompt_function(plugin, name, body, template, str(path), path, report, _template_line_offset(text))
+
+
+def _load_prompty(plugin: str, path: Path, report: LoadReport) -> None:
+    """A Prompty file: its front matter checked with file lines, then built as any prompt (see prompty.py)."""
+    from kernel_app.kernel.plugin_folders.prompty import function_name
+
+    text = _read_text(path, plugin, function_name(path), report)
+    if text is None:
+        return
+    prompty = read_prompty(path, text)
+    report.problems.extend(p for p in prompty.problems if p.severity == "warning")
+    if not prompty.ok:
+        for problem in (p for p in prompty.problems if p.severity == "error"):
+            report.fail(plugin, prompty.function, problem)
+        return
+    _build_prompt_function(
+        plugin, prompty.function, prompty.config, prompty.template, str(path), path, report, prompty.line_offset
+    )
+
+
+def _load_skill(plugin: str, folder: Path, trusted: bool, report: LoadReport) -> None:
+    """An Agent Skill: a prompt function of its instructions, and its folder read-only (see skills.py)."""
+    from kernel_app.kernel.plugin_folders.skills import native_functions, native_specs, prompt_config
+
+    path = folder / SKILL_FILE
+    name = skill_function_name(folder)
+    text = _read_text(path, plugin, name, report)
+    if text is None:
+        return
+    skill = read_skill(folder, text)
+    report.problems.extend(p for p in skill.problems if p.severity == "warning")
+    if not skill.ok:
+        for problem in (p for p in skill.problems if p.severity == "error"):
+            report.fail(plugin, name, problem)
+        return
+    if skill.scripts and not trusted:
+        report.problems.append(
+            Problem(
+                str(folder / skill.scripts[0]),
+                f"the skill's scripts ({', '.join(skill.scripts)}) do not run: the directory is untrusted",
+                "if you trust this code, mark the directory trusted (--trust DIR, or trusted_dirs in the config file)",
+                "warning",
+            )
+        )
+    config, template = prompt_config(plugin, skill, trusted)
+    before = len(report.plugins.get(plugin, []))
+    _build_prompt_function(plugin, name, config, template, str(path), path, report)
+    if len(report.plugins.get(plugin, [])) == before:
+        return
+    natives = native_specs(plugin, skill, trusted) if report.specs_only else native_functions(plugin, skill, trusted)
+    for function in natives:
+        report.add_function(plugin, cast("KernelFunction", function), path)
 
 
 def _template_line_offset(text: str) -> int:

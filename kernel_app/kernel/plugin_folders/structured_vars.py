@@ -71,6 +71,8 @@ def check_shape(
     """Refuse a value the template cannot read: a string where it loops, or an object without a field it reads."""
     fields = sorted(fields)
     example = "--var-json " + variable + "='" + _example(fields, iterated) + "'"
+    if iterated and value == "":
+        return  # an optional list left out (a .prompty `default: []`): the loop runs over nothing
     if iterated and isinstance(value, str | int | float | bool):
         raise UsageError(f"{function}: the template loops over '{variable}', so give it a list: {example}")
     if fields and isinstance(value, str | int | float | bool | list):

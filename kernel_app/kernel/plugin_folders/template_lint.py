@@ -196,6 +196,12 @@ def _analyse_handlebars(template: str) -> TemplateInfo:
             opens = name in ("each", "with")
             if name in _HANDLEBARS_BUILTIN_BLOCKS:
                 _hb_values(arguments, info, line, inside_loop, iterate=(name == "each"))
+            elif not arguments and "-" not in name and name not in TEMPLATE_HELPERS:
+                # A mustache section ({{#people}}...{{/people}}): pybars loops over a list, or renders the
+                # block once if the value is true (so not "iterated": a flag may be a string); kernel
+                # functions are helpers named "Plugin-function".
+                _hb_values([name], info, line, inside_loop)
+                opens = True
             else:
                 _hb_helper_call(name, arguments, info, line, inside_loop)
             stack.append((name, line, opens))

@@ -7,6 +7,10 @@ trusted folder; ``plugins list --json`` reports the parameters the files declare
 loopback OpenAI-compatible server sends the settings the file configures and the prompt the author
 intended — every variable rendered, defaults included, nothing left as ``{{...}}``.
 
+The ``.prompty`` files and Agent Skills (``prompty/``, ``skills/``) are checked the same way: each loads (or
+is refused with the one line PROMPTY_REFUSED expects), lists the inputs it declares, and renders with its
+sample inputs into the messages its role lines make; a few run through ``kernel-app run``.
+
 Expectations are read from the files here, independently of the loader under test.
 """
 
@@ -36,6 +40,8 @@ ALLOWED_ERRORS = (
     re.compile(r"no skprompt\.txt"),
     re.compile(r"template_format 'liquid'"),
     re.compile(r"holds only \.NET code"),
+    # Prompty files that are not chat prompts (PROMPTY_REFUSED says which, and why).
+    re.compile(r"\.prompty:\d+: model\.apiType '(embedding|image)' is not a chat prompt"),
 )
 SENT_SETTINGS = ("max_tokens", "temperature", "top_p", "presence_penalty", "frequency_penalty", "stop")
 
@@ -133,21 +139,7 @@ def all_functions() -> list[tuple[Path, str]]:
     return [(d, name) for d in corpus_directories() for name in declared_functions(d)]
 
 
-# .prompty files and Agent Skills (SKILL.md folders) are not read yet (issue 24): until they are, linting them
-# reports "no functions found" / invalid names. strict, so the day they load this xfail fails and is removed.
-NOT_READ_YET = {"prompty", "skills"}
-
-
-def lint_cases() -> list[Any]:
-    return [
-        pytest.param(d, marks=pytest.mark.xfail(strict=True, reason="issue 24: not read yet"))
-        if d.name in NOT_READ_YET
-        else d
-        for d in corpus_directories()
-    ]
-
-
-@pytest.mark.parametrize("directory", lint_cases(), ids=lambda p: str(p.relative_to(CORPUS)))
+@pytest.mark.parametrize("directory", corpus_directories(), ids=lambda p: str(p.relative_to(CORPUS)))
 def test_lint_reports_only_what_cannot_load(directory: Path) -> None:
     result = run_cli("plugins", "lint", str(directory))
     errors = [line for line in result.stdout.splitlines() if ": warning: " not in line]
@@ -238,3 +230,230 @@ async def test_run_sends_settings_and_intended_prompt(
             expected = f"VALUE-{given.get(variable.lower(), variable)}"
             assert expected in prompts, f"{name}: {variable} not rendered in {prompts[:300]!r}"
     assert not re.search(r"{{\s*\$", prompts), f"{name}: unrendered variable in {prompts[:300]!r}"
+
+
+# region .prompty files and Agent Skills
+
+PROMPTY = CORPUS / "prompty"
+SKILLS = CORPUS / "skills"
+# The .prompty files that cannot load, and why: neither is a chat prompt, so there is nothing to run as one.
+PROMPTY_REFUSED = {
+    # an embeddings request (apiType: embedding): its body is the text to embed, not a conversation
+    "PromptySpecFixtures/embedding.prompty": "6: model.apiType 'embedding' is not a chat prompt",
+    # an image generation request (apiType: image, DALL-E options)
+    "PromptySpecFixtures/image.prompty": "6: model.apiType 'image' is not a chat prompt",
+}
+_ROLE = re.compile(r"^\s*#?\s*(system|user|assistant|developer)\s*(\[[^\]]*\])?\s*:\s*$", re.IGNORECASE)
+
+
+def prompty_files() -> list[Path]:
+    return sorted(PROMPTY.rglob("*.prompty")) if PROMPTY.is_dir() else []
+
+
+def skill_folders() -> list[Path]:
+    return sorted(p.parent for p in SKILLS.rglob("SKILL.md")) if SKILLS.is_dir() else []
+
+
+def _relative(path: Path, base: Path) -> str:
+    return path.relative_to(base).as_posix()
+
+
+def _identifier(name: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_]", "_", name)
+
+
+def prompty_parts(path: Path) -> tuple[dict[str, Any], str]:
+    """Front matter and body, split by the spec's rule: YAML between the first two '---' lines."""
+    text = path.read_text(encoding="utf-8")
+    match = re.match(r"^---[ \t]*\n(.*?)^---[ \t]*\n?(.*)$", text, flags=re.DOTALL | re.MULTILINE)
+    if not match:
+        return {}, text
+    return yaml.safe_load(match.group(1)) or {}, match.group(2)
+
+
+def _file_value(path: Path, value: Any) -> Any:
+    found = re.fullmatch(r"\$\{file:(.+)\}", value.strip()) if isinstance(value, str) else None
+    return json.loads((path.parent / found.group(1)).read_text(encoding="utf-8")) if found else value
+
+
+def prompty_samples(path: Path) -> dict[str, Any]:
+    front, _ = prompty_parts(path)
+    sample = _file_value(path, front.get("sample")) or {}
+    return {name: _file_value(path, value) for name, value in sample.items()}
+
+
+def prompty_inputs(path: Path) -> dict[str, dict[str, Any]]:
+    """Declared inputs in any of the shapes the corpus uses (mapping, list, inputSchema, ${file:})."""
+    front, _ = prompty_parts(path)
+    inputs = _file_value(path, front.get("inputs", (front.get("inputSchema") or {}).get("properties")))
+    if isinstance(inputs, list):
+        return {item["name"]: item for item in inputs}
+    return {name: spec if isinstance(spec, dict) else {} for name, spec in (inputs or {}).items()}
+
+
+def prompty_roles(body: str) -> list[str]:
+    """The messages the body's role lines make: leading text is the system's, a role with no text is dropped."""
+    roles: list[tuple[str, list[str]]] = [("system", [])]
+    for line in body.splitlines():
+        marker = _ROLE.match(line)
+        if marker:
+            roles.append((marker.group(1).lower(), []))
+        else:
+            roles[-1][1].append(line)
+    made = [role for role, lines in roles if any(line.strip() for line in lines)]
+    # semantic-kernel sends a lone system message as the user's (ChatHistory.from_rendered_prompt).
+    return ["user"] if made == ["system"] else made
+
+
+def loadable_prompty() -> list[Path]:
+    return [p for p in prompty_files() if _relative(p, PROMPTY) not in PROMPTY_REFUSED]
+
+
+def test_prompty_and_skills_load_or_are_refused_with_the_expected_line() -> None:
+    result = run_cli("plugins", "lint", str(PROMPTY), str(SKILLS))
+    errors = [line for line in result.stdout.splitlines() if ": warning: " not in line]
+    refused = {line.split(":")[0].removeprefix(str(PROMPTY) + "/"): line.split(":", 1)[1] for line in errors}
+    assert set(refused) == set(PROMPTY_REFUSED), "\n".join(errors)
+    for name, expected in PROMPTY_REFUSED.items():
+        assert refused[name].startswith(expected), refused[name]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    # Every finding is one line naming a file of the corpus.
+    assert all(line.startswith((str(PROMPTY), str(SKILLS))) for line in result.stdout.splitlines())
+
+
+@pytest.mark.parametrize("directory", [PROMPTY, SKILLS], ids=["prompty", "skills"])
+def test_list_shows_every_prompty_file_and_skill_with_its_inputs(directory: Path) -> None:
+    result = run_cli("--plugins-dir", str(directory), "plugins", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = {f"{f['plugin']}.{f['function']}": f for f in json.loads(result.stdout)}
+    if directory == PROMPTY:
+        for path in loadable_prompty():
+            name = f"{path.parent.name}.{_identifier(path.stem)}"
+            assert name in listed, f"{name} is not listed"
+            parameters = {p["name"]: p for p in listed[name]["parameters"]}
+            for input_name, spec in prompty_inputs(path).items():
+                assert input_name in parameters, f"{name}: input {input_name} lost"
+                if isinstance(spec.get("default"), str) and spec["default"]:
+                    assert parameters[input_name]["default"] == spec["default"], f"{name}.{input_name}"
+            for sample_name in prompty_samples(path):
+                assert sample_name in parameters, f"{name}: sample {sample_name} is not a parameter"
+        return
+    for folder in skill_folders():
+        name = f"{folder.parent.name}.{_identifier(folder.name)}"
+        assert [p["name"] for p in listed[name]["parameters"]] == ["input"], name
+        description = yaml.safe_load((folder / "SKILL.md").read_text(encoding="utf-8").split("---")[1])["description"]
+        assert listed[name]["description"] == " ".join(description.split())
+        has_files = any(p.is_file() and p.name != "SKILL.md" for p in folder.rglob("*"))
+        assert (f"{name}_read_file" in listed) == has_files, name
+        assert f"{name}_run_script" not in listed  # the corpus is not trusted
+
+
+def _sample_values(path: Path, body: str) -> dict[str, Any]:
+    """The file's samples; what the template reads without a sample or default gets a marked value."""
+    inputs, values = prompty_inputs(path), prompty_samples(path)
+    looped = set(re.findall(r"{%\s*for\s+\w+\s+in\s+(\w+)\s*%}", body))
+    read = set(re.findall(r"{{\s*(\w+)", body)) | looped | set(re.findall(r"{%\s*if\s+(\w+)", body))
+    for name in looped & set(values):
+        if isinstance(values[name], dict):
+            # contoso-chat's chat.json gives one document where the template loops over documents (its app
+            # passes a list): jinja2 would loop over the keys and render str methods. Give it as a list.
+            values[name] = [values[name]]
+    for name in sorted(read - set(values) - {"item", "product", "message", "loop"}):
+        if (inputs.get(name) or {}).get("default") is not None:
+            continue
+        values[name] = [] if name in looped else f"VALUE-{name}"
+    return values
+
+
+@pytest.mark.parametrize("path", loadable_prompty(), ids=lambda p: _relative(p, PROMPTY))
+async def test_prompty_renders_its_samples_into_its_messages(
+    path: Path, stub_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kernel_app.kernel.plugin_folders.structured_vars import to_kernel_value
+    from kernel_app.kernel.runner import resolve_function, run_chain
+
+    front, body = prompty_parts(path)
+    built = _kernel_for(PROMPTY, stub_server, monkeypatch, tmp_path)
+    function = resolve_function(built.kernel, f"{path.parent.name}.{_identifier(path.stem)}", built.report)
+    values = _sample_values(path, body)
+    before = len(stub_server.requests)
+    await run_chain(built.kernel, [function], variables={k: to_kernel_value(v) for k, v in values.items()})
+    request = stub_server.requests[before:][-1]
+    messages = request.body["messages"]
+    assert [m["role"] for m in messages] == prompty_roles(body)
+    prompt = request.prompt
+    assert not re.search(r"{{|{%|</?message", prompt), prompt[:300]
+    for name, value in values.items():
+        if isinstance(value, str) and re.search(rf"{{{{\s*{name}\s*}}}}", body):
+            assert value.strip() in prompt, f"{name} not rendered"
+        for field_name in re.findall(rf"{{{{\s*{name}\.(\w+)\s*}}}}", body):
+            if isinstance(value, dict) and isinstance(value.get(field_name), str):
+                assert value[field_name] in prompt, f"{name}.{field_name} not rendered"
+    model = front.get("model") if isinstance(front.get("model"), dict) else {}
+    configured = {**(model.get("parameters") or {}), **(model.get("options") or {})}
+    names = {"maxOutputTokens": "max_tokens"}
+    for key, value in configured.items():
+        if names.get(key, key) in ("max_tokens", "temperature"):
+            assert request.body.get(names.get(key, key)) == value, f"{key} not sent"
+    if front.get("outputs"):
+        assert request.body["response_format"]["type"] == "json_schema"
+
+
+@pytest.mark.parametrize("folder", skill_folders(), ids=lambda p: _relative(p, SKILLS))
+async def test_a_skill_sends_its_instructions_and_reads_its_own_files(
+    folder: Path, stub_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kernel_app.base.errors import UsageError
+    from kernel_app.kernel.plugin_folders.skills import RESOURCE_LIMIT, read_file
+    from kernel_app.kernel.runner import resolve_function, run_chain
+
+    built = _kernel_for(SKILLS, stub_server, monkeypatch, tmp_path)
+    function = resolve_function(built.kernel, f"{folder.parent.name}.{_identifier(folder.name)}", built.report)
+    before = len(stub_server.requests)
+    await run_chain(built.kernel, [function], input="Please help with VALUE-input")
+    messages = stub_server.requests[before:][-1].body["messages"]
+    instructions = (folder / "SKILL.md").read_text(encoding="utf-8").split("---", 2)[2].strip()
+    assert messages[0]["role"] == "system" and messages[0]["content"].startswith(instructions)
+    assert messages[-1] == {"role": "user", "content": "Please help with VALUE-input"}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SKILL.md"):
+        relative = path.relative_to(folder).as_posix()
+        data = path.read_bytes()
+        if b"\0" in data or len(data) > RESOURCE_LIMIT:
+            with pytest.raises(UsageError):
+                read_file(folder, relative)
+        else:
+            assert read_file(folder, relative) == data.decode("utf-8")
+
+
+def _openai_env(stub_server) -> dict[str, str]:
+    return {"KERNEL_APP_SERVICE": "openai", "OPENAI_BASE_URL": stub_server.base_url, "OPENAI_API_KEY": "sk-test"}
+
+
+def test_kernel_app_run_runs_prompty_files_and_a_skill(stub_server, tmp_path: Path) -> None:
+    env = _openai_env(stub_server) | {"KERNEL_APP_MEMORY_DIR": str(tmp_path / "memory")}
+    apology = PROMPTY / "PromptflowEvalApology"
+    cases = [
+        # Only a system section (its "user: ..." lines are inline text): semantic-kernel sends it as the user's.
+        (PROMPTY, ["PromptflowEvalApology.apology", "--vars", str(apology / "sample.json")], ["user"]),
+        (PROMPTY, ["PromptySpecFixtures.basic", "--var", "question=VALUE-q"], ["system", "user"]),
+        (SKILLS, ["AgentFrameworkSkills.unit_converter", "--input", "26.2 miles in km?"], ["system", "user"]),
+    ]
+    for directory, arguments, roles in cases:
+        before = len(stub_server.requests)
+        result = run_cli("--plugins-dir", str(directory), "run", *arguments, **env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "stub answer"
+        body = stub_server.requests[before:][-1].body
+        assert [m["role"] for m in body["messages"]] == roles
+    apology_body = stub_server.requests[-3].body
+    assert "I'm sorry, I don't know that." in apology_body["messages"][0]["content"]
+    assert apology_body["response_format"]["json_schema"]["schema"]["required"] == ["apology"]
+    assert stub_server.requests[-2].body["temperature"] == 0.7
+    refused = run_cli("--plugins-dir", str(PROMPTY), "run", "PromptySpecFixtures.embedding", **env)
+    assert refused.returncode == 2
+    last = refused.stderr.splitlines()[-1]
+    assert last.startswith("error: PromptySpecFixtures.embedding did not load: ")
+    assert "embedding.prompty:6: model.apiType 'embedding' is not a chat prompt" in last
+
+
+# endregion
