@@ -11,6 +11,7 @@ from kernel_app.base.usage import record_usage
 from kernel_app.kernel.filters import (
     fit_execution_settings,
     refuse_empty_prompt,
+    require_called_functions,
     require_variables,
     trace_function,
     track_function,
@@ -77,6 +78,7 @@ def build_kernel(
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, trace_function)
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, track_function)  # next: the arguments as given
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, require_variables)
+    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, require_called_functions)
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, fit_execution_settings)
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, record_usage)
     kernel.add_filter(FilterTypes.PROMPT_RENDERING, refuse_empty_prompt)
