@@ -33,6 +33,7 @@ class BuiltKernel:
 # that call them before any kernel exists.
 OTHER_FUNCTIONS: dict[str, list[str]] = {
     "memory": ["recall", "ask", "save"],
+    "TextMemoryPlugin": ["recall", "save"],
     "ConversationSummaryPlugin": ["SummarizeConversation"],
 }
 
@@ -62,13 +63,15 @@ def build_kernel(
     from semantic_kernel.functions import KernelPlugin
 
     from kernel_app.kernel.app_kernel import AppKernel
-    from kernel_app.kernel.memory_plugin import MemoryPlugin
+    from kernel_app.kernel.memory_plugin import MemoryPlugin, TextMemoryPlugin
 
     report = load_plugin_directories(plugin_directories(settings), other_functions=other_functions(settings))
     kernel = AppKernel()
     for name, functions in report.plugins.items():
         kernel.add_plugin(KernelPlugin(name=name, functions=functions))
-    kernel.add_plugin(MemoryPlugin(lambda: _open_memory(settings)), plugin_name="memory")
+    memory = MemoryPlugin(lambda: _open_memory(settings))
+    kernel.add_plugin(memory, plugin_name="memory")
+    kernel.add_plugin(TextMemoryPlugin(memory), plugin_name="TextMemoryPlugin")  # Semantic Kernel's names
     kernel.add_plugin(_conversation_summary_plugin(), plugin_name="ConversationSummaryPlugin")
     if settings.http_plugin:
         from semantic_kernel.core_plugins import HttpPlugin

@@ -4,7 +4,7 @@ Semantic Kernel for .NET resolves ``{{time.Date}}`` to ``time.date`` and ``{{rec
 plugin that has ``recall``; Python semantic-kernel 1.45 matches names exactly, so samples written for
 .NET fail on every run. One rule, used by lint (before anything runs) and by the kernel (when a
 template calls a function): exact match first, then case-insensitive, then the old names samples use
-for plugins that are ours now (``TextMemorySkill.recall`` is ``memory.recall``).
+for plugins that are ours now (``TextMemorySkill.recall`` is ``TextMemoryPlugin.recall``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import difflib
 from collections.abc import Iterable, Mapping
 
 # Old plugin names in samples -> the plugin that does that job here.
-PLUGIN_ALIASES = {"textmemoryskill": "memory", "textmemoryplugin": "memory", "timeskill": "time"}
+# TextMemoryPlugin is a plugin of its own (Semantic Kernel's argument names, on our memory).
+PLUGIN_ALIASES = {"textmemoryskill": "textmemoryplugin", "timeskill": "time", "timeplugin": "time"}
 
 Catalogue = Mapping[str, Iterable[str]]  # plugin name -> its function names
 

@@ -152,7 +152,13 @@ def _check_calls(report: LoadReport, other_functions: dict[str, list[str]], *, s
 
 
 def _missing_call_hint(report: LoadReport, catalogue: dict[str, list[str]], call: TemplateCall) -> str:
-    if (call.plugin or "").lower() == "http":
+    plugin = (call.plugin or "").lower()
+    if plugin in ("fileioplugin", "fileioskill"):
+        return (
+            "semantic-kernel's FileIOPlugin reads and writes files, so it is not provided: add a plugin folder"
+            " with the file functions you need, from a directory you --trust"
+        )
+    if plugin in ("http", "httpplugin", "httpskill"):
         return (
             "semantic-kernel's http plugin reaches the network, so it is off: set http_plugin = true"
             " in the config file (or KERNEL_APP_HTTP_PLUGIN=1) to turn it on"

@@ -185,3 +185,33 @@ def test_cli_lint_warns_list_shows_and_strict_fails(tmp_path: Path) -> None:
     trusted = run_cli("--trust", str(plugins), "plugins", "lint", "--strict", str(plugins))
     assert trusted.returncode == 0, trusted.stdout + trusted.stderr
     assert trusted.stdout == ""
+
+
+def test_semantic_kernels_core_plugin_names_resolve_without_a_warning(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    folder = plugins / "Ctx" / "Notes"
+    folder.mkdir(parents=True)
+    template = (
+        "{{TimePlugin.Date}} {{TextMemoryPlugin.recall $input collection='SWOT' relevance='0.5' limit='2'}}\n"
+        "{{TextMemorySkill.save $input key='k'}} {{ConversationSummaryPlugin.SummarizeConversation $input}}"
+    )
+    (folder / "skprompt.txt").write_text(template, encoding="utf-8")
+    config = {"description": "d.", "input_variables": [{"name": "input", "description": "i"}]}
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert [str(p) for p in load(plugins).problems if p.path.startswith(str(plugins))] == []
+
+
+def test_core_plugins_with_effects_are_warnings_that_say_why(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    folder = plugins / "Io" / "Fetch"
+    folder.mkdir(parents=True)
+    (folder / "skprompt.txt").write_text(
+        "{{HttpPlugin.GetAsync $input}}\n{{FileIOPlugin.Read $input}}", encoding="utf-8"
+    )
+    config = {"description": "d.", "input_variables": [{"name": "input", "description": "i"}]}
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    http, file_io = [str(p) for p in load(plugins).problems if p.path.startswith(str(plugins))]
+    assert ":1: warning: calls HttpPlugin.GetAsync" in http and "http plugin reaches the network" in http
+    assert (
+        ":2: warning: calls FileIOPlugin.Read" in file_io and "reads and writes files, so it is not provided" in file_io
+    )
