@@ -45,6 +45,19 @@ def find_function(
     return None
 
 
+def handlebars_dotted(plugins: Catalogue, plugin: str | None, function: str) -> str | None:
+    """``Plugin-function`` when a handlebars template wrote an existing function as ``{{Plugin.function x}}``.
+
+    .NET samples write the dot; semantic-kernel's handlebars engine (pybars) reads it as a path and fails
+    with "Could not find object attribute", and it ignores positional arguments, so the call must be
+    written ``{{Plugin-function name=x}}``. Lint and the run say exactly that.
+    """
+    if plugin is not None or "." not in function:
+        return None
+    found = find_function(plugins, *function.split(".", 1))
+    return f"{found[0]}-{found[1]}" if found else None
+
+
 def closest_functions(plugins: Catalogue, wanted: str, limit: int = 3) -> list[str]:
     """The registered ``Plugin.function`` names closest to ``wanted`` (for "did you mean")."""
     every = {f"{p}.{f}".lower(): f"{p}.{f}" for p, functions in plugins.items() for f in functions}

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kernel_app.base.errors import Problem
 from kernel_app.kernel.filters import TEMPLATE_CALLS, TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
-from kernel_app.kernel.plugin_folders.function_lookup import closest_functions, find_function
+from kernel_app.kernel.plugin_folders.function_lookup import closest_functions, find_function, handlebars_dotted
 from kernel_app.kernel.plugin_folders.prompt_config import NAME_PATTERN, normalise
 from kernel_app.kernel.plugin_folders.specs import FunctionSpec, prompt_spec
 from kernel_app.kernel.plugin_folders.template_lint import (
@@ -163,6 +163,9 @@ def _missing_call_hint(report: LoadReport, catalogue: dict[str, list[str]], call
             "semantic-kernel's http plugin reaches the network, so it is off: set http_plugin = true"
             " in the config file (or KERNEL_APP_HTTP_PLUGIN=1) to turn it on"
         )
+    dashed = handlebars_dotted(catalogue, call.plugin, call.function)
+    if dashed is not None:
+        return f"handlebars calls functions as Plugin-function, with named arguments: write {{{{{dashed} input=...}}}}"
     close = closest_functions(catalogue, call.name)
     fix = f"fix the name (did you mean {', '.join(close)}?)" if close else "fix the name (see kernel-app plugins list)"
     if call.plugin and any(key.lower().startswith(call.plugin.lower() + ".") for key in report.failed):

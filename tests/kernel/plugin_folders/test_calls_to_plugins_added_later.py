@@ -215,3 +215,25 @@ def test_core_plugins_with_effects_are_warnings_that_say_why(tmp_path: Path) -> 
     assert (
         ":2: warning: calls FileIOPlugin.Read" in file_io and "reads and writes files, so it is not provided" in file_io
     )
+
+
+async def test_a_dotted_handlebars_call_says_how_to_write_it(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    folder = plugins / "Ctx" / "Notes"
+    folder.mkdir(parents=True)
+    (folder / "skprompt.txt").write_text("Notes: {{TextMemoryPlugin.recall semanticQuery}}", encoding="utf-8")
+    config = {
+        "description": "d.",
+        "template_format": "handlebars",
+        "input_variables": [{"name": "semanticQuery", "description": "q"}],
+    }
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    (problem,) = [str(p) for p in load(plugins).problems if p.path.startswith(str(plugins))]
+    assert problem.endswith(
+        "handlebars calls functions as Plugin-function, with named arguments: write"
+        " {{TextMemoryPlugin-recall input=...}}"
+    )
+    built, service = build(plugins, tmp_path)
+    with pytest.raises(UsageError, match=r"^Ctx.Notes: its handlebars template calls TextMemoryPlugin.recall: write"):
+        await invoke(built, "Ctx.Notes", semanticQuery="q")
+    assert service.requests == []
