@@ -38,6 +38,8 @@ KNOWN_EFFECTS: dict[str, Effect] = {
     "memory.recall": Effect.READ,
     "memory.ask": Effect.MODEL,
     "memory.save": Effect.WRITE,
+    "textmemoryplugin.recall": Effect.READ,  # Semantic Kernel's names on our memory (kernel/memory_plugin.py)
+    "textmemoryplugin.save": Effect.WRITE,
     "time.*": Effect.READ,
     "math.*": Effect.READ,
     "text.*": Effect.READ,

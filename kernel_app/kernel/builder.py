@@ -11,6 +11,7 @@ from kernel_app.base.usage import record_usage
 from kernel_app.kernel.filters import (
     fit_execution_settings,
     refuse_empty_prompt,
+    require_called_functions,
     require_variables,
     trace_function,
     track_function,
@@ -32,6 +33,7 @@ class BuiltKernel:
 # that call them before any kernel exists.
 OTHER_FUNCTIONS: dict[str, list[str]] = {
     "memory": ["recall", "ask", "save"],
+    "TextMemoryPlugin": ["recall", "save"],
     "ConversationSummaryPlugin": ["SummarizeConversation"],
 }
 
@@ -61,7 +63,7 @@ def build_kernel(
     from semantic_kernel.functions import KernelPlugin
 
     from kernel_app.kernel.app_kernel import AppKernel
-    from kernel_app.kernel.memory_plugin import MemoryPlugin
+    from kernel_app.kernel.memory_plugin import MemoryPlugin, TextMemoryPlugin
 
     report = load_plugin_directories(plugin_directories(settings), other_functions=other_functions(settings))
     from kernel_app.kernel.screening import use_screen
@@ -72,7 +74,9 @@ def build_kernel(
     use_screen(kernel, screen)
     for name, functions in report.plugins.items():
         kernel.add_plugin(KernelPlugin(name=name, functions=functions))
-    kernel.add_plugin(MemoryPlugin(lambda: _open_memory(settings), screen=screen), plugin_name="memory")
+    memory = MemoryPlugin(lambda: _open_memory(settings), screen=screen)
+    kernel.add_plugin(memory, plugin_name="memory")
+    kernel.add_plugin(TextMemoryPlugin(memory), plugin_name="TextMemoryPlugin")  # Semantic Kernel's names
     kernel.add_plugin(_conversation_summary_plugin(), plugin_name="ConversationSummaryPlugin")
     if settings.http_plugin:
         from semantic_kernel.core_plugins import HttpPlugin
@@ -82,6 +86,7 @@ def build_kernel(
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, trace_function)
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, track_function)  # next: the arguments as given
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, require_variables)
+    kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, require_called_functions)
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, fit_execution_settings)
     kernel.add_filter(FilterTypes.FUNCTION_INVOCATION, record_usage)
     kernel.add_filter(FilterTypes.PROMPT_RENDERING, refuse_empty_prompt)

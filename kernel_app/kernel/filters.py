@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 TEMPLATE_VARIABLES = "template_variables"  # names exactly as the template writes them
 TEMPLATE_FIELDS = "template_fields"  # variable -> fields the template reads from it
 TEMPLATE_ITERATED = "template_iterated"  # variables a loop of the template runs over
+TEMPLATE_CALLS = "template_calls"  # (plugin or None, function, joined) for each function the template calls
 
 
 async def require_variables(
@@ -58,6 +59,38 @@ async def require_variables(
     finally:
         for variable, before in admitted:
             variable.allow_dangerously_set_content = before
+
+
+async def require_called_functions(
+    context: FunctionInvocationContext, next: Callable[[FunctionInvocationContext], Awaitable[None]]
+) -> None:
+    """Refuse to run a prompt whose template calls a function this kernel does not have, in one line.
+
+    A prompt may call a plugin its author adds later (lint warns, the function loads). Without it,
+    semantic-kernel 1.45 fails deep in rendering, differently per engine: "Function `X` not found" wrapped
+    in a render error (semantic-kernel syntax), an unknown helper (handlebars), an undefined name (jinja2).
+    We check first, with the lookup templates get (function_lookup), and name the missing function.
+    """
+    from kernel_app.kernel.plugin_folders.function_lookup import find_function, handlebars_dotted
+
+    function = context.function
+    calls = (function.metadata.additional_properties or {}).get(TEMPLATE_CALLS) or ()
+    if function.is_prompt and calls:
+        catalogue = {name: list(plugin.functions) for name, plugin in context.kernel.plugins.items()}
+        for plugin, name, joined in calls:
+            if find_function(catalogue, plugin, name, joined=joined) is None:
+                called = f"{plugin}.{name}" if plugin else name
+                dashed = handlebars_dotted(catalogue, plugin, name)
+                if dashed is not None:
+                    raise UsageError(
+                        f"{function.fully_qualified_name.replace('-', '.')}: its handlebars template calls {called}:"
+                        f" write {{{{{dashed} input=...}}}} (handlebars names functions Plugin-function)"
+                    )
+                raise UsageError(
+                    f"{function.fully_qualified_name.replace('-', '.')}: its template calls {called}, which is not"
+                    f" loaded: add the plugin that has it (a folder with its Python needs --trust DIR)"
+                )
+    await next(context)
 
 
 def _alias_template_names(arguments: Any, properties: dict[str, Any]) -> None:

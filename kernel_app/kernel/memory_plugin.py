@@ -92,3 +92,52 @@ class MemoryPlugin:
         id: Annotated[str, "Record id; empty for a generated one, an existing id is replaced"] = "",
     ) -> Annotated[str, "The record id"]:
         return self._get_store().save(current_scope().stored(collection), input, id=id or None)
+
+
+class TextMemoryPlugin:
+    """Semantic Kernel's ``TextMemoryPlugin`` names and arguments, on our memory (plugins/README.md lists it).
+
+    Templates from the wild call ``{{TextMemoryPlugin.recall $q collection='facts' relevance=0.7 limit=2}}``
+    and ``{{TextMemoryPlugin.save $text key='k1'}}``: .NET names the query ``input``, Python ``ask``; both
+    are accepted. ``collection`` defaults to our ``default`` (not SK's ``generic``), so what
+    ``kernel-app memory save`` stored is what a template recalls. As in Semantic Kernel, recall returns the
+    one text when ``limit`` is 1 and a JSON list of texts otherwise.
+    """
+
+    def __init__(self, memory: MemoryPlugin) -> None:
+        self._memory = memory
+
+    @kernel_function(name="recall", description="Semantic Kernel's TextMemoryPlugin.recall, on memory.")
+    async def recall(
+        self,
+        input: Annotated[str, "The question or topic to look up"] = "",
+        collection: Annotated[str, "The memory collection"] = "default",
+        relevance: Annotated[float, "Relevance floor between 0 and 1"] = 0.2,
+        limit: Annotated[int, "How many texts at most"] = 1,
+        ask: Annotated[str, "The query, as Python Semantic Kernel names it"] = "",
+    ) -> Annotated[str, "The text (limit 1) or a JSON list of texts, best first"]:
+        import json
+
+        from kernel_app.kernel.screening import clean_hits
+
+        store = self._memory._get_store()
+        query = input or ask
+        collection = current_scope().stored(collection)  # the caller's own, as memory.recall reads it
+        if not query or collection not in {c.name for c in store.collections()}:
+            return "" if int(limit) == 1 else "[]"
+        hits = store.search(collection, query, limit=int(limit), min_relevance=float(relevance))
+        hits = await clean_hits(self._memory._screen, hits)  # a flagged record never reaches a prompt
+        texts = [hit.record.text for hit in hits]
+        if int(limit) == 1:
+            return texts[0] if texts else ""
+        return json.dumps(texts, ensure_ascii=False)
+
+    @kernel_function(name="save", description="Semantic Kernel's TextMemoryPlugin.save, on memory.")
+    def save(
+        self,
+        input: Annotated[str, "The text to remember"] = "",
+        key: Annotated[str, "Record id; empty for a generated one, an existing id is replaced"] = "",
+        collection: Annotated[str, "The memory collection"] = "default",
+        text: Annotated[str, "The text, as Python Semantic Kernel names it"] = "",
+    ) -> Annotated[str, "The record id"]:
+        return self._memory.save(input or text, collection, key)

@@ -25,6 +25,8 @@ def kernel():
         ("Time", "dayOfWeek", Effect.READ),  # inherited from semantic-kernel's core TimePlugin
         ("memory", "recall", Effect.READ),
         ("memory", "save", Effect.WRITE),
+        ("TextMemoryPlugin", "recall", Effect.READ),
+        ("TextMemoryPlugin", "save", Effect.WRITE),
         ("ConversationSummaryPlugin", "SummarizeConversation", Effect.MODEL),
     ],
 )

@@ -86,7 +86,11 @@ def _describe(metadata: object, source: str) -> dict[str, object]:
 @plugins.command("lint")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--trust", is_flag=True, help="Treat PATHS as trusted: import their Python files too.")
-@click.option("--strict", is_flag=True, help="Fail on warnings as well as errors.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Fail on warnings as well as errors; a call to a function no plugin has is an error.",
+)
 @click.pass_obj
 def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) -> None:
     """Check plugin directories: exit 0 when everything loads, 1 with one line per problem.
@@ -107,7 +111,10 @@ def lint(app: AppContext, paths: tuple[Path, ...], trust: bool, strict: bool) ->
     # The built-ins load too (reported only where a folder replaces one), so calls to them resolve.
     if not any(p.resolve() == builtin_dir for p in paths):
         directories.append(PluginDirectory(builtin_dir, trusted=True, builtin=True))
-    report = load_plugin_directories(directories, other_functions=other_functions(settings), specs_only=True)
+    # --strict: a call to a function no plugin has is an error again, as before issue 24 (for CI).
+    report = load_plugin_directories(
+        directories, other_functions=other_functions(settings), specs_only=True, strict_calls=strict
+    )
     linted = [str(p) for p in paths]
     problems = [p for p in report.problems if any(p.path.startswith(root) for root in linted)]
     for problem in problems:

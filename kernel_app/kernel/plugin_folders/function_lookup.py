@@ -4,7 +4,7 @@ Semantic Kernel for .NET resolves ``{{time.Date}}`` to ``time.date`` and ``{{rec
 plugin that has ``recall``; Python semantic-kernel 1.45 matches names exactly, so samples written for
 .NET fail on every run. One rule, used by lint (before anything runs) and by the kernel (when a
 template calls a function): exact match first, then case-insensitive, then the old names samples use
-for plugins that are ours now (``TextMemorySkill.recall`` is ``memory.recall``).
+for plugins that are ours now (``TextMemorySkill.recall`` is ``TextMemoryPlugin.recall``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import difflib
 from collections.abc import Iterable, Mapping
 
 # Old plugin names in samples -> the plugin that does that job here.
-PLUGIN_ALIASES = {"textmemoryskill": "memory", "textmemoryplugin": "memory", "timeskill": "time"}
+# TextMemoryPlugin is a plugin of its own (Semantic Kernel's argument names, on our memory).
+PLUGIN_ALIASES = {"textmemoryskill": "textmemoryplugin", "timeskill": "time", "timeplugin": "time"}
 
 Catalogue = Mapping[str, Iterable[str]]  # plugin name -> its function names
 
@@ -42,6 +43,19 @@ def find_function(
                 if found is not None:
                     return found
     return None
+
+
+def handlebars_dotted(plugins: Catalogue, plugin: str | None, function: str) -> str | None:
+    """``Plugin-function`` when a handlebars template wrote an existing function as ``{{Plugin.function x}}``.
+
+    .NET samples write the dot; semantic-kernel's handlebars engine (pybars) reads it as a path and fails
+    with "Could not find object attribute", and it ignores positional arguments, so the call must be
+    written ``{{Plugin-function name=x}}``. Lint and the run say exactly that.
+    """
+    if plugin is not None or "." not in function:
+        return None
+    found = find_function(plugins, *function.split(".", 1))
+    return f"{found[0]}-{found[1]}" if found else None
 
 
 def closest_functions(plugins: Catalogue, wanted: str, limit: int = 3) -> list[str]:

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from kernel_app.base.errors import Problem
-from kernel_app.kernel.filters import TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
-from kernel_app.kernel.plugin_folders.function_lookup import closest_functions, find_function
+from kernel_app.kernel.filters import TEMPLATE_CALLS, TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
+from kernel_app.kernel.plugin_folders.function_lookup import closest_functions, find_function, handlebars_dotted
 from kernel_app.kernel.plugin_folders.prompt_config import NAME_PATTERN, normalise
 from kernel_app.kernel.plugin_folders.prompty import SUFFIX as PROMPTY_SUFFIX
 from kernel_app.kernel.plugin_folders.prompty import read_prompty
@@ -106,6 +106,7 @@ def load_plugin_directories(
     *,
     other_functions: dict[str, list[str]] | None = None,
     specs_only: bool = False,
+    strict_calls: bool = False,
 ) -> LoadReport:
     """Load every plugin folder of every directory, then check the functions templates call.
 
@@ -114,18 +115,25 @@ def load_plugin_directories(
     ``other_functions`` are the functions the kernel will have besides plugin folders (memory, core).
     ``specs_only``: the same checks and problems, but :class:`FunctionSpec`s instead of semantic-kernel
     functions, so nothing imports semantic-kernel (``plugins list`` and ``lint``) unless a trusted
-    user directory holds Python, which only semantic-kernel can load.
+    user directory holds Python, which only semantic-kernel can load. ``strict_calls``: a template call to
+    a function no plugin has is an error and its function does not load (``plugins lint --strict``);
+    otherwise it is a warning, as in Semantic Kernel, where the author adds that plugin from code.
     """
     directories = list(directories)
     report = LoadReport(specs_only=specs_only)
     for directory in [d for d in directories if not d.builtin] + [d for d in directories if d.builtin]:
         _load_directory(directory, report)
-    _check_calls(report, other_functions or {})
+    _check_calls(report, other_functions or {}, strict=strict_calls)
     return report
 
 
-def _check_calls(report: LoadReport, other_functions: dict[str, list[str]]) -> None:
-    """Every ``{{Plugin.function}}`` a template calls must exist, or the prompt fails on every run."""
+def _check_calls(report: LoadReport, other_functions: dict[str, list[str]], *, strict: bool) -> None:
+    """Every ``{{Plugin.function}}`` a template calls should exist, or the prompt fails when run.
+
+    Semantic Kernel loads such a prompt and fails only when it runs without the plugin: authors register
+    plugins from their own code (``{{UserProfilePlugin.GetUserAge $userId}}`` in Azure's samples). So the
+    function loads and lint warns; running it without the plugin is refused by ``require_called_functions``.
+    """
     catalogue = {name: [f.name for f in functions] for name, functions in report.plugins.items()}
     for plugin, names in other_functions.items():
         catalogue.setdefault(plugin, []).extend(names)
@@ -133,18 +141,41 @@ def _check_calls(report: LoadReport, other_functions: dict[str, list[str]]) -> N
         for call in entry.calls:
             if find_function(catalogue, call.plugin, call.function, joined=call.joined) is not None:
                 continue
-            close = closest_functions(catalogue, call.name)
-            hint = f"did you mean {', '.join(close)}?" if close else "check the plugin and function name"
-            hint += " (see kernel-app plugins list)"
-            if (call.plugin or "").lower() == "http":
-                hint = "semantic-kernel's http plugin reaches the network, so it is off: set http_plugin = true"
-                hint += " in the config file (or KERNEL_APP_HTTP_PLUGIN=1) to turn it on"
             problem = Problem(
-                entry.path, f"calls {call.name}, which does not exist", hint, line=call.line + entry.line_offset
+                entry.path,
+                f"calls {call.name}, which no loaded plugin has (running it fails until one does)",
+                _missing_call_hint(report, catalogue, call),
+                "error" if strict else "warning",
+                line=call.line + entry.line_offset,
             )
-            functions = report.plugins.get(entry.plugin, [])
-            report.plugins[entry.plugin] = [f for f in functions if f.name != entry.function]
-            report.fail(entry.plugin, entry.function, problem)
+            if strict:
+                functions = report.plugins.get(entry.plugin, [])
+                report.plugins[entry.plugin] = [f for f in functions if f.name != entry.function]
+                report.fail(entry.plugin, entry.function, problem)
+            else:
+                report.problems.append(problem)
+
+
+def _missing_call_hint(report: LoadReport, catalogue: dict[str, list[str]], call: TemplateCall) -> str:
+    plugin = (call.plugin or "").lower()
+    if plugin in ("fileioplugin", "fileioskill"):
+        return (
+            "semantic-kernel's FileIOPlugin reads and writes files, so it is not provided: add a plugin folder"
+            " with the file functions you need, from a directory you --trust"
+        )
+    if plugin in ("http", "httpplugin", "httpskill"):
+        return (
+            "semantic-kernel's http plugin reaches the network, so it is off: set http_plugin = true"
+            " in the config file (or KERNEL_APP_HTTP_PLUGIN=1) to turn it on"
+        )
+    dashed = handlebars_dotted(catalogue, call.plugin, call.function)
+    if dashed is not None:
+        return f"handlebars calls functions as Plugin-function, with named arguments: write {{{{{dashed} input=...}}}}"
+    close = closest_functions(catalogue, call.name)
+    fix = f"fix the name (did you mean {', '.join(close)}?)" if close else "fix the name (see kernel-app plugins list)"
+    if call.plugin and any(key.lower().startswith(call.plugin.lower() + ".") for key in report.failed):
+        return f"plugin {call.plugin} is here but did not load (see its finding): fix that, or {fix}"
+    return f"add a plugin folder with {call.name}, --trust the folder that holds its Python, or {fix}"
 
 
 def _load_directory(directory: PluginDirectory, report: LoadReport) -> None:
@@ -514,6 +545,7 @@ def _prompt_function(plugin: str, name: str, data: dict[str, Any], info: Templat
         TEMPLATE_VARIABLES: list(info.variables),
         TEMPLATE_FIELDS: {k: sorted(v) for k, v in info.fields.items()},
         TEMPLATE_ITERATED: sorted(info.iterated),
+        TEMPLATE_CALLS: [(c.plugin, c.function, c.joined) for c in info.calls],
     }
     return function
 

@@ -22,7 +22,7 @@ from kernel_app.kernel.plugin_folders.specs import FunctionSpec
 
 DATA_FILE = Path(__file__).with_name("native_catalogue.json")
 # The kernel's own plugins (kernel_builder adds them; "http" only with http_plugin = true).
-KERNEL_PLUGINS = ("memory", "ConversationSummaryPlugin", "http")
+KERNEL_PLUGINS = ("memory", "TextMemoryPlugin", "ConversationSummaryPlugin", "http")
 
 
 @functools.cache

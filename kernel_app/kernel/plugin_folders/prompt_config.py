@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kernel_app.base.errors import Problem
+from kernel_app.kernel.plugin_folders.response_format import TEXT, ResponseFormatError, normalise_response_format
 
 NAME_PATTERN = re.compile(r"^[0-9A-Za-z_]+$")
 TEMPLATE_FORMATS = ("semantic-kernel", "handlebars", "jinja2")
@@ -108,7 +109,7 @@ SETTING_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "service_id": lambda v: None if isinstance(v, str) else f"expected a string, got {v!r}",
     "model_id": lambda v: None if isinstance(v, str) else f"expected a string, got {v!r}",
     "ai_model_id": lambda v: None if isinstance(v, str) else f"expected a string, got {v!r}",
-    "response_format": _anything,
+    "response_format": _anything,  # checked and normalised by response_format.py
     "function_choice_behavior": _anything,
     "logit_bias": _anything,
     "user": _anything,
@@ -367,6 +368,15 @@ def _check_settings(values: Any, where: str, path: str, problems: list[Problem])
         if error:
             problems.append(Problem(where, f"{key}: {error}", f"fix the value of {key!r}"))
             continue
+        if name == "response_format":
+            # semantic-kernel 1.45 fails every run on the string forms .NET writes: see response_format.py.
+            try:
+                value = normalise_response_format(value)
+            except ResponseFormatError as exc:
+                problems.append(Problem(where, f"{key}: {exc.message}", exc.hint))
+                continue
+            if value == TEXT:
+                continue  # plain text is the default, and semantic-kernel refuses {"type": "text"}
         checked[name] = value
     return checked
 
