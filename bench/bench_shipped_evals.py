@@ -63,7 +63,7 @@ def progress(done: int, total: int, label: str) -> None:
 async def run_tier(tier_name: str, files: list, repeat: int, use_cache: bool) -> TierRun:
     from kernel_app.base.config import Settings
     from kernel_app.kernel.builder import build_kernel
-    from kernel_app.kernel.evals.cache import OutputCache, default_cache_path
+    from kernel_app.kernel.evals.cache import open_output_cache
     from kernel_app.kernel.evals.judge import Judge, needs_judge
     from kernel_app.kernel.evals.runner import Target, run_evals
     from kernel_app.providers.llama.provider import create_local
@@ -77,7 +77,7 @@ async def run_tier(tier_name: str, files: list, repeat: int, use_cache: bool) ->
     run.load_s = time.perf_counter() - started
     cases = [case for eval_file in files for case in eval_file.cases]
     judge = Judge(create_local(Settings()), "judge") if needs_judge(cases) else None
-    cache = OutputCache(default_cache_path(settings.memory_dir)) if use_cache else None
+    cache = open_output_cache(settings) if use_cache else None
     started = time.perf_counter()
     try:
         results = await run_evals(

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
 
     from kernel_app.kernel.evals.baseline import Comparison
-    from kernel_app.kernel.evals.cache import OutputCache
+    from kernel_app.kernel.evals.cache import OutputStore
     from kernel_app.kernel.evals.judge import Judge
     from kernel_app.kernel.evals.runner import CaseResult, Target
     from kernel_app.kernel.evals.spec import EvalFile
@@ -143,10 +143,10 @@ def eval_command(
         sys.exit(1)
 
 
-def _open_cache(app: AppContext) -> OutputCache:
-    from kernel_app.kernel.evals.cache import OutputCache, default_cache_path
+def _open_cache(app: AppContext) -> OutputStore:
+    from kernel_app.kernel.evals.cache import open_output_cache
 
-    return OutputCache(default_cache_path(app.settings.memory_dir))
+    return open_output_cache(app.settings)
 
 
 def _table(results: list[CaseResult], comparison: Comparison | None) -> str:
