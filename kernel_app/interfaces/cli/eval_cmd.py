@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     "no_cache",
     is_flag=True,
     help="Run every case on the model again instead of reusing outputs cached by (rendered prompt, settings, "
-    "model, repeat) in the data folder.",
+    "model, repeat) in the data folder (in PostgreSQL when database_url is set).",
 )
 @click.option(
     "--judge-service",
@@ -123,6 +123,9 @@ def eval_command(
     cases = [case for eval_file in files for case in eval_file.cases]
     judge = _judge(app, judge_service, judge_model) if needs_judge(cases) else None
     cache = None if no_cache else _open_cache(app)
+    # Drawn before anything runs: the first run loads the model too, and on the embedded one that is
+    # minutes without a word otherwise (the bar moves after each run).
+    progress(0, len(cases) * len(targets) * repeat, "starting: the first run loads the model")
     try:
         results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress, judge=judge, cache=cache))
     finally:
