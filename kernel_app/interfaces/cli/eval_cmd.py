@@ -237,9 +237,12 @@ def _stderr_columns() -> int:
     """The width of the terminal the bar is drawn on: stderr's, which is a terminal even when stdout is
     redirected (``--json > out.json``), where shutil would measure stdout (or trust $COLUMNS)."""
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError):
-        return shutil.get_terminal_size((80, 24)).columns
+        columns = 0
+    # A terminal whose size was never set (`script`, some CI runners) says 0 columns: the bar would be cut
+    # to nothing, so it is drawn for the usual width (shutil's fallback) instead.
+    return columns if columns > 0 else shutil.get_terminal_size((80, 24)).columns
 
 
 def _line_progress(done: int, total: int, label: str) -> None:
