@@ -38,7 +38,7 @@ SEQUENTIAL_SYSTEM = """\
 You are a planner. You turn a user's goal into a short plan: a sequence of calls to the functions
 listed below, where later calls may use the results of earlier ones. Use as few steps as the goal
 needs, at most {max_steps}: one step when one function does the whole job, and one more step for each
-thing the goal asks to do with a result (translate it, rewrite it for someone, convert it).
+thing the goal asks to do with a result, such as translating it or rewriting it for a reader.
 
 {format}
 - If none of the functions can help with the goal, answer {{"steps": [], "reason": "why"}}.

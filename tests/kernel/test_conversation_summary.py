@@ -43,4 +43,4 @@ async def test_the_planner_shows_the_description_and_asks_a_step_per_follow_up(k
     # Both summaries are offered (the goal says "summarize"); the prompt tells them apart.
     assert planner.last_offered[0] == "Writer.Summarize"
     assert "ConversationSummaryPlugin.SummarizeConversation" in planner.last_offered and DESCRIPTION in prompt
-    assert "one more step for each thing the goal asks to do with a result" in prompt
+    assert "one more step for each thing the goal asks to do with a result, such as translating it" in prompt
