@@ -132,7 +132,8 @@ def test_dataset_rows_become_cases(tmp_path: Path) -> None:
             ":5: cases[0].assert[0].value: not a regular expression (missing ) at position 9)",
         ),
         (
-            "function: A.B\ncases:\n  - input: x\n    assert:\n      - type: sentences-complete\n        label-columns: -1\n",
+            "function: A.B\ncases:\n  - input: x\n    assert:\n"
+            "      - type: sentences-complete\n        label-columns: -1\n",
             ":6: cases[0].assert[0].label-columns: must be 0 or more (how many leading columns of a table name",
         ),
         ("function: A.B\ncases: {input: x}\n", ":2: cases: expected a list of cases, got a mapping"),
