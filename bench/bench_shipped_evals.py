@@ -6,7 +6,7 @@ other, and prints a table of cases passed (runs passed with ``--repeat``) per fu
 seconds per tier (model load apart). A tier that is not installed is listed as skipped, with its install
 command.
 
-    python bench/bench_shipped_evals.py [--tier smollm2-135m] [--repeat 1] [--files 'plugins/Writer/**/*.yaml']
+    python bench/bench_shipped_evals.py [--tier smollm2-135m] [--repeat 1] [--files 'plugins/Writer/**/*.yaml' ...]
                                         [--planner] [--no-cache]
 
 Outputs are cached as ``kernel-app eval`` caches them (the data folder's eval cache, keyed by rendered prompt,
@@ -43,14 +43,14 @@ class TierRun:
     cached: int = 0
 
 
-def eval_files(pattern: str | None, planner: bool) -> list[Path]:
-    """The shipped eval files, or those matching ``pattern`` (a glob, ``**`` allowed)."""
+def eval_files(patterns: list[str] | None, planner: bool) -> list[Path]:
+    """The shipped eval files, or those matching ``patterns`` (globs, ``**`` allowed)."""
     from kernel_app.kernel.evals import discover
 
-    if pattern is None:
+    if not patterns:
         paths = discover([ROOT / "plugins"])
     else:
-        paths = [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
+        paths = [Path(p) for p in sorted({m for pattern in patterns for m in glob.glob(pattern, recursive=True)})]
     if planner and PLANNER_GOALS.resolve() not in {p.resolve() for p in paths}:
         paths.append(PLANNER_GOALS)
     return paths
@@ -63,7 +63,7 @@ def progress(done: int, total: int, label: str) -> None:
 async def run_tier(tier_name: str, files: list, repeat: int, use_cache: bool) -> TierRun:
     from kernel_app.base.config import Settings
     from kernel_app.kernel.builder import build_kernel
-    from kernel_app.kernel.evals.cache import OutputCache, default_cache_path
+    from kernel_app.kernel.evals.cache import open_output_cache
     from kernel_app.kernel.evals.judge import Judge, needs_judge
     from kernel_app.kernel.evals.runner import Target, run_evals
     from kernel_app.providers.llama.provider import create_local
@@ -77,7 +77,7 @@ async def run_tier(tier_name: str, files: list, repeat: int, use_cache: bool) ->
     run.load_s = time.perf_counter() - started
     cases = [case for eval_file in files for case in eval_file.cases]
     judge = Judge(create_local(Settings()), "judge") if needs_judge(cases) else None
-    cache = OutputCache(default_cache_path(settings.memory_dir)) if use_cache else None
+    cache = open_output_cache(settings) if use_cache else None
     started = time.perf_counter()
     try:
         results = await run_evals(
@@ -125,14 +125,14 @@ def table(runs: list[TierRun]) -> str:
     return "\n".join(lines)
 
 
-async def main(tiers: list[str], repeat: int, pattern: str | None, planner: bool, use_cache: bool) -> int:
+async def main(tiers: list[str], repeat: int, patterns: list[str] | None, planner: bool, use_cache: bool) -> int:
     from kernel_app.kernel.evals import load_eval_file
     from kernel_app.providers.llama.cache import parts_installed
     from kernel_app.providers.llama.tiers import TIERS
 
-    paths = eval_files(pattern, planner)
+    paths = eval_files(patterns, planner)
     if not paths:
-        print(f"no eval files match {pattern!r}", file=sys.stderr)
+        print(f"no eval files match {patterns!r}", file=sys.stderr)
         return 2
     files = [load_eval_file(path) for path in paths]
     cases = sum(len(f.cases) for f in files)
@@ -155,7 +155,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tier", action="append", choices=list(TIERS), help="repeatable [default: every tier]")
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--files", default=None, metavar="GLOB", help="eval files to run [default: plugins/'s]")
+    parser.add_argument(
+        "--files", action="append", metavar="GLOB", help="eval files to run, repeatable [default: plugins/'s]"
+    )
     parser.add_argument("--planner", action="store_true", help="also run planners/goals.evals.yaml")
     parser.add_argument("--no-cache", action="store_true", help="run every case on the model again")
     args = parser.parse_args()

@@ -28,13 +28,17 @@ Rules:
 - "output" is a short, unique name for the step's result (letters, digits, _).
 - The last step's output is the final result."""
 
+# "one more step for each thing the goal asks to do with a result": with "one step when one function does
+# the whole job" alone, Qwen2.5-Coder-1.5B planned "Write a SWOT analysis of a coffee shop and rewrite it so
+# that a child can understand it" as BusinessThinking.SWOT only, ChangeAudience offered first.
 # The fixed text (role, format, rules) comes BEFORE the functions offered for this goal: llama.cpp
 # reuses the prompt prefix it has already evaluated, so on the embedded model only the function list
 # and the goal are read anew for each plan.
 SEQUENTIAL_SYSTEM = """\
 You are a planner. You turn a user's goal into a short plan: a sequence of calls to the functions
 listed below, where later calls may use the results of earlier ones. Use as few steps as the goal
-needs, at most {max_steps}: one step when one function does the whole job.
+needs, at most {max_steps}: one step when one function does the whole job, and one more step for each
+thing the goal asks to do with a result, such as translating it or rewriting it for a reader.
 
 {format}
 - If none of the functions can help with the goal, answer {{"steps": [], "reason": "why"}}.

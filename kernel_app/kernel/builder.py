@@ -102,11 +102,11 @@ def build_kernel(
 
 
 def _conversation_summary_plugin() -> object:
-    """semantic-kernel's core ConversationSummaryPlugin, which samples call from their templates."""
-    from semantic_kernel.core_plugins import ConversationSummaryPlugin
-    from semantic_kernel.prompt_template import PromptTemplateConfig
+    """semantic-kernel's core ConversationSummaryPlugin (the course's templates call it), described as what
+    it is for a planner (kernel_app.kernel.conversation_summary)."""
+    from kernel_app.kernel.conversation_summary import conversation_summary_plugin
 
-    return ConversationSummaryPlugin(PromptTemplateConfig(description="Summarize a conversation."))
+    return conversation_summary_plugin()
 
 
 def _open_memory(settings: Settings) -> object:

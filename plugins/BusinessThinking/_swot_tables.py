@@ -73,11 +73,18 @@ def parse_swot_json(text: str) -> SwotDraft:
     return deduplicated(draft)
 
 
+# How far short of its bound a cut string may end: the grammar closes the string when the next token would
+# not fit, so a cut lands up to a token's length early. The 0.5B's "…It can also lead to a lack" (199 of
+# 200) and "…return on investment. It" (197) were rendered as sentences ("a lack.", "It.") by _sentence.
+CUT_MARGIN = 8
+
+
 def _json_string(raw: str, bound: int) -> str:
     """A point's or reason's text from its JSON; one the length bound cut (a local model's grammar closes
-    the string at ``bound`` characters of JSON text, wherever the sentence is) is ended at a boundary."""
+    the string near ``bound`` characters of JSON text, wherever the sentence is) is ended at a boundary.
+    A text that ends its sentence near the bound is kept whole by ``_ended`` too."""
     text = json.loads(f'"{raw}"')
-    return _ended(text) if len(raw) >= bound else text.strip()
+    return _ended(text) if len(raw) >= bound - CUT_MARGIN else text.strip()
 
 
 def _sentence(why: str) -> str:

@@ -195,6 +195,20 @@ def test_a_reason_cut_at_the_bound_ends_at_its_last_sentence_or_clause() -> None
     assert _one_reason("Open when students study!")[1] == "Open when students study!"
 
 
+def test_a_reason_closed_a_token_short_of_the_bound_is_ended_too() -> None:
+    # The 0.5B's grammar closed these a few characters before the bound (the next token did not fit); they
+    # were shown as "…It can also lead to a lack." and "…It.", cut sentences given a full stop.
+    lack = (
+        "The business does not have a strong focus on innovation, which can lead to a lack of competitive "
+        "advantage. It can also lead to a lack of customer satisfaction and loyalty. It can also lead to a lack"
+    )
+    assert len(lack) == WHY_MAX - 1
+    assert _one_reason(lack)[1].endswith("customer satisfaction and loyalty.")
+    whole = "Students order late at night, when the other kitchens have closed. " * 2
+    whole += "A shop open until two in the morning gets nearly all of them."  # complete, near the bound
+    assert len(whole) >= WHY_MAX - 8 and _one_reason(whole)[1] == whole
+
+
 def test_a_cut_reason_with_no_boundary_left_keeps_its_whole_words_and_shows_the_cut() -> None:
     # Ending it at a comma in its first few words would drop most of it: it says it was shortened instead.
     words = "growing steadily among students " * 20

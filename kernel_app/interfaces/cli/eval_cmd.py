@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
 
     from kernel_app.kernel.evals.baseline import Comparison
-    from kernel_app.kernel.evals.cache import OutputCache
+    from kernel_app.kernel.evals.cache import OutputStore
     from kernel_app.kernel.evals.judge import Judge
     from kernel_app.kernel.evals.runner import CaseResult, Target
     from kernel_app.kernel.evals.spec import EvalFile
@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     "no_cache",
     is_flag=True,
     help="Run every case on the model again instead of reusing outputs cached by (rendered prompt, settings, "
-    "model, repeat) in the data folder.",
+    "model, repeat) in the data folder (in PostgreSQL when database_url is set).",
 )
 @click.option(
     "--judge-service",
@@ -123,6 +123,9 @@ def eval_command(
     cases = [case for eval_file in files for case in eval_file.cases]
     judge = _judge(app, judge_service, judge_model) if needs_judge(cases) else None
     cache = None if no_cache else _open_cache(app)
+    # Drawn before anything runs: the first run loads the model too, and on the embedded one that is
+    # minutes without a word otherwise (the bar moves after each run).
+    progress(0, len(cases) * len(targets) * repeat, "starting: the first run loads the model")
     try:
         results = asyncio.run(run_evals(files, targets, repeat=repeat, progress=progress, judge=judge, cache=cache))
     finally:
@@ -143,10 +146,10 @@ def eval_command(
         sys.exit(1)
 
 
-def _open_cache(app: AppContext) -> OutputCache:
-    from kernel_app.kernel.evals.cache import OutputCache, default_cache_path
+def _open_cache(app: AppContext) -> OutputStore:
+    from kernel_app.kernel.evals.cache import open_output_cache
 
-    return OutputCache(default_cache_path(app.settings.memory_dir))
+    return open_output_cache(app.settings)
 
 
 def _table(results: list[CaseResult], comparison: Comparison | None) -> str:
@@ -234,9 +237,12 @@ def _stderr_columns() -> int:
     """The width of the terminal the bar is drawn on: stderr's, which is a terminal even when stdout is
     redirected (``--json > out.json``), where shutil would measure stdout (or trust $COLUMNS)."""
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
     except (OSError, ValueError):
-        return shutil.get_terminal_size((80, 24)).columns
+        columns = 0
+    # A terminal whose size was never set (`script`, some CI runners) says 0 columns: the bar would be cut
+    # to nothing, so it is drawn for the usual width (shutil's fallback) instead.
+    return columns if columns > 0 else shutil.get_terminal_size((80, 24)).columns
 
 
 def _line_progress(done: int, total: int, label: str) -> None:

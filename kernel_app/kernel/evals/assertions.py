@@ -303,15 +303,42 @@ def _unit_complete(unit: str, min_words: int) -> bool:
     return len(text.split()) < min_words or bool(_END.search(text))
 
 
-@register("sentences-complete", {"min-words": (_INT, False)})
+def _is_label_complete(label: str) -> bool:
+    """A label (a row's name) needs no full stop, however long; only a cut mark says it stopped early."""
+    return not _CUT_MARK.search(label.strip().rstrip("*_").strip())
+
+
+def _validate_label_columns(params: Mapping[str, Any]) -> str | None:
+    if params.get("label-columns", 0) < 0:
+        return "label-columns: must be 0 or more (how many leading columns of a table name their row)"
+    return None
+
+
+@register("sentences-complete", {"min-words": (_INT, False), "label-columns": (_INT, False)}, _validate_label_columns)
 def _sentences_complete(output: Output, params: Mapping[str, Any], expected: str | None) -> AssertionResult:
     """Every table cell and paragraph of ``min-words`` words or more ends a sentence: a short label such as
-    "Strong brand" needs no full stop, but "…which may help" is a sentence cut off."""
+    "Strong brand" needs no full stop, but "…which may help" is a sentence cut off.
+
+    The first ``label-columns`` columns (default 1) of a table with more columns than that name their row
+    ("High demand for pizza in a college town"): labels of any length, checked only for a cut mark ("…").
+    The cells after them (a SWOT's "why it matters") and the prose outside tables must end a sentence.
+    """
     min_words = int(params.get("min-words", 6))
+    label_columns = int(params.get("label-columns", 1))
     tables, others = markdown_tables(output.text)
-    units = [cell for table in tables for row in table.rows for cell in row if cell]
-    units += [re.sub(r"^([-*+]|\d+[.)])\s+", "", line) for line in others if not line.startswith("#")]
-    cut = [unit for unit in units if not _unit_complete(unit, min_words)]
+    units: list[tuple[str, bool]] = []  # (text, complete)
+    for table in tables:
+        labels = label_columns if len(table.header) > label_columns else 0
+        for row in table.rows:
+            for column, cell in enumerate(row):
+                if cell:
+                    complete = _is_label_complete(cell) if column < labels else _unit_complete(cell, min_words)
+                    units.append((cell, complete))
+    for line in others:
+        if not line.startswith("#"):
+            paragraph = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
+            units.append((paragraph, _unit_complete(paragraph, min_words)))
+    cut = [text for text, complete in units if not complete]
     if not units:
         return _result("sentences-complete", True, "no text to check")
     score = 1 - len(cut) / len(units)

@@ -12,8 +12,10 @@ An output is stored under a key made of what decides it:
 - and for both: the model (the target's name, the chat service's class and model id), the repeat index (each
   repeat is its own output, so ``--repeat`` still measures variance) and Kernel App's version.
 
-Only outputs that came back without an error are stored. The file is SQLite, one transaction per write, so
-a crash mid-write leaves the previous state readable.
+Only outputs that came back without an error are stored. Where they are: the data folder's SQLite file
+(:class:`OutputCache`, one transaction per write, so a crash mid-write leaves the previous state readable),
+or PostgreSQL when ``database_url`` is set (:class:`kernel_app.kernel.evals.pg_cache.PgOutputCache`, the
+same keys), so that a server's instances share one cache: :func:`open_output_cache` picks by the settings.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kernel_app.base.errors import UsageError
 from kernel_app.base.paths import data_dir
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
     from semantic_kernel.functions import KernelArguments, KernelFunction
 
+    from kernel_app.base.config import Settings
     from kernel_app.kernel.evals.spec import EvalCase
 
 CACHE_FILE = "eval-cache.sqlite3"
@@ -57,6 +60,25 @@ CREATE TABLE IF NOT EXISTS outputs (
 def default_cache_path(memory_dir: Path | None = None) -> Path:
     """The cache file in the data folder (beside the memory and conversation stores)."""
     return data_dir(memory_dir) / CACHE_FILE
+
+
+class OutputStore(Protocol):
+    """What the runner needs of a cache: both backends have it."""
+
+    def get(self, key: str) -> Output | None: ...
+
+    def put(self, key: str, function: str, model: str, output: Output) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_output_cache(settings: Settings) -> OutputStore:
+    """PostgreSQL with ``database_url`` (every instance shares it), else the data folder's SQLite file."""
+    if settings.database_url:
+        from kernel_app.kernel.evals.pg_cache import PgOutputCache
+
+        return PgOutputCache(settings.database_url)
+    return OutputCache(default_cache_path(settings.memory_dir))
 
 
 class OutputCache:

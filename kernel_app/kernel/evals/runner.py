@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from semantic_kernel import Kernel
     from semantic_kernel.functions import KernelFunction
 
-    from kernel_app.kernel.evals.cache import OutputCache
+    from kernel_app.kernel.evals.cache import OutputStore
 
 
 @dataclass
@@ -117,7 +117,7 @@ async def run_evals(
     repeat: int = 1,
     progress: Progress | None = None,
     judge: Judge | None = None,
-    cache: OutputCache | None = None,
+    cache: OutputStore | None = None,
 ) -> list[CaseResult]:
     """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each.
     ``judge`` grades the ``llm-rubric`` assertions, between producing an output and checking it (verdicts are
@@ -154,7 +154,7 @@ async def run_evals(
 
 
 async def _produce_or_reuse(
-    target: Target, function: KernelFunction, case: EvalCase, repeat: int, cache: OutputCache | None
+    target: Target, function: KernelFunction, case: EvalCase, repeat: int, cache: OutputStore | None
 ) -> tuple[Output, bool]:
     """The cached output for this run when there is one, else a fresh one (stored when it has no error)."""
     if cache is None:

@@ -42,7 +42,8 @@ def test_passing_run_exits_0_with_a_table_and_progress(openai_server, tmp_path: 
     openai_server.queue("Bread is good.", "Cheese is good.")
     proc = run_cli("eval", str(path), **env(openai_server, tmp_path / "data"))
     assert proc.returncode == 0, proc.stderr
-    assert "case 1/2: Writer.Summarize case-1 on gpt-4o-mini" in proc.stderr  # not a terminal: lines
+    assert "case 0/2: starting: the first run loads the model" in proc.stderr  # not a terminal: lines
+    assert "case 1/2: Writer.Summarize case-1 on gpt-4o-mini" in proc.stderr
     assert "case-1 mentions bread" in proc.stdout and "2 of 2 runs passed" in proc.stdout
 
 
@@ -191,6 +192,8 @@ def test_the_progress_bar_redraws_in_place_on_a_terminal(openai_server, tmp_path
     assert child.exitstatus == 0, child.before
     shown = child.before or ""
     frames = [frame for frame in shown.split("\r\x1b[K") if "/2 " in frame]
-    assert [frame.split()[1] for frame in frames] == ["1/2", "2/2"], shown
-    assert frames[0].startswith("[#####") and all(len(frame.split("\r")[0].rstrip()) < 50 for frame in frames)
+    # The empty bar comes first, before the first run (which loads the model) says anything.
+    assert [frame.split()[1] for frame in frames] == ["0/2", "1/2", "2/2"], shown
+    assert frames[0].startswith("[.....") and "starting" in frames[0]
+    assert frames[1].startswith("[#####") and all(len(frame.split("\r")[0].rstrip()) < 50 for frame in frames)
     assert "case 1/2" not in shown and "2 of 2 runs passed" in shown  # not the pipe's lines

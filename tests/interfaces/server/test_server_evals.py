@@ -15,7 +15,11 @@ from kernel_app.base.config import Settings
 from kernel_app.conversation import ConversationStore
 from kernel_app.interfaces.server import create_app
 from kernel_app.providers.scripted import ScriptedChatCompletion
+from tests.support import postgres as pg_support
 from tests.support.server import running
+
+postgres_server = pg_support.postgres_server  # the fixtures, by name (tests/support/postgres.py)
+postgres_url = pg_support.postgres_url
 
 pytestmark = pytest.mark.e2e  # the app served by uvicorn on loopback
 
@@ -44,9 +48,11 @@ def plugins(tmp_path: Path) -> Path:
     return tmp_path / "my-plugins"
 
 
-def serve(tmp_path: Path, plugins: Path, **options: Any) -> tuple[Any, ScriptedChatCompletion]:
+def serve(
+    tmp_path: Path, plugins: Path, database_url: str | None = None, **options: Any
+) -> tuple[Any, ScriptedChatCompletion]:
     service = ScriptedChatCompletion(ai_model_id="scripted-model")
-    settings = Settings(memory_dir=tmp_path / "memory", plugins_dirs=[plugins])
+    settings = Settings(memory_dir=tmp_path / "memory", plugins_dirs=[plugins], database_url=database_url)
     store = ConversationStore(tmp_path / "memory" / "conversations.sqlite3")
     return create_app(settings, chat_service=service, store=store, **options), service
 
@@ -144,3 +150,34 @@ def test_with_api_keys_an_eval_needs_one(tmp_path: Path, plugins: Path) -> None:
             f"{url}/v1/evals", json={"eval": EVAL, "stream": False}, headers={"Authorization": f"Bearer {KEY}"}
         )
         assert keyed.status_code == 200 and keyed.json()["summary"]["passed"] == 2
+
+
+def test_with_a_database_url_the_instances_share_the_cache_in_postgresql(
+    tmp_path: Path, plugins: Path, postgres_url: str
+) -> None:
+    # Two servers on one database, as `serve --workers 2` or two machines: what one produced, the other reuses.
+    first, first_service = serve(tmp_path / "one", plugins, postgres_url)
+    second, second_service = serve(tmp_path / "two", plugins, postgres_url)
+    first_service.queue("Bread is good.", "Cheese is good.")
+    with running(first) as url:
+        ran = httpx.post(f"{url}/v1/evals", json={"eval": EVAL, "stream": False}, timeout=60).json()
+    assert ran["summary"]["cached"] == 0 and len(first_service.requests) == 2
+    with running(second) as url:
+        again = httpx.post(f"{url}/v1/evals", json={"eval": EVAL, "stream": False}, timeout=60).json()
+    assert again["summary"] == {"runs": 2, "passed": 2, "failed": 0, "cached": 2, "models": ["scripted-model"]}
+    assert second_service.requests == []
+    assert not list(tmp_path.rglob("eval-cache.sqlite3"))  # nothing in the data folders
+
+
+def test_an_unusable_cache_is_one_line_and_frees_the_queue(tmp_path: Path, plugins: Path) -> None:
+    app, service = serve(tmp_path, plugins)
+    (tmp_path / "memory").mkdir(exist_ok=True)
+    (tmp_path / "memory" / "eval-cache.sqlite3").write_bytes(b"this is not a database, not even close" * 100)
+    with running(app) as url:
+        broken = httpx.post(f"{url}/v1/evals", json={"eval": EVAL}, timeout=30)
+        events = events_of(broken)
+        assert [name for name, _ in events] == ["started", "error"] and service.requests == []
+        assert "the eval cache cannot be used" in events[1][1]["message"] and "\n" not in events[1][1]["message"]
+        service.queue("Bread.", "Cheese.")
+        uncached = httpx.post(f"{url}/v1/evals", json={"eval": EVAL, "stream": False, "cache": False}, timeout=30)
+        assert uncached.status_code == 200 and uncached.json()["summary"]["passed"] == 2

@@ -113,6 +113,42 @@ def test_sentences_complete_finds_the_cell_cut_mid_sentence() -> None:
     assert not run("sentences-complete", "A paragraph that stops before it has", **{"min-words": 3}).passed
 
 
+POINTS = """### Opportunities
+| Point | Why it matters |
+| --- | --- |
+| High demand for pizza in college town | Students order late at night, when other kitchens are closed. |
+| Catering for campus clubs and events | Clubs feed their members at every meeting |
+"""
+
+
+def test_sentences_complete_reads_a_tables_first_column_as_labels() -> None:
+    # A 7-word point is the row's name, not an unfinished sentence; the "why" beside it must end one.
+    labelled = run("sentences-complete", POINTS.replace("every meeting |", "every meeting. |"))
+    assert labelled.passed and labelled.reason == "all 4 cells/paragraphs end a sentence"
+    cut_why = run("sentences-complete", POINTS)
+    assert not cut_why.passed and cut_why.reason.startswith("1 of 4 cells/paragraphs cut")
+    assert "at every meeting" in cut_why.reason
+    # A label that trails off is still cut; label-columns 0 checks the first column as prose again.
+    trailing = POINTS.replace("in college town |", "in college town… |").replace("every meeting |", "meeting. |")
+    assert not run("sentences-complete", trailing).passed
+    every_cell = run(
+        "sentences-complete", POINTS.replace("every meeting |", "every meeting. |"), **{"label-columns": 0}
+    )
+    assert not every_cell.passed and "High demand for pizza in college town" in every_cell.reason
+
+
+def test_sentences_complete_checks_every_cell_of_a_one_column_table_and_prose() -> None:
+    one_column = "| Idea |\n| --- |\n| Open on Sundays so that families can buy fresh bread |\n"
+    cut = run("sentences-complete", one_column)
+    assert not cut.passed and "fresh bread" in cut.reason
+    assert run("sentences-complete", one_column.replace("bread |", "bread. |")).passed
+    prose = run(
+        "sentences-complete",
+        POINTS.replace("every meeting |", "every meeting. |") + "\nIn short, the shop can grow if it",
+    )
+    assert not prose.passed and prose.reason.startswith("1 of 5")
+
+
 def test_no_cjk() -> None:
     assert run("no-cjk", "Strengths: café, naïve, Zürich").passed
     found = run("no-cjk", "Strengths: 品牌 known")

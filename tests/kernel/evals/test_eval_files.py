@@ -131,6 +131,11 @@ def test_dataset_rows_become_cases(tmp_path: Path) -> None:
             "function: A.B\ncases:\n  - input: x\n    assert:\n      - {type: not-regex, value: '(unclosed'}\n",
             ":5: cases[0].assert[0].value: not a regular expression (missing ) at position 9)",
         ),
+        (
+            "function: A.B\ncases:\n  - input: x\n    assert:\n"
+            "      - type: sentences-complete\n        label-columns: -1\n",
+            ":6: cases[0].assert[0].label-columns: must be 0 or more (how many leading columns of a table name",
+        ),
         ("function: A.B\ncases: {input: x}\n", ":2: cases: expected a list of cases, got a mapping"),
         ("function: A.B\ncases:\n  - input: x\n", ":3: cases[0]: no assertions: add `assert:` here or under"),
         ("function: A.B\ncases: []\n", ":1: cases: no cases: add `cases:`"),

@@ -26,6 +26,7 @@ from kernel_app.interfaces.server.sse import HEADERS, frame
 from kernel_app.interfaces.server.state import ServerState, State
 
 if TYPE_CHECKING:
+    from kernel_app.kernel.evals.cache import OutputStore
     from kernel_app.kernel.evals.runner import CaseResult, Target
     from kernel_app.kernel.evals.spec import EvalFile
 
@@ -134,7 +135,13 @@ async def _results(
     except Busy as busy:
         yield str(busy)
         return
-    cache = _open_cache(state) if body.cache else None
+    try:
+        # In a thread: with database_url the cache is a PostgreSQL pool, whose opening waits on the network.
+        cache = await asyncio.to_thread(_open_cache, state) if body.cache else None
+    except KernelAppError as error:  # the cache file or database is unusable: one line, and the gate freed
+        state.gate.release()
+        yield str(error).splitlines()[0]
+        return
     task = asyncio.ensure_future(run_evals(files, [target], repeat=body.repeat, progress=tick, cache=cache))
     task.add_done_callback(lambda _: ticks.put_nowait(None))
     deadline = state.request_timeout * sum(len(f.cases) for f in files) * body.repeat if state.request_timeout else None
@@ -163,10 +170,11 @@ async def _results(
             cache.close()
 
 
-def _open_cache(state: ServerState) -> Any:
-    from kernel_app.kernel.evals.cache import OutputCache, default_cache_path
+def _open_cache(state: ServerState) -> OutputStore:
+    """The server's eval cache: PostgreSQL with database_url (shared by its instances), else the data folder's."""
+    from kernel_app.kernel.evals.cache import open_output_cache
 
-    return OutputCache(default_cache_path(state.settings.memory_dir))
+    return open_output_cache(state.settings)
 
 
 def _eval_files(state: ServerState, body: EvalRun) -> list[EvalFile]:
