@@ -108,6 +108,8 @@ RECORD_COLUMNS: Final[LiteralString] = "id, text, description, metadata, created
 # A batch this big goes through COPY into a temporary table and one INSERT ... SELECT (an upsert),
 # instead of one INSERT per row; below it the round trip of the temporary table costs more than it saves.
 BULK_MIN_RECORDS = 500
+# pg_advisory_xact_lock key taken by whoever creates a collection (the migrations use another key).
+CREATE_COLLECTION_LOCK = 0x6B61_6D63  # "kamc"
 # For that build only (SET LOCAL): pgvector builds the graph in memory while it fits, much faster.
 BULK_INDEX_BUILD_MEMORY = "512MB"
 UPSERT_SET: Final[LiteralString] = (
@@ -225,6 +227,11 @@ class PgMemoryStore(StoreBase):
     def _create(self, conn: Connection[Any], name: str, now: datetime) -> _Collection:
         from psycopg import sql
 
+        # Creators take turns. A partition of memory_records carries its foreign key to memory_collections,
+        # so CREATE TABLE ... PARTITION OF locks memory_collections (SHARE ROW EXCLUSIVE) while a second
+        # creator's INSERT below holds ROW EXCLUSIVE there and waits for the first one's row: a deadlock
+        # that PostgreSQL breaks by failing one of them. The lock is released at the transaction's end.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (CREATE_COLLECTION_LOCK,))
         uid = uuid.uuid4().hex
         created = _Collection(
             name, uid, self.embedder.name, int(self.embedder.dimensions), now, f"memory_records_{uid}"

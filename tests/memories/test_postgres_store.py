@@ -256,3 +256,21 @@ def test_the_iterative_index_scan_alone_fills_a_selective_top_k(postgres_url: st
                 conn, collection, vectors[1] / np.linalg.norm(vectors[1]), condition, params, 5, exact=False
             )
         assert len(rows) == 5 and all(row[3] == {"rare": True} for row in rows)
+
+
+def test_many_writers_creating_collections_at_once_never_deadlock(postgres_url: str) -> None:
+    # A partition's foreign key locks memory_collections: two creators of one name used to deadlock.
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [PgMemoryStore(postgres_url, HashingEmbedder(8)) for _ in range(6)]
+    try:
+        names = [f"race{n}" for n in range(8)]
+        for name in names:
+            with ThreadPoolExecutor(len(stores)) as pool:
+                ids = list(pool.map(lambda s, n=name: s.save_many(n, [{"text": "a note"}])[0], stores))
+            assert len(set(ids)) == len(stores)
+        counts = {c.name: c.count for c in stores[0].collections()}
+        assert all(counts[name] == len(stores) for name in names), counts
+    finally:
+        for store in stores:
+            store.close()
