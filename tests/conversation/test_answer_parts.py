@@ -4,7 +4,8 @@ each part is a text event as it is sent, the answer is not sent again, and the s
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 from semantic_kernel.functions import kernel_function
 
@@ -89,7 +90,7 @@ async def test_a_consumer_that_stops_reading_cancels_the_function() -> None:
     plugin = Tables()
     engine, _ = engine_with(tools(("Shop-tables", {"input": "a bakery"})))
     engine.kernel.add_plugin(plugin, "Shop")
-    events = engine.stream(engine.create().id, "A SWOT")
+    events = cast("AsyncGenerator[Any, None]", engine.stream(engine.create().id, "A SWOT"))
     async for event in events:
         if isinstance(event, TextDelta):
             break  # the first table seen, never acknowledged
