@@ -10,8 +10,9 @@ call is an event and each one with an effect waits for the surface's approval
 After ``max_rounds`` rounds the model answers without tools. A call is checked before it runs
 (:mod:`kernel_app.conversation.calls`: a missing required argument is explained to the model, which
 retries in the next round), and the result of a function marked ``result_is_answer`` (the SWOT's tables),
-when it is the last call of a round, is the turn's answer as it is. The turn is stored when it is done (one
-transaction: question, calls, results, answer); a call with an effect that was approved and ran is
+when it is the last call of a round, is the turn's answer as it is; streamed, the parts it sends while
+it runs are text events as they come (:mod:`kernel_app.conversation.answer_parts`). The turn is stored
+when it is done (one transaction: question, calls, results, answer); a call with an effect that was approved and ran is
 stored at once, so the record of what was done survives a failure later in the turn. A turn that
 fails leaves nothing else, so the unanswered question does not come back; so does one that is cancelled
 (the REPL's Ctrl-C), unless its surface asks to keep it (``keep_if_cut``: a client that disconnected):
