@@ -4,16 +4,19 @@ each part is a text event as it is sent, the answer is not sent again, and the s
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 from semantic_kernel.functions import kernel_function
 
+from kernel_app.base.config import Settings
 from kernel_app.base.effects import read_only
 from kernel_app.base.partial_output import send_part
-from kernel_app.conversation import Done, FunctionCallFinished, FunctionCallStarted, TextDelta
+from kernel_app.conversation import ConversationEngine, Done, FunctionCallFinished, FunctionCallStarted, TextDelta
 from kernel_app.conversation.calls import result_is_answer
-from tests.support.tool_scripted import engine_with, tools
+from kernel_app.kernel.builder import build_kernel
+from tests.support.tool_scripted import ToolScripted, engine_with, tools
 
 TABLES = ["| Strengths |\n|---|\n| Fresh bread |\n", "\n| Weaknesses |\n|---|\n| Small shop |\n"]
 ANSWER = "".join(TABLES)
@@ -100,3 +103,26 @@ async def test_a_consumer_that_stops_reading_cancels_the_function() -> None:
             break
         await asyncio.sleep(0.01)
     assert plugin.cancelled and not plugin.returned
+
+
+class StructuredTools(ToolScripted):
+    """The scripted service with OpenAI's settings class: the SWOT drafts in JSON and sends a table per quadrant."""
+
+    def get_prompt_execution_settings_class(self) -> type:
+        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
+
+        return OpenAIChatPromptExecutionSettings
+
+
+async def test_the_swot_of_a_bakery_comes_as_four_tables() -> None:
+    quadrants = ("strengths", "weaknesses", "opportunities", "threats")
+    draft = {name: [{"point": f"A {name} point", "why": "Because"}] for name in quadrants}
+    service = StructuredTools([tools(("BusinessThinking-SWOT", {"input": "a bakery"})), json.dumps(draft)])
+    engine = ConversationEngine(build_kernel(Settings(), chat_service=service).kernel)
+    conversation = engine.create()
+    events = [e async for e in engine.stream(conversation.id, "A SWOT of a bakery", approve=lambda _: True)]
+    tables = [e.text for e in events if isinstance(e, TextDelta)]
+    assert len(tables) == 4 and all(f"A {name} point" in t for name, t in zip(quadrants, tables, strict=True))
+    done = events[-1]
+    assert isinstance(done, Done) and done.text == "".join(tables)
+    assert engine.store.messages(conversation.id)[-1].content == done.text
