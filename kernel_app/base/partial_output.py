@@ -1,7 +1,8 @@
 """A native function's answer in parts, as each is ready (BusinessThinking.SWOT's tables, one per quadrant).
 
 A prompt function streams its tokens; a native one returns once. The runner, when it streams a call,
-opens :func:`parts_to` around it; a native function that can tell a part is finished hands it to
+opens :func:`parts_to` around it (so does the conversation engine, for a function whose result is the
+answer: kernel_app.conversation.answer_parts); a native function that can tell a part is finished hands it to
 :func:`send_part`, and its answer must then be those parts joined (the runner does not print it again).
 """
 

@@ -10,8 +10,9 @@ call is an event and each one with an effect waits for the surface's approval
 After ``max_rounds`` rounds the model answers without tools. A call is checked before it runs
 (:mod:`kernel_app.conversation.calls`: a missing required argument is explained to the model, which
 retries in the next round), and the result of a function marked ``result_is_answer`` (the SWOT's tables),
-when it is the last call of a round, is the turn's answer as it is. The turn is stored when it is done (one
-transaction: question, calls, results, answer); a call with an effect that was approved and ran is
+when it is the last call of a round, is the turn's answer as it is; streamed, the parts it sends while
+it runs are text events as they come (:mod:`kernel_app.conversation.answer_parts`). The turn is stored
+when it is done (one transaction: question, calls, results, answer); a call with an effect that was approved and ran is
 stored at once, so the record of what was done survives a failure later in the turn. A turn that
 fails leaves nothing else, so the unanswered question does not come back; so does one that is cancelled
 (the REPL's Ctrl-C), unless its surface asks to keep it (``keep_if_cut``: a client that disconnected):
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from kernel_app.base import telemetry
 from kernel_app.base.errors import KernelAppError, innermost_message
 from kernel_app.base.usage import Usage, collect_usage
+from kernel_app.conversation.answer_parts import AnswerParts
 from kernel_app.conversation.events import (
     ApprovalNeeded,
     ContentBlocked,
@@ -592,14 +594,19 @@ class ConversationEngine:
                 tool_calls = tuple(fresh)
                 pending.append(Message("assistant", text, tool_calls=tool_calls))
                 shown = ""  # the result of the round's last call, when it is the answer itself
+                sent = ""  # what of it the call sent as text while it ran (answer_parts)
                 for call in tool_calls:
-                    async for event in self._call(call, approve, pending, commit, offered, scope):
+                    parts: list[str] = []
+                    async for event in self._call(call, approve, pending, commit, offered, scope, stream):
                         if isinstance(event, _Usage):
                             usage = usage + event.usage
                         else:
                             yield event
+                        if isinstance(event, TextDelta):
+                            parts.append(event.text)
                         if isinstance(event, FunctionCallFinished):
                             shown = pending[-1].content if self._is_answer(event) else ""
+                            sent = "".join(parts)
                             last_result = pending[-1].content if event.ok else last_result
                 if shown:
                     # The turn ends with it (calls.result_is_answer): asked for more, a small model echoes
@@ -610,7 +617,9 @@ class ConversationEngine:
                         shown, finish = refusal_text(blocked.stage, _verdict(blocked)), "content_filter"
                         yield blocked
                     pending.append(Message("assistant", shown))
-                    yield TextDelta(shown)
+                    rest = shown if blocked is not None else _unsent(shown, sent)
+                    if rest:
+                        yield TextDelta(rest)
                     yield Done("", shown, usage, finish)
                     return
             yield Done("", "", usage, "length")  # unreachable: the last round offers no tools
@@ -627,7 +636,9 @@ class ConversationEngine:
         commit: Callable[[], None],
         offered: Sequence[str] | None = None,
         scope: telemetry.Scope | None = None,
+        stream: bool = False,
     ) -> AsyncIterator[Event | _Usage]:
+        """Run one call; streamed, a function whose result is the answer sends it as text while it runs."""
         from semantic_kernel.functions import KernelArguments
 
         yield FunctionCallStarted(call.id, call.function, call.arguments)
@@ -670,13 +681,24 @@ class ConversationEngine:
             else:
                 blocks: list[Any] = []
                 try:
+                    running: AnswerParts[Any] | None = None
                     with (
                         collect_usage() as collector,
                         collect_blocks() as blocks,
                         telemetry.within(scope),
                         telemetry.tool_call(call.id),
                     ):
-                        result = await self.kernel.invoke(function, KernelArguments(**arguments))
+                        if stream and _is_answer_function(function):
+                            # Started here, the task runs within these collectors; its parts are yielded
+                            # outside them (a yield must not leave a context variable set for the consumer).
+                            running = AnswerParts(self.kernel.invoke(function, KernelArguments(**arguments)))
+                            result = None
+                        else:
+                            result = await self.kernel.invoke(function, KernelArguments(**arguments))
+                    if running is not None:
+                        async for part in running.parts():
+                            yield TextDelta(part)
+                        result = running.result()
                     yield _Usage(collector.total)
                     output, ok = result_text(result), True
                 except Exception as error:
@@ -884,6 +906,19 @@ def _arguments(call: Any) -> dict[str, Any]:
     if not isinstance(parsed, Mapping):  # '"a bakery"' parses, to a string: the model is told (calls.py)
         return {"_unparsed": str(call.arguments)}
     return {str(k): v for k, v in cast("Mapping[object, Any]", parsed).items()}
+
+
+def _is_answer_function(function: Any) -> bool:
+    from kernel_app.conversation.calls import is_answer
+
+    return is_answer(function)
+
+
+def _unsent(answer: str, sent: str) -> str:
+    """What of ``answer`` is still to send after the text ``sent`` while it was made (the parts joined: nothing)."""
+    if answer.startswith(sent):
+        return answer[len(sent) :]
+    return answer  # parts that were not the answer's start: the answer, whole, after them
 
 
 def _summary(text: str) -> str:

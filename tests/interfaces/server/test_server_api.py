@@ -15,8 +15,12 @@ import httpx
 import pytest
 from semantic_kernel.connectors.ai.prompt_execution_settings import PromptExecutionSettings
 from semantic_kernel.contents import ChatHistory, ChatMessageContent
+from semantic_kernel.functions import kernel_function
 
+from kernel_app.base.effects import read_only
+from kernel_app.base.partial_output import send_part
 from kernel_app.conversation import ConversationStore
+from kernel_app.conversation.calls import result_is_answer
 from kernel_app.conversation.interrupted import CALL_CUT_SHORT, CUT_SHORT
 from tests.support.server import SUM_PLAN, make_app, running, saved_notes
 from tests.support.tool_scripted import ToolScripted, Typing, tools
@@ -488,3 +492,42 @@ def test_readiness_waits_for_the_embedded_model_and_says_why_it_failed(tmp_path:
         assert ready.status_code == 503 and ready.json()["reason"].startswith("the model did not load: ")
         assert "broken.gguf" in ready.json()["reason"] and "\n" not in ready.json()["reason"]
         assert httpx.get(f"{url}/healthz").status_code == 200  # alive, just not ready
+
+
+class SlowTables:
+    """Two SWOT tables, sent 0.3 s apart while the function runs (BusinessThinking.SWOT's streaming)."""
+
+    TABLES = ("| Strengths |\n|---|\n| Fresh bread |\n", "\n| Threats |\n|---|\n| Supermarkets |\n")
+
+    @result_is_answer
+    @read_only
+    @kernel_function(name="tables", description="Two SWOT tables of a business.")
+    async def tables(self, input: str) -> str:
+        for table in self.TABLES:
+            send_part(table)
+            await asyncio.sleep(0.3)
+        return "".join(self.TABLES)
+
+
+def test_a_swot_streams_over_sse_a_table_at_a_time(tmp_path: Path) -> None:
+    service = ToolScripted([tools(("Shop-tables", {"input": "a bakery"}))])
+    app = make_app(tmp_path, service)
+    app.state.kernel_app.kernel.add_plugin(SlowTables(), "Shop")
+    with running(app) as url:
+        cid = httpx.post(f"{url}/v1/conversations", json={}).json()["id"]
+        arrived: list[tuple[str, float]] = []
+        with httpx.stream(
+            "POST", f"{url}/v1/conversations/{cid}/messages", json={"content": "A SWOT of a bakery"}, timeout=30
+        ) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    data = json.loads(line[6:])
+                    arrived.append((data["type"], time.monotonic()))
+                    if data["type"] == "text_delta":
+                        arrived[-1] = (data["text"], arrived[-1][1])
+        stored = httpx.get(f"{url}/v1/conversations/{cid}").json()["messages"]
+    texts = [(what, at) for what, at in arrived if what in SlowTables.TABLES]
+    assert [what for what, _ in texts] == list(SlowTables.TABLES)  # each table once, the answer not again
+    finished = next(at for what, at in arrived if what == "function_call_finished")
+    assert texts[0][1] < finished - 0.2  # the first table came while the function was still running
+    assert stored[-1]["content"] == "".join(SlowTables.TABLES)
