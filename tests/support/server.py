@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +21,20 @@ from memories.embedders import HashingEmbedder
 from tests.support.tool_scripted import ToolScripted
 
 SUM_PLAN = json.dumps({"steps": [{"function": "Math.add", "args": {"a": 110, "b": 990}, "output": "sum"}]})
+
+
+def serve_process(port: int, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``kernel-app serve --port PORT ARGS`` as a real process, from the project root, its output piped."""
+    from tests.support.cli import ROOT
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "kernel_app", "serve", "--port", str(port), *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 SERVED: dict[str, Any] = {}  # base URL -> the app served there, while it is (tests/support/teams.py's post)

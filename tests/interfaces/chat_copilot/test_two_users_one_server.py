@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.cli import ROOT, cli_env
+from tests.support.cli import cli_env
 from tests.support.copilot_client import HubClient, approval, ask
 from tests.support.entra import CLIENT_ID, TENANT, USER_OID, IdentityProvider
-from tests.support.server import SUM_PLAN
+from tests.support.server import SUM_PLAN, serve_process
 
 pytestmark = pytest.mark.e2e  # kernel-app serve as a subprocess, a loopback identity provider and model
 
@@ -66,14 +65,7 @@ def serve(openai_server: Any, tmp_path: Path) -> Iterator[tuple[str, Any, Identi
             KERNEL_APP_ENTRA_CLIENT_ID=f"api://{CLIENT_ID}",
             KERNEL_APP_ENTRA_AUTHORITY=authority,
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kernel_app", "serve", "--port", str(port)],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = serve_process(port, env)
         url = f"http://127.0.0.1:{port}"
         try:
             ready_for(proc, url, idp.token(), within=90)

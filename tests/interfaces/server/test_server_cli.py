@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,8 +10,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.support.cli import ROOT, cli_env, run_cli
-from tests.support.server import wait_until_ready
+from tests.support.cli import cli_env, run_cli
+from tests.support.server import serve_process, wait_until_ready
 
 pytestmark = pytest.mark.e2e  # kernel-app serve as a subprocess
 
@@ -44,14 +43,7 @@ def test_serve_over_a_hosted_model(openai_server, tmp_path: Path) -> None:
         OPENAI_API_KEY="test",
         KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kernel_app", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve_process(port, env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(proc, url, within=60)
@@ -87,14 +79,7 @@ def test_serve_open_opens_the_web_page_once_it_listens(openai_server, tmp_path: 
         KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
         BROWSER=f"{sys.executable} {browser} %s",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kernel_app", "serve", "--port", str(port), "--open"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve_process(port, env, "--open")
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until_ready(proc, url.rstrip("/"), within=60)

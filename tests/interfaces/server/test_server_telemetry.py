@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.cli import ROOT, cli_env, run_cli
+from tests.support.cli import cli_env, run_cli
 from tests.support.copilot_client import ask
 from tests.support.entra import CLIENT_ID, TENANT, USER_OID, IdentityProvider
 from tests.support.otlp_collector import OtlpCollector
-from tests.support.server import wait_until_ready
+from tests.support.server import serve_process, wait_until_ready
 
 pytestmark = pytest.mark.e2e  # kernel-app serve as a subprocess, a loopback collector and model
 
@@ -49,14 +48,7 @@ def test_a_rest_turn_reaches_the_otlp_collector(tool_server, collector: OtlpColl
         OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
         OTEL_BSP_SCHEDULE_DELAY="100",  # ms: export the batch at once rather than after 5 s
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kernel_app", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = serve_process(port, env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(proc, url, within=60)
@@ -119,14 +111,7 @@ def test_two_signed_in_users_turns_arrive_as_their_own_traces(
             OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
             OTEL_BSP_SCHEDULE_DELAY="100",
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "kernel_app", "serve", "--port", str(port), "--no-mcp"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = serve_process(port, env, "--no-mcp")
         url = f"http://127.0.0.1:{port}"
         megan = {"Authorization": f"Bearer {idp.token()}"}
         alex_token = idp.token(oid=ALEX_OID, name="Alex Wilber", preferred_username="alex@contoso.example")
