@@ -60,7 +60,9 @@ def test_a_catastrophic_pattern_fails_within_the_time_limit(kind: str) -> None:
     pattern = "(a|a)+$"
     started = time.perf_counter()
     result = run(kind, "a" * 40 + "b", value=pattern)
-    assert time.perf_counter() - started < 0.9
+    # The limit is on the wall clock, so the bound must leave room for a loaded machine (0.9 s failed at
+    # load 20 on 2 cores); seconds against hours still shows the search was stopped.
+    assert time.perf_counter() - started < 5 * TIME_LIMIT_S + 2
     assert not result.passed and result.score == 0.0
     assert repr(pattern) in result.reason and f"{TIME_LIMIT_S:g} s limit" in result.reason
 
