@@ -36,7 +36,13 @@ from kernel_app.interfaces.cli.context import AppContext, report_problems
 @click.option(
     "--queue", default=8, show_default=True, type=click.IntRange(0), help="Requests that may wait for the model."
 )
-@click.option("--timeout", default=300.0, show_default=True, type=click.FloatRange(1), help="Seconds per generation.")
+@click.option(
+    "--timeout",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds a request may go without progress (a token, a function call) before it is stopped.",
+)
 @click.option("--no-mcp", is_flag=True, help="Do not serve MCP at /mcp.")
 @click.option(
     "--teams-anonymous",

@@ -56,9 +56,12 @@ class GenerationGate:
 async def gated(gate: GenerationGate, events: AsyncIterator[Event], timeout: float | None) -> AsyncIterator[Event]:
     """The events of one turn, holding a place at the gate, ended by an error event at the deadline.
 
-    The deadline cancels the task that runs the turn (as ``asyncio.timeout`` does; the model client's
-    streams must stay in one task). A client that disconnects closes this generator: the turn is
-    cancelled and its place is freed.
+    The deadline is ``timeout`` seconds without an event (a token, a function call, a table of a SWOT),
+    restarted by each one: a turn that makes progress is never cut, however long it takes (the
+    embedded model writes a SWOT's four tables in minutes on a busy laptop, and a fixed 300 s cut it
+    off in the middle), and one that is stuck is stopped. The deadline cancels the task that runs the
+    turn (as ``asyncio.timeout`` does; the model client's streams must stay in one task). A client that
+    disconnects closes this generator: the turn is cancelled and its place is freed.
     """
     await gate.acquire()
     task = asyncio.current_task()
@@ -70,9 +73,13 @@ async def gated(gate: GenerationGate, events: AsyncIterator[Event], timeout: flo
         if task is not None:
             task.cancel()
 
-    timer = asyncio.get_running_loop().call_later(timeout, expire) if timeout else None
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(timeout, expire) if timeout else None
     try:
         async for event in events:
+            if timer is not None and timeout:
+                timer.cancel()
+                timer = loop.call_later(timeout, expire)
             yield event
     except asyncio.CancelledError:
         if not expired:
@@ -80,7 +87,7 @@ async def gated(gate: GenerationGate, events: AsyncIterator[Event], timeout: flo
         uncancel = getattr(task, "uncancel", None)
         if uncancel is not None:
             uncancel()
-        yield ErrorEvent(f"the request took longer than {timeout:g} s and was stopped")
+        yield ErrorEvent(f"the request made no progress for {timeout:g} s and was stopped")
     finally:
         if timer is not None:
             timer.cancel()
