@@ -180,6 +180,11 @@ def too_long_text(seconds: float) -> str:
     return f"Sorry, that took longer than {seconds:g} seconds and was stopped."
 
 
+def stalled_text(seconds: float) -> str:
+    """A turn stopped by its deadline, which progress restarts (``limits.gated``, ``limits.StallWatch``)."""
+    return f"Sorry, that made no progress for {seconds:g} seconds and was stopped."
+
+
 async def acquire_waiting(gate: Any) -> None:
     """A place at the model's queue for approved work: it waits its turn rather than fail on a full queue."""
     from kernel_app.interfaces.server.limits import Busy

@@ -97,6 +97,50 @@ async def gated(gate: GenerationGate, events: AsyncIterator[Event], timeout: flo
             await aclose()
 
 
+class Stalled(Exception):
+    """:meth:`StallWatch.run`'s work made no progress for the watch's seconds and was cancelled."""
+
+
+class StallWatch:
+    """A deadline that progress restarts, for work awaited as one coroutine (a chat surface's turn whose
+    progress arrives through callbacks): :meth:`progressed` from those callbacks, :meth:`run` around the
+    work. As :func:`gated`, it cancels the awaiting task itself, so the work stays in one task."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._expired = False
+
+    def progressed(self) -> None:
+        """Restart the deadline (a token, a function call, a status line arrived)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def run(self, work: Awaitable[T]) -> T:
+        """``work``'s result; raises :class:`Stalled` when it goes ``seconds`` without :meth:`progressed`."""
+        self._task = asyncio.current_task()
+        self._timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not self._expired:
+                raise
+            uncancel = getattr(self._task, "uncancel", None)
+            if uncancel is not None:
+                uncancel()
+            raise Stalled(f"no progress for {self.seconds:g} s") from None
+        finally:
+            self._timer.cancel()
+            self._timer = None
+
+
 async def unless_disconnected(receive: Callable[[], Awaitable[Any]], work: Awaitable[T]) -> tuple[bool, T | None]:
     """``(True, result)`` of ``work``, or ``(False, None)`` when the client disconnects first: ``work`` is then
     cancelled, as a stream is when its client goes (the embedded model stops at the next token and frees

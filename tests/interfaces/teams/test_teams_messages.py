@@ -218,3 +218,13 @@ def test_a_reply_that_cannot_be_delivered_does_not_stop_the_conversation(
     assert lost.status_code in (202, 500)
     assert post(url, activity(connector, "hello again", channel="test")).status_code == 202
     assert [s.text for s in connector.take() if s.type == "message"] == ["Delivered answer."]
+
+
+def test_a_slow_answer_that_keeps_streaming_outlives_the_deadline(tmp_path: Path, connector: FakeConnector) -> None:
+    service = Typing()  # a word every 0.4 s: 8 words take 3.2 s, three times the 1 s deadline
+    answer = "A bakery that keeps writing is not stuck at all."
+    service.queue(answer)
+    with running(teams_app(tmp_path, service, request_timeout=1.0)) as url:
+        assert post(url, activity(connector, "Tell me slowly")).status_code == 202
+    final = [s for s in connector.take() if s.type == "message"]
+    assert [s.text for s in final] == [answer]  # whole: the deadline restarts with each piece it renders

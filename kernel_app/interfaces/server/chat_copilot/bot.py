@@ -55,9 +55,10 @@ from kernel_app.interfaces.server.chat_surface import (
     reply_text,
     sentence,
     sorry,
-    too_long_text,
+    stalled_text,
     uses_model,
 )
+from kernel_app.interfaces.server.limits import Stalled, StallWatch
 from kernel_app.interfaces.server.pg_decisions import PgDecisionStore
 
 if TYPE_CHECKING:
@@ -268,22 +269,41 @@ class CopilotBot:
         # The model's turn opens the bot's message at its first text (_update), as chat-copilot's backend
         # does when it streams: a call it waits to have approved first shows its card above the answer.
         session = self.session(turn.chat_id)
+        timeout = self.state.request_timeout
+        # As the REST API: a deadline each text, event and status restarts (an approval waited for counts).
+        watch = StallWatch(timeout) if timeout else None
+
+        def progressed() -> None:
+            if watch is not None:
+                watch.progressed()
+
+        def on_chunk(piece: str) -> None:
+            progressed()
+            self._chunk(turn, piece)
+
+        def on_event(event: Any) -> None:
+            progressed()
+            self._on_event(turn, event)
+
+        def on_progress(progress: Progress) -> None:
+            progressed()
+            self._on_progress(turn, progress)
+
         handled = session.handle(
             text,
-            on_chunk=lambda piece: self._chunk(turn, piece),
+            on_chunk=on_chunk,
             confirm=lambda shown: self._confirm(turn, shown),
             approve=approver(self.state, lambda request: self._approve_call(turn, request)),
-            on_event=lambda event: self._on_event(turn, event),
-            on_progress=lambda progress: self._on_progress(turn, progress),
+            on_event=on_event,
+            on_progress=on_progress,
         )
-        timeout = self.state.request_timeout
-        if command == "/plan" or not timeout:  # a plan waits for a person as long as it takes (APPROVAL_TIMEOUT)
+        if command == "/plan" or watch is None:  # a plan waits for a person as long as it takes (APPROVAL_TIMEOUT)
             reply = await handled
-        else:  # as the REST API: the whole turn, an approval it waits for included
+        else:
             try:
-                reply = await asyncio.wait_for(handled, timeout)
-            except asyncio.TimeoutError:
-                return too_long_text(timeout), None
+                reply = await watch.run(handled)
+            except Stalled:
+                return stalled_text(watch.seconds), None
         if reply.usage is not None:
             turn.usage = turn.usage + reply.usage
         return reply_text(reply), None

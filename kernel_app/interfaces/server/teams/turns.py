@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kernel_app.interfaces.server.chat_surface import reply_text, too_long_text
+from kernel_app.interfaces.server.chat_surface import reply_text, stalled_text
 from kernel_app.interfaces.server.teams import cards
 
 if TYPE_CHECKING:
@@ -216,7 +216,8 @@ async def relay(context: TurnContext, live: LiveTurn, render: Renderer | None = 
     """Render the turn into ``context`` until it ends, or until it asks for an approval (the card ends it);
     through ``render`` when the turn began rendering into it already (its "Thinking…").
 
-    The timeout counts from this relay's start: time spent waiting for a click is not the model's."""
+    The timeout counts from this relay's start and restarts with each thing the turn renders: time spent
+    waiting for a click is not the model's, and a turn that keeps making progress is not cut."""
     async with live.relaying:
         render = render or Renderer(context, live.group)
         render.keep_typing()
@@ -235,6 +236,8 @@ async def _relay(render: Renderer, live: LiveTurn) -> None:
         if not live.outbox.empty():
             if await _render(render, live.outbox.get_nowait()):
                 return
+            if live.timeout is not None:  # progress restarts the deadline (as limits.gated does)
+                deadline = loop.time() + live.timeout
             continue
         if live.task.done():
             break
@@ -244,13 +247,15 @@ async def _relay(render: Renderer, live: LiveTurn) -> None:
         if getter.done():
             if await _render(render, getter.result()):
                 return
+            if live.timeout is not None:  # progress restarts the deadline (as limits.gated does)
+                deadline = loop.time() + live.timeout
             continue
         getter.cancel()
         if not live.task.done():  # the deadline passed
             assert live.timeout is not None  # without one, the wait above ends only when the task does
             live.task.cancel()
             await asyncio.gather(live.task, return_exceptions=True)
-            await render.final(too_long_text(live.timeout))
+            await render.final(stalled_text(live.timeout))
             return
     try:
         reply = live.task.result()
