@@ -35,10 +35,13 @@ MAPPINGS: list[tuple[str, dict[str, str], str, str]] = [
     ("TextPlugin.length", {}, "Shop", "[4]"),
     ("TextPlugin.concat", {"input2": "keeper"}, "Shop", "[Shopkeeper]"),
     ("TextPlugin.echo", {}, "Shop", "[Shop]"),
-    ("text.uppercase", {}, "Shop", "[SHOP]"),  # semantic-kernel's docstrings register it as "text"
+    ("text.uppercase", {}, "Shop", "[SHOP]"),
+    ("TextSkill.Uppercase", {}, "Shop", "[SHOP]"),  # semantic-kernel's docstrings register it as "text"
     ("WaitPlugin.wait", {}, "0.01", "[]"),
     ("WaitPlugin.Seconds", {}, "0.01", "[]"),  # .NET's name
+    ("wait.wait", {}, "0.01", "[]"),
     ("ConversationSummaryPlugin.SummarizeConversation", {}, "We talked.", "[a summary]"),
+    ("ConversationSummarySkill.SummarizeConversation", {}, "We talked.", "[a summary]"),
     ("TimePlugin.year", {}, "", f"[{datetime.date.today().year}]"),
     ("TimeSkill.Year", {}, "", f"[{datetime.date.today().year}]"),
 ]
