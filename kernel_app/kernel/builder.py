@@ -35,6 +35,13 @@ OTHER_FUNCTIONS: dict[str, list[str]] = {
     "memory": ["recall", "ask", "save"],
     "TextMemoryPlugin": ["recall", "save"],
     "ConversationSummaryPlugin": ["SummarizeConversation"],
+    # semantic-kernel's core plugins, for templates only (kernel_app.kernel.core_plugins, AppKernel).
+    "MathPlugin": ["Add", "Subtract", "Multiply", "Divide"],
+    "TextPlugin": [
+        *("trim", "trim_start", "trim_end", "uppercase", "lowercase"),
+        *("trimStart", "trimEnd", "length", "concat", "echo"),
+    ],
+    "WaitPlugin": ["wait", "seconds"],
 }
 
 

@@ -71,21 +71,16 @@ async def require_called_functions(
     in a render error (semantic-kernel syntax), an unknown helper (handlebars), an undefined name (jinja2).
     We check first, with the lookup templates get (function_lookup), and name the missing function.
     """
-    from kernel_app.kernel.plugin_folders.function_lookup import find_function, handlebars_dotted
+    from kernel_app.kernel.app_kernel import template_catalogue
+    from kernel_app.kernel.plugin_folders.function_lookup import find_function
 
     function = context.function
     calls = (function.metadata.additional_properties or {}).get(TEMPLATE_CALLS) or ()
     if function.is_prompt and calls:
-        catalogue = {name: list(plugin.functions) for name, plugin in context.kernel.plugins.items()}
+        catalogue = template_catalogue(context.kernel)
         for plugin, name, joined in calls:
             if find_function(catalogue, plugin, name, joined=joined) is None:
                 called = f"{plugin}.{name}" if plugin else name
-                dashed = handlebars_dotted(catalogue, plugin, name)
-                if dashed is not None:
-                    raise UsageError(
-                        f"{function.fully_qualified_name.replace('-', '.')}: its handlebars template calls {called}:"
-                        f" write {{{{{dashed} input=...}}}} (handlebars names functions Plugin-function)"
-                    )
                 raise UsageError(
                     f"{function.fully_qualified_name.replace('-', '.')}: its template calls {called}, which is not"
                     f" loaded: add the plugin that has it (a folder with its Python needs --trust DIR)"

@@ -61,3 +61,28 @@ async def test_handlebars_recall_of_a_semantic_query(tmp_path: Path) -> None:
     function = resolve_function(built.kernel, "Consultant.Advise")
     await run_chain(built.kernel, [function], variables={"semanticQuery": "How can the shop earn more money?"})
     assert "Notes: Late-night delivery could bring in more money\n" in service.requests[0].prompt
+
+
+# As samples write it in handlebars: the dot and the query without a name (kernel/template_engines.py).
+@pytest.mark.parametrize(
+    ("template", "template_format"),
+    [
+        ("Notes: {{TextMemoryPlugin.recall semanticQuery collection='SWOT'}}\nQ: {{semanticQuery}}", "handlebars"),
+        ("Notes: {{TextMemorySkill.recall semanticQuery collection='SWOT'}}\nQ: {{semanticQuery}}", "handlebars"),
+        ("Notes: {{ TextMemoryPlugin_recall(semanticQuery, 'SWOT') }}\nQ: {{ semanticQuery }}", "jinja2"),
+        (
+            "Notes: {{TextMemoryPlugin.recall $semanticQuery collection='SWOT'}}\nQ: {{$semanticQuery}}",
+            "semantic-kernel",
+        ),
+    ],
+)
+async def test_recall_with_a_positional_query_in_each_format(
+    tmp_path: Path, template: str, template_format: str
+) -> None:
+    prompt_folder(tmp_path / "plugins", "Advise", template, template_format, ["semanticQuery"])
+    service = ScriptedChatCompletion(["Deliver late at night."])
+    built = await saved_kernel(tmp_path, service)
+    assert not [p for p in built.report.problems if p.path.startswith(str(tmp_path))]
+    function = resolve_function(built.kernel, "Consultant.Advise")
+    await run_chain(built.kernel, [function], variables={"semanticQuery": "How can the shop earn more money?"})
+    assert "Notes: Late-night delivery could bring in more money\n" in service.requests[0].prompt

@@ -12,9 +12,23 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 
-# Old plugin names in samples -> the plugin that does that job here.
-# TextMemoryPlugin is a plugin of its own (Semantic Kernel's argument names, on our memory).
-PLUGIN_ALIASES = {"textmemoryskill": "textmemoryplugin", "timeskill": "time", "timeplugin": "time"}
+# Plugin names in samples -> the plugin that does that job here, tried after the name itself. Semantic
+# Kernel's old "...Skill" names; its core plugins' names (TextMemoryPlugin is a plugin of its own: Semantic
+# Kernel's argument names, on our memory; MathPlugin, TextPlugin, WaitPlugin are semantic-kernel's, for
+# templates only: kernel_app.kernel.core_plugins); and the names semantic-kernel's docstrings register them
+# under ("math", "text", "wait"), for the functions our Math and Text do not have.
+PLUGIN_ALIASES = {
+    "textmemoryskill": "textmemoryplugin",
+    "timeskill": "time",
+    "timeplugin": "time",
+    "conversationsummaryskill": "conversationsummaryplugin",
+    "mathskill": "mathplugin",
+    "math": "mathplugin",
+    "textskill": "textplugin",
+    "text": "textplugin",
+    "waitskill": "waitplugin",
+    "wait": "waitplugin",
+}
 
 Catalogue = Mapping[str, Iterable[str]]  # plugin name -> its function names
 
@@ -43,19 +57,6 @@ def find_function(
                 if found is not None:
                     return found
     return None
-
-
-def handlebars_dotted(plugins: Catalogue, plugin: str | None, function: str) -> str | None:
-    """``Plugin-function`` when a handlebars template wrote an existing function as ``{{Plugin.function x}}``.
-
-    .NET samples write the dot; semantic-kernel's handlebars engine (pybars) reads it as a path and fails
-    with "Could not find object attribute", and it ignores positional arguments, so the call must be
-    written ``{{Plugin-function name=x}}``. Lint and the run say exactly that.
-    """
-    if plugin is not None or "." not in function:
-        return None
-    found = find_function(plugins, *function.split(".", 1))
-    return f"{found[0]}-{found[1]}" if found else None
 
 
 def closest_functions(plugins: Catalogue, wanted: str, limit: int = 3) -> list[str]:

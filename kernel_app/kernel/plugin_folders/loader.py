@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kernel_app.base.errors import Problem
 from kernel_app.kernel.filters import TEMPLATE_CALLS, TEMPLATE_FIELDS, TEMPLATE_ITERATED, TEMPLATE_VARIABLES
-from kernel_app.kernel.plugin_folders.function_lookup import closest_functions, find_function, handlebars_dotted
+from kernel_app.kernel.plugin_folders.function_lookup import closest_functions, find_function
 from kernel_app.kernel.plugin_folders.prompt_config import NAME_PATTERN, normalise
 from kernel_app.kernel.plugin_folders.prompty import SUFFIX as PROMPTY_SUFFIX
 from kernel_app.kernel.plugin_folders.prompty import read_prompty
@@ -168,9 +168,6 @@ def _missing_call_hint(report: LoadReport, catalogue: dict[str, list[str]], call
             "semantic-kernel's http plugin reaches the network, so it is off: set http_plugin = true"
             " in the config file (or KERNEL_APP_HTTP_PLUGIN=1) to turn it on"
         )
-    dashed = handlebars_dotted(catalogue, call.plugin, call.function)
-    if dashed is not None:
-        return f"handlebars calls functions as Plugin-function, with named arguments: write {{{{{dashed} input=...}}}}"
     close = closest_functions(catalogue, call.name)
     fix = f"fix the name (did you mean {', '.join(close)}?)" if close else "fix the name (see kernel-app plugins list)"
     if call.plugin and any(key.lower().startswith(call.plugin.lower() + ".") for key in report.failed):
@@ -531,11 +528,16 @@ def _prompt_function(plugin: str, name: str, data: dict[str, Any], info: Templat
     from semantic_kernel.functions import KernelFunctionFromPrompt
     from semantic_kernel.prompt_template import PromptTemplateConfig
 
+    from kernel_app.kernel.template_engines import TEMPLATE_CLASSES
+
     config = PromptTemplateConfig.model_validate(data)
+    # Handlebars and jinja2 templates call functions as the semantic-kernel syntax does (template_engines).
+    template_class = TEMPLATE_CLASSES.get(config.template_format)
     function = KernelFunctionFromPrompt(
         function_name=name,
         plugin_name=plugin,
         description=config.description,
+        prompt_template=template_class(prompt_template_config=config) if template_class else None,
         prompt_template_config=config,
         template_format=config.template_format,
     )

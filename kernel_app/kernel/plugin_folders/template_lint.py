@@ -165,6 +165,9 @@ def _analyse_sk(template: str) -> TemplateInfo:
 _HB_TAG = re.compile(r"{{({)?(~)?\s*(.*?)\s*(~)?}?}}", re.DOTALL)
 _HB_TOKEN = re.compile(r"""("[^"]*"|'[^']*'|[^\s=()]+=|\(|\)|[^\s()]+)""")
 _HB_PATH = re.compile(r"^(?:\.\./|@root\.|this\.)?([A-Za-z_][\w-]*)((?:\.[\w-]+)*)$")
+# {{Plugin.function x}}: with arguments, a dotted name is a call, as Semantic Kernel samples write it (the
+# kernel's handlebars engine maps it to the function: kernel_app.kernel.template_engines).
+HB_DOTTED_CALL = re.compile(r"([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
 
 
 def _analyse_handlebars(template: str) -> TemplateInfo:
@@ -223,15 +226,44 @@ def _analyse_handlebars(template: str) -> TemplateInfo:
     return info
 
 
+def handlebars_dotted_calls(template: str) -> list[tuple[int, str, str]]:
+    """Where a handlebars template calls ``Plugin.function`` with a dot: ``(offset of the dot, plugin, function)``.
+
+    A dotted name is a call as the head of a tag with arguments (``{{Plugin.function x}}``) or of a
+    subexpression (``(Plugin.function x)``); ``{{customer.name}}`` reads a field. Comments and blocks are not
+    calls.
+    """
+    found: list[tuple[int, str, str]] = []
+    for match in _HB_TAG.finditer(template):
+        body, start = match.group(3), match.start(3)
+        if body[:1] in "!#/^>":
+            continue
+        skip = 1 if body[:1] == "&" else 0
+        tokens = list(_HB_TOKEN.finditer(body, skip))
+        for index, token in enumerate(tokens):
+            dotted = HB_DOTTED_CALL.fullmatch(token.group())
+            if dotted is None or token.group() in TEMPLATE_HELPERS:
+                continue
+            subexpression = index > 0 and tokens[index - 1].group() == "("
+            with_arguments = index == 0 and len(tokens) > 1 and tokens[1].group() != ")"
+            if subexpression or with_arguments:
+                found.append((start + token.start() + len(dotted.group(1)), dotted.group(1), dotted.group(2)))
+    return found
+
+
 def _hb_helper_call(name: str, arguments: list[str], info: TemplateInfo, line: int, inside_loop: bool) -> None:
     if name not in TEMPLATE_HELPERS and name not in _HANDLEBARS_BUILTIN_BLOCKS:
-        plugin, _, function = name.rpartition("-")
+        dotted = HB_DOTTED_CALL.fullmatch(name)
+        plugin, _, function = (dotted.group(1), "", dotted.group(2)) if dotted else name.rpartition("-")
         info.calls.append(TemplateCall(plugin or None, function, line))
     _hb_values(arguments, info, line, inside_loop)
 
 
 def _hb_values(tokens: list[str], info: TemplateInfo, line: int, inside_loop: bool, iterate: bool = False) -> None:
-    for token in tokens:
+    for index, token in enumerate(tokens):
+        if index and tokens[index - 1] == "(" and ("-" in token or HB_DOTTED_CALL.fullmatch(token)):
+            _hb_helper_call(token, [], info, line, inside_loop)  # a subexpression's helper: (Plugin-function x)
+            continue
         if token.endswith("=") or token in "()" or token[:1] in "\"'@" or token in _HANDLEBARS_LITERALS:
             continue
         path = _HB_PATH.match(token)

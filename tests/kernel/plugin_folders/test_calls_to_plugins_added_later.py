@@ -217,23 +217,20 @@ def test_core_plugins_with_effects_are_warnings_that_say_why(tmp_path: Path) -> 
     )
 
 
-async def test_a_dotted_handlebars_call_says_how_to_write_it(tmp_path: Path) -> None:
+async def test_a_dotted_handlebars_call_with_a_positional_argument_is_the_same_call(tmp_path: Path) -> None:
+    # As Semantic Kernel samples write it: the dot, and the argument without a name (kernel.template_engines).
     plugins = tmp_path / "plugins"
-    folder = plugins / "Ctx" / "Notes"
-    folder.mkdir(parents=True)
-    (folder / "skprompt.txt").write_text("Notes: {{TextMemoryPlugin.recall semanticQuery}}", encoding="utf-8")
-    config = {
-        "description": "d.",
-        "template_format": "handlebars",
-        "input_variables": [{"name": "semanticQuery", "description": "q"}],
-    }
-    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    (problem,) = [str(p) for p in load(plugins).problems if p.path.startswith(str(plugins))]
-    assert problem.endswith(
-        "handlebars calls functions as Plugin-function, with named arguments: write"
-        " {{TextMemoryPlugin-recall input=...}}"
+    folder = advisor_folder(plugins, "handlebars")
+    (folder / "skprompt.txt").write_text(
+        "The user is {{UserProfilePlugin.GetUserAge userId}} years old.\nAdvise {{userId}}.", encoding="utf-8"
     )
+    (problem,) = [str(p) for p in load(plugins).problems if p.path.startswith(str(plugins))]
+    assert ":1: warning: calls UserProfilePlugin.GetUserAge, which no loaded plugin has" in problem
     built, service = build(plugins, tmp_path)
-    with pytest.raises(UsageError, match=r"^Ctx.Notes: its handlebars template calls TextMemoryPlugin.recall: write"):
-        await invoke(built, "Ctx.Notes", semanticQuery="q")
+    with pytest.raises(UsageError, match=r"^Advisor.Advise: its template calls UserProfilePlugin.GetUserAge, which"):
+        await invoke(built, "Advisor.Advise", userId="alice")
     assert service.requests == []
+    native_folder(plugins)
+    built, service = build(plugins, tmp_path, trusted=True)
+    assert await invoke(built, "Advisor.Advise", userId="alice") == "some advice"
+    assert "The user is 41 years old.\nAdvise alice." in service.requests[-1].prompt

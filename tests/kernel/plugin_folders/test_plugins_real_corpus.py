@@ -232,6 +232,52 @@ async def test_run_sends_settings_and_intended_prompt(
     assert not re.search(r"{{\s*\$", prompts), f"{name}: unrendered variable in {prompts[:300]!r}"
 
 
+# region calls to other functions (Semantic Kernel's core plugin names)
+
+# The corpus's functions whose templates call a function, and the calls as written: each resolves to a
+# function of ours (plugins/README.md lists the mappings), so lint finds it and the function runs
+# (test_run_sends_settings_and_intended_prompt runs every function of the corpus).
+CALLING_FUNCTIONS = {
+    "sk-samples:ChatPlugin.ChatGPT": {"date", "recall"},  # TimePlugin.date, TextMemoryPlugin.recall
+    "sk-samples:CodingPlugin.EmailSearch": {"day", "month", "year"},  # TimePlugin
+    "sk-samples:QAPlugin.ContextQuery": {"time.Date", "recall"},
+    "sk-samples:QAPlugin.GitHubMemoryQuery": {"textmemoryskill.recall"},  # TextMemorySkill: the old name
+    "sk-python-yaml:prompts.chat": {"ConversationSummaryPlugin.SummarizeConversation"},
+}
+_SK_CALL = re.compile(r"{{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)(?=\s|}})")
+# A dashed helper; a dotted name with an argument after it; a subexpression's helper.
+_HB_CALL = re.compile(
+    r"{{~?\s*([A-Za-z_]\w*-[A-Za-z_]\w*)|{{~?\s*([A-Za-z_]\w*\.[A-Za-z_]\w*)\s+[^\s}~]|\(\s*([A-Za-z_]\w*[-.]\w+)"
+)
+_J2_CALL = re.compile(r"([A-Za-z_]\w*)\s*\(")
+
+
+def template_calls(spec: dict[str, Any]) -> set[str]:
+    """The functions a template calls, by simple patterns per format (not the loader's parser)."""
+    template, kind = spec["template"], spec["format"]
+    if kind == "semantic-kernel":
+        return set(_SK_CALL.findall(template))
+    if kind == "handlebars":
+        return {name for names in _HB_CALL.findall(template) for name in names if name}
+    return set(_J2_CALL.findall(template)) - {"range", "message", "message_to_prompt"}
+
+
+def test_the_corpus_calls_only_functions_that_resolve() -> None:
+    found = {
+        f"{directory.relative_to(CORPUS)}:{name}": calls
+        for directory in corpus_directories()
+        for name, spec in declared_functions(directory).items()
+        if (calls := template_calls(spec))
+    }
+    for name, calls in CALLING_FUNCTIONS.items():
+        assert found.get(name) == calls, name
+    for directory in {CORPUS / name.split(":")[0] for name in found}:
+        result = run_cli("plugins", "lint", str(directory))
+        unresolved = [line for line in result.stdout.splitlines() if "which no loaded plugin has" in line]
+        assert not unresolved, "\n".join(unresolved)
+
+
+# endregion
 # region .prompty files and Agent Skills
 
 PROMPTY = CORPUS / "prompty"
