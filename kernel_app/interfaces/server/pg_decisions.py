@@ -196,6 +196,12 @@ class PgDecisionStore(Generic[R]):
             raise ValueError(f"{self.kind}: cannot change {', '.join(unknown)} this way")
         return _jsonb(changes)
 
+    def having(self, name: str, value: str) -> list[R]:
+        """The records whose field ``name`` (kept in ``fields``) is ``value``, oldest first."""
+        if name not in self.spec.text_fields() or name in COLUMNS:
+            raise ValueError(f"{self.kind}: cannot look records up by {name}")
+        return sorted(self._select("fields->>%s = %s", (name, value)), key=lambda r: r.created_at)
+
     def update_waiting(self, record_id: str, changes: dict[str, Any]) -> bool:
         """Change other fields of a record still waiting (a waiting turn's heartbeat); False when it was
         decided meanwhile, here or on another server (then nothing changes)."""
