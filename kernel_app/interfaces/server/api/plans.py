@@ -223,9 +223,7 @@ async def _run(state: Any, record: RestPlanRecord, emit: Callable[[Event], None]
         if isinstance(error, PlanExecutionError) and record.plan is not None:
             output_name = record.plan["steps"][error.step - 1].get("output", "")
             what = message.removeprefix(f"step {error.step} ({error.function}) ")  # the step's line names it
-            failed = PlanStepFinished(
-                record.id, error.step, total, error.function, output_name, ok=False, error=what
-            )
+            failed = PlanStepFinished(record.id, error.step, total, error.function, output_name, ok=False, error=what)
             steps.append(failed)
             emit(failed)
         store.finish(record.id, "failed", message, {"error": message, "plan": record.plan, "steps": kept()})
