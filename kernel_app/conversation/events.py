@@ -108,6 +108,10 @@ class PlanStepStarted(Event):
     def of(cls, plan_id: str, step: int, total: int, function: str, output_name: str) -> PlanStepStarted:
         return cls(plan_id, step, total, function, output_name, step_line(step, total, function))
 
+    def kept(self) -> dict[str, Any]:
+        """What a plan's record keeps of the step while it runs (a page opened meanwhile shows it)."""
+        return {"step": self.step, "function": self.function, "output_name": self.output_name, "status": "running"}
+
 
 @dataclass(frozen=True)
 class PlanStepFinished(Event):
@@ -126,11 +130,11 @@ class PlanStepFinished(Event):
     error: str = ""
 
     def kept(self) -> dict[str, Any]:
-        """What a plan's record keeps of the step (for showing it again once the plan is over)."""
+        """What a plan's record keeps of the step (a page shows it again, during the run or after it)."""
         data = self.to_dict()
         for name in ("type", "plan_id", "total"):
             data.pop(name)
-        return data
+        return {**data, "status": "done" if self.ok else "failed"}
 
 
 def step_line(step: int, total: int, function: str) -> str:

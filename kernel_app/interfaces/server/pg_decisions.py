@@ -212,6 +212,17 @@ class PgDecisionStore(Generic[R]):
             )
             return cursor.rowcount == 1
 
+    def update_running(self, record_id: str, changes: dict[str, Any]) -> bool:
+        """Change other fields of an approved record while it runs (a plan's steps so far); False when it
+        is no longer running, here or on another server (then nothing changes)."""
+        with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.execute(
+                "UPDATE pending_decisions SET fields = fields || %s, updated_at = %s "
+                "WHERE kind = %s AND id = %s AND state = 'approved'",
+                (self._changes(changes), time.time(), self.kind, record_id),
+            )
+            return cursor.rowcount == 1
+
     def claim(self, record_id: str, runner: str) -> bool:
         """Take an approved record to run it: True for the one caller, of any server, that took it first
         (``taken_by`` in its fields goes from empty to ``runner`` in one conditional UPDATE). The server

@@ -202,6 +202,18 @@ class DecisionStore(SideStore, Generic[R]):
             )
         return cursor.rowcount == 1
 
+    def update_running(self, record_id: str, changes: dict[str, Any]) -> bool:
+        """Change other fields of an approved record while it runs (a plan's steps so far); False when it
+        is no longer running (then nothing changes: its outcome is written)."""
+        settled = self._settled(changes)
+        assignments = ", ".join(f"{name} = ?" for name, _ in settled)
+        with self._lock:
+            cursor = self._conn.execute(
+                f"UPDATE {self.TABLE} SET {assignments}, updated_at = ? WHERE id = ? AND state = 'approved'",
+                (*(value for _, value in settled), time.time(), record_id),
+            )
+        return cursor.rowcount == 1
+
     def claim(self, record_id: str, runner: str) -> bool:
         """Take an approved record to run it: True for the one caller (of any server) that took it first.
 

@@ -94,10 +94,10 @@ def test_the_steps_stream_in_order_and_the_record_keeps_them(served: tuple[str, 
     # Kept: the plan as GET shows it has the steps' results, and the conversation lists the plan.
     kept = httpx.get(f"{url}/v1/plans/{plan['id']}").json()
     assert kept == {key: value for key, value in finished.items() if key != "type"}
-    assert [(s["step"], s["function"], s["output"], s["ok"]) for s in kept["steps"]] == [
-        (1, "Math.add", "5", True),
-        (2, "Writer.ShortPoem", POEM, True),
-        (3, "Text.upper", POEM.upper(), True),
+    assert [(s["step"], s["function"], s["output"], s["status"]) for s in kept["steps"]] == [
+        (1, "Math.add", "5", "done"),
+        (2, "Writer.ShortPoem", POEM, "done"),
+        (3, "Text.upper", POEM.upper(), "done"),
     ]
     listed = httpx.get(f"{url}/v1/plans", params={"conversation_id": cid}).json()["data"]
     assert [p["id"] for p in listed] == [plan["id"]] and listed[0]["steps"] == kept["steps"]
@@ -126,7 +126,7 @@ def test_a_failed_step_is_streamed_with_its_error_and_the_plan_stops(served: tup
     finished = events[-1]
     assert finished["status"] == "failed" and finished["result"] is None
     assert finished["error"] == "step 2 (Math.divide) failed: cannot divide by zero"
-    assert [(s["step"], s["ok"]) for s in finished["steps"]] == [(1, True), (2, False)]
+    assert [(s["step"], s["status"]) for s in finished["steps"]] == [(1, "done"), (2, "failed")]
     assert httpx.get(f"{url}/v1/plans/{plan['id']}").json()["steps"] == finished["steps"]
     assert httpx.get(f"{url}/v1/conversations/{cid}").json()["messages"] == []  # a failed plan joins nothing
     assert [p["status"] for p in httpx.get(f"{url}/v1/plans", params={"conversation_id": cid}).json()["data"]] == [
@@ -174,7 +174,12 @@ def test_a_second_execute_while_it_streams_and_after_is_a_409(served: tuple[str,
         again = httpx.post(f"{url}/v1/plans/{plan['id']}/execute", headers=EVENTS, timeout=30)
         assert again.status_code == 409 and again.json()["error"]["code"] == "plan_already_executed"
         assert "(running)" in again.json()["error"]["message"]
-        assert httpx.get(f"{url}/v1/plans/{plan['id']}").json()["status"] == "running"
+        meanwhile = httpx.get(f"{url}/v1/plans/{plan['id']}").json()  # what a page opened now shows
+        assert meanwhile["status"] == "running"
+        assert [(s["step"], s["status"], s.get("output")) for s in meanwhile["steps"]] == [
+            (1, "done", "5"),
+            (2, "running", None),
+        ]
     finally:
         service.allow()
         runner.join(30)

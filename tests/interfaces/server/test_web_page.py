@@ -231,6 +231,13 @@ def test_an_approved_plan_shows_its_steps_one_by_one(tmp_path: Path, page: Any) 
         expect(lines.nth(0).locator(".step-state")).to_contain_text("Step 1 of 3: Writer.Summarize, done in ")
         expect(lines.nth(0).locator(".step-output")).to_have_text("A neighbourhood bakery in Lyon.")
         expect(lines.nth(1)).to_have_text("Step 2 of 3: BusinessThinking.SWOT, running…")
+        # Opened elsewhere (another tab, or this page reloaded) meanwhile: the steps so far, from the record.
+        other = opened(page.context.new_page(), url, f"#chat/{page.url.split('#chat/')[1]}")
+        elsewhere = other.locator(".plan .step-line")
+        expect(elsewhere).to_have_count(2)
+        expect(elsewhere.nth(1)).to_have_text("Step 2 of 3: BusinessThinking.SWOT, running…")
+        expect(elsewhere.nth(0).locator(".step-output")).to_have_text("A neighbourhood bakery in Lyon.")
+        expect(other.locator(".plan .outcome")).to_have_text("The plan is still running…")
         service.allow()
         expect(status).to_have_text("Running step 3 of 3: BusinessThinking.BasicStrategies…")
         expect(lines).to_have_count(3)
@@ -238,6 +245,9 @@ def test_an_approved_plan_shows_its_steps_one_by_one(tmp_path: Path, page: Any) 
         assert "|" not in lines.nth(1).locator(".step-output").inner_text()  # no raw markdown
         service.allow()
         expect(status).to_have_text("The plan is done.")
+        expect(other.locator(".plan .outcome td").first).to_have_text("Open at six")  # it looked again
+        expect(elsewhere).to_have_count(3)
+        other.close()
         expect(page.locator(".plan .outcome td").first).to_have_text("Open at six")
         expect(lines.nth(2).locator(".step-state")).to_contain_text(", done in ")
         assert lines.nth(2).locator(".step-state").inner_text().endswith(": the result is below")  # shown once

@@ -189,21 +189,25 @@ async def _run(state: Any, record: RestPlanRecord, emit: Callable[[Event], None]
     from planners.errors import PlanExecutionError
 
     store = plans(state)
-    steps: list[PlanStepFinished] = []
+    steps: dict[int, dict[str, Any]] = {}  # step number -> the step as the record keeps it
     total = len(record.plan["steps"]) if record.plan is not None else 0
+
+    def keep(event: PlanStepStarted | PlanStepFinished) -> None:
+        """The step into the record as it starts and ends: a page opened during the run shows them."""
+        emit(event)
+        steps[event.step] = event.kept()
+        store.update_running(record.id, {"steps": [steps[number] for number in sorted(steps)]})
 
     def on_step(event: str, number: int, step: Any, result: Any) -> None:
         if event == "started":
-            emit(PlanStepStarted.of(record.id, number, total, step.function, step.output))
+            keep(PlanStepStarted.of(record.id, number, total, step.function, step.output))
         elif result is not None:
-            done = PlanStepFinished(
-                record.id, number, total, step.function, step.output, result.output, round(result.seconds, 3)
-            )
-            steps.append(done)
-            emit(done)
+            seconds = round(result.seconds, 3)
+            keep(PlanStepFinished(record.id, number, total, step.function, step.output, result.output, seconds))
 
     def kept() -> list[dict[str, Any]]:
-        return [step.kept() for step in sorted(steps, key=lambda step: step.step)]
+        """The steps that ended (one cut short by another's failure did not)."""
+        return [steps[number] for number in sorted(steps) if steps[number]["status"] != "running"]
 
     await state.gate.acquire()
     try:
@@ -224,8 +228,8 @@ async def _run(state: Any, record: RestPlanRecord, emit: Callable[[Event], None]
             output_name = record.plan["steps"][error.step - 1].get("output", "")
             what = message.removeprefix(f"step {error.step} ({error.function}) ")  # the step's line names it
             failed = PlanStepFinished(record.id, error.step, total, error.function, output_name, ok=False, error=what)
-            steps.append(failed)
             emit(failed)
+            steps[error.step] = failed.kept()
         store.finish(record.id, "failed", message, {"error": message, "plan": record.plan, "steps": kept()})
         raise ApiError(422, message, "plan_failed") from None
     finally:

@@ -144,8 +144,7 @@ export function pastPlanCard(ran, setStatus) {
   );
   const progress = stepLog();
   node.append(progress.node, outcome);
-  const total = ran.plan?.steps?.length || ran.steps.length;
-  for (const step of ran.steps) progress.show({ type: "plan_step_finished", total, ...step }, null);
+  showKept(progress, ran, null);
   if (ran.status === "running") awaitOutcome(ran.id, progress, outcome, setStatus);
   else showOutcome(outcome, ran, null).catch(notify);
   return node;
@@ -174,18 +173,18 @@ function stepLog() {
   const show = (event, setStatus) => {
     const name = `Step ${event.step} of ${event.total}: ${event.function}`;
     const line = lineOf(event);
+    const state = event.type === "plan_step_started" ? "running" : event.ok ? "done" : "failed";
+    if (line.item.dataset.state === state) return; // a record looked at again: nothing new for this step
+    line.item.dataset.state = state;
     if (event.type === "plan_step_started") {
-      line.item.dataset.state = "running";
       line.state.textContent = `${name}, running…`;
       if (setStatus) setStatus(`Running step ${event.step} of ${event.total}: ${event.function}…`);
     } else if (event.type === "plan_step_finished" && event.ok) {
-      line.item.dataset.state = "done";
       const last = event.step === event.total; // its output is the plan's result, shown once, below
       line.state.textContent = `${name}, done in ${Number(event.seconds).toFixed(1)} s${last ? ": the result is below" : ""}`;
       if (!last) showRendered(line.output, event.output || "(no output)", render).catch(notify);
       if (setStatus) setStatus(`Step ${event.step} of ${event.total} done: ${event.function}`);
     } else if (event.type === "plan_step_finished") {
-      line.item.dataset.state = "failed";
       line.state.replaceChildren(el("span", { class: "error", text: `${name}, ${event.error}` }));
       if (setStatus) setStatus(`Step ${event.step} of ${event.total} failed: ${event.function}`);
     }
@@ -207,6 +206,15 @@ async function showOutcome(outcome, ran, setStatus) {
   }
 }
 
+// The steps as the plan's record keeps them (those that ran, and while it runs those running) as events.
+function showKept(progress, ran, setStatus) {
+  const total = ran.plan?.steps?.length || ran.steps.length;
+  for (const step of ran.steps) {
+    const type = step.status === "running" ? "plan_step_started" : "plan_step_finished";
+    progress.show({ ...step, type, total }, setStatus);
+  }
+}
+
 // The events stopped before the plan ended (the connection was cut): it goes on on the server, so look
 // at its record until it ends, then show its steps as it kept them.
 async function awaitOutcome(planId, progress, outcome, setStatus) {
@@ -220,9 +228,8 @@ async function awaitOutcome(planId, progress, outcome, setStatus) {
       return;
     }
     if (!outcome.isConnected) return; // another conversation was opened meanwhile
+    showKept(progress, ran, ran.status === "running" ? setStatus : null);
     if (ran.status !== "running") {
-      const total = ran.plan?.steps?.length || ran.steps.length;
-      for (const step of ran.steps) progress.show({ type: "plan_step_finished", total, ...step }, null);
       await showOutcome(outcome, ran, setStatus);
       return;
     }
