@@ -22,7 +22,6 @@ gets or executes it; anyone else gets 404, and it does not run. Key-less local u
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -262,8 +261,12 @@ async def _streamed(state: Any, record: RestPlanRecord) -> AsyncIterator[str]:
     task.add_done_callback(_settled)
     while (event := await queue.get()) is not None:
         yield frame(event.to_dict())
-    with contextlib.suppress(ApiError):  # a failed plan: its record says so (status failed, error)
+    try:
         await task
+    except ApiError:
+        pass  # a failed plan: its record says so (status failed, error)
+    except Exception:  # after its outcome was kept (joining the conversation): the plan itself ended
+        log.exception("plan %s: what followed its run failed", record.id)
     finished = plans(state).get(record.id) or record
     yield frame({"type": "plan_finished", **to_dict(finished)})
 
