@@ -218,7 +218,10 @@ def test_an_approved_plan_shows_its_steps_one_by_one(tmp_path: Path, page: Any) 
         errors = console_errors(page)
         opened(page, url)
         say(page, "/plan SWOT and strategies for our bakery")
-        page.get_by_role("button", name="Approve and run").click()
+        first = page.get_by_label("Step 1, Writer.Summarize: input")
+        expect(first).to_be_focused()  # the plan's first field: Enter approves it as it stands
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Steps")).to_be_focused()  # where the progress shows
         lines = page.locator(".plan .step-line")
         status = page.locator("#status")
         expect(status).to_have_text("Running step 1 of 3: Writer.Summarize…")
@@ -245,6 +248,7 @@ def test_an_approved_plan_shows_its_steps_one_by_one(tmp_path: Path, page: Any) 
         assert "|" not in lines.nth(1).locator(".step-output").inner_text()  # no raw markdown
         service.allow()
         expect(status).to_have_text("The plan is done.")
+        expect(page.get_by_label("Message", exact=True)).to_be_focused()  # ready for the next message
         expect(other.locator(".plan .outcome td").first).to_have_text("Open at six")  # it looked again
         expect(elsewhere).to_have_count(3)
         other.close()

@@ -187,6 +187,7 @@ async function send() {
   if (!text || busy) return;
   busy = true;
   $("send").disabled = true;
+  let focusNext = () => box.focus(); // after an answer, the next message; after a plan, the plan
   try {
     if (!current) {
       const created = await post("/v1/conversations", { title: text.replace(/^\/plan\s+/, "").slice(0, 60) });
@@ -197,7 +198,7 @@ async function send() {
     box.value = "";
     $("thread").append(userItem(text));
     const plan = text.match(/^\/plan\s+([\s\S]+)/);
-    if (plan) await proposePlan(plan[1].trim(), current.id, $("thread"), setStatus);
+    if (plan) focusNext = await proposePlan(plan[1].trim(), current.id, $("thread"), setStatus);
     else await converse(text);
     await listConversations();
   } catch (error) {
@@ -206,7 +207,7 @@ async function send() {
   } finally {
     busy = false;
     $("send").disabled = false;
-    box.focus();
+    focusNext();
   }
 }
 

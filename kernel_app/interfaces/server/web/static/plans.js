@@ -19,7 +19,7 @@ export async function proposePlan(goal, conversationId, thread, setStatus) {
   }
   const card = planCard(proposed, conversationId, setStatus);
   thread.append(card.node);
-  card.focus();
+  return card.focus; // the caller focuses the plan's first field once it is done with the message box
 }
 
 // A value as the analyst edits it: text as it is, anything else (numbers, lists) as JSON.
@@ -93,6 +93,7 @@ function planCard(proposed, conversationId, setStatus) {
     setStatus("Running the plan…");
     const progress = stepLog();
     node.insertBefore(progress.node, outcome);
+    progress.focus(); // the button just pressed is disabled: keyboard and screen reader users go on here
     let answered = false; // the server took the plan: from here on it runs whatever happens to this page
     let finished = null;
     try {
@@ -108,12 +109,17 @@ function planCard(proposed, conversationId, setStatus) {
         approve.disabled = reject.disabled = false; // a 400 names what to fix; the plan still waits
         setStatus("");
         notify(error);
+        approve.focus();
         return;
       }
     }
     settle("");
     if (finished) await showOutcome(outcome, finished, setStatus);
     else await awaitOutcome(proposed.id, progress, outcome, setStatus);
+    // Ready for the next message, as after an answer (unless the user went elsewhere meanwhile).
+    if (document.activeElement === document.body || node.contains(document.activeElement)) {
+      document.getElementById("message")?.focus();
+    }
   });
   reject.addEventListener("click", async () => {
     try {
@@ -155,7 +161,8 @@ export function pastPlanCard(ran, setStatus) {
 function stepLog() {
   const titleId = unique("progress");
   const list = el("ol", { class: "step-log", "aria-labelledby": titleId });
-  const node = el("div", { class: "progress", hidden: true }, el("h3", { id: titleId, text: "Steps" }), list);
+  const title = el("h3", { id: titleId, text: "Steps", tabindex: "-1" });
+  const node = el("div", { class: "progress", hidden: true }, title, list);
   const lines = new Map();
   const lineOf = (event) => {
     node.hidden = false; // shown from the first step on (a function-calling goal has none)
@@ -189,7 +196,11 @@ function stepLog() {
       if (setStatus) setStatus(`Step ${event.step} of ${event.total} failed: ${event.function}`);
     }
   };
-  return { node, show };
+  const focus = () => {
+    node.hidden = false;
+    title.focus();
+  };
+  return { node, show, focus };
 }
 
 async function showOutcome(outcome, ran, setStatus) {
