@@ -10,6 +10,8 @@ from kernel_app.conversation.events import (
     FunctionCallFinished,
     FunctionCallStarted,
     PlanProposed,
+    PlanStepFinished,
+    PlanStepStarted,
     Progress,
     TextDelta,
 )
@@ -39,6 +41,8 @@ __all__ = [
     "FunctionCallStarted",
     "Message",
     "PlanProposed",
+    "PlanStepFinished",
+    "PlanStepStarted",
     "Progress",
     "TextDelta",
     "ToolCall",

@@ -91,6 +91,58 @@ class Progress(Event):
 
 
 @dataclass(frozen=True)
+class PlanStepStarted(Event):
+    """An approved plan's step began (the plan executor's ``on_step("started", ...)``); ``text`` is the
+    status line, e.g. "step 2 of 3: BusinessThinking.SWOT". Steps that read nothing of each other may run
+    at once, so two may be running."""
+
+    type: ClassVar[str] = "plan_step_started"
+    plan_id: str
+    step: int  # from 1, in plan order
+    total: int
+    function: str
+    output_name: str
+    text: str = ""
+
+    @classmethod
+    def of(cls, plan_id: str, step: int, total: int, function: str, output_name: str) -> PlanStepStarted:
+        return cls(plan_id, step, total, function, output_name, step_line(step, total, function))
+
+    def kept(self) -> dict[str, Any]:
+        """What a plan's record keeps of the step while it runs (a page opened meanwhile shows it)."""
+        return {"step": self.step, "function": self.function, "output_name": self.output_name, "status": "running"}
+
+
+@dataclass(frozen=True)
+class PlanStepFinished(Event):
+    """A plan's step ended: ``output`` is its result (markdown, as the function wrote it); a failed step
+    has ``ok`` False and ``error`` one line, and the plan stops there."""
+
+    type: ClassVar[str] = "plan_step_finished"
+    plan_id: str
+    step: int
+    total: int
+    function: str
+    output_name: str
+    output: str = ""
+    seconds: float = 0.0
+    ok: bool = True
+    error: str = ""
+
+    def kept(self) -> dict[str, Any]:
+        """What a plan's record keeps of the step (a page shows it again, during the run or after it)."""
+        data = self.to_dict()
+        for name in ("type", "plan_id", "total"):
+            data.pop(name)
+        return {**data, "status": "done" if self.ok else "failed"}
+
+
+def step_line(step: int, total: int, function: str) -> str:
+    """The one status line for a running step that every surface shows."""
+    return f"step {step} of {total}: {function}"
+
+
+@dataclass(frozen=True)
 class ContentBlocked(Event):
     """The content screen blocked something (docs/content-safety.md). ``stage``: ``input`` (the user's
     message: the turn ends here, with ``Done`` whose ``finish_reason`` is ``content_filter``, and nothing is

@@ -118,3 +118,42 @@ class Slow(ToolScripted):
         await asyncio.sleep(self.delay)
         async for chunk in super()._inner_get_streaming_chat_message_contents(*args, **kwargs):
             yield chunk
+
+
+class Stepwise(ToolScripted):
+    """Answers the first ``free`` requests at once, then each later one only when the test lets one more
+    through (``allow()``, from any thread): a plan's model steps that end when the test says so, as slow
+    steps on a real model do, without the test sleeping. ``waiting`` says a request is being held."""
+
+    _free: int = PrivateAttr(default=0)
+    _permits: threading.Semaphore = PrivateAttr(default_factory=lambda: threading.Semaphore(0))
+    _waiting: threading.Event = PrivateAttr(default_factory=threading.Event)
+
+    def __init__(self, answers: Iterable[Answer] = (), *, free: int = 0, **options: Any) -> None:
+        super().__init__(answers, **options)
+        self._free = free
+
+    @property
+    def waiting(self) -> threading.Event:
+        return self._waiting
+
+    def allow(self, count: int = 1) -> None:
+        self._permits.release(count)
+
+    async def _turn(self) -> None:
+        if self._free > 0:
+            self._free -= 1
+            return
+        self._waiting.set()
+        while not self._permits.acquire(blocking=False):
+            await asyncio.sleep(0.02)
+        self._waiting.clear()
+
+    async def _inner_get_chat_message_contents(self, *args: Any, **kwargs: Any) -> Any:
+        await self._turn()
+        return await super()._inner_get_chat_message_contents(*args, **kwargs)
+
+    async def _inner_get_streaming_chat_message_contents(self, *args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        await self._turn()
+        async for chunk in super()._inner_get_streaming_chat_message_contents(*args, **kwargs):
+            yield chunk

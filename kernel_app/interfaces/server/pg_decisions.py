@@ -196,6 +196,12 @@ class PgDecisionStore(Generic[R]):
             raise ValueError(f"{self.kind}: cannot change {', '.join(unknown)} this way")
         return _jsonb(changes)
 
+    def having(self, name: str, value: str) -> list[R]:
+        """The records whose field ``name`` (kept in ``fields``) is ``value``, oldest first."""
+        if name not in self.spec.text_fields() or name in COLUMNS:
+            raise ValueError(f"{self.kind}: cannot look records up by {name}")
+        return sorted(self._select("fields->>%s = %s", (name, value)), key=lambda r: r.created_at)
+
     def update_waiting(self, record_id: str, changes: dict[str, Any]) -> bool:
         """Change other fields of a record still waiting (a waiting turn's heartbeat); False when it was
         decided meanwhile, here or on another server (then nothing changes)."""
@@ -203,6 +209,17 @@ class PgDecisionStore(Generic[R]):
             cursor = conn.execute(
                 "UPDATE pending_decisions SET fields = fields || %s WHERE kind = %s AND id = %s AND state = 'waiting'",
                 (self._changes(changes), self.kind, record_id),
+            )
+            return cursor.rowcount == 1
+
+    def update_running(self, record_id: str, changes: dict[str, Any]) -> bool:
+        """Change other fields of an approved record while it runs (a plan's steps so far); False when it
+        is no longer running, here or on another server (then nothing changes)."""
+        with self._pool.connection() as conn, conn.transaction():
+            cursor = conn.execute(
+                "UPDATE pending_decisions SET fields = fields || %s, updated_at = %s "
+                "WHERE kind = %s AND id = %s AND state = 'approved'",
+                (self._changes(changes), time.time(), self.kind, record_id),
             )
             return cursor.rowcount == 1
 

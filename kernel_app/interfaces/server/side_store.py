@@ -177,6 +177,19 @@ class DecisionStore(SideStore, Generic[R]):
             raise ValueError(f"{self.TABLE}: cannot change {', '.join(unknown)} this way")
         return [(columns[name].name, columns[name].to_sql(value)) for name, value in changes.items()]
 
+    def having(self, name: str, value: str) -> list[R]:
+        """The records whose field ``name`` (a text field of the record) is ``value``, oldest first (e.g.
+        a conversation's REST plans)."""
+        if name not in self.text_fields():
+            raise ValueError(f"{self.TABLE}: cannot look records up by {name}")
+        column = next(c.name for c in self._COLUMNS if c.field == name)
+        return sorted(self._select(f"{column} = ?", (value,)), key=lambda r: r.created_at)
+
+    @classmethod
+    def text_fields(cls) -> set[str]:
+        """The record's text fields (``str`` or ``str | None``): what :meth:`having` looks records up by."""
+        return {c.field for c in cls._COLUMNS if not c.kind and c.sql.startswith("TEXT")}
+
     def update_waiting(self, record_id: str, changes: dict[str, Any]) -> bool:
         """Change other fields of a record still waiting (a waiting turn's heartbeat); False when it was
         decided meanwhile (then nothing changes)."""
@@ -186,6 +199,18 @@ class DecisionStore(SideStore, Generic[R]):
             cursor = self._conn.execute(
                 f"UPDATE {self.TABLE} SET {assignments} WHERE id = ? AND state = 'waiting'",
                 (*(value for _, value in settled), record_id),
+            )
+        return cursor.rowcount == 1
+
+    def update_running(self, record_id: str, changes: dict[str, Any]) -> bool:
+        """Change other fields of an approved record while it runs (a plan's steps so far); False when it
+        is no longer running (then nothing changes: its outcome is written)."""
+        settled = self._settled(changes)
+        assignments = ", ".join(f"{name} = ?" for name, _ in settled)
+        with self._lock:
+            cursor = self._conn.execute(
+                f"UPDATE {self.TABLE} SET {assignments}, updated_at = ? WHERE id = ? AND state = 'approved'",
+                (*(value for _, value in settled), time.time(), record_id),
             )
         return cursor.rowcount == 1
 

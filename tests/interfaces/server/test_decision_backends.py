@@ -117,6 +117,36 @@ def test_finish_writes_the_fields_running_settled(open_backend: Opener) -> None:
         store.finish("r1", "done", "ran", {"nope": 1})
 
 
+def test_a_running_record_is_updated_until_it_ends(open_backend: Opener) -> None:
+    store = open_backend()
+    store.add(_ask("r1"))
+    assert not store.update_running("r1", {"note": "not running yet"})
+    assert store.decide("r1", "approved", "running")
+    assert store.update_running("r1", {"note": "step 1 done", "arguments": {"done": [1]}})
+    got = open_backend().get("r1")  # as another server reads it
+    assert (got.state, got.note, got.arguments) == ("approved", "step 1 done", {"done": [1]})
+    store.finish("r1", "done", "ran", {"note": "all done"})
+    assert not store.update_running("r1", {"note": "too late"})
+    assert store.get("r1").note == "all done"
+    with pytest.raises(ValueError, match="cannot change"):
+        store.update_running("r1", {"state": "waiting"})
+
+
+def test_records_are_found_by_a_text_field_oldest_first(open_backend: Opener) -> None:
+    store = open_backend()
+    store.add(_ask("later", note="conversation 1", created_at=time.time()))
+    store.add(_ask("earlier", note="conversation 1", created_at=time.time() - 10))
+    store.add(_ask("elsewhere", note="conversation 2"))
+    store.add(_ask("none"))
+    assert store.decide("later", "approved", "running")  # found whatever its state
+    assert [r.id for r in open_backend().having("note", "conversation 1")] == ["earlier", "later"]
+    assert store.having("note", "conversation 3") == []
+    with pytest.raises(ValueError, match="cannot look records up by steps"):
+        store.having("steps", "Math.add")  # a list, not text
+    with pytest.raises(ValueError, match="cannot look records up by nope"):
+        store.having("nope", "x")
+
+
 def test_a_late_record_expires_and_nothing_runs(open_backend: Opener) -> None:
     store = open_backend()
     store.add(_ask("old", created_at=time.time() - 100))

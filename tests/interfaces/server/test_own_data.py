@@ -155,8 +155,15 @@ def test_plans_are_seen_and_executed_by_their_asker_only(served: TwoUsers) -> No
         nothing = httpx.request(method, url + path.format(id="nothing_here"), headers=bob)
         assert not_found(answer) and same_answer(answer, nothing, plan["id"]), answer.text
     assert httpx.get(f"{url}/v1/plans/{plan['id']}", headers=alice).json()["status"] == "proposed"  # not run
-    executed = httpx.post(f"{url}/v1/plans/{plan['id']}/execute", headers=alice, timeout=30).json()
+    cid = httpx.post(f"{url}/v1/conversations", json={"title": "Sums"}, headers=alice).json()["id"]
+    executed = httpx.post(
+        f"{url}/v1/plans/{plan['id']}/execute", json={"conversation_id": cid}, headers=alice, timeout=30
+    ).json()
     assert (executed["status"], executed["result"]) == ("done", "1100")
+    # A conversation's plans, with their steps' results: Alice's to list; to Bob, no such conversation.
+    listed = httpx.get(f"{url}/v1/plans", params={"conversation_id": cid}, headers=alice).json()["data"]
+    assert [p["id"] for p in listed] == [plan["id"]]
+    assert not_found(httpx.get(f"{url}/v1/plans", params={"conversation_id": cid}, headers=bob))
 
 
 def test_a_stored_response_is_continued_and_read_by_its_owner_only(served: TwoUsers) -> None:

@@ -97,6 +97,37 @@ def test_a_plan_proposed_on_one_server_runs_once_on_another(tmp_path: Path, post
                 thread.join(30)
             assert sorted(r.status_code for r in answers) == [200, 409]
             assert httpx.get(f"{a}/v1/plans/{raced['id']}").json()["result"] == "1100"
+
+            # The same race with the steps streamed (the page's execute): the claim comes before the events.
+            streamed = _propose(a, service_a)
+            cid = httpx.post(f"{a}/v1/conversations", json={"title": "Sums"}).json()["id"]
+            answers.clear()
+            go.reset()
+
+            def execute_streamed(url: str) -> None:
+                go.wait()
+                answers.append(
+                    httpx.post(
+                        f"{url}/v1/plans/{streamed['id']}/execute",
+                        json={"conversation_id": cid},
+                        headers={"Accept": "text/event-stream"},
+                        timeout=30,
+                    )
+                )
+
+            threads = [threading.Thread(target=execute_streamed, args=(url,)) for url in (a, b)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
+            won, lost = sorted(answers, key=lambda r: r.status_code)
+            assert (won.status_code, lost.status_code) == (200, 409)
+            assert lost.json()["error"]["code"] == "plan_already_executed"
+            assert won.text.count("event: plan_step_started") == 1 and "event: plan_finished" in won.text
+            for url in (a, b):  # the conversation's plans, with their steps, from either server
+                listed = httpx.get(f"{url}/v1/plans", params={"conversation_id": cid}).json()["data"]
+                assert [(p["id"], p["result"]) for p in listed] == [(streamed["id"], "1100")]
+                assert [(s["function"], s["output"]) for s in listed[0]["steps"]] == [("Math.add", "1100")]
     finally:
         for app in (app_a, app_b):
             app.state.kernel_app.store.close()

@@ -5,6 +5,7 @@ from its form, a document uploaded and cited, model HTML kept inert, API keys, a
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests.support import playwright_browser
 from tests.support.server import SUM_PLAN, make_app, running, saved_notes
-from tests.support.tool_scripted import ToolScripted, tools
+from tests.support.tool_scripted import Stepwise, ToolScripted, tools
 
 pytestmark = [pytest.mark.e2e, playwright_browser.needs_chromium]  # a browser and the app served on loopback
 browser = playwright_browser.browser  # the fixtures, by name (tests/support/playwright_browser.py)
@@ -188,6 +189,115 @@ def test_a_plan_is_edited_then_approved(served: tuple[str, ToolScripted], page: 
     plan_id = httpx.get(f"{url}/v1/conversations").json()["data"][0]["id"]
     stored = httpx.get(f"{url}/v1/conversations/{plan_id}").json()["messages"]
     assert [m["content"] for m in stored] == ["(planned and ran: What is 110 plus 990?)", "1110"]
+
+
+SWOT_PLAN = json.dumps(
+    {
+        "steps": [
+            {"function": "Writer.Summarize", "args": {"input": "We run a small bakery in Lyon."}, "output": "about"},
+            {"function": "BusinessThinking.SWOT", "args": {"input": "$about"}, "output": "swot"},
+            {
+                "function": "BusinessThinking.BasicStrategies",
+                "args": {"input": "$about", "strengths": "$swot"},
+                "output": "strategies",
+            },
+        ]
+    }
+)
+SWOT_DRAFT = "\n".join(
+    f"{quadrant}:\n" + "\n".join(f"- Point {n} of {quadrant.lower()}: it matters every day." for n in range(3))
+    for quadrant in ("Strengths", "Weaknesses", "Opportunities", "Threats")
+)
+STRATEGIES = "| Strategy | Why |\n|---|---|\n| Open at six | Commuters pass by |"
+
+
+def test_an_approved_plan_shows_its_steps_one_by_one(tmp_path: Path, page: Any) -> None:
+    service = Stepwise(free=1)  # the planning is answered at once; each step's model call when the test says
+    service.queue(SWOT_PLAN, "A neighbourhood bakery in Lyon.", SWOT_DRAFT, STRATEGIES)
+    with running(make_app(tmp_path, service)) as url:
+        errors = console_errors(page)
+        opened(page, url)
+        say(page, "/plan SWOT and strategies for our bakery")
+        first = page.get_by_label("Step 1, Writer.Summarize: input")
+        expect(first).to_be_focused()  # the plan's first field: Enter approves it as it stands
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Steps")).to_be_focused()  # where the progress shows
+        lines = page.locator(".plan .step-line")
+        status = page.locator("#status")
+        expect(status).to_have_text("Running step 1 of 3: Writer.Summarize…")
+        expect(lines).to_have_count(1)
+        expect(lines.nth(0)).to_have_text("Step 1 of 3: Writer.Summarize, running…")
+        assert serious_violations(page) == []  # a running step's line, too
+        service.allow()
+        expect(status).to_have_text("Running step 2 of 3: BusinessThinking.SWOT…")
+        expect(lines).to_have_count(2)  # step 3 reads step 2's output: not started yet
+        expect(lines.nth(0).locator(".step-state")).to_contain_text("Step 1 of 3: Writer.Summarize, done in ")
+        expect(lines.nth(0).locator(".step-output")).to_have_text("A neighbourhood bakery in Lyon.")
+        expect(lines.nth(1)).to_have_text("Step 2 of 3: BusinessThinking.SWOT, running…")
+        # Opened elsewhere (another tab, or this page reloaded) meanwhile: the steps so far, from the record.
+        other = opened(page.context.new_page(), url, f"#chat/{page.url.split('#chat/')[1]}")
+        elsewhere = other.locator(".plan .step-line")
+        expect(elsewhere).to_have_count(2)
+        expect(elsewhere.nth(1)).to_have_text("Step 2 of 3: BusinessThinking.SWOT, running…")
+        expect(elsewhere.nth(0).locator(".step-output")).to_have_text("A neighbourhood bakery in Lyon.")
+        expect(other.locator(".plan .outcome")).to_have_text("The plan is still running…")
+        service.allow()
+        expect(status).to_have_text("Running step 3 of 3: BusinessThinking.BasicStrategies…")
+        expect(lines).to_have_count(3)
+        expect(lines.nth(1).locator(".step-output table")).to_have_count(4)  # the SWOT rendered on the server
+        assert "|" not in lines.nth(1).locator(".step-output").inner_text()  # no raw markdown
+        service.allow()
+        expect(status).to_have_text("The plan is done.")
+        expect(page.get_by_label("Message", exact=True)).to_be_focused()  # ready for the next message
+        expect(other.locator(".plan .outcome td").first).to_have_text("Open at six")  # it looked again
+        expect(elsewhere).to_have_count(3)
+        other.close()
+        expect(page.locator(".plan .outcome td").first).to_have_text("Open at six")
+        expect(lines.nth(2).locator(".step-state")).to_contain_text(", done in ")
+        assert lines.nth(2).locator(".step-state").inner_text().endswith(": the result is below")  # shown once
+        assert page.get_by_role("button", name="Approve and run").is_disabled()
+        assert serious_violations(page) == []
+        # Reloaded: the plan's card again, its steps and result from the plan's record.
+        conversation = httpx.get(f"{url}/v1/conversations").json()["data"][0]
+        assert page.url.endswith(f"#chat/{conversation['id']}")
+        page.reload()
+        page.wait_for_selector("body[data-ready='true']")
+        expect(page.locator(".plan .outcome td").first).to_have_text("Open at six")
+        expect(lines).to_have_count(3)
+        assert lines.locator(".step-state").all_inner_texts()[1].startswith("Step 2 of 3: BusinessThinking.SWOT, done")
+        expect(lines.nth(1).locator(".step-output table")).to_have_count(4)
+        assert page.locator(".message").count() == 0  # its "(planned and ran: ...)" messages are the card
+        assert serious_violations(page) == []
+        assert errors == []
+
+
+def test_a_failed_step_is_named_and_the_card_fits_a_phone(tmp_path: Path, browser: Any) -> None:
+    failing = json.dumps(
+        {
+            "steps": [
+                {"function": "Math.add", "args": {"a": 2, "b": 3}, "output": "sum"},
+                {"function": "Math.divide", "args": {"a": "$sum", "b": 0}, "output": "quotient"},
+                {"function": "Math.add", "args": {"a": "$quotient", "b": 1}, "output": "more"},
+            ]
+        }
+    )
+    context = browser.new_context(viewport={"width": 390, "height": 800}, is_mobile=True)
+    with running(make_app(tmp_path, Streaming([failing]))) as url:
+        try:
+            phone = context.new_page()
+            opened(phone, url)
+            say(phone, "/plan Five divided by nothing, plus one")
+            phone.get_by_role("button", name="Approve and run").click()
+            expect(phone.locator("#status")).to_have_text("The plan did not finish.")
+            lines = phone.locator(".plan .step-line")
+            expect(lines).to_have_count(2)
+            assert lines.nth(1).get_attribute("data-state") == "failed"
+            assert lines.nth(1).inner_text() == "Step 2 of 3: Math.divide, failed: cannot divide by zero"
+            assert "step 2 (Math.divide) failed" in phone.locator(".plan .outcome").inner_text()
+            assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            assert serious_violations(phone) == []
+        finally:
+            context.close()
 
 
 def test_a_plan_is_rejected_and_a_bad_edit_is_named(served: tuple[str, ToolScripted], page: Any) -> None:

@@ -10,7 +10,8 @@ server or two, one runs it and the other gets a 409 with what happened.
 The API's statuses are the store's states by another name: ``proposed`` is ``waiting``, ``running`` is
 ``approved``; ``done``, ``failed`` and ``interrupted`` (the server stopped while it ran) are the same.
 
-A plan is its asker's (``owner``, a principal): to anyone else it is not found (404).
+A plan is its asker's (``owner``, a principal): to anyone else it is not found (404). Once it ran, it keeps
+its steps' results (``steps``) and the conversation it joined (``conversation_id``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ class RestPlanRecord:
     # The asker's principal: only they see or execute it. Plans kept before owners were are the local user's
     # (the SQLite column's default, and PostgreSQL's jsonb without the key reads back the field's default).
     owner: str = "local"
+    # Once it ran: each step as it ended (kernel_app.conversation.events.PlanStepFinished.kept), so a page
+    # reloaded after the run shows the steps' results; a failed step is the last, with its error.
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    # The conversation its execute joined it to (the web page finds a conversation's plans by it).
+    conversation_id: str | None = None
 
     @property
     def status(self) -> str:

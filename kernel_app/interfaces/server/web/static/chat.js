@@ -1,10 +1,11 @@
 // The chat view: conversations from the engine's store (what `kernel-app chat --list` and REST see),
 // a message streamed over the REST API's server-sent events and rendered as markdown by the server,
-// a status line for function calls and plan steps, approval buttons, and /plan as an editable plan.
+// a status line for function calls and plan steps, approval buttons, and /plan as an editable plan (and,
+// when a conversation opens, the plans executed into it, with their steps, where they ran).
 
 import { get, post, render, stream } from "./api.js";
 import { $, el, notify, showRendered, unique } from "./ui.js";
-import { proposePlan } from "./plans.js";
+import { executedPlans, pastPlanCard, proposePlan } from "./plans.js";
 
 const RENDER_EVERY_MS = 400; // while an answer streams, its rendering catches up this often
 
@@ -72,7 +73,19 @@ export async function open(id) {
   const thread = $("thread");
   thread.replaceChildren();
   const answers = [];
+  let plans = await executedPlans(conversation.id);
+  joinPlans(plans, conversation.messages);
+  // Plan cards where they ran: a done plan where its messages are, another (failed, still running) by time.
+  const placeBefore = (message) => {
+    const here = plans.filter((ran) =>
+      ran.joinedAt === undefined ? ran.created_at <= message.created_at : ran.joinedAt === message.seq,
+    );
+    plans = plans.filter((ran) => !here.includes(ran));
+    for (const ran of here) thread.append(pastPlanCard(ran, setStatus));
+  };
   for (const message of conversation.messages) {
+    placeBefore(message);
+    if (message.planned) continue; // the plan's card shows its goal and result
     if (message.role === "user") thread.append(userItem(message.content));
     else if (message.role === "assistant" && message.tool_calls) {
       for (const called of message.tool_calls) thread.append(noteItem(`Called ${called.function}`));
@@ -83,6 +96,7 @@ export async function open(id) {
       thread.append(item.node);
     }
   }
+  for (const ran of plans) thread.append(pastPlanCard(ran, setStatus));
   if (answers.length) {
     const html = await render(answers.map(([, text]) => text));
     answers.forEach(([item, text], index) => {
@@ -94,6 +108,24 @@ export async function open(id) {
   }
   setStatus("");
   markCurrent();
+}
+
+// A plan that ran joins the conversation as two messages, "(planned and ran: GOAL)" and its result (as
+// the REPL's /plan does): mark them, and the plan, so that its card stands where they were.
+function joinPlans(plans, messages) {
+  messages.forEach((message, index) => {
+    const next = messages[index + 1];
+    if (message.role !== "user" || next?.role !== "assistant") return;
+    const ran = plans.find(
+      (plan) =>
+        plan.joinedAt === undefined &&
+        plan.status === "done" && message.content === `(planned and ran: ${plan.goal})` &&
+        next.content === plan.result,
+    );
+    if (!ran) return;
+    ran.joinedAt = message.seq;
+    message.planned = next.planned = true;
+  });
 }
 
 function setStatus(text) {
@@ -155,6 +187,7 @@ async function send() {
   if (!text || busy) return;
   busy = true;
   $("send").disabled = true;
+  let focusNext = () => box.focus(); // after an answer, the next message; after a plan, the plan
   try {
     if (!current) {
       const created = await post("/v1/conversations", { title: text.replace(/^\/plan\s+/, "").slice(0, 60) });
@@ -165,7 +198,7 @@ async function send() {
     box.value = "";
     $("thread").append(userItem(text));
     const plan = text.match(/^\/plan\s+([\s\S]+)/);
-    if (plan) await proposePlan(plan[1].trim(), current.id, $("thread"), setStatus);
+    if (plan) focusNext = await proposePlan(plan[1].trim(), current.id, $("thread"), setStatus);
     else await converse(text);
     await listConversations();
   } catch (error) {
@@ -174,7 +207,7 @@ async function send() {
   } finally {
     busy = false;
     $("send").disabled = false;
-    box.focus();
+    focusNext();
   }
 }
 
