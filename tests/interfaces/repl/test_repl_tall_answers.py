@@ -34,8 +34,8 @@ def chat_on_a_terminal(openai_server, tmp_path: Path, columns: int, rows: int) -
 
 @pytest.mark.parametrize(
     ("columns", "rows", "resize_to"),
-    [(120, 40, None), (80, 24, None), (120, 40, (80, 40)), (80, 24, (120, 30))],
-    ids=["120x40", "80x24", "narrowed-mid-stream", "widened-mid-stream"],
+    [(120, 40, None), (80, 24, None), (120, 40, (80, 40)), (120, 40, (60, 40)), (80, 24, (120, 30))],
+    ids=["120x40", "80x24", "narrowed-mid-stream", "halved-mid-stream", "widened-mid-stream"],
 )
 def test_a_slow_answer_twice_the_screen_keeps_the_conversation_and_leaves_no_draft(
     openai_server, tmp_path: Path, columns: int, rows: int, resize_to: tuple[int, int] | None
@@ -159,7 +159,7 @@ def test_under_tmux_a_slow_answer_twice_the_screen_keeps_the_conversation(
     openai_server, tmp_path: Path, columns: int, rows: int, resize_to: tuple[int, int] | None
 ) -> None:
     """The same in tmux, a terminal that answers cursor-position requests and re-wraps its lines when the
-    window narrows (a draft wider than the new width would grow taller than the area thinks)."""
+    window narrows (tests/interfaces/repl/test_repl_resize.py narrows it further)."""
     from tests.support.pty_chat import chat_in_tmux
     from tests.support.tmux_terminal import tmux_missing
 
