@@ -101,8 +101,13 @@ def test_a_window_narrowed_below_half_mid_stream_leaves_whole_draft_rows_and_era
     asked = joined.index(said[1])
     assert joined[joined.index(said[0]) + 1 : asked] == ["12 times 7 is 84."], shown
     drafted = set(draft_rows(Console(), answer, area_columns(120), 10**6))  # the draft's rows at 120 columns
-    left = [line for line in joined[asked + 1 : -1] if line in drafted]
-    assert left and raw_markdown(joined) == raw_markdown(left), shown  # every raw row left is a whole one
-    rendered = words("\n".join(joined[asked + 1 : -1]))
+    region = joined[asked + 1 : -1]
+    left = [n for n, line in enumerate(region) if line and any(row.startswith(line) for row in drafted)]
+    assert left and left == list(range(left[0], left[-1] + 1)), shown  # one block, left at the resize
+    left = [region[n] for n in left]
+    # Whole rows as the area drew them: only the last may be shorter, the row the model was writing.
+    assert all(line in drafted for line in left[:-1]), shown
+    assert raw_markdown(joined) == raw_markdown(left), shown  # no other raw row, no torn piece of one
+    rendered = words("\n".join(region))
     assert rendered - words(answer) == words("\n".join(left)), shown  # nothing else left: no status line
     assert words(answer) - rendered == words(""), shown  # the answer in full
