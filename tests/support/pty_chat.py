@@ -1,4 +1,5 @@
-"""``kernel-app chat`` on a pseudo-terminal (pexpect), as a person's terminal runs it, on the test server."""
+"""``kernel-app chat`` on a pseudo-terminal (pexpect) or in a tmux window, as a person's terminal runs it, on
+the test server."""
 
 from __future__ import annotations
 
@@ -36,3 +37,31 @@ def spawn_chat(
         dimensions=(rows, columns),
         cwd=os.getcwd(),
     )
+
+
+def chat_in_tmux(base_url: str, tmp_path: Path, *, columns: int, rows: int) -> Any:
+    """A chat on the test server at ``base_url`` in a tmux window (tests/support/tmux_terminal.py), at its
+    prompt: a TmuxWindow, to close."""
+    from tests.support.tmux_terminal import TmuxWindow
+
+    env = cli_env(
+        KERNEL_APP_SERVICE="openai",
+        OPENAI_BASE_URL=base_url,
+        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
+        COLUMNS="",  # COLUMNS/LINES would pin rich's idea of the size: the window's own must count
+        LINES="",
+    )
+    window = TmuxWindow(
+        [sys.executable, "-m", "kernel_app", "chat"],
+        columns=columns,
+        rows=rows,
+        env=env,
+        cwd=Path(os.getcwd()),
+        socket=tmp_path / "tmux.sock",
+    )
+    try:
+        window.wait_for(lambda lines: lines[-1:] == ["you>"])
+    except BaseException:
+        window.close()
+        raise
+    return window

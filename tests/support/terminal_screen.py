@@ -26,6 +26,10 @@ class Screen:
     def feed(self, text: str) -> None:
         self._stream.feed(text)
 
+    def resize(self, columns: int, rows: int) -> None:
+        """The window resized: pyte keeps each line on one row, cut at the new width (as xterm shows it)."""
+        self.screen.resize(rows, columns)
+
     def lines(self) -> list[str]:
         """The scrollback then the screen, each line without its trailing blanks, the empty screen end cut."""
         history = [_text(line, max(line.keys(), default=-1) + 1) for line in self.screen.history.top]

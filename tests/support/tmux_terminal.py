@@ -52,11 +52,11 @@ class TmuxWindow:
     def resize(self, columns: int, rows: int) -> None:
         self._tmux("resize-window", "-t", "chat", "-x", str(columns), "-y", str(rows))
 
-    def lines(self) -> list[str]:
-        """The scrollback then the screen, without trailing blanks, the empty screen end cut."""
-        lines = [
-            line.rstrip() for line in self._tmux("capture-pane", "-p", "-t", "chat", "-S", "-", "-E", "-").split("\n")
-        ]
+    def lines(self, *, joined: bool = False) -> list[str]:
+        """The scrollback then the screen, without trailing blanks, the empty screen end cut. ``joined``: a
+        line the terminal wrapped (or re-wrapped on a resize) is one line, as the program wrote it."""
+        capture = ["capture-pane", "-p", "-t", "chat", "-S", "-", "-E", "-", *(["-J"] if joined else [])]
+        lines = [line.rstrip() for line in self._tmux(*capture).split("\n")]
         while lines and not lines[-1]:
             lines.pop()
         return lines

@@ -132,9 +132,10 @@ class RichRenderer:
     def warm() -> None:
         """Import what rendering uses, so that the first answer does not wait for it (call on a thread)."""
         import rich.console
-        import rich.live
+        import rich.control
         import rich.markdown
-        import rich.spinner  # noqa: F401
+        import rich.spinner
+        import rich.text  # noqa: F401
 
     def _shown_status(self) -> str:
         status = self._status

@@ -15,29 +15,10 @@ from typing import Any
 import pytest
 
 from tests.support.pty_chat import spawn_chat
+from tests.support.tall_answers import QUADRANTS, raw_markdown, tall_swot
 from tests.support.terminal_screen import EmulatedTerminal, replay
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
-
-QUADRANTS = ("Strengths", "Weaknesses", "Opportunities", "Threats")
-
-
-def tall_swot(points: int) -> str:
-    """Four markdown tables of ``points`` rows, with reasons long enough to wrap in 80 columns."""
-    blocks = []
-    for quadrant in QUADRANTS:
-        rows = [
-            f"| {quadrant[:4]} point {n} | a reason that is long enough to need more than one line in a narrow "
-            f"window, number {n} |"
-            for n in range(1, points + 1)
-        ]
-        blocks.append(f"### {quadrant}\n\n| Point | Why it matters |\n|---|---|\n" + "\n".join(rows))
-    return "\n\n".join(blocks)
-
-
-def raw_markdown(lines: list[str]) -> list[str]:
-    """Lines of the streamed draft left on the terminal: markdown source, not its rendering."""
-    return [line for line in lines if line.lstrip().startswith(("|", "### ")) or "---|" in line]
 
 
 def chat_on_a_terminal(openai_server, tmp_path: Path, columns: int, rows: int) -> tuple[Any, EmulatedTerminal]:
@@ -53,8 +34,8 @@ def chat_on_a_terminal(openai_server, tmp_path: Path, columns: int, rows: int) -
 
 @pytest.mark.parametrize(
     ("columns", "rows", "resize_to"),
-    [(120, 40, None), (80, 24, None), (120, 40, (80, 40)), (80, 24, (120, 30))],
-    ids=["120x40", "80x24", "narrowed-mid-stream", "widened-mid-stream"],
+    [(120, 40, None), (80, 24, None), (120, 40, (80, 40)), (120, 40, (60, 40)), (80, 24, (120, 30))],
+    ids=["120x40", "80x24", "narrowed-mid-stream", "halved-mid-stream", "widened-mid-stream"],
 )
 def test_a_slow_answer_twice_the_screen_keeps_the_conversation_and_leaves_no_draft(
     openai_server, tmp_path: Path, columns: int, rows: int, resize_to: tuple[int, int] | None
@@ -178,33 +159,16 @@ def test_under_tmux_a_slow_answer_twice_the_screen_keeps_the_conversation(
     openai_server, tmp_path: Path, columns: int, rows: int, resize_to: tuple[int, int] | None
 ) -> None:
     """The same in tmux, a terminal that answers cursor-position requests and re-wraps its lines when the
-    window narrows (a draft wider than the new width would grow taller than the area thinks)."""
-    import os
-
-    from tests.support.cli import cli_env
-    from tests.support.tmux_terminal import TmuxWindow, tmux_missing
+    window narrows (tests/interfaces/repl/test_repl_resize.py narrows it further)."""
+    from tests.support.pty_chat import chat_in_tmux
+    from tests.support.tmux_terminal import tmux_missing
 
     if reason := tmux_missing():
         pytest.skip(reason)
     points = rows // 2
     openai_server.queue("12 times 7 is 84.", tall_swot(points))
-    env = cli_env(
-        KERNEL_APP_SERVICE="openai",
-        OPENAI_BASE_URL=openai_server.base_url,
-        KERNEL_APP_MEMORY_DIR=str(tmp_path / "memory"),
-        COLUMNS="",
-        LINES="",
-    )
-    window = TmuxWindow(
-        [sys.executable, "-m", "kernel_app", "chat"],
-        columns=columns,
-        rows=rows,
-        env=env,
-        cwd=Path(os.getcwd()),
-        socket=tmp_path / "tmux.sock",
-    )
+    window = chat_in_tmux(openai_server.base_url, tmp_path, columns=columns, rows=rows)
     try:
-        window.wait_for(lambda lines: lines[-1:] == ["you>"])
         window.send("What is 12 times 7?")
         window.wait_for(lambda lines: lines[-1:] == ["you>"] and "12 times 7 is 84." in lines)
         openai_server.word_delay = 0.004

@@ -106,12 +106,14 @@ def test_chat_on_a_pseudo_terminal(openai_server, tmp_path: Path) -> None:
         return child
 
     child = spawn()
+    openai_server.word_delay = 0.05  # the area is redrawn 12 times a second: it shows the table's rows raw
     child.sendline("Write a SWOT of a bakery")
     child.expect("thinking")  # the status line, after the line was sent; then the answer up to the next prompt
     child.expect("you>")
     streamed, _, final = child.before.rpartition("\x1b[1A\x1b[2K")  # the live area erased, then the answer
     assert "| Fresh bread |" in streamed  # raw while it streams...
     assert "─" in final and "Fresh bread" in final and "|---|" not in final and "## SWOT" not in final  # then a table
+    openai_server.word_delay = 0
     child.sendline("/run Math.add a=2 b=3 > five")
     child.expect("> five")
     child.expect("5")
@@ -151,7 +153,8 @@ def test_rich_rendering_the_status_line_and_the_swot_progress() -> None:
     from kernel_app.conversation.events import Progress
     from kernel_app.interfaces.repl.render import PlainRenderer, RichRenderer
 
-    console = Console(file=io.StringIO(), force_terminal=True, width=60, height=20, color_system=None)
+    # 80 columns: the status line is as wide as the draft, at most half the window (live_area.py).
+    console = Console(file=io.StringIO(), force_terminal=True, width=80, height=20, color_system=None)
     renderer = RichRenderer(console)
     renderer.begin("/plan Make a SWOT")
     renderer.event(Progress("step", "step 1/2 BusinessThinking.SWOT"))
