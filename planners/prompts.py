@@ -13,11 +13,17 @@ MAX_ECHOED_ANSWER = 4000  # characters of a bad answer quoted back in a repair t
 MAX_PROBLEMS = 20
 MAX_PROBLEM_CHARS = 400
 
-_FORMAT = """\
-Answer with one JSON object and nothing else, in this form:
-{"steps": [{"function": "Plugin.Function", "args": {"parameter": "value"}, "output": "name"}]}
+_STEP_FORM = (
+    '{"task": "what the step does", "function": "Plugin.Function", "args": {"parameter": "value"}, "output": "name"}'
+)
+_FORMAT = (
+    "Answer with one JSON object and nothing else, in this form:\n"
+    + f'{{"steps": [{_STEP_FORM}]}}'
+    + """
 
 Rules:
+- "task" says in a few words what the step does, as the goal asks it (e.g. "Translate the poem into
+  French"); "function" is then the listed function that does exactly that.
 - "function" is exactly one of the function names listed below; never invent one.
 - "args" uses exactly the parameter names shown in parentheses after the function's name, e.g. "input";
   give every required one, optional ones only when the goal needs them. A function shown with () takes
@@ -27,6 +33,7 @@ Rules:
   write it explicitly, e.g. "input": "$poem".
 - "output" is a short, unique name for the step's result (letters, digits, _).
 - The last step's output is the final result."""
+)
 
 # "one more step for each thing the goal asks to do with a result": with "one step when one function does
 # the whole job" alone, Qwen2.5-Coder-1.5B planned "Write a SWOT analysis of a coffee shop and rewrite it so

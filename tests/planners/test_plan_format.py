@@ -393,6 +393,11 @@ def test_response_schema_enumerates_functions_and_their_arguments(catalogue: Fun
     assert (
         response_schema(catalogue, ["Math.add"], max_steps=10, single_step=True)["properties"]["steps"]["maxItems"] == 1
     )
+    # Each step says what it does before it names the function (the function is chosen after those words).
+    step = branches["Writer.Translate"]
+    assert list(step["properties"]) == ["task", "function", "args", "output"]
+    assert step["required"] == ["task", "function", "args", "output"]
+    assert step["properties"]["task"] == {"type": "string", "maxLength": 80, "description": "what this step does"}
     wrapped = response_format(schema)
     assert wrapped["type"] == "json_schema" and wrapped["json_schema"]["name"] == "plan"
     assert wrapped["json_schema"]["strict"] is False and wrapped["json_schema"]["schema"] is schema
@@ -410,3 +415,13 @@ def test_settings_carry_response_format_in_the_services_own_class() -> None:
 
 
 # endregion
+
+
+def test_a_steps_task_is_read_past_and_not_kept(catalogue: FunctionCatalogue) -> None:
+    answer = (
+        '{"steps": [{"task": "Summarize the text", "function": "Writer.Summarize", '
+        '"args": {"input": "the shop sells pizza"}, "output": "summary"}]}'
+    )
+    plan = parse_plan_answer(answer, catalogue=catalogue).plan
+    assert [step.call_text() for step in plan.steps] == ['Writer.Summarize(input="the shop sells pizza")']
+    assert "task" not in plan.to_json()

@@ -251,11 +251,29 @@ def markdown_tables(text: str) -> tuple[list[Table], list[str]]:
     return tables, others
 
 
+def _valid_table_params(params: Mapping[str, Any]) -> str | None:
+    if not all(isinstance(name, str) and name.strip() for name in params.get("distinct", [])):
+        return "distinct: list the columns by their header text, e.g. [Idea, Description]"
+    overlap = params.get("distinct-overlap", DISTINCT_OVERLAP)
+    if not 0.0 < float(overlap) <= 1.0:
+        return f"distinct-overlap: {overlap} is outside (0, 1] (the share of words two cells share to repeat)"
+    return None
+
+
 @register(
     "markdown-tables",
-    {"count": (_INT, False), "min-rows": (_INT, False), "max-rows": (_INT, False), "headings": ((list,), False)},
+    {
+        "count": (_INT, False),
+        "min-rows": (_INT, False),
+        "max-rows": (_INT, False),
+        "headings": ((list,), False),
+        "distinct": ((list,), False),
+        "distinct-overlap": (_NUMBER, False),
+    },
+    _valid_table_params,
 )
 def _markdown_tables(output: Output, params: Mapping[str, Any], expected: str | None) -> AssertionResult:
+    """The tables' count, rows and headings; ``distinct`` columns hold no cell twice (see :func:`repeated_cell`)."""
     tables, others = markdown_tables(output.text)
     problems: list[str] = []
     count = params.get("count")
@@ -273,13 +291,65 @@ def _markdown_tables(output: Output, params: Mapping[str, Any], expected: str | 
     missing = [h for h in params.get("headings", []) if not any(str(h).lower() in title for title in titles)]
     if missing:
         problems.append(f"missing heading {', '.join(repr(m) for m in missing)}")
-    # The score is the share of checks met: the count, each table's rows, each heading.
+    overlap = float(params.get("distinct-overlap", DISTINCT_OVERLAP))
+    repeats = [repeated_cell(tables, str(column), overlap) for column in params.get("distinct", [])]
+    problems += [repeat for repeat in repeats if repeat is not None]
+    # The score is the share of checks met: the count, each table's rows, each heading, each distinct column.
     rows_ok = [(low is None or n >= low) and (high is None or n <= high) for n in sizes]
-    met = [count is None or len(tables) == count, *rows_ok, *(h not in missing for h in params.get("headings", []))]
+    met = [
+        count is None or len(tables) == count,
+        *rows_ok,
+        *(h not in missing for h in params.get("headings", [])),
+        *(repeat is None for repeat in repeats),
+    ]
     if problems:
         return _result("markdown-tables", False, "; ".join(problems), sum(met) / len(met))
     rows = ", ".join(str(len(t.rows)) for t in tables)
     return _result("markdown-tables", True, f"{len(tables)} tables ({rows} rows)")
+
+
+# Two cells of a ``distinct`` column repeat when they are the same words, or, from DISTINCT_MIN_WORDS words
+# on, when this share of their words is common to both (Jaccard): a small model fills a table of ideas
+# with one row reworded, "Improve the delivery drivers' bonuses" then "...' promotions", or with one
+# description under twenty ideas (DesignThinking.Ideate, docs/models.md).
+DISTINCT_OVERLAP = 0.8
+DISTINCT_MIN_WORDS = 4
+_WORDS = re.compile(r"\w+")
+
+
+def _same_idea(first: list[str], second: list[str], overlap: float) -> bool:
+    if first == second:
+        return True
+    if min(len(first), len(second)) < DISTINCT_MIN_WORDS:
+        return False
+    a, b = set(first), set(second)
+    return len(a & b) / len(a | b) >= overlap
+
+
+def repeated_cell(tables: list[Table], column: str, overlap: float = DISTINCT_OVERLAP) -> str | None:
+    """The first repeat among the cells of ``column`` (by header, any case) in every table, as one line,
+    or None when they all differ; case, punctuation and spacing are ignored."""
+    cells: list[tuple[str, str, list[str]]] = []  # (where, cell, words)
+    found = False
+    for number, table in enumerate(tables, 1):
+        index = next((i for i, cell in enumerate(table.header) if cell.lower() == column.lower()), None)
+        if index is None:
+            continue
+        found = True
+        for row_number, row in enumerate(table.rows, 1):
+            if index < len(row) and row[index]:
+                where = f"table {number} row {row_number}" if len(tables) > 1 else f"row {row_number}"
+                cells.append((where, row[index], _WORDS.findall(row[index].lower())))
+    if not found:
+        return f"no table has a column {column!r} to check for repeats"
+    for later, (where, cell, words) in enumerate(cells):
+        for earlier_where, earlier_cell, earlier_words in cells[:later]:
+            if _same_idea(earlier_words, words, overlap):
+                same = "repeats" if earlier_words == words else "nearly repeats"
+                return (
+                    f"{column!r} {same} itself: {earlier_where} {_short(earlier_cell, 50)}, {where} {_short(cell, 50)}"
+                )
+    return None
 
 
 def _row_problem(sizes: list[int], wrong: Callable[[int], bool], what: str) -> list[str]:

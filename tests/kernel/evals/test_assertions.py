@@ -105,6 +105,34 @@ def test_markdown_tables_count_rows_and_headings() -> None:
     assert many.reason == "tables 1, 2 have more than 1 rows (3, 2)"
 
 
+IDEAS = """| # | Idea | Description |
+| --- | --- | --- |
+| 1 | Hire drivers for peak hours | More drivers on Friday nights keep deliveries under 30 minutes. |
+| 2 | Fix the payment page | A tested payment page stops the crashes at checkout. |
+| 3 | Better drivers' bonuses | Improve the drivers' bonuses to cut delivery time and please customers. |
+| 4 | Better drivers' promotions | Improve the drivers' promotions to cut delivery time and please customers. |
+| 5 | fix the  payment page! | Rebuild the shop's website on a modern platform. |
+"""
+
+
+def test_markdown_tables_distinct_columns_catch_repeated_and_reworded_rows() -> None:
+    exact = run("markdown-tables", IDEAS, distinct=["idea"])
+    assert not exact.passed and exact.score == pytest.approx(2 / 3)  # the count and the rows met, Idea not
+    assert exact.reason == "'idea' repeats itself: row 2 'Fix the payment page', row 5 'fix the payment page!'"
+    # One word changed in a cell of 4 words or more is the same idea reworded (9 of 11 words shared).
+    reworded = run("markdown-tables", IDEAS, distinct=["Description"])
+    assert not reworded.passed and "'Description' nearly repeats itself: row 3" in reworded.reason
+    assert "row 4 \"Improve the drivers' promotions" in reworded.reason
+    assert run("markdown-tables", IDEAS, distinct=["Description"], **{"distinct-overlap": 0.9}).passed
+    # Short cells repeat only word for word: "Loyalty card" and "Loyalty app" are two ideas.
+    short = IDEAS.replace("Improve the delivery drivers' bonuses", "Loyalty card").replace(
+        "Improve the delivery drivers' promotions", "Loyalty app"
+    )
+    assert run("markdown-tables", short.replace("fix the  payment page!", "Website"), distinct=["Idea"]).passed
+    missing = run("markdown-tables", IDEAS, distinct=["Cost"])
+    assert not missing.passed and missing.reason == "no table has a column 'Cost' to check for repeats"
+
+
 def test_sentences_complete_finds_the_cell_cut_mid_sentence() -> None:
     cut = run("sentences-complete", SWOT)
     assert not cut.passed and cut.reason.startswith("1 of 10 cells/paragraphs cut")

@@ -136,6 +136,11 @@ def test_dataset_rows_become_cases(tmp_path: Path) -> None:
             "      - type: sentences-complete\n        label-columns: -1\n",
             ":6: cases[0].assert[0].label-columns: must be 0 or more (how many leading columns of a table name",
         ),
+        (
+            "function: A.B\ncases:\n  - input: x\n    assert:\n"
+            "      - type: markdown-tables\n        distinct: [Idea]\n        distinct-overlap: 80\n",
+            ":7: cases[0].assert[0].distinct-overlap: 80 is outside (0, 1] (the share of words two cells share",
+        ),
         ("function: A.B\ncases: {input: x}\n", ":2: cases: expected a list of cases, got a mapping"),
         ("function: A.B\ncases:\n  - input: x\n", ":3: cases[0]: no assertions: add `assert:` here or under"),
         ("function: A.B\ncases: []\n", ":1: cases: no cases: add `cases:`"),

@@ -87,6 +87,87 @@ async def test_the_shipped_swot_eval_passes_whole_cells_and_catches_cut_ones() -
     assert "a family bakery in a small town" in service.requests[0].prompt
 
 
+def plain_rewrite(table_text: str) -> str:
+    """Each row's "why it matters" sentence replaced by a short plain one; headings and labels kept."""
+    rows = iter(["It is nice.", "People feel at home.", "Many can pay.", "Food may run out.", "Few hear of it."])
+    more = iter(["No one answers calls.", "We can sell on the web.", "Fairs bring people.", "Fêtes bring friends."])
+    last = iter(["Big shops sell more.", "People spend less.", "Other countries may sell things better."])
+    sentences = iter([*rows, *more, *last])
+    lines = []
+    for line in table_text.splitlines():
+        cells = line.strip("|").split("|")
+        if line.startswith("|") and len(cells) == 2 and not cells[0].strip().startswith(("Point", "---")):
+            line = f"| {cells[0].strip()} | {next(sentences)} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+async def test_the_shipped_change_audience_eval_catches_a_copy_of_the_swot() -> None:
+    eval_file = load_eval_file(ROOT / "plugins" / "BusinessThinking" / "ChangeAudience" / "evals.yaml")
+    swot = str(eval_file.cases[1].vars["input"])
+    child = "We will work together to sell more things to the people who like our shop."
+    # A copy with its one listed jargon word swapped passes every word check; ROUGE-L against the input catches it.
+    copy_text = swot.replace("leverage", "use")
+    model, _ = target("scripted", child, child, copy_text, plain_rewrite(swot))
+    results = await run_evals([eval_file], [model], repeat=2)
+    copy, rewrite = (r for r in results if "new employee" in r.case.description)
+    assert (
+        not copy.passed
+        and copy.reason.startswith("not-rouge-l: ROUGE-L ")
+        and "at least the threshold 0.7" in copy.reason
+    )
+    assert rewrite.passed, rewrite.reason  # the labels ("Globalization") may stay: they name the points
+
+
+def ideas_table(descriptions: list[str]) -> str:
+    rows = [
+        f"| {n} | Idea {word} | {'Lower' if n <= 10 else 'Higher'}-hanging fruit | Slow deliveries | {description} |"
+        for n, (word, description) in enumerate(zip(IDEA_WORDS, descriptions, strict=True), 1)
+    ]
+    return "\n".join(
+        ["| # | Idea | Type | Problem it solves | Description |", "| --- | --- | --- | --- | --- |", *rows]
+    )
+
+
+# Twenty different idea names and twenty different things for their descriptions.
+IDEA_WORDS = [f"number {n}" for n in range(1, 21)]
+THINGS = [
+    "drivers",
+    "bikes",
+    "routes",
+    "ovens",
+    "boxes",
+    "maps",
+    "apps",
+    "cards",
+    "signs",
+    "menus",
+    "vans",
+    "bells",
+    "bags",
+    "clocks",
+    "lamps",
+    "carts",
+    "tills",
+]
+THINGS += ["trays", "mugs", "hats"]
+
+
+async def test_the_shipped_ideate_eval_catches_an_idea_said_twice() -> None:
+    eval_file = load_eval_file(ROOT / "plugins" / "DesignThinking" / "Ideate" / "evals.yaml")
+    distinct = [f"Try new {thing} from next week." for thing in THINGS]
+    # A small model's table: the last rows say the same thing about another thing, one word changed.
+    looped = distinct[:15] + [
+        f"Improve the delivery {thing} to cut delivery time for customers." for thing in THINGS[:5]
+    ]
+    model, _ = target("scripted", ideas_table(distinct), ideas_table(looped))
+    good, repeated = await run_evals([eval_file], [model])
+    assert good.passed, good.reason
+    assert not repeated.passed and repeated.reason.startswith(
+        "markdown-tables: 'Description' nearly repeats itself: row 16 'Improve the delivery drivers to cut"
+    )
+
+
 async def test_reports_json_junit_markdown_and_table(tmp_path: Path) -> None:
     eval_file = load_eval_file(_write(tmp_path, SUMMARY_EVAL))
     good, _ = target("good", "Bread is good.")
