@@ -15,9 +15,9 @@ Built for hours on a busy machine:
 - **It resumes.** Each output goes into ``kernel-app eval``'s output cache as soon as it is produced (the data
   folder's ``eval-cache.sqlite3``, keyed by rendered prompt, settings, model and repeat), and before a tier
   starts the bench says how many of its runs the cache already holds. Stopped (Ctrl-C, a kill, a reboot),
-  the same command again runs only what is missing; Ctrl-C still prints the table of what finished. A
-  planner's plans are not cached: ``--planner`` runs its goals anew each time. ``--no-cache`` runs every
-  case on the model again.
+  the same command again runs only what is missing; Ctrl-C still prints the table of what finished. The
+  planner's plans (``--planner``) are cached too, keyed on the planners package's files and the functions
+  offered. ``--no-cache`` runs every case on the model again.
 - **It shows progress**: after each case, the tier, the function and case, pass or fail, its model time,
   the elapsed time, an estimate of what is left (each remaining uncached case at the mean time of the
   same function's fresh cases on this tier, else of every fresh case on it) and the load average.
@@ -367,7 +367,7 @@ def main() -> int:
     parser.add_argument(
         "--files", action="append", metavar="GLOB", help="eval files to run, repeatable [default: plugins/'s]"
     )
-    parser.add_argument("--planner", action="store_true", help="also run planners/goals.evals.yaml (not cached)")
+    parser.add_argument("--planner", action="store_true", help="also run planners/goals.evals.yaml")
     parser.add_argument("--no-cache", action="store_true", help="run every case on the model again")
     parser.add_argument(
         "--baseline", default=DEFAULT_TIER, choices=list(TIERS), help="the tier the others' times are compared with"

@@ -142,7 +142,7 @@ async def run_evals(
                 function = functions[(eval_file.path, target.name)]
                 for round_ in range(1, repeat + 1):
                     if function is None:  # a planner's file: the output is the plan for the case's goal
-                        output, cached = await produce_plan(target.kernel, eval_file.planner or "", case), False
+                        output, cached = await _plan_or_reuse(target, eval_file.planner or "", case, round_, cache)
                     else:
                         output, cached = await _produce_or_reuse(target, function, case, round_, cache)
                     output = await grade(judge, output, case)
@@ -163,21 +163,40 @@ async def cached_runs(
     files: Sequence[EvalFile], target: Target, *, repeat: int = 1, cache: OutputStore
 ) -> set[tuple[str, str, int]]:
     """The runs of ``files`` on ``target`` whose output ``cache`` already holds, as (file, case id, repeat):
-    what a rerun will not spend model time on. A planner's file is never cached (its plans are made anew)."""
-    from kernel_app.kernel.evals.cache import cache_key
+    what a rerun will not spend model time on."""
+    from kernel_app.kernel.evals.cache import cache_key, plan_key
     from kernel_app.kernel.runner import resolve_function
 
     found: set[tuple[str, str, int]] = set()
     for eval_file in files:
-        if eval_file.planner:
-            continue
-        function = resolve_function(target.kernel, eval_file.function, target.report)
+        function = None if eval_file.planner else resolve_function(target.kernel, eval_file.function, target.report)
         for case in eval_file.cases:
             for round_ in range(1, repeat + 1):
-                key = await cache_key(target.kernel, function, case, target.name, round_)
+                if function is None:
+                    key = plan_key(target.kernel, eval_file.planner or "", case, target.name, round_)
+                else:
+                    key = await cache_key(target.kernel, function, case, target.name, round_)
                 if key is not None and cache.get(key) is not None:
                     found.add((str(eval_file.path), case.id, round_))
     return found
+
+
+async def _plan_or_reuse(
+    target: Target, kind: str, case: EvalCase, repeat: int, cache: OutputStore | None
+) -> tuple[Output, bool]:
+    """The cached plan for this run when there is one, else a fresh one (stored when the planner made one)."""
+    if cache is None:
+        return await produce_plan(target.kernel, kind, case), False
+    from kernel_app.kernel.evals.cache import plan_key
+
+    key = plan_key(target.kernel, kind, case, target.name, repeat)
+    stored = cache.get(key)
+    if stored is not None:
+        return stored, True
+    output = await produce_plan(target.kernel, kind, case)
+    if output.error is None:
+        cache.put(key, f"planner:{kind}", target.name, output)
+    return output, False
 
 
 async def _produce_or_reuse(

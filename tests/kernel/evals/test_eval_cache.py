@@ -181,9 +181,3 @@ async def test_cached_runs_says_which_runs_a_rerun_resumes_without_the_model(
     assert found == {(str(eval_file.path), "case-1", 1)} and service.requests == []
     other, _ = scripted_target("other")
     assert await cached_runs([eval_file], other, repeat=2, cache=cache) == set()
-
-
-async def test_cached_runs_leaves_a_planners_file_out(tmp_path: Path, cache: OutputCache) -> None:
-    goals = load_eval_file(ROOT / "planners" / "goals.evals.yaml")
-    model, service = scripted_target("m")
-    assert await cached_runs([goals], model, cache=cache) == set() and service.requests == []
