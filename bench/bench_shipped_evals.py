@@ -37,6 +37,7 @@ import glob
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from kernel_app.kernel.evals.spec import EvalFile
 
 PLANNER_GOALS = ROOT / "planners" / "goals.evals.yaml"
+PROMPTS = ("plugins", "planners")  # the folders whose files decide the outputs
 
 
 @dataclass
@@ -95,6 +97,21 @@ class TierRun:
         for result in self.results:
             total.add(result)
         return total
+
+
+def prompt_versions() -> str:
+    """Which prompts the figures are for: the git trees of plugins/ and planners/ (the same tree is the same
+    prompts, whatever the commit), and whether the working copy differs from them."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        trees = ", ".join(f"{folder}/ tree {git('rev-parse', '--short', f'HEAD:{folder}')}" for folder in PROMPTS)
+        changed = git("status", "--porcelain", "--", *PROMPTS)
+    except (OSError, subprocess.CalledProcessError):
+        return "prompts: not in a git checkout"
+    return f"prompts: {trees}" + (" (with uncommitted changes)" if changed else "")
 
 
 def load_average() -> float:
@@ -296,10 +313,25 @@ def text_table(runs: list[TierRun], baseline: str) -> str:
 
 
 def markdown_table(runs: list[TierRun], baseline: str) -> str:
+    """The table with one more column: each failing run's first failing assertion, shortened."""
     headings, rows = grid(runs, baseline)
-    lines = ["| " + " | ".join(headings) + " |", "| --- |" + " ---: |" * (len(headings) - 1)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    lines = [
+        "| " + " | ".join([*headings, "what failed"]) + " |",
+        "| --- |" + " ---: |" * (len(headings) - 1) + " --- |",
+    ]
+    for cells in rows:
+        failed = [
+            f"{short(run.tier)} {result.case.id}: {shorten(result.reason)}"
+            for run in runs
+            for result in run.results
+            if result.function == cells[0] and not result.passed
+        ]
+        lines.append("| " + " | ".join([*cells, "; ".join(failed).replace("|", "\\|")]) + " |")
     return "\n".join(lines)
+
+
+def shorten(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def footer(runs: list[TierRun]) -> list[str]:
@@ -387,7 +419,8 @@ def main() -> int:
     use_cache = not args.no_cache
     print(
         f"{len(files)} eval file(s), {cases} case(s), repeat {args.repeat}, cache {'on' if use_cache else 'off'}, "
-        f"load average {load_average():.1f} on {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M %Z')}"
+        f"load average {load_average():.1f} on {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
+        f"{prompt_versions()}"
     )
     # A kill reads as Ctrl-C, so that what finished is still printed (and stays in the cache either way).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
