@@ -8,7 +8,7 @@ ran in this run, and every failing case with its failing assertion's reason. A t
 listed as skipped, with its install command.
 
     python bench/bench_shipped_evals.py [--tier qwen2.5-coder-0.5b] [--repeat 1] [--files GLOB ...] [--planner]
-                                        [--no-cache] [--markdown] [--json FILE]
+                                        [--no-cache | --refresh] [--markdown] [--json FILE]
 
 Built for hours on a busy machine:
 
@@ -17,7 +17,9 @@ Built for hours on a busy machine:
   starts the bench says how many of its runs the cache already holds. Stopped (Ctrl-C, a kill, a reboot),
   the same command again runs only what is missing; Ctrl-C still prints the table of what finished. The
   planner's plans (``--planner``) are cached too, keyed on the planners package's files and the functions
-  offered. ``--no-cache`` runs every case on the model again.
+  offered. ``--no-cache`` runs every case on the model again; ``--refresh`` does too and stores the new
+  outputs, so that outputs an earlier run cached (under another load) are re-timed and the next run
+  reuses these.
 - **It shows progress**: after each case, the tier, the function and case, pass or fail, its model time,
   the elapsed time, an estimate of what is left (each remaining uncached case at the mean time of the
   same function's fresh cases on this tier, else of every fresh case on it) and the load average.
@@ -49,6 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
+    from kernel_app.kernel.evals.assertions import Output
+    from kernel_app.kernel.evals.cache import OutputStore
     from kernel_app.kernel.evals.runner import CaseResult
     from kernel_app.kernel.evals.spec import EvalFile
 
@@ -187,7 +191,25 @@ class Progress:
         return f"{len(pending)} to run, ~{clock(estimate)} left"
 
 
-async def run_tier(run: TierRun, files: list[EvalFile], repeat: int, use_cache: bool, cache_path: Path | None) -> None:
+class Refreshing:
+    """An output cache that is written but never read: every case runs again, and its new output replaces
+    the one stored (so that a later run reuses outputs all timed in one run)."""
+
+    def __init__(self, store: OutputStore) -> None:
+        self.store = store
+
+    def get(self, key: str) -> Output | None:
+        return None
+
+    def put(self, key: str, function: str, model: str, output: Output) -> None:
+        self.store.put(key, function, model, output)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+async def run_tier(run: TierRun, files: list[EvalFile], repeat: int, use_cache: str, cache_path: Path | None) -> None:
+    """Every case of ``files`` on ``run``'s tier; ``use_cache``: on, off or refresh (see :class:`Refreshing`)."""
     from kernel_app.base.config import Settings
     from kernel_app.kernel.builder import build_kernel
     from kernel_app.kernel.evals.cache import open_output_cache
@@ -205,9 +227,11 @@ async def run_tier(run: TierRun, files: list[EvalFile], repeat: int, use_cache: 
         (str(f.path), f.function, case.id, round_) for f in files for case in f.cases for round_ in range(1, repeat + 1)
     ]
     run.planned = len(order)
-    cache = open_output_cache(settings) if use_cache else None
+    cache: OutputStore | None = None if use_cache == "off" else open_output_cache(settings)
+    if cache is not None and use_cache == "refresh":
+        cache = Refreshing(cache)
     cached: set[tuple[str, str, int]] = set()
-    if cache is not None:
+    if cache is not None and use_cache == "on":
         cached = await cached_runs(files, target, repeat=repeat, cache=cache)
         where = cache_path or "the database's eval_outputs table"
         print(
@@ -371,7 +395,7 @@ def write_json(path: Path, runs: list[TierRun]) -> None:
 # -- main --------------------------------------------------------------------------------------------------------
 
 
-async def bench(runs: list[TierRun], tiers: list[str], repeat: int, files: list[EvalFile], use_cache: bool) -> None:
+async def bench(runs: list[TierRun], tiers: list[str], repeat: int, files: list[EvalFile], use_cache: str) -> None:
     from kernel_app.base.config import Settings
     from kernel_app.kernel.evals.cache import default_cache_path
     from kernel_app.providers.llama.cache import parts_installed
@@ -400,7 +424,13 @@ def main() -> int:
         "--files", action="append", metavar="GLOB", help="eval files to run, repeatable [default: plugins/'s]"
     )
     parser.add_argument("--planner", action="store_true", help="also run planners/goals.evals.yaml")
-    parser.add_argument("--no-cache", action="store_true", help="run every case on the model again")
+    cache_use = parser.add_mutually_exclusive_group()
+    cache_use.add_argument("--no-cache", action="store_true", help="run every case on the model again")
+    cache_use.add_argument(
+        "--refresh",
+        action="store_true",
+        help="run every case on the model again and store the new outputs (to re-time what an earlier run cached)",
+    )
     parser.add_argument(
         "--baseline", default=DEFAULT_TIER, choices=list(TIERS), help="the tier the others' times are compared with"
     )
@@ -416,9 +446,9 @@ def main() -> int:
         return 2
     files = [load_eval_file(path) for path in paths]
     cases = sum(len(f.cases) for f in files)
-    use_cache = not args.no_cache
+    use_cache = "off" if args.no_cache else "refresh" if args.refresh else "on"
     print(
-        f"{len(files)} eval file(s), {cases} case(s), repeat {args.repeat}, cache {'on' if use_cache else 'off'}, "
+        f"{len(files)} eval file(s), {cases} case(s), repeat {args.repeat}, cache {use_cache}, "
         f"load average {load_average():.1f} on {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
         f"{prompt_versions()}"
     )
