@@ -9,7 +9,10 @@ An output is stored under a key made of what decides it:
   it will send, so the key is the hash of its plugin folder's files (the module, its helpers, the prompt
   folders it borrows settings or prompts from; eval files left out) and the case's variables. A change
   outside that folder (a function of another plugin it calls, the library) is not seen: ``--no-cache``;
-- and for both: the model (the target's name, the chat service's class and model id), the repeat index (each
+- a **planner's file** (``planner: sequential``): the planners package's files (its prompts, ranking and
+  repairs) and every function the kernel offers (name, description, parameters: what the planner picks
+  from), under the planner's kind;
+- and for all: the model (the target's name, the chat service's class and model id), the repeat index (each
   repeat is its own output, so ``--repeat`` still measures variance) and Kernel App's version.
 
 Only outputs that came back without an error are stored. Where they are: the data folder's SQLite file
@@ -127,17 +130,33 @@ class OutputCache:
 async def cache_key(kernel: Kernel, function: KernelFunction, case: EvalCase, model: str, repeat: int) -> str | None:
     """The key of ``function``'s output for ``case`` on ``model``, or None when there is none to trust
     (a prompt that does not render: the run itself then reports why)."""
-    from kernel_app import __version__
-
     try:
         decided_by = await _prompt_ingredients(kernel, function, case) if function.is_prompt else _native(function)
     except Exception:  # a template that fails to render fails the run too, with its own message
         return None
     if decided_by is None:
         return None
+    return _key(kernel, decided_by, f"{function.plugin_name}.{function.name}", case, model, repeat)
+
+
+def plan_key(kernel: Kernel, kind: str, case: EvalCase, model: str, repeat: int) -> str:
+    """The key of the plan the ``kind`` planner makes for ``case``'s goal on ``model``."""
+    import planners
+
+    decided_by = {
+        "kind": "plan",
+        "source": _source_hash(Path(planners.__file__), "planners"),  # the whole package: prompts, repairs
+        "catalogue": _catalogue(kernel),
+    }
+    return _key(kernel, decided_by, f"planner:{kind}", case, model, repeat)
+
+
+def _key(kernel: Kernel, decided_by: dict[str, Any], name: str, case: EvalCase, model: str, repeat: int) -> str:
+    from kernel_app import __version__
+
     ingredients = {
         **decided_by,
-        "function": f"{function.plugin_name}.{function.name}",
+        "function": name,
         "vars": {name: str(value) for name, value in case.vars.items()},
         "model": model,
         "service": _service_identity(kernel),
@@ -146,6 +165,21 @@ async def cache_key(kernel: Kernel, function: KernelFunction, case: EvalCase, mo
         "key_version": KEY_VERSION,
     }
     return hashlib.sha256(json.dumps(ingredients, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _catalogue(kernel: Kernel) -> list[Any]:
+    """What a planner is shown of each function, in a stable order."""
+    return sorted(
+        [
+            meta.fully_qualified_name,
+            meta.description or "",
+            [
+                [p.name, p.description or "", p.type_ or "", p.is_required, str(p.default_value)]
+                for p in meta.parameters
+            ],
+        ]
+        for meta in kernel.get_full_list_of_function_metadata()
+    )
 
 
 def arguments_of(case: EvalCase) -> KernelArguments:

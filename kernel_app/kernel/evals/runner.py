@@ -85,6 +85,7 @@ class CaseResult:
 
 
 Progress = Callable[[int, int, str], None]
+OnResult = Callable[[CaseResult], None]
 
 
 async def produce(kernel: Kernel, function: KernelFunction, case: EvalCase) -> Output:
@@ -118,10 +119,13 @@ async def run_evals(
     progress: Progress | None = None,
     judge: Judge | None = None,
     cache: OutputStore | None = None,
+    on_result: OnResult | None = None,
 ) -> list[CaseResult]:
     """Every case of ``files`` on every target, ``repeat`` times; ``progress(done, total, label)`` after each.
     ``judge`` grades the ``llm-rubric`` assertions, between producing an output and checking it (verdicts are
-    never cached). With ``cache``, an output already produced for the same key is reused (see :mod:`.cache`)."""
+    never cached). With ``cache``, an output already produced for the same key is reused (see :mod:`.cache`).
+    ``on_result`` gets each result as soon as it is checked, so a long run (the bench) can report and keep
+    what finished before an interruption."""
     from kernel_app.kernel.runner import resolve_function
 
     total = sum(len(f.cases) for f in files) * len(targets) * repeat
@@ -138,7 +142,7 @@ async def run_evals(
                 function = functions[(eval_file.path, target.name)]
                 for round_ in range(1, repeat + 1):
                     if function is None:  # a planner's file: the output is the plan for the case's goal
-                        output, cached = await produce_plan(target.kernel, eval_file.planner or "", case), False
+                        output, cached = await _plan_or_reuse(target, eval_file.planner or "", case, round_, cache)
                     else:
                         output, cached = await _produce_or_reuse(target, function, case, round_, cache)
                     output = await grade(judge, output, case)
@@ -147,10 +151,52 @@ async def run_evals(
                     )
                     result.cached = cached
                     results.append(result)
+                    if on_result is not None:
+                        on_result(result)
                     if progress is not None:
                         label = f"{eval_file.function} {case.id} on {target.name}" + (" (cached)" if cached else "")
                         progress(len(results), total, label)
     return results
+
+
+async def cached_runs(
+    files: Sequence[EvalFile], target: Target, *, repeat: int = 1, cache: OutputStore
+) -> set[tuple[str, str, int]]:
+    """The runs of ``files`` on ``target`` whose output ``cache`` already holds, as (file, case id, repeat):
+    what a rerun will not spend model time on."""
+    from kernel_app.kernel.evals.cache import cache_key, plan_key
+    from kernel_app.kernel.runner import resolve_function
+
+    found: set[tuple[str, str, int]] = set()
+    for eval_file in files:
+        function = None if eval_file.planner else resolve_function(target.kernel, eval_file.function, target.report)
+        for case in eval_file.cases:
+            for round_ in range(1, repeat + 1):
+                if function is None:
+                    key = plan_key(target.kernel, eval_file.planner or "", case, target.name, round_)
+                else:
+                    key = await cache_key(target.kernel, function, case, target.name, round_)
+                if key is not None and cache.get(key) is not None:
+                    found.add((str(eval_file.path), case.id, round_))
+    return found
+
+
+async def _plan_or_reuse(
+    target: Target, kind: str, case: EvalCase, repeat: int, cache: OutputStore | None
+) -> tuple[Output, bool]:
+    """The cached plan for this run when there is one, else a fresh one (stored when the planner made one)."""
+    if cache is None:
+        return await produce_plan(target.kernel, kind, case), False
+    from kernel_app.kernel.evals.cache import plan_key
+
+    key = plan_key(target.kernel, kind, case, target.name, repeat)
+    stored = cache.get(key)
+    if stored is not None:
+        return stored, True
+    output = await produce_plan(target.kernel, kind, case)
+    if output.error is None:
+        cache.put(key, f"planner:{kind}", target.name, output)
+    return output, False
 
 
 async def _produce_or_reuse(

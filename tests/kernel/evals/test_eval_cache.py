@@ -15,7 +15,7 @@ from kernel_app.kernel.evals import load_eval_file
 from kernel_app.kernel.evals.assertions import Output
 from kernel_app.kernel.evals.cache import OutputCache, _source_hash
 from kernel_app.kernel.evals.report import summary, table
-from kernel_app.kernel.evals.runner import run_evals
+from kernel_app.kernel.evals.runner import cached_runs, run_evals
 from tests.support.cli import cli_env
 from tests.support.evals import scripted_target, write_eval
 
@@ -167,3 +167,17 @@ def test_a_crash_mid_write_leaves_the_cache_readable(tmp_path: Path) -> None:
         assert cache.get("after") is not None
     finally:
         cache.close()
+
+
+async def test_cached_runs_says_which_runs_a_rerun_resumes_without_the_model(
+    tmp_path: Path, cache: OutputCache
+) -> None:
+    two_cases = SUMMARY_EVAL + "  - input: A long text about rye.\n    assert: [{type: icontains, value: rye}]\n"
+    eval_file = load_eval_file(write_eval(tmp_path, two_cases))
+    model, _ = scripted_target("m", "Bread one.")  # case 1's first run only: then the model fails (not cached)
+    await run_evals([eval_file], [model], repeat=2, cache=cache)
+    again, service = scripted_target("m")
+    found = await cached_runs([eval_file], again, repeat=2, cache=cache)
+    assert found == {(str(eval_file.path), "case-1", 1)} and service.requests == []
+    other, _ = scripted_target("other")
+    assert await cached_runs([eval_file], other, repeat=2, cache=cache) == set()

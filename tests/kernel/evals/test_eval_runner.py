@@ -212,3 +212,14 @@ def _write(folder: Path, text: str) -> Path:
     path = folder / "summary.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+async def test_on_result_gets_each_result_as_soon_as_it_is_checked(tmp_path: Path) -> None:
+    eval_file = load_eval_file(_write(tmp_path, SUMMARY_EVAL))
+    model, service = target("m", "Bread is old.", "Cheese.")
+    seen: list[tuple[int, bool, int]] = []
+    results = await run_evals(
+        [eval_file], [model], repeat=2, on_result=lambda r: seen.append((r.repeat, r.passed, len(service.requests)))
+    )
+    assert seen == [(1, True, 1), (2, False, 2)]  # the first came before the second answer was asked for
+    assert [(r.repeat, r.passed) for r in results] == [(1, True), (2, False)]

@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from semantic_kernel.functions import KernelFunctionFromMethod, kernel_function
 
 from kernel_app.base.config import Settings
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.evals import ASSERTIONS, AssertionResult, EvalFile, EvalFileError, Output, load_eval_file
+from kernel_app.kernel.evals.cache import OutputCache
 from kernel_app.kernel.evals.planning import expected_wires
-from kernel_app.kernel.evals.runner import Target, run_evals
+from kernel_app.kernel.evals.runner import Target, cached_runs, run_evals
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from planners.catalogue import FunctionCatalogue
 
@@ -189,6 +191,44 @@ async def test_a_wrong_plan_fails_its_case_with_the_sequence(tmp_path: Path) -> 
     model, _ = target(plan(POEM_STEPS[0]))
     (result,) = await run_evals([eval_file], [model])
     assert result.reason == "plan-functions: planned Writer.ShortPoem, expected Writer.ShortPoem → Writer.Translate"
+
+
+async def test_a_plan_is_cached_under_what_the_planner_is_shown(tmp_path: Path) -> None:
+    eval_file = load_eval_file(write(tmp_path, PLANNER_EVAL))
+    cache = OutputCache(tmp_path / "eval-cache.sqlite3")
+    model, service = target(plan(*POEM_STEPS))
+    (fresh,) = await run_evals([eval_file], [model], cache=cache)
+    assert fresh.passed and not fresh.cached and len(service.requests) == 1
+
+    again, service = target()  # no answer queued: a planner call would fail the case
+    assert await cached_runs([eval_file], again, cache=cache) == {(str(eval_file.path), "case-1", 1)}
+    (reused,) = await run_evals([eval_file], [again], cache=cache)
+    assert reused.cached and reused.passed and service.requests == []
+    assert reused.output.text == fresh.output.text
+
+    # One more function to choose from is another question: the plan is made anew.
+    more, service = target(plan(*POEM_STEPS))
+    more.kernel.add_function("Extra", KernelFunctionFromMethod(method=_shout, plugin_name="Extra"))
+    assert await cached_runs([eval_file], more, cache=cache) == set()
+    (remade,) = await run_evals([eval_file], [more], cache=cache)
+    assert not remade.cached and len(service.requests) == 1
+    cache.close()
+
+
+async def test_a_planner_that_gives_up_is_not_cached(tmp_path: Path) -> None:
+    eval_file = load_eval_file(write(tmp_path, PLANNER_EVAL))
+    cache = OutputCache(tmp_path / "eval-cache.sqlite3")
+    bad = plan({"function": "Writer.NoSuchFunction", "args": {}, "output": "x"})
+    model, _ = target(*[bad] * 4)
+    (failed,) = await run_evals([eval_file], [model], cache=cache)
+    assert failed.output.error is not None
+    assert await cached_runs([eval_file], model, cache=cache) == set()  # the next run asks the planner again
+    cache.close()
+
+
+@kernel_function(name="shout", description="Says the input loudly.")
+def _shout(input: str) -> str:
+    return input.upper()
 
 
 # -- the shipped goals -------------------------------------------------------------------------------------------
