@@ -49,6 +49,8 @@ _RENDERED_ROLE_LINE = re.compile(r"^\s*{{\s*[\w.]+\.role\s*}}\s*:\s*$")
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
 _MUSTACHE_TAG = re.compile(r"{{{.*?}}}|{{.*?}}", re.DOTALL)
 _FILE_REF = re.compile(r"^\$\{file:(?P<path>[^}]+)\}$")
+# A mustache section, inverted section or closing tag: no jinja2 template has one.
+_MUSTACHE_SECTION = re.compile(r"{{\s*[#^/]\s*[A-Za-z_][\w.]*\s*}}")
 
 # Keys that describe the prompt and are shown nowhere else: accepted without a word.
 DOCUMENTATION_KEYS = {"name", "description", "authors", "metadata", "version", "tags", "id", "kind", "displayName"}
@@ -65,7 +67,7 @@ KNOWN_KEYS = DOCUMENTATION_KEYS | {
 # The model's identity and connection: Kernel App runs the model the user configures instead.
 MODEL_IDENTITY_KEYS = ("api", "apiType", "configuration", "id", "provider", "connection")
 CHAT_APIS = ("chat", "completion", "responses")
-# Prompty v2's camelCase options -> the settings semantic-kernel reads.
+# Prompty v2's camelCase options (and other spellings in the wild) -> the settings semantic-kernel reads.
 OPTION_NAMES = {
     "maxOutputTokens": "max_tokens",
     "topP": "top_p",
@@ -73,6 +75,8 @@ OPTION_NAMES = {
     "presencePenalty": "presence_penalty",
     "stopSequences": "stop",
     "responseFormat": "response_format",
+    # OpenAI's newer name for the same output limit (azure-ai-evaluation's evaluators use it).
+    "max_completion_tokens": "max_tokens",
 }
 # Template formats -> the semantic-kernel engine that renders them.
 FORMATS = {"jinja2": "jinja2", "nunjucks": "jinja2", "mustache": "handlebars", "handlebars": "handlebars"}
@@ -160,6 +164,8 @@ class _Reader:
             description = ""
         config: dict[str, Any] = {"description": " ".join(description.split())}
         template_format = self._template_format(raw.get("template"))
+        if "template" not in raw and _MUSTACHE_SECTION.search(front.body):
+            template_format = self._mustache_by_default(front)
         config["template_format"] = template_format
         settings = self._model(raw.get("model"))
         samples = self._samples(raw.get("sample"))
@@ -222,6 +228,21 @@ class _Reader:
             )
         return FORMATS[kind.lower()]
 
+    def _mustache_by_default(self, front: FrontMatter) -> str:
+        """A file that names no format but opens mustache sections: written for langchain-prompty.
+
+        Prompty's own default is jinja2, where ``{{#name}}`` is a syntax error, so no such file renders as
+        jinja2; langchain-prompty's default is mustache, and its files leave the format out.
+        """
+        section = _MUSTACHE_SECTION.search(front.body)
+        assert section is not None  # the caller found one
+        self.warn(
+            f"no template format given and the body opens a mustache section ({section.group(0)}): read as mustache",
+            "add `template: mustache` to say so (Prompty's default is jinja2)",
+            front.body_line + front.body.count("\n", 0, section.start()),
+        )
+        return FORMATS["mustache"]
+
     def _model(self, model: Any) -> dict[str, Any]:
         if model is None:
             return {}
@@ -267,6 +288,10 @@ class _Reader:
             if isinstance(extra, dict):
                 items += [(k, v, (section, "additionalProperties", k)) for k, v in extra.items()]
             for key, value, path in items:
+                if _is_file_ref(value):  # Prompty reads `${file:schema.json}` anywhere in the front matter
+                    value = self._file_reference(value, ("model", *path))
+                    if value is None:
+                        continue
                 self._setting(str(key), value, settings, self.line("model", *path))
         for key in model:
             if key not in (*MODEL_IDENTITY_KEYS, "parameters", "options"):
