@@ -49,6 +49,9 @@ _RENDERED_ROLE_LINE = re.compile(r"^\s*{{\s*[\w.]+\.role\s*}}\s*:\s*$")
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
 _MUSTACHE_TAG = re.compile(r"{{{.*?}}}|{{.*?}}", re.DOTALL)
 _FILE_REF = re.compile(r"^\$\{file:(?P<path>[^}]+)\}$")
+# jinja2 tags that read another template by name (Prompty 1's `base:` inheritance uses extends).
+_JINJA_OTHER_TEMPLATE = re.compile(r"{%-?\s*(?P<tag>extends|include|import|from)\s+(?P<target>\S+)")
+_READS = {"extends": "extends", "include": "includes", "import": "imports", "from": "imports from"}
 # A mustache section, inverted section or closing tag: no jinja2 template has one.
 _MUSTACHE_SECTION = re.compile(r"{{\s*[#^/]\s*[A-Za-z_][\w.]*\s*}}")
 
@@ -191,6 +194,8 @@ class _Reader:
         if settings:
             config["execution_settings"] = {"default": settings}
         config["input_variables"] = variables
+        if template_format == "jinja2":
+            self._other_templates(front)
         template = self._chat_template(front, template_format)
         return PromptyFile(name, config, template, front.body_line - 1, self.problems, samples)
 
@@ -227,6 +232,22 @@ class _Reader:
                 self.line("template", "parser") or line,
             )
         return FORMATS[kind.lower()]
+
+    def _other_templates(self, front: FrontMatter) -> None:
+        """Refuse ``{% extends "base.prompty" %}`` and its kin: each file is rendered on its own.
+
+        Prompty 1 resolves ``base:`` and jinja2's extends/include/import against sibling files; semantic-kernel
+        renders one template with no loader, so the run would fail on jinja2's TemplateNotFound.
+        """
+        found = _JINJA_OTHER_TEMPLATE.search(front.body)
+        if found is None:
+            return
+        target = found.group("target").strip("'\"")
+        self.error(
+            f"the template {_READS[found.group('tag')]} another file ({target}): each .prompty file renders on its own",
+            f"copy what it needs from {target} into this file",
+            front.body_line + front.body.count("\n", 0, found.start()),
+        )
 
     def _mustache_by_default(self, front: FrontMatter) -> str:
         """A file that names no format but opens mustache sections: written for langchain-prompty.

@@ -307,6 +307,20 @@ async def test_a_file_that_names_no_format_but_opens_mustache_sections_is_read_a
     assert sent.messages[-1] == {"role": "user", "content": "Why?"}
 
 
+def test_a_template_that_extends_another_file_is_refused_on_its_line(tmp_path: Path) -> None:
+    # prompty's faithfulness.prompty: `base: evaluation.prompty` and jinja2 inheritance from that file.
+    write(tmp_path, "P", "base.prompty", "---\ndescription: d\n---\n{% block body %}{% endblock %}\n")
+    child = "---\ndescription: d\nbase: base.prompty\n---\n\n{% extends 'base.prompty' %}\n"
+    child += "{% block body %}x{% endblock %}\n"
+    write(tmp_path, "P", "child.prompty", child)
+    report = load(tmp_path)
+    assert [f.name for f in report.plugins["P"]] == ["base"]
+    assert [str(p).replace(str(tmp_path) + "/", "") for p in report.errors] == [
+        "P/child.prompty:6: the template extends another file (base.prompty): each .prompty file renders on its"
+        " own: copy what it needs from base.prompty into this file"
+    ]
+
+
 async def test_max_completion_tokens_is_sent_as_the_output_limit(tmp_path: Path) -> None:
     # azure-ai-evaluation's task_adherence.prompty sets OpenAI's newer name for max_tokens.
     write(
