@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,27 +156,42 @@ def test_list_shows_what_each_file_declares(directory: str) -> None:
 
 # region rendering on the scripted chat service
 
+RunScripted = Callable[..., Awaitable[ScriptedRequest]]
 
-async def run_scripted(directory: Path, function: str, tmp_path: Path, /, **inputs: Any) -> ScriptedRequest:
-    from kernel_app.kernel.builder import build_kernel
+
+@pytest.fixture(scope="module")
+def run_scripted(tmp_path_factory: pytest.TempPathFactory) -> RunScripted:
+    """Run a corpus function on the scripted chat service; one kernel per corpus directory, built once."""
+    from kernel_app.kernel.builder import BuiltKernel, build_kernel
     from kernel_app.kernel.plugin_folders.structured_vars import to_kernel_value
     from kernel_app.kernel.runner import resolve_function, run_chain
 
-    service = ScriptedChatCompletion(default="scripted answer")
-    built = build_kernel(Settings(plugins_dirs=[directory], memory_dir=tmp_path / "memory"), chat_service=service)
-    resolved = resolve_function(built.kernel, function, built.report)
-    variables = {k: to_kernel_value(v) for k, v in inputs.items() if k != "input"}
-    await run_chain(built.kernel, [resolved], input=inputs.get("input", ""), variables=variables)
-    return service.requests[-1]
+    kernels: dict[Path, tuple[BuiltKernel, ScriptedChatCompletion]] = {}
+
+    async def run(directory: Path, function: str, /, **inputs: Any) -> ScriptedRequest:
+        if directory not in kernels:
+            service = ScriptedChatCompletion(default="scripted answer")
+            memory = tmp_path_factory.mktemp("memory")
+            settings = Settings(plugins_dirs=[directory], memory_dir=memory)
+            kernels[directory] = (build_kernel(settings, chat_service=service), service)
+        built, service = kernels[directory]
+        resolved = resolve_function(built.kernel, function, built.report)
+        variables = {k: to_kernel_value(v) for k, v in inputs.items() if k != "input"}
+        before = len(service.requests)
+        await run_chain(built.kernel, [resolved], input=inputs.get("input", ""), variables=variables)
+        assert len(service.requests) == before + 1, f"{function}: one request expected"
+        return service.requests[-1]
+
+    return run
 
 
 @pytest.mark.parametrize("relative", loadable_prompty())
-async def test_a_prompty_file_renders_its_samples_into_its_messages(relative: str, tmp_path: Path) -> None:
+async def test_a_prompty_file_renders_its_samples_into_its_messages(relative: str, run_scripted: RunScripted) -> None:
     root = corpus() / "prompty"
     path = root / relative
     front, body = prompty_parts(path)
     values = sample_values(path, body)
-    sent = await run_scripted(root, f"{path.parent.name}.{identifier(path.stem)}", tmp_path, **values)
+    sent = await run_scripted(root, f"{path.parent.name}.{identifier(path.stem)}", **values)
     assert [m["role"] for m in sent.messages] == prompty_roles(body)
     assert not re.search(r"{{|{%|</?message", sent.prompt), sent.prompt[:300]
     # A mustache section's own names ({{#chat_history}}{{content}}{{/chat_history}}) are its items' fields.
@@ -203,14 +219,14 @@ async def test_a_prompty_file_renders_its_samples_into_its_messages(relative: st
 
 
 @pytest.mark.parametrize("relative", SKILL_FOLDERS)
-async def test_a_skill_sends_its_instructions_and_reads_its_own_files(relative: str, tmp_path: Path) -> None:
+async def test_a_skill_sends_its_instructions_and_reads_its_own_files(relative: str, run_scripted: RunScripted) -> None:
     from kernel_app.base.errors import UsageError
     from kernel_app.kernel.plugin_folders.skills import RESOURCE_LIMIT, read_file
 
     root = corpus() / "skills"
     folder = root / relative
     name = f"{folder.parent.name}.{identifier(folder.name)}"
-    sent = await run_scripted(root, name, tmp_path, input="Please help with VALUE-input")
+    sent = await run_scripted(root, name, input="Please help with VALUE-input")
     instructions = (folder / "SKILL.md").read_text(encoding="utf-8").split("---", 2)[2].strip()
     assert sent.messages[0]["role"] == "system" and sent.messages[0]["content"].startswith(instructions)
     assert sent.messages[-1] == {"role": "user", "content": "Please help with VALUE-input"}
@@ -225,13 +241,15 @@ async def test_a_skill_sends_its_instructions_and_reads_its_own_files(relative: 
 
 
 @pytest.mark.parametrize("relative", YAML_FILES)
-async def test_a_yaml_prompt_sends_its_settings_and_renders_every_variable(relative: str, tmp_path: Path) -> None:
+async def test_a_yaml_prompt_sends_its_settings_and_renders_every_variable(
+    relative: str, run_scripted: RunScripted
+) -> None:
     root = corpus() / "sk-yaml"
     plugin = root / relative.split("/")[0]
     ((name, spec),) = _one_function(root, plugin)
     declared = {v["name"]: v for v in declared_variables(spec["config"])}
     values = {v: f"VALUE-{v}" for v in template_variables(spec) if not declared.get(v, {}).get("default")}
-    sent = await run_scripted(root, name, tmp_path, **values)
+    sent = await run_scripted(root, name, **values)
     for variable in template_variables(spec):
         expected = values.get(variable) or declared[variable]["default"]
         assert expected in sent.prompt, f"{name}: {variable} not rendered"
