@@ -24,7 +24,10 @@ and the loader builds the function as for any prompt), so ``.prompty`` is a sibl
   and ``mustache``, rendered by semantic-kernel's handlebars engine (pybars), a superset of mustache's
   variables, sections, inverted sections and comments; mustache-only syntax (partials, set delimiters)
   is refused by lint. No mustache library (chevron, pystache) is needed, and the template runs inside
-  semantic-kernel's pipeline: its argument escaping, filters and function calls.
+  semantic-kernel's pipeline: its argument escaping, filters and function calls. A file that names no
+  format but opens a mustache section is mustache (langchain-prompty's default), with a warning.
+- Each file renders on its own: a jinja2 template that extends, includes or imports another file
+  (Prompty 1's ``base:`` inheritance) is refused.
 
 Every finding names the file and, for a front-matter field, the field's line.
 """
@@ -167,8 +170,9 @@ class _Reader:
             description = ""
         config: dict[str, Any] = {"description": " ".join(description.split())}
         template_format = self._template_format(raw.get("template"))
-        if "template" not in raw and _MUSTACHE_SECTION.search(front.body):
-            template_format = self._mustache_by_default(front)
+        section = _MUSTACHE_SECTION.search(front.body) if "template" not in raw else None
+        if section is not None:
+            template_format = self._mustache_by_default(front, section)
         config["template_format"] = template_format
         settings = self._model(raw.get("model"))
         samples = self._samples(raw.get("sample"))
@@ -249,14 +253,12 @@ class _Reader:
             front.body_line + front.body.count("\n", 0, found.start()),
         )
 
-    def _mustache_by_default(self, front: FrontMatter) -> str:
+    def _mustache_by_default(self, front: FrontMatter, section: re.Match[str]) -> str:
         """A file that names no format but opens mustache sections: written for langchain-prompty.
 
         Prompty's own default is jinja2, where ``{{#name}}`` is a syntax error, so no such file renders as
         jinja2; langchain-prompty's default is mustache, and its files leave the format out.
         """
-        section = _MUSTACHE_SECTION.search(front.body)
-        assert section is not None  # the caller found one
         self.warn(
             f"no template format given and the body opens a mustache section ({section.group(0)}): read as mustache",
             "add `template: mustache` to say so (Prompty's default is jinja2)",
