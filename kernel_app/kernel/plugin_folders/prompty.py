@@ -24,7 +24,10 @@ and the loader builds the function as for any prompt), so ``.prompty`` is a sibl
   and ``mustache``, rendered by semantic-kernel's handlebars engine (pybars), a superset of mustache's
   variables, sections, inverted sections and comments; mustache-only syntax (partials, set delimiters)
   is refused by lint. No mustache library (chevron, pystache) is needed, and the template runs inside
-  semantic-kernel's pipeline: its argument escaping, filters and function calls.
+  semantic-kernel's pipeline: its argument escaping, filters and function calls. A file that names no
+  format but opens a mustache section is mustache (langchain-prompty's default), with a warning.
+- Each file renders on its own: a jinja2 template that extends, includes or imports another file
+  (Prompty 1's ``base:`` inheritance) is refused.
 
 Every finding names the file and, for a front-matter field, the field's line.
 """
@@ -49,6 +52,11 @@ _RENDERED_ROLE_LINE = re.compile(r"^\s*{{\s*[\w.]+\.role\s*}}\s*:\s*$")
 _JINJA_TAG = re.compile(r"{{.*?}}|{%.*?%}|{#.*?#}", re.DOTALL)
 _MUSTACHE_TAG = re.compile(r"{{{.*?}}}|{{.*?}}", re.DOTALL)
 _FILE_REF = re.compile(r"^\$\{file:(?P<path>[^}]+)\}$")
+# jinja2 tags that read another template by name (Prompty 1's `base:` inheritance uses extends).
+_JINJA_OTHER_TEMPLATE = re.compile(r"{%-?\s*(?P<tag>extends|include|import|from)\s+(?P<target>\S+)")
+_READS = {"extends": "extends", "include": "includes", "import": "imports", "from": "imports from"}
+# A mustache section, inverted section or closing tag: no jinja2 template has one.
+_MUSTACHE_SECTION = re.compile(r"{{\s*[#^/]\s*[A-Za-z_][\w.]*\s*}}")
 
 # Keys that describe the prompt and are shown nowhere else: accepted without a word.
 DOCUMENTATION_KEYS = {"name", "description", "authors", "metadata", "version", "tags", "id", "kind", "displayName"}
@@ -65,7 +73,7 @@ KNOWN_KEYS = DOCUMENTATION_KEYS | {
 # The model's identity and connection: Kernel App runs the model the user configures instead.
 MODEL_IDENTITY_KEYS = ("api", "apiType", "configuration", "id", "provider", "connection")
 CHAT_APIS = ("chat", "completion", "responses")
-# Prompty v2's camelCase options -> the settings semantic-kernel reads.
+# Prompty v2's camelCase options (and other spellings in the wild) -> the settings semantic-kernel reads.
 OPTION_NAMES = {
     "maxOutputTokens": "max_tokens",
     "topP": "top_p",
@@ -73,6 +81,8 @@ OPTION_NAMES = {
     "presencePenalty": "presence_penalty",
     "stopSequences": "stop",
     "responseFormat": "response_format",
+    # OpenAI's newer name for the same output limit (azure-ai-evaluation's evaluators use it).
+    "max_completion_tokens": "max_tokens",
 }
 # Template formats -> the semantic-kernel engine that renders them.
 FORMATS = {"jinja2": "jinja2", "nunjucks": "jinja2", "mustache": "handlebars", "handlebars": "handlebars"}
@@ -160,6 +170,9 @@ class _Reader:
             description = ""
         config: dict[str, Any] = {"description": " ".join(description.split())}
         template_format = self._template_format(raw.get("template"))
+        section = _MUSTACHE_SECTION.search(front.body) if "template" not in raw else None
+        if section is not None:
+            template_format = self._mustache_by_default(front, section)
         config["template_format"] = template_format
         settings = self._model(raw.get("model"))
         samples = self._samples(raw.get("sample"))
@@ -185,6 +198,8 @@ class _Reader:
         if settings:
             config["execution_settings"] = {"default": settings}
         config["input_variables"] = variables
+        if template_format == "jinja2":
+            self._other_templates(front)
         template = self._chat_template(front, template_format)
         return PromptyFile(name, config, template, front.body_line - 1, self.problems, samples)
 
@@ -221,6 +236,35 @@ class _Reader:
                 self.line("template", "parser") or line,
             )
         return FORMATS[kind.lower()]
+
+    def _other_templates(self, front: FrontMatter) -> None:
+        """Refuse ``{% extends "base.prompty" %}`` and its kin: each file is rendered on its own.
+
+        Prompty 1 resolves ``base:`` and jinja2's extends/include/import against sibling files; semantic-kernel
+        renders one template with no loader, so the run would fail on jinja2's TemplateNotFound.
+        """
+        found = _JINJA_OTHER_TEMPLATE.search(front.body)
+        if found is None:
+            return
+        target = found.group("target").strip("'\"")
+        self.error(
+            f"the template {_READS[found.group('tag')]} another file ({target}): each .prompty file renders on its own",
+            f"copy what it needs from {target} into this file",
+            front.body_line + front.body.count("\n", 0, found.start()),
+        )
+
+    def _mustache_by_default(self, front: FrontMatter, section: re.Match[str]) -> str:
+        """A file that names no format but opens mustache sections: written for langchain-prompty.
+
+        Prompty's own default is jinja2, where ``{{#name}}`` is a syntax error, so no such file renders as
+        jinja2; langchain-prompty's default is mustache, and its files leave the format out.
+        """
+        self.warn(
+            f"no template format given and the body opens a mustache section ({section.group(0)}): read as mustache",
+            "add `template: mustache` to say so (Prompty's default is jinja2)",
+            front.body_line + front.body.count("\n", 0, section.start()),
+        )
+        return FORMATS["mustache"]
 
     def _model(self, model: Any) -> dict[str, Any]:
         if model is None:
@@ -267,6 +311,10 @@ class _Reader:
             if isinstance(extra, dict):
                 items += [(k, v, (section, "additionalProperties", k)) for k, v in extra.items()]
             for key, value, path in items:
+                if _is_file_ref(value):  # Prompty reads `${file:schema.json}` anywhere in the front matter
+                    value = self._file_reference(value, ("model", *path))
+                    if value is None:
+                        continue
                 self._setting(str(key), value, settings, self.line("model", *path))
         for key in model:
             if key not in (*MODEL_IDENTITY_KEYS, "parameters", "options"):

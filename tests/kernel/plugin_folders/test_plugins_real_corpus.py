@@ -25,6 +25,18 @@ import pytest
 import yaml
 
 from tests.support.cli import ROOT, run_cli
+from tests.support.plugin_corpus import (
+    declared_functions,
+    declared_settings,
+    declared_variables,
+    identifier,
+    prompty_inputs,
+    prompty_parts,
+    prompty_roles,
+    prompty_samples,
+    sample_values,
+    template_variables,
+)
 
 CORPUS = ROOT.parent / "shared" / "plugins-real"
 pytestmark = [
@@ -43,7 +55,6 @@ ALLOWED_ERRORS = (
     # Prompty files that are not chat prompts (PROMPTY_REFUSED says which, and why).
     re.compile(r"\.prompty:\d+: model\.apiType '(embedding|image)' is not a chat prompt"),
 )
-SENT_SETTINGS = ("max_tokens", "temperature", "top_p", "presence_penalty", "frequency_penalty", "stop")
 
 
 def corpus_directories() -> list[Path]:
@@ -52,87 +63,6 @@ def corpus_directories() -> list[Path]:
         return []
     names = re.findall(r"^## `([^`]+)/`", (CORPUS / "SOURCES.md").read_text(encoding="utf-8"), re.MULTILINE)
     return [CORPUS / name for name in names if (CORPUS / name).is_dir()]
-
-
-# region what the files declare, read independently of the loader
-
-
-def declared_functions(directory: Path) -> dict[str, dict[str, Any]]:
-    """``Plugin.Function`` -> {"config": raw config, "template": str, "format": str} for loadable prompts."""
-    found: dict[str, dict[str, Any]] = {}
-    plugin_folders = (
-        [directory] if _is_plugin_folder(directory) else sorted(p for p in directory.iterdir() if p.is_dir())
-    )
-    for plugin in plugin_folders:
-        for entry in sorted(plugin.iterdir()):
-            if entry.is_dir() and (entry / "skprompt.txt").exists():
-                config_path = entry / "config.json"
-                config = json.loads(config_path.read_text(encoding="utf-8-sig")) if config_path.exists() else {}
-                template = (entry / "skprompt.txt").read_text(encoding="utf-8-sig")
-                found[f"{plugin.name}.{entry.name}"] = _spec(config, template)
-            elif entry.suffix in (".yaml", ".yml"):
-                raw = yaml.safe_load(entry.read_text(encoding="utf-8-sig"))
-                if raw.get("template_format") == "liquid":
-                    continue
-                found[f"{plugin.name}.{raw['name']}"] = _spec(raw, raw["template"])
-    return found
-
-
-def _is_plugin_folder(folder: Path) -> bool:
-    return any((c / "skprompt.txt").exists() or c.suffix in (".yaml", ".yml") for c in folder.iterdir())
-
-
-def _spec(config: dict[str, Any], template: str) -> dict[str, Any]:
-    return {"config": config, "template": template, "format": config.get("template_format", "semantic-kernel")}
-
-
-def declared_variables(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """Both schemas, as name/description/default/required (the rule documented in plugins/README.md)."""
-    if "input_variables" in config:
-        variables = []
-        for v in config["input_variables"]:
-            default = v.get("default")
-            required = v.get("is_required", True) and default in (None, "")
-            variables.append(
-                {"name": v["name"], "description": v.get("description", ""), "default": default, "required": required}
-            )
-        return variables
-    parameters = (config.get("input") or {}).get("parameters", [])
-    return [
-        {
-            "name": p["name"],
-            "description": p.get("description", ""),
-            "default": p.get("defaultValue"),
-            "required": p.get("defaultValue") in (None, ""),
-        }
-        for p in parameters
-    ]
-
-
-def declared_settings(config: dict[str, Any]) -> dict[str, Any]:
-    sets = config.get("execution_settings")
-    chosen = (sets.get("default") or next(iter(sets.values()))) if sets else (config.get("completion") or {})
-    settings = {("stop" if k == "stop_sequences" else k): v for k, v in chosen.items()}
-    return {k: v for k, v in settings.items() if k in SENT_SETTINGS}
-
-
-def template_variables(spec: dict[str, Any]) -> set[str]:
-    """Top-level variables the template reads, by simple patterns per format (not the loader's parser)."""
-    template, kind = spec["template"], spec["format"]
-    if kind == "semantic-kernel":
-        blocks = re.findall(r"{{(.*?)}}", template, flags=re.DOTALL)
-        return {name for block in blocks for name in re.findall(r"\$([A-Za-z_]\w*)", block)}
-    if kind == "handlebars":
-        loops = set(re.findall(r"{{#each\s+([A-Za-z_]\w*)", template))
-        outside = re.sub(r"{{#each.*?{{/each}}", "", template, flags=re.DOTALL)
-        plain = {m for m in re.findall(r"{{~?\s*([A-Za-z_]\w*)\s*~?}}", outside)}
-        return loops | plain
-    return set(re.findall(r"{%\s*for\s+\w+\s+in\s+([A-Za-z_]\w*)", template)) | set(
-        re.findall(r"{{\s*([A-Za-z_]\w*)\s*}}", template)
-    )
-
-
-# endregion
 
 
 def all_functions() -> list[tuple[Path, str]]:
@@ -289,7 +219,6 @@ PROMPTY_REFUSED = {
     # an image generation request (apiType: image, DALL-E options)
     "PromptySpecFixtures/image.prompty": "6: model.apiType 'image' is not a chat prompt",
 }
-_ROLE = re.compile(r"^\s*#?\s*(system|user|assistant|developer)\s*(\[[^\]]*\])?\s*:\s*$", re.IGNORECASE)
 
 
 def prompty_files() -> list[Path]:
@@ -302,53 +231,6 @@ def skill_folders() -> list[Path]:
 
 def _relative(path: Path, base: Path) -> str:
     return path.relative_to(base).as_posix()
-
-
-def _identifier(name: str) -> str:
-    return re.sub(r"[^0-9A-Za-z_]", "_", name)
-
-
-def prompty_parts(path: Path) -> tuple[dict[str, Any], str]:
-    """Front matter and body, split by the spec's rule: YAML between the first two '---' lines."""
-    text = path.read_text(encoding="utf-8")
-    match = re.match(r"^---[ \t]*\n(.*?)^---[ \t]*\n?(.*)$", text, flags=re.DOTALL | re.MULTILINE)
-    if not match:
-        return {}, text
-    return yaml.safe_load(match.group(1)) or {}, match.group(2)
-
-
-def _file_value(path: Path, value: Any) -> Any:
-    found = re.fullmatch(r"\$\{file:(.+)\}", value.strip()) if isinstance(value, str) else None
-    return json.loads((path.parent / found.group(1)).read_text(encoding="utf-8")) if found else value
-
-
-def prompty_samples(path: Path) -> dict[str, Any]:
-    front, _ = prompty_parts(path)
-    sample = _file_value(path, front.get("sample")) or {}
-    return {name: _file_value(path, value) for name, value in sample.items()}
-
-
-def prompty_inputs(path: Path) -> dict[str, dict[str, Any]]:
-    """Declared inputs in any of the shapes the corpus uses (mapping, list, inputSchema, ${file:})."""
-    front, _ = prompty_parts(path)
-    inputs = _file_value(path, front.get("inputs", (front.get("inputSchema") or {}).get("properties")))
-    if isinstance(inputs, list):
-        return {item["name"]: item for item in inputs}
-    return {name: spec if isinstance(spec, dict) else {} for name, spec in (inputs or {}).items()}
-
-
-def prompty_roles(body: str) -> list[str]:
-    """The messages the body's role lines make: leading text is the system's, a role with no text is dropped."""
-    roles: list[tuple[str, list[str]]] = [("system", [])]
-    for line in body.splitlines():
-        marker = _ROLE.match(line)
-        if marker:
-            roles.append((marker.group(1).lower(), []))
-        else:
-            roles[-1][1].append(line)
-    made = [role for role, lines in roles if any(line.strip() for line in lines)]
-    # semantic-kernel sends a lone system message as the user's (ChatHistory.from_rendered_prompt).
-    return ["user"] if made == ["system"] else made
 
 
 def loadable_prompty() -> list[Path]:
@@ -374,7 +256,7 @@ def test_list_shows_every_prompty_file_and_skill_with_its_inputs(directory: Path
     listed = {f"{f['plugin']}.{f['function']}": f for f in json.loads(result.stdout)}
     if directory == PROMPTY:
         for path in loadable_prompty():
-            name = f"{path.parent.name}.{_identifier(path.stem)}"
+            name = f"{path.parent.name}.{identifier(path.stem)}"
             assert name in listed, f"{name} is not listed"
             parameters = {p["name"]: p for p in listed[name]["parameters"]}
             for input_name, spec in prompty_inputs(path).items():
@@ -385,30 +267,13 @@ def test_list_shows_every_prompty_file_and_skill_with_its_inputs(directory: Path
                 assert sample_name in parameters, f"{name}: sample {sample_name} is not a parameter"
         return
     for folder in skill_folders():
-        name = f"{folder.parent.name}.{_identifier(folder.name)}"
+        name = f"{folder.parent.name}.{identifier(folder.name)}"
         assert [p["name"] for p in listed[name]["parameters"]] == ["input"], name
         description = yaml.safe_load((folder / "SKILL.md").read_text(encoding="utf-8").split("---")[1])["description"]
         assert listed[name]["description"] == " ".join(description.split())
         has_files = any(p.is_file() and p.name != "SKILL.md" for p in folder.rglob("*"))
         assert (f"{name}_read_file" in listed) == has_files, name
         assert f"{name}_run_script" not in listed  # the corpus is not trusted
-
-
-def _sample_values(path: Path, body: str) -> dict[str, Any]:
-    """The file's samples; what the template reads without a sample or default gets a marked value."""
-    inputs, values = prompty_inputs(path), prompty_samples(path)
-    looped = set(re.findall(r"{%\s*for\s+\w+\s+in\s+(\w+)\s*%}", body))
-    read = set(re.findall(r"{{\s*(\w+)", body)) | looped | set(re.findall(r"{%\s*if\s+(\w+)", body))
-    for name in looped & set(values):
-        if isinstance(values[name], dict):
-            # contoso-chat's chat.json gives one document where the template loops over documents (its app
-            # passes a list): jinja2 would loop over the keys and render str methods. Give it as a list.
-            values[name] = [values[name]]
-    for name in sorted(read - set(values) - {"item", "product", "message", "loop"}):
-        if (inputs.get(name) or {}).get("default") is not None:
-            continue
-        values[name] = [] if name in looped else f"VALUE-{name}"
-    return values
 
 
 @pytest.mark.parametrize("path", loadable_prompty(), ids=lambda p: _relative(p, PROMPTY))
@@ -420,8 +285,8 @@ async def test_prompty_renders_its_samples_into_its_messages(
 
     front, body = prompty_parts(path)
     built = _kernel_for(PROMPTY, stub_server, monkeypatch, tmp_path)
-    function = resolve_function(built.kernel, f"{path.parent.name}.{_identifier(path.stem)}", built.report)
-    values = _sample_values(path, body)
+    function = resolve_function(built.kernel, f"{path.parent.name}.{identifier(path.stem)}", built.report)
+    values = sample_values(path, body)
     before = len(stub_server.requests)
     await run_chain(built.kernel, [function], variables={k: to_kernel_value(v) for k, v in values.items()})
     request = stub_server.requests[before:][-1]
@@ -454,7 +319,7 @@ async def test_a_skill_sends_its_instructions_and_reads_its_own_files(
     from kernel_app.kernel.runner import resolve_function, run_chain
 
     built = _kernel_for(SKILLS, stub_server, monkeypatch, tmp_path)
-    function = resolve_function(built.kernel, f"{folder.parent.name}.{_identifier(folder.name)}", built.report)
+    function = resolve_function(built.kernel, f"{folder.parent.name}.{identifier(folder.name)}", built.report)
     before = len(stub_server.requests)
     await run_chain(built.kernel, [function], input="Please help with VALUE-input")
     messages = stub_server.requests[before:][-1].body["messages"]

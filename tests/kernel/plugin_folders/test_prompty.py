@@ -277,6 +277,63 @@ def test_samples_and_file_inputs_declare_variables(tmp_path: Path) -> None:
     assert "S/c.prompty:3: ${file:../../outside.json} is outside the plugin folder" in lines_of(report, tmp_path)[0]
 
 
+async def test_a_setting_given_as_a_file_reference_is_read_from_the_file(tmp_path: Path) -> None:
+    # prompty's own structured_output.prompty: `response_format: ${file:structured_output_schema.json}`.
+    schema = {"type": "json_schema", "json_schema": {"name": "event", "schema": {"type": "object"}}}
+    write(tmp_path, "S", "schema.json", json.dumps(schema))
+    settings = "  parameters:\n    response_format: ${file:schema.json}\n    temperature: ${file:absent.json}\n"
+    write(tmp_path, "S", "event.prompty", f"---\ndescription: d\nmodel:\n{settings}---\nuser:\n{{{{text}}}}\n")
+    report = load(tmp_path)
+    assert report.errors == []
+    assert "S/event.prompty:6: warning: ${file:absent.json} does not exist (ignored)" in lines_of(report, tmp_path)[0]
+    sent = await run(tmp_path, "S.event", text="Ann meets Bo on Friday")
+    assert sent.settings["response_format"] == schema and "temperature" not in sent.settings
+
+
+async def test_a_file_that_names_no_format_but_opens_mustache_sections_is_read_as_mustache(tmp_path: Path) -> None:
+    # langchain-prompty's test prompts: its default format is mustache, Prompty's is jinja2.
+    history_loop = "{{#chat_history}}\n{{type}}:\n{{content}}\n{{/chat_history}}\n"
+    body = f"system:\nYou help {{{{name}}}}.\n\n{history_loop}\nuser:\n{{{{input}}}}\n"
+    write(tmp_path, "L", "chat.prompty", f"---\ndescription: d\nsample:\n  name: Jane\n---\n{body}")
+    report = load(tmp_path)
+    assert report.errors == []
+    assert (
+        "L/chat.prompty:9: warning: no template format given and the body opens a mustache section"
+        " ({{#chat_history}}): read as mustache: add `template: mustache` to say so (Prompty's default is jinja2)"
+    ) in lines_of(report, tmp_path)
+    history = [{"type": "assistant", "content": "Hello"}]
+    sent = await run(tmp_path, "L.chat", name="Jane", chat_history=history, input="Why?")
+    assert sent.messages[0]["content"].rstrip() == "You help Jane.\n\nassistant:\nHello"
+    assert sent.messages[-1] == {"role": "user", "content": "Why?"}
+
+
+def test_a_template_that_extends_another_file_is_refused_on_its_line(tmp_path: Path) -> None:
+    # prompty's faithfulness.prompty: `base: evaluation.prompty` and jinja2 inheritance from that file.
+    write(tmp_path, "P", "base.prompty", "---\ndescription: d\n---\n{% block body %}{% endblock %}\n")
+    child = "---\ndescription: d\nbase: base.prompty\n---\n\n{% extends 'base.prompty' %}\n"
+    child += "{% block body %}x{% endblock %}\n"
+    write(tmp_path, "P", "child.prompty", child)
+    report = load(tmp_path)
+    assert [f.name for f in report.plugins["P"]] == ["base"]
+    assert [str(p).replace(str(tmp_path) + "/", "") for p in report.errors] == [
+        "P/child.prompty:6: the template extends another file (base.prompty): each .prompty file renders on its"
+        " own: copy what it needs from base.prompty into this file"
+    ]
+
+
+async def test_max_completion_tokens_is_sent_as_the_output_limit(tmp_path: Path) -> None:
+    # azure-ai-evaluation's task_adherence.prompty sets OpenAI's newer name for max_tokens.
+    write(
+        tmp_path,
+        "E",
+        "judge.prompty",
+        "---\ndescription: d\nmodel:\n  parameters:\n    max_completion_tokens: 800\n---\nJudge.\n",
+    )
+    assert load(tmp_path).problems == []
+    sent = await run(tmp_path, "E.judge")
+    assert sent.settings["max_tokens"] == 800
+
+
 def test_lint_and_list_show_prompty_functions(tmp_path: Path) -> None:
     from kernel_app.interfaces.cli.main import cli
 
