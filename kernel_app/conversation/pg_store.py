@@ -31,6 +31,7 @@ from kernel_app.conversation.store import (
     ConversationNotFoundError,
     ConversationStoreError,
     Message,
+    StartedTurn,
     ToolCall,
     default_store_path,
 )
@@ -109,6 +110,39 @@ COUNTED: LiteralString = (
 # None: anyone's. The parameter is typed, so that PostgreSQL knows what a NULL is.
 OWNED: LiteralString = "(%s::text IS NULL OR c.owner = %s)"
 MESSAGE_COLUMNS: LiteralString = "seq, role, content, name, call_id, tool_calls, tokens, created_at"
+# How a turn begins (start_turn): the owner's conversation, its turn-in-progress row and its messages, in
+# one statement. The INSERT runs whether or not the result reads it (a data-modifying WITH always runs
+# once), and inserts nothing when ``c`` is empty (not found, or another's). One row per message, the
+# conversation's columns on each; a conversation without messages gives one row, its message columns NULL.
+START_TURN: LiteralString = (
+    "WITH c AS ("
+    "  SELECT c.id, c.title, c.created_at, c.updated_at, c.service, c.model, c.owner, c.last_seq"
+    f"  FROM conversations c WHERE c.id = %s AND {OWNED}"
+    "), turn AS ("
+    "  INSERT INTO conversation_turns (id, conversation_id, owner, said, after_seq, started_at, alive_at)"
+    f"  SELECT %s, c.id, %s, %s, c.last_seq, {NOW}, {NOW} FROM c"
+    ") SELECT c.id, c.title, c.created_at, c.updated_at, c.service, c.model, c.owner, "
+    "m.seq, m.role, m.content, m.name, m.call_id, m.tool_calls, m.tokens, m.created_at "
+    "FROM c LEFT JOIN conversation_messages m ON m.conversation_id = c.id ORDER BY m.seq"
+)
+# Appending messages (_append): the turn's in-progress row, when one is given, goes in the same statement
+# (finish_turn), as does a new title; a NULL turn id deletes nothing, a NULL title keeps the title.
+APPEND: LiteralString = (
+    "WITH ended AS (DELETE FROM conversation_turns WHERE id = %s), bumped AS ("
+    f"  UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW}, title = COALESCE(%s, title)"
+    "  WHERE id = %s RETURNING last_seq, updated_at"
+    ") INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, tool_calls, "
+    "tokens, created_at) "
+    "SELECT %s, b.last_seq - %s + m.n, m.role, m.content, m.name, m.call_id, m.tool_calls, m.tokens, b.updated_at "
+    "FROM bumped b, unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::integer[]) "
+    "WITH ORDINALITY AS m(role, content, name, call_id, tool_calls, tokens, n) "
+    "RETURNING seq, created_at"
+)
+# The same with no messages: the conversation is touched (its updated_at, maybe its title).
+TOUCH: LiteralString = (
+    "WITH ended AS (DELETE FROM conversation_turns WHERE id = %s) "
+    f"UPDATE conversations SET updated_at = {NOW}, title = COALESCE(%s, title) WHERE id = %s RETURNING id"
+)
 
 
 class PgConversationStore:
@@ -324,6 +358,46 @@ class PgConversationStore:
         with self._bookkeeping() as conn:
             conn.execute("DELETE FROM conversation_turns WHERE id = %s", (turn_id,))
 
+    def start_turn(self, conversation_id: str, said: str, *, owner: str | None = None) -> StartedTurn:
+        """:meth:`get` (``owner``'s conversation only), :meth:`begin_turn` and :meth:`messages` in one
+        statement, so one round trip: how the engine begins a turn. Another owner's conversation, or none,
+        is ConversationNotFoundError, and no turn is recorded. The messages and the turn's ``after_seq``
+        come from one snapshot. On the turns' connection (see :meth:`_bookkeeping`): the turn's row is the
+        only thing it writes."""
+        import uuid
+
+        turn_id = uuid.uuid4().hex
+        with self._running_lock:  # first: should this process die before its row is written, nothing is lost
+            self._running.add(turn_id)
+        try:
+            with self._bookkeeping() as conn:
+                rows = conn.execute(START_TURN, (conversation_id, owner, owner, turn_id, self.owner, said)).fetchall()
+        except BaseException:
+            with self._running_lock:
+                self._running.discard(turn_id)
+            raise
+        if not rows:
+            with self._running_lock:
+                self._running.discard(turn_id)
+            raise ConversationNotFoundError(f"no conversation {conversation_id!r}: `kernel-app chat --list` lists them")
+        messages = [_message(row[7:]) for row in rows if row[7] is not None]  # no messages: one row of NULLs
+        return StartedTurn(turn_id, _conversation((*rows[0][:6], len(messages), rows[0][6])), messages)
+
+    def finish_turn(
+        self, turn_id: str, conversation_id: str, messages: list[Message], *, title: str | None = None
+    ) -> list[Message]:
+        """:meth:`append_many`, the ``title`` (when given) and :meth:`end_turn` in one statement, so one
+        round trip and one durable COMMIT: how the engine ends a turn. The turn's row goes in the same
+        transaction as its messages, so another instance sees either a turn in progress or its answer,
+        never a turn without either."""
+        for message in messages:
+            if message.role not in ROLES:
+                raise ValueError(f"unknown role {message.role!r}")
+        with self._running_lock:  # first: a row left by a failed statement expires, and is marked interrupted
+            self._running.discard(turn_id)
+        with self._statement() as conn:
+            return _append(conn, conversation_id, messages, turn_id=turn_id, title=title)
+
     def running_turns(self) -> list[str]:
         """The ids of the turns this instance runs now."""
         with self._running_lock:
@@ -381,29 +455,36 @@ def _migrate(conn: Connection[Any]) -> None:
     migrate(conn, NAMESPACE, MIGRATIONS)
 
 
-def _append(conn: Connection[Any], conversation_id: str, messages: list[Message]) -> list[Message]:
+def _append(
+    conn: Connection[Any],
+    conversation_id: str,
+    messages: list[Message],
+    *,
+    turn_id: str | None = None,
+    title: str | None = None,
+) -> list[Message]:
     """Append in one statement (its own transaction in autocommit, or part of the caller's). The
     conversation's row is updated first: its lock makes a racing append from another instance wait for
-    this one's COMMIT, then take the next block of ``seq`` numbers. One statement, so one round trip."""
+    this one's COMMIT, then take the next block of ``seq`` numbers. One statement, so one round trip.
+    ``turn_id``: that turn's in-progress row goes in the same statement; ``title``: the conversation's
+    new title (None: kept)."""
     if not messages:
-        row = conn.execute(
-            f"UPDATE conversations SET updated_at = {NOW} WHERE id = %s RETURNING id", (conversation_id,)
-        )
+        row = conn.execute(TOUCH, (turn_id, title, conversation_id))
         if row.fetchone() is None:
             raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
         return []
     columns = list(zip(*(_message_row(conversation_id, message)[2:8] for message in messages), strict=True))
     rows = conn.execute(
-        "WITH bumped AS ("
-        f"  UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW} WHERE id = %s"
-        "  RETURNING last_seq, updated_at"
-        ") INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, tool_calls, "
-        "tokens, created_at) "
-        "SELECT %s, b.last_seq - %s + m.n, m.role, m.content, m.name, m.call_id, m.tool_calls, m.tokens, b.updated_at "
-        "FROM bumped b, unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::integer[]) "
-        "WITH ORDINALITY AS m(role, content, name, call_id, tool_calls, tokens, n) "
-        "RETURNING seq, created_at",
-        (len(messages), conversation_id, conversation_id, len(messages), *(list(column) for column in columns)),
+        APPEND,
+        (
+            turn_id,
+            len(messages),
+            title,
+            conversation_id,
+            conversation_id,
+            len(messages),
+            *(list(column) for column in columns),
+        ),
     ).fetchall()
     if not rows:
         raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
