@@ -14,7 +14,6 @@ Times come from the database's clock, so instances with skewed clocks still agre
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 from collections.abc import Generator
@@ -166,11 +165,14 @@ class PgConversationStore:
         self._running: set[str] = set()  # the turns this instance runs now: the ones its heartbeat keeps alive
         self._running_lock = threading.Lock()  # turns begin on the event loop, the heartbeat reads on a thread
         self.path = Path(path) if path is not None else default_store_path()
+        # Autocommit: nearly every call is one statement, its own transaction (see _statement); the sweep's
+        # transaction (_transaction) says BEGIN itself.
         self._pool: ConnectionPool = open_pool(
             database_url,
             max_size=max_connections,
             name="kernel-app-conversations",
             setup=_migrate,
+            autocommit=True,
         )
         # The turns-in-progress rows (see _bookkeeping): their own connections, whose commits do not wait
         # for the disk, each statement its own transaction: one round trip where BEGIN, SET LOCAL, the
@@ -187,34 +189,29 @@ class PgConversationStore:
         return f"PgConversationStore({describe_url(self.database_url)!r})"
 
     def _transaction(self) -> AbstractContextManager[Connection[Any]]:
-        """One transaction: committed when the block ends (before the caller hears of it), else rolled back."""
+        """One transaction: committed when the block ends (before the caller hears of it), else rolled back
+        (psycopg's ``transaction()`` on an autocommit connection sends BEGIN and COMMIT itself)."""
         return transaction(self._pool)
 
     @contextmanager
     def _bookkeeping(self) -> Generator[Connection[Any], None, None]:
         """A connection for one statement whose commit does not wait for the disk (autocommit,
-        ``synchronous_commit = off``), for the turns-in-progress rows only. A durable COMMIT waits for a
-        WAL flush (~5 ms on a plain disk), and the server's event loop waits with it; these rows would
-        cost two of a turn's three. They are visible to other instances at once, and survive a server's
-        kill -9 like any row; only a crash of PostgreSQL itself within a fraction of a second may lose
-        them. A lost row means either that a turn cut by that same crash is not marked interrupted, or,
-        for a lost DELETE, a row that :meth:`mark_interrupted_turns` later finds finished and drops.
-        The turn's messages are durable."""
+        ``synchronous_commit = off``), for statements that write only the turns-in-progress rows
+        (:meth:`start_turn`, :meth:`end_turn`, the heartbeat). A durable COMMIT waits for a WAL flush
+        (~5 ms on a plain disk), and the server's event loop waits with it (start_turn runs on it). The
+        rows are visible to other instances at once, and survive a server's kill -9 like any row; only a
+        crash of PostgreSQL itself within a fraction of a second may lose them. A lost row means that a
+        turn cut by that same crash is not marked interrupted; a lost DELETE of :meth:`end_turn` (a turn
+        that failed, storing nothing), that the failed turn is marked interrupted. A turn that stored its
+        messages ended with them, in :meth:`finish_turn`'s one durable statement."""
         with self._turns_pool.connection() as conn:  # autocommit, synchronous_commit = off
             yield conn
 
-    @contextmanager
-    def _statement(self) -> Generator[Connection[Any], None, None]:
-        """A connection for one statement, which is its own transaction (autocommit): the same atomicity
-        and durability as :meth:`_transaction` for a single statement, without the BEGIN and COMMIT round
-        trips. A turn makes several of these, each of which a server's event loop waits for."""
-        with self._pool.connection() as conn:
-            conn.autocommit = True
-            try:
-                yield conn
-            finally:
-                with contextlib.suppress(Exception):  # a broken connection: the pool discards it anyway
-                    conn.autocommit = False  # as the pool hands connections out
+    def _statement(self) -> AbstractContextManager[Connection[Any]]:
+        """A connection for one statement, which is its own transaction (the pool's connections are in
+        autocommit): the same atomicity and durability as :meth:`_transaction` for a single statement,
+        without the BEGIN and COMMIT round trips. A turn's end (:meth:`finish_turn`) is one of these."""
+        return self._pool.connection()
 
     # region conversations
 
