@@ -36,8 +36,11 @@ the servers are this process's children, ``pgrep -P PID``): ``py-spy record --id
 -d 10 -o server.txt``. On 2026-12-07 its event loop spent most of the time it served turns in psycopg's
 ``Connection.wait`` (the store's calls are synchronous); of 16 round trips a turn, 5 were the pool's check
 of each connection it handed out and 6 the BEGIN / SET LOCAL / COMMIT around the turns-in-progress rows:
-both are gone (5 round trips a turn now). The rest of a server's ~3 ms of CPU a turn is spread over
-FastAPI's routing, validation and encoding, uvicorn and psycopg, with no single hot spot.
+both went (5 round trips a turn), then the five became two: the store's ``start_turn`` and ``finish_turn``,
+one statement each (docs/scale-out.md lists them; tests/conversation/test_turn_round_trips.py and
+tests/interfaces/server/test_conversation_round_trips.py count them on the wire). The rest of a server's
+~2.5 ms of CPU a turn is spread over FastAPI's routing, validation and encoding, uvicorn and psycopg, with
+no single hot spot.
 
 The approval race (100 double clicks on a plan from two instances) is ``bench/bench_approval_race.py``.
 """

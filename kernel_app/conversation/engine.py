@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import json
 import time
@@ -355,76 +356,89 @@ class ConversationEngine:
         ``keep_if_cut``: should the turn be cancelled or closed before it ends (its client disconnected),
         store what it produced, the text streamed so far included, marked interrupted; else it leaves
         nothing but the calls with an effect that ran. ``conversation``: the caller read it from the store
-        already (the server does, to answer 404 before a stream starts), so it is not read again: on
-        PostgreSQL each read is a round trip per turn. ``options``: execution settings for this turn
-        (``max_tokens``, ``temperature``...). ``instructions``: system messages for this turn only, after
-        the engine's own; they are not stored (the Responses API's ``instructions`` do not carry over to
-        the next response). ``owner``: only that principal's conversation may be continued (another's is
-        not found); None: anyone's."""
-        if conversation is None:  # ConversationNotFoundError before anything runs
-            conversation = self.store.get(conversation_id, owner=owner)
-        elif owner is not None and conversation.owner != owner:
+        already (the server does, to answer 404 before a stream starts; checked against ``owner`` here).
+        ``options``: execution settings for this turn (``max_tokens``, ``temperature``...).
+        ``instructions``: system messages for this turn only, after the engine's own; they are not stored
+        (the Responses API's ``instructions`` do not carry over to the next response). ``owner``: only that
+        principal's conversation may be continued (another's is not found); None: anyone's.
+
+        The store is asked twice a turn without function calls: ``start_turn`` (the conversation, its
+        owner, its messages, the turn recorded as in progress) and ``finish_turn`` (the turn's messages
+        stored, the in-progress mark gone). On PostgreSQL each is one round trip, which every turn of a
+        server's event loop waits for; ``tests/conversation/test_turn_round_trips.py`` counts them."""
+        if conversation is not None and owner is not None and conversation.owner != owner:
             raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
-        blocked = await self._screen_or_error("input", text)
-        if blocked is not None:  # nothing is stored: the blocked message must not reach a later prompt
-            for event in _blocked_turn(blocked, conversation_id):
-                yield event
-            return
-        pending = [Message("user", text)]
-        committed = 0
-        ended = False  # Done or ErrorEvent came: the turn is over, whatever happens to its consumer now
-        streamed: list[str] = []  # the text of the round in progress (not in ``pending`` yet)
-        seen = len(pending)
-
-        def commit() -> None:
-            nonlocal committed
-            self.store.append_many(conversation_id, pending[committed:])
-            committed = len(pending)
-
-        # On PostgreSQL the turn is recorded while it runs: if this process dies mid-turn, another instance
-        # marks it interrupted in the conversation (PgConversationStore.mark_interrupted_turns).
-        turn = self.store.begin_turn(conversation_id, text)
-        preamble = [Message("system", line) for line in instructions]
-        events = self._turn(
-            lambda: [*preamble, *self.prompt_messages(conversation_id, pending=pending[committed:])],
-            pending,
-            commit,
-            approve=approve,
-            stream=stream,
-            options=options,
-            conversation_id=conversation_id,
-        )
+        # ConversationNotFoundError before anything runs. On PostgreSQL the turn is recorded while it runs:
+        # if this process dies mid-turn, another instance marks it interrupted in the conversation
+        # (PgConversationStore.mark_interrupted_turns).
+        started = self.store.start_turn(conversation_id, text, owner=owner)
+        finishing = False  # finish_turn was called: it ends the turn's record, whatever becomes of it
         try:
-            # The call log learns which conversation each model call of the turn belongs to.
-            async for event in scoped_stream(events, conversation=conversation_id):
-                if len(pending) != seen:  # a round's message was added: its text is in it
-                    seen, streamed = len(pending), []
-                if isinstance(event, TextDelta):
-                    streamed.append(event.text)
-                if isinstance(event, Done):
-                    # The commit runs on in its thread if the turn is cancelled while it waits: the turn is
-                    # whole then, so a cut must not store its messages a second time.
-                    ended = True
-                    await self._off_the_loop(commit)
-                    if not conversation.title:
-                        await self._off_the_loop(lambda: self.store.update(conversation_id, title=_title(text)))
-                    event = Done(conversation_id, event.text, event.usage, event.finish_reason)
-                ended = ended or isinstance(event, (Done, ErrorEvent))
-                yield event
-        except (asyncio.CancelledError, GeneratorExit):
-            # Cancelled while it awaited (the model, an approval), or closed at a yield by a consumer that
-            # stopped reading: either way the client is gone. Store calls only: no await may run here.
-            if keep_if_cut and not ended:
-                from kernel_app.conversation.interrupted import cut_ending
+            blocked = await self._screen_or_error("input", text)
+            if blocked is not None:  # nothing is stored: the blocked message must not reach a later prompt
+                for event in _blocked_turn(blocked, conversation_id):
+                    yield event
+                return
+            untitled = not started.conversation.title
+            history = started.messages  # read once: the turn's own messages are in ``pending``
+            pending = [Message("user", text)]
+            committed = 0
+            ended = False  # Done or ErrorEvent came: the turn is over, whatever happens to its consumer now
+            streamed: list[str] = []  # the text of the round in progress (not in ``pending`` yet)
+            seen = len(pending)
 
-                with contextlib.suppress(Exception):  # the database away: the turn's row marks it later
-                    self.store.append_many(conversation_id, cut_ending(pending[committed:], "".join(streamed)))
-                    if not conversation.title:
-                        self.store.update(conversation_id, title=_title(text))
-            raise
+            def commit() -> None:  # a round's calls with an effect, mid-turn
+                nonlocal committed
+                self.store.append_many(conversation_id, pending[committed:])
+                committed = len(pending)
+
+            def finish(messages: list[Message]) -> None:
+                # In a thread at Done: should the turn be cancelled before the thread starts it, ``finishing``
+                # stays False, and the turn's record is ended below instead.
+                nonlocal committed, finishing
+                finishing = True
+                title = _title(text) if untitled else None
+                self.store.finish_turn(started.id, conversation_id, messages, title=title)
+                committed = len(pending)
+
+            preamble = [Message("system", line) for line in instructions]
+            events = self._turn(
+                lambda: [*preamble, *fit([*history, *pending], self._history_budget(), max_turns=self.max_turns)],
+                pending,
+                commit,
+                approve=approve,
+                stream=stream,
+                options=options,
+                conversation_id=conversation_id,
+            )
+            try:
+                # The call log learns which conversation each model call of the turn belongs to.
+                async for event in scoped_stream(events, conversation=conversation_id):
+                    if len(pending) != seen:  # a round's message was added: its text is in it
+                        seen, streamed = len(pending), []
+                    if isinstance(event, TextDelta):
+                        streamed.append(event.text)
+                    if isinstance(event, Done):
+                        # The commit runs on in its thread if the turn is cancelled while it waits: the turn
+                        # is whole then, so a cut must not store its messages a second time.
+                        ended = True
+                        await self._off_the_loop(functools.partial(finish, pending[committed:]))
+                        event = Done(conversation_id, event.text, event.usage, event.finish_reason)
+                    ended = ended or isinstance(event, (Done, ErrorEvent))
+                    yield event
+            except (asyncio.CancelledError, GeneratorExit):
+                # Cancelled while it awaited (the model, an approval), or closed at a yield by a consumer that
+                # stopped reading: either way the client is gone. Store calls only: no await may run here.
+                if keep_if_cut and not ended:
+                    from kernel_app.conversation.interrupted import cut_ending
+
+                    with contextlib.suppress(Exception):  # the database away: the turn's row marks it later
+                        finish(cut_ending(pending[committed:], "".join(streamed)))
+                raise
         finally:
-            with contextlib.suppress(Exception):  # the database away: the row expires; the turn is found ended
-                self.store.end_turn(turn)
+            if not finishing:
+                with contextlib.suppress(Exception):  # the database away: the row expires; the turn is found ended
+                    self.store.end_turn(started.id)
 
     async def _off_the_loop(self, call: Callable[[], None]) -> None:
         """Run a store call that waits for a durable COMMIT. On PostgreSQL that is a network round trip and

@@ -14,7 +14,6 @@ Times come from the database's clock, so instances with skewed clocks still agre
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import threading
 from collections.abc import Generator
@@ -31,6 +30,7 @@ from kernel_app.conversation.store import (
     ConversationNotFoundError,
     ConversationStoreError,
     Message,
+    StartedTurn,
     ToolCall,
     default_store_path,
 )
@@ -109,6 +109,39 @@ COUNTED: LiteralString = (
 # None: anyone's. The parameter is typed, so that PostgreSQL knows what a NULL is.
 OWNED: LiteralString = "(%s::text IS NULL OR c.owner = %s)"
 MESSAGE_COLUMNS: LiteralString = "seq, role, content, name, call_id, tool_calls, tokens, created_at"
+# How a turn begins (start_turn): the owner's conversation, its turn-in-progress row and its messages, in
+# one statement. The INSERT runs whether or not the result reads it (a data-modifying WITH always runs
+# once), and inserts nothing when ``c`` is empty (not found, or another's). One row per message, the
+# conversation's columns on each; a conversation without messages gives one row, its message columns NULL.
+START_TURN: LiteralString = (
+    "WITH c AS ("
+    "  SELECT c.id, c.title, c.created_at, c.updated_at, c.service, c.model, c.owner, c.last_seq"
+    f"  FROM conversations c WHERE c.id = %s AND {OWNED}"
+    "), turn AS ("
+    "  INSERT INTO conversation_turns (id, conversation_id, owner, said, after_seq, started_at, alive_at)"
+    f"  SELECT %s, c.id, %s, %s, c.last_seq, {NOW}, {NOW} FROM c"
+    ") SELECT c.id, c.title, c.created_at, c.updated_at, c.service, c.model, c.owner, "
+    "m.seq, m.role, m.content, m.name, m.call_id, m.tool_calls, m.tokens, m.created_at "
+    "FROM c LEFT JOIN conversation_messages m ON m.conversation_id = c.id ORDER BY m.seq"
+)
+# Appending messages (_append): the turn's in-progress row, when one is given, goes in the same statement
+# (finish_turn), as does a new title; a NULL turn id deletes nothing, a NULL title keeps the title.
+APPEND: LiteralString = (
+    "WITH ended AS (DELETE FROM conversation_turns WHERE id = %s), bumped AS ("
+    f"  UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW}, title = COALESCE(%s, title)"
+    "  WHERE id = %s RETURNING last_seq, updated_at"
+    ") INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, tool_calls, "
+    "tokens, created_at) "
+    "SELECT %s, b.last_seq - %s + m.n, m.role, m.content, m.name, m.call_id, m.tool_calls, m.tokens, b.updated_at "
+    "FROM bumped b, unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::integer[]) "
+    "WITH ORDINALITY AS m(role, content, name, call_id, tool_calls, tokens, n) "
+    "RETURNING seq, created_at"
+)
+# The same with no messages: the conversation is touched (its updated_at, maybe its title).
+TOUCH: LiteralString = (
+    "WITH ended AS (DELETE FROM conversation_turns WHERE id = %s) "
+    f"UPDATE conversations SET updated_at = {NOW}, title = COALESCE(%s, title) WHERE id = %s RETURNING id"
+)
 
 
 class PgConversationStore:
@@ -132,11 +165,14 @@ class PgConversationStore:
         self._running: set[str] = set()  # the turns this instance runs now: the ones its heartbeat keeps alive
         self._running_lock = threading.Lock()  # turns begin on the event loop, the heartbeat reads on a thread
         self.path = Path(path) if path is not None else default_store_path()
+        # Autocommit: nearly every call is one statement, its own transaction (see _statement); the sweep's
+        # transaction (_transaction) says BEGIN itself.
         self._pool: ConnectionPool = open_pool(
             database_url,
             max_size=max_connections,
             name="kernel-app-conversations",
             setup=_migrate,
+            autocommit=True,
         )
         # The turns-in-progress rows (see _bookkeeping): their own connections, whose commits do not wait
         # for the disk, each statement its own transaction: one round trip where BEGIN, SET LOCAL, the
@@ -153,34 +189,29 @@ class PgConversationStore:
         return f"PgConversationStore({describe_url(self.database_url)!r})"
 
     def _transaction(self) -> AbstractContextManager[Connection[Any]]:
-        """One transaction: committed when the block ends (before the caller hears of it), else rolled back."""
+        """One transaction: committed when the block ends (before the caller hears of it), else rolled back
+        (psycopg's ``transaction()`` on an autocommit connection sends BEGIN and COMMIT itself)."""
         return transaction(self._pool)
 
     @contextmanager
     def _bookkeeping(self) -> Generator[Connection[Any], None, None]:
         """A connection for one statement whose commit does not wait for the disk (autocommit,
-        ``synchronous_commit = off``), for the turns-in-progress rows only. A durable COMMIT waits for a
-        WAL flush (~5 ms on a plain disk), and the server's event loop waits with it; these rows would
-        cost two of a turn's three. They are visible to other instances at once, and survive a server's
-        kill -9 like any row; only a crash of PostgreSQL itself within a fraction of a second may lose
-        them. A lost row means either that a turn cut by that same crash is not marked interrupted, or,
-        for a lost DELETE, a row that :meth:`mark_interrupted_turns` later finds finished and drops.
-        The turn's messages are durable."""
+        ``synchronous_commit = off``), for statements that write only the turns-in-progress rows
+        (:meth:`start_turn`, :meth:`end_turn`, the heartbeat). A durable COMMIT waits for a WAL flush
+        (~5 ms on a plain disk), and the server's event loop waits with it (start_turn runs on it). The
+        rows are visible to other instances at once, and survive a server's kill -9 like any row; only a
+        crash of PostgreSQL itself within a fraction of a second may lose them. A lost row means that a
+        turn cut by that same crash is not marked interrupted; a lost DELETE of :meth:`end_turn` (a turn
+        that failed, storing nothing), that the failed turn is marked interrupted. A turn that stored its
+        messages ended with them, in :meth:`finish_turn`'s one durable statement."""
         with self._turns_pool.connection() as conn:  # autocommit, synchronous_commit = off
             yield conn
 
-    @contextmanager
-    def _statement(self) -> Generator[Connection[Any], None, None]:
-        """A connection for one statement, which is its own transaction (autocommit): the same atomicity
-        and durability as :meth:`_transaction` for a single statement, without the BEGIN and COMMIT round
-        trips. A turn makes several of these, each of which a server's event loop waits for."""
-        with self._pool.connection() as conn:
-            conn.autocommit = True
-            try:
-                yield conn
-            finally:
-                with contextlib.suppress(Exception):  # a broken connection: the pool discards it anyway
-                    conn.autocommit = False  # as the pool hands connections out
+    def _statement(self) -> AbstractContextManager[Connection[Any]]:
+        """A connection for one statement, which is its own transaction (the pool's connections are in
+        autocommit): the same atomicity and durability as :meth:`_transaction` for a single statement,
+        without the BEGIN and COMMIT round trips. A turn's end (:meth:`finish_turn`) is one of these."""
+        return self._pool.connection()
 
     # region conversations
 
@@ -324,6 +355,46 @@ class PgConversationStore:
         with self._bookkeeping() as conn:
             conn.execute("DELETE FROM conversation_turns WHERE id = %s", (turn_id,))
 
+    def start_turn(self, conversation_id: str, said: str, *, owner: str | None = None) -> StartedTurn:
+        """:meth:`get` (``owner``'s conversation only), :meth:`begin_turn` and :meth:`messages` in one
+        statement, so one round trip: how the engine begins a turn. Another owner's conversation, or none,
+        is ConversationNotFoundError, and no turn is recorded. The messages and the turn's ``after_seq``
+        come from one snapshot. On the turns' connection (see :meth:`_bookkeeping`): the turn's row is the
+        only thing it writes."""
+        import uuid
+
+        turn_id = uuid.uuid4().hex
+        with self._running_lock:  # first: should this process die before its row is written, nothing is lost
+            self._running.add(turn_id)
+        try:
+            with self._bookkeeping() as conn:
+                rows = conn.execute(START_TURN, (conversation_id, owner, owner, turn_id, self.owner, said)).fetchall()
+        except BaseException:
+            with self._running_lock:
+                self._running.discard(turn_id)
+            raise
+        if not rows:
+            with self._running_lock:
+                self._running.discard(turn_id)
+            raise ConversationNotFoundError(f"no conversation {conversation_id!r}: `kernel-app chat --list` lists them")
+        messages = [_message(row[7:]) for row in rows if row[7] is not None]  # no messages: one row of NULLs
+        return StartedTurn(turn_id, _conversation((*rows[0][:6], len(messages), rows[0][6])), messages)
+
+    def finish_turn(
+        self, turn_id: str, conversation_id: str, messages: list[Message], *, title: str | None = None
+    ) -> list[Message]:
+        """:meth:`append_many`, the ``title`` (when given) and :meth:`end_turn` in one statement, so one
+        round trip and one durable COMMIT: how the engine ends a turn. The turn's row goes in the same
+        transaction as its messages, so another instance sees either a turn in progress or its answer,
+        never a turn without either."""
+        for message in messages:
+            if message.role not in ROLES:
+                raise ValueError(f"unknown role {message.role!r}")
+        with self._running_lock:  # first: a row left by a failed statement expires, and is marked interrupted
+            self._running.discard(turn_id)
+        with self._statement() as conn:
+            return _append(conn, conversation_id, messages, turn_id=turn_id, title=title)
+
     def running_turns(self) -> list[str]:
         """The ids of the turns this instance runs now."""
         with self._running_lock:
@@ -381,29 +452,36 @@ def _migrate(conn: Connection[Any]) -> None:
     migrate(conn, NAMESPACE, MIGRATIONS)
 
 
-def _append(conn: Connection[Any], conversation_id: str, messages: list[Message]) -> list[Message]:
+def _append(
+    conn: Connection[Any],
+    conversation_id: str,
+    messages: list[Message],
+    *,
+    turn_id: str | None = None,
+    title: str | None = None,
+) -> list[Message]:
     """Append in one statement (its own transaction in autocommit, or part of the caller's). The
     conversation's row is updated first: its lock makes a racing append from another instance wait for
-    this one's COMMIT, then take the next block of ``seq`` numbers. One statement, so one round trip."""
+    this one's COMMIT, then take the next block of ``seq`` numbers. One statement, so one round trip.
+    ``turn_id``: that turn's in-progress row goes in the same statement; ``title``: the conversation's
+    new title (None: kept)."""
     if not messages:
-        row = conn.execute(
-            f"UPDATE conversations SET updated_at = {NOW} WHERE id = %s RETURNING id", (conversation_id,)
-        )
+        row = conn.execute(TOUCH, (turn_id, title, conversation_id))
         if row.fetchone() is None:
             raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
         return []
     columns = list(zip(*(_message_row(conversation_id, message)[2:8] for message in messages), strict=True))
     rows = conn.execute(
-        "WITH bumped AS ("
-        f"  UPDATE conversations SET last_seq = last_seq + %s, updated_at = {NOW} WHERE id = %s"
-        "  RETURNING last_seq, updated_at"
-        ") INSERT INTO conversation_messages (conversation_id, seq, role, content, name, call_id, tool_calls, "
-        "tokens, created_at) "
-        "SELECT %s, b.last_seq - %s + m.n, m.role, m.content, m.name, m.call_id, m.tool_calls, m.tokens, b.updated_at "
-        "FROM bumped b, unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::jsonb[], %s::integer[]) "
-        "WITH ORDINALITY AS m(role, content, name, call_id, tool_calls, tokens, n) "
-        "RETURNING seq, created_at",
-        (len(messages), conversation_id, conversation_id, len(messages), *(list(column) for column in columns)),
+        APPEND,
+        (
+            turn_id,
+            len(messages),
+            title,
+            conversation_id,
+            conversation_id,
+            len(messages),
+            *(list(column) for column in columns),
+        ),
     ).fetchall()
     if not rows:
         raise ConversationNotFoundError(f"no conversation {conversation_id!r}")

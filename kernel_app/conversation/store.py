@@ -130,6 +130,16 @@ class Conversation:
         }
 
 
+@dataclass(frozen=True)
+class StartedTurn:
+    """What a turn begins with (``start_turn``): its id for ``finish_turn`` / ``end_turn``, the conversation
+    (its owner checked), and its stored messages, oldest first (``conversation.message_count`` of them)."""
+
+    id: str
+    conversation: Conversation
+    messages: list[Message]
+
+
 def default_store_path(memory_dir: Path | None = None) -> Path:
     """``conversations.sqlite3`` in the memory store's folder (the user's data dir by default)."""
     if memory_dir is None:
@@ -370,6 +380,22 @@ class ConversationStore:
 
     def end_turn(self, turn_id: str) -> None:
         """Nothing to forget (see :meth:`begin_turn`)."""
+
+    def start_turn(self, conversation_id: str, said: str, *, owner: str | None = None) -> StartedTurn:
+        """:meth:`get`, :meth:`begin_turn` and :meth:`messages` for the engine's turn (PostgreSQL's store
+        does them in one round trip); ConversationNotFoundError for another ``owner``'s conversation."""
+        conversation = self.get(conversation_id, owner=owner)
+        return StartedTurn(self.begin_turn(conversation_id, said), conversation, self.messages(conversation_id))
+
+    def finish_turn(
+        self, turn_id: str, conversation_id: str, messages: list[Message], *, title: str | None = None
+    ) -> list[Message]:
+        """:meth:`append_many`, then the ``title`` (when given) and :meth:`end_turn`: the turn's end."""
+        stored = self.append_many(conversation_id, messages)
+        if title is not None:
+            self.update(conversation_id, title=title)
+        self.end_turn(turn_id)
+        return stored
 
     def keep_turns_alive(self) -> None:
         """Nothing to keep alive (see :meth:`begin_turn`)."""

@@ -173,6 +173,53 @@ def test_two_stores_racing_on_one_conversation_lose_and_reorder_nothing(open_bac
         assert store.get("shared").message_count == len(messages)
 
 
+# region a turn's start and finish (the engine's two calls a turn)
+
+
+def test_a_turn_starts_with_its_conversation_and_messages_and_finishes_storing_its_own(
+    open_backend: StoreFactory,
+) -> None:
+    store, other = open_backend(), open_backend()  # other: a second server on the same data
+    conversation = store.create()
+    store.append_many(conversation.id, [Message("user", "Hi"), Message("assistant", "Hello.")])
+    started = store.start_turn(conversation.id, "When do we bake?")
+    assert (started.conversation.id, started.conversation.message_count) == (conversation.id, 2)
+    assert started.messages == store.messages(conversation.id)
+
+    said = [Message("user", "When do we bake?"), Message("assistant", "At four.")]
+    stored = store.finish_turn(started.id, conversation.id, said, title="Baking")
+    assert store.messages(conversation.id)[2:] == stored
+    assert stored[0].seq > started.messages[-1].seq and stored[1].seq > stored[0].seq
+    assert store.get(conversation.id).title == "Baking"
+    assert other.mark_interrupted_turns(older_than=0) == 0  # finished: nothing left to mark
+
+    started = store.start_turn(conversation.id, "Thanks")
+    assert store.finish_turn(started.id, conversation.id, [], title=None) == []  # nothing to store: touched
+    assert (store.get(conversation.id).title, len(store.messages(conversation.id))) == ("Baking", 4)
+    assert other.mark_interrupted_turns(older_than=0) == 0
+
+
+def test_a_turn_on_another_owners_conversation_is_not_found_and_changes_nothing(
+    open_backend: StoreFactory,
+) -> None:
+    store, other = open_backend(), open_backend()
+    conversation = store.create(owner="entra:t:alice")
+    store.append(conversation.id, Message("user", "Hi"))
+    before = store.get(conversation.id)
+    with pytest.raises(ConversationNotFoundError):
+        store.start_turn(conversation.id, "What did Alice say?", owner="entra:t:bob")
+    with pytest.raises(ConversationNotFoundError):
+        store.start_turn("missing", "Hi")
+    assert store.get(conversation.id) == before
+    assert [m.content for m in store.messages(conversation.id)] == ["Hi"]
+    assert other.mark_interrupted_turns(older_than=0) == 0  # no turn was recorded
+    started = store.start_turn(conversation.id, "Hi again", owner="entra:t:alice")
+    assert started.conversation == before
+    store.end_turn(started.id)
+
+
+# endregion
+
 # region owners (issue 22: each user's own data)
 
 ALICE, BOB = "entra:t:alice", "key:0123456789abcdef"

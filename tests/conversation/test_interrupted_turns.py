@@ -95,6 +95,26 @@ def test_a_turn_cut_after_its_function_calls_were_stored_gets_only_the_interrupt
 
 
 @pytest.mark.e2e
+def test_a_turn_started_and_never_finished_is_marked_interrupted(
+    two_instances: tuple[PgConversationStore, PgConversationStore],
+) -> None:
+    """start_turn, the engine's one round trip to begin a turn, records the turn as begin_turn does."""
+    a, b = two_instances
+    cid = a.create().id
+    a.append_many(cid, [Message("user", "Hi"), Message("assistant", "Hello.")])
+    started = a.start_turn(cid, "When do we bake?")  # A dies here, before finish_turn
+    assert a.running_turns() == [started.id]
+    assert b.mark_interrupted_turns(older_than=0) == 1
+    assert _said(b, cid)[2:] == [("user", "When do we bake?"), ("assistant", INTERRUPTED)]
+
+    finished = b.start_turn(cid, "And now?")  # finish_turn ends the record with the messages, at once
+    b.finish_turn(finished.id, cid, [Message("user", "And now?"), Message("assistant", "At four.")])
+    assert b.running_turns() == []
+    assert a.mark_interrupted_turns(older_than=0) == 0
+    assert _said(a, cid)[-2:] == [("user", "And now?"), ("assistant", "At four.")]
+
+
+@pytest.mark.e2e
 def test_running_renewed_and_finished_turns_are_left_alone(
     two_instances: tuple[PgConversationStore, PgConversationStore],
 ) -> None:

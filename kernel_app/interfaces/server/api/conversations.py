@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from kernel_app.conversation.engine import collect
 from kernel_app.conversation.events import ApprovalNeeded
+from kernel_app.conversation.store import ConversationNotFoundError
 from kernel_app.interfaces.server import state as state_module
 from kernel_app.interfaces.server.api.approvals import ApprovalDecided, shared_approvals
 from kernel_app.interfaces.server.errors import ApiError
@@ -75,8 +76,12 @@ async def delete(conversation_id: str, state: State, request: Request) -> Respon
 async def post_message(
     conversation_id: str, body: UserMessage, state: State, request: Request
 ) -> StreamingResponse | Response | dict[str, Any]:
-    # 404 before anything runs, also for another caller's (the engine reads it no more)
-    conversation = state.store.get(conversation_id, owner=owner_filter(request))
+    # 404 before anything runs, also for another caller's. A streamed answer needs it before its first
+    # event (the status is sent with it); a JSON answer gets it from the engine's start of the turn, which
+    # checks the owner in the same round trip to the store as it reads the conversation.
+    owner = owner_filter(request)
+    if body.stream and not state.store.exists(conversation_id, owner=owner):
+        raise ConversationNotFoundError(f"no conversation {conversation_id!r}: `kernel-app chat --list` lists them")
     state.gate.check()
 
     shared = shared_approvals(state) if body.stream else None
@@ -94,7 +99,7 @@ async def post_message(
         approve=approve if body.stream else None,
         stream=body.stream,
         keep_if_cut=True,
-        conversation=conversation,
+        owner=owner,
     )
     if shared is not None:
         events = shared.follow(conversation_id, events)
