@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.server import SUM_PLAN, make_app, running
+from tests.support.sse import sse_events
 from tests.support.tool_scripted import Stepwise
 
 pytestmark = pytest.mark.e2e  # the app served by uvicorn on loopback
@@ -47,18 +48,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Stepwise]]:
         yield url, service
 
 
-def events_of(text: str) -> list[dict[str, Any]]:
-    """An SSE body's frames (``event: TYPE`` / ``data: JSON``), each its data, checked to name its type."""
-    found = []
-    for block in text.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "data" in lines:
-            data = json.loads(lines["data"])
-            assert lines["event"] == data["type"]
-            found.append(data)
-    return found
-
-
 def propose(url: str, service: Stepwise, plan: str) -> dict[str, Any]:
     service.queue(plan)
     proposed = httpx.post(f"{url}/v1/plans", json={"goal": "A poem of a sum"}, timeout=30)
@@ -74,7 +63,7 @@ def test_the_steps_stream_in_order_and_the_record_keeps_them(served: tuple[str, 
     service.allow()
     ran = httpx.post(f"{url}/v1/plans/{plan['id']}/execute", json={"conversation_id": cid}, headers=EVENTS, timeout=30)
     assert ran.status_code == 200 and ran.headers["content-type"].startswith("text/event-stream")
-    events = events_of(ran.text)
+    events = sse_events(ran.text)
     assert [(e["type"], e.get("step")) for e in events] == [
         ("plan_step_started", 1),
         ("plan_step_finished", 1),
@@ -112,7 +101,7 @@ def test_a_failed_step_is_streamed_with_its_error_and_the_plan_stops(served: tup
     cid = httpx.post(f"{url}/v1/conversations", json={"title": "Sums"}).json()["id"]
     ran = httpx.post(f"{url}/v1/plans/{plan['id']}/execute", json={"conversation_id": cid}, headers=EVENTS, timeout=30)
     assert ran.status_code == 200
-    events = events_of(ran.text)
+    events = sse_events(ran.text)
     assert [(e["type"], e.get("step")) for e in events] == [
         ("plan_step_started", 1),
         ("plan_step_finished", 1),
@@ -163,7 +152,7 @@ def test_a_second_execute_while_it_streams_and_after_is_a_409(served: tuple[str,
                 buffer += text
                 *blocks, buffer = buffer.split("\n\n")
                 for block in blocks:
-                    seen.extend(events_of(block + "\n\n"))
+                    seen.extend(sse_events(block + "\n\n"))
                     if seen and seen[-1].get("text") == "step 2 of 3: Writer.ShortPoem":
                         step_two.set()
 

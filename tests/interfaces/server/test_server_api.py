@@ -23,6 +23,7 @@ from kernel_app.conversation import ConversationStore
 from kernel_app.conversation.calls import result_is_answer
 from kernel_app.conversation.interrupted import CALL_CUT_SHORT, CUT_SHORT
 from tests.support.server import SUM_PLAN, make_app, running, saved_notes
+from tests.support.sse import sse_events
 from tests.support.tool_scripted import ToolScripted, Typing, tools
 
 pytestmark = pytest.mark.e2e  # the app served by uvicorn on loopback
@@ -36,15 +37,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, ToolScripted]]:
 
 
 def events_of(response: httpx.Response) -> list[dict[str, Any]]:
-    """Parse an SSE body: ``event: TYPE`` / ``data: JSON`` frames."""
-    found = []
-    for block in response.text.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "data" in lines:
-            data = json.loads(lines["data"])
-            assert lines["event"] == data["type"]
-            found.append(data)
-    return found
+    return sse_events(response.text)
 
 
 def test_health_readiness_and_the_api_reference(served: tuple[str, ToolScripted]) -> None:
