@@ -64,33 +64,21 @@ async def gated(gate: GenerationGate, events: AsyncIterator[Event], timeout: flo
     disconnects closes this generator: the turn is cancelled and its place is freed.
     """
     await gate.acquire()
-    task = asyncio.current_task()
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        if task is not None:
-            task.cancel()
-
-    loop = asyncio.get_running_loop()
-    timer = loop.call_later(timeout, expire) if timeout else None
+    watch = StallWatch(timeout) if timeout else None
+    if watch is not None:
+        watch.start()
     try:
         async for event in events:
-            if timer is not None and timeout:
-                timer.cancel()
-                timer = loop.call_later(timeout, expire)
+            if watch is not None:
+                watch.progressed()
             yield event
     except asyncio.CancelledError:
-        if not expired:
+        if watch is None or not watch.caught():
             raise
-        uncancel = getattr(task, "uncancel", None)
-        if uncancel is not None:
-            uncancel()
         yield ErrorEvent(f"the request made no progress for {timeout:g} s and was stopped")
     finally:
-        if timer is not None:
-            timer.cancel()
+        if watch is not None:
+            watch.stop()
         gate.release()
         aclose = getattr(events, "aclose", None)
         if aclose is not None:
@@ -102,9 +90,10 @@ class Stalled(Exception):
 
 
 class StallWatch:
-    """A deadline that progress restarts, for work awaited as one coroutine (a chat surface's turn whose
-    progress arrives through callbacks): :meth:`progressed` from those callbacks, :meth:`run` around the
-    work. As :func:`gated`, it cancels the awaiting task itself, so the work stays in one task."""
+    """A deadline that progress restarts: :meth:`progressed` at each sign of progress, :meth:`run` around
+    work awaited as one coroutine (a chat surface's turn whose progress arrives through callbacks), or
+    :meth:`start` / :meth:`caught` / :meth:`stop` around a stream (:func:`gated`). It cancels the task
+    that awaits, so the work stays in one task (the model client's streams must)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -112,11 +101,31 @@ class StallWatch:
         self._task: asyncio.Task[Any] | None = None
         self._expired = False
 
+    def start(self) -> None:
+        """Arm the deadline for the task running now (the one it cancels)."""
+        self._task = asyncio.current_task()
+        self._expired = False
+        self._timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+
     def progressed(self) -> None:
         """Restart the deadline (a token, a function call, a status line arrived)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def caught(self) -> bool:
+        """After a CancelledError: whether the deadline caused it; if so the task is uncancelled, to go on."""
+        if not self._expired:
+            return False
+        uncancel = getattr(self._task, "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+        return True
 
     def _expire(self) -> None:
         self._expired = True
@@ -125,20 +134,15 @@ class StallWatch:
 
     async def run(self, work: Awaitable[T]) -> T:
         """``work``'s result; raises :class:`Stalled` when it goes ``seconds`` without :meth:`progressed`."""
-        self._task = asyncio.current_task()
-        self._timer = asyncio.get_running_loop().call_later(self.seconds, self._expire)
+        self.start()
         try:
             return await work
         except asyncio.CancelledError:
-            if not self._expired:
+            if not self.caught():
                 raise
-            uncancel = getattr(self._task, "uncancel", None)
-            if uncancel is not None:
-                uncancel()
             raise Stalled(f"no progress for {self.seconds:g} s") from None
         finally:
-            self._timer.cancel()
-            self._timer = None
+            self.stop()
 
 
 async def unless_disconnected(receive: Callable[[], Awaitable[Any]], work: Awaitable[T]) -> tuple[bool, T | None]:

@@ -409,6 +409,15 @@ def _load_yaml(plugin: str, path: Path, report: LoadReport) -> None:
     _build_prompt_function(plugin, name, body, template, str(path), path, report, _template_line_offset(text))
 
 
+def _reported(plugin: str, name: str, problems: list[Problem], ok: bool, report: LoadReport) -> bool:
+    """A parsed file's warnings kept in ``report`` and its errors failing the function; whether it loads."""
+    report.problems.extend(p for p in problems if p.severity == "warning")
+    if not ok:
+        for problem in (p for p in problems if p.severity == "error"):
+            report.fail(plugin, name, problem)
+    return ok
+
+
 def _load_prompty(plugin: str, path: Path, report: LoadReport) -> None:
     """A Prompty file: its front matter checked with file lines, then built as any prompt (see prompty.py)."""
     from kernel_app.kernel.plugin_folders.prompty import function_name
@@ -417,10 +426,7 @@ def _load_prompty(plugin: str, path: Path, report: LoadReport) -> None:
     if text is None:
         return
     prompty = read_prompty(path, text)
-    report.problems.extend(p for p in prompty.problems if p.severity == "warning")
-    if not prompty.ok:
-        for problem in (p for p in prompty.problems if p.severity == "error"):
-            report.fail(plugin, prompty.function, problem)
+    if not _reported(plugin, prompty.function, prompty.problems, prompty.ok, report):
         return
     _build_prompt_function(
         plugin, prompty.function, prompty.config, prompty.template, str(path), path, report, prompty.line_offset
@@ -437,10 +443,7 @@ def _load_skill(plugin: str, folder: Path, trusted: bool, report: LoadReport) ->
     if text is None:
         return
     skill = read_skill(folder, text)
-    report.problems.extend(p for p in skill.problems if p.severity == "warning")
-    if not skill.ok:
-        for problem in (p for p in skill.problems if p.severity == "error"):
-            report.fail(plugin, name, problem)
+    if not _reported(plugin, name, skill.problems, skill.ok, report):
         return
     if skill.scripts and not trusted:
         report.problems.append(
