@@ -55,6 +55,8 @@ RETRY_TEMPERATURE = 1.0
 # Word-sequence similarity (difflib's ratio, close to ROUGE-L's F-measure) at which a row's rewrite counts
 # as a copy of it. Rewrites of the bakery's SWOT rows by the 1.5B scored 0.1-0.6, near copies 0.75-0.9.
 NEAR_COPY = 0.6
+# How many times the row's words a second answer may have (its words, against the row's own).
+LONGER = 1.5
 
 Progress = Callable[[str], None]
 
@@ -131,14 +133,16 @@ class ChangeAudiencePlugin:
         answer = await self._ask_row(kernel, service, table, asked, level, ROW_SETTINGS["temperature"])
         if answer is not None and similarity(answer, asked) >= NEAR_COPY:
             again = await self._ask_row(kernel, service, table, asked, level, RETRY_TEMPERATURE, copy=answer)
-            if again is not None and similarity(again, asked) < similarity(answer, asked):
+            if again is not None and _better(again, answer, asked):
                 answer = again
         elif answer is None:
             answer = await self._ask_row(kernel, service, table, asked, level, RETRY_TEMPERATURE)
         if answer is None:
             logger.warning("ChangeAudience: the model gave no row of %s for %r; kept as written", table.heading, asked)
             return row
-        return [answer.get(key, cell) for key, cell in zip(columns, row, strict=True)]
+        return [
+            _ended_like(cell, answer[key]) if key in answer else cell for key, cell in zip(columns, row, strict=True)
+        ]
 
     async def _ask_row(
         self,
@@ -221,6 +225,20 @@ def parse_row(answer: str, keys: list[str]) -> dict[str, str] | None:
     if not all(isinstance(cell, str) and cell.strip() for cell in cells.values()):
         return None
     return {key: " ".join(str(cell).split()) for key, cell in cells.items()}
+
+
+def _ended_like(original: str, rewritten: str) -> str:
+    """A cell that was a sentence stays one: the 1.5B often leaves out the full stop ("...to buy their
+    goods"), which reads, and is checked by evals, as a sentence cut off."""
+    ended = re.compile(r"[.!?…)\]\"'’”]$")
+    return rewritten + "." if ended.search(original) and not ended.search(rewritten) else rewritten
+
+
+def _better(again: dict[str, str], first: dict[str, str], asked: dict[str, str]) -> bool:
+    """Whether the second answer to a near copy is the one to keep: less of a copy, and not much longer than
+    the row (at the retry's higher temperature the 1.5B sometimes wrote a row twice as long)."""
+    longest = LONGER * len(_words(" ".join(asked.values())))
+    return similarity(again, asked) < similarity(first, asked) and len(_words(" ".join(again.values()))) <= longest
 
 
 def similarity(answer: dict[str, str], asked: dict[str, str]) -> float:

@@ -150,8 +150,11 @@ async def test_a_near_copy_is_asked_for_again_hotter_and_the_less_similar_answer
     assert second.settings["temperature"] == audience.RETRY_TEMPERATURE > first.settings["temperature"]
     assert "kept too many of the row's words" in second.prompt and "bigger bakeries" in second.prompt
     assert result.endswith("| Big shops nearby | Bigger shops may take our buyers. |")
-    # A second answer no better than the first: the first stays.
+    # A second answer no better than the first, or less of a copy but far longer than the row: the first stays.
     service = StructuredScripted([copy, copy.replace("bigger", "big")])
+    assert "bigger bakeries" in await run_change_audience(service, text)
+    rambling = {"Point": "Rivals", "Why it matters": "Other shops sell bread too, " * 5 + "so we must be good."}
+    service = StructuredScripted([copy, json.dumps(rambling)])
     assert "bigger bakeries" in await run_change_audience(service, text)
 
 
@@ -177,6 +180,14 @@ async def test_a_row_the_model_never_answers_in_shape_is_kept_and_the_table_keep
     assert "| Fair prices | Many people can pay what we ask. |" in result
     assert sum(1 for line in result.splitlines() if line.startswith("| ") and "---" not in line) == 2 + 3
     assert "kept as written" in caplog.text
+
+
+def test_a_cell_that_was_a_sentence_keeps_its_full_stop() -> None:
+    assert audience._ended_like("It may face competition.", "Big shops may take our buyers") == (
+        "Big shops may take our buyers."
+    )
+    assert audience._ended_like("Competition", "Big shops nearby") == "Big shops nearby"  # a label stays one
+    assert audience._ended_like("Is it?", "Who knows!") == "Who knows!"
 
 
 def test_parse_row_takes_one_object_with_a_string_for_each_cell() -> None:
@@ -232,6 +243,18 @@ async def test_a_text_without_tables_runs_the_prompt_as_before() -> None:
     config = json.loads((PLUGIN / "_audience_prompt" / "config.json").read_text(encoding="utf-8"))
     for name, value in config["execution_settings"]["default"].items():
         assert request.settings[name] == value
+
+
+async def test_the_prompt_streams_its_tokens_to_a_caller_that_takes_parts() -> None:
+    service = StructuredScripted(["Let's work together to sell more."])
+    built = build_kernel(Settings(), chat_service=service)
+    function = resolve_function(built.kernel, "BusinessThinking.ChangeAudience")
+    parts: list[str] = []
+    with parts_to(parts.append):
+        run = await run_chain(built.kernel, [function], input="We leverage synergies.", variables={"level": "a child"})
+    assert service.requests[0].streaming and len(parts) > 1
+    assert "".join(parts) == run.result == "Let's work together to sell more."
+    assert run.usage.completion_tokens > 0  # the streamed call is counted
 
 
 async def test_a_service_without_structured_output_gets_the_prompt_for_tables_too() -> None:
