@@ -46,7 +46,8 @@ Answer with JSON only: {{$keys}}
 """
 # Sent after a near copy, with the copy: the same request, told what was wrong with the answer.
 AGAIN = """
-Your first answer, {{$copy}}, kept too many of the row's words. Say it in other words."""
+Your first answer, {{$copy}}, was too close to the row or too long. Write it again: in other words than
+the row's, each cell about as long as the row's own."""
 
 # Sampling of a row. At the prompt's own 0.9 / 0.5 the sampling is nearly greedy, and greedy decoding
 # copies (docs/models.md); a row is short, so 200 tokens leave room for both cells of a long row.
@@ -57,6 +58,10 @@ RETRY_TEMPERATURE = 1.0
 NEAR_COPY = 0.6
 # How many times the row's words a second answer may have (its words, against the row's own).
 LONGER = 1.5
+# A label (a cell of at most LABEL_WORDS words, such as a SWOT's point) answered with more than
+# LABEL_GROWN words has become a sentence ("The bakery may face competition from other bakeries nearby.").
+LABEL_WORDS = 5
+LABEL_GROWN = 8
 
 Progress = Callable[[str], None]
 
@@ -123,17 +128,18 @@ class ChangeAudiencePlugin:
         return "".join(parts)
 
     async def _rewrite_row(self, kernel: Kernel, service: Any, table: Table, row: list[str], level: str) -> list[str]:
-        """``row`` rewritten: its cells with words in them asked for as one JSON object; a near copy is asked
-        for once more, and the less similar answer kept. A row the model never answered in shape is kept as
-        it was (and logged): a table loses no row."""
+        """``row`` rewritten: its cells with words in them asked for as one JSON object. A near copy, a label
+        grown into a sentence or a row grown long is asked for once more, hotter, and the better answer kept
+        (:func:`_rank`). A row the model never answered in JSON of its shape is kept as it was (and logged):
+        a table loses no row."""
         columns = _column_keys(table.columns, len(row))
         asked = {key: cell for key, cell in zip(columns, row, strict=True) if _has_words(cell)}
         if not asked:
             return row
         answer = await self._ask_row(kernel, service, table, asked, level, ROW_SETTINGS["temperature"])
-        if answer is not None and similarity(answer, asked) >= NEAR_COPY:
+        if answer is not None and _rank(answer, asked)[:2] != (False, False):
             again = await self._ask_row(kernel, service, table, asked, level, RETRY_TEMPERATURE, copy=answer)
-            if again is not None and _better(again, answer, asked):
+            if again is not None and _rank(again, asked) < _rank(answer, asked):
                 answer = again
         elif answer is None:
             answer = await self._ask_row(kernel, service, table, asked, level, RETRY_TEMPERATURE)
@@ -141,7 +147,7 @@ class ChangeAudiencePlugin:
             logger.warning("ChangeAudience: the model gave no row of %s for %r; kept as written", table.heading, asked)
             return row
         return [
-            _ended_like(cell, answer[key]) if key in answer else cell for key, cell in zip(columns, row, strict=True)
+            _written_like(cell, answer[key]) if key in answer else cell for key, cell in zip(columns, row, strict=True)
         ]
 
     async def _ask_row(
@@ -227,18 +233,28 @@ def parse_row(answer: str, keys: list[str]) -> dict[str, str] | None:
     return {key: " ".join(str(cell).split()) for key, cell in cells.items()}
 
 
-def _ended_like(original: str, rewritten: str) -> str:
-    """A cell that was a sentence stays one: the 1.5B often leaves out the full stop ("...to buy their
-    goods"), which reads, and is checked by evals, as a sentence cut off."""
+def _written_like(original: str, rewritten: str) -> str:
+    """A cell that was a sentence stays one, and one that began with a capital letter begins with one: the
+    1.5B often leaves out the full stop ("...to buy their goods"), which reads, and is checked by evals, as
+    a sentence cut off, and sometimes starts in lower case ("the bakery will have a hard time growing.")."""
     ended = re.compile(r"[.!?…)\]\"'’”]$")
-    return rewritten + "." if ended.search(original) and not ended.search(rewritten) else rewritten
+    if ended.search(original) and not ended.search(rewritten):
+        rewritten += "."
+    if original[:1].isupper() and rewritten[:1].islower():
+        rewritten = rewritten[0].upper() + rewritten[1:]
+    return rewritten
 
 
-def _better(again: dict[str, str], first: dict[str, str], asked: dict[str, str]) -> bool:
-    """Whether the second answer to a near copy is the one to keep: less of a copy, and not much longer than
-    the row (at the retry's higher temperature the 1.5B sometimes wrote a row twice as long)."""
-    longest = LONGER * len(_words(" ".join(asked.values())))
-    return similarity(again, asked) < similarity(first, asked) and len(_words(" ".join(again.values()))) <= longest
+def _rank(answer: dict[str, str], asked: dict[str, str]) -> tuple[bool, bool, float]:
+    """How bad an answer is, for comparing two (lower is better): out of shape (a label grown into a sentence,
+    or the row grown past LONGER times its words: at the retry's higher temperature the 1.5B sometimes
+    wrote a row twice as long), then a near copy, then how similar. ``(False, False, ...)`` is a good one."""
+    grown_label = any(
+        len(asked[key].split()) <= LABEL_WORDS and len(value.split()) > LABEL_GROWN for key, value in answer.items()
+    )
+    too_long = len(_words(" ".join(answer.values()))) > LONGER * len(_words(" ".join(asked.values())))
+    copied = similarity(answer, asked)
+    return (grown_label or too_long, copied >= NEAR_COPY, copied)
 
 
 def similarity(answer: dict[str, str], asked: dict[str, str]) -> float:

@@ -148,7 +148,7 @@ async def test_a_near_copy_is_asked_for_again_hotter_and_the_less_similar_answer
     result = await run_change_audience(service, text)
     first, second = service.requests
     assert second.settings["temperature"] == audience.RETRY_TEMPERATURE > first.settings["temperature"]
-    assert "kept too many of the row's words" in second.prompt and "bigger bakeries" in second.prompt
+    assert "was too close to the row or too long" in second.prompt and "bigger bakeries" in second.prompt
     assert result.endswith("| Big shops nearby | Bigger shops may take our buyers. |")
     # A second answer no better than the first, or less of a copy but far longer than the row: the first stays.
     service = StructuredScripted([copy, copy.replace("bigger", "big")])
@@ -182,12 +182,28 @@ async def test_a_row_the_model_never_answers_in_shape_is_kept_and_the_table_keep
     assert "kept as written" in caplog.text
 
 
+async def test_a_label_grown_into_a_sentence_is_asked_for_again() -> None:
+    grown = {"Point": "The bakery may face competition from other bakeries nearby.", "Why it matters": "Rivals."}
+    text = SWOT.split("\n\n")[1]
+    service = StructuredScripted([json.dumps(grown), json.dumps(ROWS["Competition"])])
+    result = await run_change_audience(service, text)
+    assert len(service.requests) == 2 and result.endswith("| Big shops nearby | Bigger shops may take our buyers. |")
+    # Asked again and grown again (or copied): the less flawed answer stays, a near copy over a sentence label.
+    copy = {"Point": "Competition", "Why it matters": "The bakery may face competition from big bakeries in the area."}
+    service = StructuredScripted([json.dumps(grown), json.dumps(copy)])
+    assert "| Competition | The bakery may face competition from big bakeries in the area. |" in (
+        await run_change_audience(service, text)
+    )
+
+
 def test_a_cell_that_was_a_sentence_keeps_its_full_stop() -> None:
-    assert audience._ended_like("It may face competition.", "Big shops may take our buyers") == (
+    assert audience._written_like("It may face competition.", "Big shops may take our buyers") == (
         "Big shops may take our buyers."
     )
-    assert audience._ended_like("Competition", "Big shops nearby") == "Big shops nearby"  # a label stays one
-    assert audience._ended_like("Is it?", "Who knows!") == "Who knows!"
+    assert audience._written_like("Competition", "Big shops nearby") == "Big shops nearby"  # a label stays one
+    assert audience._written_like("Is it?", "Who knows!") == "Who knows!"
+    assert audience._written_like("Limited marketing", "not known") == "Not known"  # and its capital letter
+    assert audience._written_like("iPhone sales", "iPad sales") == "iPad sales"
 
 
 def test_parse_row_takes_one_object_with_a_string_for_each_cell() -> None:
