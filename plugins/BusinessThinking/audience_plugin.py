@@ -56,8 +56,9 @@ RETRY_TEMPERATURE = 1.0
 # Word-sequence similarity (difflib's ratio, close to ROUGE-L's F-measure) at which a row's rewrite counts
 # as a copy of it. Rewrites of the bakery's SWOT rows by the 1.5B scored 0.1-0.6, near copies 0.75-0.9.
 NEAR_COPY = 0.6
-# How many times the row's words a second answer may have (its words, against the row's own).
-LONGER = 1.5
+# How many times the row's words an answer may have before it is asked for again (1.5 let the SWOT grow
+# to 314 of the eval's 320 words).
+LONGER = 1.3
 # A label (a cell of at most LABEL_WORDS words, such as a SWOT's point) answered with more than
 # LABEL_GROWN words has become a sentence ("The bakery may face competition from other bakeries nearby.").
 LABEL_WORDS = 5
@@ -287,7 +288,7 @@ def _shape(asked: dict[str, str]) -> str:
     lines = []
     for key, cell in asked.items():
         words = len(cell.split())
-        size = "2 to 5 plain words" if words <= 5 else f"one short sentence of at most {max(15, words)} words"
+        size = "2 to 5 plain words" if words <= 5 else f"one short sentence of at most {max(10, words)} words"
         lines.append(f'"{key}": {size}.')
     return " ".join(lines)
 
