@@ -221,7 +221,8 @@ def prompt_function() -> KernelFunctionFromPrompt:
 
 
 def parse_row(answer: str, keys: list[str]) -> dict[str, str] | None:
-    """The model's row: one JSON object with a non-empty string under each of ``keys``; None otherwise."""
+    """The model's row: one JSON object with a string of words under each of ``keys``; None otherwise (the
+    0.5B answered "..." in cells, the placeholder of the prompt's answer shape)."""
     try:
         value = json.loads(answer)
     except ValueError:
@@ -229,7 +230,7 @@ def parse_row(answer: str, keys: list[str]) -> dict[str, str] | None:
     if not isinstance(value, dict):
         return None
     cells = {key: value.get(key) for key in keys}
-    if not all(isinstance(cell, str) and cell.strip() for cell in cells.values()):
+    if not all(isinstance(cell, str) and _has_words(cell) for cell in cells.values()):
         return None
     return {key: " ".join(str(cell).split()) for key, cell in cells.items()}
 

@@ -208,11 +208,18 @@ def test_a_cell_that_was_a_sentence_keeps_its_full_stop() -> None:
 
 def test_parse_row_takes_one_object_with_a_string_for_each_cell() -> None:
     keys = ["Point", "Why it matters"]
-    assert audience.parse_row('{"Point": " Big\\n shops ", "Why it matters": "x", "extra": 1}', keys) == {
+    assert audience.parse_row('{"Point": " Big\\n shops ", "Why it matters": "Ok.", "extra": 1}', keys) == {
         "Point": "Big shops",
-        "Why it matters": "x",
+        "Why it matters": "Ok.",
     }
-    for answer in ("not json", "[]", '{"Point": "a", "Why it matters": ""}', '{"Point": 1, "Why it matters": "x"}'):
+    wordless = '{"Point": "...", "Why it matters": "..."}'  # the 0.5B copied the answer shape's placeholders
+    for answer in (
+        "not json",
+        "[]",
+        '{"Point": "ab", "Why it matters": ""}',
+        '{"Point": 1, "Why it matters": "x"}',
+        wordless,
+    ):
         assert audience.parse_row(answer, keys) is None, answer
 
 
