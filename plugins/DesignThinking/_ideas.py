@@ -22,8 +22,10 @@ HEADER = "| # | Idea | Type | Problem it solves | Description |\n| --- | --- | -
 # Length bounds of the strings, far above what the prompt asks (2-6 words, 12 words): they keep a small
 # model from looping inside one string until max_tokens runs out. A string that reaches its bound was cut
 # by the grammar mid-sentence, so that idea is dropped (CUT_MARGIN: the grammar closes a string when the
-# next token would not fit, up to a token's length early).
-IDEA_MAX, DESCRIPTION_MAX, LABEL_MAX = 60, 140, 40
+# next token would not fit, up to a token's length early). At 60 and 140 the 1.5B's ideas of 9-10 words
+# and descriptions of 20-25 were cut ("Implement a tiered pricing model that includes discounts for low"),
+# and the model went on after the cut with a stray number or word.
+IDEA_MAX, DESCRIPTION_MAX, LABEL_MAX = 100, 220, 40
 CUT_MARGIN = 8
 _IDEA = {
     "type": "object",
@@ -133,7 +135,7 @@ def read_answer(text: str) -> Answer:
             continue
         if len(idea) >= IDEA_MAX - CUT_MARGIN or len(description) >= DESCRIPTION_MAX - CUT_MARGIN:
             continue  # cut by the grammar mid-sentence (or a loop inside the string)
-        idea, description = _cell(idea), _sentence(_cell(description))
+        idea, description = _cell(idea).rstrip("."), _sentence(_cell(description))  # an idea is a label
         if _WORD.search(idea) and _WORD.search(description):
             answer.ideas.append((fruit, idea, description))
     return answer

@@ -25,6 +25,7 @@ from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers.scripted import ScriptedChatCompletion, ScriptedRequest
 from planners.catalogue import FunctionInfo
 from plugins.DesignThinking._ideas import (
+    DESCRIPTION_MAX,
     HIGHER,
     KEYS,
     LOWER,
@@ -204,9 +205,12 @@ def test_an_answer_cut_off_or_malformed_keeps_its_complete_ideas_under_their_fru
 
 
 def test_an_idea_cut_at_its_length_bound_is_left_out() -> None:
-    looped = "Customers get pizza hot " * 6
-    text = json.dumps({"lower_hanging_fruit": [{"idea": "Heat bags", "description": looped[:139]}]})
-    assert read_answer(text).ideas == []
+    looped = "Customers get pizza hot " * 12
+    cut = json.dumps({"lower_hanging_fruit": [{"idea": "Heat bags", "description": looped[: DESCRIPTION_MAX - 1]}]})
+    assert read_answer(cut).ideas == []
+    long = "Introduce a price comparison feature on the website."  # 52 characters, whole: kept
+    whole = json.dumps({"lower_hanging_fruit": [{"idea": long, "description": "Customers see the price is fair."}]})
+    assert read_answer(whole).ideas == [(LOWER, long[:-1], "Customers see the price is fair.")]  # no full stop
 
 
 def test_a_repeat_by_the_evals_rule_is_not_kept() -> None:
