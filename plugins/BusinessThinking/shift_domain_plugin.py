@@ -23,7 +23,7 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
-from plugins.BusinessThinking._old_domain_words import old_domain_words, old_words_in
+from plugins.BusinessThinking._old_domain_words import old_domain_words, old_words_in, words_of
 from plugins.BusinessThinking._swot_tables import CUT_MARGIN, _ended
 from plugins.BusinessThinking._table_document import Table, TableDocument, parse_tables, render_table
 
@@ -138,25 +138,54 @@ class ShiftDomainPlugin:
 async def _shifted_rows(
     kernel: Kernel, service: Any, table: Table, domain: str, old_words: list[str]
 ) -> list[tuple[str, ...]] | None:
-    """The table's rows for ``domain``, or None when the model gave no usable rows, asked twice. Rows that
-    still use the old business's words are asked for once more; each keeps the answer without them."""
+    """The table's rows for ``domain``, or None when the model gave no usable rows, asked twice. Rows still
+    about the old business (its words, or its row copied) are asked for once more; each row keeps the
+    first answer of the two that is not."""
     rows = await _ask_rows(kernel, service, table, domain, old_words, "")
     if rows is None:
         rows = await _ask_rows(kernel, service, table, domain, old_words, "Your last answer was not that JSON.\n")
         if rows is None:
             return None
-    stale = [number for number, row in enumerate(rows, 1) if old_words_in(" ".join(row), old_words)]
-    if not stale:
+    stale = [_staleness(new, old, old_words) for new, old in zip(rows, table.rows, strict=True)]
+    if not any(stale):
         return rows
-    named = ", ".join(sorted({word for row in rows for word in old_words_in(" ".join(row), old_words)}))
-    note = f"Your last answer still wrote about the other business ({named}) in row {_numbers(stale)}.\n"
-    again = await _ask_rows(kernel, service, table, domain, old_words, note)
+    again = await _ask_rows(kernel, service, table, domain, old_words, _stale_note(stale))
     if again is None:
         return rows
     return [
-        fresh if old_words_in(" ".join(row), old_words) and not old_words_in(" ".join(fresh), old_words) else row
-        for row, fresh in zip(rows, again, strict=True)
+        fresh if reason and not _staleness(fresh, old, old_words) else row
+        for row, fresh, old, reason in zip(rows, again, table.rows, stale, strict=True)
     ]
+
+
+# A new row that has this share of its old row's words is the old row with a word or two swapped: the 1.5B
+# wrote "Construction management can partner with local events to promote its products and services." for
+# "The bakery can partner with local events to promote its products and services." (12 of 13 words).
+COPIED_SHARE = 0.8
+
+
+def _staleness(new: tuple[str, ...], old: tuple[str, ...], old_words: list[str]) -> str:
+    """Why a new row is still about the old business ("" when it is not): the old words it uses, or "copied"."""
+    used = old_words_in(" ".join(new), old_words)
+    if used:
+        return ", ".join(used)
+    before = words_of(" ".join(old))
+    return "copied" if before and len(before & words_of(" ".join(new))) >= COPIED_SHARE * len(before) else ""
+
+
+def _stale_note(stale: list[str]) -> str:
+    """What the retry's prompt says was wrong with the last answer, row by row."""
+    used = sorted({word for reason in stale if reason and reason != "copied" for word in reason.split(", ")})
+    notes = []
+    if used:
+        rows = [number for number, reason in enumerate(stale, 1) if reason and reason != "copied"]
+        notes.append(
+            f"Your last answer still wrote about the other business ({', '.join(used)}) in row {_numbers(rows)}."
+        )
+    copied = [number for number, reason in enumerate(stale, 1) if reason == "copied"]
+    if copied:
+        notes.append(f"Your last answer copied the other business's row {_numbers(copied)}: write new points.")
+    return "\n".join(notes) + "\n"
 
 
 async def _ask_rows(

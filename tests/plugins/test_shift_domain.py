@@ -221,6 +221,24 @@ async def test_a_row_still_about_the_old_business_is_asked_for_once_more() -> No
     )
 
 
+async def test_a_row_that_copies_its_old_row_is_asked_for_once_more() -> None:
+    copied = json.dumps(
+        {
+            "rows": [
+                {"Point": "Locally owned", "Why it matters": "Customers know the owner personally, leading to loyalty"},
+                {"Point": "Trained crews", "Why it matters": "Offices get the same careful team each week."},
+                {"Point": "Eco products", "Why it matters": "Families with children ask for them."},
+            ]
+        }
+    )
+    service = StructuredScripted([copied, rows_answer("Strengths"), *FOUR_TABLES[1:]])
+    result = await shift(service)
+    assert "Your last answer copied the other business's row 1: write new points." in service.requests[1].prompt
+    assert "still wrote about" not in service.requests[1].prompt
+    rows = parse_tables(result).tables[0].rows
+    assert rows[0] == ("Strengths cleaning point 1", "Clients notice it.") and rows[1][0] == "Trained crews"
+
+
 async def test_a_row_the_retry_did_not_mend_keeps_the_first_answer() -> None:
     stale = rows_answer("Strengths", why="Like a pizza oven.")
     service = StructuredScripted([stale, "not json", *FOUR_TABLES[1:]])
