@@ -26,7 +26,8 @@ _COMMON = """
     change changes changing choose come create creating customer customers deal demand different
     difficult easier easy efficient efficiently ensure expand expanding experience face faces find
     focus get give go good grow growing growth high higher improve improving include including increase
-    increased keep large larger lead leading lose low lower maintain make makes making meet offer
+    increased keep lack lacking large larger lead leading limited lose low lower maintain make makes making
+    meet offer
     offering offers overall partner potential provide providing range reach reduce reduced rely remain
     run see sense serve set share similar small stand steady strong support take team unique use used
     using want wide wider work working

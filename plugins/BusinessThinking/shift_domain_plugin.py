@@ -184,7 +184,10 @@ def _stale_note(stale: list[str]) -> str:
         )
     copied = [number for number, reason in enumerate(stale, 1) if reason == "copied"]
     if copied:
-        notes.append(f"Your last answer copied the other business's row {_numbers(copied)}: write new points.")
+        notes.append(
+            f"Your last answer copied the other business's row {_numbers(copied)}, changing only its name: "
+            "write what such a point means for this business, in new words."
+        )
     return "\n".join(notes) + "\n"
 
 
@@ -284,7 +287,9 @@ def _json_text(answer: str) -> str:
 
 def _whole(cell: str, bound: int) -> str:
     """A cell as a whole sentence or phrase: one the grammar closed at its bound is ended at a boundary."""
-    return _ended(cell) if len(cell) >= bound - CUT_MARGIN else cell.strip()
+    # A brace the model wrote inside the string, as if closing the JSON ("...customer service.}"), is dropped.
+    cell = cell.strip().rstrip("{}[]").rstrip()
+    return _ended(cell) if len(cell) >= bound - CUT_MARGIN else cell
 
 
 def _numbers(numbers: list[int]) -> str:

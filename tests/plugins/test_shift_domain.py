@@ -131,6 +131,8 @@ def test_the_old_business_words_are_its_recurring_uncommon_words() -> None:
     words = old_domain_words(rows, "cleaning services")
     assert words[:2] == ["shop", "pizza"] and "college" in words
     assert not {"customer", "competition", "limited", "online"} & set(words)
+    limited = ["Limited menu", "Limited staffing", "Limited hours", "a bakery", "the bakery"]
+    assert old_domain_words(limited, "x") == ["bakery"]  # shared by any SWOT's weaknesses
     assert "shop" not in old_domain_words(rows, "flower shop")  # a word of the new domain is no old word
     assert old_domain_words(["a bakery", "the bakery"], "x") == ["bakery"]
     assert old_domain_words(["one row only"], "x") == []
@@ -184,10 +186,12 @@ async def test_a_table_with_too_few_rows_is_asked_for_again_and_extra_rows_are_d
 
 async def test_malformed_json_is_asked_for_again() -> None:
     fenced = "```json\n" + FOUR_TABLES[0] + "\n```"  # as a service without a grammar may write it
-    service = StructuredScripted(['{"rows": [{"Point": "Clean', fenced, *FOUR_TABLES[1:]])
+    braced = rows_answer("Weaknesses", why="Clients notice it.}")  # a brace written inside the string
+    service = StructuredScripted(['{"rows": [{"Point": "Clean', fenced, braced, *FOUR_TABLES[2:]])
     result = await shift(service)
     assert len(service.requests) == 5
     assert parse_tables(result).tables[0].rows[0] == ("Strengths cleaning point 1", "Clients notice it.")
+    assert parse_tables(result).tables[1].rows[0] == ("Weaknesses cleaning point 1", "Clients notice it.")
 
 
 async def test_a_row_still_about_the_old_business_is_asked_for_once_more() -> None:
@@ -233,7 +237,7 @@ async def test_a_row_that_copies_its_old_row_is_asked_for_once_more() -> None:
     )
     service = StructuredScripted([copied, rows_answer("Strengths"), *FOUR_TABLES[1:]])
     result = await shift(service)
-    assert "Your last answer copied the other business's row 1: write new points." in service.requests[1].prompt
+    assert "Your last answer copied the other business's row 1, changing only its name" in service.requests[1].prompt
     assert "still wrote about" not in service.requests[1].prompt
     rows = parse_tables(result).tables[0].rows
     assert rows[0] == ("Strengths cleaning point 1", "Clients notice it.") and rows[1][0] == "Trained crews"
