@@ -153,6 +153,7 @@ async def test_each_table_is_asked_for_as_json_and_rendered_with_its_headings_an
     assert len(service.requests) == 4
     first = service.requests[0]
     assert '"Strengths" table' in first.prompt and "| Locally owned |" in first.prompt
+    assert 'Every new row must belong under "Strengths"' in first.prompt
     assert "for a\ncleaning services business" in first.prompt and "Weaknesses" not in first.prompt
     assert "do not use the words shop, pizza" in first.prompt.lower()
     schema = first.settings["response_format"]["json_schema"]["schema"]
