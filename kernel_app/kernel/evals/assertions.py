@@ -317,6 +317,13 @@ DISTINCT_MIN_WORDS = 4
 _WORDS = re.compile(r"\w+")
 
 
+def cells_repeat(first: str, second: str, overlap: float = DISTINCT_OVERLAP) -> bool:
+    """Whether two cells of a ``distinct`` column count as one idea said twice (case, punctuation and
+    spacing ignored): the rule :func:`repeated_cell` applies, for code that must keep a table passing it
+    (DesignThinking.Ideate drops such a repeat and asks the model for another idea)."""
+    return _same_idea(_WORDS.findall(first.lower()), _WORDS.findall(second.lower()), overlap)
+
+
 def _same_idea(first: list[str], second: list[str], overlap: float) -> bool:
     if first == second:
         return True

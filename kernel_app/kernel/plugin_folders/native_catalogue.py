@@ -1,6 +1,6 @@
 """The native functions every kernel has, recorded, so ``plugins list`` and ``lint`` need not import
-semantic-kernel to know them: the built-in plugins' Python files (Math, Text, Time, BusinessThinking.SWOT)
-and the kernel's own plugins (memory, ConversationSummaryPlugin, http).
+semantic-kernel to know them: the built-in plugins' Python files (Math, Text, Time, BusinessThinking.SWOT,
+DesignThinking.Ideate) and the kernel's own plugins (memory, ConversationSummaryPlugin, http).
 
 The record (``native_catalogue.json``) is what semantic-kernel makes of those classes, written by
 ``python -m kernel_app.kernel.records regenerate`` (kernel_app/kernel/records.py). It is used for a built-in

@@ -20,6 +20,13 @@ CONNECT_TIMEOUT_S = 10.0
 # How long a request waits for a pooled connection before it fails (a 503 in the server): short, so that
 # while the database is away requests fail fast instead of piling up behind the pool.
 CHECKOUT_TIMEOUT_S = 3.0
+# How long psycopg_pool keeps retrying one lost connection before it gives that attempt up. Its retries back
+# off exponentially (1, 2, 4, 8... s: not configurable in psycopg_pool 3.3), so after a long outage the next
+# attempt could come many seconds after the database was back, and every request meanwhile a 503. Given up
+# after a second, a lost connection is not retried on a timer any more: the next request that finds the
+# pool empty starts a new attempt at once (the pool grows on demand up to its max_size), so service resumes
+# within about a second of the database's return (tests/interfaces/server/test_database_outage.py).
+RECONNECT_S = 1.0
 MIN_PGVECTOR = (0, 8)
 CREATE_VECTOR_HINT = "run `CREATE EXTENSION vector;` once in that database as a superuser (or its owner, if allowed)"
 
@@ -184,6 +191,7 @@ def open_pool(
         # comes back, and the pool discards it (psycopg_pool's _return_connection checks its status).
         check=check_if_readable,
         timeout=CHECKOUT_TIMEOUT_S,
+        reconnect_timeout=RECONNECT_S,
         open=False,
     )
     pool.open()

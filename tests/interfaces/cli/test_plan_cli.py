@@ -66,7 +66,7 @@ def test_execute_refuses_without_confirmation_and_rejects_made_up_functions(open
 
 
 def test_the_bakery_goal_runs_swot_then_shift_domain(openai_server) -> None:
-    """The issue's own goal, end to end: plan, execute (SWOT's draft and the shift are real prompt calls)."""
+    """The issue's own goal, end to end: plan, execute (SWOT's draft and the shift's tables are real model calls)."""
     plan = {
         "steps": [
             {"function": "BusinessThinking.SWOT", "args": {"input": "a bakery"}, "output": "swot"},
@@ -86,11 +86,22 @@ def test_the_bakery_goal_runs_swot_then_shift_domain(openai_server) -> None:
             "threats": [{"point": "Supermarkets", "why": "cheaper bread"}],
         }
     )
-    openai_server.queue(json.dumps(plan), draft, "| Strengths | Reliable early-morning cleaning crews |")
+    # ShiftDomain asks it for each of the four tables' rows as JSON too.
+    rows = [
+        ("Reliable early-morning crews", "offices open clean"),
+        ("Small team", "few sites at once"),
+        ("Office contracts", "businesses nearby"),
+        ("Franchise cleaners", "cheaper visits"),
+    ]
+    shifted = [json.dumps({"rows": [{"Point": point, "Why it matters": why}]}) for point, why in rows]
+    openai_server.queue(json.dumps(plan), draft, *shifted)
     goal = "Make a SWOT for a bakery, then shift it to the domain of cleaning services"
     proc = run_cli("plan", goal, "--execute", "--yes", **openai_env(openai_server))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().endswith("| Strengths | Reliable early-morning cleaning crews |")
+    assert "| Reliable early-morning crews | offices open clean |" in proc.stdout
+    assert proc.stdout.strip().endswith(
+        "### Threats\n| Point | Why it matters |\n| --- | --- |\n| Franchise cleaners | cheaper visits |"
+    )
     shift_prompt = json.dumps(openai_server.requests[2].body["messages"])
     assert "Fresh bread every morning" in shift_prompt and "cleaning services" in shift_prompt  # $swot was passed on
-    assert len(openai_server.requests) == 3
+    assert len(openai_server.requests) == 6

@@ -154,7 +154,7 @@ THINGS += ["trays", "mugs", "hats"]
 
 
 async def test_the_shipped_ideate_eval_catches_an_idea_said_twice() -> None:
-    eval_file = load_eval_file(ROOT / "plugins" / "DesignThinking" / "Ideate" / "evals.yaml")
+    eval_file = load_eval_file(ROOT / "plugins" / "DesignThinking" / "Ideate.evals.yaml")
     distinct = [f"Try new {thing} from next week." for thing in THINGS]
     # A small model's table: the last rows say the same thing about another thing, one word changed.
     looped = distinct[:15] + [

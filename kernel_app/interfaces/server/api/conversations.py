@@ -2,6 +2,8 @@
 
 Each conversation is its creator's (the caller's principal: a signed-in user, an API key): another caller
 gets 404 on every route, as if it did not exist, and lists only their own. Key-less local use sees all.
+On PostgreSQL the store's calls run in a thread (:mod:`kernel_app.conversation.off_loop`), so that the
+event loop serves other requests during their round trips.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from kernel_app.conversation.engine import collect
 from kernel_app.conversation.events import ApprovalNeeded
+from kernel_app.conversation.off_loop import off_the_loop
 from kernel_app.conversation.store import ConversationNotFoundError
 from kernel_app.interfaces.server import state as state_module
 from kernel_app.interfaces.server.api.approvals import ApprovalDecided, shared_approvals
@@ -45,7 +48,8 @@ class ApprovalAnswer(BaseModel):
 
 @router.post("", status_code=201, summary="Start a conversation")
 async def create(body: NewConversation, state: State, request: Request) -> dict[str, Any]:
-    return state.engine.create(title=body.title, owner=identity_of(request).principal).to_dict()
+    owner = identity_of(request).principal
+    return (await off_the_loop(state.store, state.engine.create, title=body.title, owner=owner)).to_dict()
 
 
 @router.get("", summary="Conversations, most recent first")
@@ -55,19 +59,20 @@ async def list_conversations(
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=1_000_000_000),
 ) -> dict[str, Any]:
-    found = state.store.list(limit=limit, offset=offset, owner=owner_filter(request))
+    found = await off_the_loop(state.store, state.store.list, limit=limit, offset=offset, owner=owner_filter(request))
     return {"data": [c.to_dict() for c in found]}
 
 
 @router.get("/{conversation_id}", summary="A conversation with its messages (function calls and results included)")
 async def get(conversation_id: str, state: State, request: Request) -> dict[str, Any]:
-    conversation = state.store.get(conversation_id, owner=owner_filter(request))
-    return {**conversation.to_dict(), "messages": [m.to_dict() for m in state.store.messages(conversation_id)]}
+    conversation = await off_the_loop(state.store, state.store.get, conversation_id, owner=owner_filter(request))
+    messages = await off_the_loop(state.store, state.store.messages, conversation_id)
+    return {**conversation.to_dict(), "messages": [m.to_dict() for m in messages]}
 
 
 @router.delete("/{conversation_id}", status_code=204, summary="Delete a conversation and its messages")
 async def delete(conversation_id: str, state: State, request: Request) -> Response:
-    if not state.store.delete(conversation_id, owner=owner_filter(request)):
+    if not await off_the_loop(state.store, state.store.delete, conversation_id, owner=owner_filter(request)):
         raise ApiError(404, f"no conversation {conversation_id!r}", "conversation_not_found")
     return Response(status_code=204)
 
@@ -80,7 +85,7 @@ async def post_message(
     # event (the status is sent with it); a JSON answer gets it from the engine's start of the turn, which
     # checks the owner in the same round trip to the store as it reads the conversation.
     owner = owner_filter(request)
-    if body.stream and not state.store.exists(conversation_id, owner=owner):
+    if body.stream and not await off_the_loop(state.store, state.store.exists, conversation_id, owner=owner):
         raise ConversationNotFoundError(f"no conversation {conversation_id!r}: `kernel-app chat --list` lists them")
     state.gate.check()
 
@@ -126,7 +131,7 @@ async def answer_approval(
 ) -> dict[str, Any]:
     # Only the conversation's owner answers its approvals: another caller's conversation is not found (404)
     # before the approval is looked at, so nothing about it is told and nothing runs.
-    state.store.get(conversation_id, owner=owner_filter(request))
+    await off_the_loop(state.store, state.store.get, conversation_id, owner=owner_filter(request))
     shared = shared_approvals(state)
     try:
         answered = (

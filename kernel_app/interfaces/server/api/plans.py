@@ -32,6 +32,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from kernel_app.conversation.events import Event, PlanStepFinished, PlanStepStarted
+from kernel_app.conversation.off_loop import off_the_loop
 from kernel_app.interfaces.server.api.plan_store import RestPlanRecord, RestPlanStore
 from kernel_app.interfaces.server.errors import ApiError
 from kernel_app.interfaces.server.pg_decisions import PgDecisionStore, open_decisions
@@ -136,7 +137,7 @@ async def list_plans(
     conversation_id: str = Query(description="The conversation the plans were executed into"),
 ) -> dict[str, Any]:
     owner = owner_filter(request)
-    state.store.get(conversation_id, owner=owner)  # another's conversation or none: 404
+    await off_the_loop(state.store, state.store.get, conversation_id, owner=owner)  # another's or none: 404
     found = plans(state).having("conversation_id", conversation_id)
     return {"data": [to_dict(record) for record in found if owner is None or record.owner == owner]}
 
@@ -158,7 +159,8 @@ async def execute(
     record = _find(state, plan_id, owner_filter(request))  # another's plan: 404, before anything is decided
     edits = _edited(state, record, body.plan) if body.plan is not None else None
     if body.conversation_id is not None:
-        state.store.get(body.conversation_id, owner=owner_filter(request))  # 404 before the plan runs
+        # 404 before the plan runs
+        await off_the_loop(state.store, state.store.get, body.conversation_id, owner=owner_filter(request))
     if record.state == "waiting":
         state.gate.check()  # a busy server says so before it takes the plan (it can be executed again)
     # The approval: one conditional UPDATE, so of two executes (here or on another server) one runs it;
