@@ -171,13 +171,17 @@ def plugin_directory_of(eval_file: EvalFile) -> Path | None:
 
 
 def discover(paths: list[Path]) -> list[Path]:
-    """Eval files under ``paths``: a file as given; a folder's ``evals.yaml`` and ``*.evals.yaml``, recursively."""
+    """Eval files under ``paths``: a file as given; a folder's ``evals.yaml`` and ``*.evals.yaml``, recursively;
+    a function's path without a folder (``Plugin/NAME`` of a native function) its ``Plugin/NAME.evals.yaml``."""
     found: list[Path] = []
     for path in paths:
+        beside = path.with_name(path.name + EVALS_SUFFIX)
         if path.is_file():
             found.append(path)
         elif path.is_dir():
             found += sorted(p for p in path.rglob("*.yaml") if p.name == EVALS_FILE or p.name.endswith(EVALS_SUFFIX))
+        elif beside.is_file():
+            found.append(beside)
         else:
             raise UsageError(f"{path}: no such file or folder: give an eval file or a plugin/function folder")
     return found

@@ -48,6 +48,8 @@ def test_discover_finds_both_kinds_of_file_and_skips_others(tmp_path: Path) -> N
     write(tmp_path / "P" / "G.yaml", "name: G\ntemplate: hi\n")  # a YAML prompt, not an eval file
     assert discover([tmp_path]) == [first, second]
     assert discover([second]) == [second]
+    # A native function has no folder: its path names the eval file beside its module.
+    assert discover([tmp_path / "P" / "G"]) == [second]
     from kernel_app.base.errors import UsageError
 
     with pytest.raises(UsageError, match="no such file or folder"):

@@ -103,7 +103,7 @@ def plain_rewrite(table_text: str) -> str:
 
 
 async def test_the_shipped_change_audience_eval_catches_a_copy_of_the_swot() -> None:
-    eval_file = load_eval_file(ROOT / "plugins" / "BusinessThinking" / "ChangeAudience" / "evals.yaml")
+    eval_file = load_eval_file(ROOT / "plugins" / "BusinessThinking" / "ChangeAudience.evals.yaml")
     swot = str(eval_file.cases[1].vars["input"])
     child = "We will work together to sell more things to the people who like our shop."
     # A copy with its one listed jargon word swapped passes every word check; ROUGE-L against the input catches it.
