@@ -350,13 +350,14 @@ def explain(runs: dict[int, list[Run]]) -> str:
 def servers_alone(runs: dict[int, list[Run]]) -> str:
     """The ratio with PostgreSQL and the client left out: turns per CPU-second of the servers themselves,
     2 servers vs 1. Two servers with a core each (and the store and client on other cores) would do 2 x
-    this ratio of one; below 1, a server works harder per turn when there are two (contention in the store
-    shows up here as the servers' own CPU: locks waited on, retries)."""
+    this ratio of one, and never more than 2 x (each server is one event loop); below 1, a server works
+    harder per turn when there are two (contention in the store shows up here as the servers' own CPU:
+    locks waited on, retries). Above 1 is noise or a busier loop doing less per turn, not a gain."""
     one, two = (1 / statistics.median(r.cpu["servers"] / max(r.turns, 1) for r in runs[n]) for n in (1, 2))
     return (
         "The servers alone, by their own CPU (PostgreSQL and the client excluded): "
         f"{one:.0f} turns per CPU-second with 1 server, {two:.0f} with 2 ({two / one:.2f}x), so 2 servers "
-        f"with a core each would give {2 * two / one:.2f}x of one"
+        f"with a core each would give {min(2 * two / one, 2.0):.2f}x of one (at most 2.00x: one loop a server)"
     )
 
 
