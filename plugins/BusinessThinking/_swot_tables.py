@@ -30,8 +30,10 @@ JSON_KEYS = {category: category.lower() for category in CATEGORIES}
 # The most characters of a point and of its reason. The bound keeps a small model from looping inside one
 # string until max_tokens runs out (the tiny tier wrote one sentence ~60 times), so it stays; but it is
 # far above what the prompt asks for (a reason of at most 15 words, ~100 characters): at 120 the 1.5B's
-# longer reasons were cut mid-word. A string that still reaches it is ended by _ended below.
-POINT_MAX = 80
+# longer reasons were cut mid-word. A string that still reaches it is ended by _ended below. A point is asked
+# for in 2 to 5 words, but the 1.5B writes up to ~12 (a 76-character point of a volunteering app's SWOT hit
+# the old bound of 80 and was shown cut: "...connect with other volunteers and…"), hence 120.
+POINT_MAX = 120
 WHY_MAX = 200
 _POINT = {
     "type": "object",
