@@ -17,8 +17,6 @@ import difflib
 import json
 import logging
 import re
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +25,7 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
+from plugins._native_calls import Progress, chat_service, terminal_progress
 from plugins.BusinessThinking._markdown_tables import Document, Prose, Table, parse, render_segment
 
 logger = logging.getLogger(__name__)
@@ -64,21 +63,12 @@ LONGER = 1.3
 LABEL_WORDS = 5
 LABEL_GROWN = 8
 
-Progress = Callable[[str], None]
-
-
-def _terminal_progress(line: str) -> None:
-    """Progress on stderr, redrawn in place, only for a person at a terminal (not logs or pipes)."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{line}" if line else "\r\033[K")
-        sys.stderr.flush()
-
 
 class ChangeAudiencePlugin:
     """A text rewritten for a given audience, its tables kept as tables."""
 
     def __init__(self, progress: Progress | None = None) -> None:
-        self._progress = progress or _terminal_progress
+        self._progress = progress or terminal_progress
 
     @uses_model  # it asks the model and renders tables: no effect outside
     @kernel_function(
@@ -94,7 +84,7 @@ class ChangeAudiencePlugin:
         level: Annotated[str, "The audience to write for, e.g. 'child', 'high school student' or 'investor'"],
     ) -> str:
         document = parse(input)
-        service = _chat_service(kernel)
+        service = chat_service(kernel)
         if document.tables and service is not None:
             from kernel_app.providers.execution_settings import supports_response_format
 
@@ -303,12 +293,3 @@ def _row_format(asked: dict[str, str]) -> dict[str, Any]:
     }
     schema = {"type": "object", "properties": properties, "required": list(asked)}
     return json_schema_format(schema, "row")
-
-
-def _chat_service(kernel: Kernel) -> Any:
-    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-    try:
-        return kernel.get_service(type=ChatCompletionClientBase)
-    except Exception:  # no chat service: the prompt will say so, as it did before
-        return None

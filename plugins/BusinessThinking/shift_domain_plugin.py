@@ -14,8 +14,6 @@ stays unusable) gets the free-form prompt, as the SWOT falls back to SWOTDraft.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from semantic_kernel import Kernel
@@ -23,6 +21,7 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
+from plugins._native_calls import Progress, chat_service, terminal_progress
 from plugins.BusinessThinking._old_domain_words import old_domain_words, old_words_in, words_of
 from plugins.BusinessThinking._swot_tables import CUT_MARGIN, _ended
 from plugins.BusinessThinking._table_document import Table, TableDocument, parse_tables, render_table
@@ -66,21 +65,12 @@ TABLE_SETTINGS: dict[str, Any] = {"max_tokens": 600, "temperature": 0.4, "top_p"
 # twice, the 1.5B's reasons for a cleaning service (~130 characters for old ones of ~60) were cut.
 CELL_MIN, CELL_MAX = 120, 300
 
-Progress = Callable[[str], None]
-
-
-def _terminal_progress(line: str) -> None:
-    """Progress on stderr, redrawn in place, only for a person at a terminal (not logs or pipes)."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{line}" if line else "\r\033[K")
-        sys.stderr.flush()
-
 
 class ShiftDomainPlugin:
     """A SWOT analysis rewritten for another business domain."""
 
     def __init__(self, progress: Progress | None = None) -> None:
-        self._progress = progress or _terminal_progress
+        self._progress = progress or terminal_progress
 
     # The name, parameters and description are those of the prompt function it replaces: the planner's
     # goals (planners/goals.evals.yaml) were measured with them.
@@ -100,7 +90,7 @@ class ShiftDomainPlugin:
         ],
     ) -> str:
         document = parse_tables(input)
-        service = _chat_service(kernel)
+        service = chat_service(kernel)
         if not document.tables or service is None or not _structured(service):
             return await _prompt_answer(kernel, input, domain)
         return await self._shift_tables(kernel, service, document, domain)
@@ -305,7 +295,7 @@ async def _prompt_answer(kernel: Kernel, input: str, domain: str) -> str:
     from kernel_app.providers.execution_settings import execution_settings
 
     function = KernelFunctionFromPrompt(function_name="ShiftDomainText", plugin_name="BusinessThinking", prompt=PROMPT)
-    service = _chat_service(kernel)
+    service = chat_service(kernel)
     settings = execution_settings(service, PROMPT_SETTINGS) if service is not None else None
     arguments = KernelArguments(settings=settings, input=input, domain=domain)
     answer = await kernel.invoke(function, arguments)
@@ -316,12 +306,3 @@ def _structured(service: Any) -> bool:
     from kernel_app.providers.execution_settings import supports_response_format
 
     return supports_response_format(service)
-
-
-def _chat_service(kernel: Kernel) -> Any:
-    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-    try:
-        return kernel.get_service(type=ChatCompletionClientBase)
-    except Exception:  # no chat service: the prompt will say so, as it did before
-        return None

@@ -13,7 +13,6 @@ kept out of the plugin's functions by its leading underscore).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +22,7 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
+from plugins._native_calls import Progress, chat_service, terminal_progress
 from plugins.DesignThinking._ideas import (
     FRUITS,
     HEADER,
@@ -44,6 +44,7 @@ DESCRIPTION = (
     "Design thinking step 3: brainstorm ideas for defined customer problems, as a markdown table of 10 "
     "lower-hanging fruit (quick, easy) and 10 higher-hanging fruit (bigger) ideas."
 )
+
 STRUCTURED_PROMPT = """You are a design thinking expert. A business defined these customer problems:
 ---
 {{$input}}
@@ -82,21 +83,12 @@ SAMPLING_KEYS = ("temperature", "top_p", "seed")
 # The prompt's config.json, should it be unreadable: its own settings.
 FALLBACK_SAMPLING: dict[str, Any] = {"temperature": 0.9, "top_p": 0.9}
 
-Progress = Callable[[str], None]
-
-
-def _terminal_progress(line: str) -> None:
-    """Progress on stderr, redrawn in place, only for a person at a terminal (not logs or pipes)."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{line}" if line else "\r\033[K")
-        sys.stderr.flush()
-
 
 class IdeatePlugin:
     """Design thinking's ideas as one markdown table of 20 different ideas."""
 
     def __init__(self, progress: Progress | None = None, extra_requests: int = EXTRA_REQUESTS) -> None:
-        self._progress = progress or _terminal_progress
+        self._progress = progress or terminal_progress
         self._extra_requests = extra_requests
 
     @uses_model  # it asks the model and renders a table: no effect outside
@@ -107,7 +99,7 @@ class IdeatePlugin:
         kernel: Annotated[Kernel, {"include_in_function_choices": False}],
         input: Annotated[str, "The problem definitions (the Define output)"],
     ) -> Annotated[str, "One markdown table: Idea, Type, Problem it solves, Description"]:
-        service = _chat_service(kernel)
+        service = chat_service(kernel)
         if service is not None:
             from kernel_app.providers.execution_settings import supports_response_format
 
@@ -273,12 +265,3 @@ async def _run_prompt(kernel: Kernel, input: str) -> str:
     finally:
         report_usage(usage)
     return "".join(parts)
-
-
-def _chat_service(kernel: Kernel) -> Any:
-    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-    try:
-        return kernel.get_service(type=ChatCompletionClientBase)
-    except Exception:  # no chat service: the prompt will say so, as it did before
-        return None
