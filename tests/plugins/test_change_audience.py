@@ -3,10 +3,8 @@ structured output, rendered back in their layout; everything else by the prompt,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-from types import ModuleType
 
 import pytest
 
@@ -17,29 +15,12 @@ from kernel_app.base.paths import builtin_plugins_dir
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers.scripted import ScriptedChatCompletion, ScriptedRequest
+from tests.support.native_plugins import StructuredScripted, load_plugin_module
 
 PLUGIN = builtin_plugins_dir() / "BusinessThinking"
 
 
-def _load_audience_plugin_module() -> ModuleType:
-    # The plugin folder is not a Python package; load its module as the plugin loader does, from its file.
-    spec = importlib.util.spec_from_file_location("audience_plugin_under_test", PLUGIN / "audience_plugin.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-audience = _load_audience_plugin_module()
-
-
-class StructuredScripted(ScriptedChatCompletion):
-    """The scripted service with OpenAI's settings class: a service with structured output."""
-
-    def get_prompt_execution_settings_class(self) -> type:
-        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
-
-        return OpenAIChatPromptExecutionSettings
+audience = load_plugin_module("BusinessThinking/audience_plugin.py", "audience_plugin_under_test")
 
 
 SWOT = """### Strengths

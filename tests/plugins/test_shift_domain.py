@@ -3,32 +3,19 @@ where the service has structured output, with the headings and columns kept; the
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from types import ModuleType
 
 from kernel_app.base.config import Settings
 from kernel_app.base.effects import Effect, effect_of
 from kernel_app.base.partial_output import parts_to
-from kernel_app.base.paths import builtin_plugins_dir
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers.scripted import ScriptedChatCompletion
 from plugins.BusinessThinking._markdown_tables import fitted_rows, parse, parts, render
 from plugins.BusinessThinking._old_domain_words import old_domain_words, old_words_in, stem
+from tests.support.native_plugins import StructuredScripted, load_plugin_module
 
-
-def _load_plugin_module() -> ModuleType:
-    # The plugin folder is not a Python package; load its module as the plugin loader does, from its file.
-    path = builtin_plugins_dir() / "BusinessThinking" / "shift_domain_plugin.py"
-    spec = importlib.util.spec_from_file_location("shift_domain_plugin_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shift_domain_plugin = _load_plugin_module()
+shift_domain_plugin = load_plugin_module("BusinessThinking/shift_domain_plugin.py", "shift_domain_plugin_under_test")
 ShiftDomainPlugin = shift_domain_plugin.ShiftDomainPlugin
 
 PIZZA_SWOT = """### Strengths
@@ -68,15 +55,6 @@ def rows_answer(category: str, count: int = 3, why: str = "Clients notice it.") 
 
 
 FOUR_TABLES = [rows_answer(category) for category in CATEGORIES]
-
-
-class StructuredScripted(ScriptedChatCompletion):
-    """The scripted service with OpenAI's settings class, so ShiftDomain sees a service with structured output."""
-
-    def get_prompt_execution_settings_class(self) -> type:
-        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
-
-        return OpenAIChatPromptExecutionSettings
 
 
 async def shift(service: ScriptedChatCompletion, swot: str = PIZZA_SWOT, domain: str = "cleaning services") -> str:
