@@ -26,6 +26,7 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
 from plugins._native_calls import Progress, chat_service, terminal_progress
+from plugins._prompt_folders import prompt_answer, prompt_folder_function
 from plugins.BusinessThinking._markdown_tables import Document, Prose, Table, parse, render_segment
 
 logger = logging.getLogger(__name__)
@@ -174,40 +175,14 @@ class ChangeAudiencePlugin:
 
     async def _prompt_answer(self, kernel: Kernel, text: str, level: str, stream: bool) -> str:
         """The prompt's rewrite of ``text``; streamed to a caller that takes parts when ``stream``."""
-        function = prompt_function()
         arguments = KernelArguments(input=text, level=level)
-        if not (stream and streaming()):
-            result = await kernel.invoke(function, arguments)
-            return str(result).strip() if result is not None else ""
-        from kernel_app.base.usage import Usage, report_usage
-
-        parts: list[str] = []
-        usage = Usage()
-        try:
-            async for chunk in kernel.invoke_stream(function, arguments):
-                for message in chunk if isinstance(chunk, list) else [chunk]:
-                    part = str(message) if message is not None else ""
-                    usage = usage + Usage.from_metadata(getattr(message, "metadata", None))
-                    parts.append(part)
-                    send_part(part)
-        finally:
-            report_usage(usage)  # streamed: record_usage never sees these chunks
-        return "".join(parts)
+        answer = await prompt_answer(kernel, prompt_function(), arguments, stream=stream)
+        return answer if stream and streaming() else answer.strip()
 
 
 def prompt_function() -> KernelFunctionFromPrompt:
     """The prompt of ``_audience_prompt/`` (skprompt.txt and config.json, as in a function folder)."""
-    from semantic_kernel.prompt_template import PromptTemplateConfig
-
-    config = PromptTemplateConfig.from_json((PROMPT_FOLDER / "config.json").read_text(encoding="utf-8"))
-    config.name = "ChangeAudiencePrompt"
-    config.template = (PROMPT_FOLDER / "skprompt.txt").read_text(encoding="utf-8")
-    return KernelFunctionFromPrompt(
-        function_name=config.name,
-        plugin_name="BusinessThinking",
-        description=config.description,
-        prompt_template_config=config,
-    )
+    return prompt_folder_function(PROMPT_FOLDER, "ChangeAudiencePrompt", "BusinessThinking")
 
 
 def parse_row(answer: str, keys: list[str]) -> dict[str, str] | None:

@@ -23,6 +23,7 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
 from plugins._native_calls import Progress, chat_service, terminal_progress
+from plugins._prompt_folders import prompt_answer, prompt_folder_function, prompt_folder_sampling
 from plugins.DesignThinking._ideas import (
     FRUITS,
     HEADER,
@@ -105,7 +106,9 @@ class IdeatePlugin:
 
             if supports_response_format(service):
                 return await self._structured(kernel, service, input)
-        return await _run_prompt(kernel, input)
+        # The prompt this function replaced, streamed to a caller that streams, as a prompt function's answer is.
+        function = prompt_folder_function(PROMPT_FOLDER, "Ideate", "DesignThinking")
+        return await prompt_answer(kernel, function, KernelArguments(input=input), stream=True)
 
     async def _structured(self, kernel: Kernel, service: Any, input: str) -> str:
         table = IdeaTable(problems_in(input))
@@ -180,7 +183,8 @@ class IdeatePlugin:
         count = sum(asked.values())
         schema = ideas_schema(asked[LOWER], asked[HIGHER], label=not problem.label)
         options = {
-            **_sampling(),
+            # The sampling of the prompt's config.json, so a plugin author tunes one place.
+            **prompt_folder_sampling(PROMPT_FOLDER, SAMPLING_KEYS, FALLBACK_SAMPLING),
             "max_tokens": LABEL_TOKENS + TOKENS_PER_IDEA * count,
             "response_format": json_schema_format(schema, "ideas"),
         }
@@ -223,45 +227,3 @@ def _shape(asked: dict[str, int], *, label: bool) -> str:
         if count:
             shape[KEYS[fruit]] = [{"idea": "...", "description": "..."}]
     return json.dumps(shape)
-
-
-def _config() -> dict[str, Any]:
-    return json.loads((PROMPT_FOLDER / "config.json").read_text(encoding="utf-8"))
-
-
-def _sampling() -> dict[str, Any]:
-    """The sampling of the prompt's config.json ("default"), so a plugin author tunes one place."""
-    try:
-        chosen = _config()["execution_settings"]["default"]
-    except (OSError, ValueError, KeyError):
-        return dict(FALLBACK_SAMPLING)
-    return {key: value for key, value in chosen.items() if key in SAMPLING_KEYS} or dict(FALLBACK_SAMPLING)
-
-
-async def _run_prompt(kernel: Kernel, input: str) -> str:
-    """The prompt this function replaced, for a service without structured output; streamed to a caller
-    that streams, as a prompt function's answer is."""
-    from semantic_kernel.prompt_template import PromptTemplateConfig
-
-    from kernel_app.base.usage import Usage, report_usage
-
-    template = (PROMPT_FOLDER / "skprompt.txt").read_text(encoding="utf-8")
-    config = PromptTemplateConfig.model_validate({**_config(), "name": "Ideate", "template": template})
-    function = KernelFunctionFromPrompt(
-        function_name="Ideate", plugin_name="DesignThinking", prompt_template_config=config
-    )
-    arguments = KernelArguments(input=input)
-    if not streaming():
-        return str(await kernel.invoke(function, arguments))
-    parts: list[str] = []
-    usage = Usage()
-    try:
-        async for chunk in kernel.invoke_stream(function, arguments):
-            for message in chunk if isinstance(chunk, list) else [chunk]:
-                text = str(message) if message is not None else ""
-                parts.append(text)
-                send_part(text)
-                usage = usage + Usage.from_metadata(getattr(message, "metadata", None))
-    finally:
-        report_usage(usage)
-    return "".join(parts)
