@@ -1,15 +1,18 @@
 """A markdown text split into its tables and the text around them, and written back with new cells.
 
-A function that rewrites a text's tables (BusinessThinking.ChangeAudience) reads each table's cells here,
-has them rewritten, and renders the text again: headings, blank lines, a table's header and separator
-rows stay exactly as written, and each body row gets its new cells. Text outside tables comes back as
-:class:`Prose` blocks (paragraphs and lists between tables), to be rewritten or kept by the caller.
+A function that rewrites a text's tables (BusinessThinking.ChangeAudience, ShiftDomain) reads each
+table's cells here, has them rewritten, and renders the text again: headings, blank lines, a table's header
+and separator rows stay exactly as written, and each body row gets its new cells. Text outside tables comes
+back as :class:`Prose` blocks (paragraphs and lists between tables), to be rewritten or kept by the caller.
+A ``|`` line without a separator row under it is text, not a table: a model's one-line ``| a swot |`` is
+no table to rewrite.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 # A separator row: "| --- | :---: |", "---|---", with or without the outer pipes.
 _SEPARATOR = re.compile(r"^\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?$")
@@ -27,6 +30,9 @@ class Table:
     separator_line: str
     rows: list[list[str]]
     heading: str = ""  # the nearest heading above it, without the #s: what the table is about
+    # The last line of text above it since the table before, as written ("### Strengths", "**Strengths**"):
+    # ShiftDomain names the table by it.
+    line_above: str = ""
 
     @property
     def columns(self) -> list[str]:
@@ -76,6 +82,7 @@ def parse(text: str) -> Document:
     lines = text.splitlines()
     document = Document()
     heading = ""
+    line_above = ""
     prose: list[str] = []
 
     def flush_prose() -> None:
@@ -94,9 +101,12 @@ def parse(text: str) -> Document:
             while end < len(lines) and _is_row(lines[end]):
                 end += 1
             rows = [split_row(row) for row in lines[index + 2 : end]]
-            document.segments.append(Table(line.rstrip(), lines[index + 1].rstrip(), rows, heading))
+            document.segments.append(Table(line.rstrip(), lines[index + 1].rstrip(), rows, heading, line_above))
+            line_above = ""
             index = end
             continue
+        if stripped:
+            line_above = stripped
         if not stripped or _HEADING.match(stripped) or _RULE.match(stripped):
             flush_prose()
             if _HEADING.match(stripped):
@@ -129,3 +139,60 @@ def cell_text(text: str) -> str:
     table, but not in its text: the 1.5B once ended a cell with a U+200C)."""
     text = re.sub("[\u200b-\u200d\u2060\ufeff]", "", text)
     return " ".join(_BORDER.sub(r"\\|", text).split())
+
+
+def fitted_rows(table: Table) -> list[tuple[str, ...]]:
+    """The body rows as many cells as the table has columns: a short row padded, the extra cells of a long
+    one joined into its last."""
+    width = len(table.columns)
+    return [
+        tuple(row + [""] * (width - len(row)))
+        if len(row) < width
+        else (*row[: width - 1], " / ".join(c for c in row[width - 1 :] if c))
+        for row in table.rows
+    ]
+
+
+def with_rows(document: Document, rows: Sequence[Sequence[Sequence[str]]]) -> Document:
+    """The same document with each table's body rows replaced by ``rows[i]`` (one list per table, in order)."""
+    if len(rows) != len(document.tables):
+        raise ValueError(f"{len(rows)} row lists for {len(document.tables)} tables")
+    new_rows = iter(rows)
+    return Document(
+        [
+            replace(segment, rows=[list(row) for row in next(new_rows)]) if isinstance(segment, Table) else segment
+            for segment in document.segments
+        ]
+    )
+
+
+def render_plain(table: Table) -> str:
+    """The table in one plain layout (``| a | b |``, ``| --- | --- |``), its rows fitted to its columns:
+    how a prompt shows a table to the model."""
+    lines = [render_row(table.columns), render_row(["---"] * len(table.columns))]
+    return "\n".join(lines + [render_row(list(row)) for row in fitted_rows(table)])
+
+
+def parts(document: Document) -> list[str]:
+    """The rendered text in pieces that each end with a table (the last piece: what follows the last table),
+    so that each table can be shown with the text above it as soon as it is ready. Joined, they are
+    :func:`render`: each piece after the first starts with the line break before it."""
+    pieces: list[str] = []
+    pending: list[str] = []
+    for segment in document.segments:
+        pending.append(render_segment(segment))
+        if isinstance(segment, Table):
+            pieces.append("\n".join(pending))
+            pending = []
+    if pending:
+        pieces.append("\n".join(pending))
+    return [piece if index == 0 else "\n" + piece for index, piece in enumerate(pieces)]
+
+
+def rest_from_table(document: Document, index: int) -> str:
+    """The rendered text from the end of the table before the ``index``-th one (so with its heading) on."""
+    tables = [position for position, segment in enumerate(document.segments) if isinstance(segment, Table)]
+    if index >= len(tables):
+        return ""
+    start = tables[index - 1] + 1 if index > 0 else 0
+    return render(Document(document.segments[start:]))

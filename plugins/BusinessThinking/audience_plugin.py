@@ -17,8 +17,6 @@ import difflib
 import json
 import logging
 import re
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,6 +25,8 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
+from plugins._native_calls import Progress, chat_service, terminal_progress
+from plugins._prompt_folders import prompt_answer, prompt_folder_function
 from plugins.BusinessThinking._markdown_tables import Document, Prose, Table, parse, render_segment
 
 logger = logging.getLogger(__name__)
@@ -64,21 +64,12 @@ LONGER = 1.3
 LABEL_WORDS = 5
 LABEL_GROWN = 8
 
-Progress = Callable[[str], None]
-
-
-def _terminal_progress(line: str) -> None:
-    """Progress on stderr, redrawn in place, only for a person at a terminal (not logs or pipes)."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{line}" if line else "\r\033[K")
-        sys.stderr.flush()
-
 
 class ChangeAudiencePlugin:
     """A text rewritten for a given audience, its tables kept as tables."""
 
     def __init__(self, progress: Progress | None = None) -> None:
-        self._progress = progress or _terminal_progress
+        self._progress = progress or terminal_progress
 
     @uses_model  # it asks the model and renders tables: no effect outside
     @kernel_function(
@@ -94,7 +85,7 @@ class ChangeAudiencePlugin:
         level: Annotated[str, "The audience to write for, e.g. 'child', 'high school student' or 'investor'"],
     ) -> str:
         document = parse(input)
-        service = _chat_service(kernel)
+        service = chat_service(kernel)
         if document.tables and service is not None:
             from kernel_app.providers.execution_settings import supports_response_format
 
@@ -184,40 +175,14 @@ class ChangeAudiencePlugin:
 
     async def _prompt_answer(self, kernel: Kernel, text: str, level: str, stream: bool) -> str:
         """The prompt's rewrite of ``text``; streamed to a caller that takes parts when ``stream``."""
-        function = prompt_function()
         arguments = KernelArguments(input=text, level=level)
-        if not (stream and streaming()):
-            result = await kernel.invoke(function, arguments)
-            return str(result).strip() if result is not None else ""
-        from kernel_app.base.usage import Usage, report_usage
-
-        parts: list[str] = []
-        usage = Usage()
-        try:
-            async for chunk in kernel.invoke_stream(function, arguments):
-                for message in chunk if isinstance(chunk, list) else [chunk]:
-                    part = str(message) if message is not None else ""
-                    usage = usage + Usage.from_metadata(getattr(message, "metadata", None))
-                    parts.append(part)
-                    send_part(part)
-        finally:
-            report_usage(usage)  # streamed: record_usage never sees these chunks
-        return "".join(parts)
+        answer = await prompt_answer(kernel, prompt_function(), arguments, stream=stream)
+        return answer if stream and streaming() else answer.strip()
 
 
 def prompt_function() -> KernelFunctionFromPrompt:
     """The prompt of ``_audience_prompt/`` (skprompt.txt and config.json, as in a function folder)."""
-    from semantic_kernel.prompt_template import PromptTemplateConfig
-
-    config = PromptTemplateConfig.from_json((PROMPT_FOLDER / "config.json").read_text(encoding="utf-8"))
-    config.name = "ChangeAudiencePrompt"
-    config.template = (PROMPT_FOLDER / "skprompt.txt").read_text(encoding="utf-8")
-    return KernelFunctionFromPrompt(
-        function_name=config.name,
-        plugin_name="BusinessThinking",
-        description=config.description,
-        prompt_template_config=config,
-    )
+    return prompt_folder_function(PROMPT_FOLDER, "ChangeAudiencePrompt", "BusinessThinking")
 
 
 def parse_row(answer: str, keys: list[str]) -> dict[str, str] | None:
@@ -303,12 +268,3 @@ def _row_format(asked: dict[str, str]) -> dict[str, Any]:
     }
     schema = {"type": "object", "properties": properties, "required": list(asked)}
     return json_schema_format(schema, "row")
-
-
-def _chat_service(kernel: Kernel) -> Any:
-    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-    try:
-        return kernel.get_service(type=ChatCompletionClientBase)
-    except Exception:  # no chat service: the prompt will say so, as it did before
-        return None

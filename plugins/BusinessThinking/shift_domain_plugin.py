@@ -14,8 +14,6 @@ stays unusable) gets the free-form prompt, as the SWOT falls back to SWOTDraft.
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from semantic_kernel import Kernel
@@ -23,9 +21,19 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
+from plugins._native_calls import Progress, chat_service, terminal_progress
+from plugins.BusinessThinking._markdown_tables import (
+    Document,
+    Table,
+    fitted_rows,
+    parse,
+    parts,
+    render_plain,
+    rest_from_table,
+    with_rows,
+)
 from plugins.BusinessThinking._old_domain_words import old_domain_words, old_words_in, words_of
 from plugins.BusinessThinking._swot_tables import CUT_MARGIN, _ended
-from plugins.BusinessThinking._table_document import Table, TableDocument, parse_tables, render_table
 
 # The prompt the function was before it had tables rewritten one by one (its config.json's sampling too):
 # the answer for a text without tables, or from a service without structured output.
@@ -66,21 +74,12 @@ TABLE_SETTINGS: dict[str, Any] = {"max_tokens": 600, "temperature": 0.4, "top_p"
 # twice, the 1.5B's reasons for a cleaning service (~130 characters for old ones of ~60) were cut.
 CELL_MIN, CELL_MAX = 120, 300
 
-Progress = Callable[[str], None]
-
-
-def _terminal_progress(line: str) -> None:
-    """Progress on stderr, redrawn in place, only for a person at a terminal (not logs or pipes)."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{line}" if line else "\r\033[K")
-        sys.stderr.flush()
-
 
 class ShiftDomainPlugin:
     """A SWOT analysis rewritten for another business domain."""
 
     def __init__(self, progress: Progress | None = None) -> None:
-        self._progress = progress or _terminal_progress
+        self._progress = progress or terminal_progress
 
     # The name, parameters and description are those of the prompt function it replaces: the planner's
     # goals (planners/goals.evals.yaml) were measured with them.
@@ -99,16 +98,18 @@ class ShiftDomainPlugin:
             str, "The business domain to rewrite it for, e.g. 'construction management' or 'cleaning services'"
         ],
     ) -> str:
-        document = parse_tables(input)
-        service = _chat_service(kernel)
+        # Leading and trailing blank lines are no part of the SWOT: the answer starts at its first line.
+        document = parse(input.strip())
+        service = chat_service(kernel)
         if not document.tables or service is None or not _structured(service):
             return await _prompt_answer(kernel, input, domain)
         return await self._shift_tables(kernel, service, document, domain)
 
-    async def _shift_tables(self, kernel: Kernel, service: Any, document: TableDocument, domain: str) -> str:
+    async def _shift_tables(self, kernel: Kernel, service: Any, document: Document, domain: str) -> str:
         tables = document.tables
-        old_words = old_domain_words((" ".join(row) for table in tables for row in table.rows), domain)
-        new_rows: list[list[tuple[str, ...]]] = [list(table.rows) for table in tables]
+        old_rows = [fitted_rows(table) for table in tables]
+        old_words = old_domain_words((" ".join(row) for rows in old_rows for row in rows), domain)
+        new_rows: list[list[tuple[str, ...]]] = [list(rows) for rows in old_rows]
         sent: list[str] = []
         try:
             for index, table in enumerate(tables):
@@ -116,18 +117,18 @@ class ShiftDomainPlugin:
                 rows = await _shifted_rows(kernel, service, table, domain, old_words)
                 if rows is None:  # no usable answer, twice: the prompt rewrites what is left
                     self._progress("")
-                    rest = await _prompt_answer(kernel, document.rest_from_table(index), domain)
+                    rest = await _prompt_answer(kernel, rest_from_table(document, index), domain)
                     if not sent:
                         return rest
                     return self._send("".join(sent), "\n\n" + rest)
                 new_rows[index] = rows
                 if streaming():  # this table, with the text above it, will not change: show it now
-                    sent.append(document.with_rows(new_rows).parts()[index])
+                    sent.append(parts(with_rows(document, new_rows))[index])
                     self._progress("")
                     send_part(sent[-1])
         finally:
             self._progress("")
-        pieces = document.with_rows(new_rows).parts()
+        pieces = parts(with_rows(document, new_rows))
         if not streaming():
             return "".join(pieces)
         return self._send("".join(sent), "".join(pieces[len(sent) :]))
@@ -149,7 +150,7 @@ async def _shifted_rows(
         rows = await _ask_rows(kernel, service, table, domain, old_words, "Your last answer was not that JSON.\n")
         if rows is None:
             return None
-    stale = [_staleness(new, old, old_words) for new, old in zip(rows, table.rows, strict=True)]
+    stale = [_staleness(new, old, old_words) for new, old in zip(rows, fitted_rows(table), strict=True)]
     if not any(stale):
         return rows
     again = await _ask_rows(kernel, service, table, domain, old_words, _stale_note(stale))
@@ -157,7 +158,7 @@ async def _shifted_rows(
         return rows
     return [
         fresh if reason and not _staleness(fresh, old, old_words) else row
-        for row, fresh, old, reason in zip(rows, again, table.rows, stale, strict=True)
+        for row, fresh, old, reason in zip(rows, again, fitted_rows(table), stale, strict=True)
     ]
 
 
@@ -210,7 +211,7 @@ async def _ask_rows(
     arguments = KernelArguments(
         settings=execution_settings(service, options),
         domain=domain,
-        heading=table.heading.strip("#* ") or "table",
+        heading=table.line_above.strip("#* ") or "table",
         old_rows=old_rows_text(table, keys),
         avoid=f"Do not use the words {avoid}: they belong to the other business.\n" if avoid else "",
         note=note,
@@ -232,7 +233,7 @@ def column_keys(table: Table) -> list[str]:
 def cell_bounds(table: Table) -> list[int]:
     """Each column's longest answer: three times its longest cell, within CELL_MIN and CELL_MAX characters."""
     return [
-        min(CELL_MAX, max(CELL_MIN, 3 * max((len(row[column]) for row in table.rows), default=0)))
+        min(CELL_MAX, max(CELL_MIN, 3 * max((len(row[column]) for row in fitted_rows(table)), default=0)))
         for column in range(len(table.columns))
     ]
 
@@ -255,7 +256,7 @@ def rows_schema(keys: list[str], bounds: list[int], count: int) -> dict[str, Any
 
 def old_rows_text(table: Table, keys: list[str]) -> str:
     """The old rows as the prompt shows them: the table as it was."""
-    return render_table(table)
+    return render_plain(table)
 
 
 def read_rows(answer: str, keys: list[str], bounds: list[int], count: int) -> list[tuple[str, ...]] | None:
@@ -305,7 +306,7 @@ async def _prompt_answer(kernel: Kernel, input: str, domain: str) -> str:
     from kernel_app.providers.execution_settings import execution_settings
 
     function = KernelFunctionFromPrompt(function_name="ShiftDomainText", plugin_name="BusinessThinking", prompt=PROMPT)
-    service = _chat_service(kernel)
+    service = chat_service(kernel)
     settings = execution_settings(service, PROMPT_SETTINGS) if service is not None else None
     arguments = KernelArguments(settings=settings, input=input, domain=domain)
     answer = await kernel.invoke(function, arguments)
@@ -316,12 +317,3 @@ def _structured(service: Any) -> bool:
     from kernel_app.providers.execution_settings import supports_response_format
 
     return supports_response_format(service)
-
-
-def _chat_service(kernel: Kernel) -> Any:
-    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-    try:
-        return kernel.get_service(type=ChatCompletionClientBase)
-    except Exception:  # no chat service: the prompt will say so, as it did before
-        return None

@@ -9,8 +9,6 @@ Other services get the BusinessThinking.SWOTDraft prompt, whose free-form draft 
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from semantic_kernel import Kernel
@@ -19,6 +17,7 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
 from kernel_app.conversation.calls import result_is_answer
+from plugins._native_calls import Progress, chat_service, terminal_progress
 from plugins.BusinessThinking._swot_tables import (
     CATEGORIES,
     SECTION_SEPARATOR,
@@ -54,21 +53,12 @@ Answer with JSON only:
 # author tunes one place) is missing. 12 points of ~35 tokens, room for a fourth point per quadrant.
 FALLBACK_SETTINGS: dict[str, Any] = {"max_tokens": 1000, "temperature": 0.4, "top_p": 0.9}
 
-Progress = Callable[[str], None]
-
-
-def _terminal_progress(line: str) -> None:
-    """Progress on stderr, redrawn in place, only for a person at a terminal (not logs or pipes)."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{line}" if line else "\r\033[K")
-        sys.stderr.flush()
-
 
 class SWOTPlugin:
     """A SWOT analysis as four markdown tables."""
 
     def __init__(self, progress: Progress | None = None) -> None:
-        self._progress = progress or _terminal_progress
+        self._progress = progress or terminal_progress
 
     @result_is_answer  # in a conversation the four tables are shown as they are, not retold by the model
     @uses_model  # it drafts with the model and renders tables: no effect outside
@@ -84,7 +74,7 @@ class SWOTPlugin:
         input: Annotated[str, "A description of the business, e.g. 'a family-run pizza shop in a small town'"],
         answers: Annotated[str, "Optional answers the owner gave to the SWOT interview questions"] = "",
     ) -> Annotated[str, "Four markdown tables: Strengths, Weaknesses, Opportunities, Threats"]:
-        service = _chat_service(kernel)
+        service = chat_service(kernel)
         if service is not None:
             from kernel_app.providers.execution_settings import supports_response_format
 
@@ -182,12 +172,3 @@ def _draft_sampling(kernel: Kernel) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in ("max_tokens", "temperature", "top_p", "seed")} or dict(
         FALLBACK_SETTINGS
     )
-
-
-def _chat_service(kernel: Kernel) -> Any:
-    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-    try:
-        return kernel.get_service(type=ChatCompletionClientBase)
-    except Exception:  # no chat service: SWOTDraft will say so, as it did before
-        return None

@@ -13,7 +13,6 @@ kept out of the plugin's functions by its leading underscore).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +22,8 @@ from semantic_kernel.functions import KernelArguments, KernelFunctionFromPrompt,
 
 from kernel_app.base.effects import uses_model
 from kernel_app.base.partial_output import send_part, streaming
+from plugins._native_calls import Progress, chat_service, terminal_progress
+from plugins._prompt_folders import prompt_answer, prompt_folder_function, prompt_folder_sampling
 from plugins.DesignThinking._ideas import (
     FRUITS,
     HEADER,
@@ -44,6 +45,7 @@ DESCRIPTION = (
     "Design thinking step 3: brainstorm ideas for defined customer problems, as a markdown table of 10 "
     "lower-hanging fruit (quick, easy) and 10 higher-hanging fruit (bigger) ideas."
 )
+
 STRUCTURED_PROMPT = """You are a design thinking expert. A business defined these customer problems:
 ---
 {{$input}}
@@ -82,21 +84,12 @@ SAMPLING_KEYS = ("temperature", "top_p", "seed")
 # The prompt's config.json, should it be unreadable: its own settings.
 FALLBACK_SAMPLING: dict[str, Any] = {"temperature": 0.9, "top_p": 0.9}
 
-Progress = Callable[[str], None]
-
-
-def _terminal_progress(line: str) -> None:
-    """Progress on stderr, redrawn in place, only for a person at a terminal (not logs or pipes)."""
-    if sys.stderr.isatty():
-        sys.stderr.write(f"\r\033[K{line}" if line else "\r\033[K")
-        sys.stderr.flush()
-
 
 class IdeatePlugin:
     """Design thinking's ideas as one markdown table of 20 different ideas."""
 
     def __init__(self, progress: Progress | None = None, extra_requests: int = EXTRA_REQUESTS) -> None:
-        self._progress = progress or _terminal_progress
+        self._progress = progress or terminal_progress
         self._extra_requests = extra_requests
 
     @uses_model  # it asks the model and renders a table: no effect outside
@@ -107,13 +100,15 @@ class IdeatePlugin:
         kernel: Annotated[Kernel, {"include_in_function_choices": False}],
         input: Annotated[str, "The problem definitions (the Define output)"],
     ) -> Annotated[str, "One markdown table: Idea, Type, Problem it solves, Description"]:
-        service = _chat_service(kernel)
+        service = chat_service(kernel)
         if service is not None:
             from kernel_app.providers.execution_settings import supports_response_format
 
             if supports_response_format(service):
                 return await self._structured(kernel, service, input)
-        return await _run_prompt(kernel, input)
+        # The prompt this function replaced, streamed to a caller that streams, as a prompt function's answer is.
+        function = prompt_folder_function(PROMPT_FOLDER, "Ideate", "DesignThinking")
+        return await prompt_answer(kernel, function, KernelArguments(input=input), stream=True)
 
     async def _structured(self, kernel: Kernel, service: Any, input: str) -> str:
         table = IdeaTable(problems_in(input))
@@ -188,7 +183,8 @@ class IdeatePlugin:
         count = sum(asked.values())
         schema = ideas_schema(asked[LOWER], asked[HIGHER], label=not problem.label)
         options = {
-            **_sampling(),
+            # The sampling of the prompt's config.json, so a plugin author tunes one place.
+            **prompt_folder_sampling(PROMPT_FOLDER, SAMPLING_KEYS, FALLBACK_SAMPLING),
             "max_tokens": LABEL_TOKENS + TOKENS_PER_IDEA * count,
             "response_format": json_schema_format(schema, "ideas"),
         }
@@ -231,54 +227,3 @@ def _shape(asked: dict[str, int], *, label: bool) -> str:
         if count:
             shape[KEYS[fruit]] = [{"idea": "...", "description": "..."}]
     return json.dumps(shape)
-
-
-def _config() -> dict[str, Any]:
-    return json.loads((PROMPT_FOLDER / "config.json").read_text(encoding="utf-8"))
-
-
-def _sampling() -> dict[str, Any]:
-    """The sampling of the prompt's config.json ("default"), so a plugin author tunes one place."""
-    try:
-        chosen = _config()["execution_settings"]["default"]
-    except (OSError, ValueError, KeyError):
-        return dict(FALLBACK_SAMPLING)
-    return {key: value for key, value in chosen.items() if key in SAMPLING_KEYS} or dict(FALLBACK_SAMPLING)
-
-
-async def _run_prompt(kernel: Kernel, input: str) -> str:
-    """The prompt this function replaced, for a service without structured output; streamed to a caller
-    that streams, as a prompt function's answer is."""
-    from semantic_kernel.prompt_template import PromptTemplateConfig
-
-    from kernel_app.base.usage import Usage, report_usage
-
-    template = (PROMPT_FOLDER / "skprompt.txt").read_text(encoding="utf-8")
-    config = PromptTemplateConfig.model_validate({**_config(), "name": "Ideate", "template": template})
-    function = KernelFunctionFromPrompt(
-        function_name="Ideate", plugin_name="DesignThinking", prompt_template_config=config
-    )
-    arguments = KernelArguments(input=input)
-    if not streaming():
-        return str(await kernel.invoke(function, arguments))
-    parts: list[str] = []
-    usage = Usage()
-    try:
-        async for chunk in kernel.invoke_stream(function, arguments):
-            for message in chunk if isinstance(chunk, list) else [chunk]:
-                text = str(message) if message is not None else ""
-                parts.append(text)
-                send_part(text)
-                usage = usage + Usage.from_metadata(getattr(message, "metadata", None))
-    finally:
-        report_usage(usage)
-    return "".join(parts)
-
-
-def _chat_service(kernel: Kernel) -> Any:
-    from semantic_kernel.connectors.ai.chat_completion_client_base import ChatCompletionClientBase
-
-    try:
-        return kernel.get_service(type=ChatCompletionClientBase)
-    except Exception:  # no chat service: the prompt will say so, as it did before
-        return None

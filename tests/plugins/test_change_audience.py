@@ -3,10 +3,8 @@ structured output, rendered back in their layout; everything else by the prompt,
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
-from types import ModuleType
 
 import pytest
 
@@ -17,30 +15,12 @@ from kernel_app.base.paths import builtin_plugins_dir
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers.scripted import ScriptedChatCompletion, ScriptedRequest
-from plugins.BusinessThinking._markdown_tables import Kept, Prose, Table, parse, render
+from tests.support.native_plugins import StructuredScripted, load_plugin_module
 
 PLUGIN = builtin_plugins_dir() / "BusinessThinking"
 
 
-def _load_audience_plugin_module() -> ModuleType:
-    # The plugin folder is not a Python package; load its module as the plugin loader does, from its file.
-    spec = importlib.util.spec_from_file_location("audience_plugin_under_test", PLUGIN / "audience_plugin.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-audience = _load_audience_plugin_module()
-
-
-class StructuredScripted(ScriptedChatCompletion):
-    """The scripted service with OpenAI's settings class: a service with structured output."""
-
-    def get_prompt_execution_settings_class(self) -> type:
-        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
-
-        return OpenAIChatPromptExecutionSettings
+audience = load_plugin_module("BusinessThinking/audience_plugin.py", "audience_plugin_under_test")
 
 
 SWOT = """### Strengths
@@ -75,37 +55,6 @@ async def run_change_audience(service: ScriptedChatCompletion, text: str, level:
     function = resolve_function(built.kernel, "BusinessThinking.ChangeAudience")
     return (await run_chain(built.kernel, [function], input=text, variables={"level": level})).result
 
-
-# region the markdown tables
-
-
-def test_a_text_with_tables_renders_back_as_it_was() -> None:
-    text = "# Plan\n\nAn intro, on\ntwo lines.\n\n" + SWOT + "\n\n- a list\n- after it\n\n---\nThe end."
-    document = parse(text)
-    assert render(document) == text
-    kinds = [type(segment).__name__ for segment in document.segments]
-    assert kinds.count("Table") == 2 and kinds.count("Prose") == 3  # the intro, the list, the last line
-    first, second = document.tables
-    assert first.heading == "Strengths" and second.heading == "Threats"
-    assert first.columns == ["Point", "Why it matters"] and second.separator_line == "| :--- | ---: |"
-    assert first.rows[1] == ["Cost-effective", "The bakery can offer competitive pricing to a wide range of customers."]
-
-
-def test_table_rows_without_outer_pipes_and_with_escaped_pipes() -> None:
-    document = parse("a | b\n--- | ---\n| x \\| y | z |")
-    assert isinstance(document.segments[0], Prose)  # GitHub's rows without a leading pipe: read as text
-    (table,) = parse("| a | b |\n|---|---|\n| x \\| y | z |\nafter").tables
-    assert table.rows == [["x \\| y", "z"]]
-    assert audience.render_segment(Table("| a |", "| --- |", [["one | two\u200b"]])).endswith("| one \\| two |")
-
-
-def test_lines_that_only_look_like_a_table_are_prose() -> None:
-    document = parse("| not a table |\nno separator under it")
-    assert [type(s) for s in document.segments] == [Prose] and not document.tables
-    assert [type(s) for s in parse("\n### Heading").segments] == [Kept, Kept]
-
-
-# endregion
 
 # region the structured path
 

@@ -5,26 +5,21 @@ not installed."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from kernel_app.base.config import Settings
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
-from kernel_app.providers.llama.cache import is_verified, parts_installed
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, get_tier
-
-
-def _runnable() -> bool:
-    tier = get_tier(DEFAULT_TIER)
-    return importlib.util.find_spec("xllamacpp") is not None and (parts_installed(tier) or is_verified(tier))
-
+from tests.support.native_plugins import tier_runnable
 
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.e2e,
-    pytest.mark.skipif(not _runnable(), reason=f"default tier not installed: {get_tier(DEFAULT_TIER).install_command}"),
+    pytest.mark.skipif(
+        not tier_runnable(get_tier(DEFAULT_TIER)),
+        reason=f"default tier not installed: {get_tier(DEFAULT_TIER).install_command}",
+    ),
 ]
 
 TABLE = """### Opportunities

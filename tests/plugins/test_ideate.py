@@ -3,12 +3,10 @@ service has structured output (repeats dropped, more asked for, a bounded number
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -37,31 +35,14 @@ from plugins.DesignThinking._ideas import (
     quotas,
     read_answer,
 )
+from tests.support.native_plugins import StructuredScripted, load_plugin_module
 
 FOLDER = builtin_plugins_dir() / "DesignThinking"
 EVAL_FILE = FOLDER / "Ideate.evals.yaml"
 PIZZA = load_eval_file(EVAL_FILE).cases[0].vars["input"]
 
 
-def _load_ideate_plugin_module() -> ModuleType:
-    # The plugin folder is not a Python package; load its module as the plugin loader does, from its file.
-    spec = importlib.util.spec_from_file_location("ideate_plugin_under_test", FOLDER / "ideate_plugin.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ideate_plugin = _load_ideate_plugin_module()
-
-
-class StructuredScripted(ScriptedChatCompletion):
-    """The scripted service with OpenAI's settings class, so Ideate sees a service with structured output."""
-
-    def get_prompt_execution_settings_class(self) -> type:
-        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
-
-        return OpenAIChatPromptExecutionSettings
+ideate_plugin = load_plugin_module("DesignThinking/ideate_plugin.py", "ideate_plugin_under_test")
 
 
 WORDS = [

@@ -6,40 +6,28 @@ Skipped when the tiny tier is not installed."""
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from kernel_app.base.config import Settings
 from kernel_app.base.errors import ModelError
-from kernel_app.base.paths import builtin_plugins_dir
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.evals.assertions import cells_repeat
 from kernel_app.kernel.runner import run_chain
-from kernel_app.providers.llama.cache import is_verified, parts_installed
 from kernel_app.providers.llama.tiers import get_tier
+from tests.support.native_plugins import load_plugin_module, tier_runnable
 
 TINY = get_tier("smollm2-135m")
-
-
-def _runnable() -> bool:
-    return importlib.util.find_spec("xllamacpp") is not None and (parts_installed(TINY) or is_verified(TINY))
 
 
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.e2e,
-    pytest.mark.skipif(not _runnable(), reason=f"tiny tier not installed: {TINY.install_command}"),
+    pytest.mark.skipif(not tier_runnable(TINY), reason=f"tiny tier not installed: {TINY.install_command}"),
 ]
 
 
 def _plugin_class() -> type:
-    path = builtin_plugins_dir() / "DesignThinking" / "ideate_plugin.py"
-    spec = importlib.util.spec_from_file_location("ideate_plugin_on_llama", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.IdeatePlugin
+    return load_plugin_module("DesignThinking/ideate_plugin.py", "ideate_plugin_on_llama").IdeatePlugin
 
 
 async def test_ideate_on_the_tiny_tier_gives_different_ideas_of_both_fruits_in_two_requests() -> None:

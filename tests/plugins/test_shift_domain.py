@@ -3,34 +3,19 @@ where the service has structured output, with the headings and columns kept; the
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from types import ModuleType
-
-import pytest
 
 from kernel_app.base.config import Settings
 from kernel_app.base.effects import Effect, effect_of
 from kernel_app.base.partial_output import parts_to
-from kernel_app.base.paths import builtin_plugins_dir
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers.scripted import ScriptedChatCompletion
+from plugins.BusinessThinking._markdown_tables import fitted_rows, parse, parts, render
 from plugins.BusinessThinking._old_domain_words import old_domain_words, old_words_in, stem
-from plugins.BusinessThinking._table_document import parse_tables
+from tests.support.native_plugins import StructuredScripted, load_plugin_module
 
-
-def _load_plugin_module() -> ModuleType:
-    # The plugin folder is not a Python package; load its module as the plugin loader does, from its file.
-    path = builtin_plugins_dir() / "BusinessThinking" / "shift_domain_plugin.py"
-    spec = importlib.util.spec_from_file_location("shift_domain_plugin_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-shift_domain_plugin = _load_plugin_module()
+shift_domain_plugin = load_plugin_module("BusinessThinking/shift_domain_plugin.py", "shift_domain_plugin_under_test")
 ShiftDomainPlugin = shift_domain_plugin.ShiftDomainPlugin
 
 PIZZA_SWOT = """### Strengths
@@ -72,15 +57,6 @@ def rows_answer(category: str, count: int = 3, why: str = "Clients notice it.") 
 FOUR_TABLES = [rows_answer(category) for category in CATEGORIES]
 
 
-class StructuredScripted(ScriptedChatCompletion):
-    """The scripted service with OpenAI's settings class, so ShiftDomain sees a service with structured output."""
-
-    def get_prompt_execution_settings_class(self) -> type:
-        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
-
-        return OpenAIChatPromptExecutionSettings
-
-
 async def shift(service: ScriptedChatCompletion, swot: str = PIZZA_SWOT, domain: str = "cleaning services") -> str:
     built = build_kernel(Settings(), chat_service=service)
     function = resolve_function(built.kernel, "BusinessThinking.ShiftDomain")
@@ -92,42 +68,18 @@ async def shift(service: ScriptedChatCompletion, swot: str = PIZZA_SWOT, domain:
 
 
 def test_a_document_renders_back_as_it_was_read() -> None:
-    document = parse_tables(PIZZA_SWOT)
-    assert [t.heading for t in document.tables] == [f"### {c}" for c in CATEGORIES]
-    assert all(t.columns == ("Point", "Why it matters") and len(t.rows) == 3 for t in document.tables)
-    assert document.render() == PIZZA_SWOT
-    assert "".join(document.parts()) == PIZZA_SWOT
-
-
-def test_new_rows_keep_the_headings_columns_and_text_around_the_tables() -> None:
-    text = "Our SWOT:\n\n## Strengths\n| Point | Why |\n|:--|--:|\n| a | b |\n| c | d |\n\nThat is all."
-    document = parse_tables(text)
-    (table,) = document.tables
-    assert table.rows == (("a", "b"), ("c", "d")) and table.heading == "## Strengths"
-    shifted = document.with_rows([[("x | y", "z\nw"), ("e", "f")]]).render()
-    assert shifted == (
-        "Our SWOT:\n\n## Strengths\n| Point | Why |\n| --- | --- |\n| x / y | z w |\n| e | f |\n\nThat is all."
-    )
-    with pytest.raises(ValueError, match="2 row lists for 1 tables"):
-        document.with_rows([[], []])
-
-
-def test_a_pipe_line_without_a_separator_row_is_text_and_ragged_rows_fit_the_columns() -> None:
-    assert parse_tables("| a swot |").tables == []
-    (table,) = parse_tables("| A | B | C |\n| - | - | - |\n| 1 |\n| 1 | 2 | 3 | 4 |").tables
-    assert table.rows == (("1", "", ""), ("1", "2", "3 / 4"))
-
-
-def test_the_rest_from_a_table_starts_at_its_heading() -> None:
-    rest = parse_tables(PIZZA_SWOT).rest_from_table(2)
-    assert rest.strip().startswith("### Opportunities\n| Point |") and rest.rstrip().endswith("in the town |")
+    document = parse(PIZZA_SWOT)
+    assert [t.line_above for t in document.tables] == [f"### {c}" for c in CATEGORIES]
+    assert all(t.columns == ["Point", "Why it matters"] and len(t.rows) == 3 for t in document.tables)
+    assert render(document) == PIZZA_SWOT
+    assert "".join(parts(document)) == PIZZA_SWOT
 
 
 # region the old business's words
 
 
 def test_the_old_business_words_are_its_recurring_uncommon_words() -> None:
-    rows = [" ".join(row) for table in parse_tables(PIZZA_SWOT).tables for row in table.rows]
+    rows = [" ".join(row) for table in parse(PIZZA_SWOT).tables for row in table.rows]
     words = old_domain_words(rows, "cleaning services")
     assert words[:2] == ["shop", "pizza"] and "college" in words
     assert not {"customer", "competition", "limited", "online"} & set(words)
@@ -159,19 +111,19 @@ async def test_each_table_is_asked_for_as_json_and_rendered_with_its_headings_an
     schema = first.settings["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["rows"]["minItems"] == schema["properties"]["rows"]["maxItems"] == 3
     assert schema["properties"]["rows"]["items"]["required"] == ["Point", "Why it matters"]
-    document = parse_tables(result)
-    assert [t.heading for t in document.tables] == [f"### {c}" for c in CATEGORIES]
-    assert all(t.columns == ("Point", "Why it matters") for t in document.tables)
-    assert document.tables[3].rows[2] == ("Threats cleaning point 3", "Clients notice it.")
+    document = parse(result)
+    assert [t.line_above for t in document.tables] == [f"### {c}" for c in CATEGORIES]
+    assert all(t.columns == ["Point", "Why it matters"] for t in document.tables)
+    assert fitted_rows(document.tables[3])[2] == ("Threats cleaning point 3", "Clients notice it.")
     assert "pizza" not in result.lower()
 
 
 async def test_a_cell_cut_at_its_length_bound_ends_at_a_boundary() -> None:
-    bound = shift_domain_plugin.cell_bounds(parse_tables(PIZZA_SWOT).tables[0])[1]
+    bound = shift_domain_plugin.cell_bounds(parse(PIZZA_SWOT).tables[0])[1]
     cut = ("Clients come back every week. " * 10)[:bound]  # closed by the grammar mid-sentence
     service = StructuredScripted([rows_answer("Strengths", why=cut), *FOUR_TABLES[1:]])
     result = await shift(service)
-    cell = parse_tables(result).tables[0].rows[0][1]
+    cell = parse(result).tables[0].rows[0][1]
     assert cell.endswith("every week.") and cut.startswith(cell) and len(cell) > bound - 30
 
 
@@ -181,7 +133,7 @@ async def test_a_table_with_too_few_rows_is_asked_for_again_and_extra_rows_are_d
     result = await shift(service)
     assert len(service.requests) == 5
     assert "Your last answer was not that JSON" in service.requests[1].prompt
-    strengths = parse_tables(result).tables[0]
+    strengths = parse(result).tables[0]
     assert [row[0] for row in strengths.rows] == [f"Strengths cleaning point {n}" for n in (1, 2, 3)]
 
 
@@ -191,8 +143,8 @@ async def test_malformed_json_is_asked_for_again() -> None:
     service = StructuredScripted(['{"rows": [{"Point": "Clean', fenced, braced, *FOUR_TABLES[2:]])
     result = await shift(service)
     assert len(service.requests) == 5
-    assert parse_tables(result).tables[0].rows[0] == ("Strengths cleaning point 1", "Clients notice it.")
-    assert parse_tables(result).tables[1].rows[0] == ("Weaknesses cleaning point 1", "Clients notice it.")
+    assert fitted_rows(parse(result).tables[0])[0] == ("Strengths cleaning point 1", "Clients notice it.")
+    assert fitted_rows(parse(result).tables[1])[0] == ("Weaknesses cleaning point 1", "Clients notice it.")
 
 
 async def test_a_row_still_about_the_old_business_is_asked_for_once_more() -> None:
@@ -218,12 +170,12 @@ async def test_a_row_still_about_the_old_business_is_asked_for_once_more() -> No
     result = await shift(service)
     retry = service.requests[1].prompt
     assert "still wrote about the other business (college, pizza, shop) in row 2" in retry
-    rows = parse_tables(result).tables[0].rows
-    assert rows == (
+    rows = fitted_rows(parse(result).tables[0])
+    assert rows == [
         ("Owner-run", "Clients trust a name."),
         ("Student housing", "Dorms need cleaning between terms."),
         ("Many services", "Homes and offices alike."),
-    )
+    ]
 
 
 async def test_a_row_that_copies_its_old_row_is_asked_for_once_more() -> None:
@@ -240,7 +192,7 @@ async def test_a_row_that_copies_its_old_row_is_asked_for_once_more() -> None:
     result = await shift(service)
     assert "Your last answer copied the other business's row 1, changing only its name" in service.requests[1].prompt
     assert "still wrote about" not in service.requests[1].prompt
-    rows = parse_tables(result).tables[0].rows
+    rows = fitted_rows(parse(result).tables[0])
     assert rows[0] == ("Strengths cleaning point 1", "Clients notice it.") and rows[1][0] == "Trained crews"
 
 
@@ -249,7 +201,7 @@ async def test_a_row_the_retry_did_not_mend_keeps_the_first_answer() -> None:
     service = StructuredScripted([stale, "not json", *FOUR_TABLES[1:]])
     result = await shift(service)
     assert len(service.requests) == 5
-    assert parse_tables(result).tables[0].rows[0] == ("Strengths cleaning point 1", "Like a pizza oven.")
+    assert fitted_rows(parse(result).tables[0])[0] == ("Strengths cleaning point 1", "Like a pizza oven.")
 
 
 async def test_a_first_table_that_stays_unusable_falls_back_to_the_prompt() -> None:
@@ -292,7 +244,7 @@ async def test_streamed_tables_join_into_the_answer() -> None:
         function = built.kernel.get_function("BusinessThinking", "ShiftDomain")
         result = str(await built.kernel.invoke(function, input=PIZZA_SWOT + "\n\nThe end.", domain="cleaning"))
     assert len(shown) == 5 and shown[-1] == "\n\nThe end."
-    assert "".join(shown) == result and parse_tables(result).tables[3].heading == "### Threats"
+    assert "".join(shown) == result and parse(result).tables[3].line_above == "### Threats"
 
 
 # region the prompt: no tables, or no structured output

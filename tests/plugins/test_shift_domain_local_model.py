@@ -8,27 +8,22 @@ its three rows, and is about cleaning, not pizza. The whole eval file is measure
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from kernel_app.base.config import Settings
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
-from kernel_app.providers.llama.cache import is_verified, parts_installed
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, get_tier
-from plugins.BusinessThinking._table_document import parse_tables
-
-
-def _runnable() -> bool:
-    tier = get_tier(DEFAULT_TIER)
-    return importlib.util.find_spec("xllamacpp") is not None and (parts_installed(tier) or is_verified(tier))
-
+from plugins.BusinessThinking._markdown_tables import parse
+from tests.support.native_plugins import tier_runnable
 
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.e2e,
-    pytest.mark.skipif(not _runnable(), reason=f"default tier not installed: {get_tier(DEFAULT_TIER).install_command}"),
+    pytest.mark.skipif(
+        not tier_runnable(get_tier(DEFAULT_TIER)),
+        reason=f"default tier not installed: {get_tier(DEFAULT_TIER).install_command}",
+    ),
 ]
 
 STRENGTHS = """### Strengths
@@ -47,8 +42,8 @@ async def test_a_pizza_shops_table_becomes_a_cleaning_services_table() -> None:
     function = resolve_function(built.kernel, "BusinessThinking.ShiftDomain")
     run = await run_chain(built.kernel, [function], input=STRENGTHS, variables={"domain": "cleaning services"})
     answer = run.result
-    (table,) = parse_tables(answer).tables
-    assert table.heading == "### Strengths" and table.columns == ("Point", "Why it matters"), answer
+    (table,) = parse(answer).tables
+    assert table.line_above == "### Strengths" and table.columns == ["Point", "Why it matters"], answer
     assert len(table.rows) == 3 and all(all(cell for cell in row) for row in table.rows), answer
     assert "pizza" not in answer.lower() and "clean" in answer.lower(), answer
     assert run.usage.completion_tokens > 0

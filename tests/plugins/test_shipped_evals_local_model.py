@@ -8,8 +8,6 @@ on two busy cores. Skipped when the default tier is not installed.
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from kernel_app.base.config import Settings
@@ -17,19 +15,16 @@ from kernel_app.base.paths import builtin_plugins_dir
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.evals import load_eval_file
 from kernel_app.kernel.evals.runner import Target, run_evals
-from kernel_app.providers.llama.cache import is_verified, parts_installed
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, get_tier
-
-
-def _runnable() -> bool:
-    tier = get_tier(DEFAULT_TIER)
-    return importlib.util.find_spec("xllamacpp") is not None and (parts_installed(tier) or is_verified(tier))
-
+from tests.support.native_plugins import tier_runnable
 
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.e2e,
-    pytest.mark.skipif(not _runnable(), reason=f"default tier not installed: {get_tier(DEFAULT_TIER).install_command}"),
+    pytest.mark.skipif(
+        not tier_runnable(get_tier(DEFAULT_TIER)),
+        reason=f"default tier not installed: {get_tier(DEFAULT_TIER).install_command}",
+    ),
 ]
 
 

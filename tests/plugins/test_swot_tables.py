@@ -3,9 +3,7 @@ whatever layout the model drafted."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from types import ModuleType
 
 from kernel_app.base.config import Settings
 from kernel_app.base.paths import builtin_plugins_dir
@@ -24,19 +22,9 @@ from plugins.BusinessThinking._swot_tables import (
     render_swot,
     to_swot_tables,
 )
+from tests.support.native_plugins import StructuredScripted, load_plugin_module
 
-
-def _load_swot_plugin_module() -> ModuleType:
-    # The plugin folder is not a Python package; load its module as the plugin loader does, from its file.
-    path = builtin_plugins_dir() / "BusinessThinking" / "swot_plugin.py"
-    spec = importlib.util.spec_from_file_location("swot_plugin_under_test", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-swot_plugin = _load_swot_plugin_module()
+swot_plugin = load_plugin_module("BusinessThinking/swot_plugin.py", "swot_plugin_under_test")
 SWOTPlugin = swot_plugin.SWOTPlugin
 
 BULLETS = """Here is the analysis.
@@ -131,15 +119,6 @@ JSON_ANSWER = json.dumps(
         ],
     }
 )
-
-
-class StructuredScripted(ScriptedChatCompletion):
-    """The scripted service with OpenAI's settings class, so SWOT sees a service with structured output."""
-
-    def get_prompt_execution_settings_class(self) -> type:
-        from semantic_kernel.connectors.ai.open_ai import OpenAIChatPromptExecutionSettings
-
-        return OpenAIChatPromptExecutionSettings
 
 
 def test_json_points_are_read_and_repeats_dropped() -> None:
