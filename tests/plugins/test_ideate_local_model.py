@@ -6,24 +6,18 @@ Skipped when the tiny tier is not installed."""
 
 from __future__ import annotations
 
-import pytest
-
 from kernel_app.base.config import Settings
 from kernel_app.base.errors import ModelError
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.evals.assertions import cells_repeat
 from kernel_app.kernel.runner import run_chain
 from kernel_app.providers.llama.tiers import get_tier
-from tests.support.native_plugins import load_plugin_module, tier_runnable
+from tests.support.native_plugins import load_plugin_module, local_model_marks
 
 TINY = get_tier("smollm2-135m")
 
 
-pytestmark = [
-    pytest.mark.local_model,
-    pytest.mark.e2e,
-    pytest.mark.skipif(not tier_runnable(TINY), reason=f"tiny tier not installed: {TINY.install_command}"),
-]
+pytestmark = local_model_marks(TINY)
 
 
 def _plugin_class() -> type:

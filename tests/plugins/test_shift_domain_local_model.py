@@ -8,23 +8,14 @@ its three rows, and is about cleaning, not pizza. The whole eval file is measure
 
 from __future__ import annotations
 
-import pytest
-
 from kernel_app.base.config import Settings
 from kernel_app.kernel.builder import build_kernel
 from kernel_app.kernel.runner import resolve_function, run_chain
 from kernel_app.providers.llama.tiers import DEFAULT_TIER, get_tier
 from plugins.BusinessThinking._markdown_tables import parse
-from tests.support.native_plugins import tier_runnable
+from tests.support.native_plugins import local_model_marks
 
-pytestmark = [
-    pytest.mark.local_model,
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not tier_runnable(get_tier(DEFAULT_TIER)),
-        reason=f"default tier not installed: {get_tier(DEFAULT_TIER).install_command}",
-    ),
-]
+pytestmark = local_model_marks(get_tier(DEFAULT_TIER))
 
 STRENGTHS = """### Strengths
 | Point | Why it matters |

@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib.util
 from types import ModuleType
 
+import pytest
+
 from kernel_app.base.paths import builtin_plugins_dir
 from kernel_app.providers.llama.cache import is_verified, parts_installed
 from kernel_app.providers.llama.tiers import ModelTier
@@ -36,3 +38,13 @@ class StructuredScripted(ScriptedChatCompletion):
 def tier_runnable(tier: ModelTier) -> bool:
     """Whether llama.cpp's binding and ``tier``'s model are installed, so a ``local_model`` test can run."""
     return importlib.util.find_spec("xllamacpp") is not None and (parts_installed(tier) or is_verified(tier))
+
+
+def local_model_marks(tier: ModelTier) -> list[pytest.MarkDecorator]:
+    """A module's ``pytestmark`` for tests that run ``tier`` for real: ``local_model`` and ``e2e``, and
+    skipped (with the command that installs it) where that tier is not installed."""
+    return [
+        pytest.mark.local_model,
+        pytest.mark.e2e,
+        pytest.mark.skipif(not tier_runnable(tier), reason=f"{tier.name} not installed: {tier.install_command}"),
+    ]
