@@ -16,7 +16,7 @@ from semantic_kernel.contents import ChatHistory
 from kernel_app.providers.execution_settings import json_schema_format
 from kernel_app.providers.llama.script import NO_CJK_CLASS, NO_CJK_PATTERN, has_cjk, same_script, without_cjk
 from kernel_app.providers.llama.service import LocalLlamaPromptExecutionSettings
-from plugins.BusinessThinking._swot_tables import SWOT_SCHEMA
+from plugins.BusinessThinking._swot_tables import POINT_MAX, SWOT_SCHEMA
 from tests.support.fake_llama import llama_chunks, scripted_llama  # noqa: F401 (the fake llama.cpp fixture ``scripted``)
 
 SCHEMA = {
@@ -125,6 +125,6 @@ async def test_the_swot_request_reaching_llama_cpp_excludes_cjk(scripted) -> Non
     english, chinese = (json.dumps(r["response_format"], ensure_ascii=False) for r in server.requests)
     point: dict[str, Any] = server.requests[0]["response_format"]["json_schema"]["schema"]
     point = point["properties"]["strengths"]["items"]["properties"]["point"]
-    assert point["pattern"] == f"^{NO_CJK_CLASS}{{3,80}}$" and point["maxLength"] == 80
+    assert point["pattern"] == f"^{NO_CJK_CLASS}{{3,{POINT_MAX}}}$" and point["maxLength"] == POINT_MAX
     pattern = json.dumps(NO_CJK_CLASS, ensure_ascii=False)[1:-1]
     assert english.count(pattern) == 8 and pattern not in chinese  # point and why, in four quadrants
